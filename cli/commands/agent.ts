@@ -1,0 +1,107 @@
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import { findApp } from '../../core/config.js';
+import { homePaths } from '../../core/home.js';
+import { formatBytes, parseDuration } from '../../core/units.js';
+import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
+import { gatewayClient, loadKek } from '../connect.js';
+import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+
+export function registerAgent(program: Command, exit: ExitState): void {
+  program
+    .command('agent')
+    .description("replicate an app's volumes to the gateway (runs on the protected server)")
+    .requiredOption('--app <app>', 'the app to protect')
+    .option('--once', 'sync every change since the last point, commit one point and exit')
+    .option('--interval <duration>', 'pause between cycles (default: agent.interval in dr.yaml)')
+    .option('--json', 'print the cycle report as JSON (with --once)')
+    .action(
+      async (
+        opts: { app: string; once?: boolean; interval?: string; json?: boolean },
+        cmd: Command,
+      ) =>
+        runAction(exit, opts.json, async () => {
+          const ctx = contextOf(cmd);
+          const config = await ctx.config();
+          const appConfig = findApp(config, opts.app);
+          const intervalMs =
+            opts.interval === undefined ? config.agent.interval : parseDuration(opts.interval);
+          if (intervalMs === undefined || intervalMs < 100) {
+            throw usageError(
+              `--interval ${opts.interval} is not a duration of at least 100ms`,
+              'write it like 1s, 5s or 1m',
+            );
+          }
+          const log = ctx.log.child({ part: 'agent' });
+          const client = gatewayClient(config);
+          const controller = new AbortController();
+          const stop = () => controller.abort();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
+          const agent = new ReplicationAgent({
+            app: opts.app,
+            appConfig,
+            client,
+            kek: await loadKek(config),
+            stateDir: join(homePaths(config.home).stateDir, 'agents', opts.app),
+            batchBytes: config.agent.batchSize,
+            intervalMs,
+            log,
+            ...(bar ? { onProgress: bar.update } : {}),
+          });
+          try {
+            const report = await agent.run({ once: opts.once === true, signal: controller.signal });
+            bar?.stop();
+            if (opts.once && report) {
+              if (opts.json) printJson(report);
+              else
+                ctx.out(
+                  `point ${report.point.id} committed for ${opts.app}: ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
+                );
+            }
+            return 0;
+          } catch (err) {
+            bar?.stop();
+            if (controller.signal.aborted && !opts.once) return 0;
+            throw err;
+          } finally {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            client.close();
+          }
+        }),
+    );
+}
+
+/** A terminal progress bar for the scan; only drawn while a volume is being scanned. */
+function progressBar(): { update: (p: SyncProgress) => void; stop: () => void } {
+  const bar = new SingleBar({
+    format: '{volume} [{bar}] {percentage}% | {done}/{total} | sent {sent}',
+    hideCursor: true,
+    clearOnComplete: true,
+  });
+  let current = '';
+  return {
+    update: (p) => {
+      if (p.phase !== 'initial-sync') return;
+      if (p.volume !== current) {
+        if (current) bar.stop();
+        current = p.volume;
+        bar.start(p.size, 0, {
+          volume: p.volume,
+          done: '0 B',
+          total: formatBytes(p.size),
+          sent: '0 B',
+        });
+      }
+      bar.update(p.scanned, { done: formatBytes(p.scanned), sent: formatBytes(p.sentBytes) });
+      if (p.scanned >= p.size) {
+        bar.stop();
+        current = '';
+      }
+    },
+    stop: () => bar.stop(),
+  };
+}

@@ -1,0 +1,267 @@
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { type Document, isMap, type YAMLMap } from 'yaml';
+import {
+  APP_NAME,
+  type AppConfig,
+  findApp,
+  updateConfig,
+  VOLUME_NAME,
+  type VolumeConfig,
+} from '../../core/config.js';
+import { DrError, systemCode } from '../../core/errors.js';
+import { parseSize } from '../../core/units.js';
+import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+
+const TIERS = ['prod', 'staging', 'dev'] as const;
+type Tier = (typeof TIERS)[number];
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+interface AddOptions {
+  volume?: string[];
+  tier: string;
+  blockSize: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+export function registerApp(program: Command, exit: ExitState): void {
+  const app = program.command('app').description('add, list and remove the apps Lifeboat protects');
+
+  app
+    .command('add')
+    .description('protect an app: name its volumes (block devices or image files)')
+    .argument('<app>', 'app name: lower-case letters, digits and -')
+    .option(
+      '--volume <name=path>',
+      'a volume to replicate, like data=/dev/vdb (repeat for more)',
+      (value: string, list: string[] | undefined) => [...(list ?? []), value],
+    )
+    .option('--tier <tier>', 'prod, staging or dev: which policies apply', 'dev')
+    .option('--block-size <size>', 'replication block size, a power of two 4KiB-4MiB', '64KiB')
+    .option('--force', 'replace the app if it exists')
+    .option('--json', 'print the added app as JSON')
+    .action(async (name: string, opts: AddOptions, cmd: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(cmd);
+        const entry = await validateApp(name, opts);
+        const config = await ctx.config();
+        if (config.apps[name] && !opts.force) throw appExists(name);
+        await updateConfig(ctx.home, (doc) => {
+          if (appsMap(doc).has(name) && !opts.force) throw appExists(name);
+          appsMap(doc).set(name, doc.createNode(toYaml(entry)));
+        });
+        if (opts.json) {
+          printJson({ app: { name, ...entry }, replaced: config.apps[name] !== undefined });
+          return 0;
+        }
+        ctx.out(
+          `${config.apps[name] ? 'Replaced' : 'Added'} app ${name} (tier ${entry.tier}, block size ${sizeText(entry.blockSize)})`,
+        );
+        for (const v of entry.volumes) ctx.out(`  volume ${v.name}: ${v.path}`);
+        ctx.out(`Next: \`dr up\`, or run \`dr gateway\` and \`dr agent --app ${name}\``);
+        return 0;
+      }),
+    );
+
+  app
+    .command('list')
+    .description('show the protected apps')
+    .option('--json', 'print the apps as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(cmd);
+        const apps = Object.entries((await ctx.config()).apps).map(([name, a]) => ({
+          name,
+          ...a,
+        }));
+        if (opts.json) {
+          printJson({ apps });
+          return 0;
+        }
+        if (apps.length === 0) {
+          ctx.out('No apps yet. Add one with `dr app add APP --volume NAME=PATH`.');
+          return 0;
+        }
+        const rows = [
+          ['APP', 'TIER', 'BLOCK SIZE', 'VOLUMES'],
+          ...apps.map((a) => [
+            a.name,
+            a.tier,
+            sizeText(a.blockSize),
+            a.volumes.map((v) => `${v.name}=${v.path}`).join(', '),
+          ]),
+        ];
+        for (const line of table(rows)) ctx.out(line);
+        return 0;
+      }),
+    );
+
+  app
+    .command('remove')
+    .description('stop protecting an app (its replicas in the gateway store are kept)')
+    .argument('<app>', 'app name')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts: { json?: boolean }, cmd: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(cmd);
+        findApp(await ctx.config(), name);
+        await updateConfig(ctx.home, (doc) => {
+          const apps = appsMap(doc);
+          apps.delete(name);
+          // an empty block map would print as a lone `{}` on its own line
+          if (apps.items.length === 0) apps.flow = true;
+        });
+        if (opts.json) {
+          printJson({ removed: name });
+          return 0;
+        }
+        ctx.out(`Removed app ${name} from dr.yaml. Its replicas in the gateway store are kept.`);
+        return 0;
+      }),
+    );
+}
+
+async function validateApp(name: string, opts: AddOptions): Promise<AppConfig> {
+  if (!APP_NAME.test(name)) {
+    throw usageError(
+      `app name ${JSON.stringify(name)} is not valid`,
+      'use lower-case letters, digits and -, starting with a letter or digit (at most 63), like web or shop-db',
+    );
+  }
+  if (!(TIERS as readonly string[]).includes(opts.tier)) {
+    throw usageError(
+      `--tier ${JSON.stringify(opts.tier)} is not a tier`,
+      `use one of: ${TIERS.join(', ')}`,
+    );
+  }
+  const blockSize = parseSize(opts.blockSize);
+  if (
+    blockSize === undefined ||
+    blockSize < 4 * KiB ||
+    blockSize > 4 * MiB ||
+    (blockSize & (blockSize - 1)) !== 0
+  ) {
+    throw usageError(
+      `--block-size ${JSON.stringify(opts.blockSize)} is not a power of two between 4KiB and 4MiB`,
+      'pass a size like 4KiB, 64KiB or 1MiB',
+    );
+  }
+  const specs = opts.volume ?? [];
+  if (specs.length === 0) {
+    throw usageError(
+      `app ${name} needs at least one --volume`,
+      'pass --volume NAME=PATH, like --volume data=/dev/vdb',
+    );
+  }
+  const volumes: VolumeConfig[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const volumeName = eq < 0 ? '' : spec.slice(0, eq);
+    const path = eq < 0 ? '' : spec.slice(eq + 1);
+    if (eq < 0 || path === '') {
+      throw usageError(
+        `--volume ${JSON.stringify(spec)} is not NAME=PATH`,
+        'pass it like --volume data=/dev/vdb',
+      );
+    }
+    if (!VOLUME_NAME.test(volumeName)) {
+      throw usageError(
+        `volume name ${JSON.stringify(volumeName)} in --volume ${JSON.stringify(spec)} is not valid`,
+        'use lower-case letters, digits, - and _, starting with a letter or digit (at most 63)',
+      );
+    }
+    if (volumes.some((v) => v.name === volumeName)) {
+      throw usageError(
+        `volume name ${JSON.stringify(volumeName)} is given twice`,
+        'give each --volume of an app its own name',
+      );
+    }
+    volumes.push({ name: volumeName, path: await checkVolumePath(volumeName, path) });
+  }
+  return { tier: opts.tier as Tier, blockSize, volumes };
+}
+
+/** A volume is a block device or a regular file (an image) this user can read; returns its absolute path. */
+async function checkVolumePath(volume: string, path: string): Promise<string> {
+  const full = resolve(path);
+  const unreadable = (why: string, remedy: string, cause?: unknown) =>
+    new DrError(`volume ${volume}: ${full} ${why}`, {
+      code: 'volume_unreadable',
+      subject: full,
+      remedy,
+      cause,
+    });
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(full);
+  } catch (err) {
+    if (systemCode(err) === 'ENOENT') {
+      throw unreadable('does not exist', 'check the path (`lsblk` lists block devices)', err);
+    }
+    throw unreadable(
+      `cannot be examined (${systemCode(err) ?? 'error'})`,
+      'check the path and its permissions',
+      err,
+    );
+  }
+  if (!info.isBlockDevice() && !info.isFile()) {
+    throw unreadable(
+      info.isDirectory() ? 'is a directory' : 'is neither a block device nor a regular file',
+      'name a block device like /dev/vdb or a disk image file',
+    );
+  }
+  try {
+    await access(full, constants.R_OK);
+  } catch (err) {
+    throw unreadable(
+      'cannot be read by this user',
+      'run Lifeboat as a user that can read it (root, or a member of the disk group), or fix its permissions',
+      err,
+    );
+  }
+  return full;
+}
+
+/** The `apps` map of dr.yaml, created (in block style) when absent or empty. */
+function appsMap(doc: Document): YAMLMap {
+  let apps = doc.get('apps', true);
+  if (!isMap(apps)) {
+    apps = doc.createNode({});
+    doc.set('apps', apps);
+  }
+  const map = apps as YAMLMap;
+  map.flow = false;
+  return map;
+}
+
+function toYaml(app: AppConfig): Record<string, unknown> {
+  return {
+    tier: app.tier,
+    blockSize: sizeText(app.blockSize),
+    volumes: app.volumes.map((v) => ({ name: v.name, path: v.path })),
+  };
+}
+
+/** 65536 → 64KiB, 1048576 → 1MiB (block sizes are powers of two, at least 4KiB). */
+function sizeText(bytes: number): string {
+  return bytes % MiB === 0 ? `${bytes / MiB}MiB` : `${bytes / KiB}KiB`;
+}
+
+function appExists(name: string): DrError {
+  return new DrError(`app ${name} already exists in dr.yaml`, {
+    code: 'app_exists',
+    subject: name,
+    remedy: `run \`dr app remove ${name}\` first, or pass --force to replace it`,
+  });
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) =>
+    r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '),
+  );
+}

@@ -1,0 +1,132 @@
+import { chmod, mkdir, stat } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { dirname } from 'node:path';
+import type { Command } from 'commander';
+import { writeFileAtomic } from '../../core/atomic-file.js';
+import { defaultConfigText } from '../../core/config.js';
+import { DrError, systemCode } from '../../core/errors.js';
+import { homePaths } from '../../core/home.js';
+import {
+  createKeyEncryptionKeyFile,
+  loadKeyEncryptionKey,
+} from '../../replicator/crypto/key-encryption-key.js';
+import { createCertificates } from '../../replicator/transport/certificates.js';
+import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+
+const DEFAULT_GATEWAY = '127.0.0.1:7443';
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+interface InitOptions {
+  gateway: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+export function registerInit(program: Command, exit: ExitState): void {
+  program
+    .command('init')
+    .description('create a Lifeboat home: dr.yaml, the key encryption key and TLS certificates')
+    .option('--home <dir>', 'Lifeboat home to create (default: $DR_HOME or ./.lifeboat)')
+    .option(
+      '--gateway <host:port>',
+      'where the gateway listens and agents reach it',
+      DEFAULT_GATEWAY,
+    )
+    .option('--force', 'replace an existing home: new key and certificates, default dr.yaml')
+    .option('--json', 'print what was created as JSON')
+    .action(async (opts: InitOptions, cmd: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(cmd);
+        const gateway = parseGateway(opts.gateway);
+        const paths = homePaths(ctx.home);
+        const existing = await existingHomeFile([paths.config, paths.kek]);
+        if (existing && !opts.force) {
+          throw new DrError(`${paths.home} is already a Lifeboat home (${existing} exists)`, {
+            code: 'home_exists',
+            subject: paths.home,
+            remedy:
+              'use another --home, or pass --force to replace it. --force overwrites dr.yaml (its apps too) and replaces the key encryption key and certificates: replicas protected by the old key become unreadable and agents holding the old certificates are refused',
+          });
+        }
+
+        // Generate first: nothing is written if this fails.
+        const certs = createCertificates({ gatewayHosts: [gateway.host] });
+
+        await mkdir(paths.home, { recursive: true, mode: 0o700 });
+        await chmod(paths.home, 0o700);
+        for (const dir of [paths.tlsDir, paths.stateDir, dirname(paths.kek)]) {
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          await chmod(dir, 0o700);
+        }
+        await createKeyEncryptionKeyFile(paths.kek);
+        await writeFileAtomic(paths.caCert, certs.caCert, 0o644);
+        await writeFileAtomic(paths.caKey, certs.caKey, 0o600);
+        await writeFileAtomic(paths.gatewayCert, certs.gatewayCert, 0o644);
+        await writeFileAtomic(paths.gatewayKey, certs.gatewayKey, 0o600);
+        await writeFileAtomic(paths.agentCert, certs.agentCert, 0o644);
+        await writeFileAtomic(paths.agentKey, certs.agentKey, 0o600);
+        // dr.yaml last: a home without it is not yet a home, so an interrupted init is visible.
+        await writeFileAtomic(paths.config, defaultConfigText(gateway.text), 0o644);
+        const keyId = (await loadKeyEncryptionKey(paths.kek)).id.toString('hex');
+
+        const next = 'dr app add APP --volume NAME=PATH';
+        if (opts.json) {
+          printJson({
+            home: paths.home,
+            replaced: existing !== undefined,
+            gateway: gateway.text,
+            config: paths.config,
+            kek: { path: paths.kek, id: keyId },
+            tls: {
+              caCert: paths.caCert,
+              caKey: paths.caKey,
+              gatewayCert: paths.gatewayCert,
+              gatewayKey: paths.gatewayKey,
+              agentCert: paths.agentCert,
+              agentKey: paths.agentKey,
+            },
+            state: paths.stateDir,
+            next,
+          });
+          return 0;
+        }
+        ctx.out(`${existing ? 'Replaced' : 'Created'} Lifeboat home ${paths.home} (mode 0700)`);
+        ctx.out(`  dr.yaml        configuration; gateway at ${gateway.text}`);
+        ctx.out(`  keys/kek.key   key encryption key ${keyId} (mode 0600)`);
+        ctx.out('                 back it up off this machine: without it no replica can be read');
+        ctx.out('  tls/           CA, gateway and agent certificates (keys mode 0600)');
+        ctx.out('  state/         local state');
+        ctx.out(`Next: add an app to protect, like \`${next}\``);
+        return 0;
+      }),
+    );
+}
+
+/** Validates HOST:PORT (IPv4, [IPv6] or a DNS name; port 1–65535). */
+function parseGateway(value: string): { host: string; text: string } {
+  const m = /^(\[([0-9a-fA-F:]+)\]|[^:[\]]+):(\d{1,5})$/.exec(value.trim());
+  const host = m ? (m[2] ?? m[1] ?? '') : '';
+  const port = m ? Number(m[3]) : 0;
+  const hostOk = m?.[2] !== undefined ? isIP(host) === 6 : isIP(host) === 4 || DNS_NAME.test(host);
+  if (!m || !hostOk || port < 1 || port > 65535) {
+    throw usageError(
+      `--gateway ${JSON.stringify(value)} is not HOST:PORT`,
+      'pass it like 127.0.0.1:7443, 10.0.0.5:7443 or dr.example.com:7443 (port 1-65535)',
+    );
+  }
+  return { host, text: value.trim() };
+}
+
+/** The first of these files that exists, if any. */
+async function existingHomeFile(files: string[]): Promise<string | undefined> {
+  for (const file of files) {
+    try {
+      await stat(file);
+      return file;
+    } catch (err) {
+      if (systemCode(err) !== 'ENOENT') throw err;
+    }
+  }
+  return undefined;
+}

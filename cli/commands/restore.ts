@@ -1,0 +1,52 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { formatBytes } from '../../core/units.js';
+import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
+import { gatewayClient, loadKek } from '../connect.js';
+import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { pointArg } from './point-arg.js';
+
+export function registerRestore(program: Command, exit: ExitState): void {
+  program
+    .command('restore')
+    .description('write a byte-exact image of one volume at a recovery point')
+    .argument('<app>', 'the app')
+    .requiredOption('--point <id>', 'point id from `dr points`, or latest')
+    .requiredOption('--volume <name>', 'the volume to restore')
+    .requiredOption('--to <file>', 'image file to write (sparse where blocks are zero)')
+    .option('--force', 'replace --to if it exists')
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (
+        app: string,
+        opts: { point: string; volume: string; to: string; force?: boolean; json?: boolean },
+        cmd: Command,
+      ) =>
+        runAction(exit, opts.json, async () => {
+          const ctx = contextOf(cmd);
+          const config = await ctx.config();
+          const client = gatewayClient(config);
+          try {
+            const kek = await loadKek(config);
+            const point = await client.point(app, pointArg(opts.point));
+            const result = await restoreVolume({
+              client,
+              kek,
+              app,
+              point,
+              volume: opts.volume,
+              to: resolve(opts.to),
+              force: opts.force === true,
+            });
+            if (opts.json) printJson(result);
+            else
+              ctx.out(
+                `restored ${app}/${opts.volume} at point ${result.point} (${point.time}, ${point.label}) to ${result.to}: ${formatBytes(result.size)}, ${formatBytes(result.bytesWritten)} of data`,
+              );
+            return 0;
+          } finally {
+            client.close();
+          }
+        }),
+    );
+}

@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { type LoadedConfig, readConfig } from '../core/config.js';
+import { DrError, errorMessage, isDrError } from '../core/errors.js';
+import { resolveHome } from '../core/home.js';
+import { createLogger, type Logger } from '../core/log.js';
+
+/** What every command gets: where the home is, how to read its config, where to log. */
+export interface CliContext {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  out: (line: string) => void;
+  config: () => Promise<LoadedConfig>;
+}
+
+export function contextOf(cmd: Command, env: NodeJS.ProcessEnv = process.env): CliContext {
+  const opts = cmd.optsWithGlobals<{ home?: string }>();
+  const home = resolveHome(opts.home, env);
+  let cached: Promise<LoadedConfig> | undefined;
+  return {
+    home,
+    env,
+    log: createLogger({ level: env.DR_LOG_LEVEL ?? 'info' }),
+    out: (line) => process.stdout.write(`${line}\n`),
+    config: () => {
+      cached ??= readConfig(home, env);
+      return cached;
+    },
+  };
+}
+
+/** Exit code a command returns; a thrown DrError becomes one clear line and exit 2 (1 for findings). */
+export type ExitCode = number;
+
+export function reportError(err: unknown, json: boolean): ExitCode {
+  if (json) {
+    const body = isDrError(err)
+      ? { error: { code: err.code, message: err.message, subject: err.subject } }
+      : { error: { code: 'internal', message: errorMessage(err) } };
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+  }
+  if (isDrError(err)) process.stderr.write(`dr: ${err.message}\n`);
+  else
+    process.stderr.write(
+      `dr: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+  return 2;
+}
+
+export function usageError(message: string, remedy: string): DrError {
+  return new DrError(message, { code: 'usage', remedy });
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Each command action sets this; `run` returns it as the process exit code. */
+export interface ExitState {
+  code: number;
+}
+
+/** Runs a command body: its return value is the exit code, a thrown error is reported once. */
+export async function runAction(
+  exit: ExitState,
+  json: boolean | undefined,
+  body: () => Promise<number | undefined>,
+): Promise<void> {
+  try {
+    exit.code = (await body()) ?? 0;
+  } catch (err) {
+    exit.code = reportError(err, json === true);
+  }
+}

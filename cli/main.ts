@@ -1,0 +1,46 @@
+import { Command, CommanderError } from 'commander';
+import { registerAgent } from './commands/agent.js';
+import { registerApp } from './commands/app.js';
+import { registerGateway } from './commands/gateway.js';
+import { registerInit } from './commands/init.js';
+import { registerPoints } from './commands/points.js';
+import { registerRestore } from './commands/restore.js';
+import { registerStatus } from './commands/status.js';
+import { registerVerify } from './commands/verify.js';
+import type { ExitState } from './context.js';
+
+export function buildProgram(exit: ExitState): Command {
+  const program = new Command('dr')
+    .description('Lifeboat: disaster recovery for cloud servers, run from chat')
+    .option('--home <dir>', 'Lifeboat home (default: $DR_HOME or ./.lifeboat)')
+    .showHelpAfterError('(run `dr --help` for usage)')
+    .exitOverride();
+  for (const register of [
+    registerInit,
+    registerApp,
+    registerGateway,
+    registerAgent,
+    registerPoints,
+    registerRestore,
+    registerVerify,
+    registerStatus,
+  ]) {
+    register(program, exit);
+  }
+  return program;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const exit: ExitState = { code: 0 };
+  const program = buildProgram(exit);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    throw err;
+  }
+  return exit.code;
+}

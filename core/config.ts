@@ -1,0 +1,219 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { type Document, LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { writeFileAtomic } from './atomic-file.js';
+import { DrError, systemCode } from './errors.js';
+import { homePaths } from './home.js';
+import { parseDuration, parseSize } from './units.js';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, like 127.0.0.1:7443');
+
+const size = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const n = parseSize(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a ${what} size like 64KiB or 4MiB` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const n = parseDuration(v);
+  if (n === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like 5s, 30m, 1h or 30d' });
+    return z.NEVER;
+  }
+  return n;
+});
+
+export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const VOLUME_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+const blockSize = size('block').refine(
+  (n) => n >= 4096 && n <= 4 * 1024 * 1024 && (n & (n - 1)) === 0,
+  'expected a power of two between 4KiB and 4MiB',
+);
+
+const volumeSchema = z.object({
+  name: z.string().regex(VOLUME_NAME, 'expected lower-case letters, digits, - or _'),
+  path: z.string().min(1),
+});
+
+const appSchema = z.object({
+  tier: z.enum(['prod', 'staging', 'dev']).default('dev'),
+  blockSize: blockSize.default(64 * 1024),
+  volumes: z
+    .array(volumeSchema)
+    .min(1, 'an app needs at least one volume')
+    .refine((v) => new Set(v.map((x) => x.name)).size === v.length, 'volume names must differ'),
+});
+
+const configSchema = z.object({
+  version: z.literal(1).default(1),
+  gateway: z
+    .object({
+      listen: hostPort.default('127.0.0.1:7443'),
+      address: hostPort.default('127.0.0.1:7443'),
+      store: z.string().default('store'),
+      minFreeSpace: size('disk').default(64 * 1024 * 1024),
+    })
+    .default({
+      listen: '127.0.0.1:7443',
+      address: '127.0.0.1:7443',
+      store: 'store',
+      minFreeSpace: 64 * 1024 * 1024,
+    }),
+  retention: z
+    .object({
+      all: duration.default(3_600_000),
+      hourly: duration.default(86_400_000),
+      daily: duration.default(30 * 86_400_000),
+    })
+    .default({ all: 3_600_000, hourly: 86_400_000, daily: 30 * 86_400_000 }),
+  agent: z
+    .object({ interval: duration.default(5000), batchSize: size('batch').default(4 * 1024 * 1024) })
+    .default({ interval: 5000, batchSize: 4 * 1024 * 1024 }),
+  apps: z
+    .record(z.string().regex(APP_NAME, 'app names are lower-case letters, digits and -'), appSchema)
+    .default({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type AppConfig = Config['apps'][string];
+export type VolumeConfig = AppConfig['volumes'][number];
+
+/** A config as read from DR_HOME, with paths resolved and environment overrides applied. */
+export interface LoadedConfig extends Config {
+  home: string;
+  /** Absolute path of the gateway's store. */
+  storeDir: string;
+}
+
+/** Reads and validates DR_HOME/dr.yaml; `DR_GATEWAY` overrides gateway.address. */
+export async function readConfig(
+  home: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<LoadedConfig> {
+  const paths = homePaths(home);
+  let text: string;
+  try {
+    text = await readFile(paths.config, 'utf8');
+  } catch (err) {
+    if (systemCode(err) === 'ENOENT') {
+      throw new DrError(`no Lifeboat home at ${paths.home} (${paths.config} is missing)`, {
+        code: 'home_missing',
+        subject: paths.config,
+        remedy: 'run `dr init` (or set DR_HOME / --home to an existing home)',
+      });
+    }
+    throw new DrError(`cannot read ${paths.config}: ${(err as Error).message}`, {
+      code: 'config_invalid',
+      subject: paths.config,
+      remedy: 'check the file permissions',
+      cause: err,
+    });
+  }
+  const config = parseConfig(text, paths.config);
+  if (env.DR_GATEWAY) {
+    const r = hostPort.safeParse(env.DR_GATEWAY);
+    if (!r.success) {
+      throw new DrError(`DR_GATEWAY is not HOST:PORT (${JSON.stringify(env.DR_GATEWAY)})`, {
+        code: 'config_invalid',
+        subject: 'DR_GATEWAY',
+        remedy: 'set it like 127.0.0.1:7443, or unset it to use gateway.address from dr.yaml',
+      });
+    }
+    config.gateway.address = r.data;
+  }
+  const storeDir = isAbsolute(config.gateway.store)
+    ? config.gateway.store
+    : resolve(paths.home, config.gateway.store);
+  return { ...config, home: paths.home, storeDir };
+}
+
+/** Validates YAML text; errors name the file, line, key and what was expected. */
+export function parseConfig(text: string, file = 'dr.yaml'): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const at = e?.linePos?.[0] ?? (e ? lines.linePos(e.pos[0]) : undefined);
+    const why = e?.message.split('\n')[0] ?? 'parse error';
+    throw new DrError(`${file}${at ? `:${at.line}` : ''}: not valid YAML (${why})`, {
+      code: 'config_invalid',
+      subject: file,
+      remedy: 'fix the YAML syntax on that line',
+    });
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = (issue?.path ?? []).map((p) => (typeof p === 'symbol' ? String(p) : p));
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
+  const key = path.length > 0 ? path.join('.') : '(top level)';
+  // zod reports a bad record key as "Invalid key in record", with the key's own message nested
+  const nested = issue?.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+  const message = nested ?? issue?.message ?? 'invalid';
+  throw new DrError(`${file}${line ? `:${line}` : ''}: ${key}: ${message}`, {
+    code: 'config_invalid',
+    subject: key,
+    remedy: `correct ${key} in ${file}`,
+  });
+}
+
+/**
+ * Changes dr.yaml through its YAML document, so comments and layout survive,
+ * and validates the result before it replaces the file.
+ */
+export async function updateConfig(home: string, change: (doc: Document) => void): Promise<Config> {
+  const paths = homePaths(home);
+  const text = await readFile(paths.config, 'utf8');
+  const doc = parseDocument(text);
+  change(doc);
+  const next = doc.toString();
+  const config = parseConfig(next, paths.config);
+  await writeFileAtomic(paths.config, next);
+  return config;
+}
+
+export function findApp(config: Config, app: string): AppConfig {
+  const found = config.apps[app];
+  if (!found) {
+    const known = Object.keys(config.apps);
+    throw new DrError(`no app named ${JSON.stringify(app)}`, {
+      code: 'app_unknown',
+      subject: app,
+      remedy: known.length
+        ? `use one of: ${known.join(', ')} (see \`dr app list\`)`
+        : 'add one with `dr app add APP --volume NAME=PATH`',
+    });
+  }
+  return found;
+}
+
+export function defaultConfigText(gateway: string): string {
+  return `# Lifeboat configuration. See docs/configuration.md for every key.
+version: 1
+gateway:
+  # where \`dr gateway\` listens, and where agents and the CLI reach it
+  listen: ${gateway}
+  address: ${gateway}
+  # encrypted block store, relative to this directory
+  store: store
+  # the gateway refuses new batches when its disk has less free space than this
+  minFreeSpace: 64MiB
+retention:
+  all: 1h      # keep every recovery point for an hour
+  hourly: 24h  # then one an hour for a day
+  daily: 30d   # then one a day for 30 days
+agent:
+  interval: 5s
+  batchSize: 4MiB
+apps: {}
+`;
+}

@@ -1,0 +1,136 @@
+import { constants } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../core/atomic-file.js';
+import { systemCode } from '../../core/errors.js';
+import { MAC_BYTES } from '../crypto/volume-key.js';
+
+/** What the agent remembers between runs, beside the MAC files. */
+export interface AgentStateFile {
+  /** The gateway store these MACs describe; a different one means start over from its head. */
+  storeId: string;
+  volumes: Record<string, { size: number; blockSize: number }>;
+}
+
+interface Intent {
+  seq: number;
+  /** volume name → [block, mac hex][] */
+  blocks: Record<string, Array<[number, string]>>;
+}
+
+/**
+ * The MAC of every block as the DR site holds it, per volume, kept on disk
+ * so a restarted agent sends only what changed. A batch's MACs are written
+ * as an intent before it is sent and applied once the gateway acknowledged
+ * it, so neither a crash nor a lost acknowledgement loses a change.
+ */
+export class MacState {
+  readonly macs = new Map<string, Buffer>();
+  private readonly files = new Map<string, FileHandle>();
+  /** Byte range of each MAC buffer changed since the last flush. */
+  private readonly dirty = new Map<string, [number, number]>();
+
+  private constructor(
+    readonly dir: string,
+    public state: AgentStateFile | undefined,
+  ) {}
+
+  static async open(dir: string): Promise<MacState> {
+    await mkdir(join(dir, 'intents'), { recursive: true });
+    let state: AgentStateFile | undefined;
+    try {
+      state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as AgentStateFile;
+    } catch (err) {
+      if (systemCode(err) !== 'ENOENT') throw err;
+    }
+    return new MacState(dir, state);
+  }
+
+  /** Loads a volume's MACs, or starts from `initial` (the gateway's view) when there are none or they are stale. */
+  async load(
+    volume: string,
+    blocks: number,
+    initial: () => Promise<Buffer>,
+    trustLocal: boolean,
+  ): Promise<Buffer> {
+    const path = join(this.dir, `${volume}.macs`);
+    let macs: Buffer | undefined;
+    if (trustLocal) {
+      try {
+        const raw = await readFile(path);
+        if (raw.length === blocks * MAC_BYTES) macs = raw;
+      } catch (err) {
+        if (systemCode(err) !== 'ENOENT') throw err;
+      }
+    }
+    macs ??= await initial();
+    await writeFileAtomic(path, macs);
+    this.macs.set(volume, macs);
+    this.files.set(volume, await open(path, constants.O_RDWR));
+    return macs;
+  }
+
+  async saveState(state: AgentStateFile): Promise<void> {
+    this.state = state;
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(state, null, 2));
+  }
+
+  async writeIntent(intent: Intent): Promise<void> {
+    await writeFile(join(this.dir, 'intents', `${intent.seq}.json`), JSON.stringify(intent));
+  }
+
+  async pendingIntents(): Promise<Intent[]> {
+    const names = await readdir(join(this.dir, 'intents'));
+    const out: Intent[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json'))) {
+      try {
+        out.push(JSON.parse(await readFile(join(this.dir, 'intents', n), 'utf8')) as Intent);
+      } catch {
+        // A torn intent belongs to a batch that was never sent whole: dropping it only resends blocks.
+        await rm(join(this.dir, 'intents', n), { force: true });
+      }
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  async dropIntent(seq: number): Promise<void> {
+    await rm(join(this.dir, 'intents', `${seq}.json`), { force: true });
+  }
+
+  /** Records that the gateway durably holds these blocks (in memory and in the MAC files). */
+  apply(intent: Intent): void {
+    for (const [volume, blocks] of Object.entries(intent.blocks)) {
+      const macs = this.macs.get(volume);
+      if (!macs) continue;
+      let [lo, hi] = this.dirty.get(volume) ?? [Number.POSITIVE_INFINITY, 0];
+      for (const [block, hex] of blocks) {
+        const at = block * MAC_BYTES;
+        if (at + MAC_BYTES > macs.length) continue;
+        Buffer.from(hex, 'hex').copy(macs, at);
+        lo = Math.min(lo, at);
+        hi = Math.max(hi, at + MAC_BYTES);
+      }
+      if (hi > lo) this.dirty.set(volume, [lo, hi]);
+    }
+  }
+
+  /** Makes applied MACs durable, then forgets the intents they came from. */
+  async flush(seqs: number[]): Promise<void> {
+    for (const [volume, [lo, hi]] of this.dirty) {
+      const fh = this.files.get(volume);
+      const macs = this.macs.get(volume);
+      if (!fh || !macs) continue;
+      await fh.write(macs, lo, hi - lo, lo);
+      await fh.sync();
+    }
+    this.dirty.clear();
+    for (const seq of seqs) await this.dropIntent(seq);
+  }
+
+  async close(): Promise<void> {
+    for (const fh of this.files.values()) await fh.close();
+    this.files.clear();
+  }
+}
+
+export type { Intent };

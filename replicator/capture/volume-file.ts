@@ -1,0 +1,69 @@
+import { constants } from 'node:fs';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
+import { DrError, systemCode } from '../../core/errors.js';
+
+/** A protected volume opened for reading: a regular image file or a block device. */
+export class VolumeFile {
+  private constructor(
+    readonly name: string,
+    readonly path: string,
+    private readonly fh: FileHandle,
+    readonly isBlockDevice: boolean,
+    private readonly rdev: number,
+  ) {}
+
+  static async open(name: string, path: string): Promise<VolumeFile> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, constants.O_RDONLY);
+    } catch (err) {
+      const code = systemCode(err);
+      throw new DrError(
+        `volume ${name} (${path}) ${code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable' : `cannot be opened (${code})`}`,
+        {
+          code: 'volume_unreadable',
+          subject: path,
+          remedy:
+            code === 'EACCES'
+              ? 'run the agent as a user that can read it (root for block devices)'
+              : `fix the path with \`dr app add … --volume ${name}=PATH --force\``,
+          cause: err,
+        },
+      );
+    }
+    const st = await fh.stat();
+    if (!st.isFile() && !st.isBlockDevice()) {
+      await fh.close();
+      throw new DrError(`volume ${name} (${path}) is neither an image file nor a block device`, {
+        code: 'volume_unreadable',
+        subject: path,
+        remedy: 'point the volume at a raw image file or a block device',
+      });
+    }
+    return new VolumeFile(name, path, fh, st.isBlockDevice(), st.rdev);
+  }
+
+  /** Current size in bytes; block devices report theirs through sysfs. */
+  async size(): Promise<number> {
+    if (!this.isBlockDevice) return (await this.fh.stat()).size;
+    const major = Math.floor(this.rdev / 256) & 0xfff;
+    const minor = (this.rdev & 0xff) | ((this.rdev >> 12) & 0xfff00);
+    const sectors = await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
+    return Number(sectors.trim()) * 512;
+  }
+
+  /** Reads up to `length` bytes at `position` into `into`; returns the count read. */
+  async read(into: Buffer, position: number, length = into.length): Promise<number> {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(into, done, length - done, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}

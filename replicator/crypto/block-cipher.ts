@@ -1,0 +1,170 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { compressSync, uncompressSync } from 'lz4-napi';
+import { DrError } from '../../core/errors.js';
+import { blockMac, MAC_BYTES, type VolumeKeys } from './volume-key.js';
+
+export const FLAG_ZERO = 1;
+export const FLAG_LZ4 = 2;
+
+/**
+ * One encrypted block as it travels and as the gateway stores it:
+ * volumeId u16 | block u32 | flags u8 | plainLen u32 | mac[16] | nonce[12] | ctLen u32 | ct (tag last).
+ */
+export const RECORD_HEADER_BYTES = 2 + 4 + 1 + 4 + MAC_BYTES + 12 + 4;
+const TAG_BYTES = 16;
+
+export interface BlockContext {
+  app: string;
+  volume: string;
+  volumeId: number;
+  block: number;
+  /** The batch sequence number the block first travelled in. */
+  seq: number;
+}
+
+export interface RecordHeader {
+  volumeId: number;
+  block: number;
+  flags: number;
+  plainLen: number;
+  mac: Buffer;
+  nonce: Buffer;
+  ctLen: number;
+}
+
+/** Binds a ciphertext to its app, volume, block, sequence and shape, so it cannot be moved or replayed. */
+function aad(ctx: BlockContext, flags: number, plainLen: number): Buffer {
+  return Buffer.from(
+    `lifeboat-block-v1\0${ctx.app}\0${ctx.volume}\0${ctx.block}\0${ctx.seq}\0${flags}\0${plainLen}`,
+  );
+}
+
+function isZero(buf: Uint8Array): boolean {
+  // Compare 8 bytes at a time where alignment allows; blocks are multiples of 4 KiB.
+  if (buf.byteLength % 8 === 0 && buf.byteOffset % 8 === 0) {
+    const words = new BigUint64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8);
+    for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
+    return true;
+  }
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Compresses (lz4, kept only when it saves at least 1/16), encrypts with
+ * AES-256-GCM under a random nonce, and frames one block. `mac` is the keyed
+ * MAC of `plain`, computed by the caller that already needed it for change detection.
+ */
+export function sealBlock(keys: VolumeKeys, ctx: BlockContext, plain: Buffer, mac: Buffer): Buffer {
+  let flags = 0;
+  let payload: Buffer = plain;
+  if (isZero(plain)) {
+    flags = FLAG_ZERO;
+    payload = Buffer.alloc(0);
+  } else {
+    const packed = compressSync(plain);
+    if (packed.length <= plain.length - (plain.length >> 4)) {
+      flags = FLAG_LZ4;
+      payload = packed;
+    }
+  }
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', keys.enc, nonce);
+  c.setAAD(aad(ctx, flags, plain.length));
+  const ctLen = payload.length + TAG_BYTES;
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + ctLen);
+  let o = 0;
+  o = out.writeUInt16BE(ctx.volumeId, o);
+  o = out.writeUInt32BE(ctx.block, o);
+  o = out.writeUInt8(flags, o);
+  o = out.writeUInt32BE(plain.length, o);
+  o += mac.copy(out, o, 0, MAC_BYTES);
+  o += nonce.copy(out, o);
+  o = out.writeUInt32BE(ctLen, o);
+  o += c.update(payload).copy(out, o);
+  o += c.final().copy(out, o);
+  c.getAuthTag().copy(out, o);
+  return out;
+}
+
+/** Reads a record header; throws when the bytes cannot be one. */
+export function readRecordHeader(buf: Buffer, offset = 0): RecordHeader {
+  if (buf.length - offset < RECORD_HEADER_BYTES) throw new RangeError('record header cut short');
+  let o = offset;
+  const volumeId = buf.readUInt16BE(o);
+  o += 2;
+  const block = buf.readUInt32BE(o);
+  o += 4;
+  const flags = buf.readUInt8(o);
+  o += 1;
+  const plainLen = buf.readUInt32BE(o);
+  o += 4;
+  const mac = buf.subarray(o, o + MAC_BYTES);
+  o += MAC_BYTES;
+  const nonce = buf.subarray(o, o + 12);
+  o += 12;
+  const ctLen = buf.readUInt32BE(o);
+  if (ctLen < TAG_BYTES || (flags & ~(FLAG_ZERO | FLAG_LZ4)) !== 0) {
+    throw new RangeError('record header is malformed');
+  }
+  return { volumeId, block, flags, plainLen, mac, nonce, ctLen };
+}
+
+export function recordLength(header: RecordHeader): number {
+  return RECORD_HEADER_BYTES + header.ctLen;
+}
+
+/**
+ * Authenticates, decrypts and decompresses a record, then checks the plaintext
+ * against its keyed MAC. Any mismatch throws `block_corrupt` naming the block;
+ * no unauthenticated byte is ever returned.
+ */
+export function openBlock(keys: VolumeKeys, ctx: BlockContext, record: Buffer): Buffer {
+  const where = `${ctx.app}/${ctx.volume} block ${ctx.block}`;
+  const fail = (why: string, cause?: unknown): never => {
+    throw new DrError(`${where}: ${why}`, {
+      code: 'block_corrupt',
+      subject: where,
+      remedy:
+        'restore an older recovery point, or re-sync the volume from the source (`dr agent --once`)',
+      cause,
+    });
+  };
+  let h: RecordHeader;
+  try {
+    h = readRecordHeader(record);
+  } catch (err) {
+    return fail('record is malformed', err);
+  }
+  if (h.volumeId !== ctx.volumeId || h.block !== ctx.block) {
+    fail(`the store holds block ${h.block} of volume #${h.volumeId} in its place`);
+  }
+  if (record.length < RECORD_HEADER_BYTES + h.ctLen) fail('record is cut short');
+  const ct = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + h.ctLen - TAG_BYTES);
+  const tag = record.subarray(
+    RECORD_HEADER_BYTES + h.ctLen - TAG_BYTES,
+    RECORD_HEADER_BYTES + h.ctLen,
+  );
+  let payload: Buffer;
+  try {
+    const d = createDecipheriv('aes-256-gcm', keys.enc, h.nonce);
+    d.setAAD(aad(ctx, h.flags, h.plainLen));
+    d.setAuthTag(tag);
+    payload = Buffer.concat([d.update(ct), d.final()]);
+  } catch (err) {
+    return fail('ciphertext does not authenticate (tampered, moved or replayed)', err);
+  }
+  let plain: Buffer;
+  if (h.flags & FLAG_ZERO) plain = Buffer.alloc(h.plainLen);
+  else if (h.flags & FLAG_LZ4) {
+    try {
+      plain = uncompressSync(payload);
+    } catch (err) {
+      return fail('compressed payload does not decompress', err);
+    }
+  } else plain = payload;
+  if (plain.length !== h.plainLen)
+    fail(`plaintext is ${plain.length} bytes, expected ${h.plainLen}`);
+  if (!blockMac(keys.mac, plain).equals(h.mac)) fail('plaintext does not match its keyed MAC');
+  return plain;
+}

@@ -1,0 +1,107 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DrError } from '../../core/errors.js';
+import { type Logger, silentLog } from '../../core/log.js';
+import { AppStore } from './app-store.js';
+
+export type { AppStats, AppStore, CommitRequest } from './app-store.js';
+export type {
+  PointInfo,
+  PointLabel,
+  PointVolumeInfo,
+  VolumeMeta,
+  VolumeProposal,
+} from './catalog.js';
+export type { GcResult } from './garbage-collector.js';
+export type { IndexEntry } from './point-index.js';
+export type { RetentionRules } from './retention.js';
+
+export interface BlockStoreOptions {
+  /** The store folder; apps live in `<dir>/apps/<app>/`. Created when missing. */
+  dir: string;
+  log?: Logger;
+  /** A segment file is sealed once it holds this many bytes (256 MiB). */
+  segmentBytes?: number;
+}
+
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The gateway's durable store of encrypted blocks: one AppStore per protected app. It never holds keys. */
+export class BlockStore {
+  readonly #apps = new Map<string, AppStore>();
+  readonly #creating = new Map<string, Promise<AppStore>>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+    private readonly segmentBytes: number,
+  ) {}
+
+  /** Opens the store and every app in it, recovering each from a crash if needed. */
+  static async open({
+    dir,
+    log = silentLog,
+    segmentBytes = 256 * 1024 * 1024,
+  }: BlockStoreOptions): Promise<BlockStore> {
+    const store = new BlockStore(dir, log, segmentBytes);
+    const appsDir = join(dir, 'apps');
+    await mkdir(appsDir, { recursive: true });
+    for (const entry of await readdir(appsDir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !APP_NAME.test(entry.name)) continue;
+      const app = await AppStore.open(store.#options(entry.name));
+      store.#apps.set(entry.name, app);
+    }
+    return store;
+  }
+
+  /** Names of the apps held, sorted. */
+  apps(): string[] {
+    return [...this.#apps.keys()].sort();
+  }
+
+  app(name: string): AppStore | undefined {
+    return this.#apps.get(name);
+  }
+
+  /** The app's store, created (empty, with a new storeId) on first use. */
+  async ensureApp(name: string): Promise<AppStore> {
+    const held = this.#apps.get(name);
+    if (held) return held;
+    if (!APP_NAME.test(name)) {
+      throw new DrError(`${JSON.stringify(name)} is not a usable app name`, {
+        code: 'bad_request',
+        subject: name,
+        remedy: 'name apps with letters, digits, dot, dash and underscore (at most 64)',
+      });
+    }
+    let creating = this.#creating.get(name);
+    if (!creating) {
+      creating = AppStore.create(this.#options(name)).then(
+        (app) => {
+          this.#apps.set(name, app);
+          this.#creating.delete(name);
+          return app;
+        },
+        (err: unknown) => {
+          this.#creating.delete(name);
+          throw err;
+        },
+      );
+      this.#creating.set(name, creating);
+    }
+    return creating;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#apps.values()].map((a) => a.close()));
+  }
+
+  #options(name: string) {
+    return {
+      dir: join(this.dir, 'apps', name),
+      name,
+      log: this.log.child({ app: name }),
+      segmentBytes: this.segmentBytes,
+    };
+  }
+}

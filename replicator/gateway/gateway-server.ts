@@ -1,0 +1,633 @@
+import { randomUUID } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TlsOptions } from 'node:tls';
+import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
+import { type Logger, silentLog } from '../../core/log.js';
+import { decodeBatch } from '../transport/batch-codec.js';
+import type {
+  AppStatus,
+  CommitRequest,
+  HeartbeatRequest,
+  Phase,
+  SessionRequest,
+  SessionResponse,
+  VolumeInfo,
+} from '../transport/wire-types.js';
+import type { AppStore, BlockStore, VolumeMeta } from './block-store.js';
+import type { RetentionRules } from './retention.js';
+
+export interface GatewayOptions {
+  store: BlockStore;
+  /** HOST:PORT to listen on; port 0 picks a free one. */
+  listen: string;
+  tls: TlsOptions;
+  retention: RetentionRules;
+  /** New batches are refused (507) while the store's disk has less free space than this. */
+  minFreeSpace?: number;
+  /** An agent that has not been heard of for this long loses its lease on the app. */
+  leaseMs?: number;
+  /** Largest batch body accepted. */
+  maxBatchBytes?: number;
+  log?: Logger;
+  now?: () => number;
+}
+
+export interface Gateway {
+  server: Server;
+  /** HOST:PORT actually bound. */
+  address: string;
+  close(): Promise<void>;
+}
+
+interface Lease {
+  sessionId: string;
+  host: string;
+  pid: number;
+  lastSeen: number;
+  phase: Phase;
+  intervalMs: number;
+  backlogBytes: number;
+  error: string | undefined;
+}
+
+interface AppRuntime {
+  lease: Lease | undefined;
+  bytesShipped: number;
+  /** (time, bytes) of recent batches, for throughput over the last minute. */
+  recent: Array<[number, number]>;
+  maintenance: Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly err: DrError,
+  ) {
+    super(err.message);
+  }
+}
+
+const badRequest = (message: string, remedy: string) =>
+  new HttpError(400, new DrError(message, { code: 'bad_request', remedy }));
+
+/** The DR-site receiver: takes encrypted batches, makes them durable, commits recovery points. */
+export async function createGateway({
+  store,
+  listen,
+  tls,
+  retention,
+  minFreeSpace = 64 * 1024 * 1024,
+  leaseMs = 30_000,
+  maxBatchBytes = 64 * 1024 * 1024,
+  log = silentLog,
+  now = Date.now,
+}: GatewayOptions): Promise<Gateway> {
+  const runtimes = new Map<string, AppRuntime>();
+  const runtime = (app: string): AppRuntime => {
+    let r = runtimes.get(app);
+    if (!r) {
+      r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
+      runtimes.set(app, r);
+    }
+    return r;
+  };
+
+  const appStore = (app: string): AppStore => {
+    const a = store.app(app);
+    if (!a) {
+      throw new HttpError(
+        404,
+        new DrError(`the gateway holds no replica of app ${JSON.stringify(app)}`, {
+          code: 'app_unknown',
+          subject: app,
+          remedy: `start replicating it with \`dr agent --app ${app}\``,
+        }),
+      );
+    }
+    return a;
+  };
+
+  const holdsLease = (app: string, sessionId: string | undefined): Lease => {
+    const lease = runtime(app).lease;
+    if (!lease) {
+      throw new HttpError(
+        409,
+        new DrError(
+          `the gateway holds no session ${sessionId ?? '(none)'} for app ${app} (it restarted, or the session ended)`,
+          {
+            code: 'session_lost',
+            subject: app,
+            remedy: 'the agent opens a new session by itself',
+          },
+        ),
+      );
+    }
+    if (lease.sessionId !== sessionId) {
+      throw new HttpError(
+        409,
+        new DrError(
+          `app ${app} is now replicated by another agent (on ${lease.host}, pid ${lease.pid})`,
+          {
+            code: 'agent_conflict',
+            subject: app,
+            remedy: 'stop one of the two agents; one agent per app',
+          },
+        ),
+      );
+    }
+    lease.lastSeen = now();
+    return lease;
+  };
+
+  async function openSession(app: string, req: SessionRequest): Promise<SessionResponse> {
+    if (!Array.isArray(req.volumes) || typeof req.agentId !== 'string') {
+      throw badRequest(
+        'session request needs agentId and volumes',
+        'upgrade the agent to match the gateway',
+      );
+    }
+    const rt = runtime(app);
+    const held = rt.lease;
+    if (held && now() - held.lastSeen < leaseMs && held.sessionId !== req.replaces) {
+      throw new HttpError(
+        409,
+        new DrError(
+          `app ${app} is already replicated by an agent on ${held.host} (pid ${held.pid}, heard ${Math.round((now() - held.lastSeen) / 1000)} s ago)`,
+          {
+            code: 'agent_conflict',
+            subject: app,
+            remedy: `stop that agent first; a dead agent's claim lapses ${Math.round(leaseMs / 1000)} s after it was last heard`,
+          },
+        ),
+      );
+    }
+    const a = await store.ensureApp(app);
+    const volumes = await a.registerVolumes(
+      req.volumes.map((v) => ({
+        name: v.name,
+        size: v.size,
+        blockSize: v.blockSize,
+        wrappedKey: Buffer.from(v.wrappedKey, 'base64'),
+      })),
+    );
+    rt.lease = {
+      sessionId: randomUUID(),
+      host: String(req.host),
+      pid: Number(req.pid),
+      lastSeen: now(),
+      phase: a.points().length === 0 ? 'initial-sync' : 'continuous',
+      intervalMs: 5000,
+      backlogBytes: 0,
+      error: undefined,
+    };
+    log.info(
+      { app, host: req.host, pid: req.pid, replaced: held?.sessionId === req.replaces && !!held },
+      'agent session opened',
+    );
+    const s = a.stats();
+    const points = a.points();
+    return {
+      sessionId: rt.lease.sessionId,
+      storeId: a.storeId,
+      volumes: volumes.map(volumeInfo),
+      committedSeq: a.committedSeq,
+      lastSeq: s.lastSeq,
+      pendingSeqs: s.pendingSeqs,
+      latestPoint: points[points.length - 1] ?? null,
+      serverTime: now(),
+    };
+  }
+
+  async function receiveBatch(app: string, sessionId: string | undefined, body: Buffer) {
+    const a = appStore(app);
+    holdsLease(app, sessionId);
+    let decoded: ReturnType<typeof decodeBatch>;
+    try {
+      decoded = decodeBatch(body);
+    } catch (err) {
+      throw badRequest(
+        `batch refused: ${errorMessage(err)}`,
+        'the agent resends it; nothing was stored',
+      );
+    }
+    const vols = new Map(a.volumes().map((v) => [v.id, v]));
+    for (const e of decoded.entries) {
+      const v = vols.get(e.volumeId);
+      if (!v || e.block * v.blockSize >= Math.max(v.size, 1)) {
+        throw badRequest(
+          `batch ${decoded.seq} names block ${e.block} of unknown volume #${e.volumeId}`,
+          'restart the agent so it registers its volumes',
+        );
+      }
+    }
+    const free = await freeBytes(store.dir);
+    if (free !== undefined && free < minFreeSpace) {
+      throw new HttpError(
+        507,
+        new DrError(
+          `gateway store ${store.dir} has ${free} bytes free, below gateway.minFreeSpace`,
+          {
+            code: 'gateway_full',
+            subject: store.dir,
+            remedy:
+              'free space on the gateway disk or lower the retention; the agent keeps the batch and retries',
+          },
+        ),
+      );
+    }
+    let ack: { duplicate: boolean };
+    try {
+      ack = await a.appendBatch(decoded.seq, body, decoded);
+    } catch (err) {
+      if (isDrError(err, 'gateway_full')) throw new HttpError(507, err);
+      throw err;
+    }
+    const rt = runtime(app);
+    if (!ack.duplicate) {
+      rt.bytesShipped += body.length;
+      rt.recent.push([now(), body.length]);
+    }
+    return { seq: decoded.seq, duplicate: ack.duplicate };
+  }
+
+  async function commit(app: string, req: CommitRequest) {
+    const a = appStore(app);
+    holdsLease(app, req.sessionId);
+    if (!Number.isSafeInteger(req.upToSeq) || typeof req.volumes !== 'object') {
+      throw badRequest(
+        'commit needs upToSeq and volumes',
+        'upgrade the agent to match the gateway',
+      );
+    }
+    const point = await a.commitPoint({
+      upToSeq: req.upToSeq,
+      label: req.label,
+      time: new Date(req.time),
+      volumes: req.volumes,
+    });
+    const rt = runtime(app);
+    if (rt.lease) rt.lease.phase = 'continuous';
+    // Retention and GC run after the answer, one at a time per app.
+    rt.maintenance = rt.maintenance
+      .then(async () => {
+        const { removed } = await a.applyRetention(new Date(now()), retention);
+        if (removed.length > 0) {
+          const gc = await a.collectGarbage();
+          log.info({ app, removed, ...gc }, 'retention applied');
+        }
+      })
+      .catch((err) =>
+        log.error(
+          { app, err: errorMessage(err) },
+          'retention failed; will retry after the next point',
+        ),
+      );
+    log.info(
+      { app, point: point.id, label: point.label, seqTo: point.seqTo },
+      'recovery point committed',
+    );
+    return point;
+  }
+
+  function status(app: string): AppStatus {
+    const a = store.app(app);
+    const rt = runtime(app);
+    const points = a?.points() ?? [];
+    const last = points[points.length - 1];
+    const t = now();
+    rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
+    const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
+    const lease = rt.lease;
+    let phase: AppStatus['phase'] = 'unprotected';
+    let reason: string | undefined;
+    if (lease) {
+      const quiet = t - lease.lastSeen;
+      if (lease.error) {
+        phase = 'stalled';
+        reason = lease.error;
+      } else if (quiet > Math.max(3 * lease.intervalMs, 15_000)) {
+        phase = 'stalled';
+        reason = `agent not heard for ${Math.round(quiet / 1000)} s`;
+      } else phase = lease.phase;
+    } else if (last) {
+      phase = 'stalled';
+      reason = 'no agent connected since the gateway started';
+    }
+    return {
+      app,
+      phase,
+      ...(reason ? { reason } : {}),
+      agent: lease
+        ? { host: lease.host, pid: lease.pid, lastSeen: new Date(lease.lastSeen).toISOString() }
+        : null,
+      lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
+      lagSeconds: last ? Math.max(0, (t - Date.parse(last.time)) / 1000) : null,
+      points: points.length,
+      bytesShipped: rt.bytesShipped,
+      throughputBytesPerSec: windowBytes / 60,
+      storedBytes: a?.stats().segmentBytes ?? 0,
+      backlogBytes: lease?.backlogBytes ?? 0,
+    };
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://gateway');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    if (parts[0] !== 'v1')
+      throw new HttpError(
+        404,
+        new DrError(`no such path ${url.pathname}`, { code: 'bad_request' }),
+      );
+    if (parts[1] === 'status' && method === 'GET') {
+      const only = url.searchParams.get('app');
+      const names = only ? [only] : [...new Set([...store.apps(), ...runtimes.keys()])].sort();
+      return sendJson(res, 200, names.map(status));
+    }
+    if (parts[1] !== 'apps' || !parts[2])
+      throw new HttpError(
+        404,
+        new DrError(`no such path ${url.pathname}`, { code: 'bad_request' }),
+      );
+    const app = parts[2];
+    const rest = parts.slice(3);
+    const key = `${method} ${rest.map((p, i) => (i === 1 || i === 3 ? ':' : p)).join('/')}`;
+    switch (key) {
+      case 'POST session':
+        return sendJson(res, 200, await openSession(app, await readJson(req)));
+      case 'DELETE session': {
+        const rt = runtime(app);
+        if (rt.lease && rt.lease.sessionId === url.searchParams.get('id')) rt.lease = undefined;
+        return sendJson(res, 200, { released: true });
+      }
+      case 'POST batches': {
+        const body = await readBody(req, maxBatchBytes);
+        const sessionId = req.headers['x-lifeboat-session'];
+        return sendJson(
+          res,
+          200,
+          await receiveBatch(app, typeof sessionId === 'string' ? sessionId : undefined, body),
+        );
+      }
+      case 'POST points':
+        return sendJson(res, 200, await commit(app, await readJson(req)));
+      case 'POST heartbeat': {
+        const hb = await readJson<HeartbeatRequest>(req);
+        const lease = holdsLease(app, hb.sessionId);
+        lease.phase = hb.phase;
+        lease.intervalMs = Number(hb.intervalMs) || 5000;
+        lease.backlogBytes = Number(hb.backlogBytes) || 0;
+        lease.error = hb.error;
+        return sendJson(res, 200, { serverTime: now() });
+      }
+      case 'GET points':
+        return sendJson(res, 200, appStore(app).points());
+      case 'GET points/:': {
+        const a = appStore(app);
+        const p = a.point(pointRef(rest[1]));
+        return sendJson(res, 200, { ...p, app, volumeInfo: a.volumes().map(volumeInfo) });
+      }
+      case 'GET points/:/volumes/:/macs': {
+        const a = appStore(app);
+        const vol = rest[3] ?? '';
+        volumeOf(a, vol);
+        const entries =
+          rest[1] === 'head'
+            ? await a.headEntries(vol)
+            : await a.pointEntries(a.point(pointRef(rest[1])).id, vol);
+        const out = Buffer.allocUnsafe(entries.length * 20);
+        entries.forEach((e, i) => {
+          out.writeUInt32BE(e.block, i * 20);
+          e.mac.copy(out, i * 20 + 4);
+        });
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': out.length,
+        });
+        res.end(out);
+        return;
+      }
+      case 'GET points/:/volumes/:/records': {
+        const a = appStore(app);
+        const vol = rest[3] ?? '';
+        volumeOf(a, vol);
+        const id = a.point(pointRef(rest[1])).id;
+        await a.withReadLock(async () => {
+          const entries = await a.pointEntries(id, vol);
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          for (const e of entries) {
+            const record = await a.readRecord(e);
+            const head = Buffer.allocUnsafe(16);
+            head.writeUInt32BE(e.block, 0);
+            head.writeBigUInt64BE(BigInt(e.seq), 4);
+            head.writeUInt32BE(record.length, 12);
+            res.write(head);
+            if (!res.write(record)) await drainOrClose(res);
+            if (res.destroyed) return; // the reader went away: release the read lock now
+          }
+          res.end();
+        });
+        return;
+      }
+      default:
+        throw new HttpError(
+          404,
+          new DrError(`no such operation ${method} ${url.pathname}`, { code: 'bad_request' }),
+        );
+    }
+  }
+
+  const server = createServer(
+    { ...tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
+    (req, res) => {
+      route(req, res).catch((err: unknown) => {
+        const status =
+          err instanceof HttpError
+            ? err.status
+            : isDrError(err, 'point_unknown') || isDrError(err, 'app_unknown')
+              ? 404
+              : isDrError(err)
+                ? 422
+                : 500;
+        const e = err instanceof HttpError ? err.err : err;
+        if (status >= 500 && status !== 507)
+          log.error({ err: errorMessage(e), url: req.url }, 'request failed');
+        else log.warn({ err: errorMessage(e), url: req.url, status }, 'request refused');
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        sendJson(res, status, {
+          error: isDrError(e)
+            ? { code: e.code, message: e.message, subject: e.subject }
+            : { code: 'internal', message: 'internal gateway error; see the gateway log' },
+        });
+      });
+    },
+  );
+  server.on('tlsClientError', (err) =>
+    log.warn({ err: errorMessage(err) }, 'TLS handshake refused'),
+  );
+
+  const [host, port] = splitHostPort(listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => {
+      reject(
+        new DrError(
+          `gateway cannot listen on ${listen} (${systemCode(err) ?? errorMessage(err)})`,
+          {
+            code: 'usage',
+            subject: listen,
+            remedy: 'choose another gateway.listen in dr.yaml, or stop what holds that port',
+            cause: err,
+          },
+        ),
+      );
+    });
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  const address = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  log.info({ address, store: store.dir }, 'gateway listening');
+
+  return {
+    server,
+    address,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await Promise.all([...runtimes.values()].map((r) => r.maintenance));
+      await store.close();
+    },
+  };
+}
+
+function volumeInfo(v: VolumeMeta): VolumeInfo {
+  return {
+    name: v.name,
+    id: v.id,
+    size: v.size,
+    blockSize: v.blockSize,
+    wrappedKey: v.wrappedKey.toString('base64'),
+  };
+}
+
+function volumeOf(a: AppStore, name: string): VolumeMeta {
+  const v = a.volumes().find((x) => x.name === name);
+  if (!v) {
+    throw new HttpError(
+      404,
+      new DrError(`no volume ${JSON.stringify(name)} in this app`, {
+        code: 'bad_request',
+        subject: name,
+        remedy: `use one of: ${a
+          .volumes()
+          .map((x) => x.name)
+          .join(', ')}`,
+      }),
+    );
+  }
+  return v;
+}
+
+function pointRef(text: string | undefined): number | 'latest' {
+  if (text === 'latest') return 'latest';
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw badRequest(
+      `${JSON.stringify(text)} is not a point id`,
+      'give a number from `dr points APP`, or latest',
+    );
+  }
+  return n;
+}
+
+export function splitHostPort(hp: string): [string, number] {
+  const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(hp);
+  if (!m)
+    throw new DrError(`${hp} is not HOST:PORT`, {
+      code: 'config_invalid',
+      subject: hp,
+      remedy: 'write it like 127.0.0.1:7443',
+    });
+  return [m[1] as string, Number(m[2])];
+}
+
+async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    // statfs is unsupported on some file systems: the write itself still catches ENOSPC.
+    return undefined;
+  }
+}
+
+/** Waits until a response can take more bytes, or its client has gone. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** Reads a whole body; a body cut off mid-upload rejects, so a partial batch is never applied. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    if (declared > limit) {
+      reject(
+        badRequest(
+          `body of ${declared} bytes exceeds the limit of ${limit}`,
+          'lower agent.batchSize in dr.yaml',
+        ),
+      );
+      req.resume();
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) req.destroy(new Error('body too large'));
+      else parts.push(c);
+    });
+    req.on('end', () => {
+      if (!req.complete || (Number.isFinite(declared) && size !== declared)) {
+        reject(badRequest('request body was cut off', 'the agent resends it; nothing was stored'));
+      } else resolve(Buffer.concat(parts));
+    });
+    req.on('error', reject);
+    req.on('aborted', () =>
+      reject(badRequest('request body was cut off', 'the agent resends it; nothing was stored')),
+    );
+  });
+}
+
+async function readJson<T>(req: IncomingMessage): Promise<T> {
+  const body = await readBody(req, 4 * 1024 * 1024);
+  try {
+    return JSON.parse(body.toString('utf8')) as T;
+  } catch {
+    throw badRequest('request body is not JSON', 'send application/json');
+  }
+}

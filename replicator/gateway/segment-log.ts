@@ -1,0 +1,316 @@
+import { constants } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, stat, truncate, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { syncDir } from '../../core/atomic-file.js';
+import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { FileHandleCache } from './file-handle-cache.js';
+
+/** A frame holding one agent batch, byte for byte as received. */
+export const FRAME_BATCH = 1;
+/** A frame holding records copied verbatim by compaction. */
+export const FRAME_COPY = 2;
+const MAGIC = Buffer.from('LSG1');
+/** 'LSG1' | kind u8 | payloadLen u32: a payload starts this far after its frame. */
+export const FRAME_HEAD_BYTES = 4 + 1 + 4;
+const FRAME_TAIL_BYTES = 4;
+
+export interface LogPosition {
+  segment: number;
+  offset: number;
+}
+
+export interface Frame {
+  segment: number;
+  /** Offset of the frame's first byte in its segment file. */
+  start: number;
+  kind: number;
+  payload: Buffer;
+}
+
+export interface SegmentLogOptions {
+  /** The folder of `00000001.seg …` files; created when missing. */
+  dir: string;
+  /** The active segment is sealed and a new one started once it holds this many bytes. */
+  segmentBytes: number;
+  log: Logger;
+}
+
+export function segmentFileName(segment: number): string {
+  return `${String(segment).padStart(8, '0')}.seg`;
+}
+
+/**
+ * The append-only segment files of one app. Appends return only once the
+ * frame is fsync'd; a failed append leaves the segment as it was before.
+ * Callers serialise appends, recovery and removals (the app's mutex).
+ */
+export class SegmentLog {
+  readonly #sizes = new Map<number, number>();
+  readonly #readers = new FileHandleCache();
+  #writer: { segment: number; fh: FileHandle } | undefined;
+  /** Set when a failed append could not be undone: the next append starts a new segment. */
+  #sealActive = false;
+
+  private constructor(private readonly options: SegmentLogOptions) {}
+
+  static async open(options: SegmentLogOptions): Promise<SegmentLog> {
+    await mkdir(options.dir, { recursive: true });
+    const log = new SegmentLog(options);
+    for (const name of await readdir(options.dir)) {
+      const m = /^(\d{8})\.seg$/.exec(name);
+      if (!m) continue;
+      log.#sizes.set(Number(m[1]), (await stat(join(options.dir, name))).size);
+    }
+    return log;
+  }
+
+  path(segment: number): string {
+    return join(this.options.dir, segmentFileName(segment));
+  }
+
+  /** Segment numbers, oldest first. */
+  segments(): number[] {
+    return [...this.#sizes.keys()].sort((a, b) => a - b);
+  }
+
+  size(segment: number): number {
+    return this.#sizes.get(segment) ?? 0;
+  }
+
+  totalBytes(): number {
+    let n = 0;
+    for (const s of this.#sizes.values()) n += s;
+    return n;
+  }
+
+  /** The segment appends go to, if any exists yet. */
+  active(): number | undefined {
+    const all = this.segments();
+    return all[all.length - 1];
+  }
+
+  /** Where the next append would land when no rotation happens. */
+  end(): LogPosition {
+    const active = this.active();
+    return active === undefined
+      ? { segment: 1, offset: 0 }
+      : { segment: active, offset: this.size(active) };
+  }
+
+  /**
+   * Appends one frame and fsyncs it (and the folder when a segment file was
+   * created). On failure the segment is cut back to where the frame started,
+   * and ENOSPC / EDQUOT become `gateway_full`.
+   */
+  async append(kind: number, payload: Uint8Array): Promise<LogPosition> {
+    const frame = encodeFrame(kind, payload);
+    const created = await this.#ensureWriter();
+    const { segment, fh } = created.writer;
+    const start = this.size(segment);
+    try {
+      let done = 0;
+      while (done < frame.length) {
+        const { bytesWritten } = await fh.write(frame, done, frame.length - done, start + done);
+        done += bytesWritten;
+      }
+      await fh.sync();
+      if (created.isNew) await syncDir(this.options.dir);
+    } catch (err) {
+      await this.#undo(segment, fh, start, err);
+      throw this.#writeError(segment, err);
+    }
+    this.#sizes.set(segment, start + frame.length);
+    return { segment, offset: start };
+  }
+
+  /**
+   * Reads every frame from `from` to the end of the log, oldest first, and
+   * hands it to `accept`, which returns a reason when the frame is unusable.
+   * A bad frame that can only be a torn write (cut short, the last frame of
+   * the last segment, or zeros to the end) is cut off. Any other bad frame is
+   * damage, not a crash: nothing is cut (later frames may hold records that
+   * points use), the rest of that segment is skipped, and appends go to a new
+   * segment. Both cases are logged as warnings.
+   */
+  async recover(from: LogPosition, accept: (frame: Frame) => string | undefined): Promise<void> {
+    const all = this.segments().filter((s) => s >= from.segment);
+    for (const segment of all) {
+      const size = this.size(segment);
+      let pos = segment === from.segment ? from.offset : 0;
+      if (pos > size) {
+        throw corrupt(
+          this.path(segment),
+          `is ${size} bytes but the catalog records data up to ${pos}`,
+        );
+      }
+      while (pos < size) {
+        const read = await this.#readFrame(segment, pos, size);
+        const reason = read.problem ?? (read.frame ? accept(read.frame) : undefined);
+        if (reason === undefined && read.frame) {
+          pos = read.end;
+          continue;
+        }
+        const last = segment === all[all.length - 1];
+        const torn = read.end >= size || (await this.#zerosFrom(segment, pos, size));
+        const fields = { segment: this.path(segment), offset: pos, bytes: size - pos, reason };
+        if (last && torn) {
+          await truncate(this.path(segment), pos);
+          this.#sizes.set(segment, pos);
+          this.options.log.warn(fields, 'cut a torn frame off the end of the segment log');
+        } else {
+          if (last) this.#sealActive = true;
+          this.options.log.warn(
+            fields,
+            'damaged frame in a segment; the rest of that segment is skipped',
+          );
+        }
+        break;
+      }
+    }
+  }
+
+  /** Reads `length` bytes at `offset` of a segment; a short read means the store lost data. */
+  async read(segment: number, offset: number, length: number): Promise<Buffer> {
+    const path = this.path(segment);
+    const buf = Buffer.allocUnsafe(length);
+    const got = await this.#readers
+      .use(path, async (fh) => {
+        let n = 0;
+        while (n < length) {
+          const { bytesRead } = await fh.read(buf, n, length - n, offset + n);
+          if (bytesRead === 0) break;
+          n += bytesRead;
+        }
+        return n;
+      })
+      .catch((err: unknown) => {
+        throw corrupt(path, `cannot be read (${systemCode(err) ?? errorMessage(err)})`, err);
+      });
+    if (got !== length)
+      throw corrupt(path, `ends before the record at ${offset} (+${length} bytes)`);
+    return buf;
+  }
+
+  /** Deletes a sealed segment file. */
+  async remove(segment: number): Promise<void> {
+    if (segment === this.#writer?.segment) {
+      await this.#writer.fh.close();
+      this.#writer = undefined;
+    }
+    await this.#readers.drop(this.path(segment));
+    await unlink(this.path(segment));
+    this.#sizes.delete(segment);
+    await syncDir(this.options.dir);
+  }
+
+  async close(): Promise<void> {
+    await this.#writer?.fh.close();
+    this.#writer = undefined;
+    await this.#readers.closeAll();
+  }
+
+  async #ensureWriter(): Promise<{ writer: { segment: number; fh: FileHandle }; isNew: boolean }> {
+    const active = this.active();
+    const full = active !== undefined && this.size(active) >= this.options.segmentBytes;
+    if (active !== undefined && !full && !this.#sealActive) {
+      if (this.#writer?.segment !== active) {
+        await this.#writer?.fh.close();
+        this.#writer = { segment: active, fh: await open(this.path(active), constants.O_RDWR) };
+      }
+      return { writer: this.#writer, isNew: false };
+    }
+    const segment = (active ?? 0) + 1;
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL;
+    const fh = await open(this.path(segment), flags, 0o600).catch((err: unknown) => {
+      throw this.#writeError(segment, err);
+    });
+    await this.#writer?.fh.close();
+    this.#writer = { segment, fh };
+    this.#sizes.set(segment, 0);
+    this.#sealActive = false;
+    return { writer: this.#writer, isNew: true };
+  }
+
+  async #undo(segment: number, fh: FileHandle, start: number, cause: unknown): Promise<void> {
+    try {
+      await fh.truncate(start);
+      await fh.sync();
+    } catch (err) {
+      this.#sealActive = true;
+      this.options.log.error(
+        {
+          segment: this.path(segment),
+          offset: start,
+          err: errorMessage(err),
+          cause: errorMessage(cause),
+        },
+        'could not cut a failed append off the segment; later appends go to a new segment',
+      );
+    }
+  }
+
+  #writeError(segment: number, err: unknown): unknown {
+    const code = systemCode(err);
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') return err;
+    return new DrError(`the gateway store is full: cannot write ${this.path(segment)} (${code})`, {
+      code: 'gateway_full',
+      subject: this.options.dir,
+      remedy:
+        'free space on the gateway disk or shorten the retention; the agent keeps the batch and retries',
+      cause: err,
+    });
+  }
+
+  /** Reads the frame at `pos`; `end` is where it ends (the segment size when that is unknown). */
+  async #readFrame(
+    segment: number,
+    pos: number,
+    size: number,
+  ): Promise<{ frame?: Frame; problem?: string; end: number }> {
+    const unknown = (problem: string) => ({ problem, end: size });
+    if (size - pos < FRAME_HEAD_BYTES + FRAME_TAIL_BYTES) return unknown('frame cut short');
+    const head = await this.read(segment, pos, FRAME_HEAD_BYTES);
+    if (!head.subarray(0, 4).equals(MAGIC)) return unknown('no frame magic');
+    const kind = head.readUInt8(4);
+    if (kind !== FRAME_BATCH && kind !== FRAME_COPY) return unknown(`unknown frame kind ${kind}`);
+    const len = head.readUInt32BE(5);
+    const end = pos + FRAME_HEAD_BYTES + len + FRAME_TAIL_BYTES;
+    if (end > size) return unknown('frame cut short');
+    const body = await this.read(segment, pos + FRAME_HEAD_BYTES, len + FRAME_TAIL_BYTES);
+    const payload = body.subarray(0, len);
+    if (crc32(payload) !== body.readUInt32BE(len))
+      return { problem: 'frame checksum does not match', end };
+    return { frame: { segment, start: pos, kind, payload }, end };
+  }
+
+  /** True when a segment holds only zero bytes from `pos` on (a file extended by a crash, never written). */
+  async #zerosFrom(segment: number, pos: number, size: number): Promise<boolean> {
+    for (let o = pos; o < size; o += 1024 * 1024) {
+      const chunk = await this.read(segment, o, Math.min(1024 * 1024, size - o));
+      if (chunk.some((b) => b !== 0)) return false;
+    }
+    return true;
+  }
+}
+
+export function encodeFrame(kind: number, payload: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + payload.length + FRAME_TAIL_BYTES);
+  MAGIC.copy(frame, 0);
+  frame.writeUInt8(kind, 4);
+  frame.writeUInt32BE(payload.length, 5);
+  frame.set(payload, FRAME_HEAD_BYTES);
+  frame.writeUInt32BE(crc32(payload), FRAME_HEAD_BYTES + payload.length);
+  return frame;
+}
+
+function corrupt(path: string, why: string, cause?: unknown): DrError {
+  return new DrError(`segment ${path} ${why}`, {
+    code: 'store_corrupt',
+    subject: path,
+    remedy:
+      'restore the gateway store from a backup, or re-sync the app from its source with `dr agent --once`',
+    cause,
+  });
+}

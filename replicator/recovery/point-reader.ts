@@ -1,0 +1,108 @@
+import { DrError, errorMessage, isDrError } from '../../core/errors.js';
+import { openBlock } from '../crypto/block-cipher.js';
+import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
+import {
+  blockMac,
+  MAC_BYTES,
+  unwrapVolumeKey,
+  type VolumeKeys,
+  volumeDigest,
+} from '../crypto/volume-key.js';
+import type { GatewayClient } from '../transport/gateway-client.js';
+import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
+
+export interface BlockProblem {
+  volume: string;
+  block: number;
+  reason: string;
+}
+
+export interface ReadPointOptions {
+  client: GatewayClient;
+  kek: KeyEncryptionKey;
+  app: string;
+  point: PointDetail;
+  volume: string;
+  /** Receives each authenticated block (zero blocks included); restore writes them, verify does not. */
+  onBlock?: (block: number, plain: Buffer) => Promise<void> | void;
+  /** Keep going after a bad block (verify) instead of stopping at the first (restore). */
+  collectProblems?: boolean;
+  onProgress?: (blocksDone: number, blocksTotal: number) => void;
+}
+
+export interface ReadPointResult {
+  info: VolumeInfo;
+  size: number;
+  blocks: number;
+  problems: BlockProblem[];
+  /** Whether the keyed digest over every block MAC matched the one the agent committed. */
+  digestOk: boolean;
+}
+
+/**
+ * Streams one volume of a point from the gateway, authenticating and
+ * decrypting every block and checking it against its keyed MAC, then checks
+ * the whole volume against the digest the agent committed. Nothing reaches
+ * `onBlock` unless it authenticated.
+ */
+export async function readPointVolume({
+  client,
+  kek,
+  app,
+  point,
+  volume,
+  onBlock,
+  collectProblems = false,
+  onProgress,
+}: ReadPointOptions): Promise<ReadPointResult> {
+  const info = point.volumeInfo.find((v) => v.name === volume);
+  const pv = point.volumes[volume];
+  if (!info || !pv) {
+    throw new DrError(`point ${point.id} of ${app} has no volume ${JSON.stringify(volume)}`, {
+      code: 'point_unknown',
+      subject: volume,
+      remedy: `use one of: ${Object.keys(point.volumes).join(', ')}`,
+    });
+  }
+  const keys: VolumeKeys = unwrapVolumeKey(
+    kek,
+    Buffer.from(info.wrappedKey, 'base64'),
+    app,
+    volume,
+    info.blockSize,
+  );
+  const size = pv.size;
+  const blocks = Math.ceil(size / info.blockSize);
+  const macs = Buffer.allocUnsafe(blocks * MAC_BYTES);
+  for (let b = 0; b < blocks; b++) {
+    const len = Math.min(info.blockSize, size - b * info.blockSize);
+    (len === info.blockSize ? keys.zeroMac : blockMac(keys.mac, Buffer.alloc(len))).copy(
+      macs,
+      b * MAC_BYTES,
+    );
+  }
+  const problems: BlockProblem[] = [];
+  let done = 0;
+  for await (const { block, seq, record } of client.records(app, point.id, volume)) {
+    if (block >= blocks) {
+      problems.push({ volume, block, reason: `block lies beyond the volume's size ${size}` });
+      if (!collectProblems) break;
+      continue;
+    }
+    try {
+      const plain = openBlock(keys, { app, volume, volumeId: info.id, block, seq }, record);
+      blockMac(keys.mac, plain).copy(macs, block * MAC_BYTES);
+      await onBlock?.(block, plain);
+    } catch (err) {
+      if (!isDrError(err, 'block_corrupt')) throw err;
+      problems.push({ volume, block, reason: errorMessage(err) });
+      // The digest must not pass for a block we could not read.
+      macs.fill(0xff, block * MAC_BYTES, block * MAC_BYTES + MAC_BYTES);
+      if (!collectProblems) break;
+    }
+    onProgress?.(++done, blocks);
+  }
+  const digestOk =
+    problems.length === 0 && volumeDigest(keys.mac, size, macs).toString('hex') === pv.digest;
+  return { info, size, blocks, problems, digestOk };
+}

@@ -1,0 +1,266 @@
+import type { IncomingMessage } from 'node:http';
+import { Agent, request } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
+import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
+import type {
+  AppStatus,
+  BatchAck,
+  CommitRequest,
+  HeartbeatRequest,
+  PointDetail,
+  PointInfo,
+  SessionRequest,
+  SessionResponse,
+} from './wire-types.js';
+
+export interface GatewayClientOptions {
+  /** HOST:PORT of the gateway. */
+  address: string;
+  /** Mutual-TLS client options (certificate, key, our CA). */
+  tls: ConnectionOptions;
+  /** Per-request time limit; a stalled link fails instead of hanging. */
+  timeoutMs?: number;
+}
+
+/** One record of a point as the gateway streams it. */
+export interface StreamedRecord {
+  block: number;
+  seq: number;
+  record: Buffer;
+}
+
+const TLS_CODES = new Set([
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+]);
+
+/** The agent's and the CLI's side of the gateway's HTTPS API. */
+export class GatewayClient {
+  readonly address: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor({ address, tls, timeoutMs = 60_000 }: GatewayClientOptions) {
+    this.address = address;
+    const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
+    this.host = m?.[1] ?? address;
+    this.port = Number(m?.[2] ?? 7443);
+    this.timeoutMs = timeoutMs;
+    this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 4 });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  openSession(app: string, body: SessionRequest): Promise<SessionResponse> {
+    return this.json('POST', `/v1/apps/${enc(app)}/session`, body);
+  }
+
+  closeSession(app: string, sessionId: string): Promise<unknown> {
+    return this.json('DELETE', `/v1/apps/${enc(app)}/session?id=${enc(sessionId)}`);
+  }
+
+  sendBatch(app: string, sessionId: string, batch: Buffer): Promise<BatchAck> {
+    return this.json('POST', `/v1/apps/${enc(app)}/batches`, batch, {
+      'x-lifeboat-session': sessionId,
+    });
+  }
+
+  commit(app: string, body: CommitRequest): Promise<PointInfo> {
+    return this.json('POST', `/v1/apps/${enc(app)}/points`, body);
+  }
+
+  heartbeat(app: string, body: HeartbeatRequest): Promise<{ serverTime: number }> {
+    return this.json('POST', `/v1/apps/${enc(app)}/heartbeat`, body);
+  }
+
+  points(app: string): Promise<PointInfo[]> {
+    return this.json('GET', `/v1/apps/${enc(app)}/points`);
+  }
+
+  point(app: string, point: number | 'latest'): Promise<PointDetail> {
+    return this.json('GET', `/v1/apps/${enc(app)}/points/${point}`);
+  }
+
+  status(app?: string): Promise<AppStatus[]> {
+    return this.json('GET', app ? `/v1/status?app=${enc(app)}` : '/v1/status');
+  }
+
+  /** Block MACs of a point (or `head`: latest point plus pending batches), 20 bytes each: block u32 | mac[16]. */
+  async macs(app: string, point: number | 'head', volume: string): Promise<Map<number, Buffer>> {
+    const res = await this.send(
+      'GET',
+      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/macs`,
+    );
+    const body = await readAll(res);
+    const out = new Map<number, Buffer>();
+    for (let o = 0; o + 20 <= body.length; o += 20)
+      out.set(body.readUInt32BE(o), body.subarray(o + 4, o + 20));
+    return out;
+  }
+
+  /** Streams a point's records of one volume in block order: block u32 | seq u64 | len u32 | record. */
+  async *records(app: string, point: number, volume: string): AsyncGenerator<StreamedRecord> {
+    const res = await this.send(
+      'GET',
+      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/records`,
+    );
+    let buf: Buffer = Buffer.alloc(0);
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      let o = 0;
+      while (buf.length - o >= 16) {
+        const len = buf.readUInt32BE(o + 12);
+        if (buf.length - o < 16 + len) break;
+        yield {
+          block: buf.readUInt32BE(o),
+          seq: Number(buf.readBigUInt64BE(o + 4)),
+          record: Buffer.from(buf.subarray(o + 16, o + 16 + len)),
+        };
+        o += 16 + len;
+      }
+      buf = buf.subarray(o);
+    }
+    if (buf.length > 0 || !res.complete) {
+      throw new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
+        code: 'gateway_unreachable',
+        subject: this.address,
+        remedy: 'run the command again; check the gateway log if it repeats',
+      });
+    }
+  }
+
+  private async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const res = await this.send(method, path, body, headers);
+    const text = (await readAll(res)).toString('utf8');
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /** Sends a request and returns a 2xx response; anything else becomes a DrError. */
+  private send(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<IncomingMessage> {
+    const payload =
+      body === undefined
+        ? undefined
+        : Buffer.isBuffer(body)
+          ? body
+          : Buffer.from(JSON.stringify(body));
+    const contentType = Buffer.isBuffer(body) ? 'application/octet-stream' : 'application/json';
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: this.host,
+          port: this.port,
+          method,
+          path,
+          agent: this.agent,
+          servername: isIp(this.host) ? undefined : this.host,
+          headers: {
+            ...headers,
+            ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
+          },
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          if ((res.statusCode ?? 500) < 300) return resolve(res);
+          readAll(res).then(
+            (raw) => reject(this.httpError(res.statusCode ?? 500, raw)),
+            (err) => reject(this.netError(err)),
+          );
+        },
+      );
+      req.on('timeout', () =>
+        req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })),
+      );
+      req.on('error', (err) => reject(this.netError(err)));
+      req.end(payload);
+    });
+  }
+
+  private httpError(status: number, raw: Buffer): DrError {
+    let code: ErrorCode =
+      status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
+    let message = `gateway answered ${status}`;
+    let remedy: string | undefined;
+    try {
+      const parsed = JSON.parse(raw.toString('utf8')) as {
+        error?: { code?: ErrorCode; message?: string; remedy?: string };
+      };
+      if (parsed.error?.code) code = parsed.error.code;
+      if (parsed.error?.message) message = parsed.error.message;
+      remedy = parsed.error?.remedy;
+    } catch {
+      // Not JSON (a proxy's page, say): the status line is all we can report.
+    }
+    return Object.assign(new DrError(message, { code, subject: this.address }), { status, remedy });
+  }
+
+  private netError(err: unknown): DrError {
+    const code = systemCode(err) ?? '';
+    if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
+      return new DrError(`TLS with the gateway at ${this.address} failed (${code})`, {
+        code: 'tls_invalid',
+        subject: this.address,
+        remedy: 'use the certificates `dr init` created for this home (tls/), on both sides',
+        cause: err,
+      });
+    }
+    return new DrError(
+      `cannot reach the gateway at ${this.address} (${code || (err as Error).message})`,
+      {
+        code: 'gateway_unreachable',
+        subject: this.address,
+        remedy: 'start it with `dr gateway`, or check gateway.address in dr.yaml (or DR_GATEWAY)',
+        cause: err,
+      },
+    );
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+function readAll(res: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    res.on('data', (c: Buffer) => parts.push(c));
+    res.on('end', () => resolve(Buffer.concat(parts)));
+    res.on('error', reject);
+    res.on('aborted', () =>
+      reject(Object.assign(new Error('response aborted'), { code: 'ECONNRESET' })),
+    );
+  });
+}
+
+/** Whether an error is worth retrying later (link, gateway down or full) rather than a refusal. */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof DrError)) return true;
+  return (
+    err.code === 'gateway_unreachable' ||
+    err.code === 'gateway_full' ||
+    (err as { status?: number }).status === 503
+  );
+}

@@ -1,0 +1,101 @@
+/**
+ * The JSON shapes agent, CLI and gateway exchange over HTTPS. Binary bodies
+ * (batches, record streams, MAC lists) are described where they are encoded.
+ */
+export type ConsistencyLabel = 'app-consistent' | 'crash-consistent' | 'fuzzy';
+export type Phase = 'initial-sync' | 'continuous' | 'paused' | 'stalled';
+
+export interface VolumeProposal {
+  name: string;
+  size: number;
+  blockSize: number;
+  /** A freshly wrapped data key, adopted only when the gateway has none for this volume. */
+  wrappedKey: string;
+}
+
+export interface VolumeInfo {
+  name: string;
+  id: number;
+  size: number;
+  blockSize: number;
+  wrappedKey: string;
+}
+
+export interface SessionRequest {
+  agentId: string;
+  host: string;
+  pid: number;
+  /** The session of a previous agent on this host that is known to be dead. */
+  replaces?: string;
+  volumes: VolumeProposal[];
+}
+
+export interface SessionResponse {
+  sessionId: string;
+  storeId: string;
+  volumes: VolumeInfo[];
+  committedSeq: number;
+  /** Highest durable batch sequence, pending or committed. */
+  lastSeq: number;
+  pendingSeqs: number[];
+  latestPoint: PointInfo | null;
+  /** Gateway clock at the answer, ms since epoch. */
+  serverTime: number;
+}
+
+export interface PointVolumeInfo {
+  size: number;
+  digest: string;
+  blocksChanged: number;
+  bytesChanged: number;
+}
+
+export interface PointInfo {
+  id: number;
+  time: string;
+  label: ConsistencyLabel;
+  seqFrom: number;
+  seqTo: number;
+  volumes: Record<string, PointVolumeInfo>;
+}
+
+export interface PointDetail extends PointInfo {
+  app: string;
+  volumeInfo: VolumeInfo[];
+}
+
+export interface CommitRequest {
+  sessionId: string;
+  upToSeq: number;
+  label: ConsistencyLabel;
+  time: string;
+  volumes: Record<string, { size: number; digest: string }>;
+}
+
+export interface BatchAck {
+  seq: number;
+  duplicate: boolean;
+}
+
+export interface HeartbeatRequest {
+  sessionId: string;
+  phase: Phase;
+  intervalMs: number;
+  backlogBytes: number;
+  error?: string;
+  sentAt: number;
+}
+
+export interface AppStatus {
+  app: string;
+  phase: Phase | 'unprotected';
+  reason?: string;
+  agent: { host: string; pid: number; lastSeen: string } | null;
+  lastPoint: { id: number; time: string; label: ConsistencyLabel } | null;
+  lagSeconds: number | null;
+  points: number;
+  bytesShipped: number;
+  throughputBytesPerSec: number;
+  storedBytes: number;
+  backlogBytes: number;
+}

@@ -1,0 +1,367 @@
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { run } from '../../../cli/main.js';
+import { parseConfig } from '../../../core/config.js';
+import { homePaths } from '../../../core/home.js';
+import { skipBecause } from '../../helpers/skip.js';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dr …` in this process and captures what it prints. */
+async function dr(...args: string[]): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await run(['node', 'dr', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const mode = async (path: string) => (await stat(path)).mode & 0o777;
+
+let dir: string;
+let home: string;
+let disk: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-'));
+  home = join(dir, 'home');
+  disk = join(dir, 'disk.img');
+  await writeFile(disk, Buffer.alloc(64 * 1024));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('dr init', () => {
+  it('creates the home with private keys and says what to do next', async () => {
+    const r = await dr('init', '--home', home);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Created Lifeboat home ${home}`);
+    expect(r.stdout).toContain('dr app add APP --volume NAME=PATH');
+    const p = homePaths(home);
+    expect(await mode(p.home)).toBe(0o700);
+    expect(await mode(p.kek)).toBe(0o600);
+    expect(await mode(p.caKey)).toBe(0o600);
+    expect(await mode(p.gatewayKey)).toBe(0o600);
+    expect(await mode(p.agentKey)).toBe(0o600);
+    expect(await mode(p.tlsDir)).toBe(0o700);
+    expect((await stat(p.stateDir)).isDirectory()).toBe(true);
+    expect(await readFile(p.caCert, 'utf8')).toContain('BEGIN CERTIFICATE');
+    const config = parseConfig(await readFile(p.config, 'utf8'));
+    expect(config.gateway.address).toBe('127.0.0.1:7443');
+    expect(config.apps).toEqual({});
+    const kek = await readFile(p.kek, 'utf8');
+    expect(r.stdout).not.toContain(kek.split('\n')[1]);
+  });
+
+  it('takes the home from the global --home and DR_HOME too', async () => {
+    expect((await dr('--home', home, 'init')).code).toBe(0);
+    expect((await stat(homePaths(home).config)).isFile()).toBe(true);
+    const viaEnv = join(dir, 'env-home');
+    vi.stubEnv('DR_HOME', viaEnv);
+    try {
+      expect((await dr('init')).code).toBe(0);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect((await stat(homePaths(viaEnv).config)).isFile()).toBe(true);
+  });
+
+  it('refuses to overwrite a home without --force, and --force replaces the key', async () => {
+    expect((await dr('init', '--home', home)).code).toBe(0);
+    const p = homePaths(home);
+    const firstKey = await readFile(p.kek, 'utf8');
+    const firstCa = await readFile(p.caCert, 'utf8');
+
+    const again = await dr('init', '--home', home);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`${home} is already a Lifeboat home`);
+    expect(again.stderr).toContain('--force');
+    expect(again.stderr).toContain('unreadable');
+    expect(await readFile(p.kek, 'utf8')).toBe(firstKey);
+
+    const forced = await dr('init', '--home', home, '--force', '--json');
+    expect(forced.code).toBe(0);
+    const body = JSON.parse(forced.stdout) as { replaced: boolean; kek: { path: string } };
+    expect(body.replaced).toBe(true);
+    expect(body.kek.path).toBe(p.kek);
+    expect(await readFile(p.kek, 'utf8')).not.toBe(firstKey);
+    expect(await readFile(p.caCert, 'utf8')).not.toBe(firstCa);
+    expect(await mode(p.kek)).toBe(0o600);
+  });
+
+  it('refuses a home that holds a key but no dr.yaml', async () => {
+    const p = homePaths(home);
+    await mkdir(join(home, 'keys'), { recursive: true });
+    await writeFile(p.kek, 'precious');
+    const r = await dr('init', '--home', home);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(p.kek);
+    expect(await readFile(p.kek, 'utf8')).toBe('precious');
+  });
+
+  it('writes --gateway into dr.yaml and the gateway certificate', async () => {
+    const r = await dr('init', '--home', home, '--gateway', 'dr.example.com:8443', '--json');
+    expect(r.code).toBe(0);
+    const config = parseConfig(await readFile(homePaths(home).config, 'utf8'));
+    expect(config.gateway.listen).toBe('dr.example.com:8443');
+    const { X509Certificate } = await import('node:crypto');
+    const cert = new X509Certificate(await readFile(homePaths(home).gatewayCert));
+    expect(cert.checkHost('dr.example.com')).toBe('dr.example.com');
+  });
+
+  it.each(['localhost', '10.0.0.5:99999', 'bad host:7443', '[zz::1]:7443', ':7443'])(
+    'rejects --gateway %s and creates nothing',
+    async (gateway) => {
+      const r = await dr('init', '--home', home, '--gateway', gateway);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--gateway ${JSON.stringify(gateway)} is not HOST:PORT`);
+      await expect(stat(home)).rejects.toThrow(/ENOENT/);
+    },
+  );
+
+  it('reports a refused init as JSON with --json', async () => {
+    await dr('init', '--home', home);
+    const r = await dr('init', '--home', home, '--json');
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'home_exists', subject: home } });
+  });
+});
+
+describe('dr app', () => {
+  beforeEach(async () => {
+    expect((await dr('init', '--home', home)).code).toBe(0);
+  });
+
+  it('adds, lists and removes an app, storing absolute paths', async () => {
+    const cwd = process.cwd();
+    process.chdir(dir);
+    let added: Result;
+    try {
+      added = await dr(
+        'app',
+        'add',
+        'web',
+        '--home',
+        home,
+        '--volume',
+        'data=disk.img',
+        '--tier',
+        'prod',
+      );
+    } finally {
+      process.chdir(cwd);
+    }
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain('Added app web (tier prod, block size 64KiB)');
+    expect(added.stdout).toContain(`volume data: ${disk}`);
+
+    const second = join(dir, 'logs.img');
+    await writeFile(second, 'x');
+    const r2 = await dr(
+      '--home',
+      home,
+      'app',
+      'add',
+      'shop-db',
+      '--volume',
+      `db=${disk}`,
+      '--volume',
+      `logs=${second}`,
+      '--block-size',
+      '1MiB',
+    );
+    expect(r2.code).toBe(0);
+
+    const config = parseConfig(await readFile(homePaths(home).config, 'utf8'));
+    expect(config.apps.web).toEqual({
+      tier: 'prod',
+      blockSize: 65536,
+      volumes: [{ name: 'data', path: disk }],
+    });
+    expect(config.apps['shop-db']?.blockSize).toBe(1024 * 1024);
+
+    const list = await dr('app', 'list', '--home', home);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^APP\s+TIER\s+BLOCK SIZE\s+VOLUMES$/);
+    expect(lines[1]).toMatch(new RegExp(`^web\\s+prod\\s+64KiB\\s+data=${disk}$`));
+    expect(lines[2]).toMatch(new RegExp(`^shop-db\\s+dev\\s+1MiB\\s+db=${disk}, logs=${second}$`));
+
+    const json = await dr('app', 'list', '--home', home, '--json');
+    const body = JSON.parse(json.stdout) as { apps: { name: string; volumes: unknown[] }[] };
+    expect(body.apps.map((a) => a.name)).toEqual(['web', 'shop-db']);
+    expect(body.apps[1]?.volumes).toHaveLength(2);
+
+    const removed = await dr('app', 'remove', 'web', '--home', home);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toContain('Removed app web');
+    await dr('app', 'remove', 'shop-db', '--home', home);
+    const text = await readFile(homePaths(home).config, 'utf8');
+    expect(text).toContain('apps: {}');
+    expect((await dr('app', 'list', '--home', home)).stdout).toContain('No apps yet');
+  });
+
+  it('keeps the comments of dr.yaml', async () => {
+    const p = homePaths(home);
+    const before = await readFile(p.config, 'utf8');
+    await writeFile(p.config, before.replace('apps: {}', '# apps we protect\napps: {}'));
+    expect((await dr('app', 'add', 'web', '--home', home, '--volume', `data=${disk}`)).code).toBe(
+      0,
+    );
+    const after = await readFile(p.config, 'utf8');
+    const comments = before
+      .split('\n')
+      .flatMap((l) => (l.includes('#') ? [l.slice(l.indexOf('#'))] : []));
+    expect(comments.length).toBeGreaterThan(5);
+    for (const comment of comments) expect(after).toContain(comment);
+    expect(after).toContain('# apps we protect');
+    expect(after).toMatch(/apps:\n {2}web:\n {4}tier: dev\n {4}blockSize: 64KiB\n {4}volumes:\n/);
+  });
+
+  it('refuses an app that exists, unless --force', async () => {
+    await dr('app', 'add', 'web', '--home', home, '--volume', `data=${disk}`);
+    const again = await dr('app', 'add', 'web', '--home', home, '--volume', `other=${disk}`);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('app web already exists');
+    expect(again.stderr).toContain('dr app remove web');
+    expect(again.stderr).toContain('--force');
+    const json = await dr(
+      'app',
+      'add',
+      'web',
+      '--home',
+      home,
+      '--volume',
+      `other=${disk}`,
+      '--json',
+    );
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      error: { code: 'app_exists', subject: 'web' },
+    });
+
+    const forced = await dr(
+      'app',
+      'add',
+      'web',
+      '--home',
+      home,
+      '--volume',
+      `other=${disk}`,
+      '--force',
+    );
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toContain('Replaced app web');
+    const config = parseConfig(await readFile(homePaths(home).config, 'utf8'));
+    expect(config.apps.web?.volumes.map((v) => v.name)).toEqual(['other']);
+  });
+
+  it('says an unknown app is unknown on remove', async () => {
+    await dr('app', 'add', 'web', '--home', home, '--volume', `data=${disk}`);
+    const r = await dr('app', 'remove', 'shop', '--home', home, '--json');
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'app_unknown', subject: 'shop' } });
+    expect(r.stderr).toContain('no app named "shop"');
+    expect(r.stderr).toContain('web');
+  });
+
+  it('says to run dr init when there is no home', async () => {
+    const r = await dr('app', 'list', '--home', join(dir, 'nowhere'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('dr init');
+  });
+
+  const bad: [string, (d: string) => string[], string][] = [
+    ['a bad app name', (d) => ['Web!', '--volume', `data=${d}`], 'app name "Web!" is not valid'],
+    ['a volume without =', (d) => ['web', '--volume', d], `--volume "${'DISK'}" is not NAME=PATH`],
+    [
+      'a volume with no path',
+      () => ['web', '--volume', 'data='],
+      '--volume "data=" is not NAME=PATH',
+    ],
+    ['a bad volume name', (d) => ['web', '--volume', `Data!=${d}`], 'volume name "Data!"'],
+    [
+      'a volume named twice',
+      (d) => ['web', '--volume', `data=${d}`, '--volume', `data=${d}`],
+      'volume name "data" is given twice',
+    ],
+    [
+      'a missing volume path',
+      (d) => ['web', '--volume', `data=${d}.nope`],
+      'DISK.nope does not exist',
+    ],
+    ['a directory as a volume', () => ['web', '--volume', 'data=/tmp'], '/tmp is a directory'],
+    [
+      'a character device as a volume',
+      () => ['web', '--volume', 'data=/dev/null'],
+      '/dev/null is neither a block device nor a regular file',
+    ],
+    ['no volume at all', () => ['web'], 'app web needs at least one --volume'],
+    [
+      'a bad tier',
+      (d) => ['web', '--volume', `data=${d}`, '--tier', 'production'],
+      '--tier "production" is not a tier',
+    ],
+    [
+      'a block size not a power of two',
+      (d) => ['web', '--volume', `data=${d}`, '--block-size', '48KiB'],
+      '--block-size "48KiB"',
+    ],
+    [
+      'a block size too small',
+      (d) => ['web', '--volume', `data=${d}`, '--block-size', '2KiB'],
+      '--block-size "2KiB"',
+    ],
+    [
+      'a block size too large',
+      (d) => ['web', '--volume', `data=${d}`, '--block-size', '8MiB'],
+      '--block-size "8MiB"',
+    ],
+    [
+      'a block size that is not a size',
+      (d) => ['web', '--volume', `data=${d}`, '--block-size', 'big'],
+      '--block-size "big"',
+    ],
+  ];
+
+  it.each(bad)(
+    'rejects %s with exit 2, naming the input, and leaves dr.yaml alone',
+    async (_what, args, message) => {
+      const p = homePaths(home);
+      const before = await readFile(p.config, 'utf8');
+      const r = await dr('app', 'add', '--home', home, ...args(disk));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(message.replaceAll('DISK', disk));
+      expect(r.stderr).toContain('To resolve,');
+      expect(await readFile(p.config, 'utf8')).toBe(before);
+    },
+  );
+
+  it('rejects a volume this user cannot read', async (ctx) => {
+    if (process.getuid?.() === 0)
+      skipBecause(ctx, 'root reads every file, so no volume is unreadable to it');
+    await chmod(disk, 0o200);
+    const r = await dr('app', 'add', 'web', '--home', home, '--volume', `data=${disk}`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${disk} cannot be read by this user`);
+  });
+});

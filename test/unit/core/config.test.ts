@@ -1,0 +1,171 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defaultConfigText, findApp, parseConfig, readConfig } from '../../../core/config.js';
+import { DrError } from '../../../core/errors.js';
+
+/** The DrError a call throws (fails the test if it throws nothing or something else). */
+function thrown(fn: () => unknown): DrError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(DrError);
+    return err as DrError;
+  }
+  throw new Error('expected a DrError, nothing was thrown');
+}
+
+async function rejected(p: Promise<unknown>): Promise<DrError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DrError);
+  return err as DrError;
+}
+
+const withApp = (app: string) =>
+  `${defaultConfigText('127.0.0.1:7443').replace('apps: {}\n', '')}apps:\n${app}`;
+
+describe('parseConfig', () => {
+  it('reads the default config with its defaults', () => {
+    const config = parseConfig(defaultConfigText('10.0.0.5:7443'));
+    expect(config.gateway).toEqual({
+      listen: '10.0.0.5:7443',
+      address: '10.0.0.5:7443',
+      store: 'store',
+      minFreeSpace: 64 * 1024 * 1024,
+    });
+    expect(config.retention.daily).toBe(30 * 86_400_000);
+    expect(config.agent).toEqual({ interval: 5000, batchSize: 4 * 1024 * 1024 });
+  });
+
+  it('parses an app and fills in tier and block size', () => {
+    const config = parseConfig(
+      withApp('  web:\n    volumes:\n      - name: data\n        path: /dev/vdb\n'),
+    );
+    expect(findApp(config, 'web')).toEqual({
+      tier: 'dev',
+      blockSize: 65536,
+      volumes: [{ name: 'data', path: '/dev/vdb' }],
+    });
+  });
+
+  it('names the file, line and key of a bad block size', () => {
+    const text = withApp(
+      '  web:\n    tier: prod\n    blockSize: 48KiB\n    volumes:\n      - name: data\n        path: /dev/vdb\n',
+    );
+    const line = text.split('\n').findIndex((l) => l.includes('blockSize: 48KiB')) + 1;
+    const err = thrown(() => parseConfig(text, '/srv/dr/dr.yaml'));
+    expect(err.code).toBe('config_invalid');
+    expect(err.subject).toBe('apps.web.blockSize');
+    expect(err.message).toContain(
+      `/srv/dr/dr.yaml:${line}: apps.web.blockSize: expected a power of two`,
+    );
+    expect(err.message).toContain('To resolve, correct apps.web.blockSize in /srv/dr/dr.yaml');
+  });
+
+  it('names the line of an unknown tier and of a size that is not a size', () => {
+    const tier = withApp('  web:\n    tier: gold\n    volumes: [{ name: d, path: /x }]\n');
+    const tierLine = tier.split('\n').findIndex((l) => l.includes('tier: gold')) + 1;
+    expect(thrown(() => parseConfig(tier)).message).toMatch(
+      new RegExp(`^dr\\.yaml:${tierLine}: apps\\.web\\.tier: `),
+    );
+    const size = defaultConfigText('127.0.0.1:7443').replace(
+      'minFreeSpace: 64MiB',
+      'minFreeSpace: lots',
+    );
+    const sizeLine = size.split('\n').findIndex((l) => l.includes('minFreeSpace: lots')) + 1;
+    expect(thrown(() => parseConfig(size)).message).toContain(
+      `dr.yaml:${sizeLine}: gateway.minFreeSpace: expected a disk size like 64KiB or 4MiB`,
+    );
+  });
+
+  it('names the line of a YAML syntax error', () => {
+    const err = thrown(() => parseConfig('version: 1\ngateway:\n  listen: [oops\n', 'dr.yaml'));
+    expect(err.code).toBe('config_invalid');
+    expect(err.message).toMatch(
+      /^dr\.yaml:\d+: not valid YAML \(Flow sequence in block collection/,
+    );
+  });
+
+  it('rejects an app without volumes, duplicate volume names and a bad app name', () => {
+    expect(thrown(() => parseConfig(withApp('  web:\n    volumes: []\n'))).message).toContain(
+      'apps.web.volumes: an app needs at least one volume',
+    );
+    const twice = withApp(
+      '  web:\n    volumes:\n      - { name: d, path: /a }\n      - { name: d, path: /b }\n',
+    );
+    expect(thrown(() => parseConfig(twice)).message).toContain('volume names must differ');
+    expect(
+      thrown(() => parseConfig(withApp('  Web:\n    volumes: [{ name: d, path: /a }]\n'))).message,
+    ).toContain('app names are lower-case letters, digits and -');
+  });
+
+  it('rejects a gateway that is not HOST:PORT', () => {
+    const text = defaultConfigText('127.0.0.1:7443').replace(
+      'address: 127.0.0.1:7443',
+      'address: 127.0.0.1',
+    );
+    const err = thrown(() => parseConfig(text));
+    expect(err.subject).toBe('gateway.address');
+    expect(err.message).toContain('expected HOST:PORT');
+  });
+});
+
+describe('readConfig', () => {
+  let home: string;
+
+  beforeEach(async () => {
+    home = await mkdtemp(join(tmpdir(), 'lifeboat-config-'));
+  });
+
+  afterEach(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('says to run dr init when the home has no dr.yaml', async () => {
+    const err = await rejected(readConfig(join(home, 'missing'), {}));
+    expect(err.code).toBe('home_missing');
+    expect(err.message).toContain(join(home, 'missing', 'dr.yaml'));
+    expect(err.message).toContain('run `dr init`');
+  });
+
+  it('resolves the store against the home and lets DR_GATEWAY override the address', async () => {
+    await writeFile(join(home, 'dr.yaml'), defaultConfigText('127.0.0.1:7443'));
+    const plain = await readConfig(home, {});
+    expect(plain.storeDir).toBe(join(home, 'store'));
+    expect(plain.gateway.address).toBe('127.0.0.1:7443');
+    const over = await readConfig(home, { DR_GATEWAY: 'dr.example.com:9443' });
+    expect(over.gateway.address).toBe('dr.example.com:9443');
+    expect(over.gateway.listen).toBe('127.0.0.1:7443');
+  });
+
+  it('rejects a DR_GATEWAY that is not HOST:PORT, naming it', async () => {
+    await writeFile(join(home, 'dr.yaml'), defaultConfigText('127.0.0.1:7443'));
+    const err = await rejected(readConfig(home, { DR_GATEWAY: 'https://dr.example.com' }));
+    expect(err.code).toBe('config_invalid');
+    expect(err.subject).toBe('DR_GATEWAY');
+    expect(err.message).toContain('DR_GATEWAY is not HOST:PORT ("https://dr.example.com")');
+    expect(err.message).toContain('set it like 127.0.0.1:7443');
+  });
+
+  it('names the file in a validation error from disk', async () => {
+    const file = join(home, 'dr.yaml');
+    await writeFile(file, 'version: 2\n');
+    const err = await rejected(readConfig(home, {}));
+    expect(err.message).toMatch(new RegExp(`^${file.replaceAll('/', '\\/')}:1: version: `));
+  });
+});
+
+describe('findApp', () => {
+  it('lists the known apps when the name is unknown', () => {
+    const config = parseConfig(withApp('  web:\n    volumes: [{ name: d, path: /a }]\n'));
+    const err = thrown(() => findApp(config, 'shop'));
+    expect(err.code).toBe('app_unknown');
+    expect(err.message).toContain('use one of: web');
+    const none = thrown(() => findApp(parseConfig(defaultConfigText('127.0.0.1:7443')), 'shop'));
+    expect(none.message).toContain('dr app add APP --volume NAME=PATH');
+  });
+});
