@@ -485,10 +485,12 @@ export class ReplicationAgent {
     this.session = undefined;
     if (session) {
       // Best effort and bounded: an unreachable gateway lets the lease lapse by itself.
+      const giveUp = new AbortController();
       await Promise.race([
         this.opts.client.closeSession(this.opts.app, session.sessionId).catch(() => undefined),
-        sleep(3000),
+        sleep(3000, undefined, { signal: giveUp.signal }).catch(() => undefined), // cancelled below
       ]);
+      giveUp.abort();
     }
     for (const v of this.volumes) await v.file.close().catch(() => undefined); // read-only handles: nothing to lose
     this.volumes = [];

@@ -38,11 +38,19 @@ export async function* scanChanges({
   onProgress,
 }: ScanOptions): AsyncGenerator<ChangedBlock> {
   const chunk = Math.max(blockSize, readBytes - (readBytes % blockSize));
-  const buf = Buffer.allocUnsafe(chunk);
-  for (let pos = 0; pos < size; pos += chunk) {
+  // Two buffers: the next read runs in the thread pool while this chunk is hashed.
+  const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)] as const;
+  const readAt = async (pos: number, buf: Buffer): Promise<number> => {
     const want = Math.min(chunk, size - pos);
     const got = await volume.read(buf, pos, want);
     if (got < want) buf.fill(0, got, want); // the volume shrank under us: the size check on the next cycle reports it
+    return want;
+  };
+  let next = size > 0 ? readAt(0, buffers[0]) : undefined;
+  for (let pos = 0, turn = 0; pos < size; pos += chunk, turn ^= 1) {
+    const want = await (next as Promise<number>);
+    const buf = buffers[turn as 0 | 1];
+    next = pos + chunk < size ? readAt(pos + chunk, buffers[(turn ^ 1) as 0 | 1]) : undefined;
     for (let off = 0; off < want; off += blockSize) {
       const block = (pos + off) / blockSize;
       const plain = buf.subarray(off, Math.min(off + blockSize, want));

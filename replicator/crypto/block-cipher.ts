@@ -50,6 +50,20 @@ function isZero(buf: Uint8Array): boolean {
   return true;
 }
 
+const SAMPLE_BYTES = 4096;
+
+/**
+ * Whether a block is worth a full lz4 pass: a 4 KiB sample from its middle
+ * must shrink by a tenth. Incompressible data (encrypted or compressed files,
+ * media) then costs a sixteenth of a full attempt.
+ */
+function worthCompressing(plain: Buffer): boolean {
+  if (plain.length <= SAMPLE_BYTES * 2) return true;
+  const at = (plain.length >> 1) - (SAMPLE_BYTES >> 1);
+  const sample = plain.subarray(at, at + SAMPLE_BYTES);
+  return compressSync(sample).length < SAMPLE_BYTES * 0.9;
+}
+
 /**
  * Compresses (lz4, kept only when it saves at least 1/16), encrypts with
  * AES-256-GCM under a random nonce, and frames one block. `mac` is the keyed
@@ -61,7 +75,7 @@ export function sealBlock(keys: VolumeKeys, ctx: BlockContext, plain: Buffer, ma
   if (isZero(plain)) {
     flags = FLAG_ZERO;
     payload = Buffer.alloc(0);
-  } else {
+  } else if (worthCompressing(plain)) {
     const packed = compressSync(plain);
     if (packed.length <= plain.length - (plain.length >> 4)) {
       flags = FLAG_LZ4;
