@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { systemCode } from '../../core/errors.js';
@@ -27,6 +27,7 @@ interface Intent {
 export class MacState {
   readonly macs = new Map<string, Buffer>();
   private readonly files = new Map<string, FileHandle>();
+  private intentLog: Promise<FileHandle> | undefined;
   /** Byte range of each MAC buffer changed since the last flush. */
   private readonly dirty = new Map<string, [number, number]>();
 
@@ -36,7 +37,7 @@ export class MacState {
   ) {}
 
   static async open(dir: string): Promise<MacState> {
-    await mkdir(join(dir, 'intents'), { recursive: true });
+    await mkdir(dir, { recursive: true });
     let state: AgentStateFile | undefined;
     try {
       state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as AgentStateFile;
@@ -75,26 +76,31 @@ export class MacState {
     await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(state, null, 2));
   }
 
+  /** Appends a batch's intent to this cycle's intent log (one open file, no fsync: see the class note). */
   async writeIntent(intent: Intent): Promise<void> {
-    await writeFile(join(this.dir, 'intents', `${intent.seq}.json`), JSON.stringify(intent));
+    // The promise is kept, not the handle: batches sent back to back must share one open.
+    this.intentLog ??= open(join(this.dir, 'intents.log'), 'a');
+    await (await this.intentLog).write(`${JSON.stringify(intent)}\n`);
   }
 
+  /** Intents of batches sent before a crash, oldest first. */
   async pendingIntents(): Promise<Intent[]> {
-    const names = await readdir(join(this.dir, 'intents'));
+    let text = '';
+    try {
+      text = await readFile(join(this.dir, 'intents.log'), 'utf8');
+    } catch (err) {
+      if (systemCode(err) !== 'ENOENT') throw err;
+    }
     const out: Intent[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json'))) {
+    for (const line of text.split('\n')) {
+      if (!line) continue;
       try {
-        out.push(JSON.parse(await readFile(join(this.dir, 'intents', n), 'utf8')) as Intent);
+        out.push(JSON.parse(line) as Intent);
       } catch {
-        // A torn intent belongs to a batch that was never sent whole: dropping it only resends blocks.
-        await rm(join(this.dir, 'intents', n), { force: true });
+        // A torn last line belongs to a batch never sent whole: dropping it only resends blocks.
       }
     }
     return out.sort((a, b) => a.seq - b.seq);
-  }
-
-  async dropIntent(seq: number): Promise<void> {
-    await rm(join(this.dir, 'intents', `${seq}.json`), { force: true });
   }
 
   /** Records that the gateway durably holds these blocks (in memory and in the MAC files). */
@@ -114,8 +120,12 @@ export class MacState {
     }
   }
 
-  /** Makes applied MACs durable, then forgets the intents they came from. */
-  async flush(seqs: number[]): Promise<void> {
+  /**
+   * Makes applied MACs durable, then forgets every intent: call it when no
+   * batch is on the wire. Intents not applied by then were never acknowledged,
+   * and their blocks are found again by the next scan.
+   */
+  async flush(): Promise<void> {
     for (const [volume, [lo, hi]] of this.dirty) {
       const fh = this.files.get(volume);
       const macs = this.macs.get(volume);
@@ -124,10 +134,14 @@ export class MacState {
       await fh.sync();
     }
     this.dirty.clear();
-    for (const seq of seqs) await this.dropIntent(seq);
+    await (await this.intentLog)?.close();
+    this.intentLog = undefined;
+    await writeFile(join(this.dir, 'intents.log'), '');
   }
 
   async close(): Promise<void> {
+    await (await this.intentLog)?.close();
+    this.intentLog = undefined;
     for (const fh of this.files.values()) await fh.close();
     this.files.clear();
   }

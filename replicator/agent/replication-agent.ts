@@ -5,7 +5,7 @@ import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import { scanChanges } from '../capture/scan-tracker.js';
 import { VolumeFile } from '../capture/volume-file.js';
-import { sealBlock } from '../crypto/block-cipher.js';
+import { sealBlockParts } from '../crypto/block-cipher.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   createWrappedVolumeKey,
@@ -67,7 +67,9 @@ interface OpenVolume {
 
 interface PendingBatch {
   seq: number;
+  /** The records' parts, in order. */
   records: Buffer[];
+  count: number;
   bytes: number;
   intent: Intent;
 }
@@ -101,8 +103,10 @@ export class ReplicationAgent {
     const { app, appConfig, client, kek, stateDir } = this.opts;
     this.macState = await MacState.open(stateDir);
     this.lock = await AgentLock.acquire(stateDir, app);
+    let opened: Array<{ file: VolumeFile }> = [];
     try {
       const files: Array<{ name: string; file: VolumeFile; size: number }> = [];
+      opened = files;
       for (const v of appConfig.volumes) {
         const file = await VolumeFile.open(v.name, v.path);
         files.push({ name: v.name, file, size: await file.size() });
@@ -196,7 +200,7 @@ export class ReplicationAgent {
       const intents = await this.macState.pendingIntents();
       for (const intent of intents)
         if (sameStore && pending.has(intent.seq)) this.macState.apply(intent);
-      await this.macState.flush(intents.map((i) => i.seq));
+      await this.macState.flush();
       await this.macState.saveState({
         storeId: session.storeId,
         volumes: Object.fromEntries(
@@ -205,6 +209,9 @@ export class ReplicationAgent {
       });
       this.startHeartbeat();
     } catch (err) {
+      // Volumes opened before the failure are not in this.volumes yet.
+      for (const f of opened)
+        if (!this.volumes.some((v) => v.file === f.file)) await f.file.close();
       await this.stop();
       throw err;
     }
@@ -282,28 +289,27 @@ export class ReplicationAgent {
     if (!session || !macState) throw new Error('agent not started');
     const started = this.now();
     const batchBytes = this.opts.batchBytes ?? 4 * 1024 * 1024;
-    const inFlightMax = this.opts.inFlight ?? 2;
+    const inFlightMax = this.opts.inFlight ?? 4;
     const inFlight = new Set<Promise<void>>();
-    const acked: number[] = [];
     let failure: unknown;
     let blocksSent = 0;
     let bytesSent = 0;
     let scannedBytes = 0;
 
     const send = async (batch: PendingBatch): Promise<void> => {
-      const body = encodeBatch(batch.seq, batch.records);
+      const body = encodeBatch(batch.seq, batch.records, batch.count);
+      const bodyBytes = body.reduce((n, b) => n + b.length, 0);
       await macState.writeIntent(batch.intent);
-      this.backlogBytes += body.length;
+      this.backlogBytes += bodyBytes;
       try {
         await this.call(`batch ${batch.seq}`, (id) => client.sendBatch(app, id, body), signal);
       } finally {
-        this.backlogBytes -= body.length;
+        this.backlogBytes -= bodyBytes;
       }
       this.lastError = undefined;
       macState.apply(batch.intent);
-      acked.push(batch.seq);
       this.lastAcked = Math.max(this.lastAcked, batch.seq);
-      bytesSent += body.length;
+      bytesSent += bodyBytes;
     };
     const dispatch = async (batch: PendingBatch): Promise<void> => {
       while (inFlight.size >= inFlightMax) await Promise.race(inFlight);
@@ -315,15 +321,15 @@ export class ReplicationAgent {
         .finally(() => inFlight.delete(p));
       inFlight.add(p);
     };
-    const newBatch = (): PendingBatch => ({
-      seq: this.nextSeq++,
+    const newBatch = (seq: number): PendingBatch => ({
+      seq,
       records: [],
+      count: 0,
       bytes: 0,
-      intent: { seq: 0, blocks: {} },
+      intent: { seq, blocks: {} },
     });
 
-    let batch = newBatch();
-    batch.intent.seq = batch.seq;
+    let batch = newBatch(this.nextSeq++);
     try {
       for (const v of this.volumes) {
         const size = await v.file.size();
@@ -358,14 +364,17 @@ export class ReplicationAgent {
           },
         })) {
           signal?.throwIfAborted();
-          const record = sealBlock(
+          const record = sealBlockParts(
             v.keys,
             { app, volume: v.name, volumeId: v.id, block: changed.block, seq: batch.seq },
             changed.plain,
             changed.mac,
           );
-          batch.records.push(record);
-          batch.bytes += record.length;
+          for (const part of record) {
+            batch.records.push(part);
+            batch.bytes += part.length;
+          }
+          batch.count++;
           sentForVolume += changed.plain.length;
           blocksSent++;
           const list = batch.intent.blocks[v.name] ?? [];
@@ -373,17 +382,16 @@ export class ReplicationAgent {
           batch.intent.blocks[v.name] = list;
           if (batch.bytes >= batchBytes) {
             await dispatch(batch);
-            batch = newBatch();
-            batch.intent.seq = batch.seq;
+            batch = newBatch(this.nextSeq++);
           }
         }
         scannedBytes += v.size;
       }
-      if (batch.records.length > 0) await dispatch(batch);
+      if (batch.count > 0) await dispatch(batch);
       else this.nextSeq--; // the empty batch was never sent: its number stays free
       await Promise.all(inFlight);
       if (failure) throw failure;
-      await macState.flush(acked);
+      await macState.flush();
 
       const volumes: Record<string, { size: number; digest: string }> = {};
       for (const v of this.volumes) {
@@ -413,7 +421,7 @@ export class ReplicationAgent {
     } catch (err) {
       // Whatever was acknowledged stays recorded; the rest is found again by the next scan.
       await Promise.allSettled(inFlight);
-      await macState.flush(acked).catch(() => undefined); // best effort: a missed flush only resends blocks
+      await macState.flush().catch(() => undefined); // best effort: a missed flush only resends blocks
       this.lastError = errorMessage(err);
       throw err;
     }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { DrError } from '../../core/errors.js';
 import { blockMac, MAC_BYTES, type VolumeKeys } from './volume-key.js';
@@ -66,10 +66,16 @@ function worthCompressing(plain: Buffer): boolean {
 
 /**
  * Compresses (lz4, kept only when it saves at least 1/16), encrypts with
- * AES-256-GCM under a random nonce, and frames one block. `mac` is the keyed
+ * AES-256-GCM under a unique nonce, and frames one block. `mac` is the keyed
  * MAC of `plain`, computed by the caller that already needed it for change detection.
+ * Returns the record in parts (header, ciphertext, tag) so batches go out without a copy.
  */
-export function sealBlock(keys: VolumeKeys, ctx: BlockContext, plain: Buffer, mac: Buffer): Buffer {
+export function sealBlockParts(
+  keys: VolumeKeys,
+  ctx: BlockContext,
+  plain: Buffer,
+  mac: Buffer,
+): Buffer[] {
   let flags = 0;
   let payload: Buffer = plain;
   if (isZero(plain)) {
@@ -82,23 +88,27 @@ export function sealBlock(keys: VolumeKeys, ctx: BlockContext, plain: Buffer, ma
       payload = packed;
     }
   }
-  const nonce = randomBytes(12);
+  const nonce = keys.nonces.next();
   const c = createCipheriv('aes-256-gcm', keys.enc, nonce);
   c.setAAD(aad(ctx, flags, plain.length));
   const ctLen = payload.length + TAG_BYTES;
-  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + ctLen);
+  const head = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
   let o = 0;
-  o = out.writeUInt16BE(ctx.volumeId, o);
-  o = out.writeUInt32BE(ctx.block, o);
-  o = out.writeUInt8(flags, o);
-  o = out.writeUInt32BE(plain.length, o);
-  o += mac.copy(out, o, 0, MAC_BYTES);
-  o += nonce.copy(out, o);
-  o = out.writeUInt32BE(ctLen, o);
-  o += c.update(payload).copy(out, o);
-  o += c.final().copy(out, o);
-  c.getAuthTag().copy(out, o);
-  return out;
+  o = head.writeUInt16BE(ctx.volumeId, o);
+  o = head.writeUInt32BE(ctx.block, o);
+  o = head.writeUInt8(flags, o);
+  o = head.writeUInt32BE(plain.length, o);
+  o += mac.copy(head, o, 0, MAC_BYTES);
+  o += nonce.copy(head, o);
+  head.writeUInt32BE(ctLen, o);
+  const ct = c.update(payload);
+  const rest = c.final(); // empty for GCM, kept for form
+  return rest.length > 0 ? [head, ct, rest, c.getAuthTag()] : [head, ct, c.getAuthTag()];
+}
+
+/** `sealBlockParts` as one buffer. */
+export function sealBlock(keys: VolumeKeys, ctx: BlockContext, plain: Buffer, mac: Buffer): Buffer {
+  return Buffer.concat(sealBlockParts(keys, ctx, plain, mac));
 }
 
 /** Reads a record header; throws when the bytes cannot be one. */

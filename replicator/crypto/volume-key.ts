@@ -12,6 +12,30 @@ export interface VolumeKeys {
   /** MAC of an all-zero block of the volume's block size: a block the store does not hold. */
   zeroMac: Buffer;
   blockSize: number;
+  /** GCM nonces for blocks sealed under `enc` by this process. */
+  nonces: NonceSource;
+}
+
+/**
+ * Unique 96-bit GCM nonces without a random draw per block: 8 random bytes
+ * fixed for this source, then a 32-bit counter; a new random prefix is drawn
+ * before the counter could wrap. Collisions across processes need two equal
+ * 64-bit random prefixes.
+ */
+export class NonceSource {
+  private prefix = randomBytes(8);
+  private counter = 0;
+
+  next(): Buffer {
+    if (this.counter === 0xffffffff) {
+      this.prefix = randomBytes(8);
+      this.counter = 0;
+    }
+    const nonce = Buffer.allocUnsafe(12);
+    this.prefix.copy(nonce, 0);
+    nonce.writeUInt32BE(this.counter++, 8);
+    return nonce;
+  }
 }
 
 export const MAC_BYTES = 16;
@@ -78,7 +102,7 @@ export function unwrapVolumeKey(
   );
   const mac = Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), 'lifeboat block mac', 32));
   const zeroMac = blockMac(mac, Buffer.alloc(blockSize));
-  return { enc, mac, zeroMac, blockSize };
+  return { enc, mac, zeroMac, blockSize, nonces: new NonceSource() };
 }
 
 /**

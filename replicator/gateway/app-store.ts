@@ -69,6 +69,8 @@ export class AppStore {
   readonly #mutex = new Mutex();
   readonly #files = new ReadWriteLock();
   readonly #pending = new PendingBatches();
+  /** Batches written but not yet fsync'd, by sequence number. */
+  readonly #inFlight = new Map<number, Promise<void>>();
   /** The materialised view of the latest point, every volume, sorted by (volume, block). */
   #latest: { pointId: number; entries: IndexEntry[] } | undefined;
 
@@ -158,7 +160,7 @@ export class AppStore {
    */
   async appendBatch(
     seq: number,
-    bytes: Buffer,
+    bytes: Buffer | readonly Buffer[],
     decoded: DecodedBatch,
   ): Promise<{ duplicate: boolean }> {
     if (!Number.isSafeInteger(seq) || seq < 1 || decoded.seq !== seq) {
@@ -167,12 +169,45 @@ export class AppStore {
         String(seq),
       );
     }
-    return this.#mutex.run(async () => {
-      if (seq <= this.catalog.committedSeq || this.#pending.has(seq)) return { duplicate: true };
-      const at = await this.log.append(FRAME_BATCH, bytes);
-      this.#pending.add(at, decoded);
-      return { duplicate: false };
+    // Written under the lock, made durable outside it: batches that arrive
+    // together share one fsync, and none is acknowledged before its fsync.
+    // A resend of a batch still on its way to the disk waits for it.
+    let durable!: () => void;
+    let failed!: (err: unknown) => void;
+    const settled = new Promise<void>((resolve, reject) => {
+      durable = resolve;
+      failed = reject;
     });
+    settled.catch(() => undefined); // observed by resends only; the first caller gets the error itself
+    const outcome = await this.#mutex.run(async () => {
+      if (seq <= this.catalog.committedSeq || this.#pending.has(seq)) return 'duplicate' as const;
+      const earlier = this.#inFlight.get(seq);
+      if (earlier) return { wait: earlier };
+      this.#inFlight.set(seq, settled);
+      try {
+        return await this.log.write(FRAME_BATCH, bytes);
+      } catch (err) {
+        this.#inFlight.delete(seq);
+        failed(err);
+        throw err;
+      }
+    });
+    if (outcome === 'duplicate') return { duplicate: true };
+    if ('wait' in outcome) {
+      await outcome.wait;
+      return { duplicate: true };
+    }
+    try {
+      await this.log.sync();
+      this.#pending.add(outcome, decoded);
+      durable();
+    } catch (err) {
+      failed(err);
+      throw err;
+    } finally {
+      this.#inFlight.delete(seq);
+    }
+    return { duplicate: false };
   }
 
   /** Makes a recovery point of every pending batch up to `upToSeq`. */

@@ -86,6 +86,13 @@ export async function createGateway({
   now = Date.now,
 }: GatewayOptions): Promise<Gateway> {
   const runtimes = new Map<string, AppRuntime>();
+  // statfs once a second at most: a batch is 4 MiB, the reserve is far larger.
+  let freeCache: { at: number; bytes: number | undefined } | undefined;
+  const freeSpace = async (): Promise<number | undefined> => {
+    if (!freeCache || now() - freeCache.at > 1000)
+      freeCache = { at: now(), bytes: await freeBytes(store.dir) };
+    return freeCache.bytes;
+  };
   const runtime = (app: string): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
@@ -201,7 +208,7 @@ export async function createGateway({
     };
   }
 
-  async function receiveBatch(app: string, sessionId: string | undefined, body: Buffer) {
+  async function receiveBatch(app: string, sessionId: string | undefined, body: Buffer[]) {
     const a = appStore(app);
     holdsLease(app, sessionId);
     let decoded: ReturnType<typeof decodeBatch>;
@@ -223,7 +230,7 @@ export async function createGateway({
         );
       }
     }
-    const free = await freeBytes(store.dir);
+    const free = await freeSpace();
     if (free !== undefined && free < minFreeSpace) {
       throw new HttpError(
         507,
@@ -247,8 +254,8 @@ export async function createGateway({
     }
     const rt = runtime(app);
     if (!ack.duplicate) {
-      rt.bytesShipped += body.length;
-      rt.recent.push([now(), body.length]);
+      rt.bytesShipped += decoded.length;
+      rt.recent.push([now(), decoded.length]);
     }
     return { seq: decoded.seq, duplicate: ack.duplicate };
   }
@@ -590,8 +597,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Reads a whole body; a body cut off mid-upload rejects, so a partial batch is never applied. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a whole body as the chunks it arrived in (a batch is written to disk
+ * from them without a copy); a body cut off mid-upload rejects, so a partial
+ * batch is never applied.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? Number.NaN);
     if (declared > limit) {
@@ -614,7 +625,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('end', () => {
       if (!req.complete || (Number.isFinite(declared) && size !== declared)) {
         reject(badRequest('request body was cut off', 'the agent resends it; nothing was stored'));
-      } else resolve(Buffer.concat(parts));
+      } else resolve(parts);
     });
     req.on('error', reject);
     req.on('aborted', () =>
@@ -624,7 +635,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 async function readJson<T>(req: IncomingMessage): Promise<T> {
-  const body = await readBody(req, 4 * 1024 * 1024);
+  const body = Buffer.concat(await readBody(req, 4 * 1024 * 1024));
   try {
     return JSON.parse(body.toString('utf8')) as T;
   } catch {

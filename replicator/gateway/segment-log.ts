@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { syncDir } from '../../core/atomic-file.js';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { FileHandleCache } from './file-handle-cache.js';
+import { frameChecksum } from './frame-checksum.js';
 
 /** A frame holding one agent batch, byte for byte as received. */
 export const FRAME_BATCH = 1;
@@ -52,6 +52,11 @@ export class SegmentLog {
   #writer: { segment: number; fh: FileHandle } | undefined;
   /** Set when a failed append could not be undone: the next append starts a new segment. */
   #sealActive = false;
+  /** Frames written and frames known durable, for group commit. */
+  #written = 0;
+  #synced = 0;
+  #dirDirty = false;
+  #syncing: Promise<void> | undefined;
 
   private constructor(private readonly options: SegmentLogOptions) {}
 
@@ -104,25 +109,68 @@ export class SegmentLog {
    * created). On failure the segment is cut back to where the frame started,
    * and ENOSPC / EDQUOT become `gateway_full`.
    */
-  async append(kind: number, payload: Uint8Array): Promise<LogPosition> {
-    const frame = encodeFrame(kind, payload);
+  async append(kind: number, payload: Uint8Array | readonly Uint8Array[]): Promise<LogPosition> {
+    const at = await this.write(kind, payload);
+    await this.sync();
+    return at;
+  }
+
+  /**
+   * Appends one frame without waiting for the disk; `sync()` makes it durable.
+   * Callers serialise writes; syncs may overlap them (group commit).
+   */
+  async write(kind: number, payload: Uint8Array | readonly Uint8Array[]): Promise<LogPosition> {
+    const parts = payload instanceof Uint8Array ? [payload] : payload;
+    const payloadLength = parts.reduce((n, p) => n + p.length, 0);
+    const [head, tail] = frameEnds(kind, parts, payloadLength);
+    const frameLength = head.length + payloadLength + tail.length;
     const created = await this.#ensureWriter();
     const { segment, fh } = created.writer;
     const start = this.size(segment);
     try {
-      let done = 0;
-      while (done < frame.length) {
-        const { bytesWritten } = await fh.write(frame, done, frame.length - done, start + done);
-        done += bytesWritten;
+      // One writev of head, payload and tail: the payload (up to a whole batch) is not copied.
+      let done = (await fh.writev([head, ...parts, tail], start)).bytesWritten;
+      if (done < frameLength) {
+        const frame = Buffer.concat([head, ...parts, tail]);
+        while (done < frameLength) {
+          const { bytesWritten } = await fh.write(frame, done, frameLength - done, start + done);
+          done += bytesWritten;
+        }
       }
-      await fh.sync();
-      if (created.isNew) await syncDir(this.options.dir);
     } catch (err) {
       await this.#undo(segment, fh, start, err);
       throw this.#writeError(segment, err);
     }
-    this.#sizes.set(segment, start + frame.length);
+    if (created.isNew) this.#dirDirty = true;
+    this.#written++;
+    this.#sizes.set(segment, start + frameLength);
     return { segment, offset: start };
+  }
+
+  /**
+   * Makes every frame written so far durable. Callers that arrive while an
+   * fsync runs share the next one, so concurrent batches cost one fsync.
+   */
+  async sync(): Promise<void> {
+    const want = this.#written;
+    while (this.#synced < want) {
+      if (this.#syncing) {
+        await this.#syncing;
+        continue;
+      }
+      const target = this.#written;
+      const fh = this.#writer?.fh;
+      const dir = this.#dirDirty;
+      this.#dirDirty = false;
+      this.#syncing = (async () => {
+        await fh?.sync();
+        if (dir) await syncDir(this.options.dir);
+      })().finally(() => {
+        this.#syncing = undefined;
+      });
+      await this.#syncing;
+      this.#synced = target;
+    }
   }
 
   /**
@@ -216,6 +264,7 @@ export class SegmentLog {
     const full = active !== undefined && this.size(active) >= this.options.segmentBytes;
     if (active !== undefined && !full && !this.#sealActive) {
       if (this.#writer?.segment !== active) {
+        await this.#writer?.fh.sync();
         await this.#writer?.fh.close();
         this.#writer = { segment: active, fh: await open(this.path(active), constants.O_RDWR) };
       }
@@ -226,6 +275,7 @@ export class SegmentLog {
     const fh = await open(this.path(segment), flags, 0o600).catch((err: unknown) => {
       throw this.#writeError(segment, err);
     });
+    await this.#writer?.fh.sync(); // frames awaiting a group sync must reach the disk first
     await this.#writer?.fh.close();
     this.#writer = { segment, fh };
     this.#sizes.set(segment, 0);
@@ -280,7 +330,7 @@ export class SegmentLog {
     if (end > size) return unknown('frame cut short');
     const body = await this.read(segment, pos + FRAME_HEAD_BYTES, len + FRAME_TAIL_BYTES);
     const payload = body.subarray(0, len);
-    if (crc32(payload) !== body.readUInt32BE(len))
+    if (frameChecksum(payload) !== body.readUInt32BE(len))
       return { problem: 'frame checksum does not match', end };
     return { frame: { segment, start: pos, kind, payload }, end };
   }
@@ -295,13 +345,24 @@ export class SegmentLog {
   }
 }
 
+/** A frame's head and tail around a payload given in parts. */
+function frameEnds(kind: number, parts: readonly Uint8Array[], length: number): [Buffer, Buffer] {
+  const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
+  MAGIC.copy(head, 0);
+  head.writeUInt8(kind, 4);
+  head.writeUInt32BE(length, 5);
+  const tail = Buffer.allocUnsafe(FRAME_TAIL_BYTES);
+  tail.writeUInt32BE(frameChecksum(parts), 0);
+  return [head, tail];
+}
+
 export function encodeFrame(kind: number, payload: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + payload.length + FRAME_TAIL_BYTES);
   MAGIC.copy(frame, 0);
   frame.writeUInt8(kind, 4);
   frame.writeUInt32BE(payload.length, 5);
   frame.set(payload, FRAME_HEAD_BYTES);
-  frame.writeUInt32BE(crc32(payload), FRAME_HEAD_BYTES + payload.length);
+  frame.writeUInt32BE(frameChecksum(payload), FRAME_HEAD_BYTES + payload.length);
   return frame;
 }
 

@@ -69,7 +69,7 @@ export class GatewayClient {
     return this.json('DELETE', `/v1/apps/${enc(app)}/session?id=${enc(sessionId)}`);
   }
 
-  sendBatch(app: string, sessionId: string, batch: Buffer): Promise<BatchAck> {
+  sendBatch(app: string, sessionId: string, batch: Buffer[]): Promise<BatchAck> {
     return this.json('POST', `/v1/apps/${enc(app)}/batches`, batch, {
       'x-lifeboat-session': sessionId,
     });
@@ -157,13 +157,15 @@ export class GatewayClient {
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<IncomingMessage> {
-    const payload =
+    const binary = Array.isArray(body) && body.every((b) => Buffer.isBuffer(b));
+    const parts: Buffer[] | undefined =
       body === undefined
         ? undefined
-        : Buffer.isBuffer(body)
-          ? body
-          : Buffer.from(JSON.stringify(body));
-    const contentType = Buffer.isBuffer(body) ? 'application/octet-stream' : 'application/json';
+        : binary
+          ? (body as Buffer[])
+          : [Buffer.from(JSON.stringify(body))];
+    const length = parts?.reduce((n, b) => n + b.length, 0) ?? 0;
+    const contentType = binary ? 'application/octet-stream' : 'application/json';
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -175,7 +177,7 @@ export class GatewayClient {
           servername: isIp(this.host) ? undefined : this.host,
           headers: {
             ...headers,
-            ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
+            ...(parts ? { 'content-type': contentType, 'content-length': length } : {}),
           },
           timeout: this.timeoutMs,
         },
@@ -191,7 +193,12 @@ export class GatewayClient {
         req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })),
       );
       req.on('error', (err) => reject(this.netError(err)));
-      req.end(payload);
+      if (parts) {
+        req.cork();
+        for (const p of parts) req.write(p);
+        req.uncork();
+      }
+      req.end();
     });
   }
 

@@ -96,7 +96,7 @@ export function makeBatch(
     const ctx = { app: APP, volume: volume.name, volumeId: volume.id, block, seq };
     return sealBlock(keys, ctx, plain, blockMac(keys.mac, plain));
   });
-  const bytes = encodeBatch(seq, records);
+  const bytes = Buffer.concat(encodeBatch(seq, records));
   return { bytes, decoded: decodeBatch(bytes), written };
 }
 
