@@ -43,6 +43,19 @@ const volumeSchema = z.object({
   path: z.string().min(1),
 });
 
+const quiesceSchema = z
+  .object({
+    /** Mount points frozen with fsfreeze for each cut. */
+    fsfreeze: z.array(z.string().min(1)).default([]),
+    /** The app's own hook: run before the freeze and after the thaw. */
+    freeze: z.string().min(1).optional(),
+    thaw: z.string().min(1).optional(),
+    timeout: duration.default(2000),
+  })
+  .refine((q) => (q.freeze === undefined) === (q.thaw === undefined), {
+    message: 'freeze and thaw hooks go together: give both or neither',
+  });
+
 const appSchema = z.object({
   tier: z.enum(['prod', 'staging', 'dev']).default('dev'),
   blockSize: blockSize.default(64 * 1024),
@@ -50,6 +63,7 @@ const appSchema = z.object({
     .array(volumeSchema)
     .min(1, 'an app needs at least one volume')
     .refine((v) => new Set(v.map((x) => x.name)).size === v.length, 'volume names must differ'),
+  quiesce: quiesceSchema.optional(),
 });
 
 const configSchema = z.object({
@@ -75,8 +89,12 @@ const configSchema = z.object({
     })
     .default({ all: 3_600_000, hourly: 86_400_000, daily: 30 * 86_400_000 }),
   agent: z
-    .object({ interval: duration.default(5000), batchSize: size('batch').default(4 * 1024 * 1024) })
-    .default({ interval: 5000, batchSize: 4 * 1024 * 1024 }),
+    .object({
+      interval: duration.default(1000),
+      batchSize: size('batch').default(4 * 1024 * 1024),
+      tracker: z.enum(['auto', 'trace', 'scan']).default('auto'),
+    })
+    .default({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' }),
   apps: z
     .record(z.string().regex(APP_NAME, 'app names are lower-case letters, digits and -'), appSchema)
     .default({}),
@@ -212,7 +230,8 @@ retention:
   hourly: 24h  # then one an hour for a day
   daily: 30d   # then one a day for 30 days
 agent:
-  interval: 5s
+  interval: 1s    # pause between cycles of \`dr agent\`
+  tracker: auto   # auto | trace | scan
   batchSize: 4MiB
 apps: {}
 `;

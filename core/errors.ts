@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'block_corrupt'
   | 'target_exists'
   | 'bad_request'
+  | 'quiesce_failed'
   | 'usage';
 
 export interface DrErrorOptions {

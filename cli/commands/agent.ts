@@ -14,11 +14,18 @@ export function registerAgent(program: Command, exit: ExitState): void {
     .description("replicate an app's volumes to the gateway (runs on the protected server)")
     .requiredOption('--app <app>', 'the app to protect')
     .option('--once', 'sync every change since the last point, commit one point and exit')
-    .option('--interval <duration>', 'pause between cycles (default: agent.interval in dr.yaml)')
+    .option(
+      '--interval <duration>',
+      'pause between cycles (default: agent.interval in dr.yaml, 1s)',
+    )
+    .option(
+      '--tracker <kind>',
+      'how changes are found: trace (block tracepoints; root and a block device), scan, or auto (default: agent.tracker in dr.yaml)',
+    )
     .option('--json', 'print the cycle report as JSON (with --once)')
     .action(
       async (
-        opts: { app: string; once?: boolean; interval?: string; json?: boolean },
+        opts: { app: string; once?: boolean; interval?: string; tracker?: string; json?: boolean },
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
@@ -32,6 +39,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
               `--interval ${opts.interval} is not a duration of at least 100ms`,
               'write it like 1s, 5s or 1m',
             );
+          }
+          const tracker = opts.tracker ?? config.agent.tracker;
+          if (tracker !== 'auto' && tracker !== 'trace' && tracker !== 'scan') {
+            throw usageError(`--tracker ${tracker} is not a tracker`, 'use auto, trace or scan');
           }
           const log = ctx.log.child({ part: 'agent' });
           const client = gatewayClient(config);
@@ -48,6 +59,13 @@ export function registerAgent(program: Command, exit: ExitState): void {
             stateDir: join(homePaths(config.home).stateDir, 'agents', opts.app),
             batchBytes: config.agent.batchSize,
             intervalMs,
+            tracker,
+            trace: {
+              ...(ctx.env.DR_TRACEFS ? { tracefs: ctx.env.DR_TRACEFS } : {}),
+              ...(Number(ctx.env.DR_TRACE_BUFFER_KIB) > 0
+                ? { bufferKiB: Number(ctx.env.DR_TRACE_BUFFER_KIB) }
+                : {}),
+            },
             log,
             ...(bar ? { onProgress: bar.update } : {}),
           });

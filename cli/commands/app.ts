@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Document, isMap, type YAMLMap } from 'yaml';
 import {
@@ -12,7 +12,7 @@ import {
   type VolumeConfig,
 } from '../../core/config.js';
 import { DrError, systemCode } from '../../core/errors.js';
-import { parseSize } from '../../core/units.js';
+import { parseDuration, parseSize } from '../../core/units.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
 
 const TIERS = ['prod', 'staging', 'dev'] as const;
@@ -24,6 +24,10 @@ interface AddOptions {
   volume?: string[];
   tier: string;
   blockSize: string;
+  fsfreeze?: string[];
+  quiesceFreeze?: string;
+  quiesceThaw?: string;
+  quiesceTimeout?: string;
   force?: boolean;
   json?: boolean;
 }
@@ -42,6 +46,21 @@ export function registerApp(program: Command, exit: ExitState): void {
     )
     .option('--tier <tier>', 'prod, staging or dev: which policies apply', 'dev')
     .option('--block-size <size>', 'replication block size, a power of two 4KiB-4MiB', '64KiB')
+    .option(
+      '--fsfreeze <mountpoint>',
+      'freeze this file system (fsfreeze) for each cut: crash-consistent points (repeat for more)',
+      (value: string, list: string[] | undefined) => [...(list ?? []), value],
+    )
+    .option(
+      '--quiesce-freeze <cmd>',
+      "the app's own freeze hook, run before each cut: app-consistent points",
+    )
+    .option('--quiesce-thaw <cmd>', "the app's thaw hook, always run after the cut")
+    .option(
+      '--quiesce-timeout <duration>',
+      'longest the app may stay frozen; the thaw runs then',
+      '2s',
+    )
     .option('--force', 'replace the app if it exists')
     .option('--json', 'print the added app as JSON')
     .action(async (name: string, opts: AddOptions, cmd: Command) =>
@@ -182,7 +201,46 @@ async function validateApp(name: string, opts: AddOptions): Promise<AppConfig> {
     }
     volumes.push({ name: volumeName, path: await checkVolumePath(volumeName, path) });
   }
-  return { tier: opts.tier as Tier, blockSize, volumes };
+  return { tier: opts.tier as Tier, blockSize, volumes, ...(await validateQuiesce(opts)) };
+}
+
+/** The quiesce options: mount points that exist, hooks given in pairs, a sane timeout. */
+async function validateQuiesce(opts: AddOptions): Promise<Pick<AppConfig, 'quiesce'>> {
+  const fsfreeze = (opts.fsfreeze ?? []).map((m) => resolve(m));
+  if ((opts.quiesceFreeze === undefined) !== (opts.quiesceThaw === undefined)) {
+    throw usageError(
+      `--quiesce-freeze and --quiesce-thaw go together (got only ${opts.quiesceFreeze ? '--quiesce-freeze' : '--quiesce-thaw'})`,
+      'give both hooks, so whatever the freeze does is always undone',
+    );
+  }
+  for (const m of fsfreeze) {
+    const info = await stat(m).catch(() => undefined);
+    const parent = await stat(dirname(m)).catch(() => undefined);
+    // A mount point sits on another device than its parent (or is /): freezing
+    // a plain directory would freeze whatever file system holds it.
+    if (!info?.isDirectory() || (m !== '/' && parent?.dev === info.dev)) {
+      throw usageError(
+        `--fsfreeze ${m} is not a mount point`,
+        'pass the directory where the file system on the volume is mounted',
+      );
+    }
+  }
+  const timeout = parseDuration(opts.quiesceTimeout ?? '2s');
+  if (timeout === undefined || timeout < 100 || timeout > 60_000) {
+    throw usageError(
+      `--quiesce-timeout ${JSON.stringify(opts.quiesceTimeout)} is not a duration from 100ms to 60s`,
+      'pass it like 2s or 500ms',
+    );
+  }
+  if (fsfreeze.length === 0 && opts.quiesceFreeze === undefined) return {};
+  return {
+    quiesce: {
+      fsfreeze,
+      ...(opts.quiesceFreeze ? { freeze: opts.quiesceFreeze } : {}),
+      ...(opts.quiesceThaw ? { thaw: opts.quiesceThaw } : {}),
+      timeout,
+    },
+  };
 }
 
 /** A volume is a block device or a regular file (an image) this user can read; returns its absolute path. */
@@ -239,10 +297,20 @@ function appsMap(doc: Document): YAMLMap {
 }
 
 function toYaml(app: AppConfig): Record<string, unknown> {
+  const q = app.quiesce;
   return {
     tier: app.tier,
     blockSize: sizeText(app.blockSize),
     volumes: app.volumes.map((v) => ({ name: v.name, path: v.path })),
+    ...(q
+      ? {
+          quiesce: {
+            ...(q.fsfreeze.length ? { fsfreeze: q.fsfreeze } : {}),
+            ...(q.freeze ? { freeze: q.freeze, thaw: q.thaw } : {}),
+            timeout: `${q.timeout}ms`,
+          },
+        }
+      : {}),
   };
 }
 

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { homePaths } from '../../core/home.js';
+import { connectRedis, redisUrlFrom } from '../../core/redis.js';
 import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway } from '../../replicator/gateway/gateway-server.js';
+import { startStatePublisher } from '../../replicator/gateway/state-publisher.js';
 import { tlsServerOptions } from '../../replicator/transport/certificates.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
 
@@ -15,6 +17,7 @@ export function registerGateway(program: Command, exit: ExitState): void {
         const ctx = contextOf(cmd);
         const config = await ctx.config();
         const log = ctx.log.child({ part: 'gateway' });
+        const redisUrl = redisUrlFrom(ctx.env); // checked before anything starts
         const store = await BlockStore.open({ dir: config.storeDir, log });
         const gateway = await createGateway({
           store,
@@ -25,12 +28,21 @@ export function registerGateway(program: Command, exit: ExitState): void {
           log,
         });
         ctx.out(`gateway listening on ${gateway.address} (store ${config.storeDir})`);
+        // The engine reads replication state from Redis; the agent never needs it.
+        const redis = redisUrl ? connectRedis(redisUrl, 'lifeboat-gateway') : undefined;
+        redis?.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+        const publisher = redis
+          ? startStatePublisher({ redis, statuses: gateway.statuses, log })
+          : undefined;
+        if (redis) ctx.out('publishing replication state to Redis (REDIS_URL)');
         await new Promise<void>((resolve) => {
           const stop = () => resolve();
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
         });
         log.info('stopping');
+        await publisher?.stop();
+        redis?.disconnect();
         await gateway.close();
         return 0;
       }),

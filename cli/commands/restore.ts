@@ -4,14 +4,18 @@ import { formatBytes } from '../../core/units.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
-import { pointArg } from './point-arg.js';
+import { pointArg, resolvePoint } from './point-arg.js';
 
 export function registerRestore(program: Command, exit: ExitState): void {
   program
     .command('restore')
     .description('write a byte-exact image of one volume at a recovery point')
     .argument('<app>', 'the app')
-    .requiredOption('--point <id>', 'point id from `dr points`, or latest')
+    .requiredOption(
+      '--point <id>',
+      'point id from `dr points`, or latest (the latest consistent point unless --allow-fuzzy)',
+    )
+    .option('--allow-fuzzy', 'let latest be a fuzzy point (taken without a freeze)')
     .requiredOption('--volume <name>', 'the volume to restore')
     .requiredOption('--to <file>', 'image file to write (sparse where blocks are zero)')
     .option('--force', 'replace --to if it exists')
@@ -19,7 +23,14 @@ export function registerRestore(program: Command, exit: ExitState): void {
     .action(
       async (
         app: string,
-        opts: { point: string; volume: string; to: string; force?: boolean; json?: boolean },
+        opts: {
+          point: string;
+          volume: string;
+          to: string;
+          force?: boolean;
+          allowFuzzy?: boolean;
+          json?: boolean;
+        },
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
@@ -28,7 +39,10 @@ export function registerRestore(program: Command, exit: ExitState): void {
           const client = gatewayClient(config);
           try {
             const kek = await loadKek(config);
-            const point = await client.point(app, pointArg(opts.point));
+            const point = await client.point(
+              app,
+              await resolvePoint(client, app, pointArg(opts.point), opts.allowFuzzy === true),
+            );
             const result = await restoreVolume({
               client,
               kek,

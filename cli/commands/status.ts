@@ -1,12 +1,34 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../core/units.js';
+import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+
+function unprotected(app: string): AppStatus {
+  return {
+    app,
+    phase: 'unprotected',
+    agent: null,
+    lastPoint: null,
+    lastConsistentPoint: null,
+    lagSeconds: null,
+    trackers: {},
+    lastFreezeMs: null,
+    lastResync: null,
+    points: 0,
+    bytesShipped: 0,
+    throughputBytesPerSec: 0,
+    storedBytes: 0,
+    backlogBytes: 0,
+  };
+}
 
 export function registerStatus(program: Command, exit: ExitState): void {
   program
     .command('status')
-    .description('replication state: phase, last point, lag, bytes shipped, throughput')
+    .description(
+      'replication state: phase, tracker, last point, lag (RPO now), backlog, throughput, freeze time',
+    )
     .argument('[app]', 'only this app')
     .option('--json', 'print JSON')
     .action(async (app: string | undefined, opts: { json?: boolean }, cmd: Command) =>
@@ -18,37 +40,46 @@ export function registerStatus(program: Command, exit: ExitState): void {
           const names = app ? [app] : Object.keys(config.apps);
           const reported = await client.status(app);
           const byName = new Map(reported.map((s) => [s.app, s]));
-          const rows = [...new Set([...names, ...byName.keys()])].sort().map(
-            (name) =>
-              byName.get(name) ?? {
-                app: name,
-                phase: 'unprotected' as const,
-                agent: null,
-                lastPoint: null,
-                lagSeconds: null,
-                points: 0,
-                bytesShipped: 0,
-                throughputBytesPerSec: 0,
-                storedBytes: 0,
-                backlogBytes: 0,
-              },
-          );
+          const rows = [...new Set([...names, ...byName.keys()])]
+            .sort()
+            .map((name) => byName.get(name) ?? unprotected(name));
           if (opts.json) {
             printJson(app ? rows[0] : rows);
             return 0;
           }
-          ctx.out(['APP', 'PHASE', 'LAST POINT', 'LAG', 'SHIPPED', 'THROUGHPUT'].join('\t'));
+          ctx.out(
+            [
+              'APP',
+              'PHASE',
+              'TRACKER',
+              'LAST POINT',
+              'LAG',
+              'BACKLOG',
+              'THROUGHPUT',
+              'FREEZE',
+            ].join('\t'),
+          );
           for (const s of rows) {
+            const trackers = Object.entries(s.trackers)
+              .map(([v, t]) => `${v}:${t.kind}${t.reason ? ` (${t.reason})` : ''}`)
+              .join(' ');
             ctx.out(
               [
                 s.app,
                 s.phase + (s.reason ? ` (${s.reason})` : ''),
+                trackers || '-',
                 s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.time} ${s.lastPoint.label}` : '-',
                 s.lagSeconds === null ? '-' : `${s.lagSeconds.toFixed(1)}s`,
-                formatBytes(s.bytesShipped),
+                formatBytes(s.backlogBytes),
                 `${formatBytes(s.throughputBytesPerSec)}/s`,
+                s.lastFreezeMs === null ? '-' : `${s.lastFreezeMs}ms`,
               ].join('\t'),
             );
+            if (s.lastResync) {
+              ctx.out(
+                `  last resync of ${s.app}/${s.lastResync.volume} at ${s.lastResync.at}: ${formatBytes(s.lastResync.bytes)} sent of ${formatBytes(s.lastResync.size)} (${s.lastResync.reason})`,
+              );
+            }
           }
           return 0;
         } finally {

@@ -3,9 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../../core/config.js';
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
-import { scanChanges } from '../capture/scan-tracker.js';
+import { type Frozen, Quiescer, type ThawResult } from '../capture/quiesce.js';
 import { VolumeFile } from '../capture/volume-file.js';
-import { sealBlockParts } from '../crypto/block-cipher.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   createWrappedVolumeKey,
@@ -14,13 +13,20 @@ import {
   type VolumeKeys,
   volumeDigest,
 } from '../crypto/volume-key.js';
-import { encodeBatch } from '../transport/batch-codec.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
-import type { Phase, PointInfo, SessionResponse } from '../transport/wire-types.js';
+import type {
+  ConsistencyLabel,
+  Phase,
+  PointInfo,
+  SessionResponse,
+} from '../transport/wire-types.js';
 import { absentMacs } from './absent-macs.js';
-import { AgentLock } from './agent-lock.js';
-import { type Intent, MacState } from './mac-state.js';
+import { AgentLock, type PidLock } from './agent-lock.js';
+import { BatchShipper } from './batch-shipper.js';
+import { lockDevice } from './device-lock.js';
+import { MacState } from './mac-state.js';
 import { withRetry } from './retry.js';
+import { type TraceSettings, type TrackerChoice, VolumeTracking } from './volume-tracking.js';
 
 export interface AgentOptions {
   app: string;
@@ -34,6 +40,9 @@ export interface AgentOptions {
   /** Batches on the wire at once, awaiting acknowledgement. */
   inFlight?: number;
   intervalMs?: number;
+  /** How changes are found: block tracing, scanning, or tracing where possible. */
+  tracker?: TrackerChoice;
+  trace?: TraceSettings;
   log?: Logger;
   onProgress?: (p: SyncProgress) => void;
   now?: () => number;
@@ -54,7 +63,26 @@ export interface CycleReport {
   bytesSent: number;
   scannedBytes: number;
   ms: number;
+  /** How long the volumes were frozen for the cut, when they were. */
+  freezeMs?: number;
 }
+
+/** A resync by scan of a traced volume, reported in status and logs. */
+export interface ResyncReport {
+  volume: string;
+  /** Bytes found different from the gateway's copy and sent. */
+  bytes: number;
+  /** The volume's size: what a full resync would have sent. */
+  size: number;
+  reason: string;
+  at: number;
+}
+
+/** Blocks copied inside a freeze, sealed and sent after the thaw. */
+type Snapshot = Array<{ volume: OpenVolume; block: number; plain: Buffer; mac: Buffer }>;
+
+/** Pre-copy stops once a round finds less than this: the rest waits for the cut. */
+const PRECOPY_ENOUGH = 8 * 1024 * 1024;
 
 interface OpenVolume {
   name: string;
@@ -63,15 +91,9 @@ interface OpenVolume {
   size: number;
   blockSize: number;
   keys: VolumeKeys;
-}
-
-interface PendingBatch {
-  seq: number;
-  /** The records' parts, in order. */
-  records: Buffer[];
-  count: number;
-  bytes: number;
-  intent: Intent;
+  tracking: VolumeTracking;
+  /** One agent per device, machine-wide. */
+  lock: PidLock;
 }
 
 /**
@@ -92,6 +114,11 @@ export class ReplicationAgent {
   private lastError: string | undefined;
   private backlogBytes = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private quiescer: Quiescer | undefined;
+  private lastFreezeMs: number | undefined;
+  private lastResync: ResyncReport | undefined;
+  /** Gateway clock minus ours, from heartbeat round trips. */
+  private clockOffsetMs = 0;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = (opts.log ?? silentLog).child({ app: opts.app });
@@ -103,17 +130,44 @@ export class ReplicationAgent {
     const { app, appConfig, client, kek, stateDir } = this.opts;
     this.macState = await MacState.open(stateDir);
     this.lock = await AgentLock.acquire(stateDir, app);
-    let opened: Array<{ file: VolumeFile }> = [];
+    let opened: Array<{ file: VolumeFile; tracking?: VolumeTracking; lock?: PidLock }> = [];
     try {
-      const files: Array<{ name: string; file: VolumeFile; size: number }> = [];
+      const files: Array<{
+        name: string;
+        file: VolumeFile;
+        size: number;
+        tracking?: VolumeTracking;
+        lock?: PidLock;
+      }> = [];
       opened = files;
       for (const v of appConfig.volumes) {
         const file = await VolumeFile.open(v.name, v.path);
-        files.push({ name: v.name, file, size: await file.size() });
+        const entry: (typeof files)[number] = { name: v.name, file, size: await file.size() };
+        files.push(entry);
+        entry.lock = await lockDevice(v.path, v.name, app);
+        // Tracing starts before anything is read, so no write between here and the first scan is missed.
+        entry.tracking = await VolumeTracking.open(
+          this.opts.tracker ?? 'auto',
+          file,
+          appConfig.blockSize,
+          this.log,
+          this.opts.trace,
+        );
       }
+      this.quiescer = new Quiescer({
+        ...(appConfig.quiesce?.fsfreeze.length ? { fsfreeze: appConfig.quiesce.fsfreeze } : {}),
+        ...(appConfig.quiesce?.freeze ? { freezeCmd: appConfig.quiesce.freeze } : {}),
+        ...(appConfig.quiesce?.thaw ? { thawCmd: appConfig.quiesce.thaw } : {}),
+        ...(appConfig.quiesce ? { timeoutMs: appConfig.quiesce.timeout } : {}),
+        log: this.log,
+      });
+      // A previous agent killed while the volumes were frozen: thaw them first.
+      if (this.quiescer.enabled) await this.quiescer.recover();
+      let askedAt = this.now();
       const session = await withRetry(
-        () =>
-          client.openSession(app, {
+        () => {
+          askedAt = this.now();
+          return client.openSession(app, {
             agentId: `${hostname()}:${process.pid}`,
             host: hostname(),
             pid: process.pid,
@@ -124,9 +178,12 @@ export class ReplicationAgent {
               blockSize: appConfig.blockSize,
               wrappedKey: createWrappedVolumeKey(kek, app, f.name).toString('base64'),
             })),
-          }),
+          });
+        },
         { what: 'open session', log: this.log, signal },
       );
+      // The first clock offset, before any point is cut; heartbeats refine it.
+      this.clockOffsetMs = Math.round(session.serverTime - (askedAt + this.now()) / 2);
       this.session = session;
       await this.lock.recordSession(session.sessionId);
       this.phase = session.latestPoint ? 'continuous' : 'initial-sync';
@@ -193,6 +250,8 @@ export class ReplicationAgent {
           size: f.size,
           blockSize: info.blockSize,
           keys,
+          tracking: f.tracking as VolumeTracking,
+          lock: f.lock as PidLock,
         });
       }
       // Batches sent before a crash: those the gateway holds count as sent.
@@ -210,8 +269,12 @@ export class ReplicationAgent {
       this.startHeartbeat();
     } catch (err) {
       // Volumes opened before the failure are not in this.volumes yet.
-      for (const f of opened)
-        if (!this.volumes.some((v) => v.file === f.file)) await f.file.close();
+      for (const f of opened) {
+        if (this.volumes.some((v) => v.file === f.file)) continue;
+        await f.tracking?.close();
+        await f.lock?.release();
+        await f.file.close();
+      }
       await this.stop();
       throw err;
     }
@@ -281,118 +344,55 @@ export class ReplicationAgent {
     this.log.info({ sessionId: next.sessionId }, 'gateway restarted; session reopened');
   }
 
-  /** Ships every block that changed since the gateway's copy and commits one recovery point. */
+  /**
+   * One cycle: pre-copy rounds ship what changed while writes go on; then the
+   * cut: freeze (when the app has a quiesce setup), take what is still
+   * changed into memory, thaw, ship it, and commit one point for all volumes.
+   * Without a freeze the round itself is the cut and the point is fuzzy.
+   */
   async cycle(signal?: AbortSignal): Promise<CycleReport> {
     const { app, client } = this.opts;
-    const session = this.session;
     const macState = this.macState;
-    if (!session || !macState) throw new Error('agent not started');
+    if (!this.session || !macState) throw new Error('agent not started');
     const started = this.now();
-    const batchBytes = this.opts.batchBytes ?? 4 * 1024 * 1024;
-    const inFlightMax = this.opts.inFlight ?? 4;
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    let blocksSent = 0;
-    let bytesSent = 0;
-    let scannedBytes = 0;
-
-    const send = async (batch: PendingBatch): Promise<void> => {
-      const body = encodeBatch(batch.seq, batch.records, batch.count);
-      const bodyBytes = body.reduce((n, b) => n + b.length, 0);
-      await macState.writeIntent(batch.intent);
-      this.backlogBytes += bodyBytes;
-      try {
-        await this.call(`batch ${batch.seq}`, (id) => client.sendBatch(app, id, body), signal);
-      } finally {
-        this.backlogBytes -= bodyBytes;
-      }
-      this.lastError = undefined;
-      macState.apply(batch.intent);
-      this.lastAcked = Math.max(this.lastAcked, batch.seq);
-      bytesSent += bodyBytes;
-    };
-    const dispatch = async (batch: PendingBatch): Promise<void> => {
-      while (inFlight.size >= inFlightMax) await Promise.race(inFlight);
-      if (failure) throw failure;
-      const p: Promise<void> = send(batch)
-        .catch((err: unknown) => {
-          failure ??= err;
-        })
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    };
-    const newBatch = (seq: number): PendingBatch => ({
-      seq,
-      records: [],
-      count: 0,
-      bytes: 0,
-      intent: { seq, blocks: {} },
+    const shipper = new BatchShipper({
+      app,
+      macState,
+      takeSeq: () => this.nextSeq++,
+      returnSeq: (seq) => {
+        if (seq === this.nextSeq - 1) this.nextSeq--;
+      },
+      send: async (seq, body) => {
+        await this.call(`batch ${seq}`, (id) => client.sendBatch(app, id, body), signal);
+        this.lastError = undefined;
+      },
+      batchBytes: this.opts.batchBytes ?? 4 * 1024 * 1024,
+      inFlight: this.opts.inFlight ?? 4,
+      onBacklog: (d) => {
+        this.backlogBytes += d;
+      },
     });
-
-    let batch = newBatch(this.nextSeq++);
+    let scannedBytes = 0;
     try {
-      for (const v of this.volumes) {
-        const size = await v.file.size();
-        if (size !== v.size) {
-          throw new DrError(
-            `volume ${v.name} (${v.file.path}) changed size from ${v.size} to ${size} bytes while the agent was running`,
-            {
-              code: 'volume_resized',
-              subject: v.file.path,
-              remedy:
-                'restart the agent to protect the new size (the next point covers it); nothing already replicated is lost',
-            },
-          );
-        }
-        const macs = macState.macs.get(v.name);
-        if (!macs) throw new Error(`no MAC state for ${v.name}`);
-        let sentForVolume = 0;
-        for await (const changed of scanChanges({
-          volume: v.file,
-          size: v.size,
-          blockSize: v.blockSize,
-          macKey: v.keys.mac,
-          known: macs,
-          onProgress: (scanned) => {
-            this.opts.onProgress?.({
-              phase: this.phase,
-              volume: v.name,
-              scanned,
-              size: v.size,
-              sentBytes: sentForVolume,
-            });
-          },
-        })) {
-          signal?.throwIfAborted();
-          const record = sealBlockParts(
-            v.keys,
-            { app, volume: v.name, volumeId: v.id, block: changed.block, seq: batch.seq },
-            changed.plain,
-            changed.mac,
-          );
-          for (const part of record) {
-            batch.records.push(part);
-            batch.bytes += part.length;
-          }
-          batch.count++;
-          sentForVolume += changed.plain.length;
-          blocksSent++;
-          const list = batch.intent.blocks[v.name] ?? [];
-          list.push([changed.block, changed.mac.toString('hex')]);
-          batch.intent.blocks[v.name] = list;
-          if (batch.bytes >= batchBytes) {
-            await dispatch(batch);
-            batch = newBatch(this.nextSeq++);
-          }
-        }
-        scannedBytes += v.size;
+      await this.checkSizes();
+      // Pre-copy: with a freeze ahead, ship the bulk now so the freeze stays short.
+      const rounds = this.quiescer?.enabled ? 3 : 1;
+      for (let r = 0; r < rounds; r++) {
+        const before = shipper.plainBytes;
+        const { scanned, allTraced } = await this.round(shipper, undefined, signal);
+        scannedBytes += scanned;
+        if (!allTraced || shipper.plainBytes - before < PRECOPY_ENOUGH) break;
       }
-      if (batch.count > 0) await dispatch(batch);
-      else this.nextSeq--; // the empty batch was never sent: its number stays free
-      await Promise.all(inFlight);
-      if (failure) throw failure;
+      let label: ConsistencyLabel = 'fuzzy';
+      let cutAt = this.now();
+      if (this.quiescer?.enabled) {
+        const cut = await this.frozenCut(shipper, signal);
+        label = cut.label;
+        cutAt = cut.at;
+        scannedBytes += cut.scanned;
+      }
+      await shipper.finish();
       await macState.flush();
-
       const volumes: Record<string, { size: number; digest: string }> = {};
       for (const v of this.volumes) {
         const macs = macState.macs.get(v.name) as Buffer;
@@ -401,30 +401,190 @@ export class ReplicationAgent {
           digest: volumeDigest(v.keys.mac, v.size, macs).toString('hex'),
         };
       }
+      const upToSeq = Math.max(shipper.lastAcked, this.lastAcked);
       const point = await this.call(
         'commit point',
         (sessionId) =>
           client.commit(app, {
             sessionId,
-            upToSeq: this.lastAcked,
-            label: 'fuzzy',
-            time: new Date(this.now()).toISOString(),
+            upToSeq,
+            label,
+            time: new Date(cutAt).toISOString(),
+            clockOffsetMs: this.clockOffsetMs,
             volumes,
           }),
         signal,
       );
+      this.lastAcked = upToSeq;
       this.phase = 'continuous';
       this.lastError = undefined;
       const ms = this.now() - started;
-      this.log.info({ point: point.id, blocksSent, bytesSent, ms }, 'recovery point committed');
-      return { point, blocksSent, bytesSent, scannedBytes, ms };
+      this.log.info(
+        { point: point.id, label, blocksSent: shipper.blocks, bytesSent: shipper.bytesSent, ms },
+        'recovery point committed',
+      );
+      return {
+        point,
+        blocksSent: shipper.blocks,
+        bytesSent: shipper.bytesSent,
+        scannedBytes,
+        ms,
+        ...(this.lastFreezeMs !== undefined ? { freezeMs: this.lastFreezeMs } : {}),
+      };
     } catch (err) {
-      // Whatever was acknowledged stays recorded; the rest is found again by the next scan.
-      await Promise.allSettled(inFlight);
+      // What was acknowledged stays recorded. Blocks drained from a tracker but
+      // not acknowledged would be missed: the next round rescans those volumes.
+      await shipper.settle();
+      this.lastAcked = Math.max(this.lastAcked, shipper.lastAcked);
       await macState.flush().catch(() => undefined); // best effort: a missed flush only resends blocks
+      for (const v of this.volumes) v.tracking.distrust('the previous cycle failed');
       this.lastError = errorMessage(err);
       throw err;
+    } finally {
+      shipper.close();
     }
+  }
+
+  /** A volume resized, or a device detached, stops the cycle with a clear error. */
+  private async checkSizes(): Promise<void> {
+    for (const v of this.volumes) {
+      let size: number;
+      try {
+        size = await v.file.size();
+      } catch (err) {
+        throw new DrError(
+          `volume ${v.name} (${v.file.path}) cannot be read any more: ${errorMessage(err)}`,
+          {
+            code: 'volume_unreadable',
+            subject: v.file.path,
+            remedy: 'reattach the device, then restart the agent',
+            cause: err,
+          },
+        );
+      }
+      if (size === v.size) continue;
+      if (size === 0 && v.file.isBlockDevice) {
+        throw new DrError(
+          `volume ${v.name} (${v.file.path}) has no media: the device was detached`,
+          {
+            code: 'volume_unreadable',
+            subject: v.file.path,
+            remedy: 'reattach the device (losetup, or the cloud disk), then restart the agent',
+          },
+        );
+      }
+      throw new DrError(
+        `volume ${v.name} (${v.file.path}) changed size from ${v.size} to ${size} bytes while the agent was running`,
+        {
+          code: 'volume_resized',
+          subject: v.file.path,
+          remedy:
+            'restart the agent to protect the new size (the next point covers it); nothing already replicated is lost',
+        },
+      );
+    }
+  }
+
+  /** One round over every volume: ship what its tracker reports changed. */
+  private async round(
+    shipper: BatchShipper,
+    snapshot: Snapshot | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ scanned: number; allTraced: boolean }> {
+    const macState = this.macState as MacState;
+    let scanned = 0;
+    let allTraced = true;
+    for (const v of this.volumes) {
+      const known = macState.macs.get(v.name) as Buffer;
+      const before = shipper.plainBytes;
+      const r = await v.tracking.round({
+        volume: v.file,
+        size: v.size,
+        blockSize: v.blockSize,
+        macKey: v.keys.mac,
+        known,
+        onProgress: (done) =>
+          this.opts.onProgress?.({
+            phase: this.phase,
+            volume: v.name,
+            scanned: done,
+            size: v.size,
+            sentBytes: shipper.plainBytes - before,
+          }),
+      });
+      if (r.fullScan) {
+        scanned += v.size;
+        allTraced = false;
+      }
+      let changed = 0;
+      for await (const c of r.changes) {
+        signal?.throwIfAborted();
+        changed += c.plain.length;
+        // Inside a freeze, only copy: sealing and sending wait for the thaw.
+        if (snapshot)
+          snapshot.push({ volume: v, block: c.block, plain: Buffer.from(c.plain), mac: c.mac });
+        else await shipper.add(v, c.block, c.plain, c.mac);
+      }
+      if (r.resyncReason) {
+        this.lastResync = {
+          volume: v.name,
+          bytes: changed,
+          size: v.size,
+          reason: r.resyncReason,
+          at: this.now(),
+        };
+        this.log.info(
+          { volume: v.name, reason: r.resyncReason, bytesChanged: changed, volumeBytes: v.size },
+          'resynced by scan: only blocks that differ from the gateway were sent',
+        );
+      }
+    }
+    return { scanned, allTraced };
+  }
+
+  /**
+   * The cut: freeze, take every block still changed into memory (all volumes
+   * at one instant: a consistency group), thaw, then ship. A freeze that
+   * fails leaves the point fuzzy; the thaw always runs; the next cut retries.
+   */
+  private async frozenCut(
+    shipper: BatchShipper,
+    signal?: AbortSignal,
+  ): Promise<{ label: ConsistencyLabel; at: number; scanned: number }> {
+    const quiescer = this.quiescer as Quiescer;
+    let frozen: Frozen;
+    try {
+      frozen = await quiescer.freeze();
+    } catch (err) {
+      this.lastError = errorMessage(err);
+      this.log.warn(
+        { err: errorMessage(err) },
+        'freeze failed; this point is fuzzy, the next cut retries',
+      );
+      const { scanned } = await this.round(shipper, undefined, signal);
+      return { label: 'fuzzy', at: this.now(), scanned };
+    }
+    const at = this.now();
+    const snapshot: Snapshot = [];
+    let scanned = 0;
+    let thawed: ThawResult = { frozenMs: 0, expired: false };
+    try {
+      ({ scanned } = await this.round(shipper, snapshot, signal));
+    } finally {
+      thawed = await frozen.thaw();
+      this.lastFreezeMs = thawed.frozenMs;
+      if (thawed.thawError) this.log.error({ err: thawed.thawError }, 'thaw reported an error');
+    }
+    for (const s of snapshot) await shipper.add(s.volume, s.block, s.plain, s.mac);
+    if (thawed.expired) {
+      // The watchdog thawed at the deadline while blocks were still being taken: not one instant.
+      this.log.warn(
+        { frozenMs: thawed.frozenMs },
+        'the freeze outlasted its timeout; this point is fuzzy',
+      );
+      return { label: 'fuzzy', at, scanned };
+    }
+    return { label: frozen.label, at, scanned };
   }
 
   /** Runs cycles until `signal` aborts (or once); errors are logged and retried next cycle. */
@@ -443,6 +603,7 @@ export class ReplicationAgent {
         const t0 = this.now();
         try {
           last = await this.cycle(signal);
+          this.sendHeartbeat(); // status shows the new point's freeze and resync at once
         } catch (err) {
           if (once || signal?.aborted) throw err;
           this.log.error(
@@ -471,6 +632,8 @@ export class ReplicationAgent {
   private sendHeartbeat(): void {
     const session = this.session;
     if (!session) return;
+    const sentAt = this.now();
+    const r = this.lastResync;
     this.opts.client
       .heartbeat(this.opts.app, {
         sessionId: session.sessionId,
@@ -478,7 +641,17 @@ export class ReplicationAgent {
         intervalMs: this.opts.intervalMs ?? 5000,
         backlogBytes: this.backlogBytes,
         ...(this.lastError ? { error: this.lastError } : {}),
-        sentAt: this.now(),
+        sentAt,
+        clockOffsetMs: this.clockOffsetMs,
+        trackers: Object.fromEntries(this.volumes.map((v) => [v.name, v.tracking.info])),
+        ...(this.lastFreezeMs !== undefined ? { lastFreezeMs: this.lastFreezeMs } : {}),
+        ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
+      })
+      .then(({ serverTime }) => {
+        // NTP-style: the gateway answered halfway through the round trip.
+        const back = this.now();
+        if (Number.isFinite(serverTime))
+          this.clockOffsetMs = Math.round(serverTime - (sentAt + back) / 2);
       })
       .catch((err: unknown) =>
         this.log.debug({ err: errorMessage(err) }, 'heartbeat not delivered'),
@@ -500,7 +673,18 @@ export class ReplicationAgent {
       ]);
       giveUp.abort();
     }
-    for (const v of this.volumes) await v.file.close().catch(() => undefined); // read-only handles: nothing to lose
+    for (const v of this.volumes) {
+      await v.tracking
+        .close()
+        .catch((err: unknown) =>
+          this.log.warn(
+            { volume: v.name, err: errorMessage(err) },
+            'could not remove the trace instance',
+          ),
+        );
+      await v.file.close().catch(() => undefined); // read-only handles: nothing to lose
+      await v.lock.release();
+    }
     this.volumes = [];
     await this.macState?.close();
     await this.lock?.release();

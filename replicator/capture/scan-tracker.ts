@@ -39,7 +39,7 @@ export async function* scanChanges({
 }: ScanOptions): AsyncGenerator<ChangedBlock> {
   const chunk = Math.max(blockSize, readBytes - (readBytes % blockSize));
   // Two buffers: the next read runs in the thread pool while this chunk is hashed.
-  const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)] as const;
+  const buffers = [volume.allocBuffer(chunk), volume.allocBuffer(chunk)] as const;
   const readAt = async (pos: number, buf: Buffer): Promise<number> => {
     const want = Math.min(chunk, size - pos);
     const got = await volume.read(buf, pos, want);

@@ -2,6 +2,13 @@ import { constants } from 'node:fs';
 import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { DrError, systemCode } from '../../core/errors.js';
 
+/** The one WebAssembly API used here; the ES lib types do not declare it. */
+const WasmMemory = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
+  }
+).WebAssembly.Memory;
+
 /** A protected volume opened for reading: a regular image file or a block device. */
 export class VolumeFile {
   private constructor(
@@ -16,6 +23,13 @@ export class VolumeFile {
     let fh: FileHandle;
     try {
       fh = await open(path, constants.O_RDONLY);
+      if ((await fh.stat()).isBlockDevice()) {
+        // A mounted file system writes file data to the device around the
+        // device's own page cache: buffered reads can see stale blocks. Read
+        // devices with O_DIRECT (into aligned buffers, see allocBuffer).
+        await fh.close();
+        fh = await open(path, constants.O_RDONLY | constants.O_DIRECT);
+      }
     } catch (err) {
       const code = systemCode(err);
       throw new DrError(
@@ -52,7 +66,21 @@ export class VolumeFile {
     return Number(sectors.trim()) * 512;
   }
 
-  /** Reads up to `length` bytes at `position` into `into`; returns the count read. */
+  /**
+   * A buffer `read` can fill: for a block device, aligned to the page as
+   * O_DIRECT needs (WebAssembly memories are page-aligned; Node buffers are not).
+   */
+  allocBuffer(bytes: number): Buffer {
+    if (!this.isBlockDevice) return Buffer.allocUnsafe(bytes);
+    const pages = Math.max(1, Math.ceil(bytes / 65536));
+    return Buffer.from(new WasmMemory({ initial: pages }).buffer, 0, bytes);
+  }
+
+  /**
+   * Reads up to `length` bytes at `position` into `into`; returns the count
+   * read. For a block device, `into` comes from allocBuffer and position and
+   * length are multiples of 512.
+   */
   async read(into: Buffer, position: number, length = into.length): Promise<number> {
     let done = 0;
     while (done < length) {

@@ -12,8 +12,10 @@ import type {
   CommitRequest,
   HeartbeatRequest,
   Phase,
+  ResyncState,
   SessionRequest,
   SessionResponse,
+  TrackerState,
   VolumeInfo,
 } from '../transport/wire-types.js';
 import type { AppStore, BlockStore, VolumeMeta } from './block-store.js';
@@ -39,6 +41,8 @@ export interface Gateway {
   server: Server;
   /** HOST:PORT actually bound. */
   address: string;
+  /** Replication state of every app the gateway knows. */
+  statuses(): AppStatus[];
   close(): Promise<void>;
 }
 
@@ -51,6 +55,11 @@ interface Lease {
   intervalMs: number;
   backlogBytes: number;
   error: string | undefined;
+  /** Gateway clock minus the agent's, as the agent measured it. */
+  clockOffsetMs: number;
+  trackers: Record<string, TrackerState>;
+  lastFreezeMs: number | null;
+  lastResync: ResyncState | null;
 }
 
 interface AppRuntime {
@@ -189,6 +198,10 @@ export async function createGateway({
       intervalMs: 5000,
       backlogBytes: 0,
       error: undefined,
+      clockOffsetMs: held?.clockOffsetMs ?? 0,
+      trackers: held?.trackers ?? {},
+      lastFreezeMs: held?.lastFreezeMs ?? null,
+      lastResync: held?.lastResync ?? null,
     };
     log.info(
       { app, host: req.host, pid: req.pid, replaced: held?.sessionId === req.replaces && !!held },
@@ -269,10 +282,17 @@ export async function createGateway({
         'upgrade the agent to match the gateway',
       );
     }
+    // The cut's time on the agent's clock, moved onto ours: lag is then right across machines.
+    const lease = runtime(app).lease;
     const point = await a.commitPoint({
       upToSeq: req.upToSeq,
       label: req.label,
-      time: new Date(req.time),
+      time: new Date(
+        Date.parse(req.time) +
+          (Number.isFinite(req.clockOffsetMs)
+            ? Number(req.clockOffsetMs)
+            : (lease?.clockOffsetMs ?? 0)),
+      ),
       volumes: req.volumes,
     });
     const rt = runtime(app);
@@ -304,6 +324,7 @@ export async function createGateway({
     const rt = runtime(app);
     const points = a?.points() ?? [];
     const last = points[points.length - 1];
+    const consistent = points.findLast((p) => p.label !== 'fuzzy');
     const t = now();
     rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
     const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
@@ -328,10 +349,21 @@ export async function createGateway({
       phase,
       ...(reason ? { reason } : {}),
       agent: lease
-        ? { host: lease.host, pid: lease.pid, lastSeen: new Date(lease.lastSeen).toISOString() }
+        ? {
+            host: lease.host,
+            pid: lease.pid,
+            lastSeen: new Date(lease.lastSeen).toISOString(),
+            clockOffsetMs: lease.clockOffsetMs,
+          }
         : null,
       lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
-      lagSeconds: last ? Math.max(0, (t - Date.parse(last.time)) / 1000) : null,
+      lastConsistentPoint: consistent
+        ? { id: consistent.id, time: consistent.time, label: consistent.label }
+        : null,
+      lagSeconds: consistent ? Math.max(0, (t - Date.parse(consistent.time)) / 1000) : null,
+      trackers: lease?.trackers ?? {},
+      lastFreezeMs: lease?.lastFreezeMs ?? null,
+      lastResync: lease?.lastResync ?? null,
       points: points.length,
       bytesShipped: rt.bytesShipped,
       throughputBytesPerSec: windowBytes / 60,
@@ -388,6 +420,10 @@ export async function createGateway({
         lease.intervalMs = Number(hb.intervalMs) || 5000;
         lease.backlogBytes = Number(hb.backlogBytes) || 0;
         lease.error = hb.error;
+        if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = Number(hb.clockOffsetMs);
+        if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
+        if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
+        if (hb.lastResync) lease.lastResync = hb.lastResync;
         return sendJson(res, 200, { serverTime: now() });
       }
       case 'GET points':
@@ -500,9 +536,11 @@ export async function createGateway({
   const address = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   log.info({ address, store: store.dir }, 'gateway listening');
 
+  const statuses = () => [...new Set([...store.apps(), ...runtimes.keys()])].sort().map(status);
   return {
     server,
     address,
+    statuses,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -68,7 +68,10 @@ export interface CommitRequest {
   sessionId: string;
   upToSeq: number;
   label: ConsistencyLabel;
+  /** The instant of the cut, on the agent's clock. */
   time: string;
+  /** Gateway clock minus agent clock as the agent last measured it. */
+  clockOffsetMs?: number;
   volumes: Record<string, { size: number; digest: string }>;
 }
 
@@ -77,22 +80,48 @@ export interface BatchAck {
   duplicate: boolean;
 }
 
+export interface TrackerState {
+  kind: 'trace' | 'scan';
+  /** Why scan was chosen where trace was asked for or possible. */
+  reason?: string;
+}
+
+export interface ResyncState {
+  volume: string;
+  bytes: number;
+  size: number;
+  reason: string;
+  at: string;
+}
+
 export interface HeartbeatRequest {
   sessionId: string;
   phase: Phase;
   intervalMs: number;
   backlogBytes: number;
   error?: string;
+  /** Agent clock when sent, ms since epoch. */
   sentAt: number;
+  /** Gateway clock minus agent clock, measured by the agent from heartbeat round trips. */
+  clockOffsetMs?: number;
+  trackers?: Record<string, TrackerState>;
+  lastFreezeMs?: number;
+  lastResync?: ResyncState;
 }
 
 export interface AppStatus {
   app: string;
   phase: Phase | 'unprotected';
   reason?: string;
-  agent: { host: string; pid: number; lastSeen: string } | null;
+  agent: { host: string; pid: number; lastSeen: string; clockOffsetMs: number } | null;
   lastPoint: { id: number; time: string; label: ConsistencyLabel } | null;
+  /** The newest point labelled app- or crash-consistent. */
+  lastConsistentPoint: { id: number; time: string; label: ConsistencyLabel } | null;
+  /** Now minus the time of the newest durable consistent point (RPO now); null when there is none. */
   lagSeconds: number | null;
+  trackers: Record<string, TrackerState>;
+  lastFreezeMs: number | null;
+  lastResync: ResyncState | null;
   points: number;
   bytesShipped: number;
   throughputBytesPerSec: number;

@@ -71,7 +71,19 @@ describe('replication under bad input and faults', () => {
     expect(
       (
         await dr(
-          ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', out],
+          [
+            '--home',
+            t.home,
+            'restore',
+            'web',
+            '--point',
+            'latest',
+            '--allow-fuzzy',
+            '--volume',
+            'a',
+            '--to',
+            out,
+          ],
           quiet,
         )
       ).code,
@@ -139,7 +151,19 @@ describe('replication under bad input and faults', () => {
     expect(v.out).toMatch(/MISMATCH web\/a block \d+: .*(authenticate|MAC|malformed)/);
     const target = join(t.dir, 'out.img');
     const r = await dr(
-      ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', target],
+      [
+        '--home',
+        t.home,
+        'restore',
+        'web',
+        '--point',
+        'latest',
+        '--allow-fuzzy',
+        '--volume',
+        'a',
+        '--to',
+        target,
+      ],
       quiet,
     );
     expect(r.code).toBe(2);
@@ -181,6 +205,7 @@ describe('replication under bad input and faults', () => {
           'web',
           '--point',
           'latest',
+          '--allow-fuzzy',
           '--volume',
           'a',
           '--to',
@@ -215,7 +240,19 @@ describe('replication under bad input and faults', () => {
     expect(report?.point.id).toBe(1);
     const out = join(t.dir, 'r.img');
     await dr(
-      ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', out],
+      [
+        '--home',
+        t.home,
+        'restore',
+        'web',
+        '--point',
+        'latest',
+        '--allow-fuzzy',
+        '--volume',
+        'a',
+        '--to',
+        out,
+      ],
       quiet,
     );
     expect((await readFile(out)).equals(await readFile(a as string))).toBe(true);
@@ -299,7 +336,19 @@ describe('replication under bad input and faults', () => {
     expect(again.code).toBe(0);
     const out = join(t.dir, 'r.img');
     await dr(
-      ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', out],
+      [
+        '--home',
+        t.home,
+        'restore',
+        'web',
+        '--point',
+        'latest',
+        '--allow-fuzzy',
+        '--volume',
+        'a',
+        '--to',
+        out,
+      ],
       quiet,
     );
     expect((await readFile(out)).equals(await readFile(a as string))).toBe(true);
@@ -328,7 +377,19 @@ describe('replication under bad input and faults', () => {
     expect(
       (
         await dr(
-          ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', out],
+          [
+            '--home',
+            t.home,
+            'restore',
+            'web',
+            '--point',
+            'latest',
+            '--allow-fuzzy',
+            '--volume',
+            'a',
+            '--to',
+            out,
+          ],
           quiet,
         )
       ).code,
@@ -381,7 +442,19 @@ describe('replication under bad input and faults', () => {
     expect(
       (
         await dr(
-          ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', out],
+          [
+            '--home',
+            t.home,
+            'restore',
+            'web',
+            '--point',
+            'latest',
+            '--allow-fuzzy',
+            '--volume',
+            'a',
+            '--to',
+            out,
+          ],
           quiet,
         )
       ).code,

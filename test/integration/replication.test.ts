@@ -86,6 +86,7 @@ describe('replication end to end (dr init → app add → gateway → agent → 
             'web',
             '--point',
             'latest',
+            '--allow-fuzzy',
             '--volume',
             'a',
             '--to',
@@ -120,7 +121,9 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     const status = JSON.parse((await dr(['--home', t.home, 'status', 'web', '--json'])).out);
     expect(status.lastPoint.id).toBe(3);
     expect(status.bytesShipped).toBeGreaterThan(10 * 1024 * 1024);
-    expect(status.lagSeconds).toBeGreaterThanOrEqual(0);
+    // Only fuzzy points (no freeze configured): no consistent point, so no RPO to show.
+    expect(status.lastConsistentPoint).toBeNull();
+    expect(status.lagSeconds).toBeNull();
   });
 
   it('refuses to restore onto an existing file without --force, and leaves it untouched', async () => {
@@ -132,7 +135,19 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     const target = join(t.dir, 'existing.img');
     await writeFile(target, 'precious');
     const refused = await dr(
-      ['--home', t.home, 'restore', 'web', '--point', 'latest', '--volume', 'a', '--to', target],
+      [
+        '--home',
+        t.home,
+        'restore',
+        'web',
+        '--point',
+        'latest',
+        '--allow-fuzzy',
+        '--volume',
+        'a',
+        '--to',
+        target,
+      ],
       quiet,
     );
     expect(refused.code).toBe(2);
@@ -147,6 +162,7 @@ describe('replication end to end (dr init → app add → gateway → agent → 
         'web',
         '--point',
         'latest',
+        '--allow-fuzzy',
         '--volume',
         'a',
         '--to',
@@ -185,6 +201,21 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `a=${a}`]);
     await t.startGateway();
     await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet);
+    const fuzzyOnly = await dr([
+      '--home',
+      t.home,
+      'restore',
+      'web',
+      '--point',
+      'latest',
+      '--volume',
+      'a',
+      '--to',
+      join(t.dir, 'x'),
+    ]);
+    expect(fuzzyOnly.code).toBe(2);
+    expect(fuzzyOnly.err).toContain('web has no consistent recovery point yet');
+    expect(fuzzyOnly.err).toContain('--allow-fuzzy');
     const bad = await dr([
       '--home',
       t.home,
@@ -221,6 +252,7 @@ describe('replication end to end (dr init → app add → gateway → agent → 
       'web',
       '--point',
       'latest',
+      '--allow-fuzzy',
       '--volume',
       'nope',
       '--to',

@@ -1,6 +1,6 @@
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../../cli/main.js';
 import { parseConfig } from '../../../core/config.js';
@@ -341,6 +341,31 @@ describe('dr app', () => {
       (d) => ['web', '--volume', `data=${d}`, '--block-size', 'big'],
       '--block-size "big"',
     ],
+    [
+      'an --fsfreeze that is not a mount point',
+      (d) => ['web', '--volume', `data=${d}`, '--fsfreeze', dirname(d)],
+      `--fsfreeze ${'DIR'} is not a mount point`,
+    ],
+    [
+      'a freeze hook without a thaw hook',
+      (d) => ['web', '--volume', `data=${d}`, '--quiesce-freeze', 'true'],
+      '--quiesce-freeze and --quiesce-thaw go together',
+    ],
+    [
+      'a quiesce timeout that is not a duration',
+      (d) => [
+        'web',
+        '--volume',
+        `data=${d}`,
+        '--quiesce-freeze',
+        'true',
+        '--quiesce-thaw',
+        'true',
+        '--quiesce-timeout',
+        'forever',
+      ],
+      '--quiesce-timeout "forever"',
+    ],
   ];
 
   it.each(bad)(
@@ -350,7 +375,7 @@ describe('dr app', () => {
       const before = await readFile(p.config, 'utf8');
       const r = await dr('app', 'add', '--home', home, ...args(disk));
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(message.replaceAll('DISK', disk));
+      expect(r.stderr).toContain(message.replaceAll('DISK', disk).replaceAll('DIR', dirname(disk)));
       expect(r.stderr).toContain('To resolve,');
       expect(await readFile(p.config, 'utf8')).toBe(before);
     },

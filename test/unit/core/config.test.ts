@@ -38,7 +38,7 @@ describe('parseConfig', () => {
       minFreeSpace: 64 * 1024 * 1024,
     });
     expect(config.retention.daily).toBe(30 * 86_400_000);
-    expect(config.agent).toEqual({ interval: 5000, batchSize: 4 * 1024 * 1024 });
+    expect(config.agent).toEqual({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' });
   });
 
   it('parses an app and fills in tier and block size', () => {

@@ -1,0 +1,132 @@
+import { sealBlockParts } from '../crypto/block-cipher.js';
+import type { VolumeKeys } from '../crypto/volume-key.js';
+import { encodeBatch } from '../transport/batch-codec.js';
+import type { Intent, MacState } from './mac-state.js';
+
+/** A volume as the shipper seals it. */
+export interface ShipVolume {
+  name: string;
+  id: number;
+  keys: VolumeKeys;
+}
+
+export interface BatchShipperOptions {
+  app: string;
+  macState: MacState;
+  /** Takes the next batch sequence number. */
+  takeSeq: () => number;
+  /** Gives back a number taken for a batch that never got a record. */
+  returnSeq: (seq: number) => void;
+  /** Sends one encoded batch and resolves once the gateway has made it durable. */
+  send: (seq: number, body: Buffer[]) => Promise<void>;
+  batchBytes: number;
+  inFlight: number;
+  /** Bytes on the wire, not yet acknowledged: for heartbeats. */
+  onBacklog?: (delta: number) => void;
+}
+
+interface OpenBatch {
+  seq: number;
+  parts: Buffer[];
+  count: number;
+  bytes: number;
+  intent: Intent;
+}
+
+/**
+ * Seals changed blocks into sequence-numbered batches and keeps a few on the
+ * wire at once. A batch's MACs go to the intent log before it is sent and
+ * into the MAC state once it is acknowledged; the first failure stops it.
+ */
+export class BatchShipper {
+  private open: OpenBatch;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  blocks = 0;
+  plainBytes = 0;
+  bytesSent = 0;
+  /** Highest acknowledged sequence number. */
+  lastAcked = 0;
+
+  constructor(private readonly o: BatchShipperOptions) {
+    this.open = this.fresh();
+  }
+
+  private fresh(): OpenBatch {
+    const seq = this.o.takeSeq();
+    return { seq, parts: [], count: 0, bytes: 0, intent: { seq, blocks: {} } };
+  }
+
+  /** Seals one block into the open batch; sends the batch once it is full. */
+  async add(volume: ShipVolume, block: number, plain: Buffer, mac: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    const b = this.open;
+    const parts = sealBlockParts(
+      volume.keys,
+      { app: this.o.app, volume: volume.name, volumeId: volume.id, block, seq: b.seq },
+      plain,
+      mac,
+    );
+    for (const p of parts) {
+      b.parts.push(p);
+      b.bytes += p.length;
+    }
+    b.count++;
+    this.blocks++;
+    this.plainBytes += plain.length;
+    const list = b.intent.blocks[volume.name] ?? [];
+    list.push([block, mac.toString('hex')]);
+    b.intent.blocks[volume.name] = list;
+    if (b.bytes >= this.o.batchBytes) {
+      this.open = this.fresh();
+      await this.dispatch(b);
+    }
+  }
+
+  /** Sends the open batch (if it holds anything) and waits for every acknowledgement. */
+  async finish(): Promise<void> {
+    const b = this.open;
+    if (b.count > 0) {
+      this.open = this.fresh();
+      await this.dispatch(b);
+    }
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for what is on the wire without throwing (after a failure elsewhere). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+  }
+
+  /** Returns the number of the open batch if nothing went into it. */
+  close(): void {
+    if (this.open.count === 0) this.o.returnSeq(this.open.seq);
+  }
+
+  private async dispatch(b: OpenBatch): Promise<void> {
+    while (this.inFlight.size >= this.o.inFlight) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const p: Promise<void> = this.ship(b)
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  private async ship(b: OpenBatch): Promise<void> {
+    const body = encodeBatch(b.seq, b.parts, b.count);
+    const bytes = body.reduce((n, x) => n + x.length, 0);
+    await this.o.macState.writeIntent(b.intent);
+    this.o.onBacklog?.(bytes);
+    try {
+      await this.o.send(b.seq, body);
+    } finally {
+      this.o.onBacklog?.(-bytes);
+    }
+    this.o.macState.apply(b.intent);
+    this.lastAcked = Math.max(this.lastAcked, b.seq);
+    this.bytesSent += bytes;
+  }
+}

@@ -1,0 +1,127 @@
+import { DrError, errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { readChangedBlocks } from '../capture/read-blocks.js';
+import { type ChangedBlock, scanChanges } from '../capture/scan-tracker.js';
+import { TraceTracker } from '../capture/trace-tracker.js';
+import type { VolumeFile } from '../capture/volume-file.js';
+
+export type TrackerChoice = 'auto' | 'trace' | 'scan';
+
+/** Where tracefs is (`DR_TRACEFS`) and how large each CPU's trace buffer (`DR_TRACE_BUFFER_KIB`). */
+export interface TraceSettings {
+  tracefs?: string;
+  bufferKiB?: number;
+}
+
+/** How one volume's changes are found, and why. */
+export interface TrackingInfo {
+  kind: 'trace' | 'scan';
+  /** Why `auto` chose scan, or why the last round had to scan. */
+  reason?: string;
+}
+
+/** One round's changes of one volume. */
+export interface RoundChanges {
+  changes: AsyncIterable<ChangedBlock>;
+  /** Set when the whole volume is compared (initial sync, resync after doubt, or the scan tracker). */
+  fullScan: boolean;
+  /** Why a trace-tracked volume was scanned whole. */
+  resyncReason?: string;
+}
+
+/**
+ * The change tracker of one volume: block tracing where the kernel allows it
+ * (root, tracefs, a block device), else scanning. A traced volume is scanned
+ * whole whenever its tracker is unsure: at start (writes while the agent was
+ * down are unknown), after lost trace events, or after a failed cycle.
+ */
+export class VolumeTracking {
+  private doubt: string | undefined = 'tracker started';
+
+  private constructor(
+    readonly info: TrackingInfo,
+    private readonly tracer: TraceTracker | undefined,
+  ) {}
+
+  static async open(
+    choice: TrackerChoice,
+    volume: VolumeFile,
+    blockSize: number,
+    log: Logger,
+    trace: TraceSettings = {},
+  ): Promise<VolumeTracking> {
+    if (choice === 'scan') return new VolumeTracking({ kind: 'scan' }, undefined);
+    const why = await TraceTracker.unavailable(volume.path, trace.tracefs);
+    if (why) {
+      if (choice === 'trace') {
+        throw new DrError(
+          `--tracker trace cannot follow volume ${volume.name} (${volume.path}): ${why}`,
+          {
+            code: 'usage',
+            subject: volume.path,
+            remedy: 'fix that, or run the agent with --tracker auto or --tracker scan',
+          },
+        );
+      }
+      log.warn({ volume: volume.name, reason: why }, 'block tracing unavailable; scanning instead');
+      return new VolumeTracking({ kind: 'scan', reason: why }, undefined);
+    }
+    const tracer = await TraceTracker.start({
+      device: volume.path,
+      blockSize,
+      log,
+      ...(trace.tracefs ? { tracefs: trace.tracefs } : {}),
+      ...(trace.bufferKiB ? { bufferKiB: trace.bufferKiB } : {}),
+    });
+    return new VolumeTracking({ kind: 'trace' }, tracer);
+  }
+
+  /** Makes the next round scan the whole volume. */
+  distrust(reason: string): void {
+    this.doubt ??= reason;
+  }
+
+  /** Blocks written but not yet shipped, as far as the tracker knows (for backlog figures). */
+  pendingBlocks(): number {
+    return this.tracer?.pendingCount() ?? 0;
+  }
+
+  /**
+   * The changes to ship this round. For a traced volume, first waits until
+   * every write queued before the call has been seen, so a round taken
+   * inside a freeze misses nothing.
+   */
+  async round(o: {
+    volume: VolumeFile;
+    size: number;
+    blockSize: number;
+    macKey: Buffer;
+    known: Buffer;
+    onProgress?: (scanned: number) => void;
+  }): Promise<RoundChanges> {
+    const scan = (resyncReason?: string): RoundChanges => ({
+      changes: scanChanges({ ...o, ...(o.onProgress ? { onProgress: o.onProgress } : {}) }),
+      fullScan: true,
+      ...(resyncReason ? { resyncReason } : {}),
+    });
+    if (!this.tracer) return scan();
+    try {
+      await this.tracer.sync();
+    } catch (err) {
+      this.distrust(`trace did not answer: ${errorMessage(err)}`);
+    }
+    const drained = this.tracer.drain();
+    const reason =
+      this.doubt ?? (drained.unsure ? (drained.reason ?? 'trace events lost') : undefined);
+    this.doubt = undefined;
+    if (reason) return scan(reason);
+    return {
+      changes: readChangedBlocks({ ...o, blocks: drained.blocks }),
+      fullScan: false,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.tracer?.close();
+  }
+}

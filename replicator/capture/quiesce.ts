@@ -1,0 +1,315 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { DrError } from '../../core/errors.js';
+import { type Logger, silentLog } from '../../core/log.js';
+import {
+  type CommandResult,
+  describeFailure,
+  fsfreeze,
+  runHook,
+  succeeded,
+  THAW_STEP_MS,
+  thawAll,
+} from './thaw-all.js';
+
+export interface QuiesceOptions {
+  /** Mount points to freeze with `fsfreeze -f` (and thaw with `fsfreeze -u`). */
+  fsfreeze?: string[];
+  /** Shell commands of the app's own quiesce hook; freeze runs before fsfreeze, thaw after fsfreeze -u. Both or neither. */
+  freezeCmd?: string;
+  thawCmd?: string;
+  /** Longest the volumes may stay frozen; the watchdog thaws at this deadline whatever the agent does. Default 2000 ms. */
+  timeoutMs?: number;
+  log?: Logger;
+  /** File the thaw watchdog appends its JSON log lines to; by default they are dropped. */
+  watchdogLog?: string;
+}
+
+export type CutLabel = 'app-consistent' | 'crash-consistent' | 'fuzzy';
+
+export interface ThawResult {
+  frozenMs: number;
+  thawError?: string;
+  /**
+   * The deadline passed before `thaw()` was called: the watchdog thawed on
+   * its own, so a cut taken inside this freeze is not consistent (label it fuzzy).
+   */
+  expired: boolean;
+}
+
+export interface Frozen {
+  /** The label a point cut inside this freeze earns: app-consistent when the app hook ran, crash-consistent for fsfreeze alone. */
+  label: CutLabel;
+  /** Thaws (fsfreeze -u, then the thaw hook); idempotent; resolves with the time frozen in ms. Never throws: a failed thaw is logged and reported in the result. */
+  thaw(): Promise<ThawResult>;
+}
+
+/** The watchdog of one freeze, as the agent sees it. */
+interface Watchdog {
+  /** Tells it the agent has thawed, so it exits without thawing. */
+  done(): void;
+  /** Its exit code once it has exited (null when killed by a signal). */
+  exited: Promise<number | null>;
+}
+
+/**
+ * The compiled watchdog sits beside this module (dist/replicator/capture/).
+ * Vitest runs the .ts sources, where it does not; there the one `npm run build`
+ * made under dist/ (relative to the repo root) is used, and `npm test` builds first.
+ */
+function watchdogScript(): string {
+  const beside = fileURLToPath(new URL('./thaw-watchdog.js', import.meta.url));
+  if (existsSync(beside)) return beside;
+  return fileURLToPath(new URL('../../dist/replicator/capture/thaw-watchdog.js', import.meta.url));
+}
+
+const bounded = <T>(p: Promise<T>, ms: number): Promise<T | undefined> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    void p.then((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+
+/**
+ * The quiesce of a consistent cut: the app's freeze hook, then `fsfreeze -f`
+ * on each mount point; the thaw in reverse. Before freezing it starts a thaw
+ * watchdog, a separate process that thaws at the deadline or when the agent
+ * dies, so nothing stays frozen whatever happens to the agent. Only a
+ * supervisor that kills the agent's whole cgroup (systemd's default
+ * KillMode) also ends the watchdog; `recover()` at the next start covers that.
+ */
+export class Quiescer {
+  private readonly mounts: readonly string[];
+  private readonly freezeCmd: string | undefined;
+  private readonly thawCmd: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly log: Logger;
+  private readonly watchdogLog: string | undefined;
+
+  constructor(o: QuiesceOptions) {
+    if ((o.freezeCmd === undefined) !== (o.thawCmd === undefined)) {
+      throw new DrError(`the quiesce hook has a ${o.freezeCmd ? 'freeze' : 'thaw'} command only`, {
+        code: 'config_invalid',
+        subject: o.freezeCmd ? 'thawCmd' : 'freezeCmd',
+        remedy: 'give both a freeze and a thaw command, or neither',
+      });
+    }
+    const timeoutMs = o.timeoutMs ?? 2000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new DrError(`quiesce timeout ${timeoutMs} ms is not a positive duration`, {
+        code: 'config_invalid',
+        subject: 'timeoutMs',
+        remedy: 'set the quiesce timeout to a duration such as 2s',
+      });
+    }
+    this.mounts = [...(o.fsfreeze ?? [])];
+    this.freezeCmd = o.freezeCmd;
+    this.thawCmd = o.thawCmd;
+    this.timeoutMs = timeoutMs;
+    this.log = o.log ?? silentLog;
+    this.watchdogLog = o.watchdogLog;
+  }
+
+  /** True when there is anything to freeze. */
+  get enabled(): boolean {
+    return this.mounts.length > 0 || this.freezeCmd !== undefined;
+  }
+
+  /**
+   * Freezes; if the freeze hook or fsfreeze fails or exceeds timeoutMs,
+   * everything already frozen is thawed (thaw hook included) and it rejects
+   * with a DrError code 'quiesce_failed' naming the command and the remedy.
+   * `timeoutMs` counts from the call: the watchdog's start and the freeze
+   * steps come out of the same budget, so the volumes never stay frozen longer.
+   * Without anything to freeze it resolves at once with a `fuzzy` label.
+   */
+  async freeze(): Promise<Frozen> {
+    if (!this.enabled) {
+      return { label: 'fuzzy', thaw: async () => ({ frozenMs: 0, expired: false }) };
+    }
+    // The agent's deadline is set before the watchdog starts, so it is never later than the
+    // watchdog's: the agent may call a freeze expired too early, never too late.
+    const deadline = performance.now() + this.timeoutMs;
+    const left = () => Math.max(1, deadline - performance.now());
+    const watchdog = await this.startWatchdog(left());
+    const frozen: string[] = [];
+    let hookRan = false;
+    let frozenAt: number | undefined;
+    try {
+      if (this.freezeCmd !== undefined) {
+        hookRan = true;
+        const ms = left();
+        const r = await runHook(this.freezeCmd, ms);
+        if (!succeeded(r)) throw this.failure('freeze hook (freezeCmd)', 'freezeCmd', r, ms);
+        if (this.mounts.length === 0) frozenAt = performance.now();
+      }
+      for (const mount of this.mounts) {
+        const ms = left();
+        const r = await fsfreeze('-f', mount, ms);
+        if (r.timedOut) {
+          // The freeze may still complete in the kernel after the kill: wait for it, then thaw it too.
+          await bounded(r.exited, THAW_STEP_MS);
+          frozen.push(mount);
+        }
+        if (!succeeded(r)) throw this.failure(`fsfreeze -f ${mount}`, mount, r, ms);
+        frozen.push(mount);
+        frozenAt ??= performance.now();
+      }
+      if (performance.now() >= deadline) {
+        throw new DrError(`quiesce took longer than its timeout of ${this.timeoutMs} ms`, {
+          code: 'quiesce_failed',
+          subject: this.mounts[0] ?? 'freezeCmd',
+          remedy:
+            'make the freeze hook finish sooner or raise the quiesce timeout (`dr app add … --quiesce-timeout`)',
+        });
+      }
+    } catch (err) {
+      const { errors } = await thawAll({
+        mounts: frozen,
+        thawCmd: hookRan ? this.thawCmd : undefined,
+        timeoutMs: this.timeoutMs,
+      });
+      watchdog.done();
+      if (errors.length > 0) this.log.error({ errors }, 'thaw after a failed freeze failed');
+      throw err;
+    }
+    const label: CutLabel = this.freezeCmd !== undefined ? 'app-consistent' : 'crash-consistent';
+    const since = frozenAt ?? performance.now();
+    let result: Promise<ThawResult> | undefined;
+    return {
+      label,
+      thaw: () => {
+        result ??= this.thaw(watchdog, since, deadline);
+        return result;
+      },
+    };
+  }
+
+  /** Thaws anything this app may have left frozen by a crash (fsfreeze -u on each mount point, ignoring "not frozen"); call once at agent start. */
+  async recover(): Promise<void> {
+    const { thawed, errors } = await thawAll({ mounts: this.mounts, timeoutMs: this.timeoutMs });
+    if (thawed.length > 0) {
+      this.log.warn({ mounts: thawed }, 'thawed file systems an earlier agent left frozen');
+    }
+    if (errors.length > 0) {
+      throw new DrError(
+        `cannot make sure the app's file systems are thawed: ${errors.join('; ')}`,
+        {
+          code: 'quiesce_failed',
+          subject: this.mounts.join(', '),
+          remedy:
+            'check that each --fsfreeze path is a mounted file system and the agent runs as root',
+        },
+      );
+    }
+  }
+
+  private async thaw(watchdog: Watchdog, frozenAt: number, deadline: number): Promise<ThawResult> {
+    const expired = performance.now() >= deadline;
+    let errors: string[] = [];
+    // Past the deadline the watchdog is thawing (or has): wait for it rather than run the hook twice.
+    const byWatchdog = expired && (await bounded(watchdog.exited, THAW_STEP_MS)) === 0;
+    if (!byWatchdog) {
+      ({ errors } = await thawAll({
+        mounts: this.mounts,
+        thawCmd: this.thawCmd,
+        timeoutMs: this.timeoutMs,
+      }));
+    }
+    watchdog.done();
+    const frozenMs = Math.max(0, performance.now() - frozenAt);
+    if (expired) {
+      this.log.warn(
+        { frozenMs, timeoutMs: this.timeoutMs },
+        'frozen past the quiesce timeout: the watchdog thawed first',
+      );
+    }
+    if (errors.length > 0) {
+      this.log.error({ errors }, 'thaw failed');
+      return { frozenMs, expired, thawError: errors.join('; ') };
+    }
+    return { frozenMs, expired };
+  }
+
+  private failure(what: string, subject: string, r: CommandResult, ms: number): DrError {
+    const fields = { code: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr };
+    this.log.warn(fields, `${what} failed; thawing`);
+    return new DrError(`${what} ${describeFailure(r, ms)}`, {
+      code: 'quiesce_failed',
+      subject,
+      remedy: r.timedOut
+        ? 'make it finish sooner or raise the quiesce timeout (`dr app add … --quiesce-timeout`)'
+        : subject === 'freezeCmd'
+          ? "run the app's freeze command by hand as the agent's user and fix it"
+          : 'check that it is a mounted file system that supports freezing (ext4, xfs) and the agent runs as root',
+    });
+  }
+
+  /** Starts the watchdog and hands it the thaw plan; resolves once it has answered `ready`. */
+  private async startWatchdog(ms: number): Promise<Watchdog> {
+    const script = watchdogScript();
+    if (!existsSync(script)) {
+      throw new DrError(`the thaw watchdog ${script} is missing`, {
+        code: 'quiesce_failed',
+        subject: script,
+        remedy: 'build Lifeboat with `npm run build` (it compiles the watchdog)',
+      });
+    }
+    const logFd = this.watchdogLog !== undefined ? openSync(this.watchdogLog, 'a') : undefined;
+    let child: ChildProcess;
+    try {
+      // The agent's pid on argv only names the agent in `ps`; the plan goes over stdin.
+      child = spawn(process.execPath, [script, `--agent=${process.pid}`], {
+        detached: true,
+        stdio: ['pipe', 'pipe', logFd ?? 'ignore'],
+      });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => resolve(code));
+      child.once('error', () => resolve(null));
+    });
+    const stdin = child.stdin as Socket;
+    stdin.on('error', () => undefined); // EPIPE: the watchdog has exited, and `exited` tells why
+    const plan = { mounts: this.mounts, thawCmd: this.thawCmd, timeoutMs: this.timeoutMs };
+    stdin.write(`${JSON.stringify(plan)}\n`);
+    const ready = await bounded(
+      new Promise<boolean>((resolve) => {
+        let text = '';
+        child.stdout?.on('data', (c: Buffer) => {
+          text += c.toString();
+          if (text.includes('ready\n')) resolve(true);
+        });
+        void exited.then(() => resolve(false));
+      }),
+      ms,
+    );
+    child.stdout?.destroy();
+    if (ready !== true) {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      throw new DrError(
+        `the thaw watchdog did not start within ${Math.round(ms)} ms (exit ${child.exitCode})`,
+        {
+          code: 'quiesce_failed',
+          subject: script,
+          remedy: `raise the quiesce timeout, or run \`${process.execPath} ${script}\` by hand to see why it fails`,
+        },
+      );
+    }
+    // Neither holds the agent's event loop open: if the agent ends, the pipe closes and the watchdog thaws.
+    child.unref();
+    stdin.unref();
+    return {
+      exited,
+      done: () => {
+        if (child.exitCode === null && !stdin.destroyed) stdin.end('done\n');
+      },
+    };
+  }
+}
