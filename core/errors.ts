@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'target_exists'
   | 'bad_request'
   | 'quiesce_failed'
+  | 'provider_failed'
   | 'usage';
 
 export interface DrErrorOptions {

@@ -385,10 +385,12 @@ export class ReplicationAgent {
       }
       let label: ConsistencyLabel = 'fuzzy';
       let cutAt = this.now();
+      let freezeMs: number | undefined;
       if (this.quiescer?.enabled) {
         const cut = await this.frozenCut(shipper, signal);
         label = cut.label;
         cutAt = cut.at;
+        freezeMs = cut.freezeMs;
         scannedBytes += cut.scanned;
       }
       await shipper.finish();
@@ -420,7 +422,14 @@ export class ReplicationAgent {
       this.lastError = undefined;
       const ms = this.now() - started;
       this.log.info(
-        { point: point.id, label, blocksSent: shipper.blocks, bytesSent: shipper.bytesSent, ms },
+        {
+          point: point.id,
+          label,
+          blocksSent: shipper.blocks,
+          bytesSent: shipper.bytesSent,
+          ms,
+          ...(freezeMs !== undefined ? { freezeMs } : {}),
+        },
         'recovery point committed',
       );
       return {
@@ -429,7 +438,7 @@ export class ReplicationAgent {
         bytesSent: shipper.bytesSent,
         scannedBytes,
         ms,
-        ...(this.lastFreezeMs !== undefined ? { freezeMs: this.lastFreezeMs } : {}),
+        ...(freezeMs !== undefined ? { freezeMs } : {}),
       };
     } catch (err) {
       // What was acknowledged stays recorded. Blocks drained from a tracker but
@@ -550,7 +559,7 @@ export class ReplicationAgent {
   private async frozenCut(
     shipper: BatchShipper,
     signal?: AbortSignal,
-  ): Promise<{ label: ConsistencyLabel; at: number; scanned: number }> {
+  ): Promise<{ label: ConsistencyLabel; at: number; scanned: number; freezeMs?: number }> {
     const quiescer = this.quiescer as Quiescer;
     let frozen: Frozen;
     try {
@@ -568,10 +577,13 @@ export class ReplicationAgent {
     const snapshot: Snapshot = [];
     let scanned = 0;
     let thawed: ThawResult = { frozenMs: 0, expired: false };
+    const roundStart = performance.now();
     try {
       ({ scanned } = await this.round(shipper, snapshot, signal));
     } finally {
+      const roundMs = performance.now() - roundStart;
       thawed = await frozen.thaw();
+      this.log.debug({ roundMs, blocks: snapshot.length, frozenMs: thawed.frozenMs }, 'cut taken');
       this.lastFreezeMs = thawed.frozenMs;
       if (thawed.thawError) this.log.error({ err: thawed.thawError }, 'thaw reported an error');
     }
@@ -582,9 +594,9 @@ export class ReplicationAgent {
         { frozenMs: thawed.frozenMs },
         'the freeze outlasted its timeout; this point is fuzzy',
       );
-      return { label: 'fuzzy', at, scanned };
+      return { label: 'fuzzy', at, scanned, freezeMs: thawed.frozenMs };
     }
-    return { label: frozen.label, at, scanned };
+    return { label: frozen.label, at, scanned, freezeMs: thawed.frozenMs };
   }
 
   /** Runs cycles until `signal` aborts (or once); errors are logged and retried next cycle. */

@@ -37,6 +37,8 @@ export interface RoundChanges {
  */
 export class VolumeTracking {
   private doubt: string | undefined = 'tracker started';
+  /** How long the last trace sync took (marker written and read back). */
+  lastSyncMs = 0;
 
   private constructor(
     readonly info: TrackingInfo,
@@ -106,7 +108,9 @@ export class VolumeTracking {
     });
     if (!this.tracer) return scan();
     try {
+      const t0 = performance.now();
       await this.tracer.sync();
+      this.lastSyncMs = performance.now() - t0;
     } catch (err) {
       this.distrust(`trace did not answer: ${errorMessage(err)}`);
     }

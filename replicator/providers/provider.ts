@@ -1,0 +1,38 @@
+import type { Logger } from '../../core/log.js';
+export interface MaterialisedVolume {
+  name: string /** raw image file of the volume at the point */;
+  path: string;
+  size: number;
+}
+export interface LaunchRequest {
+  /** Operation id: every resource created is tagged lifeboat-op=<opId>, so leftovers of a crashed job are found. */
+  opId: string;
+  app: string;
+  mode: 'drill' | 'failover';
+  /** The first volume is the system volume. */
+  volumes: MaterialisedVolume[];
+  signal: AbortSignal;
+  log: Logger;
+  /** Progress of long steps, 0..1, with a short name: 'disks', 'copy', 'snapshot', 'image', 'instance'. */
+  onStep?: (step: string, fraction: number) => void;
+}
+export interface Launched {
+  provider: 'local' | 'alicloud' /** provider's server id */;
+  id: string /** where its health check reaches it, if any */;
+  endpoint?: string;
+  details: Record<string, string>;
+}
+export interface HealthResult {
+  ok: boolean;
+  output: string;
+  ms: number;
+}
+export interface Provider {
+  readonly kind: 'local' | 'alicloud';
+  launch(req: LaunchRequest): Promise<Launched>;
+  health(server: Launched, o: { timeoutMs: number; signal: AbortSignal }): Promise<HealthResult>;
+  /** Removes everything tagged with this operation id; idempotent; resolves with what it removed. */
+  destroy(opId: string, log: Logger): Promise<string[]>;
+  /** Operation ids that still own resources (for cleanup after a crash). */
+  leftovers(): Promise<string[]>;
+}

@@ -1,0 +1,338 @@
+/** ECS image and instance actions. */
+import { join } from 'node:path';
+import {
+  type Action,
+  checkRegion,
+  instance,
+  iso,
+  matchesTags,
+  notFound,
+  paged,
+  tagList,
+  wrongStatus,
+} from './ecs-emulator-query.js';
+import {
+  createSparse,
+  EcsApiError,
+  type EmuInstance,
+  GiB,
+  later,
+  newId,
+  nextIp,
+  removeFile,
+  sparseCopy,
+} from './ecs-emulator-state.js';
+
+export const createImage: Action = (s, q) => {
+  checkRegion(s, q);
+  const snapshotId = q.get('SnapshotId');
+  if (snapshotId === undefined) {
+    if (
+      q.get('InstanceId') !== undefined ||
+      q.get('DiskDeviceMapping.1.SnapshotId') !== undefined
+    ) {
+      throw new EcsApiError(
+        400,
+        'InvalidParameter',
+        'This emulator makes images from SnapshotId only.',
+      );
+    }
+    q.required('SnapshotId');
+  }
+  const snap = s.snapshots.get(snapshotId ?? '');
+  if (!snap) throw notFound('SnapshotId', snapshotId ?? '');
+  if (snap.status !== 'accomplished') {
+    throw new EcsApiError(
+      403,
+      'InvalidSnapshotId.NotReady',
+      `The snapshot ${snap.id} is not complete.`,
+    );
+  }
+  const name = q.get('ImageName') ?? '';
+  if (name !== '' && !/^[A-Za-z\u4e00-\u9fa5][\w.:-]{1,127}$/.test(name)) {
+    throw new EcsApiError(
+      400,
+      'InvalidImageName.Malformed',
+      `The image name "${name}" is not valid.`,
+    );
+  }
+  const id = newId('m');
+  const image = {
+    id,
+    name,
+    snapshotId: snap.id,
+    size: snap.diskSize,
+    status: 'Creating' as 'Creating' | 'Available',
+    tags: q.newTags(),
+    createdAt: Date.now(),
+  };
+  s.images.set(id, image);
+  later(s, s.timings.imageMs, () => {
+    image.status = 'Available';
+  });
+  return { ImageId: id };
+};
+
+export const deleteImage: Action = (s, q) => {
+  checkRegion(s, q);
+  const id = q.required('ImageId');
+  if (!s.images.has(id)) throw notFound('ImageId', id);
+  const inUse = [...s.instances.values()].some((i) => i.imageId === id);
+  if (inUse && !q.bool('Force')) {
+    throw new EcsApiError(403, 'IncorrectImageStatus', `The image ${id} is used by instances.`);
+  }
+  s.images.delete(id);
+  return {};
+};
+
+export const describeImages: Action = (s, q) => {
+  checkRegion(s, q);
+  const ids = q.get('ImageId')?.split(',');
+  // Like ECS, only Available images unless Status says otherwise.
+  const statuses = (q.get('Status') ?? 'Available').split(',');
+  const tags = q.tags();
+  const all = [...s.images.values()].filter(
+    (m) =>
+      (ids === undefined || ids.includes(m.id)) &&
+      statuses.includes(m.status) &&
+      matchesTags(m.tags, tags),
+  );
+  const p = paged(all, q);
+  return {
+    RegionId: s.regionId,
+    TotalCount: p.total,
+    PageNumber: p.number,
+    PageSize: p.size,
+    Images: {
+      Image: p.items.map((m) => ({
+        ImageId: m.id,
+        ImageName: m.name,
+        ImageOwnerAlias: 'self',
+        Status: m.status,
+        Progress: m.status === 'Available' ? '100%' : '50%',
+        Size: m.size,
+        CreationTime: iso(m.createdAt),
+        DiskDeviceMappings: {
+          DiskDeviceMapping: [{ SnapshotId: m.snapshotId, Size: String(m.size), Type: 'system' }],
+        },
+        Tags: tagList(m.tags),
+      })),
+    },
+  };
+};
+
+export const runInstances: Action = async (s, q) => {
+  checkRegion(s, q);
+  const imageId = q.required('ImageId');
+  const instanceType = q.required('InstanceType');
+  const vSwitchId = q.required('VSwitchId');
+  const securityGroupId = q.required('SecurityGroupId');
+  const amount = q.int('Amount', { min: 1, max: 100, fallback: 1 });
+  if (!/^ecs\.[a-z0-9-]+\.[a-z0-9]+$/.test(instanceType)) {
+    throw new EcsApiError(
+      400,
+      'InvalidInstanceType.ValueNotSupported',
+      `The instance type ${instanceType} is not supported.`,
+    );
+  }
+  const image = s.images.get(imageId);
+  if (!image) throw notFound('ImageId', imageId);
+  if (image.status !== 'Available') {
+    throw new EcsApiError(
+      403,
+      'InvalidImageId.NotReady',
+      `The image ${imageId} is not available yet.`,
+    );
+  }
+  const vsw = s.vSwitches.get(vSwitchId);
+  if (!vsw) throw notFound('VSwitchId', vSwitchId);
+  if (!s.securityGroups.has(securityGroupId)) throw notFound('SecurityGroupId', securityGroupId);
+  const zoneId = q.get('ZoneId') ?? vsw.zoneId;
+  if (zoneId !== vsw.zoneId) {
+    throw new EcsApiError(
+      400,
+      'InvalidParameter.Mismatch',
+      'The vSwitch is not in the requested zone.',
+    );
+  }
+  const systemSize = q.int('SystemDisk.Size', {
+    min: 20,
+    max: 2048,
+    fallback: Math.max(40, image.size),
+  });
+  if (systemSize < image.size) {
+    throw new EcsApiError(
+      400,
+      'InvalidSystemDiskSize.LessThanImageSize',
+      'The system disk is smaller than the image.',
+    );
+  }
+  const dataDisks: { snapshotId: string; size: number; category: string }[] = [];
+  for (let n = 1; n <= 64; n++) {
+    const snapshotId = q.get(`DataDisk.${n}.SnapshotId`);
+    const sizeRaw = q.get(`DataDisk.${n}.Size`);
+    if (snapshotId === undefined && sizeRaw === undefined) continue;
+    const snap = snapshotId === undefined ? undefined : s.snapshots.get(snapshotId);
+    if (snapshotId !== undefined && !snap) throw notFound('SnapshotId', snapshotId);
+    if (snap && snap.status !== 'accomplished') {
+      throw new EcsApiError(
+        403,
+        'InvalidSnapshotId.NotReady',
+        `The snapshot ${snap.id} is not complete.`,
+      );
+    }
+    const size = q.int(`DataDisk.${n}.Size`, {
+      min: 1,
+      max: 65_536,
+      fallback: snap?.diskSize ?? 0,
+    });
+    if (snap && size < snap.diskSize) {
+      throw new EcsApiError(
+        400,
+        'InvalidDataDiskSize.ValueNotSupported',
+        `DataDisk.${n}.Size is smaller than its snapshot.`,
+      );
+    }
+    dataDisks.push({
+      snapshotId: snapshotId ?? '',
+      size,
+      category: q.get(`DataDisk.${n}.Category`) ?? 'cloud_essd',
+    });
+  }
+  const ids: string[] = [];
+  for (let a = 0; a < amount; a++) {
+    const id = newId('i');
+    const tags = q.newTags();
+    const inst: EmuInstance = {
+      id,
+      name: q.get('InstanceName') ?? id,
+      zoneId,
+      instanceType,
+      imageId,
+      vSwitchId,
+      securityGroupIds: [securityGroupId],
+      privateIp: nextIp(vsw),
+      status: 'Pending',
+      tags,
+      createdAt: Date.now(),
+    };
+    const disks = [
+      { snapshotId: image.snapshotId, size: systemSize, category: 'cloud_essd' },
+      ...dataDisks,
+    ];
+    for (const [k, spec] of disks.entries()) {
+      const diskId = newId('d');
+      const file = join(s.dataDir, `${diskId}.img`);
+      const from = s.snapshots.get(spec.snapshotId);
+      if (from) await sparseCopy(from.file, file, spec.size * GiB);
+      else await createSparse(file, spec.size * GiB);
+      s.disks.set(diskId, {
+        id: diskId,
+        name: '',
+        zoneId,
+        size: spec.size,
+        category: spec.category,
+        type: k === 0 ? 'system' : 'data',
+        status: 'In_use',
+        instanceId: id,
+        device: file,
+        deleteWithInstance: true,
+        sourceSnapshotId: spec.snapshotId,
+        file,
+        tags: new Map(tags),
+        createdAt: Date.now(),
+      });
+    }
+    s.instances.set(id, inst);
+    const stalled = s.stallInstances;
+    later(s, s.timings.pendingMs, () => {
+      if (inst.status === 'Pending') inst.status = 'Starting';
+    });
+    if (!stalled) {
+      later(s, s.timings.pendingMs + s.timings.startingMs, () => {
+        if (inst.status === 'Starting') inst.status = 'Running';
+      });
+    }
+    ids.push(id);
+  }
+  return { InstanceIdSets: { InstanceIdSet: ids }, OrderId: '', TradePrice: 0 };
+};
+
+export const describeInstances: Action = (s, q) => {
+  checkRegion(s, q);
+  const ids = q.jsonList('InstanceIds');
+  const status = q.get('Status');
+  const vSwitchId = q.get('VSwitchId');
+  const tags = q.tags();
+  const all = [...s.instances.values()].filter(
+    (i) =>
+      (ids === undefined || ids.includes(i.id)) &&
+      (status === undefined || i.status === status) &&
+      (vSwitchId === undefined || i.vSwitchId === vSwitchId) &&
+      matchesTags(i.tags, tags),
+  );
+  const p = paged(all, q);
+  return {
+    TotalCount: p.total,
+    PageNumber: p.number,
+    PageSize: p.size,
+    Instances: {
+      Instance: p.items.map((i) => ({
+        InstanceId: i.id,
+        InstanceName: i.name,
+        RegionId: s.regionId,
+        ZoneId: i.zoneId,
+        InstanceType: i.instanceType,
+        ImageId: i.imageId,
+        Status: i.status,
+        InstanceNetworkType: 'vpc',
+        CreationTime: iso(i.createdAt),
+        VpcAttributes: {
+          VpcId: s.vSwitches.get(i.vSwitchId)?.vpcId ?? '',
+          VSwitchId: i.vSwitchId,
+          PrivateIpAddress: { IpAddress: [i.privateIp] },
+        },
+        SecurityGroupIds: { SecurityGroupId: i.securityGroupIds },
+        Tags: tagList(i.tags),
+      })),
+    },
+  };
+};
+
+export const deleteInstances: Action = (s, q) => {
+  checkRegion(s, q);
+  const ids = q.repeated('InstanceId');
+  if (ids.length === 0) q.required('InstanceId.1');
+  const force = q.bool('Force');
+  const found = ids.map((id) => instance(s, id));
+  for (const i of found) {
+    if (i.id === s.workerInstanceId) {
+      throw new EcsApiError(
+        403,
+        'OperationDenied',
+        `Deleting the worker ${i.id} would end this test.`,
+      );
+    }
+    if (i.status !== 'Stopped' && !force)
+      throw wrongStatus('Instance', `instance ${i.id}`, i.status);
+  }
+  for (const i of found) {
+    i.status = 'Stopping';
+    later(s, s.timings.deleteMs, () => {
+      s.instances.delete(i.id);
+      for (const d of [...s.disks.values()].filter((x) => x.instanceId === i.id)) {
+        if (d.deleteWithInstance) {
+          s.disks.delete(d.id);
+          s.chores.push(removeFile(d.file));
+        } else {
+          d.status = 'Available';
+          d.instanceId = '';
+          d.device = '';
+        }
+      }
+    });
+  }
+  return {};
+};
+
+/** The ECS actions the alicloud provider uses. */
