@@ -28,6 +28,8 @@ export class MacState {
   readonly macs = new Map<string, Buffer>();
   private readonly files = new Map<string, FileHandle>();
   private intentLog: Promise<FileHandle> | undefined;
+  /** Whether intents.log may hold lines (a crash may have left some: true at start). */
+  private intentsWritten = true;
   /** Byte range of each MAC buffer changed since the last flush. */
   private readonly dirty = new Map<string, [number, number]>();
 
@@ -80,6 +82,7 @@ export class MacState {
   async writeIntent(intent: Intent): Promise<void> {
     // The promise is kept, not the handle: batches sent back to back must share one open.
     this.intentLog ??= open(join(this.dir, 'intents.log'), 'a');
+    this.intentsWritten = true;
     await (await this.intentLog).write(`${JSON.stringify(intent)}\n`);
   }
 
@@ -136,7 +139,9 @@ export class MacState {
     this.dirty.clear();
     await (await this.intentLog)?.close();
     this.intentLog = undefined;
-    await writeFile(join(this.dir, 'intents.log'), '');
+    // An idle cycle wrote no intent: the log is already empty.
+    if (this.intentsWritten) await writeFile(join(this.dir, 'intents.log'), '');
+    this.intentsWritten = false;
   }
 
   async close(): Promise<void> {

@@ -3,14 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../../core/config.js';
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
-import { type Frozen, Quiescer, type ThawResult } from '../capture/quiesce.js';
+import { Quiescer } from '../capture/quiesce.js';
 import { VolumeFile } from '../capture/volume-file.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   createWrappedVolumeKey,
   MAC_BYTES,
   unwrapVolumeKey,
-  type VolumeKeys,
   volumeDigest,
 } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
@@ -23,6 +22,18 @@ import type {
 import { absentMacs } from './absent-macs.js';
 import { AgentLock, type PidLock } from './agent-lock.js';
 import { BatchShipper } from './batch-shipper.js';
+import {
+  type CutContext,
+  checkSizes,
+  frozenCut,
+  type OpenVolume,
+  type ResyncReport,
+  type SyncProgress,
+  shipRound,
+} from './cut.js';
+
+export type { ResyncReport, SyncProgress } from './cut.js';
+
 import { lockDevice } from './device-lock.js';
 import { MacState } from './mac-state.js';
 import { withRetry } from './retry.js';
@@ -48,15 +59,6 @@ export interface AgentOptions {
   now?: () => number;
 }
 
-export interface SyncProgress {
-  /** `initial-sync` while the DR site has no point of this app yet. */
-  phase: Phase;
-  volume: string;
-  scanned: number;
-  size: number;
-  sentBytes: number;
-}
-
 export interface CycleReport {
   point: PointInfo;
   blocksSent: number;
@@ -67,34 +69,8 @@ export interface CycleReport {
   freezeMs?: number;
 }
 
-/** A resync by scan of a traced volume, reported in status and logs. */
-export interface ResyncReport {
-  volume: string;
-  /** Bytes found different from the gateway's copy and sent. */
-  bytes: number;
-  /** The volume's size: what a full resync would have sent. */
-  size: number;
-  reason: string;
-  at: number;
-}
-
-/** Blocks copied inside a freeze, sealed and sent after the thaw. */
-type Snapshot = Array<{ volume: OpenVolume; block: number; plain: Buffer; mac: Buffer }>;
-
 /** Pre-copy stops once a round finds less than this: the rest waits for the cut. */
 const PRECOPY_ENOUGH = 8 * 1024 * 1024;
-
-interface OpenVolume {
-  name: string;
-  id: number;
-  file: VolumeFile;
-  size: number;
-  blockSize: number;
-  keys: VolumeKeys;
-  tracking: VolumeTracking;
-  /** One agent per device, machine-wide. */
-  lock: PidLock;
-}
 
 /**
  * The source-side agent for one app: scans its volumes, ships changed blocks
@@ -374,12 +350,17 @@ export class ReplicationAgent {
     });
     let scannedBytes = 0;
     try {
-      await this.checkSizes();
+      await checkSizes(this.volumes);
       // Pre-copy: with a freeze ahead, ship the bulk now so the freeze stays short.
       const rounds = this.quiescer?.enabled ? 3 : 1;
       for (let r = 0; r < rounds; r++) {
         const before = shipper.plainBytes;
-        const { scanned, allTraced } = await this.round(shipper, undefined, signal);
+        const { scanned, allTraced } = await shipRound(
+          this.cutContext(),
+          shipper,
+          undefined,
+          signal,
+        );
         scannedBytes += scanned;
         if (!allTraced || shipper.plainBytes - before < PRECOPY_ENOUGH) break;
       }
@@ -387,10 +368,12 @@ export class ReplicationAgent {
       let cutAt = this.now();
       let freezeMs: number | undefined;
       if (this.quiescer?.enabled) {
-        const cut = await this.frozenCut(shipper, signal);
+        const cut = await frozenCut(this.cutContext(), this.quiescer, shipper, signal);
         label = cut.label;
         cutAt = cut.at;
         freezeMs = cut.freezeMs;
+        if (freezeMs !== undefined) this.lastFreezeMs = freezeMs;
+        if (cut.freezeError) this.lastError = cut.freezeError;
         scannedBytes += cut.scanned;
       }
       await shipper.finish();
@@ -454,149 +437,18 @@ export class ReplicationAgent {
     }
   }
 
-  /** A volume resized, or a device detached, stops the cycle with a clear error. */
-  private async checkSizes(): Promise<void> {
-    for (const v of this.volumes) {
-      let size: number;
-      try {
-        size = await v.file.size();
-      } catch (err) {
-        throw new DrError(
-          `volume ${v.name} (${v.file.path}) cannot be read any more: ${errorMessage(err)}`,
-          {
-            code: 'volume_unreadable',
-            subject: v.file.path,
-            remedy: 'reattach the device, then restart the agent',
-            cause: err,
-          },
-        );
-      }
-      if (size === v.size) continue;
-      if (size === 0 && v.file.isBlockDevice) {
-        throw new DrError(
-          `volume ${v.name} (${v.file.path}) has no media: the device was detached`,
-          {
-            code: 'volume_unreadable',
-            subject: v.file.path,
-            remedy: 'reattach the device (losetup, or the cloud disk), then restart the agent',
-          },
-        );
-      }
-      throw new DrError(
-        `volume ${v.name} (${v.file.path}) changed size from ${v.size} to ${size} bytes while the agent was running`,
-        {
-          code: 'volume_resized',
-          subject: v.file.path,
-          remedy:
-            'restart the agent to protect the new size (the next point covers it); nothing already replicated is lost',
-        },
-      );
-    }
-  }
-
-  /** One round over every volume: ship what its tracker reports changed. */
-  private async round(
-    shipper: BatchShipper,
-    snapshot: Snapshot | undefined,
-    signal?: AbortSignal,
-  ): Promise<{ scanned: number; allTraced: boolean }> {
-    const macState = this.macState as MacState;
-    let scanned = 0;
-    let allTraced = true;
-    for (const v of this.volumes) {
-      const known = macState.macs.get(v.name) as Buffer;
-      const before = shipper.plainBytes;
-      const r = await v.tracking.round({
-        volume: v.file,
-        size: v.size,
-        blockSize: v.blockSize,
-        macKey: v.keys.mac,
-        known,
-        onProgress: (done) =>
-          this.opts.onProgress?.({
-            phase: this.phase,
-            volume: v.name,
-            scanned: done,
-            size: v.size,
-            sentBytes: shipper.plainBytes - before,
-          }),
-      });
-      if (r.fullScan) {
-        scanned += v.size;
-        allTraced = false;
-      }
-      let changed = 0;
-      for await (const c of r.changes) {
-        signal?.throwIfAborted();
-        changed += c.plain.length;
-        // Inside a freeze, only copy: sealing and sending wait for the thaw.
-        if (snapshot)
-          snapshot.push({ volume: v, block: c.block, plain: Buffer.from(c.plain), mac: c.mac });
-        else await shipper.add(v, c.block, c.plain, c.mac);
-      }
-      if (r.resyncReason) {
-        this.lastResync = {
-          volume: v.name,
-          bytes: changed,
-          size: v.size,
-          reason: r.resyncReason,
-          at: this.now(),
-        };
-        this.log.info(
-          { volume: v.name, reason: r.resyncReason, bytesChanged: changed, volumeBytes: v.size },
-          'resynced by scan: only blocks that differ from the gateway were sent',
-        );
-      }
-    }
-    return { scanned, allTraced };
-  }
-
-  /**
-   * The cut: freeze, take every block still changed into memory (all volumes
-   * at one instant: a consistency group), thaw, then ship. A freeze that
-   * fails leaves the point fuzzy; the thaw always runs; the next cut retries.
-   */
-  private async frozenCut(
-    shipper: BatchShipper,
-    signal?: AbortSignal,
-  ): Promise<{ label: ConsistencyLabel; at: number; scanned: number; freezeMs?: number }> {
-    const quiescer = this.quiescer as Quiescer;
-    let frozen: Frozen;
-    try {
-      frozen = await quiescer.freeze();
-    } catch (err) {
-      this.lastError = errorMessage(err);
-      this.log.warn(
-        { err: errorMessage(err) },
-        'freeze failed; this point is fuzzy, the next cut retries',
-      );
-      const { scanned } = await this.round(shipper, undefined, signal);
-      return { label: 'fuzzy', at: this.now(), scanned };
-    }
-    const at = this.now();
-    const snapshot: Snapshot = [];
-    let scanned = 0;
-    let thawed: ThawResult = { frozenMs: 0, expired: false };
-    const roundStart = performance.now();
-    try {
-      ({ scanned } = await this.round(shipper, snapshot, signal));
-    } finally {
-      const roundMs = performance.now() - roundStart;
-      thawed = await frozen.thaw();
-      this.log.debug({ roundMs, blocks: snapshot.length, frozenMs: thawed.frozenMs }, 'cut taken');
-      this.lastFreezeMs = thawed.frozenMs;
-      if (thawed.thawError) this.log.error({ err: thawed.thawError }, 'thaw reported an error');
-    }
-    for (const s of snapshot) await shipper.add(s.volume, s.block, s.plain, s.mac);
-    if (thawed.expired) {
-      // The watchdog thawed at the deadline while blocks were still being taken: not one instant.
-      this.log.warn(
-        { frozenMs: thawed.frozenMs },
-        'the freeze outlasted its timeout; this point is fuzzy',
-      );
-      return { label: 'fuzzy', at, scanned, freezeMs: thawed.frozenMs };
-    }
-    return { label: frozen.label, at, scanned, freezeMs: thawed.frozenMs };
+  private cutContext(): CutContext {
+    return {
+      volumes: this.volumes,
+      macState: this.macState as MacState,
+      log: this.log,
+      now: this.now,
+      phase: () => this.phase,
+      onProgress: this.opts.onProgress,
+      onResync: (r) => {
+        this.lastResync = r;
+      },
+    };
   }
 
   /** Runs cycles until `signal` aborts (or once); errors are logged and retried next cycle. */

@@ -50,18 +50,29 @@ function isZero(buf: Uint8Array): boolean {
   return true;
 }
 
-const SAMPLE_BYTES = 4096;
+const SAMPLE_BYTES = 512;
+const seen = new Uint8Array(256);
 
 /**
- * Whether a block is worth a full lz4 pass: a 4 KiB sample from its middle
- * must shrink by a tenth. Incompressible data (encrypted or compressed files,
- * media) then costs a sixteenth of a full attempt.
+ * Whether a block is worth an lz4 pass. Random-looking bytes (encrypted or
+ * already compressed data, media) use nearly every byte value: 512 bytes from
+ * the middle of such a block hold about 220 distinct values, text and
+ * structured data far fewer. Counting them costs a fraction of a microsecond,
+ * against a dozen for a trial compression through the native binding.
  */
 function worthCompressing(plain: Buffer): boolean {
-  if (plain.length <= SAMPLE_BYTES * 2) return true;
+  if (plain.length <= SAMPLE_BYTES * 4) return true;
   const at = (plain.length >> 1) - (SAMPLE_BYTES >> 1);
-  const sample = plain.subarray(at, at + SAMPLE_BYTES);
-  return compressSync(sample).length < SAMPLE_BYTES * 0.9;
+  seen.fill(0);
+  let distinct = 0;
+  for (let i = at; i < at + SAMPLE_BYTES; i++) {
+    const b = plain[i] as number;
+    if (seen[b] === 0) {
+      seen[b] = 1;
+      distinct++;
+    }
+  }
+  return distinct < 200;
 }
 
 /**
