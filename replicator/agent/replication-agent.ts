@@ -550,6 +550,7 @@ export class ReplicationAgent {
       await v.lock.release();
     }
     this.volumes = [];
+    this.quiescer?.close();
     await this.macState?.close();
     await this.lock?.release();
     this.lock = undefined;

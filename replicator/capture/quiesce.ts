@@ -49,10 +49,15 @@ export interface Frozen {
 
 /** The watchdog of one freeze, as the agent sees it. */
 interface Watchdog {
-  /** Tells it the agent has thawed, so it exits without thawing. */
+  /** Tells it the agent has thawed: it disarms and waits for the next cut. */
   done(): void;
   /** Its exit code once it has exited (null when killed by a signal). */
   exited: Promise<number | null>;
+  /** Arms it with a plan; resolves true once it answered `ready` (false if it exited). */
+  arm(plan: string): Promise<boolean>;
+  alive(): boolean;
+  /** Lets it exit (it is disarmed between cuts, so nothing is thawed). */
+  close(): void;
 }
 
 /**
@@ -89,6 +94,7 @@ export class Quiescer {
   private readonly thawCmd: string | undefined;
   private readonly timeoutMs: number;
   private readonly log: Logger;
+  private watchdog: Watchdog | undefined;
   private readonly watchdogLog: string | undefined;
 
   constructor(o: QuiesceOptions) {
@@ -250,8 +256,39 @@ export class Quiescer {
     });
   }
 
-  /** Starts the watchdog and hands it the thaw plan; resolves once it has answered `ready`. */
+  /**
+   * Arms the watchdog with this cut's thaw plan, starting it first when none
+   * is alive; resolves once it has answered `ready`. One watchdog serves all
+   * the cuts of an agent, so a cut pays no process start.
+   */
   private async startWatchdog(ms: number): Promise<Watchdog> {
+    const plan = JSON.stringify({
+      mounts: this.mounts,
+      thawCmd: this.thawCmd,
+      timeoutMs: this.timeoutMs,
+    });
+    if (!this.watchdog?.alive()) this.watchdog = this.spawnWatchdog();
+    const watchdog = this.watchdog;
+    const ready = await bounded(watchdog.arm(plan), ms);
+    if (ready !== true) {
+      watchdog.close();
+      this.watchdog = undefined;
+      throw new DrError(`the thaw watchdog did not get ready within ${Math.round(ms)} ms`, {
+        code: 'quiesce_failed',
+        subject: watchdogScript(),
+        remedy: `raise the quiesce timeout, or run \`${process.execPath} ${watchdogScript()}\` by hand to see why it fails`,
+      });
+    }
+    return watchdog;
+  }
+
+  /** Lets the watchdog go (between cuts it is disarmed: nothing is thawed). Call when the agent stops. */
+  close(): void {
+    this.watchdog?.close();
+    this.watchdog = undefined;
+  }
+
+  private spawnWatchdog(): Watchdog {
     const script = watchdogScript();
     if (!existsSync(script)) {
       throw new DrError(`the thaw watchdog ${script} is missing`, {
@@ -263,7 +300,7 @@ export class Quiescer {
     const logFd = this.watchdogLog !== undefined ? openSync(this.watchdogLog, 'a') : undefined;
     let child: ChildProcess;
     try {
-      // The agent's pid on argv only names the agent in `ps`; the plan goes over stdin.
+      // The agent's pid on argv only names the agent in `ps`; plans go over stdin.
       child = spawn(process.execPath, [script, `--agent=${process.pid}`], {
         detached: true,
         stdio: ['pipe', 'pipe', logFd ?? 'ignore'],
@@ -277,38 +314,40 @@ export class Quiescer {
     });
     const stdin = child.stdin as Socket;
     stdin.on('error', () => undefined); // EPIPE: the watchdog has exited, and `exited` tells why
-    const plan = { mounts: this.mounts, thawCmd: this.thawCmd, timeoutMs: this.timeoutMs };
-    stdin.write(`${JSON.stringify(plan)}\n`);
-    const ready = await bounded(
-      new Promise<boolean>((resolve) => {
-        let text = '';
-        child.stdout?.on('data', (c: Buffer) => {
-          text += c.toString();
-          if (text.includes('ready\n')) resolve(true);
-        });
-        void exited.then(() => resolve(false));
-      }),
-      ms,
-    );
-    child.stdout?.destroy();
-    if (ready !== true) {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      throw new DrError(
-        `the thaw watchdog did not start within ${Math.round(ms)} ms (exit ${child.exitCode})`,
-        {
-          code: 'quiesce_failed',
-          subject: script,
-          remedy: `raise the quiesce timeout, or run \`${process.execPath} ${script}\` by hand to see why it fails`,
-        },
-      );
-    }
+    // Each `ready` line answers the oldest plan sent.
+    const waiting: Array<(ok: boolean) => void> = [];
+    let text = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      text += c.toString();
+      let nl = text.indexOf('\n');
+      while (nl >= 0) {
+        if (text.slice(0, nl).trim() === 'ready') waiting.shift()?.(true);
+        text = text.slice(nl + 1);
+        nl = text.indexOf('\n');
+      }
+    });
+    void exited.then(() => {
+      for (const w of waiting.splice(0)) w(false);
+    });
     // Neither holds the agent's event loop open: if the agent ends, the pipe closes and the watchdog thaws.
     child.unref();
     stdin.unref();
+    (child.stdout as Socket | null)?.unref();
+    const alive = () => child.exitCode === null && child.signalCode === null && !stdin.destroyed;
     return {
       exited,
+      alive,
+      arm: (plan) =>
+        new Promise<boolean>((resolve) => {
+          if (!alive()) return resolve(false);
+          waiting.push(resolve);
+          stdin.write(`${plan}\n`);
+        }),
       done: () => {
-        if (child.exitCode === null && !stdin.destroyed) stdin.end('done\n');
+        if (alive()) stdin.write('done\n');
+      },
+      close: () => {
+        if (!stdin.destroyed) stdin.end();
       },
     };
   }

@@ -8,10 +8,12 @@
  *   (on stdin, not argv: the thaw hook may carry credentials, and argv is
  *   readable by every user in /proc); it answers `ready` on standard output;
  * - `thaw`: thaw now, then exit;
- * - `done`: the agent has thawed; exit without thawing.
- * It also thaws and exits when standard input closes (the agent died: the
- * pipe's write end went away, SIGKILL included), when `timeoutMs` has passed
- * since it read the plan, and on SIGTERM, SIGINT or SIGHUP.
+ * - `done`: the agent has thawed; disarm and wait for the next plan (one
+ *   watchdog serves every cut of an agent: no process start per cut).
+ * While armed it thaws and exits when standard input closes (the agent died:
+ * the pipe's write end went away, SIGKILL included), when `timeoutMs` has
+ * passed since it read the plan, and on SIGTERM, SIGINT or SIGHUP. Disarmed,
+ * it just exits on those.
  * Exit status 0 means everything thawed (or `done`); 1 means a thaw step failed.
  * It logs JSON lines to standard error (the agent points that at a file or nowhere).
  */
@@ -76,7 +78,7 @@ lines.on('line', (line) => {
   if (word === 'thaw') void thawAndExit('the agent asked');
   else if (word === 'done' && !finishing) {
     clearTimeout(deadline);
-    process.exit(0);
+    plan = undefined; // disarmed: the next line is the next cut's plan
   }
 });
 lines.on('close', () => void thawAndExit('standard input closed: the agent is gone'));

@@ -100,7 +100,7 @@ describe('Quiescer on a real ext4 file system', () => {
     return exited;
   }
 
-  it('blocks writes until thaw, labels the cut crash-consistent, and its watchdog exits', async () => {
+  it('blocks writes until thaw, labels the cut crash-consistent, reuses its watchdog, which exits on close', async () => {
     const q = new Quiescer({ fsfreeze: [mount], timeoutMs: 30_000 });
     expect(q.enabled).toBe(true);
     const frozen = await q.freeze();
@@ -115,7 +115,13 @@ describe('Quiescer on a real ext4 file system', () => {
     expect(thawed).not.toHaveProperty('thawError');
     expect(thawed.expired).toBe(false);
     expect(await frozen.thaw()).toEqual(thawed); // idempotent
-    await until('the watchdog to exit after done', async () => {
+    // The next cut reuses the same watchdog: no process start per cut.
+    const before = await watchdogsOf(process.pid);
+    const again = await q.freeze();
+    expect(await watchdogsOf(process.pid)).toEqual(before);
+    expect((await again.thaw()).expired).toBe(false);
+    q.close();
+    await until('the watchdog to exit after close', async () => {
       return (await watchdogsOf(process.pid)).length === 0;
     });
   });
