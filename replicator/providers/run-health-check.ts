@@ -11,11 +11,18 @@ export interface HealthCheck {
 
 const MAX_OUTPUT = 2000;
 
-/** Runs the configured check against `ip`, bounded by `timeoutMs`; never throws. */
+/**
+ * Runs the configured check against `ip`, bounded by `timeoutMs`; never throws. `env` is added to a
+ * command check's environment (the local provider passes its DR_VOLUME_* paths).
+ */
 export async function runHealthCheck(
   check: HealthCheck,
   ip: string,
-  { timeoutMs, signal }: { timeoutMs: number; signal: AbortSignal },
+  {
+    timeoutMs,
+    signal,
+    env = {},
+  }: { timeoutMs: number; signal: AbortSignal; env?: Record<string, string> },
 ): Promise<HealthResult> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
@@ -34,21 +41,27 @@ export async function runHealthCheck(
     }
   }
   if (check.command !== undefined) {
-    const { code, output, timedOut } = await runCommand(check.command, ip, timeoutMs, signal);
+    const { code, output, timedOut } = await runCommand(check.command, ip, timeoutMs, signal, env);
     const suffix = timedOut ? `\n(killed after ${timeoutMs} ms)` : '';
     return { ok: code === 0 && !timedOut, output: `${output}${suffix}`.trim(), ms: ms() };
   }
   return { ok: true, output: 'no health check configured', ms: ms() };
 }
 
-function runCommand(command: string, ip: string, timeoutMs: number, signal: AbortSignal) {
+function runCommand(
+  command: string,
+  ip: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+  extraEnv: Record<string, string>,
+) {
   return new Promise<{ code: number | null; output: string; timedOut: boolean }>((resolve) => {
     // The check runs our operator's command: keep cloud credentials out of its environment.
     const env = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !/^ALIBABA_CLOUD_|SECRET/i.test(k)),
     );
     const child = spawn('/bin/sh', ['-c', command], {
-      env: { ...env, LIFEBOAT_SERVER_IP: ip },
+      env: { ...env, ...extraEnv, LIFEBOAT_SERVER_IP: ip },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
