@@ -3,10 +3,13 @@ import { registerAgent } from './commands/agent.js';
 import { registerApp } from './commands/app.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerInit } from './commands/init.js';
+import { registerOperation } from './commands/operation.js';
 import { registerPoints } from './commands/points.js';
+import { registerRecovery } from './commands/recovery.js';
 import { registerRestore } from './commands/restore.js';
 import { registerStatus } from './commands/status.js';
 import { registerVerify } from './commands/verify.js';
+import { registerWorker } from './commands/worker.js';
 import type { ExitState } from './context.js';
 
 export function buildProgram(exit: ExitState): Command {
@@ -24,6 +27,9 @@ export function buildProgram(exit: ExitState): Command {
     registerRestore,
     registerVerify,
     registerStatus,
+    registerWorker,
+    registerRecovery,
+    registerOperation,
   ]) {
     register(program, exit);
   }

@@ -56,6 +56,17 @@ const quiesceSchema = z
     message: 'freeze and thaw hooks go together: give both or neither',
   });
 
+/** How a recovered app is started and checked. Absent: the local provider with neither. */
+const providerSchema = z.object({
+  kind: z.enum(['local', 'alicloud']).default('local'),
+  /** Local: the command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
+  start: z.string().min(1).optional(),
+  /** Health check: an http(s) URL that must answer 2xx, or a command that must exit 0. */
+  check: z.string().min(1).optional(),
+  /** How long a recovered app may take to pass its health check. */
+  checkTimeout: duration.default(60_000),
+});
+
 const appSchema = z.object({
   tier: z.enum(['prod', 'staging', 'dev']).default('dev'),
   blockSize: blockSize.default(64 * 1024),
@@ -64,6 +75,7 @@ const appSchema = z.object({
     .min(1, 'an app needs at least one volume')
     .refine((v) => new Set(v.map((x) => x.name)).size === v.length, 'volume names must differ'),
   quiesce: quiesceSchema.optional(),
+  provider: providerSchema.optional(),
 });
 
 const configSchema = z.object({
@@ -103,6 +115,7 @@ const configSchema = z.object({
 export type Config = z.infer<typeof configSchema>;
 export type AppConfig = Config['apps'][string];
 export type VolumeConfig = AppConfig['volumes'][number];
+export type ProviderConfig = NonNullable<AppConfig['provider']>;
 
 /** A config as read from DR_HOME, with paths resolved and environment overrides applied. */
 export interface LoadedConfig extends Config {

@@ -26,6 +26,12 @@ export type ErrorCode =
   | 'bad_request'
   | 'quiesce_failed'
   | 'provider_failed'
+  | 'operation_conflict'
+  | 'operation_cancelled'
+  | 'operation_unknown'
+  | 'health_failed'
+  | 'redis_unreachable'
+  | 'not_implemented'
   | 'usage';
 
 export interface DrErrorOptions {

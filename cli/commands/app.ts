@@ -28,6 +28,10 @@ interface AddOptions {
   quiesceFreeze?: string;
   quiesceThaw?: string;
   quiesceTimeout?: string;
+  provider?: string;
+  start?: string;
+  check?: string;
+  checkTimeout?: string;
   force?: boolean;
   json?: boolean;
 }
@@ -60,6 +64,20 @@ export function registerApp(program: Command, exit: ExitState): void {
       '--quiesce-timeout <duration>',
       'longest the app may stay frozen; the thaw runs then',
       '2s',
+    )
+    .option('--provider <kind>', 'how it is recovered: local (this machine) or alicloud', 'local')
+    .option(
+      '--start <cmd>',
+      'local provider: command that starts the recovered app (DR_VOLUME_<NAME> holds each image path)',
+    )
+    .option(
+      '--check <cmd|url>',
+      'health check of the recovered app: an http(s) URL answering 2xx, or a command exiting 0',
+    )
+    .option(
+      '--check-timeout <duration>',
+      'longest a recovered app may take to pass its check',
+      '60s',
     )
     .option('--force', 'replace the app if it exists')
     .option('--json', 'print the added app as JSON')
@@ -201,7 +219,53 @@ async function validateApp(name: string, opts: AddOptions): Promise<AppConfig> {
     }
     volumes.push({ name: volumeName, path: await checkVolumePath(volumeName, path) });
   }
-  return { tier: opts.tier as Tier, blockSize, volumes, ...(await validateQuiesce(opts)) };
+  return {
+    tier: opts.tier as Tier,
+    blockSize,
+    volumes,
+    ...(await validateQuiesce(opts)),
+    ...validateProvider(opts),
+  };
+}
+
+/** The recovery options; the default (local, no start, no check, 60 s) is left out of dr.yaml. */
+function validateProvider(opts: AddOptions): Pick<AppConfig, 'provider'> {
+  const kind = opts.provider ?? 'local';
+  if (kind !== 'local' && kind !== 'alicloud') {
+    throw usageError(
+      `--provider ${JSON.stringify(kind)} is not a provider`,
+      'use local or alicloud',
+    );
+  }
+  for (const [flag, value] of [
+    ['--start', opts.start],
+    ['--check', opts.check],
+  ] as const) {
+    if (value !== undefined && value.trim() === '') {
+      throw usageError(`${flag} is empty`, `give ${flag} a command, or leave it out`);
+    }
+  }
+  const checkTimeout = parseDuration(opts.checkTimeout ?? '60s');
+  if (checkTimeout === undefined || checkTimeout < 100 || checkTimeout > 3_600_000) {
+    throw usageError(
+      `--check-timeout ${JSON.stringify(opts.checkTimeout)} is not a duration from 100ms to 1h`,
+      'pass it like 60s or 5m',
+    );
+  }
+  const given =
+    kind !== 'local' ||
+    opts.start !== undefined ||
+    opts.check !== undefined ||
+    checkTimeout !== 60_000;
+  if (!given) return {};
+  return {
+    provider: {
+      kind,
+      ...(opts.start !== undefined ? { start: opts.start } : {}),
+      ...(opts.check !== undefined ? { check: opts.check } : {}),
+      checkTimeout,
+    },
+  };
 }
 
 /** The quiesce options: mount points that exist, hooks given in pairs, a sane timeout. */
@@ -298,6 +362,7 @@ function appsMap(doc: Document): YAMLMap {
 
 function toYaml(app: AppConfig): Record<string, unknown> {
   const q = app.quiesce;
+  const p = app.provider;
   return {
     tier: app.tier,
     blockSize: sizeText(app.blockSize),
@@ -308,6 +373,16 @@ function toYaml(app: AppConfig): Record<string, unknown> {
             ...(q.fsfreeze.length ? { fsfreeze: q.fsfreeze } : {}),
             ...(q.freeze ? { freeze: q.freeze, thaw: q.thaw } : {}),
             timeout: `${q.timeout}ms`,
+          },
+        }
+      : {}),
+    ...(p
+      ? {
+          provider: {
+            kind: p.kind,
+            ...(p.start !== undefined ? { start: p.start } : {}),
+            ...(p.check !== undefined ? { check: p.check } : {}),
+            checkTimeout: `${p.checkTimeout}ms`,
           },
         }
       : {}),

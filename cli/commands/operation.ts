@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { localRequester, openRedis, redisPrefix } from '../recovery-connect.js';
+import { waitAndReport } from './recovery.js';
+
+/** `dr cancel OP` and `dr cleanup OP`: act on an operation by its id. */
+export function registerOperation(program: Command, exit: ExitState): void {
+  program
+    .command('cancel')
+    .description('stop a queued or running operation; a running one cleans up after itself')
+    .argument('<op>', 'operation id, as `dr drill` or `dr failover` printed it')
+    .option('--json', 'print JSON')
+    .action(async (opId: string, opts: { json?: boolean }, c: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(c);
+        const redis = await openRedis(ctx.env, 'lifeboat-dr-cancel');
+        const client = new RecoveryClient(redis, redisPrefix(ctx.env));
+        try {
+          const { outcome, job } = await client.cancel(opId, localRequester());
+          if (opts.json) {
+            printJson({ opId, job: job.name, outcome });
+            return 0;
+          }
+          ctx.out(
+            outcome === 'removed'
+              ? `${opId}: removed from the queue before it started`
+              : outcome === 'signalled'
+                ? `${opId}: cancel requested; its worker stops at the next check and cleans up`
+                : `${opId}: already finished; remove what it left with \`dr cleanup ${opId}\``,
+          );
+          return 0;
+        } finally {
+          await client.close();
+          redis.disconnect();
+        }
+      }),
+    );
+
+  program
+    .command('cleanup')
+    .description(
+      "remove a finished operation's server and files now (a drill's delayed cleanup, early)",
+    )
+    .argument('<op>', 'operation id')
+    .option('--wait', 'wait until the cleanup is done')
+    .option('--json', 'print JSON')
+    .action(async (opId: string, opts: { wait?: boolean; json?: boolean }, c: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(c);
+        const redis = await openRedis(ctx.env, 'lifeboat-dr-cleanup');
+        const client = new RecoveryClient(redis, redisPrefix(ctx.env));
+        try {
+          const e = await client.cleanup(opId, localRequester());
+          if (opts.wait) return await waitAndReport(client, e, opts.json === true, ctx.out);
+          if (opts.json) printJson({ opId, job: 'cleanup', queued: true });
+          else ctx.out(`${opId}: cleanup queued`);
+          return 0;
+        } finally {
+          await client.close();
+          redis.disconnect();
+        }
+      }),
+    );
+}

@@ -1,0 +1,97 @@
+import type { Command } from 'commander';
+import { readConfig } from '../../core/config.js';
+import { errorMessage } from '../../core/errors.js';
+import { parseDuration } from '../../core/units.js';
+import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import { RECOVERY_QUEUE } from '../../replicator/jobs/recovery-contract.js';
+import { createRecoveryWorker, sweepLeftovers } from '../../replicator/jobs/recovery-worker.js';
+import { gatewayClient, loadKek } from '../connect.js';
+import { contextOf, type ExitState, runAction, usageError } from '../context.js';
+import { openRedis, redisPrefix } from '../recovery-connect.js';
+
+export function registerWorker(program: Command, exit: ExitState): void {
+  program
+    .command('worker')
+    .description('run recovery jobs (drill, failover, cleanup) from the Redis queue')
+    .option('--concurrency <n>', 'jobs run at once', '1')
+    .option(
+      '--lock-duration <duration>',
+      'how long a job stays with a worker that stopped answering before another resumes it',
+      '30s',
+    )
+    .action(async (opts: { concurrency: string; lockDuration: string }, cmd: Command) =>
+      runAction(exit, false, async () => {
+        const ctx = contextOf(cmd);
+        const concurrency = Number(opts.concurrency);
+        if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+          throw usageError(
+            `--concurrency ${opts.concurrency} is not a number from 1 to 64`,
+            'pass it like 2',
+          );
+        }
+        const lockDurationMs = parseDuration(opts.lockDuration);
+        if (lockDurationMs === undefined || lockDurationMs < 1000) {
+          throw usageError(
+            `--lock-duration ${opts.lockDuration} is not a duration of at least 1s`,
+            'pass it like 30s',
+          );
+        }
+        await ctx.config(); // a missing or bad home fails here, before any job is taken
+        const prefix = redisPrefix(ctx.env);
+        const redis = await openRedis(ctx.env, 'lifeboat-worker-events');
+        const connection = await openRedis(ctx.env, 'lifeboat-worker');
+        const log = ctx.log.child({ part: 'worker' });
+        for (const r of [redis, connection]) {
+          r.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+        }
+        const client = new RecoveryClient(redis, prefix);
+        const deps = {
+          redis,
+          keys: client.keys,
+          queue: client.queue,
+          config: () => readConfig(ctx.home, ctx.env),
+          gateway: gatewayClient,
+          kek: loadKek,
+          log,
+        };
+        const worker = createRecoveryWorker({ connection, deps, concurrency, lockDurationMs });
+        worker.on('failed', (job, err) =>
+          log.warn({ opId: job?.data?.opId, job: job?.name, err: err.message }, 'job failed'),
+        );
+        worker.on('error', (err) => log.error({ err: errorMessage(err) }, 'worker error'));
+        await worker.waitUntilReady();
+        const swept = await sweepLeftovers(deps).catch((err: unknown) => {
+          log.warn({ err: errorMessage(err) }, 'leftover sweep failed; the next start tries again');
+          return [];
+        });
+        if (swept.length > 0) log.info({ swept }, 'removed leftovers of ended operations');
+        ctx.out(
+          `worker ready: queue ${RECOVERY_QUEUE}, prefix ${prefix}, concurrency ${concurrency}`,
+        );
+        await new Promise<void>((resolve) => {
+          let stopping = false;
+          const stop = () => {
+            if (stopping) {
+              // A second signal: stop now; the running jobs stall and another worker resumes them.
+              log.warn('stopping now');
+              void worker.close(true).then(resolve, resolve);
+              return;
+            }
+            stopping = true;
+            log.info('stopping after the running jobs (signal again to stop now)');
+            void worker.close().then(resolve, resolve);
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+          worker.once('closed', () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+          });
+        });
+        await client.close();
+        redis.disconnect();
+        connection.disconnect();
+        return 0;
+      }),
+    );
+}

@@ -1,0 +1,140 @@
+import type { Launched, MaterialisedVolume } from '../providers/provider.js';
+
+/**
+ * The recovery job contract: what the engine, the bot and `dr` put on the queue, what the
+ * workers answer, and the events every operation emits. Nothing outside replicator/ defines these.
+ */
+
+/** The BullMQ queue every recovery job goes through. */
+export const RECOVERY_QUEUE = 'lifeboat-recovery';
+
+/** Redis key prefix of everything Lifeboat keeps there; BullMQ's prefix is the same without the colon. */
+export const DEFAULT_PREFIX = 'lifeboat:';
+
+export const JOB_NAMES = ['drill', 'failover', 'failback', 'verify', 'cleanup'] as const;
+export type JobName = (typeof JOB_NAMES)[number];
+
+/** Operation ids name directories and Redis keys, so they are kept to a safe alphabet. */
+export const OP_ID = /^op-[a-z0-9]{4,40}$/;
+
+/**
+ * What every operation job carries. Job data sits in Redis in clear text: it names the app and
+ * the point, never a key or a credential (the worker loads those from its own DR_HOME).
+ */
+export interface OperationPayload {
+  opId: string;
+  app: string;
+  /** Point id; absent means the latest consistent point. */
+  point?: number;
+  /** Drill only: how long the drill server is kept before the cleanup job removes it; 30 min by default. */
+  keepMs?: number;
+  /** Who asked, like `local:alice` or `slack:U123`; shown in conflicts and events. */
+  requestedBy: string;
+}
+
+export type DrillJob = OperationPayload;
+export type FailoverJob = Omit<OperationPayload, 'keepMs'>;
+export type FailbackJob = Pick<OperationPayload, 'opId' | 'app' | 'requestedBy'>;
+export type VerifyJob = Omit<OperationPayload, 'keepMs'>;
+/** Removes what an operation left: its server (through the provider) and its recovery directory. */
+export interface CleanupJob {
+  opId: string;
+  app: string;
+  requestedBy: string;
+}
+
+/** The steps of a drill or failover, in order; a retried job resumes after the last one recorded. */
+export const STEPS = ['resolved', 'materialised', 'launched', 'healthy'] as const;
+export type StepName = (typeof STEPS)[number];
+
+/** What the worker records in job data (`job.updateData`) as each step completes. */
+export interface RecordedSteps {
+  /** ms since epoch when the operation first started. */
+  startedAt?: number;
+  resolved?: { point: number; pointTime: string; label: string; dataAgeSeconds: number };
+  materialised?: { volumes: MaterialisedVolume[]; ms: number };
+  launched?: { server: Launched; ms: number };
+  healthy?: { output: string; ms: number };
+  /** How many times the job was picked up again after it started (a crash or a retry). */
+  resumes?: number;
+}
+
+/** Job data as stored: the payload plus the steps done so far. */
+export type RecoveryJobData = OperationPayload & { steps?: RecordedSteps };
+
+/** Time to recovery, split by step. On a resumed job each step counts the run that completed it. */
+export interface Rto {
+  materialiseMs: number;
+  launchMs: number;
+  healthyMs: number;
+  /** From the operation's start to healthy, wall clock, pauses of a crash included. */
+  totalMs: number;
+}
+
+/** A finished drill or failover. */
+export interface OperationResult {
+  opId: string;
+  app: string;
+  mode: 'drill' | 'failover';
+  point: number;
+  /** How old the point's data was when the operation started. */
+  dataAgeSeconds: number;
+  rto: Rto;
+  health: { ok: boolean; output: string };
+  server: Launched;
+  /** How many times the job was picked up again (a crashed worker, a retry) before it finished. */
+  resumes: number;
+  /** Drill only: when the delayed cleanup job will remove the server (ISO time). */
+  cleanupAt?: string;
+}
+
+export interface CleanupResult {
+  opId: string;
+  removed: string[];
+}
+
+export type EventType = 'started' | 'step' | 'finished';
+
+/** One entry of the `<prefix>events` stream. */
+export interface OperationEvent {
+  opId: string;
+  app: string;
+  job: JobName;
+  type: EventType;
+  /** For `step`: the step reached or in progress (a StepName, or a provider's own like 'disks'). */
+  step?: string;
+  /** For `step`: 0..1 within the step. */
+  progress?: number;
+  /** For `finished` with success. */
+  result?: OperationResult | CleanupResult;
+  /** For `finished` with failure: one line, with the remedy where there is one. */
+  error?: { code: string; message: string };
+  /** ms since epoch. */
+  time: number;
+}
+
+/** The Redis keys of the contract, under one prefix. */
+export function recoveryKeys(prefix = DEFAULT_PREFIX) {
+  return {
+    /** BullMQ's own prefix option. */
+    bullPrefix: prefix.replace(/:$/, ''),
+    events: `${prefix}events`,
+    /** Per-app lock: JSON `AppLockHolder`, with an expiry the holder refreshes. */
+    lock: (app: string) => `${prefix}lock:${app}`,
+    /** Set by `dr cancel OP`; the worker checks it between steps and while a step runs. */
+    cancel: (opId: string) => `${prefix}cancel:${opId}`,
+  };
+}
+export type RecoveryKeys = ReturnType<typeof recoveryKeys>;
+
+/** Who holds an app's lock, as a refusal explains it. */
+export interface AppLockHolder {
+  opId: string;
+  job: JobName;
+  requestedBy: string;
+  /** ISO time the operation was requested. */
+  since: string;
+}
+
+/** Job id of an operation's main job is its op id; its cleanup job is this. */
+export const cleanupJobId = (opId: string) => `${opId}-cleanup`;

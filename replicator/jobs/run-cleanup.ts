@@ -1,0 +1,70 @@
+import { rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Processor, UnrecoverableError } from 'bullmq';
+import { errorMessage, isDrError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { emitEvent } from './operation-events.js';
+import { type CleanupJob, type CleanupResult, OP_ID } from './recovery-contract.js';
+import { defaultProvider, type RecoveryDeps, recoveryDir } from './recovery-deps.js';
+
+/**
+ * Removes everything an operation made: its server (through the provider, by op id) and its
+ * recovery directory. Idempotent, so a repeated or retried cleanup is harmless.
+ */
+export async function removeOperation(
+  deps: RecoveryDeps,
+  opId: string,
+  app: string,
+  log: Logger,
+): Promise<string[]> {
+  const config = await deps.config();
+  const provider = (deps.provider ?? defaultProvider)(config, config.apps[app], log);
+  const removed = await provider.destroy(opId, log);
+  const dir = join(recoveryDir(config), opId);
+  const left = await stat(dir).then(
+    () => true,
+    () => false, // already gone
+  );
+  if (left) {
+    await rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  await deps.redis.del(deps.keys.cancel(opId));
+  return removed;
+}
+
+/** The `cleanup` job: a drill's delayed cleanup, or `dr cleanup OP` at once. */
+export function runCleanup(deps: RecoveryDeps): Processor<CleanupJob, CleanupResult> {
+  return async (job) => {
+    const { opId, app } = job.data;
+    if (!OP_ID.test(opId)) throw new UnrecoverableError(`job ${job.id}: ${opId} is not an op id`);
+    const log = deps.log.child({ opId, app, job: 'cleanup' });
+    const emit = (e: Parameters<typeof emitEvent>[2]) =>
+      emitEvent(deps.redis, deps.keys.events, e).catch((err: unknown) =>
+        log.warn({ err: errorMessage(err) }, 'event not recorded'),
+      );
+    await emit({ opId, app, job: 'cleanup', type: 'started' });
+    try {
+      const removed = await removeOperation(deps, opId, app, log);
+      const result: CleanupResult = { opId, removed };
+      log.info({ removed }, 'operation cleaned up');
+      await emit({ opId, app, job: 'cleanup', type: 'finished', result });
+      return result;
+    } catch (err) {
+      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (last) {
+        await emit({
+          opId,
+          app,
+          job: 'cleanup',
+          type: 'finished',
+          error: {
+            code: isDrError(err) ? err.code : 'internal',
+            message: `cleanup of ${opId} failed: ${errorMessage(err)}`,
+          },
+        });
+      }
+      throw err;
+    }
+  };
+}

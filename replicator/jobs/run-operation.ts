@@ -1,0 +1,362 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Processor, UnrecoverableError } from 'bullmq';
+import { APP_NAME } from '../../core/config.js';
+import { DrError, errorMessage, isDrError } from '../../core/errors.js';
+import { materialisePoint } from '../recovery/materialise-point.js';
+import type { GatewayClient } from '../transport/gateway-client.js';
+import type { PointDetail } from '../transport/wire-types.js';
+import { AppLock } from './app-lock.js';
+import { emitEvent } from './operation-events.js';
+import {
+  cleanupJobId,
+  type JobName,
+  OP_ID,
+  type OperationEvent,
+  type OperationResult,
+  type RecordedSteps,
+  type RecoveryJobData,
+} from './recovery-contract.js';
+import { defaultProvider, type RecoveryDeps, recoveryDir } from './recovery-deps.js';
+import { removeOperation } from './run-cleanup.js';
+
+const DEFAULT_KEEP_MS = 30 * 60_000;
+/** Gateway and store errors a retry cannot fix. */
+const PERMANENT = new Set(['app_unknown', 'point_unknown', 'key_invalid', 'key_mismatch']);
+const PERMANENT_DATA = new Set(['block_corrupt', 'store_corrupt', 'not_implemented']);
+
+type Mode = 'drill' | 'failover';
+
+/** A failure that ends the operation for good; carries the code for the `finished` event. */
+class FinalError extends UnrecoverableError {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Drill or failover: resolve the point, materialise it under DR_HOME/recovery/<opId>, launch it
+ * through the app's provider, wait for its health check, report. Each step is recorded in job
+ * data, so a retried job (a crash, a lost worker) resumes after the last one done. A drill
+ * schedules its cleanup; a failed or cancelled operation cleans up at once.
+ */
+export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<RecoveryJobData> {
+  return async (job, _token, bullSignal) => {
+    const { opId, app } = job.data;
+    if (!OP_ID.test(opId) || !APP_NAME.test(app)) {
+      throw new UnrecoverableError(`job ${job.id} is not a valid operation (op id or app name)`);
+    }
+    const name = job.name as JobName;
+    const log = deps.log.child({ opId, app, job: name });
+    const emit = (e: Omit<OperationEvent, 'time' | 'opId' | 'app' | 'job'>) =>
+      emitEvent(deps.redis, deps.keys.events, { opId, app, job: name, ...e }).catch(
+        (err: unknown) => log.warn({ err: errorMessage(err) }, 'event not recorded'),
+      );
+    const steps: RecordedSteps = { ...job.data.steps };
+    const resumed = steps.startedAt !== undefined;
+    steps.startedAt ??= Date.now();
+    if (resumed) steps.resumes = (steps.resumes ?? 0) + 1;
+    const save = () => job.updateData({ ...job.data, steps });
+    await save();
+    await emit({ type: 'started', ...(resumed ? { step: 'resumed' } : {}) });
+    log.info({ resumed, after: lastStep(steps) }, `${mode} started`);
+
+    const controller = new AbortController();
+    const signal = bullSignal
+      ? AbortSignal.any([bullSignal, controller.signal])
+      : controller.signal;
+    const lock = new AppLock(deps.redis, deps.keys.lock(app), app);
+    const ttl = deps.lockTtlMs ?? 60_000;
+    const timers: NodeJS.Timeout[] = [];
+    let client: GatewayClient | undefined;
+    /** The end of the operation: the app is free again before anyone hears it finished. */
+    const finish = async (e: Pick<OperationEvent, 'result' | 'error'>) => {
+      for (const t of timers) clearInterval(t);
+      await lock
+        .release(opId)
+        .catch((err: unknown) =>
+          log.warn({ err: errorMessage(err) }, 'lock not released; it expires by itself'),
+        );
+      await emit({ type: 'finished', ...e });
+    };
+    try {
+      try {
+        await lock.take(
+          {
+            opId,
+            job: name,
+            requestedBy: job.data.requestedBy,
+            since: new Date(job.timestamp).toISOString(),
+          },
+          ttl,
+        );
+      } catch (err) {
+        // Not ours: nothing of this operation exists yet, so there is nothing to clean.
+        await emit({ type: 'finished', error: errorInfo(err) });
+        throw new FinalError(errorMessage(err), 'operation_conflict');
+      }
+      timers.push(
+        setInterval(() => {
+          lock.refresh(opId, ttl).then(
+            (ours) => {
+              if (!ours) controller.abort(new Error(`${opId} lost the lock of ${app}`));
+            },
+            (err: unknown) => log.warn({ err: errorMessage(err) }, 'lock refresh failed'),
+          );
+        }, ttl / 3),
+        setInterval(() => {
+          deps.redis.exists(deps.keys.cancel(opId)).then(
+            (n) => {
+              if (n > 0) controller.abort(cancelled(opId));
+            },
+            (err: unknown) => log.warn({ err: errorMessage(err) }, 'cancel check failed'),
+          );
+        }, deps.cancelPollMs ?? 500),
+      );
+      const checkCancel = async () => {
+        if ((await deps.redis.exists(deps.keys.cancel(opId))) > 0)
+          controller.abort(cancelled(opId));
+        signal.throwIfAborted();
+      };
+
+      const config = await deps.config();
+      const appConfig = config.apps[app];
+      if (!appConfig) {
+        throw new DrError(`no app named ${JSON.stringify(app)} in the worker's dr.yaml`, {
+          code: 'app_unknown',
+          subject: app,
+          remedy: `add it with \`dr app add ${app} …\` on the worker's DR_HOME`,
+        });
+      }
+      const provider = (deps.provider ?? defaultProvider)(config, appConfig, log);
+      client = deps.gateway(config);
+      const kek = await deps.kek(config);
+      const checkTimeout = appConfig.provider?.checkTimeout ?? 60_000;
+      await checkCancel();
+
+      let detail: PointDetail | undefined;
+      const pointDetail = async (id: number) => {
+        detail ??= await (client as GatewayClient).point(app, id);
+        return detail;
+      };
+      if (!steps.resolved) {
+        const id = job.data.point ?? (await latestConsistent(client, app));
+        const p = await pointDetail(id);
+        steps.resolved = {
+          point: p.id,
+          pointTime: p.time,
+          label: p.label,
+          dataAgeSeconds: Math.max(0, Math.round((steps.startedAt - Date.parse(p.time)) / 1000)),
+        };
+        await save();
+      }
+      const resolved = steps.resolved;
+      await emit({ type: 'step', step: 'resolved', progress: 1 });
+
+      const dir = join(recoveryDir(config), opId);
+      if (!steps.materialised || !(await imagesPresent(steps.materialised.volumes))) {
+        await checkCancel();
+        await emit({ type: 'step', step: 'materialise', progress: 0 });
+        const t0 = performance.now();
+        const throttle = progressThrottle((fraction) =>
+          emit({ type: 'step', step: 'materialise', progress: fraction }),
+        );
+        const volumes = await materialisePoint({
+          client,
+          kek,
+          app,
+          point: await pointDetail(resolved.point),
+          dir,
+          signal,
+          onProgress: (volume, fraction) => throttle(volume, fraction),
+        });
+        steps.materialised = { volumes, ms: Math.round(performance.now() - t0) };
+        delete steps.launched;
+        delete steps.healthy;
+        await save();
+      }
+      const materialised = steps.materialised;
+      await emit({ type: 'step', step: 'materialised', progress: 1 });
+
+      if (steps.launched && !steps.healthy) {
+        // Picked up again after a launch: the server may still run (it outlives its worker).
+        await checkCancel();
+        const t0 = performance.now();
+        const h = await provider.health(steps.launched.server, { timeoutMs: checkTimeout, signal });
+        if (h.ok) {
+          steps.healthy = { output: h.output, ms: Math.round(performance.now() - t0) };
+        } else {
+          log.info({ output: h.output }, 'the earlier server is not healthy; launching again');
+          delete steps.launched;
+        }
+        await save();
+      }
+      if (!steps.launched) {
+        await checkCancel();
+        await emit({ type: 'step', step: 'launch', progress: 0 });
+        const t0 = performance.now();
+        const server = await provider.launch({
+          opId,
+          app,
+          mode,
+          volumes: materialised.volumes,
+          signal,
+          log,
+          onStep: (step, fraction) => void emit({ type: 'step', step, progress: fraction }),
+        });
+        steps.launched = { server, ms: Math.round(performance.now() - t0) };
+        await save();
+      }
+      const launched = steps.launched;
+      await emit({ type: 'step', step: 'launched', progress: 1 });
+
+      if (!steps.healthy) {
+        await checkCancel();
+        await emit({ type: 'step', step: 'health', progress: 0 });
+        const t0 = performance.now();
+        const h = await provider.health(launched.server, { timeoutMs: checkTimeout, signal });
+        signal.throwIfAborted();
+        if (!h.ok) {
+          throw new DrError(`the health check of ${app} failed: ${h.output}`, {
+            code: 'health_failed',
+            subject: app,
+          });
+        }
+        steps.healthy = { output: h.output, ms: Math.round(performance.now() - t0) };
+        await save();
+      }
+      const healthy = steps.healthy;
+      await emit({ type: 'step', step: 'healthy', progress: 1 });
+
+      const result: OperationResult = {
+        opId,
+        app,
+        mode,
+        point: resolved.point,
+        dataAgeSeconds: resolved.dataAgeSeconds,
+        rto: {
+          materialiseMs: materialised.ms,
+          launchMs: launched.ms,
+          healthyMs: healthy.ms,
+          totalMs: Date.now() - steps.startedAt,
+        },
+        health: { ok: true, output: healthy.output },
+        server: launched.server,
+        resumes: steps.resumes ?? 0,
+      };
+      if (mode === 'drill') {
+        const keepMs = job.data.keepMs ?? DEFAULT_KEEP_MS;
+        await deps.queue.add(
+          'cleanup',
+          { opId, app, requestedBy: 'worker' },
+          {
+            jobId: cleanupJobId(opId),
+            delay: keepMs,
+            attempts: 5,
+            backoff: { type: 'exponential', delay: 2000 },
+            removeOnComplete: { age: 7 * 86_400 },
+          },
+        );
+        result.cleanupAt = new Date(Date.now() + keepMs).toISOString();
+      }
+      log.info({ point: result.point, rto: result.rto }, `${mode} healthy`);
+      await finish({ result });
+      return result;
+    } catch (err) {
+      if (err instanceof FinalError && err.code === 'operation_conflict') throw err;
+      const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
+      const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
+      const final =
+        wasCancelled || isPermanent(why) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!final) {
+        log.warn(
+          { err: errorMessage(err), attempt: job.attemptsMade + 1 },
+          `${mode} will be retried`,
+        );
+        await emit({ type: 'step', step: 'retrying', progress: 0, error: errorInfo(err) });
+        throw err;
+      }
+      log.warn({ err: errorMessage(why) }, `${mode} failed; cleaning up`);
+      await removeOperation(deps, opId, app, log).catch((cleanupErr: unknown) =>
+        log.error({ err: errorMessage(cleanupErr) }, 'cleanup after failure failed'),
+      );
+      await finish({ error: errorInfo(why) });
+      throw new FinalError(errorMessage(why), errorInfo(why).code);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      client?.close();
+    }
+  };
+}
+
+/** The latest point that is not fuzzy; a retry cannot make one appear. */
+async function latestConsistent(client: GatewayClient, app: string): Promise<number> {
+  const points = await client.points(app);
+  const p = points.findLast((x) => x.label !== 'fuzzy');
+  if (p) return p.id;
+  throw new DrError(
+    points.length === 0
+      ? `${app} has no recovery point yet`
+      : `${app} has no consistent recovery point yet (its ${points.length} point(s) are fuzzy)`,
+    {
+      code: 'point_unknown',
+      subject: app,
+      remedy:
+        points.length === 0
+          ? `run \`dr agent --app ${app}\` until it commits a point`
+          : 'give the app a freeze (--fsfreeze or --quiesce-freeze/--quiesce-thaw) so the agent commits consistent points, or name a point with --point',
+    },
+  );
+}
+
+function cancelled(opId: string): DrError {
+  return new DrError(`${opId} was cancelled`, { code: 'operation_cancelled', subject: opId });
+}
+
+function isPermanent(err: unknown): boolean {
+  if (err instanceof UnrecoverableError) return true;
+  if (!isDrError(err)) return false;
+  return PERMANENT.has(err.code) || PERMANENT_DATA.has(err.code) || err.code === 'health_failed';
+}
+
+function errorInfo(err: unknown): { code: string; message: string } {
+  if (err instanceof FinalError) return { code: err.code, message: err.message };
+  if (isDrError(err)) return { code: err.code, message: err.message };
+  return { code: 'internal', message: errorMessage(err) };
+}
+
+function lastStep(steps: RecordedSteps): string {
+  if (steps.healthy) return 'healthy';
+  if (steps.launched) return 'launched';
+  if (steps.materialised) return 'materialised';
+  if (steps.resolved) return 'resolved';
+  return 'none';
+}
+
+async function imagesPresent(volumes: { path: string }[]): Promise<boolean> {
+  for (const v of volumes) {
+    const ok = await stat(v.path).then(
+      (s) => s.isFile(),
+      () => false, // gone (cleaned, or another disk): materialise again
+    );
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Emits materialise progress over all volumes at most every 5 %. */
+function progressThrottle(emit: (fraction: number) => unknown) {
+  const done = new Map<string, number>();
+  let last = 0;
+  return (volume: string, fraction: number) => {
+    done.set(volume, fraction);
+    const all = [...done.values()].reduce((a, b) => a + b, 0) / Math.max(1, done.size);
+    if (all - last >= 0.05 || fraction === 1) {
+      last = all;
+      emit(Math.min(1, all));
+    }
+  };
+}

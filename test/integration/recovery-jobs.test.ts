@@ -1,0 +1,303 @@
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { connectRedis } from '../../core/redis.js';
+import { parseEvent } from '../../replicator/jobs/operation-events.js';
+import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
+import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { skipBecause } from '../helpers/skip.js';
+
+const serverScript = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
+const problem = redisUnavailable();
+
+/** Polls until `probe` answers, failing after `ms`. */
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false, // gone
+  );
+
+describe('recovery jobs: drill and failover with the local provider', () => {
+  let t: TestHome;
+  let redis: TestRedis;
+  let conn: Redis;
+  let client: RecoveryClient;
+  let env: NodeJS.ProcessEnv;
+
+  beforeEach(async (ctx: TestContext) => {
+    if (problem) skipBecause(ctx, problem);
+    redis = await startRedis();
+    t = await testHome();
+    await t.startGateway();
+    const prefix = `t${randomBytes(3).toString('hex')}:`;
+    env = {
+      DR_HOME: t.home,
+      REDIS_URL: redis.url,
+      DR_REDIS_PREFIX: prefix,
+      DR_LOG_LEVEL: 'silent',
+    };
+    conn = connectRedis(redis.url, 'test');
+    client = new RecoveryClient(conn, prefix);
+  });
+
+  afterEach(async () => {
+    await stopAll();
+    await client?.close();
+    conn?.disconnect();
+    for (const pid of await servers()) process.kill(pid, 'SIGKILL');
+    await redis?.stop();
+    await t?.cleanup();
+  });
+
+  /** Pids of volume servers this test started (their command line carries the test's dir). */
+  async function servers(): Promise<number[]> {
+    if (!t) return [];
+    const out: number[] = [];
+    for (const e of await readdir('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
+      if (cmd.includes('volume-server.mjs') && cmd.includes(t.dir)) out.push(Number(e));
+    }
+    return out;
+  }
+
+  /**
+   * Protects app `name` with one volume that starts with a marker line, a freeze hook (so its
+   * points are app-consistent) unless `fuzzy`, and a volume server as its recovered app.
+   */
+  async function protect(
+    o: {
+      name?: string;
+      delayMs?: number;
+      check?: string;
+      checkTimeout?: string;
+      fuzzy?: boolean;
+    } = {},
+  ): Promise<{ marker: string }> {
+    const name = o.name ?? 'web';
+    const marker = `lifeboat-marker-${randomBytes(6).toString('hex')}`;
+    const image = join(t.dir, `${name}.img`);
+    const data = Buffer.alloc(256 * 1024);
+    data.write(`${marker}\n`);
+    randomBytes(64 * 1024).copy(data, 128 * 1024);
+    await writeFile(image, data);
+    const port = await freePort();
+    const args = ['--home', t.home, 'app', 'add', name, '--volume', `data=${image}`];
+    if (!o.fuzzy) args.push('--quiesce-freeze', 'true', '--quiesce-thaw', 'true');
+    args.push(
+      '--start',
+      `exec node ${serverScript} ${port} ${o.delayMs ?? 0} ${t.dir}`,
+      '--check',
+      o.check ?? `http://127.0.0.1:${port}/health`,
+      '--check-timeout',
+      o.checkTimeout ?? '20s',
+    );
+    const added = await dr(args, { DR_LOG_LEVEL: 'silent' });
+    expect(added.err).toBe('');
+    const agent = await dr(['--home', t.home, 'agent', '--app', name, '--once'], {
+      DR_LOG_LEVEL: 'silent',
+    });
+    expect(agent.code).toBe(0);
+    return { marker };
+  }
+
+  async function worker(): Promise<DrProcess> {
+    const w = startDr(['worker', '--concurrency', '2', '--lock-duration', '2s'], env);
+    await w.waitFor(/worker ready/);
+    return w;
+  }
+
+  async function enqueue(args: string[]): Promise<string> {
+    const r = await dr([...args, '--json'], env);
+    expect(r.err).toBe('');
+    return (JSON.parse(r.out) as { opId: string }).opId;
+  }
+
+  async function events(opId: string): Promise<OperationEvent[]> {
+    const all = await conn.xrange(client.keys.events, '-', '+');
+    return all.map(([, f]) => parseEvent(f)).filter((e): e is OperationEvent => e?.opId === opId);
+  }
+
+  const reached = (opId: string, step: string) =>
+    until(`${opId} to reach ${step}`, async () =>
+      (await events(opId)).some((e) => e.type === 'step' && e.step === step) ? true : undefined,
+    );
+
+  async function finished(opId: string, job = 'drill'): Promise<OperationEvent> {
+    for await (const e of client.follow({ opId, job: job as 'drill', app: 'web', after: '0-0' })) {
+      if (e.type === 'finished') return e;
+    }
+    throw new Error(`${opId} ended without a finished event`);
+  }
+
+  /** The operation left nothing: no recovery directory, no server process. */
+  async function nothingLeft(opId: string) {
+    await until(`${opId} to be cleaned up`, async () =>
+      !(await exists(join(t.home, 'recovery', opId))) && (await servers()).length === 0
+        ? true
+        : undefined,
+    );
+  }
+
+  it('drills an app: healthy server on the restored volume, RTO split, delayed cleanup', async () => {
+    const { marker } = await protect();
+    await worker();
+    const r = await dr(['drill', 'web', '--keep', '2s', '--wait', '--json'], env);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out) as OperationResult & { ok: boolean };
+    const points = await (await t.client()).points('web');
+    expect(result.ok).toBe(true);
+    expect(result.point).toBe(points.at(-1)?.id);
+    expect(points.at(-1)?.label).toBe('app-consistent');
+    expect(result.dataAgeSeconds).toBeGreaterThanOrEqual(0);
+    expect(result.health.output).toContain(marker);
+    expect(result.server.provider).toBe('local');
+    for (const k of ['materialiseMs', 'launchMs', 'healthyMs', 'totalMs'] as const) {
+      expect(result.rto[k]).toBeGreaterThanOrEqual(0);
+    }
+    expect(result.rto.totalMs).toBeGreaterThanOrEqual(result.rto.materialiseMs);
+    expect(result.cleanupAt).toBeDefined();
+    const steps = (await events(result.opId)).map((e) => e.step ?? e.type);
+    expect(steps).toEqual(
+      expect.arrayContaining(['started', 'materialised', 'launched', 'healthy']),
+    );
+
+    const cleanup = await finished(result.opId, 'cleanup');
+    expect(cleanup.error).toBeUndefined();
+    await nothingLeft(result.opId);
+  });
+
+  it('prints the result with the RTO split, and `dr cleanup` removes a kept drill at once', async () => {
+    await protect();
+    await worker();
+    const r = await dr(['drill', 'web', '--wait'], env);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/drill of web is healthy/);
+    expect(r.out).toMatch(/RTO \S+: materialise \S+, launch \S+, healthy \S+/);
+    const opId = /^(op-[a-z0-9]+):/.exec(r.out)?.[1] ?? '';
+    expect(await exists(join(t.home, 'recovery', opId))).toBe(true);
+    const c = await dr(['cleanup', opId, '--wait'], env);
+    expect(c.code).toBe(0);
+    expect(c.out).toContain(`${opId}: cleaned up`);
+    await nothingLeft(opId);
+  });
+
+  it('fails a drill of an unknown app with the reason', async () => {
+    await worker();
+    const r = await dr(['drill', 'nosuch', '--wait'], env);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('no app named "nosuch"');
+  });
+
+  it('fails a drill when the app has no consistent point yet', async () => {
+    await protect({ name: 'raw', fuzzy: true });
+    await worker();
+    const r = await dr(['drill', 'raw', '--wait'], env);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('raw has no consistent recovery point yet');
+  });
+
+  it('refuses a second drill of an app while one runs, with the reason', async () => {
+    await protect({ delayMs: 2000 });
+    await worker();
+    const first = await enqueue(['drill', 'web']);
+    await reached(first, 'launched');
+    const second = await dr(['drill', 'web'], env);
+    expect(second.code).toBe(2);
+    expect(second.err).toContain(`web is busy: drill ${first}`);
+    expect(second.err).toContain(`dr cancel ${first}`);
+    expect((await finished(first)).result).toBeDefined();
+    // once the first is done, the app is free again
+    const third = await dr(['drill', 'web', '--json'], env);
+    expect(third.code).toBe(0);
+  });
+
+  it('fails a drill whose health check fails, and still cleans up', async () => {
+    await protect({ check: 'echo broken-check >&2; exit 3', checkTimeout: '1s' });
+    await worker();
+    const r = await dr(['drill', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as { opId: string; error: { code: string; message: string } };
+    expect(body.error.code).toBe('health_failed');
+    expect(body.error.message).toContain('broken-check');
+    await nothingLeft(body.opId);
+  });
+
+  it('cancels a running drill, which cleans up after itself', async () => {
+    await protect({ delayMs: 120_000, checkTimeout: '120s' });
+    await worker();
+    const opId = await enqueue(['drill', 'web']);
+    await reached(opId, 'launched');
+    expect((await servers()).length).toBe(1);
+    const c = await dr(['cancel', opId], env);
+    expect(c.out).toContain('cancel requested');
+    const end = await finished(opId);
+    expect(end.error?.code).toBe('operation_cancelled');
+    await nothingLeft(opId);
+  });
+
+  it('resumes a drill on another worker after its worker is killed, leaving nothing behind', async () => {
+    const { marker } = await protect({ delayMs: 3000 });
+    const a = await worker();
+    const opId = await enqueue(['drill', 'web', '--keep', '1s']);
+    await reached(opId, 'launched');
+    await a.kill9();
+    await worker();
+    const end = await finished(opId);
+    expect(end.error).toBeUndefined();
+    const result = end.result as OperationResult;
+    expect(result.resumes).toBeGreaterThanOrEqual(1);
+    expect(result.health.output).toContain(marker);
+    // the images were made once: the resumed job did not materialise again
+    const materialiseStarts = (await events(opId)).filter(
+      (e) => e.step === 'materialise' && e.progress === 0,
+    );
+    expect(materialiseStarts).toHaveLength(1);
+    await finished(opId, 'cleanup');
+    await nothingLeft(opId);
+  });
+
+  it('runs a failover and keeps its server (no automatic cleanup)', async () => {
+    const { marker } = await protect();
+    await worker();
+    const r = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out) as OperationResult;
+    expect(result.mode).toBe('failover');
+    expect(result.health.output).toContain(marker);
+    expect(result.cleanupAt).toBeUndefined();
+    expect(await client.queue.getJob(`${result.opId}-cleanup`)).toBeUndefined();
+    expect((await servers()).length).toBe(1);
+  });
+
+  it('refuses failback as not implemented yet', async () => {
+    await worker();
+    const r = await dr(['failback', 'web', '--wait'], env);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('failback is not implemented yet');
+  });
+
+  it('says how to get Redis when REDIS_URL is unset', async () => {
+    const r = await dr(['drill', 'web'], { ...env, REDIS_URL: '' });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('set REDIS_URL=redis://127.0.0.1:6379, or start everything with dr up');
+  });
+});
