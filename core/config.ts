@@ -56,16 +56,72 @@ const quiesceSchema = z
     message: 'freeze and thaw hooks go together: give both or neither',
   });
 
-/** How a recovered app is started and checked. Absent: the local provider with neither. */
-const providerSchema = z.object({
-  kind: z.enum(['local', 'alicloud']).default('local'),
-  /** Local: the command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
-  start: z.string().min(1).optional(),
-  /** Health check: an http(s) URL that must answer 2xx, or a command that must exit 0. */
-  check: z.string().min(1).optional(),
-  /** How long a recovered app may take to pass its health check. */
-  checkTimeout: duration.default(60_000),
+/** Health check: an http(s) URL that must answer 2xx, or a command that must exit 0. */
+const check = z.string().min(1, 'expected a command or an http(s) URL, or leave check out');
+/** How long a recovered app may take to pass its health check. */
+const checkTimeout = duration.default(60_000);
+
+/** The app runs on this machine. */
+const localProviderSchema = z.object({
+  kind: z.literal('local'),
+  /** The command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
+  start: z.string().min(1, 'expected a command, or leave start out').optional(),
+  check: check.optional(),
+  checkTimeout,
 });
+
+const ecsId = (example: string) =>
+  z
+    .string({ error: `required for kind alicloud, like ${example}` })
+    .min(1, `expected a value like ${example}`);
+
+/** Refuses a credential written into dr.yaml, naming the variable it belongs in. */
+const notHere = (variable: string) =>
+  z
+    .undefined({
+      error: `credentials never go in dr.yaml: remove it and set ${variable} in the worker's environment`,
+    })
+    .optional();
+
+/**
+ * The app is recovered into Alibaba Cloud ECS. Credentials are never in dr.yaml: the worker reads
+ * ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET from its environment.
+ */
+const alicloudProviderSchema = z.object({
+  kind: z.literal('alicloud'),
+  regionId: ecsId('cn-hangzhou'),
+  zoneId: ecsId('cn-hangzhou-h'),
+  /** Production network, used by failover. */
+  vSwitchId: ecsId('vsw-bp1…'),
+  securityGroupId: ecsId('sg-bp1…'),
+  /** Isolated network, used by drills. */
+  drillVSwitchId: ecsId('vsw-bp1…'),
+  drillSecurityGroupId: ecsId('sg-bp1…'),
+  instanceType: ecsId('ecs.g7.large'),
+  /** The DR-region ECS instance the worker runs on; new disks are attached to it. */
+  workerInstanceId: ecsId('i-bp1…'),
+  /** ECS API host; ecs.<regionId>.aliyuncs.com by default. */
+  endpoint: hostPort.optional(),
+  protocol: z
+    .enum(['http', 'https'], { error: 'expected http or https (https by default)' })
+    .optional(),
+  /** A command (LIFEBOAT_SERVER_IP set) or a URL with {ip}; absent: the instance Running is healthy. */
+  check: check.optional(),
+  checkTimeout,
+  accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),
+  accessKeySecret: notHere('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
+});
+
+/** How a recovered app is started and checked. Absent, or without a kind: the local provider. */
+const providerSchema = z.preprocess(
+  (v) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) && !('kind' in v)
+      ? { ...v, kind: 'local' }
+      : v,
+  z.discriminatedUnion('kind', [localProviderSchema, alicloudProviderSchema], {
+    error: 'expected kind local or alicloud',
+  }),
+);
 
 const appSchema = z.object({
   tier: z.enum(['prod', 'staging', 'dev']).default('dev'),
@@ -116,6 +172,8 @@ export type Config = z.infer<typeof configSchema>;
 export type AppConfig = Config['apps'][string];
 export type VolumeConfig = AppConfig['volumes'][number];
 export type ProviderConfig = NonNullable<AppConfig['provider']>;
+export type LocalProviderConfig = Extract<ProviderConfig, { kind: 'local' }>;
+export type AlicloudProviderConfig = Extract<ProviderConfig, { kind: 'alicloud' }>;
 
 /** A config as read from DR_HOME, with paths resolved and environment overrides applied. */
 export interface LoadedConfig extends Config {

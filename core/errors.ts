@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'gateway_full'
   | 'agent_conflict'
   | 'session_lost'
+  | 'app_failed_over'
   | 'point_unknown'
   | 'store_corrupt'
   | 'block_corrupt'

@@ -65,7 +65,11 @@ export function registerApp(program: Command, exit: ExitState): void {
       'longest the app may stay frozen; the thaw runs then',
       '2s',
     )
-    .option('--provider <kind>', 'how it is recovered: local (this machine) or alicloud', 'local')
+    .option(
+      '--provider <kind>',
+      'how it is recovered: local (this machine); alicloud is written in dr.yaml by hand (docs/recovery.md)',
+      'local',
+    )
     .option(
       '--start <cmd>',
       'local provider: command that starts the recovered app (DR_VOLUME_<NAME> holds each image path)',
@@ -237,6 +241,12 @@ function validateProvider(opts: AddOptions): Pick<AppConfig, 'provider'> {
       'use local or alicloud',
     );
   }
+  if (kind === 'alicloud') {
+    throw usageError(
+      '--provider alicloud needs its ECS settings, which have no flags',
+      'add the app without --provider, then write its provider block in dr.yaml by hand (see docs/recovery.md, "Providers")',
+    );
+  }
   for (const [flag, value] of [
     ['--start', opts.start],
     ['--check', opts.check],
@@ -252,11 +262,7 @@ function validateProvider(opts: AddOptions): Pick<AppConfig, 'provider'> {
       'pass it like 60s or 5m',
     );
   }
-  const given =
-    kind !== 'local' ||
-    opts.start !== undefined ||
-    opts.check !== undefined ||
-    checkTimeout !== 60_000;
+  const given = opts.start !== undefined || opts.check !== undefined || checkTimeout !== 60_000;
   if (!given) return {};
   return {
     provider: {
@@ -376,16 +382,7 @@ function toYaml(app: AppConfig): Record<string, unknown> {
           },
         }
       : {}),
-    ...(p
-      ? {
-          provider: {
-            kind: p.kind,
-            ...(p.start !== undefined ? { start: p.start } : {}),
-            ...(p.check !== undefined ? { check: p.check } : {}),
-            checkTimeout: `${p.checkTimeout}ms`,
-          },
-        }
-      : {}),
+    ...(p ? { provider: { ...p, checkTimeout: `${p.checkTimeout}ms` } } : {}),
   };
 }
 

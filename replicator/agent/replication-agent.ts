@@ -469,7 +469,8 @@ export class ReplicationAgent {
           last = await this.cycle(signal);
           this.sendHeartbeat(); // status shows the new point's freeze and resync at once
         } catch (err) {
-          if (once || signal?.aborted) throw err;
+          // Failed over: the DR copy is production now; this agent must stop, saying why.
+          if (once || signal?.aborted || isDrError(err, 'app_failed_over')) throw err;
           this.log.error(
             { err: errorMessage(err) },
             'replication cycle failed; retrying next cycle',

@@ -325,6 +325,11 @@ export class AppStore {
     return this.#files.shared(() => this.log.read(entry.segment, entry.offset, entry.length));
   }
 
+  /** Reads a span of a segment (several neighbouring records at once). */
+  readSpan(segment: number, offset: number, length: number): Promise<Buffer> {
+    return this.#files.shared(() => this.log.read(segment, offset, length));
+  }
+
   /** Runs `fn` while no segment or index file can be deleted: for streaming many records. */
   withReadLock<T>(fn: () => Promise<T>): Promise<T> {
     return this.#files.shared(fn);

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { statfs } from 'node:fs/promises';
+import { mkdir, readFile, statfs } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import type { TlsOptions } from 'node:tls';
+import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import { decodeBatch } from '../transport/batch-codec.js';
@@ -12,13 +14,14 @@ import type {
   CommitRequest,
   HeartbeatRequest,
   Phase,
+  ProtectionState,
   ResyncState,
   SessionRequest,
   SessionResponse,
   TrackerState,
   VolumeInfo,
 } from '../transport/wire-types.js';
-import type { AppStore, BlockStore, VolumeMeta } from './block-store.js';
+import type { AppStore, BlockStore, IndexEntry, VolumeMeta } from './block-store.js';
 import type { RetentionRules } from './retention.js';
 
 export interface GatewayOptions {
@@ -111,6 +114,64 @@ export async function createGateway({
     return r;
   };
 
+  /**
+   * Failed-over apps, persisted beside the store: after a failover the DR copy
+   * is production, and its agent must not write into it any more.
+   */
+  const protectionFile = (app: string) => join(store.dir, 'apps', app, 'protection.json');
+  const protection = new Map<string, ProtectionState>();
+  const protectionOf = async (app: string): Promise<ProtectionState> => {
+    let p = protection.get(app);
+    if (!p) {
+      try {
+        p = JSON.parse(await readFile(protectionFile(app), 'utf8')) as ProtectionState;
+      } catch (err) {
+        if (systemCode(err) !== 'ENOENT') throw err;
+        p = { state: 'protected' };
+      }
+      protection.set(app, p);
+    }
+    return p;
+  };
+  const refuseIfFailedOver = async (app: string) => {
+    const p = await protectionOf(app);
+    if (p.state !== 'failed-over') return;
+    throw new HttpError(
+      409,
+      new DrError(
+        `app ${app} was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}): its DR copy is production now, so replication into it is refused`,
+        {
+          code: 'app_failed_over',
+          subject: app,
+          remedy: `stop this agent; fail back with \`dr failback ${app}\` to protect the original site again`,
+        },
+      ),
+    );
+  };
+  const setProtection = async (app: string, req: ProtectionState): Promise<ProtectionState> => {
+    if (req.state !== 'failed-over' && req.state !== 'protected') {
+      throw badRequest(
+        'protection state must be failed-over or protected',
+        'send {"state":"failed-over","opId":"…"}',
+      );
+    }
+    const next: ProtectionState =
+      req.state === 'failed-over'
+        ? {
+            state: 'failed-over',
+            ...(req.opId ? { opId: String(req.opId) } : {}),
+            since: new Date(now()).toISOString(),
+          }
+        : { state: 'protected' };
+    await mkdir(dirname(protectionFile(app)), { recursive: true });
+    await writeFileAtomic(protectionFile(app), JSON.stringify(next));
+    protection.set(app, next);
+    const rt = runtime(app);
+    if (next.state === 'failed-over') rt.lease = undefined; // the agent's next call is refused with the reason
+    log.warn({ app, ...next }, 'protection state changed');
+    return next;
+  };
+
   const appStore = (app: string): AppStore => {
     const a = store.app(app);
     if (!a) {
@@ -159,6 +220,7 @@ export async function createGateway({
   };
 
   async function openSession(app: string, req: SessionRequest): Promise<SessionResponse> {
+    await refuseIfFailedOver(app);
     if (!Array.isArray(req.volumes) || typeof req.agentId !== 'string') {
       throw badRequest(
         'session request needs agentId and volumes',
@@ -222,6 +284,7 @@ export async function createGateway({
   }
 
   async function receiveBatch(app: string, sessionId: string | undefined, body: Buffer[]) {
+    await refuseIfFailedOver(app);
     const a = appStore(app);
     holdsLease(app, sessionId);
     let decoded: ReturnType<typeof decodeBatch>;
@@ -274,6 +337,7 @@ export async function createGateway({
   }
 
   async function commit(app: string, req: CommitRequest) {
+    await refuseIfFailedOver(app);
     const a = appStore(app);
     holdsLease(app, req.sessionId);
     if (!Number.isSafeInteger(req.upToSeq) || typeof req.volumes !== 'object') {
@@ -344,6 +408,11 @@ export async function createGateway({
       phase = 'stalled';
       reason = 'no agent connected since the gateway started';
     }
+    const p = protection.get(app);
+    if (p?.state === 'failed-over') {
+      phase = 'paused';
+      reason = `failed over by ${p.opId ?? '?'} at ${p.since ?? '?'}; replication into the DR copy is stopped`;
+    }
     return {
       app,
       phase,
@@ -413,7 +482,10 @@ export async function createGateway({
       }
       case 'POST points':
         return sendJson(res, 200, await commit(app, await readJson(req)));
+      case 'POST protection':
+        return sendJson(res, 200, await setProtection(app, await readJson(req)));
       case 'POST heartbeat': {
+        await refuseIfFailedOver(app);
         const hb = await readJson<HeartbeatRequest>(req);
         const lease = holdsLease(app, hb.sessionId);
         lease.phase = hb.phase;
@@ -461,15 +533,29 @@ export async function createGateway({
         await a.withReadLock(async () => {
           const entries = await a.pointEntries(id, vol);
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
-          for (const e of entries) {
-            const record = await a.readRecord(e);
-            const head = Buffer.allocUnsafe(16);
-            head.writeUInt32BE(e.block, 0);
-            head.writeBigUInt64BE(BigInt(e.seq), 4);
-            head.writeUInt32BE(record.length, 12);
-            res.write(head);
-            if (!res.write(record)) await drainOrClose(res);
-            if (res.destroyed) return; // the reader went away: release the read lock now
+          // Records of one point mostly lie back to back in a segment: read
+          // runs of them (up to 4 MiB) in one call, the next run while this
+          // one is sent.
+          const runs = recordRuns(entries);
+          const readRun = (r: (typeof runs)[number]) =>
+            a.readSpan(r.segment, r.offset, r.length).then((buf) => ({ r, buf }));
+          let next = runs[0] ? readRun(runs[0]) : undefined;
+          for (let k = 0; k < runs.length; k++) {
+            const { r, buf } = await (next as ReturnType<typeof readRun>);
+            next = runs[k + 1] ? readRun(runs[k + 1] as (typeof runs)[number]) : undefined;
+            const parts: Buffer[] = [];
+            for (const e of r.entries) {
+              const head = Buffer.allocUnsafe(16);
+              head.writeUInt32BE(e.block, 0);
+              head.writeBigUInt64BE(BigInt(e.seq), 4);
+              head.writeUInt32BE(e.length, 12);
+              parts.push(head, buf.subarray(e.offset - r.offset, e.offset - r.offset + e.length));
+            }
+            if (!res.write(Buffer.concat(parts))) await drainOrClose(res);
+            if (res.destroyed) {
+              await next?.catch(() => undefined); // the reader went away: let the read finish, then release the lock
+              return;
+            }
           }
           res.end();
         });
@@ -532,6 +618,7 @@ export async function createGateway({
     });
     server.listen(port, host, () => resolve());
   });
+  for (const a of store.apps()) await protectionOf(a); // status shows failed-over apps from the start
   const bound = server.address() as AddressInfo;
   const address = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   log.info({ address, store: store.dir }, 'gateway listening');
@@ -611,6 +698,27 @@ async function freeBytes(dir: string): Promise<number | undefined> {
     // statfs is unsupported on some file systems: the write itself still catches ENOSPC.
     return undefined;
   }
+}
+
+/** Entries grouped into runs that lie back to back in one segment, at most 4 MiB each. */
+function recordRuns(
+  entries: readonly IndexEntry[],
+): Array<{ segment: number; offset: number; length: number; entries: IndexEntry[] }> {
+  const runs: Array<{ segment: number; offset: number; length: number; entries: IndexEntry[] }> =
+    [];
+  for (const e of entries) {
+    const last = runs[runs.length - 1];
+    if (
+      last &&
+      last.segment === e.segment &&
+      last.offset + last.length === e.offset &&
+      last.length + e.length <= 4 * 1024 * 1024
+    ) {
+      last.length += e.length;
+      last.entries.push(e);
+    } else runs.push({ segment: e.segment, offset: e.offset, length: e.length, entries: [e] });
+  }
+  return runs;
 }
 
 /** Waits until a response can take more bytes, or its client has gone. */

@@ -5,8 +5,10 @@ import type { AppConfig, LoadedConfig } from '../../core/config.js';
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
+import { createAlicloudProvider } from '../providers/alicloud-provider.js';
 import { createLocalProvider } from '../providers/local-provider.js';
 import type { Provider } from '../providers/provider.js';
+import type { HealthCheck } from '../providers/run-health-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { RecoveryKeys } from './recovery-contract.js';
 
@@ -33,18 +35,37 @@ export interface RecoveryDeps {
 /** DR_HOME/recovery: one directory per operation, holding its images and its local server. */
 export const recoveryDir = (config: LoadedConfig) => join(config.home, 'recovery');
 
-/** The provider dr.yaml names for an app; the local one when the app is gone (cleanup only). */
+/** The variables the alicloud provider takes its access key from; never dr.yaml, never job data. */
+export const ALICLOUD_KEY_ID = 'ALIBABA_CLOUD_ACCESS_KEY_ID';
+export const ALICLOUD_KEY_SECRET = 'ALIBABA_CLOUD_ACCESS_KEY_SECRET';
+
+/**
+ * The provider dr.yaml names for an app; the local one when the app is gone (cleanup only).
+ * The alicloud access key comes from `env` (the worker's environment); a missing one is a
+ * permanent failure (`key_invalid`) that names the variable, never a value.
+ */
 export function defaultProvider(
   config: LoadedConfig,
   app: AppConfig | undefined,
   log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
 ): Provider {
   const p = app?.provider;
   if (p?.kind === 'alicloud') {
-    throw new DrError('the alicloud provider is not wired into the recovery worker yet', {
-      code: 'not_implemented',
-      subject: 'provider.kind',
-      remedy: 'use provider kind local for this app for now',
+    return createAlicloudProvider({
+      regionId: p.regionId,
+      zoneId: p.zoneId,
+      vSwitchId: p.vSwitchId,
+      securityGroupId: p.securityGroupId,
+      drillVSwitchId: p.drillVSwitchId,
+      drillSecurityGroupId: p.drillSecurityGroupId,
+      instanceType: p.instanceType,
+      workerInstanceId: p.workerInstanceId,
+      ...(p.endpoint !== undefined ? { endpoint: p.endpoint } : {}),
+      ...(p.protocol !== undefined ? { protocol: p.protocol } : {}),
+      accessKeyId: credential(env, ALICLOUD_KEY_ID),
+      accessKeySecret: credential(env, ALICLOUD_KEY_SECRET),
+      ...(p.check !== undefined ? { healthCheck: healthCheck(p.check) } : {}),
     });
   }
   return createLocalProvider({
@@ -53,4 +74,19 @@ export function defaultProvider(
     ...(p?.check !== undefined ? { check: p.check } : {}),
     log,
   });
+}
+
+function credential(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name]?.trim();
+  if (value) return value;
+  throw new DrError(`${name} is not set in the worker's environment`, {
+    code: 'key_invalid',
+    subject: name,
+    remedy: `set ${name} (and its pair) for \`dr worker\`; credentials never go in dr.yaml`,
+  });
+}
+
+/** dr.yaml's `check`: an http(s) URL (with {ip}) or a command (LIFEBOAT_SERVER_IP set). */
+function healthCheck(check: string): HealthCheck {
+  return /^https?:\/\//i.test(check) ? { url: check } : { command: check };
 }

@@ -142,6 +142,12 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         detail ??= await (client as GatewayClient).point(app, id);
         return detail;
       };
+      if (mode === 'failover' && !steps.resolved) {
+        // Stop replication into the replica before choosing the point: from
+        // here the gateway refuses the agent, and the point set cannot move.
+        await client.setProtection(app, { state: 'failed-over', opId });
+        await emit({ type: 'step', step: 'replication-stopped', progress: 1 });
+      }
       if (!steps.resolved) {
         const id = job.data.point ?? (await latestConsistent(client, app));
         const p = await pointDetail(id);

@@ -79,6 +79,27 @@ export async function restoreVolume({
     await fh.truncate(size);
     const blockSize = point.volumeInfo.find((v) => v.name === volume)?.blockSize ?? 0;
     const out = fh;
+    const run = { first: 0, next: 0, bytes: 0, buffers: [] as Buffer[] };
+    const flush = async () => {
+      if (run.buffers.length === 0) return;
+      let at = run.first * blockSize;
+      let written = 0;
+      const { bytesWritten: n } = await out.writev(run.buffers, at);
+      written = n;
+      if (written < run.bytes) {
+        // A short writev: finish the rest piece by piece.
+        const all = Buffer.concat(run.buffers);
+        at += written;
+        while (written < run.bytes) {
+          const r = await out.write(all, written, run.bytes - written, at);
+          written += r.bytesWritten;
+          at += r.bytesWritten;
+        }
+      }
+      bytesWritten += run.bytes;
+      run.buffers = [];
+      run.bytes = 0;
+    };
     const result = await readPointVolume({
       client,
       kek,
@@ -88,10 +109,18 @@ export async function restoreVolume({
       ...(onProgress ? { onProgress } : {}),
       onBlock: async (block, plain) => {
         if (allZero(plain)) return;
-        await out.write(plain, 0, plain.length, block * blockSize);
-        bytesWritten += plain.length;
+        // Neighbouring blocks go out in one writev of up to 4 MiB: a write per
+        // 64 KiB block made restores syscall-bound.
+        if (run.buffers.length > 0 && (block !== run.next || run.bytes >= 4 * 1024 * 1024)) {
+          await flush();
+        }
+        if (run.buffers.length === 0) run.first = block;
+        run.buffers.push(plain);
+        run.bytes += plain.length;
+        run.next = block + 1;
       },
     });
+    await flush();
     const bad = result.problems[0];
     if (bad) {
       throw new DrError(`restore of ${app}/${volume} at point ${point.id} stopped: ${bad.reason}`, {

@@ -9,6 +9,7 @@ import type {
   HeartbeatRequest,
   PointDetail,
   PointInfo,
+  ProtectionState,
   SessionRequest,
   SessionResponse,
 } from './wire-types.js';
@@ -81,6 +82,11 @@ export class GatewayClient {
 
   heartbeat(app: string, body: HeartbeatRequest): Promise<{ serverTime: number }> {
     return this.json('POST', `/v1/apps/${enc(app)}/heartbeat`, body);
+  }
+
+  /** Marks the app failed over (the gateway then refuses its agent) or protected again. */
+  setProtection(app: string, body: ProtectionState): Promise<ProtectionState> {
+    return this.json('POST', `/v1/apps/${enc(app)}/protection`, body);
   }
 
   points(app: string): Promise<PointInfo[]> {

@@ -128,3 +128,11 @@ export interface AppStatus {
   storedBytes: number;
   backlogBytes: number;
 }
+
+/** Whether the DR copy of an app is a replica (the agent writes it) or, after a failover, production. */
+export interface ProtectionState {
+  state: 'protected' | 'failed-over';
+  /** The operation that failed the app over. */
+  opId?: string;
+  since?: string;
+}

@@ -275,9 +275,15 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     await nothingLeft(opId);
   });
 
-  it('runs a failover and keeps its server (no automatic cleanup)', async () => {
+  it('runs a failover: stops replication into the replica, keeps its server (no automatic cleanup)', async () => {
     const { marker } = await protect();
     await worker();
+    // A running agent is stopped by the failover, and says why.
+    const agent = startDr(['agent', '--app', 'web', '--tracker', 'scan', '--interval', '300ms'], {
+      ...env,
+      DR_LOG_LEVEL: 'info',
+    });
+    await agent.waitFor(/recovery point committed/);
     const r = await dr(['failover', 'web', '--wait', '--json'], env);
     expect(r.code).toBe(0);
     const result = JSON.parse(r.out) as OperationResult;
@@ -286,6 +292,15 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     expect(result.cleanupAt).toBeUndefined();
     expect(await client.queue.getJob(`${result.opId}-cleanup`)).toBeUndefined();
     expect((await servers()).length).toBe(1);
+    expect(await agent.exited).toBe(2);
+    expect(agent.output()).toContain(`app web was failed over (operation ${result.opId}`);
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+    expect(status.reason).toContain(`failed over by ${result.opId}`);
+    // A new agent is refused at once, with the remedy.
+    const again = await dr(['agent', '--app', 'web', '--once'], { ...env, DR_LOG_LEVEL: 'silent' });
+    expect(again.code).toBe(2);
+    expect(again.err).toContain('dr failback web');
   });
 
   it('refuses failback as not implemented yet', async () => {

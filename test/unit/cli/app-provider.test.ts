@@ -74,6 +74,23 @@ describe('dr app add: how the app is recovered', () => {
     expect((await config()).apps.web).toBeUndefined();
   });
 
+  it('refuses --provider alicloud, pointing at the hand-written block in dr.yaml', async () => {
+    const r = await dr([
+      '--home',
+      home,
+      'app',
+      'add',
+      'web',
+      '--volume',
+      `data=${disk}`,
+      '--provider',
+      'alicloud',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('write its provider block in dr.yaml by hand (see docs/recovery.md');
+    expect((await config()).apps.web).toBeUndefined();
+  });
+
   it('reads a provider from dr.yaml with its defaults', async () => {
     await dr(['--home', home, 'app', 'add', 'web', '--volume', `data=${disk}`]);
     const text = await readFile(homePaths(home).config, 'utf8');

@@ -114,6 +114,79 @@ describe('parseConfig', () => {
   });
 });
 
+describe('parseConfig: the app provider', () => {
+  const ecs = [
+    'kind: alicloud',
+    'regionId: cn-hangzhou',
+    'zoneId: cn-hangzhou-h',
+    'vSwitchId: vsw-prod',
+    'securityGroupId: sg-prod',
+    'drillVSwitchId: vsw-drill',
+    'drillSecurityGroupId: sg-drill',
+    'instanceType: ecs.g7.large',
+    'workerInstanceId: i-worker',
+  ];
+  const withProvider = (lines: string[]) =>
+    withApp(
+      `  web:\n    volumes: [{ name: d, path: /a }]\n    provider:\n${lines.map((l) => `      ${l}\n`).join('')}`,
+    );
+
+  it('reads a provider without a kind as local, with its defaults', () => {
+    expect(findApp(parseConfig(withProvider(['start: run-it'])), 'web').provider).toEqual({
+      kind: 'local',
+      start: 'run-it',
+      checkTimeout: 60_000,
+    });
+  });
+
+  it('reads an alicloud provider', () => {
+    const text = withProvider([
+      ...ecs,
+      'endpoint: 127.0.0.1:9000',
+      'protocol: http',
+      'check: http://{ip}/health',
+    ]);
+    expect(findApp(parseConfig(text), 'web').provider).toEqual({
+      kind: 'alicloud',
+      regionId: 'cn-hangzhou',
+      zoneId: 'cn-hangzhou-h',
+      vSwitchId: 'vsw-prod',
+      securityGroupId: 'sg-prod',
+      drillVSwitchId: 'vsw-drill',
+      drillSecurityGroupId: 'sg-drill',
+      instanceType: 'ecs.g7.large',
+      workerInstanceId: 'i-worker',
+      endpoint: '127.0.0.1:9000',
+      protocol: 'http',
+      check: 'http://{ip}/health',
+      checkTimeout: 60_000,
+    });
+  });
+
+  it('names an unknown kind, a missing ECS setting, a bad endpoint and a bad protocol', () => {
+    const kind = thrown(() => parseConfig(withProvider(['kind: aws'])));
+    expect(kind.subject).toBe('apps.web.provider.kind');
+    expect(kind.message).toContain('expected kind local or alicloud');
+    const missing = thrown(() =>
+      parseConfig(withProvider(ecs.filter((l) => !l.startsWith('drillVSwitchId')))),
+    );
+    expect(missing.subject).toBe('apps.web.provider.drillVSwitchId');
+    expect(missing.message).toContain('required for kind alicloud');
+    const endpoint = thrown(() => parseConfig(withProvider([...ecs, 'endpoint: ecs.example.com'])));
+    expect(endpoint.subject).toBe('apps.web.provider.endpoint');
+    expect(endpoint.message).toContain('expected HOST:PORT');
+    const protocol = thrown(() => parseConfig(withProvider([...ecs, 'protocol: ftp'])));
+    expect(protocol.message).toContain('expected http or https');
+  });
+
+  it('refuses credentials in dr.yaml, naming the variable they belong in, not the value', () => {
+    const err = thrown(() => parseConfig(withProvider([...ecs, 'accessKeySecret: s3cr3t-value'])));
+    expect(err.subject).toBe('apps.web.provider.accessKeySecret');
+    expect(err.message).toContain('set ALIBABA_CLOUD_ACCESS_KEY_SECRET in the worker');
+    expect(err.message).not.toContain('s3cr3t-value');
+  });
+});
+
 describe('readConfig', () => {
   let home: string;
 
