@@ -150,7 +150,7 @@ try {
   );
   const gateway = start(process.execPath, [bin, 'gateway'], env, 'gateway');
   await gateway.waitFor(/gateway listening/);
-  const worker = start(process.execPath, [bin, 'worker'], env, 'worker');
+  start(process.execPath, [bin, 'worker'], env, 'worker');
   const agent = start(
     process.execPath,
     [bin, 'agent', '--app', 'bench', '--tracker', 'scan', '--interval', '1s'],

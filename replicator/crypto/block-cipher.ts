@@ -185,7 +185,9 @@ export function openBlock(keys: VolumeKeys, ctx: BlockContext, record: Buffer): 
     const d = createDecipheriv('aes-256-gcm', keys.enc, h.nonce);
     d.setAAD(aad(ctx, h.flags, h.plainLen));
     d.setAuthTag(tag);
-    payload = Buffer.concat([d.update(ct), d.final()]);
+    const head = d.update(ct);
+    const tail = d.final(); // empty for GCM; it is also where the tag is checked
+    payload = tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch (err) {
     return fail('ciphertext does not authenticate (tampered, moved or replayed)', err);
   }

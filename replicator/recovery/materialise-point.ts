@@ -53,6 +53,7 @@ export async function materialisePoint({
       volume: name,
       to: path,
       force: true,
+      durable: false, // a scratch copy for a recovery job: a crash materialises again
       ...(onProgress
         ? {
             onProgress: (done: number, total: number) => onProgress(name, total ? done / total : 1),

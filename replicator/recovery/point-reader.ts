@@ -1,5 +1,5 @@
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
-import { openBlock } from '../crypto/block-cipher.js';
+import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   blockMac,
@@ -91,7 +91,8 @@ export async function readPointVolume({
     }
     try {
       const plain = openBlock(keys, { app, volume, volumeId: info.id, block, seq }, record);
-      blockMac(keys.mac, plain).copy(macs, block * MAC_BYTES);
+      // openBlock checked the plaintext against the record's MAC: reuse it for the digest.
+      readRecordHeader(record).mac.copy(macs, block * MAC_BYTES);
       await onBlock?.(block, plain);
     } catch (err) {
       if (!isDrError(err, 'block_corrupt')) throw err;

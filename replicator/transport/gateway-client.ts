@@ -114,7 +114,10 @@ export class GatewayClient {
     return out;
   }
 
-  /** Streams a point's records of one volume in block order: block u32 | seq u64 | len u32 | record. */
+  /**
+   * Streams a point's records of one volume in block order: block u32 | seq u64 | len u32 | record.
+   * Each record is a view into the receive buffer, valid until the next one is asked for.
+   */
   async *records(app: string, point: number, volume: string): AsyncGenerator<StreamedRecord> {
     const res = await this.send(
       'GET',
@@ -130,7 +133,8 @@ export class GatewayClient {
         yield {
           block: buf.readUInt32BE(o),
           seq: Number(buf.readBigUInt64BE(o + 4)),
-          record: Buffer.from(buf.subarray(o + 16, o + 16 + len)),
+          // A view, not a copy: valid until the generator resumes (readers decrypt at once).
+          record: buf.subarray(o + 16, o + 16 + len),
         };
         o += 16 + len;
       }
