@@ -65,7 +65,12 @@ export class VolumeTracking {
           },
         );
       }
-      log.warn({ volume: volume.name, reason: why }, 'block tracing unavailable; scanning instead');
+      // An image file cannot be traced by design; a device that cannot is worth a warning.
+      const level = volume.isBlockDevice ? 'warn' : 'info';
+      log[level](
+        { volume: volume.name, reason: why },
+        'block tracing unavailable; scanning instead',
+      );
       return new VolumeTracking({ kind: 'scan', reason: why }, undefined);
     }
     const tracer = await TraceTracker.start({
