@@ -17,6 +17,7 @@ import {
   writeImage,
 } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
+import { restoreLatest } from '../helpers/restore.js';
 
 const quiet = { DR_LOG_LEVEL: 'silent' };
 
@@ -68,26 +69,7 @@ describe('replication under bad input and faults', () => {
     const report = await run;
     expect(report?.point.id).toBe(1);
     const out = join(t.dir, 'r.img');
-    expect(
-      (
-        await dr(
-          [
-            '--home',
-            t.home,
-            'restore',
-            'web',
-            '--point',
-            'latest',
-            '--allow-fuzzy',
-            '--volume',
-            'a',
-            '--to',
-            out,
-          ],
-          quiet,
-        )
-      ).code,
-    ).toBe(0);
+    expect((await restoreLatest(t, 'a', out)).code).toBe(0);
     expect((await readFile(out)).equals(await readFile(a as string))).toBe(true);
   });
 
@@ -150,22 +132,7 @@ describe('replication under bad input and faults', () => {
     expect(v.code).toBe(1);
     expect(v.out).toMatch(/MISMATCH web\/a block \d+: .*(authenticate|MAC|malformed)/);
     const target = join(t.dir, 'out.img');
-    const r = await dr(
-      [
-        '--home',
-        t.home,
-        'restore',
-        'web',
-        '--point',
-        'latest',
-        '--allow-fuzzy',
-        '--volume',
-        'a',
-        '--to',
-        target,
-      ],
-      quiet,
-    );
+    const r = await restoreLatest(t, 'a', target);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/block \d+/);
     await expect(stat(target)).rejects.toThrow();
@@ -239,22 +206,7 @@ describe('replication under bad input and faults', () => {
     const report = await run;
     expect(report?.point.id).toBe(1);
     const out = join(t.dir, 'r.img');
-    await dr(
-      [
-        '--home',
-        t.home,
-        'restore',
-        'web',
-        '--point',
-        'latest',
-        '--allow-fuzzy',
-        '--volume',
-        'a',
-        '--to',
-        out,
-      ],
-      quiet,
-    );
+    await restoreLatest(t, 'a', out);
     expect((await readFile(out)).equals(await readFile(a as string))).toBe(true);
   });
 
@@ -335,22 +287,7 @@ describe('replication under bad input and faults', () => {
     const again = await dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--json'], quiet);
     expect(again.code).toBe(0);
     const out = join(t.dir, 'r.img');
-    await dr(
-      [
-        '--home',
-        t.home,
-        'restore',
-        'web',
-        '--point',
-        'latest',
-        '--allow-fuzzy',
-        '--volume',
-        'a',
-        '--to',
-        out,
-      ],
-      quiet,
-    );
+    await restoreLatest(t, 'a', out);
     expect((await readFile(out)).equals(await readFile(a as string))).toBe(true);
   });
 
@@ -374,26 +311,7 @@ describe('replication under bad input and faults', () => {
     expect(agent.output()).toContain('session reopened');
     expect(await agent.stop()).toBe(0);
     const out = join(t.dir, 'r.img');
-    expect(
-      (
-        await dr(
-          [
-            '--home',
-            t.home,
-            'restore',
-            'web',
-            '--point',
-            'latest',
-            '--allow-fuzzy',
-            '--volume',
-            'a',
-            '--to',
-            out,
-          ],
-          quiet,
-        )
-      ).code,
-    ).toBe(0);
+    expect((await restoreLatest(t, 'a', out)).code).toBe(0);
     expect(sha(await readFile(out))).toBe(sha(await readFile(a as string)));
     expect((await dr(['--home', t.home, 'verify', 'web'], quiet)).code).toBe(0);
     await gateway.stop();
@@ -439,26 +357,7 @@ describe('replication under bad input and faults', () => {
     expect(report.bytesSent + acknowledged).toBeLessThan(dataBytes * 1.01 + 1024 * 1024);
     expect(report.bytesSent + acknowledged).toBeGreaterThanOrEqual(dataBytes);
     const out = join(t.dir, 'r.img');
-    expect(
-      (
-        await dr(
-          [
-            '--home',
-            t.home,
-            'restore',
-            'web',
-            '--point',
-            'latest',
-            '--allow-fuzzy',
-            '--volume',
-            'a',
-            '--to',
-            out,
-          ],
-          quiet,
-        )
-      ).code,
-    ).toBe(0);
+    expect((await restoreLatest(t, 'a', out)).code).toBe(0);
     expect(sha(await readFile(out))).toBe(sha(await readFile(a as string)));
   });
 });

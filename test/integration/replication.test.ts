@@ -2,6 +2,7 @@ import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dr, scribble, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { restoreLatest } from '../helpers/restore.js';
 
 const quiet = { DR_LOG_LEVEL: 'silent' };
 
@@ -76,26 +77,7 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     expect(st.blocks * 512).toBeLessThan(st.size);
 
     const outLatest = join(t.dir, 'a-latest.img');
-    expect(
-      (
-        await dr(
-          [
-            '--home',
-            t.home,
-            'restore',
-            'web',
-            '--point',
-            'latest',
-            '--allow-fuzzy',
-            '--volume',
-            'a',
-            '--to',
-            outLatest,
-          ],
-          quiet,
-        )
-      ).code,
-    ).toBe(0);
+    expect((await restoreLatest(t, 'a', outLatest)).code).toBe(0);
     expect((await readFile(outLatest)).equals(await readFile(a))).toBe(true);
     const outB = join(t.dir, 'b-1.img');
     expect(
@@ -134,22 +116,7 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     expect((await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet)).code).toBe(0);
     const target = join(t.dir, 'existing.img');
     await writeFile(target, 'precious');
-    const refused = await dr(
-      [
-        '--home',
-        t.home,
-        'restore',
-        'web',
-        '--point',
-        'latest',
-        '--allow-fuzzy',
-        '--volume',
-        'a',
-        '--to',
-        target,
-      ],
-      quiet,
-    );
+    const refused = await restoreLatest(t, 'a', target);
     expect(refused.code).toBe(2);
     expect(refused.err).toContain(`${target} already exists`);
     expect(refused.err).toContain('--force');
