@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import { DrError } from './errors.js';
 
 /** REDIS_URL, checked; undefined when unset. */
@@ -26,5 +27,7 @@ export function redisUrlFrom(env: NodeJS.ProcessEnv = process.env): string | und
  * commands wait through a reconnect instead of failing.
  */
 export function connectRedis(url: string, name = 'lifeboat'): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, connectionName: name, lazyConnect: false });
+  // Loaded on first use: most `dr` commands never talk to Redis.
+  const { Redis: Client } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+  return new Client(url, { maxRetriesPerRequest: null, connectionName: name, lazyConnect: false });
 }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { localRequester, openRedis, redisPrefix } from '../recovery-connect.js';
 import { waitAndReport } from './recovery.js';
@@ -15,6 +14,7 @@ export function registerOperation(program: Command, exit: ExitState): void {
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(c);
         const redis = await openRedis(ctx.env, 'lifeboat-dr-cancel');
+        const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js'); // bullmq loads only here
         const client = new RecoveryClient(redis, redisPrefix(ctx.env));
         try {
           const { outcome, job } = await client.cancel(opId, localRequester());
@@ -49,6 +49,7 @@ export function registerOperation(program: Command, exit: ExitState): void {
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(c);
         const redis = await openRedis(ctx.env, 'lifeboat-dr-cleanup');
+        const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js'); // bullmq loads only here
         const client = new RecoveryClient(redis, redisPrefix(ctx.env));
         try {
           const e = await client.cleanup(opId, localRequester());

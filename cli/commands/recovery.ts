@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../../core/units.js';
-import {
-  type Enqueued,
-  type OperationName,
+import type {
+  Enqueued,
+  OperationName,
   RecoveryClient,
 } from '../../replicator/jobs/recovery-client.js';
 import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
@@ -48,6 +48,8 @@ export function registerRecovery(program: Command, exit: ExitState): void {
           }
           const prefix = redisPrefix(ctx.env);
           const redis = await openRedis(ctx.env, `lifeboat-dr-${name}`);
+          // bullmq loads only for the commands that use the queue, not for every `dr`.
+          const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
           const client = new RecoveryClient(redis, prefix);
           try {
             const e = await client.enqueue(name, {

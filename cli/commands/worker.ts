@@ -2,9 +2,7 @@ import type { Command } from 'commander';
 import { readConfig } from '../../core/config.js';
 import { errorMessage } from '../../core/errors.js';
 import { parseDuration } from '../../core/units.js';
-import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import { RECOVERY_QUEUE } from '../../replicator/jobs/recovery-contract.js';
-import { createRecoveryWorker, sweepLeftovers } from '../../replicator/jobs/recovery-worker.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, runAction, usageError } from '../context.js';
 import { openRedis, redisPrefix } from '../recovery-connect.js';
@@ -44,6 +42,11 @@ export function registerWorker(program: Command, exit: ExitState): void {
         for (const r of [redis, connection]) {
           r.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
         }
+        // bullmq loads only here, not for every `dr` command.
+        const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
+        const { createRecoveryWorker, sweepLeftovers } = await import(
+          '../../replicator/jobs/recovery-worker.js'
+        );
         const client = new RecoveryClient(redis, prefix);
         const deps = {
           redis,
