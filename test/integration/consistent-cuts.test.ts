@@ -107,6 +107,26 @@ describe('consistent cuts with block tracing and fsfreeze', () => {
     }
   }
 
+  /** `dr agent --app web --once --json --tracker scan`, quietly. */
+  const onceScan = () =>
+    dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--json', '--tracker', 'scan'], quiet);
+
+  /** Re-adds app web on the device, frozen at the mount point, with these quiesce options. */
+  const reprotect = (device: string, mount: string, ...quiesce: string[]) =>
+    dr([
+      '--home',
+      t.home,
+      'app',
+      'add',
+      'web',
+      '--force',
+      '--volume',
+      `data=${device}`,
+      '--fsfreeze',
+      mount,
+      ...quiesce,
+    ]);
+
   /** An ext4 on a 64 MiB loop device, protected as app web with fsfreeze on its mount point. */
   async function protect(): Promise<{ device: string; mount: string; tracefs: string }> {
     const tracefs = await rig.tracefs();
@@ -244,33 +264,19 @@ describe('consistent cuts with block tracing and fsfreeze', () => {
     const { device, mount } = await protect();
     const marks = join(t.dir, 'marks');
     await writeFile(marks, '');
-    await dr([
-      '--home',
-      t.home,
-      'app',
-      'add',
-      'web',
-      '--force',
-      '--volume',
-      `data=${device}`,
-      '--fsfreeze',
+    await reprotect(
+      device,
       mount,
       '--quiesce-freeze',
       `echo freeze >> ${marks}; exit 3`,
       '--quiesce-thaw',
       `echo thaw >> ${marks}`,
-    ]);
-    await t.startGateway();
-    const failing = await dr(
-      ['--home', t.home, 'agent', '--app', 'web', '--once', '--json', '--tracker', 'scan'],
-      quiet,
     );
+    await t.startGateway();
+    const failing = await onceScan();
     expect(failing.code).toBe(0);
     expect(JSON.parse(failing.out).point.label).toBe('fuzzy');
-    const again = await dr(
-      ['--home', t.home, 'agent', '--app', 'web', '--once', '--json', '--tracker', 'scan'],
-      quiet,
-    );
+    const again = await onceScan();
     expect(JSON.parse(again.out).point.label).toBe('fuzzy');
     expect((await readFile(marks, 'utf8')).trim().split('\n')).toEqual([
       'freeze',
@@ -281,16 +287,8 @@ describe('consistent cuts with block tracing and fsfreeze', () => {
     // The file system is not left frozen: a write goes through.
     await writeFile(join(mount, 'after'), 'ok');
     // A hanging hook: the timeout ends it and the thaw still runs.
-    await dr([
-      '--home',
-      t.home,
-      'app',
-      'add',
-      'web',
-      '--force',
-      '--volume',
-      `data=${device}`,
-      '--fsfreeze',
+    await reprotect(
+      device,
       mount,
       '--quiesce-freeze',
       'sleep 30',
@@ -298,35 +296,14 @@ describe('consistent cuts with block tracing and fsfreeze', () => {
       `echo thaw-after-hang >> ${marks}`,
       '--quiesce-timeout',
       '500ms',
-    ]);
-    const hung = await dr(
-      ['--home', t.home, 'agent', '--app', 'web', '--once', '--json', '--tracker', 'scan'],
-      quiet,
     );
+    const hung = await onceScan();
     expect(JSON.parse(hung.out).point.label).toBe('fuzzy');
     expect(await readFile(marks, 'utf8')).toContain('thaw-after-hang');
     await writeFile(join(mount, 'after-hang'), 'ok');
     // With a working hook the point is app-consistent, and restore latest picks it.
-    await dr([
-      '--home',
-      t.home,
-      'app',
-      'add',
-      'web',
-      '--force',
-      '--volume',
-      `data=${device}`,
-      '--fsfreeze',
-      mount,
-      '--quiesce-freeze',
-      'true',
-      '--quiesce-thaw',
-      'true',
-    ]);
-    const good = await dr(
-      ['--home', t.home, 'agent', '--app', 'web', '--once', '--json', '--tracker', 'scan'],
-      quiet,
-    );
+    await reprotect(device, mount, '--quiesce-freeze', 'true', '--quiesce-thaw', 'true');
+    const good = await onceScan();
     const goodPoint = JSON.parse(good.out).point;
     expect(goodPoint.label).toBe('app-consistent');
     const r = await dr(

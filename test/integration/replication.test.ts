@@ -168,63 +168,32 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `a=${a}`]);
     await t.startGateway();
     await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet);
-    const fuzzyOnly = await dr([
-      '--home',
-      t.home,
-      'restore',
-      'web',
-      '--point',
-      'latest',
-      '--volume',
-      'a',
-      '--to',
-      join(t.dir, 'x'),
-    ]);
+    const restoreAttempt = (point: string, volume: string, ...extra: string[]) =>
+      dr([
+        '--home',
+        t.home,
+        'restore',
+        'web',
+        '--point',
+        point,
+        ...extra,
+        '--volume',
+        volume,
+        '--to',
+        join(t.dir, 'x'),
+      ]);
+    const fuzzyOnly = await restoreAttempt('latest', 'a');
     expect(fuzzyOnly.code).toBe(2);
     expect(fuzzyOnly.err).toContain('web has no consistent recovery point yet');
     expect(fuzzyOnly.err).toContain('--allow-fuzzy');
-    const bad = await dr([
-      '--home',
-      t.home,
-      'restore',
-      'web',
-      '--point',
-      'yesterday',
-      '--volume',
-      'a',
-      '--to',
-      join(t.dir, 'x'),
-    ]);
+    const bad = await restoreAttempt('yesterday', 'a');
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('--point "yesterday" is not a point id');
-    const unknown = await dr([
-      '--home',
-      t.home,
-      'restore',
-      'web',
-      '--point',
-      '99',
-      '--volume',
-      'a',
-      '--to',
-      join(t.dir, 'x'),
-    ]);
+    const unknown = await restoreAttempt('99', 'a');
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/99/);
     expect(unknown.err).toContain('dr points');
-    const vol = await dr([
-      '--home',
-      t.home,
-      'restore',
-      'web',
-      '--point',
-      'latest',
-      '--allow-fuzzy',
-      '--volume',
-      'nope',
-      '--to',
-      join(t.dir, 'x'),
-    ]);
+    const vol = await restoreAttempt('latest', 'nope', '--allow-fuzzy');
     expect(vol.code).toBe(2);
     expect(vol.err).toContain('"nope"');
   });
