@@ -1,0 +1,111 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { DrError, errorMessage, systemCode } from '../core/errors.js';
+import { type Logger, silentLog } from '../core/log.js';
+
+/**
+ * One handler of `dr serve`'s HTTP server: answers the request and returns true, or returns false
+ * to let the next route try. Routes are tried in order; nothing matched is a 404.
+ */
+export type Route = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+
+export interface HttpServerOptions {
+  /** HOST:PORT; port 0 picks a free one. */
+  listen: string;
+  routes: Route[];
+  log?: Logger;
+}
+
+export interface HttpServer {
+  server: Server;
+  /** The address actually bound, HOST:PORT. */
+  address: string;
+  /** The base URL, e.g. http://127.0.0.1:8787. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Splits HOST:PORT (IPv6 in brackets); a usage error names the value when it is not one. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new DrError(`--listen ${JSON.stringify(listen)} is not HOST:PORT`, {
+      code: 'usage',
+      subject: '--listen',
+      remedy: 'give it like 127.0.0.1:8787 (port 0 picks a free one)',
+    });
+  }
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+/** `/healthz`: 200 while the process serves. */
+export const healthRoute: Route = (req, res) => {
+  if (new URL(req.url ?? '/', 'http://x').pathname !== '/healthz') return false;
+  res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}\n');
+  return true;
+};
+
+/** An HTTP server on one address that hands each request to the first route that takes it. */
+export async function createHttpServer({
+  listen,
+  routes,
+  log = silentLog,
+}: HttpServerOptions): Promise<HttpServer> {
+  const { host, port } = parseListen(listen);
+  const server = createServer((req, res) => {
+    void dispatch(routes, req, res, log);
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: unknown) => {
+      const code = systemCode(err);
+      reject(
+        new DrError(`cannot listen on ${listen}: ${errorMessage(err)}`, {
+          code: 'usage',
+          subject: '--listen',
+          remedy:
+            code === 'EADDRINUSE'
+              ? 'stop what uses that port, or choose another with --listen HOST:PORT'
+              : 'choose an address of this machine with --listen HOST:PORT',
+          cause: err,
+        }),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const bound = server.address();
+  const boundPort = typeof bound === 'object' && bound ? bound.port : port;
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  return {
+    server,
+    address: `${hostPart}:${boundPort}`,
+    url: `http://${hostPart}:${boundPort}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function dispatch(
+  routes: Route[],
+  req: IncomingMessage,
+  res: ServerResponse,
+  log: Logger,
+): Promise<void> {
+  try {
+    for (const route of routes) {
+      if (await route(req, res)) return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  } catch (err) {
+    log.error({ err: errorMessage(err), url: req.url }, 'request failed');
+    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end('internal error\n');
+  }
+}
