@@ -142,6 +142,8 @@ const configSchema = z.object({
       address: hostPort.default('127.0.0.1:7443'),
       store: z.string().default('store'),
       minFreeSpace: size('disk').default(64 * 1024 * 1024),
+      /** Plain-HTTP HOST:PORT for Prometheus' `/metrics`; absent, the gateway serves no metrics. */
+      metrics: hostPort.optional(),
     })
     .default({
       listen: '127.0.0.1:7443',

@@ -7,6 +7,10 @@ import { formatBytes, parseDuration } from '../../core/units.js';
 import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+import { createAgentMetrics } from '../metrics/agent-metrics.js';
+import { metricsRoute } from '../metrics/metrics-route.js';
+import { accessRuleFrom } from '../web/access-rule.js';
+import { startWebServer } from '../web/web-server.js';
 
 export function registerAgent(program: Command, exit: ExitState): void {
   program
@@ -23,9 +27,20 @@ export function registerAgent(program: Command, exit: ExitState): void {
       'how changes are found: trace (block tracepoints; root and a block device), scan, or auto (default: agent.tracker in dr.yaml)',
     )
     .option('--json', 'print the cycle report as JSON (with --once)')
+    .option(
+      '--metrics <host:port>',
+      'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics while the agent runs',
+    )
     .action(
       async (
-        opts: { app: string; once?: boolean; interval?: string; tracker?: string; json?: boolean },
+        opts: {
+          app: string;
+          once?: boolean;
+          interval?: string;
+          tracker?: string;
+          json?: boolean;
+          metrics?: string;
+        },
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
@@ -45,6 +60,21 @@ export function registerAgent(program: Command, exit: ExitState): void {
             throw usageError(`--tracker ${tracker} is not a tracker`, 'use auto, trace or scan');
           }
           const log = ctx.log.child({ part: 'agent' });
+          const access = accessRuleFrom(ctx.env);
+          const kek = await loadKek(config);
+          const metrics = opts.metrics ? await createAgentMetrics(opts.app) : undefined;
+          const metricsServer =
+            metrics && opts.metrics
+              ? await startWebServer({
+                  listen: opts.metrics,
+                  routes: [metricsRoute(metrics.registry, access)],
+                  access,
+                  what: '--metrics',
+                  log,
+                })
+              : undefined;
+          if (metricsServer && !opts.json)
+            ctx.out(`metrics at http://${metricsServer.address}/metrics`);
           const client = gatewayClient(config);
           const controller = new AbortController();
           const stop = () => controller.abort();
@@ -55,7 +85,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
             app: opts.app,
             appConfig,
             client,
-            kek: await loadKek(config),
+            kek,
             stateDir: join(homePaths(config.home).stateDir, 'agents', opts.app),
             batchBytes: config.agent.batchSize,
             intervalMs,
@@ -68,6 +98,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
             },
             log,
             ...(bar ? { onProgress: bar.update } : {}),
+            ...(metrics ? { observe: metrics.observe } : {}),
           });
           try {
             const report = await agent.run({ once: opts.once === true, signal: controller.signal });
@@ -88,6 +119,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
             client.close();
+            await metricsServer?.close();
           }
         }),
     );

@@ -5,20 +5,34 @@ import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway } from '../../replicator/gateway/gateway-server.js';
 import { startStatePublisher } from '../../replicator/gateway/state-publisher.js';
 import { tlsServerOptions } from '../../replicator/transport/certificates.js';
+import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
+import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
+import { metricsRoute } from '../metrics/metrics-route.js';
+import { accessRuleFrom } from '../web/access-rule.js';
+import { startWebServer, type WebServer } from '../web/web-server.js';
 
 export function registerGateway(program: Command, exit: ExitState): void {
   program
     .command('gateway')
     .description('run the DR-site receiver: stores encrypted blocks and commits recovery points')
     .option('--listen <host:port>', 'address to listen on (default: gateway.listen in dr.yaml)')
-    .action(async (opts: { listen?: string }, cmd: Command) =>
+    .option(
+      '--metrics <host:port>',
+      'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (default: gateway.metrics in dr.yaml; off when neither is set)',
+    )
+    .action(async (opts: { listen?: string; metrics?: string }, cmd: Command) =>
       runAction(exit, false, async () => {
         const ctx = contextOf(cmd);
         const config = await ctx.config();
         const log = ctx.log.child({ part: 'gateway' });
         const redisUrl = redisUrlFrom(ctx.env); // checked before anything starts
+        const metricsAt = opts.metrics ?? config.gateway.metrics;
+        const access = accessRuleFrom(ctx.env);
         const store = await BlockStore.open({ dir: config.storeDir, log });
+        // The gateway's statuses exist only once it runs; metrics read them through this late binding.
+        let statuses: () => AppStatus[] = () => [];
+        const metrics = metricsAt ? await createGatewayMetrics(() => statuses()) : undefined;
         const gateway = await createGateway({
           store,
           listen: opts.listen ?? config.gateway.listen,
@@ -26,8 +40,26 @@ export function registerGateway(program: Command, exit: ExitState): void {
           retention: config.retention,
           minFreeSpace: config.gateway.minFreeSpace,
           log,
+          ...(metrics ? { onBatch: metrics.onBatch } : {}),
         });
+        statuses = gateway.statuses;
         ctx.out(`gateway listening on ${gateway.address} (store ${config.storeDir})`);
+        let metricsServer: WebServer | undefined;
+        if (metrics && metricsAt) {
+          try {
+            metricsServer = await startWebServer({
+              listen: metricsAt,
+              routes: [metricsRoute(metrics.registry, access)],
+              access,
+              what: opts.metrics ? '--metrics' : 'gateway.metrics in dr.yaml',
+              log,
+            });
+          } catch (err) {
+            await gateway.close();
+            throw err;
+          }
+          ctx.out(`metrics at http://${metricsServer.address}/metrics`);
+        }
         // The engine reads replication state from Redis; the agent never needs it.
         const redis = redisUrl ? connectRedis(redisUrl, 'lifeboat-gateway') : undefined;
         redis?.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
@@ -41,6 +73,7 @@ export function registerGateway(program: Command, exit: ExitState): void {
           process.once('SIGTERM', stop);
         });
         log.info('stopping');
+        await metricsServer?.close();
         await publisher?.stop();
         redis?.disconnect();
         await gateway.close();

@@ -56,7 +56,21 @@ export interface AgentOptions {
   trace?: TraceSettings;
   log?: Logger;
   onProgress?: (p: SyncProgress) => void;
+  /** Told as batches are acknowledged and cycles end, for metrics; never throws back into the agent. */
+  observe?: AgentObserver;
   now?: () => number;
+}
+
+/** What an observer (the agent's metrics) hears about. */
+export interface AgentObserver {
+  /** A batch acknowledged by the gateway: its size on the wire and the time from send to ack. */
+  batch?(e: { bytes: number; ms: number }): void;
+  /** A cycle that committed a point. */
+  cycle?(report: CycleReport): void;
+  /** A cycle that failed; the agent retries next cycle. */
+  cycleFailed?(err: unknown): void;
+  /** A traced volume resynced by scan. */
+  resync?(r: ResyncReport): void;
 }
 
 export interface CycleReport {
@@ -339,8 +353,13 @@ export class ReplicationAgent {
         if (seq === this.nextSeq - 1) this.nextSeq--;
       },
       send: async (seq, body) => {
+        const t0 = this.now();
         await this.call(`batch ${seq}`, (id) => client.sendBatch(app, id, body), signal);
         this.lastError = undefined;
+        this.opts.observe?.batch?.({
+          bytes: body.reduce((n, b) => n + b.length, 0),
+          ms: this.now() - t0,
+        });
       },
       batchBytes: this.opts.batchBytes ?? 4 * 1024 * 1024,
       inFlight: this.opts.inFlight ?? 4,
@@ -447,6 +466,7 @@ export class ReplicationAgent {
       onProgress: this.opts.onProgress,
       onResync: (r) => {
         this.lastResync = r;
+        this.opts.observe?.resync?.(r);
       },
     };
   }
@@ -467,8 +487,10 @@ export class ReplicationAgent {
         const t0 = this.now();
         try {
           last = await this.cycle(signal);
+          this.opts.observe?.cycle?.(last);
           this.sendHeartbeat(); // status shows the new point's freeze and resync at once
         } catch (err) {
+          this.opts.observe?.cycleFailed?.(err);
           // Failed over: the DR copy is production now; this agent must stop, saying why.
           if (once || signal?.aborted || isDrError(err, 'app_failed_over')) throw err;
           this.log.error(

@@ -38,6 +38,16 @@ export interface GatewayOptions {
   maxBatchBytes?: number;
   log?: Logger;
   now?: () => number;
+  /** Told of each batch made durable (or recognised as a duplicate), for metrics. */
+  onBatch?: (batch: BatchReceived) => void;
+}
+
+/** A batch the gateway acknowledged: its size on the wire and the time from request to durable ack. */
+export interface BatchReceived {
+  app: string;
+  bytes: number;
+  ms: number;
+  duplicate: boolean;
 }
 
 export interface Gateway {
@@ -96,6 +106,7 @@ export async function createGateway({
   maxBatchBytes = 64 * 1024 * 1024,
   log = silentLog,
   now = Date.now,
+  onBatch,
 }: GatewayOptions): Promise<Gateway> {
   const runtimes = new Map<string, AppRuntime>();
   // statfs once a second at most: a batch is 4 MiB, the reserve is far larger.
@@ -472,13 +483,21 @@ export async function createGateway({
         return sendJson(res, 200, { released: true });
       }
       case 'POST batches': {
+        const t0 = now();
         const body = await readBody(req, maxBatchBytes);
         const sessionId = req.headers['x-lifeboat-session'];
-        return sendJson(
-          res,
-          200,
-          await receiveBatch(app, typeof sessionId === 'string' ? sessionId : undefined, body),
+        const ack = await receiveBatch(
+          app,
+          typeof sessionId === 'string' ? sessionId : undefined,
+          body,
         );
+        onBatch?.({
+          app,
+          bytes: body.reduce((n, b) => n + b.length, 0),
+          ms: now() - t0,
+          duplicate: ack.duplicate,
+        });
+        return sendJson(res, 200, ack);
       }
       case 'POST points':
         return sendJson(res, 200, await commit(app, await readJson(req)));
