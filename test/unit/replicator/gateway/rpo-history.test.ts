@@ -67,13 +67,13 @@ describe('RPO history the gateway keeps in Redis', () => {
         clock += 5_000; // two publishes per sample interval
         lag += 1;
       }
-      const web = (await r.zrange(rpoHistoryKey('web', prefix), 0, -1)).map(decodeRpoSample);
+      const web = (await r.zrange(rpoHistoryKey('web', prefix), '0', '-1')).map(decodeRpoSample);
       // 20 publishes over 100 s, sampled every 10 s, the last 60 s kept.
       expect(web.length).toBe(7);
       const times = web.map((s) => s?.time ?? 0);
       expect(Math.max(...times) - Math.min(...times)).toBeLessThanOrEqual(60_000);
       expect(web.every((s) => s?.lagSeconds !== null)).toBe(true);
-      const db = (await r.zrange(rpoHistoryKey('db', prefix), 0, -1)).map(decodeRpoSample);
+      const db = (await r.zrange(rpoHistoryKey('db', prefix), '0', '-1')).map(decodeRpoSample);
       expect(db.every((s) => s?.lagSeconds === null)).toBe(true);
     } finally {
       await pub.stop();
