@@ -1,0 +1,291 @@
+import { hostname } from 'node:os';
+import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
+import type { Redis } from 'ioredis';
+import { DrError, errorMessage } from '../../core/errors.js';
+import { type Logger, silentLog } from '../../core/log.js';
+import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
+import { answer } from '../answer.js';
+import { firstDelivery } from '../first-delivery.js';
+import { MessageMap } from '../message-map.js';
+import { NoticeReader } from '../notice-reader.js';
+import { boltLogger } from './bolt-logger.js';
+import { codeBlock, slackMessage } from './slack-blocks.js';
+import type { SlackCredentials } from './slack-credentials.js';
+import { slackEventsRoute } from './slack-events-route.js';
+import { withRetryAfter } from './with-retry-after.js';
+
+export interface SlackSurfaceOptions {
+  plane: ControlPlane;
+  credentials: SlackCredentials;
+  /** Commands: delivery ids, signatures seen, which message shows which operation. */
+  redis: Redis;
+  /** A connection of its own for reading notices (it blocks); without it no notices are shown. */
+  noticeRedis?: Redis;
+  prefix?: string;
+  /** The slash command, `/dr` by default. */
+  command?: string;
+  log?: Logger;
+  now?: () => number;
+}
+
+/**
+ * Slack through Bolt: `/dr …` slash commands and button presses in, replies and notices out.
+ * Every request is acknowledged first (Slack's 3-second rule); the control plane's work follows.
+ */
+export class SlackSurface {
+  /** `/slack/events` for `dr serve`'s HTTP server; undefined in Socket Mode. */
+  readonly route:
+    | ((
+        req: import('node:http').IncomingMessage,
+        res: import('node:http').ServerResponse,
+      ) => Promise<boolean>)
+    | undefined;
+  private readonly map: MessageMap;
+  private readonly base: string;
+  private readonly log: Logger;
+  private reader: NoticeReader | undefined;
+
+  private constructor(
+    private readonly app: App,
+    private readonly o: SlackSurfaceOptions,
+    listener:
+      | ((
+          req: import('node:http').IncomingMessage,
+          res: import('node:http').ServerResponse,
+        ) => void)
+      | undefined,
+  ) {
+    this.log = (o.log ?? silentLog).child({ surface: 'slack' });
+    this.base = `${o.prefix ?? 'lifeboat:'}bot:slack:`;
+    this.map = new MessageMap(o.redis, `${this.base}msg:`);
+    this.route = listener
+      ? slackEventsRoute({
+          listener,
+          redis: o.redis,
+          base: `${this.base}sig:`,
+          log: this.log,
+          ...(o.now ? { now: o.now } : {}),
+        })
+      : undefined;
+    this.listen();
+  }
+
+  /** Builds the Bolt app (loaded here, so `dr` commands without Slack never load Bolt). */
+  static async create(o: SlackSurfaceOptions): Promise<SlackSurface> {
+    const bolt = await import('@slack/bolt');
+    const { credentials: c } = o;
+    const logger = boltLogger((o.log ?? silentLog).child({ surface: 'slack', part: 'bolt' }));
+    const clientOptions = {
+      slackApiUrl: c.apiUrl,
+      // Rate limits are waited out by withRetryAfter, where the wait is logged and bounded.
+      rejectRateLimitedCalls: true,
+      retryConfig: { retries: 2, factor: 2, minTimeout: 200, maxTimeout: 2000 },
+    };
+    if (c.mode === 'socket') {
+      const receiver = new bolt.SocketModeReceiver({
+        appToken: c.appToken,
+        logger,
+        installerOptions: { clientOptions: { slackApiUrl: c.apiUrl } },
+      });
+      const app = new bolt.App({
+        token: c.botToken,
+        receiver,
+        socketMode: true,
+        logger,
+        clientOptions,
+        convoStore: false,
+        deferInitialization: true,
+      });
+      return new SlackSurface(app, o, undefined);
+    }
+    const receiver = new bolt.HTTPReceiver({
+      signingSecret: c.signingSecret,
+      endpoints: '/slack/events',
+      logger,
+      processBeforeResponse: false,
+    });
+    const app = new bolt.App({
+      token: c.botToken,
+      receiver,
+      logger,
+      clientOptions,
+      convoStore: false,
+      deferInitialization: true,
+    });
+    return new SlackSurface(app, o, receiver.requestListener);
+  }
+
+  /** Checks the bot token (auth.test), connects Socket Mode if chosen, starts showing notices. */
+  async start(): Promise<void> {
+    try {
+      await this.app.init();
+    } catch (err) {
+      throw new DrError(`Slack refused SLACK_BOT_TOKEN (${errorMessage(err)})`, {
+        code: 'config_invalid',
+        subject: 'SLACK_BOT_TOKEN',
+        remedy: "set it to the app's Bot User OAuth Token (xoxb-…), or unset it to leave Slack off",
+        cause: err,
+      });
+    }
+    if (this.o.credentials.mode === 'socket') await this.app.start();
+    if (this.o.noticeRedis) {
+      this.reader = new NoticeReader({
+        redis: this.o.noticeRedis,
+        ...(this.o.prefix ? { prefix: this.o.prefix } : {}),
+        group: 'bot:slack',
+        consumer: `${hostname()}:${process.pid}`,
+        accepts: (n) => n.targets.some((t) => t.startsWith('slack:')),
+        handle: (n) => this.show(n),
+        log: this.log,
+      });
+      await this.reader.start();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reader?.close();
+    if (this.o.credentials.mode === 'socket') await this.app.stop();
+  }
+
+  private listen(): void {
+    const command = this.o.command ?? '/dr';
+    this.app.command(command, async ({ command: c, ack, respond }) => {
+      await ack();
+      if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${c.trigger_id}`))) {
+        this.log.info({ trigger: c.trigger_id }, 'redelivered slash command ignored');
+        return;
+      }
+      const reply = await answer(
+        this.o.plane,
+        {
+          text: c.text,
+          actor: `slack:${c.user_id}`,
+          surface: 'slack',
+          channel: `slack:${c.channel_id}`,
+          id: `slack:${c.trigger_id}`,
+        },
+        { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+      );
+      await this.guard('reply', () => this.replyToCommand(reply, c.channel_id, respond));
+    });
+
+    this.app.action(/^dr:/, async ({ ack, body, action }) => {
+      await ack();
+      const press = body as BlockAction;
+      const button = action as ButtonAction;
+      const delivery = press.trigger_id || `${press.container?.message_ts}:${button.action_ts}`;
+      if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${delivery}`))) {
+        this.log.info({ delivery }, 'redelivered button press ignored');
+        return;
+      }
+      const channel = press.channel?.id ?? press.container?.channel_id;
+      const reply = await answer(
+        this.o.plane,
+        {
+          text: button.value ?? '',
+          actor: `slack:${press.user.id}`,
+          surface: 'slack',
+          ...(channel ? { channel: `slack:${channel}` } : {}),
+          id: `slack:${delivery}`,
+        },
+        { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+      );
+      // The card itself changes through the engine's notices; the presser hears back privately.
+      if (channel) {
+        await this.guard('ephemeral', () =>
+          this.call('chat.postEphemeral', () =>
+            this.app.client.chat.postEphemeral({
+              channel,
+              user: press.user.id,
+              ...slackMessage(reply),
+            }),
+          ),
+        );
+      }
+    });
+
+    this.app.error(async (err) => {
+      this.log.error({ err: errorMessage(err) }, 'Slack listener failed');
+    });
+  }
+
+  /** A refusal or help only for the asker; an operation as its own message; the rest in the channel. */
+  private async replyToCommand(reply: Reply, channel: string, respond: RespondFn): Promise<void> {
+    if (!reply.ok || reply.private) {
+      await respond({ response_type: 'ephemeral', ...slackMessage(reply) });
+      return;
+    }
+    if (reply.thread) {
+      const msg = slackMessage(reply, { inlineDetails: false });
+      const { ref, created } = await this.map.upsert(
+        `slack:${channel}`,
+        reply.thread,
+        0,
+        () => this.post(channel, msg),
+        async () => undefined, // a notice got there first and shows newer state
+      );
+      if (created && reply.details?.length)
+        await this.post(channel, this.detailsOf(reply.details), ref);
+      return;
+    }
+    await respond({ response_type: 'in_channel', ...slackMessage(reply) });
+  }
+
+  /** A notice: one message per key and channel, updated in place; details in its thread. */
+  async show(notice: Notice): Promise<void> {
+    const msg = slackMessage(notice, { inlineDetails: false });
+    for (const target of notice.targets) {
+      if (!target.startsWith('slack:')) continue;
+      const channel = target.slice('slack:'.length);
+      const { ref, changed } = await this.map.upsert(
+        target,
+        notice.key,
+        notice.time,
+        () => this.post(channel, msg),
+        (ts) =>
+          this.call('chat.update', () => this.app.client.chat.update({ channel, ts, ...msg })).then(
+            () => undefined,
+          ),
+      );
+      if (changed && notice.details?.length)
+        await this.post(channel, this.detailsOf(notice.details), ref);
+    }
+  }
+
+  private detailsOf(details: string[]) {
+    return {
+      text: details.join('\n'),
+      blocks: [{ type: 'section', text: { type: 'mrkdwn', text: codeBlock(details) } }],
+    };
+  }
+
+  private async post(
+    channel: string,
+    msg: { text: string; blocks: unknown[] },
+    threadTs?: string,
+  ): Promise<string> {
+    const res = await this.call('chat.postMessage', () =>
+      this.app.client.chat.postMessage({
+        channel,
+        text: msg.text,
+        blocks: msg.blocks as never,
+        ...(threadTs ? { thread_ts: threadTs } : {}),
+      }),
+    );
+    if (!res.ts) throw new Error(`chat.postMessage to ${channel} returned no ts`);
+    return res.ts;
+  }
+
+  private call<T>(method: string, fn: () => Promise<T>): Promise<T> {
+    return withRetryAfter(method, fn, { log: this.log });
+  }
+
+  /** After the ack nobody is waiting for an answer: a failure is logged, never thrown into Bolt. */
+  private async guard(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), what }, 'Slack call failed');
+    }
+  }
+}

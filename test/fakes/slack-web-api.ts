@@ -1,0 +1,297 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+
+/**
+ * An emulator of Slack's side: the Web API the bot calls (`auth.test`, `chat.postMessage`,
+ * `chat.update`, `chat.postEphemeral`, `response_url`), recording every call, and the sender of
+ * signed slash commands and button presses to the bot's `/slack/events`. It checks what Slack
+ * checks: the bearer token, required arguments, that updated messages exist, `response_url`'s
+ * five uses; and it can answer `ratelimited` with a Retry-After.
+ */
+export interface SlackCall {
+  method: string;
+  args: Record<string, unknown>;
+  at: number;
+}
+
+export interface SlackMessage {
+  channel: string;
+  ts: string;
+  text: string;
+  blocks: Record<string, unknown>[];
+  threadTs?: string;
+  updates: number;
+}
+
+export interface ResponseUrlPost {
+  id: string;
+  body: Record<string, unknown>;
+}
+
+export class SlackEmulator {
+  readonly token = `xoxb-test-${randomBytes(8).toString('hex')}`;
+  readonly signingSecret = randomBytes(16).toString('hex');
+  readonly calls: SlackCall[] = [];
+  readonly messages = new Map<string, SlackMessage>();
+  readonly responses: ResponseUrlPost[] = [];
+  readonly ephemerals: SlackCall[] = [];
+  private server: Server | undefined;
+  private seq = 0;
+  private rateLimited = 0;
+  private retryAfter = 1;
+  private readonly responseUses = new Map<string, number>();
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then(
+        ({ status, body, headers }) =>
+          res
+            .writeHead(status, { 'content-type': 'application/json', ...headers })
+            .end(JSON.stringify(body)),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    });
+    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
+    const a = this.server.address() as { port: number };
+    this.url = `http://127.0.0.1:${a.port}`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => {
+      this.server?.close(() => r());
+      this.server?.closeAllConnections();
+    });
+  }
+
+  /** Base URL for SLACK_API_URL. */
+  get apiUrl(): string {
+    return `${this.url}/api/`;
+  }
+
+  /** The next `count` Web API calls answer 429 `ratelimited` with Retry-After `seconds`. */
+  rateLimit(count: number, seconds = 1): void {
+    this.rateLimited = count;
+    this.retryAfter = seconds;
+  }
+
+  callsOf(method: string): SlackCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  /** Top-level messages of a channel (thread replies left out), oldest first. */
+  channelMessages(channel: string): SlackMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === channel && !m.threadTs);
+  }
+
+  threadOf(channel: string, ts: string): SlackMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === channel && m.threadTs === ts);
+  }
+
+  private async handle(
+    req: IncomingMessage,
+  ): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
+    const raw = await readBody(req);
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path.startsWith('/response/'))
+      return this.responseUrl(path.slice('/response/'.length), raw);
+    if (!path.startsWith('/api/'))
+      return { status: 404, body: { ok: false, error: 'unknown_method' } };
+    const method = path.slice('/api/'.length);
+    const args = parseArgs(req.headers['content-type'] ?? '', raw);
+    if (this.rateLimited > 0) {
+      this.rateLimited--;
+      this.calls.push({ method, args: { ...args, rateLimited: true }, at: Date.now() });
+      return {
+        status: 429,
+        body: { ok: false, error: 'ratelimited' },
+        headers: { 'retry-after': String(this.retryAfter) },
+      };
+    }
+    this.calls.push({ method, args, at: Date.now() });
+    const auth =
+      req.headers.authorization ?? (typeof args.token === 'string' ? `Bearer ${args.token}` : '');
+    if (auth !== `Bearer ${this.token}`) return ok({ ok: false, error: 'invalid_auth' });
+    switch (method) {
+      case 'auth.test':
+        return ok({
+          ok: true,
+          url: 'https://lifeboat-test.slack.com/',
+          team: 'Test',
+          user: 'lifeboat',
+          team_id: 'T0TEST',
+          user_id: 'U0BOT',
+          bot_id: 'B0BOT',
+        });
+      case 'chat.postMessage': {
+        const channel = str(args.channel);
+        if (!channel) return ok({ ok: false, error: 'channel_not_found' });
+        if (!str(args.text) && !args.blocks) return ok({ ok: false, error: 'no_text' });
+        const ts = `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`;
+        const threadTs = str(args.thread_ts);
+        if (threadTs && !this.messages.has(`${channel}/${threadTs}`))
+          return ok({ ok: false, error: 'thread_not_found' });
+        this.messages.set(`${channel}/${ts}`, {
+          channel,
+          ts,
+          text: str(args.text) ?? '',
+          blocks: blocksOf(args.blocks),
+          updates: 0,
+          ...(threadTs ? { threadTs } : {}),
+        });
+        return ok({ ok: true, channel, ts, message: { text: args.text } });
+      }
+      case 'chat.update': {
+        const channel = str(args.channel);
+        const ts = str(args.ts);
+        const m = channel && ts ? this.messages.get(`${channel}/${ts}`) : undefined;
+        if (!m) return ok({ ok: false, error: 'message_not_found' });
+        m.text = str(args.text) ?? m.text;
+        if (args.blocks) m.blocks = blocksOf(args.blocks);
+        m.updates++;
+        return ok({ ok: true, channel, ts, text: m.text });
+      }
+      case 'chat.postEphemeral': {
+        if (!str(args.channel) || !str(args.user))
+          return ok({ ok: false, error: 'invalid_arguments' });
+        this.ephemerals.push({ method, args, at: Date.now() });
+        return ok({
+          ok: true,
+          message_ts: `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`,
+        });
+      }
+      default:
+        return ok({ ok: false, error: 'unknown_method' });
+    }
+  }
+
+  private responseUrl(id: string, raw: string) {
+    const uses = (this.responseUses.get(id) ?? 0) + 1;
+    this.responseUses.set(id, uses);
+    if (uses > 5) return { status: 404, body: { ok: false, error: 'expired_url' } };
+    this.responses.push({ id, body: JSON.parse(raw) as Record<string, unknown> });
+    return ok({ ok: true });
+  }
+
+  // ---- Slack → the bot -------------------------------------------------------------
+
+  /** Signs a body as Slack does: v0=hex(HMAC-SHA256(secret, `v0:{ts}:{body}`)). */
+  sign(body: string, timestamp: number, secret = this.signingSecret): string {
+    return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+  }
+
+  /** Builds a signed `/dr` slash command request; options forge or age it. */
+  slashCommand(
+    text: string,
+    {
+      user = 'U0ALICE',
+      channel = 'C0OPS',
+      trigger = `trig-${++this.seq}-${randomBytes(3).toString('hex')}`,
+    } = {},
+  ) {
+    const fields = {
+      token: 'deprecated-verification-token',
+      team_id: 'T0TEST',
+      team_domain: 'lifeboat-test',
+      channel_id: channel,
+      channel_name: 'ops',
+      user_id: user,
+      user_name: user.toLowerCase(),
+      command: '/dr',
+      text,
+      api_app_id: 'A0LIFEBOAT',
+      response_url: `${this.url}/response/${trigger}`,
+      trigger_id: trigger,
+    };
+    return new URLSearchParams(fields).toString();
+  }
+
+  /** A `block_actions` payload for pressing a button of a message the bot posted. */
+  buttonPress(
+    message: SlackMessage,
+    actionIndex: number,
+    { user = 'U0BOB', trigger = `trig-${++this.seq}` } = {},
+  ) {
+    const actions = message.blocks.find((b) => b.type === 'actions') as
+      | { elements: Record<string, unknown>[] }
+      | undefined;
+    const element = actions?.elements[actionIndex];
+    if (!element) throw new Error(`message ${message.ts} has no button ${actionIndex}`);
+    const payload = {
+      type: 'block_actions',
+      user: { id: user, username: user.toLowerCase(), team_id: 'T0TEST' },
+      api_app_id: 'A0LIFEBOAT',
+      token: 'deprecated-verification-token',
+      container: {
+        type: 'message',
+        message_ts: message.ts,
+        channel_id: message.channel,
+        is_ephemeral: false,
+      },
+      trigger_id: trigger,
+      team: { id: 'T0TEST', domain: 'lifeboat-test' },
+      channel: { id: message.channel, name: 'ops' },
+      message: { ts: message.ts, text: message.text, blocks: message.blocks },
+      response_url: `${this.url}/response/${trigger}`,
+      actions: [
+        {
+          type: 'button',
+          action_id: element.action_id,
+          block_id: 'dr-actions',
+          text: element.text,
+          value: element.value,
+          action_ts: `${Date.now() / 1000}`,
+        },
+      ],
+    };
+    return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+  }
+
+  /** POSTs a form body to the bot, signed unless told otherwise. */
+  async send(
+    target: string,
+    body: string,
+    {
+      timestamp = Math.floor(Date.now() / 1000),
+      signature,
+      retryNum,
+    }: { timestamp?: number; signature?: string; retryNum?: number } = {},
+  ): Promise<{ status: number; body: string; headers: Headers }> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': String(timestamp),
+      'x-slack-signature': signature ?? this.sign(body, timestamp),
+    };
+    if (retryNum !== undefined) {
+      headers['x-slack-retry-num'] = String(retryNum);
+      headers['x-slack-retry-reason'] = 'http_timeout';
+    }
+    const res = await fetch(target, { method: 'POST', headers, body });
+    return { status: res.status, body: await res.text(), headers: res.headers };
+  }
+}
+
+function ok(body: unknown) {
+  return { status: 200, body };
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function blocksOf(v: unknown): Record<string, unknown>[] {
+  if (typeof v === 'string') return JSON.parse(v) as Record<string, unknown>[];
+  return Array.isArray(v) ? (v as Record<string, unknown>[]) : [];
+}
+
+function parseArgs(contentType: string, raw: string): Record<string, unknown> {
+  if (contentType.startsWith('application/json'))
+    return raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
+  return Object.fromEntries(new URLSearchParams(raw));
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
