@@ -1,0 +1,164 @@
+import type { DingTalkCredentials } from './dingtalk-credentials.js';
+
+/** A card's variables as our template reads them. */
+export interface CardParams {
+  title: string;
+  summary: string;
+  /** Markdown. */
+  details: string;
+  severity: string;
+  /** JSON list of `{label, words, style}`: the template's buttons send `words` back. */
+  actions: string;
+}
+
+export class DingTalkApiError extends Error {
+  constructor(
+    readonly path: string,
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`DingTalk ${path} answered ${status} ${code}: ${message}`);
+  }
+}
+
+/**
+ * DingTalk's OpenAPI as the robot uses it: the app access token (fetched once and reused until a
+ * minute before it expires), group and one-to-one messages, interactive cards, session webhooks.
+ */
+export class DingTalkApi {
+  private token: { value: string; until: number } | undefined;
+  private pending: Promise<string> | undefined;
+
+  constructor(
+    private readonly c: DingTalkCredentials,
+    private readonly fetchFn: typeof fetch = fetch,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async accessToken(): Promise<string> {
+    if (this.token && this.now() < this.token.until) return this.token.value;
+    this.pending ??= this.fetchToken().finally(() => {
+      this.pending = undefined;
+    });
+    return this.pending;
+  }
+
+  private async fetchToken(): Promise<string> {
+    const body = (await this.request(
+      'POST',
+      '/v1.0/oauth2/accessToken',
+      { appKey: this.c.clientId, appSecret: this.c.clientSecret },
+      false,
+    )) as {
+      accessToken?: string;
+      expireIn?: number;
+    };
+    if (!body.accessToken)
+      throw new DingTalkApiError(
+        '/v1.0/oauth2/accessToken',
+        200,
+        'no_token',
+        'no accessToken in the answer',
+      );
+    const seconds = typeof body.expireIn === 'number' ? body.expireIn : 7200;
+    this.token = { value: body.accessToken, until: this.now() + Math.max(0, seconds - 60) * 1000 };
+    return body.accessToken;
+  }
+
+  /** A markdown message from the robot to a group. */
+  async sendGroupMarkdown(openConversationId: string, title: string, text: string): Promise<void> {
+    await this.request('POST', '/v1.0/robot/groupMessages/send', {
+      robotCode: this.c.robotCode,
+      openConversationId,
+      msgKey: 'sampleMarkdown',
+      msgParam: JSON.stringify({ title, text }),
+    });
+  }
+
+  /** A markdown message from the robot to people, privately. */
+  async sendPrivateMarkdown(userIds: string[], title: string, text: string): Promise<void> {
+    await this.request('POST', '/v1.0/robot/oToMessages/batchSend', {
+      robotCode: this.c.robotCode,
+      userIds,
+      msgKey: 'sampleMarkdown',
+      msgParam: JSON.stringify({ title, text }),
+    });
+  }
+
+  /** Creates an interactive card in a group; its presses come back on the stream (callbackType STREAM). */
+  async createCard(
+    outTrackId: string,
+    openConversationId: string,
+    params: CardParams,
+  ): Promise<void> {
+    if (!this.c.cardTemplateId) throw new Error('no DINGTALK_CARD_TEMPLATE_ID: cards are off');
+    await this.request('POST', '/v1.0/card/instances/createAndDeliver', {
+      cardTemplateId: this.c.cardTemplateId,
+      outTrackId,
+      callbackType: 'STREAM',
+      cardData: { cardParamMap: { ...params } },
+      openSpaceId: `dtv1.card//IM_GROUP.${openConversationId}`,
+      imGroupOpenSpaceModel: { supportForward: true },
+      imGroupOpenDeliverModel: { robotCode: this.c.robotCode },
+    });
+  }
+
+  async updateCard(outTrackId: string, params: CardParams): Promise<void> {
+    await this.request('PUT', '/v1.0/card/instances', {
+      outTrackId,
+      cardData: { cardParamMap: { ...params } },
+      cardUpdateOptions: { updateCardDataByKey: true },
+    });
+  }
+
+  /** Answers a robot message in its conversation through the message's session webhook. */
+  async replyWebhook(sessionWebhook: string, title: string, text: string): Promise<void> {
+    const res = await this.fetchFn(sessionWebhook, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ msgtype: 'markdown', markdown: { title, text } }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const body = (await res.json().catch(() => ({}))) as { errcode?: number; errmsg?: string };
+    if (!res.ok || (body.errcode !== undefined && body.errcode !== 0)) {
+      throw new DingTalkApiError(
+        'sessionWebhook',
+        res.status,
+        String(body.errcode ?? res.status),
+        body.errmsg ?? 'refused',
+      );
+    }
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    body: unknown,
+    auth = true,
+  ): Promise<unknown> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+    };
+    if (auth) headers['x-acs-dingtalk-access-token'] = await this.accessToken();
+    const res = await this.fetchFn(`${this.c.apiUrl}${path}`, {
+      method,
+      headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const answer = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+    if (!res.ok) {
+      // A token revoked before its time: forget it, so the next call fetches a new one.
+      if (res.status === 401) this.token = undefined;
+      throw new DingTalkApiError(
+        path,
+        res.status,
+        answer.code ?? 'error',
+        answer.message ?? res.statusText,
+      );
+    }
+    return answer;
+  }
+}

@@ -1,0 +1,338 @@
+import { randomUUID } from 'node:crypto';
+import type { DWClient, DWClientDownStream } from 'dingtalk-stream';
+import type { Redis } from 'ioredis';
+import { errorMessage } from '../../core/errors.js';
+import { type Logger, silentLog } from '../../core/log.js';
+import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
+import { answer } from '../answer.js';
+import { firstDelivery } from '../first-delivery.js';
+import { MessageMap } from '../message-map.js';
+import { NoticeReader, publishNotice } from '../notice-reader.js';
+import { DingTalkApi } from './dingtalk-api.js';
+import type { DingTalkCredentials } from './dingtalk-credentials.js';
+import { cardParams, dingTalkMarkdown } from './dingtalk-markdown.js';
+import { streamClient } from './stream-client.js';
+
+export const TOPIC_ROBOT = '/v1.0/im/bot/messages/get';
+export const TOPIC_CARD = '/v1.0/card/instances/callback';
+
+export interface DingTalkSurfaceOptions {
+  plane: ControlPlane;
+  credentials: DingTalkCredentials;
+  redis: Redis;
+  /** A connection of its own for reading notices; without it no notices are shown. */
+  noticeRedis?: Redis;
+  prefix?: string;
+  /** Where `surface.down` goes when the stream stays down: the admin channels from dr.yaml. */
+  adminTargets?: string[];
+  /** How long the stream may stay down before the admins are told (60 s). */
+  downNoticeAfterMs?: number;
+  log?: Logger;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+interface RobotMessage {
+  msgId?: string;
+  conversationId?: string;
+  conversationType?: string;
+  senderStaffId?: string;
+  senderId?: string;
+  senderNick?: string;
+  sessionWebhook?: string;
+  sessionWebhookExpiredTime?: number;
+  text?: { content?: string };
+  msgtype?: string;
+}
+
+interface CardCallback {
+  outTrackId?: string;
+  userId?: string;
+  content?: string;
+  spaceId?: string;
+  spaceType?: string;
+}
+
+/**
+ * DingTalk in stream mode: robot messages parsed with the chat grammar and answered through their
+ * session webhook; operations and alerts as interactive cards (or markdown without a card
+ * template), their button presses through the card callback, answered with
+ * `socketCallBackResponse`. Deliveries are de-duplicated by message id.
+ */
+export class DingTalkSurface {
+  readonly api: DingTalkApi;
+  private readonly map: MessageMap;
+  private readonly base: string;
+  private readonly log: Logger;
+  private reader: NoticeReader | undefined;
+  private watch: NodeJS.Timeout | undefined;
+  private downSince: number | undefined;
+  private toldDown = false;
+  private wasConnected = false;
+
+  private constructor(
+    private readonly client: DWClient,
+    private readonly o: DingTalkSurfaceOptions,
+  ) {
+    this.log = (o.log ?? silentLog).child({ surface: 'dingtalk' });
+    this.base = `${o.prefix ?? 'lifeboat:'}bot:dingtalk:`;
+    this.map = new MessageMap(o.redis, `${this.base}msg:`);
+    this.api = new DingTalkApi(o.credentials, o.fetch ?? fetch, o.now ?? Date.now);
+    const failed = (err: unknown) =>
+      this.log.error({ err: errorMessage(err) }, 'DingTalk delivery failed');
+    client.registerCallbackListener(TOPIC_ROBOT, (m) => void this.onRobotMessage(m).catch(failed));
+    client.registerCallbackListener(TOPIC_CARD, (m) => void this.onCardCallback(m).catch(failed));
+  }
+
+  /** Builds the stream client (dingtalk-stream is loaded here, only when DingTalk is on). */
+  static async create(o: DingTalkSurfaceOptions): Promise<DingTalkSurface> {
+    const { DWClient } = await import('dingtalk-stream');
+    return new DingTalkSurface(streamClient(DWClient, o.credentials), o);
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** Connects (the library retries every second until it gets through) and starts showing notices. */
+  async start(): Promise<void> {
+    void this.client.connect();
+    this.downSince = (this.o.now ?? Date.now)();
+    this.watch = setInterval(() => void this.checkStream(), 500);
+    if (this.o.noticeRedis) {
+      this.reader = new NoticeReader({
+        redis: this.o.noticeRedis,
+        ...(this.o.prefix ? { prefix: this.o.prefix } : {}),
+        group: 'bot:dingtalk',
+        consumer: `${process.pid}:${randomUUID().slice(0, 8)}`,
+        accepts: (n) => n.targets.some((t) => t.startsWith('dingtalk:')),
+        handle: (n) => this.show(n),
+        log: this.log,
+      });
+      await this.reader.start();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.watch) clearInterval(this.watch);
+    this.client.disconnect();
+    await this.reader?.close();
+  }
+
+  /** Logs each drop and reconnect; tells the admins once when the stream stays down, and when it is back. */
+  private async checkStream(): Promise<void> {
+    const now = (this.o.now ?? Date.now)();
+    const up = this.client.connected;
+    try {
+      if (up) {
+        if (!this.wasConnected) this.log.info('DingTalk stream connected');
+        if (this.toldDown && this.downSince !== undefined) {
+          await this.tellAdmins(
+            'info',
+            `DingTalk stream is back after ${Math.round((now - this.downSince) / 1000)} s.`,
+          );
+        }
+        this.wasConnected = true;
+        this.downSince = undefined;
+        this.toldDown = false;
+        return;
+      }
+      if (this.wasConnected) {
+        this.log.warn('DingTalk stream dropped; reconnecting');
+        this.wasConnected = false;
+        this.downSince = now;
+      }
+      this.downSince ??= now;
+      if (!this.toldDown && now - this.downSince >= (this.o.downNoticeAfterMs ?? 60_000)) {
+        this.toldDown = true;
+        this.log.error({ downMs: now - this.downSince }, 'DingTalk stream stays down');
+        await this.tellAdmins(
+          'critical',
+          `DingTalk stream is down for ${Math.round((now - this.downSince) / 1000)} s: commands and cards in DingTalk go unanswered until it is back.`,
+        );
+      }
+    } catch (err) {
+      this.log.error(
+        { err: errorMessage(err) },
+        'telling the admins about the DingTalk stream failed',
+      );
+    }
+  }
+
+  private async tellAdmins(severity: Notice['severity'], summary: string): Promise<void> {
+    const targets = this.o.adminTargets ?? [];
+    if (targets.length === 0) return;
+    await publishNotice(
+      this.o.redis,
+      {
+        kind: 'surface.down',
+        key: 'surface:dingtalk',
+        targets,
+        severity,
+        summary,
+        time: (this.o.now ?? Date.now)(),
+      },
+      this.o.prefix,
+    );
+  }
+
+  private async onRobotMessage(frame: DWClientDownStream): Promise<void> {
+    const messageId = frame.headers.messageId;
+    // Acknowledge at once so the gateway does not push it again; the answer goes by webhook.
+    this.client.socketCallBackResponse(messageId, {});
+    let m: RobotMessage;
+    try {
+      m = JSON.parse(frame.data) as RobotMessage;
+    } catch {
+      this.log.warn({ messageId }, 'robot message is not JSON; ignored');
+      return;
+    }
+    const id = m.msgId || messageId;
+    if (!(await this.first(`robot:${id}`))) {
+      this.log.info({ msgId: id }, 'redelivered robot message ignored');
+      return;
+    }
+    const person = m.senderStaffId || (m.senderId ? `unknown:${m.senderId}` : 'unknown');
+    const channel = m.conversationId ? `dingtalk:${m.conversationId}` : undefined;
+    const text = m.msgtype && m.msgtype !== 'text' ? '' : (m.text?.content ?? '');
+    const reply = await answer(
+      this.o.plane,
+      {
+        text: stripPrefix(text),
+        actor: `dingtalk:${person}`,
+        surface: 'dingtalk',
+        id: `dingtalk:${id}`,
+        ...(channel ? { channel } : {}),
+      },
+      { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+    );
+    await this.guard('reply', () => this.replyTo(m, reply));
+  }
+
+  private async replyTo(m: RobotMessage, reply: Reply): Promise<void> {
+    const now = (this.o.now ?? Date.now)();
+    const group = m.conversationType === '2' && m.conversationId;
+    if (reply.ok && reply.thread && group && this.o.credentials.cardTemplateId) {
+      const cid = m.conversationId as string;
+      const { created } = await this.map.upsert(
+        `dingtalk:${cid}`,
+        reply.thread,
+        0,
+        async () => {
+          const outTrackId = `lb-${randomUUID()}`;
+          await this.api.createCard(outTrackId, cid, cardParams(reply));
+          return outTrackId;
+        },
+        async () => undefined, // a notice got there first and shows newer state
+      );
+      if (created) return;
+    }
+    const md = dingTalkMarkdown(reply);
+    // In a group, a refusal or help goes to the asker alone, as a private message from the robot.
+    if ((reply.private || !reply.ok) && group && m.senderStaffId) {
+      await this.api.sendPrivateMarkdown([m.senderStaffId], md.title, md.text);
+      return;
+    }
+    if (m.sessionWebhook && (m.sessionWebhookExpiredTime ?? Number.POSITIVE_INFINITY) > now) {
+      await this.api.replyWebhook(m.sessionWebhook, md.title, md.text);
+    } else if (group) {
+      await this.api.sendGroupMarkdown(m.conversationId as string, md.title, md.text);
+    } else if (m.senderStaffId) {
+      await this.api.sendPrivateMarkdown([m.senderStaffId], md.title, md.text);
+    }
+  }
+
+  private async onCardCallback(frame: DWClientDownStream): Promise<void> {
+    const messageId = frame.headers.messageId;
+    let cb: CardCallback;
+    let words: string | undefined;
+    try {
+      cb = JSON.parse(frame.data) as CardCallback;
+      const content = JSON.parse(cb.content ?? '{}') as {
+        cardPrivateData?: { params?: { words?: unknown } };
+      };
+      const w = content.cardPrivateData?.params?.words;
+      words = typeof w === 'string' ? w : undefined;
+    } catch {
+      this.client.socketCallBackResponse(messageId, {});
+      this.log.warn({ messageId }, 'card callback is not JSON; ignored');
+      return;
+    }
+    if (!(await this.first(`card:${messageId}`))) {
+      // Pushed again (our answer was lost, e.g. the stream dropped): answer, but run nothing twice.
+      this.client.socketCallBackResponse(messageId, {});
+      return;
+    }
+    if (!words || !cb.userId) {
+      this.client.socketCallBackResponse(
+        messageId,
+        privately("That button is not one of Lifeboat's."),
+      );
+      return;
+    }
+    const channel = cb.spaceId ? `dingtalk:${cb.spaceId}` : undefined;
+    const reply = await answer(
+      this.o.plane,
+      {
+        text: words,
+        actor: `dingtalk:${cb.userId}`,
+        surface: 'dingtalk',
+        id: `dingtalk:${messageId}`,
+        ...(channel ? { channel } : {}),
+      },
+      { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+    );
+    // The card's shared state changes through the engine's notices; the presser's feedback is private.
+    this.client.socketCallBackResponse(messageId, privately(reply.summary));
+  }
+
+  /** A notice: one card per key and group, updated in place (or a markdown message without cards). */
+  async show(notice: Notice): Promise<void> {
+    for (const target of notice.targets) {
+      if (!target.startsWith('dingtalk:')) continue;
+      const cid = target.slice('dingtalk:'.length);
+      if (!this.o.credentials.cardTemplateId) {
+        const md = dingTalkMarkdown(notice);
+        await this.api.sendGroupMarkdown(cid, md.title, md.text);
+        continue;
+      }
+      const params = cardParams(notice);
+      await this.map.upsert(
+        target,
+        notice.key,
+        notice.time,
+        async () => {
+          const outTrackId = `lb-${randomUUID()}`;
+          await this.api.createCard(outTrackId, cid, params);
+          return outTrackId;
+        },
+        (outTrackId) => this.api.updateCard(outTrackId, params),
+      );
+    }
+  }
+
+  private first(what: string): Promise<boolean> {
+    return firstDelivery(this.o.redis, `${this.base}delivery:${what}`);
+  }
+
+  private async guard(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), what }, 'DingTalk call failed');
+    }
+  }
+}
+
+/** `dr drill x`, `/dr drill x` and `drill x` are the same command. */
+export function stripPrefix(text: string): string {
+  return text.trim().replace(/^\/?dr(\s+|$)/i, '');
+}
+
+/** A card callback answer visible to the presser only (the card's private data). */
+function privately(feedback: string) {
+  return {
+    cardUpdateOptions: { updatePrivateDataByKey: true },
+    userPrivateData: { cardParamMap: { feedback } },
+  };
+}

@@ -1,0 +1,200 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+
+/**
+ * An emulator of DingTalk's OpenAPI as the robot uses it: `POST /v1.0/oauth2/accessToken`
+ * (appKey/appSecret → accessToken, expireIn), the `x-acs-dingtalk-access-token` check on every other
+ * call, group and one-to-one robot messages, interactive cards (createAndDeliver, update), and
+ * session webhooks (`/session/<id>`, refused once expired). Records everything.
+ */
+export interface Card {
+  outTrackId: string;
+  openSpaceId: string;
+  cardTemplateId: string;
+  params: Record<string, string>;
+  updates: number;
+}
+
+export interface SentMessage {
+  kind: 'group' | 'private' | 'webhook';
+  to: string;
+  title: string;
+  text: string;
+}
+
+export class DingTalkOpenApi {
+  readonly tokens: string[] = [];
+  readonly cards = new Map<string, Card>();
+  readonly messages: SentMessage[] = [];
+  readonly refused: { path: string; why: string }[] = [];
+  private server: Server | undefined;
+  private readonly expiredSessions = new Set<string>();
+  url = '';
+
+  constructor(
+    private readonly appKey: string,
+    private readonly appSecret: string,
+    /** expireIn handed out with each token, in seconds. */
+    public expireIn = 7200,
+  ) {}
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then(({ status, body }) =>
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+      );
+    });
+    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => {
+      this.server?.close(() => r());
+      this.server?.closeAllConnections();
+    });
+  }
+
+  /** A session webhook URL as a robot message carries it. */
+  sessionWebhook(): string {
+    return `${this.url}/session/${randomUUID()}`;
+  }
+
+  expire(webhook: string): void {
+    this.expiredSessions.add(new URL(webhook).pathname);
+  }
+
+  revokeTokens(): void {
+    this.tokens.length = 0;
+  }
+
+  cardsIn(cid: string): Card[] {
+    return [...this.cards.values()].filter((c) => c.openSpaceId === `dtv1.card//IM_GROUP.${cid}`);
+  }
+
+  private refuse(path: string, status: number, code: string, why: string) {
+    this.refused.push({ path, why });
+    return { status, body: { code, message: why, requestid: randomUUID() } };
+  }
+
+  private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
+    } catch {
+      return this.refuse(path, 400, 'InvalidParameter', 'body is not JSON');
+    }
+    if (path.startsWith('/session/')) {
+      if (this.expiredSessions.has(path))
+        return { status: 200, body: { errcode: 300001, errmsg: 'session webhook expired' } };
+      const md = body.markdown as { title?: string; text?: string } | undefined;
+      if (body.msgtype !== 'markdown' && body.msgtype !== 'text')
+        return { status: 200, body: { errcode: 40035, errmsg: 'msgtype missing' } };
+      this.messages.push({
+        kind: 'webhook',
+        to: path,
+        title: md?.title ?? '',
+        text: md?.text ?? String((body.text as { content?: string })?.content ?? ''),
+      });
+      return { status: 200, body: { errcode: 0, errmsg: 'ok' } };
+    }
+    if (path === '/v1.0/oauth2/accessToken') {
+      if (body.appKey !== this.appKey || body.appSecret !== this.appSecret)
+        return this.refuse(path, 400, 'invalidClientIdOrSecret', 'appKey or appSecret is wrong');
+      const token = randomBytes(16).toString('hex');
+      this.tokens.push(token);
+      return { status: 200, body: { accessToken: token, expireIn: this.expireIn } };
+    }
+    const token = req.headers['x-acs-dingtalk-access-token'];
+    if (typeof token !== 'string' || !this.tokens.includes(token))
+      return this.refuse(path, 401, 'InvalidAuthentication', 'access token missing or invalid');
+    const msg = () =>
+      JSON.parse(String(body.msgParam ?? '{}')) as { title?: string; text?: string };
+    switch (`${req.method} ${path}`) {
+      case 'POST /v1.0/robot/groupMessages/send':
+        if (typeof body.openConversationId !== 'string' || !body.robotCode || !body.msgKey)
+          return this.refuse(
+            path,
+            400,
+            'InvalidParameter',
+            'openConversationId, robotCode and msgKey are required',
+          );
+        this.messages.push({
+          kind: 'group',
+          to: body.openConversationId,
+          title: msg().title ?? '',
+          text: msg().text ?? '',
+        });
+        return { status: 200, body: { processQueryKey: randomUUID() } };
+      case 'POST /v1.0/robot/oToMessages/batchSend':
+        if (!Array.isArray(body.userIds) || body.userIds.length === 0 || !body.robotCode)
+          return this.refuse(path, 400, 'InvalidParameter', 'userIds and robotCode are required');
+        for (const u of body.userIds)
+          this.messages.push({
+            kind: 'private',
+            to: String(u),
+            title: msg().title ?? '',
+            text: msg().text ?? '',
+          });
+        return {
+          status: 200,
+          body: {
+            processQueryKey: randomUUID(),
+            invalidStaffIdList: [],
+            flowControlledStaffIdList: [],
+          },
+        };
+      case 'POST /v1.0/card/instances/createAndDeliver': {
+        const outTrackId = body.outTrackId;
+        const data = body.cardData as { cardParamMap?: Record<string, string> } | undefined;
+        if (
+          typeof outTrackId !== 'string' ||
+          typeof body.cardTemplateId !== 'string' ||
+          typeof body.openSpaceId !== 'string' ||
+          !data?.cardParamMap
+        ) {
+          return this.refuse(
+            path,
+            400,
+            'InvalidParameter',
+            'outTrackId, cardTemplateId, openSpaceId and cardData.cardParamMap are required',
+          );
+        }
+        if (this.cards.has(outTrackId))
+          return this.refuse(path, 400, 'param.outTrackIdDuplicate', 'outTrackId already used');
+        for (const [k, v] of Object.entries(data.cardParamMap))
+          if (typeof v !== 'string')
+            return this.refuse(path, 400, 'InvalidParameter', `cardParamMap.${k} must be a string`);
+        this.cards.set(outTrackId, {
+          outTrackId,
+          openSpaceId: body.openSpaceId,
+          cardTemplateId: body.cardTemplateId,
+          params: { ...data.cardParamMap },
+          updates: 0,
+        });
+        return {
+          status: 200,
+          body: {
+            success: true,
+            result: { outTrackId, deliverResults: [{ spaceId: body.openSpaceId, success: true }] },
+          },
+        };
+      }
+      case 'PUT /v1.0/card/instances': {
+        const card = this.cards.get(String(body.outTrackId));
+        const data = body.cardData as { cardParamMap?: Record<string, string> } | undefined;
+        if (!card) return this.refuse(path, 400, 'card.notFound', 'no card with that outTrackId');
+        if (!data?.cardParamMap)
+          return this.refuse(path, 400, 'InvalidParameter', 'cardData.cardParamMap is required');
+        Object.assign(card.params, data.cardParamMap);
+        card.updates++;
+        return { status: 200, body: { success: true, result: true } };
+      }
+      default:
+        return this.refuse(path, 404, 'NotFound', 'no such API');
+    }
+  }
+}

@@ -1,0 +1,286 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DingTalkSurface } from '../../../bot/dingtalk/dingtalk-surface.js';
+import { publishNotice } from '../../../bot/notice-reader.js';
+import {
+  type Command,
+  type ControlPlane,
+  controlKeys,
+  type Notice,
+  type Reply,
+} from '../../../engine/contract.js';
+import { DingTalkGateway } from '../../fakes/dingtalk-gateway.js';
+import { DingTalkOpenApi } from '../../fakes/dingtalk-openapi.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
+import { waitFor } from '../../helpers/wait-for.js';
+
+const missing = redisUnavailable();
+
+/** A control plane written for this test: approvals of A-1 need someone other than the requester. */
+class TablePlane implements ControlPlane {
+  readonly seen: Command[] = [];
+  async submit(c: Command): Promise<Reply> {
+    this.seen.push(c);
+    if (c.verb === 'status') return { ok: true, summary: 'prod-web: protected, 2 s behind' };
+    if (c.verb === 'failover') {
+      return {
+        ok: true,
+        summary: `Failover of ${c.app} needs 2 approvals from sre-oncall: A-1`,
+        thread: 'op:op-1',
+        actions: [
+          { kind: 'approve', label: 'Approve', words: 'approve A-1', style: 'primary' },
+          { kind: 'reject', label: 'Reject', words: 'reject A-1', style: 'danger' },
+        ],
+      };
+    }
+    if (c.verb === 'approve' && c.actor === 'dingtalk:staff-alice') {
+      return {
+        ok: false,
+        summary: 'You asked for this failover, so you cannot approve it.',
+        private: true,
+      };
+    }
+    if (c.verb === 'approve') return { ok: true, summary: `Approved A-1 (1 of 2) by ${c.actor}` };
+    return { ok: false, summary: `not in this test: ${c.verb}` };
+  }
+}
+
+describe.skipIf(missing)(
+  'DingTalk surface (real DWClient, gateway and OpenAPI emulators, real Redis)',
+  () => {
+    let redis: TestRedis;
+    let cmd: Redis;
+    let blocking: Redis;
+    let gateway: DingTalkGateway;
+    let openapi: DingTalkOpenApi;
+    let surface: DingTalkSurface;
+    let plane: TablePlane;
+    const prefix = `d${Date.now()}:`;
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      cmd = new Redis(redis.url);
+      blocking = new Redis(redis.url);
+      gateway = new DingTalkGateway();
+      await gateway.start();
+      openapi = new DingTalkOpenApi(gateway.clientId, gateway.clientSecret);
+      await openapi.start();
+      plane = new TablePlane();
+      surface = await DingTalkSurface.create({
+        plane,
+        credentials: {
+          clientId: gateway.clientId,
+          clientSecret: gateway.clientSecret,
+          apiUrl: openapi.url,
+          gatewayUrl: gateway.openUrl,
+          robotCode: gateway.clientId,
+          cardTemplateId: 'lifeboat-card.schema',
+        },
+        redis: cmd,
+        noticeRedis: blocking,
+        prefix,
+        adminTargets: ['slack:C0ADMIN'],
+        downNoticeAfterMs: 1500,
+      });
+      await surface.start();
+      await waitFor('the stream', () => surface.connected && gateway.connections === 1);
+    });
+
+    afterAll(async () => {
+      await surface?.close();
+      await gateway?.stop();
+      await openapi?.stop();
+      cmd?.disconnect();
+      blocking?.disconnect();
+      await redis?.stop();
+    });
+
+    beforeEach(() => {
+      plane.seen.length = 0;
+    });
+
+    it('opens the stream with its credentials and subscriptions, and answers pings', async () => {
+      expect(gateway.opens[0]?.clientId).toBe(gateway.clientId);
+      expect(JSON.stringify(gateway.opens[0]?.subscriptions)).toContain(
+        '/v1.0/card/instances/callback',
+      );
+      expect(JSON.stringify(gateway.opens[0]?.subscriptions)).toContain(
+        '/v1.0/im/bot/messages/get',
+      );
+      const ping = gateway.ping();
+      await waitFor('the ping echoed', () => gateway.ackOf(ping));
+      expect(gateway.badAcks).toEqual([]);
+    });
+
+    it('answers `dr status` through the session webhook, acking the frame', async () => {
+      const hook = openapi.sessionWebhook();
+      const id = gateway.robotMessage('dr status', { sessionWebhook: hook });
+      await waitFor('the ack', () => gateway.ackOf(id));
+      const reply = await waitFor('the reply', () =>
+        openapi.messages.find((m) => m.to === new URL(hook).pathname),
+      );
+      expect(reply.text).toBe('prod-web: protected, 2 s behind');
+      expect(plane.seen).toMatchObject([
+        {
+          verb: 'status',
+          actor: 'dingtalk:staff-alice',
+          channel: 'dingtalk:cid-ops',
+          surface: 'dingtalk',
+        },
+      ]);
+      // `/dr` and the bare words work too; an expired webhook falls back to the robot's group message.
+      const old = openapi.sessionWebhook();
+      openapi.expire(old);
+      gateway.robotMessage('/dr status', {
+        sessionWebhook: old,
+        sessionWebhookExpiredTime: Date.now() - 1000,
+        conversationId: 'cid-late',
+      });
+      await waitFor('the group message', () =>
+        openapi.messages.find((m) => m.kind === 'group' && m.to === 'cid-late'),
+      );
+      expect(gateway.badAcks).toEqual([]);
+    });
+
+    it('answers bad input privately with the grammar; nothing reaches the engine', async () => {
+      const cases: [string, string][] = [
+        ['dr falover prod-web', 'Did you mean `failover`?'],
+        ['dr drill', '`drill` needs an app.'],
+        ['dr drill $(reboot)', 'is not an app name'],
+        ['dr drill 生产', 'is not an app name'],
+        [`dr status ${'y'.repeat(10_000)}`, 'the limit is 1000'],
+      ];
+      for (const [text, expected] of cases) {
+        const staffId = `staff-${Math.random().toString(36).slice(2)}`;
+        gateway.robotMessage(text, { staffId, sessionWebhook: openapi.sessionWebhook() });
+        const m = await waitFor(`the answer to ${text.slice(0, 30)}`, () =>
+          openapi.messages.find((x) => x.kind === 'private' && x.to === staffId),
+        );
+        expect(m.text.replace(/\\/g, '')).toContain(expected);
+      }
+      expect(plane.seen).toEqual([]);
+    });
+
+    it('runs a message delivered twice only once', async () => {
+      const hook = openapi.sessionWebhook();
+      const a = gateway.robotMessage('dr status', { msgId: 'msg-dup-1', sessionWebhook: hook });
+      const b = gateway.robotMessage('dr status', { msgId: 'msg-dup-1', sessionWebhook: hook });
+      await waitFor('both acked', () => gateway.ackOf(a) && gateway.ackOf(b));
+      await waitFor('the reply', () =>
+        openapi.messages.some((m) => m.to === new URL(hook).pathname),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(plane.seen).toHaveLength(1);
+      expect(openapi.messages.filter((m) => m.to === new URL(hook).pathname)).toHaveLength(1);
+    });
+
+    it('puts an approval on a card; a press by the requester is refused privately and changes nothing', async () => {
+      gateway.robotMessage('dr failover prod-web', {
+        conversationId: 'cid-prod',
+        sessionWebhook: openapi.sessionWebhook(),
+      });
+      const card = await waitFor('the card', () => openapi.cardsIn('cid-prod')[0]);
+      expect(card.params.summary).toBe(
+        'Failover of prod-web needs 2 approvals from sre-oncall: A-1',
+      );
+      expect(JSON.parse(card.params.actions ?? '[]')).toEqual([
+        { label: 'Approve', words: 'approve A-1', style: 'primary' },
+        { label: 'Reject', words: 'reject A-1', style: 'danger' },
+      ]);
+      const press = gateway.cardPress(card.outTrackId, 'approve A-1', {
+        userId: 'staff-alice',
+        spaceId: 'cid-prod',
+      });
+      const ack = await waitFor('the callback answer', () => gateway.ackOf(press));
+      expect(ack.data).toEqual({
+        response: {
+          cardUpdateOptions: { updatePrivateDataByKey: true },
+          userPrivateData: {
+            cardParamMap: { feedback: 'You asked for this failover, so you cannot approve it.' },
+          },
+        },
+      });
+      expect(card.updates).toBe(0);
+      expect(plane.seen.at(-1)).toMatchObject({
+        verb: 'approve',
+        actor: 'dingtalk:staff-alice',
+        args: { id: 'A-1' },
+      });
+      // The engine's notice, not the press, moves the card on.
+      const notice: Omit<Notice, 'id'> = {
+        kind: 'approval.updated',
+        key: 'op:op-1',
+        targets: ['dingtalk:cid-prod'],
+        severity: 'info',
+        summary: 'Failover of prod-web: 1 of 2 approvals (bob)',
+        time: Date.now(),
+      };
+      await publishNotice(cmd, notice, prefix);
+      await waitFor(
+        'the card updated',
+        () => card.updates === 1 && card.params.summary?.includes('1 of 2'),
+      );
+      expect(openapi.tokens).toHaveLength(1); // one access token, cached across every call
+    });
+
+    it('keeps working when the stream drops while a card is pending; a re-pushed press runs once', async () => {
+      gateway.robotMessage('dr failover prod-web', {
+        conversationId: 'cid-drop',
+        sessionWebhook: openapi.sessionWebhook(),
+      });
+      const card = await waitFor('the card', () => openapi.cardsIn('cid-drop')[0]);
+      const opens = gateway.opens.length;
+      gateway.drop();
+      await waitFor(
+        'the reconnect',
+        () => gateway.opens.length > opens && surface.connected && gateway.connections === 1,
+      );
+      const press = gateway.cardPress(card.outTrackId, 'approve A-1', {
+        userId: 'staff-bob',
+        spaceId: 'cid-drop',
+        messageId: 'cb-repushed-1',
+      });
+      const ack = await waitFor('the answer', () => gateway.ackOf(press));
+      expect(JSON.stringify(ack.data)).toContain('Approved A-1 (1 of 2) by dingtalk:staff-bob');
+      // DingTalk pushes the same callback again (its answer was lost): answered, not run again.
+      gateway.cardPress(card.outTrackId, 'approve A-1', {
+        userId: 'staff-bob',
+        spaceId: 'cid-drop',
+        messageId: 'cb-repushed-1',
+      });
+      await waitFor(
+        'the second answer',
+        () => gateway.acks.filter((a) => a.messageId === 'cb-repushed-1').length === 2,
+      );
+      expect(plane.seen.filter((c) => c.verb === 'approve')).toHaveLength(1);
+      expect(gateway.badAcks).toEqual([]);
+    });
+
+    it('tells the admin channel once when the stream stays down, and when it is back', async () => {
+      const key = controlKeys(prefix).notices;
+      const notices = async (): Promise<Notice[]> =>
+        ((await cmd.xrange(key, '-', '+')) as [string, string[]][])
+          .map(([, f]) => JSON.parse(f[1] ?? '{}') as Notice)
+          .filter((n) => n.kind === 'surface.down');
+      const before = (await notices()).length;
+      gateway.refuseOpen = true;
+      gateway.drop();
+      const down = await waitFor('the down notice', async () => (await notices())[before]);
+      expect(down).toMatchObject({
+        key: 'surface:dingtalk',
+        targets: ['slack:C0ADMIN'],
+        severity: 'critical',
+      });
+      expect(down.summary).toMatch(/^DingTalk stream is down for \d+ s/);
+      gateway.refuseOpen = false;
+      const back = await waitFor(
+        'the back notice',
+        async () => (await notices())[before + 1],
+        20_000,
+      );
+      expect(back.summary).toMatch(/^DingTalk stream is back after \d+ s\.$/);
+      expect(back.severity).toBe('info');
+      expect(await notices()).toHaveLength(before + 2);
+    });
+  },
+);
