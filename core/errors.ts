@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'agent_conflict'
   | 'session_lost'
   | 'app_failed_over'
+  | 'not_failed_over'
   | 'point_unknown'
   | 'store_corrupt'
   | 'block_corrupt'

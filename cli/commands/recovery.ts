@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
-import { formatDuration, parseDuration } from '../../core/units.js';
+import { formatBytes, formatDuration, parseDuration } from '../../core/units.js';
 import type {
   Enqueued,
   OperationName,
   RecoveryClient,
 } from '../../replicator/jobs/recovery-client.js';
-import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
+import type {
+  FailbackResult,
+  OperationEvent,
+  OperationResult,
+} from '../../replicator/jobs/recovery-contract.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
 import { localRequester, openRedis, redisPrefix } from '../recovery-connect.js';
 import { pointArg } from './point-arg.js';
@@ -77,7 +81,10 @@ export function registerRecovery(program: Command, exit: ExitState): void {
   };
   define('drill', 'recover an app in isolation, check it, keep it for --keep, then clean up');
   define('failover', 'recover an app in production mode and keep it running');
-  define('failback', 'return a failed-over app to its original site (not implemented yet)');
+  define(
+    'failback',
+    "copy a failed-over app's recovered volumes back to its original volumes (changed blocks only), stop the recovered server and let the agent replicate again",
+  );
 }
 
 /** Follows the operation to its end; prints progress lines, then the result with the RTO split. */
@@ -106,12 +113,30 @@ export async function waitAndReport(
     printJson({ ok: true, job: e.job, ...result });
     return 0;
   }
-  if (result && 'rto' in result) printResult(result, out);
-  else if (result)
+  if (!result) return 0;
+  if ('rto' in result) printResult(result, out);
+  else if ('mode' in result && result.mode === 'failback') printFailback(result, out);
+  else if ('mode' in result && result.mode === 'verify') {
+    out(`${e.opId}: point ${result.point} of ${e.app} ${result.ok ? 'verified' : 'is damaged'}`);
+    for (const p of result.problems) out(`  ${p.volume} block ${p.block}: ${p.reason}`);
+    return result.ok ? 0 : 1;
+  } else if ('removed' in result)
     out(
       `${e.opId}: cleaned up (${result.removed.length ? result.removed.join(', ') : 'nothing left'})`,
     );
   return 0;
+}
+
+function printFailback(r: FailbackResult, out: (line: string) => void): void {
+  const ms = (n: number) => formatDuration(n);
+  out(`${r.opId}: ${r.app} is back on its original site; its agent may replicate again`);
+  out(
+    `  sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.size)} (only blocks whose MAC differed)`,
+  );
+  for (const v of r.volumes) out(`  ${v.name}: ${v.blocksSent} of ${v.blocks} blocks`);
+  out(`  pre-copy ${ms(r.precopyMs)}, downtime ${ms(r.downtimeMs)}, total ${ms(r.totalMs)}`);
+  if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
+  out(`  restart the agent: \`dr agent --app ${r.app}\` (it resyncs only what failback wrote)`);
 }
 
 function printResult(r: OperationResult, out: (line: string) => void): void {

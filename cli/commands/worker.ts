@@ -10,7 +10,9 @@ import { openRedis, redisPrefix } from '../recovery-connect.js';
 export function registerWorker(program: Command, exit: ExitState): void {
   program
     .command('worker')
-    .description('run recovery jobs (drill, failover, cleanup) from the Redis queue')
+    .description(
+      'run recovery jobs (drill, failover, failback, verify, cleanup) from the Redis queue',
+    )
     .option('--concurrency <n>', 'jobs run at once', '1')
     .option(
       '--lock-duration <duration>',

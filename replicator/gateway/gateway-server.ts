@@ -503,6 +503,8 @@ export async function createGateway({
         return sendJson(res, 200, await commit(app, await readJson(req)));
       case 'POST protection':
         return sendJson(res, 200, await setProtection(app, await readJson(req)));
+      case 'GET protection':
+        return sendJson(res, 200, await protectionOf(app));
       case 'POST heartbeat': {
         await refuseIfFailedOver(app);
         const hb = await readJson<HeartbeatRequest>(req);

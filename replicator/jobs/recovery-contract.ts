@@ -93,6 +93,83 @@ export interface CleanupResult {
   removed: string[];
 }
 
+/** The steps of a failback, in order; a retried job resumes after the last one recorded. */
+export const FAILBACK_STEPS = ['found', 'precopied', 'frozen', 'synced', 'switched'] as const;
+export type FailbackStepName = (typeof FAILBACK_STEPS)[number];
+
+/** One volume copied back: the recovered image onto the original. */
+export interface FailbackVolume {
+  name: string;
+  /** The recovered server's image (the source of the copy). */
+  image: string;
+  /** The original volume (its path in dr.yaml), the target. */
+  original: string;
+  size: number;
+}
+
+/** Bytes of one volume a failback pass wrote to the original (blocks whose keyed MAC differed). */
+export interface FailbackTransfer {
+  name: string;
+  size: number;
+  blocks: number;
+  blocksSent: number;
+  bytesSent: number;
+}
+
+/** What a failback job records in job data as each step completes. */
+export interface FailbackSteps {
+  startedAt?: number;
+  /** The failover being undone, from the gateway's failed-over mark and that job's steps. */
+  found?: { failoverOpId: string; point: number; server: Launched; volumes: FailbackVolume[] };
+  /** Copy while the recovered server still runs. */
+  precopied?: { transfers: FailbackTransfer[]; ms: number };
+  /** The recovered server is stopped (the final frozen cut): from here it writes nothing. */
+  frozen?: { at: number };
+  /** The last differing blocks copied and the originals flushed. */
+  synced?: { transfers: FailbackTransfer[]; ms: number };
+  /** The gateway's failed-over mark lifted: the agent may replicate again. */
+  switched?: { at: number };
+  resumes?: number;
+}
+
+export type FailbackJobData = FailbackJob & { steps?: FailbackSteps };
+
+/** A finished failback: the original site holds everything the recovered server wrote. */
+export interface FailbackResult {
+  opId: string;
+  app: string;
+  mode: 'failback';
+  failoverOpId: string;
+  /** Per volume, both passes together. */
+  volumes: FailbackTransfer[];
+  /** Bytes written to the original volumes, both passes, against their total size. */
+  bytesSent: number;
+  size: number;
+  /** Pre-copy with the server running, then the frozen final pass: its time is the downtime. */
+  precopyMs: number;
+  downtimeMs: number;
+  totalMs: number;
+  resumes: number;
+  /** What of the failover was removed after the switch (its stopped server and images). */
+  removed: string[];
+}
+
+/** A finished `verify` job: every block of the point authenticated, decrypted and MAC-checked. */
+export interface VerifyResult {
+  opId: string;
+  app: string;
+  mode: 'verify';
+  point: number;
+  ok: boolean;
+  volumes: Array<{ volume: string; blocks: number; digestOk: boolean }>;
+  /** The damaged blocks (block -1: the volume as a whole), at most 100 listed. */
+  problems: Array<{ volume: string; block: number; reason: string }>;
+  problemCount: number;
+  ms: number;
+}
+
+export type JobResult = OperationResult | CleanupResult | FailbackResult | VerifyResult;
+
 export type EventType = 'started' | 'step' | 'finished';
 
 /** One entry of the `<prefix>events` stream. */
@@ -105,8 +182,8 @@ export interface OperationEvent {
   step?: string;
   /** For `step`: 0..1 within the step. */
   progress?: number;
-  /** For `finished` with success. */
-  result?: OperationResult | CleanupResult;
+  /** For `finished` with success (a verify that found damage is a success with `ok: false`). */
+  result?: JobResult;
   /** For `finished` with failure: one line, with the remedy where there is one. */
   error?: { code: string; message: string };
   /** ms since epoch. */

@@ -5,7 +5,9 @@ import { emitEvent } from './operation-events.js';
 import { cleanupJobId, type JobName, RECOVERY_QUEUE } from './recovery-contract.js';
 import { defaultProvider, type RecoveryDeps } from './recovery-deps.js';
 import { runCleanup } from './run-cleanup.js';
+import { runFailback } from './run-failback.js';
 import { runOperation } from './run-operation.js';
+import { runVerify } from './run-verify.js';
 
 export interface RecoveryWorkerOptions {
   /** The worker's own connection (BullMQ blocks on it); `maxRetriesPerRequest: null`. */
@@ -20,14 +22,7 @@ export interface RecoveryWorkerOptions {
   lockDurationMs?: number;
 }
 
-/** Jobs the contract names but this worker does not run yet: refused with the reason. */
-const NOT_YET: Partial<Record<JobName, string>> = {
-  failback:
-    'failback is not implemented yet: the recovered server keeps running; protect it as a new app to replicate it back',
-  verify: 'verify jobs are not implemented yet: run `dr verify APP [--point ID]` instead',
-};
-
-/** A BullMQ worker on the recovery queue, running drill, failover and cleanup jobs. */
+/** A BullMQ worker on the recovery queue, running every job of the contract. */
 export function createRecoveryWorker({
   connection,
   deps,
@@ -36,6 +31,8 @@ export function createRecoveryWorker({
 }: RecoveryWorkerOptions): Worker {
   const drill = runOperation('drill', deps);
   const failover = runOperation('failover', deps);
+  const failback = runFailback(deps);
+  const verify = runVerify(deps);
   const cleanup = runCleanup(deps);
   return new Worker(
     RECOVERY_QUEUE,
@@ -45,10 +42,14 @@ export function createRecoveryWorker({
           return drill(job, token, signal);
         case 'failover':
           return failover(job, token, signal);
+        case 'failback':
+          return failback(job, token, signal);
+        case 'verify':
+          return verify(job, token, signal);
         case 'cleanup':
           return cleanup(job, token, signal);
         default: {
-          const why = NOT_YET[job.name as JobName] ?? `unknown job ${job.name}`;
+          const why = `unknown job ${job.name}: this worker is older than the one that queued it`;
           const data = job.data as { opId?: string; app?: string };
           if (data.opId && data.app) {
             await emitEvent(deps.redis, deps.keys.events, {

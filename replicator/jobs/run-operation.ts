@@ -2,11 +2,12 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Processor, UnrecoverableError } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
-import { DrError, errorMessage, isDrError } from '../../core/errors.js';
+import { DrError, errorMessage } from '../../core/errors.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { AppLock } from './app-lock.js';
+import { cancelled, errorInfo, FinalError, isPermanent } from './job-errors.js';
 import { emitEvent } from './operation-events.js';
 import {
   cleanupJobId,
@@ -21,21 +22,7 @@ import { defaultProvider, type RecoveryDeps, recoveryDir } from './recovery-deps
 import { removeOperation } from './run-cleanup.js';
 
 const DEFAULT_KEEP_MS = 30 * 60_000;
-/** Gateway and store errors a retry cannot fix. */
-const PERMANENT = new Set(['app_unknown', 'point_unknown', 'key_invalid', 'key_mismatch']);
-const PERMANENT_DATA = new Set(['block_corrupt', 'store_corrupt', 'not_implemented']);
-
 type Mode = 'drill' | 'failover';
-
-/** A failure that ends the operation for good; carries the code for the `finished` event. */
-class FinalError extends UnrecoverableError {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * Drill or failover: resolve the point, materialise it under DR_HOME/recovery/<opId>, launch it
@@ -299,7 +286,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
 }
 
 /** The latest point that is not fuzzy; a retry cannot make one appear. */
-async function latestConsistent(client: GatewayClient, app: string): Promise<number> {
+export async function latestConsistent(client: GatewayClient, app: string): Promise<number> {
   const points = await client.points(app);
   const p = points.findLast((x) => x.label !== 'fuzzy');
   if (p) return p.id;
@@ -316,22 +303,6 @@ async function latestConsistent(client: GatewayClient, app: string): Promise<num
           : 'give the app a freeze (--fsfreeze or --quiesce-freeze/--quiesce-thaw) so the agent commits consistent points, or name a point with --point',
     },
   );
-}
-
-function cancelled(opId: string): DrError {
-  return new DrError(`${opId} was cancelled`, { code: 'operation_cancelled', subject: opId });
-}
-
-function isPermanent(err: unknown): boolean {
-  if (err instanceof UnrecoverableError) return true;
-  if (!isDrError(err)) return false;
-  return PERMANENT.has(err.code) || PERMANENT_DATA.has(err.code) || err.code === 'health_failed';
-}
-
-function errorInfo(err: unknown): { code: string; message: string } {
-  if (err instanceof FinalError) return { code: err.code, message: err.message };
-  if (isDrError(err)) return { code: err.code, message: err.message };
-  return { code: 'internal', message: errorMessage(err) };
 }
 
 function lastStep(steps: RecordedSteps): string {

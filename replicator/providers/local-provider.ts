@@ -219,6 +219,16 @@ export function createLocalProvider({
     return removed;
   }
 
+  async function stop(opId: string, slog: Logger): Promise<boolean> {
+    const opDir = join(dir, safeOpId(opId));
+    const stopped = await stopGroup(
+      await readRecord(opDir),
+      slog.child({ opId, provider: 'local' }),
+    );
+    if (stopped) slog.info({ opId }, 'local server stopped; its images are kept');
+    return stopped;
+  }
+
   async function leftovers(): Promise<string[]> {
     const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => {
       if (systemCode(err) === 'ENOENT') return [];
@@ -234,7 +244,7 @@ export function createLocalProvider({
   }
 
   log.debug({ dir, start: start !== undefined, check: check !== undefined }, 'local provider');
-  return { kind: 'local', launch, health, destroy, leftovers };
+  return { kind: 'local', launch, health, stop, destroy, leftovers };
 }
 
 /** SIGTERM to the group, SIGKILL after the grace period; resolves whether there was a group to stop. */

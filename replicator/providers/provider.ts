@@ -31,6 +31,11 @@ export interface Provider {
   readonly kind: 'local' | 'alicloud';
   launch(req: LaunchRequest): Promise<Launched>;
   health(server: Launched, o: { timeoutMs: number; signal: AbortSignal }): Promise<HealthResult>;
+  /**
+   * Stops the operation's server but keeps its disks (a failback's final cut); idempotent;
+   * resolves whether a running server was stopped. Providers that cannot fail back leave it out.
+   */
+  stop?(opId: string, log: Logger): Promise<boolean>;
   /** Removes everything tagged with this operation id; idempotent; resolves with what it removed. */
   destroy(opId: string, log: Logger): Promise<string[]>;
   /** Operation ids that still own resources (for cleanup after a crash). */

@@ -89,6 +89,11 @@ export class GatewayClient {
     return this.json('POST', `/v1/apps/${enc(app)}/protection`, body);
   }
 
+  /** Whether the app is protected or failed over (and by which operation). */
+  protection(app: string): Promise<ProtectionState> {
+    return this.json('GET', `/v1/apps/${enc(app)}/protection`);
+  }
+
   points(app: string): Promise<PointInfo[]> {
     return this.json('GET', `/v1/apps/${enc(app)}/points`);
   }

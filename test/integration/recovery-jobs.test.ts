@@ -303,13 +303,6 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     expect(again.err).toContain('dr failback web');
   });
 
-  it('refuses failback as not implemented yet', async () => {
-    await worker();
-    const r = await dr(['failback', 'web', '--wait'], env);
-    expect(r.code).toBe(1);
-    expect(r.err).toContain('failback is not implemented yet');
-  });
-
   it('says how to get Redis when REDIS_URL is unset', async () => {
     const r = await dr(['drill', 'web'], { ...env, REDIS_URL: '' });
     expect(r.code).toBe(2);

@@ -1,0 +1,397 @@
+import { open, stat } from 'node:fs/promises';
+import type { Processor } from 'bullmq';
+import { APP_NAME, type AppConfig } from '../../core/config.js';
+import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { VolumeFile } from '../capture/volume-file.js';
+import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
+import { unwrapVolumeKey } from '../crypto/volume-key.js';
+import type { Provider } from '../providers/provider.js';
+import { copyBack } from '../recovery/copy-back.js';
+import type { GatewayClient } from '../transport/gateway-client.js';
+import { AppLock } from './app-lock.js';
+import { cancelled, errorInfo, FinalError, isPermanent } from './job-errors.js';
+import { emitEvent } from './operation-events.js';
+import {
+  type FailbackJobData,
+  type FailbackResult,
+  type FailbackSteps,
+  type FailbackTransfer,
+  type FailbackVolume,
+  OP_ID,
+  type OperationEvent,
+  type RecoveryJobData,
+} from './recovery-contract.js';
+import { defaultProvider, type RecoveryDeps } from './recovery-deps.js';
+import { removeOperation } from './run-cleanup.js';
+
+/**
+ * Failback: copy the failed-over server's volumes back onto the original volumes, sending only
+ * blocks whose keyed MAC differs; stop the recovered server (the final frozen cut) and copy what
+ * changed meanwhile; lift the gateway's failed-over mark so the agent replicates again (its scan
+ * finds the blocks written here and resyncs only those); remove the failover's server and
+ * images. Each step is recorded in job data, so a killed worker's retry resumes after it.
+ *
+ * "The original site" is the app's volume paths in the worker's dr.yaml: the worker must reach
+ * them (local provider). A failback that fails after the freeze starts the recovered server again.
+ */
+export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, FailbackResult> {
+  return async (job, _token, bullSignal) => {
+    const { opId, app } = job.data;
+    if (!OP_ID.test(opId) || !APP_NAME.test(app)) {
+      throw new FinalError(`job ${job.id} is not a valid operation (op id or app name)`, 'usage');
+    }
+    const log = deps.log.child({ opId, app, job: 'failback' });
+    const emit = (e: Omit<OperationEvent, 'time' | 'opId' | 'app' | 'job'>) =>
+      emitEvent(deps.redis, deps.keys.events, { opId, app, job: 'failback', ...e }).catch(
+        (err: unknown) => log.warn({ err: errorMessage(err) }, 'event not recorded'),
+      );
+    const steps: FailbackSteps = { ...job.data.steps };
+    const resumed = steps.startedAt !== undefined;
+    steps.startedAt ??= Date.now();
+    if (resumed) steps.resumes = (steps.resumes ?? 0) + 1;
+    const save = () => job.updateData({ ...job.data, steps });
+    await save();
+    await emit({ type: 'started', ...(resumed ? { step: 'resumed' } : {}) });
+
+    const controller = new AbortController();
+    const signal = bullSignal
+      ? AbortSignal.any([bullSignal, controller.signal])
+      : controller.signal;
+    const lock = new AppLock(deps.redis, deps.keys.lock(app), app);
+    const ttl = deps.lockTtlMs ?? 60_000;
+    const timers: NodeJS.Timeout[] = [];
+    let client: GatewayClient | undefined;
+    let provider: Provider | undefined;
+    const finish = async (e: Pick<OperationEvent, 'result' | 'error'>) => {
+      for (const t of timers) clearInterval(t);
+      await lock
+        .release(opId)
+        .catch((err: unknown) =>
+          log.warn({ err: errorMessage(err) }, 'lock not released; it expires by itself'),
+        );
+      await emit({ type: 'finished', ...e });
+    };
+    try {
+      try {
+        await lock.take(
+          {
+            opId,
+            job: 'failback',
+            requestedBy: job.data.requestedBy,
+            since: new Date(job.timestamp).toISOString(),
+          },
+          ttl,
+        );
+      } catch (err) {
+        await emit({ type: 'finished', error: errorInfo(err) });
+        throw new FinalError(errorMessage(err), 'operation_conflict');
+      }
+      timers.push(
+        setInterval(() => {
+          lock.refresh(opId, ttl).then(
+            (ours) => {
+              if (!ours) controller.abort(new Error(`${opId} lost the lock of ${app}`));
+            },
+            (err: unknown) => log.warn({ err: errorMessage(err) }, 'lock refresh failed'),
+          );
+        }, ttl / 3),
+      );
+      /** Cancelling is honoured until the freeze; after it the failback runs to its end. */
+      const checkCancel = async () => {
+        if (!steps.frozen && (await deps.redis.exists(deps.keys.cancel(opId))) > 0)
+          controller.abort(cancelled(opId));
+        signal.throwIfAborted();
+      };
+
+      const config = await deps.config();
+      const appConfig = config.apps[app];
+      if (!appConfig) {
+        throw new DrError(`no app named ${JSON.stringify(app)} in the worker's dr.yaml`, {
+          code: 'app_unknown',
+          subject: app,
+          remedy: `add it with \`dr app add ${app} …\` on the worker's DR_HOME`,
+        });
+      }
+      provider = (deps.provider ?? defaultProvider)(config, appConfig, log);
+      if (!provider.stop) {
+        throw new DrError(
+          `failback of ${provider.kind} apps is not supported: the worker cannot reach the original site's disks`,
+          {
+            code: 'not_implemented',
+            subject: app,
+            remedy:
+              'protect the recovered server as a new app (its own agent) and fail that over to the original site',
+          },
+        );
+      }
+      client = deps.gateway(config);
+      const kek = await deps.kek(config);
+
+      if (!steps.found) {
+        steps.found = await findFailover(deps, client, app, appConfig);
+        await save();
+      }
+      const found = steps.found;
+      await emit({ type: 'step', step: 'found', progress: 1 });
+      const macKeys = await volumeMacKeys(client, kek, app, found.volumes);
+
+      const pass = async (name: 'precopy' | 'sync', durable: boolean) => {
+        const t0 = performance.now();
+        const transfers: FailbackTransfer[] = [];
+        for (const v of found.volumes) {
+          await checkCancel();
+          const key = macKeys.get(v.name) as { mac: Buffer; blockSize: number };
+          await prepareOriginal(v);
+          const r = await copyBack({
+            volume: v.name,
+            from: v.image,
+            to: v.original,
+            size: v.size,
+            blockSize: key.blockSize,
+            macKey: key.mac,
+            durable,
+            signal,
+            onProgress: (d, t) => {
+              if (d === t || d % 2048 === 0)
+                void emit({ type: 'step', step: name, progress: d / t });
+            },
+          });
+          transfers.push({ name: v.name, size: v.size, ...r });
+        }
+        return { transfers, ms: Math.round(performance.now() - t0) };
+      };
+
+      if (!steps.precopied && !steps.frozen) {
+        steps.precopied = await pass('precopy', false);
+        await save();
+        log.info({ transfers: steps.precopied.transfers }, 'pre-copy done');
+      }
+      await emit({ type: 'step', step: 'precopied', progress: 1 });
+
+      if (!steps.frozen) {
+        await checkCancel();
+        await provider.stop(found.failoverOpId, log);
+        steps.frozen = { at: Date.now() };
+        await save();
+      }
+      await emit({ type: 'step', step: 'frozen', progress: 1 });
+
+      if (!steps.synced) {
+        steps.synced = await pass('sync', true);
+        await save();
+      }
+      await emit({ type: 'step', step: 'synced', progress: 1 });
+
+      if (!steps.switched) {
+        await client.setProtection(app, { state: 'protected' });
+        steps.switched = { at: Date.now() };
+        await save();
+      }
+      await emit({ type: 'step', step: 'switched', progress: 1 });
+      const removed = await removeOperation(deps, found.failoverOpId, app, log).catch(
+        (err: unknown) => {
+          log.warn({ err: errorMessage(err) }, 'the failover server was not removed');
+          return [] as string[];
+        },
+      );
+
+      const volumes = found.volumes.map((v): FailbackTransfer => {
+        const a = steps.precopied?.transfers.find((x) => x.name === v.name);
+        const b = steps.synced?.transfers.find((x) => x.name === v.name);
+        return {
+          name: v.name,
+          size: v.size,
+          blocks: b?.blocks ?? a?.blocks ?? 0,
+          blocksSent: (a?.blocksSent ?? 0) + (b?.blocksSent ?? 0),
+          bytesSent: (a?.bytesSent ?? 0) + (b?.bytesSent ?? 0),
+        };
+      });
+      const result: FailbackResult = {
+        opId,
+        app,
+        mode: 'failback',
+        failoverOpId: found.failoverOpId,
+        volumes,
+        bytesSent: volumes.reduce((n, v) => n + v.bytesSent, 0),
+        size: volumes.reduce((n, v) => n + v.size, 0),
+        precopyMs: steps.precopied?.ms ?? 0,
+        downtimeMs: steps.switched.at - steps.frozen.at,
+        totalMs: Date.now() - steps.startedAt,
+        resumes: steps.resumes ?? 0,
+        removed,
+      };
+      log.info({ bytesSent: result.bytesSent, size: result.size }, 'failback done');
+      await finish({ result });
+      return result;
+    } catch (err) {
+      if (err instanceof FinalError && err.code === 'operation_conflict') throw err;
+      const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
+      const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
+      const final =
+        wasCancelled || isPermanent(why) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!final) {
+        log.warn(
+          { err: errorMessage(err), attempt: job.attemptsMade + 1 },
+          'failback will be retried',
+        );
+        await emit({ type: 'step', step: 'retrying', progress: 0, error: errorInfo(err) });
+        throw err;
+      }
+      const info = errorInfo(why);
+      if (steps.frozen && !steps.switched && steps.found) {
+        // The recovered server was stopped for the final cut: start it again, the app stays up.
+        const restarted = await restartRecovered(provider, app, steps.found, log);
+        info.message += restarted
+          ? `; the recovered server ${steps.found.failoverOpId} was started again`
+          : `; the recovered server ${steps.found.failoverOpId} could not be started again: start it by hand`;
+      }
+      log.warn({ err: info.message }, 'failback failed');
+      await finish({ error: info });
+      throw new FinalError(info.message, info.code);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      client?.close();
+    }
+  };
+}
+
+/** The failover being undone: the gateway's mark names it, its job's steps say what it made. */
+async function findFailover(
+  deps: RecoveryDeps,
+  client: GatewayClient,
+  app: string,
+  appConfig: AppConfig,
+): Promise<NonNullable<FailbackSteps['found']>> {
+  const p = await client.protection(app);
+  if (p.state !== 'failed-over' || !p.opId) {
+    throw new DrError(`${app} is not failed over: there is nothing to fail back`, {
+      code: 'not_failed_over',
+      subject: app,
+      remedy: `see \`dr status ${app}\`; its agent replicates to the DR site as usual`,
+    });
+  }
+  const failover = await deps.queue.getJob(p.opId);
+  const steps = (failover?.data as RecoveryJobData | undefined)?.steps;
+  if (failover?.name !== 'failover' || !steps?.launched || !steps.materialised) {
+    throw new DrError(
+      `the failover ${p.opId} of ${app} is not in the queue with a running server (its record expired, or it never launched)`,
+      {
+        code: 'not_failed_over',
+        subject: p.opId,
+        remedy: `copy the recovered volumes back by hand, then clear the mark with a new failover and failback, or ask an operator to reset ${app}'s protection`,
+      },
+    );
+  }
+  const volumes: FailbackVolume[] = steps.materialised.volumes.map((v) => {
+    const original = appConfig.volumes.find((c) => c.name === v.name);
+    if (!original) {
+      throw new DrError(`volume ${v.name} of ${app} is no longer in dr.yaml`, {
+        code: 'app_unknown',
+        subject: `${app}/${v.name}`,
+        remedy: `add it back to ${app} in dr.yaml with its original path`,
+      });
+    }
+    return { name: v.name, image: v.path, original: original.path, size: v.size };
+  });
+  return {
+    failoverOpId: p.opId,
+    point: steps.resolved?.point ?? 0,
+    server: steps.launched.server,
+    volumes,
+  };
+}
+
+async function volumeMacKeys(
+  client: GatewayClient,
+  kek: KeyEncryptionKey,
+  app: string,
+  volumes: FailbackVolume[],
+): Promise<Map<string, { mac: Buffer; blockSize: number }>> {
+  const detail = await client.point(app, 'latest');
+  const out = new Map<string, { mac: Buffer; blockSize: number }>();
+  for (const v of volumes) {
+    const info = detail.volumeInfo.find((i) => i.name === v.name);
+    if (!info) {
+      throw new DrError(`the gateway has no key for volume ${v.name} of ${app}`, {
+        code: 'store_corrupt',
+        subject: `${app}/${v.name}`,
+        remedy: 'check that the worker uses the gateway the app was replicated to',
+      });
+    }
+    const keys = unwrapVolumeKey(
+      kek,
+      Buffer.from(info.wrappedKey, 'base64'),
+      app,
+      v.name,
+      info.blockSize,
+    );
+    out.set(v.name, { mac: keys.mac, blockSize: info.blockSize });
+  }
+  return out;
+}
+
+/**
+ * The original must hold the image's size: a missing or shorter image file is created or
+ * extended (a lost original site is rebuilt in full); a block device must match.
+ */
+async function prepareOriginal(v: FailbackVolume): Promise<void> {
+  const s = await stat(v.original).catch((err: unknown) => {
+    if (systemCode(err) === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (s && !s.isFile()) {
+    const dev = await VolumeFile.open(v.name, v.original);
+    const size = await dev.size().finally(() => dev.close());
+    if (size < v.size) {
+      throw new DrError(
+        `the original volume ${v.original} is ${size} bytes, smaller than the recovered ${v.size}`,
+        {
+          code: 'volume_resized',
+          subject: v.original,
+          remedy:
+            'grow the original device to at least the recovered size, then run failback again',
+        },
+      );
+    }
+    return;
+  }
+  if (!s || s.size !== v.size) {
+    const fh = await open(v.original, s ? 'r+' : 'w', 0o600).catch((err: unknown) => {
+      throw new DrError(`cannot write the original volume ${v.original}: ${errorMessage(err)}`, {
+        code: 'volume_unreadable',
+        subject: v.original,
+        remedy: 'make its directory writable by the worker, or fix its path in dr.yaml',
+        cause: err,
+      });
+    });
+    try {
+      await fh.truncate(v.size);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+async function restartRecovered(
+  provider: Provider | undefined,
+  app: string,
+  found: NonNullable<FailbackSteps['found']>,
+  log: Logger,
+): Promise<boolean> {
+  if (!provider) return false;
+  try {
+    await provider.launch({
+      opId: found.failoverOpId,
+      app,
+      mode: 'failover',
+      volumes: found.volumes.map((v) => ({ name: v.name, path: v.image, size: v.size })),
+      signal: new AbortController().signal,
+      log,
+    });
+    return true;
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'the recovered server could not be started again');
+    return false;
+  }
+}

@@ -1,0 +1,137 @@
+import { type FileHandle, open } from 'node:fs/promises';
+import { DrError, errorMessage } from '../../core/errors.js';
+import { blockMac } from '../crypto/volume-key.js';
+
+export interface CopyBackOptions {
+  /** Volume name, for errors and progress. */
+  volume: string;
+  /** The recovered server's image: the data that wins. */
+  from: string;
+  /** The original volume (image file or block device), at least `size` bytes. */
+  to: string;
+  size: number;
+  blockSize: number;
+  /** The volume's keyed MAC key: blocks are compared by MAC, as the agent and gateway do. */
+  macKey: Buffer;
+  /** fsync the original at the end (the final pass). */
+  durable?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CopyBackResult {
+  blocks: number;
+  blocksSent: number;
+  bytesSent: number;
+}
+
+/** Bytes read from each side per step: a few MiB keeps syscalls few and memory small. */
+const CHUNK = 4 * 1024 * 1024;
+
+/**
+ * Makes `to` equal to `from`, writing only the blocks whose keyed MAC differs: after a failover
+ * the original's blocks are mostly still right, so most of a failback is reading, not sending.
+ * Idempotent: a second pass over the same data sends nothing.
+ */
+export async function copyBack({
+  volume,
+  from,
+  to,
+  size,
+  blockSize,
+  macKey,
+  durable = false,
+  signal,
+  onProgress,
+}: CopyBackOptions): Promise<CopyBackResult> {
+  const src = await openSide(from, 'r', volume, 'recovered image');
+  let dst: FileHandle | undefined;
+  try {
+    dst = await openSide(to, 'r+', volume, 'original volume');
+    const chunk = Math.max(blockSize, Math.floor(CHUNK / blockSize) * blockSize);
+    const a = Buffer.allocUnsafe(chunk);
+    const b = Buffer.allocUnsafe(chunk);
+    const blocks = Math.ceil(size / blockSize);
+    let blocksSent = 0;
+    let bytesSent = 0;
+    for (let at = 0; at < size; at += chunk) {
+      signal?.throwIfAborted();
+      const len = Math.min(chunk, size - at);
+      const [ra, rb] = await Promise.all([readFull(src, a, len, at), readFull(dst, b, len, at)]);
+      if (ra < len) {
+        throw new DrError(`the recovered image of ${volume} ended at ${at + ra} of ${size} bytes`, {
+          code: 'volume_unreadable',
+          subject: from,
+          remedy: 'the image was truncated; fail over again from a recovery point',
+        });
+      }
+      b.fill(0, rb, len); // an original shorter than the image reads as zeros there
+      // Differing neighbours are written in one call.
+      let runStart = -1;
+      const flush = async (end: number) => {
+        if (runStart < 0) return;
+        await writeFull(dst as FileHandle, a.subarray(runStart, end), at + runStart);
+        runStart = -1;
+      };
+      for (let o = 0; o < len; o += blockSize) {
+        const end = Math.min(len, o + blockSize);
+        const same = blockMac(macKey, a.subarray(o, end)).equals(
+          blockMac(macKey, b.subarray(o, end)),
+        );
+        if (same) {
+          await flush(o);
+          continue;
+        }
+        if (runStart < 0) runStart = o;
+        blocksSent++;
+        bytesSent += end - o;
+      }
+      await flush(len);
+      onProgress?.(Math.min(blocks, Math.ceil((at + len) / blockSize)), blocks);
+    }
+    if (durable) await dst.sync();
+    return { blocks, blocksSent, bytesSent };
+  } finally {
+    await dst?.close();
+    await src.close();
+  }
+}
+
+async function openSide(
+  path: string,
+  flags: 'r' | 'r+',
+  volume: string,
+  what: string,
+): Promise<FileHandle> {
+  try {
+    return await open(path, flags);
+  } catch (err) {
+    throw new DrError(`cannot open the ${what} of ${volume} at ${path}: ${errorMessage(err)}`, {
+      code: 'volume_unreadable',
+      subject: path,
+      remedy:
+        flags === 'r+'
+          ? 'make the original volume writable by the worker (and stop anything holding it)'
+          : 'the recovered server is gone; fail over again from a recovery point',
+      cause: err,
+    });
+  }
+}
+
+async function readFull(fh: FileHandle, buf: Buffer, len: number, at: number): Promise<number> {
+  let got = 0;
+  while (got < len) {
+    const { bytesRead } = await fh.read(buf, got, len - got, at + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+async function writeFull(fh: FileHandle, buf: Buffer, at: number): Promise<void> {
+  let put = 0;
+  while (put < buf.length) {
+    const { bytesWritten } = await fh.write(buf, put, buf.length - put, at + put);
+    put += bytesWritten;
+  }
+}

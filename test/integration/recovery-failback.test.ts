@@ -1,0 +1,279 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { connectRedis } from '../../core/redis.js';
+import { parseEvent } from '../../replicator/jobs/operation-events.js';
+import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type {
+  FailbackResult,
+  OperationEvent,
+  OperationResult,
+} from '../../replicator/jobs/recovery-contract.js';
+import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { restoreLatest } from '../helpers/restore.js';
+import { skipBecause } from '../helpers/skip.js';
+
+const serverScript = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
+const problem = redisUnavailable();
+const BLOCK = 64 * 1024;
+const SIZE = 4 * 1024 * 1024;
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false, // gone
+  );
+
+/** Compared by hash: vitest's deep equality walks a 4 MiB buffer byte by byte for seconds. */
+const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Writes `data` into an image at `at`, like the recovered app writing to its disk. */
+async function writeAt(path: string, at: number, data: Buffer): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.write(data, 0, data.length, at);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('failback with the local provider', () => {
+  let t: TestHome;
+  let redis: TestRedis;
+  let conn: Redis;
+  let client: RecoveryClient;
+  let env: NodeJS.ProcessEnv;
+  let original: string;
+  /** What the original volume must hold once failback is done. */
+  let expected: Buffer;
+
+  beforeEach(async (ctx: TestContext) => {
+    if (problem) skipBecause(ctx, problem);
+    redis = await startRedis();
+    t = await testHome();
+    await t.startGateway();
+    const prefix = `t${randomBytes(3).toString('hex')}:`;
+    env = {
+      DR_HOME: t.home,
+      REDIS_URL: redis.url,
+      DR_REDIS_PREFIX: prefix,
+      DR_LOG_LEVEL: 'silent',
+    };
+    conn = connectRedis(redis.url, 'test');
+    client = new RecoveryClient(conn, prefix);
+    // A 4 MiB volume: a marker line (the health check reads it), random data, zero runs.
+    original = join(t.dir, 'web.img');
+    expected = Buffer.alloc(SIZE);
+    expected.write(`lifeboat-marker-${randomBytes(6).toString('hex')}\n`);
+    for (let b = 1; b < SIZE / BLOCK; b += 2) randomBytes(BLOCK).copy(expected, b * BLOCK);
+    await writeFile(original, expected);
+    const port = await freePort();
+    const added = await dr(
+      [
+        '--home',
+        t.home,
+        'app',
+        'add',
+        'web',
+        '--volume',
+        `data=${original}`,
+        '--quiesce-freeze',
+        'true',
+        '--quiesce-thaw',
+        'true',
+        '--start',
+        `exec node ${serverScript} ${port} 0 ${t.dir}`,
+        '--check',
+        `http://127.0.0.1:${port}/health`,
+        '--check-timeout',
+        '20s',
+      ],
+      { DR_LOG_LEVEL: 'silent' },
+    );
+    expect(added.err).toBe('');
+    const agent = await agentOnce();
+    expect(agent.code).toBe(0);
+  });
+
+  afterEach(async () => {
+    await stopAll();
+    await client?.close();
+    conn?.disconnect();
+    for (const pid of await servers()) process.kill(pid, 'SIGKILL');
+    await redis?.stop();
+    await t?.cleanup();
+  });
+
+  const agentOnce = () =>
+    dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--tracker', 'scan'], {
+      DR_LOG_LEVEL: 'silent',
+    });
+
+  async function servers(): Promise<number[]> {
+    if (!t) return [];
+    const out: number[] = [];
+    for (const e of await readdir('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
+      if (cmd.includes('volume-server.mjs') && cmd.includes(t.dir)) out.push(Number(e));
+    }
+    return out;
+  }
+
+  async function worker(extra: NodeJS.ProcessEnv = {}): Promise<DrProcess> {
+    const w = startDr(['worker', '--lock-duration', '2s'], { ...env, ...extra });
+    await w.waitFor(/worker ready/);
+    return w;
+  }
+
+  async function events(opId: string): Promise<OperationEvent[]> {
+    const all = await conn.xrange(client.keys.events, '-', '+');
+    return all.map(([, f]) => parseEvent(f)).filter((e): e is OperationEvent => e?.opId === opId);
+  }
+
+  async function failover(): Promise<{ opId: string; image: string }> {
+    const r = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(r.err).toBe('');
+    const result = JSON.parse(r.out) as OperationResult;
+    const image = result.server.details['volume.data'] ?? '';
+    expect(await exists(image)).toBe(true);
+    return { opId: result.opId, image };
+  }
+
+  /** The recovered app writes: a new marker in block 0 and new data in blocks 10 and 11. */
+  async function writeAfterFailover(image: string): Promise<void> {
+    const marker = Buffer.from(
+      `lifeboat-marker-after-failover-${randomBytes(4).toString('hex')}\n`,
+    );
+    const data = randomBytes(2 * BLOCK);
+    await writeAt(image, 0, marker);
+    await writeAt(image, 10 * BLOCK, data);
+    marker.copy(expected, 0);
+    data.copy(expected, 10 * BLOCK);
+  }
+
+  /** After failback: the original holds every write, the agent replicates again, sending only those. */
+  async function checkResumedProtection(result: FailbackResult) {
+    expect(digest(await readFile(original))).toBe(digest(expected));
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).not.toBe('paused');
+    const before = await (await t.client()).points('web');
+    const agent = await agentOnce();
+    expect(agent.err).toBe('');
+    expect(agent.code).toBe(0);
+    const points = await (await t.client()).points('web');
+    expect(points.length).toBe(before.length + 1);
+    // A MAC-based resync: exactly the blocks failback wrote, not the whole volume.
+    expect(points.at(-1)?.volumes.data?.blocksChanged).toBe(result.volumes[0]?.blocksSent);
+    const restored = join(t.dir, 'restored.img');
+    expect((await restoreLatest(t, 'data', restored)).code).toBe(0);
+    expect(digest(await readFile(restored))).toBe(digest(expected));
+  }
+
+  it('copies back only the changed blocks, stops the recovered server, and protection resumes', async () => {
+    await worker();
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    const r = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out) as FailbackResult;
+    expect(result.failoverOpId).toBe(fo.opId);
+    expect(result.size).toBe(SIZE);
+    // block 0 and blocks 10, 11 changed; nothing else was sent
+    expect(result.volumes).toEqual([
+      expect.objectContaining({ name: 'data', blocks: SIZE / BLOCK, blocksSent: 3 }),
+    ]);
+    expect(result.bytesSent).toBe(3 * BLOCK);
+    const steps = (await events(result.opId)).map((e) => e.step).filter(Boolean);
+    expect(steps).toEqual(
+      expect.arrayContaining(['found', 'precopied', 'frozen', 'synced', 'switched']),
+    );
+    // the recovered server and its images are gone
+    await until('the recovered server to stop', async () =>
+      (await servers()).length === 0 ? true : undefined,
+    );
+    expect(await exists(join(t.home, 'recovery', fo.opId))).toBe(false);
+    await checkResumedProtection(result);
+    // the original is in service again: a second failback has nothing to do
+    const again = await dr(['failback', 'web', '--wait'], env);
+    expect(again.code).toBe(1);
+    expect(again.err).toContain('web is not failed over');
+  });
+
+  it('resumes on another worker after a kill during the freeze, and loses no later write', async () => {
+    // The recovered server takes 4 s to stop: the worker is killed while it waits.
+    const a = await worker({ VOLUME_SERVER_TERM_DELAY_MS: '4000' });
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    const enq = await dr(['failback', 'web', '--json'], env);
+    const opId = (JSON.parse(enq.out) as { opId: string }).opId;
+    await until('pre-copy', async () =>
+      (await events(opId)).some((e) => e.step === 'precopied') ? true : undefined,
+    );
+    // written after the pre-copy, before the freeze: only the final pass can carry it
+    const late = randomBytes(BLOCK);
+    await writeAt(fo.image, 20 * BLOCK, late);
+    late.copy(expected, 20 * BLOCK);
+    await a.kill9();
+    await worker();
+    let end: OperationEvent | undefined;
+    for await (const e of client.follow({ opId, job: 'failback', app: 'web', after: '0-0' })) {
+      if (e.type === 'finished') end = e;
+    }
+    expect(end?.error).toBeUndefined();
+    const result = end?.result as FailbackResult;
+    expect(result.resumes).toBeGreaterThanOrEqual(1);
+    // the pre-copy ran once: the resumed job went on from the freeze
+    const precopies = (await events(opId)).filter((e) => e.step === 'precopy' && e.progress === 1);
+    expect(precopies).toHaveLength(1);
+    expect(result.volumes[0]?.blocksSent).toBe(4);
+    await checkResumedProtection(result);
+  });
+
+  it('refuses failback of an app that is not failed over, and of an unknown app', async () => {
+    await worker();
+    const r = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('not_failed_over');
+    expect(body.error.message).toContain('web is not failed over: there is nothing to fail back');
+    expect(digest(await readFile(original))).toBe(digest(expected));
+    const unknown = await dr(['failback', 'nosuch', '--wait'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('no app named "nosuch"');
+  });
+
+  it('fails clearly when the original cannot be written, and keeps the recovered server', async () => {
+    await worker();
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    // the original volume's path now names a directory: it cannot be opened for writing
+    const cfg = await readFile(join(t.home, 'dr.yaml'), 'utf8');
+    await writeFile(join(t.home, 'dr.yaml'), cfg.replace(original, t.dir));
+    const r = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as { error: { code: string; message: string } };
+    expect(body.error.message).toContain(t.dir);
+    // still failed over, still serving
+    expect((await servers()).length).toBe(1);
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+  });
+});
