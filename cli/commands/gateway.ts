@@ -9,6 +9,7 @@ import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
+import { redisPrefix } from '../recovery-connect.js';
 import { accessRuleFrom } from '../web/access-rule.js';
 import { startWebServer, type WebServer } from '../web/web-server.js';
 
@@ -27,6 +28,7 @@ export function registerGateway(program: Command, exit: ExitState): void {
         const config = await ctx.config();
         const log = ctx.log.child({ part: 'gateway' });
         const redisUrl = redisUrlFrom(ctx.env); // checked before anything starts
+        if (redisUrl) redisPrefix(ctx.env);
         const metricsAt = opts.metrics ?? config.gateway.metrics;
         const access = accessRuleFrom(ctx.env);
         const store = await BlockStore.open({ dir: config.storeDir, log });
@@ -64,7 +66,12 @@ export function registerGateway(program: Command, exit: ExitState): void {
         const redis = redisUrl ? connectRedis(redisUrl, 'lifeboat-gateway') : undefined;
         redis?.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
         const publisher = redis
-          ? startStatePublisher({ redis, statuses: gateway.statuses, log })
+          ? startStatePublisher({
+              redis,
+              statuses: gateway.statuses,
+              prefix: redisPrefix(ctx.env),
+              log,
+            })
           : undefined;
         if (redis) ctx.out('publishing replication state to Redis (REDIS_URL)');
         await new Promise<void>((resolve) => {

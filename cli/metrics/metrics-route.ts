@@ -2,8 +2,12 @@ import type { Registry } from 'prom-client';
 import { type AccessRule, checkAccess } from '../web/access-rule.js';
 import { pathOf, type Route, sendText } from '../web/route.js';
 
-/** `GET /metrics` in Prometheus' text format, behind the access rule. */
-export function metricsRoute(registry: Registry, access: AccessRule): Route {
+/** `GET /metrics` in Prometheus' text format, behind the access rule; `before` refreshes what is read from elsewhere. */
+export function metricsRoute(
+  registry: Registry,
+  access: AccessRule,
+  before?: () => Promise<void>,
+): Route {
   return async (req, res) => {
     if (pathOf(req) !== '/metrics') return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -15,6 +19,7 @@ export function metricsRoute(registry: Registry, access: AccessRule): Route {
       sendText(res, verdict.status, verdict.message);
       return true;
     }
+    await before?.();
     const body = await registry.metrics();
     res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** One HTTP route: answers and returns true when the request is its own, else returns false. */
-export type Route = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+export type { Route } from '../http-server.js';
 
 /** Sends a short plain-text answer (errors, refusals). */
 export function sendText(res: ServerResponse, status: number, text: string): void {

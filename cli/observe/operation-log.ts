@@ -1,0 +1,82 @@
+import type { Redis } from 'ioredis';
+import { parseEvent } from '../../replicator/jobs/operation-events.js';
+import {
+  type CleanupResult,
+  type OperationEvent,
+  type OperationResult,
+  type Rto,
+  recoveryKeys,
+} from '../../replicator/jobs/recovery-contract.js';
+
+/** One operation as the events stream tells it. */
+export interface OperationView {
+  opId: string;
+  app: string;
+  job: OperationEvent['job'];
+  state: 'running' | 'succeeded' | 'failed';
+  /** The last step reached, while running. */
+  step?: string;
+  startedAt: number;
+  finishedAt?: number;
+  /** Drill and failover: the split RTO. */
+  rto?: Rto;
+  point?: number;
+  dataAgeSeconds?: number;
+  error?: string;
+  /** A drill whose server the cleanup job has removed. */
+  cleanedUp?: boolean;
+}
+
+const isOperationResult = (r: OperationEvent['result']): r is OperationResult =>
+  r !== undefined && 'rto' in r;
+
+/** Folds events (oldest first) into operations, newest first; cleanup jobs mark their drill. */
+export function foldOperations(events: OperationEvent[]): OperationView[] {
+  const ops = new Map<string, OperationView>();
+  for (const e of events) {
+    if (e.job === 'cleanup') {
+      const op = ops.get(e.opId);
+      if (op && e.type === 'finished' && !e.error) op.cleanedUp = true;
+      continue;
+    }
+    let op = ops.get(e.opId);
+    if (!op) {
+      op = { opId: e.opId, app: e.app, job: e.job, state: 'running', startedAt: e.time };
+      ops.set(e.opId, op);
+    }
+    if (e.type === 'step' && e.step !== undefined) op.step = e.step;
+    if (e.type === 'finished') {
+      op.finishedAt = e.time;
+      delete op.step;
+      if (e.error) {
+        op.state = 'failed';
+        op.error = e.error.message;
+      } else {
+        op.state = 'succeeded';
+        if (isOperationResult(e.result)) {
+          op.rto = e.result.rto;
+          op.point = e.result.point;
+          op.dataAgeSeconds = e.result.dataAgeSeconds;
+        }
+      }
+    }
+  }
+  return [...ops.values()].sort((a, b) => b.startedAt - a.startedAt);
+}
+
+/** The newest `count` events of the stream, oldest first. */
+export async function readRecentEvents(
+  redis: Redis,
+  prefix: string,
+  count = 2000,
+): Promise<OperationEvent[]> {
+  const entries = await redis.xrevrange(recoveryKeys(prefix).events, '+', '-', 'COUNT', count);
+  const out: OperationEvent[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = parseEvent((entries[i] as [string, string[]])[1]);
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+export type { CleanupResult };

@@ -1,0 +1,143 @@
+import type { OperationView } from '../observe/operation-log.js';
+import { escapeHtml as h } from './escape-html.js';
+import { rpoChart } from './rpo-chart.js';
+import type { AppView, StatusSnapshot } from './status-snapshot.js';
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#f6f7f9}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+.muted{color:#667}.problems{background:#fff4e5;border:1px solid #f0b35b;padding:8px 12px;border-radius:6px}
+table{border-collapse:collapse;background:#fff;border:1px solid #dde;min-width:60%}
+th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #eef;vertical-align:top}
+th{background:#f0f2f5;font-weight:600}
+.phase{padding:1px 6px;border-radius:4px;background:#e8eef8}
+.phase-continuous{background:#e3f4e6}.phase-stalled,.phase-paused{background:#fde8e8}
+.breach{color:#b3261e;font-weight:600}.ok{color:#1e7b34}
+.apps{display:flex;flex-wrap:wrap;gap:16px;margin-top:16px}.app{background:#fff;border:1px solid #dde;border-radius:8px;padding:12px}
+.app h3{margin:0 0 6px;font-size:15px}
+.rpo-line{fill:none;stroke:#2a62c9;stroke-width:1.5}.rpo-dot{fill:#2a62c9}
+.rpo-objective{stroke:#b3261e;stroke-dasharray:4 3}.grid{stroke:#eef}.axis{font-size:10px;fill:#667}
+ul.points{margin:6px 0 0;padding-left:18px}
+`;
+
+/** 1234 ms → "1.2 s"; 95 s → "1m 35s". */
+export function formatSeconds(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '-';
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
+  return `${Math.floor(seconds / 3600)}h ${Math.round((seconds % 3600) / 60)}m`;
+}
+
+const time = (ms: number | string) => {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? '-' : `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+};
+
+function rpoCell(a: AppView): string {
+  const breach =
+    a.objectiveSeconds !== undefined && a.rpoSeconds !== null && a.rpoSeconds > a.objectiveSeconds;
+  const goal =
+    a.objectiveSeconds !== undefined
+      ? ` <span class="muted">/ ${formatSeconds(a.objectiveSeconds)}</span>`
+      : '';
+  return `<span class="${breach ? 'breach' : 'ok'}" data-testid="rpo">${formatSeconds(a.rpoSeconds)}</span>${goal}`;
+}
+
+function appRow(a: AppView): string {
+  const state =
+    a.publishedAt === null
+      ? 'never published'
+      : a.stale
+        ? `stale since ${time(a.publishedAt)}`
+        : 'live';
+  return `<tr data-app="${h(a.app)}"><td>${h(a.app)}</td><td><span class="phase phase-${h(a.phase)}" data-testid="phase">${h(a.phase)}</span>${a.reason ? ` <span class="muted">${h(a.reason)}</span>` : ''}</td><td>${rpoCell(a)}</td><td>${a.lastPoint ? `#${a.lastPoint.id} ${h(time(a.lastPoint.time))} <span class="muted">${h(a.lastPoint.label)}</span>` : '-'}</td><td>${a.lastFreezeMs === null ? '-' : `${a.lastFreezeMs.toFixed(a.lastFreezeMs < 10 ? 1 : 0)} ms`}</td><td class="muted">${h(state)}</td></tr>`;
+}
+
+function appCard(a: AppView, s: StatusSnapshot): string {
+  const points =
+    a.phase === 'unprotected'
+      ? '<p class="muted">not replicated yet: start its agent</p>'
+      : a.points === null
+        ? '<p class="muted">recovery points: not available (see above)</p>'
+        : a.points.length === 0
+          ? '<p class="muted">no recovery points yet</p>'
+          : `<ul class="points" data-testid="points">${a.points
+              .map(
+                (p) =>
+                  `<li>#${p.id} ${h(time(p.time))} <span class="muted">${h(p.label)}</span></li>`,
+              )
+              .join('')}</ul>`;
+  return `<div class="app" data-app="${h(a.app)}"><h3>${h(a.app)} <span class="muted">RPO, last ${s.windowHours} h</span></h3>${rpoChart(
+    {
+      app: a.app,
+      history: a.history,
+      ...(a.objectiveSeconds !== undefined ? { objectiveSeconds: a.objectiveSeconds } : {}),
+      end: Date.parse(s.generatedAt),
+      hours: s.windowHours,
+    },
+  )}${points}</div>`;
+}
+
+function operationRow(o: OperationView): string {
+  const state =
+    o.state === 'running'
+      ? `running${o.step ? ` (${h(o.step)})` : ''}`
+      : o.state === 'failed'
+        ? `<span class="breach">failed</span>`
+        : 'succeeded';
+  const rto = o.rto
+    ? `${formatSeconds(o.rto.materialiseMs / 1000)} / ${formatSeconds(o.rto.launchMs / 1000)} / ${formatSeconds(o.rto.healthyMs / 1000)}`
+    : '-';
+  return `<tr data-op="${h(o.opId)}"><td>${h(o.opId)}</td><td>${h(o.app)}</td><td>${h(o.job)}</td><td>${state}${o.cleanedUp ? ' <span class="muted">cleaned up</span>' : ''}</td><td>${h(time(o.startedAt))}</td><td data-testid="rto-total">${o.rto ? formatSeconds(o.rto.totalMs / 1000) : '-'}</td><td>${rto}</td><td>${o.point !== undefined ? `#${o.point}` : '-'}${o.dataAgeSeconds !== undefined ? ` <span class="muted">${formatSeconds(o.dataAgeSeconds)} old</span>` : ''}</td><td>${o.error ? h(o.error) : ''}</td></tr>`;
+}
+
+const table = (id: string, head: string[], rows: string[], empty: string) =>
+  rows.length === 0
+    ? `<p class="muted" id="${id}">${h(empty)}</p>`
+    : `<table id="${id}"><thead><tr>${head.map((x) => `<th>${h(x)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+
+/** The whole page, server-rendered; it reloads itself every `refreshSeconds`. */
+export function renderStatusPage(s: StatusSnapshot, refreshSeconds = 10): string {
+  const problems = s.problems.length
+    ? `<div class="problems" id="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${h(p)}</li>`).join('')}</ul></div>`
+    : '';
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${refreshSeconds}"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Lifeboat status</title><style>${STYLE}</style></head><body>
+<h1>Lifeboat status</h1><p class="muted">at ${h(time(s.generatedAt))} · refreshes every ${refreshSeconds} s · <a href="/api/status">JSON</a></p>${problems}
+<h2>Apps</h2>${table('apps', ['App', 'Phase', 'RPO now', 'Last point', 'Freeze', 'State'], s.apps.map(appRow), 'No apps yet: add one with dr app add.')}
+<div class="apps" id="charts">${s.apps.map((a) => appCard(a, s)).join('')}</div>
+<h2>Open alerts</h2>${table(
+    'alerts',
+    ['Alert', 'App', 'Kind', 'Severity', 'Summary', 'Since', 'Acknowledged'],
+    s.alerts.map(
+      (a) =>
+        `<tr data-alert="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.app ?? '-')}</td><td>${h(a.kind)}</td><td class="${a.severity === 'critical' ? 'breach' : ''}">${h(a.severity)}</td><td>${h(a.summary)}</td><td>${h(time(a.since))}</td><td>${a.acknowledged ? 'yes' : 'no'}</td></tr>`,
+    ),
+    'No open alerts.',
+  )}
+<h2>Pending approvals</h2>${table(
+    'approvals',
+    ['Approval', 'App', 'Request', 'Approvals', 'Requested', 'Expires'],
+    s.approvals.map(
+      (a) =>
+        `<tr data-approval="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.app ?? '-')}</td><td>${h(a.summary)}</td><td>${a.need !== undefined ? `${a.have ?? 0} of ${a.need}` : '-'}</td><td>${h(time(a.requestedAt))}</td><td>${a.expiresAt ? h(time(a.expiresAt)) : '-'}</td></tr>`,
+    ),
+    'No approvals waiting.',
+  )}
+<h2>Operations</h2>${table(
+    'operations',
+    [
+      'Operation',
+      'App',
+      'Job',
+      'State',
+      'Started',
+      'RTO',
+      'Materialise / launch / healthy',
+      'Point',
+      'Error',
+    ],
+    s.operations.map(operationRow),
+    'No drills or failovers yet.',
+  )}
+</body></html>`;
+}

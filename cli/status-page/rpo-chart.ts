@@ -1,0 +1,82 @@
+import { escapeHtml } from './escape-html.js';
+
+export interface RpoChartInput {
+  app: string;
+  /** [ms since epoch, lag seconds or null], oldest first. */
+  history: Array<[number, number | null]>;
+  objectiveSeconds?: number;
+  /** The chart spans [end - hours, end]. */
+  end: number;
+  hours: number;
+}
+
+const W = 560;
+const H = 140;
+const PAD = { left: 44, right: 8, top: 8, bottom: 20 };
+
+/** A round upper bound for the y axis: 1, 2, 5 × a power of ten. */
+function niceMax(v: number): number {
+  if (v <= 0) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function label(seconds: number): string {
+  return seconds >= 3600
+    ? `${+(seconds / 3600).toFixed(1)}h`
+    : seconds >= 60
+      ? `${+(seconds / 60).toFixed(1)}m`
+      : `${+seconds.toFixed(1)}s`;
+}
+
+/**
+ * The RPO of one app over the window as an inline SVG: a line per run of samples (a gap where
+ * the app had no consistent point), the objective dashed when there is one.
+ */
+export function rpoChart({ app, history, objectiveSeconds, end, hours }: RpoChartInput): string {
+  const start = end - hours * 3_600_000;
+  const inWindow = history.filter(([t]) => t >= start && t <= end);
+  const values = inWindow.map(([, v]) => v).filter((v): v is number => v !== null);
+  const top = niceMax(Math.max(...values, objectiveSeconds ?? 0, 1) * 1.1);
+  const x = (t: number) => PAD.left + ((t - start) / (end - start)) * (W - PAD.left - PAD.right);
+  const y = (v: number) => PAD.top + (1 - v / top) * (H - PAD.top - PAD.bottom);
+  const runs: string[][] = [];
+  let run: string[] = [];
+  for (const [t, v] of inWindow) {
+    if (v === null) {
+      if (run.length) runs.push(run);
+      run = [];
+    } else run.push(`${x(t).toFixed(1)},${y(v).toFixed(1)}`);
+  }
+  if (run.length) runs.push(run);
+  const lines = runs
+    .map((r) =>
+      r.length === 1
+        ? `<circle class="rpo-dot" cx="${r[0]?.split(',')[0]}" cy="${r[0]?.split(',')[1]}" r="2"/>`
+        : `<polyline class="rpo-line" points="${r.join(' ')}"/>`,
+    )
+    .join('');
+  const goal =
+    objectiveSeconds !== undefined
+      ? `<line class="rpo-objective" x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(objectiveSeconds).toFixed(1)}" y2="${y(objectiveSeconds).toFixed(1)}"/><text class="axis" x="${W - PAD.right - 4}" y="${(y(objectiveSeconds) - 3).toFixed(1)}" text-anchor="end">objective ${label(objectiveSeconds)}</text>`
+      : '';
+  const ticks = [0, top / 2, top]
+    .map(
+      (v) =>
+        `<text class="axis" x="${PAD.left - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${label(v)}</text><line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`,
+    )
+    .join('');
+  const hourTicks = Array.from({ length: hours + 1 }, (_, i) => i)
+    .filter((i) => hours <= 12 || i % Math.ceil(hours / 12) === 0)
+    .map((i) => {
+      const t = start + i * 3_600_000;
+      return `<text class="axis" x="${x(t).toFixed(1)}" y="${H - 4}" text-anchor="middle">${i === hours ? 'now' : `-${hours - i}h`}</text>`;
+    })
+    .join('');
+  const empty =
+    values.length === 0
+      ? `<text class="axis" x="${W / 2}" y="${H / 2}" text-anchor="middle">no RPO samples in the last ${hours} h</text>`
+      : '';
+  return `<svg class="rpo-chart" data-app="${escapeHtml(app)}" data-samples="${values.length}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="RPO of ${escapeHtml(app)} over the last ${hours} hours">${ticks}${hourTicks}${goal}${lines}${empty}</svg>`;
+}

@@ -1,0 +1,148 @@
+import type { Redis } from 'ioredis';
+import { errorMessage } from '../../core/errors.js';
+import type { PointInfo } from '../../replicator/transport/wire-types.js';
+import {
+  foldNotices,
+  type OpenAlert,
+  type PendingApproval,
+  readRecentNotices,
+} from '../observe/notice-state.js';
+import { foldOperations, type OperationView, readRecentEvents } from '../observe/operation-log.js';
+import {
+  type PublishedStatus,
+  readReplication,
+  readRpoHistory,
+  rpoNow,
+} from '../observe/read-replication.js';
+
+/** Published state older than this means the gateway has stopped publishing. */
+export const STALE_MS = 15_000;
+
+export interface AppView {
+  app: string;
+  phase: string;
+  reason?: string;
+  /** RPO now in seconds, on the page's clock; null while there is no consistent point. */
+  rpoSeconds: number | null;
+  /** The app's RPO objective, when dr.yaml has one. */
+  objectiveSeconds?: number;
+  lastPoint: PublishedStatus['lastPoint'];
+  lastFreezeMs: number | null;
+  /** When the gateway last published this app's state; null when it never did. */
+  publishedAt: string | null;
+  stale: boolean;
+  /** [ms since epoch, lag seconds or null], oldest first. */
+  history: Array<[number, number | null]>;
+  /** The newest points (newest first); null when the gateway could not be asked. */
+  points: PointInfo[] | null;
+}
+
+export interface StatusSnapshot {
+  generatedAt: string;
+  windowHours: number;
+  apps: AppView[];
+  operations: OperationView[];
+  approvals: PendingApproval[];
+  alerts: OpenAlert[];
+  /** What could not be read, one line each; the rest of the page still shows. */
+  problems: string[];
+}
+
+export interface SnapshotSources {
+  redis: Redis;
+  prefix: string;
+  /** Apps in dr.yaml, shown even before their first replication. */
+  configuredApps: () => string[];
+  /** RPO objective per app in seconds, where one is set. */
+  objectives?: () => Record<string, number>;
+  /** An app's recovery points, from the gateway; absent, the page shows none. */
+  points?: (app: string) => Promise<PointInfo[]>;
+  now?: () => number;
+  /** How long one source may take before the page shows it as unreadable. */
+  timeoutMs?: number;
+}
+
+/** Reads everything the page shows; a source that fails becomes a line in `problems`. */
+export async function collectStatus(
+  {
+    redis,
+    prefix,
+    configuredApps,
+    objectives,
+    points,
+    now = Date.now,
+    timeoutMs = 3000,
+  }: SnapshotSources,
+  windowHours = 6,
+  pointsPerApp = 5,
+): Promise<StatusSnapshot> {
+  const t = now();
+  const problems: string[] = [];
+  // A source that does not answer in time is reported like one that fails: the page never hangs.
+  const attempt = async <T>(what: string, f: () => Promise<T>, fallback: T): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([f(), late]);
+    } catch (err) {
+      problems.push(`${what}: ${errorMessage(err)}`);
+      return fallback;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const [replication, events, notices] = await Promise.all([
+    attempt('replication state from Redis', () => readReplication(redis, prefix), {
+      statuses: [],
+      bad: [],
+    }),
+    attempt('operations from Redis', () => readRecentEvents(redis, prefix), []),
+    attempt('approvals and alerts from Redis', () => readRecentNotices(redis, prefix), []),
+  ]);
+  for (const app of replication.bad)
+    problems.push(`replication state of ${app} is not readable JSON`);
+  const byApp = new Map(replication.statuses.map((s) => [s.app, s]));
+  const names = [...new Set([...configuredApps(), ...byApp.keys()])].sort();
+  const goals = objectives?.() ?? {};
+  const since = t - windowHours * 3_600_000;
+  const apps = await Promise.all(
+    names.map(async (app): Promise<AppView> => {
+      const s = byApp.get(app);
+      const history = await attempt(
+        `RPO history of ${app}`,
+        () => readRpoHistory(redis, prefix, app, since),
+        [],
+      );
+      const pts =
+        points && s
+          ? await attempt(`recovery points of ${app} from the gateway`, () => points(app), null)
+          : null;
+      const publishedAt = s?.publishedAt ?? null;
+      return {
+        app,
+        phase: s?.phase ?? 'unprotected',
+        ...(s?.reason ? { reason: s.reason } : {}),
+        rpoSeconds: s ? rpoNow(s, t) : null,
+        ...(goals[app] !== undefined ? { objectiveSeconds: goals[app] } : {}),
+        lastPoint: s?.lastPoint ?? null,
+        lastFreezeMs: s?.lastFreezeMs ?? null,
+        publishedAt,
+        stale: publishedAt !== null && t - Date.parse(publishedAt) > STALE_MS,
+        history: history.map((h) => [h.time, h.lagSeconds]),
+        points: pts ? pts.slice(-pointsPerApp).reverse() : null,
+      };
+    }),
+  );
+  const { approvals, alerts } = foldNotices(notices, t);
+  return {
+    generatedAt: new Date(t).toISOString(),
+    windowHours,
+    apps,
+    operations: foldOperations(events).slice(0, 20),
+    approvals,
+    alerts,
+    problems: [...new Set(problems)],
+  };
+}

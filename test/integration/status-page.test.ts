@@ -1,0 +1,323 @@
+import { copyFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpServer, type HttpServer } from '../../cli/http-server.js';
+import { createServeRoutes } from '../../cli/status-page/serve-routes.js';
+import type { StatusSnapshot } from '../../cli/status-page/status-snapshot.js';
+import { controlKeys, type Notice } from '../../engine/contract.js';
+import { encodeRpoSample, rpoHistoryKey } from '../../replicator/gateway/state-publisher.js';
+import { emitEvent } from '../../replicator/jobs/operation-events.js';
+import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
+import { chromiumUnavailable, launchChromium } from '../helpers/chromium.js';
+import { dr, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { startDr, stopAll } from '../helpers/processes.js';
+import { sampleValue, scrape } from '../helpers/prometheus-text.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+
+const missing = redisUnavailable() ?? chromiumUnavailable();
+if (missing) process.stderr.write(`skipped status page tests: ${missing}\n`);
+
+describe.skipIf(missing !== undefined)('status page in headless Chromium', () => {
+  let t: TestHome;
+  let redis: TestRedis;
+  let r: Redis;
+  let http: HttpServer;
+  let browser: Browser;
+  let closeRoutes: () => void;
+  const prefix = 'lifeboat:';
+
+  beforeAll(async () => {
+    t = await testHome();
+    redis = await startRedis();
+    r = new Redis(redis.url);
+    const img = join(t.dir, 'web.img');
+    await writeImage(img, 2 * 1024 * 1024, 5);
+    // The quiesce hooks make the points crash-consistent, so web has an RPO.
+    await dr([
+      ...['--home', t.home, 'app', 'add', 'web', '--volume', `data=${img}`],
+      ...['--quiesce-freeze', 'true', '--quiesce-thaw', 'true'],
+    ]);
+    await dr(['--home', t.home, 'app', 'add', 'shop-db', '--volume', `db=${img}`]);
+    const env = { DR_HOME: t.home, REDIS_URL: redis.url };
+    // A real gateway publishes the state; a real agent makes points for web only.
+    const gateway = startDr(['gateway'], env);
+    await gateway.waitFor(/publishing replication state to Redis/);
+    const agent = startDr(['agent', '--app', 'web', '--tracker', 'scan', '--interval', '1s'], env);
+    await agent.waitFor(/recovery point committed/);
+    const until = Date.now() + 15_000;
+    const published = async () => (await r.hget(`${prefix}replication`, 'web')) ?? '';
+    while (!/"phase":"continuous".*"lastConsistentPoint":\{/.test(await published())) {
+      if (Date.now() > until) throw new Error('the gateway never published web');
+      await sleep(100);
+    }
+    // Three hours of history as a gateway running that long would have left it (every 10 s),
+    // with a stretch where web had no consistent point.
+    const now = Date.now();
+    const m = r.multi();
+    for (let at = now - 3 * 3_600_000; at < now - 60_000; at += 10_000) {
+      const gap = at > now - 2 * 3_600_000 && at < now - 1.8 * 3_600_000;
+      // about a second, wavering, with one burst of writes that pushed it to some 9 s
+      const burst = Math.max(0, 8 - Math.abs(at - (now - 40 * 60_000)) / 30_000);
+      const lag = gap ? null : 1.2 + 0.4 * Math.sin(at / 400_000) + burst;
+      m.zadd(
+        rpoHistoryKey('web', prefix),
+        at,
+        encodeRpoSample({ time: at, lagSeconds: lag, phase: 'continuous' }),
+      );
+    }
+    await m.exec();
+    // A finished drill with its RTO, a failover still running, as workers report them.
+    const result: OperationResult = {
+      opId: 'op-drill1',
+      app: 'web',
+      mode: 'drill',
+      point: 1,
+      dataAgeSeconds: 2.5,
+      rto: { materialiseMs: 1200, launchMs: 300, healthyMs: 450, totalMs: 2100 },
+      health: { ok: true, output: 'ok' },
+      server: { id: 'local-1' } as OperationResult['server'],
+      resumes: 0,
+    };
+    const events = `${prefix}events`;
+    await emitEvent(r, events, { opId: 'op-drill1', app: 'web', job: 'drill', type: 'started' });
+    await emitEvent(r, events, {
+      opId: 'op-drill1',
+      app: 'web',
+      job: 'drill',
+      type: 'step',
+      step: 'materialised',
+    });
+    await emitEvent(r, events, {
+      opId: 'op-drill1',
+      app: 'web',
+      job: 'drill',
+      type: 'finished',
+      result,
+    });
+    await emitEvent(r, events, {
+      opId: 'op-fail2',
+      app: 'shop-db',
+      job: 'failover',
+      type: 'started',
+    });
+    await emitEvent(r, events, {
+      opId: 'op-fail2',
+      app: 'shop-db',
+      job: 'failover',
+      type: 'step',
+      step: 'launched',
+    });
+    // Notices as the engine writes them: one approval pending, one granted, one open alert.
+    const notice = (n: Omit<Notice, 'id' | 'targets' | 'time'>): string =>
+      JSON.stringify({ id: '', targets: ['console'], time: Date.now(), ...n });
+    const notices = controlKeys(prefix).notices;
+    await r.xadd(
+      notices,
+      '*',
+      'notice',
+      notice({
+        kind: 'approval.requested',
+        key: 'op:op-fo3',
+        app: 'web',
+        severity: 'warning',
+        summary: 'Failover of web needs 2 approvals from sre-oncall',
+        actions: [{ kind: 'approve', label: 'Approve', words: 'approve A-7' }],
+        data: {
+          id: 'A-7',
+          required: 2,
+          approvals: [{ actor: 'console:bob', person: 'bob', at: '' }],
+          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+        },
+      }),
+    );
+    await r.xadd(
+      notices,
+      '*',
+      'notice',
+      notice({
+        kind: 'approval.requested',
+        key: 'op:op-fo1',
+        app: 'web',
+        severity: 'warning',
+        summary: 'Failover of web (old)',
+        actions: [{ kind: 'approve', label: 'Approve', words: 'approve A-5' }],
+      }),
+    );
+    await r.xadd(
+      notices,
+      '*',
+      'notice',
+      notice({
+        kind: 'approval.granted',
+        key: 'op:op-fo1',
+        app: 'web',
+        severity: 'info',
+        summary: 'granted',
+      }),
+    );
+    await r.xadd(
+      notices,
+      '*',
+      'notice',
+      notice({
+        kind: 'rpo.breach',
+        key: 'alert:AL-4',
+        app: 'shop-db',
+        severity: 'critical',
+        summary: 'RPO breach: shop-db is 94 s behind (objective 60 s)',
+        actions: [{ kind: 'ack', label: 'Acknowledge', words: 'ack AL-4' }],
+      }),
+    );
+    await r.xadd(notices, '*', 'notice', 'not json at all');
+
+    const served = await createServeRoutes({
+      config: await t.config(),
+      redis: r,
+      prefix,
+      access: {},
+    });
+    closeRoutes = served.close;
+    http = await createHttpServer({ listen: '127.0.0.1:0', routes: served.routes });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await http?.close();
+    closeRoutes?.();
+    r?.disconnect();
+    await stopAll();
+    await redis?.stop();
+    await t?.cleanup();
+  });
+
+  // The agent keeps replicating web while the page is read, as in production.
+  it('shows apps with phase and RPO, the RPO chart, points, operations, approvals and alerts', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    await page.goto(`${http.url}/`, { timeout: 30_000 });
+    const web = page.locator('#apps tr[data-app="web"]');
+    expect(await web.locator('[data-testid=phase]').textContent()).toBe('continuous');
+    expect(await web.locator('[data-testid=rpo]').textContent()).toMatch(/^\d+(\.\d)? s$/);
+    const db = page.locator('#apps tr[data-app="shop-db"]');
+    expect(await db.locator('[data-testid=phase]').textContent()).toBe('unprotected');
+    expect(await db.locator('[data-testid=rpo]').textContent()).toBe('-');
+
+    const chart = page.locator('svg.rpo-chart[data-app="web"]');
+    expect(Number(await chart.getAttribute('data-samples'))).toBeGreaterThan(900);
+    // The stretch without a consistent point splits the line in two.
+    expect(await chart.locator('polyline.rpo-line').count()).toBe(2);
+    expect(await page.locator('svg.rpo-chart[data-app="shop-db"]').textContent()).toContain(
+      'no RPO samples',
+    );
+    const points = page.locator('.app[data-app="web"] [data-testid=points] li');
+    expect(await points.count()).toBeGreaterThanOrEqual(1);
+    expect(await points.first().textContent()).toMatch(/^#\d+ \d{4}-\d\d-\d\d .* app-consistent$/);
+
+    const drill = page.locator('#operations tr[data-op="op-drill1"]');
+    expect(await drill.locator('[data-testid=rto-total]').textContent()).toBe('2.1 s');
+    expect(await drill.textContent()).toContain('1.2 s / 0.3 s / 0.5 s');
+    expect(await page.locator('#operations tr[data-op="op-fail2"]').textContent()).toContain(
+      'running (launched)',
+    );
+
+    expect(await page.locator('#approvals tr').count()).toBe(2); // header + A-7; A-5 was granted
+    expect(await page.locator('#approvals tr[data-approval="A-7"]').textContent()).toContain(
+      '1 of 2',
+    );
+    expect(await page.locator('#alerts tr[data-alert="AL-4"]').textContent()).toContain(
+      'RPO breach: shop-db',
+    );
+    expect(await page.locator('#problems').count()).toBe(0);
+
+    const shot = join(t.dir, 'status-page.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    expect((await stat(shot)).size).toBeGreaterThan(10_000);
+    if (process.env.LIFEBOAT_SCREENSHOT) await copyFile(shot, process.env.LIFEBOAT_SCREENSHOT);
+    await page.close();
+  });
+
+  it('serves the same state as JSON at /api/status', async () => {
+    const res = await fetch(`${http.url}/api/status?hours=2`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(res.status).toBe(200);
+    const s = (await res.json()) as StatusSnapshot;
+    expect(s.windowHours).toBe(2);
+    expect(s.apps.map((a) => a.app)).toEqual(['shop-db', 'web']);
+    const web = s.apps.find((a) => a.app === 'web');
+    expect(web?.phase).toBe('continuous');
+    expect(web?.rpoSeconds).toBeGreaterThanOrEqual(0);
+    expect(web?.history.every(([at]) => at >= Date.now() - 2 * 3_600_000 - 60_000)).toBe(true);
+    expect(s.operations.map((o) => [o.opId, o.state])).toEqual([
+      ['op-fail2', 'running'],
+      ['op-drill1', 'succeeded'],
+    ]);
+    expect(s.approvals.map((a) => a.id)).toEqual(['A-7']);
+    expect(s.alerts.map((a) => [a.id, a.acknowledged])).toEqual([['AL-4', false]]);
+  });
+
+  it('refuses a bad hours value with the range', async () => {
+    const res = await fetch(`${http.url}/api/status?hours=99`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('from 1 to 24');
+  });
+
+  it('exposes job durations, RTO, approvals pending and alerts open at /metrics', async () => {
+    const m = await scrape(`${http.url}/metrics`);
+    expect(
+      sampleValue(m, 'lifeboat_job_seconds_count', { job: 'drill', outcome: 'succeeded' }),
+    ).toBe(1);
+    expect(sampleValue(m, 'lifeboat_rto_seconds_sum', { mode: 'drill' })).toBeCloseTo(2.1);
+    expect(
+      sampleValue(m, 'lifeboat_last_rto_seconds', { app: 'web', step: 'materialise' }),
+    ).toBeCloseTo(1.2);
+    expect(sampleValue(m, 'lifeboat_operations_running', { job: 'failover' })).toBe(1);
+    expect(sampleValue(m, 'lifeboat_approvals_pending')).toBe(1);
+    expect(
+      sampleValue(m, 'lifeboat_alerts_open', { severity: 'critical', acknowledged: 'no' }),
+    ).toBe(1);
+    expect(sampleValue(m, 'lifeboat_rpo_seconds', { app: 'web' })).toBeGreaterThanOrEqual(0);
+    // A second scrape counts nothing twice.
+    const again = await scrape(`${http.url}/metrics`);
+    expect(
+      sampleValue(again, 'lifeboat_job_seconds_count', { job: 'drill', outcome: 'succeeded' }),
+    ).toBe(1);
+  });
+
+  it('still renders, naming what it cannot read, when Redis does not answer', async () => {
+    const dead = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      maxRetriesPerRequest: null,
+      retryStrategy: () => 1000,
+    });
+    dead.on('error', () => undefined); // refused connections are the point of this test
+    const served = await createServeRoutes({
+      config: await t.config(),
+      redis: dead,
+      prefix,
+      access: {},
+      gatewayPoints: false,
+    });
+    const other = await createHttpServer({ listen: '127.0.0.1:0', routes: served.routes });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${other.url}/`, { timeout: 30_000 });
+      expect(await page.locator('#problems').textContent()).toContain(
+        'replication state from Redis',
+      );
+      expect(await page.locator('#apps tr[data-app="web"] [data-testid=phase]').textContent()).toBe(
+        'unprotected',
+      );
+      await page.close();
+    } finally {
+      await other.close();
+      served.close();
+      dead.disconnect();
+    }
+  });
+});
