@@ -3,6 +3,7 @@ import { type LoadedConfig, readConfig } from '../core/config.js';
 import { DrError, errorMessage, isDrError } from '../core/errors.js';
 import { resolveHome } from '../core/home.js';
 import { createLogger, type Logger } from '../core/log.js';
+import { withUpDefaults } from '../core/up-state.js';
 
 /** What every command gets: where the home is, how to read its config, where to log. */
 export interface CliContext {
@@ -13,9 +14,14 @@ export interface CliContext {
   config: () => Promise<LoadedConfig>;
 }
 
-export function contextOf(cmd: Command, env: NodeJS.ProcessEnv = process.env): CliContext {
+/**
+ * The context of one command. Where a `dr up` runs on the same home, its Redis and gateway fill in
+ * REDIS_URL and DR_GATEWAY when those are unset, so every command finds them without flags.
+ */
+export function contextOf(cmd: Command, processEnv: NodeJS.ProcessEnv = process.env): CliContext {
   const opts = cmd.optsWithGlobals<{ home?: string }>();
-  const home = resolveHome(opts.home, env);
+  const home = resolveHome(opts.home, processEnv);
+  const env = withUpDefaults(home, processEnv);
   let cached: Promise<LoadedConfig> | undefined;
   return {
     home,

@@ -8,6 +8,7 @@ import { registerPoints } from './commands/points.js';
 import { registerRecovery } from './commands/recovery.js';
 import { registerRestore } from './commands/restore.js';
 import { registerStatus } from './commands/status.js';
+import { registerUp } from './commands/up.js';
 import { registerVerify } from './commands/verify.js';
 import { registerWorker } from './commands/worker.js';
 import type { ExitState } from './context.js';
@@ -30,6 +31,7 @@ export function buildProgram(exit: ExitState): Command {
     registerWorker,
     registerRecovery,
     registerOperation,
+    registerUp,
   ]) {
     register(program, exit);
   }

@@ -34,6 +34,11 @@ export type ErrorCode =
   | 'health_failed'
   | 'redis_unreachable'
   | 'not_implemented'
+  | 'already_running'
+  | 'port_in_use'
+  | 'dependency_missing'
+  | 'home_unwritable'
+  | 'child_failed'
   | 'usage';
 
 export interface DrErrorOptions {

@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
+import { systemCode } from './errors.js';
+
+/** One process `dr up` runs. */
+export interface UpChild {
+  name: string;
+  pid: number;
+  /** Where its output goes. */
+  log: string;
+}
+
+/**
+ * What a running `dr up` tells the other `dr` commands of the same DR_HOME (DR_HOME/run/up.json):
+ * where its Redis and gateway are, so `dr status`, `dr drill` and `dr chat` need no flags.
+ */
+export interface UpState {
+  pid: number;
+  startedAt: string;
+  home: string;
+  /** redis://127.0.0.1:PORT of the Redis it started, or the REDIS_URL it was given (never logged with a password). */
+  redisUrl: string;
+  /** DR_REDIS_PREFIX in force, when not the default. */
+  prefix?: string;
+  /** HOST:PORT where agents and the CLI reach the gateway. */
+  gateway: string;
+  /** HOST:PORT of `dr serve` (chat webhooks, status page), when it runs. */
+  listen?: string;
+  children: UpChild[];
+}
+
+export const runDir = (home: string): string => join(home, 'run');
+export const upStatePath = (home: string): string => join(runDir(home), 'up.json');
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return systemCode(err) === 'EPERM';
+  }
+}
+
+/** The state of the `dr up` running on this home, or undefined when none runs (a stale file is ignored). */
+export function readUpState(home: string): UpState | undefined {
+  const state = readUpFile(home);
+  return state && pidAlive(state.pid) ? state : undefined;
+}
+
+/** up.json as written, live or not (a crashed `dr up` leaves it, naming children to stop). */
+export function readUpFile(home: string): UpState | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(upStatePath(home), 'utf8')) as UpState;
+    return typeof parsed?.pid === 'number' && Array.isArray(parsed.children) ? parsed : undefined;
+  } catch {
+    // Missing, torn or not JSON: no `dr up` to talk to, which is what undefined says.
+    return undefined;
+  }
+}
+
+export async function writeUpState(home: string, state: UpState): Promise<void> {
+  await writeFileAtomic(upStatePath(home), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+}
+
+/**
+ * The environment a command sees: REDIS_URL, DR_GATEWAY and DR_REDIS_PREFIX filled in from the
+ * `dr up` running on `home` where they are unset. Explicit settings always win.
+ */
+export function withUpDefaults(home: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.REDIS_URL && env.DR_GATEWAY) return env;
+  const up = readUpState(home);
+  if (!up) return env;
+  const out = { ...env };
+  if (!out.REDIS_URL) {
+    out.REDIS_URL = up.redisUrl;
+    if (!out.DR_REDIS_PREFIX && up.prefix) out.DR_REDIS_PREFIX = up.prefix;
+  }
+  if (!out.DR_GATEWAY) out.DR_GATEWAY = up.gateway;
+  return out;
+}

@@ -1,0 +1,199 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import type { UpState } from '../../core/up-state.js';
+import { dr, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
+import { skipBecause } from '../helpers/skip.js';
+
+const problem = redisUnavailable();
+const READY = /Ctrl-C stops everything/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // ESRCH: gone
+  }
+}
+
+/** Waits until none of `pids` runs, failing after `ms`. */
+async function allGone(pids: number[], ms = 20_000): Promise<number[]> {
+  const until = Date.now() + ms;
+  let left = pids.filter(alive);
+  while (left.length > 0 && Date.now() < until) {
+    await sleep(100);
+    left = pids.filter(alive);
+  }
+  return left;
+}
+
+describe('dr up', () => {
+  let t: TestHome;
+  const started: DrProcess[] = [];
+  const extraPids: number[] = [];
+
+  beforeEach(async (ctx: TestContext) => {
+    if (problem) skipBecause(ctx, problem);
+    t = await testHome();
+  });
+
+  afterEach(async () => {
+    for (const p of started.splice(0)) await p.stop();
+    await stopAll();
+    // Anything a failed test left: the children up.json named.
+    for (const pid of extraPids.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    await t?.cleanup();
+  });
+
+  const env = () => ({ DR_HOME: t.home, DR_LOG_LEVEL: 'info', REDIS_URL: '', DR_GATEWAY: '' });
+  function up(args: string[] = [], extra: NodeJS.ProcessEnv = {}): DrProcess {
+    const p = startDr(['up', ...args], { ...env(), ...extra });
+    started.push(p);
+    return p;
+  }
+  function upState(): UpState {
+    const s = JSON.parse(readFileSync(join(t.home, 'run', 'up.json'), 'utf8')) as UpState;
+    extraPids.push(...s.children.map((c) => c.pid));
+    return s;
+  }
+
+  it('starts Redis, gateway and worker, is found by other commands, and stops all of it on SIGTERM', async () => {
+    const p = up();
+    await p.waitFor(READY, 60_000);
+    const state = upState();
+    expect(state.children.map((c) => c.name)).toEqual(['redis', 'gateway', 'worker']);
+    expect(state.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    // Another command with only DR_HOME finds the gateway (status) and Redis (cancel).
+    const status = await dr(['status', '--json'], { DR_HOME: t.home });
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.out)).toEqual([]);
+    const cancel = await dr(['cancel', 'op-nothing'], { DR_HOME: t.home, DR_LOG_LEVEL: 'silent' });
+    expect(cancel.err).not.toContain('REDIS_URL is not set');
+    expect(cancel.err).toContain('op-nothing');
+
+    expect(await p.stop()).toBe(0);
+    expect(await allGone(state.children.map((c) => c.pid))).toEqual([]);
+    expect(existsSync(join(t.home, 'run', 'up.json'))).toBe(false);
+    expect(p.output()).toContain('nothing left running');
+    // Once it is down, commands say Redis is not set instead of using a dead one.
+    const after = await dr(['cancel', 'op-nothing'], { DR_HOME: t.home, REDIS_URL: '' });
+    expect(after.err).toContain('REDIS_URL is not set');
+  });
+
+  it('refuses a second dr up on the same DR_HOME, naming the running one', async () => {
+    const first = up();
+    await first.waitFor(READY, 60_000);
+    upState();
+    const second = up();
+    expect(await second.exited).toBe(2);
+    expect(second.output()).toContain(`already running on ${t.home} (pid ${first.child.pid})`);
+    expect(second.output()).toContain('To resolve');
+    // The first one is untouched.
+    expect(alive(first.child.pid as number)).toBe(true);
+    expect(upState().pid).toBe(first.child.pid);
+  });
+
+  it('moves the gateway to a free port when its port is taken, and says so', async () => {
+    const config = await t.config();
+    const [host, port] = config.gateway.listen.split(':');
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(Number(port), host, r));
+    try {
+      const p = up();
+      await p.waitFor(READY, 60_000);
+      expect(p.output()).toContain(`gateway: ${config.gateway.listen} is in use, so`);
+      const state = upState();
+      expect(state.gateway).not.toBe(config.gateway.listen);
+      const status = await dr(['status', '--json'], { DR_HOME: t.home });
+      expect(status.code).toBe(0);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('fails clearly when DR_HOME is not writable', async (ctx) => {
+    const root = process.getuid?.() === 0;
+    if (root) {
+      // root writes through permission bits: a read-only bind mount of the home is what stops it.
+      const m = spawnSync('sh', [
+        '-c',
+        `mount --bind "$0" "$0" && mount -o remount,bind,ro "$0"`,
+        t.home,
+      ]);
+      if (m.status !== 0) return skipBecause(ctx, `cannot bind-mount read-only: ${m.stderr}`);
+    } else {
+      spawnSync('chmod', ['0500', t.home]);
+    }
+    try {
+      const p = startDr(['up'], env());
+      expect(await p.exited).toBe(2);
+      expect(p.output()).toContain(
+        `DR_HOME ${t.home} is not writable (${root ? 'EROFS' : 'EACCES'}`,
+      );
+      expect(p.output()).toContain('To resolve');
+    } finally {
+      if (root) spawnSync('umount', [t.home]);
+      else spawnSync('chmod', ['0700', t.home]);
+    }
+  });
+
+  it('refuses a home that was never initialised, saying how to make one', async () => {
+    const p = startDr(['up'], { ...env(), DR_HOME: join(t.dir, 'nothing-here') });
+    expect(await p.exited).toBe(2);
+    expect(p.output()).toContain('no Lifeboat home at');
+    expect(p.output()).toContain('run `dr init` first');
+    expect(existsSync(join(t.dir, 'nothing-here'))).toBe(false);
+  });
+
+  it('says how to install redis-server when it is missing', async () => {
+    const p = startDr(['up'], { ...env(), PATH: join(t.dir, 'empty-path') });
+    expect(await p.exited).toBe(2);
+    expect(p.output()).toContain('redis-server is not installed');
+    expect(p.output()).toMatch(/install it with `(sudo )?apt-get install -y redis-server`/);
+    expect(existsSync(join(t.home, 'run', 'up.json'))).toBe(false);
+    expect(existsSync(join(t.home, 'run', 'up.lock'))).toBe(false);
+  });
+
+  it('restarts a child that crashes, with backoff, and says so', async () => {
+    const p = up([], { DR_UP_BACKOFF: '200ms' });
+    await p.waitFor(READY, 60_000);
+    const gateway = upState().children.find((c) => c.name === 'gateway');
+    process.kill(gateway?.pid as number, 'SIGKILL');
+    await p.waitFor(/gateway was killed by SIGKILL; restarting it in/, 10_000);
+    await p.waitFor(/gateway is back \(pid \d+\)/, 30_000);
+    const status = await dr(['status', '--json'], { DR_HOME: t.home });
+    expect(status.code).toBe(0);
+    expect(await p.stop()).toBe(0);
+  });
+
+  it('stops everything, exit 1, when a child keeps crashing', async () => {
+    const p = up([], { DR_UP_MAX_RESTARTS: '0' });
+    await p.waitFor(READY, 60_000);
+    const state = upState();
+    const worker = state.children.find((c) => c.name === 'worker');
+    process.kill(worker?.pid as number, 'SIGKILL');
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/worker was killed by SIGKILL .*limit 0\); stopping everything/);
+    expect(await allGone(state.children.map((c) => c.pid))).toEqual([]);
+    expect(existsSync(join(t.home, 'run', 'up.json'))).toBe(false);
+  });
+
+  it('stops the children a killed dr up left behind when it starts again', async () => {
+    const first = up();
+    await first.waitFor(READY, 60_000);
+    const old = upState();
+    await first.kill9();
+    expect(old.children.every((c) => alive(c.pid))).toBe(true);
+    const second = up();
+    await second.waitFor(READY, 60_000);
+    expect(second.output()).toContain(`a previous dr up (pid ${old.pid}) left gateway running`);
+    expect(await allGone(old.children.map((c) => c.pid))).toEqual([]);
+    upState();
+  });
+});
