@@ -6,6 +6,8 @@ import { freePort } from './lifeboat-home.js';
 export interface TestRedis {
   url: string;
   stop: () => Promise<void>;
+  /** Ends the server at once, as a crash would. */
+  kill9: () => Promise<void>;
 }
 
 /** Why a real redis-server cannot run here, or undefined. */
@@ -16,9 +18,9 @@ export function redisUnavailable(): string | undefined {
     : 'redis-server is not installed (apt-get install -y redis-server)';
 }
 
-/** A throwaway redis-server on a free loopback port, no persistence; stopped by `stop`. */
-export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
+/** A throwaway redis-server on a loopback port (a free one unless given), no persistence; stopped by `stop`. */
+export async function startRedis(port?: number): Promise<TestRedis> {
+  port ??= await freePort();
   const child: ChildProcess = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -47,11 +49,18 @@ export async function startRedis(): Promise<TestRedis> {
       await sleep(50);
     }
   }
+  const ended = new Promise((r) =>
+    child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r),
+  );
   return {
     url,
     stop: async () => {
       child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+      await ended;
+    },
+    kill9: async () => {
+      child.kill('SIGKILL');
+      await ended;
     },
   };
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// `npm run chaos -- --rounds N --seed S`: the fault-injection run (test/chaos/).
+// Checks the options, then runs test/chaos/chaos-run.ts under vitest with them
+// in CHAOS_* variables; the run prints each round and a table at the end.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const KINDS = [
+  'agent-kill',
+  'gateway-kill',
+  'writer-restart',
+  'redis-restart',
+  'jitter',
+  'bandwidth',
+  'partition',
+  'reset',
+  'stall',
+  'disk-full',
+];
+const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--json]
+  --rounds N      faults to inject, one per round (default 10)
+  --seed S        seed of the fault schedule (default: random, printed); the same seed replays the same run
+  --kinds K,…     only these faults: ${KINDS.join(', ')}
+  --volume-mib M  size of each of the app's two volumes (default 128)
+  --rate R        records per second the writer appends to each volume (default 25)
+  --sample K      extra points restored and checked per round (default 1)
+  --json          also print the report as JSON
+Needs root (loop devices, ext4, fsfreeze, tracefs) and redis-server.`;
+
+function die(msg) {
+  process.stderr.write(`chaos: ${msg}\n${usage}\n`);
+  process.exit(2);
+}
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '10' },
+      seed: { type: 'string' },
+      kinds: { type: 'string' },
+      'volume-mib': { type: 'string', default: '128' },
+      rate: { type: 'string', default: '25' },
+      sample: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (err) {
+  die(err.message);
+}
+if (values.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+const whole = (name, v, min) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    die(`--${name} must be a whole number of at least ${min}, not ${JSON.stringify(v)}`);
+  return n;
+};
+const rounds = whole('rounds', values.rounds, 1);
+const seed =
+  values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : whole('seed', values.seed, 0);
+const volumeMiB = whole('volume-mib', values['volume-mib'], 16);
+const rate = whole('rate', values.rate, 1);
+const sample = whole('sample', values.sample, 0);
+const kinds = values.kinds?.split(',').map((k) => k.trim()) ?? KINDS;
+for (const k of kinds) if (!KINDS.includes(k)) die(`--kinds: unknown fault ${JSON.stringify(k)}`);
+
+process.stderr.write(
+  `chaos: seed ${seed} (replay: npm run chaos -- --rounds ${rounds} --seed ${seed})\n`,
+);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url));
+const r = spawnSync(process.execPath, [vitest, 'run', '--config', 'test/chaos/vitest.config.ts'], {
+  cwd: root,
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    CHAOS_ROUNDS: String(rounds),
+    CHAOS_SEED: String(seed),
+    CHAOS_KINDS: kinds.join(','),
+    CHAOS_VOLUME_MIB: String(volumeMiB),
+    CHAOS_RATE: String(rate),
+    CHAOS_SAMPLE: String(sample),
+    ...(values.json ? { CHAOS_JSON: '1' } : {}),
+  },
+});
+process.exit(r.status ?? 2);

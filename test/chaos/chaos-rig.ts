@@ -1,0 +1,261 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, rm, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { AppStatus, PointInfo } from '../../replicator/transport/wire-types.js';
+import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
+import { Rig } from '../helpers/loop-device.js';
+import { type DrProcess, startDr } from '../helpers/processes.js';
+import { startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { FaultProxy } from './fault-proxy.js';
+
+const execFileP = promisify(execFile);
+const writerScript = fileURLToPath(new URL('../fixtures/record-pair-writer.mjs', import.meta.url));
+
+export const APP = 'web';
+export const RECORDS_FILE = 'records.log';
+
+export interface ChaosRigOptions {
+  /** Size of each of the app's two volumes. */
+  volumeMiB: number;
+  /** Records per second the writer appends to each volume. */
+  rate: number;
+  /** The agent's cycle interval. */
+  intervalMs: number;
+  /** Size of the gateway's store file system (filled on purpose by the disk-full fault). */
+  storeMiB: number;
+  /** Draws the proxy's jitter. */
+  random: () => number;
+}
+
+export interface ChaosVolume {
+  name: string;
+  device: string;
+  image: string;
+  mount: string;
+}
+
+/**
+ * The system under fire, all real processes on this machine: an app with two
+ * ext4 volumes on loop devices written by one record writer, the agent
+ * (continuous, block tracing, fsfreeze across both volumes) talking to the
+ * gateway through a fault proxy, the gateway on its own small file system,
+ * and Redis receiving the gateway's replication state.
+ */
+export class ChaosRig {
+  agent: DrProcess | undefined;
+  gateway: DrProcess | undefined;
+  writer: ChildProcess | undefined;
+  redis: TestRedis | undefined;
+  /** Every agent process started, in order (their logs are the acknowledged points and resync reports). */
+  readonly agents: DrProcess[] = [];
+  /** Every pid this rig started, to find leaked processes and trace instances by. */
+  readonly pids = new Set<number>();
+  private ballast: string | undefined;
+
+  private constructor(
+    readonly t: TestHome,
+    readonly rig: Rig,
+    readonly opts: ChaosRigOptions,
+    readonly volumes: ChaosVolume[],
+    readonly tracefs: string,
+    readonly storeMount: string,
+    readonly proxy: FaultProxy,
+    readonly redisPort: number,
+    /** Environment every process of this run carries: a marker to find leaks by, and its own TMPDIR. */
+    readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  static async create(opts: ChaosRigOptions): Promise<ChaosRig> {
+    const t = await testHome();
+    const rig = new Rig(t.dir);
+    try {
+      const tracefs = await rig.tracefs();
+      const volumes: ChaosVolume[] = [];
+      for (const name of ['alpha', 'beta']) {
+        const v = await rig.loop(name, opts.volumeMiB, true);
+        volumes.push({ name, device: v.device, image: v.image, mount: v.mount as string });
+      }
+      const store = await rig.loop('store', opts.storeMiB, true);
+      const storeMount = store.mount as string;
+      const tmp = join(t.dir, 'tmp');
+      await mkdir(tmp);
+      const added = await dr([
+        '--home',
+        t.home,
+        'app',
+        'add',
+        APP,
+        ...volumes.flatMap((v) => ['--volume', `${v.name}=${v.device}`, '--fsfreeze', v.mount]),
+      ]);
+      if (added.code !== 0) throw new Error(`dr app add failed: ${added.err}`);
+      await updateConfig(t.home, (doc) => {
+        doc.setIn(['gateway', 'store'], join(storeMount, 'store'));
+        doc.setIn(['gateway', 'minFreeSpace'], '4MiB');
+      });
+      const config = await t.config();
+      const proxy = await FaultProxy.start({ target: config.gateway.address, random: opts.random });
+      const env = {
+        DR_HOME: t.home,
+        DR_TRACEFS: tracefs,
+        TMPDIR: tmp,
+        LIFEBOAT_CHAOS: t.dir,
+      };
+      return new ChaosRig(t, rig, opts, volumes, tracefs, storeMount, proxy, await freePort(), env);
+    } catch (err) {
+      await rig.cleanup();
+      await t.cleanup();
+      throw err;
+    }
+  }
+
+  get redisUrl(): string {
+    return `redis://127.0.0.1:${this.redisPort}`;
+  }
+
+  async startRedis(): Promise<void> {
+    this.redis = await startRedis(this.redisPort);
+  }
+
+  async killRedis(): Promise<void> {
+    await this.redis?.kill9();
+    this.redis = undefined;
+  }
+
+  async startGateway(): Promise<void> {
+    const g = startDr(['gateway'], { ...this.env, REDIS_URL: this.redisUrl });
+    if (g.child.pid) this.pids.add(g.child.pid);
+    this.gateway = g;
+    await g.waitFor(/publishing replication state to Redis/, 60_000);
+  }
+
+  async killGateway(): Promise<void> {
+    await this.gateway?.kill9();
+    this.gateway = undefined;
+  }
+
+  startAgent(): DrProcess {
+    const a = startDr(
+      ['agent', '--app', APP, '--tracker', 'trace', '--interval', `${this.opts.intervalMs}ms`],
+      { ...this.env, DR_GATEWAY: this.proxy.address },
+    );
+    if (a.child.pid) this.pids.add(a.child.pid);
+    this.agent = a;
+    this.agents.push(a);
+    return a;
+  }
+
+  async killAgent(): Promise<void> {
+    await this.agent?.kill9();
+    this.agent = undefined;
+  }
+
+  /** Every agent's log lines so far, parsed (pino JSON lines). */
+  agentLines(): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const a of this.agents) {
+      for (const line of a.output().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          out.push(JSON.parse(line));
+        } catch {
+          // a line cut off by kill -9: it carried nothing acknowledged
+        }
+      }
+    }
+    return out;
+  }
+
+  startWriter(): void {
+    const [a, b] = this.volumes as [ChaosVolume, ChaosVolume];
+    const w = spawn(
+      process.execPath,
+      [
+        writerScript,
+        join(a.mount, RECORDS_FILE),
+        join(b.mount, RECORDS_FILE),
+        String(this.opts.rate),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...this.env } },
+    );
+    if (w.pid) this.pids.add(w.pid);
+    this.writer = w;
+  }
+
+  /** Stops the writer (SIGTERM, or SIGKILL with `crash`); resolves with the records each file holds. */
+  async stopWriter(crash = false): Promise<number[]> {
+    const w = this.writer;
+    this.writer = undefined;
+    if (!w || w.exitCode !== null || w.signalCode !== null) return [];
+    let out = '';
+    w.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const exited = new Promise((r) => w.once('exit', r));
+    w.kill(crash ? 'SIGKILL' : 'SIGTERM');
+    const timer = setTimeout(() => w.kill('SIGKILL'), 20_000); // a writer blocked on a frozen fs
+    await exited;
+    clearTimeout(timer);
+    return out.trim().split(/\s+/).filter(Boolean).map(Number);
+  }
+
+  /** Fills the store's file system to the last block; `freeStore` gives the room back. */
+  async fillStore(): Promise<void> {
+    const dir = join(this.storeMount, 'ballast');
+    this.ballast = dir;
+    await mkdir(dir, { recursive: true });
+    const s = await statfs(this.storeMount);
+    // Allocate in halving steps: whatever the metadata took, the last blocks go too.
+    let n = 0;
+    for (let step = s.bfree * s.bsize; step >= 4096; ) {
+      const ok = await execFileP('fallocate', ['-l', String(step), join(dir, String(n))]).then(
+        () => true,
+        () => false, // no room for this step: try a smaller one
+      );
+      if (ok) n++;
+      else step = Math.floor(step / 2);
+    }
+  }
+
+  async freeStore(): Promise<void> {
+    if (this.ballast) await rm(this.ballast, { recursive: true, force: true });
+    this.ballast = undefined;
+  }
+
+  async status(): Promise<AppStatus | undefined> {
+    const client = await this.client();
+    return (await client.status(APP).catch(() => []))[0];
+  }
+
+  /** The gateway's points, or undefined while it cannot answer. */
+  async points(): Promise<PointInfo[] | undefined> {
+    const client = await this.client();
+    return client.points(APP).catch(() => undefined);
+  }
+
+  private clientP: ReturnType<TestHome['client']> | undefined;
+  private client() {
+    this.clientP ??= this.t.client();
+    return this.clientP;
+  }
+
+  /** Stops what still runs (gently, then by force), in the order a shutdown would. */
+  async stop(): Promise<{ agentExit: number | null | undefined }> {
+    await this.stopWriter();
+    const agentExit = await this.agent?.stop();
+    this.agent = undefined;
+    await this.gateway?.stop();
+    this.gateway = undefined;
+    await this.proxy.close();
+    await this.redis?.stop();
+    this.redis = undefined;
+    await this.freeStore();
+    return { agentExit };
+  }
+
+  async cleanup(): Promise<void> {
+    await this.rig.cleanup();
+    await this.t.cleanup();
+  }
+}

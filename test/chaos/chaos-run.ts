@@ -1,0 +1,38 @@
+// The long chaos run behind `npm run chaos` (scripts/chaos.mjs passes the
+// options in CHAOS_* variables). Not named *.test.ts: `npm test` runs the
+// short version in chaos.test.ts instead.
+import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { loopProblem } from '../helpers/loop-device.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
+import { skipBecause } from '../helpers/skip.js';
+import { formatReport } from './chaos-report.js';
+import { FAULT_KINDS, type FaultKind } from './fault-schedule.js';
+import { runChaos } from './run-chaos.js';
+
+const env = process.env;
+const rounds = Number(env.CHAOS_ROUNDS ?? 10);
+const seed = Number(env.CHAOS_SEED ?? 1);
+const kinds = env.CHAOS_KINDS ? (env.CHAOS_KINDS.split(',') as FaultKind[]) : [...FAULT_KINDS];
+
+let problem: string | undefined;
+beforeAll(async () => {
+  problem = (await loopProblem()) ?? redisUnavailable();
+});
+
+describe('chaos run', () => {
+  it(`${rounds} rounds of faults, seed ${seed}`, { timeout: 0 }, async (ctx: TestContext) => {
+    if (problem) skipBecause(ctx, problem);
+    const report = await runChaos({
+      rounds,
+      seed,
+      kinds,
+      ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
+      ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
+      ...(env.CHAOS_SAMPLE ? { samplePerRound: Number(env.CHAOS_SAMPLE) } : {}),
+      say: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(`\n${formatReport(report)}`);
+    if (env.CHAOS_JSON) process.stdout.write(`${JSON.stringify(report)}\n`);
+    expect(report.failures).toEqual([]);
+  });
+});

@@ -1,0 +1,78 @@
+/** A small, fast, seedable generator (mulberry32): the same seed gives the same run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const FAULT_KINDS = [
+  'agent-kill',
+  'gateway-kill',
+  'writer-restart',
+  'redis-restart',
+  'jitter',
+  'bandwidth',
+  'partition',
+  'reset',
+  'stall',
+  'disk-full',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** One fault of the schedule: what, for how long, and its knobs (all drawn from the seed). */
+export interface Fault {
+  round: number;
+  kind: FaultKind;
+  /** How long the fault lasts (or how long the killed part stays down), ms. */
+  ms: number;
+  latencyMs?: number;
+  jitterMs?: number;
+  /** The bandwidth cap as a fraction of the write rate measured before the run. */
+  bandwidthShare?: number;
+  /** Connections reset this many times, spread over the fault. */
+  resets?: number;
+}
+
+/**
+ * The faults of a run, one per round. Every kind comes up once before any
+ * repeats (in a seeded order), then kinds are drawn at random, so short runs
+ * still cover every kind.
+ */
+export function faultSchedule(
+  seed: number,
+  rounds: number,
+  kinds: readonly FaultKind[] = FAULT_KINDS,
+): Fault[] {
+  const random = seededRandom(seed);
+  const between = (lo: number, hi: number) => Math.round(lo + (hi - lo) * random());
+  const order = [...kinds];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j] as FaultKind, order[i] as FaultKind];
+  }
+  const out: Fault[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const kind =
+      round <= order.length
+        ? (order[round - 1] as FaultKind)
+        : (kinds[Math.floor(random() * kinds.length)] as FaultKind);
+    const fault: Fault = { round, kind, ms: between(1000, 4000) };
+    if (kind === 'jitter') {
+      fault.ms = between(3000, 6000);
+      fault.latencyMs = between(5, 40);
+      fault.jitterMs = between(20, 150);
+    }
+    if (kind === 'bandwidth') {
+      fault.ms = between(3000, 6000);
+      fault.bandwidthShare = 0.2 + 0.3 * random();
+    }
+    if (kind === 'reset') fault.resets = between(1, 4);
+    out.push(fault);
+  }
+  return out;
+}

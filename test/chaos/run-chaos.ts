@@ -1,0 +1,420 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import type { PointInfo } from '../../replicator/transport/wire-types.js';
+import type { ChaosReport } from './chaos-report.js';
+import { APP, ChaosRig, RECORDS_FILE } from './chaos-rig.js';
+import { type Fault, type FaultKind, faultSchedule, seededRandom } from './fault-schedule.js';
+import {
+  entriesIn,
+  leakedLoopDevices,
+  leakedProcesses,
+  leakedTraceInstances,
+  leftoverTempFiles,
+} from './leaks.js';
+import { changedBytes, checkPointRecords, verifyPoint } from './point-checks.js';
+
+export interface ChaosOptions {
+  rounds: number;
+  seed: number;
+  /** Only these kinds of fault (all by default). */
+  kinds?: readonly FaultKind[];
+  volumeMiB?: number;
+  storeMiB?: number;
+  /** Records per second per volume. */
+  rate?: number;
+  intervalMs?: number;
+  /** Consistent points restored and checked per round besides the one before and the one after the fault. */
+  samplePerRound?: number;
+  /** How long a part may take to come back before the round fails. */
+  recoverMs?: number;
+  say?: (line: string) => void;
+}
+
+const consistent = (p: PointInfo) => p.label !== 'fuzzy';
+
+/** Polls until `probe` gives a value; undefined after `ms`. */
+async function until<T>(
+  probe: () => Promise<T | undefined>,
+  ms: number,
+  every = 200,
+): Promise<T | undefined> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) return undefined;
+    await sleep(every);
+  }
+}
+
+/**
+ * Runs the app under a seeded schedule of faults, one per round, and after
+ * each checks what the issue promises: committed points restore with a
+ * gap-free record prefix on both volumes, verify passes, no acknowledged
+ * point is lost, the agent comes back to continuous replication by itself,
+ * a resync sends at most twice what changed, and nothing leaks.
+ */
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const started = Date.now();
+  const say = o.say ?? (() => undefined);
+  const random = seededRandom(o.seed ^ 0x5eed);
+  const schedule = faultSchedule(o.seed, o.rounds, o.kinds);
+  const recoverMs = o.recoverMs ?? 120_000;
+  const report: ChaosReport = {
+    seed: o.seed,
+    rounds: o.rounds,
+    faults: {},
+    pointsChecked: 0,
+    pointsCommitted: 0,
+    resyncs: {},
+    bytesChanged: 0,
+    bytesResent: 0,
+    returnMs: [],
+    lagWhileFaulted: [],
+    records: [],
+    failures: [],
+    ms: 0,
+  };
+  say(
+    `chaos: seed ${o.seed}, ${o.rounds} rounds (replay with --seed ${o.seed} --rounds ${o.rounds})`,
+  );
+  const rig = await ChaosRig.create({
+    volumeMiB: o.volumeMiB ?? 128,
+    storeMiB: o.storeMiB ?? 1024,
+    rate: o.rate ?? 25,
+    intervalMs: o.intervalMs ?? 500,
+    random,
+  });
+  const scratch = join(rig.t.dir, 'scratch');
+  await mkdir(scratch);
+  const volumeNames = rig.volumes.map((v) => v.name);
+  const checked = new Map<number, number[]>(); // point → records per volume
+  let seen = new Map<number, PointInfo>(); // every point the gateway has listed
+  let newestConsistentAt = 0;
+  const fail = (round: number, kind: string, what: string) => {
+    const line = `round ${round} (${kind}): ${what}`;
+    report.failures.push(line);
+    say(`  FAIL ${line}`);
+  };
+
+  const points = async (): Promise<PointInfo[] | undefined> => {
+    const pts = await rig.points();
+    if (pts) {
+      const c = pts.filter(consistent).at(-1);
+      if (c) newestConsistentAt = Math.max(newestConsistentAt, Date.parse(c.time));
+    }
+    return pts;
+  };
+
+  /** Restores a point, checks its records on both volumes and their order against points checked before. */
+  const checkPoint = async (id: number, keep = false) => {
+    const r = await checkPointRecords({
+      home: rig.t.home,
+      app: APP,
+      point: id,
+      volumes: volumeNames,
+      file: `/${RECORDS_FILE}`,
+      scratch,
+      keep,
+    });
+    report.pointsChecked++;
+    checked.set(id, r.counts);
+    for (const [other, counts] of checked) {
+      const earlier = other < id;
+      for (let i = 0; i < counts.length; i++) {
+        const a = counts[i] as number;
+        const b = r.counts[i] as number;
+        if (other !== id && (earlier ? a > b : a < b)) {
+          throw new Error(
+            `point ${id} holds ${b} records on ${volumeNames[i]} but point ${other} holds ${a}: a later point lost records`,
+          );
+        }
+      }
+    }
+    return r;
+  };
+
+  try {
+    await rig.startRedis();
+    await rig.startGateway();
+    rig.startWriter();
+    rig.startAgent();
+    const first = await until(async () => (await points())?.find(consistent), recoverMs);
+    if (!first)
+      throw new Error(
+        `no consistent point within ${recoverMs / 1000} s of the start:\n${rig.agent?.output().slice(-2000)}`,
+      );
+    // The link's pace under the writer's load, for a bandwidth cap below it.
+    const up0 = rig.proxy.counters.bytesUp;
+    const t0 = Date.now();
+    await sleep(3000);
+    const wireRate = Math.max(
+      1024,
+      ((rig.proxy.counters.bytesUp - up0) * 1000) / (Date.now() - t0),
+    );
+    say(
+      `chaos: initial sync done; the agent sends ${(wireRate / 1024).toFixed(0)} KiB/s under the writer's load`,
+    );
+
+    for (const fault of schedule) {
+      report.faults[fault.kind] = (report.faults[fault.kind] ?? 0) + 1;
+      await round(fault, wireRate).catch((err: unknown) =>
+        fail(fault.round, fault.kind, (err as Error).message),
+      );
+    }
+
+    // The end: the writer stops; a point cut after that holds every record it wrote.
+    const written = await rig.stopWriter();
+    report.records = written;
+    const stoppedAt = Date.now();
+    const last = await until(
+      async () =>
+        (await points())?.filter(consistent).find((p) => Date.parse(p.time) > stoppedAt + 100),
+      recoverMs,
+    );
+    if (!last) fail(0, 'end', 'no consistent point after the writer stopped');
+    else {
+      const r = await checkPoint(last.id).catch((err: unknown) => {
+        fail(0, 'end', (err as Error).message);
+        return undefined;
+      });
+      if (r && r.counts.join() !== written.join())
+        fail(
+          0,
+          'end',
+          `the last point holds ${r.counts.join('/')} records but the writer wrote ${written.join('/')}`,
+        );
+      const v = await verifyPoint(rig.t.home, APP, last.id);
+      if (v) fail(0, 'end', v);
+    }
+    await checkAcknowledged(0, 'end');
+    report.pointsCommitted = (await points())?.length ?? seen.size;
+  } catch (err) {
+    fail(0, 'run', (err as Error).message);
+  } finally {
+    const { agentExit } = await rig.stop().catch((err: unknown) => {
+      fail(0, 'stop', (err as Error).message);
+      return { agentExit: undefined };
+    });
+    if (agentExit !== undefined && agentExit !== 0)
+      fail(0, 'stop', `the agent exited ${agentExit} on SIGTERM`);
+    const leaks = [
+      ...(await until(async () => {
+        const l = await leakedProcesses(rig.t.dir, []);
+        return l.length ? undefined : l;
+      }, 10_000).then((l) => l ?? leakedProcesses(rig.t.dir, []))),
+      ...(await leakedTraceInstances(rig.tracefs, rig.pids, [])),
+      ...(await leftoverTempFiles(rig.t.dir)),
+      ...(await entriesIn(rig.env.TMPDIR as string)),
+    ];
+    await rm(scratch, { recursive: true, force: true });
+    const images = [...rig.volumes.map((v) => v.image), join(rig.t.dir, 'store.img')];
+    await rig.rig.cleanup();
+    leaks.push(...(await leakedLoopDevices(images)));
+    await rig.t.cleanup();
+    for (const l of leaks) fail(0, 'leak', l);
+    report.ms = Date.now() - started;
+  }
+  return report;
+
+  /** Every point an agent logged as committed is still listed, and listed points never change or vanish. */
+  async function checkAcknowledged(n: number, kind: string): Promise<void> {
+    const pts = await points();
+    if (!pts) throw new Error('the gateway did not list points');
+    const now = new Map(pts.map((p) => [p.id, p]));
+    for (const line of rig.agentLines()) {
+      if (line.msg !== 'recovery point committed') continue;
+      const id = Number(line.point);
+      if (!now.has(id)) fail(n, kind, `point ${id} was acknowledged to the agent but is gone`);
+    }
+    for (const [id, p] of seen) {
+      const q = now.get(id);
+      if (!q) fail(n, kind, `point ${id} was listed before but is gone`);
+      else if (q.time !== p.time || q.label !== p.label || q.seqTo !== p.seqTo)
+        fail(n, kind, `point ${id} changed: ${JSON.stringify(p)} became ${JSON.stringify(q)}`);
+    }
+    seen = now;
+  }
+
+  async function inject(f: Fault, wireRate: number): Promise<void> {
+    const p = rig.proxy;
+    switch (f.kind) {
+      case 'agent-kill':
+        await rig.killAgent();
+        await sleep(f.ms);
+        rig.startAgent();
+        return;
+      case 'gateway-kill':
+        await rig.killGateway();
+        await sleep(f.ms);
+        await rig.startGateway();
+        return;
+      case 'writer-restart':
+        await rig.stopWriter(true);
+        await sleep(f.ms);
+        rig.startWriter();
+        return;
+      case 'redis-restart':
+        await rig.killRedis();
+        await sleep(f.ms);
+        await rig.startRedis();
+        return;
+      case 'jitter':
+        p.set({ latencyMs: f.latencyMs ?? 20, jitterMs: f.jitterMs ?? 100 });
+        break;
+      case 'bandwidth':
+        p.set({ bandwidth: Math.max(512, Math.round(wireRate * (f.bandwidthShare ?? 0.3))) });
+        break;
+      case 'partition':
+        p.set({ partitioned: true });
+        break;
+      case 'stall':
+        p.set({ stalled: true });
+        break;
+      case 'reset': {
+        const n = f.resets ?? 2;
+        for (let i = 0; i < n; i++) {
+          await sleep(f.ms / n);
+          p.resetAll();
+        }
+        return;
+      }
+      case 'disk-full':
+        await rig.fillStore();
+        break;
+    }
+    await sleep(f.ms);
+    p.heal();
+    if (f.kind === 'disk-full') await rig.freeStore();
+  }
+
+  async function round(f: Fault, wireRate: number): Promise<void> {
+    const { round: n, kind } = f;
+    const before = await points();
+    const p0 = before?.filter(consistent).at(-1);
+    if (!p0) throw new Error('no consistent point before the fault');
+    const linesBefore = rig.agentLines().length;
+    const faultStart = Date.now();
+    let active = true;
+    const sampler = (async () => {
+      while (active) {
+        await points();
+        report.lagWhileFaulted.push((Date.now() - newestConsistentAt) / 1000);
+        await sleep(250);
+      }
+    })();
+    try {
+      await inject(f, wireRate);
+    } finally {
+      active = false;
+      await sampler;
+    }
+    const faultEnd = Date.now();
+    // Back to continuous by itself: a consistent point cut after the fault ended.
+    const back = await until(async () => {
+      const pts = await points();
+      return pts?.filter(consistent).find((p) => Date.parse(p.time) >= faultEnd);
+    }, recoverMs);
+    if (!back) {
+      const s = await rig.status();
+      throw new Error(
+        `no consistent point within ${recoverMs / 1000} s after the fault (status: ${s?.phase ?? 'no answer'} ${s?.reason ?? ''})`,
+      );
+    }
+    const returnMs = Date.now() - faultEnd;
+    report.returnMs.push(returnMs);
+    const status = await rig.status();
+    if (status?.phase !== 'continuous')
+      fail(n, kind, `phase is ${status?.phase} (${status?.reason ?? ''}) after point ${back.id}`);
+    await checkAcknowledged(n, kind);
+
+    // Resync: what was resent against what changed since the last point before the fault.
+    const resent = new Map<string, number>();
+    for (const line of rig.agentLines().slice(linesBefore)) {
+      if (typeof line.msg !== 'string' || !line.msg.startsWith('resynced by scan')) continue;
+      const v = String(line.volume);
+      resent.set(v, (resent.get(v) ?? 0) + Number(line.bytesChanged));
+      const reason = String(line.reason);
+      report.resyncs[reason] = (report.resyncs[reason] ?? 0) + 1;
+    }
+    const base =
+      resent.size > 0 || !checked.has(p0.id) ? await checkPoint(p0.id, resent.size > 0) : undefined;
+    if (base && resent.size > 0) {
+      const blockSize = (await rig.t.config()).apps[APP]?.blockSize ?? 65536;
+      for (const [i, v] of rig.volumes.entries()) {
+        const changed = await changedBytes(base.images[i] as string, v.image, blockSize);
+        const sent = resent.get(v.name) ?? 0;
+        report.bytesChanged += changed;
+        report.bytesResent += sent;
+        if (sent > 2 * changed)
+          fail(
+            n,
+            kind,
+            `volume ${v.name}: the resync sent ${sent} bytes, more than twice the ${changed} bytes changed since point ${p0.id}`,
+          );
+      }
+      for (const img of base.images) await rm(img, { force: true });
+    }
+    // Points committed during the round: the first after the fault, and a seeded sample of the others.
+    const during =
+      (await points())?.filter((p) => consistent(p) && p.id > p0.id && p.id !== back.id) ?? [];
+    const sample: number[] = [back.id];
+    for (let i = 0; i < (o.samplePerRound ?? 1) && during.length > 0; i++) {
+      const [pick] = during.splice(Math.floor(random() * during.length), 1);
+      if (pick) sample.push(pick.id);
+    }
+    for (const id of sample) await checkPoint(id);
+    const verified = await verifyPoint(rig.t.home, APP, back.id);
+    if (verified) fail(n, kind, verified);
+    if (kind === 'redis-restart') await checkRedisState(n, kind);
+    const live = [rig.agent?.child.pid, rig.gateway?.child.pid, rig.writer?.pid].filter(
+      (x): x is number => x !== undefined,
+    );
+    const leaks = await until(async () => {
+      const l = [
+        ...(await leakedProcesses(rig.t.dir, live)),
+        ...(await leakedTraceInstances(rig.tracefs, rig.pids, live)),
+      ];
+      return l.length ? undefined : l;
+    }, 10_000);
+    if (!leaks) {
+      for (const l of await leakedProcesses(rig.t.dir, live)) fail(n, kind, `leaked ${l}`);
+      for (const l of await leakedTraceInstances(rig.tracefs, rig.pids, live))
+        fail(n, kind, `leaked ${l}`);
+    }
+    // What the agent said while it was under fire: evidence that the fault took effect.
+    const heard = new Map<string, number>();
+    for (const line of rig.agentLines().slice(linesBefore)) {
+      if (Number(line.level) < 40) continue;
+      const what = `${line.msg}${line.err ? ` (${String(line.err).slice(0, 90)})` : ''}`;
+      heard.set(what, (heard.get(what) ?? 0) + 1);
+    }
+    const agentSaid = [...heard].map(([m, c]) => `${c}x ${m}`).join('\n      ');
+    say(
+      `  round ${n}: ${kind} ${f.ms} ms; back in ${(returnMs / 1000).toFixed(1)} s at point ${back.id}; ${resent.size ? `resent ${[...resent.values()].join('+')} bytes; ` : ''}checked ${sample.length + 1} points (${Date.now() - faultStart} ms)${agentSaid ? `\n      ${agentSaid}` : ''}`,
+    );
+  }
+
+  /** After Redis comes back the gateway publishes the app's state there again by itself. */
+  async function checkRedisState(n: number, kind: string): Promise<void> {
+    const r = new Redis(rig.redisUrl, { maxRetriesPerRequest: 1 });
+    r.on('error', () => undefined); // reported below as no state
+    try {
+      const state = await until(async () => {
+        const raw = await r.hget('lifeboat:replication', APP).catch(() => null);
+        const s = raw ? (JSON.parse(raw) as { phase?: string }) : undefined;
+        return s?.phase === 'continuous' ? s : undefined;
+      }, 15_000);
+      if (!state)
+        fail(
+          n,
+          kind,
+          'the gateway did not publish the replication state to Redis again within 15 s',
+        );
+    } finally {
+      r.disconnect();
+    }
+  }
+}
