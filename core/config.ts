@@ -132,7 +132,46 @@ const appSchema = z.object({
     .refine((v) => new Set(v.map((x) => x.name)).size === v.length, 'volume names must differ'),
   quiesce: quiesceSchema.optional(),
   provider: providerSchema.optional(),
+  /** People (names under `people:`) who own the app; policies see them as the fact `owners`. */
+  owners: z.array(z.string().min(1)).default([]),
+  /** How far behind the DR copy may fall before the RPO monitor alerts. */
+  rpoObjective: duration.default(60_000),
 });
+
+/** A chat identity: `slack:U…`, `dingtalk:<staffId>`, `console:<name>`. */
+const IDENTITY = /^(slack|dingtalk|console):[^\s]+$/;
+const GROUP = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** A surface-qualified channel: `slack:C…`, `dingtalk:cid…`, or `console`. */
+const CHANNEL = /^((slack|dingtalk):[^\s]+|console(:[^\s]+)?)$/;
+const channelList = z.array(
+  z.string().regex(CHANNEL, 'expected a channel like slack:C0123, dingtalk:cid… or console'),
+);
+
+const personSchema = z.object({
+  ids: z
+    .array(
+      z
+        .string()
+        .regex(IDENTITY, 'expected an identity like slack:U0123, dingtalk:1234 or console:alice'),
+    )
+    .default([]),
+  groups: z
+    .array(z.string().regex(GROUP, 'group names are lower-case letters, digits, - and _'))
+    .default([]),
+});
+
+const channelsSchema = z
+  .object({
+    /** Where the engine reports on itself (a refused policy file). */
+    admin: channelList.default([]),
+    /** Where RPO and agent alerts go. */
+    alerts: channelList.default([]),
+    /** Where an unacknowledged alert is re-sent. */
+    escalation: channelList.default([]),
+    /** Each app's own channels: its operations and approvals are posted there too. */
+    apps: z.record(z.string(), channelList).default({}),
+  })
+  .default({ admin: [], alerts: [], escalation: [], apps: {} });
 
 const configSchema = z.object({
   version: z.literal(1).default(1),
@@ -165,6 +204,18 @@ const configSchema = z.object({
       tracker: z.enum(['auto', 'trace', 'scan']).default('auto'),
     })
     .default({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' }),
+  /** People, their chat identities and groups. Anyone not listed may only read. */
+  people: z
+    .record(
+      z.string().regex(GROUP, 'person names are lower-case letters, digits, - and _'),
+      personSchema,
+    )
+    .default({}),
+  /** The person the local `dr` command acts as (actor `cli:<name>`). */
+  admin: z.string().regex(GROUP, 'expected the name of a person under people:').optional(),
+  /** Directory of policy files, relative to DR_HOME. */
+  policies: z.string().min(1).default('policies'),
+  channels: channelsSchema,
   apps: z
     .record(z.string().regex(APP_NAME, 'app names are lower-case letters, digits and -'), appSchema)
     .default({}),
@@ -241,7 +292,29 @@ export function parseConfig(text: string, file = 'dr.yaml'): Config {
     });
   }
   const result = configSchema.safeParse(doc.toJS() ?? {});
-  if (result.success) return result.data;
+  if (result.success) {
+    const unknownPerson = (name: string) => result.data.people[name] === undefined;
+    const bad: [string[], string][] = [];
+    if (result.data.admin !== undefined && unknownPerson(result.data.admin))
+      bad.push([['admin'], result.data.admin]);
+    for (const [app, a] of Object.entries(result.data.apps))
+      a.owners.forEach((o, i) => {
+        if (unknownPerson(o)) bad.push([['apps', app, 'owners', String(i)], o]);
+      });
+    const first = bad[0];
+    if (!first) return result.data;
+    const [path, name] = first;
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
+    throw new DrError(
+      `${file}${line ? `:${line}` : ''}: ${path.join('.')}: no person named ${JSON.stringify(name)} under people`,
+      {
+        code: 'config_invalid',
+        subject: path.join('.'),
+        remedy: `add ${name} under people: in ${file}, or use one of: ${Object.keys(result.data.people).join(', ') || '(nobody yet)'}`,
+      },
+    );
+  }
   const issue = result.error.issues[0];
   const path = (issue?.path ?? []).map((p) => (typeof p === 'symbol' ? String(p) : p));
   const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
@@ -287,7 +360,7 @@ export function findApp(config: Config, app: string): AppConfig {
   return found;
 }
 
-export function defaultConfigText(gateway: string): string {
+export function defaultConfigText(gateway: string, admin = 'admin'): string {
   return `# Lifeboat configuration. See docs/configuration.md for every key.
 version: 1
 gateway:
@@ -306,6 +379,21 @@ agent:
   interval: 1s    # pause between cycles of \`dr agent\`
   tracker: auto   # auto | trace | scan
   batchSize: 4MiB
+# who may do what is decided by the policy files in this directory (see docs/policies.md)
+policies: policies
+# people, their chat identities (slack:U…, dingtalk:<staffId>, console:<name>) and groups
+people:
+  ${admin}:
+    ids: [console:${admin}]
+    groups: [sre-oncall]
+# the person \`dr drill|failover|failback\` on this machine acts as
+admin: ${admin}
+# where notices go: admin (policy errors), alerts (RPO, agents), escalation, and per app
+# (add apps: with a list of channels per app, like \`web: [slack:C0123]\`)
+channels:
+  admin: [console]
+  alerts: [console]
+  escalation: []
 apps: {}
 `;
 }

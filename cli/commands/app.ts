@@ -227,6 +227,8 @@ async function validateApp(name: string, opts: AddOptions): Promise<AppConfig> {
     tier: opts.tier as Tier,
     blockSize,
     volumes,
+    owners: [],
+    rpoObjective: 60_000,
     ...(await validateQuiesce(opts)),
     ...validateProvider(opts),
   };
@@ -373,6 +375,8 @@ function toYaml(app: AppConfig): Record<string, unknown> {
     tier: app.tier,
     blockSize: sizeText(app.blockSize),
     volumes: app.volumes.map((v) => ({ name: v.name, path: v.path })),
+    ...(app.owners.length ? { owners: app.owners } : {}),
+    ...(app.rpoObjective !== 60_000 ? { rpoObjective: `${app.rpoObjective / 1000}s` } : {}),
     ...(q
       ? {
           quiesce: {

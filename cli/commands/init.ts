@@ -1,11 +1,13 @@
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { dirname } from 'node:path';
+import { userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { defaultConfigText } from '../../core/config.js';
 import { DrError, systemCode } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
+import { copyShippedPolicies } from '../../engine/shipped-policies.js';
 import {
   createKeyEncryptionKeyFile,
   loadKeyEncryptionKey,
@@ -66,8 +68,9 @@ export function registerInit(program: Command, exit: ExitState): void {
         await writeFileAtomic(paths.gatewayKey, certs.gatewayKey, 0o600);
         await writeFileAtomic(paths.agentCert, certs.agentCert, 0o644);
         await writeFileAtomic(paths.agentKey, certs.agentKey, 0o600);
+        const policies = await copyShippedPolicies(join(paths.home, 'policies'));
         // dr.yaml last: a home without it is not yet a home, so an interrupted init is visible.
-        await writeFileAtomic(paths.config, defaultConfigText(gateway.text), 0o644);
+        await writeFileAtomic(paths.config, defaultConfigText(gateway.text, adminName()), 0o644);
         const keyId = (await loadKeyEncryptionKey(paths.kek)).id.toString('hex');
 
         const next = 'dr app add APP --volume NAME=PATH';
@@ -87,6 +90,8 @@ export function registerInit(program: Command, exit: ExitState): void {
               agentKey: paths.agentKey,
             },
             state: paths.stateDir,
+            policies: { dir: join(paths.home, 'policies'), copied: policies },
+            admin: adminName(),
             next,
           });
           return 0;
@@ -97,6 +102,12 @@ export function registerInit(program: Command, exit: ExitState): void {
         ctx.out('                 back it up off this machine: without it no replica can be read');
         ctx.out('  tls/           CA, gateway and agent certificates (keys mode 0600)');
         ctx.out('  state/         local state');
+        ctx.out(
+          `  policies/      default policies (${policies.length} file(s) copied); edit them, check with \`dr policy test\``,
+        );
+        ctx.out(
+          `  admin          ${adminName()} (in group sre-oncall): the person \`dr drill|failover|failback\` acts as`,
+        );
         ctx.out(`Next: add an app to protect, like \`${next}\``);
         return 0;
       }),
@@ -129,4 +140,15 @@ async function existingHomeFile(files: string[]): Promise<string | undefined> {
     }
   }
   return undefined;
+}
+
+/** The local administrator's name in dr.yaml: the login name when it fits, else admin. */
+function adminName(): string {
+  let name = '';
+  try {
+    name = userInfo().username.toLowerCase();
+  } catch {
+    name = ''; // no user database entry (some containers): use the default
+  }
+  return /^[a-z0-9][a-z0-9_-]{0,62}$/.test(name) ? name : 'admin';
 }

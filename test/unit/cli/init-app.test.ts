@@ -196,6 +196,8 @@ describe('dr app', () => {
     expect(config.apps.web).toEqual({
       tier: 'prod',
       blockSize: 65536,
+      owners: [],
+      rpoObjective: 60_000,
       volumes: [{ name: 'data', path: disk }],
     });
     expect(config.apps['shop-db']?.blockSize).toBe(1024 * 1024);

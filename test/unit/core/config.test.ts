@@ -48,6 +48,8 @@ describe('parseConfig', () => {
     expect(findApp(config, 'web')).toEqual({
       tier: 'dev',
       blockSize: 65536,
+      owners: [],
+      rpoObjective: 60_000,
       volumes: [{ name: 'data', path: '/dev/vdb' }],
     });
   });

@@ -1,0 +1,37 @@
+import { errorMessage } from '../core/errors.js';
+import { connectRedis } from '../core/redis.js';
+import type { EngineContext } from './engine-context.js';
+import { startOperationNotices } from './operation-notices.js';
+import type { PolicySet } from './policy-set.js';
+import { RpoMonitor } from './rpo-monitor.js';
+import { runScheduled, type ScheduledCommand, syncSchedules } from './schedules.js';
+
+/** The engine's duties besides answering commands, started by `Engine.start()`. */
+export async function startBackground(
+  ctx: EngineContext,
+  { redisUrl, monitorEveryMs = 5000 }: { redisUrl: string; monitorEveryMs?: number },
+) {
+  const events = startOperationNotices(ctx, connectRedis(redisUrl, 'lifeboat-engine-events'));
+  const monitor = new RpoMonitor(ctx, monitorEveryMs);
+  monitor.start();
+  return {
+    monitor,
+    /** Schedulers follow the policy files. */
+    policiesChanged: async (set: PolicySet) => {
+      try {
+        await syncSchedules(ctx, set);
+      } catch (err) {
+        ctx.log.warn(
+          { err: errorMessage(err) },
+          'cannot update the job schedulers; they follow at the next reload',
+        );
+      }
+    },
+    runScheduled: (data: unknown, jobId: string) =>
+      runScheduled(ctx, data as ScheduledCommand, jobId),
+    stop: async () => {
+      await monitor.stop();
+      await events.stop();
+    },
+  };
+}

@@ -1,0 +1,160 @@
+import type { Redis } from 'ioredis';
+import { errorMessage } from '../core/errors.js';
+import { formatDuration } from '../core/units.js';
+import { parseEvent } from '../replicator/jobs/operation-events.js';
+import {
+  type OperationEvent,
+  type OperationResult,
+  recoveryKeys,
+} from '../replicator/jobs/recovery-contract.js';
+import type { Notice } from './contract.js';
+import { lastDrillKey } from './decide.js';
+import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
+
+const GROUP = 'lifeboat-engine';
+
+/**
+ * Turns the replicator's operation events into notices. The engines share one consumer group on
+ * the events stream, so each event becomes one notice however many engines run.
+ */
+export function startOperationNotices(
+  ctx: EngineContext,
+  conn: Redis,
+): { stop: () => Promise<void> } {
+  const stream = recoveryKeys(ctx.prefix).events;
+  const consumer = `engine-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  let stopped = false;
+  const loop = (async () => {
+    try {
+      await conn.xgroup('CREATE', stream, GROUP, '$', 'MKSTREAM');
+    } catch (err) {
+      if (!errorMessage(err).includes('BUSYGROUP'))
+        ctx.log.warn({ err: errorMessage(err) }, 'cannot create the events consumer group');
+    }
+    while (!stopped) {
+      try {
+        const batch = (await conn.xreadgroup(
+          'GROUP',
+          GROUP,
+          consumer,
+          'COUNT',
+          50,
+          'BLOCK',
+          1000,
+          'STREAMS',
+          stream,
+          '>',
+        )) as [string, [string, string[]][]][] | null;
+        for (const [id, fields] of batch?.[0]?.[1] ?? []) {
+          const e = parseEvent(fields);
+          if (e) await operationNotice(ctx, e);
+          await conn.xack(stream, GROUP, id);
+        }
+      } catch (err) {
+        if (stopped) break;
+        ctx.log.warn({ err: errorMessage(err) }, 'reading operation events failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      conn.disconnect();
+      await loop;
+    },
+  };
+}
+
+/** One operation event as a notice (and, for a finished drill, the app's last-drill time). */
+export async function operationNotice(
+  ctx: EngineContext,
+  e: OperationEvent,
+): Promise<Notice | undefined> {
+  const meta = await loadOpMeta(ctx, e.opId);
+  const base = {
+    key: `op:${e.opId}`,
+    app: e.app,
+    targets: targetsFor(ctx, e.app, meta?.channel),
+    data: { opId: e.opId, job: e.job, event: e },
+  };
+  const what = `${e.job === 'cleanup' ? 'Cleanup' : e.job[0]?.toUpperCase() + e.job.slice(1)} of ${e.app}`;
+  switch (e.type) {
+    case 'started':
+      await ctx.audit.append('job', {
+        opId: e.opId,
+        app: e.app,
+        job: e.job,
+        state: e.step === 'resumed' ? 'resumed' : 'started',
+      });
+      return ctx.notices.publish({
+        ...base,
+        kind: 'operation.started',
+        severity: 'info',
+        summary: `${what} started (${e.opId})`,
+      });
+    case 'step':
+      if (e.progress !== undefined && e.progress < 1) return undefined; // only whole steps: chat messages are not progress bars
+      return ctx.notices.publish({
+        ...base,
+        kind: 'operation.step',
+        severity: 'info',
+        summary: `${what}: ${e.step ?? 'step'} done (${e.opId})`,
+      });
+    case 'finished': {
+      if (e.error) {
+        await ctx.audit.append('result', {
+          opId: e.opId,
+          app: e.app,
+          job: e.job,
+          ok: false,
+          error: e.error,
+        });
+        return ctx.notices.publish({
+          ...base,
+          kind: 'operation.failed',
+          severity: e.error.code === 'operation_cancelled' ? 'warning' : 'critical',
+          summary: `${what} failed (${e.opId}): ${e.error.message}`,
+        });
+      }
+      const r = e.result;
+      await ctx.audit.append('result', {
+        opId: e.opId,
+        app: e.app,
+        job: e.job,
+        ok: true,
+        result: r,
+      });
+      if (r && 'rto' in r) {
+        const res = r as OperationResult;
+        if (e.job === 'drill')
+          await ctx.redis.set(lastDrillKey(ctx.prefix, e.app), String(e.time || ctx.now()));
+        return ctx.notices.publish({
+          ...base,
+          kind: 'operation.finished',
+          severity: 'info',
+          summary: `${what} is healthy (${e.opId}): point ${res.point}, data age ${res.dataAgeSeconds} s, RTO ${formatDuration(res.rto.totalMs)}`,
+          details: [
+            `RTO ${formatDuration(res.rto.totalMs)}: materialise ${formatDuration(res.rto.materialiseMs)}, launch ${formatDuration(res.rto.launchMs)}, healthy ${formatDuration(res.rto.healthyMs)}`,
+            `health: ${res.health.output.split('\n')[0] ?? ''}`,
+            `server: ${res.server.id}${res.server.endpoint ? ` at ${res.server.endpoint}` : ''}`,
+            ...(res.cleanupAt ? [`cleanup at ${res.cleanupAt}`] : []),
+          ],
+          ...(e.job === 'drill'
+            ? {
+                actions: [
+                  { kind: 'cleanup' as const, label: 'Clean up', words: `cleanup ${e.opId}` },
+                ],
+              }
+            : {}),
+        });
+      }
+      return ctx.notices.publish({
+        ...base,
+        kind: 'operation.finished',
+        severity: 'info',
+        summary: `${what} done (${e.opId})`,
+      });
+    }
+  }
+}

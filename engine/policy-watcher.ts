@@ -1,0 +1,87 @@
+import { type FSWatcher, watch } from 'node:fs';
+import type { ParseOptions } from './parse-policy-file.js';
+import type { PolicyProblem } from './policy.js';
+import { loadPolicyDir, type PolicySet } from './policy-set.js';
+
+export interface PolicyWatcherOptions {
+  dir: string;
+  parse?: ParseOptions;
+  /** A reload was refused: the last good set stays in force. */
+  onRefused?: (problems: PolicyProblem[]) => void | Promise<void>;
+  /** A new set is in force. */
+  onLoaded?: (set: PolicySet) => void | Promise<void>;
+  /** Wait this long after the last change before reloading (editors write in several steps). */
+  debounceMs?: number;
+}
+
+/**
+ * Holds the policy set in force: loads the directory, reloads it when a file changes, and keeps
+ * the last good set when a reload finds any problem.
+ */
+export class PolicyWatcher {
+  private set: PolicySet | undefined;
+  private problems: PolicyProblem[] = [];
+  private watcher: FSWatcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private loading: Promise<boolean> = Promise.resolve(true);
+
+  constructor(private readonly opts: PolicyWatcherOptions) {}
+
+  current(): PolicySet | undefined {
+    return this.set;
+  }
+
+  /** Problems of the last load; empty when the files on disk are the set in force. */
+  lastProblems(): PolicyProblem[] {
+    return this.problems;
+  }
+
+  /** Loads now; true when the files were accepted. Loads run one at a time. */
+  reload(): Promise<boolean> {
+    this.loading = this.loading.then(async () => {
+      const r = await loadPolicyDir(this.opts.dir, this.opts.parse);
+      this.problems = r.problems;
+      if (r.set) {
+        this.set = r.set;
+        await this.opts.onLoaded?.(r.set);
+        return true;
+      }
+      await this.opts.onRefused?.(r.problems);
+      return false;
+    });
+    return this.loading;
+  }
+
+  /** Starts watching the directory; falls back to polling every 2 s where it cannot be watched. */
+  watch(): void {
+    const changed = () => {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? 200);
+      this.timer.unref();
+    };
+    try {
+      this.watcher = watch(this.opts.dir, { persistent: false }, changed);
+      this.watcher.on('error', () => {
+        // The directory went away: poll until it is back.
+        this.watcher?.close();
+        this.watcher = undefined;
+        this.startPolling(changed);
+      });
+    } catch {
+      this.startPolling(changed); // no directory yet: polling notices when it appears
+    }
+  }
+
+  private startPolling(changed: () => void): void {
+    if (this.poll) return;
+    this.poll = setInterval(changed, 2000);
+    this.poll.unref();
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.poll) clearInterval(this.poll);
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

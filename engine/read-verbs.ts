@@ -1,0 +1,160 @@
+import { errorMessage } from '../core/errors.js';
+import { homePaths } from '../core/home.js';
+import { formatBytes } from '../core/units.js';
+import { replicationKey } from '../replicator/gateway/state-publisher.js';
+import { tlsClientOptions } from '../replicator/transport/certificates.js';
+import { GatewayClient } from '../replicator/transport/gateway-client.js';
+import type { AppStatus } from '../replicator/transport/wire-types.js';
+import type { AuditEntry } from './audit-log.js';
+import { type Command, controlKeys, type Reply } from './contract.js';
+import { appState, unknownApp } from './decide.js';
+import type { EngineContext } from './engine-context.js';
+import { explainCommand, explanationLines, parseWords } from './explain-command.js';
+import type { Identity } from './identity.js';
+
+/** status [app]: replication state as the gateway last published it to Redis. */
+export async function readStatus(ctx: EngineContext, command: Command): Promise<Reply> {
+  if (command.app !== undefined) {
+    const bad = unknownApp(ctx, command.app);
+    if (bad) return bad;
+  }
+  const raw = await ctx.redis.hgetall(replicationKey(ctx.prefix));
+  const names = command.app
+    ? [command.app]
+    : [...new Set([...Object.keys(ctx.config.apps), ...Object.keys(raw)])].sort();
+  const rows: (AppStatus & { publishedAt?: string; rpoSeconds?: number })[] = [];
+  const lines: string[] = [];
+  for (const name of names) {
+    const text = raw[name];
+    if (!text) {
+      lines.push(
+        `${name}: no replication state published (is \`dr gateway\` running with REDIS_URL?)`,
+      );
+      continue;
+    }
+    const s = JSON.parse(text) as AppStatus & { publishedAt?: string };
+    const rpo = s.lastConsistentPoint
+      ? Math.max(0, (ctx.now() - Date.parse(s.lastConsistentPoint.time)) / 1000)
+      : undefined;
+    rows.push({ ...s, ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
+    lines.push(
+      `${name}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}, RPO ${rpo === undefined ? '-' : `${rpo.toFixed(1)} s`}, last point ${s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.label}` : '-'}, backlog ${formatBytes(s.backlogBytes)}`,
+    );
+  }
+  return {
+    ok: true,
+    summary: command.app ? `Status of ${command.app}` : `Status of ${names.length} app(s)`,
+    details: lines,
+    data: rows,
+  };
+}
+
+/** points <app>: the app's recovery points, from the gateway. */
+export async function readPoints(ctx: EngineContext, command: Command): Promise<Reply> {
+  const bad = unknownApp(ctx, command.app);
+  if (bad) return bad;
+  const app = command.app as string;
+  let client: GatewayClient | undefined;
+  try {
+    const host = ctx.config.gateway.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    client = new GatewayClient({
+      address: ctx.config.gateway.address,
+      tls: tlsClientOptions(homePaths(ctx.home), host),
+      timeoutMs: 10_000,
+    });
+    const points = await client.points(app);
+    const lines = points.slice(-20).map((p) => `#${p.id}  ${p.time}  ${p.label}`);
+    return {
+      ok: true,
+      summary: points.length
+        ? `${points.length} recovery point(s) of ${app}${points.length > 20 ? ' (newest 20 shown)' : ''}`
+        : `No recovery points of ${app} yet`,
+      details: lines,
+      data: points,
+    };
+  } catch (err) {
+    return { ok: false, summary: `Cannot list the points of ${app}: ${errorMessage(err)}` };
+  } finally {
+    client?.close();
+  }
+}
+
+/** history [app]: the newest decisions, approvals and operations from the audit log. */
+export async function readHistory(ctx: EngineContext, command: Command): Promise<Reply> {
+  if (command.app !== undefined) {
+    const bad = unknownApp(ctx, command.app);
+    if (bad) return bad;
+  }
+  const entries = await ctx.redis.xrevrange(controlKeys(ctx.prefix).audit, '+', '-', 'COUNT', 500);
+  const rows: AuditEntry[] = [];
+  for (const [, fields] of entries) {
+    const i = fields.indexOf('entry');
+    const e = JSON.parse(fields[i + 1] ?? '{}') as AuditEntry;
+    if (e.type === 'command') continue;
+    const d = e.data as { app?: string } | null;
+    if (command.app && d?.app !== command.app) continue;
+    rows.push(e);
+    if (rows.length >= 20) break;
+  }
+  const lines = rows.map(
+    (e) =>
+      `${new Date(e.time).toISOString()}  ${e.type}  ${e.actor ?? ''}  ${JSON.stringify(e.data)}`,
+  );
+  return {
+    ok: true,
+    summary: `Last ${rows.length} event(s)${command.app ? ` of ${command.app}` : ''}`,
+    details: lines,
+    data: rows,
+  };
+}
+
+/** policy list | policy explain <command…>. */
+export async function readPolicy(
+  ctx: EngineContext,
+  command: Command,
+  who: Identity,
+): Promise<Reply> {
+  const set = ctx.policies();
+  const problems = ctx.policyProblems();
+  if (!set)
+    return {
+      ok: false,
+      summary: 'No valid policy set is loaded',
+      details: problems.map((p) => `${p.file}:${p.line}: ${p.reason}`),
+    };
+  if (command.args.sub !== 'explain') {
+    const lines = set.policies.map(
+      (p) =>
+        `${p.name}  [${p.mode}, ${p.effect.kind}]  ${p.file}:${p.line}${p.description ? `  ${p.description}` : ''}`,
+    );
+    if (problems.length)
+      lines.push(
+        ...problems.map(
+          (p) => `refused: ${p.file}:${p.line}: ${p.reason} (the last good set stays in force)`,
+        ),
+      );
+    return {
+      ok: true,
+      summary: `${set.policies.length} policies in force`,
+      details: lines,
+      data: set.policies.map(({ conditions: _c, ...p }) => p),
+    };
+  }
+  const parsed = parseWords(command.args.words ?? []);
+  if (typeof parsed === 'string') return { ok: false, summary: parsed };
+  if (parsed.app !== undefined) {
+    const bad = unknownApp(ctx, parsed.app);
+    if (bad) return bad;
+  }
+  const e = await explainCommand(
+    set,
+    ctx.config,
+    parsed,
+    who,
+    await appState(ctx, parsed.app),
+    ctx.now(),
+    command.surface,
+  );
+  const [first, ...rest] = explanationLines(e);
+  return { ok: true, summary: first ?? '', details: rest, data: e };
+}

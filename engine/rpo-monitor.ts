@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto';
+import { formatDuration } from '../core/units.js';
+import { replicationKey } from '../replicator/gateway/state-publisher.js';
+import type { AppStatus } from '../replicator/transport/wire-types.js';
+import type { AlertRecord } from './alert-store.js';
+import type { Action } from './contract.js';
+import { rpoSecondsOf } from './decide.js';
+import { type EngineContext, targetsFor } from './engine-context.js';
+import type { Policy } from './policy.js';
+import { appsSelected } from './schedules.js';
+
+const ackAction = (id: string): Action => ({
+  kind: 'ack',
+  label: 'Acknowledge',
+  words: `ack ${id}`,
+  style: 'primary',
+});
+
+// Takes or keeps the monitor's leadership: one engine looks at a time, another takes over when it stops.
+const LEAD = `
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/**
+ * Watches the replication state the gateway publishes and raises `rpo.breach`, `rpo.recovered`
+ * and `agent.silent` notices under the alert policies: one per breach, acknowledgeable, and
+ * re-sent to the escalation channels when nobody acknowledged in time.
+ */
+export class RpoMonitor {
+  private readonly token = randomUUID();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly everyMs = 5000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running = this.running
+        .then(() => this.tick())
+        .catch((err: unknown) =>
+          this.ctx.log.warn({ err: String(err) }, 'RPO monitor: check failed; next one soon'),
+        );
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+    await this.ctx.redis
+      .eval(
+        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+        1,
+        this.leaderKey(),
+        this.token,
+      )
+      .catch(() => undefined); // Redis away: the lease runs out by itself
+  }
+
+  private leaderKey = () => `${this.ctx.prefix}engine:monitor-leader`;
+
+  /** One look at every app; only the leader acts. Public so tests can step it with a fake clock. */
+  async tick(): Promise<void> {
+    const { ctx } = this;
+    const lead = await ctx.redis.eval(
+      LEAD,
+      1,
+      this.leaderKey(),
+      this.token,
+      String(this.everyMs * 3),
+    );
+    if (lead !== 1) return;
+    const set = ctx.policies();
+    if (!set) return;
+    const raw = await ctx.redis.hgetall(replicationKey(ctx.prefix));
+    const now = ctx.now();
+    for (const policy of set.alerts) {
+      if (policy.mode === 'dryrun' || policy.effect.kind !== 'alert') continue;
+      for (const app of await appsSelected(policy, ctx.config, now)) {
+        const text = raw[app];
+        if (text === undefined) continue; // nothing published yet: nothing to judge
+        if (policy.effect.on === 'rpo') await this.checkRpo(policy, app, text, now);
+        else await this.checkAgent(policy, app, text, now);
+      }
+    }
+  }
+
+  private async checkRpo(policy: Policy, app: string, text: string, now: number): Promise<void> {
+    const { ctx } = this;
+    if (policy.effect.kind !== 'alert') return;
+    const objectiveMs = policy.effect.overMs ?? ctx.config.apps[app]?.rpoObjective ?? 60_000;
+    const lag = rpoSecondsOf(text, now);
+    const sinceKey = `${ctx.prefix}rpo:over-since`;
+    if (lag !== undefined && lag * 1000 > objectiveMs) {
+      await ctx.redis.hsetnx(sinceKey, app, String(now));
+      const since = Number((await ctx.redis.hget(sinceKey, app)) ?? now);
+      const open = await ctx.alerts.open('rpo', app);
+      if (open)
+        return this.escalate(
+          policy,
+          open,
+          now,
+          `RPO breach: ${app} is ${Math.round(lag)} s behind (objective ${objectiveMs / 1000} s)`,
+        );
+      if (now - since < policy.effect.forMs) return;
+      const alert = await ctx.alerts.raise('rpo', app, policy.name, now);
+      if (!alert) return;
+      await ctx.audit.append('alert', {
+        id: alert.id,
+        app,
+        kind: 'rpo',
+        lagSeconds: lag,
+        objectiveSeconds: objectiveMs / 1000,
+        policy: policy.name,
+      });
+      await ctx.notices.publish({
+        kind: 'rpo.breach',
+        key: `alert:${alert.id}`,
+        app,
+        targets: targetsFor(ctx, app, undefined, 'alerts'),
+        severity: 'critical',
+        summary: `RPO breach: ${app} is ${Math.round(lag)} s behind (objective ${objectiveMs / 1000} s) for ${formatDuration(now - since)} (${alert.id})`,
+        actions: [ackAction(alert.id)],
+        data: { alert, lagSeconds: lag, objectiveSeconds: objectiveMs / 1000 },
+      });
+      return;
+    }
+    await ctx.redis.hdel(sinceKey, app);
+    const closed = await ctx.alerts.resolve('rpo', app, now);
+    if (!closed) return;
+    await ctx.audit.append('alert', {
+      id: closed.id,
+      app,
+      kind: 'rpo',
+      resolved: true,
+      lagSeconds: lag ?? null,
+    });
+    await ctx.notices.publish({
+      kind: 'rpo.recovered',
+      key: `alert:${closed.id}`,
+      app,
+      targets: targetsFor(ctx, app, undefined, 'alerts'),
+      severity: 'info',
+      summary: `RPO recovered: ${app} is ${lag === undefined ? '?' : Math.round(lag)} s behind again (objective ${objectiveMs / 1000} s) after ${formatDuration(now - closed.raisedAt)} (${closed.id})`,
+      data: { alert: closed, lagSeconds: lag ?? null },
+    });
+  }
+
+  private async checkAgent(policy: Policy, app: string, text: string, now: number): Promise<void> {
+    const { ctx } = this;
+    if (policy.effect.kind !== 'alert') return;
+    let status: AppStatus;
+    try {
+      status = JSON.parse(text) as AppStatus;
+    } catch {
+      return; // not a state we can read; the RPO check reports the lag
+    }
+    const seen = status.agent ? Date.parse(status.agent.lastSeen) : Number.NaN;
+    // No agent since the gateway started, with points stored: it is silent since the last point.
+    const last = Number.isFinite(seen)
+      ? seen
+      : status.lastPoint
+        ? Date.parse(status.lastPoint.time)
+        : Number.NaN;
+    if (!Number.isFinite(last)) return;
+    const quiet = now - last;
+    if (quiet > policy.effect.forMs) {
+      const open = await ctx.alerts.open('agent-silent', app);
+      if (open)
+        return this.escalate(
+          policy,
+          open,
+          now,
+          `The agent of ${app} has not been heard for ${formatDuration(quiet)}`,
+        );
+      const alert = await ctx.alerts.raise('agent-silent', app, policy.name, now);
+      if (!alert) return;
+      await ctx.audit.append('alert', {
+        id: alert.id,
+        app,
+        kind: 'agent-silent',
+        quietMs: quiet,
+        policy: policy.name,
+      });
+      await ctx.notices.publish({
+        kind: 'agent.silent',
+        key: `alert:${alert.id}`,
+        app,
+        targets: targetsFor(ctx, app, undefined, 'alerts'),
+        severity: 'critical',
+        summary: `The agent of ${app}${status.agent ? ` on ${status.agent.host}` : ''} has not been heard for ${formatDuration(quiet)} (${alert.id})`,
+        actions: [ackAction(alert.id)],
+        data: { alert, quietMs: quiet },
+      });
+      return;
+    }
+    const closed = await ctx.alerts.resolve('agent-silent', app, now);
+    if (!closed) return;
+    await ctx.audit.append('alert', { id: closed.id, app, kind: 'agent-silent', resolved: true });
+    await ctx.notices.publish({
+      kind: 'agent.silent',
+      key: `alert:${closed.id}`,
+      app,
+      targets: targetsFor(ctx, app, undefined, 'alerts'),
+      severity: 'info',
+      summary: `The agent of ${app} is heard again (${closed.id})`,
+      data: { alert: closed, resolved: true },
+    });
+  }
+
+  /** Re-sends an unacknowledged alert to the escalation channels once its time is up. */
+  private async escalate(
+    policy: Policy,
+    alert: AlertRecord,
+    now: number,
+    what: string,
+  ): Promise<void> {
+    const { ctx } = this;
+    if (policy.effect.kind !== 'alert' || policy.effect.escalateAfterMs === undefined) return;
+    if (alert.ackedBy || alert.escalatedAt || now - alert.raisedAt < policy.effect.escalateAfterMs)
+      return;
+    alert.escalatedAt = now;
+    await ctx.alerts.update(alert);
+    await ctx.audit.append('alert', {
+      id: alert.id,
+      app: alert.app,
+      kind: alert.kind,
+      escalated: true,
+    });
+    await ctx.notices.publish({
+      kind: 'alert.escalated',
+      key: `alert:${alert.id}`,
+      app: alert.app,
+      targets: targetsFor(ctx, alert.app, undefined, 'escalation'),
+      severity: 'critical',
+      summary: `Escalated: ${what}; unacknowledged for ${formatDuration(now - alert.raisedAt)} (${alert.id})`,
+      actions: [ackAction(alert.id)],
+      data: { alert },
+    });
+  }
+}

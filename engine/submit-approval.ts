@@ -1,0 +1,238 @@
+import type { ApprovalRecord } from './approval-store.js';
+import type { Command, Reply } from './contract.js';
+import { denyReply, judge } from './decide.js';
+import { type EngineContext, targetsFor } from './engine-context.js';
+import type { Identity } from './identity.js';
+import {
+  approvalActions,
+  enqueueOperation,
+  type OperationVerb,
+  publicApproval,
+} from './submit-operation.js';
+
+const APPROVAL_ID = /^A-\d{1,12}$/;
+
+const progress = (a: ApprovalRecord) => `${a.approvals.length} of ${a.required}`;
+
+/** approve / reject: idempotent presses; the press that meets the count enqueues the job, once. */
+export async function submitPress(
+  ctx: EngineContext,
+  command: Command,
+  who: Identity,
+): Promise<Reply> {
+  const kind = command.verb as 'approve' | 'reject';
+  const id = command.args.id ?? '';
+  if (!APPROVAL_ID.test(id))
+    return {
+      ok: false,
+      private: true,
+      summary: `"${id}" is not an approval id; ${kind} takes one like A-12`,
+    };
+  const found = await ctx.approvals.get(id);
+  if (!found)
+    return {
+      ok: false,
+      private: true,
+      summary: `No approval ${id}: it never existed or was removed after 30 days`,
+    };
+  const j = await judge(ctx, { ...command, app: found.app }, who);
+  if (j.deny) return { ...denyReply(j, j.evaluation?.outcomes ?? []), private: true };
+
+  const person = who.person ?? command.actor;
+  const eligible = who.groups.some((g) => found.groups.includes(g));
+  const r = await ctx.approvals.press(kind, id, {
+    actor: command.actor,
+    person,
+    eligible,
+    now: ctx.now(),
+    ...(command.args.reason ? { reason: command.args.reason } : {}),
+  });
+  const a = r.approval ?? found;
+  const thread = `op:${a.opId}`;
+  await ctx.audit.append(
+    'approval',
+    {
+      id,
+      opId: a.opId,
+      press: kind,
+      person,
+      outcome: r.outcome,
+      status: a.status,
+      approvals: a.approvals.map((x) => x.person),
+    },
+    command.actor,
+  );
+  const notify = (
+    k: 'approval.updated' | 'approval.granted' | 'approval.rejected' | 'approval.expired',
+    summary: string,
+    severity: 'info' | 'warning' = 'info',
+  ) =>
+    ctx.notices.publish({
+      kind: k,
+      key: thread,
+      app: a.app,
+      targets: targetsFor(ctx, a.app, a.channel),
+      severity,
+      summary,
+      ...(k === 'approval.updated' ? { actions: approvalActions(id) } : {}),
+      data: { approval: publicApproval(a) },
+    });
+
+  switch (r.outcome) {
+    case 'counted':
+      await notify(
+        'approval.updated',
+        `${person} approved ${a.verb} of ${a.app} (${id}): ${progress(a)}`,
+      );
+      return {
+        ok: true,
+        summary: `Approved ${id}: ${progress(a)}; waiting for ${a.required - a.approvals.length} more from ${a.groups.join(', ')}`,
+        thread,
+        data: { approval: publicApproval(a) },
+      };
+    case 'granted': {
+      await notify(
+        'approval.granted',
+        `${a.verb} of ${a.app} approved by ${a.approvals.map((x) => x.person).join(' and ')} (${id}); queuing ${a.opId}`,
+      );
+      return { ...(await startGranted(ctx, a)), thread };
+    }
+    case 'rejected-now':
+      await notify(
+        'approval.rejected',
+        `${person} rejected ${a.verb} of ${a.app} (${id})${command.args.reason ? `: ${command.args.reason}` : ''}`,
+        'warning',
+      );
+      return {
+        ok: true,
+        summary: `Rejected ${id}: ${a.verb} of ${a.app} will not run`,
+        thread,
+        data: { approval: publicApproval(a) },
+      };
+    case 'repeat':
+      return {
+        ok: true,
+        private: true,
+        summary: `You already approved ${id} (${progress(a)}); pressing again does not count twice`,
+        thread,
+      };
+    case 'self':
+      return {
+        ok: false,
+        private: true,
+        summary: `You asked for this ${a.verb}; someone else from ${a.groups.join(', ')} must ${kind} ${id}`,
+        thread,
+      };
+    case 'ineligible':
+      return {
+        ok: false,
+        private: true,
+        summary: `Only members of ${a.groups.join(', ')} may ${kind} ${id}; ${person} is in ${who.groups.join(', ') || 'no group'}`,
+        thread,
+      };
+    case 'expired-now':
+      await notify(
+        'approval.expired',
+        `${id} (${a.verb} of ${a.app}) expired at ${a.expiresAt} without enough approvals`,
+        'warning',
+      );
+      return {
+        ok: false,
+        summary: `${id} expired at ${a.expiresAt}; ask again with \`${a.verb} ${a.app}\``,
+        thread,
+      };
+    case 'expired':
+      return {
+        ok: false,
+        private: true,
+        summary: `${id} expired at ${a.expiresAt}; ask again with \`${a.verb} ${a.app}\``,
+        thread,
+      };
+    case 'rejected':
+      return {
+        ok: false,
+        private: true,
+        summary: `${id} was rejected by ${a.rejectedBy?.person ?? 'someone'}; nothing more to ${kind}`,
+        thread,
+      };
+    case 'granted-already':
+      return {
+        ok: true,
+        private: true,
+        summary: `${id} was already approved; ${a.opId} is ${a.enqueued ?? 'queued'}`,
+        thread,
+      };
+    case 'cancelled':
+      return {
+        ok: false,
+        private: true,
+        summary: `${id} was withdrawn: its ${a.verb} of ${a.app} was cancelled`,
+        thread,
+      };
+    default:
+      return { ok: false, private: true, summary: `No approval ${id}` };
+  }
+}
+
+/** Enqueues a granted approval's operation and records that it did (or why it could not). */
+export async function startGranted(ctx: EngineContext, a: ApprovalRecord): Promise<Reply> {
+  const queued = await enqueueOperation(ctx, {
+    verb: a.verb as OperationVerb,
+    app: a.app,
+    opId: a.opId,
+    requestedBy: a.requestedBy,
+    args: a.args,
+    approvalId: a.id,
+    ...(a.channel ? { channel: a.channel } : {}),
+  });
+  await ctx.approvals.markEnqueued(a.id, queued.ok ? 'queued' : `refused: ${queued.message}`);
+  if (!queued.ok) {
+    await ctx.notices.publish({
+      kind: 'operation.failed',
+      key: `op:${a.opId}`,
+      app: a.app,
+      targets: targetsFor(ctx, a.app, a.channel),
+      severity: 'critical',
+      summary: `${a.verb} of ${a.app} was approved but could not start: ${queued.message}`,
+      data: { opId: a.opId },
+    });
+    return {
+      ok: false,
+      summary: `Approved ${a.id}, but ${a.verb} of ${a.app} could not start: ${queued.message}`,
+    };
+  }
+  return {
+    ok: true,
+    summary: `Approved ${a.id}: ${progress(a)}; ${a.verb} of ${a.app} queued as ${a.opId}`,
+    data: { approval: publicApproval(a), opId: a.opId },
+    actions: [{ kind: 'cancel', label: 'Cancel', words: `cancel ${a.opId}`, style: 'danger' }],
+  };
+}
+
+/** An approval's expiry job: marks it expired if it still waits, and tells its channels. */
+export async function expireApproval(ctx: EngineContext, id: string): Promise<void> {
+  const r = await ctx.approvals.expire(id, ctx.now());
+  const a = r.approval;
+  if (r.outcome !== 'expired-now' || !a) return;
+  await ctx.audit.append('approval', { id, opId: a.opId, status: 'expired' });
+  await ctx.notices.publish({
+    kind: 'approval.expired',
+    key: `op:${a.opId}`,
+    app: a.app,
+    targets: targetsFor(ctx, a.app, a.channel),
+    severity: 'warning',
+    summary: `${id} (${a.verb} of ${a.app}) expired at ${a.expiresAt} with ${progress(a)} approvals; nothing was started`,
+    data: { approval: publicApproval(a) },
+  });
+}
+
+/** Sweeps approvals granted but never enqueued (a process stopped between the two): enqueues them now. */
+export async function sweepGranted(ctx: EngineContext): Promise<number> {
+  let n = 0;
+  for (const a of await ctx.approvals.recent(200)) {
+    if (a.status !== 'granted' || a.enqueued) continue;
+    await startGranted(ctx, a);
+    n++;
+  }
+  return n;
+}

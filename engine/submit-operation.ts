@@ -1,0 +1,252 @@
+import { errorMessage, isDrError } from '../core/errors.js';
+import { formatDuration } from '../core/units.js';
+import { newOpId } from '../replicator/jobs/recovery-client.js';
+import type { ApprovalRecord } from './approval-store.js';
+import type { Action, ApprovalState, Command, Decision, Reply } from './contract.js';
+import { denyReply, fired, judge, unknownApp } from './decide.js';
+import { type EngineContext, saveOpMeta, targetsFor } from './engine-context.js';
+import type { Identity } from './identity.js';
+
+export type OperationVerb = 'drill' | 'failover' | 'failback';
+
+const TITLE: Record<OperationVerb, string> = {
+  drill: 'Drill',
+  failover: 'Failover',
+  failback: 'Failback',
+};
+
+/** drill, failover, failback: judge, then enqueue, ask for approvals, refuse, or explain (dry run). */
+export async function submitOperation(
+  ctx: EngineContext,
+  command: Command,
+  who: Identity,
+): Promise<Reply> {
+  const verb = command.verb as OperationVerb;
+  const bad = unknownApp(ctx, command.app);
+  if (bad) return bad;
+  const app = command.app as string;
+  const j = await judge(ctx, command, who);
+  const ev = j.evaluation;
+  const policies = ev?.outcomes ?? [];
+  const warnings = ev?.warnings ?? [];
+  await ctx.audit.append(
+    'decision',
+    {
+      command: command.id,
+      verb,
+      app,
+      outcome: j.deny ? 'deny' : ev?.outcome,
+      policy: j.deny?.policy ?? ev?.policy?.name,
+      fired: fired(policies),
+      dryRun: command.args.dryRun === true,
+    },
+    command.actor,
+  );
+
+  if (command.args.dryRun) {
+    const would = j.deny ? 'deny' : ev?.outcome === 'approval' ? 'approval' : 'allow';
+    const reason = j.deny
+      ? `${j.deny.reason} (policy ${j.deny.policy})`
+      : would === 'approval' && ev?.approval
+        ? `needs ${ev.approval.count} approval(s) from ${ev.approval.groups.join(', ')} (policy ${ev.policy?.name})`
+        : `allowed by policy ${ev?.policy?.name}`;
+    const decision: Decision = { outcome: 'dryrun', would, reason, policies };
+    return {
+      ok: true,
+      summary: `Dry run: ${verb} of ${app} would be ${would === 'allow' ? 'allowed' : would === 'deny' ? 'denied' : 'sent for approval'}: ${reason}. Nothing was queued.`,
+      details: warnings,
+      decision,
+      data: { decision },
+    };
+  }
+  if (j.deny || !ev) return { ...denyReply(j, policies), details: warnings };
+
+  const opId = newOpId();
+  if (ev.outcome === 'approval' && ev.approval && ev.policy) {
+    const now = ctx.now();
+    const id = await ctx.approvals.nextId();
+    const record: ApprovalRecord = {
+      id,
+      opId,
+      verb,
+      app,
+      requestedBy: command.actor,
+      requestedPerson: who.person ?? command.actor,
+      required: ev.approval.count,
+      groups: ev.approval.groups,
+      approvals: [],
+      status: 'pending',
+      expiresAt: new Date(now + ev.approval.expiresMs).toISOString(),
+      expiresAtMs: now + ev.approval.expiresMs,
+      policy: ev.policy.name,
+      ...(command.channel ? { channel: command.channel } : {}),
+      args: operationArgs(command),
+    };
+    await ctx.approvals.create(record);
+    await saveOpMeta(ctx, {
+      opId,
+      app,
+      verb,
+      requestedBy: command.actor,
+      approvalId: id,
+      ...(command.channel ? { channel: command.channel } : {}),
+    });
+    // The expiry: a delayed job, so it fires even if this process is gone by then.
+    await ctx.queue.add(
+      'approval-expiry',
+      { id },
+      {
+        jobId: `expire-${id}`,
+        delay: Math.max(0, record.expiresAtMs - now),
+        removeOnComplete: true,
+        removeOnFail: 100,
+      },
+    );
+    await ctx.audit.append(
+      'approval',
+      {
+        id,
+        opId,
+        app,
+        verb,
+        status: 'pending',
+        required: record.required,
+        groups: record.groups,
+        policy: record.policy,
+      },
+      command.actor,
+    );
+    const actions = approvalActions(id);
+    const summary = `${TITLE[verb]} of ${app} needs ${record.required} approval(s) from ${record.groups.join(', ')} (not the requester); approve with \`approve ${id}\` within ${formatDuration(ev.approval.expiresMs)}`;
+    await ctx.notices.publish({
+      kind: 'approval.requested',
+      key: `op:${opId}`,
+      app,
+      targets: targetsFor(ctx, app, command.channel),
+      severity: 'warning',
+      summary: `${who.person ?? command.actor} asks to ${verb} ${app}: ${record.required} approval(s) needed from ${record.groups.join(', ')} (${id}, expires ${record.expiresAt})`,
+      actions,
+      data: { approval: publicApproval(record) },
+    });
+    const decision: Decision = { outcome: 'approval', approval: publicApproval(record), policies };
+    return {
+      ok: true,
+      summary,
+      details: warnings,
+      decision,
+      data: { decision },
+      actions,
+      thread: `op:${opId}`,
+    };
+  }
+
+  const queued = await enqueueOperation(ctx, {
+    verb,
+    app,
+    opId,
+    requestedBy: command.actor,
+    args: operationArgs(command),
+    ...(command.channel ? { channel: command.channel } : {}),
+  });
+  if (!queued.ok) return { ok: false, summary: queued.message, details: warnings };
+  const decision: Decision = { outcome: 'allow', opId, job: verb, policies };
+  return {
+    ok: true,
+    summary: `${TITLE[verb]} of ${app} queued as ${opId} (policy ${ev.policy?.name ?? '?'})`,
+    details: warnings,
+    decision,
+    data: { decision, opId },
+    actions: [{ kind: 'cancel', label: 'Cancel', words: `cancel ${opId}`, style: 'danger' }],
+    thread: `op:${opId}`,
+  };
+}
+
+export function operationArgs(command: Command): ApprovalRecord['args'] {
+  const a = command.args;
+  return {
+    ...(a.point !== undefined ? { point: a.point } : {}),
+    ...(a.keepMs !== undefined ? { keepMs: a.keepMs } : {}),
+    ...(a.emergency ? { emergency: true } : {}),
+  };
+}
+
+export function approvalActions(id: string): Action[] {
+  return [
+    { kind: 'approve', label: 'Approve', words: `approve ${id}`, style: 'primary' },
+    { kind: 'reject', label: 'Reject', words: `reject ${id}`, style: 'danger' },
+  ];
+}
+
+/** The approval as the contract shows it (without the engine's own fields). */
+export function publicApproval(a: ApprovalRecord): ApprovalState {
+  return {
+    id: a.id,
+    opId: a.opId,
+    verb: a.verb,
+    app: a.app,
+    requestedBy: a.requestedBy,
+    required: a.required,
+    groups: a.groups,
+    approvals: a.approvals,
+    status: a.status,
+    ...(a.rejectedBy ? { rejectedBy: a.rejectedBy } : {}),
+    expiresAt: a.expiresAt,
+  };
+}
+
+/**
+ * Puts the operation on the recovery queue through the replicator's contract. The job id is
+ * the op id, so enqueuing the same operation twice leaves one job.
+ */
+export async function enqueueOperation(
+  ctx: EngineContext,
+  op: {
+    verb: OperationVerb;
+    app: string;
+    opId: string;
+    requestedBy: string;
+    args: ApprovalRecord['args'];
+    channel?: string;
+    approvalId?: string;
+  },
+): Promise<{ ok: true } | { ok: false; message: string }> {
+  try {
+    const payload =
+      op.verb === 'failback'
+        ? { opId: op.opId, app: op.app, requestedBy: op.requestedBy }
+        : {
+            opId: op.opId,
+            app: op.app,
+            requestedBy: op.requestedBy,
+            ...(op.args.point !== undefined ? { point: op.args.point } : {}),
+            ...(op.verb === 'drill' && op.args.keepMs !== undefined
+              ? { keepMs: op.args.keepMs }
+              : {}),
+          };
+    await saveOpMeta(ctx, {
+      opId: op.opId,
+      app: op.app,
+      verb: op.verb,
+      requestedBy: op.requestedBy,
+      ...(op.channel ? { channel: op.channel } : {}),
+      ...(op.approvalId ? { approvalId: op.approvalId } : {}),
+    });
+    await ctx.recovery.enqueue(op.verb, payload);
+    await ctx.audit.append(
+      'job',
+      { opId: op.opId, app: op.app, job: op.verb, state: 'queued' },
+      op.requestedBy,
+    );
+    return { ok: true };
+  } catch (err) {
+    const message = isDrError(err)
+      ? err.message
+      : `could not queue the ${op.verb}: ${errorMessage(err)}`;
+    await ctx.audit.append(
+      'job',
+      { opId: op.opId, app: op.app, job: op.verb, state: 'refused', error: message },
+      op.requestedBy,
+    );
+    return { ok: false, message };
+  }
+}

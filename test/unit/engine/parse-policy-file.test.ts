@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import { evaluatePolicies } from '../../../engine/evaluate-policies.js';
+import { parsePolicyFile } from '../../../engine/parse-policy-file.js';
+import { formatProblem } from '../../../engine/policy.js';
+import { buildPolicySet } from '../../../engine/policy-set.js';
+
+const groups = new Set(['sre-oncall', 'devs']);
+const parse = (text: string) => parsePolicyFile(text, 'p.yaml', { knownGroups: groups });
+const problems = (text: string) => parse(text).problems.map(formatProblem);
+
+describe('policy files: validation names file, line and reason', () => {
+  it('accepts a valid file and compiles its conditions', () => {
+    const r = parse(`policies:
+  - name: oncall-may-drill
+    when:
+      verb: [drill, failover]
+      groups: sre-oncall
+      hour: { lessThan: 18 }
+    allow: true
+`);
+    expect(r.problems).toEqual([]);
+    expect(r.policies[0]?.conditions.all).toEqual([
+      { fact: 'verb', operator: 'in', value: ['drill', 'failover'] },
+      { fact: 'groups', operator: 'contains', value: 'sre-oncall' },
+      { fact: 'hour', operator: 'lessThan', value: 18, params: { tz: 'UTC' } },
+    ]);
+  });
+
+  it('malformed YAML', () => {
+    expect(problems('policies:\n  - name: x\n    when: { verb: drill\n')).toEqual([
+      expect.stringMatching(/^p\.yaml:\d+: not valid YAML/),
+    ]);
+  });
+
+  it('unknown fact, with a suggestion', () => {
+    expect(
+      problems('policies:\n  - name: x\n    when:\n      tierr: prod\n    allow: true\n'),
+    ).toEqual([
+      expect.stringMatching(/^p\.yaml:4: when: unknown fact "tierr" \(did you mean tier\?\)/),
+    ]);
+  });
+
+  it('unknown operator', () => {
+    expect(
+      problems('policies:\n  - name: x\n    when:\n      hour: { before: 9 }\n    allow: true\n'),
+    ).toEqual([expect.stringMatching(/^p\.yaml:4: when\.hour: unknown operator "before"/)]);
+  });
+
+  it('unknown group, in a condition and in approvals.from', () => {
+    const p = problems(`policies:
+  - name: x
+    when:
+      groups: sre-oncal
+    allow: true
+  - name: y
+    when: { verb: failover }
+    approvals: { count: 2, from: [dba] }
+`);
+    expect(p[0]).toMatch(
+      /^p\.yaml:4: when\.groups: unknown group "sre-oncal" \(did you mean sre-oncall\?\)/,
+    );
+    expect(p[1]).toMatch(/^p\.yaml:8: approvals\.from: unknown group "dba"/);
+  });
+
+  it('invalid cron and time zone', () => {
+    const p = problems(`timezone: Mars/Olympus
+policies:
+  - name: weekly
+    when: { tier: prod }
+    schedule: { cron: "0 3 * * 9" }
+`);
+    expect(p[0]).toMatch(/^p\.yaml:1: unknown time zone "Mars\/Olympus"/);
+    expect(p[1]).toMatch(/^p\.yaml:5: schedule\.cron: invalid cron "0 3 \* \* 9"/);
+  });
+
+  it('wrong value types and enumerations', () => {
+    const p = problems(`policies:
+  - name: x
+    when:
+      weekday: funday
+      hour: { lessThan: "nine" }
+    deny: no
+`);
+    expect(p[0]).toMatch(/^p\.yaml:4: when\.weekday: "funday" is not one of sun/);
+    expect(p[1]).toMatch(/^p\.yaml:5: when\.hour: expected a number/);
+  });
+
+  it('no effect, two effects, unknown key', () => {
+    const p = problems(`policies:
+  - name: a
+    when: { verb: drill }
+  - name: b
+    allow: true
+    deny: nope
+  - name: c
+    alow: true
+`);
+    expect(p.some((x) => /^p\.yaml:2: policy a has no effect/.test(x))).toBe(true);
+    expect(p.some((x) => /^p\.yaml:4: policy b has allow and deny/.test(x))).toBe(true);
+    expect(p.some((x) => /^p\.yaml:8: unknown key "alow" \(did you mean allow\?\)/.test(x))).toBe(
+      true,
+    );
+  });
+
+  it('two policies that contradict are refused together', () => {
+    const a = parse(
+      'policies:\n  - name: a\n    when: { verb: drill, tier: prod }\n    allow: true\n',
+    );
+    const b = parsePolicyFile(
+      'policies:\n  - name: b\n    when: { tier: prod, verb: drill }\n    deny: frozen\n',
+      'q.yaml',
+    );
+    const r = buildPolicySet([...a.policies, ...b.policies]);
+    expect(r.set).toBeUndefined();
+    expect(r.problems.map(formatProblem)).toEqual([
+      expect.stringMatching(/^q\.yaml:2: policy b contradicts a \(p\.yaml:2\)/),
+    ]);
+  });
+
+  it('deny wins, then the largest approval, then allow; warn only warns', async () => {
+    const r = parse(`policies:
+  - name: allow-all
+    when: { verb: failover }
+    allow: true
+  - name: one
+    when: { verb: failover, tier: prod }
+    approvals: { count: 1, from: [sre-oncall] }
+  - name: three
+    when: { verb: failover, groups: devs }
+    approvals: { count: 3, from: [sre-oncall] }
+  - name: frozen
+    mode: warn
+    when: { verb: failover, emergency: false }
+    deny: change freeze
+`);
+    const set = buildPolicySet(r.policies).set;
+    if (!set) throw new Error('set refused');
+    const now = Date.now();
+    const base = { verb: 'failover' as const, now, emergency: false };
+    expect((await evaluatePolicies(set, { ...base, tier: 'dev' })).outcome).toBe('allow');
+    const prod = await evaluatePolicies(set, { ...base, tier: 'prod', groups: ['devs'] });
+    expect(prod.outcome).toBe('approval');
+    expect(prod.approval?.count).toBe(3);
+    expect(prod.warnings).toEqual(['policy frozen (warn) would deny: change freeze']);
+  });
+});
