@@ -1,5 +1,6 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 /**
  * An emulator of Slack's side: the Web API the bot calls (`auth.test`, `chat.postMessage`,
@@ -35,6 +36,12 @@ export class SlackEmulator {
   readonly messages = new Map<string, SlackMessage>();
   readonly responses: ResponseUrlPost[] = [];
   readonly ephemerals: SlackCall[] = [];
+  /** Socket Mode: the app-level token, and what the app answered to each envelope. */
+  readonly appToken = `xapp-1-test-${randomBytes(8).toString('hex')}`;
+  readonly socketAcks: { envelope_id: string; payload?: unknown }[] = [];
+  private readonly sockets = new Set<WebSocket>();
+  private readonly tickets = new Set<string>();
+  private wss: WebSocketServer | undefined;
   private server: Server | undefined;
   private seq = 0;
   private rateLimited = 0;
@@ -52,12 +59,59 @@ export class SlackEmulator {
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     });
+    this.wss = new WebSocketServer({ noServer: true });
+    this.server.on('upgrade', (req, socket, head) => {
+      const ticket = new URL(req.url ?? '/', 'http://x').searchParams.get('ticket') ?? '';
+      if (!this.tickets.delete(ticket)) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+        return;
+      }
+      this.wss?.handleUpgrade(req, socket, head, (ws) => {
+        this.sockets.add(ws);
+        ws.on('close', () => this.sockets.delete(ws));
+        ws.on('message', (raw) =>
+          this.socketAcks.push(JSON.parse(String(raw)) as { envelope_id: string }),
+        );
+        ws.send(
+          JSON.stringify({
+            type: 'hello',
+            num_connections: 1,
+            connection_info: { app_id: 'A0LIFEBOAT' },
+          }),
+        );
+      });
+    });
     await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
     const a = this.server.address() as { port: number };
     this.url = `http://127.0.0.1:${a.port}`;
   }
 
+  get socketConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Socket Mode: sends an envelope (`slash_commands` or `interactive`) over every connection. */
+  sendEnvelope(
+    type: 'slash_commands' | 'interactive',
+    payload: Record<string, unknown>,
+    retryAttempt = 0,
+  ): string {
+    const envelope_id = randomUUID();
+    const text = JSON.stringify({
+      envelope_id,
+      type,
+      payload,
+      accepts_response_payload: type === 'slash_commands',
+      retry_attempt: retryAttempt,
+      retry_reason: retryAttempt ? 'timeout' : '',
+    });
+    for (const s of this.sockets) s.send(text);
+    return envelope_id;
+  }
+
   async stop(): Promise<void> {
+    for (const s of this.sockets) s.terminate();
+    this.wss?.close();
     await new Promise<void>((r) => {
       this.server?.close(() => r());
       this.server?.closeAllConnections();
@@ -111,6 +165,12 @@ export class SlackEmulator {
     this.calls.push({ method, args, at: Date.now() });
     const auth =
       req.headers.authorization ?? (typeof args.token === 'string' ? `Bearer ${args.token}` : '');
+    if (method === 'apps.connections.open') {
+      if (auth !== `Bearer ${this.appToken}`) return ok({ ok: false, error: 'invalid_auth' });
+      const ticket = randomUUID();
+      this.tickets.add(ticket);
+      return ok({ ok: true, url: `${this.url.replace('http', 'ws')}/link/?ticket=${ticket}` });
+    }
     if (auth !== `Bearer ${this.token}`) return ok({ ok: false, error: 'invalid_auth' });
     switch (method) {
       case 'auth.test':
