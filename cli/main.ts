@@ -1,12 +1,14 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './commands/agent.js';
 import { registerApp } from './commands/app.js';
+import { registerChat } from './commands/chat.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerInit } from './commands/init.js';
 import { registerOperation } from './commands/operation.js';
 import { registerPoints } from './commands/points.js';
 import { registerRecovery } from './commands/recovery.js';
 import { registerRestore } from './commands/restore.js';
+import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
 import { registerUp } from './commands/up.js';
 import { registerVerify } from './commands/verify.js';
@@ -31,6 +33,8 @@ export function buildProgram(exit: ExitState): Command {
     registerWorker,
     registerRecovery,
     registerOperation,
+    registerServe,
+    registerChat,
     registerUp,
   ]) {
     register(program, exit);

@@ -34,13 +34,7 @@ export class ConsoleSurface {
   private seq = 0;
 
   constructor(private readonly o: ConsoleSurfaceOptions) {
-    if (!PERSON.test(o.person)) {
-      throw new DrError(`--as ${JSON.stringify(o.person)} is not a person's name`, {
-        code: 'usage',
-        subject: '--as',
-        remedy: 'use letters, digits, ., _ and - (the name under people: in dr.yaml)',
-      });
-    }
+    checkPerson(o.person);
   }
 
   /** Runs until the input ends or `exit` / `quit` is typed. */
@@ -96,6 +90,17 @@ export class ConsoleSurface {
 
   private print(text: string): void {
     this.o.output.write(`${printable(text)}\n`);
+  }
+}
+
+/** A usage error unless `person` can be a console identity. */
+export function checkPerson(person: string): void {
+  if (!PERSON.test(person)) {
+    throw new DrError(`--as ${JSON.stringify(person)} is not a person's name`, {
+      code: 'usage',
+      subject: '--as',
+      remedy: 'use letters, digits, ., _ and - (the name under people: in dr.yaml)',
+    });
   }
 }
 

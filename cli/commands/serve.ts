@@ -1,0 +1,88 @@
+import type { Command } from 'commander';
+import { errorMessage } from '../../core/errors.js';
+import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { createHttpServer, healthRoute, parseListen, type Route } from '../http-server.js';
+import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8787';
+
+export function registerServe(program: Command, exit: ExitState): void {
+  program
+    .command('serve')
+    .description(
+      'run the engine and the chat surfaces (Slack, DingTalk) and serve /slack/events and /healthz',
+    )
+    .option('--listen <host:port>', 'address of the HTTP server', DEFAULT_LISTEN)
+    .option('--json', 'print where it serves and which surfaces are on as one JSON line')
+    .addHelpText(
+      'after',
+      `
+Surfaces start when their credentials are set (see docs/chat.md):
+  Slack     SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET (HTTP receiver) or SLACK_APP_TOKEN (Socket Mode),
+            SLACK_API_URL to send Web API calls elsewhere
+  DingTalk  DINGTALK_CLIENT_ID + DINGTALK_CLIENT_SECRET, DINGTALK_API_URL, DINGTALK_GATEWAY_URL,
+            DINGTALK_CARD_TEMPLATE_ID for interactive cards
+Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
+    )
+    .action(async (opts: { listen: string; json?: boolean }, cmd: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(cmd);
+        parseListen(opts.listen); // a bad --listen fails before anything starts
+        const config = await ctx.config();
+        const redisUrl = requireRedisUrl(ctx.env);
+        const prefix = redisPrefix(ctx.env);
+        const log = ctx.log.child({ part: 'serve' });
+        (await openRedis(ctx.env, 'lifeboat-serve-probe')).disconnect(); // Redis answers, or a clear error
+        const { createEngine } = await import('../../engine/index.js');
+        const { startSurfaces } = await import('../../bot/start-surfaces.js');
+        const engine = await createEngine({ home: ctx.home, config, redisUrl, prefix, log });
+        const closers: (() => Promise<void>)[] = [() => engine.close()];
+        const closeAll = async () => {
+          for (const c of closers.reverse()) {
+            await c().catch((err: unknown) =>
+              log.warn({ err: errorMessage(err) }, 'stopping a part failed'),
+            );
+          }
+        };
+        try {
+          await engine.start();
+          const surfaces = await startSurfaces({
+            plane: engine,
+            connect: (name) => openRedis(ctx.env, name),
+            env: ctx.env,
+            prefix,
+            adminTargets: config.channels.admin,
+            log,
+          });
+          closers.push(() => surfaces.close());
+          // Further pages (status, /metrics) are routes added here.
+          const routes: Route[] = [healthRoute, ...surfaces.routes];
+          const server = await createHttpServer({ listen: opts.listen, routes, log });
+          closers.push(() => server.close());
+          if (opts.json) {
+            printJson({ url: server.url, address: server.address, surfaces: surfaces.lines });
+          } else {
+            ctx.out(
+              `serving on ${server.url} (/healthz${surfaces.slack?.route ? ', /slack/events' : ''})`,
+            );
+            for (const line of surfaces.lines) ctx.out(line);
+          }
+        } catch (err) {
+          await closeAll();
+          throw err;
+        }
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            resolve();
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+        await closeAll();
+        ctx.out('stopped');
+        return 0;
+      }),
+    );
+}
