@@ -64,6 +64,10 @@ export function registerWorker(program: Command, exit: ExitState): void {
           log.warn({ opId: job?.data?.opId, job: job?.name, err: err.message }, 'job failed'),
         );
         worker.on('error', (err) => log.error({ err: errorMessage(err) }, 'worker error'));
+        // Without a listener, BullMQ prints a queue's connection errors raw on stderr.
+        client.queue.on('error', (err) =>
+          log.warn({ err: errorMessage(err) }, 'queue connection error'),
+        );
         await worker.waitUntilReady();
         const swept = await sweepLeftovers(deps).catch((err: unknown) => {
           log.warn({ err: errorMessage(err) }, 'leftover sweep failed; the next start tries again');

@@ -42,3 +42,23 @@ export function errorInfo(err: unknown): { code: string; message: string } {
   if (isDrError(err)) return { code: err.code, message: err.message };
   return { code: 'internal', message: errorMessage(err) };
 }
+
+/**
+ * Whether the job's own record is gone from Redis (it restarted without its data, or someone
+ * removed the job): BullMQ then fails every update with "Missing key for job". A retry is
+ * impossible, since nothing is left to retry.
+ */
+export function isJobLost(err: unknown): boolean {
+  return /Missing key for job/.test(errorMessage(err));
+}
+
+export function jobLost(opId: string, what: string): DrError {
+  return new DrError(
+    `the job record of ${opId} is gone from Redis (it restarted without its data, or the job was removed); ${what}`,
+    {
+      code: 'operation_unknown',
+      subject: opId,
+      remedy: 'run Redis with persistence (appendonly yes) so operations survive its restart',
+    },
+  );
+}

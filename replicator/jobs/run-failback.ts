@@ -10,7 +10,7 @@ import type { Provider } from '../providers/provider.js';
 import { copyBack } from '../recovery/copy-back.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { AppLock } from './app-lock.js';
-import { cancelled, errorInfo, FinalError, isPermanent } from './job-errors.js';
+import { cancelled, errorInfo, FinalError, isJobLost, isPermanent } from './job-errors.js';
 import { emitEvent } from './operation-events.js';
 import {
   type FailbackJobData,
@@ -228,8 +228,12 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       if (err instanceof FinalError && err.code === 'operation_conflict') throw err;
       const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
       const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
+      // A job whose record is gone from Redis cannot be retried: it ends here.
       const final =
-        wasCancelled || isPermanent(why) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        wasCancelled ||
+        isPermanent(why) ||
+        isJobLost(why) ||
+        job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!final) {
         log.warn(
           { err: errorMessage(err), attempt: job.attemptsMade + 1 },

@@ -7,7 +7,7 @@ import { materialisePoint } from '../recovery/materialise-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { AppLock } from './app-lock.js';
-import { cancelled, errorInfo, FinalError, isPermanent } from './job-errors.js';
+import { cancelled, errorInfo, FinalError, isJobLost, isPermanent, jobLost } from './job-errors.js';
 import { emitEvent } from './operation-events.js';
 import {
   cleanupJobId,
@@ -261,6 +261,25 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
     } catch (err) {
       if (err instanceof FinalError && err.code === 'operation_conflict') throw err;
       const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
+      if (isJobLost(err) && !wasCancelled) {
+        // Nothing can retry or clean up this operation later: a drill is removed now; a
+        // failover's server is production, so it is kept and the error says where it is.
+        const keep = mode === 'failover' && steps.launched !== undefined;
+        if (!keep) {
+          await removeOperation(deps, opId, app, log).catch((cleanupErr: unknown) =>
+            log.error({ err: errorMessage(cleanupErr) }, 'cleanup after a lost job failed'),
+          );
+        }
+        const lost = jobLost(
+          opId,
+          keep
+            ? `its server ${steps.launched?.server.id} keeps running, untracked (its images are under recovery/${opId})`
+            : 'what it made was removed',
+        );
+        log.error({ err: lost.message }, `${mode} lost its job record`);
+        await finish({ error: errorInfo(lost) });
+        throw new FinalError(lost.message, lost.code);
+      }
       const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
       const final =
         wasCancelled || isPermanent(why) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

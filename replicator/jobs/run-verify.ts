@@ -3,7 +3,7 @@ import { APP_NAME } from '../../core/config.js';
 import { errorMessage } from '../../core/errors.js';
 import { verifyPoint } from '../recovery/verify-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
-import { cancelled, errorInfo, FinalError, isPermanent } from './job-errors.js';
+import { cancelled, errorInfo, FinalError, isJobLost, isPermanent } from './job-errors.js';
 import { emitEvent } from './operation-events.js';
 import {
   OP_ID,
@@ -100,8 +100,12 @@ export function runVerify(deps: RecoveryDeps): Processor<VerifyJob, VerifyResult
     } catch (err) {
       const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
       const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
+      // A job whose record is gone from Redis cannot be retried: it ends here.
       const final =
-        wasCancelled || isPermanent(why) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        wasCancelled ||
+        isPermanent(why) ||
+        isJobLost(why) ||
+        job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!final) {
         await emit({ type: 'step', step: 'retrying', progress: 0, error: errorInfo(err) });
         throw err;

@@ -8,6 +8,19 @@ export interface TestRedis {
   stop: () => Promise<void>;
   /** Ends the server at once, as a crash would. */
   kill9: () => Promise<void>;
+  /**
+   * Kills the server (SIGKILL, like a crash) and starts it again on the same port. With
+   * `persistDir` it comes back with its data (append-only file, fsync on every write);
+   * without, empty.
+   */
+  restart: (downMs?: number) => Promise<void>;
+}
+
+export interface TestRedisOptions {
+  /** A free one unless given. */
+  port?: number;
+  /** Keep data in an append-only file here (fsync'd on every write); no persistence without. */
+  persistDir?: string;
 }
 
 /** Why a real redis-server cannot run here, or undefined. */
@@ -18,15 +31,41 @@ export function redisUnavailable(): string | undefined {
     : 'redis-server is not installed (apt-get install -y redis-server)';
 }
 
-/** A throwaway redis-server on a loopback port (a free one unless given), no persistence; stopped by `stop`. */
-export async function startRedis(port?: number): Promise<TestRedis> {
-  port ??= await freePort();
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
+/** A throwaway redis-server on a loopback port; stopped by `stop`. A number is the port. */
+export async function startRedis(o: number | TestRedisOptions = {}): Promise<TestRedis> {
+  const opts: TestRedisOptions = typeof o === 'number' ? { port: o } : o;
+  const port = opts.port ?? (await freePort());
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''];
+  if (opts.persistDir) {
+    args.push('--dir', opts.persistDir, '--appendonly', 'yes', '--appendfsync', 'always');
+  } else args.push('--appendonly', 'no');
   const url = `redis://127.0.0.1:${port}`;
+  let child = await launch(args, url, port);
+  const ended = (c: ChildProcess) =>
+    new Promise((r) =>
+      c.exitCode !== null || c.signalCode !== null ? r(undefined) : c.once('exit', r),
+    );
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await ended(child);
+    },
+    kill9: async () => {
+      child.kill('SIGKILL');
+      await ended(child);
+    },
+    restart: async (downMs = 0) => {
+      child.kill('SIGKILL');
+      await ended(child);
+      await sleep(downMs);
+      child = await launch(args, url, port);
+    },
+  };
+}
+
+async function launch(args: string[], url: string, port: number): Promise<ChildProcess> {
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
   const until = Date.now() + 10_000;
   for (;;) {
     const probe = new Redis(url, {
@@ -39,7 +78,7 @@ export async function startRedis(port?: number): Promise<TestRedis> {
       await probe.connect();
       await probe.ping();
       probe.disconnect();
-      break;
+      return child;
     } catch {
       probe.disconnect();
       if (Date.now() > until) {
@@ -49,18 +88,4 @@ export async function startRedis(port?: number): Promise<TestRedis> {
       await sleep(50);
     }
   }
-  const ended = new Promise((r) =>
-    child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r),
-  );
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await ended;
-    },
-    kill9: async () => {
-      child.kill('SIGKILL');
-      await ended;
-    },
-  };
 }
