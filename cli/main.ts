@@ -1,11 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './commands/agent.js';
 import { registerApp } from './commands/app.js';
+import { registerAudit } from './commands/audit.js';
 import { registerChat } from './commands/chat.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerInit } from './commands/init.js';
 import { registerOperation } from './commands/operation.js';
 import { registerPoints } from './commands/points.js';
+import { registerPolicy } from './commands/policy.js';
 import { registerRecovery } from './commands/recovery.js';
 import { registerRestore } from './commands/restore.js';
 import { registerServe } from './commands/serve.js';
@@ -35,6 +37,8 @@ export function buildProgram(exit: ExitState): Command {
     registerOperation,
     registerServe,
     registerChat,
+    registerPolicy,
+    registerAudit,
     registerUp,
   ]) {
     register(program, exit);

@@ -19,7 +19,10 @@ export interface Judgement {
 export const lastDrillKey = (prefix: string, app: string) => `${prefix}lastdrill:${app}`;
 
 /** What the facts need from Redis about an app. */
-export async function appState(ctx: EngineContext, app: string | undefined): Promise<AppState> {
+export async function appState(
+  ctx: Pick<EngineContext, 'redis' | 'prefix' | 'now'>,
+  app: string | undefined,
+): Promise<AppState> {
   if (!app) return { operationsInProgress: 0 };
   const keys = recoveryKeys(ctx.prefix ?? DEFAULT_PREFIX);
   const [rep, drill, lock] = await Promise.all([

@@ -1,5 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { findApp, type LoadedConfig } from '../../core/config.js';
+import { DrError, errorMessage } from '../../core/errors.js';
+import { homePaths } from '../../core/home.js';
 import { formatBytes, formatDuration, parseDuration } from '../../core/units.js';
+import type { CommandArgs } from '../../engine/contract.js';
 import type {
   Enqueued,
   OperationName,
@@ -10,8 +15,15 @@ import type {
   OperationEvent,
   OperationResult,
 } from '../../replicator/jobs/recovery-contract.js';
-import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
-import { localRequester, openRedis, redisPrefix } from '../recovery-connect.js';
+import {
+  type CliContext,
+  contextOf,
+  type ExitState,
+  printJson,
+  runAction,
+  usageError,
+} from '../context.js';
+import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
 import { pointArg } from './point-arg.js';
 
 interface OperationOptions {
@@ -19,7 +31,99 @@ interface OperationOptions {
   keep?: string;
   wait?: boolean;
   json?: boolean;
+  emergency?: boolean;
+  dryRun?: boolean;
 }
+
+/**
+ * Submits the operation to the policy engine as the local administrator (dr.yaml `admin:`), then
+ * reports the decision: queued (and followed with --wait), waiting for approvals, or denied (exit 1).
+ */
+async function submitThroughEngine(
+  ctx: CliContext,
+  config: LoadedConfig,
+  verb: OperationName,
+  app: string,
+  args: CommandArgs,
+  opts: OperationOptions,
+): Promise<number> {
+  if (!config.admin) {
+    throw new DrError(`${homePaths(config.home).config} names no admin`, {
+      code: 'config_invalid',
+      subject: 'admin',
+      remedy:
+        'add `admin: NAME` naming a person under people: (dr init writes one); the command line acts as that person',
+    });
+  }
+  const prefix = redisPrefix(ctx.env);
+  const redis = await openRedis(ctx.env, `lifeboat-dr-${verb}`);
+  // bullmq and the engine load only for the commands that use them, not for every `dr`.
+  const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
+  const { lastEventId } = await import('../../replicator/jobs/operation-events.js');
+  const { createEngine } = await import('../../engine/index.js');
+  const client = new RecoveryClient(redis, prefix);
+  const engine = await createEngine({
+    home: config.home,
+    config,
+    redisUrl: requireRedisUrl(ctx.env),
+    prefix,
+    log: ctx.log,
+    watchPolicies: false,
+  });
+  try {
+    const after = await lastEventId(redis, client.keys.events);
+    const reply = await engine.submit({
+      id: `cli-${randomUUID()}`,
+      actor: `cli:${config.admin}`,
+      surface: 'cli',
+      verb: verb as 'drill',
+      app,
+      args,
+      at: new Date().toISOString(),
+    });
+    const d = reply.decision;
+    if (!reply.ok || !d) {
+      if (opts.json)
+        printJson({ ok: false, app, job: verb, summary: reply.summary, decision: d ?? null });
+      process.stderr.write(`dr: ${reply.summary}\n`);
+      for (const line of reply.details ?? []) process.stderr.write(`  ${line}\n`);
+      // A policy's refusal exits 1; anything else that stopped it (the app is busy) is an error, 2.
+      return d?.outcome === 'deny' ? 1 : 2;
+    }
+    if (d.outcome === 'dryrun' || d.outcome === 'approval') {
+      if (opts.json) printJson({ ok: true, app, job: verb, summary: reply.summary, decision: d });
+      else {
+        ctx.out(reply.summary);
+        for (const line of reply.details ?? []) ctx.out(`  ${line}`);
+        if (d.outcome === 'approval')
+          ctx.out(
+            `  approvers answer in chat: \`approve ${d.approval.id}\` or \`reject ${d.approval.id}\``,
+          );
+      }
+      return 0;
+    }
+    if (d.outcome !== 'allow') return 1;
+    const e: Enqueued = { opId: d.opId, job: verb, app, after };
+    if (!opts.wait) {
+      if (opts.json) printJson({ opId: e.opId, job: verb, app, queued: true, policy: fired(d) });
+      else
+        ctx.out(
+          `${e.opId}: ${verb} of ${app} queued (follow it with --wait, stop it with \`dr cancel ${e.opId}\`)`,
+        );
+      return 0;
+    }
+    if (!opts.json) ctx.out(`${e.opId}: ${verb} of ${app} queued`);
+    return await waitAndReport(client, e, opts.json === true, ctx.out);
+  } finally {
+    await engine.close();
+    await client.close();
+    redis.disconnect();
+  }
+}
+
+/** The policies that let it through. */
+const fired = (d: { policies: { policy: string; matched: boolean }[] }) =>
+  d.policies.filter((p) => p.matched).map((p) => p.policy);
 
 export function registerRecovery(program: Command, exit: ExitState): void {
   const define = (name: OperationName, description: string) => {
@@ -33,6 +137,12 @@ export function registerRecovery(program: Command, exit: ExitState): void {
     }
     if (name === 'drill')
       cmd.option('--keep <duration>', 'keep the drill server this long, then clean up', '30m');
+    else
+      cmd.option(
+        '--emergency',
+        'act outside the usual rules where a policy allows it (change window)',
+      );
+    cmd.option('--dry-run', 'say what the policies decide; queue nothing');
     cmd
       .option(
         '--wait',
@@ -50,32 +160,35 @@ export function registerRecovery(program: Command, exit: ExitState): void {
               'pass it like 30m or 2h',
             );
           }
-          const prefix = redisPrefix(ctx.env);
-          const redis = await openRedis(ctx.env, `lifeboat-dr-${name}`);
-          // bullmq loads only for the commands that use the queue, not for every `dr`.
-          const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
-          const client = new RecoveryClient(redis, prefix);
-          try {
-            const e = await client.enqueue(name, {
-              app,
-              requestedBy: localRequester(),
+          const config = await ctx.config();
+          requireRedisUrl(ctx.env); // the clearest error first: nothing works without Redis
+          if (!config.apps[app]) {
+            // Refused like any decision (exit 1), with the usual "no app named" line and remedy.
+            const message = (() => {
+              try {
+                findApp(config, app);
+                return '';
+              } catch (err) {
+                return errorMessage(err);
+              }
+            })();
+            if (opts.json) printJson({ ok: false, app, job: name, summary: message });
+            process.stderr.write(`dr: ${message}\n`);
+            return 1;
+          }
+          return await submitThroughEngine(
+            ctx,
+            config,
+            name,
+            app,
+            {
               ...(point === 'latest' ? {} : { point }),
               ...(keepMs !== undefined ? { keepMs } : {}),
-            });
-            if (!opts.wait) {
-              if (opts.json) printJson({ opId: e.opId, job: name, app, queued: true });
-              else
-                ctx.out(
-                  `${e.opId}: ${name} of ${app} queued (follow it with --wait, stop it with \`dr cancel ${e.opId}\`)`,
-                );
-              return 0;
-            }
-            if (!opts.json) ctx.out(`${e.opId}: ${name} of ${app} queued`);
-            return await waitAndReport(client, e, opts.json === true, ctx.out);
-          } finally {
-            await client.close();
-            redis.disconnect();
-          }
+              ...(opts.emergency ? { emergency: true } : {}),
+              ...(opts.dryRun ? { dryRun: true } : {}),
+            },
+            opts,
+          );
         }),
       );
   };

@@ -1,0 +1,191 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { connectRedis } from '../../core/redis.js';
+import type { Engine } from '../../engine/create-engine.js';
+import {
+  command,
+  type EngineHome,
+  engineHome,
+  PEOPLE_YAML,
+  startEngine,
+  testPrefix,
+} from '../helpers/engine-home.js';
+import { dr } from '../helpers/lifeboat-home.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { skipBecause } from '../helpers/skip.js';
+
+const shipped = fileURLToPath(new URL('../../policies', import.meta.url));
+
+describe('dr policy lint | test | explain', () => {
+  let h: EngineHome;
+  beforeEach(async () => {
+    h = await engineHome();
+  });
+  afterEach(async () => h?.cleanup());
+
+  it('the shipped policies pass their own test cases (checked against a home with their groups)', async () => {
+    const r = await dr(['--home', h.home, 'policy', 'test', shipped, '--json']);
+    const body = JSON.parse(r.out) as { ok: boolean; results: { passed: boolean; name: string }[] };
+    expect(body.results.filter((x) => !x.passed)).toEqual([]);
+    expect(body.results.length).toBeGreaterThan(10);
+    expect(r.code).toBe(0);
+  });
+
+  it('lint reports every bad file with file, line and reason, and exits 1', async () => {
+    await writeFile(
+      join(h.policies, 'broken.yaml'),
+      'policies:\n  - name: x\n    when:\n      groups: dbas\n    allow: true\n',
+    );
+    const r = await dr(['--home', h.home, 'policy', 'lint']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `${join(h.policies, 'broken.yaml')}:4: when.groups: unknown group "dbas"`,
+    );
+  });
+
+  it('test exits 1 on a failing case and names it', async () => {
+    await writeFile(
+      join(h.policies, 'mine.test.yaml'),
+      'cases:\n  - name: devs may fail over prod\n    facts: { verb: failover, tier: prod, groups: [devs] }\n    expect: allow\n',
+    );
+    const r = await dr(['--home', h.home, 'policy', 'test']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(
+      /FAIL {2}devs may fail over prod {2}\(.*mine\.test\.yaml:2: expected allow, got approval/,
+    );
+  });
+
+  it('explain shows each policy, each condition, and the decision', async () => {
+    const r = await dr([
+      '--home',
+      h.home,
+      'policy',
+      'explain',
+      'failover',
+      'web',
+      '--as',
+      'sam',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const e = JSON.parse(r.out) as {
+      would: string;
+      policy: string;
+      policies: {
+        policy: string;
+        matched: boolean;
+        conditions: { fact: string; passed: boolean }[];
+      }[];
+    };
+    expect(e.would).toBe('approval');
+    expect(e.policy).toBe('prod-failover-two-approvals');
+    const p = e.policies.find((x) => x.policy === 'prod-failover-two-approvals');
+    expect(p?.conditions).toEqual([
+      expect.objectContaining({ fact: 'verb', passed: true }),
+      expect.objectContaining({ fact: 'tier', passed: true }),
+    ]);
+    const text = await dr(['--home', h.home, 'policy', 'explain', 'drill', 'web', '--as', 'dan']);
+    expect(text.out).toMatch(/^drill web as dan: DENY/);
+    expect(text.out).toMatch(/FAIL {2}isOwner equal true \(is false\)/);
+    const nobody = await dr(['--home', h.home, 'policy', 'explain', 'drill', 'web', '--as', 'zed']);
+    expect(nobody.code).toBe(2);
+    expect(nobody.err).toContain('no person named "zed"');
+  });
+});
+
+const problem = redisUnavailable();
+
+describe('dr drill|failover through the engine, and dr audit', () => {
+  let redis: TestRedis;
+  let h: EngineHome;
+  let env: NodeJS.ProcessEnv;
+  let conn: Redis;
+  let prefix: string;
+  const engines: Engine[] = [];
+
+  beforeEach(async (ctx: TestContext) => {
+    if (problem) skipBecause(ctx, problem);
+    redis = await startRedis();
+    prefix = testPrefix();
+    conn = connectRedis(redis.url, 'test');
+  });
+  afterEach(async () => {
+    for (const e of engines.splice(0)) await e.close();
+    conn?.disconnect();
+    await redis?.stop();
+    await h?.cleanup();
+  });
+  const run = (args: string[]) => dr(['--home', h.home, ...args], env);
+
+  it('a prod failover from the command line asks for approvals; a deny exits 1 with the reason and policy', async () => {
+    h = await engineHome(PEOPLE_YAML.replace('admin: root', 'admin: dan'));
+    env = { REDIS_URL: redis.url, DR_REDIS_PREFIX: prefix, DR_LOG_LEVEL: 'silent' };
+    const denied = await run(['drill', 'web']);
+    expect(denied.code).toBe(1);
+    expect(denied.err).toContain('no policy lets dan drill web (policy (default deny))');
+    await h.cleanup();
+    h = await engineHome();
+    const asked = await run(['failover', 'web']);
+    expect(asked.code).toBe(0);
+    expect(asked.out).toMatch(/needs 2 approval\(s\) from sre-oncall/);
+    expect(asked.out).toMatch(/`approve A-1`/);
+    const dry = await run(['failback', 'web', '--dry-run', '--json']);
+    expect(JSON.parse(dry.out).decision).toMatchObject({
+      outcome: 'dryrun',
+      would: expect.any(String),
+    });
+  });
+
+  it('dr audit verify finds an edited, a removed and a reordered entry', async () => {
+    h = await engineHome();
+    env = { REDIS_URL: redis.url, DR_REDIS_PREFIX: prefix, DR_LOG_LEVEL: 'silent' };
+    const e = await startEngine(h, redis.url, prefix);
+    engines.push(e);
+    await e.submit(command('slack:UALICE', 'drill web'));
+    const asked = await e.submit(command('slack:USAM', 'failover web'));
+    const id = asked.decision?.outcome === 'approval' ? asked.decision.approval.id : '';
+    await e.submit(command('slack:UTOM', `approve ${id}`));
+    await e.submit(command('slack:UUMA', `approve ${id}`));
+    expect((await run(['audit', 'verify'])).out).toMatch(/^ok: \d+ entries, chain intact/);
+
+    const file = join(h.dir, 'audit.jsonl');
+    expect((await run(['audit', 'export', '--out', file])).code).toBe(0);
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    expect(lines.length).toBeGreaterThan(8);
+    expect(lines.map((l) => JSON.parse(l).type)).toEqual(
+      expect.arrayContaining(['command', 'decision', 'approval', 'job']),
+    );
+    expect((await run(['audit', 'verify', file])).code).toBe(0);
+
+    const check = async (changed: string[]) => {
+      const f = join(h.dir, `t-${Math.random()}.jsonl`);
+      await writeFile(f, `${changed.join('\n')}\n`);
+      return run(['audit', 'verify', f]);
+    };
+    const edited = [...lines];
+    const third = JSON.parse(edited[2] ?? '{}') as { actor?: string };
+    edited[2] = JSON.stringify({ ...third, actor: 'slack:UMALLORY' });
+    expect(edited[2]).not.toBe(lines[2]);
+    const r1 = await check(edited);
+    expect(r1.code).toBe(1);
+    expect(r1.err).toContain('entry 3 (seq 3): edited');
+    const r2 = await check(lines.filter((_, i) => i !== 4));
+    expect(r2.code).toBe(1);
+    expect(r2.err).toContain('missing (removed)');
+    const swapped = [...lines];
+    [swapped[5], swapped[6]] = [lines[6] ?? '', lines[5] ?? ''];
+    const r3 = await check(swapped);
+    expect(r3.code).toBe(1);
+    expect(r3.err).toMatch(/out of order|does not link/);
+
+    // and in Redis itself: the newest entry removed
+    const [last] = await conn.xrevrange(`${prefix}audit`, '+', '-', 'COUNT', 1);
+    await conn.xdel(`${prefix}audit`, last?.[0] ?? '');
+    const r4 = await run(['audit', 'verify']);
+    expect(r4.code).toBe(1);
+    expect(r4.err).toContain('recorded head');
+  });
+});
