@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
 import { contextOf, type ExitState, runAction } from '../context.js';
+import { demoExists, prepareDemo } from '../demo/prepare-demo.js';
+import { homeInitialised, runDr } from '../up/home-access.js';
+import { freePort } from '../up/ports.js';
 import { runUp } from '../up/run-up.js';
 
 export function registerUp(program: Command, exit: ExitState): void {
@@ -10,19 +13,34 @@ export function registerUp(program: Command, exit: ExitState): void {
     )
     .option(
       '--demo',
-      'add the demo-shop app with a live order workload (initialises DR_HOME if needed)',
+      'add the demo-shop app: orders on SQLite with a live workload (initialises DR_HOME if needed)',
     )
     .option('--listen <host:port>', 'where `dr serve` listens (default 127.0.0.1:8787)')
     .action(async (opts: { demo?: boolean; listen?: string }, cmd: Command) =>
       runAction(exit, false, async () => {
         const ctx = contextOf(cmd);
         const has = (name: string) => program.commands.some((c) => c.name() === name);
+        // Once made, demo-shop comes up with every `dr up` of its home (its volume needs dr up).
+        const demo = opts.demo === true || demoExists(ctx.home);
         return runUp({
           home: ctx.home,
           env: process.env,
           out: ctx.out,
           hasCommand: has,
           ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
+          ...(demo ? { demo: (home: string) => prepareDemo(home, process.env, ctx.out) } : {}),
+          ...(opts.demo
+            ? {
+                init: async (home: string) => {
+                  if (await homeInitialised(home)) return;
+                  ctx.out(`up: no Lifeboat home at ${home} yet; making one (dr init)`);
+                  runDr(['init', '--home', home, '--gateway', `127.0.0.1:${await freePort()}`], {
+                    ...process.env,
+                    DR_LOG_LEVEL: 'warn',
+                  });
+                },
+              }
+            : {}),
         });
       }),
     );

@@ -20,6 +20,8 @@ import { type ChildSpec, Supervisor, stopStray } from './supervisor.js';
 export interface DemoRun {
   /** Started after the worker and before the agents (the demo's service). */
   children: ChildSpec[];
+  /** Added to the agents' environment (DR_TRACEFS of a private tracefs mount). */
+  agentEnv?: NodeJS.ProcessEnv;
   /** Lines for the summary. */
   notes: string[];
   /** Undone after every process has stopped (unmount, detach the loop device). */
@@ -35,7 +37,7 @@ export interface UpOptions {
   /** Which `dr` subcommands exist (serve and chat are optional parts). */
   hasCommand: (name: string) => boolean;
   /** Prepares the demo once the home is initialised and locked (`--demo`). */
-  demo?: (home: string, config: LoadedConfig) => Promise<DemoRun>;
+  demo?: (home: string) => Promise<DemoRun>;
   /** Initialises a missing home (with --demo); absent: a missing home is an error. */
   init?: (home: string) => Promise<void>;
 }
@@ -104,8 +106,9 @@ export async function runUp(o: UpOptions): Promise<number> {
   try {
     await stopLeftovers(home, lock, out);
     if (o.init) await o.init(home);
+    await readConfig(home, env); // a bad dr.yaml fails before the demo touches anything
+    if (o.demo) demo = await o.demo(home);
     const config = await readConfig(home, env);
-    if (o.demo) demo = await o.demo(home, config);
     const ready = await startAll(o, sup, config, demo, stop.signal);
     if (stop.signal.aborted) return exitCode;
     upState = ready.state;
@@ -253,7 +256,14 @@ async function startAll(
       row(`agent ${app}`, `not started: not on this machine (${missing.join(', ')} missing)`);
       continue;
     }
-    await dr(`agent ${app}`, ['agent', '--app', app], env, { final: /was failed over/ });
+    await dr(
+      `agent ${app}`,
+      ['agent', '--app', app],
+      { ...env, ...demo?.agentEnv },
+      {
+        final: /was failed over/,
+      },
+    );
     row(`agent ${app}`, `replicating ${config.apps[app]?.volumes.map((v) => v.path).join(', ')}`);
   }
   if (apps.length === 0) row('agents', 'none: no apps yet (`dr app add`, or `dr up --demo`)');

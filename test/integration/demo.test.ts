@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const demo = fileURLToPath(new URL('../../scripts/demo.mjs', import.meta.url));
+const demo = fileURLToPath(new URL('../fixtures/replication-walkthrough.mjs', import.meta.url));
 
-describe('npm run demo', () => {
+describe('the replication walkthrough (a first replication by hand)', () => {
   it('replicates, restores byte-exact and verifies, then cleans up after itself', () => {
     const r = spawnSync(process.execPath, [demo], { encoding: 'utf8', timeout: 120_000 });
     expect(r.stderr).not.toContain('demo failed');

@@ -1,0 +1,200 @@
+// demo-shop: a small order service on SQLite, run by `dr up --demo`. Usage:
+//   node shop-service.js --db PATH --state FILE [--rate ORDERS_PER_SECOND]
+// It keeps its database open through the system's `sqlite3` shell, writes orders at a steady rate
+// (the workload), and answers on a loopback HTTP port it writes to --state:
+//   GET /health, GET /orders/last, GET /orders/<id>, POST /orders (one order now),
+//   POST /freeze (finish the order being written, then write nothing: the quiesce hook's freeze),
+//   POST /thaw (write again; a freeze also ends by itself after 30 s).
+// Only Node's own modules: it starts fast and stays small.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { rename, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+
+export interface Order {
+  id: number;
+  item: string;
+  qty: number;
+  cents: number;
+  createdMs: number;
+}
+
+const ITEMS = ['lifejacket', 'paddle', 'flare', 'rope', 'compass', 'whistle', 'lantern', 'bucket'];
+const FREEZE_LIMIT_MS = 30_000;
+
+/** One `sqlite3` shell fed statements on stdin; each statement answers with one line. */
+class Sqlite {
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly waiting: Array<{ resolve: (rows: string[]) => void; rows: string[] }> = [];
+  private buffer = '';
+  private errors = '';
+
+  constructor(db: string) {
+    this.proc = spawn('sqlite3', ['-batch', '-bail', db], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc.stdout.on('data', (c: Buffer) => this.onData(c.toString()));
+    this.proc.stderr.on('data', (c: Buffer) => {
+      this.errors += c.toString();
+      process.stderr.write(`sqlite3: ${c}`);
+    });
+    this.proc.on('exit', (code) => {
+      process.stderr.write(`demo-shop: sqlite3 exited with code ${code}: ${this.errors.trim()}\n`);
+      process.exit(1);
+    });
+    this.proc.on('error', (err) => {
+      process.stderr.write(
+        `demo-shop: cannot run sqlite3 (${err.message}); install it with apt-get install -y sqlite3\n`,
+      );
+      process.exit(1);
+    });
+  }
+
+  private onData(text: string): void {
+    this.buffer += text;
+    let nl = this.buffer.indexOf('\n');
+    while (nl >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      const w = this.waiting[0];
+      if (w) {
+        if (line === '__done__') {
+          this.waiting.shift();
+          w.resolve(w.rows);
+        } else {
+          w.rows.push(line);
+        }
+      }
+      nl = this.buffer.indexOf('\n');
+    }
+  }
+
+  /** Runs SQL; resolves with the result rows (`|`-separated) once sqlite3 has finished it. */
+  run(sql: string): Promise<string[]> {
+    return new Promise((resolve) => {
+      this.waiting.push({ resolve, rows: [] });
+      this.proc.stdin.write(`${sql}\nSELECT '__done__';\n`);
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.proc.removeAllListeners('exit');
+      this.proc.once('exit', () => resolve());
+      this.proc.stdin.end('.quit\n');
+    });
+  }
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function toOrder(row: string | undefined): Order | null {
+  if (!row) return null;
+  const [id, item, qty, cents, created] = row.split('|');
+  return {
+    id: Number(id),
+    item: item ?? '',
+    qty: Number(qty),
+    cents: Number(cents),
+    createdMs: Number(created),
+  };
+}
+
+async function main(): Promise<void> {
+  const db = arg('--db');
+  const state = arg('--state');
+  const rate = Number(arg('--rate') ?? 5);
+  if (!db || !state || !(rate > 0 && rate <= 1000)) {
+    process.stderr.write(
+      'usage: shop-service --db PATH --state FILE [--rate ORDERS_PER_SECOND (1-1000)]\n',
+    );
+    process.exit(2);
+  }
+  const sql = new Sqlite(db);
+  // Rollback journal (not WAL): once a transaction commits, the database file alone holds it.
+  await sql.run(
+    'PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL, qty INTEGER NOT NULL, cents INTEGER NOT NULL, created_ms INTEGER NOT NULL);',
+  );
+  const columns = 'id, item, qty, cents, created_ms';
+  let writing: Promise<unknown> = Promise.resolve();
+  let frozenUntil = 0;
+  let placed = 0;
+
+  const place = (): Promise<Order | null> => {
+    const item = ITEMS[randomInt(ITEMS.length)] ?? 'rope';
+    const run = writing.then(() =>
+      sql.run(
+        `INSERT INTO orders (item, qty, cents, created_ms) VALUES ('${item}', ${randomInt(1, 5)}, ${randomInt(199, 9999)}, ${Date.now()}); SELECT ${columns} FROM orders WHERE id = last_insert_rowid();`,
+      ),
+    );
+    writing = run;
+    return run.then((rows) => {
+      placed += 1;
+      return toOrder(rows[0]);
+    });
+  };
+
+  const timer = setInterval(() => {
+    if (Date.now() < frozenUntil) return;
+    void place();
+  }, 1000 / rate);
+
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(`${JSON.stringify(body)}\n`);
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://demo-shop');
+    const one = /^\/orders\/(\d+)$/.exec(url.pathname);
+    if (req.method === 'GET' && url.pathname === '/health') {
+      return send(res, 200, { ok: true, placed, frozen: Date.now() < frozenUntil });
+    }
+    if (req.method === 'GET' && url.pathname === '/orders/last') {
+      await writing;
+      const rows = await sql.run(`SELECT ${columns} FROM orders ORDER BY id DESC LIMIT 1;`);
+      return send(res, 200, { order: toOrder(rows[0]), at: Date.now() });
+    }
+    if (req.method === 'GET' && one) {
+      const rows = await sql.run(`SELECT ${columns} FROM orders WHERE id = ${Number(one[1])};`);
+      const order = toOrder(rows[0]);
+      return send(res, order ? 200 : 404, order ? { order } : { error: 'no such order' });
+    }
+    if (req.method === 'POST' && url.pathname === '/orders') {
+      if (Date.now() < frozenUntil) return send(res, 503, { error: 'frozen for a recovery point' });
+      return send(res, 201, { order: await place() });
+    }
+    if (req.method === 'POST' && url.pathname === '/freeze') {
+      frozenUntil = Date.now() + FREEZE_LIMIT_MS;
+      await writing; // the order being written is committed before the freeze answers
+      return send(res, 200, { frozen: true });
+    }
+    if (req.method === 'POST' && url.pathname === '/thaw') {
+      frozenUntil = 0;
+      return send(res, 200, { frozen: false });
+    }
+    return send(res, 404, { error: 'not found' });
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => send(res, 500, { error: String(err) }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const url = `http://127.0.0.1:${port}`;
+  const tmp = `${state}.tmp`;
+  await writeFile(tmp, `${JSON.stringify({ pid: process.pid, url, db })}\n`);
+  await rename(tmp, state);
+  process.stdout.write(`demo-shop taking orders at ${url} (database ${db}, ${rate}/s)\n`);
+
+  const stop = async () => {
+    clearInterval(timer);
+    server.close();
+    await writing;
+    await sql.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+  process.once('SIGINT', () => void stop());
+}
+
+await main();
