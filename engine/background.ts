@@ -11,7 +11,11 @@ export async function startBackground(
   ctx: EngineContext,
   { redisUrl, monitorEveryMs = 5000 }: { redisUrl: string; monitorEveryMs?: number },
 ) {
-  const events = startOperationNotices(ctx, connectRedis(redisUrl, 'lifeboat-engine-events'));
+  const conn = connectRedis(redisUrl, 'lifeboat-engine-events');
+  conn.on('error', (err: Error) =>
+    ctx.log.debug({ err: err.message }, 'engine events: Redis connection error; retrying'),
+  );
+  const events = startOperationNotices(ctx, conn);
   const monitor = new RpoMonitor(ctx, monitorEveryMs);
   monitor.start();
   return {

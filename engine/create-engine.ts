@@ -221,6 +221,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     async start() {
       if (worker) return;
       workerConn = connectRedis(redisUrl, 'lifeboat-engine-worker');
+      workerConn.on('error', (err: Error) =>
+        log.debug({ err: err.message }, 'engine worker: Redis connection error; retrying'),
+      );
       worker = new Worker(
         ENGINE_QUEUE,
         async (job) => {
