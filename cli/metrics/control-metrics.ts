@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import { recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
-import { foldNotices, readRecentNotices } from '../observe/notice-state.js';
+import { readOpenAlerts, readPendingApprovals } from '../observe/control-state.js';
 import { readReplication, rpoNow } from '../observe/read-replication.js';
 
 /** Seconds buckets for whole operations: a local drill takes seconds, a cloud failover minutes. */
@@ -18,7 +18,7 @@ export interface ControlMetrics {
  * The metrics `dr serve` exposes, read from Redis: RPO per app from the state the gateway
  * publishes, job durations and RTO from the recovery events stream (followed from where the last
  * scrape stopped, so the histograms count each finished job once), and approvals pending and
- * alerts open from the notices stream.
+ * alerts open from the engine's own records.
  */
 export async function createControlMetrics({
   redis,
@@ -72,8 +72,8 @@ export async function createControlMetrics({
   });
   const alerts = new prom.Gauge({
     name: 'lifeboat_alerts_open',
-    help: 'Alerts not yet recovered, by severity and whether acknowledged',
-    labelNames: ['severity', 'acknowledged'],
+    help: 'Alerts not yet resolved, by kind, severity (critical once escalated) and acknowledgement',
+    labelNames: ['kind', 'severity', 'acknowledged'],
     registers,
   });
 
@@ -117,9 +117,10 @@ export async function createControlMetrics({
 
   const refreshOnce = async () => {
     const t = now();
-    const [{ statuses }, notices] = await Promise.all([
+    const [{ statuses }, pending, open] = await Promise.all([
       readReplication(redis, prefix),
-      readRecentNotices(redis, prefix),
+      readPendingApprovals(redis, prefix, t),
+      readOpenAlerts(redis, prefix),
       followEvents(),
     ]);
     rpo.reset();
@@ -127,11 +128,12 @@ export async function createControlMetrics({
       const v = rpoNow(s, t);
       if (v !== null) rpo.set({ app: s.app }, v);
     }
-    const open = foldNotices(notices, t);
-    approvals.set(open.approvals.length);
+    approvals.set(pending.length);
     alerts.reset();
-    for (const a of open.alerts)
-      alerts.inc({ severity: a.severity, acknowledged: a.acknowledged ? 'yes' : 'no' });
+    for (const a of open) {
+      const acknowledged = a.acknowledgedBy ? 'yes' : 'no';
+      alerts.inc({ kind: a.kind, severity: a.severity, acknowledged });
+    }
   };
   // Scrapes one at a time: two at once would read the same events and count them twice.
   let chain: Promise<void> = Promise.resolve();

@@ -1,3 +1,4 @@
+import type { OpenAlert } from '../observe/control-state.js';
 import type { OperationView } from '../observe/operation-log.js';
 import { escapeHtml as h } from './escape-html.js';
 import { rpoChart } from './rpo-chart.js';
@@ -24,7 +25,10 @@ ul.points{margin:6px 0 0;padding-left:18px}
 export function formatSeconds(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '-';
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${Math.round(seconds % 60)}s`;
+  if (seconds < 3600) {
+    const rest = Math.round(seconds % 60);
+    return `${Math.floor(seconds / 60)}m${rest ? ` ${rest}s` : ''}`;
+  }
   return `${Math.floor(seconds / 3600)}h ${Math.round((seconds % 3600) / 60)}m`;
 }
 
@@ -78,6 +82,15 @@ function appCard(a: AppView, s: StatusSnapshot): string {
   )}${points}</div>`;
 }
 
+function alertRow(a: OpenAlert, s: StatusSnapshot): string {
+  const app = s.apps.find((x) => x.app === a.app);
+  const what =
+    a.kind === 'rpo'
+      ? `RPO above its objective${app ? ` (now ${formatSeconds(app.rpoSeconds)}${app.objectiveSeconds !== undefined ? `, objective ${formatSeconds(app.objectiveSeconds)}` : ''})` : ''}`
+      : 'agent not heard from';
+  return `<tr data-alert="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.app)}</td><td>${h(what)}</td><td class="${a.severity === 'critical' ? 'breach' : ''}">${a.severity === 'critical' ? 'critical (escalated)' : 'warning'}</td><td>${h(time(a.raisedAt))}</td><td>${a.acknowledgedBy ? h(`by ${a.acknowledgedBy}`) : 'no'}</td><td class="muted">${h(a.policy)}</td></tr>`;
+}
+
 function operationRow(o: OperationView): string {
   const state =
     o.state === 'running'
@@ -107,19 +120,16 @@ export function renderStatusPage(s: StatusSnapshot, refreshSeconds = 10): string
 <div class="apps" id="charts">${s.apps.map((a) => appCard(a, s)).join('')}</div>
 <h2>Open alerts</h2>${table(
     'alerts',
-    ['Alert', 'App', 'Kind', 'Severity', 'Summary', 'Since', 'Acknowledged'],
-    s.alerts.map(
-      (a) =>
-        `<tr data-alert="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.app ?? '-')}</td><td>${h(a.kind)}</td><td class="${a.severity === 'critical' ? 'breach' : ''}">${h(a.severity)}</td><td>${h(a.summary)}</td><td>${h(time(a.since))}</td><td>${a.acknowledged ? 'yes' : 'no'}</td></tr>`,
-    ),
+    ['Alert', 'App', 'What', 'Severity', 'Raised', 'Acknowledged', 'Policy'],
+    s.alerts.map((a) => alertRow(a, s)),
     'No open alerts.',
   )}
 <h2>Pending approvals</h2>${table(
     'approvals',
-    ['Approval', 'App', 'Request', 'Approvals', 'Requested', 'Expires'],
+    ['Approval', 'App', 'Request', 'Approvals', 'Expires'],
     s.approvals.map(
       (a) =>
-        `<tr data-approval="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.app ?? '-')}</td><td>${h(a.summary)}</td><td>${a.need !== undefined ? `${a.have ?? 0} of ${a.need}` : '-'}</td><td>${h(time(a.requestedAt))}</td><td>${a.expiresAt ? h(time(a.expiresAt)) : '-'}</td></tr>`,
+        `<tr data-approval="${h(a.id)}"><td>${h(a.id)}</td><td>${h(a.app)}</td><td>${h(`${a.verb} requested by ${a.requestedBy}`)}</td><td>${a.have} of ${a.need} <span class="muted">from ${h(a.groups.join(', ') || 'anyone allowed')}</span></td><td>${h(time(a.expiresAt))}</td></tr>`,
     ),
     'No approvals waiting.',
   )}

@@ -14,12 +14,13 @@ const W = 560;
 const H = 140;
 const PAD = { left: 44, right: 8, top: 8, bottom: 20 };
 
-/** A round upper bound for the y axis: 1, 2, 5 × a power of ten. */
+/** Round upper bounds for the y axis, in seconds: halves of them label well too. */
+const TOPS = [
+  1, 2, 4, 10, 20, 40, 60, 120, 240, 600, 1200, 2400, 3600, 7200, 14_400, 43_200, 86_400,
+];
+
 function niceMax(v: number): number {
-  if (v <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  return TOPS.find((t) => t >= v) ?? Math.ceil(v / 86_400) * 86_400;
 }
 
 function label(seconds: number): string {
@@ -38,7 +39,7 @@ export function rpoChart({ app, history, objectiveSeconds, end, hours }: RpoChar
   const start = end - hours * 3_600_000;
   const inWindow = history.filter(([t]) => t >= start && t <= end);
   const values = inWindow.map(([, v]) => v).filter((v): v is number => v !== null);
-  const top = niceMax(Math.max(...values, objectiveSeconds ?? 0, 1) * 1.1);
+  const top = niceMax(Math.max(...values, objectiveSeconds ?? 0, 1) * 1.05);
   const x = (t: number) => PAD.left + ((t - start) / (end - start)) * (W - PAD.left - PAD.right);
   const y = (v: number) => PAD.top + (1 - v / top) * (H - PAD.top - PAD.bottom);
   const runs: string[][] = [];
@@ -76,7 +77,7 @@ export function rpoChart({ app, history, objectiveSeconds, end, hours }: RpoChar
     .join('');
   const empty =
     values.length === 0
-      ? `<text class="axis" x="${W / 2}" y="${H / 2}" text-anchor="middle">no RPO samples in the last ${hours} h</text>`
+      ? `<text class="axis" x="${W / 2}" y="${H - PAD.bottom - 14}" text-anchor="middle">no RPO samples in the last ${hours} h</text>`
       : '';
   return `<svg class="rpo-chart" data-app="${escapeHtml(app)}" data-samples="${values.length}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="RPO of ${escapeHtml(app)} over the last ${hours} hours">${ticks}${hourTicks}${goal}${lines}${empty}</svg>`;
 }

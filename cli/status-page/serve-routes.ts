@@ -30,15 +30,8 @@ export async function createServeRoutes({
 }: ServeRoutesOptions): Promise<{ routes: Route[]; close: () => void }> {
   const client = gatewayPoints ? gatewayClient(config, 3000) : undefined;
   const control = await createControlMetrics({ redis, prefix });
-  const objectives = () => {
-    const out: Record<string, number> = {};
-    for (const [app, a] of Object.entries(config.apps)) {
-      // rpoObjective arrives with the engine's dr.yaml keys (ms, like every duration there)
-      const goal = (a as { rpoObjective?: unknown }).rpoObjective;
-      if (typeof goal === 'number' && goal > 0) out[app] = goal / 1000;
-    }
-    return out;
-  };
+  const objectives = () =>
+    Object.fromEntries(Object.entries(config.apps).map(([app, a]) => [app, a.rpoObjective / 1000]));
   return {
     routes: [
       ...statusRoutes({

@@ -2,11 +2,11 @@ import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.js';
 import type { PointInfo } from '../../replicator/transport/wire-types.js';
 import {
-  foldNotices,
   type OpenAlert,
   type PendingApproval,
-  readRecentNotices,
-} from '../observe/notice-state.js';
+  readOpenAlerts,
+  readPendingApprovals,
+} from '../observe/control-state.js';
 import { foldOperations, type OperationView, readRecentEvents } from '../observe/operation-log.js';
 import {
   type PublishedStatus,
@@ -93,13 +93,14 @@ export async function collectStatus(
       clearTimeout(timer);
     }
   };
-  const [replication, events, notices] = await Promise.all([
+  const [replication, events, approvals, alerts] = await Promise.all([
     attempt('replication state from Redis', () => readReplication(redis, prefix), {
       statuses: [],
       bad: [],
     }),
     attempt('operations from Redis', () => readRecentEvents(redis, prefix), []),
-    attempt('approvals and alerts from Redis', () => readRecentNotices(redis, prefix), []),
+    attempt('pending approvals from Redis', () => readPendingApprovals(redis, prefix, t), []),
+    attempt('open alerts from Redis', () => readOpenAlerts(redis, prefix), []),
   ]);
   for (const app of replication.bad)
     problems.push(`replication state of ${app} is not readable JSON`);
@@ -135,7 +136,6 @@ export async function collectStatus(
       };
     }),
   );
-  const { approvals, alerts } = foldNotices(notices, t);
   return {
     generatedAt: new Date(t).toISOString(),
     windowHours,

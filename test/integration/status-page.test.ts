@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../cli/http-server.js';
 import { createServeRoutes } from '../../cli/status-page/serve-routes.js';
 import type { StatusSnapshot } from '../../cli/status-page/status-snapshot.js';
-import { controlKeys, type Notice } from '../../engine/contract.js';
+import { type AlertRecord, AlertStore } from '../../engine/alert-store.js';
+import { type ApprovalRecord, ApprovalStore } from '../../engine/approval-store.js';
 import { encodeRpoSample, rpoHistoryKey } from '../../replicator/gateway/state-publisher.js';
 import { emitEvent } from '../../replicator/jobs/operation-events.js';
 import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
@@ -27,6 +28,8 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
   let http: HttpServer;
   let browser: Browser;
   let closeRoutes: () => void;
+  let rpoAlert: AlertRecord | undefined;
+  let silent: AlertRecord | undefined;
   const prefix = 'lifeboat:';
 
   beforeAll(async () => {
@@ -110,68 +113,39 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
       type: 'step',
       step: 'launched',
     });
-    // Notices as the engine writes them: one approval pending, one granted, one open alert.
-    const notice = (n: Omit<Notice, 'id' | 'targets' | 'time'>): string =>
-      JSON.stringify({ id: '', targets: ['console'], time: Date.now(), ...n });
-    const notices = controlKeys(prefix).notices;
-    await r.xadd(
-      notices,
-      '*',
-      'notice',
-      notice({
-        kind: 'approval.requested',
-        key: 'op:op-fo3',
-        app: 'web',
-        severity: 'warning',
-        summary: 'Failover of web needs 2 approvals from sre-oncall',
-        actions: [{ kind: 'approve', label: 'Approve', words: 'approve A-7' }],
-        data: {
-          id: 'A-7',
-          required: 2,
-          approvals: [{ actor: 'console:bob', person: 'bob', at: '' }],
-          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-        },
-      }),
-    );
-    await r.xadd(
-      notices,
-      '*',
-      'notice',
-      notice({
-        kind: 'approval.requested',
-        key: 'op:op-fo1',
-        app: 'web',
-        severity: 'warning',
-        summary: 'Failover of web (old)',
-        actions: [{ kind: 'approve', label: 'Approve', words: 'approve A-5' }],
-      }),
-    );
-    await r.xadd(
-      notices,
-      '*',
-      'notice',
-      notice({
-        kind: 'approval.granted',
-        key: 'op:op-fo1',
-        app: 'web',
-        severity: 'info',
-        summary: 'granted',
-      }),
-    );
-    await r.xadd(
-      notices,
-      '*',
-      'notice',
-      notice({
-        kind: 'rpo.breach',
-        key: 'alert:AL-4',
-        app: 'shop-db',
-        severity: 'critical',
-        summary: 'RPO breach: shop-db is 94 s behind (objective 60 s)',
-        actions: [{ kind: 'ack', label: 'Acknowledge', words: 'ack AL-4' }],
-      }),
-    );
-    await r.xadd(notices, '*', 'notice', 'not json at all');
+    // Approvals and alerts in the engine's own stores: one pending, one granted, one expired;
+    // one RPO alert escalated, one agent alert acknowledged, one resolved.
+    const approvals = new ApprovalStore(r, prefix);
+    const approval = (
+      id: string,
+      status: ApprovalRecord['status'],
+      expiresAtMs: number,
+    ): ApprovalRecord => ({
+      id,
+      opId: `op-${id.toLowerCase()}x`,
+      verb: 'failover',
+      app: 'web',
+      requestedBy: 'console:alice',
+      requestedPerson: 'alice',
+      required: 2,
+      groups: ['sre-oncall'],
+      approvals: [{ actor: 'console:bob', person: 'bob', at: new Date().toISOString() }],
+      status,
+      expiresAt: new Date(expiresAtMs).toISOString(),
+      expiresAtMs,
+      policy: 'approvals',
+      args: {},
+    });
+    await approvals.create(approval('A-7', 'pending', Date.now() + 3_600_000));
+    await approvals.create(approval('A-5', 'granted', Date.now() + 3_600_000));
+    await approvals.create(approval('A-6', 'pending', Date.now() - 1000));
+    const alerts = new AlertStore(r, prefix);
+    rpoAlert = await alerts.raise('rpo', 'shop-db', 'alerts', Date.now());
+    if (rpoAlert) await alerts.update({ ...rpoAlert, escalatedAt: Date.now() });
+    silent = await alerts.raise('agent-silent', 'web', 'alerts', Date.now());
+    if (silent) await alerts.ack(silent.id, 'console:bob', Date.now());
+    await alerts.raise('agent-silent', 'shop-db', 'alerts', Date.now());
+    await alerts.resolve('agent-silent', 'shop-db', Date.now());
 
     const served = await createServeRoutes({
       config: await t.config(),
@@ -223,13 +197,17 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
       'running (launched)',
     );
 
-    expect(await page.locator('#approvals tr').count()).toBe(2); // header + A-7; A-5 was granted
+    expect(await page.locator('#approvals tr').count()).toBe(2); // header + A-7; A-5 granted, A-6 expired
     expect(await page.locator('#approvals tr[data-approval="A-7"]').textContent()).toContain(
       '1 of 2',
     );
-    expect(await page.locator('#alerts tr[data-alert="AL-4"]').textContent()).toContain(
-      'RPO breach: shop-db',
+    const escalated = page.locator(`#alerts tr[data-alert="${rpoAlert?.id}"]`);
+    expect(await escalated.textContent()).toContain('RPO above its objective');
+    expect(await escalated.textContent()).toContain('critical (escalated)');
+    expect(await page.locator(`#alerts tr[data-alert="${silent?.id}"]`).textContent()).toContain(
+      'by console:bob',
     );
+    expect(await page.locator('#alerts tbody tr').count()).toBe(2);
     expect(await page.locator('#problems').count()).toBe(0);
 
     const shot = join(t.dir, 'status-page.png');
@@ -256,7 +234,10 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
       ['op-drill1', 'succeeded'],
     ]);
     expect(s.approvals.map((a) => a.id)).toEqual(['A-7']);
-    expect(s.alerts.map((a) => [a.id, a.acknowledged])).toEqual([['AL-4', false]]);
+    expect(s.alerts.map((a) => [a.kind, a.app, a.severity, a.acknowledgedBy ?? null])).toEqual([
+      ['rpo', 'shop-db', 'critical', null],
+      ['agent-silent', 'web', 'warning', 'console:bob'],
+    ]);
   });
 
   it('refuses a bad hours value with the range', async () => {
@@ -279,7 +260,14 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
     expect(sampleValue(m, 'lifeboat_operations_running', { job: 'failover' })).toBe(1);
     expect(sampleValue(m, 'lifeboat_approvals_pending')).toBe(1);
     expect(
-      sampleValue(m, 'lifeboat_alerts_open', { severity: 'critical', acknowledged: 'no' }),
+      sampleValue(m, 'lifeboat_alerts_open', {
+        kind: 'rpo',
+        severity: 'critical',
+        acknowledged: 'no',
+      }),
+    ).toBe(1);
+    expect(
+      sampleValue(m, 'lifeboat_alerts_open', { kind: 'agent-silent', acknowledged: 'yes' }),
     ).toBe(1);
     expect(sampleValue(m, 'lifeboat_rpo_seconds', { app: 'web' })).toBeGreaterThanOrEqual(0);
     // A second scrape counts nothing twice.

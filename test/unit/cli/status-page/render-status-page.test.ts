@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { foldNotices } from '../../../../cli/observe/notice-state.js';
 import { formatSeconds, renderStatusPage } from '../../../../cli/status-page/render-status-page.js';
 import { rpoChart } from '../../../../cli/status-page/rpo-chart.js';
 import type { StatusSnapshot } from '../../../../cli/status-page/status-snapshot.js';
-import type { Notice } from '../../../../engine/contract.js';
 
 const snapshot = (over: Partial<StatusSnapshot>): StatusSnapshot => ({
   generatedAt: '2026-11-29T01:00:00.000Z',
@@ -20,15 +18,17 @@ describe('status page rendering', () => {
   it('escapes text that came from chat or Redis', () => {
     const html = renderStatusPage(
       snapshot({
-        alerts: [
+        approvals: [
           {
-            id: 'AL-1',
-            key: 'alert:AL-1',
-            kind: 'rpo.breach',
-            severity: 'critical',
-            summary: '<script>alert(1)</script>',
-            since: 0,
-            acknowledged: false,
+            id: 'A-1',
+            opId: 'op-x1',
+            app: 'web',
+            verb: 'failover',
+            requestedBy: '<script>alert(1)</script>',
+            have: 0,
+            need: 2,
+            groups: ['sre-oncall'],
+            expiresAt: '2026-11-29T02:00:00.000Z',
           },
         ],
         problems: ['gateway said "<b>no</b>"'],
@@ -83,47 +83,5 @@ describe('status page rendering', () => {
     expect(svg).toContain('data-samples="2"');
     expect(svg).toContain('class="rpo-objective"');
     expect(svg).toContain('objective 1m');
-  });
-});
-
-describe('open approvals and alerts from notices', () => {
-  const n = (kind: Notice['kind'], key: string, extra: Partial<Notice> = {}): Notice => ({
-    id: '',
-    kind,
-    key,
-    targets: [],
-    severity: 'warning',
-    summary: kind,
-    time: 1000,
-    ...extra,
-  });
-
-  it('keeps an alert open through acknowledgement and escalation until it recovers', () => {
-    const ack = [{ kind: 'ack' as const, label: 'Ack', words: 'ack AL-9' }];
-    const open = [
-      n('rpo.breach', 'alert:AL-9', { actions: ack }),
-      n('alert.acknowledged', 'alert:AL-9'),
-    ];
-    expect(foldNotices(open).alerts).toMatchObject([
-      { id: 'AL-9', acknowledged: true, kind: 'rpo.breach' },
-    ]);
-    const escalated = [...open, n('alert.escalated', 'alert:AL-9', { severity: 'critical' })];
-    expect(foldNotices(escalated).alerts).toMatchObject([
-      { severity: 'critical', acknowledged: true },
-    ]);
-    expect(foldNotices([...escalated, n('rpo.recovered', 'alert:AL-9')]).alerts).toEqual([]);
-  });
-
-  it('drops approvals that were decided or whose expiry has passed', () => {
-    const approve = [{ kind: 'approve' as const, label: 'Approve', words: 'approve A-1' }];
-    const asked = n('approval.requested', 'op:op-a', { actions: approve });
-    expect(foldNotices([asked]).approvals.map((a) => a.id)).toEqual(['A-1']);
-    expect(foldNotices([asked, n('approval.rejected', 'op:op-a')]).approvals).toEqual([]);
-    const expiring = n('approval.requested', 'op:op-b', {
-      actions: approve,
-      data: { expiresAt: new Date(5000).toISOString() },
-    });
-    expect(foldNotices([expiring], 4000).approvals).toHaveLength(1);
-    expect(foldNotices([expiring], 6000).approvals).toHaveLength(0);
   });
 });
