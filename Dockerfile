@@ -26,6 +26,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
+# the shipped default policies: `dr init` copies them into the home
+COPY policies ./policies
 RUN mkdir -p /var/lib/lifeboat && chown node:node /var/lib/lifeboat
 USER node
 VOLUME ["/var/lib/lifeboat"]

@@ -3,6 +3,8 @@ import { errorMessage } from '../../core/errors.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { createHttpServer, healthRoute, parseListen, type Route } from '../http-server.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
+import { createServeRoutes } from '../status-page/serve-routes.js';
+import { accessRuleFrom } from '../web/access-rule.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8787';
 
@@ -10,7 +12,7 @@ export function registerServe(program: Command, exit: ExitState): void {
   program
     .command('serve')
     .description(
-      'run the engine and the chat surfaces (Slack, DingTalk) and serve /slack/events and /healthz',
+      'run the engine and the chat surfaces (Slack, DingTalk) and serve /slack/events, /healthz, the status page and /metrics',
     )
     .option('--listen <host:port>', 'address of the HTTP server', DEFAULT_LISTEN)
     .option('--json', 'print where it serves and which surfaces are on as one JSON line')
@@ -22,6 +24,8 @@ Surfaces start when their credentials are set (see docs/chat.md):
             SLACK_API_URL to send Web API calls elsewhere
   DingTalk  DINGTALK_CLIENT_ID + DINGTALK_CLIENT_SECRET, DINGTALK_API_URL, DINGTALK_GATEWAY_URL,
             DINGTALK_CARD_TEMPLATE_ID for interactive cards
+The status page (/, /api/status) and /metrics answer this machine only, unless DR_STATUS_TOKEN
+is set: then remote readers present it (see docs/status-page.md).
 Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
     )
     .action(async (opts: { listen: string; json?: boolean }, cmd: Command) =>
@@ -32,6 +36,7 @@ Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
         const redisUrl = requireRedisUrl(ctx.env);
         const prefix = redisPrefix(ctx.env);
         const log = ctx.log.child({ part: 'serve' });
+        const access = accessRuleFrom(ctx.env); // a bad DR_STATUS_TOKEN fails before anything starts
         (await openRedis(ctx.env, 'lifeboat-serve-probe')).disconnect(); // Redis answers, or a clear error
         const { createEngine } = await import('../../engine/index.js');
         const { startSurfaces } = await import('../../bot/start-surfaces.js');
@@ -55,15 +60,27 @@ Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
             log,
           });
           closers.push(() => surfaces.close());
-          // Further pages (status, /metrics) are routes added here.
-          const routes: Route[] = [healthRoute, ...surfaces.routes];
+          const statusRedis = await openRedis(ctx.env, 'lifeboat-serve-status');
+          closers.push(async () => statusRedis.disconnect());
+          const status = await createServeRoutes({ config, redis: statusRedis, prefix, access });
+          closers.push(async () => status.close());
+          const routes: Route[] = [healthRoute, ...surfaces.routes, ...status.routes];
           const server = await createHttpServer({ listen: opts.listen, routes, log });
           closers.push(() => server.close());
           if (opts.json) {
-            printJson({ url: server.url, address: server.address, surfaces: surfaces.lines });
+            printJson({
+              url: server.url,
+              address: server.address,
+              statusPage: `${server.url}/`,
+              metrics: `${server.url}/metrics`,
+              surfaces: surfaces.lines,
+            });
           } else {
             ctx.out(
               `serving on ${server.url} (/healthz${surfaces.slack?.route ? ', /slack/events' : ''})`,
+            );
+            ctx.out(
+              `status page at ${server.url}/ and Prometheus metrics at ${server.url}/metrics`,
             );
             for (const line of surfaces.lines) ctx.out(line);
           }
