@@ -12,7 +12,7 @@ export interface Evaluation {
   policy?: Policy;
   /** For `approval`: the largest requirement that matched. */
   approval?: { count: number; groups: string[]; expiresMs: number };
-  /** Every decisive policy that can apply to the verb, matched or not, with its conditions. */
+  /** Every decisive policy that can apply to the verb and app, matched or not, with its conditions. */
   outcomes: PolicyOutcome[];
   /** `warn` policies that matched: what they would have done. */
   warnings: string[];
@@ -35,7 +35,8 @@ interface ConditionResult {
  */
 export async function evaluatePolicies(set: PolicySet, facts: Facts): Promise<Evaluation> {
   const byName = new Map(set.decisive.map((p) => [p.name, p]));
-  const run = await set.engineFor(facts.verb).run(facts);
+  const app = typeof facts.app === 'string' ? facts.app : undefined;
+  const run = await set.engineFor(facts.verb, app).run(facts);
   const outcomes: PolicyOutcome[] = [];
   const matched: Policy[] = [];
   for (const [results, ok] of [

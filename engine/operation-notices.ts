@@ -31,8 +31,27 @@ export function startOperationNotices(
       if (!errorMessage(err).includes('BUSYGROUP'))
         ctx.log.warn({ err: errorMessage(err) }, 'cannot create the events consumer group');
     }
+    let lastClaim = 0;
     while (!stopped) {
       try {
+        // Events a stopped engine read but never acknowledged: taken over after a minute.
+        if (Date.now() - lastClaim > 30_000) {
+          lastClaim = Date.now();
+          const [, claimed] = (await conn.xautoclaim(
+            stream,
+            GROUP,
+            consumer,
+            60_000,
+            '0-0',
+            'COUNT',
+            100,
+          )) as [string, [string, string[]][]];
+          for (const [id, fields] of claimed ?? []) {
+            const e = fields ? parseEvent(fields) : undefined;
+            if (e) await operationNotice(ctx, e);
+            await conn.xack(stream, GROUP, id);
+          }
+        }
         const batch = (await conn.xreadgroup(
           'GROUP',
           GROUP,

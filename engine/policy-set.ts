@@ -15,8 +15,11 @@ export interface PolicySet {
   decisive: Policy[];
   schedules: Policy[];
   alerts: Policy[];
-  /** One rules engine per verb holding only the policies that can match that verb (fast path). */
-  engineFor: (verb: Verb) => RulesEngine;
+  /**
+   * One rules engine per verb and app holding only the policies that can match them (a policy
+   * whose top-level conditions fix the verb or the app is left out of the others): the fast path.
+   */
+  engineFor: (verb: Verb, app?: string) => RulesEngine;
   files: string[];
 }
 
@@ -93,12 +96,24 @@ export function buildPolicySet(
   }
   if (problems.length > 0) return { problems };
   const decisive = policies.filter((p) => ['allow', 'deny', 'approval'].includes(p.effect.kind));
-  const engines = new Map<Verb, RulesEngine>();
-  const engineFor = (verb: Verb) => {
-    let e = engines.get(verb);
+  const engines = new Map<string, RulesEngine>();
+  const named = new Set(decisive.flatMap((p) => valuesOf(p, 'app') ?? []));
+  const engineFor = (verb: Verb, app?: string) => {
+    // Apps no policy names share one engine, so unknown names cannot grow the cache.
+    const a = app !== undefined && named.has(app) ? app : undefined;
+    const key = `${verb}\u0000${a ?? ''}`;
+    let e = engines.get(key);
     if (!e) {
-      e = rulesEngine(decisive.filter((p) => verbsOf(p).includes(verb)));
-      engines.set(verb, e);
+      e = rulesEngine(
+        decisive.filter((p) => {
+          const verbs = valuesOf(p, 'verb');
+          const apps = valuesOf(p, 'app');
+          return (
+            (!verbs || verbs.includes(verb)) && (!apps || (a !== undefined && apps.includes(a)))
+          );
+        }),
+      );
+      engines.set(key, e);
     }
     return e;
   };
@@ -115,14 +130,14 @@ export function buildPolicySet(
   };
 }
 
-/** The verbs a policy can match, read from a top-level `verb` condition; all verbs otherwise. */
-function verbsOf(p: Policy): readonly Verb[] {
+/** The values a top-level `equal` or `in` condition on `fact` allows; undefined when any value may match. */
+function valuesOf(p: Policy, fact: 'verb' | 'app'): string[] | undefined {
   for (const c of p.conditions.all) {
-    if (!('fact' in c) || c.fact !== 'verb') continue;
-    if (c.operator === 'equal') return [c.value as Verb];
-    if (c.operator === 'in') return c.value as Verb[];
+    if (!('fact' in c) || c.fact !== fact) continue;
+    if (c.operator === 'equal') return [String(c.value)];
+    if (c.operator === 'in') return (c.value as unknown[]).map(String);
   }
-  return VERBS;
+  return undefined;
 }
 
 /** A rules engine over `policies`; each rule is named after its policy. */

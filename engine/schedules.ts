@@ -1,5 +1,5 @@
 import type { Config } from '../core/config.js';
-import type { EngineContext } from './engine-context.js';
+import { type EngineContext, targetsFor } from './engine-context.js';
 import { SCHEDULER } from './identity.js';
 import type { Policy } from './policy.js';
 import { type PolicySet, rulesEngine } from './policy-set.js';

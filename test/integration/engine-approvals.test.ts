@@ -205,6 +205,52 @@ describe('engine: decisions and approvals', () => {
     expect((await queue.getJobs(['waiting']))[0]?.name).toBe('failback');
   });
 
+  it('answers status, history and policy list/explain to anyone', async () => {
+    const e = await engine();
+    const lastConsistentPoint = {
+      id: 7,
+      time: new Date(clock - 12_000).toISOString(),
+      label: 'app-consistent',
+    };
+    await conn.hset(
+      `${prefix}replication`,
+      'web',
+      JSON.stringify({
+        app: 'web',
+        phase: 'continuous',
+        lastPoint: lastConsistentPoint,
+        lastConsistentPoint,
+        backlogBytes: 0,
+      }),
+    );
+    const status = await e.submit(command('slack:USTRANGER', 'status'));
+    expect(status.ok).toBe(true);
+    expect(status.details).toEqual([
+      'shop: no replication state published (is `dr gateway` running with REDIS_URL?)',
+      'web: continuous, RPO 12.0 s, last point #7 app-consistent, backlog 0 B',
+    ]);
+    await e.submit(command('slack:UALICE', 'drill web'));
+    const history = await e.submit(command('slack:USTRANGER', 'history web'));
+    expect(
+      history.details?.some(
+        (l) => l.includes('"outcome":"allow"') && l.includes('owners-may-drill'),
+      ),
+    ).toBe(true);
+    const list = await e.submit({ ...command('slack:USTRANGER', 'policy'), args: { sub: 'list' } });
+    expect(list.summary).toBe('10 policies in force');
+    const explain = await e.submit({
+      ...command('slack:UDAN', 'policy'),
+      args: { sub: 'explain', words: ['drill', 'web'] },
+    });
+    expect(explain.summary).toMatch(/^drill web as dan: DENY/);
+    expect(explain.details).toContain('    FAIL  isOwner equal true (is false)');
+    const typo = await e.submit({
+      ...command('slack:UDAN', 'policy'),
+      args: { sub: 'explain', words: ['failover', 'wbe'] },
+    });
+    expect(typo.summary).toContain('Did you mean web?');
+  });
+
   it('garbage commands get a reason, never a throw', async () => {
     const e = await engine();
     for (const bad of [

@@ -12,13 +12,7 @@ import { ENGINE_QUEUE } from '../../engine/engine-context.js';
 import { readNotices } from '../../engine/notice-stream.js';
 import { emitEvent } from '../../replicator/jobs/operation-events.js';
 import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
-import {
-  command,
-  type EngineHome,
-  engineHome,
-  startEngine,
-  testPrefix,
-} from '../helpers/engine-home.js';
+import { command, type EngineHome, engineHome, testPrefix } from '../helpers/engine-home.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 

@@ -144,3 +144,21 @@ policies:
     expect(prod.warnings).toEqual(['policy frozen (warn) would deny: change freeze']);
   });
 });
+
+describe('dr.yaml people, admin and owners', () => {
+  it('refuses an admin or an owner who is not under people, naming the line', async () => {
+    const { parseConfig } = await import('../../../core/config.js');
+    expect(() =>
+      parseConfig('people:\n  alice: { ids: [slack:U1] }\nadmin: bob\n', 'dr.yaml'),
+    ).toThrow(/dr\.yaml:3: admin: no person named "bob" under people/);
+    expect(() =>
+      parseConfig(
+        'people: {}\napps:\n  web:\n    owners: [carol]\n    volumes: [{ name: d, path: /x }]\n',
+        'dr.yaml',
+      ),
+    ).toThrow(/dr\.yaml:4: apps\.web\.owners\.0: no person named "carol"/);
+    expect(() => parseConfig('people:\n  alice: { ids: [U1] }\n', 'dr.yaml')).toThrow(
+      /dr\.yaml:2: people\.alice\.ids\.0: expected an identity like slack:U0123/,
+    );
+  });
+});
