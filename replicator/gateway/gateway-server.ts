@@ -551,8 +551,19 @@ export async function createGateway({
         const vol = rest[3] ?? '';
         volumeOf(a, vol);
         const id = a.point(pointRef(rest[1])).id;
+        // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
+        // whose seqTo is SEQ), for a worker that keeps that point's image.
+        const sinceParam = url.searchParams.get('since');
+        const since = sinceParam === null ? -1 : Number(sinceParam);
+        if (!Number.isSafeInteger(since) || since < -1) {
+          throw badRequest(
+            `since=${sinceParam} is not a batch sequence number`,
+            "send since=SEQ, a point's seqTo",
+          );
+        }
         await a.withReadLock(async () => {
-          const entries = await a.pointEntries(id, vol);
+          const all = await a.pointEntries(id, vol);
+          const entries = since < 0 ? all : all.filter((e) => e.seq > since);
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
           // Records of one point mostly lie back to back in a segment: read
           // runs of them (up to 4 MiB) in one call, the next run while this

@@ -30,10 +30,19 @@ export interface RecoveryDeps {
   lockTtlMs?: number;
   /** How often a running step looks for `dr cancel`; 500 ms by default. */
   cancelPollMs?: number;
+  /**
+   * Keep each app's last materialised images in DR_HOME/cache/images/<app> so the next drill or
+   * failover fetches only what changed since (true by default; it costs one image's disk space).
+   */
+  imageCache?: boolean;
 }
 
 /** DR_HOME/recovery: one directory per operation, holding its images and its local server. */
 export const recoveryDir = (config: LoadedConfig) => join(config.home, 'recovery');
+
+/** An app's image cache: its volumes at the last point a drill or failover materialised. */
+export const imageCacheDir = (config: LoadedConfig, app: string) =>
+  join(config.home, 'cache', 'images', app);
 
 /** The variables the alicloud provider takes its access key from; never dr.yaml, never job data. */
 export const ALICLOUD_KEY_ID = 'ALIBABA_CLOUD_ACCESS_KEY_ID';

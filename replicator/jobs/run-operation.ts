@@ -18,7 +18,7 @@ import {
   type RecordedSteps,
   type RecoveryJobData,
 } from './recovery-contract.js';
-import { defaultProvider, type RecoveryDeps, recoveryDir } from './recovery-deps.js';
+import { defaultProvider, imageCacheDir, type RecoveryDeps, recoveryDir } from './recovery-deps.js';
 import { removeOperation } from './run-cleanup.js';
 
 const DEFAULT_KEEP_MS = 30 * 60_000;
@@ -165,6 +165,14 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           dir,
           signal,
           onProgress: (volume, fraction) => throttle(volume, fraction),
+          // A drill copies the cached images at low priority beside replication; a failover
+          // takes them (no copy: the RTO counts), and the next operation rebuilds the cache.
+          ...(deps.imageCache === false
+            ? {}
+            : {
+                cacheDir: imageCacheDir(config, app),
+                handover: mode === 'drill' ? 'background-copy' : 'take',
+              }),
         });
         steps.materialised = { volumes, ms: Math.round(performance.now() - t0) };
         delete steps.launched;

@@ -5,6 +5,7 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { MaterialisedVolume } from '../providers/provider.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { materialiseCached } from './image-cache.js';
 import { restoreVolume } from './restore-volume.js';
 
 export interface MaterialiseOptions {
@@ -18,6 +19,13 @@ export interface MaterialiseOptions {
   signal?: AbortSignal;
   /** 0..1 per volume; every volume ends with 1. */
   onProgress?: (volume: string, fraction: number) => void;
+  /**
+   * The app's image cache (see materialiseCached): a newer point then fetches only what
+   * changed since the last one materialised. Without it, every block is fetched.
+   */
+  cacheDir?: string;
+  /** With `cacheDir`: how each image leaves the cache (see materialiseCached). */
+  handover?: 'copy' | 'background-copy' | 'take';
 }
 
 /**
@@ -34,6 +42,8 @@ export async function materialisePoint({
   dir,
   signal,
   onProgress,
+  cacheDir,
+  handover,
 }: MaterialiseOptions): Promise<MaterialisedVolume[]> {
   const names = volumeOrder(point);
   for (const name of names) imageName(name, app, point.id); // refuse a bad name before writing anything
@@ -45,6 +55,25 @@ export async function materialisePoint({
     const file = imageName(name, app, point.id);
     const path = join(dir, file);
     await removeStalePartials(dir, file);
+    const progress = onProgress
+      ? { onProgress: (done: number, total: number) => onProgress(name, total ? done / total : 1) }
+      : {};
+    if (cacheDir) {
+      const r = await materialiseCached({
+        client,
+        kek,
+        app,
+        point,
+        volume: name,
+        cacheDir,
+        to: path,
+        ...(handover ? { handover } : {}),
+        ...progress,
+      });
+      onProgress?.(name, 1);
+      out.push({ name, path, size: r.size });
+      continue;
+    }
     const r = await restoreVolume({
       client,
       kek,
@@ -54,11 +83,7 @@ export async function materialisePoint({
       to: path,
       force: true,
       durable: false, // a scratch copy for a recovery job: a crash materialises again
-      ...(onProgress
-        ? {
-            onProgress: (done: number, total: number) => onProgress(name, total ? done / total : 1),
-          }
-        : {}),
+      ...progress,
     });
     onProgress?.(name, 1);
     out.push({ name, path, size: r.size });

@@ -28,6 +28,11 @@ export interface ReadPointOptions {
   /** Keep going after a bad block (verify) instead of stopping at the first (restore). */
   collectProblems?: boolean;
   onProgress?: (blocksDone: number, blocksTotal: number) => void;
+  /**
+   * Read only the records after this batch (an earlier point's seqTo), starting from that
+   * point's block MACs (`baseMacs`): the digest then checks the earlier point's blocks too.
+   */
+  since?: { seq: number; baseMacs: Buffer };
 }
 
 export interface ReadPointResult {
@@ -37,6 +42,8 @@ export interface ReadPointResult {
   problems: BlockProblem[];
   /** Whether the keyed digest over every block MAC matched the one the agent committed. */
   digestOk: boolean;
+  /** The MAC of every block at the point, in block order (16 bytes each). */
+  macs: Buffer;
 }
 
 /**
@@ -54,6 +61,7 @@ export async function readPointVolume({
   onBlock,
   collectProblems = false,
   onProgress,
+  since,
 }: ReadPointOptions): Promise<ReadPointResult> {
   const info = point.volumeInfo.find((v) => v.name === volume);
   const pv = point.volumes[volume];
@@ -74,16 +82,19 @@ export async function readPointVolume({
   const size = pv.size;
   const blocks = Math.ceil(size / info.blockSize);
   const macs = Buffer.allocUnsafe(blocks * MAC_BYTES);
-  for (let b = 0; b < blocks; b++) {
-    const len = Math.min(info.blockSize, size - b * info.blockSize);
-    (len === info.blockSize ? keys.zeroMac : blockMac(keys.mac, Buffer.alloc(len))).copy(
-      macs,
-      b * MAC_BYTES,
-    );
+  if (since && since.baseMacs.length === macs.length) since.baseMacs.copy(macs);
+  else {
+    for (let b = 0; b < blocks; b++) {
+      const len = Math.min(info.blockSize, size - b * info.blockSize);
+      (len === info.blockSize ? keys.zeroMac : blockMac(keys.mac, Buffer.alloc(len))).copy(
+        macs,
+        b * MAC_BYTES,
+      );
+    }
   }
   const problems: BlockProblem[] = [];
   let done = 0;
-  for await (const { block, seq, record } of client.records(app, point.id, volume)) {
+  for await (const { block, seq, record } of client.records(app, point.id, volume, since?.seq)) {
     if (block >= blocks) {
       problems.push({ volume, block, reason: `block lies beyond the volume's size ${size}` });
       if (!collectProblems) break;
@@ -105,5 +116,5 @@ export async function readPointVolume({
   }
   const digestOk =
     problems.length === 0 && volumeDigest(keys.mac, size, macs).toString('hex') === pv.digest;
-  return { info, size, blocks, problems, digestOk };
+  return { info, size, blocks, problems, digestOk, macs };
 }

@@ -121,12 +121,19 @@ export class GatewayClient {
 
   /**
    * Streams a point's records of one volume in block order: block u32 | seq u64 | len u32 | record.
+   * With `since`, only the records that arrived after that batch.
    * Each record is a view into the receive buffer, valid until the next one is asked for.
    */
-  async *records(app: string, point: number, volume: string): AsyncGenerator<StreamedRecord> {
+  async *records(
+    app: string,
+    point: number,
+    volume: string,
+    /** Only records of batches after this one (the seqTo of an earlier point). */
+    since?: number,
+  ): AsyncGenerator<StreamedRecord> {
     const res = await this.send(
       'GET',
-      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/records`,
+      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
     );
     let buf: Buffer = Buffer.alloc(0);
     for await (const chunk of res as AsyncIterable<Buffer>) {
