@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Engine as RulesEngine } from 'json-rules-engine';
 import { errorMessage } from '../core/errors.js';
-import { VERBS, type Verb } from './contract.js';
+import type { Verb } from './contract.js';
 import { WEEKDAYS } from './fact-catalog.js';
 import { type ParseOptions, parsePolicyFile } from './parse-policy-file.js';
 import type { Policy, PolicyProblem } from './policy.js';

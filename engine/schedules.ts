@@ -80,4 +80,15 @@ export async function runScheduled(
     { policy: data.policy, app: data.app, ok: reply.ok, summary: reply.summary },
     'scheduled command submitted',
   );
+  if (reply.ok) return;
+  // Nobody waits on a scheduled command's reply: a refusal is told to the app's and the alert channels.
+  await ctx.notices.publish({
+    kind: 'operation.failed',
+    key: `schedule:${data.policy}:${data.app}`,
+    app: data.app,
+    targets: targetsFor(ctx, data.app, undefined, 'alerts'),
+    severity: 'warning',
+    summary: `Scheduled ${data.verb} of ${data.app} (policy ${data.policy}) did not start: ${reply.summary}`,
+    data: { policy: data.policy, reply },
+  });
 }

@@ -193,6 +193,21 @@ describe('engine background duties', () => {
     expect(e).toBeDefined();
   });
 
+  it('tells the app and alert channels when a scheduled command is refused', async () => {
+    await writeFile(
+      join(h.policies, 'schedules.yaml'),
+      'policies:\n  - name: bad-idea\n    when: { app: shop }\n    schedule: { cron: "* * * * * *", command: failover }\n',
+    );
+    await engine();
+    const n = await waitNotice('the refusal', (x) => x.kind === 'operation.failed');
+    expect(n.key).toBe('schedule:bad-idea:shop');
+    expect(n.targets).toEqual(['slack:CALERTS']);
+    expect(n.summary).toMatch(
+      /Scheduled failover of shop \(policy bad-idea\) did not start: Denied: no policy lets scheduler failover shop/,
+    );
+    expect(await queue(RECOVERY_QUEUE).getJobs(['waiting'])).toEqual([]);
+  });
+
   it('refuses a bad policy file, keeps the last good set, tells the admin channel once', async () => {
     const e = await engine({ watch: true });
     await writeFile(

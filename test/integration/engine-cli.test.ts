@@ -34,6 +34,15 @@ describe('dr policy lint | test | explain', () => {
     expect(r.code).toBe(0);
   });
 
+  it('dr init copies the shipped policies, which lint clean against its dr.yaml', async () => {
+    const home = join(h.dir, 'fresh');
+    expect((await dr(['init', '--home', home])).code).toBe(0);
+    const r = await dr(['--home', home, 'policy', 'lint']);
+    expect(r.out).toMatch(/^ok: 10 policies in 5 file\(s\)/);
+    const t = await dr(['--home', home, 'policy', 'test']);
+    expect(t.code).toBe(0);
+  });
+
   it('lint reports every bad file with file, line and reason, and exits 1', async () => {
     await writeFile(
       join(h.policies, 'broken.yaml'),
