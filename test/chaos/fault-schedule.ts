@@ -36,6 +36,8 @@ export interface Fault {
   bandwidthShare?: number;
   /** Connections reset this many times, spread over the fault. */
   resets?: number;
+  /** A stall or partition ends by resetting every connection: what was held back is lost, not late. */
+  endWithReset?: boolean;
 }
 
 /**
@@ -72,6 +74,7 @@ export function faultSchedule(
       fault.bandwidthShare = 0.2 + 0.3 * random();
     }
     if (kind === 'reset') fault.resets = between(1, 4);
+    if (kind === 'stall' || kind === 'partition') fault.endWithReset = random() < 0.5;
     out.push(fault);
   }
   return out;

@@ -286,6 +286,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         break;
     }
     await sleep(f.ms);
+    if (f.endWithReset) p.resetAll();
     p.heal();
     if (f.kind === 'disk-full') await rig.freeStore();
   }
@@ -393,7 +394,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     const agentSaid = [...heard].map(([m, c]) => `${c}x ${m}`).join('\n      ');
     say(
-      `  round ${n}: ${kind} ${f.ms} ms; back in ${(returnMs / 1000).toFixed(1)} s at point ${back.id}; ${resent.size ? `resent ${[...resent.values()].join('+')} bytes; ` : ''}checked ${sample.length + 1} points (${Date.now() - faultStart} ms)${agentSaid ? `\n      ${agentSaid}` : ''}`,
+      `  round ${n}: ${kind}${f.endWithReset ? ' (ends with a reset)' : ''} ${f.ms} ms; back in ${(returnMs / 1000).toFixed(1)} s at point ${back.id}; ${resent.size ? `resent ${[...resent.values()].join('+')} bytes; ` : ''}checked ${sample.length + 1} points (${Date.now() - faultStart} ms)${agentSaid ? `\n      ${agentSaid}` : ''}`,
     );
   }
 
