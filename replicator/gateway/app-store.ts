@@ -149,7 +149,10 @@ export class AppStore {
   async registerVolumes(proposals: readonly VolumeProposal[]): Promise<VolumeMeta[]> {
     return this.#mutex.run(async () => {
       const volumes = mergeVolumes(this.name, this.catalog.volumes, proposals);
-      await this.#saveCatalog({ ...this.catalog, volumes });
+      // Every session open proposes the volumes again; most often nothing changed, and
+      // rewriting the catalog then would only fail on a full disk and refuse the agent.
+      if (!sameVolumes(volumes, this.catalog.volumes))
+        await this.#saveCatalog({ ...this.catalog, volumes });
       return proposals.map((p) => this.volumes().find((v) => v.name === p.name) as VolumeMeta);
     });
   }
@@ -443,4 +446,21 @@ export class AppStore {
 
 function isCount(n: unknown): n is number {
   return Number.isSafeInteger(n) && (n as number) >= 0;
+}
+
+function sameVolumes(a: readonly VolumeMeta[], b: readonly VolumeMeta[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((v, i) => {
+      const w = b[i];
+      return (
+        w !== undefined &&
+        v.name === w.name &&
+        v.id === w.id &&
+        v.size === w.size &&
+        v.blockSize === w.blockSize &&
+        v.wrappedKey.equals(w.wrappedKey)
+      );
+    })
+  );
 }

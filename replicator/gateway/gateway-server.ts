@@ -604,7 +604,26 @@ export async function createGateway({
   const server = createServer(
     { ...tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' },
     (req, res) => {
-      route(req, res).catch((err: unknown) => {
+      route(req, res).catch((caught: unknown) => {
+        // A full disk can fail any write (catalog, point index, protection state), not only
+        // segment appends: the agent must hear 507 and wait, not an internal error that stops it.
+        const err =
+          caught instanceof HttpError
+            ? caught
+            : isDrError(caught, 'gateway_full')
+              ? new HttpError(507, caught)
+              : !isDrError(caught) && isDiskFull(caught)
+                ? new HttpError(
+                    507,
+                    new DrError(`the gateway store is full: ${errorMessage(caught)}`, {
+                      code: 'gateway_full',
+                      subject: store.dir,
+                      remedy:
+                        'free space on the gateway disk or shorten the retention; the agent waits and retries',
+                      cause: caught,
+                    }),
+                  )
+                : caught;
         const status =
           err instanceof HttpError
             ? err.status
@@ -819,4 +838,13 @@ async function readJson<T>(req: IncomingMessage): Promise<T> {
   } catch {
     throw badRequest('request body is not JSON', 'send application/json');
   }
+}
+
+/** Whether an error (or one it was caused by) is the disk being full. */
+function isDiskFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = systemCode(e);
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
 }
