@@ -17,6 +17,8 @@ const KINDS = [
   'reset',
   'stall',
   'disk-full',
+  'agent-kill-stalled',
+  'gateway-kill-full',
 ];
 const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--json]
   --rounds N      faults to inject, one per round (default 10)

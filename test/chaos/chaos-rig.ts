@@ -50,6 +50,8 @@ export class ChaosRig {
   redis: TestRedis | undefined;
   /** Every agent process started, in order (their logs are the acknowledged points and resync reports). */
   readonly agents: DrProcess[] = [];
+  /** Every gateway process started, in order. */
+  readonly gateways: DrProcess[] = [];
   /** Every pid this rig started, to find leaked processes and trace instances by. */
   readonly pids = new Set<number>();
   private ballast: string | undefined;
@@ -127,6 +129,7 @@ export class ChaosRig {
     const g = startDr(['gateway'], { ...this.env, REDIS_URL: this.redisUrl });
     if (g.child.pid) this.pids.add(g.child.pid);
     this.gateway = g;
+    this.gateways.push(g);
     await g.waitFor(/publishing replication state to Redis/, 60_000);
   }
 
@@ -153,18 +156,12 @@ export class ChaosRig {
 
   /** Every agent's log lines so far, parsed (pino JSON lines). */
   agentLines(): Array<Record<string, unknown>> {
-    const out: Array<Record<string, unknown>> = [];
-    for (const a of this.agents) {
-      for (const line of a.output().split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          out.push(JSON.parse(line));
-        } catch {
-          // a line cut off by kill -9: it carried nothing acknowledged
-        }
-      }
-    }
-    return out;
+    return logLines(this.agents);
+  }
+
+  /** Every gateway's log lines so far, parsed. */
+  gatewayLines(): Array<Record<string, unknown>> {
+    return logLines(this.gateways);
   }
 
   startWriter(): void {
@@ -258,4 +255,19 @@ export class ChaosRig {
     await this.rig.cleanup();
     await this.t.cleanup();
   }
+}
+
+function logLines(processes: readonly DrProcess[]): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const p of processes) {
+    for (const line of p.output().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line));
+      } catch {
+        // a line cut off by kill -9: it carried nothing acknowledged
+      }
+    }
+  }
+  return out;
 }

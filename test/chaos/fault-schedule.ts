@@ -21,6 +21,8 @@ export const FAULT_KINDS = [
   'reset',
   'stall',
   'disk-full',
+  'agent-kill-stalled',
+  'gateway-kill-full',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 

@@ -284,6 +284,25 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       case 'disk-full':
         await rig.fillStore();
         break;
+      case 'agent-kill-stalled':
+        // The gateway keeps what the agent sends but the agent hears no acknowledgement, then dies.
+        p.set({ stalled: true });
+        await sleep(f.ms / 2);
+        await rig.killAgent();
+        rig.startAgent();
+        await sleep(f.ms / 2);
+        p.resetAll();
+        p.heal();
+        return;
+      case 'gateway-kill-full':
+        // Killed while its disk is full, and started again before there is room.
+        await rig.fillStore();
+        await sleep(f.ms / 3);
+        await rig.killGateway();
+        await rig.startGateway();
+        await sleep(f.ms / 3);
+        await rig.freeStore();
+        return;
     }
     await sleep(f.ms);
     if (f.endWithReset) p.resetAll();
@@ -297,6 +316,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const p0 = before?.filter(consistent).at(-1);
     if (!p0) throw new Error('no consistent point before the fault');
     const linesBefore = rig.agentLines().length;
+    const gatewayLinesBefore = rig.gatewayLines().length;
     const faultStart = Date.now();
     let active = true;
     const sampler = (async () => {
@@ -390,6 +410,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     for (const line of rig.agentLines().slice(linesBefore)) {
       if (Number(line.level) < 40) continue;
       const what = `${line.msg}${line.err ? ` (${String(line.err).slice(0, 90)})` : ''}`;
+      heard.set(what, (heard.get(what) ?? 0) + 1);
+    }
+    for (const line of rig.gatewayLines().slice(gatewayLinesBefore)) {
+      if (Number(line.level) < 50) continue;
+      const what = `gateway: ${line.msg}${line.url ? ` ${line.url}` : ''}${line.err ? ` (${String(line.err).slice(0, 200)})` : ''}`;
       heard.set(what, (heard.get(what) ?? 0) + 1);
     }
     const agentSaid = [...heard].map(([m, c]) => `${c}x ${m}`).join('\n      ');
