@@ -16,7 +16,8 @@ export function registerUp(program: Command, exit: ExitState): void {
       'add the demo-shop app: orders on SQLite with a live workload (initialises DR_HOME if needed)',
     )
     .option('--listen <host:port>', 'where `dr serve` listens (default 127.0.0.1:8787)')
-    .action(async (opts: { demo?: boolean; listen?: string }, cmd: Command) =>
+    .option('--no-console', 'do not open the chat console in this terminal')
+    .action(async (opts: { demo?: boolean; listen?: string; console: boolean }, cmd: Command) =>
       runAction(exit, false, async () => {
         const ctx = contextOf(cmd);
         const has = (name: string) => program.commands.some((c) => c.name() === name);
@@ -27,6 +28,8 @@ export function registerUp(program: Command, exit: ExitState): void {
           env: process.env,
           out: ctx.out,
           hasCommand: has,
+          // The console reads the terminal: only where there is one.
+          console: opts.console && process.stdin.isTTY === true,
           ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
           ...(demo ? { demo: (home: string) => prepareDemo(home, process.env, ctx.out) } : {}),
           ...(opts.demo

@@ -34,6 +34,8 @@ export interface UpOptions {
   out: (line: string) => void;
   /** `--listen`, when given: where `dr serve` listens. */
   listen?: string;
+  /** Open the chat console in this terminal once everything runs (`dr chat`; needs a terminal). */
+  console?: boolean;
   /** Which `dr` subcommands exist (serve and chat are optional parts). */
   hasCommand: (name: string) => boolean;
   /** Prepares the demo once the home is initialised and locked (`--demo`). */
@@ -114,6 +116,19 @@ export async function runUp(o: UpOptions): Promise<number> {
     upState = ready.state;
     await writeUpState(home, { ...upState, children: sup.children() });
     for (const line of ready.summary) out(line);
+    if (o.console && o.hasCommand('chat')) {
+      out(
+        'The console: type `help` (`drill demo-shop`, `status`, …); Ctrl-D leaves it, Ctrl-C stops everything.',
+      );
+      await sup.start({
+        name: 'console',
+        command: process.execPath,
+        args: [drBin(), '--home', home, 'chat'],
+        env: { ...env, ...ready.childEnv },
+        logFile: join(runDir(home), 'console.log'),
+        interactive: true,
+      });
+    }
     await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve()));
     return exitCode;
   } catch (err) {
@@ -158,6 +173,8 @@ function upTuning(env: NodeJS.ProcessEnv): { maxRestarts?: number; backoffMs?: n
 
 interface Started {
   state: Omit<UpState, 'children'>;
+  /** REDIS_URL, DR_GATEWAY and DR_HOME as the children got them. */
+  childEnv: NodeJS.ProcessEnv;
   summary: string[];
 }
 
@@ -286,7 +303,11 @@ async function startAll(
     `  dr status${apps[0] ? `; dr drill ${apps[0]} --wait` : ''}${o.hasCommand('chat') ? '; dr chat' : ''}`,
     'Ctrl-C stops everything.',
   ];
-  return { state, summary: tryLines };
+  return {
+    state,
+    summary: tryLines,
+    childEnv: { DR_HOME: home, REDIS_URL: redisUrl, DR_GATEWAY: gatewayAddress },
+  };
 }
 
 /** Where the other processes reach a listener: a wildcard address means this machine's loopback. */

@@ -18,6 +18,11 @@ export interface ChildSpec {
   ready?: RegExp;
   /** How long it may take to get ready (default 30 s). */
   readyTimeoutMs?: number;
+  /**
+   * Runs in this terminal (the chat console): same process group so it may read the terminal,
+   * standard streams inherited, no log, never restarted (leaving it leaves the rest running).
+   */
+  interactive?: boolean;
   /** Keep its output in the log only (redis-server's start banner). */
   quiet?: boolean;
   /** Output that means it stopped for good and must not be restarted (an agent whose app failed over). */
@@ -102,8 +107,8 @@ export class Supervisor {
   private spawn(spec: ChildSpec): { child: ChildProcess; exited: Promise<void> } {
     const child = spawn(spec.command, spec.args, {
       env: spec.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
+      stdio: spec.interactive ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+      detached: !spec.interactive,
     });
     const exited = new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
@@ -134,6 +139,10 @@ export class Supervisor {
     }
     child.once('exit', (code, signal) => {
       if (this.stopping || r.starting || r.child !== child) return;
+      if (spec.interactive) {
+        this.o.out(`up: the ${spec.name} ended; everything else keeps running (Ctrl-C stops it)`);
+        return;
+      }
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       if (spec.final?.test(r.tail)) {
         this.o.out(
@@ -267,8 +276,8 @@ export class Supervisor {
         await r.exited;
       }
     }
-    // Anything it started in its group and left behind goes with it.
-    signal(-pid, 'SIGKILL');
+    // Anything it started in its group and left behind goes with it (an interactive child shares ours).
+    if (!r.spec.interactive) signal(-pid, 'SIGKILL');
   }
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { UpState } from '../../core/up-state.js';
-import { dr } from '../helpers/lifeboat-home.js';
+import { dr, freePort } from '../helpers/lifeboat-home.js';
 import { loopProblem } from '../helpers/loop-device.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable } from '../helpers/redis-server.js';
@@ -79,7 +79,7 @@ describe('dr up --demo', () => {
 
   /** Starts `dr up --demo`, waits until it is up, drills demo-shop with only DR_HOME set. */
   async function upAndDrill(env: NodeJS.ProcessEnv = {}) {
-    up = startDr(['up', '--demo'], {
+    up = startDr(['up', '--demo', '--listen', `127.0.0.1:${await freePort()}`], {
       DR_HOME: home,
       REDIS_URL: '',
       DR_GATEWAY: '',
@@ -93,6 +93,7 @@ describe('dr up --demo', () => {
       'redis',
       'gateway',
       'worker',
+      'serve',
       'demo-shop',
       'agent demo-shop',
     ]);
@@ -151,7 +152,7 @@ describe('dr up --demo', () => {
     expect(health.output).toMatch(/^integrity ok; orders 1-(\d+) recovered, #\1 identical/);
     await stopAndCheck(p, state);
     // A second start of the same home keeps the demo and its orders.
-    const again = startDr(['up'], {
+    const again = startDr(['up', '--listen', `127.0.0.1:${await freePort()}`], {
       DR_HOME: home,
       REDIS_URL: '',
       DR_LOG_LEVEL: 'info',

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { UpState } from '../../core/up-state.js';
-import { dr, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -52,8 +52,10 @@ describe('dr up', () => {
   });
 
   const env = () => ({ DR_HOME: t.home, DR_LOG_LEVEL: 'info', REDIS_URL: '', DR_GATEWAY: '' });
-  function up(args: string[] = [], extra: NodeJS.ProcessEnv = {}): DrProcess {
-    const p = startDr(['up', ...args], { ...env(), ...extra });
+  async function upOn(args: string[] = [], extra: NodeJS.ProcessEnv = {}): Promise<DrProcess> {
+    // Tests run side by side: each serve gets its own port rather than racing for 8787.
+    const listen = args.includes('--listen') ? [] : ['--listen', `127.0.0.1:${await freePort()}`];
+    const p = startDr(['up', ...listen, ...args], { ...env(), ...extra });
     started.push(p);
     return p;
   }
@@ -63,12 +65,16 @@ describe('dr up', () => {
     return s;
   }
 
-  it('starts Redis, gateway and worker, is found by other commands, and stops all of it on SIGTERM', async () => {
-    const p = up();
+  it('starts Redis, gateway, worker and serve, is found by other commands, and stops all of it on SIGTERM', async () => {
+    const listen = `127.0.0.1:${await freePort()}`;
+    const p = await upOn(['--listen', listen]);
     await p.waitFor(READY, 60_000);
     const state = upState();
-    expect(state.children.map((c) => c.name)).toEqual(['redis', 'gateway', 'worker']);
+    expect(state.children.map((c) => c.name)).toEqual(['redis', 'gateway', 'worker', 'serve']);
     expect(state.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    expect(state.listen).toBe(listen);
+    expect(p.output()).toContain(`serve              http://${listen}`);
+    expect((await fetch(`http://${listen}/healthz`)).status).toBe(200);
     // Another command with only DR_HOME finds the gateway (status) and Redis (cancel).
     const status = await dr(['status', '--json'], { DR_HOME: t.home });
     expect(status.code).toBe(0);
@@ -87,10 +93,10 @@ describe('dr up', () => {
   });
 
   it('refuses a second dr up on the same DR_HOME, naming the running one', async () => {
-    const first = up();
+    const first = await upOn();
     await first.waitFor(READY, 60_000);
     upState();
-    const second = up();
+    const second = await upOn();
     expect(await second.exited).toBe(2);
     expect(second.output()).toContain(`already running on ${t.home} (pid ${first.child.pid})`);
     expect(second.output()).toContain('To resolve');
@@ -99,13 +105,28 @@ describe('dr up', () => {
     expect(upState().pid).toBe(first.child.pid);
   });
 
+  it('refuses a --listen address that is taken, naming it', async () => {
+    const blocker: Server = createServer();
+    const port = await freePort();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    try {
+      const p = await upOn(['--listen', `127.0.0.1:${port}`]);
+      expect(await p.exited).toBe(2);
+      expect(p.output()).toContain(`serve: 127.0.0.1:${port} is in use`);
+      expect(p.output()).toContain('pass another --listen');
+      expect(p.output()).not.toContain('starting redis-server'); // nothing was started
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('moves the gateway to a free port when its port is taken, and says so', async () => {
     const config = await t.config();
     const [host, port] = config.gateway.listen.split(':');
     const blocker: Server = createServer();
     await new Promise<void>((r) => blocker.listen(Number(port), host, r));
     try {
-      const p = up();
+      const p = await upOn();
       await p.waitFor(READY, 60_000);
       expect(p.output()).toContain(`gateway: ${config.gateway.listen} is in use, so`);
       const state = upState();
@@ -161,7 +182,7 @@ describe('dr up', () => {
   });
 
   it('restarts a child that crashes, with backoff, and says so', async () => {
-    const p = up([], { DR_UP_BACKOFF: '200ms' });
+    const p = await upOn([], { DR_UP_BACKOFF: '200ms' });
     await p.waitFor(READY, 60_000);
     const gateway = upState().children.find((c) => c.name === 'gateway');
     process.kill(gateway?.pid as number, 'SIGKILL');
@@ -173,7 +194,7 @@ describe('dr up', () => {
   });
 
   it('stops everything, exit 1, when a child keeps crashing', async () => {
-    const p = up([], { DR_UP_MAX_RESTARTS: '0' });
+    const p = await upOn([], { DR_UP_MAX_RESTARTS: '0' });
     await p.waitFor(READY, 60_000);
     const state = upState();
     const worker = state.children.find((c) => c.name === 'worker');
@@ -185,12 +206,12 @@ describe('dr up', () => {
   });
 
   it('stops the children a killed dr up left behind when it starts again', async () => {
-    const first = up();
+    const first = await upOn();
     await first.waitFor(READY, 60_000);
     const old = upState();
     await first.kill9();
     expect(old.children.every((c) => alive(c.pid))).toBe(true);
-    const second = up();
+    const second = await upOn();
     await second.waitFor(READY, 60_000);
     expect(second.output()).toContain(`a previous dr up (pid ${old.pid}) left gateway running`);
     expect(await allGone(old.children.map((c) => c.pid))).toEqual([]);
