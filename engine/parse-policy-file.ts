@@ -324,7 +324,15 @@ export function parsePolicyFile(
         return { kind: 'schedule', cron, verb: verb as 'drill' };
       }
       case 'alert': {
-        unknownKeys(['on', 'over', 'for', 'escalateAfter']);
+        unknownKeys(['on', 'over', 'for', 'escalateAfter', 'to']);
+        const to = obj.to;
+        const channels = to === undefined ? [] : Array.isArray(to) ? to : [to];
+        for (const c of channels)
+          if (typeof c !== 'string' || !/^((slack|dingtalk):\S+|console(:\S+)?)$/.test(c))
+            fail(
+              v,
+              `alert.to: ${JSON.stringify(c)} is not a channel like slack:C0123, dingtalk:cid… or console`,
+            );
         const on = obj.on ?? 'rpo';
         if (on !== 'rpo' && on !== 'agent-silent') {
           fail(v, `alert.on: expected rpo or agent-silent, not ${JSON.stringify(on)}`);
@@ -340,6 +348,7 @@ export function parsePolicyFile(
           forMs,
           ...(overMs !== undefined ? { overMs } : {}),
           ...(escalateAfterMs !== undefined ? { escalateAfterMs } : {}),
+          ...(channels.length ? { to: channels as string[] } : {}),
         };
       }
     }

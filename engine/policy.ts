@@ -29,6 +29,8 @@ export type PolicyEffect =
       forMs: number;
       /** Re-send to the escalation channels when nobody acknowledged within this time. */
       escalateAfterMs?: number;
+      /** Channels told besides the app's and `channels.alerts` (surface-qualified, like slack:C0123). */
+      to?: string[];
     };
 
 /** One validated policy, as loaded from a file. */

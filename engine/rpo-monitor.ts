@@ -125,7 +125,7 @@ export class RpoMonitor {
         kind: 'rpo.breach',
         key: `alert:${alert.id}`,
         app,
-        targets: targetsFor(ctx, app, undefined, 'alerts'),
+        targets: this.targets(policy, app),
         severity: 'critical',
         summary: `RPO breach: ${app} is ${Math.round(lag)} s behind (objective ${objectiveMs / 1000} s) for ${formatDuration(now - since)} (${alert.id})`,
         actions: [ackAction(alert.id)],
@@ -147,7 +147,7 @@ export class RpoMonitor {
       kind: 'rpo.recovered',
       key: `alert:${closed.id}`,
       app,
-      targets: targetsFor(ctx, app, undefined, 'alerts'),
+      targets: this.targets(policy, app),
       severity: 'info',
       summary: `RPO recovered: ${app} is ${lag === undefined ? '?' : Math.round(lag)} s behind again (objective ${objectiveMs / 1000} s) after ${formatDuration(now - closed.raisedAt)} (${closed.id})`,
       data: { alert: closed, lagSeconds: lag ?? null },
@@ -194,7 +194,7 @@ export class RpoMonitor {
         kind: 'agent.silent',
         key: `alert:${alert.id}`,
         app,
-        targets: targetsFor(ctx, app, undefined, 'alerts'),
+        targets: this.targets(policy, app),
         severity: 'critical',
         summary: `The agent of ${app}${status.agent ? ` on ${status.agent.host}` : ''} has not been heard for ${formatDuration(quiet)} (${alert.id})`,
         actions: [ackAction(alert.id)],
@@ -209,11 +209,17 @@ export class RpoMonitor {
       kind: 'agent.silent',
       key: `alert:${closed.id}`,
       app,
-      targets: targetsFor(ctx, app, undefined, 'alerts'),
+      targets: this.targets(policy, app),
       severity: 'info',
       summary: `The agent of ${app} is heard again (${closed.id})`,
       data: { alert: closed, resolved: true },
     });
+  }
+
+  /** The app's channels, `channels.alerts` and the policy's own `to:`. */
+  private targets(policy: Policy, app: string): string[] {
+    const extra = policy.effect.kind === 'alert' ? (policy.effect.to ?? []) : [];
+    return [...new Set([...targetsFor(this.ctx, app, undefined, 'alerts'), ...extra])];
   }
 
   /** Re-sends an unacknowledged alert to the escalation channels once its time is up. */

@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
@@ -16,6 +19,7 @@ import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-s
 import { skipBecause } from '../helpers/skip.js';
 
 const problem = redisUnavailable();
+const pressScript = fileURLToPath(new URL('../fixtures/press-approvals.mjs', import.meta.url));
 
 describe('engine: decisions and approvals', () => {
   let redis: TestRedis;
@@ -182,6 +186,46 @@ describe('engine: decisions and approvals', () => {
       'tom',
       'uma',
     ]);
+  });
+
+  it('100 presses at the same instant through two processes enqueue exactly one job', async () => {
+    clock = Date.now(); // the press processes run on the real clock
+    const e = await engine();
+    const asked = await e.submit(command('slack:USAM', 'failover web'));
+    const a = asked.decision?.outcome === 'approval' ? asked.decision.approval : undefined;
+    const voters = 'slack:UTOM,slack:UUMA,dingtalk:1001,slack:USAM,slack:UALICE';
+    const procs = [0, 1].map(() => {
+      const child = spawn(
+        process.execPath,
+        [pressScript, redis.url, prefix, h.home, a?.id ?? '', voters, '10'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      child.stdout?.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      const done = new Promise<string>((resolve) => child.on('exit', () => resolve(out)));
+      return { child, out: () => out, done };
+    });
+    try {
+      const end = Date.now() + 30_000;
+      while (!procs.every((p) => p.out().includes('ready'))) {
+        if (Date.now() > end) throw new Error('the press processes did not start');
+        await sleep(50);
+      }
+      await conn.set(`${prefix}go`, '1');
+      const outputs = await Promise.all(procs.map((p) => p.done));
+      const summaries = outputs.flatMap((o) => JSON.parse(o.split('\n')[1] ?? '[]') as string[]);
+      expect(summaries).toHaveLength(100);
+      expect(summaries.filter((s) => /queued as op-/.test(s))).toHaveLength(1);
+    } finally {
+      for (const p of procs) p.child.kill('SIGKILL');
+    }
+    expect(await jobs()).toBe(1);
+    const stored = JSON.parse((await conn.get(`${prefix}approval:${a?.id}`)) ?? '{}');
+    expect(stored.approvals).toHaveLength(2);
   });
 
   it('a redelivered command (same id) is answered once, not run twice', async () => {

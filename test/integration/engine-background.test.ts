@@ -294,7 +294,11 @@ describe('engine background duties', () => {
     expect(rec[0]?.key).toBe(web?.key);
   });
 
-  it('raises agent.silent when an agent goes unheard', async () => {
+  it("raises agent.silent when an agent goes unheard, to the policy's own channels too", async () => {
+    await writeFile(
+      join(h.policies, 'alerts.yaml'),
+      'policies:\n  - name: silent\n    alert: { on: agent-silent, for: 2m, to: [dingtalk:cidOPS] }\n',
+    );
     await engine();
     const stale = JSON.stringify({
       app: 'web',
@@ -316,6 +320,7 @@ describe('engine background duties', () => {
     const n = await waitNotice('agent.silent', (x) => x.kind === 'agent.silent');
     expect(n.summary).toMatch(/agent of web on src has not been heard for 5m/);
     expect(n.actions?.[0]?.kind).toBe('ack');
+    expect(n.targets).toEqual(['slack:CWEB', 'slack:CALERTS', 'dingtalk:cidOPS']);
   });
 
   it('Redis restarted between approvals: nothing lost, nothing doubled', async () => {
