@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.js';
+import type { RpoSample } from '../../replicator/gateway/state-publisher.js';
 import type { PointInfo } from '../../replicator/transport/wire-types.js';
 import {
   type OpenAlert,
@@ -14,6 +15,37 @@ import {
   readRpoHistory,
   rpoNow,
 } from '../observe/read-replication.js';
+
+/** How many points of RPO history each app's chart and JSON carry, whatever the window. */
+export const HISTORY_POINTS = 360;
+
+/**
+ * Cuts [from, to] into `slices` equal slices and keeps one point per slice that has samples:
+ * its last sample's time and the worst (highest) RPO in it, or null when the app had no
+ * consistent point at any sample of the slice. A short breach still shows at any window.
+ */
+export function downsample(
+  samples: RpoSample[],
+  from: number,
+  to: number,
+  slices: number,
+): Array<[number, number | null]> {
+  const width = Math.max(1, (to - from) / slices);
+  const out: Array<[number, number | null]> = [];
+  let slice = -1;
+  for (const s of samples) {
+    const k = Math.floor((s.time - from) / width);
+    const last = out[out.length - 1];
+    if (k !== slice || !last) {
+      out.push([s.time, s.lagSeconds]);
+      slice = k;
+    } else {
+      last[0] = s.time;
+      last[1] = last[1] === null || s.lagSeconds === null ? null : Math.max(last[1], s.lagSeconds);
+    }
+  }
+  return out;
+}
 
 /** Published state older than this means the gateway has stopped publishing. */
 export const STALE_MS = 15_000;
@@ -31,7 +63,10 @@ export interface AppView {
   /** When the gateway last published this app's state; null when it never did. */
   publishedAt: string | null;
   stale: boolean;
-  /** [ms since epoch, lag seconds or null], oldest first. */
+  /**
+   * [ms since epoch, lag seconds or null], oldest first: at most `HISTORY_POINTS` per app, each
+   * the worst RPO of its slice of the window (null where the app had no consistent point).
+   */
   history: Array<[number, number | null]>;
   /** The newest points (newest first); null when the gateway could not be asked. */
   points: PointInfo[] | null;
@@ -131,7 +166,7 @@ export async function collectStatus(
         lastFreezeMs: s?.lastFreezeMs ?? null,
         publishedAt,
         stale: publishedAt !== null && t - Date.parse(publishedAt) > STALE_MS,
-        history: history.map((h) => [h.time, h.lagSeconds]),
+        history: downsample(history, since, t, HISTORY_POINTS),
         points: pts ? pts.slice(-pointsPerApp).reverse() : null,
       };
     }),

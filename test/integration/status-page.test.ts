@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../cli/http-server.js';
 import { createServeRoutes } from '../../cli/status-page/serve-routes.js';
-import type { StatusSnapshot } from '../../cli/status-page/status-snapshot.js';
+import { HISTORY_POINTS, type StatusSnapshot } from '../../cli/status-page/status-snapshot.js';
 import { type AlertRecord, AlertStore } from '../../engine/alert-store.js';
 import { type ApprovalRecord, ApprovalStore } from '../../engine/approval-store.js';
 import { encodeRpoSample, rpoHistoryKey } from '../../replicator/gateway/state-publisher.js';
@@ -180,7 +180,10 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
     expect(await db.locator('[data-testid=rpo]').textContent()).toBe('-');
 
     const chart = page.locator('svg.rpo-chart[data-app="web"]');
-    expect(Number(await chart.getAttribute('data-samples'))).toBeGreaterThan(900);
+    // Three hours of samples every 10 s, one point per minute of the 6 h window on the chart.
+    const plotted = Number(await chart.getAttribute('data-samples'));
+    expect(plotted).toBeGreaterThan(150);
+    expect(plotted).toBeLessThanOrEqual(HISTORY_POINTS);
     // The stretch without a consistent point splits the line in two.
     expect(await chart.locator('polyline.rpo-line').count()).toBe(2);
     expect(await page.locator('svg.rpo-chart[data-app="shop-db"]').textContent()).toContain(

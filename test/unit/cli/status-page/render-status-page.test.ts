@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatSeconds, renderStatusPage } from '../../../../cli/status-page/render-status-page.js';
 import { rpoChart } from '../../../../cli/status-page/rpo-chart.js';
-import type { StatusSnapshot } from '../../../../cli/status-page/status-snapshot.js';
+import { downsample, type StatusSnapshot } from '../../../../cli/status-page/status-snapshot.js';
 
 const snapshot = (over: Partial<StatusSnapshot>): StatusSnapshot => ({
   generatedAt: '2026-11-29T01:00:00.000Z',
@@ -83,5 +83,30 @@ describe('status page rendering', () => {
     expect(svg).toContain('data-samples="2"');
     expect(svg).toContain('class="rpo-objective"');
     expect(svg).toContain('objective 1m');
+  });
+});
+
+describe('RPO history downsampling', () => {
+  const s = (time: number, lagSeconds: number | null) => ({
+    time,
+    lagSeconds,
+    phase: 'continuous',
+  });
+
+  it('keeps one point per slice, with the worst RPO of the slice', () => {
+    const samples = [s(0, 1), s(10, 9), s(20, 2), s(100, 3), s(110, 1)];
+    expect(downsample(samples, 0, 200, 2)).toEqual([
+      [20, 9],
+      [110, 3],
+    ]);
+  });
+
+  it('marks a slice without a consistent point at any sample as a gap', () => {
+    expect(downsample([s(0, 1), s(10, null), s(20, 4)], 0, 100, 1)).toEqual([[20, null]]);
+  });
+
+  it('never returns more points than slices', () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => s(i * 10, i % 7));
+    expect(downsample(many, 0, 100_000, 360).length).toBeLessThanOrEqual(361);
   });
 });
