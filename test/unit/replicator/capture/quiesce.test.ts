@@ -244,7 +244,7 @@ describe('Quiescer on a real ext4 file system', () => {
       fsfreeze: [mount],
       freezeCmd: 'true',
       thawCmd: `echo thaw >> ${marks}`,
-      timeoutMs: 300,
+      timeoutMs: 1500, // room for fsfreeze on a busy machine; the watchdog still has to fire
     });
     const frozen = await q.freeze();
     expect(await within(write('after-deadline'), 15_000)).toBe(0);
