@@ -3,6 +3,7 @@ import { registerAgent } from './commands/agent.js';
 import { registerApp } from './commands/app.js';
 import { registerAudit } from './commands/audit.js';
 import { registerChat } from './commands/chat.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerInit } from './commands/init.js';
 import { registerOperation } from './commands/operation.js';
@@ -40,6 +41,7 @@ export function buildProgram(exit: ExitState): Command {
     registerPolicy,
     registerAudit,
     registerUp,
+    registerDoctor,
   ]) {
     register(program, exit);
   }
