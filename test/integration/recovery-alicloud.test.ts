@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
@@ -139,6 +139,46 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     expect(tagged(result.opId)).toEqual([]);
     expect(emu.state.instances.get(emu.state.workerInstanceId)?.status).toBe('Running');
     // the worker never logs the secret
+    expect(w.output()).not.toContain(secret);
+  }, 120_000);
+
+  it('fails over into ECS end to end: production network, the volume byte for byte, replication stopped, kept running', async () => {
+    await protect();
+    const w = await worker({
+      ALIBABA_CLOUD_ACCESS_KEY_ID: keyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret,
+    });
+    const r = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out) as OperationResult;
+    expect(result.mode).toBe('failover');
+    const instance = emu.state.instances.get(result.server.id);
+    expect(instance?.status).toBe('Running');
+    expect(instance?.vSwitchId).toBe(emu.state.network.vSwitchId);
+    expect(instance?.securityGroupIds).toEqual([emu.state.network.securityGroupId]);
+    // the new server's system disk holds the volume as replicated
+    const sys = [...emu.state.disks.values()].find(
+      (d) => d.instanceId === result.server.id && d.type === 'system',
+    );
+    const source = await readFile(join(t.dir, 'web.img'));
+    // (the emulated disk is a sparse file of the disk's full size: read only the volume's part)
+    const fh = await open(sys?.file ?? '', 'r');
+    const { buffer } = await fh.read(Buffer.alloc(source.length), 0, source.length, 0);
+    await fh.close();
+    expect(buffer.equals(source)).toBe(true);
+    // replication into the DR copy is stopped, and nothing is cleaned up
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+    expect(await dr(['agent', '--app', 'web', '--once'], env)).toMatchObject({ code: 2 });
+    expect(tagged(result.opId)).toContain(result.server.id);
+    // failback cannot reach the original site from the DR region: refused with the reason
+    const fb = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(fb.code).toBe(1);
+    const body = JSON.parse(fb.out) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('not_implemented');
+    expect(body.error.message).toContain('failback of alicloud apps is not supported');
+    expect(emu.state.instances.get(result.server.id)?.status).toBe('Running');
     expect(w.output()).not.toContain(secret);
   }, 120_000);
 
