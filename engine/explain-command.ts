@@ -1,4 +1,5 @@
 import type { Config } from '../core/config.js';
+import { parseDuration } from '../core/units.js';
 import { type AppState, commandFacts } from './command-facts.js';
 import { type Command, type PolicyOutcome, VERBS, type Verb } from './contract.js';
 import { evaluatePolicies } from './evaluate-policies.js';
@@ -27,13 +28,21 @@ export function parseWords(
   const args: Command['args'] = {};
   let app: string | undefined;
   for (let i = 0; i < rest.length; i++) {
-    const w = rest[i] ?? '';
+    // Phones and Slack turn -- into a dash; `--point=3` and `--point 3` are the same.
+    const raw = (rest[i] ?? '').replace(/^[\u2013\u2014]/, '--');
+    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
+    const w = eq > 0 ? raw.slice(0, eq) : raw;
+    const value = () => (eq > 0 ? raw.slice(eq + 1) : rest[++i]);
     if (w === '--emergency') args.emergency = true;
     else if (w === '--dry-run') args.dryRun = true;
     else if (w === '--point') {
-      const p = Number(rest[++i]);
+      const p = Number(value());
       if (!Number.isInteger(p) || p < 0) return '--point takes a point id (a whole number)';
       args.point = p;
+    } else if (w === '--keep') {
+      const ms = parseDuration(value() ?? '');
+      if (ms === undefined) return '--keep takes a duration like 30m or 2h';
+      args.keepMs = ms;
     } else if (w.startsWith('--')) return `unknown flag ${w}`;
     else if (app === undefined) app = w;
     else if (args.id === undefined) args.id = w;

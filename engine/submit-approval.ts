@@ -231,6 +231,9 @@ export async function sweepGranted(ctx: EngineContext): Promise<number> {
   let n = 0;
   for (const a of await ctx.approvals.recent(200)) {
     if (a.status !== 'granted' || a.enqueued) continue;
+    // Several engines may start together: one of them takes each approval.
+    const mine = await ctx.redis.set(`${ctx.prefix}approval:sweep:${a.id}`, '1', 'EX', 300, 'NX');
+    if (mine !== 'OK') continue;
     await startGranted(ctx, a);
     n++;
   }

@@ -162,3 +162,21 @@ describe('dr.yaml people, admin and owners', () => {
     );
   });
 });
+
+describe('policy explain words', () => {
+  it('reads flags as the chat grammar writes them', async () => {
+    const { parseWords } = await import('../../../engine/explain-command.js');
+    expect(parseWords(['drill', 'web', '--point=3', '\u2014keep', '2h'])).toEqual({
+      verb: 'drill',
+      app: 'web',
+      args: { point: 3, keepMs: 7_200_000 },
+    });
+    expect(parseWords(['failover', 'web', '--emergency', '--dry-run'])).toEqual({
+      verb: 'failover',
+      app: 'web',
+      args: { emergency: true, dryRun: true },
+    });
+    expect(parseWords(['explode'])).toMatch(/is not a command/);
+    expect(parseWords(['drill', 'web', '--fast'])).toBe('unknown flag --fast');
+  });
+});
