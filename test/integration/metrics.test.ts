@@ -126,6 +126,12 @@ describe('Prometheus metrics of the gateway and the agent', () => {
     }
   });
 
+  it('refuses a metrics address that is not HOST:PORT, naming it', async () => {
+    const r = await dr(['--home', t.home, 'agent', '--app', 'web', '--metrics', 'nonsense']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('nonsense is not HOST:PORT');
+  });
+
   it('refuses a token too short to resist guessing', async () => {
     const r = await dr(['--home', t.home, 'agent', '--app', 'web', '--metrics', '127.0.0.1:0'], {
       DR_STATUS_TOKEN: 'short',
