@@ -20,15 +20,16 @@ const KINDS = [
   'agent-kill-stalled',
   'gateway-kill-full',
 ];
-const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--json]
+const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--volumes V] [--json]
   --rounds N      faults to inject, one per round (default 10)
   --seed S        seed of the fault schedule (default: random, printed); the same seed replays the same run
   --kinds K,…     only these faults: ${KINDS.join(', ')}
   --volume-mib M  size of each of the app's two volumes (default 128)
   --rate R        records per second the writer appends to each volume (default 25)
   --sample K      extra points restored and checked per round (default 1)
+  --volumes V     loop (ext4 on loop devices, needs root), image (raw image files) or auto (default)
   --json          also print the report as JSON
-Needs root (loop devices, ext4, fsfreeze, tracefs) and redis-server.`;
+Needs redis-server; loop volumes need root (loop devices, ext4, fsfreeze, tracefs).`;
 
 function die(msg) {
   process.stderr.write(`chaos: ${msg}\n${usage}\n`);
@@ -45,6 +46,7 @@ try {
       'volume-mib': { type: 'string', default: '128' },
       rate: { type: 'string', default: '25' },
       sample: { type: 'string', default: '1' },
+      volumes: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -68,6 +70,8 @@ const seed =
 const volumeMiB = whole('volume-mib', values['volume-mib'], 16);
 const rate = whole('rate', values.rate, 1);
 const sample = whole('sample', values.sample, 0);
+if (!['auto', 'loop', 'image'].includes(values.volumes))
+  die(`--volumes must be loop, image or auto, not ${JSON.stringify(values.volumes)}`);
 const kinds = values.kinds?.split(',').map((k) => k.trim()) ?? KINDS;
 for (const k of kinds) if (!KINDS.includes(k)) die(`--kinds: unknown fault ${JSON.stringify(k)}`);
 
@@ -87,6 +91,7 @@ const r = spawnSync(process.execPath, [vitest, 'run', '--config', 'test/chaos/vi
     CHAOS_VOLUME_MIB: String(volumeMiB),
     CHAOS_RATE: String(rate),
     CHAOS_SAMPLE: String(sample),
+    CHAOS_VOLUMES: values.volumes,
     ...(values.json ? { CHAOS_JSON: '1' } : {}),
   },
 });

@@ -4,6 +4,10 @@ import type { FaultKind } from './fault-schedule.js';
 export interface ChaosReport {
   seed: number;
   rounds: number;
+  /** ext4 on loop devices, or raw image files (the fallback). */
+  volumes?: 'loop' | 'image';
+  /** Kinds of fault left out, and why they could not run. */
+  skipped?: FaultKind[];
   faults: Partial<Record<FaultKind, number>>;
   /** Points restored and checked record by record (of `pointsCommitted`). */
   pointsChecked: number;
@@ -37,6 +41,20 @@ export function formatReport(r: ChaosReport): string {
   const rows: Array<[string, string]> = [
     ['seed', String(r.seed)],
     ['rounds', String(r.rounds)],
+    [
+      'volumes',
+      r.volumes === 'image'
+        ? 'raw image files, scan tracker, quiesce hooks'
+        : 'ext4 on loop devices, trace tracker, fsfreeze',
+    ],
+    ...(r.skipped?.length
+      ? [
+          ['faults left out (need a file system of their own)', r.skipped.join(', ')] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
     ...Object.entries(r.faults)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, n]): [string, string] => [`  faults: ${k}`, String(n)]),

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, rm, statfs } from 'node:fs/promises';
+import { mkdir, rm, statfs, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -27,14 +27,25 @@ export interface ChaosRigOptions {
   storeMiB: number;
   /** Draws the proxy's jitter. */
   random: () => number;
+  /**
+   * `loop`: ext4 on loop devices, block tracing, fsfreeze (needs root).
+   * `image`: raw image files the writer writes records into directly, the
+   * scan tracker, and quiesce hooks that stop the writer (needs nothing).
+   */
+  volumes: 'loop' | 'image';
 }
 
 export interface ChaosVolume {
   name: string;
+  /** What the app protects: the loop device, or the image file itself. */
   device: string;
   image: string;
-  mount: string;
+  /** Where the ext4 is mounted (loop volumes only). */
+  mount?: string;
 }
+
+/** A stopped writer's next records wait out any cut that began before its pid was known. */
+const WRITER_SETTLE_MS = 3000;
 
 /**
  * The system under fire, all real processes on this machine: an app with two
@@ -61,8 +72,10 @@ export class ChaosRig {
     readonly rig: Rig,
     readonly opts: ChaosRigOptions,
     readonly volumes: ChaosVolume[],
-    readonly tracefs: string,
+    /** Where trace instances live (loop volumes only). */
+    readonly tracefs: string | undefined,
     readonly storeMount: string,
+    private readonly pidfile: string,
     readonly proxy: FaultProxy,
     readonly redisPort: number,
     /** Environment every process of this run carries: a marker to find leaks by, and its own TMPDIR. */
@@ -73,23 +86,42 @@ export class ChaosRig {
     const t = await testHome();
     const rig = new Rig(t.dir);
     try {
-      const tracefs = await rig.tracefs();
+      const loop = opts.volumes === 'loop';
+      const tracefs = loop ? await rig.tracefs() : undefined;
       const volumes: ChaosVolume[] = [];
       for (const name of ['alpha', 'beta']) {
-        const v = await rig.loop(name, opts.volumeMiB, true);
-        volumes.push({ name, device: v.device, image: v.image, mount: v.mount as string });
+        if (loop) {
+          const v = await rig.loop(name, opts.volumeMiB, true);
+          volumes.push({ name, device: v.device, image: v.image, mount: v.mount as string });
+        } else {
+          const image = join(t.dir, `${name}.img`);
+          await writeFile(image, '');
+          await truncate(image, opts.volumeMiB * 1024 * 1024);
+          volumes.push({ name, device: image, image });
+        }
       }
-      const store = await rig.loop('store', opts.storeMiB, true);
-      const storeMount = store.mount as string;
+      const storeMount = loop
+        ? ((await rig.loop('store', opts.storeMiB, true)).mount as string)
+        : join(t.dir, 'store-dir');
       const tmp = join(t.dir, 'tmp');
       await mkdir(tmp);
+      const pidfile = join(t.dir, 'writer.pid');
+      const quiesce = loop
+        ? volumes.flatMap((v) => ['--fsfreeze', v.mount as string])
+        : [
+            '--quiesce-freeze',
+            `kill -STOP $(cat ${pidfile}) 2>/dev/null || true`,
+            '--quiesce-thaw',
+            `kill -CONT $(cat ${pidfile}) 2>/dev/null || true`,
+          ];
       const added = await dr([
         '--home',
         t.home,
         'app',
         'add',
         APP,
-        ...volumes.flatMap((v) => ['--volume', `${v.name}=${v.device}`, '--fsfreeze', v.mount]),
+        ...volumes.flatMap((v) => ['--volume', `${v.name}=${v.device}`]),
+        ...quiesce,
       ]);
       if (added.code !== 0) throw new Error(`dr app add failed: ${added.err}`);
       await updateConfig(t.home, (doc) => {
@@ -98,13 +130,20 @@ export class ChaosRig {
       });
       const config = await t.config();
       const proxy = await FaultProxy.start({ target: config.gateway.address, random: opts.random });
-      const env = {
-        DR_HOME: t.home,
-        DR_TRACEFS: tracefs,
-        TMPDIR: tmp,
-        LIFEBOAT_CHAOS: t.dir,
-      };
-      return new ChaosRig(t, rig, opts, volumes, tracefs, storeMount, proxy, await freePort(), env);
+      const env: NodeJS.ProcessEnv = { DR_HOME: t.home, TMPDIR: tmp, LIFEBOAT_CHAOS: t.dir };
+      if (tracefs) env.DR_TRACEFS = tracefs;
+      return new ChaosRig(
+        t,
+        rig,
+        opts,
+        volumes,
+        tracefs,
+        storeMount,
+        pidfile,
+        proxy,
+        await freePort(),
+        env,
+      );
     } catch (err) {
       await rig.cleanup();
       await t.cleanup();
@@ -140,7 +179,15 @@ export class ChaosRig {
 
   startAgent(): DrProcess {
     const a = startDr(
-      ['agent', '--app', APP, '--tracker', 'trace', '--interval', `${this.opts.intervalMs}ms`],
+      [
+        'agent',
+        '--app',
+        APP,
+        '--tracker',
+        this.opts.volumes === 'loop' ? 'trace' : 'scan',
+        '--interval',
+        `${this.opts.intervalMs}ms`,
+      ],
       { ...this.env, DR_GATEWAY: this.proxy.address },
     );
     if (a.child.pid) this.pids.add(a.child.pid);
@@ -168,12 +215,24 @@ export class ChaosRig {
     const [a, b] = this.volumes as [ChaosVolume, ChaosVolume];
     const w = spawn(
       process.execPath,
-      [
-        writerScript,
-        join(a.mount, RECORDS_FILE),
-        join(b.mount, RECORDS_FILE),
-        String(this.opts.rate),
-      ],
+      this.opts.volumes === 'loop'
+        ? [
+            writerScript,
+            join(a.mount as string, RECORDS_FILE),
+            join(b.mount as string, RECORDS_FILE),
+            String(this.opts.rate),
+          ]
+        : [
+            writerScript,
+            a.image,
+            b.image,
+            String(this.opts.rate),
+            '--raw',
+            '--pidfile',
+            this.pidfile,
+            '--settle-ms',
+            String(WRITER_SETTLE_MS),
+          ],
       { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...this.env } },
     );
     if (w.pid) this.pids.add(w.pid);
@@ -199,6 +258,8 @@ export class ChaosRig {
 
   /** Fills the store's file system to the last block; `freeStore` gives the room back. */
   async fillStore(): Promise<void> {
+    if (this.opts.volumes !== 'loop')
+      throw new Error('a full store needs its own file system (loop volumes)');
     const dir = join(this.storeMount, 'ballast');
     this.ballast = dir;
     await mkdir(dir, { recursive: true });

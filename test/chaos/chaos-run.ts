@@ -15,8 +15,14 @@ const seed = Number(env.CHAOS_SEED ?? 1);
 const kinds = env.CHAOS_KINDS ? (env.CHAOS_KINDS.split(',') as FaultKind[]) : [...FAULT_KINDS];
 
 let problem: string | undefined;
+let volumes: 'loop' | 'image' = 'loop';
 beforeAll(async () => {
-  problem = (await loopProblem()) ?? redisUnavailable();
+  const noLoop = await loopProblem();
+  const asked = env.CHAOS_VOLUMES ?? 'auto';
+  volumes = asked === 'auto' ? (noLoop ? 'image' : 'loop') : (asked as 'loop' | 'image');
+  if (noLoop && volumes === 'image' && asked === 'auto')
+    process.stderr.write(`chaos: ${noLoop}; using image files instead of loop devices\n`);
+  problem = (volumes === 'loop' ? noLoop : undefined) ?? redisUnavailable();
 });
 
 describe('chaos run', () => {
@@ -26,6 +32,7 @@ describe('chaos run', () => {
       rounds,
       seed,
       kinds,
+      volumes,
       ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
       ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
       ...(env.CHAOS_SAMPLE ? { samplePerRound: Number(env.CHAOS_SAMPLE) } : {}),

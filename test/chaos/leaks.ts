@@ -39,10 +39,11 @@ export async function leakedProcesses(marker: string, live: readonly number[]): 
 
 /** Trace instances made by one of `pids` whose process is not in `live`. */
 export async function leakedTraceInstances(
-  tracefs: string,
+  tracefs: string | undefined,
   pids: ReadonlySet<number>,
   live: readonly number[],
 ): Promise<string[]> {
+  if (!tracefs) return [];
   const names = await readdir(join(tracefs, 'instances')).catch(() => [] as string[]);
   return names
     .filter((n) => {

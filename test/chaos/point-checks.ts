@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { dr } from '../helpers/lifeboat-home.js';
-import { checkRecordPrefix } from '../helpers/records.js';
+import { checkRecordPrefix, RECORD_BYTES } from '../helpers/records.js';
 
 const run = promisify(execFile);
 const quiet = { DR_LOG_LEVEL: 'silent' };
@@ -71,7 +71,8 @@ export async function checkPointRecords(o: {
   app: string;
   point: number;
   volumes: string[];
-  file: string;
+  /** The records file inside each volume's ext4, or `raw` when the records are the volume itself. */
+  file: string | 'raw';
   scratch: string;
   /** Keep the restored images (for block comparison); the caller removes them. */
   keep?: boolean;
@@ -82,9 +83,12 @@ export async function checkPointRecords(o: {
     const img = join(o.scratch, `point-${o.point}-${v}.img`);
     images.push(img);
     await restorePoint(o.home, o.app, o.point, v, img);
-    const data = await readFromExt4(img, o.file);
     try {
-      counts.push(checkRecordPrefix(data));
+      counts.push(
+        o.file === 'raw'
+          ? await countRawRecords(img)
+          : checkRecordPrefix(await readFromExt4(img, o.file)),
+      );
     } catch (err) {
       throw new Error(`point ${o.point} volume ${v}: ${(err as Error).message}`);
     }
@@ -92,6 +96,33 @@ export async function checkPointRecords(o: {
   checkOneInstant(o.point, o.volumes, counts);
   if (!o.keep) for (const img of images) await rm(img, { force: true });
   return { point: o.point, counts, images };
+}
+
+const ZERO_RECORD = Buffer.alloc(RECORD_BYTES);
+
+/**
+ * Records written straight into a raw volume from offset 0: every record up
+ * to the first one that does not check out must be intact and in sequence,
+ * and everything after it zeros (a record beyond would be a gap).
+ */
+export async function countRawRecords(image: string): Promise<number> {
+  const data = await readFile(image);
+  let n = 0;
+  while ((n + 1) * RECORD_BYTES <= data.length) {
+    const r = data.subarray(n * RECORD_BYTES, (n + 1) * RECORD_BYTES);
+    if (r.equals(ZERO_RECORD)) break;
+    try {
+      checkRecordPrefix(r, n);
+    } catch (err) {
+      throw new Error(`${(err as Error).message} (of ${image})`);
+    }
+    n++;
+  }
+  for (let at = n + 1; (at + 1) * RECORD_BYTES <= data.length; at++) {
+    if (!data.subarray(at * RECORD_BYTES, (at + 1) * RECORD_BYTES).equals(ZERO_RECORD))
+      throw new Error(`record ${at} is written but record ${n} is missing: a gap (of ${image})`);
+  }
+  return n;
 }
 
 /**
