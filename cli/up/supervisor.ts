@@ -144,10 +144,9 @@ export class Supervisor {
         return;
       }
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      if (spec.final?.test(r.tail)) {
-        this.o.out(
-          `up: ${spec.name} ${how} and is not restarted: ${lastLines(r.tail).replace(/^; /, '')}`,
-        );
+      const final = spec.final && r.tail.split('\n').findLast((l) => spec.final?.test(l));
+      if (final) {
+        this.o.out(`up: ${spec.name} ${how} and is not restarted: ${final.replace(/^dr: /, '')}`);
         return;
       }
       const now = Date.now();

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { UpState } from '../../core/up-state.js';
 import { dr, freePort } from '../helpers/lifeboat-home.js';
@@ -13,6 +14,7 @@ import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const READY = /Ctrl-C stops everything/;
+const bin = fileURLToPath(new URL('../../bin/dr.js', import.meta.url));
 const sqliteMissing =
   spawnSync('sqlite3', ['-version']).status === 0
     ? undefined
@@ -161,5 +163,37 @@ describe('dr up --demo', () => {
     up = again;
     await again.waitFor(READY, 90_000);
     expect(again.output()).toContain('demo-shop taking orders');
+  });
+
+  it('failover demo-shop waits for alice and bob, then the agent stops for good and the rest runs on', async () => {
+    const { up: p } = await upAndDrill({ DR_DEMO_ROOTLESS: '1' });
+    const chat = (as: string | undefined, line: string) => {
+      const r = spawnSync(process.execPath, [bin, 'chat', ...(as ? ['--as', as] : [])], {
+        input: `${line}\n`,
+        env: { ...process.env, DR_HOME: home, REDIS_URL: '', DR_GATEWAY: '', DR_LOG_LEVEL: 'warn' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return `${r.stdout}${r.stderr}`;
+    };
+    const asked = chat(undefined, 'failover demo-shop');
+    const id = /needs 2 approval\(s\) from sre-oncall.*approve with `approve (A-\d+)`/.exec(
+      asked,
+    )?.[1];
+    expect(id, asked).toBeDefined();
+    expect(chat('alice', `approve ${id}`)).toContain(`Approved ${id}: 1 of 2`);
+    chat('bob', `approve ${id}`);
+    await p.waitFor(
+      /agent demo-shop exited with code 2 and is not restarted: app demo-shop was failed over/,
+      90_000,
+    );
+    const status = await dr(['status', 'demo-shop', '--json'], {
+      DR_HOME: home,
+      DR_LOG_LEVEL: 'silent',
+    });
+    expect((JSON.parse(status.out) as { phase: string }).phase).toBe('paused');
+    // dr up itself runs on: the worker, gateway and demo service are still there.
+    expect(p.child.exitCode).toBe(null);
+    expect(p.output()).not.toContain('stopping everything');
   });
 });
