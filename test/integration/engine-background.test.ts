@@ -323,6 +323,38 @@ describe('engine background duties', () => {
     expect(n.targets).toEqual(['slack:CWEB', 'slack:CALERTS', 'dingtalk:cidOPS']);
   });
 
+  it('queues, at start, an approval granted by a process that stopped before queuing it', async () => {
+    const { ApprovalStore } = await import('../../engine/approval-store.js');
+    const store = new ApprovalStore(conn, prefix);
+    const id = await store.nextId();
+    await store.create({
+      id,
+      opId: 'op-crashed0001',
+      verb: 'failover',
+      app: 'web',
+      requestedBy: 'slack:USAM',
+      requestedPerson: 'sam',
+      required: 2,
+      groups: ['sre-oncall'],
+      approvals: [
+        { actor: 'slack:UTOM', person: 'tom', at: new Date(clock).toISOString() },
+        { actor: 'slack:UUMA', person: 'uma', at: new Date(clock).toISOString() },
+      ],
+      status: 'granted',
+      expiresAt: new Date(clock + 60_000).toISOString(),
+      expiresAtMs: clock + 60_000,
+      policy: 'prod-failover-two-approvals',
+      args: {},
+    });
+    await engine();
+    await engine(); // two engines start at once: still one job, one sweep
+    const jobs = await queue(RECOVERY_QUEUE).getJobs(['waiting']);
+    expect(jobs.map((j) => j.id)).toEqual(['op-crashed0001']);
+    expect((await store.get(id))?.enqueued).toBe('queued');
+    const audit = await conn.xrange(`${prefix}audit`, '-', '+');
+    expect(audit.filter(([, f]) => f.join().includes('"state":"queued"'))).toHaveLength(1);
+  });
+
   it('Redis restarted between approvals: nothing lost, nothing doubled', async () => {
     const e = await engine({ start: false });
     const asked = await e.submit(command('slack:USAM', 'failover web'));
