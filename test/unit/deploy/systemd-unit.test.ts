@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,27 +7,49 @@ import { describe, expect, it, type TestContext } from 'vitest';
 import { buildProgram } from '../../../cli/main.js';
 import { skipBecause } from '../../helpers/skip.js';
 
-const unit = fileURLToPath(
-  new URL('../../../deploy/systemd/lifeboat-agent@.service', import.meta.url),
-);
+const dir = fileURLToPath(new URL('../../../deploy/systemd/', import.meta.url));
+const unit = join(dir, 'lifeboat-agent@.service');
 
-describe('the agent’s systemd unit', () => {
-  it('passes systemd-analyze verify without a warning', async (ctx: TestContext) => {
+describe('the systemd units', () => {
+  it('every unit passes systemd-analyze verify without a warning', async (ctx: TestContext) => {
     if (spawnSync('systemd-analyze', ['--version']).status !== 0)
       skipBecause(ctx, 'systemd-analyze is not installed (apt-get install -y systemd)');
-    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-unit-'));
+    const units = (await readdir(dir)).filter((f) => f.endsWith('.service'));
+    expect(units.sort()).toEqual([
+      'lifeboat-agent@.service',
+      'lifeboat-gateway.service',
+      'lifeboat-serve.service',
+      'lifeboat-worker.service',
+    ]);
+    const tmp = await mkdtemp(join(tmpdir(), 'lifeboat-unit-'));
     try {
-      await copyFile(unit, join(dir, 'lifeboat-agent@.service'));
-      await symlink('lifeboat-agent@.service', join(dir, 'lifeboat-agent@web.service'));
-      const r = spawnSync('systemd-analyze', ['verify', '--man=no', 'lifeboat-agent@web.service'], {
-        cwd: dir,
+      for (const u of units) await copyFile(join(dir, u), join(tmp, u));
+      await symlink('lifeboat-agent@.service', join(tmp, 'lifeboat-agent@web.service'));
+      const names = units.map((u) => u.replace('@.service', '@web.service'));
+      const r = spawnSync('systemd-analyze', ['verify', '--man=no', ...names], {
+        cwd: tmp,
         encoding: 'utf8',
         timeout: 30_000,
       });
       expect(r.stderr + r.stdout).toBe('');
       expect(r.status).toBe(0);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('runs each DR-site part as the dr command of that name, as the lifeboat user', async () => {
+    const program = buildProgram({ code: 0 });
+    for (const part of ['gateway', 'worker', 'serve']) {
+      const text = await readFile(join(dir, `lifeboat-${part}.service`), 'utf8');
+      const exec = /^ExecStart=(.*)$/m.exec(text)?.[1]?.split(/\s+/) ?? [];
+      expect(exec.slice(0, 3)).toEqual(['/usr/bin/node', '/opt/lifeboat/bin/dr.js', part]);
+      const cmd = program.commands.find((c) => c.name() === part);
+      const known = new Set(cmd?.options.map((o) => o.long));
+      for (const a of exec.slice(3).filter((x) => x.startsWith('--')))
+        expect(known, `${part} ${a}`).toContain(a);
+      expect(text).toMatch(/^User=lifeboat$/m);
+      expect(text).toMatch(/^ReadWritePaths=\/var\/lib\/lifeboat$/m);
     }
   });
 
