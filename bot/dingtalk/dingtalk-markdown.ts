@@ -9,9 +9,12 @@ function cut(text: string, limit: number): string {
   return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
 }
 
-/** Markdown special characters shown as typed. */
+/**
+ * Links and HTML in engine text (which may carry a person's words, like a reject reason) are shown
+ * as typed; backticks stay, as the engine uses them for commands to type.
+ */
 export function escapeMarkdown(text: string): string {
-  return text.replace(/([\\`*_[\]#<>|])/g, '\\$1');
+  return text.replace(/[[\]<>]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function detailsOf(details: string[] | undefined): string {

@@ -214,7 +214,7 @@ export class DingTalkSurface {
     const group = m.conversationType === '2' && m.conversationId;
     if (reply.ok && reply.thread && group && this.o.credentials.cardTemplateId) {
       const cid = m.conversationId as string;
-      const { created } = await this.map.upsert(
+      await this.map.upsert(
         `dingtalk:${cid}`,
         reply.thread,
         0,
@@ -225,7 +225,7 @@ export class DingTalkSurface {
         },
         async () => undefined, // a notice got there first and shows newer state
       );
-      if (created) return;
+      return;
     }
     const md = dingTalkMarkdown(reply);
     // In a group, a refusal or help goes to the asker alone, as a private message from the robot.
