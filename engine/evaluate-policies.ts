@@ -36,7 +36,8 @@ interface ConditionResult {
 export async function evaluatePolicies(set: PolicySet, facts: Facts): Promise<Evaluation> {
   const byName = new Map(set.decisive.map((p) => [p.name, p]));
   const app = typeof facts.app === 'string' ? facts.app : undefined;
-  const run = await set.engineFor(facts.verb, app).run(facts);
+  const tier = typeof facts.tier === 'string' ? facts.tier : undefined;
+  const run = await set.engineFor(facts.verb, app, tier).run(facts);
   const outcomes: PolicyOutcome[] = [];
   const matched: Policy[] = [];
   for (const [results, ok] of [

@@ -16,10 +16,10 @@ export interface PolicySet {
   schedules: Policy[];
   alerts: Policy[];
   /**
-   * One rules engine per verb and app holding only the policies that can match them (a policy
-   * whose top-level conditions fix the verb or the app is left out of the others): the fast path.
+   * One rules engine per verb, app and tier holding only the policies that can match them (a
+   * policy whose top-level conditions fix the verb, app or tier is left out of the others).
    */
-  engineFor: (verb: Verb, app?: string) => RulesEngine;
+  engineFor: (verb: Verb, app?: string, tier?: string) => RulesEngine;
   files: string[];
 }
 
@@ -98,20 +98,23 @@ export function buildPolicySet(
   const decisive = policies.filter((p) => ['allow', 'deny', 'approval'].includes(p.effect.kind));
   const engines = new Map<string, RulesEngine>();
   const named = new Set(decisive.flatMap((p) => valuesOf(p, 'app') ?? []));
-  const engineFor = (verb: Verb, app?: string) => {
+  const tiers = new Set(['prod', 'staging', 'dev']);
+  const engineFor = (verb: Verb, app?: string, tier?: string) => {
     // Apps no policy names share one engine, so unknown names cannot grow the cache.
     const a = app !== undefined && named.has(app) ? app : undefined;
-    const key = `${verb}\u0000${a ?? ''}`;
+    const t = tier !== undefined && tiers.has(tier) ? tier : undefined;
+    const key = `${verb}\u0000${a ?? ''}\u0000${t ?? ''}`;
     let e = engines.get(key);
     if (!e) {
+      const fits = (values: string[] | undefined, v: string | undefined) =>
+        !values || (v !== undefined && values.includes(v));
       e = rulesEngine(
-        decisive.filter((p) => {
-          const verbs = valuesOf(p, 'verb');
-          const apps = valuesOf(p, 'app');
-          return (
-            (!verbs || verbs.includes(verb)) && (!apps || (a !== undefined && apps.includes(a)))
-          );
-        }),
+        decisive.filter(
+          (p) =>
+            fits(valuesOf(p, 'verb'), verb) &&
+            fits(valuesOf(p, 'app'), a) &&
+            fits(valuesOf(p, 'tier'), t),
+        ),
       );
       engines.set(key, e);
     }
@@ -131,7 +134,7 @@ export function buildPolicySet(
 }
 
 /** The values a top-level `equal` or `in` condition on `fact` allows; undefined when any value may match. */
-function valuesOf(p: Policy, fact: 'verb' | 'app'): string[] | undefined {
+function valuesOf(p: Policy, fact: 'verb' | 'app' | 'tier'): string[] | undefined {
   for (const c of p.conditions.all) {
     if (!('fact' in c) || c.fact !== fact) continue;
     if (c.operator === 'equal') return [String(c.value)];
