@@ -59,8 +59,14 @@ describe('Prometheus metrics of the gateway and the agent', () => {
     // The gateway publishes what the agent reported; wait for the first consistent point there.
     let g = await scrape(gatewayUrl);
     const until = Date.now() + 15_000;
-    while (sampleValue(g, 'lifeboat_rpo_seconds', { app: 'web' }) === undefined) {
-      if (Date.now() > until) throw new Error('no lifeboat_rpo_seconds for web');
+    const settled = () =>
+      sampleValue(g, 'lifeboat_rpo_seconds', { app: 'web' }) !== undefined &&
+      sampleValue(g, 'lifeboat_app_phase', { app: 'web', phase: 'continuous' }) === 1 &&
+      sampleValue(g, 'lifeboat_last_freeze_seconds', { app: 'web' }) !== undefined;
+    // The point arrives with the commit, the phase and freeze time with the next heartbeat.
+    while (!settled()) {
+      if (Date.now() > until)
+        throw new Error(`web never settled in the gateway's metrics:\n${JSON.stringify(g)}`);
       await sleep(200);
       g = await scrape(gatewayUrl);
     }

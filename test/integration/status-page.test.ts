@@ -174,7 +174,9 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
     await page.goto(`${http.url}/`, { timeout: 30_000 });
     const web = page.locator('#apps tr[data-app="web"]');
     expect(await web.locator('[data-testid=phase]').textContent()).toBe('continuous');
-    expect(await web.locator('[data-testid=rpo]').textContent()).toMatch(/^\d+(\.\d)? s$/);
+    expect(await web.locator('[data-testid=rpo]').textContent()).toMatch(
+      /^(\d+(\.\d)? s|\d+m( \d+s)?)$/,
+    );
     const db = page.locator('#apps tr[data-app="shop-db"]');
     expect(await db.locator('[data-testid=phase]').textContent()).toBe('unprotected');
     expect(await db.locator('[data-testid=rpo]').textContent()).toBe('-');
