@@ -15,6 +15,7 @@ import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
 import { registerUp } from './commands/up.js';
 import { registerVerify } from './commands/verify.js';
+import { registerWarm } from './commands/warm.js';
 import { registerWorker } from './commands/worker.js';
 import type { ExitState } from './context.js';
 
@@ -34,6 +35,7 @@ export function buildProgram(exit: ExitState): Command {
     registerVerify,
     registerStatus,
     registerWorker,
+    registerWarm,
     registerRecovery,
     registerOperation,
     registerServe,

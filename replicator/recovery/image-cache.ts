@@ -17,6 +17,7 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import { MAC_BYTES } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { withCacheLock } from './cache-lock.js';
 import { readPointVolume } from './point-reader.js';
 
 /** What `<volume>.json` beside a cached image says about it. */
@@ -46,9 +47,12 @@ export interface CachedMaterialise {
    * How the operation gets its image: `copy` (the default; a reflink where the file system has
    * one, else an in-kernel copy that keeps holes), `background-copy` (the same at low CPU and
    * I/O priority, for drills beside replication), or `take` (the cached image is moved, the
-   * fastest, and the next operation rebuilds the cache: for failover).
+   * fastest, and the next operation rebuilds the cache: for failover). `none`: only the cache
+   * is brought forward.
    */
-  handover?: 'copy' | 'background-copy' | 'take';
+  handover?: 'copy' | 'background-copy' | 'take' | 'none';
+  /** How long to wait for a warmer (`dr warm`) that is bringing the cache forward; 2 min. */
+  lockWaitMs?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -68,7 +72,33 @@ export interface CachedResult {
  * then gets its own copy (a reflink where the file system has one, an in-kernel copy else),
  * because a drill or failover server writes to its image.
  */
-export async function materialiseCached(o: CachedMaterialise): Promise<CachedResult> {
+export function materialiseCached(o: CachedMaterialise): Promise<CachedResult> {
+  return withCacheLock(o.cacheDir, () => bringForward(o), o.lockWaitMs ?? LOCK_WAIT_MS).then(
+    (r) => r as CachedResult,
+  );
+}
+
+/**
+ * Brings the cache of one volume forward to `point` and hands nothing out: the warmer's job
+ * (`dr warm`), so a later drill or failover finds the cache at or near its point. Resolves
+ * undefined when a drill or failover holds the cache (it is not waited for).
+ */
+export async function warmCache(
+  o: Omit<CachedMaterialise, 'to' | 'handover'>,
+): Promise<CachedResult | undefined> {
+  return withCacheLock(o.cacheDir, () => bringForward({ ...o, to: '', handover: 'none' }), 0);
+}
+
+/** The point a volume's cache holds now, if any is usable (a quick look, no lock). */
+export async function cachedPoint(
+  cacheDir: string,
+  volume: string,
+): Promise<{ point: number; seqTo: number } | undefined> {
+  const s = await readState(join(cacheDir, `${volume}.json`));
+  return s?.clean && s.bootId === (await currentBootId()) ? s : undefined;
+}
+
+async function bringForward(o: CachedMaterialise): Promise<CachedResult> {
   const { point, volume, cacheDir } = o;
   const pv = point.volumes[volume];
   const info = point.volumeInfo.find((v) => v.name === volume);
@@ -118,6 +148,7 @@ export async function materialiseCached(o: CachedMaterialise): Promise<CachedRes
   }
   await mark({ point: point.id, seqTo: point.seqTo, clean: true });
 
+  if (o.handover === 'none') return result;
   if (o.handover === 'take') {
     // The cache gives its image away: forget it first, so a crash never leaves a state that
     // describes an image someone else now writes to.
@@ -204,6 +235,8 @@ async function fill(
     await fh.close();
   }
 }
+
+const LOCK_WAIT_MS = 120_000;
 
 /** Neighbouring blocks go out in one writev of up to 4 MiB. */
 class RunWriter {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { materialiseCached } from '../../replicator/recovery/image-cache.js';
@@ -19,11 +19,10 @@ describe('materialising through the image cache', () => {
   beforeEach(async () => {
     t = await testHome();
     source = join(t.dir, 'a.img');
-    cacheDir = join(t.dir, 'cache');
+    cacheDir = join(t.home, 'cache', 'images', 'web'); // where `dr warm` keeps it too
     await writeImage(source, SIZE, 3);
-    expect(
-      (await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `a=${source}`])).code,
-    ).toBe(0);
+    const add = ['--home', t.home, 'app', 'add', 'web', '--volume', `a=${source}`];
+    expect((await dr([...add, '--quiesce-freeze', 'true', '--quiesce-thaw', 'true'])).code).toBe(0);
     await t.startGateway();
     await ship();
     client = await t.client();
@@ -121,5 +120,41 @@ describe('materialising through the image cache', () => {
     // and the failover's image is its own: writing to it does not reach the new cache
     await writeFile(join(t.dir, 'failover.img'), Buffer.alloc(SIZE, 7));
     expect(digest(await readFile(join(cacheDir, 'a.img')))).toBe(digest(await readFile(source)));
+  });
+
+  async function warm(): Promise<Record<string, unknown>> {
+    const r = await dr(['--home', t.home, 'warm', '--once', '--json'], { DR_LOG_LEVEL: 'silent' });
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    return JSON.parse(r.out);
+  }
+
+  it('`dr warm` keeps the cache at the latest consistent point; an operation then fetches nothing', async () => {
+    const stored = (await client.points('web'))[0]?.volumes.a?.blocksChanged; // zero blocks are not
+    expect(await warm()).toMatchObject({
+      app: 'web',
+      point: 1,
+      volumes: [{ volume: 'a', blocksFetched: stored }],
+    });
+    await overwrite([3, 4], () => randomBytes(BLOCK));
+    await ship();
+    expect(await warm()).toMatchObject({
+      point: 2,
+      volumes: [{ volume: 'a', from: 1, blocksFetched: 2 }],
+    });
+    expect(await warm()).toMatchObject({ point: 2, volumes: [{ volume: 'a', blocksFetched: 0 }] });
+    const r = await materialise('failover.img', 'take');
+    expect(r).toMatchObject({ from: 2, blocksFetched: 0 });
+    expect(digest(r.image)).toBe(digest(await readFile(source)));
+  });
+
+  it('`dr warm` leaves a cache in use, and a failed-over app, alone', async () => {
+    await mkdir(cacheDir, { recursive: true });
+    await writeFile(join(cacheDir, 'lock'), String(process.pid)); // a live holder
+    expect(await warm()).toMatchObject({ skipped: 'a drill or failover holds the cache' });
+    await rm(join(cacheDir, 'lock'));
+    await client.setProtection('web', { state: 'failed-over', opId: 'op-warmtest1' });
+    expect(await warm()).toMatchObject({ skipped: 'failed over by op-warmtest1' });
+    await expect(readFile(join(cacheDir, 'a.img'))).rejects.toThrow();
   });
 });
