@@ -13,6 +13,7 @@ import {
 import { PidLock } from '../../replicator/agent/agent-lock.js';
 import { drBin, ensureWritableHome, homeInitialised } from './home-access.js';
 import { choosePort, formatHostPort, freePort, type HostPort, parseHostPort } from './ports.js';
+import { stopDrillServers } from './recovery-servers.js';
 import { findRedisServer, redisSpec } from './redis-process.js';
 import { type ChildSpec, Supervisor, stopStray } from './supervisor.js';
 
@@ -136,6 +137,9 @@ export async function runUp(o: UpOptions): Promise<number> {
     throw err;
   } finally {
     await sup.stopAll(signals > 1);
+    await stopDrillServers(home, out).catch((err: unknown) =>
+      out(`up: drill servers: ${errorMessage(err)}`),
+    );
     await demo?.teardown().catch((err: unknown) => out(`up: demo cleanup: ${errorMessage(err)}`));
     await removeUpState(home);
     await lock.release();

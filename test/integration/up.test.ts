@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { UpState } from '../../core/up-state.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
@@ -12,6 +14,7 @@ import { skipBecause } from '../helpers/skip.js';
 
 const problem = redisUnavailable();
 const READY = /Ctrl-C stops everything/;
+const volumeServer = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
 
 function alive(pid: number): boolean {
   try {
@@ -216,5 +219,57 @@ describe('dr up', () => {
     expect(second.output()).toContain(`a previous dr up (pid ${old.pid}) left gateway running`);
     expect(await allGone(old.children.map((c) => c.pid))).toEqual([]);
     upState();
+  });
+
+  it('stops the drill servers it ran when it stops, and leaves their images for cleanup', async () => {
+    const image = join(t.dir, 'web.img');
+    await writeFile(
+      image,
+      Buffer.concat([Buffer.from('lifeboat-marker-web\n'), Buffer.alloc(256 * 1024)]),
+    );
+    const port = await freePort();
+    const added = await dr(
+      [
+        'app',
+        'add',
+        'web',
+        '--volume',
+        `data=${image}`,
+        '--quiesce-freeze',
+        'true',
+        '--quiesce-thaw',
+        'true',
+        '--start',
+        `exec node ${volumeServer} ${port} 0 ${t.dir}`,
+        '--check',
+        `http://127.0.0.1:${port}/health`,
+        '--check-timeout',
+        '20s',
+      ],
+      { DR_HOME: t.home, DR_LOG_LEVEL: 'silent' },
+    );
+    expect(added.code).toBe(0);
+    const p = await upOn();
+    await p.waitFor(READY, 60_000);
+    upState();
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const r = await dr(['status', 'web', '--json'], { DR_HOME: t.home, DR_LOG_LEVEL: 'silent' });
+      if (r.code === 0 && JSON.parse(r.out).lastConsistentPoint) break;
+      if (Date.now() > until) throw new Error(`no point: ${r.out}${r.err}`);
+      await sleep(300);
+    }
+    const drill = startDr(['drill', 'web', '--wait'], { DR_HOME: t.home, DR_LOG_LEVEL: 'warn' });
+    expect(await drill.exited, drill.output()).toBe(0);
+    const opId = /(op-[\w]+)/.exec(drill.output())?.[1] as string;
+    const record = JSON.parse(
+      readFileSync(join(t.home, 'recovery', opId, 'server.json'), 'utf8'),
+    ) as { pgid: number };
+    extraPids.push(record.pgid);
+    expect(alive(record.pgid)).toBe(true);
+    expect(await p.stop()).toBe(0);
+    expect(p.output()).toContain(`stopped the drill server of web (${opId}, pid ${record.pgid})`);
+    expect(await allGone([record.pgid])).toEqual([]);
+    expect(existsSync(join(t.home, 'recovery', opId, 'server.json'))).toBe(true);
   });
 });
