@@ -19,6 +19,7 @@ const KINDS = [
   'disk-full',
   'agent-kill-stalled',
   'gateway-kill-full',
+  'kill-storm',
 ];
 const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--volumes V] [--json]
   --rounds N      faults to inject, one per round (default 10)

@@ -23,6 +23,7 @@ export const FAULT_KINDS = [
   'disk-full',
   'agent-kill-stalled',
   'gateway-kill-full',
+  'kill-storm',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -40,6 +41,8 @@ export interface Fault {
   resets?: number;
   /** A stall or partition ends by resetting every connection: what was held back is lost, not late. */
   endWithReset?: boolean;
+  /** A kill storm: which part dies each time, and how long after the previous (re)start. */
+  kills?: Array<{ part: 'agent' | 'gateway'; afterMs: number }>;
 }
 
 /**
@@ -77,6 +80,13 @@ export function faultSchedule(
     }
     if (kind === 'reset') fault.resets = between(1, 4);
     if (kind === 'stall' || kind === 'partition') fault.endWithReset = random() < 0.5;
+    if (kind === 'kill-storm') {
+      fault.kills = Array.from({ length: between(3, 6) }, () => ({
+        part: random() < 0.6 ? ('agent' as const) : ('gateway' as const),
+        afterMs: between(200, 2500),
+      }));
+      fault.ms = fault.kills.reduce((n, k) => n + k.afterMs, 0);
+    }
     out.push(fault);
   }
   return out;

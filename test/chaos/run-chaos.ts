@@ -315,6 +315,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         p.resetAll();
         p.heal();
         return;
+      case 'kill-storm':
+        // kill -9 again and again, soon after each restart: mid-start, mid-cut, mid-commit.
+        for (const k of f.kills ?? []) {
+          await sleep(k.afterMs);
+          if (k.part === 'agent') {
+            await rig.killAgent();
+            rig.startAgent();
+          } else {
+            await rig.killGateway();
+            await rig.startGateway();
+          }
+        }
+        return;
       case 'gateway-kill-full':
         // Killed while its disk is full, and started again before there is room.
         await rig.fillStore();
