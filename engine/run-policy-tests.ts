@@ -44,6 +44,7 @@ const DEFAULTS = {
  *     expect: approval                # allow | deny | approval (deny includes "no policy allows")
  *     policy: prod-failover-two-approvals   # optional: the policy that decides
  *     approvals: 2                    # optional: the count required
+ *     warns: [some-warn-policy]       # optional: the warn-mode policies that match
  * ```
  */
 export async function runPolicyTests(dir: string, set: PolicySet): Promise<PolicyTestResult[]> {
@@ -145,6 +146,17 @@ async function runFile(file: string, text: string, set: PolicySet): Promise<Poli
       if (outcome !== c.expect) wrong.push(`expected ${String(c.expect)}, got ${outcome}`);
       if (c.policy !== undefined && c.policy !== policy)
         wrong.push(`expected policy ${String(c.policy)}, got ${policy ?? '(none)'}`);
+      const warned = ev.outcomes.filter((o) => o.mode === 'warn' && o.matched).map((o) => o.policy);
+      const warns =
+        c.warns === undefined
+          ? undefined
+          : Array.isArray(c.warns)
+            ? c.warns.map(String)
+            : [String(c.warns)];
+      if (warns && warns.join() !== warned.join())
+        wrong.push(
+          `expected warnings from ${warns.join(', ') || 'no policy'}, got ${warned.join(', ') || 'none'}`,
+        );
       if (c.approvals !== undefined && c.approvals !== ev.approval?.count)
         wrong.push(
           `expected ${String(c.approvals)} approval(s), got ${ev.approval?.count ?? 'none'}`,

@@ -95,6 +95,17 @@ describe('engine: decisions and approvals', () => {
     expect(await jobs()).toBe(0);
   });
 
+  it('a warn-mode policy warns in the reply and does not stop the failover', async () => {
+    const e = await engine();
+    await conn.set(`${prefix}lastdrill:shop`, String(clock - 40 * 86_400_000));
+    const r = await e.submit(command('slack:USAM', 'failover shop'));
+    expect(r.decision?.outcome).toBe('allow');
+    expect(r.details).toEqual([
+      'policy failover-without-recent-drill (warn) would deny: the last successful drill of this app is over 30 days old; drill it once it is back',
+    ]);
+    expect(await jobs()).toBe(1);
+  });
+
   it('a dry run explains and queues nothing', async () => {
     const e = await engine();
     const r = await e.submit(command('slack:USAM', 'failover web --dry-run'));
@@ -281,7 +292,7 @@ describe('engine: decisions and approvals', () => {
       ),
     ).toBe(true);
     const list = await e.submit({ ...command('slack:USTRANGER', 'policy'), args: { sub: 'list' } });
-    expect(list.summary).toBe('10 policies in force');
+    expect(list.summary).toBe('11 policies in force');
     const explain = await e.submit({
       ...command('slack:UDAN', 'policy'),
       args: { sub: 'explain', words: ['drill', 'web'] },

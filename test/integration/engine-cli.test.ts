@@ -38,7 +38,7 @@ describe('dr policy lint | test | explain', () => {
     const home = join(h.dir, 'fresh');
     expect((await dr(['init', '--home', home])).code).toBe(0);
     const r = await dr(['--home', home, 'policy', 'lint']);
-    expect(r.out).toMatch(/^ok: 10 policies in 5 file\(s\)/);
+    expect(r.out).toMatch(/^ok: 11 policies in 5 file\(s\)/);
     const t = await dr(['--home', home, 'policy', 'test']);
     expect(t.code).toBe(0);
   });
