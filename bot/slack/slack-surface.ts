@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
+import type { App, BlockAction, ButtonAction, RespondFn, SlashCommand } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
@@ -8,6 +8,7 @@ import { answer } from '../answer.js';
 import { firstDelivery } from '../first-delivery.js';
 import { MessageMap } from '../message-map.js';
 import { NoticeReader } from '../notice-reader.js';
+import { WorkQueue } from '../work-queue.js';
 import { boltLogger } from './bolt-logger.js';
 import { codeBlock, slackMessage } from './slack-blocks.js';
 import type { SlackCredentials } from './slack-credentials.js';
@@ -44,6 +45,7 @@ export class SlackSurface {
   private readonly base: string;
   private readonly log: Logger;
   private reader: NoticeReader | undefined;
+  private readonly work: WorkQueue;
 
   private constructor(
     private readonly app: App,
@@ -58,6 +60,7 @@ export class SlackSurface {
     this.log = (o.log ?? silentLog).child({ surface: 'slack' });
     this.base = `${o.prefix ?? 'lifeboat:'}bot:slack:`;
     this.map = new MessageMap(o.redis, `${this.base}msg:`);
+    this.work = new WorkQueue(4, this.log);
     this.route = listener
       ? slackEventsRoute({
           listener,
@@ -144,6 +147,7 @@ export class SlackSurface {
 
   async close(): Promise<void> {
     await this.reader?.close();
+    await this.work.drained();
     if (this.o.credentials.mode === 'socket') await this.app.stop();
   }
 
@@ -151,62 +155,66 @@ export class SlackSurface {
     const command = this.o.command ?? '/dr';
     this.app.command(command, async ({ command: c, ack, respond }) => {
       await ack();
-      if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${c.trigger_id}`))) {
-        this.log.info({ trigger: c.trigger_id }, 'redelivered slash command ignored');
-        return;
-      }
-      const reply = await answer(
-        this.o.plane,
-        {
-          text: c.text,
-          actor: `slack:${c.user_id}`,
-          surface: 'slack',
-          channel: `slack:${c.channel_id}`,
-          id: `slack:${c.trigger_id}`,
-        },
-        { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
-      );
-      await this.guard('reply', () => this.replyToCommand(reply, c.channel_id, respond));
+      this.work.push(() => this.onCommand(c, respond));
     });
-
     this.app.action(/^dr:/, async ({ ack, body, action }) => {
       await ack();
-      const press = body as BlockAction;
-      const button = action as ButtonAction;
-      const delivery = press.trigger_id || `${press.container?.message_ts}:${button.action_ts}`;
-      if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${delivery}`))) {
-        this.log.info({ delivery }, 'redelivered button press ignored');
-        return;
-      }
-      const channel = press.channel?.id ?? press.container?.channel_id;
-      const reply = await answer(
-        this.o.plane,
-        {
-          text: button.value ?? '',
-          actor: `slack:${press.user.id}`,
-          surface: 'slack',
-          ...(channel ? { channel: `slack:${channel}` } : {}),
-          id: `slack:${delivery}`,
-        },
-        { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
-      );
-      // The card itself changes through the engine's notices; the presser hears back privately.
-      if (channel) {
-        await this.guard('ephemeral', () =>
-          this.call('chat.postEphemeral', () =>
-            this.app.client.chat.postEphemeral({
-              channel,
-              user: press.user.id,
-              ...slackMessage(reply),
-            }),
-          ),
-        );
-      }
+      this.work.push(() => this.onPress(body as BlockAction, action as ButtonAction));
     });
-
     this.app.error(async (err) => {
       this.log.error({ err: errorMessage(err) }, 'Slack listener failed');
     });
+  }
+
+  private async onCommand(c: SlashCommand, respond: RespondFn): Promise<void> {
+    if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${c.trigger_id}`))) {
+      this.log.info({ trigger: c.trigger_id }, 'redelivered slash command ignored');
+      return;
+    }
+    const reply = await answer(
+      this.o.plane,
+      {
+        text: c.text,
+        actor: `slack:${c.user_id}`,
+        surface: 'slack',
+        channel: `slack:${c.channel_id}`,
+        id: `slack:${c.trigger_id}`,
+      },
+      { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+    );
+    await this.guard('reply', () => this.replyToCommand(reply, c.channel_id, respond));
+  }
+
+  private async onPress(press: BlockAction, button: ButtonAction): Promise<void> {
+    const delivery = press.trigger_id || `${press.container?.message_ts}:${button.action_ts}`;
+    if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${delivery}`))) {
+      this.log.info({ delivery }, 'redelivered button press ignored');
+      return;
+    }
+    const channel = press.channel?.id ?? press.container?.channel_id;
+    const reply = await answer(
+      this.o.plane,
+      {
+        text: button.value ?? '',
+        actor: `slack:${press.user.id}`,
+        surface: 'slack',
+        ...(channel ? { channel: `slack:${channel}` } : {}),
+        id: `slack:${delivery}`,
+      },
+      { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+    );
+    // The card itself changes through the engine's notices; the presser hears back privately.
+    if (channel) {
+      await this.guard('ephemeral', () =>
+        this.call('chat.postEphemeral', () =>
+          this.app.client.chat.postEphemeral({
+            channel,
+            user: press.user.id,
+            ...slackMessage(reply),
+          }),
+        ),
+      );
+    }
   }
 
   /** A refusal or help only for the asker; an operation as its own message; the rest in the channel. */
