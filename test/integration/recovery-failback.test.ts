@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -275,5 +275,34 @@ describe('failback with the local provider', () => {
     expect((await servers()).length).toBe(1);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).toBe('paused');
+  });
+
+  it('starts the recovered server again when the final pass fails after the freeze', async () => {
+    // The recovered server takes 4 s to stop: the original disappears meanwhile.
+    await worker({ VOLUME_SERVER_TERM_DELAY_MS: '4000' });
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    const enq = await dr(['failback', 'web', '--json'], env);
+    const opId = (JSON.parse(enq.out) as { opId: string }).opId;
+    await until('pre-copy', async () =>
+      (await events(opId)).some((e) => e.step === 'precopied') ? true : undefined,
+    );
+    // the original's path now names a directory: the final pass cannot open it
+    await rm(original);
+    await mkdir(original);
+    let end: OperationEvent | undefined;
+    for await (const e of client.follow({ opId, job: 'failback', app: 'web', after: '0-0' })) {
+      if (e.type === 'finished') end = e;
+    }
+    expect(end?.error?.code).toBe('volume_unreadable');
+    expect(end?.error?.message).toContain(`the recovered server ${fo.opId} was started again`);
+    expect((await events(opId)).some((e) => e.step === 'frozen')).toBe(true);
+    // the app is still failed over, and served by the recovered server again
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+    await until('the recovered server to serve again', async () =>
+      (await servers()).length === 1 ? true : undefined,
+    );
+    expect(await exists(fo.image)).toBe(true);
   });
 });
