@@ -82,5 +82,7 @@ export async function readOpenAlerts(redis: Redis, prefix: string): Promise<Open
       ...(a.ackedBy !== undefined ? { acknowledgedBy: a.ackedBy } : {}),
     });
   }
-  return alerts.sort((a, b) => a.raisedAt - b.raisedAt);
+  // Oldest first; alerts raised in the same millisecond keep the order of their ids (AL-1, AL-2 …).
+  const seq = (id: string) => Number(id.replace(/^\D+/, '')) || 0;
+  return alerts.sort((a, b) => a.raisedAt - b.raisedAt || seq(a.id) - seq(b.id));
 }

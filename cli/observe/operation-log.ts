@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import {
-  type CleanupResult,
   type OperationEvent,
   type OperationResult,
   type Rto,
@@ -61,7 +60,11 @@ export function foldOperations(events: OperationEvent[]): OperationView[] {
       }
     }
   }
-  return [...ops.values()].sort((a, b) => b.startedAt - a.startedAt);
+  // Newest first; in the same millisecond the later one in the stream comes first.
+  return [...ops.values()]
+    .map((op, i) => ({ op, i }))
+    .sort((a, b) => b.op.startedAt - a.op.startedAt || b.i - a.i)
+    .map((x) => x.op);
 }
 
 /** The newest `count` events of the stream, oldest first. */
@@ -78,5 +81,3 @@ export async function readRecentEvents(
   }
   return out;
 }
-
-export type { CleanupResult };

@@ -137,6 +137,8 @@ export async function collectStatus(
     attempt('pending approvals from Redis', () => readPendingApprovals(redis, prefix, t), []),
     attempt('open alerts from Redis', () => readOpenAlerts(redis, prefix), []),
   ]);
+  // Redis did not answer for the state: asking it again per app would only make the page slower.
+  const redisAnswered = !problems.some((p) => p.startsWith('replication state from Redis'));
   for (const app of replication.bad)
     problems.push(`replication state of ${app} is not readable JSON`);
   const byApp = new Map(replication.statuses.map((s) => [s.app, s]));
@@ -146,11 +148,13 @@ export async function collectStatus(
   const apps = await Promise.all(
     names.map(async (app): Promise<AppView> => {
       const s = byApp.get(app);
-      const history = await attempt(
-        `RPO history of ${app}`,
-        () => readRpoHistory(redis, prefix, app, since),
-        [],
-      );
+      const history = redisAnswered
+        ? await attempt(
+            `RPO history of ${app}`,
+            () => readRpoHistory(redis, prefix, app, since),
+            [],
+          )
+        : [];
       const pts =
         points && s
           ? await attempt(`recovery points of ${app} from the gateway`, () => points(app), null)

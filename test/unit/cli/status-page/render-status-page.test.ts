@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { foldOperations } from '../../../../cli/observe/operation-log.js';
 import { formatSeconds, renderStatusPage } from '../../../../cli/status-page/render-status-page.js';
 import { rpoChart } from '../../../../cli/status-page/rpo-chart.js';
 import { downsample, type StatusSnapshot } from '../../../../cli/status-page/status-snapshot.js';
@@ -108,5 +109,28 @@ describe('RPO history downsampling', () => {
   it('never returns more points than slices', () => {
     const many = Array.from({ length: 10_000 }, (_, i) => s(i * 10, i % 7));
     expect(downsample(many, 0, 100_000, 360).length).toBeLessThanOrEqual(361);
+  });
+});
+
+describe('operations from the events stream', () => {
+  it('lists the newest first, the later of two started in the same millisecond first', () => {
+    const ops = foldOperations([
+      { opId: 'op-a1', app: 'web', job: 'drill', type: 'started', time: 5 },
+      { opId: 'op-b2', app: 'web', job: 'failover', type: 'started', time: 5 },
+      {
+        opId: 'op-a1',
+        app: 'web',
+        job: 'drill',
+        type: 'finished',
+        time: 9,
+        error: { code: 'x', message: 'boom' },
+      },
+      { opId: 'op-a1', app: 'web', job: 'cleanup', type: 'finished', time: 10 },
+    ]);
+    expect(ops.map((o) => [o.opId, o.state])).toEqual([
+      ['op-b2', 'running'],
+      ['op-a1', 'failed'],
+    ]);
+    expect(ops[1]).toMatchObject({ error: 'boom', cleanedUp: true });
   });
 });
