@@ -112,7 +112,7 @@ function flatten(c: ConditionResult | undefined, negate = false): PolicyOutcome[
       operator: negate ? `not ${c.operator ?? ''}` : (c.operator ?? ''),
       value: c.value,
       factValue: c.factResult,
-      // json-rules-engine stops an `all` at the first failure: later conditions have no result.
+      // A condition json-rules-engine did not reach (it stops between priority groups) has no result.
       passed: c.result === undefined ? false : negate ? !c.result : c.result,
     },
   ];

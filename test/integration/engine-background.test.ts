@@ -355,6 +355,23 @@ describe('engine background duties', () => {
     expect(audit.filter(([, f]) => f.join().includes('"state":"queued"'))).toHaveLength(1);
   });
 
+  it('keeps one audit chain when two processes append at once', async () => {
+    const { AuditLog, verifyAudit } = await import('../../engine/audit-log.js');
+    const other = connectRedis(redis.url, 'test-2');
+    try {
+      const [a, b] = [new AuditLog(conn, prefix), new AuditLog(other, prefix)];
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          (i % 2 ? a : b).append('command', { i }, `slack:U${i}`),
+        ),
+      );
+      const r = await verifyAudit(a.entries(), await a.head());
+      expect(r).toEqual({ count: 200, problems: [] });
+    } finally {
+      other.disconnect();
+    }
+  });
+
   it('Redis restarted between approvals: nothing lost, nothing doubled', async () => {
     const e = await engine({ start: false });
     const asked = await e.submit(command('slack:USAM', 'failover web'));
