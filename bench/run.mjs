@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['replication.mjs', 'rpo.mjs', 'rto.mjs', 'status.mjs', 'chat.mjs'];
+const benches = ['replication.mjs', 'rpo.mjs', 'rto.mjs', 'status.mjs', 'chat.mjs', 'up.mjs'];
 let failed = 0;
 for (const b of benches) {
   const r = spawnSync(

@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -105,7 +105,8 @@ export async function prepareDemo(
   const volume = kind === 'ext4' ? await ext4Volume(dir) : await fileVolume(dir);
   const tracefs = kind === 'ext4' ? await privateTracefs(dir, env) : undefined;
   const node = q(process.execPath);
-  const hook = (verb: string) => `${node} ${q(script('shop-hook'))} ${verb} ${q(state)}`;
+  const hookScript = kind === 'file' ? await writeHookScript(dir, state) : undefined;
+  const hook = (verb: string) => `${q(hookScript as string)} ${verb}`;
   await updateConfig(home, (doc) =>
     writeDemoApp(doc, {
       tier: 'prod',
@@ -177,6 +178,42 @@ async function privateTracefs(
     if (!mounted) return undefined;
   }
   return { path, teardown: () => exec('umount', [path]).then(() => undefined) };
+}
+
+/**
+ * demo-shop's quiesce hook, a shell script: it runs twice per cut, so it must start in
+ * milliseconds (a Node process takes tens, hundreds on a busy machine). Freeze: SIGUSR2, then
+ * wait for the service's `.frozen` flag (it commits the order in flight first); thaw: SIGUSR1,
+ * then wait for the flag to go. A service that is not running writes nothing: nothing to do.
+ */
+async function writeHookScript(dir: string, state: string): Promise<string> {
+  const path = join(dir, 'shop-hook.sh');
+  const text = `#!/bin/sh
+# demo-shop's quiesce hook (freeze | thaw), written by \`dr up --demo\`.
+pid=$(cat ${q(`${state}.pid`)} 2>/dev/null) || exit 0
+kill -0 "$pid" 2>/dev/null || exit 0
+flag=${q(`${state}.frozen`)}
+n=0
+case "$1" in
+  freeze)
+    rm -f "$flag"
+    kill -USR2 "$pid" || exit 0
+    while [ ! -e "$flag" ]; do
+      n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "demo-shop did not freeze within 10 s" >&2; exit 1; }
+      sleep 0.01
+    done ;;
+  thaw)
+    kill -USR1 "$pid" || exit 0
+    while [ -e "$flag" ]; do
+      n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "demo-shop did not thaw within 10 s" >&2; exit 1; }
+      sleep 0.01
+    done ;;
+  *) echo "usage: shop-hook.sh freeze|thaw" >&2; exit 2 ;;
+esac
+`;
+  await writeFile(path, text, { mode: 0o700 });
+  await chmod(path, 0o700);
+  return path;
 }
 
 interface Volume {

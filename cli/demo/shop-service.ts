@@ -3,12 +3,14 @@
 // It keeps its database open through the system's `sqlite3` shell, writes orders at a steady rate
 // (the workload), and answers on a loopback HTTP port it writes to --state:
 //   GET /health, GET /orders/last, GET /orders/<id>, POST /orders (one order now),
-//   POST /freeze (finish the order being written, then write nothing: the quiesce hook's freeze),
-//   POST /thaw (write again; a freeze also ends by itself after 30 s).
+//   POST /freeze (finish the order being written, then write nothing), POST /thaw (write again).
+// The quiesce hook (a shell script, cheap to run twice a cut) freezes with SIGUSR2 and thaws with
+// SIGUSR1: the service writes its pid to STATE.pid and holds STATE.frozen while frozen. A freeze
+// also ends by itself after 30 s.
 // Only Node's own modules: it starts fast and stays small.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 export interface Order {
@@ -135,8 +137,27 @@ async function main(): Promise<void> {
     });
   };
 
+  const flag = `${state}.frozen`;
+  const freeze = async () => {
+    frozenUntil = Date.now() + FREEZE_LIMIT_MS;
+    await writing; // the order being written is committed before the freeze is reported
+    if (frozenUntil > 0) await writeFile(flag, '');
+  };
+  const thaw = async () => {
+    frozenUntil = 0;
+    await rm(flag, { force: true });
+  };
+  // Signals arrive in order, so a thaw's flag removal always precedes the next freeze's flag.
+  let signals: Promise<unknown> = Promise.resolve();
+  process.on('SIGUSR2', () => {
+    signals = signals.then(freeze);
+  });
+  process.on('SIGUSR1', () => {
+    signals = signals.then(thaw);
+  });
   const timer = setInterval(() => {
     if (Date.now() < frozenUntil) return;
+    if (frozenUntil > 0) void thaw(); // frozen past the limit: write again
     void place();
   }, 1000 / rate);
 
@@ -165,12 +186,11 @@ async function main(): Promise<void> {
       return send(res, 201, { order: await place() });
     }
     if (req.method === 'POST' && url.pathname === '/freeze') {
-      frozenUntil = Date.now() + FREEZE_LIMIT_MS;
-      await writing; // the order being written is committed before the freeze answers
+      await freeze();
       return send(res, 200, { frozen: true });
     }
     if (req.method === 'POST' && url.pathname === '/thaw') {
-      frozenUntil = 0;
+      await thaw();
       return send(res, 200, { frozen: false });
     }
     return send(res, 404, { error: 'not found' });
@@ -184,10 +204,14 @@ async function main(): Promise<void> {
   const tmp = `${state}.tmp`;
   await writeFile(tmp, `${JSON.stringify({ pid: process.pid, url, db })}\n`);
   await rename(tmp, state);
+  await rm(flag, { force: true });
+  await writeFile(`${state}.pid`, `${process.pid}\n`);
   process.stdout.write(`demo-shop taking orders at ${url} (database ${db}, ${rate}/s)\n`);
 
   const stop = async () => {
     clearInterval(timer);
+    await rm(`${state}.pid`, { force: true });
+    await rm(flag, { force: true });
     server.close();
     await writing;
     await sql.close();
