@@ -287,6 +287,11 @@ export class ReplicationAgent {
         try {
           return await op(session.sessionId);
         } catch (err) {
+          // Another call of ours reopened the session while this one was in flight: the
+          // gateway's "another agent" is this agent's new session, so go on with it.
+          if (isDrError(err, 'agent_conflict') && this.session !== session && this.session) {
+            return op(this.session.sessionId);
+          }
           if (!isDrError(err, 'session_lost')) throw err;
           await this.reopen(session, signal);
           return op((this.session as SessionResponse).sessionId);
