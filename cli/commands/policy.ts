@@ -117,10 +117,9 @@ export function registerPolicy(program: Command, exit: ExitState): void {
     .description(
       'each policy, each condition, passed or failed, and the decision a command would get',
     )
-    .argument(
-      '<command...>',
-      'the command, like: failover prod-web --emergency (put -- before flags)',
-    )
+    .argument('<command...>', 'the command, like: failover prod-web --emergency')
+    // The explained command's own flags (--emergency, --point 3) are words of the command.
+    .allowUnknownOption(true)
     .option('--as <person>', 'judge it as this person under people: (default: the admin)')
     .option('--json', 'print JSON')
     .action(async (words: string[], opts: { as?: string; json?: boolean }, c: Command) =>

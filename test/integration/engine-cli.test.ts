@@ -99,6 +99,19 @@ describe('dr policy lint | test | explain', () => {
     const text = await dr(['--home', h.home, 'policy', 'explain', 'drill', 'web', '--as', 'dan']);
     expect(text.out).toMatch(/^drill web as dan: DENY/);
     expect(text.out).toMatch(/FAIL {2}isOwner equal true \(is false\)/);
+    const urgent = await dr([
+      '--home',
+      h.home,
+      'policy',
+      'explain',
+      'failback',
+      'web',
+      '--emergency',
+      '--as',
+      'sam',
+      '--json',
+    ]);
+    expect(JSON.parse(urgent.out)).toMatchObject({ command: { emergency: true }, would: 'allow' });
     const nobody = await dr(['--home', h.home, 'policy', 'explain', 'drill', 'web', '--as', 'zed']);
     expect(nobody.code).toBe(2);
     expect(nobody.err).toContain('no person named "zed"');
