@@ -371,6 +371,8 @@ gateway:
   store: store
   # the gateway refuses new batches when its disk has less free space than this
   minFreeSpace: 64MiB
+  # Prometheus /metrics over plain HTTP (docs/metrics.md); off unless set
+  # metrics: 127.0.0.1:9464
 retention:
   all: 1h      # keep every recovery point for an hour
   hourly: 24h  # then one an hour for a day
