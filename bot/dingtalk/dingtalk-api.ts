@@ -11,6 +11,17 @@ export interface CardParams {
   actions: string;
 }
 
+/** Where a DingTalk message or card goes: a group (openConversationId) or a person (staffId). */
+export type Space = { kind: 'group'; id: string } | { kind: 'user'; id: string };
+
+/** `dingtalk:user:<staffId>` is a private chat with the robot; `dingtalk:<cid>` a group. */
+export function spaceOf(channel: string): Space {
+  const rest = channel.replace(/^dingtalk:/, '');
+  return rest.startsWith('user:')
+    ? { kind: 'user', id: rest.slice('user:'.length) }
+    : { kind: 'group', id: rest };
+}
+
 export class DingTalkApiError extends Error {
   constructor(
     readonly path: string,
@@ -86,22 +97,34 @@ export class DingTalkApi {
     });
   }
 
-  /** Creates an interactive card in a group; its presses come back on the stream (callbackType STREAM). */
-  async createCard(
-    outTrackId: string,
-    openConversationId: string,
-    params: CardParams,
-  ): Promise<void> {
+  /** Creates an interactive card in a group or a private chat with the robot; presses come back on the stream. */
+  async createCard(outTrackId: string, space: Space, params: CardParams): Promise<void> {
     if (!this.c.cardTemplateId) throw new Error('no DINGTALK_CARD_TEMPLATE_ID: cards are off');
+    const where =
+      space.kind === 'group'
+        ? {
+            openSpaceId: `dtv1.card//IM_GROUP.${space.id}`,
+            imGroupOpenSpaceModel: { supportForward: true },
+            imGroupOpenDeliverModel: { robotCode: this.c.robotCode },
+          }
+        : {
+            openSpaceId: `dtv1.card//IM_ROBOT.${space.id}`,
+            imRobotOpenSpaceModel: { supportForward: true },
+            imRobotOpenDeliverModel: { spaceType: 'IM_ROBOT', robotCode: this.c.robotCode },
+          };
     await this.request('POST', '/v1.0/card/instances/createAndDeliver', {
       cardTemplateId: this.c.cardTemplateId,
       outTrackId,
       callbackType: 'STREAM',
       cardData: { cardParamMap: { ...params } },
-      openSpaceId: `dtv1.card//IM_GROUP.${openConversationId}`,
-      imGroupOpenSpaceModel: { supportForward: true },
-      imGroupOpenDeliverModel: { robotCode: this.c.robotCode },
+      ...where,
     });
+  }
+
+  /** A markdown message from the robot to a group, or privately to one person. */
+  async sendMarkdown(space: Space, title: string, text: string): Promise<void> {
+    if (space.kind === 'group') await this.sendGroupMarkdown(space.id, title, text);
+    else await this.sendPrivateMarkdown([space.id], title, text);
   }
 
   async updateCard(outTrackId: string, params: CardParams): Promise<void> {

@@ -8,7 +8,7 @@ import { answer } from '../answer.js';
 import { firstDelivery } from '../first-delivery.js';
 import { MessageMap } from '../message-map.js';
 import { NoticeReader, publishNotice } from '../notice-reader.js';
-import { DingTalkApi } from './dingtalk-api.js';
+import { DingTalkApi, spaceOf } from './dingtalk-api.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
 import { cardParams, dingTalkMarkdown } from './dingtalk-markdown.js';
 import { streamClient } from './stream-client.js';
@@ -193,7 +193,7 @@ export class DingTalkSurface {
       return;
     }
     const person = m.senderStaffId || (m.senderId ? `unknown:${m.senderId}` : 'unknown');
-    const channel = m.conversationId ? `dingtalk:${m.conversationId}` : undefined;
+    const channel = channelOf(m);
     const text = m.msgtype && m.msgtype !== 'text' ? '' : (m.text?.content ?? '');
     const reply = await answer(
       this.o.plane,
@@ -211,16 +211,16 @@ export class DingTalkSurface {
 
   private async replyTo(m: RobotMessage, reply: Reply): Promise<void> {
     const now = (this.o.now ?? Date.now)();
-    const group = m.conversationType === '2' && m.conversationId;
-    if (reply.ok && reply.thread && group && this.o.credentials.cardTemplateId) {
-      const cid = m.conversationId as string;
+    const channel = channelOf(m);
+    const space = channel ? spaceOf(channel) : undefined;
+    if (reply.ok && reply.thread && channel && space && this.o.credentials.cardTemplateId) {
       await this.map.upsert(
-        `dingtalk:${cid}`,
+        channel,
         reply.thread,
         0,
         async () => {
           const outTrackId = `lb-${randomUUID()}`;
-          await this.api.createCard(outTrackId, cid, cardParams(reply));
+          await this.api.createCard(outTrackId, space, cardParams(reply));
           return outTrackId;
         },
         async () => undefined, // a notice got there first and shows newer state
@@ -229,16 +229,14 @@ export class DingTalkSurface {
     }
     const md = dingTalkMarkdown(reply);
     // In a group, a refusal or help goes to the asker alone, as a private message from the robot.
-    if ((reply.private || !reply.ok) && group && m.senderStaffId) {
+    if ((reply.private || !reply.ok) && space?.kind === 'group' && m.senderStaffId) {
       await this.api.sendPrivateMarkdown([m.senderStaffId], md.title, md.text);
       return;
     }
     if (m.sessionWebhook && (m.sessionWebhookExpiredTime ?? Number.POSITIVE_INFINITY) > now) {
       await this.api.replyWebhook(m.sessionWebhook, md.title, md.text);
-    } else if (group) {
-      await this.api.sendGroupMarkdown(m.conversationId as string, md.title, md.text);
-    } else if (m.senderStaffId) {
-      await this.api.sendPrivateMarkdown([m.senderStaffId], md.title, md.text);
+    } else if (space) {
+      await this.api.sendMarkdown(space, md.title, md.text);
     }
   }
 
@@ -286,14 +284,14 @@ export class DingTalkSurface {
     this.client.socketCallBackResponse(messageId, privately(reply.summary));
   }
 
-  /** A notice: one card per key and group, updated in place (or a markdown message without cards). */
+  /** A notice: one card per key and conversation, updated in place (or markdown without cards). */
   async show(notice: Notice): Promise<void> {
     for (const target of notice.targets) {
       if (!target.startsWith('dingtalk:')) continue;
-      const cid = target.slice('dingtalk:'.length);
+      const space = spaceOf(target);
       if (!this.o.credentials.cardTemplateId) {
         const md = dingTalkMarkdown(notice);
-        await this.api.sendGroupMarkdown(cid, md.title, md.text);
+        await this.api.sendMarkdown(space, md.title, md.text);
         continue;
       }
       const params = cardParams(notice);
@@ -303,7 +301,7 @@ export class DingTalkSurface {
         notice.time,
         async () => {
           const outTrackId = `lb-${randomUUID()}`;
-          await this.api.createCard(outTrackId, cid, params);
+          await this.api.createCard(outTrackId, space, params);
           return outTrackId;
         },
         (outTrackId) => this.api.updateCard(outTrackId, params),
@@ -322,6 +320,12 @@ export class DingTalkSurface {
       this.log.error({ err: errorMessage(err), what }, 'DingTalk call failed');
     }
   }
+}
+
+/** The conversation as a channel: a group's `dingtalk:<cid>`, a private chat's `dingtalk:user:<staffId>`. */
+function channelOf(m: RobotMessage): string | undefined {
+  if (m.conversationType === '1' && m.senderStaffId) return `dingtalk:user:${m.senderStaffId}`;
+  return m.conversationId ? `dingtalk:${m.conversationId}` : undefined;
 }
 
 /** `dr drill x`, `/dr drill x` and `drill x` are the same command. */

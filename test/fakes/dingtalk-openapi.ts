@@ -68,6 +68,13 @@ export class DingTalkOpenApi {
     this.tokens.length = 0;
   }
 
+  /** Cards in a private chat between the robot and one person. */
+  privateCardsOf(staffId: string): Card[] {
+    return [...this.cards.values()].filter(
+      (c) => c.openSpaceId === `dtv1.card//IM_ROBOT.${staffId}`,
+    );
+  }
+
   cardsIn(cid: string): Card[] {
     return [...this.cards.values()].filter((c) => c.openSpaceId === `dtv1.card//IM_GROUP.${cid}`);
   }
@@ -161,6 +168,39 @@ export class DingTalkOpenApi {
             400,
             'InvalidParameter',
             'outTrackId, cardTemplateId, openSpaceId and cardData.cardParamMap are required',
+          );
+        }
+        const space = body.openSpaceId;
+        const group = space.startsWith('dtv1.card//IM_GROUP.');
+        const robot = space.startsWith('dtv1.card//IM_ROBOT.');
+        if (!group && !robot)
+          return this.refuse(
+            path,
+            400,
+            'InvalidParameter',
+            'openSpaceId must be dtv1.card//IM_GROUP.<cid> or dtv1.card//IM_ROBOT.<userId>',
+          );
+        if (
+          group &&
+          !(body.imGroupOpenDeliverModel as { robotCode?: string } | undefined)?.robotCode
+        ) {
+          return this.refuse(
+            path,
+            400,
+            'InvalidParameter',
+            'imGroupOpenDeliverModel.robotCode is required for IM_GROUP',
+          );
+        }
+        if (
+          robot &&
+          (body.imRobotOpenDeliverModel as { spaceType?: string } | undefined)?.spaceType !==
+            'IM_ROBOT'
+        ) {
+          return this.refuse(
+            path,
+            400,
+            'InvalidParameter',
+            'imRobotOpenDeliverModel.spaceType IM_ROBOT is required for IM_ROBOT',
           );
         }
         if (this.cards.has(outTrackId))

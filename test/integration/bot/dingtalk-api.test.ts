@@ -54,13 +54,17 @@ describe('DingTalk OpenAPI client against the emulator', () => {
   });
 
   it('creates and updates a card; errors name the API, never the secret', async () => {
-    await api.createCard('lb-1', 'cid-9', {
-      title: 'Lifeboat',
-      summary: 's',
-      details: '',
-      severity: 'info',
-      actions: '[]',
-    });
+    await api.createCard(
+      'lb-1',
+      { kind: 'group', id: 'cid-9' },
+      {
+        title: 'Lifeboat',
+        summary: 's',
+        details: '',
+        severity: 'info',
+        actions: '[]',
+      },
+    );
     await api.updateCard('lb-1', {
       title: 'Lifeboat',
       summary: 's2',

@@ -223,6 +223,39 @@ describe.skipIf(missing)(
       expect(openapi.tokens).toHaveLength(1); // one access token, cached across every call
     });
 
+    it('keeps a private chat private: its card and notices go to the person, not a group', async () => {
+      gateway.robotMessage('failover prod-web', {
+        staffId: 'staff-pat',
+        conversationType: '1',
+        conversationId: 'cid-private-pat',
+        sessionWebhook: openapi.sessionWebhook(),
+      });
+      const card = await waitFor('the private card', () => openapi.privateCardsOf('staff-pat')[0]);
+      expect(card.params.summary).toContain('needs 2 approvals');
+      expect(plane.seen.at(-1)).toMatchObject({
+        channel: 'dingtalk:user:staff-pat',
+        actor: 'dingtalk:staff-pat',
+      });
+      await publishNotice(
+        cmd,
+        {
+          kind: 'approval.updated',
+          key: 'op:op-1',
+          targets: ['dingtalk:user:staff-pat'],
+          severity: 'info',
+          summary: 'tom approved (1 of 2)',
+          time: Date.now(),
+        },
+        prefix,
+      );
+      await waitFor(
+        'the private card updated',
+        () => card.updates === 1 && card.params.summary === 'tom approved (1 of 2)',
+      );
+      expect(openapi.cardsIn('cid-private-pat')).toEqual([]);
+      expect(openapi.refused).toEqual([]);
+    });
+
     it('keeps working when the stream drops while a card is pending; a re-pushed press runs once', async () => {
       gateway.robotMessage('dr failover prod-web', {
         conversationId: 'cid-drop',
