@@ -262,7 +262,7 @@ async function startAll(
       ready: /listening|serving|ready/i,
       readyTimeoutMs: 60_000,
     });
-    row('serve', `http://${listen} (engine, chat surfaces, status page)`);
+    row('serve', `http://${listen}/ (status page, /metrics; engine and chat surfaces)`);
   }
 
   for (const child of demo?.children ?? []) {

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'v
 import type { UpState } from '../../core/up-state.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
-import { redisUnavailable } from '../helpers/redis-server.js';
+import { redisUnavailable, startRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const problem = redisUnavailable();
@@ -78,6 +78,9 @@ describe('dr up', () => {
     expect(state.listen).toBe(listen);
     expect(p.output()).toContain(`serve              http://${listen}`);
     expect((await fetch(`http://${listen}/healthz`)).status).toBe(200);
+    const page = await fetch(`http://${listen}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
     // Another command with only DR_HOME finds the gateway (status) and Redis (cancel).
     const status = await dr(['status', '--json'], { DR_HOME: t.home });
     expect(status.code).toBe(0);
@@ -93,6 +96,21 @@ describe('dr up', () => {
     // Once it is down, commands say Redis is not set instead of using a dead one.
     const after = await dr(['cancel', 'op-nothing'], { DR_HOME: t.home, REDIS_URL: '' });
     expect(after.err).toContain('REDIS_URL is not set');
+  });
+
+  it('uses the Redis REDIS_URL names instead of starting one', async () => {
+    const redis = await startRedis();
+    try {
+      const p = await upOn([], { REDIS_URL: redis.url });
+      await p.waitFor(READY, 60_000);
+      const state = upState();
+      expect(state.children.map((c) => c.name)).toEqual(['gateway', 'worker', 'serve']);
+      expect(state.redisUrl).toBe(redis.url);
+      expect(p.output()).toContain(`redis              ${redis.url} (REDIS_URL)`);
+      expect(await p.stop()).toBe(0);
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('refuses a second dr up on the same DR_HOME, naming the running one', async () => {
