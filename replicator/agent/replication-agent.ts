@@ -96,6 +96,8 @@ export class ReplicationAgent {
   private readonly now: () => number;
   private lock: AgentLock | undefined;
   private session: SessionResponse | undefined;
+  /** The one session reopening in progress, shared by the calls that found the session lost. */
+  private reopening: Promise<void> | undefined;
   private volumes: OpenVolume[] = [];
   private macState: MacState | undefined;
   private nextSeq = 1;
@@ -287,13 +289,18 @@ export class ReplicationAgent {
         try {
           return await op(session.sessionId);
         } catch (err) {
-          // Another call of ours reopened the session while this one was in flight: the
-          // gateway's "another agent" is this agent's new session, so go on with it.
-          if (isDrError(err, 'agent_conflict') && this.session !== session && this.session) {
-            return op(this.session.sessionId);
-          }
-          if (!isDrError(err, 'session_lost')) throw err;
-          await this.reopen(session, signal);
+          const lost = isDrError(err, 'session_lost');
+          if (!lost && !isDrError(err, 'agent_conflict')) throw err;
+          // With several calls in flight, one may be reopening the session while others are
+          // answered "session lost" or, once the new session exists, "another agent" (which
+          // is this agent's new session): wait for that one reopening and go on with it.
+          if (this.reopening) await this.reopening;
+          if (this.session && this.session !== session) return op(this.session.sessionId);
+          if (!lost) throw err;
+          this.reopening ??= this.reopen(session, signal).finally(() => {
+            this.reopening = undefined;
+          });
+          await this.reopening;
           return op((this.session as SessionResponse).sessionId);
         }
       },
