@@ -195,4 +195,26 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
     const started = (await events(e.opId)).filter((x) => x.job === 'drill' && x.type === 'started');
     expect(started).toHaveLength(0); // the old stream is gone, and no second run began
   });
+
+  it('a failover whose Redis comes back empty keeps its server running and says where it is', async () => {
+    await setUp(false);
+    const w = await worker();
+    const e = await client.enqueue('failover', { app: 'web', requestedBy: 'test:redis' });
+    await until('the failover to launch', async () =>
+      (await events(e.opId)).some((x) => x.step === 'launched') ? true : undefined,
+    );
+    await redis.restart(500);
+    let end: OperationEvent | undefined;
+    for await (const x of client.follow(e, AbortSignal.timeout(60_000))) {
+      if (x.type === 'finished') end = x;
+    }
+    expect(end?.error?.code).toBe('operation_unknown');
+    await until('the worker to report the lost job', async () =>
+      w.output().includes(`its server local:${e.opId} keeps running, untracked`) ? true : undefined,
+    );
+    // production is not torn down because Redis forgot the job
+    expect((await servers()).length).toBe(1);
+    expect(await exists(join(t.home, 'recovery', e.opId))).toBe(true);
+    expect(await client.queue.getJob(e.opId)).toBeUndefined();
+  });
 });
