@@ -51,7 +51,7 @@ export async function syncSchedules(ctx: EngineContext, set: PolicySet): Promise
     await ctx.queue.upsertJobScheduler(
       id,
       { pattern: policy.effect.cron, tz: policy.timezone },
-      { name: 'scheduled-command', data },
+      { name: 'scheduled-command', data, opts: { removeOnComplete: 100, removeOnFail: 100 } },
     );
   }
   for (const s of await ctx.queue.getJobSchedulers(0, -1)) {

@@ -314,6 +314,9 @@ describe('engine: decisions and approvals', () => {
       { ...command('slack:USAM', 'approve A-x') },
       { ...command('slack:USAM', 'approve A-999') },
       { ...command('slack:USAM', 'ack nothing') },
+      { ...command('slack:USAM', 'drill web'), args: { point: -3 } },
+      { ...command('slack:USAM', 'drill web'), args: { keepMs: Number.NaN } },
+      { ...command('slack:USAM', 'failover shop'), args: { keepMs: 60_000 } },
     ]) {
       const r = await e.submit(bad as never);
       expect(r.ok).toBe(false);
