@@ -123,12 +123,29 @@ export class SlackSurface {
     try {
       await this.app.init();
     } catch (err) {
-      throw new DrError(`Slack refused SLACK_BOT_TOKEN (${errorMessage(err)})`, {
-        code: 'config_invalid',
-        subject: 'SLACK_BOT_TOKEN',
-        remedy: "set it to the app's Bot User OAuth Token (xoxb-…), or unset it to leave Slack off",
-        cause: err,
-      });
+      const platform =
+        (err as { code?: string; data?: { error?: string } }).code ===
+        'slack_webapi_platform_error';
+      throw platform
+        ? new DrError(
+            `Slack refused SLACK_BOT_TOKEN (${(err as { data?: { error?: string } }).data?.error ?? 'error'})`,
+            {
+              code: 'config_invalid',
+              subject: 'SLACK_BOT_TOKEN',
+              remedy:
+                "set it to the app's Bot User OAuth Token (xoxb-…), or unset it to leave Slack off",
+              cause: err,
+            },
+          )
+        : new DrError(
+            `cannot reach Slack's Web API at ${this.o.credentials.apiUrl} (${errorMessage(err)})`,
+            {
+              code: 'config_invalid',
+              subject: 'SLACK_API_URL',
+              remedy: 'check the network or proxy to Slack, or SLACK_API_URL',
+              cause: err,
+            },
+          );
     }
     if (this.o.credentials.mode === 'socket') await this.app.start();
     if (this.o.noticeRedis) {

@@ -91,6 +91,17 @@ describe.skipIf(redisUnavailable())('dr serve and dr chat', () => {
     expect(noSecret.code).toBe(2);
     expect(noSecret.err).toContain('SLACK_SIGNING_SECRET');
     expect(noSecret.err).not.toContain('xoxb-not-checked');
+    const unreachable = await dr(['serve', '--listen', '127.0.0.1:0'], {
+      ...env,
+      SLACK_BOT_TOKEN: 'xoxb-x',
+      SLACK_SIGNING_SECRET: 's',
+      SLACK_API_URL: `http://127.0.0.1:${await freePort()}/api/`,
+      DINGTALK_CLIENT_ID: '',
+    });
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.err).toMatch(
+      /cannot reach Slack's Web API at http:\/\/127\.0\.0\.1:\d+\/api\/.*To resolve, check the network/,
+    );
     const listen = `127.0.0.1:${await freePort()}`;
     const first = startDr(['serve', '--listen', listen], {
       ...env,

@@ -249,6 +249,29 @@ describe.skipIf(missing)('Slack surface (real Bolt, Web API emulator, real Redis
     ]);
   });
 
+  it('refuses to start with a bot token Slack does not take, without repeating the token', async () => {
+    const wrong = 'xoxb-wrong-0123456789';
+    const other = await SlackSurface.create({
+      plane,
+      credentials: {
+        mode: 'http',
+        botToken: wrong,
+        signingSecret: slack.signingSecret,
+        apiUrl: slack.apiUrl,
+      },
+      redis: cmd,
+      prefix: 'wrong:',
+    });
+    const err = await other.start().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(
+      /^Slack refused SLACK_BOT_TOKEN \(invalid_auth\)\. To resolve, set it to/,
+    );
+    expect(err?.message).not.toContain(wrong);
+  });
+
   it("waits out Slack's ratelimited answer as its Retry-After asks, then delivers", async () => {
     slack.rateLimit(1, 1);
     await publishNotice(
