@@ -41,8 +41,9 @@ export async function createControlMetrics({
   });
   const jobSeconds = new prom.Histogram({
     name: 'lifeboat_job_seconds',
-    help: 'Duration of recovery jobs, from started to finished',
-    labelNames: ['job', 'outcome'],
+    help: 'Duration of recovery jobs, from started to finished, by kind (drill, failover …)',
+    // not `job`: Prometheus gives every series its own `job` label (the scrape job)
+    labelNames: ['kind', 'outcome'],
     buckets: OPERATION_BUCKETS,
     registers,
   });
@@ -61,8 +62,8 @@ export async function createControlMetrics({
   });
   const running = new prom.Gauge({
     name: 'lifeboat_operations_running',
-    help: 'Recovery jobs started and not yet finished',
-    labelNames: ['job'],
+    help: 'Recovery jobs started and not yet finished, by kind',
+    labelNames: ['kind'],
     registers,
   });
   const approvals = new prom.Gauge({
@@ -95,7 +96,7 @@ export async function createControlMetrics({
           const t0 = started.get(key);
           started.delete(key);
           const outcome = e.error ? 'failed' : 'succeeded';
-          if (t0 !== undefined) jobSeconds.observe({ job: e.job, outcome }, (e.time - t0) / 1000);
+          if (t0 !== undefined) jobSeconds.observe({ kind: e.job, outcome }, (e.time - t0) / 1000);
           const r = e.result;
           if (r && 'rto' in r) {
             rtoSeconds.observe({ mode: r.mode }, r.rto.totalMs / 1000);
@@ -112,7 +113,7 @@ export async function createControlMetrics({
     // A job whose worker died without an event is not running for ever: forget it after a day.
     for (const [k, t] of started) if (now() - t > 86_400_000) started.delete(k);
     running.reset();
-    for (const k of started.keys()) running.inc({ job: k.slice(k.lastIndexOf('/') + 1) });
+    for (const k of started.keys()) running.inc({ kind: k.slice(k.lastIndexOf('/') + 1) });
   };
 
   const refreshOnce = async () => {

@@ -256,13 +256,13 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
   it('exposes job durations, RTO, approvals pending and alerts open at /metrics', async () => {
     const m = await scrape(`${http.url}/metrics`);
     expect(
-      sampleValue(m, 'lifeboat_job_seconds_count', { job: 'drill', outcome: 'succeeded' }),
+      sampleValue(m, 'lifeboat_job_seconds_count', { kind: 'drill', outcome: 'succeeded' }),
     ).toBe(1);
     expect(sampleValue(m, 'lifeboat_rto_seconds_sum', { mode: 'drill' })).toBeCloseTo(2.1);
     expect(
       sampleValue(m, 'lifeboat_last_rto_seconds', { app: 'web', step: 'materialise' }),
     ).toBeCloseTo(1.2);
-    expect(sampleValue(m, 'lifeboat_operations_running', { job: 'failover' })).toBe(1);
+    expect(sampleValue(m, 'lifeboat_operations_running', { kind: 'failover' })).toBe(1);
     expect(sampleValue(m, 'lifeboat_approvals_pending')).toBe(1);
     expect(
       sampleValue(m, 'lifeboat_alerts_open', {
@@ -278,7 +278,7 @@ describe.skipIf(missing !== undefined)('status page in headless Chromium', () =>
     // A second scrape counts nothing twice.
     const again = await scrape(`${http.url}/metrics`);
     expect(
-      sampleValue(again, 'lifeboat_job_seconds_count', { job: 'drill', outcome: 'succeeded' }),
+      sampleValue(again, 'lifeboat_job_seconds_count', { kind: 'drill', outcome: 'succeeded' }),
     ).toBe(1);
   });
 

@@ -9,8 +9,8 @@ import { createGatewayMetrics } from '../../../../cli/metrics/gateway-metrics.js
 const doc = (name: string) =>
   readFile(fileURLToPath(new URL(`../../../../docs/${name}`, import.meta.url)), 'utf8');
 
-/** Our metric names (lifeboat_…) a registry exports. */
-async function exported(): Promise<Set<string>> {
+/** Our metrics (lifeboat_…) the three registries export, with their label names. */
+async function exportedMetrics(): Promise<Map<string, string[]>> {
   // Never connected: the control metrics only touch Redis when refreshed.
   const redis = new Redis({ lazyConnect: true });
   try {
@@ -19,17 +19,30 @@ async function exported(): Promise<Set<string>> {
       (await createAgentMetrics('web')).registry,
       (await createControlMetrics({ redis, prefix: 'lifeboat:' })).registry,
     ];
-    const names = new Set<string>();
+    const out = new Map<string, string[]>();
     for (const r of registries)
-      for (const m of await r.getMetricsAsJSON())
-        if (m.name.startsWith('lifeboat_')) names.add(m.name);
-    return names;
+      for (const m of r.getMetricsAsArray()) {
+        const { name, labelNames = [] } = m as unknown as { name: string; labelNames?: string[] };
+        if (name.startsWith('lifeboat_')) out.set(name, [...labelNames]);
+      }
+    return out;
   } finally {
     redis.disconnect();
   }
 }
 
+const exported = async () => new Set((await exportedMetrics()).keys());
+
 describe('metric names', () => {
+  it('no metric has a label Prometheus sets itself (job, instance)', async () => {
+    const all = await exportedMetrics();
+    expect(all.get('lifeboat_job_seconds')).toEqual(['kind', 'outcome']);
+    for (const [name, labels] of all) {
+      expect(labels, name).not.toContain('job');
+      expect(labels, name).not.toContain('instance');
+    }
+  });
+
   it('every metric the gateway, the agent and serve export is documented in docs/metrics.md', async () => {
     const text = await doc('metrics.md');
     const names = await exported();
