@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -102,7 +102,21 @@ export async function prepareDemo(
     out(`demo: demo-shop keeps its image file (${problem})`);
   }
   const state = join(runDir(home), 'demo-shop.json');
-  const volume = kind === 'ext4' ? await ext4Volume(dir) : await fileVolume(dir);
+  let volume: Volume | undefined;
+  if (kind === 'ext4') {
+    try {
+      volume = await ext4Volume(dir);
+    } catch (err) {
+      if (previous) throw err; // its orders live on that file system: no silent switch
+      // A first start where loop devices do not really work (a container without them).
+      await rm(join(dir, 'demo-shop-disk.img'), { force: true });
+      out(
+        `demo: ${errorMessage(err).replace(/\. To resolve, .*$/, '')}; so demo-shop's database is an image file (${join(dir, 'shop.db')}) quiesced by the service's own freeze hook, and its changes are found by scanning.`,
+      );
+      kind = 'file';
+    }
+  }
+  volume ??= await fileVolume(dir);
   const tracefs = kind === 'ext4' ? await privateTracefs(dir, env) : undefined;
   const node = q(process.execPath);
   const hookScript = kind === 'file' ? await writeHookScript(dir, state) : undefined;

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -195,5 +195,32 @@ describe('dr up --demo', () => {
     // dr up itself runs on: the worker, gateway and demo service are still there.
     expect(p.child.exitCode).toBe(null);
     expect(p.output()).not.toContain('stopping everything');
+  });
+
+  it('as root where loop devices do not really work: falls back to the image file and says why', async (ctx) => {
+    if (process.getuid?.() !== 0)
+      return skipBecause(ctx, 'the loop-device path is taken only as root');
+    const fake = join(dir, 'fake-bin');
+    await mkdir(fake);
+    // A losetup that exists but finds no free device, as in a container without loop devices.
+    await writeFile(
+      join(fake, 'losetup'),
+      '#!/bin/sh\ncase "$1" in --version|-j) exit 0 ;; esac\necho "losetup: cannot find an unused loop device" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    up = startDr(['up', '--demo', '--listen', `127.0.0.1:${await freePort()}`], {
+      DR_HOME: home,
+      REDIS_URL: '',
+      DR_GATEWAY: '',
+      PATH: `${fake}:${process.env.PATH}`,
+    });
+    await up.waitFor(READY, 90_000);
+    pids = (JSON.parse(readFileSync(join(home, 'run', 'up.json'), 'utf8')) as UpState).children.map(
+      (c) => c.pid,
+    );
+    expect(up.output()).toContain('cannot find an unused loop device');
+    expect(up.output()).toContain("so demo-shop's database is an image file");
+    expect(up.output()).toMatch(/demo-shop +orders on SQLite in the image file/);
+    expect(await consistentPoint(home)).toMatchObject({ label: 'app-consistent' });
   });
 });
