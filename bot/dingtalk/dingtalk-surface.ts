@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { DWClient, DWClientDownStream } from 'dingtalk-stream';
 import type { Redis } from 'ioredis';
-import { errorMessage } from '../../core/errors.js';
+import { DrError, errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
 import { answer } from '../answer.js';
 import { firstDelivery } from '../first-delivery.js';
 import { MessageMap } from '../message-map.js';
 import { NoticeReader, publishNotice } from '../notice-reader.js';
-import { DingTalkApi, spaceOf } from './dingtalk-api.js';
+import { DingTalkApi, DingTalkApiError, spaceOf } from './dingtalk-api.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
 import { cardParams, dingTalkMarkdown } from './dingtalk-markdown.js';
 import { streamClient } from './stream-client.js';
@@ -87,7 +87,18 @@ export class DingTalkSurface {
   /** Builds the stream client (dingtalk-stream is loaded here, only when DingTalk is on). */
   static async create(o: DingTalkSurfaceOptions): Promise<DingTalkSurface> {
     const { DWClient } = await import('dingtalk-stream');
-    return new DingTalkSurface(streamClient(DWClient, o.credentials), o);
+    const log = (o.log ?? silentLog).child({ surface: 'dingtalk' });
+    let lastLogged = 0;
+    const onOpenFailed = (err: Error) => {
+      // Once a minute at most: the library tries again every second.
+      if (Date.now() - lastLogged < 60_000) return;
+      lastLogged = Date.now();
+      log.warn(
+        { err: errorMessage(err) },
+        'DingTalk stream gateway refused or unreachable; retrying every second',
+      );
+    };
+    return new DingTalkSurface(streamClient(DWClient, { ...o.credentials, onOpenFailed }), o);
   }
 
   get connected(): boolean {
@@ -96,6 +107,7 @@ export class DingTalkSurface {
 
   /** Connects (the library retries every second until it gets through) and starts showing notices. */
   async start(): Promise<void> {
+    await this.checkCredentials();
     void this.client.connect();
     this.downSince = (this.o.now ?? Date.now)();
     this.watch = setInterval(() => void this.checkStream(), 500);
@@ -110,6 +122,35 @@ export class DingTalkSurface {
         log: this.log,
       });
       await this.reader.start();
+    }
+  }
+
+  /** The app's access token, once: wrong credentials fail here, clearly, not in a reconnect loop. */
+  private async checkCredentials(): Promise<void> {
+    try {
+      await this.api.accessToken();
+    } catch (err) {
+      const refused = err instanceof DingTalkApiError && err.status >= 400 && err.status < 500;
+      throw refused
+        ? new DrError(
+            `DingTalk refused DINGTALK_CLIENT_ID / DINGTALK_CLIENT_SECRET (${err.code})`,
+            {
+              code: 'config_invalid',
+              subject: 'DINGTALK_CLIENT_SECRET',
+              remedy:
+                "set them to the app's AppKey and AppSecret, or unset them to leave DingTalk off",
+              cause: err,
+            },
+          )
+        : new DrError(
+            `cannot reach DingTalk's OpenAPI at ${this.o.credentials.apiUrl} (${errorMessage(err)})`,
+            {
+              code: 'config_invalid',
+              subject: 'DINGTALK_API_URL',
+              remedy: 'check the network or proxy to DingTalk, or DINGTALK_API_URL',
+              cause: err,
+            },
+          );
     }
   }
 

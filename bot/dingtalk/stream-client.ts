@@ -8,10 +8,25 @@ type DWClientClass = typeof DWClient;
  */
 export function streamClient(
   Base: DWClientClass,
-  o: { clientId: string; clientSecret: string; gatewayUrl: string },
+  o: {
+    clientId: string;
+    clientSecret: string;
+    gatewayUrl: string;
+    /** Told each failed connections/open (the library retries every second, silently). */
+    onOpenFailed?: (err: Error) => void;
+  },
 ): DWClient {
   class GatewayClient extends Base {
     override async getEndpoint(): Promise<this> {
+      try {
+        return await this.open();
+      } catch (err) {
+        o.onOpenFailed?.(err as Error);
+        throw err;
+      }
+    }
+
+    private async open(): Promise<this> {
       const res = await fetch(o.gatewayUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },

@@ -99,6 +99,30 @@ describe.skipIf(missing)(
       plane.seen.length = 0;
     });
 
+    it('refuses to start with credentials DingTalk does not take, without repeating the secret', async () => {
+      const wrong = await DingTalkSurface.create({
+        plane,
+        credentials: {
+          clientId: gateway.clientId,
+          clientSecret: 'wrong-secret-0123',
+          apiUrl: openapi.url,
+          gatewayUrl: gateway.openUrl,
+          robotCode: gateway.clientId,
+        },
+        redis: cmd,
+        prefix: 'wrong:',
+      });
+      const err = await wrong.start().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      await wrong.close();
+      expect(err?.message).toMatch(
+        /^DingTalk refused DINGTALK_CLIENT_ID \/ DINGTALK_CLIENT_SECRET \(invalidClientIdOrSecret\)\. To resolve/,
+      );
+      expect(err?.message).not.toContain('wrong-secret-0123');
+    });
+
     it('opens the stream with its credentials and subscriptions, and answers pings', async () => {
       expect(gateway.opens[0]?.clientId).toBe(gateway.clientId);
       expect(JSON.stringify(gateway.opens[0]?.subscriptions)).toContain(
@@ -253,7 +277,7 @@ describe.skipIf(missing)(
         () => card.updates === 1 && card.params.summary === 'tom approved (1 of 2)',
       );
       expect(openapi.cardsIn('cid-private-pat')).toEqual([]);
-      expect(openapi.refused).toEqual([]);
+      expect(openapi.refused.filter((r) => r.path.startsWith('/v1.0/card'))).toEqual([]);
     });
 
     it('keeps working when the stream drops while a card is pending; a re-pushed press runs once', async () => {
