@@ -33,6 +33,35 @@ export function registerPolicy(program: Command, exit: ExitState): void {
     .description('check, test and explain the policy files (see docs/policies.md)');
 
   policy
+    .command('list')
+    .description('the policies in the directory dr.yaml names: name, mode, effect, file:line')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, c: Command) =>
+      runAction(exit, opts.json, async () => {
+        const ctx = contextOf(c);
+        const config = await ctx.config();
+        const { loadPolicyDir } = await import('../../engine/policy-set.js');
+        const { knownGroups } = await import('../../engine/identity.js');
+        const r = await loadPolicyDir(policyDir(undefined, config), {
+          knownGroups: knownGroups(config),
+        });
+        if (!r.set) {
+          if (opts.json) printJson({ ok: false, problems: r.problems });
+          for (const p of r.problems) process.stderr.write(`${p.file}:${p.line}: ${p.reason}\n`);
+          return 1;
+        }
+        const rows = r.set.policies.map(({ conditions: _c, ...p }) => p);
+        if (opts.json) printJson(rows);
+        else
+          for (const p of rows)
+            ctx.out(
+              `${p.name}  [${p.mode}, ${p.effect.kind}]  ${p.file}:${p.line}${p.description ? `  ${p.description}` : ''}`,
+            );
+        return 0;
+      }),
+    );
+
+  policy
     .command('lint')
     .description(
       'validate the policy files: every problem with file, line and reason (exit 1 on any)',

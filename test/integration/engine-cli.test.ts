@@ -41,6 +41,15 @@ describe('dr policy lint | test | explain', () => {
     expect(r.out).toMatch(/^ok: 11 policies in 5 file\(s\)/);
     const t = await dr(['--home', home, 'policy', 'test']);
     expect(t.code).toBe(0);
+    const list = JSON.parse((await dr(['--home', home, 'policy', 'list', '--json'])).out) as {
+      name: string;
+      effect: { kind: string };
+    }[];
+    expect(list.find((p) => p.name === 'weekly-prod-drill')?.effect).toEqual({
+      kind: 'schedule',
+      cron: '0 3 * * 0',
+      verb: 'drill',
+    });
   });
 
   it('lint reports every bad file with file, line and reason, and exits 1', async () => {
