@@ -129,6 +129,7 @@ export async function runUp(o: UpOptions): Promise<number> {
         logFile: join(runDir(home), 'console.log'),
         interactive: true,
       });
+      await writeUpState(home, { ...upState, children: sup.children() });
     }
     await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve()));
     return exitCode;

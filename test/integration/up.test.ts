@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -14,6 +14,7 @@ import { skipBecause } from '../helpers/skip.js';
 
 const problem = redisUnavailable();
 const READY = /Ctrl-C stops everything/;
+const bin = fileURLToPath(new URL('../../bin/dr.js', import.meta.url));
 const volumeServer = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
 
 function alive(pid: number): boolean {
@@ -289,5 +290,43 @@ describe('dr up', () => {
     expect(p.output()).toContain(`stopped the drill server of web (${opId}, pid ${record.pgid})`);
     expect(await allGone([record.pgid])).toEqual([]);
     expect(existsSync(join(t.home, 'recovery', opId, 'server.json'))).toBe(true);
+  });
+
+  it('opens the chat console in its terminal, and one SIGTERM ends both', async (ctx) => {
+    if (spawnSync('script', ['--version']).status !== 0)
+      return skipBecause(ctx, 'script (util-linux) is missing: no terminal to test the console in');
+    const listen = `127.0.0.1:${await freePort()}`;
+    // `script` gives dr up a pseudo-terminal, as a person's shell would.
+    const term = spawn(
+      'script',
+      ['-qfec', `${process.execPath} ${bin} up --listen ${listen}`, '/dev/null'],
+      { env: { ...process.env, ...env(), DR_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let text = '';
+    term.stdout.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    const ended = new Promise<number | null>((r) => term.once('exit', r));
+    const waitFor = async (re: RegExp, ms = 60_000) => {
+      const until = Date.now() + ms;
+      while (!re.test(text)) {
+        if (Date.now() > until)
+          throw new Error(`timed out waiting for ${re} in:\n${text.slice(-3000)}`);
+        await sleep(100);
+      }
+    };
+    try {
+      await waitFor(/Lifeboat console as \S+\. Type `help`/);
+      const state = upState();
+      expect(state.children.map((c) => c.name)).toContain('console');
+      term.stdin.write('status\r');
+      await waitFor(/No apps|Status of/);
+      process.kill(state.pid, 'SIGTERM');
+      await waitFor(/nothing left running/, 30_000);
+      expect(await ended).toBe(0);
+      expect(await allGone(state.children.map((c) => c.pid))).toEqual([]);
+    } finally {
+      if (term.exitCode === null) term.kill('SIGKILL');
+    }
   });
 });
