@@ -65,6 +65,7 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
     let provider: Provider | undefined;
     const finish = async (e: Pick<OperationEvent, 'result' | 'error'>) => {
       for (const t of timers) clearInterval(t);
+      await deps.redis.del(deps.keys.cancel(opId)).catch(() => 0); // it expires by itself
       await lock
         .release(opId)
         .catch((err: unknown) =>
@@ -96,6 +97,15 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
             (err: unknown) => log.warn({ err: errorMessage(err) }, 'lock refresh failed'),
           );
         }, ttl / 3),
+        setInterval(() => {
+          if (steps.frozen) return; // from the freeze on, the failback runs to its end
+          deps.redis.exists(deps.keys.cancel(opId)).then(
+            (n) => {
+              if (n > 0 && !steps.frozen) controller.abort(cancelled(opId));
+            },
+            (err: unknown) => log.warn({ err: errorMessage(err) }, 'cancel check failed'),
+          );
+        }, deps.cancelPollMs ?? 500),
       );
       /** Cancelling is honoured until the freeze; after it the failback runs to its end. */
       const checkCancel = async () => {
@@ -136,11 +146,12 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       await emit({ type: 'step', step: 'found', progress: 1 });
       const macKeys = await volumeMacKeys(client, kek, app, found.volumes);
 
+      /** The pre-copy stops on a cancel; the final pass, after the freeze, does not. */
       const pass = async (name: 'precopy' | 'sync', durable: boolean) => {
         const t0 = performance.now();
         const transfers: FailbackTransfer[] = [];
         for (const v of found.volumes) {
-          await checkCancel();
+          if (name === 'precopy') await checkCancel();
           const key = macKeys.get(v.name) as { mac: Buffer; blockSize: number };
           await prepareOriginal(v);
           const r = await copyBack({
@@ -151,7 +162,7 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
             blockSize: key.blockSize,
             macKey: key.mac,
             durable,
-            signal,
+            ...(name === 'precopy' ? { signal } : {}),
             onProgress: (d, t) => {
               if (d === t || d % 2048 === 0)
                 void emit({ type: 'step', step: name, progress: d / t });

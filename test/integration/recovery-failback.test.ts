@@ -305,4 +305,29 @@ describe('failback with the local provider', () => {
     );
     expect(await exists(fo.image)).toBe(true);
   });
+
+  it('a failback cancelled before its freeze leaves the app failed over and served', async () => {
+    const a = await worker();
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    await a.stop();
+    const enq = await dr(['failback', 'web', '--json'], env);
+    const opId = (JSON.parse(enq.out) as { opId: string }).opId;
+    // cancelled as a worker takes it: the flag is what its running job sees
+    await conn.set(client.keys.cancel(opId), 'local:test');
+    await worker();
+    let end: OperationEvent | undefined;
+    for await (const e of client.follow({ opId, job: 'failback', app: 'web', after: '0-0' })) {
+      if (e.type === 'finished') end = e;
+    }
+    expect(end?.error?.code).toBe('operation_cancelled');
+    expect((await events(opId)).some((e) => e.step === 'frozen')).toBe(false);
+    expect((await servers()).length).toBe(1);
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+    // and a later failback still brings everything home
+    const again = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(again.code).toBe(0);
+    expect(digest(await readFile(original))).toBe(digest(expected));
+  });
 });
