@@ -13,6 +13,8 @@ export interface HttpServerOptions {
   listen: string;
   routes: Route[];
   log?: Logger;
+  /** The option the address came from, named in errors: `--listen` unless said otherwise. */
+  option?: string;
 }
 
 export interface HttpServer {
@@ -25,13 +27,13 @@ export interface HttpServer {
 }
 
 /** Splits HOST:PORT (IPv6 in brackets); a usage error names the value when it is not one. */
-export function parseListen(listen: string): { host: string; port: number } {
+export function parseListen(listen: string, option = '--listen'): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : Number.NaN;
   if (!m || port > 65535) {
-    throw new DrError(`--listen ${JSON.stringify(listen)} is not HOST:PORT`, {
+    throw new DrError(`${option} ${JSON.stringify(listen)} is not HOST:PORT`, {
       code: 'usage',
-      subject: '--listen',
+      subject: option,
       remedy: 'give it like 127.0.0.1:8787 (port 0 picks a free one)',
     });
   }
@@ -50,8 +52,9 @@ export async function createHttpServer({
   listen,
   routes,
   log = silentLog,
+  option = '--listen',
 }: HttpServerOptions): Promise<HttpServer> {
-  const { host, port } = parseListen(listen);
+  const { host, port } = parseListen(listen, option);
   const server = createServer((req, res) => {
     void dispatch(routes, req, res, log);
   });
@@ -62,11 +65,11 @@ export async function createHttpServer({
       reject(
         new DrError(`cannot listen on ${listen}: ${errorMessage(err)}`, {
           code: 'usage',
-          subject: '--listen',
+          subject: option,
           remedy:
             code === 'EADDRINUSE'
-              ? 'stop what uses that port, or choose another with --listen HOST:PORT'
-              : 'choose an address of this machine with --listen HOST:PORT',
+              ? `stop what uses that port, or choose another with ${option} HOST:PORT`
+              : `choose an address of this machine with ${option} HOST:PORT`,
           cause: err,
         }),
       );

@@ -7,11 +7,12 @@ import { startStatePublisher } from '../../replicator/gateway/state-publisher.js
 import { tlsServerOptions } from '../../replicator/transport/certificates.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
+import type { HttpServer } from '../http-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
 import { redisPrefix } from '../recovery-connect.js';
 import { accessRuleFrom } from '../web/access-rule.js';
-import { startWebServer, type WebServer } from '../web/web-server.js';
+import { startWebServer } from '../web/web-server.js';
 
 export function registerGateway(program: Command, exit: ExitState): void {
   program
@@ -46,14 +47,14 @@ export function registerGateway(program: Command, exit: ExitState): void {
         });
         statuses = gateway.statuses;
         ctx.out(`gateway listening on ${gateway.address} (store ${config.storeDir})`);
-        let metricsServer: WebServer | undefined;
+        let metricsServer: HttpServer | undefined;
         if (metrics && metricsAt) {
           try {
             metricsServer = await startWebServer({
               listen: metricsAt,
               routes: [metricsRoute(metrics.registry, access)],
               access,
-              what: opts.metrics ? '--metrics' : 'gateway.metrics in dr.yaml',
+              what: opts.metrics ? '--metrics' : 'gateway.metrics (dr.yaml)',
               log,
             });
           } catch (err) {
