@@ -48,7 +48,11 @@ export async function answer(
     const topic = parsed.args.words?.[0];
     return {
       ok: true,
-      summary: topic ? `\`${prefix}${topic}\`` : `Lifeboat commands (type \`${prefix}<command>\`):`,
+      summary: topic
+        ? `\`${prefix}${topic}\``
+        : prefix
+          ? `Lifeboat commands (type \`${prefix}<command>\`):`
+          : 'Lifeboat commands:',
       details: helpLines(topic),
       private: true,
     };

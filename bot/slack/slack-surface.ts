@@ -164,7 +164,8 @@ export class SlackSurface {
 
   async close(): Promise<void> {
     await this.reader?.close();
-    await this.work.drained();
+    // Commands already acked get up to 10 s to finish; a stuck one does not hold the shutdown.
+    await Promise.race([this.work.drained(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     if (this.o.credentials.mode === 'socket') await this.app.stop();
   }
 
