@@ -164,6 +164,7 @@ export class ReplicationAgent {
             host: hostname(),
             pid: process.pid,
             ...(this.lock?.previousSession ? { replaces: this.lock.previousSession } : {}),
+            ...(this.lock?.deadPids.length ? { replacesPids: this.lock.deadPids } : {}),
             volumes: files.map((f) => ({
               name: f.name,
               size: f.size,

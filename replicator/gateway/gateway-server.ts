@@ -240,7 +240,15 @@ export async function createGateway({
     }
     const rt = runtime(app);
     const held = rt.lease;
-    if (held && now() - held.lastSeen < leaseMs && held.sessionId !== req.replaces) {
+    // A lease is taken over by the agent that names its session, or, on the same host,
+    // by one that names its pid as dead (it died before it could write the session down).
+    const takesOver =
+      !!held &&
+      (held.sessionId === req.replaces ||
+        (held.host === String(req.host) &&
+          Array.isArray(req.replacesPids) &&
+          req.replacesPids.includes(held.pid)));
+    if (held && now() - held.lastSeen < leaseMs && !takesOver) {
       throw new HttpError(
         409,
         new DrError(
@@ -276,10 +284,7 @@ export async function createGateway({
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
     };
-    log.info(
-      { app, host: req.host, pid: req.pid, replaced: held?.sessionId === req.replaces && !!held },
-      'agent session opened',
-    );
+    log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
     const s = a.stats();
     const points = a.points();
     return {

@@ -27,6 +27,11 @@ export interface SessionRequest {
   pid: number;
   /** The session of a previous agent on this host that is known to be dead. */
   replaces?: string;
+  /**
+   * Pids of previous agents on this host known to be dead: a lease one of them
+   * holds (under a session it died before recording) is taken over too.
+   */
+  replacesPids?: number[];
   volumes: VolumeProposal[];
 }
 
