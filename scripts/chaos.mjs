@@ -25,7 +25,7 @@ const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] 
   --rounds N      faults to inject, one per round (default 10)
   --seed S        seed of the fault schedule (default: random, printed); the same seed replays the same run
   --kinds K,…     only these faults: ${KINDS.join(', ')}
-  --volume-mib M  size of each of the app's two volumes (default 128)
+  --volume-mib M  size of each of the app's two volumes (default: 128, more for long runs)
   --rate R        records per second the writer appends to each volume (default 25)
   --sample K      extra points restored and checked per round (default 1)
   --volumes V     loop (ext4 on loop devices, needs root), image (raw image files) or auto (default)
@@ -44,7 +44,7 @@ try {
       rounds: { type: 'string', default: '10' },
       seed: { type: 'string' },
       kinds: { type: 'string' },
-      'volume-mib': { type: 'string', default: '128' },
+      'volume-mib': { type: 'string' },
       rate: { type: 'string', default: '25' },
       sample: { type: 'string', default: '1' },
       volumes: { type: 'string', default: 'auto' },
@@ -68,8 +68,13 @@ const whole = (name, v, min) => {
 const rounds = whole('rounds', values.rounds, 1);
 const seed =
   values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : whole('seed', values.seed, 0);
-const volumeMiB = whole('volume-mib', values['volume-mib'], 16);
 const rate = whole('rate', values.rate, 1);
+// Room for every record of the run: about 30 s of writing per round (checks included), and a fifth more.
+const needMiB = Math.ceil((rounds * 30 * rate * 4096 * 1.2) / 2 ** 20 / 64) * 64;
+const volumeMiB =
+  values['volume-mib'] === undefined
+    ? Math.max(128, needMiB)
+    : whole('volume-mib', values['volume-mib'], 16);
 const sample = whole('sample', values.sample, 0);
 if (!['auto', 'loop', 'image'].includes(values.volumes))
   die(`--volumes must be loop, image or auto, not ${JSON.stringify(values.volumes)}`);

@@ -374,8 +374,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }, recoverMs);
     if (!back) {
       const s = await rig.status();
+      const a = rig.agent?.child;
+      const gone = a && (a.exitCode !== null || a.signalCode !== null);
       throw new Error(
-        `no consistent point within ${recoverMs / 1000} s after the fault (status: ${s?.phase ?? 'no answer'} ${s?.reason ?? ''})`,
+        `no consistent point within ${recoverMs / 1000} s after the fault (status: ${s?.phase ?? 'no answer'} ${s?.reason ?? ''})${gone ? `; the agent exited ${a.exitCode ?? a.signalCode}: ${JSON.stringify(rig.agent?.output().slice(-3000))}` : ''}`,
       );
     }
     const returnMs = Date.now() - faultEnd;
