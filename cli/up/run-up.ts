@@ -35,6 +35,8 @@ export interface UpOptions {
   out: (line: string) => void;
   /** `--listen`, when given: where `dr serve` listens. */
   listen?: string;
+  /** Print where everything is as one JSON line (up.json's content) instead of the summary. */
+  json?: boolean;
   /** Open the chat console in this terminal once everything runs (`dr chat`; needs a terminal). */
   console?: boolean;
   /** Which `dr` subcommands exist (serve and chat are optional parts). */
@@ -116,7 +118,18 @@ export async function runUp(o: UpOptions): Promise<number> {
     if (stop.signal.aborted) return exitCode;
     upState = ready.state;
     await writeUpState(home, { ...upState, children: sup.children() });
-    for (const line of ready.summary) out(line);
+    if (o.json) {
+      // One line a script can wait for: what up.json says, without the Redis password.
+      out(
+        JSON.stringify({
+          ...upState,
+          redisUrl: redactUrl(upState.redisUrl),
+          children: sup.children(),
+        }),
+      );
+    } else {
+      for (const line of ready.summary) out(line);
+    }
     if (o.console && o.hasCommand('chat')) {
       out(
         'The console: type `help` (`drill demo-shop`, `status`, …); Ctrl-D leaves it, Ctrl-C stops everything.',

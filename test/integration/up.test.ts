@@ -99,15 +99,20 @@ describe('dr up', () => {
     expect(after.err).toContain('REDIS_URL is not set');
   });
 
-  it('uses the Redis REDIS_URL names instead of starting one', async () => {
+  it('uses the Redis REDIS_URL names instead of starting one, and --json prints where everything is', async () => {
     const redis = await startRedis();
     try {
-      const p = await upOn([], { REDIS_URL: redis.url });
-      await p.waitFor(READY, 60_000);
-      const state = upState();
-      expect(state.children.map((c) => c.name)).toEqual(['gateway', 'worker', 'serve']);
-      expect(state.redisUrl).toBe(redis.url);
-      expect(p.output()).toContain(`redis              ${redis.url} (REDIS_URL)`);
+      const p = await upOn(['--json'], { REDIS_URL: redis.url, DR_LOG_LEVEL: 'warn' });
+      await p.waitFor(/^\{"pid".*\}$/m, 60_000);
+      const line = p
+        .output()
+        .split('\n')
+        .find((l) => l.startsWith('{"pid"')) as string;
+      const printed = JSON.parse(line) as UpState;
+      expect(printed.children.map((c) => c.name)).toEqual(['gateway', 'worker', 'serve']);
+      expect(printed.redisUrl).toBe(redis.url);
+      expect(printed.gateway).toBe(upState().gateway);
+      expect(p.output()).not.toContain('Ctrl-C stops everything'); // the JSON line replaces the summary
       expect(await p.stop()).toBe(0);
     } finally {
       await redis.stop();
