@@ -37,7 +37,11 @@ export async function loadPolicyDir(
   } catch (err) {
     return {
       problems: [
-        { file: dir, line: 0, reason: `cannot read the policy directory: ${errorMessage(err)}` },
+        {
+          file: dir,
+          line: 0,
+          reason: `cannot read the policy directory: ${errorMessage(err)}; create it, or copy the shipped policies/ of the Lifeboat package there (a home made by an older dr init has none)`,
+        },
       ],
     };
   }

@@ -52,7 +52,7 @@ async function submitThroughEngine(
       code: 'config_invalid',
       subject: 'admin',
       remedy:
-        'add `admin: NAME` naming a person under people: (dr init writes one); the command line acts as that person',
+        'add people: with yourself and `admin: NAME` to dr.yaml (see docs/configuration.md; dr init writes both), and copy the shipped policies/ into the home; the command line acts as that person',
     });
   }
   const prefix = redisPrefix(ctx.env);
