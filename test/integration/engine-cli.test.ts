@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -168,6 +168,23 @@ describe('dr drill|failover through the engine, and dr audit', () => {
       outcome: 'dryrun',
       would: expect.any(String),
     });
+  });
+
+  it('a home from before the engine: no admin is an error with the remedy, no policies deny every action', async () => {
+    h = await engineHome(PEOPLE_YAML.replace('admin: root\n', ''));
+    env = { REDIS_URL: redis.url, DR_REDIS_PREFIX: prefix, DR_LOG_LEVEL: 'silent' };
+    const noAdmin = await run(['drill', 'web']);
+    expect(noAdmin.code).toBe(2);
+    expect(noAdmin.err).toMatch(
+      /names no admin\. To resolve, add people: with yourself and `admin: NAME`/,
+    );
+    await rm(h.policies, { recursive: true });
+    const e = await startEngine(h, redis.url, prefix);
+    engines.push(e);
+    const r = await e.submit(command('slack:USAM', 'drill web'));
+    expect(r.ok).toBe(false);
+    expect(r.summary).toMatch(/no valid policy set is loaded \(.*cannot read the policy directory/);
+    expect((await e.submit(command('slack:USAM', 'status'))).ok).toBe(true);
   });
 
   it('dr audit verify finds an edited, a removed and a reordered entry', async () => {
