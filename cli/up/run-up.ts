@@ -90,6 +90,7 @@ export async function runUp(o: UpOptions): Promise<number> {
     },
     onGiveUp: () => {
       exitCode = 1;
+      sup.cancelStarts();
       stop.abort();
     },
   });
@@ -99,6 +100,7 @@ export async function runUp(o: UpOptions): Promise<number> {
       out(
         `up: ${sig}: stopping everything (${sig === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to kill at once)`,
       );
+      sup.cancelStarts();
       stop.abort();
     } else {
       out('up: stopping now');

@@ -72,6 +72,8 @@ export class Supervisor {
   private readonly backoffMs: number;
   private readonly stopGraceMs: number;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Aborted by `cancelStarts`: a start still waiting for its child to be ready gives up. */
+  private readonly starts = new AbortController();
 
   constructor(private readonly o: SupervisorOptions) {
     this.maxRestarts = o.maxRestarts ?? 5;
@@ -179,6 +181,11 @@ export class Supervisor {
     });
   }
 
+  /** Makes every pending and later `start` reject at once (a signal arrived while starting). */
+  cancelStarts(): void {
+    this.starts.abort();
+  }
+
   private async waitReady(r: Running): Promise<void> {
     const { spec, child } = r;
     const timeoutMs = spec.readyTimeoutMs ?? 30_000;
@@ -218,8 +225,13 @@ export class Supervisor {
         cleanup();
         failed(`was not ready within ${Math.round(timeoutMs / 1000)} s`);
       }, timeoutMs);
+      const onCancel = () => {
+        cleanup();
+        failed('was still starting when everything was asked to stop');
+      };
       const cleanup = () => {
         clearTimeout(timer);
+        this.starts.signal.removeEventListener('abort', onCancel);
         child.off('exit', onExit);
         child.off('error', onError);
         child.stdout?.off('data', onData);
@@ -227,6 +239,8 @@ export class Supervisor {
       };
       child.once('exit', onExit);
       child.once('error', onError);
+      if (this.starts.signal.aborted) return onCancel();
+      this.starts.signal.addEventListener('abort', onCancel);
       if (spec.ready) {
         child.stdout?.on('data', onData);
         child.stderr?.on('data', onData);

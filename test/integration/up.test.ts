@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -117,6 +117,27 @@ describe('dr up', () => {
     } finally {
       await redis.stop();
     }
+  });
+
+  it('stops at once, leaving nothing, when a signal comes while it is still starting', async () => {
+    const p = await upOn();
+    await p.waitFor(/gateway listening on/, 60_000);
+    expect(await p.stop()).toBe(0);
+    expect(p.output()).toContain('nothing left running');
+    expect(p.output()).not.toContain('Ctrl-C stops everything');
+    // Every part of this home has its path on its command line: none may run.
+    const left: string[] = [];
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      } catch {
+        continue; // ended meanwhile
+      }
+      if (cmd.includes(t.home)) left.push(`${e}: ${cmd.replaceAll('\0', ' ')}`);
+    }
+    expect(left).toEqual([]);
   });
 
   it('refuses a second dr up on the same DR_HOME, naming the running one', async () => {
