@@ -13,7 +13,7 @@ import {
   startEngine,
   testPrefix,
 } from '../helpers/engine-home.js';
-import { dr } from '../helpers/lifeboat-home.js';
+import { dr, testHome } from '../helpers/lifeboat-home.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -168,6 +168,44 @@ describe('dr drill|failover through the engine, and dr audit', () => {
       outcome: 'dryrun',
       would: expect.any(String),
     });
+  });
+
+  it('points answers from the gateway, to anyone', async () => {
+    const t = await testHome();
+    try {
+      await t.startGateway();
+      const image = join(t.dir, 'web.img');
+      await writeFile(image, Buffer.alloc(256 * 1024, 7));
+      expect(
+        (
+          await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `data=${image}`], {
+            DR_LOG_LEVEL: 'silent',
+          })
+        ).code,
+      ).toBe(0);
+      expect(
+        (
+          await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], {
+            DR_LOG_LEVEL: 'silent',
+          })
+        ).code,
+      ).toBe(0);
+      const { createEngine } = await import('../../engine/create-engine.js');
+      const e = await createEngine({
+        home: t.home,
+        config: await t.config(),
+        redisUrl: redis.url,
+        prefix,
+        watchPolicies: false,
+      });
+      engines.push(e);
+      const r = await e.submit(command('slack:USTRANGER', 'points web'));
+      expect(r.ok).toBe(true);
+      expect(r.summary).toBe('1 recovery point(s) of web');
+      expect(r.details?.[0]).toMatch(/^#1 {2}\S+ {2}(fuzzy|crash-consistent|app-consistent)$/);
+    } finally {
+      await t.cleanup();
+    }
   });
 
   it('a home from before the engine: no admin is an error with the remedy, no policies deny every action', async () => {
