@@ -28,7 +28,8 @@ COPY bin ./bin
 COPY scripts/healthcheck.mjs ./scripts/healthcheck.mjs
 # the shipped default policies: `dr init` copies them into the home
 COPY policies ./policies
-RUN mkdir -p /var/lib/lifeboat && chown node:node /var/lib/lifeboat
+# store/ exists in the image so a fresh volume mounted there (docker-compose.yml) is the node user's too
+RUN mkdir -p /var/lib/lifeboat/store && chown -R node:node /var/lib/lifeboat
 USER node
 VOLUME ["/var/lib/lifeboat"]
 ENTRYPOINT ["node", "/opt/lifeboat/bin/dr.js"]
