@@ -1,15 +1,13 @@
-import { open, stat } from 'node:fs/promises';
 import type { Processor } from 'bullmq';
-import { APP_NAME, type AppConfig } from '../../core/config.js';
-import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import { APP_NAME } from '../../core/config.js';
+import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { VolumeFile } from '../capture/volume-file.js';
-import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
-import { unwrapVolumeKey } from '../crypto/volume-key.js';
 import type { Provider } from '../providers/provider.js';
 import { copyBack } from '../recovery/copy-back.js';
+import { prepareOriginal } from '../recovery/prepare-original.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { AppLock } from './app-lock.js';
+import { findFailover, volumeMacKeys } from './find-failover.js';
 import { cancelled, errorInfo, FinalError, isJobLost, isPermanent } from './job-errors.js';
 import { emitEvent } from './operation-events.js';
 import {
@@ -17,10 +15,8 @@ import {
   type FailbackResult,
   type FailbackSteps,
   type FailbackTransfer,
-  type FailbackVolume,
   OP_ID,
   type OperationEvent,
-  type RecoveryJobData,
 } from './recovery-contract.js';
 import { defaultProvider, type RecoveryDeps } from './recovery-deps.js';
 import { removeOperation } from './run-cleanup.js';
@@ -269,123 +265,6 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       client?.close();
     }
   };
-}
-
-/** The failover being undone: the gateway's mark names it, its job's steps say what it made. */
-async function findFailover(
-  deps: RecoveryDeps,
-  client: GatewayClient,
-  app: string,
-  appConfig: AppConfig,
-): Promise<NonNullable<FailbackSteps['found']>> {
-  const p = await client.protection(app);
-  if (p.state !== 'failed-over' || !p.opId) {
-    throw new DrError(`${app} is not failed over: there is nothing to fail back`, {
-      code: 'not_failed_over',
-      subject: app,
-      remedy: `see \`dr status ${app}\`; its agent replicates to the DR site as usual`,
-    });
-  }
-  const failover = await deps.queue.getJob(p.opId);
-  const steps = (failover?.data as RecoveryJobData | undefined)?.steps;
-  if (failover?.name !== 'failover' || !steps?.launched || !steps.materialised) {
-    throw new DrError(
-      `the failover ${p.opId} of ${app} is not in the queue with a running server (its record expired, or it never launched)`,
-      {
-        code: 'not_failed_over',
-        subject: p.opId,
-        remedy: `copy the recovered volumes back by hand, then clear the mark with a new failover and failback, or ask an operator to reset ${app}'s protection`,
-      },
-    );
-  }
-  const volumes: FailbackVolume[] = steps.materialised.volumes.map((v) => {
-    const original = appConfig.volumes.find((c) => c.name === v.name);
-    if (!original) {
-      throw new DrError(`volume ${v.name} of ${app} is no longer in dr.yaml`, {
-        code: 'app_unknown',
-        subject: `${app}/${v.name}`,
-        remedy: `add it back to ${app} in dr.yaml with its original path`,
-      });
-    }
-    return { name: v.name, image: v.path, original: original.path, size: v.size };
-  });
-  return {
-    failoverOpId: p.opId,
-    point: steps.resolved?.point ?? 0,
-    server: steps.launched.server,
-    volumes,
-  };
-}
-
-async function volumeMacKeys(
-  client: GatewayClient,
-  kek: KeyEncryptionKey,
-  app: string,
-  volumes: FailbackVolume[],
-): Promise<Map<string, { mac: Buffer; blockSize: number }>> {
-  const detail = await client.point(app, 'latest');
-  const out = new Map<string, { mac: Buffer; blockSize: number }>();
-  for (const v of volumes) {
-    const info = detail.volumeInfo.find((i) => i.name === v.name);
-    if (!info) {
-      throw new DrError(`the gateway has no key for volume ${v.name} of ${app}`, {
-        code: 'store_corrupt',
-        subject: `${app}/${v.name}`,
-        remedy: 'check that the worker uses the gateway the app was replicated to',
-      });
-    }
-    const keys = unwrapVolumeKey(
-      kek,
-      Buffer.from(info.wrappedKey, 'base64'),
-      app,
-      v.name,
-      info.blockSize,
-    );
-    out.set(v.name, { mac: keys.mac, blockSize: info.blockSize });
-  }
-  return out;
-}
-
-/**
- * The original must hold the image's size: a missing or shorter image file is created or
- * extended (a lost original site is rebuilt in full); a block device must match.
- */
-async function prepareOriginal(v: FailbackVolume): Promise<void> {
-  const s = await stat(v.original).catch((err: unknown) => {
-    if (systemCode(err) === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (s && !s.isFile()) {
-    const dev = await VolumeFile.open(v.name, v.original);
-    const size = await dev.size().finally(() => dev.close());
-    if (size < v.size) {
-      throw new DrError(
-        `the original volume ${v.original} is ${size} bytes, smaller than the recovered ${v.size}`,
-        {
-          code: 'volume_resized',
-          subject: v.original,
-          remedy:
-            'grow the original device to at least the recovered size, then run failback again',
-        },
-      );
-    }
-    return;
-  }
-  if (!s || s.size !== v.size) {
-    const fh = await open(v.original, s ? 'r+' : 'w', 0o600).catch((err: unknown) => {
-      throw new DrError(`cannot write the original volume ${v.original}: ${errorMessage(err)}`, {
-        code: 'volume_unreadable',
-        subject: v.original,
-        remedy: 'make its directory writable by the worker, or fix its path in dr.yaml',
-        cause: err,
-      });
-    });
-    try {
-      await fh.truncate(v.size);
-    } finally {
-      await fh.close();
-    }
-  }
 }
 
 async function restartRecovered(
