@@ -123,6 +123,42 @@ describe.skipIf(missing)(
       expect(err?.message).not.toContain('wrong-secret-0123');
     });
 
+    it('without a card template, shows notices as markdown with the words to type', async () => {
+      const plain = await DingTalkSurface.create({
+        plane,
+        credentials: {
+          clientId: gateway.clientId,
+          clientSecret: gateway.clientSecret,
+          apiUrl: openapi.url,
+          gatewayUrl: gateway.openUrl,
+          robotCode: gateway.clientId,
+        },
+        redis: cmd,
+        prefix: 'plain:',
+      });
+      await plain.show({
+        id: '1-0',
+        kind: 'approval.requested',
+        key: 'op:op-9',
+        targets: ['dingtalk:cid-plain', 'slack:C1', 'dingtalk:user:staff-ops'],
+        severity: 'warning',
+        summary: 'sam asks to failover web: 2 approvals needed (A-9) [see](http://evil.example)',
+        actions: [
+          { kind: 'approve', label: 'Approve', words: 'approve A-9' },
+          { kind: 'reject', label: 'Reject', words: 'reject A-9' },
+        ],
+        time: 1,
+      });
+      const group = openapi.messages.find((m) => m.kind === 'group' && m.to === 'cid-plain');
+      expect(group?.text).toBe(
+        '⚠️ sam asks to failover web: 2 approvals needed (A-9) &#91;see&#93;(http://evil.example)\n\nApprove: `dr approve A-9`  \nReject: `dr reject A-9`',
+      );
+      expect(openapi.messages.find((m) => m.kind === 'private' && m.to === 'staff-ops')?.text).toBe(
+        group?.text,
+      );
+      expect(openapi.cards.size).toBe(0);
+    });
+
     it('opens the stream with its credentials and subscriptions, and answers pings', async () => {
       expect(gateway.opens[0]?.clientId).toBe(gateway.clientId);
       expect(JSON.stringify(gateway.opens[0]?.subscriptions)).toContain(
@@ -199,6 +235,7 @@ describe.skipIf(missing)(
     });
 
     it('puts an approval on a card; a press by the requester is refused privately and changes nothing', async () => {
+      const tokens = openapi.tokens.length;
       gateway.robotMessage('dr failover prod-web', {
         conversationId: 'cid-prod',
         sessionWebhook: openapi.sessionWebhook(),
@@ -244,7 +281,7 @@ describe.skipIf(missing)(
         'the card updated',
         () => card.updates === 1 && card.params.summary?.includes('1 of 2'),
       );
-      expect(openapi.tokens).toHaveLength(1); // one access token, cached across every call
+      expect(openapi.tokens).toHaveLength(tokens); // the access token of start(), cached across every call
     });
 
     it('keeps a private chat private: its card and notices go to the person, not a group', async () => {
