@@ -239,6 +239,26 @@ describe('engine: decisions and approvals', () => {
     expect(stored.approvals).toHaveLength(2);
   });
 
+  it('an approved operation that cannot start (the app is busy) says so, once', async () => {
+    const e = await engine();
+    const asked = await e.submit(command('slack:USAM', 'failover web'));
+    const a = asked.decision?.outcome === 'approval' ? asked.decision.approval : undefined;
+    const drill = await e.submit(command('slack:UALICE', 'drill web'));
+    expect(drill.ok).toBe(true);
+    await e.submit(command('slack:UTOM', `approve ${a?.id}`));
+    const last = await e.submit(command('slack:UUMA', `approve ${a?.id}`));
+    expect(last.ok).toBe(false);
+    expect(last.summary).toMatch(/could not start: web is busy: drill op-/);
+    expect(await jobs()).toBe(1);
+    const failed = (await readNotices(conn, prefix)).filter(
+      (n) => n.notice.kind === 'operation.failed',
+    );
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.notice.key).toBe(`op:${a?.opId}`);
+    const again = await e.submit(command('slack:UUMA', `approve ${a?.id}`));
+    expect(again.summary).toMatch(/already approved; .* is refused: web is busy/);
+  });
+
   it('a redelivered command (same id) is answered once, not run twice', async () => {
     const e = await engine();
     const c = command('slack:UALICE', 'drill web');
