@@ -38,13 +38,20 @@ const time = (ms: number | string) => {
 };
 
 function rpoCell(a: AppView): string {
+  // Paused (after a failover the DR copy is production): the age of the last point is shown,
+  // but it is no breach of the objective.
+  const paused = a.phase === 'paused';
   const breach =
-    a.objectiveSeconds !== undefined && a.rpoSeconds !== null && a.rpoSeconds > a.objectiveSeconds;
-  const goal =
-    a.objectiveSeconds !== undefined
+    !paused &&
+    a.objectiveSeconds !== undefined &&
+    a.rpoSeconds !== null &&
+    a.rpoSeconds > a.objectiveSeconds;
+  const goal = paused
+    ? ' <span class="muted">(not replicating)</span>'
+    : a.objectiveSeconds !== undefined
       ? ` <span class="muted">/ ${formatSeconds(a.objectiveSeconds)}</span>`
       : '';
-  return `<span class="${breach ? 'breach' : 'ok'}" data-testid="rpo">${formatSeconds(a.rpoSeconds)}</span>${goal}`;
+  return `<span class="${breach ? 'breach' : paused ? 'muted' : 'ok'}" data-testid="rpo">${formatSeconds(a.rpoSeconds)}</span>${goal}`;
 }
 
 function appRow(a: AppView): string {

@@ -58,6 +58,13 @@ describe('status page rendering', () => {
     expect(renderStatusPage(snapshot({ apps: [{ ...app, rpoSeconds: 4 }] }))).toContain(
       '<span class="ok" data-testid="rpo">4.0 s</span>',
     );
+    // A failed-over app is paused: its last point ages, which is no breach.
+    const paused = renderStatusPage(
+      snapshot({ apps: [{ ...app, phase: 'paused', rpoSeconds: 94 }] }),
+    );
+    expect(paused).toContain(
+      '<span class="muted" data-testid="rpo">1m 34s</span> <span class="muted">(not replicating)</span>',
+    );
   });
 
   it('formats durations for people', () => {
