@@ -98,6 +98,7 @@ export class RpoMonitor {
     if (policy.effect.kind !== 'alert') return;
     const objectiveMs = policy.effect.overMs ?? ctx.config.apps[app]?.rpoObjective ?? 60_000;
     const lag = rpoSecondsOf(text, now);
+    if (lag === undefined) return; // no consistent point yet: neither a breach nor a recovery
     const sinceKey = `${ctx.prefix}rpo:over-since`;
     if (lag !== undefined && lag * 1000 > objectiveMs) {
       await ctx.redis.hsetnx(sinceKey, app, String(now));
