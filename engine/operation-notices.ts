@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../core/errors.js';
-import { formatDuration } from '../core/units.js';
+import { formatBytes, formatDuration } from '../core/units.js';
 import { parseEvent } from '../replicator/jobs/operation-events.js';
 import {
+  type CleanupResult,
+  type FailbackResult,
   type OperationEvent,
   type OperationResult,
   recoveryKeys,
+  type VerifyResult,
 } from '../replicator/jobs/recovery-contract.js';
 import type { Notice } from './contract.js';
 import { lastDrillKey } from './decide.js';
@@ -171,9 +174,34 @@ export async function operationNotice(
       return ctx.notices.publish({
         ...base,
         kind: 'operation.finished',
-        severity: 'info',
-        summary: `${what} done (${e.opId})`,
+        severity: describe(r).ok ? 'info' : 'critical',
+        summary: `${what} ${describe(r).text} (${e.opId})`,
       });
     }
   }
+}
+
+/** One line for the results that are not a recovered server: failback, verify, cleanup. */
+function describe(r: unknown): { ok: boolean; text: string } {
+  // The fields of FailbackResult, VerifyResult and CleanupResult this line uses.
+  const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
+    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs'> &
+      Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
+      Pick<CleanupResult, 'removed'>
+  >;
+  if (x.mode === 'failback')
+    return {
+      ok: true,
+      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; the agent may replicate again`,
+    };
+  if (x.mode === 'verify')
+    return x.ok
+      ? { ok: true, text: `done: point ${x.point} verified` }
+      : { ok: false, text: `found point ${x.point} damaged: ${x.problemCount ?? '?'} problem(s)` };
+  if (Array.isArray(x.removed))
+    return {
+      ok: true,
+      text: `done: ${x.removed.length ? `removed ${x.removed.join(', ')}` : 'nothing was left'}`,
+    };
+  return { ok: true, text: 'done' };
 }

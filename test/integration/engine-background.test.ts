@@ -140,6 +140,21 @@ describe('engine background duties', () => {
     const kinds = (await notices((n) => n.key === `op:${opId}`)).map((n) => n.kind);
     expect(kinds).toEqual(['operation.started', 'operation.step', 'operation.finished']);
     expect(await conn.get(`${prefix}lastdrill:web`)).not.toBeNull();
+
+    // the cleanup that follows, under the same key
+    await emitEvent(conn, events, {
+      opId,
+      app: 'web',
+      job: 'cleanup',
+      type: 'finished',
+      result: { opId, removed: ['srv-1'] },
+    });
+    const cleaned = await waitNotice(
+      'cleanup finished',
+      (n) => n.kind === 'operation.finished' && n.summary.startsWith('Cleanup'),
+    );
+    expect(cleaned.summary).toBe(`Cleanup of web done: removed srv-1 (${opId})`);
+    expect(cleaned.key).toBe(`op:${opId}`);
   });
 
   it('expires an approval by its delayed job and says so', async () => {
