@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError } from '../../core/errors.js';
 import type { ChildSpec } from './supervisor.js';
 
@@ -47,20 +49,26 @@ export function findRedisServer(env: NodeJS.ProcessEnv): string {
 
 /**
  * redis-server on a loopback port with its data in DR_HOME/redis: append-only file, no snapshots,
- * `noeviction` (BullMQ needs every key kept).
+ * `noeviction` (BullMQ needs every key kept), and a password made for this start, so other users
+ * of the machine cannot reach it. The password is in a 0600 config file, never on the command
+ * line (`ps` shows that to everyone); clients get it in REDIS_URL.
  */
 export async function redisSpec(
   home: string,
   port: number,
   env: NodeJS.ProcessEnv,
   logFile: string,
-): Promise<ChildSpec> {
+): Promise<{ spec: ChildSpec; url: string }> {
   const dir = join(home, 'redis');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  return {
+  const password = randomBytes(24).toString('hex');
+  const conf = join(dir, 'redis.conf');
+  await writeFileAtomic(conf, `# written by dr up at each start\nrequirepass ${password}\n`, 0o600);
+  const spec: ChildSpec = {
     name: 'redis',
     command: 'redis-server',
     args: [
+      conf,
       '--port',
       String(port),
       '--bind',
@@ -84,4 +92,5 @@ export async function redisSpec(
     quiet: true,
     readyTimeoutMs: 30_000,
   };
+  return { spec, url: `redis://:${password}@127.0.0.1:${port}` };
 }

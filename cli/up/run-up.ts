@@ -247,10 +247,11 @@ async function startAll(
   } else {
     const version = findRedisServer(o.env);
     const port = await freePort();
-    redisUrl = `redis://127.0.0.1:${port}`;
+    const redis = await redisSpec(home, port, o.env, log('redis'));
+    redisUrl = redis.url;
     out(`up: starting redis-server ${version} on 127.0.0.1:${port}`);
-    await sup.start(await redisSpec(home, port, o.env, log('redis')));
-    redisNote = `${redisUrl} (redis-server ${version}, data in ${join(home, 'redis')})`;
+    await sup.start(redis.spec);
+    redisNote = `${redactUrl(redisUrl)} (redis-server ${version}, password in up.json, data in ${join(home, 'redis')})`;
   }
   if (signal.aborted) throw new Error('stopped');
   const gatewayAddress = reachable(gateway.address);

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -75,7 +75,22 @@ describe('dr up', () => {
     await p.waitFor(READY, 60_000);
     const state = upState();
     expect(state.children.map((c) => c.name)).toEqual(['redis', 'gateway', 'worker', 'serve']);
-    expect(state.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    // Redis has a password made for this start; it is in up.json (0600) and never printed.
+    const password = /^redis:\/\/:([0-9a-f]{48})@127\.0\.0\.1:\d+$/.exec(state.redisUrl)?.[1];
+    expect(password).toBeDefined();
+    expect(p.output()).not.toContain(password);
+    expect(readFileSync(join(t.home, 'run', 'redis.log'), 'utf8')).not.toContain(password);
+    // Without the password Redis refuses (a raw PING, as any local user could send it).
+    const { port } = new URL(state.redisUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1', () => sock.write('PING\r\n'));
+      sock.once('data', (c) => {
+        resolve(c.toString());
+        sock.destroy();
+      });
+      sock.once('error', reject);
+    });
+    expect(answer).toMatch(/^-NOAUTH/);
     expect(state.listen).toBe(listen);
     expect(p.output()).toContain(`serve              http://${listen}`);
     expect((await fetch(`http://${listen}/healthz`)).status).toBe(200);
