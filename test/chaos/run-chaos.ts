@@ -12,6 +12,7 @@ import {
   faultSchedule,
   seededRandom,
 } from './fault-schedule.js';
+import { injectFault } from './inject-fault.js';
 import {
   entriesIn,
   leakedLoopDevices,
@@ -259,91 +260,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     seen = now;
   }
 
-  async function inject(f: Fault, wireRate: number): Promise<void> {
-    const p = rig.proxy;
-    switch (f.kind) {
-      case 'agent-kill':
-        await rig.killAgent();
-        await sleep(f.ms);
-        rig.startAgent();
-        return;
-      case 'gateway-kill':
-        await rig.killGateway();
-        await sleep(f.ms);
-        await rig.startGateway();
-        return;
-      case 'writer-restart':
-        await rig.stopWriter(true);
-        await sleep(f.ms);
-        rig.startWriter();
-        return;
-      case 'redis-restart':
-        await rig.killRedis();
-        await sleep(f.ms);
-        await rig.startRedis();
-        return;
-      case 'jitter':
-        p.set({ latencyMs: f.latencyMs ?? 20, jitterMs: f.jitterMs ?? 100 });
-        break;
-      case 'bandwidth':
-        p.set({ bandwidth: Math.max(512, Math.round(wireRate * (f.bandwidthShare ?? 0.3))) });
-        break;
-      case 'partition':
-        p.set({ partitioned: true });
-        break;
-      case 'stall':
-        p.set({ stalled: true });
-        break;
-      case 'reset': {
-        const n = f.resets ?? 2;
-        for (let i = 0; i < n; i++) {
-          await sleep(f.ms / n);
-          p.resetAll();
-        }
-        return;
-      }
-      case 'disk-full':
-        await rig.fillStore();
-        break;
-      case 'agent-kill-stalled':
-        // The gateway keeps what the agent sends but the agent hears no acknowledgement, then dies.
-        p.set({ stalled: true });
-        await sleep(f.ms / 2);
-        await rig.killAgent();
-        rig.startAgent();
-        await sleep(f.ms / 2);
-        p.resetAll();
-        p.heal();
-        return;
-      case 'kill-storm':
-        // kill -9 again and again, soon after each restart: mid-start, mid-cut, mid-commit.
-        for (const k of f.kills ?? []) {
-          await sleep(k.afterMs);
-          if (k.part === 'agent') {
-            await rig.killAgent();
-            rig.startAgent();
-          } else {
-            await rig.killGateway();
-            await rig.startGateway();
-          }
-        }
-        return;
-      case 'gateway-kill-full':
-        // Killed while its disk is full, and started again before there is room.
-        await rig.fillStore();
-        await sleep(f.ms / 3);
-        await rig.killGateway();
-        await rig.startGateway();
-        await sleep(f.ms / 3);
-        await rig.freeStore();
-        return;
-    }
-    await sleep(f.ms);
-    if (f.endWithReset) p.resetAll();
-    p.heal();
-    if (f.kind === 'disk-full') await rig.freeStore();
-  }
-
   async function round(f: Fault, wireRate: number): Promise<void> {
     const { round: n, kind } = f;
     const before = await points();
@@ -361,7 +277,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     })();
     try {
-      await inject(f, wireRate);
+      await injectFault(rig, f, wireRate);
     } finally {
       active = false;
       await sampler;
