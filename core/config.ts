@@ -204,6 +204,15 @@ const configSchema = z.object({
       tracker: z.enum(['auto', 'trace', 'scan']).default('auto'),
     })
     .default({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' }),
+  recovery: z
+    .object({
+      /**
+       * Keep each app's last materialised images (plaintext) in DR_HOME/cache/images so the next
+       * drill or failover fetches only what changed; false keeps no plaintext between operations.
+       */
+      imageCache: z.boolean().default(true),
+    })
+    .default({ imageCache: true }),
   /** People, their chat identities and groups. Anyone not listed may only read. */
   people: z
     .record(

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readConfig } from '../../core/config.js';
-import { errorMessage } from '../../core/errors.js';
+import { DrError, errorMessage } from '../../core/errors.js';
 import { parseDuration } from '../../core/units.js';
 import { imageCacheDir } from '../../replicator/jobs/recovery-deps.js';
 import { cachedPoint, warmCache } from '../../replicator/recovery/image-cache.js';
@@ -47,6 +47,16 @@ export function registerWarm(program: Command, exit: ExitState): void {
           try {
             for (;;) {
               const config = await readConfig(ctx.home, ctx.env);
+              if (!config.recovery.imageCache) {
+                throw new DrError(
+                  'the image cache is off (recovery.imageCache: false in dr.yaml)',
+                  {
+                    code: 'config_invalid',
+                    subject: 'recovery.imageCache',
+                    remedy: 'set recovery.imageCache: true in dr.yaml to keep a warm standby',
+                  },
+                );
+              }
               const apps = opts.app ? [opts.app] : Object.keys(config.apps);
               const client = gatewayClient(config);
               const kek = await loadKek(config);

@@ -167,7 +167,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           onProgress: (volume, fraction) => throttle(volume, fraction),
           // A drill copies the cached images at low priority beside replication; a failover
           // takes them (no copy: the RTO counts), and the next operation rebuilds the cache.
-          ...(deps.imageCache === false
+          ...(deps.imageCache === false || !config.recovery.imageCache
             ? {}
             : {
                 cacheDir: imageCacheDir(config, app),

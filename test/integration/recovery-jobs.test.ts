@@ -9,7 +9,7 @@ import { connectRedis } from '../../core/redis.js';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
-import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -183,6 +183,20 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     const cleanup = await finished(result.opId, 'cleanup');
     expect(cleanup.error).toBeUndefined();
     await nothingLeft(result.opId);
+  });
+
+  it('keeps no plaintext image cache when dr.yaml turns it off', async () => {
+    await protect();
+    await updateConfig(t.home, (doc) => doc.setIn(['recovery', 'imageCache'], false));
+    await worker();
+    const r = await dr(['drill', 'web', '--keep', '1s', '--wait', '--json'], env);
+    expect(r.code).toBe(0);
+    const { opId } = JSON.parse(r.out) as OperationResult;
+    await nothingLeft(opId);
+    expect(await exists(join(t.home, 'cache', 'images', 'web'))).toBe(false);
+    const warm = await dr(['warm', '--once'], env);
+    expect(warm.code).not.toBe(0);
+    expect(warm.err).toMatch(/image cache is off.*recovery\.imageCache: true/s);
   });
 
   it('prints the result with the RTO split, and `dr cleanup` removes a kept drill at once', async () => {
