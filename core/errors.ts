@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'agent_conflict'
   | 'session_lost'
   | 'app_failed_over'
+  | 'app_paused'
+  | 'not_paused'
   | 'not_failed_over'
   | 'point_unknown'
   | 'store_corrupt'

@@ -2,11 +2,19 @@ import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { findApp } from '../../core/config.js';
+import { isDrError } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { formatBytes, parseDuration } from '../../core/units.js';
 import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
 import { gatewayClient, loadKek } from '../connect.js';
-import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+import {
+  contextOf,
+  type ExitState,
+  printJson,
+  reportError,
+  runAction,
+  usageError,
+} from '../context.js';
 import { createAgentMetrics } from '../metrics/agent-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
 import { accessRuleFrom } from '../web/access-rule.js';
@@ -17,7 +25,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
     .command('agent')
     .description("replicate an app's volumes to the gateway (runs on the protected server)")
     .requiredOption('--app <app>', 'the app to protect')
-    .option('--once', 'sync every change since the last point, commit one point and exit')
+    .option('--once', 'sync every change since the last point, commit one point and exit (exit 3 when the app is paused)')
     .option(
       '--interval <duration>',
       'pause between cycles (default: agent.interval in dr.yaml, 1s)',
@@ -114,6 +122,11 @@ export function registerAgent(program: Command, exit: ExitState): void {
           } catch (err) {
             bar?.stop();
             if (controller.signal.aborted && !opts.once) return 0;
+            // A one-shot run on a paused app: said plainly, with its own exit code (3).
+            if (opts.once && isDrError(err, 'app_paused')) {
+              reportError(err, opts.json === true);
+              return 3;
+            }
             throw err;
           } finally {
             process.off('SIGINT', stop);

@@ -17,6 +17,7 @@ import type {
   ConsistencyLabel,
   Phase,
   PointInfo,
+  ProtectionState,
   SessionResponse,
 } from '../transport/wire-types.js';
 import { absentMacs } from './absent-macs.js';
@@ -59,6 +60,8 @@ export interface AgentOptions {
   /** Told as batches are acknowledged and cycles end, for metrics; never throws back into the agent. */
   observe?: AgentObserver;
   now?: () => number;
+  /** While paused, how often the agent asks the gateway whether it was resumed (default: the interval, 1-5 s). */
+  pausePollMs?: number;
 }
 
 /** What an observer (the agent's metrics) hears about. */
@@ -494,7 +497,17 @@ export class ReplicationAgent {
   } = {}): Promise<CycleReport | undefined> {
     const interval = this.opts.intervalMs ?? 5000;
     let last: CycleReport | undefined;
-    await this.start(signal);
+    // Started while paused: wait for the resume (a one-shot run says so and stops).
+    for (;;) {
+      try {
+        await this.start(signal);
+        break;
+      } catch (err) {
+        if (once || signal?.aborted || !isDrError(err, 'app_paused')) throw err;
+        await this.waitWhilePaused(err, signal);
+        if (signal?.aborted) return last;
+      }
+    }
     try {
       while (!signal?.aborted) {
         const t0 = this.now();
@@ -506,6 +519,12 @@ export class ReplicationAgent {
           this.opts.observe?.cycleFailed?.(err);
           // Failed over: the DR copy is production now; this agent must stop, saying why.
           if (once || signal?.aborted || isDrError(err, 'app_failed_over')) throw err;
+          if (isDrError(err, 'app_paused')) {
+            // Paused: no new points until resumed. Tracking goes on; the failed cycle left the
+            // volumes distrusted, so the first cycle after the resume resyncs them by MAC.
+            await this.waitWhilePaused(err, signal);
+            continue;
+          }
           this.log.error(
             { err: errorMessage(err) },
             'replication cycle failed; retrying next cycle',
@@ -520,6 +539,47 @@ export class ReplicationAgent {
       await this.stop();
     }
     return last;
+  }
+
+  /**
+   * Waits until the app is no longer paused, asking the gateway every few seconds; returns at once
+   * when `signal` aborts. A failover meanwhile ends the agent like any failover.
+   */
+  private async waitWhilePaused(err: DrError, signal?: AbortSignal): Promise<void> {
+    const { app, client } = this.opts;
+    const every = this.opts.pausePollMs ?? Math.min(Math.max(this.opts.intervalMs ?? 5000, 1000), 5000);
+    const before = this.phase;
+    this.phase = 'paused';
+    this.lastError = undefined;
+    this.log.warn({ err: err.message }, 'replication paused; waiting for the resume');
+    try {
+      while (!signal?.aborted) {
+        await sleep(every, undefined, signal ? { signal } : undefined).catch(() => undefined); // aborted: ends below
+        if (signal?.aborted) return;
+        let state: ProtectionState;
+        try {
+          state = await client.protection(app);
+        } catch (e) {
+          this.log.debug({ err: errorMessage(e) }, 'pause state not readable; asking again');
+          continue;
+        }
+        if (state.state === 'paused') continue;
+        if (state.state === 'failed-over') {
+          throw new DrError(
+            `app ${app} was failed over while its replication was paused (operation ${state.opId ?? '?'})`,
+            {
+              code: 'app_failed_over',
+              subject: app,
+              remedy: `stop this agent; fail back with \`dr failback ${app}\` to protect the original site again`,
+            },
+          );
+        }
+        this.log.info('replication resumed; resyncing what changed meanwhile');
+        return;
+      }
+    } finally {
+      this.phase = before === 'paused' ? 'continuous' : before;
+    }
   }
 
   private startHeartbeat(): void {

@@ -144,8 +144,22 @@ export async function createGateway({
     }
     return p;
   };
-  const refuseIfFailedOver = async (app: string) => {
+  /** Refuses the agent's calls while the app is failed over or paused, naming why and the way on. */
+  const refuseUnlessProtected = async (app: string) => {
     const p = await protectionOf(app);
+    if (p.state === 'paused') {
+      throw new HttpError(
+        409,
+        new DrError(
+          `replication of app ${app} is paused (by ${p.by ?? '?'} since ${p.since ?? '?'})`,
+          {
+            code: 'app_paused',
+            subject: app,
+            remedy: `resume it with \`dr resume ${app}\` or \`resume ${app}\` in chat; a running agent waits and goes on by itself`,
+          },
+        ),
+      );
+    }
     if (p.state !== 'failed-over') return;
     throw new HttpError(
       409,
@@ -159,21 +173,61 @@ export async function createGateway({
       ),
     );
   };
+  const failedOverRefusal = (app: string, p: ProtectionState, what: string) =>
+    new HttpError(
+      409,
+      new DrError(
+        `cannot ${what} app ${app}: it was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}) and its DR copy is production now`,
+        {
+          code: 'app_failed_over',
+          subject: app,
+          remedy: `fail back with \`dr failback ${app}\` to protect the original site again`,
+        },
+      ),
+    );
   const setProtection = async (app: string, req: ProtectionState): Promise<ProtectionState> => {
-    if (req.state !== 'failed-over' && req.state !== 'protected') {
+    if (
+      typeof req !== 'object' ||
+      req === null ||
+      (req.state !== 'failed-over' && req.state !== 'protected' && req.state !== 'paused')
+    ) {
       throw badRequest(
-        'protection state must be failed-over or protected',
-        'send {"state":"failed-over","opId":"…"}',
+        'protection state must be failed-over, paused or protected',
+        'send {"state":"paused","by":"NAME"} or {"state":"protected","from":"paused"}',
       );
     }
-    const next: ProtectionState =
-      req.state === 'failed-over'
-        ? {
-            state: 'failed-over',
-            ...(req.opId ? { opId: String(req.opId) } : {}),
-            since: new Date(now()).toISOString(),
-          }
-        : { state: 'protected' };
+    if (req.from !== undefined && req.from !== 'paused')
+      throw badRequest('"from" can only be "paused"', 'send {"state":"protected","from":"paused"}');
+    const cur = await protectionOf(app);
+    let next: ProtectionState;
+    if (req.state === 'paused') {
+      if (typeof req.by !== 'string' || !req.by.trim() || req.by.length > 200)
+        throw badRequest('a pause needs "by": who pauses (1-200 characters)', 'send {"state":"paused","by":"NAME"}');
+      if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'pause');
+      if (cur.state === 'paused') return { ...cur, unchanged: true };
+      appStore(app); // pausing an app the gateway has no replica of is a typo, not a state
+      next = { state: 'paused', by: req.by.trim(), since: new Date(now()).toISOString() };
+    } else if (req.state === 'protected' && req.from === 'paused') {
+      if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'resume');
+      if (cur.state !== 'paused')
+        throw new HttpError(
+          409,
+          new DrError(`replication of app ${app} is not paused`, {
+            code: 'not_paused',
+            subject: app,
+            remedy: `nothing to resume; pause it first with \`dr pause ${app}\``,
+          }),
+        );
+      next = { state: 'protected' };
+    } else
+      next =
+        req.state === 'failed-over'
+          ? {
+              state: 'failed-over',
+              ...(req.opId ? { opId: String(req.opId) } : {}),
+              since: new Date(now()).toISOString(),
+            }
+          : { state: 'protected' };
     await mkdir(dirname(protectionFile(app)), { recursive: true });
     await writeFileAtomic(protectionFile(app), JSON.stringify(next));
     protection.set(app, next);
@@ -231,7 +285,7 @@ export async function createGateway({
   };
 
   async function openSession(app: string, req: SessionRequest): Promise<SessionResponse> {
-    await refuseIfFailedOver(app);
+    await refuseUnlessProtected(app);
     if (!Array.isArray(req.volumes) || typeof req.agentId !== 'string') {
       throw badRequest(
         'session request needs agentId and volumes',
@@ -300,7 +354,7 @@ export async function createGateway({
   }
 
   async function receiveBatch(app: string, sessionId: string | undefined, body: Buffer[]) {
-    await refuseIfFailedOver(app);
+    await refuseUnlessProtected(app);
     const a = appStore(app);
     holdsLease(app, sessionId);
     let decoded: ReturnType<typeof decodeBatch>;
@@ -353,7 +407,7 @@ export async function createGateway({
   }
 
   async function commit(app: string, req: CommitRequest) {
-    await refuseIfFailedOver(app);
+    await refuseUnlessProtected(app);
     const a = appStore(app);
     holdsLease(app, req.sessionId);
     if (!Number.isSafeInteger(req.upToSeq) || typeof req.volumes !== 'object') {
@@ -428,6 +482,10 @@ export async function createGateway({
     if (p?.state === 'failed-over') {
       phase = 'paused';
       reason = `failed over by ${p.opId ?? '?'} at ${p.since ?? '?'}; replication into the DR copy is stopped`;
+    }
+    if (p?.state === 'paused') {
+      phase = 'paused';
+      reason = `paused by ${p.by ?? '?'} since ${p.since ?? '?'}; resume with \`dr resume ${app}\``;
     }
     return {
       app,
@@ -511,7 +569,7 @@ export async function createGateway({
       case 'GET protection':
         return sendJson(res, 200, await protectionOf(app));
       case 'POST heartbeat': {
-        await refuseIfFailedOver(app);
+        await refuseUnlessProtected(app);
         const hb = await readJson<HeartbeatRequest>(req);
         const lease = holdsLease(app, hb.sessionId);
         lease.phase = hb.phase;

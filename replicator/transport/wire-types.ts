@@ -134,10 +134,22 @@ export interface AppStatus {
   backlogBytes: number;
 }
 
-/** Whether the DR copy of an app is a replica (the agent writes it) or, after a failover, production. */
+/**
+ * Whether the DR copy of an app is a replica (the agent writes it), paused by someone (the agent
+ * waits), or, after a failover, production.
+ */
 export interface ProtectionState {
-  state: 'protected' | 'failed-over';
+  state: 'protected' | 'failed-over' | 'paused';
   /** The operation that failed the app over. */
   opId?: string;
+  /** Who paused it (a person or `cli:NAME`). */
+  by?: string;
   since?: string;
+  /**
+   * In a request: change only from this state (`{"state":"protected","from":"paused"}` resumes,
+   * and is refused for a failed-over app, which only failback protects again).
+   */
+  from?: 'paused';
+  /** In an answer: the app was in that state already; nothing changed. */
+  unchanged?: boolean;
 }
