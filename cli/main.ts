@@ -7,6 +7,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerGateway } from './commands/gateway.js';
 import { registerInit } from './commands/init.js';
 import { registerOperation } from './commands/operation.js';
+import { registerPause } from './commands/pause.js';
 import { registerPoints } from './commands/points.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerRecovery } from './commands/recovery.js';
@@ -38,6 +39,7 @@ export function buildProgram(exit: ExitState): Command {
     registerWarm,
     registerRecovery,
     registerOperation,
+    registerPause,
     registerServe,
     registerChat,
     registerPolicy,

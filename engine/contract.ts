@@ -168,7 +168,9 @@ export type NoticeKind =
   | 'alert.acknowledged'
   | 'alert.escalated'
   | 'policy.invalid'
-  | 'surface.down';
+  | 'surface.down'
+  | 'replication.paused'
+  | 'replication.resumed';
 
 /** Something the chat layer should tell people. Notices sharing a `key` update one message. */
 export interface Notice {

@@ -19,8 +19,9 @@ import { formatProblem, type PolicyProblem } from './policy.js';
 import { PolicyWatcher } from './policy-watcher.js';
 import { readHistory, readPoints, readPolicy, readStatus } from './read-verbs.js';
 import { expireApproval, submitPress, sweepGranted } from './submit-approval.js';
-import { submitAck, submitCancel, submitCleanup, submitPause } from './submit-control.js';
+import { submitAck, submitCancel, submitCleanup } from './submit-control.js';
 import { submitOperation } from './submit-operation.js';
+import { submitPause } from './submit-pause.js';
 
 export interface EngineOptions {
   /** DR_HOME: the policy directory named in dr.yaml is relative to it. */

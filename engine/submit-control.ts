@@ -1,7 +1,7 @@
 import { errorMessage, isDrError } from '../core/errors.js';
 import { OP_ID } from '../replicator/jobs/recovery-contract.js';
 import type { Command, Reply } from './contract.js';
-import { denyReply, judge, unknownApp } from './decide.js';
+import { denyReply, judge } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import type { Identity } from './identity.js';
 import { publicApproval } from './submit-operation.js';
@@ -154,21 +154,5 @@ export async function submitAck(
     ok: true,
     summary: `Acknowledged ${id}; it will not be escalated`,
     thread: `alert:${id}`,
-  };
-}
-
-/** pause / resume: authorised like any action, but the replicator offers no pause control yet. */
-export async function submitPause(
-  ctx: EngineContext,
-  command: Command,
-  who: Identity,
-): Promise<Reply> {
-  const bad = unknownApp(ctx, command.app);
-  if (bad) return bad;
-  const j = await judge(ctx, command, who);
-  if (j.deny) return denyReply(j, j.evaluation?.outcomes ?? []);
-  return {
-    ok: false,
-    summary: `${command.verb} is not available yet: the replicator has no pause control. Stop or start \`dr agent --app ${command.app}\` on the source server instead`,
   };
 }

@@ -25,7 +25,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
     .command('agent')
     .description("replicate an app's volumes to the gateway (runs on the protected server)")
     .requiredOption('--app <app>', 'the app to protect')
-    .option('--once', 'sync every change since the last point, commit one point and exit (exit 3 when the app is paused)')
+    .option(
+      '--once',
+      'sync every change since the last point, commit one point and exit (exit 3 when the app is paused)',
+    )
     .option(
       '--interval <duration>',
       'pause between cycles (default: agent.interval in dr.yaml, 1s)',

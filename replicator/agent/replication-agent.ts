@@ -547,7 +547,8 @@ export class ReplicationAgent {
    */
   private async waitWhilePaused(err: DrError, signal?: AbortSignal): Promise<void> {
     const { app, client } = this.opts;
-    const every = this.opts.pausePollMs ?? Math.min(Math.max(this.opts.intervalMs ?? 5000, 1000), 5000);
+    const every =
+      this.opts.pausePollMs ?? Math.min(Math.max(this.opts.intervalMs ?? 5000, 1000), 5000);
     const before = this.phase;
     this.phase = 'paused';
     this.lastError = undefined;

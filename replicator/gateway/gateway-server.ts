@@ -202,7 +202,10 @@ export async function createGateway({
     let next: ProtectionState;
     if (req.state === 'paused') {
       if (typeof req.by !== 'string' || !req.by.trim() || req.by.length > 200)
-        throw badRequest('a pause needs "by": who pauses (1-200 characters)', 'send {"state":"paused","by":"NAME"}');
+        throw badRequest(
+          'a pause needs "by": who pauses (1-200 characters)',
+          'send {"state":"paused","by":"NAME"}',
+        );
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'pause');
       if (cur.state === 'paused') return { ...cur, unchanged: true };
       appStore(app); // pausing an app the gateway has no replica of is a typo, not a state

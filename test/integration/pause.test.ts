@@ -1,0 +1,172 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import type { Engine } from '../../engine/create-engine.js';
+import type { AppStatus, PointInfo } from '../../replicator/transport/wire-types.js';
+import {
+  command,
+  type EngineHome,
+  engineHome,
+  startEngine,
+  testPrefix,
+} from '../helpers/engine-home.js';
+import { dr, scribble, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { startDr, stopAll } from '../helpers/processes.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { restoreLatest } from '../helpers/restore.js';
+import { skipBecause } from '../helpers/skip.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const quiet = { DR_LOG_LEVEL: 'silent' };
+
+async function points(t: TestHome): Promise<PointInfo[]> {
+  const r = await dr(['--home', t.home, 'points', 'web', '--json'], quiet);
+  return JSON.parse(r.out) as PointInfo[];
+}
+
+describe('pause and resume of replication', () => {
+  let t: TestHome;
+  let redis: TestRedis | undefined;
+  let image: string;
+  beforeEach(async () => {
+    t = await testHome();
+    image = join(t.dir, 'a.img');
+    await writeImage(image, 2 * 1024 * 1024, 11);
+    await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `a=${image}`]);
+  });
+  afterEach(async () => {
+    await stopAll();
+    await redis?.stop();
+    redis = undefined;
+    await t.cleanup();
+  });
+
+  it('pause: the agent waits while writes go on, no new points; resume: it resyncs and the next point restores byte-exact', async (ctx: TestContext) => {
+    const why = redisUnavailable();
+    if (why) skipBecause(ctx, why);
+    redis = await startRedis();
+    const env = { DR_HOME: t.home, REDIS_URL: redis.url, ...quiet };
+    const gateway = startDr(['gateway'], { DR_HOME: t.home });
+    await gateway.waitFor(/gateway listening/);
+    const agent = startDr(['agent', '--app', 'web', '--tracker', 'scan', '--interval', '300ms'], {
+      DR_HOME: t.home,
+    });
+    await agent.waitFor(/recovery point committed/);
+
+    const paused = await dr(['--home', t.home, 'pause', 'web', '--json'], env);
+    expect(paused.code).toBe(0);
+    const body = JSON.parse(paused.out) as { ok: boolean; summary: string };
+    expect(body.ok).toBe(true);
+    expect(body.summary).toMatch(/paused replication of web/);
+    await agent.waitFor(/replication paused; waiting for the resume/);
+    const before = (await points(t)).length;
+
+    // Writes go on at the source while paused; the agent does not exit.
+    await scribble(image, 40);
+    const status = JSON.parse(
+      (await dr(['--home', t.home, 'status', 'web', '--json'], quiet)).out,
+    ) as AppStatus;
+    expect(status.phase).toBe('paused');
+    expect(status.reason).toMatch(/^paused by .+ since .+; resume with `dr resume web`/);
+    // Several agent intervals (300 ms each) pass: still no new point, still running.
+    await sleep(1500);
+    expect((await points(t)).length).toBe(before);
+    expect(agent.child.exitCode).toBeNull();
+
+    const twice = await dr(['--home', t.home, 'pause', 'web'], env);
+    expect(twice.code).toBe(0);
+    expect(twice.out).toMatch(/web is already paused \(by .+ since .+\)/);
+
+    const resumed = await dr(['--home', t.home, 'resume', 'web'], env);
+    expect(resumed.code).toBe(0);
+    expect(resumed.out).toMatch(/resumed replication of web/);
+    await agent.waitFor(/replication resumed; resyncing/);
+    await waitFor(
+      'a point after the resume',
+      async () => {
+        if ((await points(t)).length > before) return true;
+        await sleep(200);
+        return undefined;
+      },
+      30_000,
+    );
+    expect(await agent.stop()).toBe(0);
+
+    const out = join(t.dir, 'restored.img');
+    const r = await restoreLatest(t, 'a', out);
+    expect(r.code, r.err).toBe(0);
+    expect((await readFile(out)).equals(await readFile(image))).toBe(true);
+
+    const again = await dr(['--home', t.home, 'resume', 'web', '--json'], env);
+    expect(again.code).toBe(2);
+    expect(JSON.parse(again.out).summary).toBe('web is not paused; nothing to resume');
+    await gateway.stop();
+  });
+
+  it('dr agent --once on a paused app exits 3 saying so; a failed-over app can be neither paused nor resumed', async (ctx: TestContext) => {
+    const why = redisUnavailable();
+    if (why) skipBecause(ctx, why);
+    redis = await startRedis();
+    const env = { DR_HOME: t.home, REDIS_URL: redis.url, ...quiet };
+    await t.startGateway();
+
+    // The gateway holds no replica yet: pausing it is refused as unknown there.
+    const early = await dr(['--home', t.home, 'pause', 'web'], env);
+    expect(early.code).toBe(2);
+    expect(early.err).toMatch(/holds no replica of app "web"/);
+    const unknown = await dr(['--home', t.home, 'pause', 'wbe'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/Unknown app "wbe". Did you mean web\?/);
+
+    expect((await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet)).code).toBe(0);
+    expect((await dr(['--home', t.home, 'pause', 'web'], env)).code).toBe(0);
+    const once = await dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--json'], quiet);
+    expect(once.code).toBe(3);
+    expect(once.err).toMatch(/replication of app web is paused \(by .+\).*dr resume web/);
+    expect(JSON.parse(once.out).error.code).toBe('app_paused');
+    expect((await dr(['--home', t.home, 'resume', 'web'], env)).code).toBe(0);
+    expect((await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet)).code).toBe(0);
+
+    const client = await t.client();
+    await client.setProtection('web', { state: 'failed-over', opId: 'op-12345678' });
+    const pause = await dr(['--home', t.home, 'pause', 'web'], env);
+    expect(pause.code).toBe(2);
+    expect(pause.err).toMatch(/cannot pause app web: it was failed over \(operation op-12345678/);
+    const resume = await dr(['--home', t.home, 'resume', 'web'], env);
+    expect(resume.code).toBe(2);
+    expect(resume.err).toMatch(/cannot resume app web: it was failed over.*dr failback web/);
+    expect((await client.protection('web')).state).toBe('failed-over');
+  });
+});
+
+describe('pause and resume through the policies', () => {
+  let h: EngineHome;
+  let redis: TestRedis | undefined;
+  let e: Engine | undefined;
+  beforeEach(async () => {
+    h = await engineHome();
+  });
+  afterEach(async () => {
+    await e?.close();
+    e = undefined;
+    await redis?.stop();
+    redis = undefined;
+    await h.cleanup();
+  });
+
+  it('refuses an unknown identity and a person no policy lets pause, before asking the gateway', async (ctx: TestContext) => {
+    const why = redisUnavailable();
+    if (why) skipBecause(ctx, why);
+    redis = await startRedis();
+    e = await startEngine(h, redis.url, testPrefix());
+    const stranger = await e.submit(command('slack:USTRANGER', 'pause web'));
+    expect(stranger.ok).toBe(false);
+    expect(stranger.summary).toMatch(/slack:USTRANGER is not a person in dr.yaml/);
+    const dev = await e.submit(command('slack:UDAN', 'resume web'));
+    expect(dev.ok).toBe(false);
+    expect(dev.decision?.outcome).toBe('deny');
+    const typo = await e.submit(command('slack:USAM', 'pause wbe'));
+    expect(typo.summary).toBe('Unknown app "wbe". Did you mean web?');
+  });
+});
