@@ -553,6 +553,7 @@ export class ReplicationAgent {
     this.phase = 'paused';
     this.lastError = undefined;
     this.log.warn({ err: err.message }, 'replication paused; waiting for the resume');
+    this.sendHeartbeat(); // status shows the agent waiting
     try {
       while (!signal?.aborted) {
         await sleep(every, undefined, signal ? { signal } : undefined).catch(() => undefined); // aborted: ends below

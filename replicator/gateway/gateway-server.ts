@@ -145,9 +145,9 @@ export async function createGateway({
     return p;
   };
   /** Refuses the agent's calls while the app is failed over or paused, naming why and the way on. */
-  const refuseUnlessProtected = async (app: string) => {
+  const refuseUnlessProtected = async (app: string, { whilePaused = false } = {}) => {
     const p = await protectionOf(app);
-    if (p.state === 'paused') {
+    if (p.state === 'paused' && !whilePaused) {
       throw new HttpError(
         409,
         new DrError(
@@ -488,7 +488,8 @@ export async function createGateway({
     }
     if (p?.state === 'paused') {
       phase = 'paused';
-      reason = `paused by ${p.by ?? '?'} since ${p.since ?? '?'}; resume with \`dr resume ${app}\``;
+      const waiting = lease?.phase === 'paused' ? '; its agent is waiting' : '';
+      reason = `paused by ${p.by ?? '?'} since ${p.since ?? '?'}${waiting}; resume with \`dr resume ${app}\``;
     }
     return {
       app,
@@ -572,7 +573,8 @@ export async function createGateway({
       case 'GET protection':
         return sendJson(res, 200, await protectionOf(app));
       case 'POST heartbeat': {
-        await refuseUnlessProtected(app);
+        // A paused agent keeps saying it is alive and waiting; a failed-over one is refused.
+        await refuseUnlessProtected(app, { whilePaused: true });
         const hb = await readJson<HeartbeatRequest>(req);
         const lease = holdsLease(app, hb.sessionId);
         lease.phase = hb.phase;

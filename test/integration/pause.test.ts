@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import type { AuditEntry } from '../../engine/audit-log.js';
+import type { Notice } from '../../engine/contract.js';
 import type { Engine } from '../../engine/create-engine.js';
 import type { AppStatus, PointInfo } from '../../replicator/transport/wire-types.js';
 import {
@@ -11,7 +14,14 @@ import {
   startEngine,
   testPrefix,
 } from '../helpers/engine-home.js';
-import { dr, scribble, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import {
+  dr,
+  scribble,
+  type TestHome,
+  testHome,
+  updateConfig,
+  writeImage,
+} from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { restoreLatest } from '../helpers/restore.js';
@@ -34,6 +44,9 @@ describe('pause and resume of replication', () => {
     image = join(t.dir, 'a.img');
     await writeImage(image, 2 * 1024 * 1024, 11);
     await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `a=${image}`]);
+    await updateConfig(t.home, (doc) => {
+      doc.setIn(['channels', 'apps', 'web'], ['slack:CWEB']);
+    });
   });
   afterEach(async () => {
     await stopAll();
@@ -69,6 +82,12 @@ describe('pause and resume of replication', () => {
     ) as AppStatus;
     expect(status.phase).toBe('paused');
     expect(status.reason).toMatch(/^paused by .+ since .+; resume with `dr resume web`/);
+    await waitFor('the agent reported waiting', async () => {
+      const s = JSON.parse((await dr(['--home', t.home, 'status', 'web', '--json'], quiet)).out);
+      if ((s as AppStatus).reason?.includes('its agent is waiting')) return true;
+      await sleep(200);
+      return undefined;
+    });
     // Several agent intervals (300 ms each) pass: still no new point, still running.
     await sleep(1500);
     expect((await points(t)).length).toBe(before);
@@ -97,6 +116,28 @@ describe('pause and resume of replication', () => {
     const r = await restoreLatest(t, 'a', out);
     expect(r.code, r.err).toBe(0);
     expect((await readFile(out)).equals(await readFile(image))).toBe(true);
+
+    // Both were told to the channels and written to the audit log.
+    const conn = new Redis(redis.url);
+    try {
+      const notices = (await conn.xrange('lifeboat:notices', '-', '+')).map(
+        ([, f]) => JSON.parse(f[f.indexOf('notice') + 1] ?? '{}') as Notice,
+      );
+      expect(notices.map((n) => [n.kind, n.app, n.targets])).toEqual([
+        ['replication.paused', 'web', ['slack:CWEB']],
+        ['replication.resumed', 'web', ['slack:CWEB']],
+      ]);
+      const audit = (await conn.xrange('lifeboat:audit', '-', '+')).map(
+        ([, f]) => JSON.parse(f[f.indexOf('entry') + 1] ?? '{}') as AuditEntry,
+      );
+      expect(
+        audit
+          .filter((a) => a.type === 'result')
+          .map((a) => (a.data as { verb: string; state: string }).state),
+      ).toEqual(['paused', 'protected']);
+    } finally {
+      conn.disconnect();
+    }
 
     const again = await dr(['--home', t.home, 'resume', 'web', '--json'], env);
     expect(again.code).toBe(2);
