@@ -59,7 +59,7 @@ export function formatReport(r: ChaosReport): string {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, n]): [string, string] => [`  faults: ${k}`, String(n)]),
     ['points committed', String(r.pointsCommitted)],
-    ['points checked (restored, fsck, records)', String(r.pointsChecked)],
+    ['points checked (restored, records)', String(r.pointsChecked)],
     ...Object.entries(r.resyncs).map(([k, n]): [string, string] => [`  resyncs: ${k}`, String(n)]),
     [
       'bytes changed vs resent',

@@ -312,6 +312,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const reason = String(line.reason);
       report.resyncs[reason] = (report.resyncs[reason] ?? 0) + 1;
     }
+    if (resent.size > 0) {
+      // What the agent logged is what `dr status --json` reports as lastResync (the latest one).
+      const isResync = (l: Record<string, unknown>) =>
+        typeof l.msg === 'string' && l.msg.startsWith('resynced by scan');
+      const shown = await until(async () => {
+        const r = (await rig.status())?.lastResync;
+        const logged = rig.agentLines().filter(isResync).at(-1);
+        return r &&
+          logged &&
+          r.volume === String(logged.volume) &&
+          r.bytes === Number(logged.bytesChanged)
+          ? r
+          : undefined;
+      }, 15_000);
+      if (!shown) fail(n, kind, "dr status does not report the agent's last resync as lastResync");
+    }
     const base =
       resent.size > 0 || !checked.has(p0.id) ? await checkPoint(p0.id, resent.size > 0) : undefined;
     if (base && resent.size > 0) {
