@@ -177,7 +177,8 @@ export interface Notice {
   /** Unique (the stream entry id once written). */
   id: string;
   kind: NoticeKind;
-  /** `op:<opId>` for an operation and its approval, `alert:<alertId>`, `policy`, `surface:<name>`. */
+  /** `op:<opId>` for an operation and its approval, `alert:<alertId>`, `policy`, `surface:<name>`,
+   * `pause:<app>:<since>` for a pause and its resume. */
   key: string;
   app?: string;
   /** Surface-qualified channels, e.g. `slack:C123`, `dingtalk:cid…`, `console`; chosen from dr.yaml and policies. */

@@ -43,8 +43,11 @@ export async function submitPause(
   const pausing = command.verb === 'pause';
   let client: GatewayClient | undefined;
   let state: ProtectionState;
+  /** When the pause being ended began: a pause and its resume are one message in chat. */
+  let pausedSince: string | undefined;
   try {
     client = engineGateway(ctx);
+    if (!pausing) pausedSince = (await client.protection(app)).since;
     state = await client.setProtection(
       app,
       pausing ? { state: 'paused', by: person } : { state: 'protected', from: 'paused' },
@@ -80,7 +83,7 @@ export async function submitPause(
     : `${person} resumed replication of ${app}: the agent resyncs what changed while paused and commits the next point`;
   await ctx.notices.publish({
     kind: pausing ? 'replication.paused' : 'replication.resumed',
-    key: `app:${app}`,
+    key: `pause:${app}:${pausing ? state.since : pausedSince}`,
     app,
     targets: targetsFor(ctx, app, command.channel),
     severity: pausing ? 'warning' : 'info',

@@ -3,10 +3,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { errorMessage } from '../../core/errors.js';
 import type { AuditEntry } from '../../engine/audit-log.js';
 import type { Notice } from '../../engine/contract.js';
 import type { Engine } from '../../engine/create-engine.js';
-import type { AppStatus, PointInfo } from '../../replicator/transport/wire-types.js';
+import type {
+  AppStatus,
+  PointInfo,
+  ProtectionState,
+} from '../../replicator/transport/wire-types.js';
 import {
   command,
   type EngineHome,
@@ -123,6 +128,9 @@ describe('pause and resume of replication', () => {
       const notices = (await conn.xrange('lifeboat:notices', '-', '+')).map(
         ([, f]) => JSON.parse(f[f.indexOf('notice') + 1] ?? '{}') as Notice,
       );
+      // A pause and its resume are one message in chat: they share a key.
+      expect(notices[0]?.key).toMatch(/^pause:web:\d{4}-/);
+      expect(notices[1]?.key).toBe(notices[0]?.key);
       expect(notices.map((n) => [n.kind, n.app, n.targets])).toEqual([
         ['replication.paused', 'web', ['slack:CWEB']],
         ['replication.resumed', 'web', ['slack:CWEB']],
@@ -170,6 +178,17 @@ describe('pause and resume of replication', () => {
     expect((await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet)).code).toBe(0);
 
     const client = await t.client();
+    // Bad requests to the gateway name what is wrong and what to send.
+    const bad = async (body: unknown) =>
+      client.setProtection('web', body as ProtectionState).then(
+        () => 'accepted',
+        (err: unknown) => errorMessage(err),
+      );
+    expect(await bad({ state: 'frozen' })).toMatch(/must be failed-over, paused or protected/);
+    expect(await bad({ state: 'paused' })).toMatch(/a pause needs "by"/);
+    expect(await bad({ state: 'paused', by: 'x'.repeat(201) })).toMatch(/a pause needs "by"/);
+    expect(await bad({ state: 'protected', from: 'failed-over' })).toMatch(/"from" can only be/);
+    expect((await client.protection('web')).state).toBe('protected');
     await client.setProtection('web', { state: 'failed-over', opId: 'op-12345678' });
     const pause = await dr(['--home', t.home, 'pause', 'web'], env);
     expect(pause.code).toBe(2);
