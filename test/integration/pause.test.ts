@@ -153,7 +153,7 @@ describe('pause and resume of replication', () => {
     await gateway.stop();
   });
 
-  it('dr agent --once on a paused app exits 3 saying so; a failed-over app can be neither paused nor resumed', async (ctx: TestContext) => {
+  it('dr agent --once on a paused app exits 3; an agent started paused waits; a failed-over app can be neither paused nor resumed', async (ctx: TestContext) => {
     const why = redisUnavailable();
     if (why) skipBecause(ctx, why);
     redis = await startRedis();
@@ -174,8 +174,19 @@ describe('pause and resume of replication', () => {
     expect(once.code).toBe(3);
     expect(once.err).toMatch(/replication of app web is paused \(by .+\).*dr resume web/);
     expect(JSON.parse(once.out).error.code).toBe('app_paused');
+    // An agent started while paused waits too, and goes on by itself after the resume.
+    await scribble(image, 10);
+    const agent = startDr(['agent', '--app', 'web', '--tracker', 'scan', '--interval', '300ms'], {
+      DR_HOME: t.home,
+    });
+    await agent.waitFor(/replication paused; waiting for the resume/);
     expect((await dr(['--home', t.home, 'resume', 'web'], env)).code).toBe(0);
-    expect((await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], quiet)).code).toBe(0);
+    await agent.waitFor(/replication resumed; resyncing/);
+    await agent.waitFor(/recovery point committed/);
+    expect(await agent.stop()).toBe(0);
+    const out = join(t.dir, 'restored.img');
+    expect((await restoreLatest(t, 'a', out)).code).toBe(0);
+    expect((await readFile(out)).equals(await readFile(image))).toBe(true);
 
     const client = await t.client();
     // Bad requests to the gateway name what is wrong and what to send.
