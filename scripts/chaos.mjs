@@ -27,7 +27,7 @@ const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] 
   --kinds K,…     only these faults: ${KINDS.join(', ')}
   --volume-mib M  size of each of the app's two volumes (default: 128, more for long runs)
   --rate R        records per second the writer appends to each volume (default 25)
-  --sample K      extra points restored and checked per round (default 1)
+  --sample K|all  extra points restored and checked per round (default 1; all: every point)
   --volumes V     loop (ext4 on loop devices, needs root), image (raw image files) or auto (default)
   --json          also print the report as JSON
 Needs redis-server; loop volumes need root (loop devices, ext4, fsfreeze, tracefs).`;
@@ -75,7 +75,7 @@ const volumeMiB =
   values['volume-mib'] === undefined
     ? Math.max(128, needMiB)
     : whole('volume-mib', values['volume-mib'], 16);
-const sample = whole('sample', values.sample, 0);
+const sample = values.sample === 'all' ? 'all' : whole('sample', values.sample, 0);
 if (!['auto', 'loop', 'image'].includes(values.volumes))
   die(`--volumes must be loop, image or auto, not ${JSON.stringify(values.volumes)}`);
 const kinds = values.kinds?.split(',').map((k) => k.trim()) ?? KINDS;

@@ -35,7 +35,12 @@ describe('chaos run', () => {
       volumes,
       ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
       ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
-      ...(env.CHAOS_SAMPLE ? { samplePerRound: Number(env.CHAOS_SAMPLE) } : {}),
+      ...(env.CHAOS_SAMPLE
+        ? {
+            samplePerRound:
+              env.CHAOS_SAMPLE === 'all' ? Number.POSITIVE_INFINITY : Number(env.CHAOS_SAMPLE),
+          }
+        : {}),
       say: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(`\n${formatReport(report)}`);

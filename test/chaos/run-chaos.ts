@@ -347,8 +347,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       for (const img of base.images) await rm(img, { force: true });
     }
     // Points committed during the round: the first after the fault, and a seeded sample of the others.
+    // Any consistent point not checked yet (those of this round, and those cut between rounds).
     const during =
-      (await points())?.filter((p) => consistent(p) && p.id > p0.id && p.id !== back.id) ?? [];
+      (await points())?.filter((p) => consistent(p) && !checked.has(p.id) && p.id !== back.id) ??
+      [];
     const sample: number[] = [back.id];
     for (let i = 0; i < (o.samplePerRound ?? 1) && during.length > 0; i++) {
       const [pick] = during.splice(Math.floor(random() * during.length), 1);
