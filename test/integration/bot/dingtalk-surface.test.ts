@@ -12,6 +12,7 @@ import {
 import { DingTalkGateway } from '../../fakes/dingtalk-gateway.js';
 import { DingTalkOpenApi } from '../../fakes/dingtalk-openapi.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
+import { missingFeature } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const missing = redisUnavailable();
@@ -45,7 +46,7 @@ class TablePlane implements ControlPlane {
   }
 }
 
-describe.skipIf(missing)(
+describe.skipIf(missingFeature(missing, 'dingtalk-surface.test.ts'))(
   'DingTalk surface (real DWClient, gateway and OpenAPI emulators, real Redis)',
   () => {
     let redis: TestRedis;

@@ -6,10 +6,11 @@ import type { Engine } from '../../../engine/index.js';
 import { SlackEmulator } from '../../fakes/slack-web-api.js';
 import { type EngineHome, engineHome, startEngine, testPrefix } from '../../helpers/engine-home.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
+import { missingFeature } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 /** Presses that must change nothing, against the real engine (its clock moved by the test). */
-describe.skipIf(redisUnavailable())(
+describe.skipIf(missingFeature(redisUnavailable(), 'slack-engine.test.ts'))(
   'Slack with the real engine: refused presses and unknown apps',
   () => {
     let redis: TestRedis;

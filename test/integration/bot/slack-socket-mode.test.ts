@@ -4,9 +4,10 @@ import { SlackSurface } from '../../../bot/slack/slack-surface.js';
 import type { Command, ControlPlane, Reply } from '../../../engine/contract.js';
 import { SlackEmulator } from '../../fakes/slack-web-api.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
+import { missingFeature } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
-describe.skipIf(redisUnavailable())(
+describe.skipIf(missingFeature(redisUnavailable(), 'slack-socket-mode.test.ts'))(
   'Slack surface in Socket Mode (real Bolt SocketModeReceiver)',
   () => {
     let redis: TestRedis;

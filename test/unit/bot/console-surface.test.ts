@@ -5,6 +5,7 @@ import { ConsoleSurface } from '../../../bot/console/console-surface.js';
 import { publishNotice } from '../../../bot/notice-reader.js';
 import type { Command, ControlPlane } from '../../../engine/contract.js';
 import { redisUnavailable, startRedis } from '../../helpers/redis-server.js';
+import { missingFeature } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 function run(plane: ControlPlane, lines: string[], person = 'alice') {
@@ -75,7 +76,7 @@ describe('console surface', () => {
     ).toThrow(/--as "a b;rm" is not a person's name/);
   });
 
-  it.skipIf(redisUnavailable())(
+  it.skipIf(missingFeature(redisUnavailable(), 'console-surface.test.ts'))(
     'prints notices addressed to the console while it runs',
     async () => {
       const redis = await startRedis();
