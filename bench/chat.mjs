@@ -6,15 +6,14 @@
 //  2. approval to start: drills that need two approvals (a bench policy); time from sending the
 //     second Approve press to the job's `started` event on the events stream (target <= 500 ms).
 //   node bench/chat.mjs [--rounds 3] [--drills 5] [--json]   (needs redis-server; run after build)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bin, freePort, needCommand, pct, root, startProcess } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,14 +25,8 @@ const { values: args } = parseArgs({
 const ROUNDS = Number(args.rounds);
 const DRILLS = Number(args.drills);
 const CONCURRENT = 50;
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'bin/dr.js');
 const serverScript = join(root, 'test/fixtures/volume-server.mjs');
-const say = (s) => process.stderr.write(`${s}\n`);
-if (spawnSync('redis-server', ['--version']).error) {
-  say('bench:chat: redis-server is missing. To resolve, run: apt-get install -y redis-server');
-  process.exit(2);
-}
+needCommand('bench:chat', 'redis-server');
 
 // The Slack emulator is TypeScript under test/: bundle it next to node_modules so `ws` resolves.
 const cache = join(root, 'node_modules/.cache/lifeboat-bench');
@@ -59,37 +52,9 @@ const { parseDocument } = await import('yaml');
 
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-chat-'));
 const children = [];
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const pct = (xs, p) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const f = (n) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 
-function start(cmd, argv, env, name) {
-  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  children.push(child);
-  return {
-    child,
-    out: () => out,
-    waitFor: async (re, ms = 60_000) => {
-      const until = Date.now() + ms;
-      while (!re.test(out)) {
-        if (Date.now() > until || child.exitCode !== null)
-          throw new Error(`${name}: no ${re}:\n${out.slice(-2000)}`);
-        await sleep(50);
-      }
-    },
-  };
-}
+const start = (cmd, argv, env, name) => startProcess(children, cmd, argv, env, name);
 
 async function until(what, probe, ms = 60_000) {
   const end = Date.now() + ms;

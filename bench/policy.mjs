@@ -8,12 +8,11 @@
 //   node bench/policy.mjs [--commands 10000] [--policies 200] [--json]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -24,8 +23,6 @@ const { values: args } = parseArgs({
 });
 const COMMANDS = Number(args.commands);
 const POLICIES = Number(args.policies);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const say = (s) => process.stderr.write(`${s}\n`);
 const { loadPolicyDir } = await import(join(root, 'dist/engine/policy-set.js'));
 const { evaluatePolicies } = await import(join(root, 'dist/engine/evaluate-policies.js'));
 
@@ -155,12 +152,7 @@ const decisionCpu = summary(cpuTimes);
 // The whole submit path, with a real Redis.
 let submit;
 if (spawnSync('redis-server', ['--version']).status === 0) {
-  const port = await new Promise((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => r(p));
-    });
-  });
+  const port = await freePort();
   const redis = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],

@@ -14,11 +14,10 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bin, freePort, needCommand, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,31 +32,16 @@ const SIZE = Number(args['size-mib']) * 1024 * 1024;
 const BLOCK = 64 * 1024;
 const CHANGE = Number(args.change);
 const TRIALS = Math.max(1, Number(args.trials));
-const bin = fileURLToPath(new URL('../bin/dr.js', import.meta.url));
-const say = (s) => process.stderr.write(`${s}\n`);
 
-if (!existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)))) {
+if (!existsSync(join(root, 'dist/cli/main.js'))) {
   say('bench: build first (npm run build)');
   process.exit(2);
 }
-if (spawnSync('rsync', ['--version']).status !== 0) {
-  say('bench: rsync is missing. To resolve, run: apt-get install -y rsync');
-  process.exit(2);
-}
+needCommand('bench', 'rsync');
 
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-'));
 const src = join(work, 'volume.img');
 const rsyncDst = join(work, 'rsync-copy.img');
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function dr(argv, opts = {}) {
   const r = spawnSync(process.execPath, [bin, ...argv], {

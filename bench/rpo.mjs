@@ -6,12 +6,11 @@
 //   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--json]   (root, fio, tracefs)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bin, freePort, needCommand, pct as percentile, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,15 +21,7 @@ const { values: args } = parseArgs({
   },
 });
 const SECONDS = Number(args.seconds);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'bin/dr.js');
-const say = (s) => process.stderr.write(`${s}\n`);
-const need = (cmd, pkg) => {
-  if (spawnSync(cmd, ['--version']).error) {
-    say(`bench:rpo: ${cmd} is missing. To resolve, run: apt-get install -y ${pkg}`);
-    process.exit(2);
-  }
-};
+const need = (cmd, pkg) => needCommand('bench:rpo', cmd, pkg);
 if (process.getuid?.() !== 0) {
   say('bench:rpo: needs root (loop devices, mount, fsfreeze, tracefs)');
   process.exit(2);
@@ -47,21 +38,7 @@ const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-rpo-'
 const undo = [];
 const sh = (cmd, a) => execFileSync(cmd, a, { encoding: 'utf8' }).trim();
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const pct = (xs, p) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
+const pct = (xs, p) => (xs.length === 0 ? Number.NaN : percentile(xs, p));
 /** CPU ticks of a process: its own, and with its reaped children (the thaw watchdogs, fsfreeze). */
 const cpuTicks = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

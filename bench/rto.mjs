@@ -9,12 +9,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bin, freePort, needCommand, pct, root, say, startProcess } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,51 +26,17 @@ const { values: args } = parseArgs({
 const WARM = !args['no-warm'];
 const SIZE = Number(args['size-mib']) * 1024 * 1024;
 const SECONDS = Number(args.seconds);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'bin/dr.js');
 const serverScript = join(root, 'test/fixtures/volume-server.mjs');
-const say = (s) => process.stderr.write(`${s}\n`);
-if (spawnSync('redis-server', ['--version']).error) {
-  say('bench:rto: redis-server is missing. To resolve, run: apt-get install -y redis-server');
-  process.exit(2);
-}
+needCommand('bench:rto', 'redis-server');
 const { GatewayClient } = await import(join(root, 'dist/replicator/transport/gateway-client.js'));
 const { tlsClientOptions } = await import(join(root, 'dist/replicator/transport/certificates.js'));
 const { homePaths } = await import(join(root, 'dist/core/home.js'));
 
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-rto-'));
 const children = [];
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const pct = (xs, p) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-function start(cmd, argv, env, name) {
-  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  children.push(child);
-  return {
-    child,
-    out: () => out,
-    waitFor: async (re, ms = 60_000) => {
-      const until = Date.now() + ms;
-      while (!re.test(out)) {
-        if (Date.now() > until || child.exitCode !== null)
-          throw new Error(`${name}: no ${re}:\n${out.slice(-2000)}`);
-        await sleep(50);
-      }
-    },
-  };
-}
+const start = (cmd, argv, env, name) => startProcess(children, cmd, argv, env, name);
 
 /** Random 64 KiB writes to the image at a given rate (bytes/s), until stopped. */
 function writer(image, rate) {

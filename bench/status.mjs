@@ -4,12 +4,11 @@
 // every 10 s, as the gateway keeps it), 2 500 operations (5 000 events), 50 approvals and 10
 // alerts. Times GET /, GET /api/status (6 h and 24 h windows) and GET /metrics over HTTP.
 //   node bench/status.mjs [--apps 20] [--runs 40] [--json]   (needs redis-server; npm run build first)
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, needCommand, pct, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   strict: false, // npm run bench passes every bench the same arguments
@@ -21,12 +20,7 @@ const { values: args } = parseArgs({
 });
 const APPS = Number(args.apps);
 const RUNS = Number(args.runs);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const say = (s) => process.stderr.write(`${s}\n`);
-if (spawnSync('redis-server', ['--version']).error) {
-  say('bench:status: redis-server is missing. To resolve, run: apt-get install -y redis-server');
-  process.exit(2);
-}
+needCommand('bench:status', 'redis-server');
 const dist = (p) => import(join(root, 'dist', p));
 const { Redis } = await import('ioredis');
 const { createHttpServer } = await dist('cli/http-server.js');
@@ -40,13 +34,7 @@ const { emitEvent } = await dist('replicator/jobs/operation-events.js');
 const { ApprovalStore } = await dist('engine/approval-store.js');
 const { AlertStore } = await dist('engine/alert-store.js');
 
-const port = await new Promise((resolve) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const { port: p } = s.address();
-    s.close(() => resolve(p));
-  });
-});
+const port = await freePort();
 const server = spawn(
   'redis-server',
   ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -65,8 +53,6 @@ for (let i = 0; ; i++) {
   }
 }
 const prefix = 'lifeboat:';
-const pct = (xs, p) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 let http;
 try {
   say(

@@ -6,23 +6,12 @@
 // and the data-loss window its check reports, the time `dr up` takes to stop, and `dr doctor`.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { bin, freePort, pct } from './lib.mjs';
 
-const bin = fileURLToPath(new URL('../bin/dr.js', import.meta.url));
 const SAMPLE_S = 20;
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 function dr(env, ...args) {
   const r = spawnSync(process.execPath, [bin, ...args], {
@@ -32,11 +21,6 @@ function dr(env, ...args) {
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
-
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 
 async function trial(label, extraEnv) {
   const dir = mkdtempSync(join(tmpdir(), 'lifeboat-bench-up-'));

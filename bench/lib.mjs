@@ -1,0 +1,59 @@
+// Small helpers the benchmarks (and test/fixtures/replication-walkthrough.mjs) share: where the
+// repository and `dr` are, a free loopback port, percentiles, a missing-tool check, and child
+// processes whose output can be waited on.
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('..', import.meta.url));
+export const bin = join(root, 'bin/dr.js');
+export const say = (s) => process.stderr.write(`${s}\n`);
+
+/** A TCP port free on 127.0.0.1 right now. */
+export const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+/** The p-th percentile of xs (not sorted in place); undefined when xs is empty. */
+export const pct = (xs, p) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+/** Exits with status 2 and the apt package to install when `cmd --version` cannot run. */
+export function needCommand(label, cmd, pkg = cmd) {
+  if (spawnSync(cmd, ['--version']).error) {
+    say(`${label}: ${cmd} is missing. To resolve, run: apt-get install -y ${pkg}`);
+    process.exit(2);
+  }
+}
+
+/**
+ * Starts a child with its stdout and stderr collected, and records it in `children` for the
+ * caller to stop. waitFor(re) resolves once the output matches, and throws (with the output's
+ * tail) when the child exits first or `ms` passes.
+ */
+export function startProcess(children, cmd, argv, env, name) {
+  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  children.push(child);
+  return {
+    child,
+    out: () => out,
+    waitFor: async (re, ms = 60_000) => {
+      const until = Date.now() + ms;
+      while (!re.test(out)) {
+        if (Date.now() > until || child.exitCode !== null)
+          throw new Error(`${name}: no ${re}:\n${out.slice(-2000)}`);
+        await sleep(50);
+      }
+    },
+  };
+}
