@@ -6,10 +6,10 @@ import type { Provider } from '../providers/provider.js';
 import { copyBack } from '../recovery/copy-back.js';
 import { prepareOriginal } from '../recovery/prepare-original.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
-import { AppLock } from './app-lock.js';
+import type { AppLock } from './app-lock.js';
 import { findFailover, volumeMacKeys } from './find-failover.js';
-import { cancelled, errorInfo, FinalError, isJobLost, isPermanent } from './job-errors.js';
-import { emitEvent } from './operation-events.js';
+import { errorInfo, FinalError } from './job-errors.js';
+import { JobScaffold, recordedSteps } from './job-scaffold.js';
 import {
   type FailbackJobData,
   type FailbackResult,
@@ -37,78 +37,25 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
     if (!OP_ID.test(opId) || !APP_NAME.test(app)) {
       throw new FinalError(`job ${job.id} is not a valid operation (op id or app name)`, 'usage');
     }
-    const log = deps.log.child({ opId, app, job: 'failback' });
-    const emit = (e: Omit<OperationEvent, 'time' | 'opId' | 'app' | 'job'>) =>
-      emitEvent(deps.redis, deps.keys.events, { opId, app, job: 'failback', ...e }).catch(
-        (err: unknown) => log.warn({ err: errorMessage(err) }, 'event not recorded'),
-      );
-    const steps: FailbackSteps = { ...job.data.steps };
-    const resumed = steps.startedAt !== undefined;
-    steps.startedAt ??= Date.now();
-    if (resumed) steps.resumes = (steps.resumes ?? 0) + 1;
-    const save = () => job.updateData({ ...job.data, steps });
-    await save();
+    const run = new JobScaffold(deps, job, 'failback', bullSignal);
+    const { log, signal, emit } = run;
+    const { steps, resumed, save } = await recordedSteps<FailbackSteps, FailbackJobData>(job);
     await emit({ type: 'started', ...(resumed ? { step: 'resumed' } : {}) });
 
-    const controller = new AbortController();
-    const signal = bullSignal
-      ? AbortSignal.any([bullSignal, controller.signal])
-      : controller.signal;
-    const lock = new AppLock(deps.redis, deps.keys.lock(app), app);
-    const ttl = deps.lockTtlMs ?? 60_000;
-    const timers: NodeJS.Timeout[] = [];
     let client: GatewayClient | undefined;
     let provider: Provider | undefined;
+    let lock: AppLock | undefined;
     const finish = async (e: Pick<OperationEvent, 'result' | 'error'>) => {
-      for (const t of timers) clearInterval(t);
+      run.stop();
       await deps.redis.del(deps.keys.cancel(opId)).catch(() => 0); // it expires by itself
-      await lock
-        .release(opId)
-        .catch((err: unknown) =>
-          log.warn({ err: errorMessage(err) }, 'lock not released; it expires by itself'),
-        );
-      await emit({ type: 'finished', ...e });
+      await run.finish(lock, e);
     };
+    /** Cancelling is honoured until the freeze; after it the failback runs to its end. */
+    const notFrozen = () => !steps.frozen;
+    const checkCancel = () => run.checkCancel(notFrozen);
     try {
-      try {
-        await lock.take(
-          {
-            opId,
-            job: 'failback',
-            requestedBy: job.data.requestedBy,
-            since: new Date(job.timestamp).toISOString(),
-          },
-          ttl,
-        );
-      } catch (err) {
-        await emit({ type: 'finished', error: errorInfo(err) });
-        throw new FinalError(errorMessage(err), 'operation_conflict');
-      }
-      timers.push(
-        setInterval(() => {
-          lock.refresh(opId, ttl).then(
-            (ours) => {
-              if (!ours) controller.abort(new Error(`${opId} lost the lock of ${app}`));
-            },
-            (err: unknown) => log.warn({ err: errorMessage(err) }, 'lock refresh failed'),
-          );
-        }, ttl / 3),
-        setInterval(() => {
-          if (steps.frozen) return; // from the freeze on, the failback runs to its end
-          deps.redis.exists(deps.keys.cancel(opId)).then(
-            (n) => {
-              if (n > 0 && !steps.frozen) controller.abort(cancelled(opId));
-            },
-            (err: unknown) => log.warn({ err: errorMessage(err) }, 'cancel check failed'),
-          );
-        }, deps.cancelPollMs ?? 500),
-      );
-      /** Cancelling is honoured until the freeze; after it the failback runs to its end. */
-      const checkCancel = async () => {
-        if (!steps.frozen && (await deps.redis.exists(deps.keys.cancel(opId))) > 0)
-          controller.abort(cancelled(opId));
-        signal.throwIfAborted();
-      };
+      lock = await run.takeLock();
+      run.watchCancel(notFrozen);
 
       const config = await deps.config();
       const appConfig = config.apps[app];
@@ -233,20 +180,12 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       return result;
     } catch (err) {
       if (err instanceof FinalError && err.code === 'operation_conflict') throw err;
-      const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
-      const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
-      // A job whose record is gone from Redis cannot be retried: it ends here.
-      const final =
-        wasCancelled ||
-        isPermanent(why) ||
-        isJobLost(why) ||
-        job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const { why, final } = await run.failure(err);
       if (!final) {
         log.warn(
           { err: errorMessage(err), attempt: job.attemptsMade + 1 },
           'failback will be retried',
         );
-        await emit({ type: 'step', step: 'retrying', progress: 0, error: errorInfo(err) });
         throw err;
       }
       const info = errorInfo(why);
@@ -261,7 +200,7 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       await finish({ error: info });
       throw new FinalError(info.message, info.code);
     } finally {
-      for (const t of timers) clearInterval(t);
+      run.stop();
       client?.close();
     }
   };

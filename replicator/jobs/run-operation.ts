@@ -6,9 +6,9 @@ import { DrError, errorMessage } from '../../core/errors.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
-import { AppLock } from './app-lock.js';
-import { cancelled, errorInfo, FinalError, isJobLost, isPermanent, jobLost } from './job-errors.js';
-import { emitEvent } from './operation-events.js';
+import type { AppLock } from './app-lock.js';
+import { errorInfo, FinalError, isJobLost, jobLost } from './job-errors.js';
+import { JobScaffold, recordedSteps } from './job-scaffold.js';
 import {
   cleanupJobId,
   type JobName,
@@ -37,77 +37,20 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       throw new UnrecoverableError(`job ${job.id} is not a valid operation (op id or app name)`);
     }
     const name = job.name as JobName;
-    const log = deps.log.child({ opId, app, job: name });
-    const emit = (e: Omit<OperationEvent, 'time' | 'opId' | 'app' | 'job'>) =>
-      emitEvent(deps.redis, deps.keys.events, { opId, app, job: name, ...e }).catch(
-        (err: unknown) => log.warn({ err: errorMessage(err) }, 'event not recorded'),
-      );
-    const steps: RecordedSteps = { ...job.data.steps };
-    const resumed = steps.startedAt !== undefined;
-    steps.startedAt ??= Date.now();
-    if (resumed) steps.resumes = (steps.resumes ?? 0) + 1;
-    const save = () => job.updateData({ ...job.data, steps });
-    await save();
+    const run = new JobScaffold(deps, job, name, bullSignal);
+    const { log, signal, emit } = run;
+    const { steps, resumed, save } = await recordedSteps<RecordedSteps, RecoveryJobData>(job);
     await emit({ type: 'started', ...(resumed ? { step: 'resumed' } : {}) });
     log.info({ resumed, after: lastStep(steps) }, `${mode} started`);
 
-    const controller = new AbortController();
-    const signal = bullSignal
-      ? AbortSignal.any([bullSignal, controller.signal])
-      : controller.signal;
-    const lock = new AppLock(deps.redis, deps.keys.lock(app), app);
-    const ttl = deps.lockTtlMs ?? 60_000;
-    const timers: NodeJS.Timeout[] = [];
     let client: GatewayClient | undefined;
+    let lock: AppLock | undefined;
     /** The end of the operation: the app is free again before anyone hears it finished. */
-    const finish = async (e: Pick<OperationEvent, 'result' | 'error'>) => {
-      for (const t of timers) clearInterval(t);
-      await lock
-        .release(opId)
-        .catch((err: unknown) =>
-          log.warn({ err: errorMessage(err) }, 'lock not released; it expires by itself'),
-        );
-      await emit({ type: 'finished', ...e });
-    };
+    const finish = (e: Pick<OperationEvent, 'result' | 'error'>) => run.finish(lock, e);
+    const checkCancel = () => run.checkCancel();
     try {
-      try {
-        await lock.take(
-          {
-            opId,
-            job: name,
-            requestedBy: job.data.requestedBy,
-            since: new Date(job.timestamp).toISOString(),
-          },
-          ttl,
-        );
-      } catch (err) {
-        // Not ours: nothing of this operation exists yet, so there is nothing to clean.
-        await emit({ type: 'finished', error: errorInfo(err) });
-        throw new FinalError(errorMessage(err), 'operation_conflict');
-      }
-      timers.push(
-        setInterval(() => {
-          lock.refresh(opId, ttl).then(
-            (ours) => {
-              if (!ours) controller.abort(new Error(`${opId} lost the lock of ${app}`));
-            },
-            (err: unknown) => log.warn({ err: errorMessage(err) }, 'lock refresh failed'),
-          );
-        }, ttl / 3),
-        setInterval(() => {
-          deps.redis.exists(deps.keys.cancel(opId)).then(
-            (n) => {
-              if (n > 0) controller.abort(cancelled(opId));
-            },
-            (err: unknown) => log.warn({ err: errorMessage(err) }, 'cancel check failed'),
-          );
-        }, deps.cancelPollMs ?? 500),
-      );
-      const checkCancel = async () => {
-        if ((await deps.redis.exists(deps.keys.cancel(opId))) > 0)
-          controller.abort(cancelled(opId));
-        signal.throwIfAborted();
-      };
+      lock = await run.takeLock();
+      run.watchCancel();
 
       const config = await deps.config();
       const appConfig = config.apps[app];
@@ -268,8 +211,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       return result;
     } catch (err) {
       if (err instanceof FinalError && err.code === 'operation_conflict') throw err;
-      const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
-      if (isJobLost(err) && !wasCancelled) {
+      if (isJobLost(err) && !run.wasCancelled) {
         // Nothing can retry or clean up this operation later: a drill is removed now; a
         // failover's server is production, so it is kept and the error says where it is.
         const keep = mode === 'failover' && steps.launched !== undefined;
@@ -288,15 +230,12 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         await finish({ error: errorInfo(lost) });
         throw new FinalError(lost.message, lost.code);
       }
-      const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
-      const final =
-        wasCancelled || isPermanent(why) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const { why, final } = await run.failure(err);
       if (!final) {
         log.warn(
           { err: errorMessage(err), attempt: job.attemptsMade + 1 },
           `${mode} will be retried`,
         );
-        await emit({ type: 'step', step: 'retrying', progress: 0, error: errorInfo(err) });
         throw err;
       }
       log.warn({ err: errorMessage(why) }, `${mode} failed; cleaning up`);
@@ -306,7 +245,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       await finish({ error: errorInfo(why) });
       throw new FinalError(errorMessage(why), errorInfo(why).code);
     } finally {
-      for (const t of timers) clearInterval(t);
+      run.stop();
       client?.close();
     }
   };

@@ -1,16 +1,10 @@
 import type { Processor } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
-import { errorMessage } from '../../core/errors.js';
 import { verifyPoint } from '../recovery/verify-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
-import { cancelled, errorInfo, FinalError, isJobLost, isPermanent } from './job-errors.js';
-import { emitEvent } from './operation-events.js';
-import {
-  OP_ID,
-  type OperationEvent,
-  type VerifyJob,
-  type VerifyResult,
-} from './recovery-contract.js';
+import { errorInfo, FinalError } from './job-errors.js';
+import { JobScaffold } from './job-scaffold.js';
+import { OP_ID, type VerifyJob, type VerifyResult } from './recovery-contract.js';
 import type { RecoveryDeps } from './recovery-deps.js';
 import { latestConsistent } from './run-operation.js';
 
@@ -29,24 +23,10 @@ export function runVerify(deps: RecoveryDeps): Processor<VerifyJob, VerifyResult
     if (!OP_ID.test(opId) || !APP_NAME.test(app)) {
       throw new FinalError(`job ${job.id} is not a valid operation (op id or app name)`, 'usage');
     }
-    const log = deps.log.child({ opId, app, job: 'verify' });
-    const emit = (e: Omit<OperationEvent, 'time' | 'opId' | 'app' | 'job'>) =>
-      emitEvent(deps.redis, deps.keys.events, { opId, app, job: 'verify', ...e }).catch(
-        (err: unknown) => log.warn({ err: errorMessage(err) }, 'event not recorded'),
-      );
+    const run = new JobScaffold(deps, job, 'verify', bullSignal);
+    const { log, signal, emit } = run;
     await emit({ type: 'started' });
-    const controller = new AbortController();
-    const signal = bullSignal
-      ? AbortSignal.any([bullSignal, controller.signal])
-      : controller.signal;
-    const poll = setInterval(() => {
-      deps.redis.exists(deps.keys.cancel(opId)).then(
-        (n) => {
-          if (n > 0) controller.abort(cancelled(opId));
-        },
-        (err: unknown) => log.warn({ err: errorMessage(err) }, 'cancel check failed'),
-      );
-    }, deps.cancelPollMs ?? 500);
+    run.watchCancel();
     let client: GatewayClient | undefined;
     try {
       const t0 = performance.now();
@@ -98,24 +78,14 @@ export function runVerify(deps: RecoveryDeps): Processor<VerifyJob, VerifyResult
       await deps.redis.del(deps.keys.cancel(opId));
       return result;
     } catch (err) {
-      const wasCancelled = controller.signal.aborted || bullSignal?.aborted === true;
-      const why = wasCancelled ? (controller.signal.reason ?? cancelled(opId)) : err;
-      // A job whose record is gone from Redis cannot be retried: it ends here.
-      const final =
-        wasCancelled ||
-        isPermanent(why) ||
-        isJobLost(why) ||
-        job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (!final) {
-        await emit({ type: 'step', step: 'retrying', progress: 0, error: errorInfo(err) });
-        throw err;
-      }
+      const { why, final } = await run.failure(err);
+      if (!final) throw err;
       const info = errorInfo(why);
       await emit({ type: 'finished', error: info });
       await deps.redis.del(deps.keys.cancel(opId)).catch(() => 0); // the flag expires by itself
       throw new FinalError(info.message, info.code);
     } finally {
-      clearInterval(poll);
+      run.stop();
       client?.close();
     }
   };
