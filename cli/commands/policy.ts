@@ -27,6 +27,18 @@ async function maybeConfig(read: () => Promise<LoadedConfig>): Promise<LoadedCon
   }
 }
 
+/** The policies of TARGET, group names checked against dr.yaml when there is one. */
+async function loadPolicies(target: string, config: LoadedConfig | undefined) {
+  const { loadPolicyDir } = await import('../../engine/policy-set.js');
+  const { knownGroups } = await import('../../engine/identity.js');
+  return loadPolicyDir(target, config ? { knownGroups: knownGroups(config) } : {});
+}
+
+/** Every problem of a policy directory on stderr, as file:line: reason. */
+function printProblems(problems: { file: string; line: number; reason: string }[]): void {
+  for (const p of problems) process.stderr.write(`${p.file}:${p.line}: ${p.reason}\n`);
+}
+
 export function registerPolicy(program: Command, exit: ExitState): void {
   const policy = program
     .command('policy')
@@ -40,14 +52,10 @@ export function registerPolicy(program: Command, exit: ExitState): void {
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(c);
         const config = await ctx.config();
-        const { loadPolicyDir } = await import('../../engine/policy-set.js');
-        const { knownGroups } = await import('../../engine/identity.js');
-        const r = await loadPolicyDir(policyDir(undefined, config), {
-          knownGroups: knownGroups(config),
-        });
+        const r = await loadPolicies(policyDir(undefined, config), config);
         if (!r.set) {
           if (opts.json) printJson({ ok: false, problems: r.problems });
-          for (const p of r.problems) process.stderr.write(`${p.file}:${p.line}: ${p.reason}\n`);
+          printProblems(r.problems);
           return 1;
         }
         const rows = r.set.policies.map(({ conditions: _c, ...p }) => p);
@@ -73,9 +81,7 @@ export function registerPolicy(program: Command, exit: ExitState): void {
         const ctx = contextOf(c);
         const config = await maybeConfig(ctx.config);
         const target = policyDir(dir, config);
-        const { loadPolicyDir } = await import('../../engine/policy-set.js');
-        const { knownGroups } = await import('../../engine/identity.js');
-        const r = await loadPolicyDir(target, config ? { knownGroups: knownGroups(config) } : {});
+        const r = await loadPolicies(target, config);
         if (opts.json) {
           printJson({
             dir: target,
@@ -85,7 +91,7 @@ export function registerPolicy(program: Command, exit: ExitState): void {
             problems: r.problems,
           });
         } else if (r.problems.length) {
-          for (const p of r.problems) process.stderr.write(`${p.file}:${p.line}: ${p.reason}\n`);
+          printProblems(r.problems);
         } else {
           ctx.out(
             `ok: ${r.set?.policies.length ?? 0} policies in ${r.set?.files.length ?? 0} file(s) in ${target}`,
@@ -108,18 +114,12 @@ export function registerPolicy(program: Command, exit: ExitState): void {
         const ctx = contextOf(c);
         const config = await maybeConfig(ctx.config);
         const target = policyDir(dir, config);
-        const { loadPolicyDir } = await import('../../engine/policy-set.js');
-        const { knownGroups } = await import('../../engine/identity.js');
         const { runPolicyTests } = await import('../../engine/run-policy-tests.js');
-        const loaded = await loadPolicyDir(
-          target,
-          config ? { knownGroups: knownGroups(config) } : {},
-        );
+        const loaded = await loadPolicies(target, config);
         if (!loaded.set) {
           if (opts.json)
             printJson({ dir: target, ok: false, problems: loaded.problems, results: [] });
-          for (const p of loaded.problems)
-            process.stderr.write(`${p.file}:${p.line}: ${p.reason}\n`);
+          printProblems(loaded.problems);
           return 1;
         }
         const results = await runPolicyTests(target, loaded.set);
@@ -169,8 +169,6 @@ export function registerPolicy(program: Command, exit: ExitState): void {
             },
           );
         }
-        const { loadPolicyDir } = await import('../../engine/policy-set.js');
-        const { knownGroups } = await import('../../engine/identity.js');
         const { explainCommand, explanationLines, parseWords } = await import(
           '../../engine/explain-command.js'
         );
@@ -182,10 +180,9 @@ export function registerPolicy(program: Command, exit: ExitState): void {
           findApp(config, parsed.app);
         }
         const target = policyDir(undefined, config);
-        const loaded = await loadPolicyDir(target, { knownGroups: knownGroups(config) });
+        const loaded = await loadPolicies(target, config);
         if (!loaded.set) {
-          for (const p of loaded.problems)
-            process.stderr.write(`${p.file}:${p.line}: ${p.reason}\n`);
+          printProblems(loaded.problems);
           return 1;
         }
         const state = await readState(ctx.env, parsed.app);
