@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { AgentObserver } from '../../replicator/agent/replication-agent.js';
 import { BATCH_BUCKETS } from './gateway-metrics.js';
+import { metricsRegistry } from './metrics-registry.js';
 
 /** Freeze buckets in seconds: a good cut freezes for tens of milliseconds. */
 const FREEZE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
@@ -20,10 +21,7 @@ export async function createAgentMetrics(
   app: string,
   now: () => number = Date.now,
 ): Promise<AgentMetrics> {
-  const prom = await import('prom-client');
-  const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry });
-  const registers = [registry];
+  const { prom, registry, registers } = await metricsRegistry();
   const labels = { app };
   let lastConsistent: number | undefined;
   new prom.Gauge({

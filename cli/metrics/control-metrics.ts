@@ -4,6 +4,7 @@ import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import { recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
 import { readOpenAlerts, readPendingApprovals } from '../observe/control-state.js';
 import { readReplication, rpoNow } from '../observe/read-replication.js';
+import { metricsRegistry } from './metrics-registry.js';
 
 /** Seconds buckets for whole operations: a local drill takes seconds, a cloud failover minutes. */
 const OPERATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600];
@@ -29,10 +30,7 @@ export async function createControlMetrics({
   prefix: string;
   now?: () => number;
 }): Promise<ControlMetrics> {
-  const prom = await import('prom-client');
-  const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry });
-  const registers = [registry];
+  const { prom, registry, registers } = await metricsRegistry();
   const rpo = new prom.Gauge({
     name: 'lifeboat_rpo_seconds',
     help: 'RPO now: seconds since the newest consistent recovery point, from the published state',

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { BatchReceived } from '../../replicator/gateway/gateway-server.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
+import { metricsRegistry } from './metrics-registry.js';
 
 /** Batch latency buckets in seconds: a batch is a few MiB written and fsync'd. */
 export const BATCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -17,10 +18,7 @@ export interface GatewayMetrics {
  * on first use, so a gateway without metrics never pays for it.
  */
 export async function createGatewayMetrics(statuses: () => AppStatus[]): Promise<GatewayMetrics> {
-  const prom = await import('prom-client');
-  const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry });
-  const registers = [registry];
+  const { prom, registry, registers } = await metricsRegistry();
   const perApp = (name: string, help: string, value: (s: AppStatus) => number | null | undefined) =>
     new prom.Gauge({
       name,
