@@ -1,4 +1,5 @@
 import { DrError } from '../../core/errors.js';
+import { envUrl } from '../env-url.js';
 
 export interface DingTalkCredentials {
   clientId: string;
@@ -35,8 +36,8 @@ export function dingTalkCredentials(
         "set both DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET (the app's AppKey and AppSecret), or neither to leave DingTalk off",
     });
   }
-  const apiUrl = urlFrom('DINGTALK_API_URL', env.DINGTALK_API_URL, API).replace(/\/$/, '');
-  const gatewayUrl = urlFrom(
+  const apiUrl = envUrl('DINGTALK_API_URL', env.DINGTALK_API_URL, API).replace(/\/$/, '');
+  const gatewayUrl = envUrl(
     'DINGTALK_GATEWAY_URL',
     env.DINGTALK_GATEWAY_URL,
     `${API}/v1.0/gateway/connections/open`,
@@ -50,22 +51,4 @@ export function dingTalkCredentials(
     robotCode: env.DINGTALK_ROBOT_CODE?.trim() || clientId,
     ...(template ? { cardTemplateId: template } : {}),
   };
-}
-
-function urlFrom(name: string, value: string | undefined, fallback: string): string {
-  if (value === undefined || value.trim() === '') return fallback;
-  let url: URL;
-  try {
-    url = new URL(value.trim());
-  } catch {
-    url = new URL('invalid:');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new DrError(`${name} is not an http(s) URL (${JSON.stringify(value)})`, {
-      code: 'config_invalid',
-      subject: name,
-      remedy: `set it like ${fallback}, or unset it`,
-    });
-  }
-  return url.href;
 }

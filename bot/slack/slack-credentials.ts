@@ -1,4 +1,5 @@
 import { DrError } from '../../core/errors.js';
+import { envUrl } from '../env-url.js';
 
 export type SlackCredentials =
   | { mode: 'http'; botToken: string; signingSecret: string; apiUrl: string }
@@ -40,19 +41,6 @@ export function slackCredentials(
 }
 
 function apiUrlFrom(value: string | undefined): string {
-  if (value === undefined || value.trim() === '') return 'https://slack.com/api/';
-  let url: URL;
-  try {
-    url = new URL(value.trim());
-  } catch {
-    url = new URL('invalid:');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new DrError(`SLACK_API_URL is not an http(s) URL (${JSON.stringify(value)})`, {
-      code: 'config_invalid',
-      subject: 'SLACK_API_URL',
-      remedy: 'set it like https://slack.com/api/, or unset it',
-    });
-  }
-  return url.href.endsWith('/') ? url.href : `${url.href}/`;
+  const href = envUrl('SLACK_API_URL', value, 'https://slack.com/api/');
+  return href.endsWith('/') ? href : `${href}/`;
 }
