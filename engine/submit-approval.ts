@@ -1,5 +1,5 @@
 import type { ApprovalRecord } from './approval-store.js';
-import type { Command, Reply } from './contract.js';
+import type { Command, Notice, Reply } from './contract.js';
 import { denyReply, judge } from './decide.js';
 import { type EngineContext, targetsFor } from './engine-context.js';
 import type { Identity } from './identity.js';
@@ -11,6 +11,27 @@ import {
 } from './submit-operation.js';
 
 const APPROVAL_ID = /^A-\d{1,12}$/;
+
+/**
+ * Publishes a notice about an approval's operation on its thread (`op:<opId>`) to the channels
+ * of its app and the channel it was asked in; data is the approval unless given.
+ */
+export function publishForApproval(
+  ctx: EngineContext,
+  a: ApprovalRecord,
+  n: Pick<Notice, 'kind' | 'severity' | 'summary'> & Pick<Partial<Notice>, 'actions' | 'data'>,
+): Promise<Notice> {
+  return ctx.notices.publish({
+    kind: n.kind,
+    key: `op:${a.opId}`,
+    app: a.app,
+    targets: targetsFor(ctx, a.app, a.channel),
+    severity: n.severity,
+    summary: n.summary,
+    ...(n.actions ? { actions: n.actions } : {}),
+    data: 'data' in n ? n.data : { approval: publicApproval(a) },
+  });
+}
 
 const progress = (a: ApprovalRecord) => `${a.approvals.length} of ${a.required}`;
 
@@ -67,15 +88,11 @@ export async function submitPress(
     summary: string,
     severity: 'info' | 'warning' = 'info',
   ) =>
-    ctx.notices.publish({
+    publishForApproval(ctx, a, {
       kind: k,
-      key: thread,
-      app: a.app,
-      targets: targetsFor(ctx, a.app, a.channel),
       severity,
       summary,
       ...(k === 'approval.updated' ? { actions: approvalActions(id) } : {}),
-      data: { approval: publicApproval(a) },
     });
 
   switch (r.outcome) {
@@ -187,11 +204,8 @@ export async function startGranted(ctx: EngineContext, a: ApprovalRecord): Promi
   });
   await ctx.approvals.markEnqueued(a.id, queued.ok ? 'queued' : `refused: ${queued.message}`);
   if (!queued.ok) {
-    await ctx.notices.publish({
+    await publishForApproval(ctx, a, {
       kind: 'operation.failed',
-      key: `op:${a.opId}`,
-      app: a.app,
-      targets: targetsFor(ctx, a.app, a.channel),
       severity: 'critical',
       summary: `${a.verb} of ${a.app} was approved but could not start: ${queued.message}`,
       data: { opId: a.opId },
@@ -215,14 +229,10 @@ export async function expireApproval(ctx: EngineContext, id: string): Promise<vo
   const a = r.approval;
   if (r.outcome !== 'expired-now' || !a) return;
   await ctx.audit.append('approval', { id, opId: a.opId, status: 'expired' });
-  await ctx.notices.publish({
+  await publishForApproval(ctx, a, {
     kind: 'approval.expired',
-    key: `op:${a.opId}`,
-    app: a.app,
-    targets: targetsFor(ctx, a.app, a.channel),
     severity: 'warning',
     summary: `${id} (${a.verb} of ${a.app}) expired at ${a.expiresAt} with ${progress(a)} approvals; nothing was started`,
-    data: { approval: publicApproval(a) },
   });
 }
 

@@ -4,7 +4,7 @@ import type { Command, Reply } from './contract.js';
 import { denyReply, judge } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import type { Identity } from './identity.js';
-import { publicApproval } from './submit-operation.js';
+import { publishForApproval } from './submit-approval.js';
 
 const APPROVAL_ID = /^A-\d{1,12}$/;
 const ALERT_ID = /^AL-\d{1,12}$/;
@@ -41,14 +41,10 @@ export async function submitCancel(
         { id: a.id, opId: a.opId, status: 'cancelled' },
         command.actor,
       );
-      await ctx.notices.publish({
+      await publishForApproval(ctx, a, {
         kind: 'approval.updated',
-        key: `op:${a.opId}`,
-        app: a.app,
-        targets: targetsFor(ctx, a.app, a.channel),
         severity: 'info',
         summary: `${who.person ?? command.actor} cancelled ${a.verb} of ${a.app} before it was approved (${a.id})`,
-        data: { approval: publicApproval(a) },
       });
       return {
         ok: true,
