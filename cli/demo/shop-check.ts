@@ -9,32 +9,16 @@ import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Order } from './shop-service.js';
+import { scriptArg } from './script-arg.js';
+import { type Order, orderFromRow } from './shop-order.js';
 
 const run = promisify(execFile);
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 const exists = (p: string) =>
   stat(p).then(
     () => true,
     () => false, // not there
   );
-
-function toOrder(row: string | undefined): Order | undefined {
-  if (!row) return undefined;
-  const [id, item, qty, cents, created] = row.split('|');
-  return {
-    id: Number(id),
-    item: item ?? '',
-    qty: Number(qty),
-    cents: Number(cents),
-    createdMs: Number(created),
-  };
-}
 
 const same = (a: Order, b: Order) =>
   a.id === b.id &&
@@ -59,8 +43,8 @@ async function source(stateFile: string, id: number) {
 
 async function main(): Promise<number> {
   const image = process.env.DR_VOLUME_DATA;
-  const stateFile = arg('--state');
-  const kind = arg('--kind');
+  const stateFile = scriptArg('--state');
+  const kind = scriptArg('--kind');
   if (!image || !stateFile || (kind !== 'ext4' && kind !== 'file')) {
     process.stderr.write(
       'usage: DR_VOLUME_DATA=IMAGE shop-check --state STATE_FILE --kind ext4|file\n',
@@ -106,7 +90,7 @@ async function main(): Promise<number> {
       .trim()
       .split('\n');
     const [count, min, max] = (rows[0] ?? '0|0|0').split('|').map(Number);
-    const last = toOrder(rows[1]);
+    const last = orderFromRow(rows[1]) ?? undefined;
     if (!last || count === 0) {
       lines.unshift('integrity ok; the recovered copy holds no orders yet');
       return 0;

@@ -7,19 +7,15 @@
 // The quiesce hook (a shell script, cheap to run twice a cut) freezes with SIGUSR2 and thaws with
 // SIGUSR1: the service writes its pid to STATE.pid and holds STATE.frozen while frozen. A freeze
 // also ends by itself after 30 s.
-// Only Node's own modules: it starts fast and stays small.
+// Only Node's own modules (and its siblings here): it starts fast and stays small.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { scriptArg } from './script-arg.js';
+import { type Order, orderFromRow } from './shop-order.js';
 
-export interface Order {
-  id: number;
-  item: string;
-  qty: number;
-  cents: number;
-  createdMs: number;
-}
+export type { Order } from './shop-order.js';
 
 const ITEMS = ['lifejacket', 'paddle', 'flare', 'rope', 'compass', 'whistle', 'lantern', 'bucket'];
 const FREEZE_LIMIT_MS = 30_000;
@@ -86,27 +82,10 @@ class Sqlite {
   }
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function toOrder(row: string | undefined): Order | null {
-  if (!row) return null;
-  const [id, item, qty, cents, created] = row.split('|');
-  return {
-    id: Number(id),
-    item: item ?? '',
-    qty: Number(qty),
-    cents: Number(cents),
-    createdMs: Number(created),
-  };
-}
-
 async function main(): Promise<void> {
-  const db = arg('--db');
-  const state = arg('--state');
-  const rate = Number(arg('--rate') ?? 5);
+  const db = scriptArg('--db');
+  const state = scriptArg('--state');
+  const rate = Number(scriptArg('--rate') ?? 5);
   if (!db || !state || !(rate > 0 && rate <= 1000)) {
     process.stderr.write(
       'usage: shop-service --db PATH --state FILE [--rate ORDERS_PER_SECOND (1-1000)]\n',
@@ -133,7 +112,7 @@ async function main(): Promise<void> {
     writing = run;
     return run.then((rows) => {
       placed += 1;
-      return toOrder(rows[0]);
+      return orderFromRow(rows[0]);
     });
   };
 
@@ -174,11 +153,11 @@ async function main(): Promise<void> {
     if (req.method === 'GET' && url.pathname === '/orders/last') {
       await writing;
       const rows = await sql.run(`SELECT ${columns} FROM orders ORDER BY id DESC LIMIT 1;`);
-      return send(res, 200, { order: toOrder(rows[0]), at: Date.now() });
+      return send(res, 200, { order: orderFromRow(rows[0]), at: Date.now() });
     }
     if (req.method === 'GET' && one) {
       const rows = await sql.run(`SELECT ${columns} FROM orders WHERE id = ${Number(one[1])};`);
-      const order = toOrder(rows[0]);
+      const order = orderFromRow(rows[0]);
       return send(res, order ? 200 : 404, order ? { order } : { error: 'no such order' });
     }
     if (req.method === 'POST' && url.pathname === '/orders') {
