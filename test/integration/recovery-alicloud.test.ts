@@ -6,6 +6,7 @@ import type { OperationResult } from '../../replicator/jobs/recovery-contract.js
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
 import { dr, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
+import { recoveryEnv } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -27,12 +28,7 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     keyId = `LTAI5t${randomBytes(9).toString('hex')}`;
     secret = randomBytes(22).toString('base64url');
     emu = await startEcsEmulator({ accessKeyId: keyId, accessKeySecret: secret, dataDir: t.dir });
-    env = {
-      DR_HOME: t.home,
-      REDIS_URL: redis.url,
-      DR_REDIS_PREFIX: `t${randomBytes(3).toString('hex')}:`,
-      DR_LOG_LEVEL: 'silent',
-    };
+    ({ env } = recoveryEnv(t.home, redis.url));
   });
 
   afterEach(async () => {

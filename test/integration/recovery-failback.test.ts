@@ -1,13 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
-import { connectRedis } from '../../core/redis.js';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
-import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import type {
   FailbackResult,
   OperationEvent,
@@ -15,30 +12,22 @@ import type {
 } from '../../replicator/jobs/recovery-contract.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import {
+  exists,
+  killVolumeServers,
+  recoveryClient,
+  recoveryEnv,
+  servedAppArgs,
+  until,
+  volumeServerPids,
+} from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { restoreLatest } from '../helpers/restore.js';
 import { skipBecause } from '../helpers/skip.js';
 
-const serverScript = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
 const problem = redisUnavailable();
 const BLOCK = 64 * 1024;
 const SIZE = 4 * 1024 * 1024;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false, // gone
-  );
 
 /** Compared by hash: vitest's deep equality walks a 4 MiB buffer byte by byte for seconds. */
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -68,15 +57,9 @@ describe('failback with the local provider', () => {
     redis = await startRedis();
     t = await testHome();
     await t.startGateway();
-    const prefix = `t${randomBytes(3).toString('hex')}:`;
-    env = {
-      DR_HOME: t.home,
-      REDIS_URL: redis.url,
-      DR_REDIS_PREFIX: prefix,
-      DR_LOG_LEVEL: 'silent',
-    };
-    conn = connectRedis(redis.url, 'test');
-    client = new RecoveryClient(conn, prefix);
+    let prefix: string;
+    ({ env, prefix } = recoveryEnv(t.home, redis.url));
+    ({ conn, client } = recoveryClient(redis.url, prefix));
     // A 4 MiB volume: a marker line (the health check reads it), random data, zero runs.
     original = join(t.dir, 'web.img');
     expected = Buffer.alloc(SIZE);
@@ -85,25 +68,7 @@ describe('failback with the local provider', () => {
     await writeFile(original, expected);
     const port = await freePort();
     const added = await dr(
-      [
-        '--home',
-        t.home,
-        'app',
-        'add',
-        'web',
-        '--volume',
-        `data=${original}`,
-        '--quiesce-freeze',
-        'true',
-        '--quiesce-thaw',
-        'true',
-        '--start',
-        `exec node ${serverScript} ${port} 0 ${t.dir}`,
-        '--check',
-        `http://127.0.0.1:${port}/health`,
-        '--check-timeout',
-        '20s',
-      ],
+      ['--home', t.home, ...servedAppArgs({ name: 'web', image: original, port, dir: t.dir })],
       { DR_LOG_LEVEL: 'silent' },
     );
     expect(added.err).toBe('');
@@ -115,7 +80,7 @@ describe('failback with the local provider', () => {
     await stopAll();
     await client?.close();
     conn?.disconnect();
-    for (const pid of await servers()) process.kill(pid, 'SIGKILL');
+    await killVolumeServers(t?.dir);
     await redis?.stop();
     await t?.cleanup();
   });
@@ -124,17 +89,6 @@ describe('failback with the local provider', () => {
     dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--tracker', 'scan'], {
       DR_LOG_LEVEL: 'silent',
     });
-
-  async function servers(): Promise<number[]> {
-    if (!t) return [];
-    const out: number[] = [];
-    for (const e of await readdir('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
-      if (cmd.includes('volume-server.mjs') && cmd.includes(t.dir)) out.push(Number(e));
-    }
-    return out;
-  }
 
   async function worker(extra: NodeJS.ProcessEnv = {}): Promise<DrProcess> {
     const w = startDr(['worker', '--lock-duration', '2s'], { ...env, ...extra });
@@ -207,7 +161,7 @@ describe('failback with the local provider', () => {
     );
     // the recovered server and its images are gone
     await until('the recovered server to stop', async () =>
-      (await servers()).length === 0 ? true : undefined,
+      (await volumeServerPids(t.dir)).length === 0 ? true : undefined,
     );
     expect(await exists(join(t.home, 'recovery', fo.opId))).toBe(false);
     await checkResumedProtection(result);
@@ -272,7 +226,7 @@ describe('failback with the local provider', () => {
     const body = JSON.parse(r.out) as { error: { code: string; message: string } };
     expect(body.error.message).toContain(t.dir);
     // still failed over, still serving
-    expect((await servers()).length).toBe(1);
+    expect((await volumeServerPids(t.dir)).length).toBe(1);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).toBe('paused');
   });
@@ -301,7 +255,7 @@ describe('failback with the local provider', () => {
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).toBe('paused');
     await until('the recovered server to serve again', async () =>
-      (await servers()).length === 1 ? true : undefined,
+      (await volumeServerPids(t.dir)).length === 1 ? true : undefined,
     );
     expect(await exists(fo.image)).toBe(true);
   });
@@ -322,7 +276,7 @@ describe('failback with the local provider', () => {
     }
     expect(end?.error?.code).toBe('operation_cancelled');
     expect((await events(opId)).some((e) => e.step === 'frozen')).toBe(false);
-    expect((await servers()).length).toBe(1);
+    expect((await volumeServerPids(t.dir)).length).toBe(1);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).toBe('paused');
     // and a later failback still brings everything home

@@ -1,38 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
-import { connectRedis } from '../../core/redis.js';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
-import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import {
+  exists,
+  killVolumeServers,
+  recoveryClient,
+  recoveryEnv,
+  servedAppArgs,
+  until,
+  volumeServerPids,
+} from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
-const serverScript = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
 const problem = redisUnavailable();
-
-/** Polls until `probe` answers, failing after `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false, // gone
-  );
 
 describe('recovery jobs: drill and failover with the local provider', () => {
   let t: TestHome;
@@ -46,37 +34,19 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     redis = await startRedis();
     t = await testHome();
     await t.startGateway();
-    const prefix = `t${randomBytes(3).toString('hex')}:`;
-    env = {
-      DR_HOME: t.home,
-      REDIS_URL: redis.url,
-      DR_REDIS_PREFIX: prefix,
-      DR_LOG_LEVEL: 'silent',
-    };
-    conn = connectRedis(redis.url, 'test');
-    client = new RecoveryClient(conn, prefix);
+    let prefix: string;
+    ({ env, prefix } = recoveryEnv(t.home, redis.url));
+    ({ conn, client } = recoveryClient(redis.url, prefix));
   });
 
   afterEach(async () => {
     await stopAll();
     await client?.close();
     conn?.disconnect();
-    for (const pid of await servers()) process.kill(pid, 'SIGKILL');
+    await killVolumeServers(t?.dir);
     await redis?.stop();
     await t?.cleanup();
   });
-
-  /** Pids of volume servers this test started (their command line carries the test's dir). */
-  async function servers(): Promise<number[]> {
-    if (!t) return [];
-    const out: number[] = [];
-    for (const e of await readdir('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
-      if (cmd.includes('volume-server.mjs') && cmd.includes(t.dir)) out.push(Number(e));
-    }
-    return out;
-  }
 
   /**
    * Protects app `name` with one volume that starts with a marker line, a freeze hook (so its
@@ -99,16 +69,7 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     randomBytes(64 * 1024).copy(data, 128 * 1024);
     await writeFile(image, data);
     const port = await freePort();
-    const args = ['--home', t.home, 'app', 'add', name, '--volume', `data=${image}`];
-    if (!o.fuzzy) args.push('--quiesce-freeze', 'true', '--quiesce-thaw', 'true');
-    args.push(
-      '--start',
-      `exec node ${serverScript} ${port} ${o.delayMs ?? 0} ${t.dir}`,
-      '--check',
-      o.check ?? `http://127.0.0.1:${port}/health`,
-      '--check-timeout',
-      o.checkTimeout ?? '20s',
-    );
+    const args = ['--home', t.home, ...servedAppArgs({ ...o, name, image, port, dir: t.dir })];
     const added = await dr(args, { DR_LOG_LEVEL: 'silent' });
     expect(added.err).toBe('');
     const agent = await dr(['--home', t.home, 'agent', '--app', name, '--once'], {
@@ -150,7 +111,8 @@ describe('recovery jobs: drill and failover with the local provider', () => {
   /** The operation left nothing: no recovery directory, no server process. */
   async function nothingLeft(opId: string) {
     await until(`${opId} to be cleaned up`, async () =>
-      !(await exists(join(t.home, 'recovery', opId))) && (await servers()).length === 0
+      !(await exists(join(t.home, 'recovery', opId))) &&
+      (await volumeServerPids(t.dir)).length === 0
         ? true
         : undefined,
     );
@@ -260,7 +222,7 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     await worker();
     const opId = await enqueue(['drill', 'web']);
     await reached(opId, 'launched');
-    expect((await servers()).length).toBe(1);
+    expect((await volumeServerPids(t.dir)).length).toBe(1);
     const c = await dr(['cancel', opId], env);
     expect(c.out).toContain('cancel requested');
     const end = await finished(opId);
@@ -305,7 +267,7 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     expect(result.health.output).toContain(marker);
     expect(result.cleanupAt).toBeUndefined();
     expect(await client.queue.getJob(`${result.opId}-cleanup`)).toBeUndefined();
-    expect((await servers()).length).toBe(1);
+    expect((await volumeServerPids(t.dir)).length).toBe(1);
     expect(await agent.exited).toBe(2);
     expect(agent.output()).toContain(`app web was failed over (operation ${result.opId}`);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);

@@ -1,37 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
-import { connectRedis } from '../../core/redis.js';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
-import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import {
+  exists,
+  killVolumeServers,
+  recoveryClient,
+  recoveryEnv,
+  servedAppArgs,
+  until,
+  volumeServerPids,
+} from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
-const serverScript = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
 const problem = redisUnavailable();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false, // gone
-  );
 
 describe('recovery jobs when Redis restarts mid-operation', () => {
   let t: TestHome;
@@ -46,16 +35,10 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
     await mkdir(dir);
     redis = await startRedis(persist ? { persistDir: dir } : {});
     await t.startGateway();
-    const prefix = `t${randomBytes(3).toString('hex')}:`;
-    env = {
-      DR_HOME: t.home,
-      REDIS_URL: redis.url,
-      DR_REDIS_PREFIX: prefix,
-      DR_LOG_LEVEL: 'silent',
-    };
-    conn = connectRedis(redis.url, 'test');
+    let prefix: string;
+    ({ env, prefix } = recoveryEnv(t.home, redis.url));
+    ({ conn, client } = recoveryClient(redis.url, prefix));
     conn.on('error', () => undefined); // refused while Redis restarts; commands wait for it
-    client = new RecoveryClient(conn, prefix);
     client.queue.on('error', () => undefined); // the same refusals, reported by the queue
     const image = join(t.dir, 'web.img');
     const data = Buffer.alloc(256 * 1024);
@@ -67,21 +50,14 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
       [
         '--home',
         t.home,
-        'app',
-        'add',
-        'web',
-        '--volume',
-        `data=${image}`,
-        '--quiesce-freeze',
-        'true',
-        '--quiesce-thaw',
-        'true',
-        '--start',
-        `exec node ${serverScript} ${port} 4000 ${t.dir}`,
-        '--check',
-        `http://127.0.0.1:${port}/health`,
-        '--check-timeout',
-        '30s',
+        ...servedAppArgs({
+          name: 'web',
+          image,
+          port,
+          dir: t.dir,
+          delayMs: 4000,
+          checkTimeout: '30s',
+        }),
       ],
       { DR_LOG_LEVEL: 'silent' },
     );
@@ -100,21 +76,10 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
     await stopAll();
     await client?.close();
     conn?.disconnect();
-    for (const pid of await servers()) process.kill(pid, 'SIGKILL');
+    await killVolumeServers(t?.dir);
     await redis?.stop();
     await t?.cleanup();
   });
-
-  async function servers(): Promise<number[]> {
-    if (!t) return [];
-    const out: number[] = [];
-    for (const e of await readdir('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
-      if (cmd.includes('volume-server.mjs') && cmd.includes(t.dir)) out.push(Number(e));
-    }
-    return out;
-  }
 
   async function worker(): Promise<DrProcess> {
     const w = startDr(['worker', '--lock-duration', '10s'], { ...env, DR_LOG_LEVEL: 'info' });
@@ -157,7 +122,8 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
     expect(await (await client.queue.getJob(e.opId))?.getState()).toBe('completed');
     // and its delayed cleanup, queued after the restart, still removes everything
     await until('the cleanup', async () =>
-      !(await exists(join(t.home, 'recovery', e.opId))) && (await servers()).length === 0
+      !(await exists(join(t.home, 'recovery', e.opId))) &&
+      (await volumeServerPids(t.dir)).length === 0
         ? true
         : undefined,
     );
@@ -188,7 +154,8 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
     );
     // the worker removed the drill's server and images itself: nothing is left behind
     await until('the cleanup', async () =>
-      !(await exists(join(t.home, 'recovery', e.opId))) && (await servers()).length === 0
+      !(await exists(join(t.home, 'recovery', e.opId))) &&
+      (await volumeServerPids(t.dir)).length === 0
         ? true
         : undefined,
     );
@@ -213,7 +180,7 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
       w.output().includes(`its server local:${e.opId} keeps running, untracked`) ? true : undefined,
     );
     // production is not torn down because Redis forgot the job
-    expect((await servers()).length).toBe(1);
+    expect((await volumeServerPids(t.dir)).length).toBe(1);
     expect(await exists(join(t.home, 'recovery', e.opId))).toBe(true);
     expect(await client.queue.getJob(e.opId)).toBeUndefined();
   });

@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import { connectRedis } from '../../core/redis.js';
-import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import {
   type OperationEvent,
   RECOVERY_QUEUE,
@@ -13,6 +12,7 @@ import {
 } from '../../replicator/jobs/recovery-contract.js';
 import { dr, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
+import { recoveryClient, recoveryEnv } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -32,15 +32,9 @@ describe('verify jobs', () => {
     if (problem) skipBecause(ctx, problem);
     redis = await startRedis();
     t = await testHome();
-    const prefix = `t${randomBytes(3).toString('hex')}:`;
-    env = {
-      DR_HOME: t.home,
-      REDIS_URL: redis.url,
-      DR_REDIS_PREFIX: prefix,
-      DR_LOG_LEVEL: 'silent',
-    };
-    conn = connectRedis(redis.url, 'test');
-    client = new RecoveryClient(conn, prefix);
+    let prefix: string;
+    ({ env, prefix } = recoveryEnv(t.home, redis.url));
+    ({ conn, client } = recoveryClient(redis.url, prefix));
     eventsConn = connectRedis(redis.url, 'test-events');
     events = new QueueEvents(RECOVERY_QUEUE, {
       connection: eventsConn,

@@ -9,13 +9,13 @@ import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'v
 import type { UpState } from '../../core/up-state.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import { servedAppArgs } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const problem = redisUnavailable();
 const READY = /Ctrl-C stops everything/;
 const bin = fileURLToPath(new URL('../../bin/dr.js', import.meta.url));
-const volumeServer = fileURLToPath(new URL('../fixtures/volume-server.mjs', import.meta.url));
 
 function alive(pid: number): boolean {
   try {
@@ -288,26 +288,10 @@ describe('dr up', () => {
       Buffer.concat([Buffer.from('lifeboat-marker-web\n'), Buffer.alloc(256 * 1024)]),
     );
     const port = await freePort();
-    const added = await dr(
-      [
-        'app',
-        'add',
-        'web',
-        '--volume',
-        `data=${image}`,
-        '--quiesce-freeze',
-        'true',
-        '--quiesce-thaw',
-        'true',
-        '--start',
-        `exec node ${volumeServer} ${port} 0 ${t.dir}`,
-        '--check',
-        `http://127.0.0.1:${port}/health`,
-        '--check-timeout',
-        '20s',
-      ],
-      { DR_HOME: t.home, DR_LOG_LEVEL: 'silent' },
-    );
+    const added = await dr(servedAppArgs({ name: 'web', image, port, dir: t.dir }), {
+      DR_HOME: t.home,
+      DR_LOG_LEVEL: 'silent',
+    });
     expect(added.code).toBe(0);
     const p = await upOn();
     await p.waitFor(READY, 60_000);

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { DingTalkGateway } from '../../fakes/dingtalk-gateway.js';
 import { DingTalkOpenApi } from '../../fakes/dingtalk-openapi.js';
@@ -14,6 +13,7 @@ import {
   updateConfig,
 } from '../../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../../helpers/processes.js';
+import { killVolumeServers, recoveryEnv, servedAppArgs } from '../../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
 import { skipBecause } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
@@ -23,7 +23,6 @@ import { waitFor } from '../../helpers/wait-for.js';
  * publishing replication state, `dr worker` on the local provider, `dr agent`, real Redis; Slack's
  * and DingTalk's side played by the emulators.
  */
-const serverScript = fileURLToPath(new URL('../../fixtures/volume-server.mjs', import.meta.url));
 const problem = redisUnavailable();
 
 const PEOPLE = {
@@ -55,23 +54,7 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
       [
         '--home',
         t.home,
-        'app',
-        'add',
-        name,
-        '--volume',
-        `data=${image}`,
-        '--tier',
-        'prod',
-        '--quiesce-freeze',
-        'true',
-        '--quiesce-thaw',
-        'true',
-        '--start',
-        `exec node ${serverScript} ${port} 0 ${t.dir}`,
-        '--check',
-        `http://127.0.0.1:${port}/health`,
-        '--check-timeout',
-        '20s',
+        ...servedAppArgs({ name, image, port, dir: t.dir, extra: ['--tier', 'prod'] }),
       ],
       { DR_LOG_LEVEL: 'silent' },
     );
@@ -93,9 +76,7 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
     openapi = new DingTalkOpenApi(gateway.clientId, gateway.clientSecret);
     await openapi.start();
     env = {
-      DR_HOME: t.home,
-      REDIS_URL: redis.url,
-      DR_REDIS_PREFIX: `e${randomBytes(3).toString('hex')}:`,
+      ...recoveryEnv(t.home, redis.url, 'e').env,
       DR_LOG_LEVEL: 'info',
       SLACK_BOT_TOKEN: slack.token,
       SLACK_SIGNING_SECRET: slack.signingSecret,
@@ -140,25 +121,13 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
   afterAll(async () => {
     await serve?.stop();
     await stopAll();
-    for (const pid of await servers()) process.kill(pid, 'SIGKILL');
+    await killVolumeServers(t?.dir);
     await slack?.stop();
     await gateway?.stop();
     await openapi?.stop();
     await redis?.stop();
     await t?.cleanup();
   });
-
-  /** Pids of volume servers this test started (their command line carries the test's dir). */
-  async function servers(): Promise<number[]> {
-    if (!t) return [];
-    const out: number[] = [];
-    for (const e of await readdir('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
-      if (cmd.includes('volume-server.mjs') && cmd.includes(t.dir)) out.push(Number(e));
-    }
-    return out;
-  }
 
   /** What the platforms saw and what serve logged, printed when a test fails. */
   function explainFailure(): void {

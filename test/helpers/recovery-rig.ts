@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../../core/redis.js';
+import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+
+/** The small health-checked service the recovery tests recover (test/fixtures/volume-server.mjs). */
+export const volumeServerScript = fileURLToPath(
+  new URL('../fixtures/volume-server.mjs', import.meta.url),
+);
+
+/** Polls until `probe` answers something other than undefined, failing after `ms`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  ms = 30_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false, // gone
+  );
+
+/** Pids of volume servers a test started (their command line carries the test's dir). */
+export async function volumeServerPids(dir: string | undefined): Promise<number[]> {
+  if (!dir) return [];
+  const out: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
+    if (cmd.includes('volume-server.mjs') && cmd.includes(dir)) out.push(Number(e));
+  }
+  return out;
+}
+
+/** Kills the volume servers a test started (see volumeServerPids). */
+export async function killVolumeServers(dir: string | undefined): Promise<void> {
+  for (const pid of await volumeServerPids(dir)) process.kill(pid, 'SIGKILL');
+}
+
+/** The environment of `dr` processes on a home and a Redis, under a fresh key prefix. */
+export function recoveryEnv(
+  home: string,
+  redisUrl: string,
+  prefixLetter = 't',
+): { env: NodeJS.ProcessEnv; prefix: string } {
+  const prefix = `${prefixLetter}${randomBytes(3).toString('hex')}:`;
+  return {
+    prefix,
+    env: { DR_HOME: home, REDIS_URL: redisUrl, DR_REDIS_PREFIX: prefix, DR_LOG_LEVEL: 'silent' },
+  };
+}
+
+/** A connection and a RecoveryClient on the same Redis and prefix as `dr worker`. */
+export function recoveryClient(
+  redisUrl: string,
+  prefix: string,
+): { conn: Redis; client: RecoveryClient } {
+  const conn = connectRedis(redisUrl, 'test');
+  return { conn, client: new RecoveryClient(conn, prefix) };
+}
+
+/**
+ * Arguments of `dr app add` for an app with one volume, recovered by the local provider as a
+ * volume server on `port` (listening after `delayMs`) that the health check asks. Points are
+ * app-consistent (freeze/thaw hooks) unless `fuzzy`.
+ */
+export function servedAppArgs(o: {
+  name: string;
+  image: string;
+  port: number;
+  dir: string;
+  delayMs?: number;
+  check?: string;
+  checkTimeout?: string;
+  fuzzy?: boolean;
+  extra?: string[];
+}): string[] {
+  const args = ['app', 'add', o.name, '--volume', `data=${o.image}`, ...(o.extra ?? [])];
+  if (!o.fuzzy) args.push('--quiesce-freeze', 'true', '--quiesce-thaw', 'true');
+  args.push(
+    '--start',
+    `exec node ${volumeServerScript} ${o.port} ${o.delayMs ?? 0} ${o.dir}`,
+    '--check',
+    o.check ?? `http://127.0.0.1:${o.port}/health`,
+    '--check-timeout',
+    o.checkTimeout ?? '20s',
+  );
+  return args;
+}
