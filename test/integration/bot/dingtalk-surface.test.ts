@@ -2,49 +2,15 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DingTalkSurface } from '../../../bot/dingtalk/dingtalk-surface.js';
 import { publishNotice } from '../../../bot/notice-reader.js';
-import {
-  type Command,
-  type ControlPlane,
-  controlKeys,
-  type Notice,
-  type Reply,
-} from '../../../engine/contract.js';
+import { controlKeys, type Notice } from '../../../engine/contract.js';
 import { DingTalkGateway } from '../../fakes/dingtalk-gateway.js';
 import { DingTalkOpenApi } from '../../fakes/dingtalk-openapi.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
 import { missingFeature } from '../../helpers/skip.js';
+import { TablePlane } from '../../helpers/table-plane.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const missing = redisUnavailable();
-
-/** A control plane written for this test: approvals of A-1 need someone other than the requester. */
-class TablePlane implements ControlPlane {
-  readonly seen: Command[] = [];
-  async submit(c: Command): Promise<Reply> {
-    this.seen.push(c);
-    if (c.verb === 'status') return { ok: true, summary: 'prod-web: protected, 2 s behind' };
-    if (c.verb === 'failover') {
-      return {
-        ok: true,
-        summary: `Failover of ${c.app} needs 2 approvals from sre-oncall: A-1`,
-        thread: 'op:op-1',
-        actions: [
-          { kind: 'approve', label: 'Approve', words: 'approve A-1', style: 'primary' },
-          { kind: 'reject', label: 'Reject', words: 'reject A-1', style: 'danger' },
-        ],
-      };
-    }
-    if (c.verb === 'approve' && c.actor === 'dingtalk:staff-alice') {
-      return {
-        ok: false,
-        summary: 'You asked for this failover, so you cannot approve it.',
-        private: true,
-      };
-    }
-    if (c.verb === 'approve') return { ok: true, summary: `Approved A-1 (1 of 2) by ${c.actor}` };
-    return { ok: false, summary: `not in this test: ${c.verb}` };
-  }
-}
 
 describe.skipIf(missingFeature(missing, 'dingtalk-surface.test.ts'))(
   'DingTalk surface (real DWClient, gateway and OpenAPI emulators, real Redis)',
@@ -66,7 +32,7 @@ describe.skipIf(missingFeature(missing, 'dingtalk-surface.test.ts'))(
       await gateway.start();
       openapi = new DingTalkOpenApi(gateway.clientId, gateway.clientSecret);
       await openapi.start();
-      plane = new TablePlane();
+      plane = new TablePlane({ requester: 'dingtalk:staff-alice' });
       surface = await DingTalkSurface.create({
         plane,
         credentials: {

@@ -3,48 +3,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { publishNotice } from '../../../bot/notice-reader.js';
 import { SlackSurface } from '../../../bot/slack/slack-surface.js';
 import { createHttpServer, type HttpServer, healthRoute } from '../../../cli/http-server.js';
-import type { Command, ControlPlane, Notice, Reply } from '../../../engine/contract.js';
+import type { Notice } from '../../../engine/contract.js';
 import { SlackEmulator } from '../../fakes/slack-web-api.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
 import { missingFeature } from '../../helpers/skip.js';
+import { TablePlane } from '../../helpers/table-plane.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 const missing = redisUnavailable();
-
-/** A control plane written for this test: approvals of A-1 need someone other than the requester. */
-class TablePlane implements ControlPlane {
-  readonly seen: Command[] = [];
-  async submit(c: Command): Promise<Reply> {
-    this.seen.push(c);
-    if (c.verb === 'status')
-      return {
-        ok: true,
-        summary: 'prod-web: protected, 2 s behind',
-        details: ['APP       LAG', 'prod-web  2s'],
-      };
-    if (c.verb === 'failover') {
-      return {
-        ok: true,
-        summary: `Failover of ${c.app} needs 2 approvals from sre-oncall: A-1`,
-        details: ['requested by you', 'expires in 30m'],
-        thread: 'op:op-1',
-        actions: [
-          { kind: 'approve', label: 'Approve', words: 'approve A-1', style: 'primary' },
-          { kind: 'reject', label: 'Reject', words: 'reject A-1', style: 'danger' },
-        ],
-      };
-    }
-    if (c.verb === 'approve' && c.actor === 'slack:U0ALICE') {
-      return {
-        ok: false,
-        summary: 'You asked for this failover, so you cannot approve it.',
-        private: true,
-      };
-    }
-    if (c.verb === 'approve') return { ok: true, summary: `Approved A-1 (1 of 2) by ${c.actor}` };
-    return { ok: false, summary: `not in this test: ${c.verb}` };
-  }
-}
 
 describe.skipIf(missingFeature(missing, 'slack-surface.test.ts'))(
   'Slack surface (real Bolt, Web API emulator, real Redis)',
@@ -65,7 +31,7 @@ describe.skipIf(missingFeature(missing, 'slack-surface.test.ts'))(
       blocking = new Redis(redis.url);
       slack = new SlackEmulator();
       await slack.start();
-      plane = new TablePlane();
+      plane = new TablePlane({ requester: 'slack:U0ALICE', details: true });
       surface = await SlackSurface.create({
         plane,
         credentials: {
