@@ -37,6 +37,17 @@ export interface RecoveryDeps {
   imageCache?: boolean;
 }
 
+/** The app's settings in the worker's dr.yaml; `app_unknown` when the worker does not know it. */
+export function workerApp(config: LoadedConfig, app: string): AppConfig {
+  const appConfig = config.apps[app];
+  if (appConfig) return appConfig;
+  throw new DrError(`no app named ${JSON.stringify(app)} in the worker's dr.yaml`, {
+    code: 'app_unknown',
+    subject: app,
+    remedy: `add it with \`dr app add ${app} …\` on the worker's DR_HOME`,
+  });
+}
+
 /** DR_HOME/recovery: one directory per operation, holding its images and its local server. */
 export const recoveryDir = (config: LoadedConfig) => join(config.home, 'recovery');
 

@@ -18,7 +18,7 @@ import {
   OP_ID,
   type OperationEvent,
 } from './recovery-contract.js';
-import { defaultProvider, type RecoveryDeps } from './recovery-deps.js';
+import { defaultProvider, type RecoveryDeps, workerApp } from './recovery-deps.js';
 import { removeOperation } from './run-cleanup.js';
 
 /**
@@ -58,14 +58,7 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       run.watchCancel(notFrozen);
 
       const config = await deps.config();
-      const appConfig = config.apps[app];
-      if (!appConfig) {
-        throw new DrError(`no app named ${JSON.stringify(app)} in the worker's dr.yaml`, {
-          code: 'app_unknown',
-          subject: app,
-          remedy: `add it with \`dr app add ${app} …\` on the worker's DR_HOME`,
-        });
-      }
+      const appConfig = workerApp(config, app);
       provider = (deps.provider ?? defaultProvider)(config, appConfig, log);
       if (!provider.stop) {
         throw new DrError(

@@ -18,7 +18,13 @@ import {
   type RecordedSteps,
   type RecoveryJobData,
 } from './recovery-contract.js';
-import { defaultProvider, imageCacheDir, type RecoveryDeps, recoveryDir } from './recovery-deps.js';
+import {
+  defaultProvider,
+  imageCacheDir,
+  type RecoveryDeps,
+  recoveryDir,
+  workerApp,
+} from './recovery-deps.js';
 import { removeOperation } from './run-cleanup.js';
 
 const DEFAULT_KEEP_MS = 30 * 60_000;
@@ -53,14 +59,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       run.watchCancel();
 
       const config = await deps.config();
-      const appConfig = config.apps[app];
-      if (!appConfig) {
-        throw new DrError(`no app named ${JSON.stringify(app)} in the worker's dr.yaml`, {
-          code: 'app_unknown',
-          subject: app,
-          remedy: `add it with \`dr app add ${app} …\` on the worker's DR_HOME`,
-        });
-      }
+      const appConfig = workerApp(config, app);
       const provider = (deps.provider ?? defaultProvider)(config, appConfig, log);
       client = deps.gateway(config);
       const kek = await deps.kek(config);
