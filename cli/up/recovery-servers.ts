@@ -1,25 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { systemCode } from '../../core/errors.js';
 import type { LocalServerRecord } from '../../replicator/providers/local-provider.js';
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return systemCode(err) === 'EPERM';
-  }
-}
-
-function signalGroup(pgid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, sig);
-  } catch (err) {
-    if (systemCode(err) !== 'ESRCH') throw err; // ended by itself meanwhile
-  }
-}
+import { groupAlive, signalGroup } from '../../replicator/providers/process-group.js';
 
 /**
  * The local provider's servers outlive the worker on purpose (a restarted worker finds them

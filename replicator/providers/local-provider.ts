@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { groupAlive, signalGroup } from './process-group.js';
 import type {
   HealthResult,
   Launched,
@@ -269,23 +270,6 @@ async function stopGroup(record: LocalServerRecord | undefined, log: Logger): Pr
     }
   }
   return true;
-}
-
-function signalGroup(pgid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, sig);
-  } catch (err) {
-    if (systemCode(err) !== 'ESRCH') throw err; // ESRCH: the group ended by itself meanwhile
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return systemCode(err) === 'EPERM';
-  }
 }
 
 function serverEnv(r: LocalServerRecord): Record<string, string> {
