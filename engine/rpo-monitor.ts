@@ -3,7 +3,7 @@ import { formatDuration } from '../core/units.js';
 import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
 import type { AlertRecord } from './alert-store.js';
-import type { Action } from './contract.js';
+import type { Action, Notice } from './contract.js';
 import { rpoSecondsOf } from './decide.js';
 import { type EngineContext, targetsFor } from './engine-context.js';
 import type { Policy } from './policy.js';
@@ -114,45 +114,38 @@ export class RpoMonitor {
       if (now - since < policy.effect.forMs) return;
       const alert = await ctx.alerts.raise('rpo', app, policy.name, now);
       if (!alert) return;
-      await ctx.audit.append('alert', {
-        id: alert.id,
+      await this.record(
+        policy,
         app,
-        kind: 'rpo',
-        lagSeconds: lag,
-        objectiveSeconds: objectiveMs / 1000,
-        policy: policy.name,
-      });
-      await ctx.notices.publish({
-        kind: 'rpo.breach',
-        key: `alert:${alert.id}`,
-        app,
-        targets: this.targets(policy, app),
-        severity: 'critical',
-        summary: `RPO breach: ${app} is ${Math.round(lag)} s behind (objective ${objectiveMs / 1000} s) for ${formatDuration(now - since)} (${alert.id})`,
-        actions: [ackAction(alert.id)],
-        data: { alert, lagSeconds: lag, objectiveSeconds: objectiveMs / 1000 },
-      });
+        'rpo',
+        alert.id,
+        { lagSeconds: lag, objectiveSeconds: objectiveMs / 1000, policy: policy.name },
+        {
+          kind: 'rpo.breach',
+          severity: 'critical',
+          summary: `RPO breach: ${app} is ${Math.round(lag)} s behind (objective ${objectiveMs / 1000} s) for ${formatDuration(now - since)} (${alert.id})`,
+          actions: [ackAction(alert.id)],
+          data: { alert, lagSeconds: lag, objectiveSeconds: objectiveMs / 1000 },
+        },
+      );
       return;
     }
     await ctx.redis.hdel(sinceKey, app);
     const closed = await ctx.alerts.resolve('rpo', app, now);
     if (!closed) return;
-    await ctx.audit.append('alert', {
-      id: closed.id,
+    await this.record(
+      policy,
       app,
-      kind: 'rpo',
-      resolved: true,
-      lagSeconds: lag ?? null,
-    });
-    await ctx.notices.publish({
-      kind: 'rpo.recovered',
-      key: `alert:${closed.id}`,
-      app,
-      targets: this.targets(policy, app),
-      severity: 'info',
-      summary: `RPO recovered: ${app} is ${lag === undefined ? '?' : Math.round(lag)} s behind again (objective ${objectiveMs / 1000} s) after ${formatDuration(now - closed.raisedAt)} (${closed.id})`,
-      data: { alert: closed, lagSeconds: lag ?? null },
-    });
+      'rpo',
+      closed.id,
+      { resolved: true, lagSeconds: lag ?? null },
+      {
+        kind: 'rpo.recovered',
+        severity: 'info',
+        summary: `RPO recovered: ${app} is ${lag === undefined ? '?' : Math.round(lag)} s behind again (objective ${objectiveMs / 1000} s) after ${formatDuration(now - closed.raisedAt)} (${closed.id})`,
+        data: { alert: closed, lagSeconds: lag ?? null },
+      },
+    );
   }
 
   private async checkAgent(policy: Policy, app: string, text: string, now: number): Promise<void> {
@@ -184,36 +177,58 @@ export class RpoMonitor {
         );
       const alert = await ctx.alerts.raise('agent-silent', app, policy.name, now);
       if (!alert) return;
-      await ctx.audit.append('alert', {
-        id: alert.id,
+      await this.record(
+        policy,
         app,
-        kind: 'agent-silent',
-        quietMs: quiet,
-        policy: policy.name,
-      });
-      await ctx.notices.publish({
-        kind: 'agent.silent',
-        key: `alert:${alert.id}`,
-        app,
-        targets: this.targets(policy, app),
-        severity: 'critical',
-        summary: `The agent of ${app}${status.agent ? ` on ${status.agent.host}` : ''} has not been heard for ${formatDuration(quiet)} (${alert.id})`,
-        actions: [ackAction(alert.id)],
-        data: { alert, quietMs: quiet },
-      });
+        'agent-silent',
+        alert.id,
+        { quietMs: quiet, policy: policy.name },
+        {
+          kind: 'agent.silent',
+          severity: 'critical',
+          summary: `The agent of ${app}${status.agent ? ` on ${status.agent.host}` : ''} has not been heard for ${formatDuration(quiet)} (${alert.id})`,
+          actions: [ackAction(alert.id)],
+          data: { alert, quietMs: quiet },
+        },
+      );
       return;
     }
     const closed = await ctx.alerts.resolve('agent-silent', app, now);
     if (!closed) return;
-    await ctx.audit.append('alert', { id: closed.id, app, kind: 'agent-silent', resolved: true });
-    await ctx.notices.publish({
-      kind: 'agent.silent',
-      key: `alert:${closed.id}`,
+    await this.record(
+      policy,
+      app,
+      'agent-silent',
+      closed.id,
+      { resolved: true },
+      {
+        kind: 'agent.silent',
+        severity: 'info',
+        summary: `The agent of ${app} is heard again (${closed.id})`,
+        data: { alert: closed, resolved: true },
+      },
+    );
+  }
+
+  /** Records a raised or resolved alert in the audit log and tells the alert channels. */
+  private async record(
+    policy: Policy,
+    app: string,
+    kind: AlertRecord['kind'],
+    id: string,
+    audit: Record<string, unknown>,
+    n: Pick<Notice, 'kind' | 'severity' | 'summary' | 'data'> & Pick<Partial<Notice>, 'actions'>,
+  ): Promise<void> {
+    await this.ctx.audit.append('alert', { id, app, kind, ...audit });
+    await this.ctx.notices.publish({
+      kind: n.kind,
+      key: `alert:${id}`,
       app,
       targets: this.targets(policy, app),
-      severity: 'info',
-      summary: `The agent of ${app} is heard again (${closed.id})`,
-      data: { alert: closed, resolved: true },
+      severity: n.severity,
+      summary: n.summary,
+      ...(n.actions ? { actions: n.actions } : {}),
+      data: n.data,
     });
   }
 
