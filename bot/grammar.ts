@@ -199,18 +199,21 @@ export function parse(text: string): Parsed {
   if (first === undefined) return { ok: true, verb: 'help', args: {} };
   const verb = first.toLowerCase();
   const spec = specOf.get(verb as Verb);
-  if (!spec) {
-    const guess = closest(
-      verb,
-      GRAMMAR.map((s) => s.verb),
-    );
-    return {
-      ok: false,
-      error: `Unknown command ${shown(first)}.${guess ? ` Did you mean \`${guess}\`?` : ''}`,
-      hint: 'Type `help` for the commands.',
-    };
-  }
+  if (!spec) return noSuchVerb('Unknown command', first, verb);
   return parseVerb(spec, ws.slice(1));
+}
+
+/** "WHAT `word`." with the closest verb to suggest, if one is close enough. */
+function noSuchVerb(what: string, word: string, lowered: string): Parsed {
+  const guess = closest(
+    lowered,
+    GRAMMAR.map((s) => s.verb),
+  );
+  return {
+    ok: false,
+    error: `${what} ${shown(word)}.${guess ? ` Did you mean \`${guess}\`?` : ''}`,
+    hint: 'Type `help` for the commands.',
+  };
 }
 
 function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
@@ -218,17 +221,7 @@ function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
   if (spec.verb === 'help') {
     const topic = rest[0]?.toLowerCase();
     if (topic !== undefined) {
-      if (!specOf.has(topic as Verb)) {
-        const guess = closest(
-          topic,
-          GRAMMAR.map((s) => s.verb),
-        );
-        return {
-          ok: false,
-          error: `No command ${shown(topic)}.${guess ? ` Did you mean \`${guess}\`?` : ''}`,
-          hint: 'Type `help` for the commands.',
-        };
-      }
+      if (!specOf.has(topic as Verb)) return noSuchVerb('No command', topic, topic);
       args.words = [topic];
     }
     return { ok: true, verb: 'help', args };
