@@ -1,3 +1,4 @@
+import { errorMessage, isDrError } from '../core/errors.js';
 import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import { DEFAULT_PREFIX, recoveryKeys } from '../replicator/jobs/recovery-contract.js';
 import { type AppState, commandFacts } from './command-facts.js';
@@ -116,6 +117,11 @@ export async function judge(
 /** The policies that matched, for the audit log. */
 export function fired(outcomes: PolicyOutcome[]): string[] {
   return outcomes.filter((o) => o.matched).map((o) => o.policy);
+}
+
+/** A command that failed, as a reply: a DrError's own message, else what it was doing and why. */
+export function failedReply(err: unknown, doing: string): Reply {
+  return { ok: false, summary: isDrError(err) ? err.message : `${doing}: ${errorMessage(err)}` };
 }
 
 /** A refusal as a reply. */

@@ -1,7 +1,6 @@
-import { errorMessage, isDrError } from '../core/errors.js';
 import { OP_ID } from '../replicator/jobs/recovery-contract.js';
 import type { Command, Reply } from './contract.js';
-import { denyReply, judge } from './decide.js';
+import { denyReply, failedReply, judge } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import type { Identity } from './identity.js';
 import { publishForApproval } from './submit-approval.js';
@@ -73,10 +72,7 @@ export async function submitCancel(
             : `${opId} already finished; remove what it left with \`cleanup ${opId}\``,
     };
   } catch (err) {
-    return {
-      ok: false,
-      summary: isDrError(err) ? err.message : `cannot cancel ${opId}: ${errorMessage(err)}`,
-    };
+    return failedReply(err, `cannot cancel ${opId}`);
   }
 }
 
@@ -97,10 +93,7 @@ export async function submitCleanup(
     await ctx.audit.append('job', { opId, job: 'cleanup', state: 'queued' }, command.actor);
     return { ok: true, summary: `Cleanup of ${opId} queued`, thread: `op:${opId}` };
   } catch (err) {
-    return {
-      ok: false,
-      summary: isDrError(err) ? err.message : `cannot clean up ${opId}: ${errorMessage(err)}`,
-    };
+    return failedReply(err, `cannot clean up ${opId}`);
   }
 }
 

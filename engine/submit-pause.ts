@@ -4,7 +4,7 @@ import { tlsClientOptions } from '../replicator/transport/certificates.js';
 import { GatewayClient } from '../replicator/transport/gateway-client.js';
 import type { ProtectionState } from '../replicator/transport/wire-types.js';
 import type { Command, Reply } from './contract.js';
-import { denyReply, fired, judge, unknownApp } from './decide.js';
+import { denyReply, failedReply, fired, judge, unknownApp } from './decide.js';
 import { type EngineContext, targetsFor } from './engine-context.js';
 import type { Identity } from './identity.js';
 
@@ -60,10 +60,7 @@ export async function submitPause(
     );
     if (isDrError(err, 'not_paused'))
       return { ok: false, summary: `${app} is not paused; nothing to resume` };
-    return {
-      ok: false,
-      summary: isDrError(err) ? err.message : `Cannot ${command.verb} ${app}: ${errorMessage(err)}`,
-    };
+    return failedReply(err, `Cannot ${command.verb} ${app}`);
   } finally {
     client?.close();
   }
