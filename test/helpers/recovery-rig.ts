@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../core/redis.js';
@@ -11,20 +10,7 @@ export const volumeServerScript = fileURLToPath(
   new URL('../fixtures/volume-server.mjs', import.meta.url),
 );
 
-/** Polls until `probe` answers something other than undefined, failing after `ms`. */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 30_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+export { until } from './wait-for.js';
 
 export const exists = (p: string): Promise<boolean> =>
   stat(p).then(

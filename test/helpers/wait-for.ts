@@ -14,3 +14,18 @@ export async function waitFor<T>(
     await sleep(25);
   }
 }
+
+/** Polls until `probe` answers something other than undefined, failing after `ms`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  ms = 30_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}

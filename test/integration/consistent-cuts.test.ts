@@ -10,6 +10,7 @@ import { loopProblem, Rig, tool } from '../helpers/loop-device.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { checkRecordPrefix } from '../helpers/records.js';
 import { skipBecause } from '../helpers/skip.js';
+import { until as untilAnswer } from '../helpers/wait-for.js';
 
 const writerScript = fileURLToPath(new URL('../fixtures/record-writer.mjs', import.meta.url));
 const quiet = { DR_LOG_LEVEL: 'silent' };
@@ -45,19 +46,9 @@ function startWriter(file: string, rate = 200): Writer {
   };
 }
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 60_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+/** Polls until `probe` answers, failing after `ms`. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000) =>
+  untilAnswer(what, probe, ms);
 
 describe('consistent cuts with block tracing and fsfreeze', () => {
   let t: TestHome;

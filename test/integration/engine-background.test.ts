@@ -15,23 +15,13 @@ import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-con
 import { command, type EngineHome, engineHome, testPrefix } from '../helpers/engine-home.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
+import { until as untilAnswer } from '../helpers/wait-for.js';
 
 const problem = redisUnavailable();
 
 /** Polls until `probe` answers, failing after `ms`. */
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) =>
+  untilAnswer(what, probe, ms);
 
 describe('engine background duties', () => {
   let redis: TestRedis;
