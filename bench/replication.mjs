@@ -2,7 +2,7 @@
 // Benchmark: initial sync and one incremental cycle of a 1 GiB volume of random
 // data, agent → gateway on loopback with TLS and encryption, against rsync.
 // Prints the figures and the ratios to rsync; never part of `npm test`.
-//   node bench/replication.mjs [--size-mib 1024] [--change 0.05] [--trials 3] [--json]
+//   node bench/replication.mjs [--size-mib 1024] [--change 0.05] [--trials 3] [--settle 20] [--json]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import {
@@ -26,12 +26,14 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     trials: { type: 'string', default: '3' },
+    settle: { type: 'string', default: '20' },
   },
 });
 const SIZE = Number(args['size-mib']) * 1024 * 1024;
 const BLOCK = 64 * 1024;
 const CHANGE = Number(args.change);
 const TRIALS = Math.max(1, Number(args.trials));
+const SETTLE_MS = Math.max(0, Number(args.settle)) * 1000;
 
 if (!existsSync(join(root, 'dist/cli/main.js'))) {
   say('bench: build first (npm run build)');
@@ -62,8 +64,19 @@ function peakRss(pid) {
   }
 }
 
-/** Runs a command to completion, sampling its peak RSS; returns { ms, peak, stdout }. */
-function timed(cmd, argv) {
+/**
+ * Flushes, then waits: on this kind of virtual machine the disk slows down
+ * for a while after a burst of writing (rsync back to back: 2.0–2.8 s; after
+ * a 15 s pause: 1.4 s), so whatever ran just before would tax the next.
+ */
+async function settle() {
+  execFileSync('sync');
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+}
+
+/** Runs a command to completion (after settling), sampling its peak RSS; returns { ms, peak, stdout }. */
+async function timed(cmd, argv) {
+  await settle();
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -107,6 +120,44 @@ const fmt = (n, d = 2) => n.toFixed(d);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/**
+ * The link alone: the volume over TLS 1.3 with the home's certificates into a
+ * file, not fsync'd (bench/tls-floor.mjs), timed from process start like the
+ * agent. What no agent on this machine can beat.
+ */
+async function transportFloor(home) {
+  const floorOut = join(work, 'floor-copy.img');
+  const script = join(root, 'bench/tls-floor.mjs');
+  const tls = join(home, 'tls');
+  const server = spawn(process.execPath, [script, 'server', '--tls', tls, '--out', floorOut], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (c) => {
+        out += c;
+        const m = /listening (\d+)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      server.on('exit', (code) => reject(new Error(`tls-floor server exited ${code}`)));
+    });
+    return await timed(process.execPath, [
+      script,
+      'client',
+      '--tls',
+      tls,
+      '--port',
+      port,
+      '--file',
+      src,
+    ]);
+  } finally {
+    server.kill('SIGTERM');
+    rmSync(floorOut, { force: true });
+  }
+}
+
 /** One trial: a fresh home, gateway and rsync copy; the same volume content for both tools. */
 async function trial(n) {
   const home = join(work, `home-${n}`);
@@ -130,21 +181,31 @@ async function trial(n) {
       gateway.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
     const agentArgs = [bin, '--home', home, 'agent', '--app', 'bench', '--once', '--json'];
-    execFileSync('sync');
-    const initial = await timed(process.execPath, agentArgs);
-    execFileSync('sync');
-    const rsyncInitial = await timed('rsync', ['--inplace', '--times', src, rsyncDst]);
-    // The same copy made durable, as the gateway's copy is before it acknowledges.
-    rmSync(rsyncDst, { force: true });
-    execFileSync('sync');
-    const rsyncInitialDurable = await timed('sh', [
-      '-c',
-      `rsync --inplace --times '${src}' '${rsyncDst}' && sync`,
-    ]);
+    const runAgent = () => timed(process.execPath, agentArgs);
+    const runRsync = async () => {
+      const plain = await timed('rsync', ['--inplace', '--times', src, rsyncDst]);
+      // The same copy made durable, as the gateway's copy is before it acknowledges.
+      rmSync(rsyncDst, { force: true });
+      const durable = await timed('sh', [
+        '-c',
+        `rsync --inplace --times '${src}' '${rsyncDst}' && sync`,
+      ]);
+      return { plain, durable, floor: await transportFloor(home) };
+    };
+    // Besides the pause before each run, odd trials run the agent first and
+    // even trials rsync first, so that neither always follows the other.
+    let initial;
+    let copies;
+    if (n % 2 === 1) {
+      initial = await runAgent();
+      copies = await runRsync();
+    } else {
+      copies = await runRsync();
+      initial = await runAgent();
+    }
+    const { plain: rsyncInitial, durable: rsyncInitialDurable, floor } = copies;
     const changed = rewriteBlocks(CHANGE);
-    execFileSync('sync');
     const incremental = await timed(process.execPath, agentArgs);
-    execFileSync('sync');
     const rsyncInc = await timed('rsync', [
       '--inplace',
       '--times',
@@ -156,7 +217,7 @@ async function trial(n) {
     const i = JSON.parse(initial.stdout);
     const c = JSON.parse(incremental.stdout);
     say(
-      `  trial ${n}: initial ${fmt(initial.ms / 1000)} s vs rsync ${fmt(rsyncInitial.ms / 1000)} s; ` +
+      `  trial ${n} (${n % 2 === 1 ? 'agent first' : 'rsync first'}): initial ${fmt(initial.ms / 1000)} s vs rsync ${fmt(rsyncInitial.ms / 1000)} s (TLS floor ${fmt(floor.ms / 1000)} s); ` +
         `incremental ${fmt(incremental.ms / 1000)} s vs rsync ${fmt(rsyncInc.ms / 1000)} s`,
     );
     return {
@@ -166,6 +227,7 @@ async function trial(n) {
       initialBytes: i.bytesSent,
       rsyncInitialMs: rsyncInitial.ms,
       rsyncInitialDurableMs: rsyncInitialDurable.ms,
+      floorMs: floor.ms,
       incMs: incremental.ms,
       incCycleMs: c.ms,
       incBlocks: c.blocksSent,
@@ -202,6 +264,8 @@ try {
       ratioToRsync: Number(fmt(m('initialMs') / m('rsyncInitialMs'))),
       rsyncSyncMs: Math.round(m('rsyncInitialDurableMs')),
       ratioToRsyncSync: Number(fmt(m('initialMs') / m('rsyncInitialDurableMs'))),
+      floorMs: Math.round(m('floorMs')),
+      floorRatioToRsync: Number(fmt(m('floorMs') / m('rsyncInitialMs'))),
     },
     incremental: {
       ms: Math.round(m('incMs')),
@@ -228,6 +292,9 @@ try {
     );
     console.log(
       `  durable copies    rsync --inplace && sync ${fmt(i.rsyncSyncMs / 1000)} s | ratio ${i.ratioToRsyncSync}x (Lifeboat fsyncs before it acknowledges)`,
+    );
+    console.log(
+      `  link alone        TLS 1.3 pipe of the file, no block work ${fmt(i.floorMs / 1000)} s | ratio ${i.floorRatioToRsync}x to rsync (the floor for any agent on this machine)`,
     );
     console.log(
       `incremental (${(CHANGE * 100).toFixed(0)} %)   ${fmt(n.ms / 1000)} s, ${n.blocksSent} blocks (agent cycle ${fmt(n.cycleMs / 1000)} s) | rsync --inplace --no-whole-file ${fmt(n.rsyncMs / 1000)} s | ratio ${n.ratioToRsync}x (target <= 0.7)`,

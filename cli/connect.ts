@@ -4,8 +4,8 @@ import {
   type KeyEncryptionKey,
   loadKeyEncryptionKey,
 } from '../replicator/crypto/key-encryption-key.js';
-import { tlsClientOptions } from '../replicator/transport/certificates.js';
 import { GatewayClient } from '../replicator/transport/gateway-client.js';
+import { tlsClientOptions } from '../replicator/transport/tls-options.js';
 
 /** A client for the gateway named in dr.yaml (or DR_GATEWAY), with this home's agent certificate. */
 export function gatewayClient(config: LoadedConfig, timeoutMs?: number): GatewayClient {

@@ -1,7 +1,7 @@
 import { errorMessage, isDrError } from '../core/errors.js';
 import { homePaths } from '../core/home.js';
-import { tlsClientOptions } from '../replicator/transport/certificates.js';
 import { GatewayClient } from '../replicator/transport/gateway-client.js';
+import { tlsClientOptions } from '../replicator/transport/tls-options.js';
 import type { ProtectionState } from '../replicator/transport/wire-types.js';
 import type { Command, Reply } from './contract.js';
 import { denyReply, failedReply, fired, judge, unknownApp } from './decide.js';

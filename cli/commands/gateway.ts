@@ -4,7 +4,7 @@ import { connectRedis, redisUrlFrom } from '../../core/redis.js';
 import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway } from '../../replicator/gateway/gateway-server.js';
 import { startStatePublisher } from '../../replicator/gateway/state-publisher.js';
-import { tlsServerOptions } from '../../replicator/transport/certificates.js';
+import { tlsServerOptions } from '../../replicator/transport/tls-options.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
 import type { HttpServer } from '../http-server.js';

@@ -9,7 +9,7 @@ import { errorMessage } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { connectRedis, redisUrlFrom } from '../../core/redis.js';
 import { findTracefs } from '../../replicator/capture/tracefs.js';
-import { tlsClientOptions } from '../../replicator/transport/certificates.js';
+import { tlsClientOptions } from '../../replicator/transport/tls-options.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 
 /** One finding of `dr doctor`. `warn` works but is degraded; `fail` is broken (exit 1). */

@@ -9,8 +9,8 @@ import { homePaths } from '../../core/home.js';
 import { loadKeyEncryptionKey } from '../../replicator/crypto/key-encryption-key.js';
 import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway, type Gateway } from '../../replicator/gateway/gateway-server.js';
-import { tlsClientOptions, tlsServerOptions } from '../../replicator/transport/certificates.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
+import { tlsClientOptions, tlsServerOptions } from '../../replicator/transport/tls-options.js';
 
 /** A free loopback port (closed again before it is returned). */
 export async function freePort(): Promise<number> {

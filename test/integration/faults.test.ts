@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { homePaths } from '../../core/home.js';
 import { ReplicationAgent } from '../../replicator/agent/replication-agent.js';
-import { tlsClientOptions } from '../../replicator/transport/certificates.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
+import { tlsClientOptions } from '../../replicator/transport/tls-options.js';
 import {
   dr,
   kek,

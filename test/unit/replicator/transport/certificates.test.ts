@@ -17,9 +17,11 @@ import { type HomePaths, homePaths } from '../../../../core/home.js';
 import {
   type CertificateSet,
   createCertificates,
+} from '../../../../replicator/transport/certificates.js';
+import {
   tlsClientOptions,
   tlsServerOptions,
-} from '../../../../replicator/transport/certificates.js';
+} from '../../../../replicator/transport/tls-options.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
