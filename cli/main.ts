@@ -1,52 +1,69 @@
 import { Command, CommanderError } from 'commander';
-import { registerAgent } from './commands/agent.js';
-import { registerApp } from './commands/app.js';
-import { registerAudit } from './commands/audit.js';
-import { registerChat } from './commands/chat.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerGateway } from './commands/gateway.js';
-import { registerInit } from './commands/init.js';
-import { registerOperation } from './commands/operation.js';
-import { registerPause } from './commands/pause.js';
-import { registerPoints } from './commands/points.js';
-import { registerPolicy } from './commands/policy.js';
-import { registerRecovery } from './commands/recovery.js';
-import { registerRestore } from './commands/restore.js';
-import { registerServe } from './commands/serve.js';
-import { registerStatus } from './commands/status.js';
-import { registerUp } from './commands/up.js';
-import { registerVerify } from './commands/verify.js';
-import { registerWarm } from './commands/warm.js';
-import { registerWorker } from './commands/worker.js';
 import type { ExitState } from './context.js';
 
-export function buildProgram(exit: ExitState): Command {
+type Register = (program: Command, exit: ExitState) => void;
+
+/**
+ * Every command, in help order, with the names it defines. A command's
+ * module is loaded only when it runs (or for help and unknown commands):
+ * loading all of them took 0.15 s, which every agent start, `dr status` and
+ * benchmarked initial sync waited for.
+ */
+const COMMANDS: ReadonlyArray<readonly [names: readonly string[], load: () => Promise<Register>]> =
+  [
+    [['init'], async () => (await import('./commands/init.js')).registerInit],
+    [['app'], async () => (await import('./commands/app.js')).registerApp],
+    [['gateway'], async () => (await import('./commands/gateway.js')).registerGateway],
+    [['agent'], async () => (await import('./commands/agent.js')).registerAgent],
+    [['points'], async () => (await import('./commands/points.js')).registerPoints],
+    [['restore'], async () => (await import('./commands/restore.js')).registerRestore],
+    [['verify'], async () => (await import('./commands/verify.js')).registerVerify],
+    [['status'], async () => (await import('./commands/status.js')).registerStatus],
+    [['worker'], async () => (await import('./commands/worker.js')).registerWorker],
+    [['warm'], async () => (await import('./commands/warm.js')).registerWarm],
+    [
+      ['drill', 'failover', 'failback'],
+      async () => (await import('./commands/recovery.js')).registerRecovery,
+    ],
+    [
+      ['cancel', 'cleanup'],
+      async () => (await import('./commands/operation.js')).registerOperation,
+    ],
+    [['pause', 'resume'], async () => (await import('./commands/pause.js')).registerPause],
+    [['serve'], async () => (await import('./commands/serve.js')).registerServe],
+    [['chat'], async () => (await import('./commands/chat.js')).registerChat],
+    [['policy'], async () => (await import('./commands/policy.js')).registerPolicy],
+    [['audit'], async () => (await import('./commands/audit.js')).registerAudit],
+    [['up'], async () => (await import('./commands/up.js')).registerUp],
+    [['doctor'], async () => (await import('./commands/doctor.js')).registerDoctor],
+  ];
+
+/** Every command name `dr` knows. */
+export const COMMAND_NAMES: readonly string[] = COMMANDS.flatMap(([names]) => names);
+
+/** The command an argv runs, when it names one of ours (not for --help or a typo). */
+function commandOf(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--home') {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('--home=')) continue;
+    return COMMAND_NAMES.includes(arg) ? arg : undefined;
+  }
+  return undefined;
+}
+
+/** The `dr` program with every command, or only `only` (the one about to run). */
+export async function buildProgram(exit: ExitState, only?: string): Promise<Command> {
   const program = new Command('dr')
     .description('Lifeboat: disaster recovery for cloud servers, run from chat')
     .option('--home <dir>', 'Lifeboat home (default: $DR_HOME or ./.lifeboat)')
     .showHelpAfterError('(run `dr --help` for usage)')
     .exitOverride();
-  for (const register of [
-    registerInit,
-    registerApp,
-    registerGateway,
-    registerAgent,
-    registerPoints,
-    registerRestore,
-    registerVerify,
-    registerStatus,
-    registerWorker,
-    registerWarm,
-    registerRecovery,
-    registerOperation,
-    registerPause,
-    registerServe,
-    registerChat,
-    registerPolicy,
-    registerAudit,
-    registerUp,
-    registerDoctor,
-  ]) {
+  const chosen = COMMANDS.filter(([names]) => only === undefined || names.includes(only));
+  for (const register of await Promise.all(chosen.map(([, load]) => load()))) {
     register(program, exit);
   }
   return program;
@@ -54,7 +71,7 @@ export function buildProgram(exit: ExitState): Command {
 
 export async function run(argv: string[]): Promise<number> {
   const exit: ExitState = { code: 0 };
-  const program = buildProgram(exit);
+  const program = await buildProgram(exit, commandOf(argv));
   try {
     await program.parseAsync(argv);
   } catch (err) {

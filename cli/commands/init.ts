@@ -12,7 +12,6 @@ import {
   createKeyEncryptionKeyFile,
   loadKeyEncryptionKey,
 } from '../../replicator/crypto/key-encryption-key.js';
-import { createCertificates } from '../../replicator/transport/certificates.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
 
 const DEFAULT_GATEWAY = '127.0.0.1:7443';
@@ -52,7 +51,9 @@ export function registerInit(program: Command, exit: ExitState): void {
           });
         }
 
-        // Generate first: nothing is written if this fails.
+        // Generate first: nothing is written if this fails. Loaded here: only
+        // `dr init` needs the certificate library, and every command loads this file.
+        const { createCertificates } = await import('../../replicator/transport/certificates.js');
         const certs = createCertificates({ gatewayHosts: [gateway.host] });
 
         await mkdir(paths.home, { recursive: true, mode: 0o700 });

@@ -107,9 +107,9 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('runs only dr commands that exist, with options they take', () => {
+  it('runs only dr commands that exist, with options they take', async () => {
     const c = load(text);
-    const program = buildProgram({ code: 0 });
+    const program = await buildProgram({ code: 0 });
     for (const name of ['gateway', 'worker', 'serve']) {
       const [sub, ...args] = c.services[name]?.command ?? [];
       const cmd = program.commands.find((x) => x.name() === sub);

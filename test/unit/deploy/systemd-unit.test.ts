@@ -39,7 +39,7 @@ describe('the systemd units', () => {
   });
 
   it('runs each DR-site part as the dr command of that name, as the lifeboat user', async () => {
-    const program = buildProgram({ code: 0 });
+    const program = await buildProgram({ code: 0 });
     for (const part of ['gateway', 'worker', 'serve']) {
       const text = await readFile(join(dir, `lifeboat-${part}.service`), 'utf8');
       const exec = /^ExecStart=(.*)$/m.exec(text)?.[1]?.split(/\s+/) ?? [];
@@ -63,7 +63,7 @@ describe('the systemd units', () => {
       '--app',
       '%i',
     ]);
-    const agent = buildProgram({ code: 0 }).commands.find((c) => c.name() === 'agent');
+    const agent = (await buildProgram({ code: 0 })).commands.find((c) => c.name() === 'agent');
     const options = new Set(agent?.options.map((o) => o.long));
     expect(options).toContain('--app');
     expect(options).toContain('--metrics'); // what the unit's comment suggests in LIFEBOAT_AGENT_ARGS
