@@ -181,6 +181,8 @@ const configSchema = z.object({
       address: hostPort.default('127.0.0.1:7443'),
       store: z.string().default('store'),
       minFreeSpace: size('disk').default(64 * 1024 * 1024),
+      /** Store appends with O_DIRECT (bypassing the page cache) where the file system allows. */
+      directIo: z.boolean().default(true),
       /** Plain-HTTP HOST:PORT for Prometheus' `/metrics`; absent, the gateway serves no metrics. */
       metrics: hostPort.optional(),
     })
@@ -189,6 +191,7 @@ const configSchema = z.object({
       address: '127.0.0.1:7443',
       store: 'store',
       minFreeSpace: 64 * 1024 * 1024,
+      directIo: true,
     }),
   retention: z
     .object({
@@ -380,6 +383,8 @@ gateway:
   store: store
   # the gateway refuses new batches when its disk has less free space than this
   minFreeSpace: 64MiB
+  # write the store with direct I/O (not through the page cache) where the file system allows
+  directIo: true
   # Prometheus /metrics over plain HTTP (docs/metrics.md); off unless set
   # metrics: 127.0.0.1:9464
 retention:

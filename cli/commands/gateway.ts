@@ -32,7 +32,11 @@ export function registerGateway(program: Command, exit: ExitState): void {
         if (redisUrl) redisPrefix(ctx.env);
         const metricsAt = opts.metrics ?? config.gateway.metrics;
         const access = accessRuleFrom(ctx.env);
-        const store = await BlockStore.open({ dir: config.storeDir, log });
+        const store = await BlockStore.open({
+          dir: config.storeDir,
+          log,
+          directIo: config.gateway.directIo,
+        });
         // The gateway's statuses exist only once it runs; metrics read them through this late binding.
         let statuses: () => AppStatus[] = () => [];
         const metrics = metricsAt ? await createGatewayMetrics(() => statuses()) : undefined;

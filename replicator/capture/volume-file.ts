@@ -1,13 +1,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readFile } from 'node:fs/promises';
+import { allocAligned } from '../../core/aligned-buffer.js';
 import { DrError, systemCode } from '../../core/errors.js';
-
-/** The one WebAssembly API used here; the ES lib types do not declare it. */
-const WasmMemory = (
-  globalThis as unknown as {
-    WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
-  }
-).WebAssembly.Memory;
 
 /** A protected volume opened for reading: a regular image file or a block device. */
 export class VolumeFile {
@@ -68,12 +62,10 @@ export class VolumeFile {
 
   /**
    * A buffer `read` can fill: for a block device, aligned to the page as
-   * O_DIRECT needs (WebAssembly memories are page-aligned; Node buffers are not).
+   * O_DIRECT needs.
    */
   allocBuffer(bytes: number): Buffer {
-    if (!this.isBlockDevice) return Buffer.allocUnsafe(bytes);
-    const pages = Math.max(1, Math.ceil(bytes / 65536));
-    return Buffer.from(new WasmMemory({ initial: pages }).buffer, 0, bytes);
+    return this.isBlockDevice ? allocAligned(bytes) : Buffer.allocUnsafe(bytes);
   }
 
   /**

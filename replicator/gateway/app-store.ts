@@ -29,6 +29,8 @@ export interface AppStoreOptions {
   name: string;
   log: Logger;
   segmentBytes: number;
+  /** Segment appends with O_DIRECT where the file system allows (default). */
+  directIo?: boolean | undefined;
 }
 
 export interface CommitRequest {
@@ -108,6 +110,7 @@ export class AppStore {
       dir: join(options.dir, 'segments'),
       segmentBytes: options.segmentBytes,
       log: options.log,
+      directIo: options.directIo,
     });
     const store = new AppStore(options, catalog, log);
     await log.recover(catalog.tail, (frame) => {

@@ -22,6 +22,8 @@ export interface BlockStoreOptions {
   log?: Logger;
   /** A segment file is sealed once it holds this many bytes (256 MiB). */
   segmentBytes?: number;
+  /** Segment appends with O_DIRECT where the file system allows (default true). */
+  directIo?: boolean;
 }
 
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -35,6 +37,7 @@ export class BlockStore {
     readonly dir: string,
     private readonly log: Logger,
     private readonly segmentBytes: number,
+    private readonly directIo: boolean,
   ) {}
 
   /** Opens the store and every app in it, recovering each from a crash if needed. */
@@ -42,8 +45,9 @@ export class BlockStore {
     dir,
     log = silentLog,
     segmentBytes = 256 * 1024 * 1024,
+    directIo = true,
   }: BlockStoreOptions): Promise<BlockStore> {
-    const store = new BlockStore(dir, log, segmentBytes);
+    const store = new BlockStore(dir, log, segmentBytes, directIo);
     const appsDir = join(dir, 'apps');
     await mkdir(appsDir, { recursive: true });
     for (const entry of await readdir(appsDir, { withFileTypes: true })) {
@@ -102,6 +106,7 @@ export class BlockStore {
       name,
       log: this.log.child({ app: name }),
       segmentBytes: this.segmentBytes,
+      directIo: this.directIo,
     };
   }
 }

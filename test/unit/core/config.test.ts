@@ -36,6 +36,7 @@ describe('parseConfig', () => {
       address: '10.0.0.5:7443',
       store: 'store',
       minFreeSpace: 64 * 1024 * 1024,
+      directIo: true,
     });
     expect(config.retention.daily).toBe(30 * 86_400_000);
     expect(config.agent).toEqual({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' });
