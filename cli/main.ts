@@ -1,45 +1,36 @@
 import { Command, CommanderError } from 'commander';
+import { COMMAND_MODULES, COMMAND_NAMES, type CommandModule } from './command-names.js';
 import type { ExitState } from './context.js';
 
 type Register = (program: Command, exit: ExitState) => void;
 
 /**
- * Every command, in help order, with the names it defines. A command's
- * module is loaded only when it runs (or for help and unknown commands):
- * loading all of them took 0.15 s, which every agent start, `dr status` and
- * benchmarked initial sync waited for.
+ * How each command module is loaded. A command's module is loaded only when
+ * it runs (or for help and unknown commands): loading all of them took
+ * 0.15 s, which every agent start, `dr status` and benchmarked initial sync
+ * waited for.
  */
-const COMMANDS: ReadonlyArray<readonly [names: readonly string[], load: () => Promise<Register>]> =
-  [
-    [['init'], async () => (await import('./commands/init.js')).registerInit],
-    [['app'], async () => (await import('./commands/app.js')).registerApp],
-    [['gateway'], async () => (await import('./commands/gateway.js')).registerGateway],
-    [['agent'], async () => (await import('./commands/agent.js')).registerAgent],
-    [['points'], async () => (await import('./commands/points.js')).registerPoints],
-    [['restore'], async () => (await import('./commands/restore.js')).registerRestore],
-    [['verify'], async () => (await import('./commands/verify.js')).registerVerify],
-    [['status'], async () => (await import('./commands/status.js')).registerStatus],
-    [['worker'], async () => (await import('./commands/worker.js')).registerWorker],
-    [['warm'], async () => (await import('./commands/warm.js')).registerWarm],
-    [
-      ['drill', 'failover', 'failback'],
-      async () => (await import('./commands/recovery.js')).registerRecovery,
-    ],
-    [
-      ['cancel', 'cleanup'],
-      async () => (await import('./commands/operation.js')).registerOperation,
-    ],
-    [['pause', 'resume'], async () => (await import('./commands/pause.js')).registerPause],
-    [['serve'], async () => (await import('./commands/serve.js')).registerServe],
-    [['chat'], async () => (await import('./commands/chat.js')).registerChat],
-    [['policy'], async () => (await import('./commands/policy.js')).registerPolicy],
-    [['audit'], async () => (await import('./commands/audit.js')).registerAudit],
-    [['up'], async () => (await import('./commands/up.js')).registerUp],
-    [['doctor'], async () => (await import('./commands/doctor.js')).registerDoctor],
-  ];
-
-/** Every command name `dr` knows. */
-export const COMMAND_NAMES: readonly string[] = COMMANDS.flatMap(([names]) => names);
+const LOADERS: Record<CommandModule, () => Promise<Register>> = {
+  init: async () => (await import('./commands/init.js')).registerInit,
+  app: async () => (await import('./commands/app.js')).registerApp,
+  gateway: async () => (await import('./commands/gateway.js')).registerGateway,
+  agent: async () => (await import('./commands/agent.js')).registerAgent,
+  points: async () => (await import('./commands/points.js')).registerPoints,
+  restore: async () => (await import('./commands/restore.js')).registerRestore,
+  verify: async () => (await import('./commands/verify.js')).registerVerify,
+  status: async () => (await import('./commands/status.js')).registerStatus,
+  worker: async () => (await import('./commands/worker.js')).registerWorker,
+  warm: async () => (await import('./commands/warm.js')).registerWarm,
+  recovery: async () => (await import('./commands/recovery.js')).registerRecovery,
+  operation: async () => (await import('./commands/operation.js')).registerOperation,
+  pause: async () => (await import('./commands/pause.js')).registerPause,
+  serve: async () => (await import('./commands/serve.js')).registerServe,
+  chat: async () => (await import('./commands/chat.js')).registerChat,
+  policy: async () => (await import('./commands/policy.js')).registerPolicy,
+  audit: async () => (await import('./commands/audit.js')).registerAudit,
+  up: async () => (await import('./commands/up.js')).registerUp,
+  doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
+};
 
 /** The command an argv runs, when it names one of ours (not for --help or a typo). */
 function commandOf(argv: readonly string[]): string | undefined {
@@ -62,8 +53,10 @@ export async function buildProgram(exit: ExitState, only?: string): Promise<Comm
     .option('--home <dir>', 'Lifeboat home (default: $DR_HOME or ./.lifeboat)')
     .showHelpAfterError('(run `dr --help` for usage)')
     .exitOverride();
-  const chosen = COMMANDS.filter(([names]) => only === undefined || names.includes(only));
-  for (const register of await Promise.all(chosen.map(([, load]) => load()))) {
+  const chosen = (Object.keys(COMMAND_MODULES) as CommandModule[]).filter(
+    (m) => only === undefined || (COMMAND_MODULES[m] as readonly string[]).includes(only),
+  );
+  for (const register of await Promise.all(chosen.map((m) => LOADERS[m]()))) {
     register(program, exit);
   }
   return program;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { COMMAND_NAMES } from '../command-names.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
 import { demoExists, prepareDemo } from '../demo/prepare-demo.js';
 import { homeInitialised, runDr } from '../up/home-access.js';
@@ -25,7 +26,7 @@ export function registerUp(program: Command, exit: ExitState): void {
       ) =>
         runAction(exit, opts.json, async () => {
           const ctx = contextOf(cmd);
-          const has = (name: string) => program.commands.some((c) => c.name() === name);
+          const has = (name: string) => COMMAND_NAMES.includes(name);
           // Once made, demo-shop comes up with every `dr up` of its home (its volume needs dr up).
           const demo = opts.demo === true || demoExists(ctx.home);
           return runUp({
