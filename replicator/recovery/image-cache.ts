@@ -54,6 +54,8 @@ export interface CachedMaterialise {
   /** How long to wait for a warmer (`dr warm`) that is bringing the cache forward; 2 min. */
   lockWaitMs?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Cancels the operation: the copy for it stops, and its partial file is removed. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface CachedResult {
@@ -163,7 +165,7 @@ async function bringForward(o: CachedMaterialise): Promise<CachedResult> {
   }
   const tmp = `${o.to}.lifeboat-partial-${process.pid}`;
   try {
-    await copyImage(image, tmp, o.handover === 'background-copy');
+    await copyImage(image, tmp, o.handover === 'background-copy', o.signal);
     await rename(tmp, o.to);
   } catch (err) {
     await unlink(tmp).catch(() => undefined); // may not exist; the error below matters
@@ -200,6 +202,7 @@ async function fill(
       volume: o.volume,
       ...(since ? { since } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      signal: o.signal,
       onBlock: async (block, plain) => {
         fetched++;
         if (!since && isZero(plain)) return;
@@ -276,16 +279,27 @@ class RunWriter {
 /**
  * GNU cp clones where it can and keeps holes (SEEK_DATA, copy_file_range); `background` runs it
  * under nice and the idle I/O class. Without cp, Node's copy (which fills holes) does it.
+ * `signal` kills the cp and rejects with its reason; the caller removes the partial copy.
  */
-async function copyImage(from: string, to: string, background: boolean): Promise<void> {
+export async function copyImage(
+  from: string,
+  to: string,
+  background: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  signal?.throwIfAborted();
   const cp = ['cp', '--reflink=auto', '--sparse=auto', '--', from, to];
   const argv = background ? ['nice', '-n', '10', 'ionice', '-c', '3', ...cp] : cp;
   const ok = await new Promise<boolean>((resolve) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
-    child.once('error', () => resolve(false)); // no cp (or nice, ionice) here: copy in-process
+    const child = spawn(argv[0] as string, argv.slice(1), {
+      stdio: 'ignore',
+      ...(signal ? { signal, killSignal: 'SIGKILL' as const } : {}),
+    });
+    child.once('error', () => resolve(false)); // no cp (or nice, ionice) here, or cancelled
     // A failed cp is retried in-process, which reports the real error (ENOSPC, say) if any.
     child.once('exit', (code) => resolve(code === 0));
   });
+  signal?.throwIfAborted();
   if (!ok) await copyFile(from, to, constants.COPYFILE_FICLONE);
 }
 

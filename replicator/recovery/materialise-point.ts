@@ -69,6 +69,7 @@ export async function materialisePoint({
         to: path,
         ...(handover ? { handover } : {}),
         ...progress,
+        signal,
       });
       onProgress?.(name, 1);
       out.push({ name, path, size: r.size });
@@ -84,6 +85,7 @@ export async function materialisePoint({
       force: true,
       durable: false, // a scratch copy for a recovery job: a crash materialises again
       ...progress,
+      signal,
     });
     onProgress?.(name, 1);
     out.push({ name, path, size: r.size });

@@ -33,6 +33,8 @@ export interface ReadPointOptions {
    * point's block MACs (`baseMacs`): the digest then checks the earlier point's blocks too.
    */
   since?: { seq: number; baseMacs: Buffer };
+  /** Stops the read (with the signal's reason) between two blocks. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ReadPointResult {
@@ -62,6 +64,7 @@ export async function readPointVolume({
   collectProblems = false,
   onProgress,
   since,
+  signal,
 }: ReadPointOptions): Promise<ReadPointResult> {
   const info = point.volumeInfo.find((v) => v.name === volume);
   const pv = point.volumes[volume];
@@ -95,6 +98,7 @@ export async function readPointVolume({
   const problems: BlockProblem[] = [];
   let done = 0;
   for await (const { block, seq, record } of client.records(app, point.id, volume, since?.seq)) {
+    signal?.throwIfAborted();
     if (block >= blocks) {
       problems.push({ volume, block, reason: `block lies beyond the volume's size ${size}` });
       if (!collectProblems) break;

@@ -21,6 +21,8 @@ export interface RestoreOptions {
    */
   durable?: boolean;
   onProgress?: (blocksDone: number, blocksTotal: number) => void;
+  /** Stops the restore between two blocks; the partial image is removed. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface RestoreResult {
@@ -55,6 +57,7 @@ export async function restoreVolume({
   force = false,
   durable = true,
   onProgress,
+  signal,
 }: RestoreOptions): Promise<RestoreResult> {
   const existing = await stat(to).catch((err: unknown) => {
     if (systemCode(err) === 'ENOENT') return undefined;
@@ -114,6 +117,7 @@ export async function restoreVolume({
       point,
       volume,
       ...(onProgress ? { onProgress } : {}),
+      signal,
       onBlock: async (block, plain) => {
         if (allZero(plain)) return;
         // Neighbouring blocks go out in one writev of up to 4 MiB: a write per
