@@ -296,6 +296,10 @@ try {
     console.log(
       `  link alone        TLS 1.3 pipe of the file, no block work ${fmt(i.floorMs / 1000)} s | ratio ${i.floorRatioToRsync}x to rsync (the floor for any agent on this machine)`,
     );
+    if (i.floorRatioToRsync > 1)
+      console.log(
+        '                    the link alone is slower than rsync here: no agent that honours TLS can meet <= 1.0x on this machine',
+      );
     console.log(
       `incremental (${(CHANGE * 100).toFixed(0)} %)   ${fmt(n.ms / 1000)} s, ${n.blocksSent} blocks (agent cycle ${fmt(n.cycleMs / 1000)} s) | rsync --inplace --no-whole-file ${fmt(n.rsyncMs / 1000)} s | ratio ${n.ratioToRsync}x (target <= 0.7)`,
     );
