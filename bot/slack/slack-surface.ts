@@ -15,6 +15,23 @@ import type { SlackCredentials } from './slack-credentials.js';
 import { slackEventsRoute } from './slack-events-route.js';
 import { withRetryAfter } from './with-retry-after.js';
 
+/** The fields of an `app_mention` event Lifeboat reads. */
+interface Mention {
+  user?: string;
+  text?: string;
+  channel: string;
+  ts: string;
+  thread_ts?: string;
+}
+
+/** The words of a mention: `<@U0BOT> drill shop` → `drill shop` (every user mention dropped). */
+export function mentionText(text: string): string {
+  return text
+    .replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 export interface SlackSurfaceOptions {
   plane: ControlPlane;
   credentials: SlackCredentials;
@@ -30,7 +47,8 @@ export interface SlackSurfaceOptions {
 }
 
 /**
- * Slack through Bolt: `/dr …` slash commands and button presses in, replies and notices out.
+ * Slack through Bolt: `/dr …` slash commands, `@Lifeboat …` mentions and button presses in,
+ * replies and notices out.
  * Every request is acknowledged first (Slack's 3-second rule); the control plane's work follows.
  */
 export class SlackSurface {
@@ -179,6 +197,11 @@ export class SlackSurface {
       await ack();
       this.work.push(() => this.onPress(body as BlockAction, action as ButtonAction));
     });
+    // Bolt acknowledges events itself, before the listener runs.
+    this.app.event('app_mention', async ({ event, body }) => {
+      const eventId = (body as { event_id?: string }).event_id ?? `${event.channel}:${event.ts}`;
+      this.work.push(() => this.onMention(event as Mention, eventId));
+    });
     this.app.error(async (err) => {
       this.log.error({ err: errorMessage(err) }, 'Slack listener failed');
     });
@@ -201,6 +224,39 @@ export class SlackSurface {
       { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
     );
     await this.guard('reply', () => this.replyToCommand(reply, c.channel_id, respond));
+  }
+
+  /**
+   * `@Lifeboat drill shop` in a channel: the same words as `/dr drill shop`.
+   * Refusals and help go to the asker alone, operations get their own
+   * message, anything else is answered in the mention's thread.
+   */
+  private async onMention(m: Mention, eventId: string): Promise<void> {
+    if (!(await firstDelivery(this.o.redis, `${this.base}delivery:${eventId}`))) {
+      this.log.info({ event: eventId }, 'redelivered mention ignored');
+      return;
+    }
+    if (!m.user) return; // a message without a person behind it (a bot's): nothing to answer
+    const reply = await answer(
+      this.o.plane,
+      {
+        text: mentionText(m.text ?? ''),
+        actor: `slack:${m.user}`,
+        surface: 'slack',
+        channel: `slack:${m.channel}`,
+        id: `slack:${eventId}`,
+      },
+      { log: this.log, ...(this.o.now ? { now: this.o.now } : {}) },
+    );
+    await this.guard('reply', async () => {
+      if (!reply.ok || reply.private) {
+        const user = m.user as string;
+        await this.call('chat.postEphemeral', () =>
+          this.app.client.chat.postEphemeral({ channel: m.channel, user, ...slackMessage(reply) }),
+        );
+      } else if (reply.thread) await this.replyAsOperation(reply, reply.thread, m.channel);
+      else await this.post(m.channel, slackMessage(reply), m.thread_ts ?? m.ts);
+    });
   }
 
   private async onPress(press: BlockAction, button: ButtonAction): Promise<void> {
@@ -241,20 +297,22 @@ export class SlackSurface {
       await respond({ response_type: 'ephemeral', ...slackMessage(reply) });
       return;
     }
-    if (reply.thread) {
-      const msg = slackMessage(reply, { inlineDetails: false });
-      const { ref, created } = await this.map.upsert(
-        `slack:${channel}`,
-        reply.thread,
-        0,
-        () => this.post(channel, msg),
-        async () => undefined, // a notice got there first and shows newer state
-      );
-      if (created && reply.details?.length)
-        await this.post(channel, this.detailsOf(reply.details), ref);
-      return;
-    }
-    await respond({ response_type: 'in_channel', ...slackMessage(reply) });
+    if (reply.thread) await this.replyAsOperation(reply, reply.thread, channel);
+    else await respond({ response_type: 'in_channel', ...slackMessage(reply) });
+  }
+
+  /** An operation's reply: its own message (shared with its notices), details in its thread. */
+  private async replyAsOperation(reply: Reply, thread: string, channel: string): Promise<void> {
+    const msg = slackMessage(reply, { inlineDetails: false });
+    const { ref, created } = await this.map.upsert(
+      `slack:${channel}`,
+      thread,
+      0,
+      () => this.post(channel, msg),
+      async () => undefined, // a notice got there first and shows newer state
+    );
+    if (created && reply.details?.length)
+      await this.post(channel, this.detailsOf(reply.details), ref);
   }
 
   /** A notice: one message per key and channel, updated in place; details in its thread. */

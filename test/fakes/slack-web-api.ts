@@ -5,7 +5,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 /**
  * An emulator of Slack's side: the Web API the bot calls (`auth.test`, `chat.postMessage`,
  * `chat.update`, `chat.postEphemeral`, `response_url`), recording every call, and the sender of
- * signed slash commands and button presses to the bot's `/slack/events`. It checks what Slack
+ * signed slash commands, mentions (Events API) and button presses to the bot's `/slack/events`. It checks what Slack
  * checks: the bearer token, required arguments, that updated messages exist, `response_url`'s
  * five uses; and it can answer `ratelimited` with a Retry-After.
  */
@@ -22,6 +22,8 @@ export interface SlackMessage {
   blocks: Record<string, unknown>[];
   threadTs?: string;
   updates: number;
+  /** Set for a person's message (a mention), unset for the bot's posts. */
+  user?: string;
 }
 
 export interface ResponseUrlPost {
@@ -133,9 +135,11 @@ export class SlackEmulator {
     return this.calls.filter((c) => c.method === method);
   }
 
-  /** Top-level messages of a channel (thread replies left out), oldest first. */
+  /** The bot's top-level messages in a channel (thread replies and people's messages left out), oldest first. */
   channelMessages(channel: string): SlackMessage[] {
-    return [...this.messages.values()].filter((m) => m.channel === channel && !m.threadTs);
+    return [...this.messages.values()].filter(
+      (m) => m.channel === channel && !m.threadTs && !m.user,
+    );
   }
 
   threadOf(channel: string, ts: string): SlackMessage[] {
@@ -307,7 +311,48 @@ export class SlackEmulator {
     return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
   }
 
-  /** POSTs a form body to the bot, signed unless told otherwise. */
+  /** An Events API `app_mention` callback: `@Lifeboat <text>` said in a channel (JSON, as Slack sends it). */
+  mention(
+    text: string,
+    {
+      user = 'U0ALICE',
+      channel = 'C0OPS',
+      eventId = `Ev${++this.seq}${randomBytes(3).toString('hex').toUpperCase()}`,
+      threadTs,
+    }: { user?: string; channel?: string; eventId?: string; threadTs?: string } = {},
+  ) {
+    const ts = `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`;
+    // The channel now holds the person's message, so replies can go in its thread.
+    this.messages.set(`${channel}/${ts}`, {
+      channel,
+      ts,
+      text: `<@U0LIFEBOAT> ${text}`,
+      blocks: [],
+      updates: 0,
+      user,
+      ...(threadTs ? { threadTs } : {}),
+    });
+    return JSON.stringify({
+      token: 'deprecated-verification-token',
+      team_id: 'T0TEST',
+      api_app_id: 'A0LIFEBOAT',
+      event: {
+        type: 'app_mention',
+        user,
+        text: `<@U0LIFEBOAT> ${text}`,
+        ts,
+        channel,
+        event_ts: ts,
+        ...(threadTs ? { thread_ts: threadTs } : {}),
+      },
+      type: 'event_callback',
+      event_id: eventId,
+      event_time: Math.floor(Date.now() / 1000),
+      authorizations: [{ team_id: 'T0TEST', user_id: 'U0LIFEBOAT', is_bot: true }],
+    });
+  }
+
+  /** POSTs a body to the bot (a form, or JSON for events), signed unless told otherwise. */
   async send(
     target: string,
     body: string,
@@ -318,7 +363,9 @@ export class SlackEmulator {
     }: { timestamp?: number; signature?: string; retryNum?: number } = {},
   ): Promise<{ status: number; body: string; headers: Headers }> {
     const headers: Record<string, string> = {
-      'content-type': 'application/x-www-form-urlencoded',
+      'content-type': body.startsWith('{')
+        ? 'application/json'
+        : 'application/x-www-form-urlencoded',
       'x-slack-request-timestamp': String(timestamp),
       'x-slack-signature': signature ?? this.sign(body, timestamp),
     };

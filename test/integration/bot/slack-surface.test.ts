@@ -188,6 +188,40 @@ describe.skipIf(missingFeature(missing, 'slack-surface.test.ts'))(
       expect(slack.channelMessages('C0PROD')).toHaveLength(2);
     });
 
+    it('takes @Lifeboat mentions like /dr: once per event, answers in the thread, refusals privately, operations as their own message', async () => {
+      const body = slack.mention('status', { channel: 'C0MENTION' });
+      expect((await slack.send(events, body)).status).toBe(200);
+      const ts = (JSON.parse(body) as { event: { ts: string } }).event.ts;
+      const answer = await waitFor(
+        'the answer in the thread',
+        () => slack.threadOf('C0MENTION', ts)[0],
+      );
+      expect(answer.text).toBe('prod-web: protected, 2 s behind');
+      expect(plane.seen).toMatchObject([
+        { verb: 'status', actor: 'slack:U0ALICE', channel: 'slack:C0MENTION', surface: 'slack' },
+      ]);
+      // Slack delivering the same event again: acknowledged, and nothing runs twice.
+      expect((await slack.send(events, body, { retryNum: 1 })).status).toBe(200);
+
+      const typo = slack.mention('falover prod-web', { channel: 'C0MENTION', user: 'U0CAROL' });
+      expect((await slack.send(events, typo)).status).toBe(200);
+      const eph = await waitFor('the private answer', () =>
+        slack.ephemerals.find((c) => c.args.user === 'U0CAROL'),
+      );
+      expect(eph.args.channel).toBe('C0MENTION');
+      expect(String(eph.args.text)).toContain('Did you mean `failover`?');
+
+      await slack.send(events, slack.mention('failover prod-web', { channel: 'C0MENTION2' }));
+      const card = await waitFor(
+        'the operation message',
+        () => slack.channelMessages('C0MENTION2')[0],
+      );
+      expect(card.text).toContain('Failover of prod-web needs 2 approvals');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(plane.seen.map((s) => s.verb)).toEqual(['status', 'failover']);
+      expect(slack.threadOf('C0MENTION', ts)).toHaveLength(1);
+    });
+
     it('answers a press by someone not allowed privately, and changes nothing', async () => {
       await slack.send(
         events,
