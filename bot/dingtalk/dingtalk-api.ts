@@ -1,3 +1,4 @@
+import { type Logger, silentLog } from '../../core/log.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
 
 /** A card's variables as our template reads them. */
@@ -23,6 +24,9 @@ export function spaceOf(channel: string): Space {
 }
 
 export class DingTalkApiError extends Error {
+  /** DingTalk refused for the call rate (QPS limits; a robot's 20 messages a minute): worth waiting. */
+  readonly throttled: boolean;
+
   constructor(
     readonly path: string,
     readonly status: number,
@@ -30,7 +34,21 @@ export class DingTalkApiError extends Error {
     message: string,
   ) {
     super(`DingTalk ${path} answered ${status} ${code}: ${message}`);
+    this.throttled =
+      status === 429 || /QpsLimit|Throttl|RateLimit/i.test(code) || code === WEBHOOK_TOO_FAST;
   }
+}
+
+/** A session webhook's errcode for "send too fast" (a robot may post 20 messages a minute). */
+const WEBHOOK_TOO_FAST = '130101';
+
+export interface DingTalkApiOptions {
+  fetch?: typeof fetch;
+  now?: () => number;
+  log?: Logger;
+  /** Waits after a throttled call, in order; the call is given up after the last (default 1 s, 3 s, 9 s). */
+  backoffMs?: readonly number[];
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
@@ -40,12 +58,42 @@ export class DingTalkApiError extends Error {
 export class DingTalkApi {
   private token: { value: string; until: number } | undefined;
   private pending: Promise<string> | undefined;
+  private readonly fetchFn: typeof fetch;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly backoffMs: readonly number[];
+  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly c: DingTalkCredentials,
-    private readonly fetchFn: typeof fetch = fetch,
-    private readonly now: () => number = Date.now,
-  ) {}
+    o: DingTalkApiOptions = {},
+  ) {
+    this.fetchFn = o.fetch ?? fetch;
+    this.now = o.now ?? Date.now;
+    this.log = o.log ?? silentLog;
+    this.backoffMs = o.backoffMs ?? [1000, 3000, 9000];
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /**
+   * Runs a call; when DingTalk throttles it (it sends no Retry-After), waits 1 s, 3 s, 9 s
+   * between tries and then gives it up, so one busy minute does not lose a message.
+   */
+  private async patiently<T>(path: string, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        const wait = this.backoffMs[attempt];
+        if (!(err instanceof DingTalkApiError) || !err.throttled || wait === undefined) throw err;
+        this.log.warn(
+          { path, code: err.code, waitMs: wait, attempt: attempt + 1 },
+          'DingTalk throttled the call; waiting before trying again',
+        );
+        await this.sleep(wait);
+      }
+    }
+  }
 
   async accessToken(): Promise<string> {
     if (this.token && this.now() < this.token.until) return this.token.value;
@@ -137,6 +185,10 @@ export class DingTalkApi {
 
   /** Answers a robot message in its conversation through the message's session webhook. */
   async replyWebhook(sessionWebhook: string, title: string, text: string): Promise<void> {
+    await this.patiently('sessionWebhook', () => this.postWebhook(sessionWebhook, title, text));
+  }
+
+  private async postWebhook(sessionWebhook: string, title: string, text: string): Promise<void> {
     const res = await this.fetchFn(sessionWebhook, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -154,11 +206,15 @@ export class DingTalkApi {
     }
   }
 
-  private async request(
+  private request(method: string, path: string, body: unknown, auth = true): Promise<unknown> {
+    return this.patiently(path, () => this.requestOnce(method, path, body, auth));
+  }
+
+  private async requestOnce(
     method: string,
     path: string,
     body: unknown,
-    auth = true,
+    auth: boolean,
   ): Promise<unknown> {
     const headers: Record<string, string> = {
       'content-type': 'application/json',

@@ -77,7 +77,11 @@ export class DingTalkSurface {
     this.log = (o.log ?? silentLog).child({ surface: 'dingtalk' });
     this.base = `${o.prefix ?? 'lifeboat:'}bot:dingtalk:`;
     this.map = new MessageMap(o.redis, `${this.base}msg:`);
-    this.api = new DingTalkApi(o.credentials, o.fetch ?? fetch, o.now ?? Date.now);
+    this.api = new DingTalkApi(o.credentials, {
+      fetch: o.fetch ?? fetch,
+      now: o.now ?? Date.now,
+      log: this.log,
+    });
     const failed = (err: unknown) =>
       this.log.error({ err: errorMessage(err) }, 'DingTalk delivery failed');
     client.registerCallbackListener(TOPIC_ROBOT, (m) => void this.onRobotMessage(m).catch(failed));

@@ -5,7 +5,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
  * An emulator of DingTalk's OpenAPI as the robot uses it: `POST /v1.0/oauth2/accessToken`
  * (appKey/appSecret → accessToken, expireIn), the `x-acs-dingtalk-access-token` check on every other
  * call, group and one-to-one robot messages, interactive cards (createAndDeliver, update), and
- * session webhooks (`/session/<id>`, refused once expired). Records everything.
+ * session webhooks (`/session/<id>`, refused once expired), and throttling on demand. Records
+ * everything.
  */
 export interface Card {
   outTrackId: string;
@@ -29,6 +30,7 @@ export class DingTalkOpenApi {
   readonly refused: { path: string; why: string }[] = [];
   private server: Server | undefined;
   private readonly expiredSessions = new Set<string>();
+  private throttled = 0;
   url = '';
 
   constructor(
@@ -64,6 +66,14 @@ export class DingTalkOpenApi {
     this.expiredSessions.add(new URL(webhook).pathname);
   }
 
+  /**
+   * The next `calls` calls are refused for their rate, as DingTalk does: the OpenAPI with 403
+   * `Forbidden.AccessDenied.QpsLimitForApi`, a session webhook with errcode 130101 (send too fast).
+   */
+  throttle(calls: number): void {
+    this.throttled = calls;
+  }
+
   revokeTokens(): void {
     this.tokens.length = 0;
   }
@@ -93,6 +103,19 @@ export class DingTalkOpenApi {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
     } catch {
       return this.refuse(path, 400, 'InvalidParameter', 'body is not JSON');
+    }
+    if (this.throttled > 0) {
+      this.throttled--;
+      if (path.startsWith('/session/')) {
+        this.refused.push({ path, why: 'send too fast' });
+        return { status: 200, body: { errcode: 130101, errmsg: 'send too fast' } };
+      }
+      return this.refuse(
+        path,
+        403,
+        'Forbidden.AccessDenied.QpsLimitForApi',
+        'the QPS limit of this API is exceeded',
+      );
     }
     if (path.startsWith('/session/')) {
       if (this.expiredSessions.has(path))

@@ -8,6 +8,7 @@ describe('DingTalk OpenAPI client against the emulator', () => {
   let openapi: DingTalkOpenApi;
   let clock = 1_000_000;
   let api: DingTalkApi;
+  const waits: number[] = [];
 
   beforeAll(async () => {
     openapi = new DingTalkOpenApi(key, secret, 120);
@@ -20,7 +21,13 @@ describe('DingTalk OpenAPI client against the emulator', () => {
       robotCode: key,
       cardTemplateId: 'tpl',
     };
-    api = new DingTalkApi(credentials, fetch, () => clock);
+    api = new DingTalkApi(credentials, {
+      now: () => clock,
+      // The waits are recorded, not slept: the test checks the schedule, not the clock.
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
   });
 
   afterAll(async () => {
@@ -97,5 +104,32 @@ describe('DingTalk OpenAPI client against the emulator', () => {
     const e2 = await wrong.sendGroupMarkdown('cid', 't', 'x').catch((e: Error) => e);
     expect(String(e2)).toContain('invalidClientIdOrSecret');
     expect(String(e2)).not.toContain('wrong-secret-value');
+  });
+
+  it('waits out throttling (QPS limits, a webhook sending too fast) and delivers; gives up after three waits', async () => {
+    waits.length = 0;
+    const before = openapi.messages.length;
+    openapi.throttle(2);
+    await api.sendGroupMarkdown('cid-busy', 't', 'delivered after two waits');
+    expect(waits).toEqual([1000, 3000]);
+    expect(openapi.messages.slice(before).map((m) => m.text)).toEqual([
+      'delivered after two waits',
+    ]);
+
+    waits.length = 0;
+    const hook = openapi.sessionWebhook();
+    openapi.throttle(1);
+    await api.replyWebhook(hook, 't', 'reply after one wait');
+    expect(waits).toEqual([1000]);
+    expect(openapi.messages.at(-1)?.text).toBe('reply after one wait');
+
+    waits.length = 0;
+    openapi.throttle(10);
+    const err = await api.sendGroupMarkdown('cid-busy', 't', 'never').catch((e: Error) => e);
+    expect(waits).toEqual([1000, 3000, 9000]);
+    expect(String(err)).toContain('403 Forbidden.AccessDenied.QpsLimitForApi');
+    openapi.throttle(0);
+    await api.sendGroupMarkdown('cid-busy', 't', 'and the next call goes through');
+    expect(openapi.messages.at(-1)?.text).toBe('and the next call goes through');
   });
 });
