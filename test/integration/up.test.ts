@@ -116,8 +116,9 @@ describe('dr up', () => {
 
   it('uses the Redis REDIS_URL names instead of starting one, and --json prints where everything is', async () => {
     const redis = await startRedis();
+    let p: Awaited<ReturnType<typeof upOn>> | undefined;
     try {
-      const p = await upOn(['--json'], { REDIS_URL: redis.url, DR_LOG_LEVEL: 'warn' });
+      p = await upOn(['--json'], { REDIS_URL: redis.url, DR_LOG_LEVEL: 'warn' });
       await p.waitFor(/^\{"pid".*\}$/m, 60_000);
       const line = p
         .output()
@@ -130,6 +131,9 @@ describe('dr up', () => {
       expect(p.output()).not.toContain('Ctrl-C stops everything'); // the JSON line replaces the summary
       expect(await p.stop()).toBe(0);
     } finally {
+      // dr up first, while its Redis is still there: stopped the other way round, a failed
+      // test left dr up's worker waiting for Redis past the kill and orphaned.
+      await p?.stop();
       await redis.stop();
     }
   });
