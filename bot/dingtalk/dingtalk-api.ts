@@ -1,4 +1,5 @@
 import { type Logger, silentLog } from '../../core/log.js';
+import { waitAndRetry } from '../wait-and-retry.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
 
 /** A card's variables as our template reads them. */
@@ -79,20 +80,20 @@ export class DingTalkApi {
    * Runs a call; when DingTalk throttles it (it sends no Retry-After), waits 1 s, 3 s, 9 s
    * between tries and then gives it up, so one busy minute does not lose a message.
    */
-  private async patiently<T>(path: string, call: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await call();
-      } catch (err) {
-        const wait = this.backoffMs[attempt];
-        if (!(err instanceof DingTalkApiError) || !err.throttled || wait === undefined) throw err;
-        this.log.warn(
-          { path, code: err.code, waitMs: wait, attempt: attempt + 1 },
-          'DingTalk throttled the call; waiting before trying again',
-        );
-        await this.sleep(wait);
-      }
-    }
+  private patiently<T>(path: string, call: () => Promise<T>): Promise<T> {
+    return waitAndRetry(
+      call,
+      (err, attempt) =>
+        err instanceof DingTalkApiError && err.throttled ? this.backoffMs[attempt - 1] : undefined,
+      {
+        sleep: this.sleep,
+        onWait: (err, attempt, waitMs) =>
+          this.log.warn(
+            { path, code: (err as DingTalkApiError).code, waitMs, attempt },
+            'DingTalk throttled the call; waiting before trying again',
+          ),
+      },
+    );
   }
 
   async accessToken(): Promise<string> {

@@ -1,4 +1,5 @@
 import { silentLog } from '../../core/log.js';
+import { waitAndRetry } from '../wait-and-retry.js';
 
 /** The most a single Retry-After is honoured before the call is given up (and the notice retried later). */
 const MAX_WAIT_S = 60;
@@ -24,17 +25,21 @@ export async function withRetryAfter<T>(
     sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
   } = {},
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
+  return waitAndRetry(
+    call,
+    (err, attempt) => {
       const wait = retryAfterOf(err);
-      if (wait === undefined || attempt >= attempts || wait > MAX_WAIT_S) throw err;
-      log.warn(
-        { method, retryAfterSeconds: wait, attempt },
-        'Slack rate-limited the call; waiting as asked',
-      );
-      await sleep(wait * 1000);
-    }
-  }
+      return wait === undefined || attempt >= attempts || wait > MAX_WAIT_S
+        ? undefined
+        : wait * 1000;
+    },
+    {
+      sleep,
+      onWait: (err, attempt) =>
+        log.warn(
+          { method, retryAfterSeconds: retryAfterOf(err), attempt },
+          'Slack rate-limited the call; waiting as asked',
+        ),
+    },
+  );
 }

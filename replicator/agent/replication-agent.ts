@@ -9,8 +9,8 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   createWrappedVolumeKey,
   MAC_BYTES,
-  unwrapVolumeKey,
   volumeDigest,
+  volumeKeysOf,
 } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type {
@@ -204,13 +204,7 @@ export class ReplicationAgent {
             },
           );
         }
-        const keys = unwrapVolumeKey(
-          kek,
-          Buffer.from(info.wrappedKey, 'base64'),
-          app,
-          f.name,
-          info.blockSize,
-        );
+        const keys = volumeKeysOf(kek, app, info);
         const prev = state?.volumes[f.name];
         if (prev && prev.size !== f.size) {
           this.log.warn(

@@ -105,6 +105,21 @@ export function unwrapVolumeKey(
   return { enc, mac, zeroMac, blockSize, nonces: new NonceSource() };
 }
 
+/** A volume's keys from the gateway's description of it (its wrapped data key in base64). */
+export function volumeKeysOf(
+  kek: KeyEncryptionKey,
+  app: string,
+  info: { name: string; wrappedKey: string; blockSize: number },
+): VolumeKeys {
+  return unwrapVolumeKey(
+    kek,
+    Buffer.from(info.wrappedKey, 'base64'),
+    app,
+    info.name,
+    info.blockSize,
+  );
+}
+
 /**
  * Keyed MAC of a block's plaintext: keyed BLAKE3, first 128 bits. BLAKE3 is
  * used for its speed (about 3x HMAC-SHA-256 here), since the scan tracker

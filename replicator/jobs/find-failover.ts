@@ -1,7 +1,7 @@
 import type { AppConfig } from '../../core/config.js';
 import { DrError } from '../../core/errors.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
-import { unwrapVolumeKey } from '../crypto/volume-key.js';
+import { volumeKeysOf } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { FailbackSteps, FailbackVolume, RecoveryJobData } from './recovery-contract.js';
 import type { RecoveryDeps } from './recovery-deps.js';
@@ -69,13 +69,7 @@ export async function volumeMacKeys(
         remedy: 'check that the worker uses the gateway the app was replicated to',
       });
     }
-    const keys = unwrapVolumeKey(
-      kek,
-      Buffer.from(info.wrappedKey, 'base64'),
-      app,
-      v.name,
-      info.blockSize,
-    );
+    const keys = volumeKeysOf(kek, app, info);
     out.set(v.name, { mac: keys.mac, blockSize: info.blockSize });
   }
   return out;

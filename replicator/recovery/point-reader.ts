@@ -4,9 +4,9 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   blockMac,
   MAC_BYTES,
-  unwrapVolumeKey,
   type VolumeKeys,
   volumeDigest,
+  volumeKeysOf,
 } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
@@ -75,13 +75,7 @@ export async function readPointVolume({
       remedy: `use one of: ${Object.keys(point.volumes).join(', ')}`,
     });
   }
-  const keys: VolumeKeys = unwrapVolumeKey(
-    kek,
-    Buffer.from(info.wrappedKey, 'base64'),
-    app,
-    volume,
-    info.blockSize,
-  );
+  const keys: VolumeKeys = volumeKeysOf(kek, app, info);
   const size = pv.size;
   const blocks = Math.ceil(size / info.blockSize);
   const macs = Buffer.allocUnsafe(blocks * MAC_BYTES);

@@ -4,7 +4,7 @@ import { absentMacs } from '../agent/absent-macs.js';
 import { scanChanges } from '../capture/scan-tracker.js';
 import { VolumeFile } from '../capture/volume-file.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
-import { MAC_BYTES, unwrapVolumeKey } from '../crypto/volume-key.js';
+import { MAC_BYTES, volumeKeysOf } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { type BlockProblem, readPointVolume } from './point-reader.js';
@@ -81,13 +81,7 @@ async function compareWithSource(
   const info = point.volumeInfo.find((v) => v.name === volume);
   const size = point.volumes[volume]?.size ?? 0;
   if (!info) return [{ volume, block: -1, reason: 'the point does not describe this volume' }];
-  const keys = unwrapVolumeKey(
-    kek,
-    Buffer.from(info.wrappedKey, 'base64'),
-    app,
-    volume,
-    info.blockSize,
-  );
+  const keys = volumeKeysOf(kek, app, info);
   const known = absentMacs(keys, size);
   for (const [block, mac] of await client.macs(app, point.id, volume)) {
     if ((block + 1) * MAC_BYTES <= known.length) mac.copy(known, block * MAC_BYTES);
