@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // Keeps imports pointing one way: cli → bot → engine → replicator → core.
 // (Import cycles are caught by Biome's noImportCycles rule.)
+// Usage: node scripts/check-imports.mjs [--root DIR]   (DIR defaults to the repository)
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
-const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
+const rootArg = process.argv.indexOf('--root');
+const root =
+  rootArg > 0 && process.argv[rootArg + 1]
+    ? resolve(process.argv[rootArg + 1])
+    : resolve(dirname(new URL(import.meta.url).pathname), '..');
 const layers = ['core', 'replicator', 'engine', 'bot', 'cli'];
 const rank = (file) => layers.indexOf(relative(root, file).split('/')[0]);
 
@@ -18,18 +23,28 @@ function* sources(dir) {
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) yield* sources(p);
-    else if (/\.(ts|mts|js|mjs)$/.test(e.name)) yield p;
+    else if (/\.(ts|mts|cts|js|mjs|cjs)$/.test(e.name)) yield p;
   }
 }
 
-const importRe =
-  /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+/**
+ * Every way a module can name another: `import … from`, `export … from`, a side-effect
+ * `import 'x'`, a dynamic `import('x')`, `require('x')` (also `require.resolve`), and
+ * TypeScript's `import x = require('x')`, which the require pattern covers.
+ */
+const patterns = [
+  /(?:^|[\n;])\s*(?:import|export)\b[^'"]*?\bfrom\s*['"]([^'"]+)['"]/g,
+  /(?:^|[\n;])\s*import\s*['"]([^'"]+)['"]/g,
+  /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+  /\brequire(?:\.resolve)?\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+];
+
 const problems = [];
 for (const layer of layers) {
   for (const file of sources(join(root, layer))) {
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(importRe)) {
-      const spec = m[1] ?? m[2];
+    const specs = new Set(patterns.flatMap((re) => [...text.matchAll(re)].map((m) => m[1])));
+    for (const spec of specs) {
       if (!spec?.startsWith('.')) continue;
       const target = resolve(dirname(file), spec);
       const from = rank(file);
