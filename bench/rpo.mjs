@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { bin, freePort, needCommand, pct as percentile, root, say } from './lib.mjs';
+import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
+import { bin, freePort, needCommand, pct as percentile, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,10 +30,6 @@ if (process.getuid?.() !== 0) {
 need('fio', 'fio');
 need('rsync', 'rsync');
 need('mkfs.ext4', 'e2fsprogs');
-
-const { GatewayClient } = await import(join(root, 'dist/replicator/transport/gateway-client.js'));
-const { tlsClientOptions } = await import(join(root, 'dist/replicator/transport/certificates.js'));
-const { homePaths } = await import(join(root, 'dist/core/home.js'));
 
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-rpo-'));
 const undo = [];
@@ -170,10 +167,7 @@ async function lifeboat(tracker) {
       }
     }
   });
-  const client = new GatewayClient({
-    address: `127.0.0.1:${port}`,
-    tls: tlsClientOptions(homePaths(home), '127.0.0.1'),
-  });
+  const client = gatewayClientFor(home, port);
   while (committed < 2) await sleep(100); // initial sync and a first continuous cut
   freezes.length = 0;
   const load = fio(vol.mount);
@@ -182,8 +176,8 @@ async function lifeboat(tracker) {
   const lags = [];
   while (Date.now() - t0 < SECONDS * 1000) {
     await sleep(1000);
-    const [s] = await client.status('bench');
-    if (s?.lagSeconds != null) lags.push(s.lagSeconds);
+    const lag = await lagSeconds(client, 'bench');
+    if (lag !== undefined) lags.push(lag);
   }
   const c1 = cpuTicks(agent.pid);
   const secs = (Date.now() - t0) / 1000;
