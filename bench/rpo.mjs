@@ -3,7 +3,8 @@
 // random (4 KiB and 64 KiB mixed) at 20 MB/s; the agent replicates with the
 // trace tracker and fsfreeze, then with the scan tracker; rsync in a loop is
 // the baseline (its RPO is its cycle time). Samples the lag every second.
-//   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--json]   (root, fio, tracefs)
+//   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--smoke] [--json]   (root, fio, tracefs)
+//   --smoke: a 128 MiB ext4, a 32 MiB fio file, 3 s at 4 MB/s per run: the same path in seconds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,9 +20,14 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '20m' },
     'block-size': { type: 'string', default: '16KiB' },
     json: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
   },
 });
-const SECONDS = Number(args.seconds);
+const SMOKE = args.smoke;
+const SECONDS = SMOKE ? 3 : Number(args.seconds);
+const RATE = SMOKE ? '4m' : args.rate;
+const IMAGE = SMOKE ? '128M' : '1G';
+const FIO_FILE = SMOKE ? '32m' : '512m';
 const need = (cmd, pkg) => needCommand('bench:rpo', cmd, pkg);
 if (process.getuid?.() !== 0) {
   say('bench:rpo: needs root (loop devices, mount, fsfreeze, tracefs)');
@@ -66,10 +72,10 @@ function findOrMountTracefs() {
   return mnt;
 }
 
-/** A fresh 1 GiB ext4 on a loop device with a fio data file laid out. */
+/** A fresh 1 GiB (smoke: 128 MiB) ext4 on a loop device with a fio data file laid out. */
 function volume(name) {
   const image = join(work, `${name}.img`);
-  sh('truncate', ['-s', '1G', image]);
+  sh('truncate', ['-s', IMAGE, image]);
   const device = sh('losetup', ['--find', '--show', image]);
   undo.push(() => sh('losetup', ['-d', device]));
   sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', device]);
@@ -83,7 +89,7 @@ function volume(name) {
   sh('fio', [
     '--name=layout',
     `--filename=${join(mount, 'fio.dat')}`,
-    '--size=512m',
+    `--size=${FIO_FILE}`,
     '--rw=write',
     '--bs=1m',
     '--direct=1',
@@ -98,10 +104,10 @@ function fio(mount) {
     [
       '--name=load',
       `--filename=${join(mount, 'fio.dat')}`,
-      '--size=512m',
+      `--size=${FIO_FILE}`,
       '--rw=randwrite',
       '--bssplit=4k/50:64k/50',
-      `--rate=${args.rate}`,
+      `--rate=${RATE}`,
       '--direct=1',
       '--ioengine=psync',
       '--time_based',
@@ -147,6 +153,7 @@ async function lifeboat(tracker) {
   );
   undo.push(() => agent.kill('SIGKILL'));
   const freezes = [];
+  const splits = [];
   let committed = 0;
   let buf = '';
   agent.stderr.on('data', (c) => {
@@ -161,6 +168,7 @@ async function lifeboat(tracker) {
         if (j.msg === 'recovery point committed') {
           committed++;
           if (typeof j.freezeMs === 'number') freezes.push(j.freezeMs);
+          if (j.freezeSplit) splits.push(j.freezeSplit);
         }
       } catch {
         // not a log line
@@ -170,6 +178,7 @@ async function lifeboat(tracker) {
   const client = gatewayClientFor(home, port);
   while (committed < 2) await sleep(100); // initial sync and a first continuous cut
   freezes.length = 0;
+  splits.length = 0;
   const load = fio(vol.mount);
   const t0 = Date.now();
   const c0 = cpuTicks(agent.pid);
@@ -193,6 +202,12 @@ async function lifeboat(tracker) {
     trackerSeen: last?.trackers?.data?.kind,
     lag: { p50: pct(lags, 50), p99: pct(lags, 99), max: Math.max(...lags) },
     freezeMs: { p50: pct(freezes, 50), p99: pct(freezes, 99), cuts: freezes.length },
+    freezeSplitMs: Object.fromEntries(
+      ['enterMs', 'markerMs', 'readMs', 'thawMs'].map((k) => {
+        const xs = splits.map((x) => x[k]);
+        return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
+      }),
+    ),
     agentCpuPercent: cpu,
     agentCpuWithHelpersPercent: cpuWithHelpers,
   };
@@ -230,8 +245,17 @@ async function rsyncLoop() {
 
 const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 try {
+  tracefs();
+} catch (err) {
   say(
-    `bench:rpo: ${SECONDS} s of fio random writes at ${args.rate}B/s on a 1 GiB ext4 (work dir ${work})`,
+    `bench:rpo: no tracefs to trace with (${err.message}). To resolve, run as root where tracefs can be mounted (mount -t tracefs nodev /sys/kernel/tracing)`,
+  );
+  rmSync(work, { recursive: true, force: true });
+  process.exit(2);
+}
+try {
+  say(
+    `bench:rpo: ${SECONDS} s of fio random writes at ${RATE}B/s on a ${IMAGE} ext4 (work dir ${work})`,
   );
   const trace = await lifeboat('trace');
   const scan = await lifeboat('scan');
@@ -239,7 +263,7 @@ try {
   const result = {
     date: new Date().toISOString(),
     seconds: SECONDS,
-    rate: args.rate,
+    rate: RATE,
     trace,
     scan,
     rsync,
@@ -247,11 +271,16 @@ try {
   if (args.json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(
-      `RPO under ${args.rate}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
+      `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
     );
     for (const r of [trace, scan]) {
       console.log(
         `lifeboat ${r.tracker.padEnd(5)} (seen ${r.trackerSeen}): lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p50 ${f(r.freezeMs.p50)} ms, p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % of a core (${f(r.agentCpuWithHelpersPercent)} % with its freeze helpers)`,
+      );
+      const x = r.freezeSplitMs;
+      const pp = (k) => `${f(x[k].p50)} / ${f(x[k].p99)} ms`;
+      console.log(
+        `  ${r.tracker} freeze split, p50 / p99: fsfreeze -f ${pp('enterMs')} (before the freeze), trace marker ${pp('markerMs')}, dirty blocks ${pp('readMs')}, fsfreeze -u ${pp('thawMs')}`,
       );
     }
     console.log(

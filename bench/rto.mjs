@@ -222,7 +222,12 @@ try {
   const failoverMs = Date.now() - t0;
   if (fo.status !== 0) throw new Error(`failover failed: ${fo.stdout}${fo.stderr}`);
   const result = JSON.parse(fo.stdout);
-  const point = await pointTime(client, 'bench', result.point);
+  // A fresh client: the failover blocked this process long enough for the gateway to close the
+  // idle keep-alive sockets of the first, and reusing one then fails with ECONNRESET.
+  client.close();
+  const after = gatewayClientFor(home, gwPort);
+  const point = await pointTime(after, 'bench', result.point);
+  after.close();
 
   // Failback: the recovered server's volume gets NEW_BLOCKS new 64 KiB blocks, then
   // `dr failback --wait` copies back only the blocks whose MAC differs. What it must send: those,
@@ -245,7 +250,6 @@ try {
   const failbackWallMs = Date.now() - fb0;
   if (fbRun.status !== 0) throw new Error(`failback failed: ${fbRun.stdout}${fbRun.stderr}`);
   const fb = JSON.parse(fbRun.stdout);
-  client.close();
 
   const quietMax = Math.max(...quiet);
   const duringMax = Math.max(...during);

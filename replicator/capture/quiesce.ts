@@ -32,6 +32,8 @@ export type CutLabel = 'app-consistent' | 'crash-consistent' | 'fuzzy';
 
 export interface ThawResult {
   frozenMs: number;
+  /** Of frozenMs, the thaw itself (fsfreeze -u and the thaw hook). */
+  thawMs?: number;
   thawError?: string;
   /**
    * The deadline passed before `thaw()` was called: the watchdog thawed on
@@ -43,6 +45,8 @@ export interface ThawResult {
 export interface Frozen {
   /** The label a point cut inside this freeze earns: app-consistent when the app hook ran, crash-consistent for fsfreeze alone. */
   label: CutLabel;
+  /** How long the freeze hook and `fsfreeze -f` took to return (before the frozen time starts). */
+  enterMs: number;
   /** Thaws (fsfreeze -u, then the thaw hook); idempotent; resolves with the time frozen in ms. Never throws: a failed thaw is logged and reported in the result. */
   thaw(): Promise<ThawResult>;
 }
@@ -136,13 +140,18 @@ export class Quiescer {
    */
   async freeze(): Promise<Frozen> {
     if (!this.enabled) {
-      return { label: 'fuzzy', thaw: async () => ({ frozenMs: 0, expired: false }) };
+      return {
+        label: 'fuzzy',
+        enterMs: 0,
+        thaw: async () => ({ frozenMs: 0, expired: false }),
+      };
     }
     // The agent's deadline is set before the watchdog starts, so it is never later than the
     // watchdog's: the agent may call a freeze expired too early, never too late.
     const deadline = performance.now() + this.timeoutMs;
     const left = () => Math.max(1, deadline - performance.now());
     const watchdog = await this.startWatchdog(left());
+    const entering = performance.now();
     const frozen: string[] = [];
     let hookRan = false;
     let frozenAt: number | undefined;
@@ -189,6 +198,7 @@ export class Quiescer {
     let result: Promise<ThawResult> | undefined;
     return {
       label,
+      enterMs: since - entering,
       thaw: () => {
         result ??= this.thaw(watchdog, since, deadline);
         return result;
@@ -219,6 +229,7 @@ export class Quiescer {
     const expired = performance.now() >= deadline;
     let errors: string[] = [];
     // Past the deadline the watchdog is thawing (or has): wait for it rather than run the hook twice.
+    const thawing = performance.now();
     const byWatchdog = expired && (await bounded(watchdog.exited, THAW_STEP_MS)) === 0;
     if (!byWatchdog) {
       ({ errors } = await thawAll({
@@ -228,6 +239,7 @@ export class Quiescer {
       }));
     }
     watchdog.done();
+    const thawMs = performance.now() - thawing;
     const frozenMs = Math.max(0, performance.now() - frozenAt);
     if (expired) {
       this.log.warn(
@@ -237,9 +249,9 @@ export class Quiescer {
     }
     if (errors.length > 0) {
       this.log.error({ errors }, 'thaw failed');
-      return { frozenMs, expired, thawError: errors.join('; ') };
+      return { frozenMs, thawMs, expired, thawError: errors.join('; ') };
     }
-    return { frozenMs, expired };
+    return { frozenMs, thawMs, expired };
   }
 
   private failure(what: string, subject: string, r: CommandResult, ms: number): DrError {
