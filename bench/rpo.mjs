@@ -6,7 +6,7 @@
 //   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--smoke] [--json]   (root, fio, tracefs)
 //   --smoke: a 128 MiB ext4, a 32 MiB fio file, 3 s at 4 MB/s per run: the same path in seconds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -98,7 +98,7 @@ function volume(name) {
   return { image, device, mount };
 }
 
-function fio(mount) {
+function fio(mount, seconds) {
   return spawn(
     'fio',
     [
@@ -111,16 +111,21 @@ function fio(mount) {
       '--direct=1',
       '--ioengine=psync',
       '--time_based',
-      `--runtime=${SECONDS}`,
+      `--runtime=${seconds}`,
       '--output=/dev/null',
     ],
     { stdio: 'ignore' },
   );
 }
 
-async function lifeboat(tracker) {
-  const vol = volume(`lb-${tracker}`);
-  const home = join(work, `home-${tracker}`);
+/**
+ * One replicated volume under fio for `seconds`. With `profileDir`, the agent runs under V8's
+ * CPU profiler (--cpu-prof) and stops gracefully at the end, so the profile is written there.
+ */
+async function lifeboat(tracker, { seconds = SECONDS, profileDir } = {}) {
+  const name = profileDir ? `${tracker}-profiled` : tracker;
+  const vol = volume(`lb-${name}`);
+  const home = join(work, `home-${name}`);
   const port = await freePort();
   sh(process.execPath, [bin, '--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
   sh(process.execPath, [
@@ -148,7 +153,19 @@ async function lifeboat(tracker) {
   );
   const agent = spawn(
     process.execPath,
-    [bin, '--home', home, 'agent', '--app', 'bench', '--tracker', tracker, '--interval', '1s'],
+    [
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      bin,
+      '--home',
+      home,
+      'agent',
+      '--app',
+      'bench',
+      '--tracker',
+      tracker,
+      '--interval',
+      '1s',
+    ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   undo.push(() => agent.kill('SIGKILL'));
@@ -176,14 +193,18 @@ async function lifeboat(tracker) {
     }
   });
   const client = gatewayClientFor(home, port);
-  while (committed < 2) await sleep(100); // initial sync and a first continuous cut
+  // The initial sync and a first continuous cut.
+  while (committed < 2) {
+    if (agent.exitCode !== null) throw new Error(`the ${tracker} agent exited ${agent.exitCode}`);
+    await sleep(100);
+  }
   freezes.length = 0;
   splits.length = 0;
-  const load = fio(vol.mount);
+  const load = fio(vol.mount, seconds);
   const t0 = Date.now();
   const c0 = cpuTicks(agent.pid);
   const lags = [];
-  while (Date.now() - t0 < SECONDS * 1000) {
+  while (Date.now() - t0 < seconds * 1000) {
     await sleep(1000);
     const lag = await lagSeconds(client, 'bench');
     if (lag !== undefined) lags.push(lag);
@@ -195,7 +216,9 @@ async function lifeboat(tracker) {
   await new Promise((r) => (load.exitCode !== null ? r() : load.once('exit', r)));
   const [last] = await client.status('bench');
   client.close();
+  const agentExit = new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
   agent.kill('SIGTERM');
+  if (profileDir) await Promise.race([agentExit, sleep(60_000)]); // it writes the profile at exit
   gateway.kill('SIGTERM');
   return {
     tracker,
@@ -218,7 +241,7 @@ async function rsyncLoop() {
   const dst = join(work, 'rsync-copy.img');
   sh('rsync', ['--inplace', vol.image, dst]);
   // --ignore-times: writes through the loop device do not move the image's mtime, so rsync's quick check would skip it.
-  const load = fio(vol.mount);
+  const load = fio(vol.mount, SECONDS);
   const t0 = Date.now();
   let lastStart = Date.now();
   let lastDone = t0; // the copy holds the data as of the start of the last finished cycle
@@ -243,6 +266,67 @@ async function rsyncLoop() {
   };
 }
 
+/** Where an agent's CPU went, from the first frame (leaf upwards) that a rule names. */
+const CPU_RULES = [
+  ['gc', (fr) => fr.functionName === '(garbage collector)'],
+  ['logging', (fr) => /\/node_modules\/(pino|sonic-boom|thread-stream)\//.test(fr.url)],
+  ['hashing', (fr) => fr.url.endsWith('/crypto/volume-key.js')],
+  ['sealing', (fr) => fr.url.endsWith('/crypto/block-cipher.js')],
+  ['tracing', (fr) => /\/capture\/(trace-tracker|tracefs|dirty-bitmap)\.js$/.test(fr.url)],
+  ['reading', (fr) => /\/capture\/(read-blocks|volume-file|scan-tracker)\.js$/.test(fr.url)],
+  [
+    'shipping',
+    (fr) =>
+      /\/(agent\/batch-shipper|transport\/(batch-codec|gateway-client))\.js$/.test(fr.url) ||
+      /^node:(_tls|_http|https|net|internal\/(tls|http|stream_base))/.test(fr.url),
+  ],
+];
+
+/** Shares of the agent's busy samples by kind of work, from the .cpuprofile in `dir`. */
+function cpuSplit(dir) {
+  const file = readdirSync(dir).find((n) => n.endsWith('.cpuprofile'));
+  if (!file) return undefined;
+  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const kindOf = new Map();
+  const kind = (id) => {
+    if (kindOf.has(id)) return kindOf.get(id);
+    const fr = byId.get(id).callFrame;
+    let k;
+    if (fr.functionName === '(idle)') k = 'idle';
+    else k = CPU_RULES.find(([, test]) => test(fr))?.[0];
+    k ??= parent.has(id) ? kind(parent.get(id)) : 'other';
+    kindOf.set(id, k);
+    return k;
+  };
+  const us = {};
+  const otherLeaves = new Map();
+  let busy = 0;
+  prof.samples.forEach((id, i) => {
+    const k = kind(id);
+    if (k === 'idle') return;
+    const dt = prof.timeDeltas[i] ?? 0;
+    us[k] = (us[k] ?? 0) + dt;
+    busy += dt;
+    if (k === 'other') {
+      const fr = byId.get(id).callFrame;
+      const at = `${fr.functionName || '(anonymous)'} ${fr.url.split('/').slice(-2).join('/')}`;
+      otherLeaves.set(at, (otherLeaves.get(at) ?? 0) + dt);
+    }
+  });
+  const kinds = [...CPU_RULES.map(([k]) => k), 'other'];
+  // (program) is V8 and native work no JavaScript frame owns: part of "other".
+  const shares = Object.fromEntries(kinds.map((k) => [k, busy > 0 ? (us[k] ?? 0) / busy : 0]));
+  /** The functions (leaf frames) that most of "other" was spent in, as shares of all busy time. */
+  const otherTop = [...otherLeaves]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([at, t]) => ({ at, share: t / busy }));
+  return { ...shares, otherTop };
+}
+
 const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 try {
   tracefs();
@@ -258,6 +342,14 @@ try {
     `bench:rpo: ${SECONDS} s of fio random writes at ${RATE}B/s on a ${IMAGE} ext4 (work dir ${work})`,
   );
   const trace = await lifeboat('trace');
+  // The same again, shorter, under the CPU profiler (its own run: profiling costs CPU too).
+  const profileDir = join(work, 'profile');
+  mkdirSync(profileDir);
+  const profiled = await lifeboat('trace', {
+    seconds: Math.max(3, Math.round(SECONDS / 3)),
+    profileDir,
+  });
+  const split = cpuSplit(profileDir);
   const scan = await lifeboat('scan');
   const rsync = await rsyncLoop();
   const result = {
@@ -265,6 +357,8 @@ try {
     seconds: SECONDS,
     rate: RATE,
     trace,
+    /** The profiled trace run: its CPU, and the shares of it by kind of work. */
+    traceProfiled: { ...profiled, cpuSplit: split },
     scan,
     rsync,
   };
@@ -283,6 +377,10 @@ try {
         `  ${r.tracker} freeze split, p50 / p99: fsfreeze -f ${pp('enterMs')} (before the freeze), trace marker ${pp('markerMs')}, dirty blocks ${pp('readMs')}, fsfreeze -u ${pp('thawMs')}`,
       );
     }
+    const share = (k) => (split ? `${k} ${f(split[k] * profiled.agentCpuPercent)} %` : `${k} -`);
+    console.log(
+      `  trace agent CPU split (a profiled ${Math.max(3, Math.round(SECONDS / 3))} s run at ${f(profiled.agentCpuPercent)} % of a core): ${['hashing', 'sealing', 'tracing', 'reading', 'shipping', 'logging', 'gc', 'other'].map(share).join(', ')} (% of a core)`,
+    );
     console.log(
       `rsync loop: cycle p50 ${f(rsync.cycle.p50)} s, max ${f(rsync.cycle.max)} s | lag p50 ${f(rsync.lag.p50)} s, p99 ${f(rsync.lag.p99)} s, max ${f(rsync.lag.max)} s`,
     );

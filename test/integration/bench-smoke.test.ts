@@ -38,6 +38,9 @@ const figures: Record<string, RegExp[]> = {
         String.raw`${t} freeze split, p50 / p99: fsfreeze -f N / N ms \(before the freeze\), trace marker N / N ms, dirty blocks N / N ms, fsfreeze -u N / N ms`,
       ),
     ),
+    re(
+      String.raw`trace agent CPU split \(a profiled N s run at N % of a core\): hashing N %, sealing N %, tracing N %, reading N %, shipping N %, logging N %, gc N %, other N % \(% of a core\)`,
+    ),
     re(String.raw`rsync loop: cycle p50 N s, max N s \| lag p50 N s, p99 N s, max N s`),
     re(String.raw`ratios to rsync \(p99 lag\): trace Nx, scan Nx`),
   ],
