@@ -5,7 +5,8 @@
 //     sending to the HTTP answer (Slack allows 3 s; target p99 <= 200 ms);
 //  2. approval to start: drills that need two approvals (a bench policy); time from sending the
 //     second Approve press to the job's `started` event on the events stream (target <= 500 ms).
-//   node bench/chat.mjs [--rounds 3] [--drills 5] [--json]   (needs redis-server; run after build)
+//   node bench/chat.mjs [--rounds 3] [--drills 5] [--smoke] [--json]   (needs redis-server; run after build)
+//   --smoke: one round of 10 commands and one approved drill: the same path in seconds.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,11 +21,12 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     drills: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
   },
 });
-const ROUNDS = Number(args.rounds);
-const DRILLS = Number(args.drills);
-const CONCURRENT = 50;
+const ROUNDS = args.smoke ? 1 : Number(args.rounds);
+const DRILLS = args.smoke ? 1 : Number(args.drills);
+const CONCURRENT = args.smoke ? 10 : 50;
 const serverScript = join(root, 'test/fixtures/volume-server.mjs');
 needCommand('bench:chat', 'redis-server');
 

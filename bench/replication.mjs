@@ -2,7 +2,8 @@
 // Benchmark: initial sync and one incremental cycle of a 1 GiB volume of random
 // data, agent → gateway on loopback with TLS and encryption, against rsync.
 // Prints the figures and the ratios to rsync; never part of `npm test`.
-//   node bench/replication.mjs [--size-mib 1024] [--change 0.05] [--trials 3] [--settle 20] [--json]
+//   node bench/replication.mjs [--size-mib 1024] [--change 0.05] [--trials 3] [--settle 20] [--smoke] [--json]
+//   --smoke: a 16 MiB volume, one trial, no pauses: the same path (the link alone included) in seconds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import {
@@ -27,13 +28,14 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
     trials: { type: 'string', default: '3' },
     settle: { type: 'string', default: '20' },
+    smoke: { type: 'boolean', default: false },
   },
 });
-const SIZE = Number(args['size-mib']) * 1024 * 1024;
+const SIZE = (args.smoke ? 16 : Number(args['size-mib'])) * 1024 * 1024;
 const BLOCK = 64 * 1024;
 const CHANGE = Number(args.change);
-const TRIALS = Math.max(1, Number(args.trials));
-const SETTLE_MS = Math.max(0, Number(args.settle)) * 1000;
+const TRIALS = args.smoke ? 1 : Math.max(1, Number(args.trials));
+const SETTLE_MS = args.smoke ? 0 : Math.max(0, Number(args.settle)) * 1000;
 
 if (!existsSync(join(root, 'dist/cli/main.js'))) {
   say('bench: build first (npm run build)');

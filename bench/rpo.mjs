@@ -3,14 +3,16 @@
 // random (4 KiB and 64 KiB mixed) at 20 MB/s; the agent replicates with the
 // trace tracker and fsfreeze, then with the scan tracker; rsync in a loop is
 // the baseline (its RPO is its cycle time). Samples the lag every second.
-//   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--json]   (root, fio, tracefs)
+//   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--smoke] [--json]   (root, fio, tracefs)
+//   --smoke: a 128 MiB ext4, a 32 MiB fio file, 3 s at 4 MB/s per run: the same path in seconds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { bin, freePort, needCommand, pct as percentile, root, say } from './lib.mjs';
+import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
+import { bin, freePort, needCommand, pct as percentile, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -18,9 +20,14 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '20m' },
     'block-size': { type: 'string', default: '16KiB' },
     json: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
   },
 });
-const SECONDS = Number(args.seconds);
+const SMOKE = args.smoke;
+const SECONDS = SMOKE ? 3 : Number(args.seconds);
+const RATE = SMOKE ? '4m' : args.rate;
+const IMAGE = SMOKE ? '128M' : '1G';
+const FIO_FILE = SMOKE ? '32m' : '512m';
 const need = (cmd, pkg) => needCommand('bench:rpo', cmd, pkg);
 if (process.getuid?.() !== 0) {
   say('bench:rpo: needs root (loop devices, mount, fsfreeze, tracefs)');
@@ -29,10 +36,6 @@ if (process.getuid?.() !== 0) {
 need('fio', 'fio');
 need('rsync', 'rsync');
 need('mkfs.ext4', 'e2fsprogs');
-
-const { GatewayClient } = await import(join(root, 'dist/replicator/transport/gateway-client.js'));
-const { tlsClientOptions } = await import(join(root, 'dist/replicator/transport/certificates.js'));
-const { homePaths } = await import(join(root, 'dist/core/home.js'));
 
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-rpo-'));
 const undo = [];
@@ -69,10 +72,10 @@ function findOrMountTracefs() {
   return mnt;
 }
 
-/** A fresh 1 GiB ext4 on a loop device with a fio data file laid out. */
+/** A fresh 1 GiB (smoke: 128 MiB) ext4 on a loop device with a fio data file laid out. */
 function volume(name) {
   const image = join(work, `${name}.img`);
-  sh('truncate', ['-s', '1G', image]);
+  sh('truncate', ['-s', IMAGE, image]);
   const device = sh('losetup', ['--find', '--show', image]);
   undo.push(() => sh('losetup', ['-d', device]));
   sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', device]);
@@ -86,7 +89,7 @@ function volume(name) {
   sh('fio', [
     '--name=layout',
     `--filename=${join(mount, 'fio.dat')}`,
-    '--size=512m',
+    `--size=${FIO_FILE}`,
     '--rw=write',
     '--bs=1m',
     '--direct=1',
@@ -95,29 +98,34 @@ function volume(name) {
   return { image, device, mount };
 }
 
-function fio(mount) {
+function fio(mount, seconds) {
   return spawn(
     'fio',
     [
       '--name=load',
       `--filename=${join(mount, 'fio.dat')}`,
-      '--size=512m',
+      `--size=${FIO_FILE}`,
       '--rw=randwrite',
       '--bssplit=4k/50:64k/50',
-      `--rate=${args.rate}`,
+      `--rate=${RATE}`,
       '--direct=1',
       '--ioengine=psync',
       '--time_based',
-      `--runtime=${SECONDS}`,
+      `--runtime=${seconds}`,
       '--output=/dev/null',
     ],
     { stdio: 'ignore' },
   );
 }
 
-async function lifeboat(tracker) {
-  const vol = volume(`lb-${tracker}`);
-  const home = join(work, `home-${tracker}`);
+/**
+ * One replicated volume under fio for `seconds`. With `profileDir`, the agent runs under V8's
+ * CPU profiler (--cpu-prof) and stops gracefully at the end, so the profile is written there.
+ */
+async function lifeboat(tracker, { seconds = SECONDS, profileDir } = {}) {
+  const name = profileDir ? `${tracker}-profiled` : tracker;
+  const vol = volume(`lb-${name}`);
+  const home = join(work, `home-${name}`);
   const port = await freePort();
   sh(process.execPath, [bin, '--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
   sh(process.execPath, [
@@ -145,11 +153,24 @@ async function lifeboat(tracker) {
   );
   const agent = spawn(
     process.execPath,
-    [bin, '--home', home, 'agent', '--app', 'bench', '--tracker', tracker, '--interval', '1s'],
+    [
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      bin,
+      '--home',
+      home,
+      'agent',
+      '--app',
+      'bench',
+      '--tracker',
+      tracker,
+      '--interval',
+      '1s',
+    ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   undo.push(() => agent.kill('SIGKILL'));
   const freezes = [];
+  const splits = [];
   let committed = 0;
   let buf = '';
   agent.stderr.on('data', (c) => {
@@ -164,26 +185,29 @@ async function lifeboat(tracker) {
         if (j.msg === 'recovery point committed') {
           committed++;
           if (typeof j.freezeMs === 'number') freezes.push(j.freezeMs);
+          if (j.freezeSplit) splits.push(j.freezeSplit);
         }
       } catch {
         // not a log line
       }
     }
   });
-  const client = new GatewayClient({
-    address: `127.0.0.1:${port}`,
-    tls: tlsClientOptions(homePaths(home), '127.0.0.1'),
-  });
-  while (committed < 2) await sleep(100); // initial sync and a first continuous cut
+  const client = gatewayClientFor(home, port);
+  // The initial sync and a first continuous cut.
+  while (committed < 2) {
+    if (agent.exitCode !== null) throw new Error(`the ${tracker} agent exited ${agent.exitCode}`);
+    await sleep(100);
+  }
   freezes.length = 0;
-  const load = fio(vol.mount);
+  splits.length = 0;
+  const load = fio(vol.mount, seconds);
   const t0 = Date.now();
   const c0 = cpuTicks(agent.pid);
   const lags = [];
-  while (Date.now() - t0 < SECONDS * 1000) {
+  while (Date.now() - t0 < seconds * 1000) {
     await sleep(1000);
-    const [s] = await client.status('bench');
-    if (s?.lagSeconds != null) lags.push(s.lagSeconds);
+    const lag = await lagSeconds(client, 'bench');
+    if (lag !== undefined) lags.push(lag);
   }
   const c1 = cpuTicks(agent.pid);
   const secs = (Date.now() - t0) / 1000;
@@ -192,13 +216,21 @@ async function lifeboat(tracker) {
   await new Promise((r) => (load.exitCode !== null ? r() : load.once('exit', r)));
   const [last] = await client.status('bench');
   client.close();
+  const agentExit = new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
   agent.kill('SIGTERM');
+  if (profileDir) await Promise.race([agentExit, sleep(60_000)]); // it writes the profile at exit
   gateway.kill('SIGTERM');
   return {
     tracker,
     trackerSeen: last?.trackers?.data?.kind,
     lag: { p50: pct(lags, 50), p99: pct(lags, 99), max: Math.max(...lags) },
     freezeMs: { p50: pct(freezes, 50), p99: pct(freezes, 99), cuts: freezes.length },
+    freezeSplitMs: Object.fromEntries(
+      ['enterMs', 'markerMs', 'readMs', 'thawMs'].map((k) => {
+        const xs = splits.map((x) => x[k]);
+        return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
+      }),
+    ),
     agentCpuPercent: cpu,
     agentCpuWithHelpersPercent: cpuWithHelpers,
   };
@@ -209,7 +241,7 @@ async function rsyncLoop() {
   const dst = join(work, 'rsync-copy.img');
   sh('rsync', ['--inplace', vol.image, dst]);
   // --ignore-times: writes through the loop device do not move the image's mtime, so rsync's quick check would skip it.
-  const load = fio(vol.mount);
+  const load = fio(vol.mount, SECONDS);
   const t0 = Date.now();
   let lastStart = Date.now();
   let lastDone = t0; // the copy holds the data as of the start of the last finished cycle
@@ -234,32 +266,121 @@ async function rsyncLoop() {
   };
 }
 
+/** Where an agent's CPU went, from the first frame (leaf upwards) that a rule names. */
+const CPU_RULES = [
+  ['gc', (fr) => fr.functionName === '(garbage collector)'],
+  ['logging', (fr) => /\/node_modules\/(pino|sonic-boom|thread-stream)\//.test(fr.url)],
+  ['hashing', (fr) => fr.url.endsWith('/crypto/volume-key.js')],
+  ['sealing', (fr) => fr.url.endsWith('/crypto/block-cipher.js')],
+  ['tracing', (fr) => /\/capture\/(trace-tracker|tracefs|dirty-bitmap)\.js$/.test(fr.url)],
+  ['reading', (fr) => /\/capture\/(read-blocks|volume-file|scan-tracker)\.js$/.test(fr.url)],
+  [
+    'shipping',
+    (fr) =>
+      /\/(agent\/batch-shipper|transport\/(batch-codec|gateway-client))\.js$/.test(fr.url) ||
+      /^node:(_tls|_http|https|net|internal\/(tls|http|stream_base))/.test(fr.url),
+  ],
+];
+
+/** Shares of the agent's busy samples by kind of work, from the .cpuprofile in `dir`. */
+function cpuSplit(dir) {
+  const file = readdirSync(dir).find((n) => n.endsWith('.cpuprofile'));
+  if (!file) return undefined;
+  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const kindOf = new Map();
+  const kind = (id) => {
+    if (kindOf.has(id)) return kindOf.get(id);
+    const fr = byId.get(id).callFrame;
+    let k;
+    if (fr.functionName === '(idle)') k = 'idle';
+    else k = CPU_RULES.find(([, test]) => test(fr))?.[0];
+    k ??= parent.has(id) ? kind(parent.get(id)) : 'other';
+    kindOf.set(id, k);
+    return k;
+  };
+  const us = {};
+  const otherLeaves = new Map();
+  let busy = 0;
+  prof.samples.forEach((id, i) => {
+    const k = kind(id);
+    if (k === 'idle') return;
+    const dt = prof.timeDeltas[i] ?? 0;
+    us[k] = (us[k] ?? 0) + dt;
+    busy += dt;
+    if (k === 'other') {
+      const fr = byId.get(id).callFrame;
+      const at = `${fr.functionName || '(anonymous)'} ${fr.url.split('/').slice(-2).join('/')}`;
+      otherLeaves.set(at, (otherLeaves.get(at) ?? 0) + dt);
+    }
+  });
+  const kinds = [...CPU_RULES.map(([k]) => k), 'other'];
+  // (program) is V8 and native work no JavaScript frame owns: part of "other".
+  const shares = Object.fromEntries(kinds.map((k) => [k, busy > 0 ? (us[k] ?? 0) / busy : 0]));
+  /** The functions (leaf frames) that most of "other" was spent in, as shares of all busy time. */
+  const otherTop = [...otherLeaves]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([at, t]) => ({ at, share: t / busy }));
+  return { ...shares, otherTop };
+}
+
 const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 try {
+  tracefs();
+} catch (err) {
   say(
-    `bench:rpo: ${SECONDS} s of fio random writes at ${args.rate}B/s on a 1 GiB ext4 (work dir ${work})`,
+    `bench:rpo: no tracefs to trace with (${err.message}). To resolve, run as root where tracefs can be mounted (mount -t tracefs nodev /sys/kernel/tracing)`,
+  );
+  rmSync(work, { recursive: true, force: true });
+  process.exit(2);
+}
+try {
+  say(
+    `bench:rpo: ${SECONDS} s of fio random writes at ${RATE}B/s on a ${IMAGE} ext4 (work dir ${work})`,
   );
   const trace = await lifeboat('trace');
+  // The same again, shorter, under the CPU profiler (its own run: profiling costs CPU too).
+  const profileDir = join(work, 'profile');
+  mkdirSync(profileDir);
+  const profiled = await lifeboat('trace', {
+    seconds: Math.max(3, Math.round(SECONDS / 3)),
+    profileDir,
+  });
+  const split = cpuSplit(profileDir);
   const scan = await lifeboat('scan');
   const rsync = await rsyncLoop();
   const result = {
     date: new Date().toISOString(),
     seconds: SECONDS,
-    rate: args.rate,
+    rate: RATE,
     trace,
+    /** The profiled trace run: its CPU, and the shares of it by kind of work. */
+    traceProfiled: { ...profiled, cpuSplit: split },
     scan,
     rsync,
   };
   if (args.json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(
-      `RPO under ${args.rate}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
+      `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
     );
     for (const r of [trace, scan]) {
       console.log(
         `lifeboat ${r.tracker.padEnd(5)} (seen ${r.trackerSeen}): lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p50 ${f(r.freezeMs.p50)} ms, p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % of a core (${f(r.agentCpuWithHelpersPercent)} % with its freeze helpers)`,
       );
+      const x = r.freezeSplitMs;
+      const pp = (k) => `${f(x[k].p50)} / ${f(x[k].p99)} ms`;
+      console.log(
+        `  ${r.tracker} freeze split, p50 / p99: fsfreeze -f ${pp('enterMs')} (before the freeze), trace marker ${pp('markerMs')}, dirty blocks ${pp('readMs')}, fsfreeze -u ${pp('thawMs')}`,
+      );
     }
+    const share = (k) => (split ? `${k} ${f(split[k] * profiled.agentCpuPercent)} %` : `${k} -`);
+    console.log(
+      `  trace agent CPU split (a profiled ${Math.max(3, Math.round(SECONDS / 3))} s run at ${f(profiled.agentCpuPercent)} % of a core): ${['hashing', 'sealing', 'tracing', 'reading', 'shipping', 'logging', 'gc', 'other'].map(share).join(', ')} (% of a core)`,
+    );
     console.log(
       `rsync loop: cycle p50 ${f(rsync.cycle.p50)} s, max ${f(rsync.cycle.max)} s | lag p50 ${f(rsync.lag.p50)} s, p99 ${f(rsync.lag.p99)} s, max ${f(rsync.lag.max)} s`,
     );

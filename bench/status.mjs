@@ -3,12 +3,24 @@
 // holds what a busy installation leaves there: 20 apps with 24 h of RPO history each (a sample
 // every 10 s, as the gateway keeps it), 2 500 operations (5 000 events), 50 approvals and 10
 // alerts. Times GET /, GET /api/status (6 h and 24 h windows) and GET /metrics over HTTP.
-//   node bench/status.mjs [--apps 20] [--runs 40] [--json]   (needs redis-server; npm run build first)
+//   node bench/status.mjs [--apps 20] [--runs 40] [--smoke] [--json]   (needs redis-server; npm run build first)
+//   --smoke: 2 apps, 100 operations, 3 fetches of each route: the same path in a few seconds.
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { freePort, needCommand, pct, root, say } from './lib.mjs';
+import {
+  AlertStore,
+  ApprovalStore,
+  createControlMetrics,
+  createHttpServer,
+  emitEvent,
+  encodeRpoSample,
+  metricsRoute,
+  replicationKey,
+  rpoHistoryKey,
+  statusRoutes,
+} from '../dist/bench/bench-api.js';
+import { freePort, needCommand, pct, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   strict: false, // npm run bench passes every bench the same arguments
@@ -16,23 +28,14 @@ const { values: args } = parseArgs({
     apps: { type: 'string', default: '20' },
     runs: { type: 'string', default: '40' },
     json: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
   },
 });
-const APPS = Number(args.apps);
-const RUNS = Number(args.runs);
+const APPS = args.smoke ? 2 : Number(args.apps);
+const RUNS = args.smoke ? 3 : Number(args.runs);
+const OPERATIONS = args.smoke ? 100 : 2500;
 needCommand('bench:status', 'redis-server');
-const dist = (p) => import(join(root, 'dist', p));
 const { Redis } = await import('ioredis');
-const { createHttpServer } = await dist('cli/http-server.js');
-const { statusRoutes } = await dist('cli/status-page/status-routes.js');
-const { createControlMetrics } = await dist('cli/metrics/control-metrics.js');
-const { metricsRoute } = await dist('cli/metrics/metrics-route.js');
-const { encodeRpoSample, rpoHistoryKey, replicationKey } = await dist(
-  'replicator/gateway/state-publisher.js',
-);
-const { emitEvent } = await dist('replicator/jobs/operation-events.js');
-const { ApprovalStore } = await dist('engine/approval-store.js');
-const { AlertStore } = await dist('engine/alert-store.js');
 
 const port = await freePort();
 const server = spawn(
@@ -56,7 +59,7 @@ const prefix = 'lifeboat:';
 let http;
 try {
   say(
-    `bench:status: seeding ${APPS} apps with 24 h of history, 2 500 operations, approvals, alerts`,
+    `bench:status: seeding ${APPS} apps with 24 h of history, ${OPERATIONS} operations, approvals, alerts`,
   );
   const now = Date.now();
   const apps = Array.from({ length: APPS }, (_, i) => `app-${String(i).padStart(2, '0')}`);
@@ -93,7 +96,7 @@ try {
     await m.exec();
   }
   const events = `${prefix}events`;
-  for (let i = 0; i < 2500; i++) {
+  for (let i = 0; i < OPERATIONS; i++) {
     const opId = `op-bench${i}`;
     const app = apps[i % APPS];
     await emitEvent(redis, events, { opId, app, job: 'drill', type: 'started' });
@@ -134,7 +137,7 @@ try {
       args: {},
     });
   const alerts = new AlertStore(redis, prefix);
-  for (let i = 0; i < 10; i++) await alerts.raise('rpo', apps[i], 'alerts', now);
+  for (let i = 0; i < 10; i++) await alerts.raise('rpo', apps[i % APPS], 'alerts', now);
 
   const control = await createControlMetrics({ redis, prefix });
   const routes = [
@@ -176,7 +179,7 @@ try {
     say(`/api/status, 6 h:          ${f(figures.api6h)}`);
     say(`/metrics (steady):         ${f(figures.metrics)}`);
     say(
-      `/metrics, first scrape (reads 5 000 events): ${figures.firstMetricsScrapeMs.toFixed(1)} ms`,
+      `/metrics, first scrape (reads ${OPERATIONS * 2} events): ${figures.firstMetricsScrapeMs.toFixed(1)} ms`,
     );
   }
 } finally {

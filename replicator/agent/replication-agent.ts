@@ -26,9 +26,11 @@ import { BatchShipper } from './batch-shipper.js';
 import {
   type CutContext,
   checkSizes,
+  type FreezeSplit,
   frozenCut,
   type OpenVolume,
   type ResyncReport,
+  roundSplit,
   type SyncProgress,
   shipRound,
 } from './cut.js';
@@ -396,11 +398,13 @@ export class ReplicationAgent {
       let label: ConsistencyLabel = 'fuzzy';
       let cutAt = this.now();
       let freezeMs: number | undefined;
+      let freezeSplit: FreezeSplit | undefined;
       if (this.quiescer?.enabled) {
         const cut = await frozenCut(this.cutContext(), this.quiescer, shipper, signal);
         label = cut.label;
         cutAt = cut.at;
         freezeMs = cut.freezeMs;
+        freezeSplit = cut.freezeSplit;
         if (freezeMs !== undefined) this.lastFreezeMs = freezeMs;
         if (cut.freezeError) this.lastError = cut.freezeError;
         scannedBytes += cut.scanned;
@@ -441,6 +445,7 @@ export class ReplicationAgent {
           bytesSent: shipper.bytesSent,
           ms,
           ...(freezeMs !== undefined ? { freezeMs } : {}),
+          ...(freezeSplit ? { freezeSplit: roundSplit(freezeSplit) } : {}),
         },
         'recovery point committed',
       );

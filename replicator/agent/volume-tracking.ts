@@ -39,6 +39,8 @@ export class VolumeTracking {
   private doubt: string | undefined = 'tracker started';
   /** How long the last trace sync took (marker written and read back). */
   lastSyncMs = 0;
+  /** How many trace syncs were tried (a cut tells whether one ran inside its freeze). */
+  syncs = 0;
 
   private constructor(
     readonly info: TrackingInfo,
@@ -112,12 +114,14 @@ export class VolumeTracking {
       ...(resyncReason ? { resyncReason } : {}),
     });
     if (!this.tracer) return scan();
+    const t0 = performance.now();
     try {
-      const t0 = performance.now();
       await this.tracer.sync();
-      this.lastSyncMs = performance.now() - t0;
     } catch (err) {
       this.distrust(`trace did not answer: ${errorMessage(err)}`);
+    } finally {
+      this.lastSyncMs = performance.now() - t0;
+      this.syncs++;
     }
     const drained = this.tracer.drain();
     const reason =

@@ -82,6 +82,106 @@ export function runCommand(
   });
 }
 
+/**
+ * A command started now and held before it runs: `/bin/sh` waits for one line on its standard
+ * input, then execs the command. The fork of a large process (the agent: ~15 ms on a busy
+ * machine) happens here, before whatever is timed later (a freeze); `run` is a pipe write and an
+ * exec. Exit 125 without a "go" line (disarmed, or its parent died) runs nothing.
+ */
+export interface ArmedCommand {
+  /** The held shell's pid (undefined when it could not start). */
+  readonly pid: number | undefined;
+  /** Runs it, bounded like runCommand; undefined when the held shell is gone (run it afresh). */
+  run(timeoutMs: number): Promise<CommandResult | undefined>;
+  /** Lets the held shell exit without running the command; idempotent, a no-op after `run`. */
+  disarm(): void;
+}
+
+const HOLD = 'read -r go && [ "$go" = go ] && exec "$0" "$@"; exit 125';
+
+export function armCommand(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ArmedCommand {
+  const child = spawn('/bin/sh', ['-c', HOLD, file, ...args], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env,
+  });
+  type End = Pick<CommandResult, 'code' | 'signal' | 'spawnError'>;
+  let stderr = '';
+  let ended: End | undefined;
+  let onEnd: (e: End) => void = () => undefined;
+  let markExited: () => void = () => undefined;
+  const exited = new Promise<void>((r) => {
+    markExited = r;
+  });
+  const end = (e: End) => {
+    markExited();
+    if (ended) return;
+    ended = e;
+    onEnd(e);
+  };
+  child.stdin?.on('error', () => undefined); // EPIPE: the shell is gone, and run() says so
+  child.stderr?.on('data', (c: Buffer) => {
+    if (stderr.length < 4096) stderr += c.toString();
+  });
+  child.on('error', (err) => end({ code: null, signal: null, spawnError: err.message }));
+  child.on('exit', (code, signal) => {
+    if (child.stderr?.readableEnded !== false) return end({ code, signal });
+    // Read what it wrote to standard error before reporting (bounded: a grandchild may hold it).
+    const late = setTimeout(() => end({ code, signal }), 50);
+    child.stderr.once('close', () => {
+      clearTimeout(late);
+      end({ code, signal });
+    });
+  });
+  let started = false;
+  return {
+    pid: child.pid,
+    run(timeoutMs) {
+      if (started || ended || child.pid === undefined || !child.stdin?.writable) {
+        return Promise.resolve(undefined);
+      }
+      started = true;
+      const pid = child.pid;
+      return new Promise((resolve) => {
+        const first = () =>
+          (stderr.split('\n').find((l) => l.trim() !== '') ?? '').trim().slice(0, 300);
+        const timer = setTimeout(() => {
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // ESRCH: the group ended between the timer and the kill; nothing is left to stop
+          }
+          onEnd = () => undefined;
+          resolve({ code: null, signal: null, timedOut: true, stderr: first(), exited });
+        }, timeoutMs);
+        onEnd = (e) => {
+          clearTimeout(timer);
+          // 125 with no signal: the shell never got to exec (it lost its input): run it afresh.
+          if (e.code === 125 && e.signal === null) return resolve(undefined);
+          resolve({
+            code: e.code,
+            signal: e.signal,
+            timedOut: false,
+            ...(e.spawnError !== undefined ? { spawnError: e.spawnError } : {}),
+            stderr: first(),
+            exited,
+          });
+        };
+        child.stdin?.end('go\n');
+      });
+    },
+    disarm() {
+      if (started) return;
+      started = true;
+      child.stdin?.end();
+    },
+  };
+}
+
 export function succeeded(r: CommandResult): boolean {
   return r.code === 0 && !r.timedOut;
 }
@@ -112,6 +212,11 @@ export function fsfreeze(
   return runCommand('fsfreeze', [op, mount], timeoutMs, { ...process.env, LC_ALL: 'C' });
 }
 
+/** `fsfreeze -u MOUNT`, forked now and run later (see ArmedCommand). */
+export function armThaw(mount: string): ArmedCommand {
+  return armCommand('fsfreeze', ['-u', mount], { ...process.env, LC_ALL: 'C' });
+}
+
 /** `fsfreeze -u` on a file system that is not frozen fails with EINVAL: already thawed. */
 export function wasNotFrozen(r: CommandResult): boolean {
   return r.code !== 0 && !r.timedOut && /Invalid argument/.test(r.stderr);
@@ -123,6 +228,8 @@ export interface ThawPlan {
   /** The app's thaw hook, run after every mount is unfrozen. */
   thawCmd?: string | undefined;
   timeoutMs: number;
+  /** Thaws forked before the freeze (by mount point); a mount without one is thawed afresh. */
+  armed?: ReadonlyMap<string, ArmedCommand> | undefined;
 }
 
 export interface ThawOutcome {
@@ -133,11 +240,16 @@ export interface ThawOutcome {
 }
 
 /** Unfreezes each mount (a mount already thawed is fine), then runs the thaw hook. Never throws. */
-export async function thawAll({ mounts, thawCmd, timeoutMs }: ThawPlan): Promise<ThawOutcome> {
+export async function thawAll({
+  mounts,
+  thawCmd,
+  timeoutMs,
+  armed,
+}: ThawPlan): Promise<ThawOutcome> {
   const stepMs = Math.max(timeoutMs, THAW_STEP_MS);
   const out: ThawOutcome = { thawed: [], errors: [] };
   for (const mount of [...mounts].reverse()) {
-    const r = await fsfreeze('-u', mount, stepMs);
+    const r = (await armed?.get(mount)?.run(stepMs)) ?? (await fsfreeze('-u', mount, stepMs));
     if (succeeded(r)) out.thawed.push(mount);
     else if (!wasNotFrozen(r))
       out.errors.push(`fsfreeze -u ${mount} ${describeFailure(r, stepMs)}`);

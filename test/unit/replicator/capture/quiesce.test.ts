@@ -49,6 +49,19 @@ async function watchdogsOf(pid: number): Promise<number[]> {
   return found;
 }
 
+/** Held thaw shells (armThaw) still waiting: they carry `-u MOUNT` on argv. */
+async function heldThaws(mount: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''); // it just exited
+    if (argv.startsWith('/bin/sh\0-c\0read -r go') && argv.includes(`\0-u\0${mount}\0`)) {
+      found.push(Number(entry));
+    }
+  }
+  return found;
+}
+
 let problem: string | undefined;
 beforeAll(async () => {
   problem = await loopProblem();
@@ -106,6 +119,9 @@ describe('Quiescer on a real ext4 file system', () => {
     const frozen = await q.freeze();
     expect(frozen.label).toBe('crash-consistent');
     expect(await watchdogsOf(process.pid)).toHaveLength(1);
+    // Its thaw was forked before the freeze and waits, held, for the word.
+    expect(await heldThaws(mount)).toHaveLength(1);
+    expect(frozen.enterMs).toBeGreaterThanOrEqual(0);
     const w = write('while-frozen');
     expect(await within(w, 300)).toBe('pending');
     const thawed = await frozen.thaw();
@@ -114,6 +130,8 @@ describe('Quiescer on a real ext4 file system', () => {
     expect(thawed.frozenMs).toBeGreaterThanOrEqual(0);
     expect(thawed).not.toHaveProperty('thawError');
     expect(thawed.expired).toBe(false);
+    expect(thawed.thawMs).toBeLessThanOrEqual(thawed.frozenMs);
+    expect(await heldThaws(mount)).toEqual([]); // it ran: nothing held is left
     expect(await frozen.thaw()).toEqual(thawed); // idempotent
     // The next cut reuses the same watchdog: no process start per cut.
     const before = await watchdogsOf(process.pid);
@@ -201,6 +219,10 @@ describe('Quiescer on a real ext4 file system', () => {
     expect(String((err as Error).message)).toContain(`fsfreeze -f ${missing} exited 1`);
     expect(await readFile(marks, 'utf8')).toBe('thaw\n');
     expect(await within(write('after'), 15_000)).toBe(0);
+    // The held thaw of each mount ran or was let go: none is left waiting.
+    for (const m of [mount, missing]) {
+      await until(`no held thaw of ${m}`, async () => (await heldThaws(m)).length === 0);
+    }
   });
 
   it('the watchdog thaws when the agent is killed (SIGKILL) while frozen', async () => {

@@ -1,0 +1,147 @@
+// Every benchmark in --smoke mode (tiny sizes, the same code path end to end): it must finish and
+// print every figure it names. The values are not checked: timing belongs in bench/, not here.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it, type TestContext } from 'vitest';
+import { skipBecause } from '../helpers/skip.js';
+
+const benchDir = fileURLToPath(new URL('../../bench/', import.meta.url));
+/** Generous: a smoke run takes seconds, but six engineers share these two cores. */
+const BOUND_MS = 300_000;
+const running = new Set<ChildProcess>();
+
+/** A number as the benches print it (never "-", which stands for a figure with no samples). */
+const N = String.raw`-?\d+(?:\.\d+)?`;
+const re = (s: string) => new RegExp(s.replaceAll('N', N));
+
+/** The figures each benchmark names, one pattern per printed figure line. */
+const figures: Record<string, RegExp[]> = {
+  'replication.mjs': [
+    re(
+      String.raw`initial sync\s+N s, N MB/s \(agent cycle N s\) \| rsync --inplace N s \| ratio Nx`,
+    ),
+    re(String.raw`durable copies\s+rsync --inplace && sync N s \| ratio Nx`),
+    re(String.raw`link alone\s+TLS 1\.3 pipe of the file, no block work N s \| ratio Nx`),
+    re(
+      String.raw`incremental \(N %\)\s+N s, N blocks \(agent cycle N s\) \| rsync .* N s \| ratio Nx`,
+    ),
+    re(String.raw`peak RSS\s+agent N MiB, gateway N MiB`),
+  ],
+  'rpo.mjs': [
+    ...['trace', 'scan'].map((t) =>
+      re(
+        String.raw`lifeboat ${t}\s*\(seen ${t}\): lag p50 N s, p99 N s, max N s \| freeze p50 N ms, p99 N ms over N cuts \| agent CPU N % of a core \(N % with its freeze helpers\)`,
+      ),
+    ),
+    ...['trace', 'scan'].map((t) =>
+      re(
+        String.raw`${t} freeze split, p50 / p99: fsfreeze -f N / N ms \(before the freeze\), trace marker N / N ms, dirty blocks N / N ms, fsfreeze -u N / N ms`,
+      ),
+    ),
+    re(
+      String.raw`trace agent CPU split \(a profiled N s run at N % of a core\): hashing N %, sealing N %, tracing N %, reading N %, shipping N %, logging N %, gc N %, other N % \(% of a core\)`,
+    ),
+    re(String.raw`rsync loop: cycle p50 N s, max N s \| lag p50 N s, p99 N s, max N s`),
+    re(String.raw`ratios to rsync \(p99 lag\): trace Nx, scan Nx`),
+  ],
+  'rto.mjs': [
+    re(
+      String.raw`failover --wait to healthy: N s \(materialise N s, launch N s, healthy N s, total in worker N s\)`,
+    ),
+    re(
+      String.raw`failover point: #N \([a-z-]+\), data age N s, N s before the source stopped writing`,
+    ),
+    re(
+      String.raw`failback after N new 64 KiB blocks: expected N blocks \(N new, N the source wrote after the failover point\), sent N blocks, N MiB of N MiB, pre-copy N s, downtime N s, --wait N s`,
+    ),
+    re(String.raw`drills under N MiB/s of writes: [1-9]\d*, RTO p50 N s`),
+    re(
+      String.raw`lag without a drill: p50 N s, max N s \| during drills: p50 N s, max N s \| difference of max N s`,
+    ),
+  ],
+  'chat.mjs': [
+    re(String.raw`slash command ack: p50 N ms, p99 N ms, max N ms \(n=N\)`),
+    re(String.raw`second approval press -> job started: p50 N ms, max N ms \(n=N\)`),
+    re('second approval press ack: p50 N ms, max N ms'),
+  ],
+  'policy.mjs': [
+    re('loaded and validated in N ms'),
+    re(String.raw`decision \(facts in, decision out\), N commands: p50 N ms, p99 N ms, max N ms`),
+    re('decision CPU time of this process: p50 N ms, p99 N ms'),
+    re(
+      String.raw`submit \(engine, Redis, audit; --dry-run\), N commands: p50 N ms, p99 N ms, max N ms`,
+    ),
+  ],
+  'status.mjs': [
+    re(String.raw`status page, 6 h charts:\s+p50 N ms, p99 N ms, N KiB`),
+    re(String.raw`status page, 24 h charts:\s+p50 N ms, p99 N ms, N KiB`),
+    re(String.raw`/api/status, 6 h:\s+p50 N ms, p99 N ms, N KiB`),
+    re(String.raw`/metrics \(steady\):\s+p50 N ms, p99 N ms, N KiB`),
+    re(String.raw`/metrics, first scrape \(reads N events\): N ms`),
+  ],
+  'up.mjs': [
+    re(
+      String.raw`\| rootless: [^|]+ \| N s \| N s \| N s / N s \| N ms \| N ms \| N s \(N orders\) \| N s \| N s, exit 0 \|`,
+    ),
+  ],
+};
+
+/** Runs one benchmark with --smoke in its own process group; resolves with its exit and output. */
+function runSmoke(file: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [`${benchDir}${file}`, '--smoke'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own group, so a run past the bound is stopped with all it started
+    });
+    running.add(child);
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const bound = setTimeout(() => {
+      out += `\n(stopped: still running after ${BOUND_MS / 1000} s)`;
+      killGroup(child);
+    }, BOUND_MS);
+    child.on('exit', (code) => {
+      clearTimeout(bound);
+      running.delete(child);
+      resolve({ code, out });
+    });
+  });
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // the group is already gone
+  }
+}
+
+describe.concurrent('benchmarks in --smoke mode', () => {
+  afterAll(() => {
+    for (const c of running) killGroup(c);
+  });
+
+  for (const [file, lines] of Object.entries(figures)) {
+    it(
+      `${file} completes and prints every figure it names`,
+      async (ctx: TestContext) => {
+        const { code, out } = await runSmoke(file);
+        // Exit 2 is a benchmark's "this machine lacks what I need" (root, fio, redis-server…).
+        if (code === 2) {
+          const reason = out.trim().split('\n').at(-1) ?? 'exit 2';
+          skipBecause(ctx, reason);
+          return;
+        }
+        expect(code, out.slice(-3000)).toBe(0);
+        for (const line of lines) expect(out, `bench/${file} printed no ${line}`).toMatch(line);
+      },
+      BOUND_MS + 30_000,
+    );
+  }
+});
