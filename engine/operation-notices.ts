@@ -151,12 +151,14 @@ export async function operationNotice(
         const res = r as OperationResult;
         if (e.job === 'drill')
           await ctx.redis.set(lastDrillKey(ctx.prefix, e.app), String(e.time || ctx.now()));
+        const unfenced = res.fence !== undefined && !res.fence.fenced;
         return ctx.notices.publish({
           ...base,
           kind: 'operation.finished',
-          severity: 'info',
-          summary: `${what} is healthy (${e.opId}): point ${res.point}, data age ${res.dataAgeSeconds} s, RTO ${formatDuration(res.rto.totalMs)}`,
+          severity: unfenced ? 'warning' : 'info',
+          summary: `${what} is healthy (${e.opId}): point ${res.point}, data age ${res.dataAgeSeconds} s, RTO ${formatDuration(res.rto.totalMs)}${res.fence ? `; ${res.fence.fenced ? 'source fenced' : 'source NOT fenced'}` : ''}`,
           details: [
+            ...(res.fence ? [res.fence.detail] : []),
             `RTO ${formatDuration(res.rto.totalMs)}: materialise ${formatDuration(res.rto.materialiseMs)}, launch ${formatDuration(res.rto.launchMs)}, healthy ${formatDuration(res.rto.healthyMs)}`,
             `health: ${res.health.output.split('\n')[0] ?? ''}`,
             `server: ${res.server.id}${res.server.endpoint ? ` at ${res.server.endpoint}` : ''}`,

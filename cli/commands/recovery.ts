@@ -261,6 +261,7 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
   );
   out(`  health: ${r.health.output.split('\n')[0] ?? ''}`);
   out(`  server: ${r.server.id}${r.server.endpoint ? ` at ${r.server.endpoint}` : ''}`);
+  if (r.fence) out(`  ${r.fence.fenced ? 'fenced' : 'NOT FENCED'}: ${r.fence.detail}`);
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   if (r.cleanupAt) out(`  cleanup at ${r.cleanupAt} (now: \`dr cleanup ${r.opId}\`)`);
 }

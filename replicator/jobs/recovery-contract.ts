@@ -47,10 +47,21 @@ export interface CleanupJob {
 export const STEPS = ['resolved', 'materialised', 'launched', 'healthy'] as const;
 export type StepName = (typeof STEPS)[number];
 
+/** What a failover did about its source, as its result, its message and the audit log say. */
+export interface FenceOutcome {
+  /** True only when the app's fence command ran and exited 0. */
+  fenced: boolean;
+  /** One line: what happened, and when not fenced, what to do. */
+  detail: string;
+  ms: number;
+}
+
 /** What the worker records in job data (`job.updateData`) as each step completes. */
 export interface RecordedSteps {
   /** ms since epoch when the operation first started. */
   startedAt?: number;
+  /** Failover only: the source's fence ran (or there was none); never run twice. */
+  fenced?: FenceOutcome;
   resolved?: { point: number; pointTime: string; label: string; dataAgeSeconds: number };
   materialised?: { volumes: MaterialisedVolume[]; ms: number };
   launched?: { server: Launched; ms: number };
@@ -86,6 +97,8 @@ export interface OperationResult {
   resumes: number;
   /** Drill only: when the delayed cleanup job will remove the server (ISO time). */
   cleanupAt?: string;
+  /** Failover only: whether the source was fenced before the recovered server started. */
+  fence?: FenceOutcome;
 }
 
 export interface CleanupResult {
