@@ -228,8 +228,13 @@ const configSchema = z.object({
        * drill or failover fetches only what changed; false keeps no plaintext between operations.
        */
       imageCache: z.boolean().default(true),
+      /**
+       * After a failback, how long the worker waits for the app's agent to commit a point from
+       * the written-back state before it reports the app protected again (or says why not).
+       */
+      reprotectWait: duration.default(120_000),
     })
-    .default({ imageCache: true }),
+    .default({ imageCache: true, reprotectWait: 120_000 }),
   /** People, their chat identities and groups. Anyone not listed may only read. */
   people: z
     .record(

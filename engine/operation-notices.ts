@@ -187,14 +187,15 @@ export async function operationNotice(
 function describe(r: unknown): { ok: boolean; text: string } {
   // The fields of FailbackResult, VerifyResult and CleanupResult this line uses.
   const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
-    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs'> &
+    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection'> &
       Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
       Pick<CleanupResult, 'removed'>
   >;
   if (x.mode === 'failback')
     return {
-      ok: true,
-      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; the agent may replicate again`,
+      // Home again but not protected is an app without a DR copy: it needs someone's attention.
+      ok: x.protection?.protected !== false,
+      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${x.protection?.detail ?? 'the agent may replicate again'}`,
     };
   if (x.mode === 'verify')
     return x.ok

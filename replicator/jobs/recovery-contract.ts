@@ -140,8 +140,10 @@ export interface FailbackSteps {
   frozen?: { at: number };
   /** The last differing blocks copied and the originals flushed. */
   synced?: { transfers: FailbackTransfer[]; ms: number };
+  /** The app's unfence command ran (the source is back in service), or there was none. */
+  unfenced?: { ran: boolean; ms: number };
   /** The gateway's failed-over mark lifted: the agent may replicate again. */
-  switched?: { at: number };
+  switched?: { at: number; lastPoint: number };
   resumes?: number;
 }
 
@@ -165,6 +167,23 @@ export interface FailbackResult {
   resumes: number;
   /** What of the failover was removed after the switch (its stopped server and images). */
   removed: string[];
+  /** Whether the app's unfence command ran (false: there is none; start the app by hand). */
+  unfenced: boolean;
+  /** Reprotect: whether the agent committed a point from the written-back state, and the RPO then. */
+  protection: ReprotectOutcome;
+}
+
+/** How replication resumed after a failback, as its result and its message say. */
+export interface ReprotectOutcome {
+  protected: boolean;
+  /** The first point committed after the switch back. */
+  point?: number;
+  /** Age of that point's data when the worker saw it. */
+  rpoSeconds?: number;
+  /** Blocks that point resent, against the blocks failback wrote (a MAC resync sends only those). */
+  blocksResent?: number;
+  /** One line: "protected again, RPO N s", or why not and what to do. */
+  detail: string;
 }
 
 /** A finished `verify` job: every block of the point authenticated, decrypted and MAC-checked. */

@@ -1,5 +1,6 @@
 /** Fencing at failover: run the app's fence command so the source stops taking writes. */
 import type { AppConfig } from '../../core/config.js';
+import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { describeFailure, runCommand, succeeded } from '../capture/thaw-all.js';
 import type { FenceOutcome } from '../jobs/recovery-contract.js';
@@ -26,13 +27,7 @@ export async function fenceSource(
       ms: ms(),
     };
   }
-  // The fence runs the operator's command: keep cloud credentials out of its environment.
-  const env: NodeJS.ProcessEnv = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^ALIBABA_CLOUD_|SECRET|TOKEN/i.test(k)),
-  );
-  env.DR_APP = app;
-  env.DR_OP_ID = opId;
-  for (const v of config.volumes) env[volumeEnvName(v.name)] = v.path;
+  const env = commandEnv(app, opId, config.volumes);
   const r = await runCommand('/bin/sh', ['-c', config.fence], config.fenceTimeout, env);
   if (succeeded(r)) {
     log.info({ ms: ms() }, 'source fenced');
@@ -49,4 +44,46 @@ export async function fenceSource(
     detail: `the source of ${app} was NOT fenced: the fence command ${why}; if the source still runs, stop it and unmount its volumes by hand now, or two copies take writes`,
     ms: ms(),
   };
+}
+
+/**
+ * Failback's last step before replication resumes: the app's unfence command (mount, start the
+ * service) once the originals hold everything. Throws `unfence_failed` when it fails, so the
+ * failback starts the recovered server again and the app stays up; without one, does nothing.
+ */
+export async function unfenceSource(
+  app: string,
+  opId: string,
+  config: Pick<AppConfig, 'unfence' | 'fenceTimeout' | 'volumes'>,
+  log: Logger,
+): Promise<{ ran: boolean; ms: number }> {
+  const t0 = performance.now();
+  if (config.unfence === undefined) return { ran: false, ms: 0 };
+  const env = commandEnv(app, opId, config.volumes);
+  const r = await runCommand('/bin/sh', ['-c', config.unfence], config.fenceTimeout, env);
+  if (!succeeded(r)) {
+    throw new DrError(
+      `the unfence command of ${app} ${describeFailure(r, config.fenceTimeout)}: the source is not back in service`,
+      {
+        code: 'unfence_failed',
+        subject: app,
+        remedy: `fix the source (or the unfence command in dr.yaml) and run \`dr failback ${app}\` again; it sends only what changed since`,
+      },
+    );
+  }
+  const ms = Math.round(performance.now() - t0);
+  log.info({ ms }, 'source back in service (unfence ran)');
+  return { ran: true, ms };
+}
+
+/** The fence commands' environment: the app, the operation, each original volume's path. */
+function commandEnv(app: string, opId: string, volumes: AppConfig['volumes']): NodeJS.ProcessEnv {
+  // The operator's command: keep cloud credentials out of its environment.
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^ALIBABA_CLOUD_|SECRET|TOKEN/i.test(k)),
+  );
+  env.DR_APP = app;
+  env.DR_OP_ID = opId;
+  for (const v of volumes) env[volumeEnvName(v.name)] = v.path;
+  return env;
 }
