@@ -307,6 +307,40 @@ describe('failback with the local provider', () => {
     expect(again.out).toContain('start its agent (`dr agent --app web`');
   });
 
+  it('runs the unfence command last; one that fails keeps the app served at the DR site', async () => {
+    await worker();
+    await updateConfig(t.home, (doc) => {
+      doc.setIn(['apps', 'web', 'unfence'], 'echo "source down: disk missing" >&2; exit 4');
+      doc.setIn(['recovery', 'reprotectWait'], '1s');
+    });
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    const r = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('unfence_failed');
+    expect(body.error.message).toContain(
+      'the unfence command of web exited 4: source down: disk missing',
+    );
+    expect(body.error.message).toContain(`the recovered server ${fo.opId} was started again`);
+    await until('the recovered server to serve again', async () =>
+      (await volumeServerPids(t.dir)).length === 1 ? true : undefined,
+    );
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+    // fixed: the next failback brings everything home and brings the source back
+    const marker = join(t.dir, 'unfenced.txt');
+    await updateConfig(t.home, (doc) =>
+      doc.setIn(['apps', 'web', 'unfence'], `echo "$DR_APP $DR_VOLUME_DATA" > ${marker}`),
+    );
+    const again = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(again.code).toBe(0);
+    const result = JSON.parse(again.out) as FailbackResult;
+    expect(result.unfenced).toBe(true);
+    expect(await readFile(marker, 'utf8')).toBe(`web ${original}\n`);
+    expect(digest(await readFile(original))).toBe(digest(expected));
+  });
+
   it('refuses to write an original that a process holds open, names it, and writes nothing', async () => {
     await worker();
     const fo = await failover();
