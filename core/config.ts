@@ -131,6 +131,20 @@ const appSchema = z.object({
     .min(1, 'an app needs at least one volume')
     .refine((v) => new Set(v.map((x) => x.name)).size === v.length, 'volume names must differ'),
   quiesce: quiesceSchema.optional(),
+  /**
+   * Fences the source at failover (stop the service, unmount, power off, detach a disk): a shell
+   * command run by the worker before the recovered server starts, so two copies never take writes.
+   */
+  fence: z.string().trim().min(1, 'expected a command, or leave fence out').optional(),
+  /**
+   * Undoes the fence at the end of a failback (mount, start the service): run by the worker once
+   * the originals hold everything, before replication resumes. Absent: start the app by hand.
+   */
+  unfence: z.string().trim().min(1, 'expected a command, or leave unfence out').optional(),
+  /** Longest the fence (or unfence) command may run before it is killed and counts as failed. */
+  fenceTimeout: duration
+    .refine((n) => n >= 100 && n <= 3_600_000, 'expected a duration from 100ms to 1h')
+    .default(60_000),
   provider: providerSchema.optional(),
   /** People (names under `people:`) who own the app; policies see them as the fact `owners`. */
   owners: z.array(z.string().min(1)).default([]),
@@ -214,8 +228,13 @@ const configSchema = z.object({
        * drill or failover fetches only what changed; false keeps no plaintext between operations.
        */
       imageCache: z.boolean().default(true),
+      /**
+       * After a failback, how long the worker waits for the app's agent to commit a point from
+       * the written-back state before it reports the app protected again (or says why not).
+       */
+      reprotectWait: duration.default(120_000),
     })
-    .default({ imageCache: true }),
+    .default({ imageCache: true, reprotectWait: 120_000 }),
   /** People, their chat identities and groups. Anyone not listed may only read. */
   people: z
     .record(

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'app_exists'
   | 'volume_unreadable'
   | 'volume_resized'
+  | 'volume_in_use'
+  | 'unfence_failed'
   | 'key_invalid'
   | 'key_mismatch'
   | 'tls_invalid'

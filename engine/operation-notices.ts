@@ -151,12 +151,14 @@ export async function operationNotice(
         const res = r as OperationResult;
         if (e.job === 'drill')
           await ctx.redis.set(lastDrillKey(ctx.prefix, e.app), String(e.time || ctx.now()));
+        const unfenced = res.fence !== undefined && !res.fence.fenced;
         return ctx.notices.publish({
           ...base,
           kind: 'operation.finished',
-          severity: 'info',
-          summary: `${what} is healthy (${e.opId}): point ${res.point}, data age ${res.dataAgeSeconds} s, RTO ${formatDuration(res.rto.totalMs)}`,
+          severity: unfenced ? 'warning' : 'info',
+          summary: `${what} is healthy (${e.opId}): point ${res.point}, data age ${res.dataAgeSeconds} s, RTO ${formatDuration(res.rto.totalMs)}${res.fence ? `; ${res.fence.fenced ? 'source fenced' : 'source NOT fenced'}` : ''}`,
           details: [
+            ...(res.fence ? [res.fence.detail] : []),
             `RTO ${formatDuration(res.rto.totalMs)}: materialise ${formatDuration(res.rto.materialiseMs)}, launch ${formatDuration(res.rto.launchMs)}, healthy ${formatDuration(res.rto.healthyMs)}`,
             `health: ${res.health.output.split('\n')[0] ?? ''}`,
             `server: ${res.server.id}${res.server.endpoint ? ` at ${res.server.endpoint}` : ''}`,
@@ -185,14 +187,15 @@ export async function operationNotice(
 function describe(r: unknown): { ok: boolean; text: string } {
   // The fields of FailbackResult, VerifyResult and CleanupResult this line uses.
   const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
-    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs'> &
+    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection'> &
       Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
       Pick<CleanupResult, 'removed'>
   >;
   if (x.mode === 'failback')
     return {
-      ok: true,
-      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; the agent may replicate again`,
+      // Home again but not protected is an app without a DR copy: it needs someone's attention.
+      ok: x.protection?.protected !== false,
+      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${x.protection?.detail ?? 'the agent may replicate again'}`,
     };
   if (x.mode === 'verify')
     return x.ok

@@ -32,6 +32,9 @@ interface AddOptions {
   start?: string;
   check?: string;
   checkTimeout?: string;
+  fence?: string;
+  unfence?: string;
+  fenceTimeout?: string;
   force?: boolean;
   json?: boolean;
 }
@@ -83,6 +86,15 @@ export function registerApp(program: Command, exit: ExitState): void {
       'longest a recovered app may take to pass its check',
       '60s',
     )
+    .option(
+      '--fence <cmd>',
+      'failover runs this first to fence the source (stop the service, unmount, power off) so two copies never take writes',
+    )
+    .option(
+      '--unfence <cmd>',
+      'failback runs this last to bring the source back (mount, start the service) before replication resumes',
+    )
+    .option('--fence-timeout <duration>', 'longest the fence or unfence command may run', '60s')
     .option('--force', 'replace the app if it exists')
     .option('--json', 'print the added app as JSON')
     .action(async (name: string, opts: AddOptions, cmd: Command) =>
@@ -103,6 +115,11 @@ export function registerApp(program: Command, exit: ExitState): void {
           `${config.apps[name] ? 'Replaced' : 'Added'} app ${name} (tier ${entry.tier}, block size ${sizeText(entry.blockSize)})`,
         );
         for (const v of entry.volumes) ctx.out(`  volume ${v.name}: ${v.path}`);
+        ctx.out(
+          entry.fence
+            ? `  fence: ${entry.fence} (failover runs it before the recovered server starts)`
+            : '  fence: none; a failover will say the source was not fenced (add one with --fence CMD)',
+        );
         ctx.out(`Next: \`dr up\`, or run \`dr gateway\` and \`dr agent --app ${name}\``);
         return 0;
       }),
@@ -229,8 +246,37 @@ async function validateApp(name: string, opts: AddOptions): Promise<AppConfig> {
     volumes,
     owners: [],
     rpoObjective: 60_000,
+    ...validateFence(opts),
     ...(await validateQuiesce(opts)),
     ...validateProvider(opts),
+  };
+}
+
+/** The fence command and its timeout; the default timeout (60 s) is left out of dr.yaml. */
+function validateFence(opts: AddOptions): Pick<AppConfig, 'fence' | 'unfence' | 'fenceTimeout'> {
+  if (opts.fence !== undefined && opts.fence.trim() === '') {
+    throw usageError(
+      '--fence is empty',
+      'give --fence a command that stops the source (like `systemctl stop web; umount /srv`), or leave it out',
+    );
+  }
+  if (opts.unfence !== undefined && opts.unfence.trim() === '') {
+    throw usageError(
+      '--unfence is empty',
+      'give --unfence a command that brings the source back (like `mount /srv; systemctl start web`), or leave it out',
+    );
+  }
+  const fenceTimeout = parseDuration(opts.fenceTimeout ?? '60s');
+  if (fenceTimeout === undefined || fenceTimeout < 100 || fenceTimeout > 3_600_000) {
+    throw usageError(
+      `--fence-timeout ${JSON.stringify(opts.fenceTimeout)} is not a duration from 100ms to 1h`,
+      'pass it like 60s or 5m',
+    );
+  }
+  return {
+    ...(opts.fence !== undefined ? { fence: opts.fence.trim() } : {}),
+    ...(opts.unfence !== undefined ? { unfence: opts.unfence.trim() } : {}),
+    fenceTimeout,
   };
 }
 
@@ -377,6 +423,9 @@ function toYaml(app: AppConfig): Record<string, unknown> {
     volumes: app.volumes.map((v) => ({ name: v.name, path: v.path })),
     ...(app.owners.length ? { owners: app.owners } : {}),
     ...(app.rpoObjective !== 60_000 ? { rpoObjective: `${app.rpoObjective / 1000}s` } : {}),
+    ...(app.fence !== undefined ? { fence: app.fence } : {}),
+    ...(app.unfence !== undefined ? { unfence: app.unfence } : {}),
+    ...(app.fenceTimeout !== 60_000 ? { fenceTimeout: `${app.fenceTimeout}ms` } : {}),
     ...(q
       ? {
           quiesce: {

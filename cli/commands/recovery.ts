@@ -242,14 +242,18 @@ export async function waitAndReport(
 
 function printFailback(r: FailbackResult, out: (line: string) => void): void {
   const ms = (n: number) => formatDuration(n);
-  out(`${r.opId}: ${r.app} is back on its original site; its agent may replicate again`);
+  out(`${r.opId}: ${r.app} is back on its original site; ${r.protection.detail}`);
   out(
     `  sent ${formatBytes(r.bytesSent)} of ${formatBytes(r.size)} (only blocks whose MAC differed)`,
   );
   for (const v of r.volumes) out(`  ${v.name}: ${v.blocksSent} of ${v.blocks} blocks`);
   out(`  pre-copy ${ms(r.precopyMs)}, downtime ${ms(r.downtimeMs)}, total ${ms(r.totalMs)}`);
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
-  out(`  restart the agent: \`dr agent --app ${r.app}\` (it resyncs only what failback wrote)`);
+  out(
+    r.unfenced
+      ? '  the source is back in service (its unfence command ran)'
+      : `  no unfence command: start ${r.app} at its original site by hand`,
+  );
 }
 
 function printResult(r: OperationResult, out: (line: string) => void): void {
@@ -261,6 +265,7 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
   );
   out(`  health: ${r.health.output.split('\n')[0] ?? ''}`);
   out(`  server: ${r.server.id}${r.server.endpoint ? ` at ${r.server.endpoint}` : ''}`);
+  if (r.fence) out(`  ${r.fence.fenced ? 'fenced' : 'NOT FENCED'}: ${r.fence.detail}`);
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   if (r.cleanupAt) out(`  cleanup at ${r.cleanupAt} (now: \`dr cleanup ${r.opId}\`)`);
 }

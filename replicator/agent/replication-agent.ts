@@ -486,7 +486,11 @@ export class ReplicationAgent {
     };
   }
 
-  /** Runs cycles until `signal` aborts (or once); errors are logged and retried next cycle. */
+  /**
+   * Runs cycles until `signal` aborts (or once); errors are logged and retried next cycle. When
+   * the app is failed over, the agent stands by (see `standBy`) and replicates again by itself
+   * once a failback protects the app again; a one-shot run throws instead.
+   */
   async run({
     once = false,
     signal,
@@ -494,6 +498,25 @@ export class ReplicationAgent {
     once?: boolean;
     signal?: AbortSignal;
   } = {}): Promise<CycleReport | undefined> {
+    let last: CycleReport | undefined;
+    while (!signal?.aborted) {
+      try {
+        return await this.runProtected(once, signal, (r) => {
+          last = r;
+        });
+      } catch (err) {
+        if (once || signal?.aborted || !isDrError(err, 'app_failed_over')) throw err;
+        await this.standBy(err, signal);
+      }
+    }
+    return last;
+  }
+
+  private async runProtected(
+    once: boolean,
+    signal: AbortSignal | undefined,
+    onCycle: (r: CycleReport) => void,
+  ): Promise<CycleReport | undefined> {
     const interval = this.opts.intervalMs ?? 5000;
     let last: CycleReport | undefined;
     // Started while paused: wait for the resume (a one-shot run says so and stops).
@@ -512,11 +535,12 @@ export class ReplicationAgent {
         const t0 = this.now();
         try {
           last = await this.cycle(signal);
+          onCycle(last);
           this.opts.observe?.cycle?.(last);
           this.sendHeartbeat(); // status shows the new point's freeze and resync at once
         } catch (err) {
           this.opts.observe?.cycleFailed?.(err);
-          // Failed over: the DR copy is production now; this agent must stop, saying why.
+          // Failed over: the DR copy is production now; this agent stops replicating.
           if (once || signal?.aborted || isDrError(err, 'app_failed_over')) throw err;
           if (isDrError(err, 'app_paused')) {
             // Paused: no new points until resumed. Tracking goes on; the failed cycle left the
@@ -538,6 +562,37 @@ export class ReplicationAgent {
       await this.stop();
     }
     return last;
+  }
+
+  /**
+   * The app is failed over: the agent has released its session, volumes, trace instances and
+   * locks (failback must find nothing holding the originals) and says so once, then asks the
+   * gateway every few seconds, quietly, until a failback protects the app again. It then starts
+   * afresh from its kept MAC state: the scan finds exactly what failback wrote (reprotect without
+   * a full resync). Returns at once when `signal` aborts.
+   */
+  private async standBy(err: DrError, signal?: AbortSignal): Promise<void> {
+    const { app, client } = this.opts;
+    const every =
+      this.opts.pausePollMs ?? Math.min(Math.max(this.opts.intervalMs ?? 5000, 1000), 5000);
+    this.log.warn(
+      { err: err.message },
+      `replication of ${app} stopped: it was failed over; standing by until \`dr failback ${app}\` protects it again`,
+    );
+    while (!signal?.aborted) {
+      await sleep(every, undefined, signal ? { signal } : undefined).catch(() => undefined); // aborted: ends below
+      if (signal?.aborted) return;
+      let state: ProtectionState;
+      try {
+        state = await client.protection(app);
+      } catch (e) {
+        this.log.debug({ err: errorMessage(e) }, 'protection state not readable; asking again');
+        continue;
+      }
+      if (state.state === 'failed-over') continue;
+      this.log.warn(`${app} is protected again; replication resumes from the written-back state`);
+      return;
+    }
   }
 
   /**

@@ -12,6 +12,8 @@ const PERMANENT = new Set([
   // failback: the original volume is missing, unwritable or too small; fix it and run again
   'volume_unreadable',
   'volume_resized',
+  'volume_in_use',
+  'unfence_failed',
 ]);
 const PERMANENT_DATA = new Set(['block_corrupt', 'store_corrupt', 'not_implemented']);
 

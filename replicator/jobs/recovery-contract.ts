@@ -47,10 +47,21 @@ export interface CleanupJob {
 export const STEPS = ['resolved', 'materialised', 'launched', 'healthy'] as const;
 export type StepName = (typeof STEPS)[number];
 
+/** What a failover did about its source, as its result, its message and the audit log say. */
+export interface FenceOutcome {
+  /** True only when the app's fence command ran and exited 0. */
+  fenced: boolean;
+  /** One line: what happened, and when not fenced, what to do. */
+  detail: string;
+  ms: number;
+}
+
 /** What the worker records in job data (`job.updateData`) as each step completes. */
 export interface RecordedSteps {
   /** ms since epoch when the operation first started. */
   startedAt?: number;
+  /** Failover only: the source's fence ran (or there was none); never run twice. */
+  fenced?: FenceOutcome;
   resolved?: { point: number; pointTime: string; label: string; dataAgeSeconds: number };
   materialised?: { volumes: MaterialisedVolume[]; ms: number };
   launched?: { server: Launched; ms: number };
@@ -86,6 +97,8 @@ export interface OperationResult {
   resumes: number;
   /** Drill only: when the delayed cleanup job will remove the server (ISO time). */
   cleanupAt?: string;
+  /** Failover only: whether the source was fenced before the recovered server started. */
+  fence?: FenceOutcome;
 }
 
 export interface CleanupResult {
@@ -127,8 +140,10 @@ export interface FailbackSteps {
   frozen?: { at: number };
   /** The last differing blocks copied and the originals flushed. */
   synced?: { transfers: FailbackTransfer[]; ms: number };
+  /** The app's unfence command ran (the source is back in service), or there was none. */
+  unfenced?: { ran: boolean; ms: number };
   /** The gateway's failed-over mark lifted: the agent may replicate again. */
-  switched?: { at: number };
+  switched?: { at: number; lastPoint: number };
   resumes?: number;
 }
 
@@ -152,6 +167,23 @@ export interface FailbackResult {
   resumes: number;
   /** What of the failover was removed after the switch (its stopped server and images). */
   removed: string[];
+  /** Whether the app's unfence command ran (false: there is none; start the app by hand). */
+  unfenced: boolean;
+  /** Reprotect: whether the agent committed a point from the written-back state, and the RPO then. */
+  protection: ReprotectOutcome;
+}
+
+/** How replication resumed after a failback, as its result and its message say. */
+export interface ReprotectOutcome {
+  protected: boolean;
+  /** The first point committed after the switch back. */
+  point?: number;
+  /** Age of that point's data when the worker saw it. */
+  rpoSeconds?: number;
+  /** Blocks that point resent, against the blocks failback wrote (a MAC resync sends only those). */
+  blocksResent?: number;
+  /** One line: "protected again, RPO N s", or why not and what to do. */
+  detail: string;
 }
 
 /** A finished `verify` job: every block of the point authenticated, decrypted and MAC-checked. */

@@ -4,9 +4,12 @@ import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Provider } from '../providers/provider.js';
 import { copyBack } from '../recovery/copy-back.js';
+import { unfenceSource } from '../recovery/fence-source.js';
+import { assertUnused } from '../recovery/original-holders.js';
 import { prepareOriginal } from '../recovery/prepare-original.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { AppLock } from './app-lock.js';
+import { awaitReprotect, lastPointId } from './await-reprotect.js';
 import { findFailover, volumeMacKeys } from './find-failover.js';
 import { errorInfo, FinalError } from './job-errors.js';
 import { JobScaffold, recordedSteps } from './job-scaffold.js';
@@ -89,6 +92,8 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
         for (const v of found.volumes) {
           if (name === 'precopy') await checkCancel();
           const key = macKeys.get(v.name) as { mac: Buffer; blockSize: number };
+          // Never under a live user: a mounted file system or a running app would be corrupted.
+          await assertUnused(v.name, v.original, appConfig.fence !== undefined);
           await prepareOriginal(v);
           const r = await copyBack({
             volume: v.name,
@@ -130,9 +135,22 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       }
       await emit({ type: 'step', step: 'synced', progress: 1 });
 
+      if (!steps.unfenced) {
+        // The originals hold everything: the source comes back into service before its agent
+        // resumes (it may need the file system mounted to freeze it).
+        steps.unfenced = await unfenceSource(app, opId, appConfig, log);
+        await save();
+      }
+      await emit({
+        type: 'step',
+        step: steps.unfenced.ran ? 'unfenced' : 'no-unfence',
+        progress: 1,
+      });
+
       if (!steps.switched) {
+        const lastPoint = await lastPointId(client, app);
         await client.setProtection(app, { state: 'protected' });
-        steps.switched = { at: Date.now() };
+        steps.switched = { at: Date.now(), lastPoint };
         await save();
       }
       await emit({ type: 'step', step: 'switched', progress: 1 });
@@ -154,6 +172,21 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
           bytesSent: (a?.bytesSent ?? 0) + (b?.bytesSent ?? 0),
         };
       });
+      // Reprotect: the agent standing by resumes by itself; its first point says we are safe again.
+      await emit({ type: 'step', step: 'reprotect', progress: 0 });
+      const protection = await awaitReprotect({
+        client,
+        app,
+        after: steps.switched.lastPoint ?? 0,
+        waitMs: config.recovery.reprotectWait,
+        blocksWritten: volumes.reduce((n, v) => n + v.blocksSent, 0),
+        signal,
+      });
+      await emit({
+        type: 'step',
+        step: protection.protected ? 'protected' : 'not-protected',
+        progress: 1,
+      });
       const result: FailbackResult = {
         opId,
         app,
@@ -167,8 +200,13 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
         totalMs: Date.now() - steps.startedAt,
         resumes: steps.resumes ?? 0,
         removed,
+        unfenced: steps.unfenced.ran,
+        protection,
       };
-      log.info({ bytesSent: result.bytesSent, size: result.size }, 'failback done');
+      log.info(
+        { bytesSent: result.bytesSent, size: result.size, protection: protection.detail },
+        'failback done',
+      );
       await finish({ result });
       return result;
     } catch (err) {

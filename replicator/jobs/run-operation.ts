@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Processor, UnrecoverableError } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
+import { fenceSource } from '../recovery/fence-source.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
@@ -76,6 +77,20 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         // here the gateway refuses the agent, and the point set cannot move.
         await client.setProtection(app, { state: 'failed-over', opId });
         await emit({ type: 'step', step: 'replication-stopped', progress: 1 });
+      }
+      if (mode === 'failover' && !steps.fenced) {
+        // Before anything can start at the DR site: the source must stop taking writes that
+        // nobody replicates any more (split brain). Never run twice, so a resume skips it.
+        await emit({ type: 'step', step: 'fence', progress: 0 });
+        steps.fenced = await fenceSource(app, opId, appConfig, log);
+        await save();
+      }
+      if (steps.fenced) {
+        await emit({
+          type: 'step',
+          step: steps.fenced.fenced ? 'fenced' : 'not-fenced',
+          progress: 1,
+        });
       }
       if (!steps.resolved) {
         const id = job.data.point ?? (await latestConsistent(client, app));
@@ -189,6 +204,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         health: { ok: true, output: healthy.output },
         server: launched.server,
         resumes: steps.resumes ?? 0,
+        ...(steps.fenced ? { fence: steps.fenced } : {}),
       };
       if (mode === 'drill') {
         const keepMs = job.data.keepMs ?? DEFAULT_KEEP_MS;

@@ -1,5 +1,6 @@
-import { type FileHandle, open } from 'node:fs/promises';
-import { DrError, errorMessage } from '../../core/errors.js';
+import { constants } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import { blockMac } from '../crypto/volume-key.js';
 
 export interface CopyBackOptions {
@@ -104,8 +105,23 @@ async function openSide(
   what: string,
 ): Promise<FileHandle> {
   try {
-    return await open(path, flags);
+    // A block device is opened exclusively: the kernel refuses (EBUSY) while it is mounted or
+    // held, and nothing can mount it while the copy runs.
+    const device = flags === 'r+' && (await stat(path).catch(() => undefined))?.isBlockDevice();
+    return await open(path, device ? constants.O_RDWR | constants.O_EXCL : flags);
   } catch (err) {
+    if (systemCode(err) === 'EBUSY') {
+      throw new DrError(
+        `the ${what} of ${volume} at ${path} is in use (the kernel refused it exclusively: mounted or held), so failback wrote nothing to it`,
+        {
+          code: 'volume_in_use',
+          subject: path,
+          remedy:
+            "run the app's fence command, or unmount it and stop what holds it, then run failback again",
+          cause: err,
+        },
+      );
+    }
     throw new DrError(`cannot open the ${what} of ${volume} at ${path}: ${errorMessage(err)}`, {
       code: 'volume_unreadable',
       subject: path,

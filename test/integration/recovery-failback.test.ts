@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,7 +11,8 @@ import type {
   OperationEvent,
   OperationResult,
 } from '../../replicator/jobs/recovery-contract.js';
-import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
+import { openPaths } from '../helpers/open-files.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import {
   exists,
@@ -122,27 +124,40 @@ describe('failback with the local provider', () => {
     data.copy(expected, 10 * BLOCK);
   }
 
-  /** After failback: the original holds every write, the agent replicates again, sending only those. */
-  async function checkResumedProtection(result: FailbackResult) {
+  /** A replicating agent (scan tracker): it stands by through the failover and resumes after failback. */
+  async function runningAgent(): Promise<DrProcess> {
+    const a = startDr(['agent', '--app', 'web', '--tracker', 'scan', '--interval', '300ms'], {
+      ...env,
+      DR_LOG_LEVEL: 'info',
+    });
+    await a.waitFor(/recovery point committed/, 60_000);
+    return a;
+  }
+
+  /**
+   * After failback: the original holds every write, and the agent that stood by resumed by itself
+   * (reprotect), resending exactly the blocks failback wrote: a MAC resync, not a full one.
+   */
+  async function checkResumedProtection(result: FailbackResult, agent: DrProcess) {
     expect(digest(await readFile(original))).toBe(digest(expected));
+    expect(result.protection).toMatchObject({ protected: true });
+    expect(result.protection.detail).toMatch(/^protected again, RPO \d+ s \(point \d+/);
+    expect(result.protection.blocksResent).toBe(result.volumes[0]?.blocksSent);
+    await agent.waitFor(/web is protected again; replication resumes/);
+    expect(agent.child.exitCode).toBe(null);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).not.toBe('paused');
-    const before = await (await t.client()).points('web');
-    const agent = await agentOnce();
-    expect(agent.err).toBe('');
-    expect(agent.code).toBe(0);
-    const points = await (await t.client()).points('web');
-    expect(points.length).toBe(before.length + 1);
-    // A MAC-based resync: exactly the blocks failback wrote, not the whole volume.
-    expect(points.at(-1)?.volumes.data?.blocksChanged).toBe(result.volumes[0]?.blocksSent);
     const restored = join(t.dir, 'restored.img');
     expect((await restoreLatest(t, 'data', restored)).code).toBe(0);
     expect(digest(await readFile(restored))).toBe(digest(expected));
+    await agent.stop();
   }
 
   it('copies back only the changed blocks, stops the recovered server, and protection resumes', async () => {
     await worker();
+    const agent = await runningAgent();
     const fo = await failover();
+    await agent.waitFor(/standing by until `dr failback web`/, 60_000);
     await writeAfterFailover(fo.image);
     const r = await dr(['failback', 'web', '--wait', '--json'], env);
     expect(r.err).toBe('');
@@ -164,7 +179,8 @@ describe('failback with the local provider', () => {
       (await volumeServerPids(t.dir)).length === 0 ? true : undefined,
     );
     expect(await exists(join(t.home, 'recovery', fo.opId))).toBe(false);
-    await checkResumedProtection(result);
+    expect(result.unfenced).toBe(false);
+    await checkResumedProtection(result, agent);
     // the original is in service again: a second failback has nothing to do
     const again = await dr(['failback', 'web', '--wait'], env);
     expect(again.code).toBe(1);
@@ -174,6 +190,7 @@ describe('failback with the local provider', () => {
   it('resumes on another worker after a kill during the freeze, and loses no later write', async () => {
     // The recovered server takes 4 s to stop: the worker is killed while it waits.
     const a = await worker({ VOLUME_SERVER_TERM_DELAY_MS: '4000' });
+    const agent = await runningAgent();
     const fo = await failover();
     await writeAfterFailover(fo.image);
     const enq = await dr(['failback', 'web', '--json'], env);
@@ -198,7 +215,7 @@ describe('failback with the local provider', () => {
     const precopies = (await events(opId)).filter((e) => e.step === 'precopy' && e.progress === 1);
     expect(precopies).toHaveLength(1);
     expect(result.volumes[0]?.blocksSent).toBe(4);
-    await checkResumedProtection(result);
+    await checkResumedProtection(result, agent);
   });
 
   it('refuses failback of an app that is not failed over, and of an unknown app', async () => {
@@ -279,7 +296,82 @@ describe('failback with the local provider', () => {
     expect((await volumeServerPids(t.dir)).length).toBe(1);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).toBe('paused');
-    // and a later failback still brings everything home
+    // and a later failback still brings everything home; with no agent to resume, it says so
+    await updateConfig(t.home, (doc) => doc.setIn(['recovery', 'reprotectWait'], '1s'));
+    const again = await dr(['failback', 'web', '--wait'], env);
+    expect(again.code).toBe(0);
+    expect(digest(await readFile(original))).toBe(digest(expected));
+    expect(again.out).toContain(
+      'is back on its original site; not protected yet: no recovery point of web within 1.0s',
+    );
+    expect(again.out).toContain('start its agent (`dr agent --app web`');
+  });
+
+  it('runs the unfence command last; one that fails keeps the app served at the DR site', async () => {
+    await worker();
+    await updateConfig(t.home, (doc) => {
+      doc.setIn(['apps', 'web', 'unfence'], 'echo "source down: disk missing" >&2; exit 4');
+      doc.setIn(['recovery', 'reprotectWait'], '1s');
+    });
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    const r = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('unfence_failed');
+    expect(body.error.message).toContain(
+      'the unfence command of web exited 4: source down: disk missing',
+    );
+    expect(body.error.message).toContain(`the recovered server ${fo.opId} was started again`);
+    await until('the recovered server to serve again', async () =>
+      (await volumeServerPids(t.dir)).length === 1 ? true : undefined,
+    );
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('paused');
+    // fixed: the next failback brings everything home and brings the source back
+    const marker = join(t.dir, 'unfenced.txt');
+    await updateConfig(t.home, (doc) =>
+      doc.setIn(['apps', 'web', 'unfence'], `echo "$DR_APP $DR_VOLUME_DATA" > ${marker}`),
+    );
+    const again = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(again.code).toBe(0);
+    const result = JSON.parse(again.out) as FailbackResult;
+    expect(result.unfenced).toBe(true);
+    expect(await readFile(marker, 'utf8')).toBe(`web ${original}\n`);
+    expect(digest(await readFile(original))).toBe(digest(expected));
+  });
+
+  it('refuses to write an original that a process holds open, names it, and writes nothing', async () => {
+    await worker();
+    const fo = await failover();
+    await writeAfterFailover(fo.image);
+    const before = digest(await readFile(original));
+    // The old server still runs at the source: it holds its volume open (nothing fenced it).
+    const holder = spawn('/bin/sh', ['-c', 'exec 3<>"$1"; exec sleep 600', 'sh', original], {
+      stdio: 'ignore',
+    });
+    try {
+      await until('the old server to open its volume', async () =>
+        (await openPaths(holder.pid)).includes(original) ? true : undefined,
+      );
+      const r = await dr(['failback', 'web', '--wait', '--json'], env);
+      expect(r.code).toBe(1);
+      const body = JSON.parse(r.out) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('volume_in_use');
+      expect(body.error.message).toContain(
+        `the original volume data (${original}) is in use, so failback wrote nothing to it: process ${holder.pid} (sleep) has it open`,
+      );
+      expect(body.error.message).toContain('stop those processes and unmount it');
+      expect(digest(await readFile(original))).toBe(before);
+      // still failed over, still served at the DR site
+      expect((await volumeServerPids(t.dir)).length).toBe(1);
+      const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+      expect(status.phase).toBe('paused');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    // once the old server is gone, failback goes through
+    await updateConfig(t.home, (doc) => doc.setIn(['recovery', 'reprotectWait'], '1s'));
     const again = await dr(['failback', 'web', '--wait', '--json'], env);
     expect(again.code).toBe(0);
     expect(digest(await readFile(original))).toBe(digest(expected));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
@@ -7,6 +7,7 @@ import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
+import { openPaths } from '../helpers/open-files.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import {
   exists,
@@ -59,6 +60,7 @@ describe('recovery jobs: drill and failover with the local provider', () => {
       check?: string;
       checkTimeout?: string;
       fuzzy?: boolean;
+      extra?: string[];
     } = {},
   ): Promise<{ marker: string }> {
     const name = o.name ?? 'web';
@@ -251,10 +253,13 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     await nothingLeft(opId);
   });
 
-  it('runs a failover: stops replication into the replica, keeps its server (no automatic cleanup)', async () => {
-    const { marker } = await protect();
+  it('runs a failover: stops replication, fences the source, keeps its server (no automatic cleanup)', async () => {
+    const fenceLog = join(t.dir, 'fenced.txt');
+    const { marker } = await protect({
+      extra: ['--fence', `echo "$DR_APP $DR_OP_ID $DR_VOLUME_DATA" >> ${fenceLog}`],
+    });
     await worker();
-    // A running agent is stopped by the failover, and says why.
+    // A running agent stops replicating at the failover, says why once, and stands by.
     const agent = startDr(['agent', '--app', 'web', '--tracker', 'scan', '--interval', '300ms'], {
       ...env,
       DR_LOG_LEVEL: 'info',
@@ -266,17 +271,46 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     expect(result.mode).toBe('failover');
     expect(result.health.output).toContain(marker);
     expect(result.cleanupAt).toBeUndefined();
+    expect(result.fence).toMatchObject({ fenced: true });
+    // the fence ran once, with the app, the operation and the original volume in its environment
+    expect(await readFile(fenceLog, 'utf8')).toBe(`web ${result.opId} ${join(t.dir, 'web.img')}\n`);
     expect(await client.queue.getJob(`${result.opId}-cleanup`)).toBeUndefined();
     expect((await volumeServerPids(t.dir)).length).toBe(1);
-    expect(await agent.exited).toBe(2);
+    await agent.waitFor(/standing by until `dr failback web` protects it again/, 60_000);
     expect(agent.output()).toContain(`app web was failed over (operation ${result.opId}`);
+    // it holds the original volume no longer (failback may write it), and logs no refusal loop
+    await until('the agent to release the volume', async () =>
+      (await openPaths(agent.child.pid)).includes(join(t.dir, 'web.img')) ? undefined : true,
+    );
+    expect(agent.child.exitCode).toBe(null);
+    expect(agent.output().match(/standing by/g)).toHaveLength(1);
     const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
     expect(status.phase).toBe('paused');
     expect(status.reason).toContain(`failed over by ${result.opId}`);
-    // A new agent is refused at once, with the remedy.
+    // A one-shot agent is refused at once, with the remedy.
     const again = await dr(['agent', '--app', 'web', '--once'], { ...env, DR_LOG_LEVEL: 'silent' });
     expect(again.code).toBe(2);
     expect(again.err).toContain('dr failback web');
+    expect(await agent.stop()).toBe(0);
+  });
+
+  it('a failover without a fence command, or with one that fails, says the source was not fenced', async () => {
+    await protect({
+      extra: ['--fence', 'echo "ssh: connect to host source: No route" >&2; exit 3'],
+    });
+    await worker();
+    const r = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out) as OperationResult;
+    expect(result.fence?.fenced).toBe(false);
+    expect(result.fence?.detail).toContain(
+      'the source of web was NOT fenced: the fence command exited 3: ssh: connect to host source: No route',
+    );
+    expect(result.fence?.detail).toContain('stop it and unmount its volumes by hand now');
+    // and the failover went on: the app is served at the DR site
+    expect((await volumeServerPids(t.dir)).length).toBe(1);
+    const ev = await events(result.opId);
+    expect(ev.some((e) => e.step === 'not-fenced')).toBe(true);
   });
 
   it('says how to get Redis when REDIS_URL is unset', async () => {

@@ -165,7 +165,7 @@ describe('dr up --demo', () => {
     expect(again.output()).toContain('demo-shop taking orders');
   });
 
-  it('failover demo-shop waits for alice and bob, then the agent stops for good and the rest runs on', async () => {
+  it('failover demo-shop waits for alice and bob, then the agent stands by and the rest runs on', async () => {
     const { up: p } = await upAndDrill({ DR_DEMO_ROOTLESS: '1' });
     const chat = (as: string | undefined, line: string) => {
       const r = spawnSync(process.execPath, [bin, 'chat', ...(as ? ['--as', as] : [])], {
@@ -184,7 +184,7 @@ describe('dr up --demo', () => {
     expect(chat('alice', `approve ${id}`)).toContain(`Approved ${id}: 1 of 2`);
     chat('bob', `approve ${id}`);
     await p.waitFor(
-      /agent demo-shop exited with code 2 and is not restarted: app demo-shop was failed over/,
+      /agent demo-shop \| warn: replication of demo-shop stopped: it was failed over; standing by/,
       90_000,
     );
     const status = await dr(['status', 'demo-shop', '--json'], {

@@ -198,8 +198,30 @@ describe('dr app', () => {
       blockSize: 65536,
       owners: [],
       rpoObjective: 60_000,
+      fenceTimeout: 60_000,
       volumes: [{ name: 'data', path: disk }],
     });
+    expect(added.stdout).toContain('fence: none; a failover will say the source was not fenced');
+
+    const fenced = await dr(
+      '--home',
+      home,
+      'app',
+      'add',
+      'fenced',
+      '--volume',
+      `data=${disk}`,
+      '--fence',
+      'systemctl stop web; umount /srv',
+      '--fence-timeout',
+      '2m',
+    );
+    expect(fenced.code).toBe(0);
+    expect(fenced.stdout).toContain('fence: systemctl stop web; umount /srv (failover runs it');
+    const withFence = parseConfig(await readFile(homePaths(home).config, 'utf8')).apps.fenced;
+    expect(withFence?.fence).toBe('systemctl stop web; umount /srv');
+    expect(withFence?.fenceTimeout).toBe(120_000);
+    await dr('app', 'remove', 'fenced', '--home', home);
     expect(config.apps['shop-db']?.blockSize).toBe(1024 * 1024);
 
     const list = await dr('app', 'list', '--home', home);
@@ -318,6 +340,16 @@ describe('dr app', () => {
       '/dev/null is neither a block device nor a regular file',
     ],
     ['no volume at all', () => ['web'], 'app web needs at least one --volume'],
+    [
+      'an empty fence command',
+      (d) => ['web', '--volume', `data=${d}`, '--fence', ' '],
+      '--fence is empty',
+    ],
+    [
+      'a fence timeout that is not a duration',
+      (d) => ['web', '--volume', `data=${d}`, '--fence', 'true', '--fence-timeout', 'soon'],
+      '--fence-timeout "soon" is not a duration from 100ms to 1h',
+    ],
     [
       'a bad tier',
       (d) => ['web', '--volume', `data=${d}`, '--tier', 'production'],

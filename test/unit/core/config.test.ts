@@ -51,8 +51,26 @@ describe('parseConfig', () => {
       blockSize: 65536,
       owners: [],
       rpoObjective: 60_000,
+      fenceTimeout: 60_000,
       volumes: [{ name: 'data', path: '/dev/vdb' }],
     });
+  });
+
+  it('reads a fence command and its timeout, and names a bad one', () => {
+    const app = (extra: string) =>
+      withApp(`  web:\n    volumes: [{ name: d, path: /a }]\n${extra}`);
+    const fenced = findApp(
+      parseConfig(app('    fence: systemctl stop web && umount /srv\n    fenceTimeout: 2m\n')),
+      'web',
+    );
+    expect(fenced.fence).toBe('systemctl stop web && umount /srv');
+    expect(fenced.fenceTimeout).toBe(120_000);
+    expect(() => parseConfig(app("    fence: ' '\n"))).toThrow(
+      /apps\.web\.fence: expected a command, or leave fence out/,
+    );
+    expect(() => parseConfig(app('    fenceTimeout: 2h\n'))).toThrow(
+      /apps\.web\.fenceTimeout: expected a duration from 100ms to 1h/,
+    );
   });
 
   it('names the file, line and key of a bad block size', () => {
