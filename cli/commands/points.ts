@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -11,6 +12,7 @@ export function registerPoints(program: Command, exit: ExitState): void {
     .option('--json', 'print JSON')
     .action(async (app: string, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
+        checkName('app', app, 'APP');
         const ctx = contextOf(cmd);
         const client = gatewayClient(await ctx.config());
         try {

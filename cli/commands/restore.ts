@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import { gatewayClient, loadKek } from '../connect.js';
@@ -34,6 +35,8 @@ export function registerRestore(program: Command, exit: ExitState): void {
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
+          checkName('app', app, 'APP');
+          checkName('volume', opts.volume, '--volume');
           const ctx = contextOf(cmd);
           const config = await ctx.config();
           const client = gatewayClient(config);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
@@ -33,6 +34,7 @@ export function registerStatus(program: Command, exit: ExitState): void {
     .option('--json', 'print JSON')
     .action(async (app: string | undefined, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
+        if (app !== undefined) checkName('app', app, 'APP');
         const ctx = contextOf(cmd);
         const config = await ctx.config();
         const client = gatewayClient(config, 10_000);

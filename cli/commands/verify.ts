@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { findApp } from '../../core/config.js';
+import { checkName } from '../../core/names.js';
 import { verifyPoint } from '../../replicator/recovery/verify-point.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -23,6 +24,7 @@ export function registerVerify(program: Command, exit: ExitState): void {
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
+          checkName('app', app, 'APP');
           const ctx = contextOf(cmd);
           const config = await ctx.config();
           const source = opts.source ? findApp(config, app) : undefined;

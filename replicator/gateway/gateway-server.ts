@@ -8,6 +8,7 @@ import type { TlsOptions } from 'node:tls';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { checkName, type NameKind, type NameOf } from '../../core/names.js';
 import { decodeBatch } from '../transport/batch-codec.js';
 import type {
   AppStatus,
@@ -116,11 +117,15 @@ export async function createGateway({
       freeCache = { at: now(), bytes: await freeBytes(store.dir) };
     return freeCache.bytes;
   };
-  const runtime = (app: string): AppRuntime => {
+  /**
+   * An app's runtime state. It is kept only for an app the store holds (or when `create`, for
+   * the session that creates it): a request naming any other app leaves nothing behind.
+   */
+  const runtime = (app: string, create = false): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
       r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
-      runtimes.set(app, r);
+      if (create || store.app(app)) runtimes.set(app, r);
     }
     return r;
   };
@@ -140,7 +145,7 @@ export async function createGateway({
         if (systemCode(err) !== 'ENOENT') throw err;
         p = { state: 'protected' };
       }
-      protection.set(app, p);
+      if (store.app(app)) protection.set(app, p); // names of apps not held are not remembered
     }
     return p;
   };
@@ -198,6 +203,7 @@ export async function createGateway({
     }
     if (req.from !== undefined && req.from !== 'paused')
       throw badRequest('"from" can only be "paused"', 'send {"state":"protected","from":"paused"}');
+    appStore(app); // only an app the gateway holds a replica of has a protection state
     const cur = await protectionOf(app);
     let next: ProtectionState;
     if (req.state === 'paused') {
@@ -208,7 +214,6 @@ export async function createGateway({
         );
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'pause');
       if (cur.state === 'paused') return { ...cur, unchanged: true };
-      appStore(app); // pausing an app the gateway has no replica of is a typo, not a state
       next = { state: 'paused', by: req.by.trim(), since: new Date(now()).toISOString() };
     } else if (req.state === 'protected' && req.from === 'paused') {
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'resume');
@@ -295,8 +300,7 @@ export async function createGateway({
         'upgrade the agent to match the gateway',
       );
     }
-    const rt = runtime(app);
-    const held = rt.lease;
+    const held = runtimes.get(app)?.lease;
     // A lease is taken over by the agent that names its session, or, on the same host,
     // by one that names its pid as dead (it died before it could write the session down).
     const takesOver =
@@ -318,7 +322,9 @@ export async function createGateway({
         ),
       );
     }
+    for (const v of req.volumes) named('volume', v?.name, 'session volumes');
     const a = await store.ensureApp(app);
+    const rt = runtime(app, true);
     const volumes = await a.registerVolumes(
       req.volumes.map((v) => ({
         name: v.name,
@@ -456,6 +462,9 @@ export async function createGateway({
     return point;
   }
 
+  /** Apps the gateway knows: held in the store, or with an agent session since it started. */
+  const known = () => [...new Set([...store.apps(), ...runtimes.keys()])].sort();
+
   function status(app: string): AppStatus {
     const a = store.app(app);
     const rt = runtime(app);
@@ -521,7 +530,7 @@ export async function createGateway({
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://gateway');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const parts = decodePath(url.pathname);
     const method = req.method ?? 'GET';
     if (parts[0] !== 'v1')
       throw new HttpError(
@@ -530,7 +539,8 @@ export async function createGateway({
       );
     if (parts[1] === 'status' && method === 'GET') {
       const only = url.searchParams.get('app');
-      const names = only ? [only] : [...new Set([...store.apps(), ...runtimes.keys()])].sort();
+      // Asking about an app adds nothing: an unknown name answers an empty list.
+      const names = only ? known().filter((a) => a === named('app', only, 'app=')) : known();
       return sendJson(res, 200, names.map(status));
     }
     if (parts[1] !== 'apps' || !parts[2])
@@ -538,7 +548,7 @@ export async function createGateway({
         404,
         new DrError(`no such path ${url.pathname}`, { code: 'bad_request' }),
       );
-    const app = parts[2];
+    const app = named('app', parts[2], 'path');
     const rest = parts.slice(3);
     const key = `${method} ${rest.map((p, i) => (i === 1 || i === 3 ? ':' : p)).join('/')}`;
     switch (key) {
@@ -591,17 +601,17 @@ export async function createGateway({
         return sendJson(res, 200, appStore(app).points());
       case 'GET points/:': {
         const a = appStore(app);
-        const p = a.point(pointRef(rest[1]));
+        const p = a.point(named('point', rest[1], 'path'));
         return sendJson(res, 200, { ...p, app, volumeInfo: a.volumes().map(volumeInfo) });
       }
       case 'GET points/:/volumes/:/macs': {
         const a = appStore(app);
-        const vol = rest[3] ?? '';
+        const vol = named('volume', rest[3], 'path');
         volumeOf(a, vol);
         const entries =
           rest[1] === 'head'
             ? await a.headEntries(vol)
-            : await a.pointEntries(a.point(pointRef(rest[1])).id, vol);
+            : await a.pointEntries(a.point(named('point', rest[1], 'path')).id, vol);
         const out = Buffer.allocUnsafe(entries.length * 20);
         entries.forEach((e, i) => {
           out.writeUInt32BE(e.block, i * 20);
@@ -616,9 +626,9 @@ export async function createGateway({
       }
       case 'GET points/:/volumes/:/records': {
         const a = appStore(app);
-        const vol = rest[3] ?? '';
+        const vol = named('volume', rest[3], 'path');
         volumeOf(a, vol);
-        const id = a.point(pointRef(rest[1])).id;
+        const id = a.point(named('point', rest[1], 'path')).id;
         // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
         // whose seqTo is SEQ), for a worker that keeps that point's image.
         const sinceParam = url.searchParams.get('since');
@@ -786,16 +796,32 @@ function volumeOf(a: AppStore, name: string): VolumeMeta {
   return v;
 }
 
-function pointRef(text: string | undefined): number | 'latest' {
-  if (text === 'latest') return 'latest';
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw badRequest(
-      `${JSON.stringify(text)} is not a point id`,
-      'give a number from `dr points APP`, or latest',
-    );
+/** The path's segments, %-decoded; a malformed escape is the client's error (400), never ours. */
+function decodePath(pathname: string): string[] {
+  return pathname
+    .split('/')
+    .filter(Boolean)
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        // URIError: the escape is malformed; answered as a 400 naming the segment.
+        throw badRequest(
+          `path segment ${JSON.stringify(p.slice(0, 80))} has a malformed %-escape`,
+          'encode names with encodeURIComponent',
+        );
+      }
+    });
+}
+
+/** An identifier from a request, after decoding, through the one check in core/names (400 if bad). */
+function named<K extends NameKind>(kind: K, value: unknown, where: string): NameOf<K> {
+  try {
+    return checkName(kind, value, where);
+  } catch (err) {
+    if (isDrError(err)) throw new HttpError(400, err);
+    throw err;
   }
-  return n;
 }
 
 export function splitHostPort(hp: string): [string, number] {
