@@ -5,12 +5,15 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { TlsOptions } from 'node:tls';
+import { z } from 'zod';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import { checkName, type NameKind, type NameOf } from '../../core/names.js';
+import { pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
 import { decodeBatch } from '../transport/batch-codec.js';
 import type {
+  AgentPoint,
   AppStatus,
   CommitRequest,
   HeartbeatRequest,
@@ -74,6 +77,7 @@ interface Lease {
   trackers: Record<string, TrackerState>;
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
+  agentLastPoint: AgentPoint | null;
 }
 
 interface AppRuntime {
@@ -92,6 +96,12 @@ class HttpError extends Error {
     super(err.message);
   }
 }
+
+const commitSchema = z.object({
+  sessionId: z.string().max(200),
+  record: pointRecordSchema,
+  sig: signatureSchema,
+});
 
 const badRequest = (message: string, remedy: string) =>
   new HttpError(400, new DrError(message, { code: 'bad_request', remedy }));
@@ -346,6 +356,7 @@ export async function createGateway({
       trackers: held?.trackers ?? {},
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
+      agentLastPoint: held?.agentLastPoint ?? null,
     };
     log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
     const s = a.stats();
@@ -415,28 +426,32 @@ export async function createGateway({
     return { seq: decoded.seq, duplicate: ack.duplicate };
   }
 
-  async function commit(app: string, req: CommitRequest) {
+  async function commit(app: string, body: unknown) {
     await refuseUnlessProtected(app);
     const a = appStore(app);
-    holdsLease(app, req.sessionId);
-    if (!Number.isSafeInteger(req.upToSeq) || typeof req.volumes !== 'object') {
+    const parsed = commitSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
       throw badRequest(
-        'commit needs upToSeq and volumes',
+        `commit refused: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}; a commit carries the agent's signed record of the point`,
         'upgrade the agent to match the gateway',
       );
     }
-    // The cut's time on the agent's clock, moved onto ours: lag is then right across machines.
-    const lease = runtime(app).lease;
+    const req = parsed.data as CommitRequest;
+    holdsLease(app, req.sessionId);
+    const { record, sig } = req;
+    if (record.app !== app)
+      throw badRequest(
+        `the signed record is for app ${record.app}, not ${app}`,
+        'commit to the app the record names',
+      );
+    // Everything the point says comes from the record the agent signed (its time already on our clock).
     const point = await a.commitPoint({
-      upToSeq: req.upToSeq,
-      label: req.label,
-      time: new Date(
-        Date.parse(req.time) +
-          (Number.isFinite(req.clockOffsetMs)
-            ? Number(req.clockOffsetMs)
-            : (lease?.clockOffsetMs ?? 0)),
-      ),
-      volumes: req.volumes,
+      upToSeq: record.seqTo,
+      label: record.label,
+      time: new Date(record.time),
+      volumes: record.volumes,
+      signed: { record, sig },
     });
     const rt = runtime(app);
     if (rt.lease) rt.lease.phase = 'continuous';
@@ -513,6 +528,7 @@ export async function createGateway({
           }
         : null,
       lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
+      agentLastPoint: lease?.agentLastPoint ?? null,
       lastConsistentPoint: consistent
         ? { id: consistent.id, time: consistent.time, label: consistent.label }
         : null,
@@ -577,7 +593,7 @@ export async function createGateway({
         return sendJson(res, 200, ack);
       }
       case 'POST points':
-        return sendJson(res, 200, await commit(app, await readJson(req)));
+        return sendJson(res, 200, await commit(app, await readJson<unknown>(req)));
       case 'POST protection':
         return sendJson(res, 200, await setProtection(app, await readJson(req)));
       case 'GET protection':
@@ -595,6 +611,13 @@ export async function createGateway({
         if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
         if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
         if (hb.lastResync) lease.lastResync = hb.lastResync;
+        const lp = hb.lastPoint;
+        if (lp && Number.isSafeInteger(lp.id) && typeof lp.time === 'string')
+          lease.agentLastPoint = {
+            id: lp.id,
+            time: String(lp.time).slice(0, 40),
+            label: String(lp.label).slice(0, 40),
+          };
         return sendJson(res, 200, { serverTime: now() });
       }
       case 'GET points':
@@ -707,9 +730,13 @@ export async function createGateway({
             ? err.status
             : isDrError(err, 'point_unknown') || isDrError(err, 'app_unknown')
               ? 404
-              : isDrError(err)
-                ? 422
-                : 500;
+              : isDrError(err, 'bad_request')
+                ? 400
+                : isDrError(err, 'point_conflict')
+                  ? 409
+                  : isDrError(err)
+                    ? 422
+                    : 500;
         const e = err instanceof HttpError ? err.err : err;
         if (status >= 500 && status !== 507)
           log.error({ err: errorMessage(e), url: req.url }, 'request failed');
