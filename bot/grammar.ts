@@ -1,4 +1,4 @@
-import { APP_NAME } from '../core/config.js';
+import { checkName, isName } from '../core/names.js';
 import { parseDuration } from '../core/units.js';
 import type { CommandArgs, Verb } from '../engine/contract.js';
 import { closest } from './closest.js';
@@ -37,9 +37,9 @@ const FLAGS: Record<FlagName, FlagSpec> = {
     help: 'a recovery point id (see `points <app>`) or latest',
     apply: (args, value) => {
       if (value === 'latest') return undefined;
-      if (!/^\d{1,15}$/.test(value))
+      if (!isName('point', value))
         return `--point takes a point id like 42 or latest, not "${value}"`;
-      args.point = Number(value);
+      args.point = checkName('point', value) as number;
       return undefined;
     },
   },
@@ -272,7 +272,7 @@ function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
         };
       }
     } else if (operand.kind === 'app') {
-      if (!APP_NAME.test(first)) {
+      if (!isName('app', first)) {
         return {
           ok: false,
           error: `${shown(first)} is not an app name: app names are lower-case letters, digits and -.`,

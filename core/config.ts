@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from './atomic-file.js';
 import { DrError, systemCode } from './errors.js';
 import { homePaths } from './home.js';
+import { appNameSchema, volumeNameSchema } from './names.js';
 import { parseDuration, parseSize } from './units.js';
 
 const hostPort = z
@@ -30,8 +31,7 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return n;
 });
 
-export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-export const VOLUME_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export { APP_NAME, VOLUME_NAME } from './names.js';
 
 const blockSize = size('block').refine(
   (n) => n >= 4096 && n <= 4 * 1024 * 1024 && (n & (n - 1)) === 0,
@@ -39,7 +39,7 @@ const blockSize = size('block').refine(
 );
 
 const volumeSchema = z.object({
-  name: z.string().regex(VOLUME_NAME, 'expected lower-case letters, digits, - or _'),
+  name: volumeNameSchema,
   path: z.string().min(1),
 });
 
@@ -183,7 +183,7 @@ const channelsSchema = z
     /** Where an unacknowledged alert is re-sent. */
     escalation: channelList.default([]),
     /** Each app's own channels: its operations and approvals are posted there too. */
-    apps: z.record(z.string(), channelList).default({}),
+    apps: z.record(appNameSchema, channelList).default({}),
   })
   .default({ admin: [], alerts: [], escalation: [], apps: {} });
 
@@ -247,9 +247,7 @@ const configSchema = z.object({
   /** Directory of policy files, relative to DR_HOME. */
   policies: z.string().min(1).default('policies'),
   channels: channelsSchema,
-  apps: z
-    .record(z.string().regex(APP_NAME, 'app names are lower-case letters, digits and -'), appSchema)
-    .default({}),
+  apps: z.record(appNameSchema, appSchema).default({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'not_paused'
   | 'not_failed_over'
   | 'point_unknown'
+  | 'point_unverified'
+  | 'point_conflict'
   | 'store_corrupt'
   | 'block_corrupt'
   | 'target_exists'

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkName } from '../../core/names.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { localRequester, openRedis, redisPrefix } from '../recovery-connect.js';
 import { waitAndReport } from './recovery.js';
@@ -12,6 +13,7 @@ export function registerOperation(program: Command, exit: ExitState): void {
     .option('--json', 'print JSON')
     .action(async (opId: string, opts: { json?: boolean }, c: Command) =>
       runAction(exit, opts.json, async () => {
+        checkName('operation', opId, 'OP');
         const ctx = contextOf(c);
         const redis = await openRedis(ctx.env, 'lifeboat-dr-cancel');
         const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js'); // bullmq loads only here
@@ -47,6 +49,7 @@ export function registerOperation(program: Command, exit: ExitState): void {
     .option('--json', 'print JSON')
     .action(async (opId: string, opts: { wait?: boolean; json?: boolean }, c: Command) =>
       runAction(exit, opts.json, async () => {
+        checkName('operation', opId, 'OP');
         const ctx = contextOf(c);
         const redis = await openRedis(ctx.env, 'lifeboat-dr-cleanup');
         const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js'); // bullmq loads only here

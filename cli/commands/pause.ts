@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { DrError } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
+import { checkName } from '../../core/names.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { redisPrefix, requireRedisUrl } from '../recovery-connect.js';
 
@@ -19,6 +20,7 @@ export function registerPause(program: Command, exit: ExitState): void {
       .option('--json', 'print the reply as JSON')
       .action(async (app: string, opts: { json?: boolean }, c: Command) =>
         runAction(exit, opts.json, async () => {
+          checkName('app', app, 'APP');
           const ctx = contextOf(c);
           const config = await ctx.config();
           const redisUrl = requireRedisUrl(ctx.env);

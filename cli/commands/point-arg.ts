@@ -1,18 +1,17 @@
 import { DrError } from '../../core/errors.js';
+import { checkName, isName } from '../../core/names.js';
 import type { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { usageError } from '../context.js';
 
 /** `--point` takes a point id or `latest`. */
 export function pointArg(text: string): number | 'latest' {
-  if (text === 'latest') return 'latest';
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) {
+  if (!isName('point', text)) {
     throw usageError(
       `--point ${JSON.stringify(text)} is not a point id`,
       'give an id from `dr points APP`, or latest',
     );
   }
-  return n;
+  return checkName('point', text);
 }
 
 /**

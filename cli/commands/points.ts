@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
-import { gatewayClient } from '../connect.js';
+import { checkPoints } from '../../replicator/recovery/point-check.js';
+import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 
 export function registerPoints(program: Command, exit: ExitState): void {
@@ -11,26 +13,56 @@ export function registerPoints(program: Command, exit: ExitState): void {
     .option('--json', 'print JSON')
     .action(async (app: string, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
+        checkName('app', app, 'APP');
         const ctx = contextOf(cmd);
-        const client = gatewayClient(await ctx.config());
+        const config = await ctx.config();
+        const client = gatewayClient(config);
         try {
           const points = await client.points(app);
+          // Where this home holds the key encryption key, each point's record and the chain are
+          // checked; the gateway's host (no key) can only list them.
+          const kek = await loadKek(config).catch(() => undefined); // no key here: shown as unchecked
+          const trust = kek ? checkPoints(kek, app, points) : undefined;
+          const bad = trust?.filter((t) => t.status === 'bad') ?? [];
+          const code = bad.length > 0 ? 1 : 0;
           if (opts.json) {
-            printJson(points);
-            return 0;
+            printJson(
+              points.map((p, i) => {
+                const t = trust?.[i];
+                return {
+                  ...p,
+                  check: t ? t.status : 'unchecked',
+                  ...(t?.reason ? { checkReason: t.reason } : {}),
+                };
+              }),
+            );
+            return code;
           }
           if (points.length === 0) {
             ctx.out(`no recovery points for ${app} yet; run \`dr agent --app ${app}\``);
             return 0;
           }
-          ctx.out(['ID', 'TIME', 'LABEL', 'CHANGED'].join('\t'));
-          for (const p of points) {
+          ctx.out(['ID', 'TIME', 'LABEL', 'CHANGED', 'RECORD'].join('\t'));
+          points.forEach((p, i) => {
             const changed = Object.entries(p.volumes)
               .map(([name, v]) => `${name}=${formatBytes(v.bytesChanged)}`)
               .join(' ');
-            ctx.out([p.id, p.time, p.label, changed].join('\t'));
-          }
-          return 0;
+            const t = trust?.[i];
+            const check = !t
+              ? 'unchecked (no key here)'
+              : t.status === 'signed'
+                ? 'verified'
+                : t.status === 'unsigned'
+                  ? 'UNSIGNED'
+                  : 'REFUSED';
+            ctx.out([p.id, p.time, p.label, changed, check].join('\t'));
+          });
+          for (const t of bad) ctx.out(`point ${t.id} is refused: ${t.reason}`);
+          if (trust?.some((t) => t.status === 'unsigned'))
+            ctx.out(
+              'UNSIGNED points were made before points were signed: restore, verify, drills and failover refuse them',
+            );
+          return code;
         } finally {
           client.close();
         }

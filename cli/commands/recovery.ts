@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { findApp, type LoadedConfig } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
+import { checkName } from '../../core/names.js';
 import { formatBytes, formatDuration, parseDuration } from '../../core/units.js';
 import type { CommandArgs } from '../../engine/contract.js';
 import type {
@@ -151,6 +152,7 @@ export function registerRecovery(program: Command, exit: ExitState): void {
       .option('--json', 'print JSON')
       .action(async (app: string, opts: OperationOptions, c: Command) =>
         runAction(exit, opts.json, async () => {
+          checkName('app', app, 'APP');
           const ctx = contextOf(c);
           const point = opts.point === undefined ? 'latest' : pointArg(opts.point);
           const keepMs = opts.keep === undefined ? undefined : parseDuration(opts.keep);

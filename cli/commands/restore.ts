@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
+import { trustedPoint } from '../../replicator/recovery/point-check.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -34,12 +36,16 @@ export function registerRestore(program: Command, exit: ExitState): void {
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
+          checkName('app', app, 'APP');
+          checkName('volume', opts.volume, '--volume');
           const ctx = contextOf(cmd);
           const config = await ctx.config();
           const client = gatewayClient(config);
           try {
             const kek = await loadKek(config);
-            const point = await client.point(
+            const point = await trustedPoint(
+              client,
+              kek,
               app,
               await resolvePoint(client, app, pointArg(opts.point), opts.allowFuzzy === true),
             );

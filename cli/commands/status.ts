@@ -1,5 +1,9 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { homePaths } from '../../core/home.js';
+import { checkName, isName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
+import { readLedger } from '../../replicator/agent/point-ledger.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -33,6 +37,7 @@ export function registerStatus(program: Command, exit: ExitState): void {
     .option('--json', 'print JSON')
     .action(async (app: string | undefined, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
+        if (app !== undefined) checkName('app', app, 'APP');
         const ctx = contextOf(cmd);
         const config = await ctx.config();
         const client = gatewayClient(config, 10_000);
@@ -43,6 +48,16 @@ export function registerStatus(program: Command, exit: ExitState): void {
           const rows = [...new Set([...names, ...byName.keys()])]
             .sort()
             .map((name) => byName.get(name) ?? unprotected(name));
+          // Where the agent runs in this home, its own record of its last point (which the
+          // gateway cannot touch) stands beside the gateway's latest: a gap shows.
+          for (const s of rows) {
+            const mine = isName('app', s.app)
+              ? await readLedger(join(homePaths(config.home).stateDir, 'agents', s.app)).catch(
+                  () => undefined, // a malformed ledger is the agent's to report; status goes on
+                )
+              : undefined;
+            if (mine) s.agentLastPoint = { id: mine.id, time: mine.time, label: mine.label };
+          }
           if (opts.json) {
             printJson(app ? rows[0] : rows);
             return 0;
@@ -75,6 +90,16 @@ export function registerStatus(program: Command, exit: ExitState): void {
                 s.lastFreezeMs === null ? '-' : `${s.lastFreezeMs}ms`,
               ].join('\t'),
             );
+            const agent = s.agentLastPoint;
+            if (agent && (!s.lastPoint || s.lastPoint.id < agent.id)) {
+              ctx.out(
+                `  ${s.app}: the agent committed point #${agent.id} (${agent.time}) but the gateway's latest is ${s.lastPoint ? `#${s.lastPoint.id}` : 'none'}: the gateway lost, rolled back or withholds points`,
+              );
+            } else if (agent) {
+              ctx.out(
+                `  agent's last point of ${s.app}: #${agent.id} ${agent.time} ${agent.label}`,
+              );
+            }
             if (s.lastResync) {
               ctx.out(
                 `  last resync of ${s.app}/${s.lastResync.volume} at ${s.lastResync.at}: ${formatBytes(s.lastResync.bytes)} sent of ${formatBytes(s.lastResync.size)} (${s.lastResync.reason})`,

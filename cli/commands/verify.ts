@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { findApp } from '../../core/config.js';
-import { verifyPoint } from '../../replicator/recovery/verify-point.js';
+import { isDrError } from '../../core/errors.js';
+import { checkName } from '../../core/names.js';
+import { trustedPoint } from '../../replicator/recovery/point-check.js';
+import { type VerifyReport, verifyPoint } from '../../replicator/recovery/verify-point.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { pointArg } from './point-arg.js';
@@ -23,19 +26,35 @@ export function registerVerify(program: Command, exit: ExitState): void {
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
+          checkName('app', app, 'APP');
           const ctx = contextOf(cmd);
           const config = await ctx.config();
           const source = opts.source ? findApp(config, app) : undefined;
           const client = gatewayClient(config);
           try {
             const kek = await loadKek(config);
-            const point = await client.point(app, pointArg(opts.point));
-            const report = await verifyPoint({ client, kek, app, point, source });
+            const ref = pointArg(opts.point);
+            let report: VerifyReport;
+            try {
+              const point = await trustedPoint(client, kek, app, ref);
+              report = await verifyPoint({ client, kek, app, point, source });
+            } catch (err) {
+              if (!isDrError(err, 'point_unverified')) throw err;
+              // A point whose record or chain does not verify fails verify, saying why.
+              const id = Number((err.subject ?? '').split('/')[1]) || 0;
+              report = {
+                app,
+                point: id,
+                volumes: [],
+                problems: [{ volume: '*', block: -1, reason: err.message }],
+                ok: false,
+              };
+            }
             if (opts.json) printJson(report);
             else {
               for (const p of report.problems) {
                 ctx.out(
-                  `MISMATCH ${app}/${p.volume}${p.block >= 0 ? ` block ${p.block}` : ''}: ${p.reason}`,
+                  `MISMATCH ${app}${p.volume === '*' ? '' : `/${p.volume}`}${p.block >= 0 ? ` block ${p.block}` : ''}: ${p.reason}`,
                 );
               }
               for (const v of report.volumes) {

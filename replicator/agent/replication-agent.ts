@@ -7,11 +7,18 @@ import { Quiescer } from '../capture/quiesce.js';
 import { VolumeFile } from '../capture/volume-file.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
+  type PointRecord,
+  pointSigningKey,
+  recordHash,
+  signRecord,
+} from '../crypto/point-record.js';
+import {
   createWrappedVolumeKey,
   MAC_BYTES,
   volumeDigest,
   volumeKeysOf,
 } from '../crypto/volume-key.js';
+import { checkRecord } from '../recovery/point-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type {
   ConsistencyLabel,
@@ -39,6 +46,7 @@ export type { ResyncReport, SyncProgress } from './cut.js';
 
 import { lockDevice } from './device-lock.js';
 import { MacState } from './mac-state.js';
+import { type LedgerEntry, readLedger, writeLedger } from './point-ledger.js';
 import { withRetry } from './retry.js';
 import { type TraceSettings, type TrackerChoice, VolumeTracking } from './volume-tracking.js';
 
@@ -116,10 +124,76 @@ export class ReplicationAgent {
   private lastResync: ResyncReport | undefined;
   /** Gateway clock minus ours, from heartbeat round trips. */
   private clockOffsetMs = 0;
+  /** Signs point records; derived from the KEK, never sent anywhere. */
+  private readonly pointKey: Buffer;
+  /** The last batch sequence committed into a point. */
+  private committedSeq = 0;
+  /** The point the next one follows: its id and its record's hash (null when it has no signed record). */
+  private chainHead: { id: number; hash: string | null } | undefined;
+  /** The last point this agent committed, as it signed it (also in its state folder). */
+  private ledger: LedgerEntry | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = (opts.log ?? silentLog).child({ app: opts.app });
     this.now = opts.now ?? Date.now;
+    this.pointKey = pointSigningKey(opts.kek, opts.app);
+  }
+
+  /** The last point this agent committed (its own view, to set beside the gateway's). */
+  get lastPoint(): LedgerEntry | undefined {
+    return this.ledger;
+  }
+
+  /**
+   * Takes the gateway's latest point as the head of the chain, after checking it against this
+   * agent's own record: a latest point that does not verify, or that is older than the last
+   * point this agent committed into the same store, means the gateway lost, rolled back or
+   * withholds points, and the agent stops saying so.
+   */
+  private async adoptChain(session: SessionResponse): Promise<void> {
+    const { app, stateDir } = this.opts;
+    const g = session.latestPoint;
+    if (g && (g.record !== undefined || g.sig !== undefined)) {
+      const trust = checkRecord(this.pointKey, app, g);
+      if (trust.status !== 'signed') {
+        throw new DrError(
+          `the gateway's latest point ${g.id} of ${app} does not verify: ${trust.reason}`,
+          {
+            code: 'point_unverified',
+            subject: `${app}/${g.id}`,
+            remedy: 'check the gateway store for tampering; restore it from a backup',
+          },
+        );
+      }
+    }
+    this.ledger = await readLedger(stateDir);
+    const mine = this.ledger;
+    if (mine && mine.storeId !== session.storeId) {
+      this.log.warn(
+        { point: mine.id, storeId: session.storeId },
+        'the gateway store was replaced since this agent last committed; its chain starts again there',
+      );
+    } else if (mine && (!g || g.id < mine.id)) {
+      throw new DrError(
+        `the gateway's latest point of ${app} is ${g ? `#${g.id}` : 'none'}, but this agent committed #${mine.id} (${mine.time}): the gateway lost, rolled back or withholds points`,
+        {
+          code: 'point_unverified',
+          subject: app,
+          remedy: `check the gateway store (restore it from a backup); to start a new chain from what it holds, move ${stateDir}/last-point.json aside`,
+        },
+      );
+    } else if (mine && g?.id === mine.id && g.record && recordHash(g.record) !== mine.hash) {
+      throw new DrError(
+        `the gateway's point #${g.id} of ${app} is not the one this agent committed: the history forked`,
+        {
+          code: 'point_unverified',
+          subject: `${app}/${g.id}`,
+          remedy: 'check the gateway store for tampering; restore it from a backup',
+        },
+      );
+    }
+    this.chainHead = g ? { id: g.id, hash: g.record ? recordHash(g.record) : null } : undefined;
+    this.committedSeq = session.committedSeq;
   }
 
   /** Takes the lock, opens the volumes and the gateway session, and recovers from any crash. */
@@ -246,6 +320,8 @@ export class ReplicationAgent {
           lock: f.lock as PidLock,
         });
       }
+      // After the keys unwrapped (a wrong KEK is named as such, not as a forged point).
+      await this.adoptChain(session);
       // Batches sent before a crash: those the gateway holds count as sent.
       const pending = new Set(session.pendingSeqs);
       const intents = await this.macState.pendingIntents();
@@ -340,6 +416,7 @@ export class ReplicationAgent {
         remedy: 'restart the agent: it re-syncs against the new store',
       });
     }
+    await this.adoptChain(next);
     this.session = next;
     await this.lock?.recordSession(next.sessionId);
     this.nextSeq = Math.max(this.nextSeq, next.lastSeq + 1);
@@ -420,19 +497,39 @@ export class ReplicationAgent {
         };
       }
       const upToSeq = Math.max(shipper.lastAcked, this.lastAcked);
+      // The record is signed once and resent as is: a commit whose answer was lost is
+      // recognised by the gateway, never made twice. Its time is the cut's, moved onto the
+      // gateway's clock, so lag reads right across machines.
+      const record: PointRecord = {
+        v: 1,
+        app,
+        id: (this.chainHead?.id ?? 0) + 1,
+        seqFrom: this.committedSeq + 1,
+        seqTo: upToSeq,
+        time: new Date(cutAt + this.clockOffsetMs).toISOString(),
+        label,
+        volumes,
+        prev: this.chainHead?.hash ?? null,
+      };
+      const signed = signRecord(this.pointKey, record);
       const point = await this.call(
         'commit point',
-        (sessionId) =>
-          client.commit(app, {
-            sessionId,
-            upToSeq,
-            label,
-            time: new Date(cutAt).toISOString(),
-            clockOffsetMs: this.clockOffsetMs,
-            volumes,
-          }),
+        (sessionId) => client.commit(app, { sessionId, ...signed }),
         signal,
       );
+      const hash = recordHash(record);
+      this.chainHead = { id: record.id, hash };
+      this.committedSeq = upToSeq;
+      this.ledger = {
+        storeId: this.session?.storeId ?? '',
+        id: record.id,
+        hash,
+        seqTo: upToSeq,
+        time: record.time,
+        label,
+        committedAt: new Date(this.now()).toISOString(),
+      };
+      await writeLedger(this.opts.stateDir, this.ledger);
       this.lastAcked = upToSeq;
       this.phase = 'continuous';
       this.lastError = undefined;
@@ -465,6 +562,13 @@ export class ReplicationAgent {
       await macState.flush().catch(() => undefined); // best effort: a missed flush only resends blocks
       for (const v of this.volumes) v.tracking.distrust('the previous cycle failed');
       this.lastError = errorMessage(err);
+      // The gateway's next point is not the one we signed: read its state again before the next cycle.
+      if (isDrError(err, 'point_conflict') && this.session) {
+        const session = this.session;
+        await this.reopen(session, signal).catch((e: unknown) =>
+          this.log.warn({ err: errorMessage(e) }, 'could not reread the gateway state'),
+        );
+      }
       throw err;
     } finally {
       shipper.close();
@@ -662,6 +766,9 @@ export class ReplicationAgent {
         trackers: Object.fromEntries(this.volumes.map((v) => [v.name, v.tracking.info])),
         ...(this.lastFreezeMs !== undefined ? { lastFreezeMs: this.lastFreezeMs } : {}),
         ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
+        ...(this.ledger
+          ? { lastPoint: { id: this.ledger.id, time: this.ledger.time, label: this.ledger.label } }
+          : {}),
       })
       .then(({ serverTime }) => {
         // NTP-style: the gateway answered halfway through the round trip.

@@ -4,6 +4,7 @@ import { syncDir } from '../../core/atomic-file.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RECORD_HEADER_BYTES, readRecordHeader } from '../crypto/block-cipher.js';
+import type { PointRecord } from '../crypto/point-record.js';
 import { type DecodedBatch, decodeBatch } from '../transport/batch-codec.js';
 import { Mutex, ReadWriteLock } from './async-lock.js';
 import {
@@ -41,6 +42,12 @@ export interface CommitRequest {
   time?: Date;
   /** Each volume's size and the agent's keyed digest of it at the point. */
   volumes: Record<string, { size: number; digest: string }>;
+  /**
+   * The agent's signed record of this point, kept beside it for readers to check. The store
+   * cannot check the signature; it checks that the record names this point's id, sequence
+   * range, time, label and volumes.
+   */
+  signed?: { record: PointRecord; sig: string };
 }
 
 export interface AppStats {
@@ -222,6 +229,7 @@ export class AppStore {
     label,
     time = new Date(),
     volumes,
+    signed,
   }: CommitRequest): Promise<PointInfo> {
     if (!Number.isSafeInteger(upToSeq) || upToSeq < 0)
       throw this.#badRequest(`upToSeq ${upToSeq} is not a seq`, 'upToSeq');
@@ -236,6 +244,9 @@ export class AppStore {
       }
     }
     return this.#mutex.run(async () => {
+      const last = this.catalog.points.at(-1);
+      // The agent resends a commit whose answer it lost: the point is there already.
+      if (signed && last?.sig === signed.sig) return structuredClone(last);
       const from = this.catalog.committedSeq;
       if (upToSeq < from) {
         throw this.#badRequest(
@@ -243,6 +254,15 @@ export class AppStore {
           'upToSeq',
         );
       }
+      // A point covers only batches this store received and made durable.
+      const received = Math.max(from, this.#pending.seqs().at(-1) ?? 0);
+      if (upToSeq > received) {
+        throw this.#badRequest(
+          `a point up to batch ${upToSeq} is refused: batches were received only up to ${received}`,
+          'upToSeq',
+        );
+      }
+      if (signed) this.#checkSigned(signed.record, { upToSeq, label, time, volumes });
       // A sequence number that never became durable (the agent died mid-upload)
       // stays a gap: its blocks were never acknowledged, so the agent's next
       // scan finds them again and sends them under new numbers.
@@ -255,6 +275,7 @@ export class AppStore {
         seqFrom: from + 1,
         seqTo: upToSeq,
         volumes: {},
+        ...(signed ? { record: structuredClone(signed.record), sig: signed.sig } : {}),
       };
       for (const [name, v] of Object.entries(volumes)) {
         const volumeId = this.#volume(name).id;
@@ -440,6 +461,37 @@ export class AppStore {
       });
     }
     return v;
+  }
+
+  /** A signed record must describe the point this commit makes; the caller holds the mutex. */
+  #checkSigned(
+    r: PointRecord,
+    c: Pick<CommitRequest, 'upToSeq' | 'label' | 'volumes'> & { time: Date },
+  ): void {
+    const want = {
+      app: this.name,
+      id: this.catalog.nextPointId,
+      seqFrom: this.catalog.committedSeq + 1,
+      seqTo: c.upToSeq,
+      time: c.time.toISOString(),
+      label: c.label,
+    };
+    for (const [field, value] of Object.entries(want)) {
+      const got = (r as unknown as Record<string, unknown>)[field];
+      if (got !== value) {
+        throw new DrError(
+          `app ${this.name}: the signed record says ${field} ${JSON.stringify(got)}, the gateway's next point has ${JSON.stringify(value)}`,
+          {
+            code: 'point_conflict',
+            subject: `${this.name}/${field}`,
+            remedy: 'the agent reopens its session and signs the point again',
+          },
+        );
+      }
+    }
+    const names = (o: object) => Object.keys(o).sort().join(',');
+    if (names(r.volumes) !== names(c.volumes))
+      throw this.#badRequest('the signed record names other volumes than the commit', 'volumes');
   }
 
   #badRequest(message: string, subject: string): DrError {

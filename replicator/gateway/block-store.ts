@@ -1,7 +1,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { checkName, isName } from '../../core/names.js';
 import { AppStore } from './app-store.js';
 
 export type { AppStats, AppStore, CommitRequest } from './app-store.js';
@@ -26,8 +26,6 @@ export interface BlockStoreOptions {
   directIo?: boolean;
 }
 
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 /** The gateway's durable store of encrypted blocks: one AppStore per protected app. It never holds keys. */
 export class BlockStore {
   readonly #apps = new Map<string, AppStore>();
@@ -51,7 +49,7 @@ export class BlockStore {
     const appsDir = join(dir, 'apps');
     await mkdir(appsDir, { recursive: true });
     for (const entry of await readdir(appsDir, { withFileTypes: true })) {
-      if (!entry.isDirectory() || !APP_NAME.test(entry.name)) continue;
+      if (!entry.isDirectory() || !isName('app', entry.name)) continue;
       const app = await AppStore.open(store.#options(entry.name));
       store.#apps.set(entry.name, app);
     }
@@ -71,13 +69,7 @@ export class BlockStore {
   async ensureApp(name: string): Promise<AppStore> {
     const held = this.#apps.get(name);
     if (held) return held;
-    if (!APP_NAME.test(name)) {
-      throw new DrError(`${JSON.stringify(name)} is not a usable app name`, {
-        code: 'bad_request',
-        subject: name,
-        remedy: 'name apps with letters, digits, dot, dash and underscore (at most 64)',
-      });
-    }
+    checkName('app', name, 'gateway store');
     let creating = this.#creating.get(name);
     if (!creating) {
       creating = AppStore.create(this.#options(name)).then(

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import { type PointRecord, pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
 
 export type PointLabel = 'fuzzy' | 'crash-consistent' | 'app-consistent';
 
@@ -42,6 +43,9 @@ export interface PointInfo {
   seqFrom: number;
   seqTo: number;
   volumes: Record<string, PointVolumeInfo>;
+  /** The agent's signed record of the point (opaque to the gateway); absent on points made before signing. */
+  record?: PointRecord;
+  sig?: string;
 }
 
 export interface Catalog {
@@ -85,6 +89,9 @@ const schema = z.object({
         z.string(),
         z.object({ size: count, digest: z.string(), blocksChanged: count, bytesChanged: count }),
       ),
+      // Kept as stored: readers check it against the listing and its signature.
+      record: pointRecordSchema.optional(),
+      sig: signatureSchema.optional(),
     }),
   ),
 });
@@ -133,6 +140,11 @@ export async function readCatalog(path: string): Promise<Catalog> {
   return {
     ...c,
     volumes: c.volumes.map((v) => ({ ...v, wrappedKey: Buffer.from(v.wrappedKey, 'base64') })),
+    points: c.points.map(({ record, sig, ...p }) => ({
+      ...p,
+      ...(record !== undefined ? { record } : {}),
+      ...(sig !== undefined ? { sig } : {}),
+    })),
   };
 }
 

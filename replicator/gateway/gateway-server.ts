@@ -5,11 +5,15 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { TlsOptions } from 'node:tls';
+import { z } from 'zod';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { checkName, type NameKind, type NameOf } from '../../core/names.js';
+import { pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
 import { decodeBatch } from '../transport/batch-codec.js';
 import type {
+  AgentPoint,
   AppStatus,
   CommitRequest,
   HeartbeatRequest,
@@ -73,6 +77,7 @@ interface Lease {
   trackers: Record<string, TrackerState>;
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
+  agentLastPoint: AgentPoint | null;
 }
 
 interface AppRuntime {
@@ -91,6 +96,12 @@ class HttpError extends Error {
     super(err.message);
   }
 }
+
+const commitSchema = z.object({
+  sessionId: z.string().max(200),
+  record: pointRecordSchema,
+  sig: signatureSchema,
+});
 
 const badRequest = (message: string, remedy: string) =>
   new HttpError(400, new DrError(message, { code: 'bad_request', remedy }));
@@ -116,11 +127,15 @@ export async function createGateway({
       freeCache = { at: now(), bytes: await freeBytes(store.dir) };
     return freeCache.bytes;
   };
-  const runtime = (app: string): AppRuntime => {
+  /**
+   * An app's runtime state. It is kept only for an app the store holds (or when `create`, for
+   * the session that creates it): a request naming any other app leaves nothing behind.
+   */
+  const runtime = (app: string, create = false): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
       r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
-      runtimes.set(app, r);
+      if (create || store.app(app)) runtimes.set(app, r);
     }
     return r;
   };
@@ -140,7 +155,7 @@ export async function createGateway({
         if (systemCode(err) !== 'ENOENT') throw err;
         p = { state: 'protected' };
       }
-      protection.set(app, p);
+      if (store.app(app)) protection.set(app, p); // names of apps not held are not remembered
     }
     return p;
   };
@@ -198,6 +213,7 @@ export async function createGateway({
     }
     if (req.from !== undefined && req.from !== 'paused')
       throw badRequest('"from" can only be "paused"', 'send {"state":"protected","from":"paused"}');
+    appStore(app); // only an app the gateway holds a replica of has a protection state
     const cur = await protectionOf(app);
     let next: ProtectionState;
     if (req.state === 'paused') {
@@ -208,7 +224,6 @@ export async function createGateway({
         );
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'pause');
       if (cur.state === 'paused') return { ...cur, unchanged: true };
-      appStore(app); // pausing an app the gateway has no replica of is a typo, not a state
       next = { state: 'paused', by: req.by.trim(), since: new Date(now()).toISOString() };
     } else if (req.state === 'protected' && req.from === 'paused') {
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'resume');
@@ -295,8 +310,7 @@ export async function createGateway({
         'upgrade the agent to match the gateway',
       );
     }
-    const rt = runtime(app);
-    const held = rt.lease;
+    const held = runtimes.get(app)?.lease;
     // A lease is taken over by the agent that names its session, or, on the same host,
     // by one that names its pid as dead (it died before it could write the session down).
     const takesOver =
@@ -318,7 +332,9 @@ export async function createGateway({
         ),
       );
     }
+    for (const v of req.volumes) named('volume', v?.name, 'session volumes');
     const a = await store.ensureApp(app);
+    const rt = runtime(app, true);
     const volumes = await a.registerVolumes(
       req.volumes.map((v) => ({
         name: v.name,
@@ -340,6 +356,7 @@ export async function createGateway({
       trackers: held?.trackers ?? {},
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
+      agentLastPoint: held?.agentLastPoint ?? null,
     };
     log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
     const s = a.stats();
@@ -409,28 +426,32 @@ export async function createGateway({
     return { seq: decoded.seq, duplicate: ack.duplicate };
   }
 
-  async function commit(app: string, req: CommitRequest) {
+  async function commit(app: string, body: unknown) {
     await refuseUnlessProtected(app);
     const a = appStore(app);
-    holdsLease(app, req.sessionId);
-    if (!Number.isSafeInteger(req.upToSeq) || typeof req.volumes !== 'object') {
+    const parsed = commitSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
       throw badRequest(
-        'commit needs upToSeq and volumes',
+        `commit refused: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}; a commit carries the agent's signed record of the point`,
         'upgrade the agent to match the gateway',
       );
     }
-    // The cut's time on the agent's clock, moved onto ours: lag is then right across machines.
-    const lease = runtime(app).lease;
+    const req = parsed.data as CommitRequest;
+    holdsLease(app, req.sessionId);
+    const { record, sig } = req;
+    if (record.app !== app)
+      throw badRequest(
+        `the signed record is for app ${record.app}, not ${app}`,
+        'commit to the app the record names',
+      );
+    // Everything the point says comes from the record the agent signed (its time already on our clock).
     const point = await a.commitPoint({
-      upToSeq: req.upToSeq,
-      label: req.label,
-      time: new Date(
-        Date.parse(req.time) +
-          (Number.isFinite(req.clockOffsetMs)
-            ? Number(req.clockOffsetMs)
-            : (lease?.clockOffsetMs ?? 0)),
-      ),
-      volumes: req.volumes,
+      upToSeq: record.seqTo,
+      label: record.label,
+      time: new Date(record.time),
+      volumes: record.volumes,
+      signed: { record, sig },
     });
     const rt = runtime(app);
     if (rt.lease) rt.lease.phase = 'continuous';
@@ -455,6 +476,9 @@ export async function createGateway({
     );
     return point;
   }
+
+  /** Apps the gateway knows: held in the store, or with an agent session since it started. */
+  const known = () => [...new Set([...store.apps(), ...runtimes.keys()])].sort();
 
   function status(app: string): AppStatus {
     const a = store.app(app);
@@ -504,6 +528,7 @@ export async function createGateway({
           }
         : null,
       lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
+      agentLastPoint: lease?.agentLastPoint ?? null,
       lastConsistentPoint: consistent
         ? { id: consistent.id, time: consistent.time, label: consistent.label }
         : null,
@@ -521,7 +546,7 @@ export async function createGateway({
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://gateway');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const parts = decodePath(url.pathname);
     const method = req.method ?? 'GET';
     if (parts[0] !== 'v1')
       throw new HttpError(
@@ -530,7 +555,8 @@ export async function createGateway({
       );
     if (parts[1] === 'status' && method === 'GET') {
       const only = url.searchParams.get('app');
-      const names = only ? [only] : [...new Set([...store.apps(), ...runtimes.keys()])].sort();
+      // Asking about an app adds nothing: an unknown name answers an empty list.
+      const names = only ? known().filter((a) => a === named('app', only, 'app=')) : known();
       return sendJson(res, 200, names.map(status));
     }
     if (parts[1] !== 'apps' || !parts[2])
@@ -538,7 +564,7 @@ export async function createGateway({
         404,
         new DrError(`no such path ${url.pathname}`, { code: 'bad_request' }),
       );
-    const app = parts[2];
+    const app = named('app', parts[2], 'path');
     const rest = parts.slice(3);
     const key = `${method} ${rest.map((p, i) => (i === 1 || i === 3 ? ':' : p)).join('/')}`;
     switch (key) {
@@ -567,7 +593,7 @@ export async function createGateway({
         return sendJson(res, 200, ack);
       }
       case 'POST points':
-        return sendJson(res, 200, await commit(app, await readJson(req)));
+        return sendJson(res, 200, await commit(app, await readJson<unknown>(req)));
       case 'POST protection':
         return sendJson(res, 200, await setProtection(app, await readJson(req)));
       case 'GET protection':
@@ -585,23 +611,30 @@ export async function createGateway({
         if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
         if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
         if (hb.lastResync) lease.lastResync = hb.lastResync;
+        const lp = hb.lastPoint;
+        if (lp && Number.isSafeInteger(lp.id) && typeof lp.time === 'string')
+          lease.agentLastPoint = {
+            id: lp.id,
+            time: String(lp.time).slice(0, 40),
+            label: String(lp.label).slice(0, 40),
+          };
         return sendJson(res, 200, { serverTime: now() });
       }
       case 'GET points':
         return sendJson(res, 200, appStore(app).points());
       case 'GET points/:': {
         const a = appStore(app);
-        const p = a.point(pointRef(rest[1]));
+        const p = a.point(named('point', rest[1], 'path'));
         return sendJson(res, 200, { ...p, app, volumeInfo: a.volumes().map(volumeInfo) });
       }
       case 'GET points/:/volumes/:/macs': {
         const a = appStore(app);
-        const vol = rest[3] ?? '';
+        const vol = named('volume', rest[3], 'path');
         volumeOf(a, vol);
         const entries =
           rest[1] === 'head'
             ? await a.headEntries(vol)
-            : await a.pointEntries(a.point(pointRef(rest[1])).id, vol);
+            : await a.pointEntries(a.point(named('point', rest[1], 'path')).id, vol);
         const out = Buffer.allocUnsafe(entries.length * 20);
         entries.forEach((e, i) => {
           out.writeUInt32BE(e.block, i * 20);
@@ -616,9 +649,9 @@ export async function createGateway({
       }
       case 'GET points/:/volumes/:/records': {
         const a = appStore(app);
-        const vol = rest[3] ?? '';
+        const vol = named('volume', rest[3], 'path');
         volumeOf(a, vol);
-        const id = a.point(pointRef(rest[1])).id;
+        const id = a.point(named('point', rest[1], 'path')).id;
         // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
         // whose seqTo is SEQ), for a worker that keeps that point's image.
         const sinceParam = url.searchParams.get('since');
@@ -697,9 +730,13 @@ export async function createGateway({
             ? err.status
             : isDrError(err, 'point_unknown') || isDrError(err, 'app_unknown')
               ? 404
-              : isDrError(err)
-                ? 422
-                : 500;
+              : isDrError(err, 'bad_request')
+                ? 400
+                : isDrError(err, 'point_conflict')
+                  ? 409
+                  : isDrError(err)
+                    ? 422
+                    : 500;
         const e = err instanceof HttpError ? err.err : err;
         if (status >= 500 && status !== 507)
           log.error({ err: errorMessage(e), url: req.url }, 'request failed');
@@ -786,16 +823,32 @@ function volumeOf(a: AppStore, name: string): VolumeMeta {
   return v;
 }
 
-function pointRef(text: string | undefined): number | 'latest' {
-  if (text === 'latest') return 'latest';
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw badRequest(
-      `${JSON.stringify(text)} is not a point id`,
-      'give a number from `dr points APP`, or latest',
-    );
+/** The path's segments, %-decoded; a malformed escape is the client's error (400), never ours. */
+function decodePath(pathname: string): string[] {
+  return pathname
+    .split('/')
+    .filter(Boolean)
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        // URIError: the escape is malformed; answered as a 400 naming the segment.
+        throw badRequest(
+          `path segment ${JSON.stringify(p.slice(0, 80))} has a malformed %-escape`,
+          'encode names with encodeURIComponent',
+        );
+      }
+    });
+}
+
+/** An identifier from a request, after decoding, through the one check in core/names (400 if bad). */
+function named<K extends NameKind>(kind: K, value: unknown, where: string): NameOf<K> {
+  try {
+    return checkName(kind, value, where);
+  } catch (err) {
+    if (isDrError(err)) throw new HttpError(400, err);
+    throw err;
   }
-  return n;
 }
 
 export function splitHostPort(hp: string): [string, number] {

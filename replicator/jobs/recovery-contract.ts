@@ -14,8 +14,8 @@ export const DEFAULT_PREFIX = 'lifeboat:';
 export const JOB_NAMES = ['drill', 'failover', 'failback', 'verify', 'cleanup'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
-/** Operation ids name directories and Redis keys, so they are kept to a safe alphabet. */
-export const OP_ID = /^op-[a-z0-9]{4,40}$/;
+/** Operation ids name directories and Redis keys: the one check is in core/names. */
+export { OP_ID } from '../../core/names.js';
 
 /**
  * What every operation job carries. Job data sits in Redis in clear text: it names the app and

@@ -5,6 +5,7 @@ import { APP_NAME } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { fenceSource } from '../recovery/fence-source.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
+import { trustedPoint } from '../recovery/point-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import type { AppLock } from './app-lock.js';
@@ -69,7 +70,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
 
       let detail: PointDetail | undefined;
       const pointDetail = async (id: number) => {
-        detail ??= await (client as GatewayClient).point(app, id);
+        detail ??= await trustedPoint(client as GatewayClient, kek, app, id);
         return detail;
       };
       if (mode === 'failover' && !steps.resolved) {

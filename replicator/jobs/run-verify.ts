@@ -1,5 +1,6 @@
 import type { Processor } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
+import { trustedPoint } from '../recovery/point-check.js';
 import { verifyPoint } from '../recovery/verify-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { errorInfo, FinalError } from './job-errors.js';
@@ -34,7 +35,7 @@ export function runVerify(deps: RecoveryDeps): Processor<VerifyJob, VerifyResult
       client = deps.gateway(config);
       const kek = await deps.kek(config);
       const id = job.data.point ?? (await latestConsistent(client, app));
-      const point = await client.point(app, id);
+      const point = await trustedPoint(client, kek, app, id);
       await emit({ type: 'step', step: 'resolved', progress: 1 });
       const volumes = Object.keys(point.volumes);
       let lastEmitted = 0;

@@ -10,6 +10,7 @@ import {
 } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
+import { requireSignedRecord } from './point-check.js';
 
 export interface BlockProblem {
   volume: string;
@@ -75,6 +76,8 @@ export async function readPointVolume({
       remedy: `use one of: ${Object.keys(point.volumes).join(', ')}`,
     });
   }
+  // The digest below is only as good as the record that vouches for it.
+  requireSignedRecord(kek, app, point);
   const keys: VolumeKeys = volumeKeysOf(kek, app, info);
   const size = pv.size;
   const blocks = Math.ceil(size / info.blockSize);

@@ -7,6 +7,7 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import { MAC_BYTES, volumeKeysOf } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { requireSignedRecord } from './point-check.js';
 import { type BlockProblem, readPointVolume } from './point-reader.js';
 
 export interface VerifyReport {
@@ -38,6 +39,14 @@ export async function verifyPoint({
   onProgress?: (volume: string, done: number, total: number) => void;
 }): Promise<VerifyReport> {
   const report: VerifyReport = { app, point: point.id, volumes: [], problems: [], ok: true };
+  try {
+    requireSignedRecord(kek, app, point);
+  } catch (err) {
+    // A record that does not verify vouches for nothing: no block is worth reading.
+    report.problems.push({ volume: '*', block: -1, reason: errorMessage(err) });
+    report.ok = false;
+    return report;
+  }
   for (const volume of Object.keys(point.volumes)) {
     const r = await readPointVolume({
       client,

@@ -2,6 +2,9 @@
  * The JSON shapes agent, CLI and gateway exchange over HTTPS. Binary bodies
  * (batches, record streams, MAC lists) are described where they are encoded.
  */
+import type { PointRecord } from '../crypto/point-record.js';
+
+export type { PointRecord } from '../crypto/point-record.js';
 export type ConsistencyLabel = 'app-consistent' | 'crash-consistent' | 'fuzzy';
 export type Phase = 'initial-sync' | 'continuous' | 'paused' | 'stalled';
 
@@ -62,6 +65,10 @@ export interface PointInfo {
   seqFrom: number;
   seqTo: number;
   volumes: Record<string, PointVolumeInfo>;
+  /** The agent's signed record of the point; absent on points made before signing. */
+  record?: PointRecord;
+  /** HMAC-SHA-256 of the record under the app's point key (hex). */
+  sig?: string;
 }
 
 export interface PointDetail extends PointInfo {
@@ -71,13 +78,12 @@ export interface PointDetail extends PointInfo {
 
 export interface CommitRequest {
   sessionId: string;
-  upToSeq: number;
-  label: ConsistencyLabel;
-  /** The instant of the cut, on the agent's clock. */
-  time: string;
-  /** Gateway clock minus agent clock as the agent last measured it. */
-  clockOffsetMs?: number;
-  volumes: Record<string, { size: number; digest: string }>;
+  /**
+   * The point as the agent signed it: its id, sequence range (up to the last batch
+   * acknowledged), time on the gateway's clock, label, volumes and predecessor's hash.
+   */
+  record: PointRecord;
+  sig: string;
 }
 
 export interface BatchAck {
@@ -112,6 +118,15 @@ export interface HeartbeatRequest {
   trackers?: Record<string, TrackerState>;
   lastFreezeMs?: number;
   lastResync?: ResyncState;
+  /** The last point the agent committed, as it signed it. */
+  lastPoint?: AgentPoint;
+}
+
+/** A point as the agent remembers committing it. */
+export interface AgentPoint {
+  id: number;
+  time: string;
+  label: string;
 }
 
 export interface AppStatus {
@@ -120,6 +135,12 @@ export interface AppStatus {
   reason?: string;
   agent: { host: string; pid: number; lastSeen: string; clockOffsetMs: number } | null;
   lastPoint: { id: number; time: string; label: ConsistencyLabel } | null;
+  /**
+   * The last point the agent says it committed (from its heartbeats): a gateway showing an
+   * older lastPoint than this lost or withholds points. `dr status` on the agent's host
+   * also reads the agent's own ledger, which the gateway cannot touch.
+   */
+  agentLastPoint?: AgentPoint | null;
   /** The newest point labelled app- or crash-consistent. */
   lastConsistentPoint: { id: number; time: string; label: ConsistencyLabel } | null;
   /** Now minus the time of the newest durable consistent point (RPO now); null when there is none. */

@@ -227,7 +227,7 @@ describe('BlockStore', () => {
 
   it('refuses app names that would leave the store folder', async () => {
     const store = await BlockStore.open({ dir: fx.storeDir });
-    await expect(store.ensureApp('../evil')).rejects.toThrow('not a usable app name');
+    await expect(store.ensureApp('../evil')).rejects.toThrow('not a valid app name');
     expect(await readdir(join(fx.storeDir, 'apps'))).toEqual([]);
     await store.close();
   });
