@@ -244,6 +244,13 @@ const configSchema = z.object({
     .default({}),
   /** The person the local `dr` command acts as (actor `cli:<name>`). */
   admin: z.string().regex(GROUP, 'expected the name of a person under people:').optional(),
+  /** The chat console, `dr chat`: it acts as the operating-system user who runs it. */
+  console: z
+    .object({
+      /** Let `dr chat --as PERSON` act as anyone under people: (one shared terminal); off by default. */
+      allowAs: z.boolean().default(false),
+    })
+    .default({ allowAs: false }),
   /** Directory of policy files, relative to DR_HOME. */
   policies: z.string().min(1).default('policies'),
   channels: channelsSchema,

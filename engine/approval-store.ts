@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ApprovalState } from './contract.js';
+import type { ApprovalState, Surface } from './contract.js';
 
 /** What Redis keeps of an approval: the state people see plus what starting the job needs. */
 export interface ApprovalRecord extends ApprovalState {
@@ -10,6 +10,8 @@ export interface ApprovalRecord extends ApprovalState {
   policy: string;
   /** Where the request came from; its notices go there. */
   channel?: string;
+  /** The surface it was asked on: the operation is judged again, as asked, before it is queued. */
+  surface?: Surface;
   /** The operation's own arguments, passed to the job once granted. */
   args: { point?: number; keepMs?: number; emergency?: boolean };
   /** Set once the job was enqueued (or refused): `queued`, or `refused: <why>`. */

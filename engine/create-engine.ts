@@ -80,7 +80,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       const text = problems.map(formatProblem).join('\n');
       log.error(
         { problems: problems.map(formatProblem) },
-        'policy files refused; the last good set stays in force',
+        'policy files refused; every action is denied until they are fixed',
       );
       // One alert per distinct problem, however many engine processes saw it.
       const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
@@ -97,7 +97,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           key: 'policy',
           targets: config.channels.admin,
           severity: 'critical',
-          summary: `Policy files refused (${problems.length} problem(s)); ${watcher.current() ? 'the last good set stays in force' : 'no policy set is loaded: every action is refused'}`,
+          summary: `Policy files refused (${problems.length} problem(s)): every action is denied until they are fixed${watcher.current() ? '; the alerts of the last good set still run' : ''}`,
           details: problems.map(formatProblem),
           data: { problems },
         })

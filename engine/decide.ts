@@ -85,12 +85,15 @@ export async function judge(
       },
     };
   }
+  // A set that failed to (re)load fails closed, as at start-up: the last good set may hold grants
+  // from files that are gone or broken now, so it never decides while the files have problems.
   const set = ctx.policies();
-  if (!set) {
-    const why = ctx.policyProblems()[0];
+  const problems = ctx.policyProblems();
+  if (!set || problems.length > 0) {
+    const why = problems[0];
     return {
       deny: {
-        reason: `no valid policy set is loaded${why ? ` (${formatProblem(why)})` : ''}; fix the policy files and they reload`,
+        reason: `no valid policy set is loaded${why ? ` (${formatProblem(why)}${problems.length > 1 ? ` and ${problems.length - 1} more problem(s)` : ''})` : ''}; fix the policy files and they reload`,
         policy: '(policies)',
       },
     };

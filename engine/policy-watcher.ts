@@ -6,7 +6,7 @@ import { loadPolicyDir, type PolicySet } from './policy-set.js';
 export interface PolicyWatcherOptions {
   dir: string;
   parse?: ParseOptions;
-  /** A reload was refused: the last good set stays in force. */
+  /** A reload was refused: the engine denies every action until the files are fixed. */
   onRefused?: (problems: PolicyProblem[]) => void | Promise<void>;
   /** A new set is in force. */
   onLoaded?: (set: PolicySet) => void | Promise<void>;
@@ -15,8 +15,9 @@ export interface PolicyWatcherOptions {
 }
 
 /**
- * Holds the policy set in force: loads the directory, reloads it when a file changes, and keeps
- * the last good set when a reload finds any problem.
+ * Holds the policy set: loads the directory and reloads it when a file changes. When a reload
+ * finds any problem, `lastProblems()` says so and the engine denies every action (fail closed);
+ * `current()` keeps the last good set for the alerts and schedules only.
  */
 export class PolicyWatcher {
   private set: PolicySet | undefined;

@@ -128,14 +128,12 @@ export async function readPolicy(
         `${p.name}  [${p.mode}, ${p.effect.kind}]  ${p.file}:${p.line}${p.description ? `  ${p.description}` : ''}`,
     );
     if (problems.length)
-      lines.push(
-        ...problems.map(
-          (p) => `refused: ${p.file}:${p.line}: ${p.reason} (the last good set stays in force)`,
-        ),
-      );
+      lines.push(...problems.map((p) => `refused: ${p.file}:${p.line}: ${p.reason}`));
     return {
       ok: true,
-      summary: `${set.policies.length} policies in force`,
+      summary: problems.length
+        ? `The policy files have ${problems.length} problem(s): every action is denied until they are fixed (alerts of the ${set.policies.length} policies last loaded still run)`
+        : `${set.policies.length} policies in force`,
       details: lines,
       data: set.policies.map(({ conditions: _c, ...p }) => p),
     };
@@ -156,5 +154,12 @@ export async function readPolicy(
     command.surface,
   );
   const [first, ...rest] = explanationLines(e);
+  if (problems.length > 0)
+    return {
+      ok: true,
+      summary: `Denied, whatever the policies below say: the policy files have problems (${problems.map((p) => `${p.file}:${p.line}: ${p.reason}`).join('; ')}); every action is denied until they are fixed`,
+      details: [first ?? '', ...rest],
+      data: e,
+    };
   return { ok: true, summary: first ?? '', details: rest, data: e };
 }

@@ -1,8 +1,8 @@
 import type { ApprovalRecord } from './approval-store.js';
-import type { Command, Notice, Reply } from './contract.js';
-import { denyReply, judge } from './decide.js';
+import type { Command, Decision, Notice, Reply, Surface } from './contract.js';
+import { denyReply, fired, judge } from './decide.js';
 import { type EngineContext, targetsFor } from './engine-context.js';
-import type { Identity } from './identity.js';
+import { type Identity, resolveIdentity, SCHEDULER } from './identity.js';
 import {
   approvalActions,
   enqueueOperation,
@@ -193,6 +193,8 @@ export async function submitPress(
 
 /** Enqueues a granted approval's operation and records that it did (or why it could not). */
 export async function startGranted(ctx: EngineContext, a: ApprovalRecord): Promise<Reply> {
+  const refused = await recheck(ctx, a);
+  if (refused) return refused;
   const queued = await enqueueOperation(ctx, {
     verb: a.verb as OperationVerb,
     app: a.app,
@@ -248,4 +250,84 @@ export async function sweepGranted(ctx: EngineContext): Promise<number> {
     n++;
   }
   return n;
+}
+
+/**
+ * The policies may have changed since the operation was asked for (a freeze added, a grant
+ * removed, a policy file broken): just before it is queued, the operation is judged again, as its
+ * requester would be now. A deny, or an approval rule the presses so far no longer meet, refuses
+ * it; the refusal is recorded on the approval, in the audit log and in the approval's thread.
+ */
+async function recheck(ctx: EngineContext, a: ApprovalRecord): Promise<Reply | undefined> {
+  const command: Command = {
+    id: `${a.id}:recheck`,
+    actor: a.requestedBy,
+    surface: a.surface ?? surfaceOf(a.requestedBy),
+    verb: a.verb,
+    app: a.app,
+    args: a.args,
+    ...(a.channel ? { channel: a.channel } : {}),
+    at: new Date(ctx.now()).toISOString(),
+  };
+  const j = await judge(ctx, command, resolveIdentity(ctx.config, a.requestedBy));
+  const ev = j.evaluation;
+  let refusal: { reason: string; policy: string } | undefined = j.deny;
+  if (!refusal && ev?.outcome === 'approval' && ev.approval) {
+    const need = ev.approval;
+    const counted = a.approvals.filter(
+      (x) =>
+        x.person !== a.requestedPerson &&
+        (ctx.config.people[x.person]?.groups ?? []).some((g) => need.groups.includes(g)),
+    ).length;
+    if (counted < need.count)
+      refusal = {
+        reason: `it now needs ${need.count} approval(s) from ${need.groups.join(', ')} and has ${counted}; ask again`,
+        policy: ev.policy?.name ?? '(approvals)',
+      };
+  }
+  const policies = ev?.outcomes ?? [];
+  await ctx.audit.append(
+    'decision',
+    {
+      command: command.id,
+      verb: a.verb,
+      app: a.app,
+      approval: a.id,
+      opId: a.opId,
+      recheck: true,
+      outcome: refusal ? 'deny' : ev?.outcome,
+      policy: refusal?.policy ?? ev?.policy?.name,
+      ...(refusal ? { reason: refusal.reason } : {}),
+      fired: fired(policies),
+    },
+    a.requestedBy,
+  );
+  if (!refusal) return undefined;
+  const why = `the policies now refuse it: ${refusal.reason} (policy ${refusal.policy})`;
+  await ctx.approvals.markEnqueued(a.id, `refused: ${why}`);
+  await publishForApproval(ctx, a, {
+    kind: 'operation.failed',
+    severity: 'warning',
+    summary: `${a.verb} of ${a.app} was approved (${a.id}) but not started: ${why}`,
+    data: { opId: a.opId, approval: publicApproval(a) },
+  });
+  const decision: Decision = {
+    outcome: 'deny',
+    reason: refusal.reason,
+    policy: refusal.policy,
+    policies,
+  };
+  return {
+    ok: false,
+    summary: `Approved ${a.id}, but ${a.verb} of ${a.app} was not started: ${why}`,
+    decision,
+    data: { decision, approval: publicApproval(a) },
+  };
+}
+
+/** The surface an actor's id names (`slack:U1` → slack); approvals made before it was recorded. */
+function surfaceOf(actor: string): Surface {
+  if (actor === SCHEDULER) return 'scheduler';
+  const s = actor.slice(0, actor.indexOf(':'));
+  return s === 'slack' || s === 'dingtalk' || s === 'console' ? s : 'cli';
 }

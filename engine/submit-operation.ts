@@ -82,6 +82,7 @@ export async function submitOperation(
       expiresAtMs: now + ev.approval.expiresMs,
       policy: ev.policy.name,
       ...(command.channel ? { channel: command.channel } : {}),
+      surface: command.surface,
       args: operationArgs(command),
     };
     await ctx.approvals.create(record);

@@ -43,6 +43,8 @@ interface RobotMessage {
   sessionWebhookExpiredTime?: number;
   text?: { content?: string };
   msgtype?: string;
+  /** The robot the message is for: ours is `DINGTALK_ROBOT_CODE` (the AppKey by default). */
+  robotCode?: string;
 }
 
 interface CardCallback {
@@ -232,6 +234,13 @@ export class DingTalkSurface {
       this.log.warn({ messageId }, 'robot message is not JSON; ignored');
       return;
     }
+    // Checked before anything is written to Redis: a frame not for this robot, or not a message
+    // a person sent, leaves no trace.
+    const refused = this.refuseRobotMessage(m, m?.msgId || messageId);
+    if (refused) {
+      this.log.warn({ messageId: bounded(messageId) }, `robot message ignored: ${refused}`);
+      return;
+    }
     const id = m.msgId || messageId;
     if (!(await this.first(`robot:${id}`))) {
       this.log.info({ msgId: id }, 'redelivered robot message ignored');
@@ -301,16 +310,17 @@ export class DingTalkSurface {
       this.log.warn({ messageId }, 'card callback is not JSON; ignored');
       return;
     }
-    if (!(await this.first(`card:${messageId}`))) {
-      // Pushed again (our answer was lost, e.g. the stream dropped): answer, but run nothing twice.
-      this.client.socketCallBackResponse(messageId, {});
-      return;
-    }
-    if (!words || !cb.userId) {
+    // Checked before anything is written to Redis: only presses on Lifeboat's own cards count.
+    if (!words || !cb.userId || !isOurCard(cb.outTrackId) || !isDeliveryId(messageId)) {
       this.client.socketCallBackResponse(
         messageId,
         privately("That button is not one of Lifeboat's."),
       );
+      return;
+    }
+    if (!(await this.first(`card:${messageId}`))) {
+      // Pushed again (our answer was lost, e.g. the stream dropped): answer, but run nothing twice.
+      this.client.socketCallBackResponse(messageId, {});
       return;
     }
     const channel = cb.spaceId ? `dingtalk:${cb.spaceId}` : undefined;
@@ -354,6 +364,15 @@ export class DingTalkSurface {
     }
   }
 
+  /** Why a robot message is not one to answer (another robot's, no sender, a malformed id), or undefined. */
+  private refuseRobotMessage(m: RobotMessage, id: unknown): string | undefined {
+    if (m === null || typeof m !== 'object') return 'not an object';
+    if (m.robotCode !== this.o.credentials.robotCode) return 'not addressed to this robot';
+    if (!m.senderStaffId && !m.senderId) return 'no sender';
+    if (!isDeliveryId(id)) return 'malformed message id';
+    return undefined;
+  }
+
   private first(what: string): Promise<boolean> {
     return firstDelivery(this.o.redis, `${this.base}delivery:${what}`);
   }
@@ -372,6 +391,16 @@ function channelOf(m: RobotMessage): string | undefined {
   if (m.conversationType === '1' && m.senderStaffId) return `dingtalk:user:${m.senderStaffId}`;
   return m.conversationId ? `dingtalk:${m.conversationId}` : undefined;
 }
+
+/** Cards Lifeboat creates have out-track ids `lb-<uuid>`. */
+const isOurCard = (id: unknown): boolean => typeof id === 'string' && /^lb-[0-9a-f-]{36}$/.test(id);
+
+/** A message or delivery id fit to be a Redis key: short, printable, no spaces. */
+const isDeliveryId = (id: unknown): id is string =>
+  typeof id === 'string' && /^[\x21-\x7e]{1,200}$/.test(id);
+
+/** An id as logged: at most 80 characters. */
+const bounded = (id: unknown): string => String(id).slice(0, 80);
 
 /** `dr drill x`, `/dr drill x` and `drill x` are the same command. */
 export function stripPrefix(text: string): string {

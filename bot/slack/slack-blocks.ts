@@ -65,5 +65,7 @@ export function slackMessage(
       ],
     });
   }
-  return { text: cut(message.summary, SECTION_LIMIT), blocks };
+  // The top-level text is mrkdwn too (notifications, clients without blocks): escaped the same,
+  // so `<!channel>` typed into a reason shows as typed and pings nobody.
+  return { text: cut(escapeMrkdwn(message.summary), SECTION_LIMIT), blocks };
 }

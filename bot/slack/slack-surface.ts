@@ -10,9 +10,14 @@ import { MessageMap } from '../message-map.js';
 import { NoticeReader } from '../notice-reader.js';
 import { WorkQueue } from '../work-queue.js';
 import { boltLogger } from './bolt-logger.js';
-import { codeBlock, slackMessage } from './slack-blocks.js';
+import { codeBlock, escapeMrkdwn, slackMessage } from './slack-blocks.js';
 import type { SlackCredentials } from './slack-credentials.js';
-import { slackEventsRoute } from './slack-events-route.js';
+import {
+  SLACK_BODY_LIMIT,
+  type SlackVerdict,
+  slackEventsRoute,
+  slackVerifier,
+} from './slack-events-route.js';
 import { withRetryAfter } from './with-retry-after.js';
 
 /** The fields of an `app_mention` event Lifeboat reads. */
@@ -68,20 +73,23 @@ export class SlackSurface {
   private constructor(
     private readonly app: App,
     private readonly o: SlackSurfaceOptions,
-    listener:
-      | ((
-          req: import('node:http').IncomingMessage,
-          res: import('node:http').ServerResponse,
-        ) => void)
+    http:
+      | {
+          listener: (
+            req: import('node:http').IncomingMessage,
+            res: import('node:http').ServerResponse,
+          ) => void;
+          verify: (req: import('node:http').IncomingMessage) => Promise<SlackVerdict>;
+        }
       | undefined,
   ) {
     this.log = (o.log ?? silentLog).child({ surface: 'slack' });
     this.base = `${o.prefix ?? 'lifeboat:'}bot:slack:`;
     this.map = new MessageMap(o.redis, `${this.base}msg:`);
     this.work = new WorkQueue(4, this.log);
-    this.route = listener
+    this.route = http
       ? slackEventsRoute({
-          listener,
+          ...http,
           redis: o.redis,
           base: `${this.base}sig:`,
           log: this.log,
@@ -124,6 +132,7 @@ export class SlackSurface {
       endpoints: '/slack/events',
       logger,
       processBeforeResponse: false,
+      bodyLimit: SLACK_BODY_LIMIT,
     });
     const app = new bolt.App({
       token: c.botToken,
@@ -133,7 +142,10 @@ export class SlackSurface {
       convoStore: false,
       deferInitialization: true,
     });
-    return new SlackSurface(app, o, receiver.requestListener);
+    return new SlackSurface(app, o, {
+      listener: receiver.requestListener,
+      verify: slackVerifier(bolt, c.signingSecret, o.now),
+    });
   }
 
   /** Checks the bot token (auth.test), connects Socket Mode if chosen, starts showing notices. */
@@ -338,7 +350,7 @@ export class SlackSurface {
 
   private detailsOf(details: string[]) {
     return {
-      text: details.join('\n'),
+      text: escapeMrkdwn(details.join('\n')),
       blocks: [{ type: 'section', text: { type: 'mrkdwn', text: codeBlock(details) } }],
     };
   }

@@ -1,5 +1,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { DrError } from '../../core/errors.js';
+import { consoleIdentity } from '../console-identity.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
 
@@ -9,7 +11,7 @@ export function registerChat(program: Command, exit: ExitState): void {
     .description('the chat commands in this terminal (type `help`), with notices as they come')
     .option(
       '--as <person>',
-      "who you are: console:<person> (default: dr.yaml's admin, else your login name)",
+      'act as console:<person>: only in the demo home, or where dr.yaml sets console.allowAs (default and otherwise: your login name)',
     )
     .action(async (opts: { as?: string }, cmd: Command) =>
       runAction(exit, false, async () => {
@@ -17,11 +19,14 @@ export function registerChat(program: Command, exit: ExitState): void {
         const config = await ctx.config();
         const redisUrl = requireRedisUrl(ctx.env);
         const prefix = redisPrefix(ctx.env);
-        const person = opts.as ?? config.admin ?? userInfo().username;
-        const { ConsoleSurface, checkPerson } = await import(
-          '../../bot/console/console-surface.js'
-        );
-        checkPerson(person);
+        const { person, note } = consoleIdentity({
+          config,
+          home: ctx.home,
+          login: loginName(),
+          ...(opts.as !== undefined ? { as: opts.as } : {}),
+        });
+        if (note) ctx.out(`dr chat: ${note}`);
+        const { ConsoleSurface } = await import('../../bot/console/console-surface.js');
         const noticeRedis = await openRedis(ctx.env, 'lifeboat-chat-notices');
         // Engine and console log lines would mix with the conversation: only warnings and worse.
         const log = ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' });
@@ -46,4 +51,18 @@ export function registerChat(program: Command, exit: ExitState): void {
         return 0;
       }),
     );
+}
+
+/** The operating-system user running this process (from the user database, not the environment). */
+function loginName(): string {
+  try {
+    return userInfo().username;
+  } catch (err) {
+    throw new DrError(`cannot tell who runs dr chat: uid ${process.getuid?.()} has no user entry`, {
+      code: 'usage',
+      subject: 'dr chat',
+      remedy: 'run it as a user listed in /etc/passwd, or chat from Slack or DingTalk',
+      cause: err,
+    });
+  }
 }

@@ -370,7 +370,7 @@ export async function checkPolicies(config: LoadedConfig): Promise<Finding> {
     return fail(
       'policies',
       `${r.problems.length} problem(s) in ${dir}; first: ${first?.file}:${first?.line}: ${first?.reason}`,
-      'run `dr policy lint` for all of them and fix each file; the engine keeps the last good set meanwhile',
+      'run `dr policy lint` for all of them and fix each file; meanwhile a running engine denies every action',
     );
   }
   return ok('policies', `${r.set?.policies.length ?? 0} policies in ${dir}, lint-clean`);

@@ -213,7 +213,7 @@ describe('engine background duties', () => {
     expect(await queue(RECOVERY_QUEUE).getJobs(['waiting'])).toEqual([]);
   });
 
-  it('refuses a bad policy file, keeps the last good set, tells the admin channel once', async () => {
+  it('refuses a bad policy file, denies every action until it is fixed, tells the admin channel once', async () => {
     const e = await engine({ watch: true });
     await writeFile(
       join(h.policies, 'bad.yaml'),
@@ -223,7 +223,10 @@ describe('engine background duties', () => {
     expect(alert.targets).toEqual(['slack:CADMIN']);
     expect(alert.details?.[0]).toMatch(/bad\.yaml:3: when: unknown fact "tierr"/);
     const still = await e.submit(command('slack:UALICE', 'drill web'));
-    expect(still.ok).toBe(true); // the last good set is in force
+    expect(still.ok).toBe(false); // fails closed, as at start-up
+    expect(still.summary).toMatch(
+      /no valid policy set is loaded \(.*bad\.yaml:3: when: unknown fact "tierr"/,
+    );
     await writeFile(
       join(h.policies, 'bad.yaml'),
       'policies:\n  - name: freeze\n    when: { verb: drill }\n    deny: drills are frozen\n',
