@@ -55,6 +55,7 @@ function options(over: Partial<AlicloudOptions> = {}): AlicloudOptions {
     accessKeyId: keyId,
     accessKeySecret: secret,
     attachPoll: 20,
+    diskByIdDir: emu.byIdDir,
     retry: { baseDelayMs: 10, maxDelayMs: 50 },
     ...over,
   };
@@ -166,7 +167,8 @@ describe('alicloud provider against the ECS emulator', () => {
     const written = resources().disks.filter((d) => d.instanceId === '');
     expect(written.map((d) => d.status)).toEqual(['Available', 'Available']);
     for (const [i, d] of written.entries()) {
-      expect(d.size).toBe(1);
+      // cloud_essd PL1 starts at 20 GiB: a 5 MiB volume gets a 20 GiB disk.
+      expect(d).toMatchObject({ size: 20, category: 'cloud_essd', performanceLevel: 'PL1' });
       expect(await sameBytes(d.file, volumes[i] as MaterialisedVolume)).toBe(true);
     }
 
@@ -194,7 +196,8 @@ describe('alicloud provider against the ECS emulator', () => {
     );
     expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
     expect(emu.state.instances.get(emu.state.workerInstanceId)?.status).toBe('Running');
-    expect((await readdir(dir)).sort()).toEqual(['data.raw', 'root.raw']);
+    expect((await readdir(dir)).sort()).toEqual(['by-id', 'data.raw', 'root.raw']);
+    expect(await readdir(emu.byIdDir)).toEqual([]);
     expect(await provider.leftovers()).toEqual([]);
     expect(await provider.destroy('op-drill-1', log)).toEqual([]);
   });
@@ -240,7 +243,7 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(resources().instances).toHaveLength(1);
   });
 
-  it("fails on a quota error with ECS's code and message, not retried, and destroy cleans up", async () => {
+  it("fails on a quota error with ECS's code and message, not retried, and cleans up after itself", async () => {
     emu.inject('RunInstances', {
       status: 400,
       code: 'QuotaExceed.ElasticQuota',
@@ -256,9 +259,9 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(everything(err)).not.toContain(secret);
     expect(emu.state.requests.filter((r) => r.action === 'RunInstances')).toHaveLength(1);
 
-    expect(await provider.leftovers()).toEqual(['op-quota']);
-    await provider.destroy('op-quota', log);
+    expect(await provider.leftovers()).toEqual([]);
     expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
+    expect(await provider.destroy('op-quota', log)).toEqual([]);
   });
 
   it('fails at once on a parameter ECS refuses', async () => {
@@ -278,7 +281,7 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(isDrError(err, 'provider_failed')).toBe(true);
     expect(err.message).toContain('ECS SignatureDoesNotMatch');
     expect(everything(err)).not.toContain(wrong);
-    expect(emu.state.requests.at(-1)).toMatchObject({ action: 'CreateDisk', status: 400 });
+    expect(emu.state.requests[0]).toMatchObject({ action: 'CreateDisk', status: 400 });
 
     const stranger = createAlicloudProvider(options({ accessKeyId: 'LTAI5tNoSuchKey0000' }));
     const err2 = await failure(stranger.leftovers());
@@ -299,7 +302,7 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(everything(err)).not.toContain(secret);
   });
 
-  it('gives up on an instance that never reaches Running, and destroy still cleans up', async () => {
+  it('gives up on an instance that never reaches Running, and cleans up after itself', async () => {
     emu.state.stallInstances = true;
     const provider = createAlicloudProvider(options({ runningTimeoutMs: 500 }));
     const err = await failure(provider.launch(launchRequest('op-stuck', 'drill')));
@@ -307,10 +310,8 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(err.message).toMatch(
       /instance i-\w+ did not reach Running within \d+ s \(last status: Starting\)/,
     );
-    expect(resources().instances.map((i) => i.status)).toEqual(['Starting']);
-
-    const removed = await provider.destroy('op-stuck', log);
-    expect(removed).toHaveLength(1 + 1 + 2 + 2); // instance, image, snapshots, disks
+    // The instance stuck in Starting was released, with the image, snapshots and disks.
+    expect(emu.state.requests.filter((r) => r.action === 'DeleteInstances')).toHaveLength(1);
     expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
     expect(await provider.leftovers()).toEqual([]);
   });
