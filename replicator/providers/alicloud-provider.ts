@@ -49,6 +49,8 @@ export interface AlicloudOptions {
    * is found there, never by the `Device` ECS reports (/dev/xvdb is /dev/vdb or /dev/nvme1n1 inside).
    */
   diskByIdDir?: string;
+  /** How long an attached disk may take to show under diskByIdDir; 60 s by default. */
+  deviceTimeoutMs?: number;
   /** Disk category of the new disks and of the instance's disks; cloud_essd by default. */
   diskCategory?: string;
   /** Performance level of cloud_essd disks: PL0–PL3, PL1 by default (which holds 20 GiB or more). */
@@ -172,7 +174,11 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
     }
     for (const [i, d] of disks.entries()) {
       const disk = await res.waitDisk(d.id, 'In_use', signal);
-      d.path = await findAttachedDisk(d.id, disk.serial, { byIdDir, signal });
+      d.path = await findAttachedDisk(d.id, disk.serial, {
+        byIdDir,
+        signal,
+        ...(o.deviceTimeoutMs !== undefined ? { timeoutMs: o.deviceTimeoutMs } : {}),
+      });
       step('disks', (i + 1) / disks.length);
     }
     log.info(

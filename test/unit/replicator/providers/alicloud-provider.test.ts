@@ -176,6 +176,23 @@ describe('alicloud provider against the ECS emulator', () => {
     const all = [...r.instances, ...r.disks, ...r.snapshots, ...r.images];
     expect(r.snapshots).toHaveLength(2);
     expect(r.images).toHaveLength(1);
+    // The system volume's snapshot is of a data disk: the image takes it through
+    // DiskDeviceMapping as its system disk, with the OS facts ECS cannot read from it.
+    expect(r.images[0]).toMatchObject({
+      platform: 'Others Linux',
+      architecture: 'x86_64',
+      bootMode: 'BIOS',
+      disks: [{ type: 'system', size: 20 }],
+    });
+    expect(emu.state.snapshots.get(r.images[0]?.snapshotId ?? '')?.diskType).toBe('data');
+    // The instance's disks are ESSD (ecs.g7 refuses the default system disk category).
+    expect(own.map((d) => [d.category, d.performanceLevel])).toEqual([
+      ['cloud_essd', 'PL1'],
+      ['cloud_essd', 'PL1'],
+    ]);
+    // Disks start Creating: the provider attached each only once it was Available.
+    const attaches = emu.state.requests.filter((q) => q.action === 'AttachDisk');
+    expect(attaches.map((q) => q.status)).toEqual([200, 200]);
     for (const x of all) {
       expect(Object.fromEntries(x.tags)).toMatchObject({
         'lifeboat-op': 'op-drill-1',
@@ -200,6 +217,46 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(await readdir(emu.byIdDir)).toEqual([]);
     expect(await provider.leftovers()).toEqual([]);
     expect(await provider.destroy('op-drill-1', log)).toEqual([]);
+  });
+
+  it('finds the attached disks by serial on an NVMe worker, never by the device ECS names', async () => {
+    await emu.close();
+    emu = await startEcsEmulator({
+      accessKeyId: keyId,
+      accessKeySecret: secret,
+      dataDir: dir,
+      diskInterface: 'nvme',
+      timings: { createDiskMs: 300 },
+    });
+    const seen: string[] = [];
+    const provider = createAlicloudProvider(options());
+    const server = await provider.launch({
+      ...launchRequest('op-nvme', 'failover'),
+      onStep: (step) => {
+        if (step === 'copy' && seen.length === 0) {
+          seen.push(...[...emu.state.disks.values()].map((d) => d.device));
+        }
+      },
+    });
+    // While written, ECS called them /dev/xvdb and /dev/xvdc: no such path on the worker.
+    expect(seen.sort()).toEqual(['/dev/xvdb', '/dev/xvdc']);
+    const own = resources().disks.filter((d) => d.instanceId === server.id);
+    expect(own[0] && (await sameBytes(own[0].file, volumes[0] as MaterialisedVolume))).toBe(true);
+    expect(own[1] && (await sameBytes(own[1].file, volumes[1] as MaterialisedVolume))).toBe(true);
+    await provider.destroy('op-nvme', log);
+  });
+
+  it('fails with the remedy when the attached disk never shows under by-id, and cleans up', async () => {
+    const provider = createAlicloudProvider(
+      options({ diskByIdDir: join(dir, 'not-the-worker'), deviceTimeoutMs: 300 }),
+    );
+    const err = await failure(provider.launch(launchRequest('op-elsewhere', 'drill')));
+    expect(isDrError(err, 'provider_failed')).toBe(true);
+    expect(err.message).toMatch(
+      /^disk d-\w+ is attached but no device with serial \w+ appeared under/,
+    );
+    expect((err as { remedy?: string }).remedy).toContain('workerInstanceId');
+    expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
   });
 
   it('launches a failover into the production vSwitch and security group', async () => {
