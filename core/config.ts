@@ -108,6 +108,26 @@ const alicloudProviderSchema = z.object({
   /** A command (LIFEBOAT_SERVER_IP set) or a URL with {ip}; absent: the instance Running is healthy. */
   check: check.optional(),
   checkTimeout,
+  /** Category of the recovered disks; cloud_essd by default (ESSD-only families need it). */
+  diskCategory: z
+    .enum(['cloud_essd', 'cloud_auto', 'cloud_essd_entry', 'cloud_ssd', 'cloud_efficiency'], {
+      error: 'expected cloud_essd, cloud_auto, cloud_essd_entry, cloud_ssd or cloud_efficiency',
+    })
+    .optional(),
+  /** ESSD performance level; PL1 by default. */
+  performanceLevel: z
+    .enum(['PL0', 'PL1', 'PL2', 'PL3'], { error: 'expected PL0, PL1, PL2 or PL3' })
+    .optional(),
+  /** The recovered OS as ECS names it (CreateImage Platform, e.g. Ubuntu); Others Linux by default. */
+  platform: z.string().min(1, 'expected an ECS platform like Ubuntu, or leave it out').optional(),
+  architecture: z
+    .enum(['x86_64', 'arm64', 'i386'], { error: 'expected x86_64, arm64 or i386' })
+    .optional(),
+  bootMode: z
+    .enum(['BIOS', 'UEFI', 'UEFI-Preferred'], { error: 'expected BIOS, UEFI or UEFI-Preferred' })
+    .optional(),
+  /** Where the worker finds attached disks by serial; /dev/disk/by-id by default. */
+  diskByIdDir: z.string().min(1, 'expected a directory, or leave it out').optional(),
   accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),
   accessKeySecret: notHere('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
 });

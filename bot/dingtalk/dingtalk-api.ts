@@ -40,6 +40,33 @@ export class DingTalkApiError extends Error {
   }
 }
 
+/** Who a private message did not reach: unknown staff ids, and ids still flow-controlled after the waits. */
+export interface PrivateDelivery {
+  invalid: string[];
+  undelivered: string[];
+}
+
+export type CardDelivery = { delivered: true } | { delivered: false; reason: string };
+
+/** Undelivered cards remembered for their updates; older ones are forgotten first. */
+const MAX_UNDELIVERED = 500;
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** A card's content as a markdown message, saying why it is not a card. */
+function cardAsMarkdown(p: CardParams, reason: string): string {
+  return [
+    `#### ${p.title}`,
+    p.summary,
+    p.details,
+    `> Sent as a message: the card could not be delivered here (${reason}).`,
+  ]
+    .filter((part) => part.trim() !== '')
+    .join('\n\n');
+}
+
 /** A session webhook's errcode for "send too fast" (a robot may post 20 messages a minute). */
 const WEBHOOK_TOO_FAST = '130101';
 
@@ -58,6 +85,8 @@ export interface DingTalkApiOptions {
  */
 export class DingTalkApi {
   private token: { value: string; until: number } | undefined;
+  /** Cards createAndDeliver could not deliver, oldest first: their updates go as messages. */
+  private readonly undelivered = new Map<string, { space: Space; reason: string }>();
   private pending: Promise<string> | undefined;
   private readonly fetchFn: typeof fetch;
   private readonly now: () => number;
@@ -136,18 +165,65 @@ export class DingTalkApi {
     });
   }
 
-  /** A markdown message from the robot to people, privately. */
-  async sendPrivateMarkdown(userIds: string[], title: string, text: string): Promise<void> {
-    await this.request('POST', '/v1.0/robot/oToMessages/batchSend', {
-      robotCode: this.c.robotCode,
-      userIds,
-      msgKey: 'sampleMarkdown',
-      msgParam: JSON.stringify({ title, text }),
-    });
+  /**
+   * A markdown message from the robot to people, privately. batchSend answers HTTP 200 even when
+   * some got nothing: people it flow-controlled are sent to again after the throttling waits;
+   * people it does not know, and any still held back after the last wait, are reported (logged
+   * and returned). Throws when nobody got the message.
+   */
+  async sendPrivateMarkdown(
+    userIds: string[],
+    title: string,
+    text: string,
+  ): Promise<PrivateDelivery> {
+    const invalid: string[] = [];
+    let pending = [...new Set(userIds)];
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const answer = (await this.request('POST', '/v1.0/robot/oToMessages/batchSend', {
+        robotCode: this.c.robotCode,
+        userIds: pending,
+        msgKey: 'sampleMarkdown',
+        msgParam: JSON.stringify({ title, text }),
+      })) as { invalidStaffIdList?: unknown; flowControlledStaffIdList?: unknown };
+      invalid.push(...strings(answer.invalidStaffIdList));
+      const held = strings(answer.flowControlledStaffIdList).filter((u) => pending.includes(u));
+      const wait = this.backoffMs[attempt];
+      if (held.length === 0 || wait === undefined) {
+        pending = held;
+        break;
+      }
+      this.log.warn(
+        { staffIds: held, waitMs: wait, attempt: attempt + 1 },
+        'DingTalk flow-controlled private messages; sending to them again after a wait',
+      );
+      await this.sleep(wait);
+      pending = held;
+    }
+    const result = { invalid, undelivered: pending };
+    if (invalid.length > 0 || pending.length > 0) {
+      this.log.warn(
+        result,
+        'DingTalk did not deliver a private message to everyone: unknown staff ids, or still flow-controlled',
+      );
+    }
+    if (invalid.length + pending.length >= new Set(userIds).size) {
+      throw new DingTalkApiError(
+        '/v1.0/robot/oToMessages/batchSend',
+        200,
+        invalid.length > 0 ? 'invalidStaffId' : 'flowControlled',
+        `the message reached nobody (unknown: ${invalid.join(',') || 'none'}; still flow-controlled: ${pending.join(',') || 'none'})`,
+      );
+    }
+    return result;
   }
 
-  /** Creates an interactive card in a group or a private chat with the robot; presses come back on the stream. */
-  async createCard(outTrackId: string, space: Space, params: CardParams): Promise<void> {
+  /**
+   * Creates an interactive card in a group or a private chat with the robot; presses come back on
+   * the stream. createAndDeliver answers HTTP 200 even when the card reached nobody (the robot is
+   * not in the group, cards are off there): then the card's content goes to the space as a
+   * markdown message that says so, and its updates follow as messages too.
+   */
+  async createCard(outTrackId: string, space: Space, params: CardParams): Promise<CardDelivery> {
     if (!this.c.cardTemplateId) throw new Error('no DINGTALK_CARD_TEMPLATE_ID: cards are off');
     const where =
       space.kind === 'group'
@@ -161,13 +237,30 @@ export class DingTalkApi {
             imRobotOpenSpaceModel: { supportForward: true },
             imRobotOpenDeliverModel: { spaceType: 'IM_ROBOT', robotCode: this.c.robotCode },
           };
-    await this.request('POST', '/v1.0/card/instances/createAndDeliver', {
+    const answer = (await this.request('POST', '/v1.0/card/instances/createAndDeliver', {
       cardTemplateId: this.c.cardTemplateId,
       outTrackId,
       callbackType: 'STREAM',
       cardData: { cardParamMap: { ...params } },
       ...where,
-    });
+    })) as { result?: { deliverResults?: unknown } };
+    const results = Array.isArray(answer.result?.deliverResults)
+      ? (answer.result.deliverResults as { success?: unknown; errorMsg?: unknown }[])
+      : [];
+    const failed = results.find((r) => r?.success === false);
+    if (!failed) return { delivered: true };
+    const reason = typeof failed.errorMsg === 'string' ? failed.errorMsg : 'no reason given';
+    this.log.warn(
+      { outTrackId, space: space.id, reason },
+      'DingTalk created the card but could not deliver it; sending it as a message instead',
+    );
+    this.undelivered.set(outTrackId, { space, reason });
+    if (this.undelivered.size > MAX_UNDELIVERED) {
+      const oldest = this.undelivered.keys().next().value;
+      if (oldest !== undefined) this.undelivered.delete(oldest);
+    }
+    await this.sendMarkdown(space, params.title, cardAsMarkdown(params, reason));
+    return { delivered: false, reason };
   }
 
   /** A markdown message from the robot to a group, or privately to one person. */
@@ -176,7 +269,21 @@ export class DingTalkApi {
     else await this.sendPrivateMarkdown([space.id], title, text);
   }
 
+  /** Whether a card went to its space as a message instead (createAndDeliver could not deliver it). */
+  undeliveredCard(outTrackId: string): { space: Space; reason: string } | undefined {
+    return this.undelivered.get(outTrackId);
+  }
+
   async updateCard(outTrackId: string, params: CardParams): Promise<void> {
+    const fallback = this.undelivered.get(outTrackId);
+    if (fallback) {
+      await this.sendMarkdown(
+        fallback.space,
+        params.title,
+        cardAsMarkdown(params, fallback.reason),
+      );
+      return;
+    }
     await this.request('PUT', '/v1.0/card/instances', {
       outTrackId,
       cardData: { cardParamMap: { ...params } },

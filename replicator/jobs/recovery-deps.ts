@@ -86,6 +86,12 @@ export function defaultProvider(
       accessKeyId: credential(env, ALICLOUD_KEY_ID),
       accessKeySecret: credential(env, ALICLOUD_KEY_SECRET),
       ...(p.check !== undefined ? { healthCheck: healthCheck(p.check) } : {}),
+      ...(p.diskCategory !== undefined ? { diskCategory: p.diskCategory } : {}),
+      ...(p.performanceLevel !== undefined ? { performanceLevel: p.performanceLevel } : {}),
+      ...(p.platform !== undefined ? { platform: p.platform } : {}),
+      ...(p.architecture !== undefined ? { architecture: p.architecture } : {}),
+      ...(p.bootMode !== undefined ? { bootMode: p.bootMode } : {}),
+      ...(p.diskByIdDir !== undefined ? { diskByIdDir: p.diskByIdDir } : {}),
     });
   }
   return createLocalProvider({

@@ -1,21 +1,25 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   AttachDiskRequest,
   CreateDiskRequest,
   CreateDiskRequestTag,
   CreateImageRequest,
+  CreateImageRequestDiskDeviceMapping,
   CreateImageRequestTag,
   CreateSnapshotRequest,
   CreateSnapshotRequestTag,
   DetachDiskRequest,
   RunInstancesRequest,
   RunInstancesRequestDataDisk,
+  RunInstancesRequestSystemDisk,
   RunInstancesRequestTag,
 } from '@alicloud/ecs20140526';
-import { DrError } from '../../core/errors.js';
+import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { diskSizeGiB, essdLevel } from './alicloud-disk-size.js';
 import { createEcsClient, ecsCall, make, type RetryPolicy } from './alicloud-ecs.js';
 import { EcsResources, OP_TAG } from './alicloud-resources.js';
+import { findAttachedDisk } from './find-attached-disk.js';
 import type { HealthResult, Launched, LaunchRequest, Provider } from './provider.js';
 import { type HealthCheck, runHealthCheck } from './run-health-check.js';
 import { writeImage } from './write-image.js';
@@ -40,10 +44,23 @@ export interface AlicloudOptions {
   healthCheck?: HealthCheck;
   /** Milliseconds between status polls; 2000 by default. */
   attachPoll?: number;
-  /** Maps the device name ECS reports for an attached disk to a path on the worker; identity by default. */
-  devicePath?: (diskDevice: string) => string;
-  /** Disk category of the new disks; cloud_essd by default. */
+  /**
+   * Where the worker's guest lists disks by serial; /dev/disk/by-id by default. An attached disk
+   * is found there, never by the `Device` ECS reports (/dev/xvdb is /dev/vdb or /dev/nvme1n1 inside).
+   */
+  diskByIdDir?: string;
+  /** How long an attached disk may take to show under diskByIdDir; 60 s by default. */
+  deviceTimeoutMs?: number;
+  /** Disk category of the new disks and of the instance's disks; cloud_essd by default. */
   diskCategory?: string;
+  /** Performance level of cloud_essd disks: PL0–PL3, PL1 by default (which holds 20 GiB or more). */
+  performanceLevel?: string;
+  /** The recovered OS as ECS names it (CreateImage's Platform); 'Others Linux' by default. */
+  platform?: string;
+  /** i386, x86_64 (default) or arm64. */
+  architecture?: string;
+  /** BIOS (default), UEFI or UEFI-Preferred: how the source server booted. */
+  bootMode?: string;
   /** How long the instance may take to reach Running; 10 minutes by default. */
   runningTimeoutMs?: number;
   /** How long any other wait (attach, snapshot, image, delete) may take; 2 hours by default. */
@@ -51,11 +68,9 @@ export interface AlicloudOptions {
   retry?: RetryPolicy;
 }
 
-const GiB = 1024 ** 3;
-
-/** ClientToken of a create call: stable per operation and step, so an SDK retry cannot create twice. */
-function token(opId: string, step: string): string {
-  return createHash('sha256').update(`${opId}/${step}`).digest('hex').slice(0, 64);
+/** ClientToken of a create call: stable per launch and step, so an SDK retry cannot create twice. */
+function clientToken(launch: string, step: string): string {
+  return createHash('sha256').update(`${launch}/${step}`).digest('hex').slice(0, 64);
 }
 
 /** A name ECS accepts for disks, images and instances: a letter first, then [A-Za-z0-9_.:-], 2–128. */
@@ -75,8 +90,9 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
   const client = createEcsClient(o);
   const secret = o.accessKeySecret;
   const pollMs = o.attachPoll ?? 2000;
-  const devicePath = o.devicePath ?? ((d: string) => d);
+  const byIdDir = o.diskByIdDir ?? '/dev/disk/by-id';
   const category = o.diskCategory ?? 'cloud_essd';
+  const level = essdLevel(category, o.performanceLevel);
   const res = new EcsResources({
     client,
     secret,
@@ -86,16 +102,37 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
   });
 
   async function launch(req: LaunchRequest): Promise<Launched> {
-    const { opId, app, mode, volumes, signal } = req;
-    const log = req.log.child({ opId, app, provider: 'alicloud' });
-    const step = (name: string, fraction: number) => req.onStep?.(name, fraction);
-    const system = volumes[0];
-    if (!system) {
+    const log = req.log.child({ opId: req.opId, app: req.app, provider: 'alicloud' });
+    if (!req.volumes[0]) {
       throw new DrError('a launch needs at least one volume', {
         code: 'bad_request',
-        subject: app,
+        subject: req.app,
       });
     }
+    try {
+      return await launchSteps(req, log);
+    } catch (err) {
+      // Nothing of a failed launch serves anyone: remove it now rather than at the next sweep.
+      try {
+        const removed = await res.destroy(req.opId, o.workerInstanceId, log);
+        log.warn({ removed }, 'launch failed; what it made is removed');
+      } catch (cleanupErr) {
+        log.error(
+          { err: errorMessage(cleanupErr) },
+          'launch failed and so did its cleanup; the worker sweeps it at its next start',
+        );
+      }
+      throw err;
+    }
+  }
+
+  async function launchSteps(req: LaunchRequest, log: Logger): Promise<Launched> {
+    const { opId, app, mode, volumes, signal } = req;
+    const step = (name: string, fraction: number) => req.onStep?.(name, fraction);
+    // A fresh salt per launch: the SDK's own retries of one call share a token (no doubles), and a
+    // job retried after this launch cleaned up makes new resources instead of getting dead ids.
+    const salt = randomUUID();
+    const token = (name: string) => clientToken(`${opId}/${salt}`, name);
     const tags = [
       { key: OP_TAG, value: opId },
       { key: 'lifeboat-app', value: app },
@@ -104,10 +141,10 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
     const started = performance.now();
 
     step('disks', 0);
-    const disks: { id: string; size: number; device: string }[] = [];
+    const disks: { id: string; size: number; path: string }[] = [];
     for (const [i, v] of volumes.entries()) {
       signal.throwIfAborted();
-      const size = Math.max(1, Math.ceil(v.size / GiB));
+      const size = diskSizeGiB(v.size, category, level);
       const created = await ecsCall('CreateDisk', secret, () =>
         client.createDisk(
           make(CreateDiskRequest, {
@@ -115,33 +152,40 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
             zoneId: o.zoneId,
             size,
             diskCategory: category,
+            ...(level ? { performanceLevel: level } : {}),
             diskName: ecsName('lifeboat', app, v.name),
             description: `Lifeboat ${mode} ${opId}: volume ${v.name}`,
-            clientToken: token(opId, `disk-${i}`),
+            clientToken: token(`disk-${i}`),
             tag: tags.map((t) => make(CreateDiskRequestTag, t)),
           }),
         ),
       );
       const id = created.body?.diskId ?? '';
+      disks.push({ id, size, path: '' });
+    }
+    // New disks start Creating; AttachDisk takes Available ones only.
+    for (const d of disks) {
+      await res.waitDisk(d.id, 'Available', signal);
       await ecsCall('AttachDisk', secret, () =>
-        client.attachDisk(make(AttachDiskRequest, { diskId: id, instanceId: o.workerInstanceId })),
+        client.attachDisk(
+          make(AttachDiskRequest, { diskId: d.id, instanceId: o.workerInstanceId }),
+        ),
       );
-      disks.push({ id, size, device: '' });
-      step('disks', (i + 0.5) / volumes.length);
     }
     for (const [i, d] of disks.entries()) {
       const disk = await res.waitDisk(d.id, 'In_use', signal);
-      if (!disk.device) {
-        throw new DrError(`ECS reports no device for disk ${d.id}`, {
-          code: 'provider_failed',
-          subject: d.id,
-        });
-      }
-      d.device = disk.device;
+      d.path = await findAttachedDisk(d.id, disk.serial, {
+        byIdDir,
+        signal,
+        ...(o.deviceTimeoutMs !== undefined ? { timeoutMs: o.deviceTimeoutMs } : {}),
+      });
       step('disks', (i + 1) / disks.length);
     }
     log.info(
-      { disks: disks.map((d) => d.id), ms: Math.round(performance.now() - started) },
+      {
+        disks: disks.map((d) => `${d.id}=${d.path}`),
+        ms: Math.round(performance.now() - started),
+      },
       'disks attached',
     );
 
@@ -151,14 +195,13 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
     for (const [i, v] of volumes.entries()) {
       const d = disks[i];
       if (!d) continue;
-      const path = devicePath(d.device);
-      const { written } = await writeImage(v.path, path, {
+      const { written } = await writeImage(v.path, d.path, {
         signal,
         onBytes: (bytes) => step('copy', (before + bytes) / total),
       });
       before += v.size;
       log.info(
-        { volume: v.name, disk: d.id, device: path, bytes: v.size, written },
+        { volume: v.name, disk: d.id, device: d.path, bytes: v.size, written },
         'volume written',
       );
     }
@@ -179,7 +222,7 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
           make(CreateSnapshotRequest, {
             diskId: d.id,
             snapshotName: ecsName('lifeboat', opId, String(i)),
-            clientToken: token(opId, `snapshot-${i}`),
+            clientToken: token(`snapshot-${i}`),
             tag: tags.map((t) => make(CreateSnapshotRequestTag, t)),
           }),
         ),
@@ -190,14 +233,27 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
     log.info({ snapshots }, 'snapshots accomplished');
 
     step('image', 0);
+    // The system volume was written to a data disk: its snapshot becomes the image's system disk
+    // through DiskDeviceMapping (SnapshotId takes system-disk snapshots only), and ECS must be
+    // told the OS, architecture and boot mode it cannot read from a data disk.
+    const system = disks[0] as (typeof disks)[number];
     const image = await ecsCall('CreateImage', secret, () =>
       client.createImage(
         make(CreateImageRequest, {
           regionId: o.regionId,
-          snapshotId: snapshots[0] ?? '',
+          diskDeviceMapping: [
+            make(CreateImageRequestDiskDeviceMapping, {
+              snapshotId: snapshots[0] ?? '',
+              diskType: 'system',
+              size: system.size,
+            }),
+          ],
+          platform: o.platform ?? 'Others Linux',
+          architecture: o.architecture ?? 'x86_64',
+          bootMode: o.bootMode ?? 'BIOS',
           imageName: ecsName('lifeboat', app, opId),
           description: `Lifeboat ${mode} ${opId} of ${app}`,
-          clientToken: token(opId, 'image'),
+          clientToken: token('image'),
           tag: tags.map((t) => make(CreateImageRequestTag, t)),
         }),
       ),
@@ -225,15 +281,22 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
           instanceChargeType: 'PostPaid',
           internetMaxBandwidthOut: 0,
           amount: 1,
+          // The default category (cloud_efficiency) is refused by ESSD-only families (g7 and later).
+          systemDisk: make(RunInstancesRequestSystemDisk, {
+            category,
+            size: String(system.size),
+            ...(level ? { performanceLevel: level } : {}),
+          }),
           dataDisk: disks.slice(1).map((d, i) =>
             make(RunInstancesRequestDataDisk, {
               snapshotId: snapshots[i + 1] ?? '',
               size: d.size,
               category,
+              ...(level ? { performanceLevel: level } : {}),
               deleteWithInstance: true,
             }),
           ),
-          clientToken: token(opId, 'instance'),
+          clientToken: token('instance'),
           tag: tags.map((t) => make(RunInstancesRequestTag, t)),
         }),
       ),

@@ -33,6 +33,8 @@ interface Tagged {
 interface Disk extends Tagged {
   device: string;
   instanceId: string;
+  /** The serial the guest sees (DescribeDisks' SerialNumber); '' when ECS does not say. */
+  serial: string;
 }
 interface Instance extends Tagged {
   ip: string;
@@ -88,6 +90,7 @@ export class EcsResources {
         status: d.status ?? '',
         device: d.device ?? '',
         instanceId: d.instanceId ?? '',
+        serial: d.serialNumber ?? '',
         tags: tagMap(d.tags),
       }));
       return { items, total: r.body?.totalCount ?? items.length };
@@ -172,7 +175,10 @@ export class EcsResources {
     return (await this.instances({ ids: [id] }))[0]?.status;
   }
 
-  /** Polls until `probe` says done, bounded by `timeoutMs`; the error names what and its last status. */
+  /**
+   * Polls until `probe` says done, bounded by `timeoutMs`, the pause growing by half each time
+   * from pollMs up to 8 times it; the error names what and its last status.
+   */
   private async poll<T>(
     what: string,
     timeoutMs: number,
@@ -180,6 +186,7 @@ export class EcsResources {
     probe: () => Promise<{ done: boolean; status: string; value: T }>,
   ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
+    let pause = this.o.pollMs;
     for (;;) {
       signal.throwIfAborted();
       const r = await probe();
@@ -195,9 +202,8 @@ export class EcsResources {
           },
         );
       }
-      await sleep(Math.min(this.o.pollMs, Math.max(0, deadline - Date.now())), undefined, {
-        signal,
-      });
+      await sleep(Math.min(pause, Math.max(0, deadline - Date.now())), undefined, { signal });
+      pause = Math.min(pause * 1.5, this.o.pollMs * 8);
     }
   }
 

@@ -5,9 +5,10 @@ import { type WebSocket, WebSocketServer } from 'ws';
 /**
  * An emulator of DingTalk's stream gateway: `POST /v1.0/gateway/connections/open` (checks the
  * client id and secret, hands out a one-time ticket), the WebSocket the ticket opens, SYSTEM pings,
- * and CALLBACK pushes of robot messages and card callbacks. It checks each answer the client sends
- * (code 200, a known messageId, a JSON string as data) and, like DingTalk, pushes a callback again
- * when it was not answered.
+ * CALLBACK pushes of robot messages and card callbacks, and EVENT pushes of event subscriptions.
+ * It checks each answer the client sends (code 200, a known messageId, a JSON string as data) and,
+ * like DingTalk, pushes a callback or event again when it was not answered within `repushAfterMs`
+ * (about 60 s on the real gateway). Before it closes a connection it sends a SYSTEM `disconnect`.
  */
 export interface Ack {
   messageId: string;
@@ -18,6 +19,18 @@ export interface Ack {
 interface Pushed {
   frame: Record<string, unknown>;
   messageId: string;
+  /** Times it was sent again for want of an answer. */
+  repushes: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface DingTalkGatewayOptions {
+  /** How long an unanswered CALLBACK or EVENT waits before it is pushed again; 60 s by default. */
+  repushAfterMs?: number;
+  /** How many times one is pushed again before the gateway gives up on it; 3 by default. */
+  maxRepushes?: number;
+  /** Between the SYSTEM disconnect frame and closing the socket; 100 ms by default. */
+  disconnectGraceMs?: number;
 }
 
 export class DingTalkGateway {
@@ -32,6 +45,19 @@ export class DingTalkGateway {
   private readonly pushed = new Map<string, Pushed>();
   /** While true, connections/open answers 503 (the gateway is unreachable for the client). */
   refuseOpen = false;
+  /** messageIds pushed again by the timer, in order. */
+  readonly repushed: string[] = [];
+  /** How many of the next pushes are lost on the wire (sent, never received), to test re-pushes. */
+  losePushes = 0;
+  private readonly repushAfterMs: number;
+  private readonly maxRepushes: number;
+  private readonly disconnectGraceMs: number;
+
+  constructor(o: DingTalkGatewayOptions = {}) {
+    this.repushAfterMs = o.repushAfterMs ?? 60_000;
+    this.maxRepushes = o.maxRepushes ?? 3;
+    this.disconnectGraceMs = o.disconnectGraceMs ?? 100;
+  }
   private http: Server | undefined;
   private wss: WebSocketServer | undefined;
   url = '';
@@ -57,6 +83,7 @@ export class DingTalkGateway {
   }
 
   async stop(): Promise<void> {
+    for (const p of this.pushed.values()) clearTimeout(p.timer);
     for (const s of this.sockets) s.terminate();
     this.wss?.close();
     await new Promise<void>((r) => {
@@ -140,6 +167,7 @@ export class DingTalkGateway {
         this.badAcks.push(msg);
         return;
       }
+      clearTimeout(this.pushed.get(messageId)?.timer);
       this.pushed.delete(messageId);
       this.acks.push({ messageId, code: msg.code, data });
     });
@@ -172,7 +200,7 @@ export class DingTalkGateway {
     data: Record<string, unknown>,
     messageId: string = randomUUID(),
   ): string {
-    const frame = {
+    return this.push(messageId, {
       specVersion: '1.0',
       type: 'CALLBACK',
       headers: {
@@ -184,10 +212,74 @@ export class DingTalkGateway {
         topic,
       },
       data: JSON.stringify(data),
+    });
+  }
+
+  /** Sends a frame that wants an answer, and pushes it again while none comes. */
+  private push(messageId: string, frame: Record<string, unknown>): string {
+    const p: Pushed = { frame, messageId, repushes: 0, timer: undefined };
+    const arm = () => {
+      p.timer = setTimeout(() => {
+        if (!this.pushed.has(messageId) || p.repushes >= this.maxRepushes) return;
+        p.repushes += 1;
+        this.repushed.push(messageId);
+        this.send(frame);
+        arm();
+      }, this.repushAfterMs);
+      p.timer.unref();
     };
-    this.pushed.set(messageId, { frame, messageId });
-    this.send(frame);
+    this.pushed.set(messageId, p);
+    if (this.losePushes > 0) this.losePushes -= 1;
+    else this.send(frame);
+    arm();
     return messageId;
+  }
+
+  /**
+   * An EVENT push (an event subscription, e.g. a chat changed); the client answers
+   * `{status: 'SUCCESS' | 'LATER'}`, and an unanswered one is pushed again like a callback.
+   */
+  event(eventType: string, data: Record<string, unknown>, messageId = randomUUID()): string {
+    const now = String(Date.now());
+    return this.push(messageId, {
+      specVersion: '1.0',
+      type: 'EVENT',
+      headers: {
+        appId: 'lifeboat-test',
+        connectionId: 'conn-1',
+        contentType: 'application/json',
+        eventBornTime: now,
+        eventCorpId: 'ding-corp',
+        eventId: randomUUID(),
+        eventType,
+        eventUnifiedAppId: 'lifeboat-test',
+        messageId,
+        time: now,
+        topic: '*',
+      },
+      data: JSON.stringify(data),
+    });
+  }
+
+  /**
+   * Closes every connection the way DingTalk does (a gateway restart, a rebalance): a SYSTEM
+   * `disconnect` frame first, then the close after a grace.
+   */
+  async disconnect(reason = 'gateway restart'): Promise<void> {
+    const sockets = [...this.sockets];
+    this.send({
+      specVersion: '1.0',
+      type: 'SYSTEM',
+      headers: {
+        messageId: `disconnect-${randomUUID()}`,
+        topic: 'disconnect',
+        contentType: 'application/json',
+        time: String(Date.now()),
+      },
+      data: JSON.stringify({ reason }),
+    });
+    await new Promise((r) => setTimeout(r, this.disconnectGraceMs));
+    for (const s of sockets) s.close(1000, reason);
   }
 
   /** A person writes to the robot; returns the frame's messageId. */
@@ -260,7 +352,7 @@ export class DingTalkGateway {
     );
   }
 
-  /** Pushes again every callback not answered yet, as DingTalk does. */
+  /** Pushes again, now, every callback not answered yet (the timer does it after repushAfterMs). */
   redeliverUnanswered(): string[] {
     const ids = [...this.pushed.keys()];
     for (const p of this.pushed.values()) this.send(p.frame);

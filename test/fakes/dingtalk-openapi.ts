@@ -5,8 +5,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
  * An emulator of DingTalk's OpenAPI as the robot uses it: `POST /v1.0/oauth2/accessToken`
  * (appKey/appSecret → accessToken, expireIn), the `x-acs-dingtalk-access-token` check on every other
  * call, group and one-to-one robot messages, interactive cards (createAndDeliver, update), and
- * session webhooks (`/session/<id>`, refused once expired), and throttling on demand. Records
- * everything.
+ * session webhooks (`/session/<id>`, refused once expired), and throttling on demand. Partial
+ * failures come back as DingTalk sends them, HTTP 200 with the failures in the body: cards not
+ * delivered (`deliverResults[].success: false`), private messages flow-controlled or to unknown
+ * staff (`flowControlledStaffIdList`, `invalidStaffIdList`). Records everything.
  */
 export interface Card {
   outTrackId: string;
@@ -14,6 +16,8 @@ export interface Card {
   cardTemplateId: string;
   params: Record<string, string>;
   updates: number;
+  /** False when createAndDeliver could not put it in its space: nobody sees it. */
+  delivered: boolean;
 }
 
 export interface SentMessage {
@@ -31,6 +35,12 @@ export class DingTalkOpenApi {
   private server: Server | undefined;
   private readonly expiredSessions = new Set<string>();
   private throttled = 0;
+  /** Spaces (openSpaceId) where a card is created but cannot be delivered, with the reason. */
+  private readonly undeliverable = new Map<string, string>();
+  /** Staff ids batchSend flow-controls, with how many more sends to hold back. */
+  private readonly flowControlled = new Map<string, number>();
+  /** Staff ids batchSend does not know (left the organisation, a typo). */
+  private readonly invalidStaff = new Set<string>();
   url = '';
 
   constructor(
@@ -72,6 +82,24 @@ export class DingTalkOpenApi {
    */
   throttle(calls: number): void {
     this.throttled = calls;
+  }
+
+  /**
+   * Cards to this space are created but not delivered: createAndDeliver answers HTTP 200 with
+   * `deliverResults[].success: false` (as when the robot is not in the group).
+   */
+  refuseCardsIn(openSpaceId: string, reason = 'robot is not in the group'): void {
+    this.undeliverable.set(openSpaceId, reason);
+  }
+
+  /** The next `sends` batchSends to this person list them in flowControlledStaffIdList, undelivered. */
+  flowControl(staffId: string, sends = 1): void {
+    this.flowControlled.set(staffId, sends);
+  }
+
+  /** batchSend lists this person in invalidStaffIdList and delivers nothing to them. */
+  invalidate(staffId: string): void {
+    this.invalidStaff.add(staffId);
   }
 
   revokeTokens(): void {
@@ -162,21 +190,39 @@ export class DingTalkOpenApi {
       case 'POST /v1.0/robot/oToMessages/batchSend':
         if (!Array.isArray(body.userIds) || body.userIds.length === 0 || !body.robotCode)
           return this.refuse(path, 400, 'InvalidParameter', 'userIds and robotCode are required');
-        for (const u of body.userIds)
-          this.messages.push({
-            kind: 'private',
-            to: String(u),
-            title: msg().title ?? '',
-            text: msg().text ?? '',
-          });
-        return {
-          status: 200,
-          body: {
-            processQueryKey: randomUUID(),
-            invalidStaffIdList: [],
-            flowControlledStaffIdList: [],
-          },
-        };
+        if (body.userIds.length > 20)
+          return this.refuse(path, 400, 'InvalidParameter', 'at most 20 userIds per call');
+        {
+          // Partial failure comes back as HTTP 200: the ids not delivered are listed by why.
+          const invalid: string[] = [];
+          const held: string[] = [];
+          for (const u of body.userIds.map(String)) {
+            if (this.invalidStaff.has(u)) {
+              invalid.push(u);
+              continue;
+            }
+            const left = this.flowControlled.get(u) ?? 0;
+            if (left > 0) {
+              this.flowControlled.set(u, left - 1);
+              held.push(u);
+              continue;
+            }
+            this.messages.push({
+              kind: 'private',
+              to: u,
+              title: msg().title ?? '',
+              text: msg().text ?? '',
+            });
+          }
+          return {
+            status: 200,
+            body: {
+              processQueryKey: randomUUID(),
+              invalidStaffIdList: invalid,
+              flowControlledStaffIdList: held,
+            },
+          };
+        }
       case 'POST /v1.0/card/instances/createAndDeliver': {
         const outTrackId = body.outTrackId;
         const data = body.cardData as { cardParamMap?: Record<string, string> } | undefined;
@@ -231,18 +277,31 @@ export class DingTalkOpenApi {
         for (const [k, v] of Object.entries(data.cardParamMap))
           if (typeof v !== 'string')
             return this.refuse(path, 400, 'InvalidParameter', `cardParamMap.${k} must be a string`);
+        const refusedWhy = this.undeliverable.get(space);
         this.cards.set(outTrackId, {
           outTrackId,
           openSpaceId: body.openSpaceId,
           cardTemplateId: body.cardTemplateId,
           params: { ...data.cardParamMap },
           updates: 0,
+          delivered: refusedWhy === undefined,
         });
+        const spaceId = space.replace(/^dtv1\.card\/\/IM_(GROUP|ROBOT)\./, '');
         return {
           status: 200,
           body: {
             success: true,
-            result: { outTrackId, deliverResults: [{ spaceId: body.openSpaceId, success: true }] },
+            result: {
+              outTrackId,
+              deliverResults: [
+                {
+                  spaceType: group ? 'IM_GROUP' : 'IM_ROBOT',
+                  spaceId,
+                  success: refusedWhy === undefined,
+                  ...(refusedWhy !== undefined ? { errorMsg: refusedWhy } : {}),
+                },
+              ],
+            },
           },
         };
       }

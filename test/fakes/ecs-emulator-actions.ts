@@ -17,6 +17,41 @@ import {
   runInstances,
 } from './ecs-emulator-instances.js';
 import type { Action } from './ecs-emulator-query.js';
+import { EcsApiError } from './ecs-emulator-state.js';
+
+/** Regions ECS lists besides the emulated one (which alone holds resources). */
+const otherRegions: [string, string][] = [
+  ['cn-hangzhou', 'China (Hangzhou)'],
+  ['cn-shanghai', 'China (Shanghai)'],
+  ['cn-beijing', 'China (Beijing)'],
+  ['cn-shenzhen', 'China (Shenzhen)'],
+  ['ap-southeast-1', 'Singapore'],
+  ['eu-central-1', 'Germany (Frankfurt)'],
+];
+
+/** DescribeRegions: RegionId is optional here; the answer lists every region with its endpoint. */
+const describeRegions: Action = (s, q) => {
+  const kind = q.get('InstanceChargeType') ?? 'PostPaid';
+  if (!['PrePaid', 'PostPaid', 'SpotWithPriceLimit', 'SpotAsPriceGo'].includes(kind)) {
+    throw new EcsApiError(
+      400,
+      'InvalidInstanceChargeType.NotFound',
+      `The InstanceChargeType ${kind} does not exist.`,
+    );
+  }
+  const names = new Map(otherRegions);
+  if (!names.has(s.regionId)) names.set(s.regionId, s.regionId);
+  return {
+    Regions: {
+      Region: [...names].map(([RegionId, LocalName]) => ({
+        RegionId,
+        LocalName,
+        RegionEndpoint: `ecs.${RegionId}.aliyuncs.com`,
+        Status: 'available',
+      })),
+    },
+  };
+};
 
 export const actions: Record<string, Action> = {
   CreateDisk: createDisk,
@@ -33,6 +68,7 @@ export const actions: Record<string, Action> = {
   RunInstances: runInstances,
   DescribeInstances: describeInstances,
   DeleteInstances: deleteInstances,
+  DescribeRegions: describeRegions,
 };
 
 /** Actions that take a ClientToken: a retry with the same token gets the first answer back. */

@@ -1,5 +1,12 @@
 /** ECS disk and snapshot actions. */
+import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import {
+  checkDiskSize,
+  diskCategories,
+  familyCategories,
+  performanceLevel,
+} from './ecs-emulator-limits.js';
 import {
   type Action,
   checkRegion,
@@ -13,7 +20,9 @@ import {
   wrongStatus,
 } from './ecs-emulator-query.js';
 import {
+  byIdName,
   createSparse,
+  diskSerial,
   EcsApiError,
   type EcsState,
   type EmuDisk,
@@ -31,6 +40,14 @@ async function deleteDiskNow(s: EcsState, d: EmuDisk): Promise<void> {
 
 export const createDisk: Action = async (s, q) => {
   checkRegion(s, q);
+  // ZoneId is required unless InstanceId names a subscription instance (not emulated).
+  if (q.get('InstanceId') !== undefined) {
+    throw new EcsApiError(
+      403,
+      'InvalidInstanceChargeType.NotFound',
+      'Subscription disks attached at creation are not emulated; give ZoneId.',
+    );
+  }
   const zoneId = q.required('ZoneId');
   if (zoneId !== s.zoneId) {
     throw new EcsApiError(403, 'InvalidZoneId.NotFound', `The zone "${zoneId}" does not exist.`);
@@ -38,26 +55,45 @@ export const createDisk: Action = async (s, q) => {
   if (q.get('SnapshotId') !== undefined) {
     throw new EcsApiError(400, 'InvalidParameter', 'This emulator makes disks from nothing only.');
   }
-  const size = q.int('Size', { min: 1, max: 65_536 });
+  if (q.get('Size') === undefined) {
+    throw new EcsApiError(
+      400,
+      'MissingParameter',
+      'The input parameter either "SnapshotId" or "Size" should be specified.',
+    );
+  }
+  // The reference's default category is cloud (basic disk).
   const category = q.get('DiskCategory') ?? 'cloud';
-  if (!['cloud', 'cloud_efficiency', 'cloud_ssd', 'cloud_essd', 'cloud_auto'].includes(category)) {
+  if (!diskCategories.includes(category)) {
     throw new EcsApiError(
       400,
       'InvalidDiskCategory.NotSupported',
       `Category ${category} is not supported.`,
     );
   }
+  const pl = performanceLevel(category, q.get('PerformanceLevel'), 'PerformanceLevel');
+  const size = q.int('Size', { min: 1, max: 65_536 });
+  checkDiskSize(size, category, pl, 'Size');
+  const name = q.get('DiskName');
+  if (name !== undefined && !/^[A-Za-z\u4e00-\u9fa5][\w.:-]{1,127}$/.test(name)) {
+    throw new EcsApiError(
+      400,
+      'InvalidDiskName.Malformed',
+      `The disk name "${name}" is not valid.`,
+    );
+  }
   const id = newId('d');
   const file = join(s.dataDir, `${id}.img`);
   await createSparse(file, size * GiB);
-  s.disks.set(id, {
+  const d: EmuDisk = {
     id,
-    name: q.get('DiskName') ?? '',
+    name: name ?? '',
     zoneId,
     size,
     category,
+    performanceLevel: pl,
     type: 'data',
-    status: 'Available',
+    status: 'Creating',
     instanceId: '',
     device: '',
     deleteWithInstance: false,
@@ -65,9 +101,25 @@ export const createDisk: Action = async (s, q) => {
     file,
     tags: q.newTags(),
     createdAt: Date.now(),
+  };
+  s.disks.set(id, d);
+  later(s, s.timings.createDiskMs, () => {
+    if (d.status === 'Creating') d.status = 'Available';
   });
   return { DiskId: id, OrderId: '' };
 };
+
+/** The next free `/dev/xvd?` name on an instance, as the API reports it (xvda is the system disk). */
+function nextDevice(s: EcsState, instanceId: string): string {
+  const used = new Set(
+    [...s.disks.values()].filter((x) => x.instanceId === instanceId).map((x) => x.device),
+  );
+  for (const letter of 'bcdefghijklmnopqrstuvwxyz') {
+    const device = `/dev/xvd${letter}`;
+    if (!used.has(device)) return device;
+  }
+  throw new EcsApiError(403, 'InstanceDiskLimitExceeded', 'The instance has no free disk slot.');
+}
 
 export const attachDisk: Action = (s, q) => {
   const d = disk(s, q.required('DiskId'));
@@ -83,12 +135,27 @@ export const attachDisk: Action = (s, q) => {
       'The disk and the instance are in different zones.',
     );
   }
+  if (!familyCategories(i.instanceType).includes(d.category)) {
+    throw new EcsApiError(
+      403,
+      'InvalidDiskCategory.NotSupported',
+      `The instance type ${i.instanceType} does not support disks of category ${d.category}.`,
+    );
+  }
   d.status = 'Attaching';
   d.instanceId = i.id;
+  d.device = nextDevice(s, i.id);
   d.deleteWithInstance = q.bool('DeleteWithInstance');
   later(s, s.timings.attachMs, () => {
     d.status = 'In_use';
-    d.device = d.file;
+    if (i.id === s.workerInstanceId) {
+      s.chores.push(
+        symlink(d.file, join(s.byIdDir, byIdName(s, d.id))).catch((err: NodeJS.ErrnoException) => {
+          // a link left by an earlier attach of the same disk points at the same file
+          if (err.code !== 'EEXIST') throw err;
+        }),
+      );
+    }
   });
   return {};
 };
@@ -102,6 +169,9 @@ export const detachDisk: Action = (s, q) => {
   }
   if (d.type === 'system') throw wrongStatus('Disk', `system disk ${d.id}`, d.status);
   d.status = 'Detaching';
+  if (instanceId === s.workerInstanceId) {
+    s.chores.push(removeFile(join(s.byIdDir, byIdName(s, d.id))));
+  }
   later(s, s.timings.detachMs, () => {
     d.status = 'Available';
     d.instanceId = '';
@@ -143,7 +213,9 @@ export const describeDisks: Action = (s, q) => {
         ZoneId: d.zoneId,
         Size: d.size,
         Category: d.category,
+        ...(d.performanceLevel ? { PerformanceLevel: d.performanceLevel } : {}),
         Type: d.type,
+        SerialNumber: diskSerial(d.id),
         Status: d.status,
         InstanceId: d.instanceId,
         Device: d.device,
@@ -161,6 +233,13 @@ export const createSnapshot: Action = async (s, q) => {
   if (d.status !== 'Available' && d.status !== 'In_use') {
     throw wrongStatus('Disk', `disk ${d.id}`, d.status);
   }
+  if ([...s.snapshots.values()].some((x) => x.diskId === d.id && x.status === 'progressing')) {
+    throw new EcsApiError(
+      403,
+      'IncorrectDiskStatus.CreatingSnapshot',
+      'A previous snapshot creation is in process.',
+    );
+  }
   const id = newId('s');
   const file = join(s.dataDir, `${id}.snap`);
   await sparseCopy(d.file, file, d.size * GiB);
@@ -170,6 +249,7 @@ export const createSnapshot: Action = async (s, q) => {
     name: q.get('SnapshotName') ?? '',
     diskId: d.id,
     diskSize: d.size,
+    diskType: d.type,
     status: 'progressing' as 'progressing' | 'accomplished',
     file,
     tags: q.newTags(),
@@ -229,6 +309,7 @@ export const describeSnapshots: Action = (s, q) => {
         SnapshotName: x.name,
         SourceDiskId: x.diskId,
         SourceDiskSize: String(x.diskSize),
+        SourceDiskType: x.diskType === 'system' ? 'System' : 'Data',
         Status: x.status,
         Progress: `${x.status === 'accomplished' ? 100 : Math.min(99, Math.floor((100 * (now - x.createdAt)) / (x.readyAt - x.createdAt + 1)))}%`,
         Available: x.status === 'accomplished',

@@ -1,6 +1,12 @@
 /** ECS image and instance actions. */
 import { join } from 'node:path';
 import {
+  checkDiskSize,
+  DEFAULT_SYSTEM_CATEGORY,
+  familyCategories,
+  performanceLevel,
+} from './ecs-emulator-limits.js';
+import {
   type Action,
   checkRegion,
   instance,
@@ -14,6 +20,7 @@ import {
 import {
   createSparse,
   EcsApiError,
+  type EmuImage,
   type EmuInstance,
   GiB,
   later,
@@ -23,29 +30,140 @@ import {
   sparseCopy,
 } from './ecs-emulator-state.js';
 
+/**
+ * CreateImage from snapshots. `SnapshotId` takes a system-disk snapshot only; a snapshot of a
+ * data disk becomes a system disk through `DiskDeviceMapping.N.SnapshotId` with
+ * `DiskDeviceMapping.N.DiskType=system`, and then the image needs `Platform` (ECS cannot tell the
+ * OS of a data disk), with `Architecture` (x86_64 by default) and `BootMode`.
+ */
 export const createImage: Action = (s, q) => {
   checkRegion(s, q);
   const snapshotId = q.get('SnapshotId');
-  if (snapshotId === undefined) {
-    if (
-      q.get('InstanceId') !== undefined ||
-      q.get('DiskDeviceMapping.1.SnapshotId') !== undefined
-    ) {
+  const instanceId = q.get('InstanceId');
+  const mappings: { snapshotId: string; type: 'system' | 'data'; size: number | undefined }[] = [];
+  for (let n = 1; n <= 17; n++) {
+    const id = q.get(`DiskDeviceMapping.${n}.SnapshotId`);
+    const type = q.get(`DiskDeviceMapping.${n}.DiskType`);
+    const sizeRaw = q.get(`DiskDeviceMapping.${n}.Size`);
+    if (id === undefined && type === undefined && sizeRaw === undefined) continue;
+    if (type !== undefined && type !== 'system' && type !== 'data') {
       throw new EcsApiError(
         400,
         'InvalidParameter',
-        'This emulator makes images from SnapshotId only.',
+        `The specified parameter "DiskDeviceMapping.${n}.DiskType" is not valid: ${type}.`,
       );
     }
-    q.required('SnapshotId');
+    mappings.push({
+      snapshotId: q.required(`DiskDeviceMapping.${n}.SnapshotId`),
+      type: type === 'system' ? 'system' : 'data',
+      size:
+        sizeRaw === undefined
+          ? undefined
+          : q.int(`DiskDeviceMapping.${n}.Size`, { min: 1, max: 32_768 }),
+    });
   }
-  const snap = s.snapshots.get(snapshotId ?? '');
-  if (!snap) throw notFound('SnapshotId', snapshotId ?? '');
-  if (snap.status !== 'accomplished') {
+  const sources = [snapshotId, instanceId, mappings.length > 0 ? 'mapping' : undefined];
+  if (sources.filter((x) => x !== undefined).length !== 1) {
     throw new EcsApiError(
-      403,
-      'InvalidSnapshotId.NotReady',
-      `The snapshot ${snap.id} is not complete.`,
+      400,
+      'InvalidParameter.Conflict',
+      'Give exactly one of SnapshotId, InstanceId and DiskDeviceMapping.',
+    );
+  }
+  if (instanceId !== undefined) {
+    throw new EcsApiError(400, 'InvalidParameter', 'This emulator makes images from snapshots.');
+  }
+  if (snapshotId !== undefined) mappings.push({ snapshotId, type: 'system', size: undefined });
+  const systems = mappings.filter((m) => m.type === 'system');
+  if (systems.length !== 1) {
+    throw new EcsApiError(
+      400,
+      'InvalidSystemSnapshot.Missing',
+      'An image needs exactly one system disk: set DiskDeviceMapping.N.DiskType=system on one mapping.',
+    );
+  }
+  const disks = [...systems, ...mappings.filter((m) => m.type === 'data')].map((m, k) => {
+    const snap = s.snapshots.get(m.snapshotId);
+    if (!snap) throw notFound('SnapshotId', m.snapshotId);
+    if (snap.status !== 'accomplished') {
+      throw new EcsApiError(
+        403,
+        'InvalidSnapshotId.NotReady',
+        'The specified snapshot has not completed yet.',
+      );
+    }
+    if (k === 0 && snapshotId !== undefined && snap.diskType !== 'system') {
+      throw new EcsApiError(
+        403,
+        'InvalidSnapshotId.NotSystemDiskSnapshot',
+        `The specified snapshot ${snap.id} is a data disk snapshot: pass it as DiskDeviceMapping.1.SnapshotId with DiskDeviceMapping.1.DiskType=system and Platform.`,
+      );
+    }
+    const size = m.size ?? snap.diskSize;
+    if (size < snap.diskSize) {
+      throw new EcsApiError(
+        400,
+        'InvalidDiskSize.TooSmall',
+        'Specified disk size is less than the size of snapshot.',
+      );
+    }
+    return { snapshotId: snap.id, type: m.type, size, fromData: snap.diskType === 'data' };
+  });
+  const system = disks[0] as (typeof disks)[number];
+  if (system.size > 2048) {
+    throw new EcsApiError(
+      400,
+      'InvalidSystemDiskSize.ValueNotSupported',
+      `A system disk takes at most 2048 GiB, not ${system.size}.`,
+    );
+  }
+  const platforms = [
+    'CentOS',
+    'Ubuntu',
+    'Debian',
+    'SUSE',
+    'OpenSUSE',
+    'RedHat',
+    'Aliyun',
+    'AlmaLinux',
+    'Rocky Linux',
+    'Anolis',
+    'CentOS Stream',
+    'Fedora',
+    'Others Linux',
+    'Customized Linux',
+    'Windows Server 2019',
+    'Windows Server 2022',
+  ];
+  const platform = q.get('Platform');
+  if (platform === undefined && system.fromData) {
+    throw new EcsApiError(
+      400,
+      'MissingParameter',
+      'The input parameter "Platform" that is mandatory for processing this request is not supplied: the system disk comes from a data disk snapshot.',
+    );
+  }
+  if (platform !== undefined && !platforms.includes(platform)) {
+    throw new EcsApiError(
+      400,
+      'InvalidPlatform.ValueNotSupported',
+      `The specified Platform ${platform} is invalid.`,
+    );
+  }
+  const architecture = q.get('Architecture') ?? 'x86_64';
+  if (!['i386', 'x86_64', 'arm64'].includes(architecture)) {
+    throw new EcsApiError(
+      400,
+      'InvalidArchitecture.ValueNotSupported',
+      `The specified Architecture ${architecture} is invalid.`,
+    );
+  }
+  const bootMode = q.get('BootMode') ?? 'BIOS';
+  if (!['BIOS', 'UEFI', 'UEFI-Preferred'].includes(bootMode)) {
+    throw new EcsApiError(
+      400,
+      'InvalidBootMode.ValueNotSupported',
+      `The specified BootMode ${bootMode} is invalid.`,
     );
   }
   const name = q.get('ImageName') ?? '';
@@ -57,12 +175,16 @@ export const createImage: Action = (s, q) => {
     );
   }
   const id = newId('m');
-  const image = {
+  const image: EmuImage = {
     id,
     name,
-    snapshotId: snap.id,
-    size: snap.diskSize,
-    status: 'Creating' as 'Creating' | 'Available',
+    snapshotId: system.snapshotId,
+    size: system.size,
+    disks: disks.map(({ snapshotId, type, size }) => ({ snapshotId, type, size })),
+    platform: platform ?? 'Others Linux',
+    architecture,
+    bootMode,
+    status: 'Creating',
     tags: q.newTags(),
     createdAt: Date.now(),
   };
@@ -112,8 +234,15 @@ export const describeImages: Action = (s, q) => {
         Progress: m.status === 'Available' ? '100%' : '50%',
         Size: m.size,
         CreationTime: iso(m.createdAt),
+        Platform: m.platform,
+        Architecture: m.architecture,
+        BootMode: m.bootMode,
         DiskDeviceMappings: {
-          DiskDeviceMapping: [{ SnapshotId: m.snapshotId, Size: String(m.size), Type: 'system' }],
+          DiskDeviceMapping: m.disks.map((d) => ({
+            SnapshotId: d.snapshotId,
+            Size: String(d.size),
+            Type: d.type,
+          })),
         },
         Tags: tagList(m.tags),
       })),
@@ -155,11 +284,32 @@ export const runInstances: Action = async (s, q) => {
       'The vSwitch is not in the requested zone.',
     );
   }
+  const allowed = familyCategories(instanceType);
+  const systemCategory = q.get('SystemDisk.Category') ?? DEFAULT_SYSTEM_CATEGORY;
+  if (!allowed.includes(systemCategory)) {
+    throw new EcsApiError(
+      400,
+      'InvalidSystemDiskCategory.ValueNotSupported',
+      `The specified parameter "SystemDisk.Category" is not valid: ${instanceType} takes ${allowed.join(', ')}, not ${systemCategory}.`,
+    );
+  }
+  const systemPl = performanceLevel(
+    systemCategory,
+    q.get('SystemDisk.PerformanceLevel'),
+    'SystemDisk.PerformanceLevel',
+  );
   const systemSize = q.int('SystemDisk.Size', {
-    min: 20,
+    min: 1,
     max: 2048,
     fallback: Math.max(40, image.size),
   });
+  checkDiskSize(
+    systemSize,
+    systemCategory,
+    systemPl,
+    'SystemDisk.Size',
+    'InvalidSystemDiskSize.ValueNotSupported',
+  );
   if (systemSize < image.size) {
     throw new EcsApiError(
       400,
@@ -167,7 +317,16 @@ export const runInstances: Action = async (s, q) => {
       'The system disk is smaller than the image.',
     );
   }
-  const dataDisks: { snapshotId: string; size: number; category: string }[] = [];
+  const dataDisks: { snapshotId: string; size: number; category: string; pl: string }[] = [];
+  // An image's own data disks come first, then the DataDisk.N of the request.
+  for (const d of image.disks.slice(1)) {
+    dataDisks.push({
+      snapshotId: d.snapshotId,
+      size: d.size,
+      category: systemCategory,
+      pl: systemPl,
+    });
+  }
   for (let n = 1; n <= 64; n++) {
     const snapshotId = q.get(`DataDisk.${n}.SnapshotId`);
     const sizeRaw = q.get(`DataDisk.${n}.Size`);
@@ -193,11 +352,27 @@ export const runInstances: Action = async (s, q) => {
         `DataDisk.${n}.Size is smaller than its snapshot.`,
       );
     }
-    dataDisks.push({
-      snapshotId: snapshotId ?? '',
+    const category = q.get(`DataDisk.${n}.Category`) ?? DEFAULT_SYSTEM_CATEGORY;
+    if (!allowed.includes(category)) {
+      throw new EcsApiError(
+        400,
+        'InvalidDataDiskCategory.ValueNotSupported',
+        `The specified parameter "DataDisk.${n}.Category" is not valid: ${instanceType} takes ${allowed.join(', ')}, not ${category}.`,
+      );
+    }
+    const pl = performanceLevel(
+      category,
+      q.get(`DataDisk.${n}.PerformanceLevel`),
+      `DataDisk.${n}.PerformanceLevel`,
+    );
+    checkDiskSize(
       size,
-      category: q.get(`DataDisk.${n}.Category`) ?? 'cloud_essd',
-    });
+      category,
+      pl,
+      `DataDisk.${n}.Size`,
+      'InvalidDataDiskSize.ValueNotSupported',
+    );
+    dataDisks.push({ snapshotId: snapshotId ?? '', size, category, pl });
   }
   const ids: string[] = [];
   for (let a = 0; a < amount; a++) {
@@ -217,7 +392,7 @@ export const runInstances: Action = async (s, q) => {
       createdAt: Date.now(),
     };
     const disks = [
-      { snapshotId: image.snapshotId, size: systemSize, category: 'cloud_essd' },
+      { snapshotId: image.snapshotId, size: systemSize, category: systemCategory, pl: systemPl },
       ...dataDisks,
     ];
     for (const [k, spec] of disks.entries()) {
@@ -232,10 +407,11 @@ export const runInstances: Action = async (s, q) => {
         zoneId,
         size: spec.size,
         category: spec.category,
+        performanceLevel: spec.pl,
         type: k === 0 ? 'system' : 'data',
         status: 'In_use',
         instanceId: id,
-        device: file,
+        device: `/dev/xvd${'abcdefghijklmnopqrstuvwxyz'[k] ?? 'z'}`,
         deleteWithInstance: true,
         sourceSnapshotId: spec.snapshotId,
         file,

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { open, truncate, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
@@ -26,9 +27,14 @@ export interface EmuDisk {
   size: number;
   category: string;
   type: 'system' | 'data';
+  /** ECS_essd performance level (PL0–PL3) of a cloud_essd disk; '' for other categories. */
+  performanceLevel: string;
   status: 'Creating' | 'Available' | 'Attaching' | 'In_use' | 'Detaching';
   instanceId: string;
-  /** What ECS reports as the device name: here the disk's backing file, so the provider can write it. */
+  /**
+   * The device name the API reports (`/dev/xvdb`…), which is not the guest's name for the disk:
+   * the guest finds it by serial under its by-id directory (see EcsState.byIdDir).
+   */
   device: string;
   deleteWithInstance: boolean;
   sourceSnapshotId: string;
@@ -44,6 +50,8 @@ export interface EmuSnapshot {
   diskId: string;
   /** GiB of the disk it was taken from. */
   diskSize: number;
+  /** Whether the disk it was taken from was a system or a data disk: CreateImage cares. */
+  diskType: 'system' | 'data';
   status: 'progressing' | 'accomplished';
   /** Copy of the disk's content at the instant CreateSnapshot was called. */
   file: string;
@@ -52,11 +60,23 @@ export interface EmuSnapshot {
   readyAt: number;
 }
 
+/** One disk of an image: the system disk first, then data disks. */
+export interface EmuImageDisk {
+  snapshotId: string;
+  type: 'system' | 'data';
+  size: number;
+}
+
 export interface EmuImage {
   id: string;
   name: string;
+  /** The system disk's snapshot (disks[0]). */
   snapshotId: string;
   size: number;
+  disks: EmuImageDisk[];
+  platform: string;
+  architecture: string;
+  bootMode: string;
   status: 'Creating' | 'Available';
   tags: Tags;
   createdAt: number;
@@ -77,6 +97,8 @@ export interface EmuInstance {
 }
 
 export interface EcsTimings {
+  /** CreateDisk: Creating → Available */
+  createDiskMs: number;
   attachMs: number;
   detachMs: number;
   snapshotMs: number;
@@ -90,6 +112,7 @@ export interface EcsTimings {
 }
 
 export const defaultTimings: EcsTimings = {
+  createDiskMs: 80,
   attachMs: 60,
   detachMs: 60,
   snapshotMs: 150,
@@ -133,6 +156,14 @@ export interface EcsState {
   requests: { action: string; status: number; code?: string }[];
   timings: EcsTimings;
   dataDir: string;
+  /**
+   * The worker guest's /dev/disk/by-id: a symlink per attached disk, named by its serial the way
+   * the guest kernel names it (`virtio-<serial>` or `nvme-Alibaba_Cloud_Elastic_Block_Storage_<serial>`),
+   * pointing at the disk's backing file.
+   */
+  byIdDir: string;
+  /** How the worker's guest sees attached disks: virtio-blk (g7 and before) or NVMe (8th-gen families). */
+  diskInterface: 'virtio' | 'nvme';
   /** Status changes due at a time; applied before each request. */
   due: { at: number; apply: () => void }[];
   /** ClientToken → the response of the first call with it, for idempotent retries. */
@@ -147,7 +178,12 @@ export function newId(prefix: string): string {
 
 export const GiB = 1024 ** 3;
 
-export function createState(regionId: string, zoneId: string, dataDir: string): EcsState {
+export function createState(
+  regionId: string,
+  zoneId: string,
+  dataDir: string,
+  diskInterface: 'virtio' | 'nvme' = 'virtio',
+): EcsState {
   const vpcId = newId('vpc');
   const prod: EmuVSwitch = { id: newId('vsw'), zoneId, vpcId, prefix: '10.0.1', next: 10 };
   const drill: EmuVSwitch = { id: newId('vsw'), zoneId, vpcId, prefix: '10.99.0', next: 10 };
@@ -176,6 +212,8 @@ export function createState(regionId: string, zoneId: string, dataDir: string): 
     requests: [],
     timings: defaultTimings,
     dataDir,
+    byIdDir: join(dataDir, 'by-id'),
+    diskInterface,
     due: [],
     tokens: new Map(),
     chores: [],
@@ -270,4 +308,17 @@ const ZERO = Buffer.alloc(CHUNK);
 
 function isZero(b: Buffer): boolean {
   return b.equals(ZERO.subarray(0, b.length));
+}
+
+/** The serial a disk shows its guest: the disk id without `d-`, at most 20 characters (virtio-blk's limit). */
+export function diskSerial(diskId: string): string {
+  return diskId.replace(/^d-/, '').slice(0, 20);
+}
+
+/** The name of the disk's link under the guest's /dev/disk/by-id. */
+export function byIdName(state: EcsState, diskId: string): string {
+  const serial = diskSerial(diskId);
+  return state.diskInterface === 'nvme'
+    ? `nvme-Alibaba_Cloud_Elastic_Block_Storage_${serial}`
+    : `virtio-${serial}`;
 }

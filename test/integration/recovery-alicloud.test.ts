@@ -78,6 +78,8 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
           workerInstanceId: emu.state.workerInstanceId,
           endpoint: emu.endpoint,
           protocol: 'http',
+          // The emulated worker guest's /dev/disk/by-id, where attached disks show by serial.
+          diskByIdDir: emu.byIdDir,
           checkTimeout: '20s',
         }),
       );

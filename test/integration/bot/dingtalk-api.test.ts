@@ -132,4 +132,64 @@ describe('DingTalk OpenAPI client against the emulator', () => {
     await api.sendGroupMarkdown('cid-busy', 't', 'and the next call goes through');
     expect(openapi.messages.at(-1)?.text).toBe('and the next call goes through');
   });
+  it('sends an undelivered card to the space as a message that says so, and its updates too', async () => {
+    openapi.refuseCardsIn('dtv1.card//IM_GROUP.cid-no-robot');
+    const card = {
+      title: 'Lifeboat: drill shop',
+      summary: 'drill shop started',
+      details: 'point p-1',
+      severity: 'info',
+      actions: '[]',
+    };
+    const before = openapi.messages.length;
+    const delivered = await api.createCard(
+      'lb-undelivered',
+      { kind: 'group', id: 'cid-no-robot' },
+      card,
+    );
+    expect(delivered).toEqual({ delivered: false, reason: 'robot is not in the group' });
+    expect(openapi.cards.get('lb-undelivered')?.delivered).toBe(false);
+    const sent = openapi.messages.slice(before);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ kind: 'group', to: 'cid-no-robot', title: card.title });
+    expect(sent[0]?.text).toContain('drill shop started');
+    expect(sent[0]?.text).toContain(
+      'Sent as a message: the card could not be delivered here (robot is not in the group).',
+    );
+    await api.updateCard('lb-undelivered', { ...card, summary: 'drill shop passed' });
+    expect(openapi.messages.at(-1)).toMatchObject({ kind: 'group', to: 'cid-no-robot' });
+    expect(openapi.messages.at(-1)?.text).toContain('drill shop passed');
+    expect(openapi.cards.get('lb-undelivered')?.updates).toBe(0);
+    // A delivered card stays a card.
+    expect(await api.createCard('lb-fine', { kind: 'group', id: 'cid-ok' }, card)).toEqual({
+      delivered: true,
+    });
+  });
+
+  it('sends flow-controlled private messages again after the waits and reports unknown staff', async () => {
+    waits.length = 0;
+    openapi.flowControl('staff-busy', 2);
+    openapi.invalidate('staff-gone');
+    const before = openapi.messages.length;
+    const result = await api.sendPrivateMarkdown(
+      ['staff-ok', 'staff-busy', 'staff-gone'],
+      't',
+      'hi',
+    );
+    expect(result).toEqual({ invalid: ['staff-gone'], undelivered: [] });
+    expect(waits).toEqual([1000, 3000]);
+    expect(openapi.messages.slice(before).map((m) => m.to)).toEqual(['staff-ok', 'staff-busy']);
+
+    // Still held back after the last wait: reported, not retried for ever.
+    waits.length = 0;
+    openapi.flowControl('staff-busy', 10);
+    const partial = await api.sendPrivateMarkdown(['staff-ok', 'staff-busy'], 't', 'again');
+    expect(partial).toEqual({ invalid: [], undelivered: ['staff-busy'] });
+    expect(waits).toEqual([1000, 3000, 9000]);
+    openapi.flowControl('staff-busy', 0);
+
+    // Nobody got it: an error naming who and why.
+    const err = await api.sendPrivateMarkdown(['staff-gone'], 't', 'lost').catch((e: Error) => e);
+    expect(String(err)).toContain('the message reached nobody (unknown: staff-gone');
+  });
 });

@@ -200,6 +200,33 @@ describe('parseConfig: the app provider', () => {
     expect(protocol.message).toContain('expected http or https');
   });
 
+  it('reads the ECS disk and image settings, and names a wrong one', () => {
+    const text = withProvider([
+      ...ecs,
+      'diskCategory: cloud_auto',
+      'performanceLevel: PL0',
+      'platform: Ubuntu',
+      'architecture: arm64',
+      'bootMode: UEFI',
+      'diskByIdDir: /dev/disk/by-id',
+    ]);
+    expect(findApp(parseConfig(text), 'web').provider).toMatchObject({
+      diskCategory: 'cloud_auto',
+      performanceLevel: 'PL0',
+      platform: 'Ubuntu',
+      architecture: 'arm64',
+      bootMode: 'UEFI',
+      diskByIdDir: '/dev/disk/by-id',
+    });
+    const pl = thrown(() => parseConfig(withProvider([...ecs, 'performanceLevel: PL9'])));
+    expect(pl.subject).toBe('apps.web.provider.performanceLevel');
+    expect(pl.message).toContain('expected PL0, PL1, PL2 or PL3');
+    const category = thrown(() => parseConfig(withProvider([...ecs, 'diskCategory: cloud'])));
+    expect(category.message).toContain('expected cloud_essd, cloud_auto');
+    const boot = thrown(() => parseConfig(withProvider([...ecs, 'bootMode: legacy'])));
+    expect(boot.message).toContain('expected BIOS, UEFI or UEFI-Preferred');
+  });
+
   it('refuses credentials in dr.yaml, naming the variable they belong in, not the value', () => {
     const err = thrown(() => parseConfig(withProvider([...ecs, 'accessKeySecret: s3cr3t-value'])));
     expect(err.subject).toBe('apps.web.provider.accessKeySecret');

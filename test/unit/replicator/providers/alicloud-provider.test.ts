@@ -55,6 +55,7 @@ function options(over: Partial<AlicloudOptions> = {}): AlicloudOptions {
     accessKeyId: keyId,
     accessKeySecret: secret,
     attachPoll: 20,
+    diskByIdDir: emu.byIdDir,
     retry: { baseDelayMs: 10, maxDelayMs: 50 },
     ...over,
   };
@@ -166,7 +167,8 @@ describe('alicloud provider against the ECS emulator', () => {
     const written = resources().disks.filter((d) => d.instanceId === '');
     expect(written.map((d) => d.status)).toEqual(['Available', 'Available']);
     for (const [i, d] of written.entries()) {
-      expect(d.size).toBe(1);
+      // cloud_essd PL1 starts at 20 GiB: a 5 MiB volume gets a 20 GiB disk.
+      expect(d).toMatchObject({ size: 20, category: 'cloud_essd', performanceLevel: 'PL1' });
       expect(await sameBytes(d.file, volumes[i] as MaterialisedVolume)).toBe(true);
     }
 
@@ -174,6 +176,23 @@ describe('alicloud provider against the ECS emulator', () => {
     const all = [...r.instances, ...r.disks, ...r.snapshots, ...r.images];
     expect(r.snapshots).toHaveLength(2);
     expect(r.images).toHaveLength(1);
+    // The system volume's snapshot is of a data disk: the image takes it through
+    // DiskDeviceMapping as its system disk, with the OS facts ECS cannot read from it.
+    expect(r.images[0]).toMatchObject({
+      platform: 'Others Linux',
+      architecture: 'x86_64',
+      bootMode: 'BIOS',
+      disks: [{ type: 'system', size: 20 }],
+    });
+    expect(emu.state.snapshots.get(r.images[0]?.snapshotId ?? '')?.diskType).toBe('data');
+    // The instance's disks are ESSD (ecs.g7 refuses the default system disk category).
+    expect(own.map((d) => [d.category, d.performanceLevel])).toEqual([
+      ['cloud_essd', 'PL1'],
+      ['cloud_essd', 'PL1'],
+    ]);
+    // Disks start Creating: the provider attached each only once it was Available.
+    const attaches = emu.state.requests.filter((q) => q.action === 'AttachDisk');
+    expect(attaches.map((q) => q.status)).toEqual([200, 200]);
     for (const x of all) {
       expect(Object.fromEntries(x.tags)).toMatchObject({
         'lifeboat-op': 'op-drill-1',
@@ -194,9 +213,50 @@ describe('alicloud provider against the ECS emulator', () => {
     );
     expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
     expect(emu.state.instances.get(emu.state.workerInstanceId)?.status).toBe('Running');
-    expect((await readdir(dir)).sort()).toEqual(['data.raw', 'root.raw']);
+    expect((await readdir(dir)).sort()).toEqual(['by-id', 'data.raw', 'root.raw']);
+    expect(await readdir(emu.byIdDir)).toEqual([]);
     expect(await provider.leftovers()).toEqual([]);
     expect(await provider.destroy('op-drill-1', log)).toEqual([]);
+  });
+
+  it('finds the attached disks by serial on an NVMe worker, never by the device ECS names', async () => {
+    await emu.close();
+    emu = await startEcsEmulator({
+      accessKeyId: keyId,
+      accessKeySecret: secret,
+      dataDir: dir,
+      diskInterface: 'nvme',
+      timings: { createDiskMs: 300 },
+    });
+    const seen: string[] = [];
+    const provider = createAlicloudProvider(options());
+    const server = await provider.launch({
+      ...launchRequest('op-nvme', 'failover'),
+      onStep: (step) => {
+        if (step === 'copy' && seen.length === 0) {
+          seen.push(...[...emu.state.disks.values()].map((d) => d.device));
+        }
+      },
+    });
+    // While written, ECS called them /dev/xvdb and /dev/xvdc: no such path on the worker.
+    expect(seen.sort()).toEqual(['/dev/xvdb', '/dev/xvdc']);
+    const own = resources().disks.filter((d) => d.instanceId === server.id);
+    expect(own[0] && (await sameBytes(own[0].file, volumes[0] as MaterialisedVolume))).toBe(true);
+    expect(own[1] && (await sameBytes(own[1].file, volumes[1] as MaterialisedVolume))).toBe(true);
+    await provider.destroy('op-nvme', log);
+  });
+
+  it('fails with the remedy when the attached disk never shows under by-id, and cleans up', async () => {
+    const provider = createAlicloudProvider(
+      options({ diskByIdDir: join(dir, 'not-the-worker'), deviceTimeoutMs: 300 }),
+    );
+    const err = await failure(provider.launch(launchRequest('op-elsewhere', 'drill')));
+    expect(isDrError(err, 'provider_failed')).toBe(true);
+    expect(err.message).toMatch(
+      /^disk d-\w+ is attached but no device with serial \w+ appeared under/,
+    );
+    expect((err as { remedy?: string }).remedy).toContain('workerInstanceId');
+    expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
   });
 
   it('launches a failover into the production vSwitch and security group', async () => {
@@ -240,7 +300,7 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(resources().instances).toHaveLength(1);
   });
 
-  it("fails on a quota error with ECS's code and message, not retried, and destroy cleans up", async () => {
+  it("fails on a quota error with ECS's code and message, not retried, and cleans up after itself", async () => {
     emu.inject('RunInstances', {
       status: 400,
       code: 'QuotaExceed.ElasticQuota',
@@ -256,9 +316,9 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(everything(err)).not.toContain(secret);
     expect(emu.state.requests.filter((r) => r.action === 'RunInstances')).toHaveLength(1);
 
-    expect(await provider.leftovers()).toEqual(['op-quota']);
-    await provider.destroy('op-quota', log);
+    expect(await provider.leftovers()).toEqual([]);
     expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
+    expect(await provider.destroy('op-quota', log)).toEqual([]);
   });
 
   it('fails at once on a parameter ECS refuses', async () => {
@@ -278,7 +338,7 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(isDrError(err, 'provider_failed')).toBe(true);
     expect(err.message).toContain('ECS SignatureDoesNotMatch');
     expect(everything(err)).not.toContain(wrong);
-    expect(emu.state.requests.at(-1)).toMatchObject({ action: 'CreateDisk', status: 400 });
+    expect(emu.state.requests[0]).toMatchObject({ action: 'CreateDisk', status: 400 });
 
     const stranger = createAlicloudProvider(options({ accessKeyId: 'LTAI5tNoSuchKey0000' }));
     const err2 = await failure(stranger.leftovers());
@@ -299,7 +359,7 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(everything(err)).not.toContain(secret);
   });
 
-  it('gives up on an instance that never reaches Running, and destroy still cleans up', async () => {
+  it('gives up on an instance that never reaches Running, and cleans up after itself', async () => {
     emu.state.stallInstances = true;
     const provider = createAlicloudProvider(options({ runningTimeoutMs: 500 }));
     const err = await failure(provider.launch(launchRequest('op-stuck', 'drill')));
@@ -307,10 +367,8 @@ describe('alicloud provider against the ECS emulator', () => {
     expect(err.message).toMatch(
       /instance i-\w+ did not reach Running within \d+ s \(last status: Starting\)/,
     );
-    expect(resources().instances.map((i) => i.status)).toEqual(['Starting']);
-
-    const removed = await provider.destroy('op-stuck', log);
-    expect(removed).toHaveLength(1 + 1 + 2 + 2); // instance, image, snapshots, disks
+    // The instance stuck in Starting was released, with the image, snapshots and disks.
+    expect(emu.state.requests.filter((r) => r.action === 'DeleteInstances')).toHaveLength(1);
     expect(resources()).toEqual({ instances: [], disks: [], snapshots: [], images: [] });
     expect(await provider.leftovers()).toEqual([]);
   });
