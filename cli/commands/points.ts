@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatBytes } from '../../core/units.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { forKnownApp } from '../unknown-app.js';
 
 export function registerPoints(program: Command, exit: ExitState): void {
   program
@@ -12,9 +13,12 @@ export function registerPoints(program: Command, exit: ExitState): void {
     .action(async (app: string, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(cmd);
-        const client = gatewayClient(await ctx.config());
+        const config = await ctx.config();
+        const client = gatewayClient(config);
         try {
-          const points = await client.points(app);
+          const points = await forKnownApp(app, Object.keys(config.apps), client, () =>
+            client.points(app),
+          );
           if (opts.json) {
             printJson(points);
             return 0;

@@ -3,6 +3,7 @@ import { findApp } from '../../core/config.js';
 import { verifyPoint } from '../../replicator/recovery/verify-point.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { forKnownApp } from '../unknown-app.js';
 import { pointArg } from './point-arg.js';
 
 export function registerVerify(program: Command, exit: ExitState): void {
@@ -29,7 +30,9 @@ export function registerVerify(program: Command, exit: ExitState): void {
           const client = gatewayClient(config);
           try {
             const kek = await loadKek(config);
-            const point = await client.point(app, pointArg(opts.point));
+            const point = await forKnownApp(app, Object.keys(config.apps), client, () =>
+              client.point(app, pointArg(opts.point)),
+            );
             const report = await verifyPoint({ client, kek, app, point, source });
             if (opts.json) printJson(report);
             else {

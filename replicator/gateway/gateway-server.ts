@@ -458,7 +458,13 @@ export async function createGateway({
 
   function status(app: string): AppStatus {
     const a = store.app(app);
-    const rt = runtime(app);
+    // Asking about a name must not create state for it: a typo would stay listed forever.
+    const rt = runtimes.get(app) ?? {
+      lease: undefined,
+      bytesShipped: 0,
+      recent: [],
+      maintenance: Promise.resolve(),
+    };
     const points = a?.points() ?? [];
     const last = points[points.length - 1];
     const consistent = points.findLast((p) => p.label !== 'fuzzy');
