@@ -38,6 +38,7 @@ export function registerChat(program: Command, exit: ExitState): void {
             prefix,
             prompt: process.stdin.isTTY === true,
             log,
+            people: consolePeople(config.people),
           }).run();
         } finally {
           await engine.close();
@@ -46,4 +47,13 @@ export function registerChat(program: Command, exit: ExitState): void {
         return 0;
       }),
     );
+}
+
+/** The people with a `console:` id, who `as <person>` in the console can become. */
+function consolePeople(
+  people: Record<string, { ids: string[]; groups?: string[] }>,
+): { name: string; groups: string[] }[] {
+  return Object.entries(people)
+    .filter(([name, p]) => p.ids.includes(`console:${name}`))
+    .map(([name, p]) => ({ name, groups: p.groups ?? [] }));
 }
