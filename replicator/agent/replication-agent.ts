@@ -77,7 +77,13 @@ export interface AgentObserver {
 }
 
 export interface CycleReport {
+  /** The point committed, or (with `unchanged`) the newest one, which is still the state now. */
   point: PointInfo;
+  /**
+   * Nothing changed since `point`, a consistent point, so none was committed: a copy every
+   * second of an idle disk would only bury the points that matter.
+   */
+  unchanged?: boolean;
   blocksSent: number;
   bytesSent: number;
   scannedBytes: number;
@@ -112,6 +118,11 @@ export class ReplicationAgent {
   private quiescer: Quiescer | undefined;
   private lastFreezeMs: number | undefined;
   private lastResync: ResyncReport | undefined;
+  /** The newest point on the gateway, and the sequence number it covers up to. */
+  private lastPoint: PointInfo | undefined;
+  private committedSeq = 0;
+  /** The last cycle found no change since `lastPoint` (a consistent one), at this agent time. */
+  private unchangedAt: number | undefined;
   /** Gateway clock minus ours, from heartbeat round trips. */
   private clockOffsetMs = 0;
 
@@ -184,6 +195,8 @@ export class ReplicationAgent {
       await this.lock.recordSession(session.sessionId);
       this.phase = session.latestPoint ? 'continuous' : 'initial-sync';
       this.lastAcked = session.committedSeq;
+      this.committedSeq = session.committedSeq;
+      this.lastPoint = session.latestPoint ?? undefined;
       this.nextSeq = session.lastSeq + 1;
 
       const state = this.macState.state;
@@ -416,6 +429,28 @@ export class ReplicationAgent {
         };
       }
       const upToSeq = Math.max(shipper.lastAcked, this.lastAcked);
+      const prior = this.lastPoint;
+      if (
+        prior &&
+        prior.label !== 'fuzzy' &&
+        shipper.blocks === 0 &&
+        upToSeq <= this.committedSeq &&
+        this.lastError === undefined
+      ) {
+        this.phase = 'continuous';
+        this.unchangedAt = cutAt; // `run` sends it with the heartbeat after each cycle
+        const ms = this.now() - started;
+        this.log.debug({ point: prior.id, ms }, 'no change since the last point');
+        return {
+          point: prior,
+          unchanged: true,
+          blocksSent: 0,
+          bytesSent: 0,
+          scannedBytes,
+          ms,
+          ...(freezeMs !== undefined ? { freezeMs } : {}),
+        };
+      }
       const point = await this.call(
         'commit point',
         (sessionId) =>
@@ -430,6 +465,9 @@ export class ReplicationAgent {
         signal,
       );
       this.lastAcked = upToSeq;
+      this.committedSeq = upToSeq;
+      this.lastPoint = point;
+      this.unchangedAt = undefined;
       this.phase = 'continuous';
       this.lastError = undefined;
       const ms = this.now() - started;
@@ -602,6 +640,11 @@ export class ReplicationAgent {
         trackers: Object.fromEntries(this.volumes.map((v) => [v.name, v.tracking.info])),
         ...(this.lastFreezeMs !== undefined ? { lastFreezeMs: this.lastFreezeMs } : {}),
         ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
+        ...(this.unchangedAt !== undefined && this.lastPoint
+          ? {
+              unchanged: { point: this.lastPoint.id, at: new Date(this.unchangedAt).toISOString() },
+            }
+          : {}),
       })
       .then(({ serverTime }) => {
         // NTP-style: the gateway answered halfway through the round trip.

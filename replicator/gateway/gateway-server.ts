@@ -73,6 +73,8 @@ interface Lease {
   trackers: Record<string, TrackerState>;
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
+  /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
+  unchanged: { point: number; at: number } | undefined;
 }
 
 interface AppRuntime {
@@ -340,6 +342,7 @@ export async function createGateway({
       trackers: held?.trackers ?? {},
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
+      unchanged: held?.unchanged,
     };
     log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
     const s = a.stats();
@@ -469,6 +472,11 @@ export async function createGateway({
     const last = points[points.length - 1];
     const consistent = points.findLast((p) => p.label !== 'fuzzy');
     const t = now();
+    const said = rt.lease?.unchanged;
+    const unchanged =
+      consistent && consistent === last && said?.point === consistent.id
+        ? Math.max(Date.parse(consistent.time), said.at)
+        : undefined;
     rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
     const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
     const lease = rt.lease;
@@ -511,9 +519,16 @@ export async function createGateway({
         : null,
       lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
       lastConsistentPoint: consistent
-        ? { id: consistent.id, time: consistent.time, label: consistent.label }
+        ? {
+            id: consistent.id,
+            time: consistent.time,
+            label: consistent.label,
+            ...(unchanged !== undefined ? { unchangedAt: new Date(unchanged).toISOString() } : {}),
+          }
         : null,
-      lagSeconds: consistent ? Math.max(0, (t - Date.parse(consistent.time)) / 1000) : null,
+      lagSeconds: consistent
+        ? Math.max(0, (t - (unchanged ?? Date.parse(consistent.time))) / 1000)
+        : null,
       trackers: lease?.trackers ?? {},
       lastFreezeMs: lease?.lastFreezeMs ?? null,
       lastResync: lease?.lastResync ?? null,
@@ -591,6 +606,12 @@ export async function createGateway({
         if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
         if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
         if (hb.lastResync) lease.lastResync = hb.lastResync;
+        const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
+        // Only about the newest point, and never from the future: a stale word changes nothing.
+        lease.unchanged =
+          hb.unchanged && Number.isInteger(hb.unchanged.point) && Number.isFinite(at)
+            ? { point: hb.unchanged.point, at: Math.min(at, now()) }
+            : lease.unchanged;
         return sendJson(res, 200, { serverTime: now() });
       }
       case 'GET points':
