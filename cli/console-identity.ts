@@ -10,6 +10,8 @@ export interface ConsoleIdentity {
   person: string;
   /** Said on the terminal when `--as` is used: why it was allowed. */
   note?: string;
+  /** Whether this console may switch person (`--as`, and `as <person>` inside it). */
+  switchAllowed: boolean;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -52,15 +54,18 @@ export function consoleIdentity({
       },
     );
   }
-  if (as === undefined || as === self) return { person: self };
+  const switchAllowed = config.console.allowAs || isDemoHome(config, home);
+  if (as === undefined || as === self) return { person: self, switchAllowed };
   if (config.console.allowAs) {
     return {
+      switchAllowed,
       person: as,
       note: `acting as console:${as} (--as, allowed by console.allowAs in dr.yaml: whoever runs dr chat here may act as anyone)`,
     };
   }
   if (isDemoHome(config, home)) {
     return {
+      switchAllowed,
       person: as,
       note: `acting as console:${as} (--as is allowed in the demo home only; in any other home the console acts as your login name, console:${self})`,
     };

@@ -26,13 +26,26 @@ export function contextOf(cmd: Command, processEnv: NodeJS.ProcessEnv = process.
   return {
     home,
     env,
-    log: createLogger({ level: env.DR_LOG_LEVEL ?? 'info' }),
+    log: createLogger({ level: logLevelOf(env) }),
     out: (line) => process.stdout.write(`${line}\n`),
     config: () => {
       cached ??= readConfig(home, env);
       return cached;
     },
   };
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** DR_LOG_LEVEL, checked: a misspelt level is one clear line, not pino's exception. */
+export function logLevelOf(env: NodeJS.ProcessEnv): string {
+  const level = env.DR_LOG_LEVEL?.trim() || 'info';
+  if (LOG_LEVELS.includes(level)) return level;
+  throw new DrError(`DR_LOG_LEVEL ${JSON.stringify(level)} is not a log level`, {
+    code: 'config_invalid',
+    subject: 'DR_LOG_LEVEL',
+    remedy: `set it to one of ${LOG_LEVELS.join(', ')}, or unset it (info)`,
+  });
 }
 
 /** Exit code a command returns; a thrown DrError becomes one clear line and exit 2 (1 for findings). */
@@ -45,12 +58,24 @@ export function reportError(err: unknown, json: boolean): ExitCode {
       : { error: { code: 'internal', message: errorMessage(err) } };
     process.stdout.write(`${JSON.stringify(body)}\n`);
   }
-  if (isDrError(err)) process.stderr.write(`dr: ${err.message}\n`);
-  else
-    process.stderr.write(
-      `dr: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
+  process.stderr.write(`${errorLine(err, process.env.DR_LOG_LEVEL)}\n`);
   return 2;
+}
+
+/**
+ * The one line a failed command prints: a DrError's message (which carries its remedy), or an
+ * unexpected error's first line with the way to see more. The stack trace is for
+ * `DR_LOG_LEVEL=debug` (or trace) only: a user who mistyped a path needs the path, not a trace.
+ */
+export function errorLine(err: unknown, level: string | undefined): string {
+  const verbose = level === 'debug' || level === 'trace';
+  if (isDrError(err)) {
+    const cause = verbose && err.cause instanceof Error ? `\n  cause: ${err.cause.stack}` : '';
+    return `dr: ${err.message}${cause}`;
+  }
+  if (verbose && err instanceof Error) return `dr: unexpected error: ${err.stack ?? err.message}`;
+  const first = errorMessage(err).split('\n')[0];
+  return `dr: unexpected error: ${first}. To resolve, check the input it names; run again with DR_LOG_LEVEL=debug for the details`;
 }
 
 export function usageError(message: string, remedy: string): DrError {

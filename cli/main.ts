@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { COMMAND_MODULES, COMMAND_NAMES, type CommandModule } from './command-names.js';
 import type { ExitState } from './context.js';
+import { versionLine } from './version.js';
 
 type Register = (program: Command, exit: ExitState) => void;
 
@@ -51,6 +52,7 @@ export async function buildProgram(exit: ExitState, only?: string): Promise<Comm
   const program = new Command('dr')
     .description('Lifeboat: disaster recovery for cloud servers, run from chat')
     .option('--home <dir>', 'Lifeboat home (default: $DR_HOME or ./.lifeboat)')
+    .version(versionLine(), '-V, --version', 'print the version of Lifeboat and of Node')
     .showHelpAfterError('(run `dr --help` for usage)')
     .exitOverride();
   const chosen = (Object.keys(COMMAND_MODULES) as CommandModule[]).filter(
@@ -64,6 +66,11 @@ export async function buildProgram(exit: ExitState, only?: string): Promise<Comm
 
 export async function run(argv: string[]): Promise<number> {
   const exit: ExitState = { code: 0 };
+  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+    // Without loading every command module.
+    process.stdout.write(`${versionLine()}\n`);
+    return 0;
+  }
   const program = await buildProgram(exit, commandOf(argv));
   try {
     await program.parseAsync(argv);

@@ -45,8 +45,12 @@ export async function appState(
 export function rpoSecondsOf(raw: string | null, now: number): number | undefined {
   if (raw === null) return undefined;
   try {
-    const s = JSON.parse(raw) as { lastConsistentPoint?: { time: string } | null };
-    const t = s.lastConsistentPoint ? Date.parse(s.lastConsistentPoint.time) : Number.NaN;
+    const s = JSON.parse(raw) as {
+      lastConsistentPoint?: { time: string; unchangedAt?: string } | null;
+    };
+    // unchangedAt: the agent found nothing changed since the point as late as that.
+    const p = s.lastConsistentPoint;
+    const t = p ? Date.parse(p.unchangedAt ?? p.time) : Number.NaN;
     return Number.isFinite(t) ? Math.max(0, (now - t) / 1000) : undefined;
   } catch {
     return undefined; // not ours to read: the RPO is unknown

@@ -34,7 +34,12 @@ export async function readStatus(ctx: EngineContext, command: Command): Promise<
     }
     const s = JSON.parse(text) as AppStatus & { publishedAt?: string };
     const rpo = s.lastConsistentPoint
-      ? Math.max(0, (ctx.now() - Date.parse(s.lastConsistentPoint.time)) / 1000)
+      ? Math.max(
+          0,
+          (ctx.now() -
+            Date.parse(s.lastConsistentPoint.unchangedAt ?? s.lastConsistentPoint.time)) /
+            1000,
+        )
       : undefined;
     rows.push({ ...s, ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
     lines.push(

@@ -21,6 +21,21 @@ export interface ConsoleSurfaceOptions {
   /** Show a `dr> ` prompt (a terminal). */
   prompt?: boolean;
   log?: Logger;
+  /**
+   * The people this console may act as (those with a `console:` id in dr.yaml), each with their
+   * groups: named in the greeting and in `help`, so approvals can be tried from one terminal.
+   */
+  people?: ConsolePerson[];
+  /**
+   * Whether `as <person>` may switch who is typing: only where `--as` would be allowed (the demo
+   * home, or dr.yaml's `console.allowAs`), so one person cannot approve twice under two names.
+   */
+  allowSwitch?: boolean;
+}
+
+export interface ConsolePerson {
+  name: string;
+  groups: string[];
 }
 
 export const PERSON = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -32,9 +47,12 @@ export const PERSON = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export class ConsoleSurface {
   private reader: NoticeReader | undefined;
   private seq = 0;
+  /** Who is typing now; `as <person>` changes it for the lines that follow. */
+  private person: string;
 
   constructor(private readonly o: ConsoleSurfaceOptions) {
     checkPerson(o.person);
+    this.person = o.person;
   }
 
   /** Runs until the input ends or `exit` / `quit` is typed. */
@@ -59,19 +77,23 @@ export class ConsoleSurface {
       if (this.o.prompt) output.write('dr> ');
     };
     this.print(
-      `Lifeboat console as ${this.o.person}. Type \`help\` for the commands, \`exit\` to leave.`,
+      `Lifeboat console as ${this.person} (console:${this.person}). Type \`help\` for the commands, \`exit\` to leave.`,
     );
+    const others = this.switchHint();
+    if (others) this.print(others);
     prompt();
     try {
       for await (const line of lines) {
         const text = line.trim();
         if (text === 'exit' || text === 'quit') break;
-        if (text !== '') {
+        const own = text === '' ? undefined : this.consoleCommand(text);
+        if (own !== undefined) this.print(own);
+        else if (text !== '') {
           const reply = await answer(
             this.o.plane,
             {
               text,
-              actor: `console:${this.o.person}`,
+              actor: `console:${this.person}`,
               surface: 'console',
               channel: 'console',
               id: `console:${hostname()}:${process.pid}:${++this.seq}`,
@@ -79,6 +101,7 @@ export class ConsoleSurface {
             { log: this.o.log ?? silentLog },
           );
           this.print(plainText(reply));
+          if (/^help\s*$/i.test(text)) this.print(this.consoleHelp());
         }
         prompt();
       }
@@ -86,6 +109,50 @@ export class ConsoleSurface {
       lines.close();
       await this.reader?.close();
     }
+  }
+
+  /** The console's own words (`whoami`, `as <person>`), which only a terminal needs; else undefined. */
+  private consoleCommand(text: string): string | undefined {
+    const [word, name, ...rest] = text.split(/\s+/);
+    if (word === 'whoami' && name === undefined) {
+      const groups = this.o.people?.find((p) => p.name === this.person)?.groups ?? [];
+      const hint = this.switchHint();
+      return `You are ${this.person} (console:${this.person})${groups.length ? `, in ${groups.join(', ')}` : ''}.${hint ? ` ${hint}` : ''}`;
+    }
+    if (word !== 'as') return undefined;
+    if (this.o.allowSwitch !== true)
+      return `Switching person is refused: this console acts as your login (console:${this.person}). It is allowed in the demo home, or where an administrator sets \`console: { allowAs: true }\` in dr.yaml.`;
+    if (name === undefined || rest.length > 0 || !PERSON.test(name))
+      return 'Usage: `as <person>`, a name under people: in dr.yaml (like `as alice`).';
+    const known = this.o.people;
+    if (known && known.length > 0 && !known.some((p) => p.name === name))
+      return `No person named ${name} has a console: id in dr.yaml. Use one of: ${known.map((p) => p.name).join(', ')}.`;
+    this.person = name;
+    return `You are ${name} now (console:${name}); what you type acts as ${name}.`;
+  }
+
+  /** Who else this console can be, for the greeting and `whoami`. */
+  private switchHint(): string | undefined {
+    if (this.o.allowSwitch !== true) return undefined;
+    const others = (this.o.people ?? []).filter((p) => p.name !== this.person);
+    if (others.length === 0) return undefined;
+    const listed = others
+      .map((p) => (p.groups.length ? `${p.name} (${p.groups.join(', ')})` : p.name))
+      .join(', ');
+    return `Type \`as <person>\` to act as someone else: ${listed}. An approval must come from someone other than the requester.`;
+  }
+
+  private consoleHelp(): string {
+    return [
+      'On this console:',
+      `  whoami         who you are (now ${this.person})`,
+      ...(this.o.allowSwitch === true
+        ? [
+            '  as <person>    act as someone else from dr.yaml, e.g. to approve a failover you did not ask for',
+          ]
+        : []),
+      '  exit           leave the console',
+    ].join('\n');
   }
 
   private print(text: string): void {

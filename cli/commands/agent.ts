@@ -116,9 +116,13 @@ export function registerAgent(program: Command, exit: ExitState): void {
             bar?.stop();
             if (opts.once && report) {
               if (opts.json) printJson(report);
+              else if (report.unchanged)
+                ctx.out(
+                  `no change since point ${report.point.id} of ${opts.app} (${report.point.label}); no new point committed (checked in ${(report.ms / 1000).toFixed(1)} s)`,
+                );
               else
                 ctx.out(
-                  `point ${report.point.id} committed for ${opts.app}: ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
+                  `point ${report.point.id} committed for ${opts.app} (${report.point.label}): ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
                 );
             }
             return 0;

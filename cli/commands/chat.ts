@@ -19,7 +19,7 @@ export function registerChat(program: Command, exit: ExitState): void {
         const config = await ctx.config();
         const redisUrl = requireRedisUrl(ctx.env);
         const prefix = redisPrefix(ctx.env);
-        const { person, note } = consoleIdentity({
+        const { person, note, switchAllowed } = consoleIdentity({
           config,
           home: ctx.home,
           login: loginName(),
@@ -43,6 +43,8 @@ export function registerChat(program: Command, exit: ExitState): void {
             prefix,
             prompt: process.stdin.isTTY === true,
             log,
+            people: consolePeople(config.people),
+            allowSwitch: switchAllowed,
           }).run();
         } finally {
           await engine.close();
@@ -65,4 +67,13 @@ function loginName(): string {
       cause: err,
     });
   }
+}
+
+/** The people with a `console:` id, who `as <person>` in the console can become. */
+function consolePeople(
+  people: Record<string, { ids: string[]; groups?: string[] }>,
+): { name: string; groups: string[] }[] {
+  return Object.entries(people)
+    .filter(([name, p]) => p.ids.includes(`console:${name}`))
+    .map(([name, p]) => ({ name, groups: p.groups ?? [] }));
 }

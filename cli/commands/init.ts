@@ -13,6 +13,7 @@ import {
   loadKeyEncryptionKey,
 } from '../../replicator/crypto/key-encryption-key.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+import { freePort, portFree } from '../up/ports.js';
 
 const DEFAULT_GATEWAY = '127.0.0.1:7443';
 const DNS_NAME =
@@ -39,7 +40,9 @@ export function registerInit(program: Command, exit: ExitState): void {
     .action(async (opts: InitOptions, cmd: Command) =>
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(cmd);
-        const gateway = parseGateway(opts.gateway);
+        const chosen = parseGateway(opts.gateway);
+        const gateway =
+          cmd.getOptionValueSource('gateway') === 'default' ? await freeGateway(chosen) : chosen;
         const paths = homePaths(ctx.home);
         const existing = await existingHomeFile([paths.config, paths.kek]);
         if (existing && !opts.force) {
@@ -98,7 +101,9 @@ export function registerInit(program: Command, exit: ExitState): void {
           return 0;
         }
         ctx.out(`${existing ? 'Replaced' : 'Created'} Lifeboat home ${paths.home} (mode 0700)`);
-        ctx.out(`  dr.yaml        configuration; gateway at ${gateway.text}`);
+        ctx.out(
+          `  dr.yaml        configuration; gateway at ${gateway.text}${gateway.text !== chosen.text ? ` (${chosen.text} is taken on this machine)` : ''}`,
+        );
         ctx.out(`  keys/kek.key   key encryption key ${keyId} (mode 0600)`);
         ctx.out('                 back it up off this machine: without it no replica can be read');
         ctx.out('  tls/           CA, gateway and agent certificates (keys mode 0600)');
@@ -113,6 +118,24 @@ export function registerInit(program: Command, exit: ExitState): void {
         return 0;
       }),
     );
+}
+
+/**
+ * The default gateway address, or the next free port after it when something on this machine
+ * already listens there (another home's gateway, say): a home whose `dr gateway` cannot start
+ * sent the user to edit dr.yaml by hand.
+ */
+async function freeGateway(def: {
+  host: string;
+  text: string;
+}): Promise<{ host: string; text: string }> {
+  const port = Number(def.text.slice(def.text.lastIndexOf(':') + 1));
+  for (let p = port; p < port + 20; p++) {
+    if (await portFree({ host: def.host, port: p }))
+      return { host: def.host, text: `${def.host}:${p}` };
+  }
+  const any = await freePort(def.host);
+  return { host: def.host, text: `${def.host}:${any}` };
 }
 
 /** Validates HOST:PORT (IPv4, [IPv6] or a DNS name; port 1–65535). */

@@ -4,6 +4,7 @@ import { formatBytes } from '../../core/units.js';
 import { checkPoints } from '../../replicator/recovery/point-check.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { forKnownApp } from '../unknown-app.js';
 
 export function registerPoints(program: Command, exit: ExitState): void {
   program
@@ -18,7 +19,9 @@ export function registerPoints(program: Command, exit: ExitState): void {
         const config = await ctx.config();
         const client = gatewayClient(config);
         try {
-          const points = await client.points(app);
+          const points = await forKnownApp(app, Object.keys(config.apps), client, () =>
+            client.points(app),
+          );
           // Where this home holds the key encryption key, each point's record and the chain are
           // checked; the gateway's host (no key) can only list them.
           const kek = await loadKek(config).catch(() => undefined); // no key here: shown as unchecked

@@ -1,11 +1,14 @@
-import { resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { DrError } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
 import { trustedPoint } from '../../replicator/recovery/point-check.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { forKnownApp } from '../unknown-app.js';
 import { pointArg, resolvePoint } from './point-arg.js';
 
 export function registerRestore(program: Command, exit: ExitState): void {
@@ -39,15 +42,19 @@ export function registerRestore(program: Command, exit: ExitState): void {
           checkName('app', app, 'APP');
           checkName('volume', opts.volume, '--volume');
           const ctx = contextOf(cmd);
+          const to = resolve(opts.to);
+          await requireDirectory(dirname(to), opts.to);
           const config = await ctx.config();
           const client = gatewayClient(config);
           try {
             const kek = await loadKek(config);
-            const point = await trustedPoint(
-              client,
-              kek,
-              app,
-              await resolvePoint(client, app, pointArg(opts.point), opts.allowFuzzy === true),
+            const point = await forKnownApp(app, Object.keys(config.apps), client, async () =>
+              trustedPoint(
+                client,
+                kek,
+                app,
+                await resolvePoint(client, app, pointArg(opts.point), opts.allowFuzzy === true),
+              ),
             );
             const result = await restoreVolume({
               client,
@@ -55,7 +62,7 @@ export function registerRestore(program: Command, exit: ExitState): void {
               app,
               point,
               volume: opts.volume,
-              to: resolve(opts.to),
+              to,
               force: opts.force === true,
             });
             if (opts.json) printJson(result);
@@ -69,4 +76,18 @@ export function registerRestore(program: Command, exit: ExitState): void {
           }
         }),
     );
+}
+
+/** The folder --to names must exist before a byte is fetched: found late, it was a stack trace. */
+async function requireDirectory(dir: string, to: string): Promise<void> {
+  const found = await stat(dir).catch(() => undefined);
+  if (found?.isDirectory()) return;
+  throw new DrError(
+    `cannot write --to ${to}: ${dir} ${found ? 'is not a directory' : 'does not exist'}`,
+    {
+      code: 'usage',
+      subject: to,
+      remedy: `create it first (\`mkdir -p ${dir}\`) or give --to a file in an existing folder`,
+    },
+  );
 }

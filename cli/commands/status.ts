@@ -7,6 +7,7 @@ import { readLedger } from '../../replicator/agent/point-ledger.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { unknownAppError } from '../unknown-app.js';
 
 function unprotected(app: string): AppStatus {
   return {
@@ -27,6 +28,11 @@ function unprotected(app: string): AppStatus {
   };
 }
 
+/** The gateway knows this app for real: it holds points of it, or an agent of it is connected. */
+function hasReplica(s: AppStatus | undefined): boolean {
+  return s !== undefined && (s.points > 0 || s.agent !== null);
+}
+
 export function registerStatus(program: Command, exit: ExitState): void {
   program
     .command('status')
@@ -45,6 +51,13 @@ export function registerStatus(program: Command, exit: ExitState): void {
           const names = app ? [app] : Object.keys(config.apps);
           const reported = await client.status(app);
           const byName = new Map(reported.map((s) => [s.app, s]));
+          if (app && !(app in config.apps) && !hasReplica(byName.get(app))) {
+            const all = await client.status();
+            throw unknownAppError(app, [
+              ...Object.keys(config.apps),
+              ...all.filter(hasReplica).map((s) => s.app),
+            ]);
+          }
           const rows = [...new Set([...names, ...byName.keys()])]
             .sort()
             .map((name) => byName.get(name) ?? unprotected(name));

@@ -6,6 +6,7 @@ import { trustedPoint } from '../../replicator/recovery/point-check.js';
 import { type VerifyReport, verifyPoint } from '../../replicator/recovery/verify-point.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { forKnownApp } from '../unknown-app.js';
 import { pointArg } from './point-arg.js';
 
 export function registerVerify(program: Command, exit: ExitState): void {
@@ -36,7 +37,9 @@ export function registerVerify(program: Command, exit: ExitState): void {
             const ref = pointArg(opts.point);
             let report: VerifyReport;
             try {
-              const point = await trustedPoint(client, kek, app, ref);
+              const point = await forKnownApp(app, Object.keys(config.apps), client, () =>
+                trustedPoint(client, kek, app, ref),
+              );
               report = await verifyPoint({ client, kek, app, point, source });
             } catch (err) {
               if (!isDrError(err, 'point_unverified')) throw err;

@@ -160,7 +160,8 @@ export async function prepareDemo(
       kind === 'ext4'
         ? `  demo-shop          orders on SQLite in ext4 on ${volume.device} (mounted at ${volume.mount}); fsfreeze + block tracing`
         : `  demo-shop          orders on SQLite in the image file ${volume.db}; the service's freeze hook + scanning`,
-      '  on call            alice and bob (sre-oncall): `failover demo-shop` needs both to approve',
+      '  on call            alice and bob (sre-oncall): `failover demo-shop` needs both to approve;',
+      '                     in the console, `as alice` then `approve A-…`, `as bob` then the same',
     ],
     ...(tracefs ? { agentEnv: { DR_TRACEFS: tracefs.path } } : {}),
     teardown: async () => {

@@ -36,7 +36,8 @@ export async function readReplication(
  * while the gateway is silent, where the published `lagSeconds` would stand still.
  */
 export function rpoNow(s: AppStatus, now: number): number | null {
-  const t = s.lastConsistentPoint ? Date.parse(s.lastConsistentPoint.time) : Number.NaN;
+  const p = s.lastConsistentPoint;
+  const t = p ? Date.parse(p.unchangedAt ?? p.time) : Number.NaN;
   if (Number.isNaN(t)) return s.lagSeconds;
   return Math.max(0, (now - t) / 1000);
 }

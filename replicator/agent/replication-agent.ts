@@ -87,7 +87,13 @@ export interface AgentObserver {
 }
 
 export interface CycleReport {
+  /** The point committed, or (with `unchanged`) the newest one, which is still the state now. */
   point: PointInfo;
+  /**
+   * Nothing changed since `point`, a consistent point, so none was committed: a copy every
+   * second of an idle disk would only bury the points that matter.
+   */
+  unchanged?: boolean;
   blocksSent: number;
   bytesSent: number;
   scannedBytes: number;
@@ -122,6 +128,10 @@ export class ReplicationAgent {
   private quiescer: Quiescer | undefined;
   private lastFreezeMs: number | undefined;
   private lastResync: ResyncReport | undefined;
+  /** The newest point on the gateway. */
+  private newestPoint: PointInfo | undefined;
+  /** The last cycle found no change since `newestPoint` (a consistent one), at this agent time. */
+  private unchangedAt: number | undefined;
   /** Gateway clock minus ours, from heartbeat round trips. */
   private clockOffsetMs = 0;
   /** Signs point records; derived from the KEK, never sent anywhere. */
@@ -260,6 +270,8 @@ export class ReplicationAgent {
       await this.lock.recordSession(session.sessionId);
       this.phase = session.latestPoint ? 'continuous' : 'initial-sync';
       this.lastAcked = session.committedSeq;
+      this.committedSeq = session.committedSeq;
+      this.newestPoint = session.latestPoint ?? undefined;
       this.nextSeq = session.lastSeq + 1;
 
       const state = this.macState.state;
@@ -497,6 +509,28 @@ export class ReplicationAgent {
         };
       }
       const upToSeq = Math.max(shipper.lastAcked, this.lastAcked);
+      const prior = this.newestPoint;
+      if (
+        prior &&
+        prior.label !== 'fuzzy' &&
+        shipper.blocks === 0 &&
+        upToSeq <= this.committedSeq &&
+        this.lastError === undefined
+      ) {
+        this.phase = 'continuous';
+        this.unchangedAt = cutAt; // `run` sends it with the heartbeat after each cycle
+        const ms = this.now() - started;
+        this.log.debug({ point: prior.id, ms }, 'no change since the last point');
+        return {
+          point: prior,
+          unchanged: true,
+          blocksSent: 0,
+          bytesSent: 0,
+          scannedBytes,
+          ms,
+          ...(freezeMs !== undefined ? { freezeMs } : {}),
+        };
+      }
       // The record is signed once and resent as is: a commit whose answer was lost is
       // recognised by the gateway, never made twice. Its time is the cut's, moved onto the
       // gateway's clock, so lag reads right across machines.
@@ -531,6 +565,8 @@ export class ReplicationAgent {
       };
       await writeLedger(this.opts.stateDir, this.ledger);
       this.lastAcked = upToSeq;
+      this.newestPoint = point;
+      this.unchangedAt = undefined;
       this.phase = 'continuous';
       this.lastError = undefined;
       const ms = this.now() - started;
@@ -768,6 +804,14 @@ export class ReplicationAgent {
         ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
         ...(this.ledger
           ? { lastPoint: { id: this.ledger.id, time: this.ledger.time, label: this.ledger.label } }
+          : {}),
+        ...(this.unchangedAt !== undefined && this.newestPoint
+          ? {
+              unchanged: {
+                point: this.newestPoint.id,
+                at: new Date(this.unchangedAt).toISOString(),
+              },
+            }
           : {}),
       })
       .then(({ serverTime }) => {

@@ -78,6 +78,8 @@ interface Lease {
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
   agentLastPoint: AgentPoint | null;
+  /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
+  unchanged: { point: number; at: number } | undefined;
 }
 
 interface AppRuntime {
@@ -357,6 +359,7 @@ export async function createGateway({
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
       agentLastPoint: held?.agentLastPoint ?? null,
+      unchanged: held?.unchanged,
     };
     log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
     const s = a.stats();
@@ -482,11 +485,22 @@ export async function createGateway({
 
   function status(app: string): AppStatus {
     const a = store.app(app);
-    const rt = runtime(app);
+    // Asking about a name must not create state for it: a typo would stay listed forever.
+    const rt = runtimes.get(app) ?? {
+      lease: undefined,
+      bytesShipped: 0,
+      recent: [],
+      maintenance: Promise.resolve(),
+    };
     const points = a?.points() ?? [];
     const last = points[points.length - 1];
     const consistent = points.findLast((p) => p.label !== 'fuzzy');
     const t = now();
+    const said = rt.lease?.unchanged;
+    const unchanged =
+      consistent && consistent === last && said?.point === consistent.id
+        ? Math.max(Date.parse(consistent.time), said.at)
+        : undefined;
     rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
     const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
     const lease = rt.lease;
@@ -530,9 +544,16 @@ export async function createGateway({
       lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
       agentLastPoint: lease?.agentLastPoint ?? null,
       lastConsistentPoint: consistent
-        ? { id: consistent.id, time: consistent.time, label: consistent.label }
+        ? {
+            id: consistent.id,
+            time: consistent.time,
+            label: consistent.label,
+            ...(unchanged !== undefined ? { unchangedAt: new Date(unchanged).toISOString() } : {}),
+          }
         : null,
-      lagSeconds: consistent ? Math.max(0, (t - Date.parse(consistent.time)) / 1000) : null,
+      lagSeconds: consistent
+        ? Math.max(0, (t - (unchanged ?? Date.parse(consistent.time))) / 1000)
+        : null,
       trackers: lease?.trackers ?? {},
       lastFreezeMs: lease?.lastFreezeMs ?? null,
       lastResync: lease?.lastResync ?? null,
@@ -618,6 +639,12 @@ export async function createGateway({
             time: String(lp.time).slice(0, 40),
             label: String(lp.label).slice(0, 40),
           };
+        const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
+        // Only about the newest point, and never from the future: a stale word changes nothing.
+        lease.unchanged =
+          hb.unchanged && Number.isInteger(hb.unchanged.point) && Number.isFinite(at)
+            ? { point: hb.unchanged.point, at: Math.min(at, now()) }
+            : lease.unchanged;
         return sendJson(res, 200, { serverTime: now() });
       }
       case 'GET points':

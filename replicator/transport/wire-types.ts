@@ -118,6 +118,11 @@ export interface HeartbeatRequest {
   trackers?: Record<string, TrackerState>;
   lastFreezeMs?: number;
   lastResync?: ResyncState;
+  /**
+   * The agent's last cycle found nothing changed since this point (the newest, consistent), at
+   * `at` (agent clock, ISO): it committed no new point, and the point is still the state now.
+   */
+  unchanged?: { point: number; at: string };
   /** The last point the agent committed, as it signed it. */
   lastPoint?: AgentPoint;
 }
@@ -141,9 +146,20 @@ export interface AppStatus {
    * also reads the agent's own ledger, which the gateway cannot touch.
    */
   agentLastPoint?: AgentPoint | null;
-  /** The newest point labelled app- or crash-consistent. */
-  lastConsistentPoint: { id: number; time: string; label: ConsistencyLabel } | null;
-  /** Now minus the time of the newest durable consistent point (RPO now); null when there is none. */
+  /**
+   * The newest point labelled app- or crash-consistent. `unchangedAt`: its agent found nothing
+   * changed since it as late as this (no new point was needed); RPO counts from there.
+   */
+  lastConsistentPoint: {
+    id: number;
+    time: string;
+    label: ConsistencyLabel;
+    unchangedAt?: string;
+  } | null;
+  /**
+   * Now minus the time of the newest durable consistent point, or of its `unchangedAt` (RPO
+   * now); null when there is none.
+   */
   lagSeconds: number | null;
   trackers: Record<string, TrackerState>;
   lastFreezeMs: number | null;

@@ -8,14 +8,27 @@ import { redisUnavailable, startRedis } from '../../helpers/redis-server.js';
 import { missingFeature } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
-function run(plane: ControlPlane, lines: string[], person = 'alice') {
+function run(
+  plane: ControlPlane,
+  lines: string[],
+  person = 'alice',
+  people?: { name: string; groups: string[] }[],
+  allowSwitch = people !== undefined,
+) {
   const input = new PassThrough();
   const output = new PassThrough();
   let text = '';
   output.on('data', (c: Buffer) => {
     text += c.toString();
   });
-  const surface = new ConsoleSurface({ plane, person, input, output });
+  const surface = new ConsoleSurface({
+    plane,
+    person,
+    input,
+    output,
+    ...(people ? { people } : {}),
+    allowSwitch,
+  });
   const done = surface.run();
   for (const l of lines) input.write(`${l}\n`);
   input.end();
@@ -52,6 +65,63 @@ describe('console surface', () => {
         channel: 'console',
       },
     ]);
+  });
+
+  it('says who you are, who else you can be, and switches with `as <person>`', async () => {
+    const seen: Command[] = [];
+    const plane: ControlPlane = {
+      submit: async (c) => {
+        seen.push(c);
+        return { ok: true, summary: 'ok' };
+      },
+    };
+    const people = [
+      { name: 'root', groups: ['sre-oncall'] },
+      { name: 'alice', groups: ['sre-oncall'] },
+      { name: 'bob', groups: ['sre-oncall'] },
+    ];
+    const out = await run(
+      plane,
+      ['whoami', 'approve A-1', 'as alice', 'approve A-1', 'as mallory', 'as', 'help', 'whoami'],
+      'root',
+      people,
+    );
+    expect(out).toContain('Lifeboat console as root (console:root).');
+    expect(out).toContain(
+      'Type `as <person>` to act as someone else: alice (sre-oncall), bob (sre-oncall).',
+    );
+    expect(out).toContain('You are root (console:root), in sre-oncall.');
+    expect(out).toContain('You are alice now (console:alice)');
+    expect(out).toContain(
+      'No person named mallory has a console: id in dr.yaml. Use one of: root, alice, bob.',
+    );
+    expect(out).toContain('Usage: `as <person>`');
+    expect(out).toMatch(/as <person> {4}act as someone else/);
+    expect(out).toContain('You are alice (console:alice), in sre-oncall.');
+    expect(seen.map((c) => [c.verb, c.actor])).toEqual([
+      ['approve', 'console:root'],
+      ['approve', 'console:alice'],
+    ]);
+  });
+
+  it('refuses `as <person>` where switching is not allowed, and keeps acting as the login', async () => {
+    const seen: Command[] = [];
+    const plane: ControlPlane = {
+      submit: async (c) => {
+        seen.push(c);
+        return { ok: true, summary: 'ok' };
+      },
+    };
+    const people = [
+      { name: 'root', groups: ['sre-oncall'] },
+      { name: 'alice', groups: ['sre-oncall'] },
+    ];
+    const out = await run(plane, ['as alice', 'approve A-1'], 'root', people, false);
+    expect(out).toContain(
+      'Switching person is refused: this console acts as your login (console:root).',
+    );
+    expect(out).not.toContain('Type `as <person>`');
+    expect(seen.map((c) => [c.verb, c.actor])).toEqual([['approve', 'console:root']]);
   });
 
   it('never prints terminal escapes from a reply', async () => {

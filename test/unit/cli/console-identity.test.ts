@@ -21,9 +21,11 @@ describe('consoleIdentity', () => {
   it('is the lower-cased login name, whatever dr.yaml names as admin', () => {
     expect(consoleIdentity({ config: config(), home, login: 'Carol' })).toEqual({
       person: 'carol',
+      switchAllowed: false,
     });
     expect(consoleIdentity({ config: config(), home, login: 'carol', as: 'carol' })).toEqual({
       person: 'carol',
+      switchAllowed: false,
     });
   });
 
@@ -49,6 +51,18 @@ describe('consoleIdentity', () => {
     await mkdir(join(home, 'demo'));
     expect(
       consoleIdentity({ config: config(false, true), home, login: 'carol', as: 'alice' }),
-    ).toMatchObject({ person: 'alice', note: expect.stringMatching(/demo home only/) });
+    ).toMatchObject({
+      person: 'alice',
+      switchAllowed: true,
+      note: expect.stringMatching(/demo home only/),
+    });
+    // Where --as is allowed, switching inside the console is too (and only there).
+    expect(consoleIdentity({ config: config(false, true), home, login: 'carol' })).toEqual({
+      person: 'carol',
+      switchAllowed: true,
+    });
+    expect(consoleIdentity({ config: config(true), home, login: 'carol' }).switchAllowed).toBe(
+      true,
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -67,10 +68,50 @@ describe('dr init', () => {
     expect((await stat(p.stateDir)).isDirectory()).toBe(true);
     expect(await readFile(p.caCert, 'utf8')).toContain('BEGIN CERTIFICATE');
     const config = parseConfig(await readFile(p.config, 'utf8'));
-    expect(config.gateway.address).toBe('127.0.0.1:7443');
+    // 7443 unless something on this machine holds it (then the next free one; see below).
+    expect(config.gateway.address).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(config.apps).toEqual({});
     const kek = await readFile(p.kek, 'utf8');
     expect(r.stdout).not.toContain(kek.split('\n')[1]);
+  });
+
+  it('picks the next free port when the default 7443 is taken, and says so', async () => {
+    // Hold 7443; if another process on this machine holds it already, it is taken all the same.
+    const holder = createServer();
+    await new Promise<void>((resolve) => {
+      holder.once('error', () => resolve());
+      holder.listen({ host: '127.0.0.1', port: 7443, exclusive: true }, () => resolve());
+    });
+    try {
+      const r = await dr('init', '--home', home);
+      expect(r.code, r.stderr).toBe(0);
+      const config = parseConfig(await readFile(homePaths(home).config, 'utf8'));
+      expect(config.gateway.address).not.toBe('127.0.0.1:7443');
+      expect(config.gateway.listen).toBe(config.gateway.address);
+      expect(r.stdout).toContain(
+        `gateway at ${config.gateway.address} (127.0.0.1:7443 is taken on this machine)`,
+      );
+    } finally {
+      await new Promise<void>((resolve) =>
+        holder.listening ? holder.close(() => resolve()) : resolve(),
+      );
+    }
+  });
+
+  it('keeps an explicit --gateway even when that port is taken', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) =>
+      holder.listen({ host: '127.0.0.1', port: 0 }, () => resolve()),
+    );
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const r = await dr('init', '--home', home, '--gateway', `127.0.0.1:${port}`);
+      expect(r.code, r.stderr).toBe(0);
+      const config = parseConfig(await readFile(homePaths(home).config, 'utf8'));
+      expect(config.gateway.address).toBe(`127.0.0.1:${port}`);
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
   });
 
   it('takes the home from the global --home and DR_HOME too', async () => {
