@@ -33,7 +33,9 @@ export function clock(ms: number, now: number): string {
   return day === new Date(now).toISOString().slice(0, 10) ? time : `${day} ${time}`;
 }
 
-const ago = (seconds: number) => `${formatDuration(seconds * 1000)} ago`;
+/** A duration in words; under a second is `under 1s`, not `0ms`. */
+const span = (seconds: number) => (seconds < 1 ? 'under 1s' : formatDuration(seconds * 1000));
+const ago = (seconds: number) => `${span(seconds)} ago`;
 
 /** When the facts were taken, once they are older than a minute; undefined while fresh. */
 export function factsAge(card: CardFacts, now: number): string | undefined {
@@ -93,7 +95,7 @@ function sourceLine(card: CardFacts): string {
       : `open alerts: ${s.alerts
           .map(
             (a) =>
-              `${a.id} ${a.kind === 'rpo' ? 'RPO breach' : 'agent silent'} for ${formatDuration(a.sinceSeconds * 1000)}${a.ackedBy ? ` (acknowledged by ${a.ackedBy})` : ''}`,
+              `${a.id} ${a.kind === 'rpo' ? 'RPO breach' : 'agent silent'} for ${span(a.sinceSeconds)}${a.ackedBy ? ` (acknowledged by ${a.ackedBy})` : ''}`,
           )
           .join(', ')}`,
   );
