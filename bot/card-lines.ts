@@ -1,5 +1,5 @@
 /** An approval card's facts as labelled lines of text, which each surface lays out its own way. */
-import { formatDuration } from '../core/units.js';
+import { formatBytes, formatDuration } from '../core/units.js';
 import { CARD_FRESH_MS, type CardFacts } from '../engine/gather-card-facts.js';
 
 /** One fact: a short label and its value in plain words (surfaces escape it for their markup). */
@@ -59,7 +59,7 @@ export function cardFields(card: CardFacts, now: number): CardField[] {
       label: 'Data loss',
       value: card.dataLoss
         ? card.dataLoss.basis === 'agent-last-heard'
-          ? `about ${formatDuration(card.dataLoss.seconds * 1000)} of writes (the agent was heard that long after the point)`
+          ? `about ${formatDuration(card.dataLoss.seconds * 1000)} of writes (the agent was heard that long after the point${card.dataLoss.backlogBytes ? `, reporting ${formatBytes(card.dataLoss.backlogBytes)} not yet shipped` : ''})`
           : `up to ${formatDuration(card.dataLoss.seconds * 1000)} of writes (the point's age)`
         : 'unknown: no point to measure from',
     });

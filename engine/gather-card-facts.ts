@@ -32,7 +32,12 @@ export interface CardFacts {
   /** The point a drill or failover would use; failback writes the DR copy back and uses none. */
   point?: PointFacts;
   /** Writes on the source that the point does not hold; absent without a point. */
-  dataLoss?: { seconds: number; basis: 'agent-last-heard' | 'point-age' };
+  dataLoss?: {
+    seconds: number;
+    basis: 'agent-last-heard' | 'point-age';
+    /** With `agent-last-heard`: the changed bytes the agent last reported as not yet shipped. */
+    backlogBytes?: number;
+  };
   lastDrill?: LastRun;
   /** From the newest successful run that measured one (for failback: the last failback's downtime). */
   expectedRto?: { ms: number; from: 'drill' | 'failover' | 'failback'; at: number };
@@ -199,7 +204,13 @@ export async function gatherCardFacts(
       // The agent was heard after the point: the source wrote at least until then, and those
       // writes are not in the point. Otherwise the point's age is the honest bound.
       if (Number.isFinite(heardMs) && heardMs > pointMs)
-        dataLoss = { seconds: (heardMs - pointMs) / 1000, basis: 'agent-last-heard' };
+        dataLoss = {
+          seconds: (heardMs - pointMs) / 1000,
+          basis: 'agent-last-heard',
+          ...(typeof status?.backlogBytes === 'number' && status.backlogBytes > 0
+            ? { backlogBytes: status.backlogBytes }
+            : {}),
+        };
       else if (pa !== undefined) dataLoss = { seconds: pa, basis: 'point-age' };
     }
   }

@@ -87,7 +87,7 @@ describe('approval cards', () => {
     await h?.cleanup();
   });
 
-  const engine = async (start = false) => {
+  const engine = async (start = false, cardsEveryMs = 3_600_000) => {
     const { createEngine } = await import('../../engine/create-engine.js');
     const e = await createEngine({
       home: h.home,
@@ -97,6 +97,7 @@ describe('approval cards', () => {
       watchPolicies: false,
       // The monitor would raise its own alerts from the states this test writes: kept out.
       monitorEveryMs: 3_600_000,
+      cardsEveryMs,
       now: () => clock,
     });
     engines.push(e);
@@ -290,6 +291,36 @@ describe('approval cards', () => {
     });
     const granted = (await notices((n) => n.kind === 'approval.granted'))[0];
     expect(cardOf(granted?.data)?.approvals.names).toEqual(['tom', 'uma']);
+  });
+
+  it('a pending card is shown again, once, when its facts change, however many engines look', async () => {
+    const e = await engine(true, 100);
+    await engine(true, 100);
+    const { requested } = await askFailover(e);
+    const id = cardOf(requested.data)?.approvalId ?? '';
+    clock = T0 + 90_000;
+    await conn.hset(
+      replicationKey(prefix),
+      'web',
+      state(clock, { lastConsistentPoint: null, lastPoint: null }),
+    );
+    const shown = await until('the card shown again', async () =>
+      (await notices((n) => n.kind === 'approval.updated')).at(0),
+    );
+    expect(shown.summary).toBe(
+      `The facts of failover of web changed (point: latest:some → latest:none): 0 of 2 approvals (${id})`,
+    );
+    const facts = cardOf(shown.data);
+    expect(facts?.takenAt).toBe(clock);
+    expect(facts?.point).toEqual({ chosen: 'latest', known: false });
+    expect(fieldsOf(slackMessage(shown, { now: clock }).blocks)[2]).toBe(
+      'Point\nlatest, but there is no consistent point yet: it would fail',
+    );
+    // A press now is on the card that shows these facts: it counts.
+    const pressed = await e.submit(command('slack:UTOM', `approve ${id}`));
+    expect(pressed.summary).toMatch(/^Approved A-\d+: 1 of 2/);
+    const refreshed = await notices((n) => n.summary.startsWith('The facts of'));
+    expect(refreshed).toHaveLength(1);
   });
 
   it('a requester, a stranger or a repeat press on a stale card is refused as before, and refreshes nothing', async () => {

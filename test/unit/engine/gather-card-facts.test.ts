@@ -99,7 +99,7 @@ describe('gatherCardFacts', () => {
     conn.hset(replicationKey(prefix), 'web', JSON.stringify(s));
 
   it('a prod failover: who and why, tier, source now, point and loss, last drill, RTO, fence, approvals, expiry', async () => {
-    await publish(status());
+    await publish(status({ backlogBytes: 3 * 1024 * 1024 }));
     await recordLastRun({ redis: conn, prefix }, 'web', 'drill', {
       opId: 'op-drill1',
       at: NOW - 2 * 86_400_000,
@@ -145,7 +145,7 @@ describe('gatherCardFacts', () => {
         known: true,
       },
       // the agent was heard 39 s after the point: those writes are not in it
-      dataLoss: { seconds: 39, basis: 'agent-last-heard' },
+      dataLoss: { seconds: 39, basis: 'agent-last-heard', backlogBytes: 3 * 1024 * 1024 },
       lastDrill: { opId: 'op-drill1', ok: true, rtoMs: 62_000 },
       expectedRto: { ms: 62_000, from: 'drill' },
       fence: { applies: true, command: 'systemctl stop web' },
