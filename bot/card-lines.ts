@@ -8,14 +8,34 @@ export interface CardField {
   value: string;
 }
 
-/** The card carried by a reply's or notice's data (`data.card`), if it has one. */
+/**
+ * The card carried by a reply's or notice's data (`data.card`), if it has one whose shape this
+ * version can show; a card it cannot read (another version's) leaves the message without facts.
+ */
 export function cardOf(data: unknown): CardFacts | undefined {
-  const card = (data as { card?: unknown } | null | undefined)?.card;
-  return card !== null &&
-    typeof card === 'object' &&
-    (card as { kind?: unknown }).kind === 'approval-card'
-    ? (card as CardFacts)
-    : undefined;
+  const card = (data as { card?: unknown } | null | undefined)?.card as
+    | Partial<Record<keyof CardFacts, unknown>>
+    | null
+    | undefined;
+  if (card === null || typeof card !== 'object' || card.kind !== 'approval-card') return undefined;
+  const source = card.source as { alerts?: unknown } | null | undefined;
+  const approvals = card.approvals as { names?: unknown; groups?: unknown } | null | undefined;
+  const fence = card.fence as object | null | undefined;
+  const ok =
+    typeof card.takenAt === 'number' &&
+    typeof card.app === 'string' &&
+    typeof card.verb === 'string' &&
+    typeof card.approvalId === 'string' &&
+    typeof card.opId === 'string' &&
+    typeof card.expiresAt === 'string' &&
+    !!source &&
+    Array.isArray(source.alerts) &&
+    !!approvals &&
+    Array.isArray(approvals.names) &&
+    Array.isArray(approvals.groups) &&
+    !!fence &&
+    typeof fence === 'object';
+  return ok ? (card as unknown as CardFacts) : undefined;
 }
 
 const TITLE = { drill: 'Drill', failover: 'Failover', failback: 'Failback' } as const;

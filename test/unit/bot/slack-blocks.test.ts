@@ -120,6 +120,30 @@ describe('slack messages', () => {
   });
 });
 
+describe('a card this version cannot read', () => {
+  it('is left out: the message shows its summary and buttons, on every surface, without throwing', async () => {
+    const { plainText } = await import('../../../bot/plain-text.js');
+    const { cardParams, dingTalkMarkdown } = await import(
+      '../../../bot/dingtalk/dingtalk-markdown.js'
+    );
+    for (const bad of [
+      { kind: 'approval-card' },
+      { ...card(), source: null },
+      { ...card(), approvals: { names: 'tom' } },
+      { ...card(), takenAt: '10:00' },
+      'card',
+    ]) {
+      const m = { summary: 'Failover of web: 1 of 2', data: { card: bad } };
+      expect(slackMessage(m, { now: NOW }).blocks).toEqual([
+        { type: 'section', text: { type: 'mrkdwn', text: 'Failover of web: 1 of 2' } },
+      ]);
+      expect(plainText(m, '', NOW)).toBe('Failover of web: 1 of 2');
+      expect(cardParams(m, NOW).isCard).toBe('');
+      expect(dingTalkMarkdown(m, NOW).text).toBe('Failover of web: 1 of 2');
+    }
+  });
+});
+
 describe('the Block Kit check', () => {
   it('refuses what Slack refuses', () => {
     const text = (n: number) => ({ type: 'mrkdwn', text: 'x'.repeat(n) });
