@@ -22,7 +22,7 @@ export interface VerbSpec {
   subs?: readonly ('list' | 'explain')[];
 }
 
-type FlagName = '--point' | '--keep' | '--emergency' | '--dry-run';
+type FlagName = '--point' | '--keep' | '--emergency' | '--dry-run' | '--reason';
 
 interface FlagSpec {
   /** The argument's name in usage, or undefined for a switch. */
@@ -68,7 +68,26 @@ const FLAGS: Record<FlagName, FlagSpec> = {
       return undefined;
     },
   },
+  '--reason': {
+    value: 'WHY',
+    help: 'why you ask, in words (up to the next option); shown on the approval card',
+    apply: (args, value) => {
+      const reason = value
+        .replace(/[\p{Cc}]/gu, ' ')
+        .replace(/^(["'\u201c\u2018])(.*)(["'\u201d\u2019])$/su, '$2')
+        .replace(/\s+/g, ' ')
+        .trim();
+      if (reason === '') return '--reason needs words saying why';
+      if (reason.length > MAX_REASON)
+        return `the reason is ${reason.length} characters long; the limit is ${MAX_REASON}`;
+      args.reason = reason;
+      return undefined;
+    },
+  },
 };
+
+/** Flags whose value is every word up to the next option, not one word. */
+const WORDS_FLAGS: readonly FlagName[] = ['--reason'];
 
 const app = (required: boolean) => ({ kind: 'app' as const, required, name: 'app' });
 const id = (name: string) => ({ kind: 'id' as const, required: true, name });
@@ -96,17 +115,17 @@ export const GRAMMAR: readonly VerbSpec[] = [
   },
   {
     verb: 'failover',
-    usage: 'failover <app> [--point P] [--emergency] [--dry-run]',
+    usage: 'failover <app> [--point P] [--emergency] [--reason WHY…] [--dry-run]',
     summary: 'run the app from the DR site',
     operand: app(true),
-    flags: ['--point', '--emergency', '--dry-run'],
+    flags: ['--point', '--emergency', '--reason', '--dry-run'],
   },
   {
     verb: 'failback',
-    usage: 'failback <app> [--emergency] [--dry-run]',
+    usage: 'failback <app> [--emergency] [--reason WHY…] [--dry-run]',
     summary: 'move the app back to its source',
     operand: app(true),
-    flags: ['--emergency', '--dry-run'],
+    flags: ['--emergency', '--reason', '--dry-run'],
   },
   {
     verb: 'approve',
@@ -245,7 +264,12 @@ function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
       }
       const flag = FLAGS[name as FlagName];
       let value = inline ?? '';
-      if (flag.value !== undefined && inline === undefined) {
+      if (WORDS_FLAGS.includes(name as FlagName)) {
+        const taken: string[] = inline === undefined ? [] : [inline];
+        while (i + 1 < rest.length && !(rest[i + 1] as string).startsWith('--'))
+          taken.push(rest[++i] as string);
+        value = taken.join(' ');
+      } else if (flag.value !== undefined && inline === undefined) {
         const next = rest[i + 1];
         if (next === undefined || next.startsWith('--')) {
           return { ok: false, error: `${name} needs a value (${flag.help}).`, hint: usageOf(spec) };

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ApprovalState, Surface } from './contract.js';
+import type { CardFacts } from './gather-card-facts.js';
 
 /** What Redis keeps of an approval: the state people see plus what starting the job needs. */
 export interface ApprovalRecord extends ApprovalState {
@@ -12,6 +13,8 @@ export interface ApprovalRecord extends ApprovalState {
   channel?: string;
   /** The surface it was asked on: the operation is judged again, as asked, before it is queued. */
   surface?: Surface;
+  /** Why the requester asked (`--reason`), shown on the card. */
+  reason?: string;
   /** The operation's own arguments, passed to the job once granted. */
   args: { point?: number; keepMs?: number; emergency?: boolean };
   /** Set once the job was enqueued (or refused): `queued`, or `refused: <why>`. */
@@ -152,6 +155,25 @@ export class ApprovalStore {
   /** Withdraws a pending approval (its operation was cancelled). */
   cancel(id: string, now: number) {
     return this.run('cancel', id, '', '', '0', now, '');
+  }
+
+  /**
+   * Keeps the card's facts as last shown, beside the approval (not in it, so that presses,
+   * which rewrite the approval in Lua, never race with a refresh of the facts).
+   */
+  async saveCard(id: string, card: CardFacts): Promise<void> {
+    await this.redis.set(`${this.key(id)}:card`, JSON.stringify(card), 'EX', 31 * 86_400);
+  }
+
+  /** The card's facts as last shown, if any were gathered. */
+  async card(id: string): Promise<CardFacts | undefined> {
+    const raw = await this.redis.get(`${this.key(id)}:card`);
+    if (raw === null) return undefined;
+    try {
+      return JSON.parse(raw) as CardFacts;
+    } catch {
+      return undefined; // unreadable: the next gathering writes a good one
+    }
   }
 
   /** Records that the granted approval's job was enqueued (or could not be). */

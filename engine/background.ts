@@ -1,5 +1,6 @@
 import { errorMessage } from '../core/errors.js';
 import { connectRedis } from '../core/redis.js';
+import { CardRefresher } from './card-refresher.js';
 import type { EngineContext } from './engine-context.js';
 import { startOperationNotices } from './operation-notices.js';
 import type { PolicySet } from './policy-set.js';
@@ -9,7 +10,11 @@ import { runScheduled, type ScheduledCommand, syncSchedules } from './schedules.
 /** The engine's duties besides answering commands, started by `Engine.start()`. */
 export async function startBackground(
   ctx: EngineContext,
-  { redisUrl, monitorEveryMs = 5000 }: { redisUrl: string; monitorEveryMs?: number },
+  {
+    redisUrl,
+    monitorEveryMs = 5000,
+    cardsEveryMs = 15_000,
+  }: { redisUrl: string; monitorEveryMs?: number; cardsEveryMs?: number },
 ) {
   const conn = connectRedis(redisUrl, 'lifeboat-engine-events');
   conn.on('error', (err: Error) =>
@@ -18,6 +23,8 @@ export async function startBackground(
   const events = startOperationNotices(ctx, conn);
   const monitor = new RpoMonitor(ctx, monitorEveryMs);
   monitor.start();
+  const cards = new CardRefresher(ctx, cardsEveryMs);
+  cards.start();
   return {
     monitor,
     /** Schedulers follow the policy files. */
@@ -35,6 +42,7 @@ export async function startBackground(
       runScheduled(ctx, data as ScheduledCommand, jobId),
     stop: async () => {
       await monitor.stop();
+      await cards.stop();
       await events.stop();
     },
   };

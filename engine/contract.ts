@@ -55,7 +55,7 @@ export interface CommandArgs {
   dryRun?: boolean;
   /** approve, reject: the approval id; cancel, cleanup: the operation id; ack: the alert id. */
   id?: string;
-  /** reject: why. */
+  /** reject: why; failover, failback: why it is asked for (shown on the approval card, kept in the audit log). */
   reason?: string;
   /** policy: which sub-command. */
   sub?: 'list' | 'explain';
@@ -133,6 +133,11 @@ export interface Action {
   /** The command the press stands for, in the grammar: `approve A-12`, `cleanup op-3f2a`, `ack AL-4`. */
   words: string;
   style?: 'primary' | 'danger';
+  /**
+   * Asked before a destructive press is sent (Slack's confirm dialog, the card's confirmation): what
+   * the press will do. The console shows no dialog: typing the words is the confirmation.
+   */
+  confirm?: { title: string; text: string; yes: string };
 }
 
 /** The engine's immediate answer to a command. */

@@ -39,6 +39,8 @@ export interface EngineOptions {
   watchPolicies?: boolean;
   /** How often the RPO monitor looks, in ms (5 s by default). */
   monitorEveryMs?: number;
+  /** How often pending approval cards are checked for changed facts, in ms (15 s by default). */
+  cardsEveryMs?: number;
 }
 
 export interface Engine extends ControlPlane {
@@ -243,6 +245,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       background = await startBackground(ctx, {
         redisUrl,
         ...(options.monitorEveryMs ? { monitorEveryMs: options.monitorEveryMs } : {}),
+        ...(options.cardsEveryMs ? { cardsEveryMs: options.cardsEveryMs } : {}),
       });
       const set = watcher.current();
       if (set) await background.policiesChanged(set);

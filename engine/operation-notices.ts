@@ -13,6 +13,9 @@ import {
 import type { Notice } from './contract.js';
 import { lastDrillKey } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
+import { withProgress } from './gather-card-facts.js';
+import { recordLastRun } from './last-runs.js';
+import { cancelAction } from './submit-operation.js';
 
 const GROUP = 'lifeboat-engine';
 
@@ -94,12 +97,25 @@ export async function operationNotice(
   e: OperationEvent,
 ): Promise<Notice | undefined> {
   const meta = await loadOpMeta(ctx, e.opId);
+  // An approved operation's message is its approval card: it keeps showing the facts it was approved on.
+  const approval = meta?.approvalId ? await ctx.approvals.get(meta.approvalId) : undefined;
+  const card = approval ? await ctx.approvals.card(approval.id) : undefined;
   const base = {
     key: `op:${e.opId}`,
     app: e.app,
     targets: targetsFor(ctx, e.app, meta?.channel),
-    data: { opId: e.opId, job: e.job, event: e },
+    data: {
+      opId: e.opId,
+      job: e.job,
+      event: e,
+      ...(approval && card ? { card: withProgress(card, approval) } : {}),
+    },
   };
+  // While it runs, the message offers Cancel (asking first).
+  const running =
+    e.job === 'drill' || e.job === 'failover' || e.job === 'failback'
+      ? { actions: [cancelAction(e.opId, e.job, e.app)] }
+      : {};
   const what = `${e.job === 'cleanup' ? 'Cleanup' : e.job[0]?.toUpperCase() + e.job.slice(1)} of ${e.app}`;
   switch (e.type) {
     case 'started':
@@ -114,6 +130,7 @@ export async function operationNotice(
         kind: 'operation.started',
         severity: 'info',
         summary: `${what} started (${e.opId})`,
+        ...running,
       });
     case 'step':
       if (e.progress !== undefined && e.progress < 1) return undefined; // only whole steps: chat messages are not progress bars
@@ -122,9 +139,16 @@ export async function operationNotice(
         kind: 'operation.step',
         severity: 'info',
         summary: `${what}: ${e.step ?? 'step'} done (${e.opId})`,
+        ...running,
       });
     case 'finished': {
       if (e.error) {
+        await recordLastRun(ctx, e.app, e.job, {
+          opId: e.opId,
+          at: e.time || ctx.now(),
+          ok: false,
+          error: e.error.message,
+        });
         await ctx.audit.append('result', {
           opId: e.opId,
           app: e.app,
@@ -149,6 +173,12 @@ export async function operationNotice(
       });
       if (r && 'rto' in r) {
         const res = r as OperationResult;
+        await recordLastRun(ctx, e.app, e.job, {
+          opId: e.opId,
+          at: e.time || ctx.now(),
+          ok: true,
+          rtoMs: res.rto.totalMs,
+        });
         if (e.job === 'drill')
           await ctx.redis.set(lastDrillKey(ctx.prefix, e.app), String(e.time || ctx.now()));
         const unfenced = res.fence !== undefined && !res.fence.fenced;
@@ -171,6 +201,15 @@ export async function operationNotice(
                 ],
               }
             : {}),
+        });
+      }
+      if (e.job === 'failback') {
+        const fb = (r ?? {}) as Partial<FailbackResult>;
+        await recordLastRun(ctx, e.app, e.job, {
+          opId: e.opId,
+          at: e.time || ctx.now(),
+          ok: true,
+          ...(typeof fb.downtimeMs === 'number' ? { rtoMs: fb.downtimeMs } : {}),
         });
       }
       return ctx.notices.publish({

@@ -2,9 +2,16 @@ import type { ApprovalRecord } from './approval-store.js';
 import type { Command, Decision, Notice, Reply, Surface } from './contract.js';
 import { denyReply, fired, judge } from './decide.js';
 import { type EngineContext, targetsFor } from './engine-context.js';
+import {
+  type CardFacts,
+  fingerprintChanges,
+  gatherCardFacts,
+  withProgress,
+} from './gather-card-facts.js';
 import { type Identity, resolveIdentity, SCHEDULER } from './identity.js';
 import {
   approvalActions,
+  cancelAction,
   enqueueOperation,
   type OperationVerb,
   publicApproval,
@@ -14,13 +21,17 @@ const APPROVAL_ID = /^A-\d{1,12}$/;
 
 /**
  * Publishes a notice about an approval's operation on its thread (`op:<opId>`) to the channels
- * of its app and the channel it was asked in; data is the approval unless given.
+ * of its app and the channel it was asked in; data is the approval unless given, plus the card's
+ * facts (`card`, with the approval's progress now) so the message keeps showing them.
  */
-export function publishForApproval(
+export async function publishForApproval(
   ctx: EngineContext,
   a: ApprovalRecord,
   n: Pick<Notice, 'kind' | 'severity' | 'summary'> & Pick<Partial<Notice>, 'actions' | 'data'>,
+  card?: CardFacts,
 ): Promise<Notice> {
+  const shown = card ?? (await ctx.approvals.card(a.id));
+  const data = 'data' in n ? n.data : { approval: publicApproval(a) };
   return ctx.notices.publish({
     kind: n.kind,
     key: `op:${a.opId}`,
@@ -29,7 +40,10 @@ export function publishForApproval(
     severity: n.severity,
     summary: n.summary,
     ...(n.actions ? { actions: n.actions } : {}),
-    data: 'data' in n ? n.data : { approval: publicApproval(a) },
+    data:
+      shown && data !== null && typeof data === 'object'
+        ? { ...data, card: withProgress(shown, a) }
+        : data,
   });
 }
 
@@ -61,6 +75,17 @@ export async function submitPress(
 
   const person = who.person ?? command.actor;
   const eligible = who.groups.some((g) => found.groups.includes(g));
+  if (
+    kind === 'approve' &&
+    found.status === 'pending' &&
+    found.expiresAtMs > ctx.now() &&
+    eligible &&
+    person !== found.requestedPerson &&
+    !found.approvals.some((x) => x.person === person)
+  ) {
+    const stale = await refreshIfStale(ctx, found, command, person);
+    if (stale) return stale;
+  }
   const r = await ctx.approvals.press(kind, id, {
     actor: command.actor,
     person,
@@ -83,17 +108,25 @@ export async function submitPress(
     },
     command.actor,
   );
-  const notify = (
+  // Every change of the approval shows facts read now, not those of when it was asked.
+  const notify = async (
     k: 'approval.updated' | 'approval.granted' | 'approval.rejected' | 'approval.expired',
     summary: string,
     severity: 'info' | 'warning' = 'info',
-  ) =>
-    publishForApproval(ctx, a, {
-      kind: k,
-      severity,
-      summary,
-      ...(k === 'approval.updated' ? { actions: approvalActions(id) } : {}),
-    });
+  ) => {
+    const card = await freshCard(ctx, a);
+    return publishForApproval(
+      ctx,
+      a,
+      {
+        kind: k,
+        severity,
+        summary,
+        ...(k === 'approval.updated' ? { actions: approvalActions(id, card) } : {}),
+      },
+      card,
+    );
+  };
 
   switch (r.outcome) {
     case 'counted':
@@ -221,7 +254,56 @@ export async function startGranted(ctx: EngineContext, a: ApprovalRecord): Promi
     ok: true,
     summary: `Approved ${a.id}: ${progress(a)}; ${a.verb} of ${a.app} queued as ${a.opId}`,
     data: { approval: publicApproval(a), opId: a.opId },
-    actions: [{ kind: 'cancel', label: 'Cancel', words: `cancel ${a.opId}`, style: 'danger' }],
+    actions: [cancelAction(a.opId, a.verb, a.app)],
+  };
+}
+
+/** Facts read now for an approval, kept as the card's last shown facts. */
+async function freshCard(ctx: EngineContext, a: ApprovalRecord): Promise<CardFacts> {
+  const card = await gatherCardFacts(ctx, a);
+  await ctx.approvals.saveCard(a.id, card);
+  return card;
+}
+
+/**
+ * An approval counts only for the facts the approver saw. When the point the operation would use
+ * or the source's state changed since the card was last shown, the press is not counted: the card
+ * is shown again with the facts of now, and the approver asked to press again.
+ */
+async function refreshIfStale(
+  ctx: EngineContext,
+  a: ApprovalRecord,
+  command: Command,
+  person: string,
+): Promise<Reply | undefined> {
+  const shown = await ctx.approvals.card(a.id);
+  if (!shown) return undefined; // asked before cards had facts: nothing to compare with
+  const now = await gatherCardFacts(ctx, a);
+  const changes = fingerprintChanges(shown.fingerprint, now.fingerprint);
+  if (changes.length === 0) return undefined;
+  await ctx.approvals.saveCard(a.id, now);
+  await ctx.audit.append(
+    'approval',
+    { id: a.id, opId: a.opId, press: 'approve', person, outcome: 'stale', changed: changes },
+    command.actor,
+  );
+  await publishForApproval(
+    ctx,
+    a,
+    {
+      kind: 'approval.updated',
+      severity: 'warning',
+      summary: `The facts of ${a.verb} of ${a.app} changed since the card was shown (${changes.join('; ')}); the card shows them now: ${progress(a)} approvals (${a.id})`,
+      actions: approvalActions(a.id, now),
+    },
+    now,
+  );
+  return {
+    ok: false,
+    private: true,
+    summary: `Not counted: the facts changed since the card was shown (${changes.join('; ')}). The card now shows them; approve again if you still approve (\`approve ${a.id}\`).`,
+    thread: `op:${a.opId}`,
+    data: { approval: publicApproval(a), card: now, stale: changes },
   };
 }
 

@@ -5,6 +5,7 @@ import type { ApprovalRecord } from './approval-store.js';
 import type { Action, ApprovalState, Command, Decision, Reply } from './contract.js';
 import { denyReply, fired, judge, unknownApp } from './decide.js';
 import { type EngineContext, saveOpMeta, targetsFor } from './engine-context.js';
+import { type CardFacts, gatherCardFacts } from './gather-card-facts.js';
 import type { Identity } from './identity.js';
 
 export type OperationVerb = 'drill' | 'failover' | 'failback';
@@ -41,6 +42,7 @@ export async function submitOperation(
       policy: j.deny?.policy ?? ev?.policy?.name,
       fired: fired(policies),
       dryRun: command.args.dryRun === true,
+      ...(command.args.reason ? { reason: command.args.reason } : {}),
     },
     command.actor,
   );
@@ -83,9 +85,12 @@ export async function submitOperation(
       policy: ev.policy.name,
       ...(command.channel ? { channel: command.channel } : {}),
       surface: command.surface,
+      ...(command.args.reason ? { reason: command.args.reason } : {}),
       args: operationArgs(command),
     };
     await ctx.approvals.create(record);
+    const card = await gatherCardFacts(ctx, record);
+    await ctx.approvals.saveCard(id, card);
     await saveOpMeta(ctx, {
       opId,
       app,
@@ -119,10 +124,11 @@ export async function submitOperation(
         required: record.required,
         groups: record.groups,
         policy: record.policy,
+        ...(record.reason ? { reason: record.reason } : {}),
       },
       command.actor,
     );
-    const actions = approvalActions(id);
+    const actions = approvalActions(id, card);
     const summary = `${TITLE[verb]} of ${app} needs ${record.required} approval(s) from ${record.groups.join(', ')} (not the requester); approve with \`approve ${id}\` within ${formatDuration(ev.approval.expiresMs)}`;
     await ctx.notices.publish({
       kind: 'approval.requested',
@@ -132,7 +138,7 @@ export async function submitOperation(
       severity: 'warning',
       summary: `${who.person ?? command.actor} asks to ${verb} ${app}: ${record.required} approval(s) needed from ${record.groups.join(', ')} (${id}, expires ${record.expiresAt})`,
       actions,
-      data: { approval: publicApproval(record) },
+      data: { approval: publicApproval(record), card },
     });
     const decision: Decision = { outcome: 'approval', approval: publicApproval(record), policies };
     return {
@@ -140,7 +146,7 @@ export async function submitOperation(
       summary,
       details: warnings,
       decision,
-      data: { decision },
+      data: { decision, card },
       actions,
       thread: `op:${opId}`,
     };
@@ -162,7 +168,7 @@ export async function submitOperation(
     details: warnings,
     decision,
     data: { decision, opId },
-    actions: [{ kind: 'cancel', label: 'Cancel', words: `cancel ${opId}`, style: 'danger' }],
+    actions: [cancelAction(opId, verb, app)],
     thread: `op:${opId}`,
   };
 }
@@ -190,11 +196,65 @@ export function operationArgs(command: Command): ApprovalRecord['args'] {
   };
 }
 
-export function approvalActions(id: string): Action[] {
-  return [
-    { kind: 'approve', label: 'Approve', words: `approve ${id}`, style: 'primary' },
-    { kind: 'reject', label: 'Reject', words: `reject ${id}`, style: 'danger' },
-  ];
+/**
+ * Approve and Reject. Approving a failover or failback asks first (a confirm dialog), saying what
+ * the press does with the facts on the card: the point, the writes lost, the fence.
+ */
+export function approvalActions(id: string, card?: CardFacts): Action[] {
+  const approve: Action = {
+    kind: 'approve',
+    label: 'Approve',
+    words: `approve ${id}`,
+    style: 'primary',
+  };
+  if (card && card.verb !== 'drill') approve.confirm = approveConfirm(card);
+  return [approve, { kind: 'reject', label: 'Reject', words: `reject ${id}`, style: 'danger' }];
+}
+
+function approveConfirm(card: CardFacts): NonNullable<Action['confirm']> {
+  const left = card.approvals.required - card.approvals.names.length;
+  const starts =
+    left <= 1 ? `Your approval starts it now.` : `Your approval is 1 of the ${left} still needed.`;
+  if (card.verb === 'failback')
+    return {
+      title: `Approve failback of ${card.app}?`,
+      text: `The DR copy of ${card.app} is written back to its source and the DR server stops; the app is down while the last changes are copied. ${starts}`,
+      yes: 'Approve failback',
+    };
+  const p = card.point;
+  const point = !p?.known
+    ? p?.id !== undefined
+      ? `point #${p.id}`
+      : 'no consistent point yet'
+    : `point #${p.id} (${p.label}, ${Math.round(p.ageSeconds ?? 0)} s old)`;
+  const loss = card.dataLoss
+    ? `Writes after it, about ${Math.round(card.dataLoss.seconds)} s, are lost.`
+    : '';
+  const fence = card.fence.command
+    ? 'The source is fenced first.'
+    : 'The source is NOT fenced: make sure it is stopped.';
+  return {
+    title: `Approve failover of ${card.app}?`,
+    text: `${card.app} (${card.tier}) will run from the DR site on ${point}. ${loss} ${fence} ${starts}`
+      .replace(/\s+/g, ' ')
+      .trim(),
+    yes: 'Approve failover',
+  };
+}
+
+/** Cancel for a running operation; it asks first, as it stops the operation where it is. */
+export function cancelAction(opId: string, verb: string, app: string): Action {
+  return {
+    kind: 'cancel',
+    label: 'Cancel',
+    words: `cancel ${opId}`,
+    style: 'danger',
+    confirm: {
+      title: `Cancel the ${verb} of ${app}?`,
+      text: `This stops the ${verb} of ${app} (${opId}) where it is now; it will not finish.`,
+      yes: `Cancel ${verb}`,
+    },
+  };
 }
 
 /** The approval as the contract shows it (without the engine's own fields). */

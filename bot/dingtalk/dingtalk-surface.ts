@@ -274,14 +274,14 @@ export class DingTalkSurface {
         0,
         async () => {
           const outTrackId = `lb-${randomUUID()}`;
-          await this.api.createCard(outTrackId, space, cardParams(reply));
+          await this.api.createCard(outTrackId, space, cardParams(reply, now));
           return outTrackId;
         },
         async () => undefined, // a notice got there first and shows newer state
       );
       return;
     }
-    const md = dingTalkMarkdown(reply);
+    const md = dingTalkMarkdown(reply, now);
     // In a group, a refusal or help goes to the asker alone, as a private message from the robot.
     if ((reply.private || !reply.ok) && space?.kind === 'group' && m.senderStaffId) {
       await this.api.sendPrivateMarkdown([m.senderStaffId], md.title, md.text);
@@ -341,15 +341,16 @@ export class DingTalkSurface {
 
   /** A notice: one card per key and conversation, updated in place (or markdown without cards). */
   async show(notice: Notice): Promise<void> {
+    const now = (this.o.now ?? Date.now)();
     for (const target of notice.targets) {
       if (!target.startsWith('dingtalk:')) continue;
       const space = spaceOf(target);
       if (!this.o.credentials.cardTemplateId) {
-        const md = dingTalkMarkdown(notice);
+        const md = dingTalkMarkdown(notice, now);
         await this.api.sendMarkdown(space, md.title, md.text);
         continue;
       }
-      const params = cardParams(notice);
+      const params = cardParams(notice, now);
       await this.map.upsert(
         target,
         notice.key,

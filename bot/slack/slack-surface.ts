@@ -315,7 +315,7 @@ export class SlackSurface {
 
   /** An operation's reply: its own message (shared with its notices), details in its thread. */
   private async replyAsOperation(reply: Reply, thread: string, channel: string): Promise<void> {
-    const msg = slackMessage(reply, { inlineDetails: false });
+    const msg = slackMessage(reply, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
     const { ref, created } = await this.map.upsert(
       `slack:${channel}`,
       thread,
@@ -329,7 +329,7 @@ export class SlackSurface {
 
   /** A notice: one message per key and channel, updated in place; details in its thread. */
   async show(notice: Notice): Promise<void> {
-    const msg = slackMessage(notice, { inlineDetails: false });
+    const msg = slackMessage(notice, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
     for (const target of notice.targets) {
       if (!target.startsWith('slack:')) continue;
       const channel = target.slice('slack:'.length);

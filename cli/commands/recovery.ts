@@ -34,6 +34,7 @@ interface OperationOptions {
   json?: boolean;
   emergency?: boolean;
   dryRun?: boolean;
+  reason?: string;
 }
 
 /**
@@ -122,6 +123,20 @@ async function submitThroughEngine(
   }
 }
 
+/** `--reason`: one line of at most 300 characters, as the chat grammar takes it. */
+function reasonArg(text: string): string {
+  const reason = text
+    .replace(/[\p{Cc}]/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (reason === '' || reason.length > 300)
+    throw usageError(
+      `--reason is ${reason === '' ? 'empty' : `${reason.length} characters long`}`,
+      'say why in 1 to 300 characters, quoted: --reason "zone a lost power"',
+    );
+  return reason;
+}
+
 /** The policies that let it through. */
 const fired = (d: { policies: { policy: string; matched: boolean }[] }) =>
   d.policies.filter((p) => p.matched).map((p) => p.policy);
@@ -139,10 +154,12 @@ export function registerRecovery(program: Command, exit: ExitState): void {
     if (name === 'drill')
       cmd.option('--keep <duration>', 'keep the drill server this long, then clean up', '30m');
     else
-      cmd.option(
-        '--emergency',
-        'act outside the usual rules where a policy allows it (change window)',
-      );
+      cmd
+        .option(
+          '--emergency',
+          'act outside the usual rules where a policy allows it (change window)',
+        )
+        .option('--reason <why>', 'why you ask (quote it); shown on the approval card and audited');
     cmd.option('--dry-run', 'say what the policies decide; queue nothing');
     cmd
       .option(
@@ -188,6 +205,7 @@ export function registerRecovery(program: Command, exit: ExitState): void {
               ...(keepMs !== undefined ? { keepMs } : {}),
               ...(opts.emergency ? { emergency: true } : {}),
               ...(opts.dryRun ? { dryRun: true } : {}),
+              ...(opts.reason ? { reason: reasonArg(opts.reason) } : {}),
             },
             opts,
           );

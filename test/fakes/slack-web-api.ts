@@ -1,13 +1,15 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { blockKitProblems } from './block-kit-check.js';
 
 /**
  * An emulator of Slack's side: the Web API the bot calls (`auth.test`, `chat.postMessage`,
  * `chat.update`, `chat.postEphemeral`, `response_url`), recording every call, and the sender of
  * signed slash commands, mentions (Events API) and button presses to the bot's `/slack/events`. It checks what Slack
  * checks: the bearer token, required arguments, that updated messages exist, `response_url`'s
- * five uses; and it can answer `ratelimited` with a Retry-After.
+ * five uses, and Block Kit's limits (`invalid_blocks`, recorded in `refusedBlocks`); and it can
+ * answer `ratelimited` with a Retry-After.
  */
 export interface SlackCall {
   method: string;
@@ -38,6 +40,8 @@ export class SlackEmulator {
   readonly messages = new Map<string, SlackMessage>();
   readonly responses: ResponseUrlPost[] = [];
   readonly ephemerals: SlackCall[] = [];
+  /** Messages refused as `invalid_blocks`, with Slack's reasons: a test expects none. */
+  readonly refusedBlocks: { method: string; problems: string[] }[] = [];
   /** Socket Mode: the app-level token, and what the app answered to each envelope. */
   readonly appToken = `xapp-1-test-${randomBytes(8).toString('hex')}`;
   readonly socketAcks: { envelope_id: string; payload?: unknown }[] = [];
@@ -176,6 +180,13 @@ export class SlackEmulator {
       return ok({ ok: true, url: `${this.url.replace('http', 'ws')}/link/?ticket=${ticket}` });
     }
     if (auth !== `Bearer ${this.token}`) return ok({ ok: false, error: 'invalid_auth' });
+    if (args.blocks !== undefined) {
+      const problems = blockKitProblems(blocksOf(args.blocks));
+      if (problems.length) {
+        this.refusedBlocks.push({ method, problems });
+        return ok({ ok: false, error: 'invalid_blocks', errors: problems });
+      }
+    }
     switch (method) {
       case 'auth.test':
         return ok({
@@ -233,6 +244,14 @@ export class SlackEmulator {
     const uses = (this.responseUses.get(id) ?? 0) + 1;
     this.responseUses.set(id, uses);
     if (uses > 5) return { status: 404, body: { ok: false, error: 'expired_url' } };
+    const body = JSON.parse(raw) as Record<string, unknown>;
+    if (body.blocks !== undefined) {
+      const problems = blockKitProblems(body.blocks);
+      if (problems.length) {
+        this.refusedBlocks.push({ method: 'response_url', problems });
+        return { status: 400, body: { ok: false, error: 'invalid_blocks', errors: problems } };
+      }
+    }
     this.responses.push({ id, body: JSON.parse(raw) as Record<string, unknown> });
     return ok({ ok: true });
   }

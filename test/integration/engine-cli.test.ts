@@ -159,10 +159,16 @@ describe('dr drill|failover through the engine, and dr audit', () => {
     expect(denied.err).toContain('no policy lets dan drill web (policy (default deny))');
     await h.cleanup();
     h = await engineHome();
-    const asked = await run(['failover', 'web']);
+    const asked = await run(['failover', 'web', '--reason', 'zone a lost power']);
     expect(asked.code).toBe(0);
     expect(asked.out).toMatch(/needs 2 approval\(s\) from sre-oncall/);
     expect(asked.out).toMatch(/`approve A-1`/);
+    // The reason is on the approval card's facts.
+    const card = JSON.parse((await conn.get(`${prefix}approval:A-1:card`)) ?? '{}');
+    expect(card).toMatchObject({ approvalId: 'A-1', reason: 'zone a lost power', tier: 'prod' });
+    const empty = await run(['failover', 'web', '--reason', ' ']);
+    expect(empty.code).not.toBe(0);
+    expect(empty.err).toContain('--reason is empty');
     const dry = await run(['failback', 'web', '--dry-run', '--json']);
     expect(JSON.parse(dry.out).decision).toMatchObject({
       outcome: 'dryrun',

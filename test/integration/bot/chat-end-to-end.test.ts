@@ -150,6 +150,21 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
         ?.elements ?? []
     ).map((e) => e.value);
 
+  const fieldsOf = (m: SlackMessage) =>
+    m.blocks.flatMap((b) =>
+      b.type === 'section' && Array.isArray(b.fields)
+        ? (b.fields as { text: string }[]).map((f) => f.text.replace(/\*/g, ''))
+        : [],
+    );
+  const confirmOf = (m: SlackMessage, value: string) =>
+    (
+      (
+        m.blocks.find((b) => b.type === 'actions') as
+          | { elements?: { value: string; confirm?: Record<string, unknown> }[] }
+          | undefined
+      )?.elements ?? []
+    ).find((e) => e.value === value)?.confirm;
+
   it('Slack: failover → approval card → requester refused → two on-call approvals → progress → RTO', {
     timeout: 150_000,
   }, async (ctx) => {
@@ -160,7 +175,10 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
       (
         await slack.send(
           events,
-          slack.slashCommand('failover prod-web', { user: 'USAM', channel: 'CWEB' }),
+          slack.slashCommand('failover prod-web --reason web zone is down', {
+            user: 'USAM',
+            channel: 'CWEB',
+          }),
         )
       ).status,
     ).toBe(200);
@@ -175,6 +193,25 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
     expect(buttons(card)).toEqual(
       expect.arrayContaining([`approve ${approval}`, `reject ${approval}`]),
     );
+    // The card: the facts as fields, and Approve asks first.
+    expect(fieldsOf(card).map((f) => f.split('\n')[0])).toEqual([
+      'Asked by',
+      'Source now',
+      'Point',
+      'Data loss',
+      'Last drill',
+      'Expected RTO',
+      'Fencing',
+      'Approvals',
+      'Expires',
+    ]);
+    expect(fieldsOf(card)[0]).toBe('Asked by\nsam: "web zone is down"');
+    expect(fieldsOf(card)[2]).toMatch(/^Point\nlatest: #\d+ (app|crash)-consistent/);
+    expect(fieldsOf(card)[7]).toBe('Approvals\n0 of 2 (from sre-oncall, not the requester)');
+    expect(confirmOf(card, `approve ${approval}`)?.title).toEqual({
+      type: 'plain_text',
+      text: 'Approve failover of prod-web?',
+    });
 
     await slack.send(events, slack.buttonPress(card, 0, { user: 'USAM' }));
     const refusal = await waitFor('the private refusal', () =>
@@ -197,6 +234,11 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
       /Failover of prod-web is healthy \(op-[a-z0-9]+\): point \d+, data age \d+ s, RTO \S+/,
     );
     expect(card.updates).toBeGreaterThanOrEqual(3); // approvals, start, steps, result: one message moving
+    expect(fieldsOf(card)[7]).toBe(
+      'Approvals\n2 of 2: tom, uma (from sre-oncall, not the requester)',
+    );
+    expect(fieldsOf(card)[8]).toBe('Expires\napproved');
+    expect(slack.refusedBlocks).toEqual([]);
     expect(slack.channelMessages('CWEB').filter((m) => m.text.includes('prod-web'))).toHaveLength(
       1,
     );
@@ -226,6 +268,14 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
       (a) => a.words,
     );
     const approve = words.find((w) => w.startsWith('approve ')) ?? '';
+    expect(card.params).toMatchObject({
+      isCard: '1',
+      cardTitle: 'Failover of prod-api (prod)',
+      askedBy: 'sam (no reason given)',
+      approvals: '0 of 2 (from sre-oncall, not the requester)',
+    });
+    expect(card.params.point).toMatch(/^latest: #\d+ (app|crash)-consistent/);
+    expect(card.params.facts).toContain('**Fencing**: not configured');
     const own = gateway.cardPress(card.outTrackId, approve, {
       userId: 'staff-sam',
       spaceId: 'cid-api',
@@ -246,6 +296,7 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
       90_000,
     );
     expect(card.params.summary).toMatch(/Failover of prod-api is healthy/);
+    expect(card.params.approvals).toBe('2 of 2: tom, uma (from sre-oncall, not the requester)');
     expect(card.params.details).toMatch(/materialise \S+, launch \S+, healthy \S+/);
     expect(openapi.cardsIn('cid-api')).toHaveLength(1);
     expect(gateway.badAcks).toEqual([]);

@@ -7,6 +7,47 @@ describe('chat grammar', () => {
     expect(GRAMMAR.map((s) => s.verb).sort()).toEqual([...VERBS].sort());
   });
 
+  it('takes --reason on failover and failback: every word up to the next option', () => {
+    expect(parse('failover prod-web --reason zone a lost power --point 7')).toEqual({
+      ok: true,
+      verb: 'failover',
+      app: 'prod-web',
+      args: { reason: 'zone a lost power', point: 7 },
+    });
+    expect(parse('failback prod-web --reason="power is back"')).toEqual({
+      ok: true,
+      verb: 'failback',
+      app: 'prod-web',
+      args: { reason: 'power is back' },
+    });
+    expect(parse('failover prod-web \u2014reason \u201cdisk\tgone\u201d')).toEqual({
+      ok: true,
+      verb: 'failover',
+      app: 'prod-web',
+      args: { reason: 'disk gone' },
+    });
+  });
+
+  it('refuses a --reason that is missing, too long, or on a verb without it', () => {
+    expect(parse('failover prod-web --reason')).toMatchObject({
+      ok: false,
+      error: '--reason needs words saying why.',
+    });
+    expect(parse('failover prod-web --reason --emergency')).toMatchObject({
+      ok: false,
+      error: '--reason needs words saying why.',
+    });
+    expect(parse(`failover prod-web --reason ${'x'.repeat(301)}`)).toMatchObject({
+      ok: false,
+      error: 'the reason is 301 characters long; the limit is 300.',
+      hint: 'Usage: failover <app> [--point P] [--emergency] [--reason WHY…] [--dry-run]',
+    });
+    expect(parse('drill prod-web --reason because')).toMatchObject({
+      ok: false,
+      error: '`drill` has no option "--reason".',
+    });
+  });
+
   it('parses each verb with its operand and flags', () => {
     expect(parse('status')).toEqual({ ok: true, verb: 'status', args: {} });
     expect(parse('status prod-web')).toEqual({
