@@ -73,8 +73,10 @@ const rounds = whole('rounds', values.rounds, 1);
 const seed =
   values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : whole('seed', values.seed, 0);
 const rate = whole('rate', values.rate, 1);
-// Room for every record of the run: about 30 s of writing per round (checks included), and a fifth more.
-const needMiB = Math.ceil((rounds * 30 * rate * 4096 * 1.2) / 2 ** 20 / 64) * 64;
+// Room for every record of the run: about 30 s of writing per round (checks included; a round
+// trip's about 60 s), and a fifth more.
+const roundSeconds = values['round-trip'] ? 60 : 30;
+const needMiB = Math.ceil((rounds * roundSeconds * rate * 4096 * 1.2) / 2 ** 20 / 64) * 64;
 const volumeMiB =
   values['volume-mib'] === undefined
     ? Math.max(128, needMiB)
