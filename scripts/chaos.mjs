@@ -21,7 +21,10 @@ const KINDS = [
   'gateway-kill-full',
   'kill-storm',
 ];
-const usage = `usage: npm run chaos -- [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--volumes V] [--json]
+const usage = `usage: npm run chaos -- [--round-trip] [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--volumes V] [--json]
+  --round-trip    each round is failover → writes at the DR site → failback → reprotect, with one
+                  seeded fault (kill -9 of the worker, gateway, DR server or agent, a Redis restart,
+                  a partition) at a seeded step; ext4 on loop devices (root)
   --rounds N      faults to inject, one per round (default 10)
   --seed S        seed of the fault schedule (default: random, printed); the same seed replays the same run
   --kinds K,…     only these faults: ${KINDS.join(', ')}
@@ -49,6 +52,7 @@ try {
       sample: { type: 'string', default: '1' },
       volumes: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
+      'round-trip': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }));
@@ -69,8 +73,10 @@ const rounds = whole('rounds', values.rounds, 1);
 const seed =
   values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : whole('seed', values.seed, 0);
 const rate = whole('rate', values.rate, 1);
-// Room for every record of the run: about 30 s of writing per round (checks included), and a fifth more.
-const needMiB = Math.ceil((rounds * 30 * rate * 4096 * 1.2) / 2 ** 20 / 64) * 64;
+// Room for every record of the run: about 30 s of writing per round (checks included; a round
+// trip's about 60 s), and a fifth more.
+const roundSeconds = values['round-trip'] ? 60 : 30;
+const needMiB = Math.ceil((rounds * roundSeconds * rate * 4096 * 1.2) / 2 ** 20 / 64) * 64;
 const volumeMiB =
   values['volume-mib'] === undefined
     ? Math.max(128, needMiB)
@@ -82,7 +88,7 @@ const kinds = values.kinds?.split(',').map((k) => k.trim()) ?? KINDS;
 for (const k of kinds) if (!KINDS.includes(k)) die(`--kinds: unknown fault ${JSON.stringify(k)}`);
 
 process.stderr.write(
-  `chaos: seed ${seed} (replay: npm run chaos -- --rounds ${rounds} --seed ${seed})\n`,
+  `chaos: seed ${seed} (replay: npm run chaos -- ${values['round-trip'] ? '--round-trip ' : ''}--rounds ${rounds} --seed ${seed})\n`,
 );
 const root = fileURLToPath(new URL('..', import.meta.url));
 const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url));
@@ -99,6 +105,7 @@ const r = spawnSync(process.execPath, [vitest, 'run', '--config', 'test/chaos/vi
     CHAOS_SAMPLE: String(sample),
     CHAOS_VOLUMES: values.volumes,
     ...(values.json ? { CHAOS_JSON: '1' } : {}),
+    ...(values['round-trip'] ? { CHAOS_ROUND_TRIP: '1' } : {}),
   },
 });
 process.exit(r.status ?? 2);

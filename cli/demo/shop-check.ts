@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { scriptArg } from './script-arg.js';
 import { type Order, orderFromRow } from './shop-order.js';
@@ -51,6 +51,8 @@ async function main(): Promise<number> {
     );
     return 2;
   }
+  // After a failover demo-shop runs at the DR site on the recovered volume: ask it.
+  if (process.env.DR_MODE === 'failover') return drServer(join(dirname(image), 'shop-dr.json'));
   const dir = await mkdtemp(join(tmpdir(), 'demo-shop-check-'));
   const lines: string[] = [];
   try {
@@ -134,4 +136,37 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+/** The DR site's demo-shop: it answers, its database is intact, its orders have no gap. */
+async function drServer(stateFile: string): Promise<number> {
+  const state = await readFile(stateFile, 'utf8').then(
+    (t) => JSON.parse(t) as { url: string; db: string },
+    () => undefined, // not written yet: it is still starting
+  );
+  if (!state) {
+    console.log(`demo-shop has not started at the DR site yet (${stateFile})`);
+    return 1;
+  }
+  const res = await fetch(`${state.url}/integrity`, { signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as {
+    integrity?: string;
+    count?: number;
+    min?: number;
+    max?: number;
+  };
+  const gapless = body.count === 0 || (body.min === 1 && body.max === body.count);
+  if (body.integrity !== 'ok' || !gapless) {
+    console.log(
+      `demo-shop at the DR site: integrity ${body.integrity}; ${body.count} orders, ids ${body.min}-${body.max}`,
+    );
+    return 1;
+  }
+  console.log(
+    `integrity ok; demo-shop takes orders at the DR site (${state.url}): orders 1-${body.max}, no gaps`,
+  );
+  return 0;
+}
+
+process.exitCode = await main().catch((err: unknown) => {
+  console.log(`demo-shop check: ${String(err)}`);
+  return 1;
+});

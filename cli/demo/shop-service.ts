@@ -7,10 +7,14 @@
 // The quiesce hook (a shell script, cheap to run twice a cut) freezes with SIGUSR2 and thaws with
 // SIGUSR1: the service writes its pid to STATE.pid and holds STATE.frozen while frozen. A freeze
 // also ends by itself after 30 s.
+// Fencing (failover) and unfencing (failback): SIGHUP with STATE.fence present makes the service
+// finish the order in flight, close its database and stop taking orders (it holds STATE.down
+// while so); SIGHUP without STATE.fence opens the database again and takes orders again.
+// GET /integrity runs SQLite's integrity_check and counts the orders.
 // Only Node's own modules (and its siblings here): it starts fast and stays small.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
 import { type Order, orderFromRow } from './shop-order.js';
@@ -92,11 +96,24 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
-  const sql = new Sqlite(db);
-  // Rollback journal (not WAL): once a transaction commits, the database file alone holds it.
-  await sql.run(
-    'PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL, qty INTEGER NOT NULL, cents INTEGER NOT NULL, created_ms INTEGER NOT NULL);',
+  const openDb = async () => {
+    const opened = new Sqlite(db);
+    // Rollback journal (not WAL): once a transaction commits, the database file alone holds it.
+    await opened.run(
+      'PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL, qty INTEGER NOT NULL, cents INTEGER NOT NULL, created_ms INTEGER NOT NULL);',
+    );
+    return opened;
+  };
+  /** Fenced: the database is closed (its volume may be unmounted); nothing is read or written. */
+  let fenced = await stat(`${state}.fence`).then(
+    () => true, // fenced by a failover before this start: two shops must never take orders
+    () => false,
   );
+  let sql = fenced ? undefined : await openDb();
+  const dbNow = (): Sqlite => {
+    if (!sql) throw new Error('fenced: the database is closed');
+    return sql;
+  };
   const columns = 'id, item, qty, cents, created_ms';
   let writing: Promise<unknown> = Promise.resolve();
   let frozenUntil = 0;
@@ -105,7 +122,7 @@ async function main(): Promise<void> {
   const place = (): Promise<Order | null> => {
     const item = ITEMS[randomInt(ITEMS.length)] ?? 'rope';
     const run = writing.then(() =>
-      sql.run(
+      dbNow().run(
         `INSERT INTO orders (item, qty, cents, created_ms) VALUES ('${item}', ${randomInt(1, 5)}, ${randomInt(199, 9999)}, ${Date.now()}); SELECT ${columns} FROM orders WHERE id = last_insert_rowid();`,
       ),
     );
@@ -134,8 +151,34 @@ async function main(): Promise<void> {
   process.on('SIGUSR1', () => {
     signals = signals.then(thaw);
   });
+  const down = `${state}.down`;
+  const fence = async () => {
+    if (fenced) return;
+    fenced = true;
+    await writing; // the order in flight is committed before the database closes
+    await sql?.close();
+    sql = undefined;
+    await writeFile(down, '');
+    process.stdout.write('demo-shop fenced: database closed, taking no orders\n');
+  };
+  const unfence = async () => {
+    if (!fenced) return;
+    sql = await openDb();
+    fenced = false;
+    await rm(down, { force: true });
+    process.stdout.write(`demo-shop taking orders again (database ${db})\n`);
+  };
+  process.on('SIGHUP', () => {
+    signals = signals.then(async () => {
+      const wanted = await stat(`${state}.fence`).then(
+        () => true,
+        () => false, // no fence flag: unfence
+      );
+      await (wanted ? fence() : unfence());
+    });
+  });
   const timer = setInterval(() => {
-    if (Date.now() < frozenUntil) return;
+    if (fenced || Date.now() < frozenUntil) return;
     if (frozenUntil > 0) void thaw(); // frozen past the limit: write again
     void place();
   }, 1000 / rate);
@@ -148,15 +191,26 @@ async function main(): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://demo-shop');
     const one = /^\/orders\/(\d+)$/.exec(url.pathname);
     if (req.method === 'GET' && url.pathname === '/health') {
+      if (fenced) return send(res, 503, { ok: false, fenced: true, placed });
       return send(res, 200, { ok: true, placed, frozen: Date.now() < frozenUntil });
+    }
+    if (fenced) return send(res, 503, { error: 'fenced: demo-shop runs at the DR site now' });
+    if (req.method === 'GET' && url.pathname === '/integrity') {
+      await writing;
+      const [check] = await dbNow().run('PRAGMA integrity_check;');
+      const [counts] = await dbNow().run(
+        'SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0) FROM orders;',
+      );
+      const [count, min, max] = (counts ?? '0|0|0').split('|').map(Number);
+      return send(res, 200, { integrity: check, count, min, max });
     }
     if (req.method === 'GET' && url.pathname === '/orders/last') {
       await writing;
-      const rows = await sql.run(`SELECT ${columns} FROM orders ORDER BY id DESC LIMIT 1;`);
+      const rows = await dbNow().run(`SELECT ${columns} FROM orders ORDER BY id DESC LIMIT 1;`);
       return send(res, 200, { order: orderFromRow(rows[0]), at: Date.now() });
     }
     if (req.method === 'GET' && one) {
-      const rows = await sql.run(`SELECT ${columns} FROM orders WHERE id = ${Number(one[1])};`);
+      const rows = await dbNow().run(`SELECT ${columns} FROM orders WHERE id = ${Number(one[1])};`);
       const order = orderFromRow(rows[0]);
       return send(res, order ? 200 : 404, order ? { order } : { error: 'no such order' });
     }
@@ -184,8 +238,14 @@ async function main(): Promise<void> {
   await writeFile(tmp, `${JSON.stringify({ pid: process.pid, url, db })}\n`);
   await rename(tmp, state);
   await rm(flag, { force: true });
+  if (fenced) await writeFile(down, '');
+  else await rm(down, { force: true });
   await writeFile(`${state}.pid`, `${process.pid}\n`);
-  process.stdout.write(`demo-shop taking orders at ${url} (database ${db}, ${rate}/s)\n`);
+  process.stdout.write(
+    fenced
+      ? `demo-shop taking orders at ${url} once unfenced (it was fenced by a failover; database ${db} stays closed until failback)\n`
+      : `demo-shop taking orders at ${url} (database ${db}, ${rate}/s)\n`,
+  );
 
   const stop = async () => {
     clearInterval(timer);
@@ -193,7 +253,7 @@ async function main(): Promise<void> {
     await rm(flag, { force: true });
     server.close();
     await writing;
-    await sql.close();
+    await sql?.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop());

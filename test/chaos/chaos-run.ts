@@ -8,6 +8,7 @@ import { skipBecause } from '../helpers/skip.js';
 import { formatReport } from './chaos-report.js';
 import { FAULT_KINDS, type FaultKind } from './fault-schedule.js';
 import { runChaos } from './run-chaos.js';
+import { formatRoundTrip, runRoundTrip } from './run-round-trip.js';
 
 const env = process.env;
 const rounds = Number(env.CHAOS_ROUNDS ?? 10);
@@ -26,25 +27,50 @@ beforeAll(async () => {
 });
 
 describe('chaos run', () => {
-  it(`${rounds} rounds of faults, seed ${seed}`, { timeout: 0 }, async (ctx: TestContext) => {
-    if (problem) skipBecause(ctx, problem);
-    const report = await runChaos({
-      rounds,
-      seed,
-      kinds,
-      volumes,
-      ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
-      ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
-      ...(env.CHAOS_SAMPLE
-        ? {
-            samplePerRound:
-              env.CHAOS_SAMPLE === 'all' ? Number.POSITIVE_INFINITY : Number(env.CHAOS_SAMPLE),
-          }
-        : {}),
-      say: (line) => process.stderr.write(`${line}\n`),
-    });
-    process.stdout.write(`\n${formatReport(report)}`);
-    if (env.CHAOS_JSON) process.stdout.write(`${JSON.stringify(report)}\n`);
-    expect(report.failures).toEqual([]);
-  });
+  it.runIf(env.CHAOS_ROUND_TRIP === '1')(
+    `${rounds} round trips under fire, seed ${seed}`,
+    { timeout: 0 },
+    async (ctx: TestContext) => {
+      // The round trip needs ext4 on loop devices: fencing unmounts, failback checks mounts.
+      const why = (await loopProblem()) ?? redisUnavailable();
+      if (why) skipBecause(ctx, why);
+      const report = await runRoundTrip({
+        rounds,
+        seed,
+        ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
+        ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
+        say: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`\n${formatRoundTrip(report)}`);
+      if (env.CHAOS_JSON) process.stdout.write(`${JSON.stringify(report)}\n`);
+      expect(report.failures).toEqual([]);
+      expect(report.recordsLost).toBe(0);
+    },
+  );
+
+  it.runIf(env.CHAOS_ROUND_TRIP !== '1')(
+    `${rounds} rounds of faults, seed ${seed}`,
+    { timeout: 0 },
+    async (ctx: TestContext) => {
+      if (problem) skipBecause(ctx, problem);
+      const report = await runChaos({
+        rounds,
+        seed,
+        kinds,
+        volumes,
+        ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
+        ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
+        ...(env.CHAOS_SAMPLE
+          ? {
+              samplePerRound:
+                env.CHAOS_SAMPLE === 'all' ? Number.POSITIVE_INFINITY : Number(env.CHAOS_SAMPLE),
+            }
+          : {}),
+        say: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`\n${formatReport(report)}`);
+      if (env.CHAOS_JSON) process.stdout.write(`${JSON.stringify(report)}\n`);
+      expect(report.failures).toEqual([]);
+    },
+  );
 });

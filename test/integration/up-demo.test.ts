@@ -12,6 +12,7 @@ import { loopProblem } from '../helpers/loop-device.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const READY = /Ctrl-C stops everything/;
 const bin = fileURLToPath(new URL('../../bin/dr.js', import.meta.url));
@@ -165,8 +166,13 @@ describe('dr up --demo', () => {
     expect(again.output()).toContain('demo-shop taking orders');
   });
 
-  it('failover demo-shop waits for alice and bob, then the agent stands by and the rest runs on', async () => {
-    const { up: p } = await upAndDrill({ DR_DEMO_ROOTLESS: '1' });
+  /**
+   * The README's round trip, from chat: failover (alice and bob approve) fences demo-shop at the
+   * source, demo-shop takes orders at the DR site, failback brings every one of them home, starts
+   * demo-shop at the source again, and replication resumes by itself.
+   */
+  async function roundTrip(env: NodeJS.ProcessEnv) {
+    const { up: p, state } = await upAndDrill(env);
     const chat = (as: string | undefined, line: string) => {
       const r = spawnSync(process.execPath, [bin, 'chat', ...(as ? ['--as', as] : [])], {
         input: `${line}\n`,
@@ -176,26 +182,116 @@ describe('dr up --demo', () => {
       });
       return `${r.stdout}${r.stderr}`;
     };
+    const get = async (url: string, path: string) =>
+      (await (await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) })).json()) as {
+        integrity?: string;
+        count?: number;
+        max?: number;
+        order?: { id: number; createdMs: number } | null;
+      };
     const asked = chat(undefined, 'failover demo-shop');
     const id = /needs 2 approval\(s\) from sre-oncall.*approve with `approve (A-\d+)`/.exec(
       asked,
     )?.[1];
     expect(id, asked).toBeDefined();
     expect(chat('alice', `approve ${id}`)).toContain(`Approved ${id}: 1 of 2`);
-    chat('bob', `approve ${id}`);
+    const opId = /cancel (op-[a-z0-9]+)/.exec(chat('bob', `approve ${id}`))?.[1];
+    expect(opId).toBeDefined();
+    // The source is fenced: demo-shop closes its database (and, on ext4, its volume is unmounted).
+    await p.waitFor(/demo-shop \| demo-shop fenced: database closed, taking no orders/, 90_000);
     await p.waitFor(
       /agent demo-shop \| warn: replication of demo-shop stopped: it was failed over; standing by/,
       90_000,
+    );
+    expect(p.output()).not.toContain('is not restarted');
+    // demo-shop runs at the DR site and takes orders there.
+    const drState = join(home, 'recovery', opId as string, 'shop-dr.json');
+    const drUrl = await waitFor(
+      'demo-shop at the DR site',
+      () =>
+        existsSync(drState) && (JSON.parse(readFileSync(drState, 'utf8')) as { url: string }).url,
+      90_000,
+    );
+    const first = await get(drUrl, '/integrity');
+    await waitFor(
+      'orders at the DR site',
+      async () => ((await get(drUrl, '/integrity')).count ?? 0) > (first.count ?? 0) + 5,
+      60_000,
     );
     const status = await dr(['status', 'demo-shop', '--json'], {
       DR_HOME: home,
       DR_LOG_LEVEL: 'silent',
     });
     expect((JSON.parse(status.out) as { phase: string }).phase).toBe('paused');
-    // dr up itself runs on: the worker, gateway and demo service are still there.
-    expect(p.child.exitCode).toBe(null);
+    // Failback from chat: every order taken at the DR site comes home.
+    chat('alice', 'failback demo-shop --emergency');
+    await p.waitFor(/demo-shop \| demo-shop taking orders again/, 120_000);
+    await p.waitFor(
+      /agent demo-shop \| warn: demo-shop is protected again; replication resumes/,
+      120_000,
+    );
+    const srcUrl = (
+      JSON.parse(readFileSync(join(home, 'run', 'demo-shop.json'), 'utf8')) as { url: string }
+    ).url;
+    const audit = await waitFor(
+      'the failback result in the audit log',
+      async () => {
+        const r = await dr(['audit', 'export'], { DR_HOME: home, DR_LOG_LEVEL: 'silent' });
+        return r.out
+          .split('\n')
+          .filter(Boolean)
+          .map(
+            (l) =>
+              JSON.parse(l) as {
+                type: string;
+                data: { job?: string; result?: Record<string, unknown> };
+              },
+          )
+          .find((e) => e.type === 'result' && e.data.job === 'failback');
+      },
+      180_000,
+    );
+    const result = audit.data.result as {
+      protection: { protected: boolean; detail: string };
+      unfenced: boolean;
+    };
+    expect(result.unfenced).toBe(true);
+    expect(result.protection.protected).toBe(true);
+    expect(result.protection.detail).toMatch(/^protected again, RPO \d+ s/);
+    // The last order the DR site took is at the source, identical; the database is intact.
+    const back = await get(srcUrl, '/integrity');
+    expect(back.integrity).toBe('ok');
+    const lastAtDr = (await get(srcUrl, '/orders/last')).order;
+    expect(lastAtDr?.id).toBeGreaterThan(first.max ?? 0);
+    expect(back.count).toBe(back.max); // ids 1..N: no order lost, none twice
+    // replication is continuous again
+    await waitFor(
+      'the agent to commit from the written-back state',
+      async () => {
+        const r = await dr(['status', 'demo-shop', '--json'], {
+          DR_HOME: home,
+          DR_LOG_LEVEL: 'silent',
+        });
+        return r.code === 0 && (JSON.parse(r.out) as { phase: string }).phase === 'continuous';
+      },
+      60_000,
+    );
+    // dr up itself ran on throughout, and stops cleanly (ext4: unmounted, loop device detached)
     expect(p.output()).not.toContain('stopping everything');
-  });
+    await stopAndCheck(p, state);
+    const image = join(home, 'demo', 'demo-shop-disk.img');
+    if (existsSync(image)) execFileSync('e2fsck', ['-fn', image], { encoding: 'utf8' });
+  }
+
+  it('the round trip from chat, image-file demo: fenced failover, orders at the DR site, failback brings them home, protected again', async () => {
+    await roundTrip({ DR_DEMO_ROOTLESS: '1' });
+  }, 600_000);
+
+  it('the round trip from chat as root: ext4 unmounted at the source, fsck-clean at the end', async (ctx) => {
+    const problem = await loopProblem();
+    if (problem) return skipBecause(ctx, problem);
+    await roundTrip({});
+  }, 600_000);
 
   it('as root where loop devices do not really work: falls back to the image file and says why', async (ctx) => {
     if (process.getuid?.() !== 0)
