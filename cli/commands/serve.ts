@@ -4,7 +4,7 @@ import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { createHttpServer, healthRoute, parseListen, type Route } from '../http-server.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
 import { createServeRoutes } from '../status-page/serve-routes.js';
-import { accessRuleFrom } from '../web/access-rule.js';
+import { accessRuleFrom, requireTokenBeyondLoopback } from '../web/access-rule.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8787';
 
@@ -25,18 +25,20 @@ Surfaces start when their credentials are set (see docs/chat.md):
   DingTalk  DINGTALK_CLIENT_ID + DINGTALK_CLIENT_SECRET, DINGTALK_API_URL, DINGTALK_GATEWAY_URL,
             DINGTALK_CARD_TEMPLATE_ID for interactive cards
 The status page (/, /api/status) and /metrics answer this machine only, unless DR_STATUS_TOKEN
-is set: then remote readers present it (see docs/status-page.md).
+is set: then remote readers present it (see docs/status-page.md). A --listen address beyond
+loopback is refused without DR_STATUS_TOKEN.
 Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
     )
     .action(async (opts: { listen: string; json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(cmd);
-        parseListen(opts.listen); // a bad --listen fails before anything starts
+        const { host } = parseListen(opts.listen); // a bad --listen fails before anything starts
         const config = await ctx.config();
         const redisUrl = requireRedisUrl(ctx.env);
         const prefix = redisPrefix(ctx.env);
         const log = ctx.log.child({ part: 'serve' });
         const access = accessRuleFrom(ctx.env); // a bad DR_STATUS_TOKEN fails before anything starts
+        requireTokenBeyondLoopback(opts.listen, host, access);
         (await openRedis(ctx.env, 'lifeboat-serve-probe')).disconnect(); // Redis answers, or a clear error
         const { createEngine } = await import('../../engine/index.js');
         const { startSurfaces } = await import('../../bot/start-surfaces.js');

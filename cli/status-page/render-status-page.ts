@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { OpenAlert } from '../observe/control-state.js';
 import type { OperationView } from '../observe/operation-log.js';
 import { escapeHtml as h } from './escape-html.js';
@@ -117,6 +118,12 @@ const table = (id: string, head: string[], rows: string[], empty: string) =>
     : `<table id="${id}"><thead><tr>${head.map((x) => `<th>${h(x)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 
 /** The whole page, server-rendered; it reloads itself every `refreshSeconds`. */
+/**
+ * The page's Content-Security-Policy: nothing but its own one `<style>` element, allowed by its
+ * hash (no `'unsafe-inline'`), and no scripts at all.
+ */
+export const STATUS_PAGE_CSP = `default-src 'none'; style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'; img-src 'self'`;
+
 export function renderStatusPage(s: StatusSnapshot, refreshSeconds = 10): string {
   const problems = s.problems.length
     ? `<div class="problems" id="problems"><strong>Not everything could be read:</strong><ul>${s.problems.map((p) => `<li>${h(p)}</li>`).join('')}</ul></div>`

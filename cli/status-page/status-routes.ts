@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { type AccessRule, checkAccess, TOKEN_COOKIE } from '../web/access-rule.js';
 import { pathOf, type Route, sendJsonBody, sendText } from '../web/route.js';
-import { renderStatusPage } from './render-status-page.js';
+import { renderStatusPage, STATUS_PAGE_CSP } from './render-status-page.js';
 import { collectStatus, type SnapshotSources } from './status-snapshot.js';
 
 export interface StatusRoutesOptions extends SnapshotSources {
@@ -67,7 +67,7 @@ export function statusRoutes({
     res.writeHead(200, {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-store',
-      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
+      'content-security-policy': STATUS_PAGE_CSP,
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
     });

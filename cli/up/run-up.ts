@@ -11,6 +11,7 @@ import {
   writeUpState,
 } from '../../core/up-state.js';
 import { PidLock } from '../../replicator/agent/agent-lock.js';
+import { accessRuleFrom, requireTokenBeyondLoopback } from '../web/access-rule.js';
 import { drBin, ensureWritableHome, homeInitialised } from './home-access.js';
 import { choosePort, formatHostPort, freePort, type HostPort, parseHostPort } from './ports.js';
 import { stopDrillServers } from './recovery-servers.js';
@@ -230,13 +231,13 @@ async function startAll(
   const gatewayWanted = parseHostPort(config.gateway.listen, 'gateway.listen in dr.yaml');
   const gateway = await choosePort(gatewayWanted, 'gateway', false, 'gateway.listen in dr.yaml');
   if (gateway.note) out(`up: ${gateway.note}`);
+  const serveWanted = parseHostPort(o.listen ?? DEFAULT_SERVE, '--listen');
+  if (o.hasCommand('serve')) {
+    // `dr serve` would refuse it: say so before anything starts.
+    requireTokenBeyondLoopback(o.listen ?? DEFAULT_SERVE, serveWanted.host, accessRuleFrom(o.env));
+  }
   const serveOn = o.hasCommand('serve')
-    ? await choosePort(
-        parseHostPort(o.listen ?? DEFAULT_SERVE, '--listen'),
-        'serve',
-        o.listen !== undefined,
-        '--listen',
-      )
+    ? await choosePort(serveWanted, 'serve', o.listen !== undefined, '--listen')
     : undefined;
   if (serveOn?.note) out(`up: ${serveOn.note}`);
 
@@ -282,8 +283,11 @@ async function startAll(
     row('serve', `http://${listen}/ (status page, /metrics; engine and chat surfaces)`);
   }
 
+  // Agents and the demo's service never use Redis: they do not get its password (their hooks
+  // and children would inherit it, and their environment is readable in /proc).
+  const { REDIS_URL: _redis, ...noRedisEnv } = env;
   for (const child of demo?.children ?? []) {
-    await sup.start({ ...child, env: { ...env, ...child.env } });
+    await sup.start({ ...child, env: { ...noRedisEnv, ...child.env } });
     if (signal.aborted) throw new Error('stopped');
   }
 
@@ -297,7 +301,7 @@ async function startAll(
     await dr(
       `agent ${app}`,
       ['agent', '--app', app],
-      { ...env, ...demo?.agentEnv },
+      { ...noRedisEnv, ...demo?.agentEnv },
       {
         final: /was failed over/,
       },

@@ -43,6 +43,27 @@ export function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || isLoopback(h);
 }
 
+/**
+ * Refuses a listener beyond loopback without a token: nothing there would keep strangers out of
+ * the status page and `/metrics` (and remote readers would only ever get 403).
+ */
+export function requireTokenBeyondLoopback(
+  listen: string,
+  host: string,
+  access: AccessRule,
+  what = '--listen',
+): void {
+  if (isLoopbackHost(host) || access.token) return;
+  throw new DrError(
+    `${what} ${listen} is reachable beyond this machine and ${STATUS_TOKEN_VARIABLE} is not set`,
+    {
+      code: 'usage',
+      subject: what,
+      remedy: `set ${STATUS_TOKEN_VARIABLE} to a long random value (\`openssl rand -hex 24\`) so remote readers must present it, or listen on 127.0.0.1 behind a TLS proxy on this machine`,
+    },
+  );
+}
+
 export type AccessVerdict = { ok: true } | { ok: false; status: 401 | 403; message: string };
 
 /** Decides one request: loopback peers pass; others need the token (header, cookie or query). */

@@ -177,7 +177,21 @@ describe.skipIf(missingFeature(missing, 'status-page.test.ts'))(
     // The agent keeps replicating web while the page is read, as in production.
     it('shows apps with phase and RPO, the RPO chart, points, operations, approvals and alerts', async () => {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
-      await page.goto(`${http.url}/`, { timeout: 30_000 });
+      const refusedByCsp: string[] = [];
+      page.on('console', (m) => {
+        if (/Content Security Policy/i.test(m.text())) refusedByCsp.push(m.text());
+      });
+      const served = await page.goto(`${http.url}/`, { timeout: 30_000 });
+      // The style is allowed by its hash, not by 'unsafe-inline', and it applies.
+      const csp = served?.headers()['content-security-policy'] ?? '';
+      expect(csp).toMatch(
+        /^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]+=*'; img-src 'self'$/,
+      );
+      expect(csp).not.toContain('unsafe-inline');
+      expect(await page.evaluate('getComputedStyle(document.body).backgroundColor')).toBe(
+        'rgb(246, 247, 249)',
+      );
+      expect(refusedByCsp).toEqual([]);
       const web = page.locator('#apps tr[data-app="web"]');
       expect(await web.locator('[data-testid=phase]').textContent()).toBe('continuous');
       expect(await web.locator('[data-testid=rpo]').textContent()).toMatch(
