@@ -188,15 +188,9 @@ describe.skipIf(missingFeature(missing, 'status-page.test.ts'))(
         /^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]+=*'; img-src 'self'$/,
       );
       expect(csp).not.toContain('unsafe-inline');
-      // Runs in the page, where getComputedStyle exists (the tests' types have no DOM library).
-      type PageGlobal = { getComputedStyle(e: unknown): { backgroundColor: string } };
-      expect(
-        await page
-          .locator('body')
-          .evaluate(
-            (b) => (globalThis as unknown as PageGlobal).getComputedStyle(b).backgroundColor,
-          ),
-      ).toBe('rgb(246, 247, 249)');
+      expect(await page.evaluate('getComputedStyle(document.body).backgroundColor')).toBe(
+        'rgb(246, 247, 249)',
+      );
       expect(refusedByCsp).toEqual([]);
       const web = page.locator('#apps tr[data-app="web"]');
       expect(await web.locator('[data-testid=phase]').textContent()).toBe('continuous');

@@ -199,6 +199,13 @@ describe('security: policy enforced when it acts, not only when asked', () => {
       '(policy (default deny))',
     );
     expect((await e.submit(command('slack:USAM', 'drill web'))).ok).toBe(true);
+
+    // The whole directory gone: no grant survives it either.
+    await rm(h.policies, { recursive: true });
+    expect(await e.reloadPolicies()).toBe(false);
+    const gone = await e.submit(command('slack:USAM', 'drill web'));
+    expect(gone.ok).toBe(false);
+    expect(gone.summary).toContain('cannot read the policy directory');
   });
 
   it('probe 6: a policy file broken while an approval waits refuses to queue it', async () => {
