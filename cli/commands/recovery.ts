@@ -263,4 +263,5 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
   out(`  server: ${r.server.id}${r.server.endpoint ? ` at ${r.server.endpoint}` : ''}`);
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   if (r.cleanupAt) out(`  cleanup at ${r.cleanupAt} (now: \`dr cleanup ${r.opId}\`)`);
+  for (const w of r.server.warnings ?? []) out(`  warning: ${w}`);
 }
