@@ -126,6 +126,10 @@ const alicloudProviderSchema = z.object({
   bootMode: z
     .enum(['BIOS', 'UEFI', 'UEFI-Preferred'], { error: 'expected BIOS, UEFI or UEFI-Preferred' })
     .optional(),
+  /** The offline bootability check before a launch: enforce (default; a blocked failover stops), warn, off. */
+  bootCheck: z
+    .enum(['enforce', 'warn', 'off'], { error: 'expected enforce, warn or off' })
+    .optional(),
   /** Where the worker finds attached disks by serial; /dev/disk/by-id by default. */
   diskByIdDir: z.string().min(1, 'expected a directory, or leave it out').optional(),
   accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),

@@ -193,6 +193,7 @@ export async function operationNotice(
             `health: ${res.health.output.split('\n')[0] ?? ''}`,
             `server: ${res.server.id}${res.server.endpoint ? ` at ${res.server.endpoint}` : ''}`,
             ...(res.cleanupAt ? [`cleanup at ${res.cleanupAt}`] : []),
+            ...(res.server.warnings ?? []).map((w) => `warning: ${w}`),
           ],
           ...(e.job === 'drill'
             ? {

@@ -288,4 +288,5 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
   if (r.fence) out(`  ${r.fence.fenced ? 'fenced' : 'NOT FENCED'}: ${r.fence.detail}`);
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   if (r.cleanupAt) out(`  cleanup at ${r.cleanupAt} (now: \`dr cleanup ${r.opId}\`)`);
+  for (const w of r.server.warnings ?? []) out(`  warning: ${w}`);
 }

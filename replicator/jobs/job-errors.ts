@@ -9,6 +9,8 @@ const PERMANENT = new Set([
   'key_mismatch',
   'not_failed_over',
   'health_failed',
+  // the recovered system disk would not boot on the target (bootability check); fix the source
+  'boot_blocked',
   // failback: the original volume is missing, unwritable or too small; fix it and run again
   'volume_unreadable',
   'volume_resized',

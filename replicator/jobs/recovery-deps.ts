@@ -92,6 +92,7 @@ export function defaultProvider(
       ...(p.architecture !== undefined ? { architecture: p.architecture } : {}),
       ...(p.bootMode !== undefined ? { bootMode: p.bootMode } : {}),
       ...(p.diskByIdDir !== undefined ? { diskByIdDir: p.diskByIdDir } : {}),
+      ...(p.bootCheck !== undefined ? { bootCheck: p.bootCheck } : {}),
     });
   }
   return createLocalProvider({

@@ -13,7 +13,7 @@ export interface LaunchRequest {
   volumes: MaterialisedVolume[];
   signal: AbortSignal;
   log: Logger;
-  /** Progress of long steps, 0..1, with a short name: 'disks', 'copy', 'snapshot', 'image', 'instance'. */
+  /** Progress of long steps, 0..1, with a short name: 'bootcheck', 'disks', 'copy', 'snapshot', 'image', 'instance'. */
   onStep?: (step: string, fraction: number) => void;
 }
 export interface Launched {
@@ -21,6 +21,8 @@ export interface Launched {
   id: string /** where its health check reaches it, if any */;
   endpoint?: string;
   details: Record<string, string>;
+  /** What may keep the recovered server from booting or working (the bootability check), each with its remedy. */
+  warnings?: string[];
 }
 export interface HealthResult {
   ok: boolean;

@@ -1,4 +1,9 @@
 import {
+  describeInvocationResults,
+  describeInvocations,
+  runCommand,
+} from './ecs-emulator-assistant.js';
+import {
   attachDisk,
   createDisk,
   createSnapshot,
@@ -69,7 +74,16 @@ export const actions: Record<string, Action> = {
   DescribeInstances: describeInstances,
   DeleteInstances: deleteInstances,
   DescribeRegions: describeRegions,
+  RunCommand: runCommand,
+  DescribeInvocations: describeInvocations,
+  DescribeInvocationResults: describeInvocationResults,
 };
 
 /** Actions that take a ClientToken: a retry with the same token gets the first answer back. */
-export const idempotent = new Set(['CreateDisk', 'CreateSnapshot', 'CreateImage', 'RunInstances']);
+export const idempotent = new Set([
+  'CreateDisk',
+  'CreateSnapshot',
+  'CreateImage',
+  'RunInstances',
+  'RunCommand',
+]);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { open, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { EmuInvocation, GuestRunner } from './ecs-emulator-assistant.js';
 
 const exec = promisify(execFile);
 
@@ -109,6 +110,8 @@ export interface EcsTimings {
   startingMs: number;
   /** DeleteInstances → gone */
   deleteMs: number;
+  /** Cloud Assistant: RunCommand → the command starts on the instance (Pending → Running) */
+  invokeMs: number;
 }
 
 export const defaultTimings: EcsTimings = {
@@ -120,6 +123,7 @@ export const defaultTimings: EcsTimings = {
   pendingMs: 80,
   startingMs: 120,
   deleteMs: 100,
+  invokeMs: 50,
 };
 
 export interface EmuVSwitch {
@@ -170,6 +174,14 @@ export interface EcsState {
   tokens: Map<string, { query: string; body: Record<string, unknown> }>;
   /** File work started by a status change; finished before the next request is answered. */
   chores: Promise<unknown>[];
+  /** Cloud Assistant invocations by InvokeId. */
+  invocations: Map<string, EmuInvocation>;
+  /** Commands running on guests (they end whenever they end; not awaited by requests). */
+  running: Promise<unknown>[];
+  /** How a guest runs a Cloud Assistant command; a local `sh` when unset. */
+  guest: GuestRunner | undefined;
+  /** Instances whose Cloud Assistant client is not running (commands fail with ClientNotRunning). */
+  assistantOffline: Set<string>;
 }
 
 export function newId(prefix: string): string {
@@ -217,6 +229,10 @@ export function createState(
     due: [],
     tokens: new Map(),
     chores: [],
+    invocations: new Map(),
+    running: [],
+    guest: undefined,
+    assistantOffline: new Set(),
   };
   state.instances.set(state.workerInstanceId, {
     id: state.workerInstanceId,

@@ -351,11 +351,14 @@ export async function startEcsEmulator({
       queue.push({ error, times });
       injected.set(action, queue);
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      await new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
-      }),
+      });
+      // Commands still running on emulated guests end at their own timeouts.
+      await Promise.allSettled(state.running);
+    },
   };
 }
 

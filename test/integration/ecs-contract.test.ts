@@ -363,3 +363,77 @@ describe('ECS emulator, RPC requests built by hand', () => {
     expect(await bare.json()).toMatchObject({ Code: 'IncompleteSignature' });
   });
 });
+
+describe('ECS emulator, Cloud Assistant with pop-core and the SDK', () => {
+  it.each([
+    ['pop-core RPC', () => popCore('POST')],
+    ['ecs20140526 ACS3', () => sdk('ACS3-HMAC-SHA256')],
+  ])('runs a command and reports it as the reference describes (%s)', async (_name, make) => {
+    const c = make();
+    const region = emu.state.regionId;
+    const worker = emu.state.workerInstanceId;
+    expect(
+      await refusal(
+        c.call('RunCommand', {
+          RegionId: region,
+          Type: 'Shell',
+          CommandContent: 'echo hi',
+          'InstanceId.1': worker,
+        }),
+      ),
+    ).toMatchObject({ code: 'InvalidCmdType.NotFound' });
+    expect(
+      await refusal(
+        c.call('RunCommand', { RegionId: region, Type: 'RunShellScript', 'InstanceId.1': worker }),
+      ),
+    ).toMatchObject({ code: 'MissingParameter' });
+    const { InvokeId } = (await c.call('RunCommand', {
+      RegionId: region,
+      Type: 'RunShellScript',
+      CommandContent: Buffer.from('echo contract-ok').toString('base64'),
+      ContentEncoding: 'Base64',
+      'InstanceId.1': worker,
+      Name: 'contract',
+    })) as { InvokeId: string };
+    const statuses = new Set<string>();
+    const done = await waitFor('the invocation to finish', async () => {
+      const r = (await c.call('DescribeInvocations', {
+        RegionId: region,
+        InvokeId,
+        IncludeOutput: true,
+      })) as {
+        Invocations: {
+          Invocation: {
+            InvocationStatus: string;
+            CommandContent: string;
+            InvokeInstances: {
+              InvokeInstance: { InvocationStatus: string; Output?: string; ExitCode?: number }[];
+            };
+          }[];
+        };
+      };
+      const inv = r.Invocations.Invocation[0];
+      statuses.add(inv?.InvocationStatus ?? '');
+      return inv?.InvocationStatus === 'Success' ? inv : undefined;
+    });
+    expect([...statuses].every((st) => ['Pending', 'Running', 'Success'].includes(st))).toBe(true);
+    // Output and content come Base64-encoded unless ContentEncoding says PlainText.
+    expect(Buffer.from(done.CommandContent, 'base64').toString()).toBe('echo contract-ok');
+    const target = done.InvokeInstances.InvokeInstance[0];
+    expect(Buffer.from(target?.Output ?? '', 'base64').toString()).toBe('contract-ok\n');
+    expect(target?.ExitCode).toBe(0);
+    const results = (await c.call('DescribeInvocationResults', {
+      RegionId: region,
+      InvokeId,
+      ContentEncoding: 'PlainText',
+    })) as {
+      Invocation: {
+        InvocationResults: { InvocationResult: { Output: string; InvocationStatus: string }[] };
+      };
+    };
+    expect(results.Invocation.InvocationResults.InvocationResult[0]).toMatchObject({
+      Output: 'contract-ok\n',
+      InvocationStatus: 'Success',
+    });
+  });
+});

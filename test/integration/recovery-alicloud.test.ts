@@ -80,6 +80,8 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
           protocol: 'http',
           // The emulated worker guest's /dev/disk/by-id, where attached disks show by serial.
           diskByIdDir: emu.byIdDir,
+          // The volume is random bytes, not a bootable disk: report problems, do not stop on them.
+          bootCheck: 'warn',
           checkTimeout: '20s',
         }),
       );
@@ -129,6 +131,8 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     expect(instance?.vSwitchId).toBe(emu.state.network.drillVSwitchId);
     expect(result.server.endpoint).toBe(instance?.privateIp);
     expect(result.health.output).toBe(`instance ${result.server.id} is Running`);
+    // The bootability check ran on the system volume and says what it found, with the remedy.
+    expect(result.server.warnings?.[0]).toMatch(/^will not boot: no root file system found/);
     expect(tagged(result.opId)).toContain(result.server.id);
 
     const c = await dr(['cleanup', result.opId, '--wait'], env);

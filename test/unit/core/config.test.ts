@@ -209,6 +209,7 @@ describe('parseConfig: the app provider', () => {
       'architecture: arm64',
       'bootMode: UEFI',
       'diskByIdDir: /dev/disk/by-id',
+      'bootCheck: warn',
     ]);
     expect(findApp(parseConfig(text), 'web').provider).toMatchObject({
       diskCategory: 'cloud_auto',
@@ -217,6 +218,7 @@ describe('parseConfig: the app provider', () => {
       architecture: 'arm64',
       bootMode: 'UEFI',
       diskByIdDir: '/dev/disk/by-id',
+      bootCheck: 'warn',
     });
     const pl = thrown(() => parseConfig(withProvider([...ecs, 'performanceLevel: PL9'])));
     expect(pl.subject).toBe('apps.web.provider.performanceLevel');
@@ -225,6 +227,8 @@ describe('parseConfig: the app provider', () => {
     expect(category.message).toContain('expected cloud_essd, cloud_auto');
     const boot = thrown(() => parseConfig(withProvider([...ecs, 'bootMode: legacy'])));
     expect(boot.message).toContain('expected BIOS, UEFI or UEFI-Preferred');
+    const check = thrown(() => parseConfig(withProvider([...ecs, 'bootCheck: never'])));
+    expect(check.message).toContain('expected enforce, warn or off');
   });
 
   it('refuses credentials in dr.yaml, naming the variable they belong in, not the value', () => {
