@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../core/errors.js';
 import { connectRedis } from '../core/redis.js';
 import type { EngineContext } from './engine-context.js';
+import { startOperationAudit } from './operation-audit.js';
 import { startOperationNotices } from './operation-notices.js';
 import type { PolicySet } from './policy-set.js';
 import { RpoMonitor } from './rpo-monitor.js';
@@ -16,6 +18,17 @@ export async function startBackground(
     ctx.log.debug({ err: err.message }, 'engine events: Redis connection error; retrying'),
   );
   const events = startOperationNotices(ctx, conn);
+  const auditConn = connectRedis(redisUrl, 'lifeboat-engine-audit');
+  auditConn.on('error', (err: Error) =>
+    ctx.log.debug({ err: err.message }, 'engine audit: Redis connection error; retrying'),
+  );
+  const audit = startOperationAudit({
+    conn: auditConn,
+    audit: ctx.audit,
+    prefix: ctx.prefix,
+    consumer: `engine-${process.pid}-${randomUUID().slice(0, 8)}`,
+    log: ctx.log,
+  });
   const monitor = new RpoMonitor(ctx, monitorEveryMs);
   monitor.start();
   return {
@@ -36,6 +49,7 @@ export async function startBackground(
     stop: async () => {
       await monitor.stop();
       await events.stop();
+      await audit.stop();
     },
   };
 }

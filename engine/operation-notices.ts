@@ -17,7 +17,8 @@ import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js'
 const GROUP = 'lifeboat-engine';
 
 /**
- * Turns the replicator's operation events into notices. The engines share one consumer group on
+ * Turns the replicator's operation events into notices (their audit entries are written by
+ * startOperationAudit, which `dr worker` runs too). The engines share one consumer group on
  * the events stream, so each event becomes one notice however many engines run.
  */
 export function startOperationNotices(
@@ -82,8 +83,11 @@ export function startOperationNotices(
   return {
     stop: async () => {
       stopped = true;
+      // ioredis never settles a command queued while it waits to reconnect, not even on
+      // disconnect: with Redis away the loop is left behind (what it read stays unacknowledged).
+      const ready = conn.status === 'ready';
       conn.disconnect();
-      await loop;
+      if (ready) await loop;
     },
   };
 }
@@ -103,12 +107,6 @@ export async function operationNotice(
   const what = `${e.job === 'cleanup' ? 'Cleanup' : e.job[0]?.toUpperCase() + e.job.slice(1)} of ${e.app}`;
   switch (e.type) {
     case 'started':
-      await ctx.audit.append('job', {
-        opId: e.opId,
-        app: e.app,
-        job: e.job,
-        state: e.step === 'resumed' ? 'resumed' : 'started',
-      });
       return ctx.notices.publish({
         ...base,
         kind: 'operation.started',
@@ -125,13 +123,6 @@ export async function operationNotice(
       });
     case 'finished': {
       if (e.error) {
-        await ctx.audit.append('result', {
-          opId: e.opId,
-          app: e.app,
-          job: e.job,
-          ok: false,
-          error: e.error,
-        });
         return ctx.notices.publish({
           ...base,
           kind: 'operation.failed',
@@ -140,13 +131,6 @@ export async function operationNotice(
         });
       }
       const r = e.result;
-      await ctx.audit.append('result', {
-        opId: e.opId,
-        app: e.app,
-        job: e.job,
-        ok: true,
-        result: r,
-      });
       if (r && 'rto' in r) {
         const res = r as OperationResult;
         if (e.job === 'drill')
