@@ -11,3 +11,6 @@ if (!existsSync(main)) {
 }
 const { run } = await import(main.href);
 process.exitCode = await run(process.argv);
+// The command is over: a connection still retrying an unreachable Redis (its reconnect timer)
+// must not keep the process alive. Unref'd, so a process with nothing left exits at once.
+setTimeout(() => process.exit(), 1000).unref();

@@ -34,14 +34,23 @@ export function entryHash(e: Omit<AuditEntry, 'hash'>): string {
 }
 
 // Appends only when the chain's head is still what the caller hashed against (compare and swap).
+// With a third key, appends only once: an entry already written under that key is not repeated.
 const APPEND = `
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 'dup' end
 local head = redis.call('GET', KEYS[2])
 if not head then head = ARGV[1] .. ' 0' end
 if head ~= ARGV[2] then return head end
 redis.call('XADD', KEYS[1], '*', 'entry', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4])
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end
 return 'ok'
 `;
+
+/** An entry written at most once: `key` names it (within the log), remembered `ttlSeconds`. */
+export interface AppendOnce {
+  key: string;
+  ttlSeconds: number;
+}
 
 /**
  * The append-only audit stream `<prefix>audit`. Each entry carries the hash of the one before, so
@@ -64,12 +73,38 @@ export class AuditLog {
 
   /** Appends one entry; within a process appends keep their call order. */
   append(type: AuditType, data: unknown, actor?: string): Promise<AuditEntry> {
-    const next = this.queue.then(() => this.appendNow(type, data, actor));
+    return this.enqueue(() => this.appendNow(type, data, actor)) as Promise<AuditEntry>;
+  }
+
+  /**
+   * Appends one entry unless one was already appended under `once.key` (by this process or any
+   * other sharing the log): undefined then. Atomic with the append, so two writers racing for
+   * the same record leave one entry.
+   */
+  appendOnce(
+    once: AppendOnce,
+    type: AuditType,
+    data: unknown,
+    actor?: string,
+  ): Promise<AuditEntry | undefined> {
+    return this.enqueue(() => this.appendNow(type, data, actor, once));
+  }
+
+  private enqueue(fn: () => Promise<AuditEntry | undefined>): Promise<AuditEntry | undefined> {
+    const next = this.queue.then(fn);
     this.queue = next.catch(() => undefined); // the caller sees the failure; the queue goes on
     return next;
   }
 
-  private async appendNow(type: AuditType, data: unknown, actor?: string): Promise<AuditEntry> {
+  private async appendNow(
+    type: AuditType,
+    data: unknown,
+    actor?: string,
+    once?: AppendOnce,
+  ): Promise<AuditEntry | undefined> {
+    const keys = once
+      ? [this.stream, this.headKey, `${this.stream}:once:${once.key}`]
+      : [this.stream, this.headKey];
     let head = (await this.redis.get(this.headKey)) ?? `${GENESIS} 0`;
     for (let attempt = 0; attempt < 1000; attempt++) {
       const [prev = GENESIS, seqText = '0'] = head.split(' ');
@@ -84,15 +119,16 @@ export class AuditLog {
       const entry: AuditEntry = { ...base, hash: entryHash(base) };
       const r = (await this.redis.eval(
         APPEND,
-        2,
-        this.stream,
-        this.headKey,
+        keys.length,
+        ...keys,
         GENESIS,
         head,
         JSON.stringify(entry),
         `${entry.hash} ${entry.seq}`,
+        String(once?.ttlSeconds ?? 0),
       )) as string;
       if (r === 'ok') return entry;
+      if (r === 'dup') return undefined;
       head = r;
     }
     throw new Error(

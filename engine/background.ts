@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../core/errors.js';
 import { connectRedis } from '../core/redis.js';
 import { CardRefresher } from './card-refresher.js';
 import type { EngineContext } from './engine-context.js';
+import { startOperationAudit } from './operation-audit.js';
 import { startOperationNotices } from './operation-notices.js';
 import type { PolicySet } from './policy-set.js';
 import { RpoMonitor } from './rpo-monitor.js';
@@ -21,6 +23,17 @@ export async function startBackground(
     ctx.log.debug({ err: err.message }, 'engine events: Redis connection error; retrying'),
   );
   const events = startOperationNotices(ctx, conn);
+  const auditConn = connectRedis(redisUrl, 'lifeboat-engine-audit');
+  auditConn.on('error', (err: Error) =>
+    ctx.log.debug({ err: err.message }, 'engine audit: Redis connection error; retrying'),
+  );
+  const audit = startOperationAudit({
+    conn: auditConn,
+    audit: ctx.audit,
+    prefix: ctx.prefix,
+    consumer: `engine-${process.pid}-${randomUUID().slice(0, 8)}`,
+    log: ctx.log,
+  });
   const monitor = new RpoMonitor(ctx, monitorEveryMs);
   monitor.start();
   const cards = new CardRefresher(ctx, cardsEveryMs);
@@ -44,6 +57,7 @@ export async function startBackground(
       await monitor.stop();
       await cards.stop();
       await events.stop();
+      await audit.stop();
     },
   };
 }

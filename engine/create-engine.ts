@@ -253,8 +253,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
     async close() {
       watcher.close();
+      log.debug('engine: stopping background');
       await background?.stop();
-      await worker?.close();
+      log.debug('engine: stopping worker');
+      // With Redis away a graceful close waits for it forever; its jobs are retried elsewhere.
+      await worker?.close(workerConn?.status !== 'ready');
       workerConn?.disconnect();
       await queue.close();
       await ctx.recovery.close();

@@ -20,7 +20,8 @@ import { cancelAction } from './submit-operation.js';
 const GROUP = 'lifeboat-engine';
 
 /**
- * Turns the replicator's operation events into notices. The engines share one consumer group on
+ * Turns the replicator's operation events into notices (their audit entries are written by
+ * startOperationAudit, which `dr worker` runs too). The engines share one consumer group on
  * the events stream, so each event becomes one notice however many engines run.
  */
 export function startOperationNotices(
@@ -85,8 +86,11 @@ export function startOperationNotices(
   return {
     stop: async () => {
       stopped = true;
+      // ioredis never settles a command queued while it waits to reconnect, not even on
+      // disconnect: with Redis away the loop is left behind (what it read stays unacknowledged).
+      const ready = conn.status === 'ready';
       conn.disconnect();
-      await loop;
+      if (ready) await loop;
     },
   };
 }
@@ -119,12 +123,6 @@ export async function operationNotice(
   const what = `${e.job === 'cleanup' ? 'Cleanup' : e.job[0]?.toUpperCase() + e.job.slice(1)} of ${e.app}`;
   switch (e.type) {
     case 'started':
-      await ctx.audit.append('job', {
-        opId: e.opId,
-        app: e.app,
-        job: e.job,
-        state: e.step === 'resumed' ? 'resumed' : 'started',
-      });
       return ctx.notices.publish({
         ...base,
         kind: 'operation.started',
@@ -149,13 +147,6 @@ export async function operationNotice(
           ok: false,
           error: e.error.message,
         });
-        await ctx.audit.append('result', {
-          opId: e.opId,
-          app: e.app,
-          job: e.job,
-          ok: false,
-          error: e.error,
-        });
         return ctx.notices.publish({
           ...base,
           kind: 'operation.failed',
@@ -164,13 +155,6 @@ export async function operationNotice(
         });
       }
       const r = e.result;
-      await ctx.audit.append('result', {
-        opId: e.opId,
-        app: e.app,
-        job: e.job,
-        ok: true,
-        result: r,
-      });
       if (r && 'rto' in r) {
         const res = r as OperationResult;
         await recordLastRun(ctx, e.app, e.job, {

@@ -54,6 +54,9 @@ export class RpoMonitor {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    // Commands wait through a reconnect: with Redis away, a check in flight and the lease's
+    // release would wait for it forever. The lease then runs out by itself.
+    if (this.ctx.redis.status !== 'ready') return;
     await this.running;
     await this.ctx.redis
       .eval(
@@ -82,11 +85,20 @@ export class RpoMonitor {
     if (!set) return;
     const raw = await ctx.redis.hgetall(replicationKey(ctx.prefix));
     const now = ctx.now();
+    // Paused and failed-over apps do not replicate by an operator's choice: no replication alert.
+    const held = new Set<string>();
+    for (const [app, text] of Object.entries(raw)) {
+      const state = protectionOf(text);
+      if (state.state === 'protected') continue;
+      held.add(app);
+      await this.closeHeld(app, state, now);
+    }
     for (const policy of set.alerts) {
       if (policy.mode === 'dryrun' || policy.effect.kind !== 'alert') continue;
       for (const app of await appsSelected(policy, ctx.config, now)) {
         const text = raw[app];
         if (text === undefined) continue; // nothing published yet: nothing to judge
+        if (held.has(app)) continue;
         if (policy.effect.on === 'rpo') await this.checkRpo(policy, app, text, now);
         else await this.checkAgent(policy, app, text, now);
       }
@@ -210,6 +222,40 @@ export class RpoMonitor {
     );
   }
 
+  /**
+   * An app paused or failed over: its open replication alerts are closed, saying why, and its
+   * breach clock is reset so that a resumed app is judged afresh. A failed-over app runs on the
+   * recovered server; no replication alert is raised for it until a failback protects it again.
+   */
+  private async closeHeld(app: string, held: HeldState, now: number): Promise<void> {
+    const { ctx } = this;
+    await ctx.redis.hdel(`${ctx.prefix}rpo:over-since`, app);
+    const why =
+      held.state === 'paused'
+        ? `${app} is paused${held.by ? ` by ${held.by}` : ''}; replication alerts stay off until \`resume ${app}\``
+        : `${app} is failed over${held.opId ? ` (${held.opId})` : ''} and runs on the recovered server; replication alerts stay off until a failback protects it again`;
+    for (const kind of ['rpo', 'agent-silent'] as const) {
+      const closed = await ctx.alerts.resolve(kind, app, now);
+      if (!closed) continue;
+      await ctx.audit.append('alert', {
+        id: closed.id,
+        app,
+        kind,
+        resolved: true,
+        closedBecause: held.state,
+      });
+      await ctx.notices.publish({
+        kind: kind === 'rpo' ? 'rpo.recovered' : 'agent.silent',
+        key: `alert:${closed.id}`,
+        app,
+        targets: targetsFor(ctx, app, undefined, 'alerts'),
+        severity: 'info',
+        summary: `${kind === 'rpo' ? 'RPO' : 'Agent'} alert ${closed.id} closed: ${why}`,
+        data: { alert: closed, resolved: true, protection: held.state },
+      });
+    }
+  }
+
   /** Records a raised or resolved alert in the audit log and tells the alert channels. */
   private async record(
     policy: Policy,
@@ -268,4 +314,34 @@ export class RpoMonitor {
       data: { alert },
     });
   }
+}
+
+/** What the gateway says of an app's protection: protected, paused (by whom) or failed over. */
+export interface HeldState {
+  state: 'protected' | 'paused' | 'failed-over';
+  by?: string;
+  opId?: string;
+}
+
+/**
+ * The protection state in a published status. A gateway older than the `protection` field shows
+ * paused and failed-over apps alike as phase `paused`: that counts as paused.
+ */
+export function protectionOf(text: string): HeldState {
+  let s: Partial<AppStatus>;
+  try {
+    s = JSON.parse(text) as Partial<AppStatus>;
+  } catch {
+    return { state: 'protected' }; // unreadable: judged as before (the RPO check reports it)
+  }
+  const p = s.protection;
+  if (p && (p.state === 'paused' || p.state === 'failed-over')) {
+    return {
+      state: p.state,
+      ...(p.by !== undefined ? { by: p.by } : {}),
+      ...(p.opId !== undefined ? { opId: p.opId } : {}),
+    };
+  }
+  if (!p && s.phase === 'paused') return { state: 'paused' };
+  return { state: 'protected' };
 }

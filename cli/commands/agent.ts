@@ -17,6 +17,7 @@ import {
 } from '../context.js';
 import { createAgentMetrics } from '../metrics/agent-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
+import { stopSignal } from '../stop-signal.js';
 import { accessRuleFrom } from '../web/access-rule.js';
 import { startWebServer } from '../web/web-server.js';
 
@@ -87,10 +88,12 @@ export function registerAgent(program: Command, exit: ExitState): void {
           if (metricsServer && !opts.json)
             ctx.out(`metrics at http://${metricsServer.address}/metrics`);
           const client = gatewayClient(config);
-          const controller = new AbortController();
-          const stop = () => controller.abort();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
+          const stopping = stopSignal({
+            part: 'dr agent',
+            abandons:
+              'a batch the gateway did not acknowledge is sent again when the agent starts again',
+            env: ctx.env,
+          });
           const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
           const agent = new ReplicationAgent({
             app: opts.app,
@@ -112,7 +115,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
             ...(metrics ? { observe: metrics.observe } : {}),
           });
           try {
-            const report = await agent.run({ once: opts.once === true, signal: controller.signal });
+            const report = await agent.run({ once: opts.once === true, signal: stopping.signal });
             bar?.stop();
             if (opts.once && report) {
               if (opts.json) printJson(report);
@@ -128,7 +131,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
             return 0;
           } catch (err) {
             bar?.stop();
-            if (controller.signal.aborted && !opts.once) return 0;
+            if (stopping.signal.aborted && !opts.once) return 0;
             // A one-shot run on a paused app: said plainly, with its own exit code (3).
             if (opts.once && isDrError(err, 'app_paused')) {
               reportError(err, opts.json === true);
@@ -136,10 +139,9 @@ export function registerAgent(program: Command, exit: ExitState): void {
             }
             throw err;
           } finally {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
             client.close();
             await metricsServer?.close();
+            stopping.dispose();
           }
         }),
     );

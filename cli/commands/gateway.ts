@@ -11,6 +11,7 @@ import type { HttpServer } from '../http-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
 import { redisPrefix } from '../recovery-connect.js';
+import { stopSignal } from '../stop-signal.js';
 import { accessRuleFrom } from '../web/access-rule.js';
 import { startWebServer } from '../web/web-server.js';
 
@@ -32,6 +33,12 @@ export function registerGateway(program: Command, exit: ExitState): void {
         if (redisUrl) redisPrefix(ctx.env);
         const metricsAt = opts.metrics ?? config.gateway.metrics;
         const access = accessRuleFrom(ctx.env);
+        const stopping = stopSignal({
+          part: 'dr gateway',
+          abandons:
+            'batches not yet acknowledged are sent again by their agents; acknowledged ones are on disk',
+          env: ctx.env,
+        });
         const store = await BlockStore.open({
           dir: config.storeDir,
           log,
@@ -79,16 +86,13 @@ export function registerGateway(program: Command, exit: ExitState): void {
             })
           : undefined;
         if (redis) ctx.out('publishing replication state to Redis (REDIS_URL)');
-        await new Promise<void>((resolve) => {
-          const stop = () => resolve();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
+        await stopping.requested;
         log.info('stopping');
         await metricsServer?.close();
         await publisher?.stop();
         redis?.disconnect();
         await gateway.close();
+        stopping.dispose();
         return 0;
       }),
     );

@@ -4,6 +4,7 @@ import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { createHttpServer, healthRoute, parseListen, type Route } from '../http-server.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
 import { createServeRoutes } from '../status-page/serve-routes.js';
+import { stopSignal } from '../stop-signal.js';
 import { accessRuleFrom, requireTokenBeyondLoopback } from '../web/access-rule.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8787';
@@ -39,15 +40,22 @@ Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
         const log = ctx.log.child({ part: 'serve' });
         const access = accessRuleFrom(ctx.env); // a bad DR_STATUS_TOKEN fails before anything starts
         requireTokenBeyondLoopback(opts.listen, host, access);
+        const stopping = stopSignal({
+          part: 'dr serve',
+          abandons:
+            'events and notices not yet acknowledged stay in Redis, where the next engine and surface take them over',
+          env: ctx.env,
+        });
         (await openRedis(ctx.env, 'lifeboat-serve-probe')).disconnect(); // Redis answers, or a clear error
         const { createEngine } = await import('../../engine/index.js');
         const { startSurfaces } = await import('../../bot/start-surfaces.js');
         const engine = await createEngine({ home: ctx.home, config, redisUrl, prefix, log });
-        const closers: (() => Promise<void>)[] = [() => engine.close()];
+        const closers: [string, () => Promise<void>][] = [['engine', () => engine.close()]];
         const closeAll = async () => {
-          for (const c of closers.reverse()) {
-            await c().catch((err: unknown) =>
-              log.warn({ err: errorMessage(err) }, 'stopping a part failed'),
+          for (const [name, close] of closers.reverse()) {
+            log.debug({ closing: name }, 'stopping');
+            await close().catch((err: unknown) =>
+              log.warn({ err: errorMessage(err), part: name }, 'stopping a part failed'),
             );
           }
         };
@@ -61,14 +69,14 @@ Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
             adminTargets: config.channels.admin,
             log,
           });
-          closers.push(() => surfaces.close());
+          closers.push(['chat surfaces', () => surfaces.close()]);
           const statusRedis = await openRedis(ctx.env, 'lifeboat-serve-status');
-          closers.push(async () => statusRedis.disconnect());
+          closers.push(['status connection', async () => statusRedis.disconnect()]);
           const status = await createServeRoutes({ config, redis: statusRedis, prefix, access });
-          closers.push(async () => status.close());
+          closers.push(['status page', async () => status.close()]);
           const routes: Route[] = [healthRoute, ...surfaces.routes, ...status.routes];
           const server = await createHttpServer({ listen: opts.listen, routes, log });
-          closers.push(() => server.close());
+          closers.push(['http server', () => server.close()]);
           if (opts.json) {
             printJson({
               url: server.url,
@@ -88,18 +96,16 @@ Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
           }
         } catch (err) {
           await closeAll();
+          stopping.dispose();
           throw err;
         }
-        await new Promise<void>((resolve) => {
-          const stop = () => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
-            resolve();
-          };
-          process.on('SIGINT', stop);
-          process.on('SIGTERM', stop);
+        await stopping.requested;
+        stopping.onSecond(() => {
+          ctx.out('stopped (at once, on a second signal)');
+          process.exit(0);
         });
         await closeAll();
+        stopping.dispose();
         ctx.out('stopped');
         return 0;
       }),

@@ -94,7 +94,9 @@ export function registerStatus(program: Command, exit: ExitState): void {
             ctx.out(
               [
                 s.app,
-                s.phase + (s.reason ? ` (${s.reason})` : ''),
+                // A failed-over app shows as such, not as paused (its alerts are off either way).
+                (s.protection?.state === 'failed-over' ? 'failed-over' : s.phase) +
+                  (s.reason ? ` (${s.reason})` : ''),
                 trackers || '-',
                 s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.time} ${s.lastPoint.label}` : '-',
                 s.lagSeconds === null ? '-' : `${s.lagSeconds.toFixed(1)}s`,

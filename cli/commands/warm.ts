@@ -7,6 +7,7 @@ import { cachedPoint, warmCache } from '../../replicator/recovery/image-cache.js
 import type { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+import { stopSignal } from '../stop-signal.js';
 
 interface Warmed {
   app: string;
@@ -40,10 +41,11 @@ export function registerWarm(program: Command, exit: ExitState): void {
               'pass it like 10s',
             );
           }
-          const stop = new AbortController();
-          const onSignal = () => stop.abort();
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
+          const stop = stopSignal({
+            part: 'dr warm',
+            abandons: 'the next round of dr warm brings the image cache forward from where it is',
+            env: ctx.env,
+          });
           try {
             for (;;) {
               const config = await readConfig(ctx.home, ctx.env);
@@ -97,8 +99,7 @@ export function registerWarm(program: Command, exit: ExitState): void {
               if (stop.signal.aborted) return 0;
             }
           } finally {
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
+            stop.dispose();
           }
         }),
     );

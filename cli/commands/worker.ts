@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { readConfig } from '../../core/config.js';
 import { errorMessage } from '../../core/errors.js';
@@ -6,6 +7,7 @@ import { RECOVERY_QUEUE } from '../../replicator/jobs/recovery-contract.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, runAction, usageError } from '../context.js';
 import { openRedis, redisPrefix } from '../recovery-connect.js';
+import { stopSignal } from '../stop-signal.js';
 
 export function registerWorker(program: Command, exit: ExitState): void {
   program
@@ -37,70 +39,94 @@ export function registerWorker(program: Command, exit: ExitState): void {
           );
         }
         await ctx.config(); // a missing or bad home fails here, before any job is taken
-        const prefix = redisPrefix(ctx.env);
-        const redis = await openRedis(ctx.env, 'lifeboat-worker-events');
-        const connection = await openRedis(ctx.env, 'lifeboat-worker');
-        const log = ctx.log.child({ part: 'worker' });
-        for (const r of [redis, connection]) {
-          r.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
-        }
-        // bullmq loads only here, not for every `dr` command.
-        const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
-        const { createRecoveryWorker, sweepLeftovers } = await import(
-          '../../replicator/jobs/recovery-worker.js'
-        );
-        const client = new RecoveryClient(redis, prefix);
-        const deps = {
-          redis,
-          keys: client.keys,
-          queue: client.queue,
-          config: () => readConfig(ctx.home, ctx.env),
-          gateway: gatewayClient,
-          kek: loadKek,
-          log,
-        };
-        const worker = createRecoveryWorker({ connection, deps, concurrency, lockDurationMs });
-        worker.on('failed', (job, err) =>
-          log.warn({ opId: job?.data?.opId, job: job?.name, err: err.message }, 'job failed'),
-        );
-        worker.on('error', (err) => log.error({ err: errorMessage(err) }, 'worker error'));
-        // Without a listener, BullMQ prints a queue's connection errors raw on stderr.
-        client.queue.on('error', (err) =>
-          log.warn({ err: errorMessage(err) }, 'queue connection error'),
-        );
-        await worker.waitUntilReady();
-        const swept = await sweepLeftovers(deps).catch((err: unknown) => {
-          log.warn({ err: errorMessage(err) }, 'leftover sweep failed; the next start tries again');
-          return [];
+        const stopping = stopSignal({
+          part: 'dr worker',
+          abandons:
+            'a running job stays locked until --lock-duration runs out, then another worker resumes it',
+          env: ctx.env,
         });
-        if (swept.length > 0) log.info({ swept }, 'removed leftovers of ended operations');
-        ctx.out(
-          `worker ready: queue ${RECOVERY_QUEUE}, prefix ${prefix}, concurrency ${concurrency}`,
-        );
-        await new Promise<void>((resolve) => {
-          let stopping = false;
-          const stop = () => {
-            if (stopping) {
-              // A second signal: stop now; the running jobs stall and another worker resumes them.
-              log.warn('stopping now');
-              void worker.close(true).then(resolve, resolve);
-              return;
-            }
-            stopping = true;
-            log.info('stopping after the running jobs (signal again to stop now)');
-            void worker.close().then(resolve, resolve);
+        try {
+          const prefix = redisPrefix(ctx.env);
+          const redis = await openRedis(ctx.env, 'lifeboat-worker-events');
+          const connection = await openRedis(ctx.env, 'lifeboat-worker');
+          const log = ctx.log.child({ part: 'worker' });
+          for (const r of [redis, connection]) {
+            r.on('error', (err: Error) =>
+              log.debug({ err: err.message }, 'redis connection error'),
+            );
+          }
+          // bullmq loads only here, not for every `dr` command.
+          const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
+          const { createRecoveryWorker, sweepLeftovers } = await import(
+            '../../replicator/jobs/recovery-worker.js'
+          );
+          const client = new RecoveryClient(redis, prefix);
+          const deps = {
+            redis,
+            keys: client.keys,
+            queue: client.queue,
+            config: () => readConfig(ctx.home, ctx.env),
+            gateway: gatewayClient,
+            kek: loadKek,
+            log,
           };
-          process.on('SIGINT', stop);
-          process.on('SIGTERM', stop);
-          worker.once('closed', () => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
+          const worker = createRecoveryWorker({ connection, deps, concurrency, lockDurationMs });
+          worker.on('failed', (job, err) =>
+            log.warn({ opId: job?.data?.opId, job: job?.name, err: err.message }, 'job failed'),
+          );
+          worker.on('error', (err) => log.error({ err: errorMessage(err) }, 'worker error'));
+          // Without a listener, BullMQ prints a queue's connection errors raw on stderr.
+          client.queue.on('error', (err) =>
+            log.warn({ err: errorMessage(err) }, 'queue connection error'),
+          );
+          // Job outcomes reach the audit log while this worker runs, with or without an engine.
+          const { AuditLog } = await import('../../engine/audit-log.js');
+          const { startOperationAudit } = await import('../../engine/operation-audit.js');
+          const auditConn = await openRedis(ctx.env, 'lifeboat-worker-audit');
+          auditConn.on('error', (err: Error) =>
+            log.debug({ err: err.message }, 'redis connection error'),
+          );
+          const audit = startOperationAudit({
+            conn: auditConn,
+            audit: new AuditLog(redis, prefix),
+            prefix,
+            consumer: `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
+            log,
           });
-        });
-        await client.close();
-        redis.disconnect();
-        connection.disconnect();
-        return 0;
+          await worker.waitUntilReady();
+          const swept = await sweepLeftovers(deps).catch((err: unknown) => {
+            log.warn(
+              { err: errorMessage(err) },
+              'leftover sweep failed; the next start tries again',
+            );
+            return [];
+          });
+          if (swept.length > 0) log.info({ swept }, 'removed leftovers of ended operations');
+          ctx.out(
+            `worker ready: queue ${RECOVERY_QUEUE}, prefix ${prefix}, concurrency ${concurrency}`,
+          );
+          await stopping.requested;
+          // With Redis away, a graceful close waits for it forever: the running jobs cannot record
+          // anything anyway, so they are left to stall and another worker resumes them.
+          const redisUp = connection.status === 'ready' && redis.status === 'ready';
+          if (redisUp) log.info('stopping after the running jobs (signal again to stop now)');
+          else
+            log.warn(
+              'Redis is unreachable: stopping now; running jobs are left for another worker',
+            );
+          stopping.onSecond(() => {
+            log.warn('stopping now');
+            void worker.close(true);
+          });
+          await worker.close(!redisUp);
+          await audit.stop(); // events not audited yet stay in the group for the next engine or worker
+          await client.close();
+          redis.disconnect();
+          connection.disconnect();
+          return 0;
+        } finally {
+          stopping.dispose();
+        }
       }),
     );
 }

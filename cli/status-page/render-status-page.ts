@@ -48,7 +48,7 @@ function rpoCell(a: AppView): string {
     a.rpoSeconds !== null &&
     a.rpoSeconds > a.objectiveSeconds;
   const goal = paused
-    ? ' <span class="muted">(not replicating)</span>'
+    ? ` <span class="muted">(not replicating${a.protection ? '; no RPO alerts' : ''})</span>`
     : a.objectiveSeconds !== undefined
       ? ` <span class="muted">/ ${formatSeconds(a.objectiveSeconds)}</span>`
       : '';
@@ -62,7 +62,7 @@ function appRow(a: AppView): string {
       : a.stale
         ? `stale since ${time(a.publishedAt)}`
         : 'live';
-  return `<tr data-app="${h(a.app)}"><td>${h(a.app)}</td><td><span class="phase phase-${h(a.phase)}" data-testid="phase">${h(a.phase)}</span>${a.reason ? ` <span class="muted">${h(a.reason)}</span>` : ''}</td><td>${rpoCell(a)}</td><td>${a.lastPoint ? `#${a.lastPoint.id} ${h(time(a.lastPoint.time))} <span class="muted">${h(a.lastPoint.label)}</span>` : '-'}</td><td>${a.lastFreezeMs === null ? '-' : `${a.lastFreezeMs.toFixed(a.lastFreezeMs < 10 ? 1 : 0)} ms`}</td><td class="muted">${h(state)}</td></tr>`;
+  return `<tr data-app="${h(a.app)}"><td>${h(a.app)}</td><td><span class="phase phase-${h(a.phase)}" data-testid="phase">${h(a.phase)}</span>${a.protection === 'failed-over' ? ' <span class="phase phase-paused" data-testid="protection">failed over</span>' : ''}${a.reason ? ` <span class="muted">${h(a.reason)}</span>` : ''}</td><td>${rpoCell(a)}</td><td>${a.lastPoint ? `#${a.lastPoint.id} ${h(time(a.lastPoint.time))} <span class="muted">${h(a.lastPoint.label)}</span>` : '-'}</td><td>${a.lastFreezeMs === null ? '-' : `${a.lastFreezeMs.toFixed(a.lastFreezeMs < 10 ? 1 : 0)} ms`}</td><td class="muted">${h(state)}</td></tr>`;
 }
 
 function appCard(a: AppView, s: StatusSnapshot): string {

@@ -54,6 +54,8 @@ export interface AppView {
   app: string;
   phase: string;
   reason?: string;
+  /** Paused by someone or failed over (absent while protected): no replication alerts then. */
+  protection?: 'paused' | 'failed-over';
   /** RPO now in seconds, on the page's clock; null while there is no consistent point. */
   rpoSeconds: number | null;
   /** The app's RPO objective, when dr.yaml has one. */
@@ -164,6 +166,9 @@ export async function collectStatus(
         app,
         phase: s?.phase ?? 'unprotected',
         ...(s?.reason ? { reason: s.reason } : {}),
+        ...(s?.protection?.state === 'paused' || s?.protection?.state === 'failed-over'
+          ? { protection: s.protection.state }
+          : {}),
         rpoSeconds: s ? rpoNow(s, t) : null,
         ...(goals[app] !== undefined ? { objectiveSeconds: goals[app] } : {}),
         lastPoint: s?.lastPoint ?? null,

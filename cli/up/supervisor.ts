@@ -37,7 +37,10 @@ export interface SupervisorOptions {
   windowMs?: number;
   /** First restart delay, doubled each time up to 30 s (default 1 s). */
   backoffMs?: number;
-  /** How long a child has to stop after SIGTERM before SIGKILL (default 10 s). */
+  /**
+   * How long a child has to stop after SIGTERM before SIGKILL (default 15 s: longer than the
+   * 10 s DR_STOP_TIMEOUT in which every `dr` part stops by itself, abandoning work safely).
+   */
   stopGraceMs?: number;
   /** Called when a child was restarted (its pid changed). */
   onRestart?: () => void;
@@ -79,7 +82,7 @@ export class Supervisor {
     this.maxRestarts = o.maxRestarts ?? 5;
     this.windowMs = o.windowMs ?? 60_000;
     this.backoffMs = o.backoffMs ?? 1000;
-    this.stopGraceMs = o.stopGraceMs ?? 10_000;
+    this.stopGraceMs = o.stopGraceMs ?? 15_000;
   }
 
   /** The children now running, in start order. */

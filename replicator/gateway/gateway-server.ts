@@ -562,6 +562,12 @@ export async function createGateway({
       throughputBytesPerSec: windowBytes / 60,
       storedBytes: a?.stats().segmentBytes ?? 0,
       backlogBytes: lease?.backlogBytes ?? 0,
+      protection: {
+        state: p?.state ?? 'protected',
+        ...(p?.opId !== undefined ? { opId: p.opId } : {}),
+        ...(p?.by !== undefined ? { by: p.by } : {}),
+        ...(p?.since !== undefined ? { since: p.since } : {}),
+      },
     };
   }
 

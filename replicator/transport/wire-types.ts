@@ -169,6 +169,12 @@ export interface AppStatus {
   throughputBytesPerSec: number;
   storedBytes: number;
   backlogBytes: number;
+  /**
+   * Whether the DR copy is a replica (`protected`), paused by someone, or production after a
+   * failover; the RPO monitor raises no replication alert unless protected. Absent from gateways
+   * older than this field.
+   */
+  protection?: Pick<ProtectionState, 'state' | 'opId' | 'by' | 'since'>;
 }
 
 /**

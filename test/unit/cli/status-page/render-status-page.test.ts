@@ -67,6 +67,29 @@ describe('status page rendering', () => {
     );
   });
 
+  it('says a paused or failed-over app raises no RPO alert, and marks a failed-over one', () => {
+    const app = {
+      app: 'web',
+      phase: 'paused',
+      rpoSeconds: 900,
+      lastPoint: null,
+      lastFreezeMs: null,
+      publishedAt: '2026-11-29T01:00:00.000Z',
+      stale: false,
+      history: [],
+      points: [],
+      objectiveSeconds: 60,
+    };
+    const paused = renderStatusPage(snapshot({ apps: [{ ...app, protection: 'paused' }] }));
+    expect(paused).toContain('<span class="muted">(not replicating; no RPO alerts)</span>');
+    expect(paused).not.toContain('data-testid="protection"');
+    const over = renderStatusPage(snapshot({ apps: [{ ...app, protection: 'failed-over' }] }));
+    expect(over).toContain(
+      '<span class="phase phase-paused" data-testid="protection">failed over</span>',
+    );
+    expect(over).not.toContain('class="breach"');
+  });
+
   it('formats durations for people', () => {
     expect(formatSeconds(null)).toBe('-');
     expect(formatSeconds(2.14)).toBe('2.1 s');
