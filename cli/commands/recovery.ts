@@ -67,7 +67,8 @@ async function submitThroughEngine(
     config,
     redisUrl: requireRedisUrl(ctx.env),
     prefix,
-    log: ctx.log,
+    // The reply is the output: the engine's info lines ("policies loaded") only with DR_LOG_LEVEL.
+    log: ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' }),
     watchPolicies: false,
   });
   try {
