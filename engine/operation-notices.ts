@@ -13,6 +13,7 @@ import {
 import type { Notice } from './contract.js';
 import { lastDrillKey } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
+import { stepLabel } from './step-label.js';
 
 const GROUP = 'lifeboat-engine';
 
@@ -115,14 +116,17 @@ export async function operationNotice(
         severity: 'info',
         summary: `${what} started (${e.opId})`,
       });
-    case 'step':
+    case 'step': {
       if (e.progress !== undefined && e.progress < 1) return undefined; // only whole steps: chat messages are not progress bars
+      const label = stepLabel(e.step ?? 'step');
+      if (label === undefined) return undefined; // reported again, under its finished name
       return ctx.notices.publish({
         ...base,
         kind: 'operation.step',
         severity: 'info',
-        summary: `${what}: ${e.step ?? 'step'} done (${e.opId})`,
+        summary: `${what}: ${label} (${e.opId})`,
       });
+    }
     case 'finished': {
       if (e.error) {
         await ctx.audit.append('result', {
