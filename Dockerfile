@@ -1,7 +1,8 @@
 # Lifeboat's DR-site image: `dr gateway`, `dr worker` and `dr serve` (see docker-compose.yml).
 # The agent runs on the protected servers themselves: see docs/deployment.md (systemd).
 
-FROM node:20-bookworm-slim AS build
+# Node 24, an LTS line (Node 20 left support in April 2026); `npm run test:node24` tests Lifeboat on it.
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -14,7 +15,7 @@ COPY replicator ./replicator
 COPY core ./core
 RUN npm run build
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # sqlite3 for health checks of recovered demo apps; e2fsprogs for fsck of recovered ext4 images.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       sqlite3 e2fsprogs ca-certificates \

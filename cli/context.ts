@@ -1,9 +1,11 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type LoadedConfig, readConfig } from '../core/config.js';
 import { DrError, errorMessage, isDrError } from '../core/errors.js';
 import { resolveHome } from '../core/home.js';
-import { createLogger, type Logger } from '../core/log.js';
+import type { Logger } from '../core/log.js';
 import { withUpDefaults } from '../core/up-state.js';
+import { createCliLog } from './cli-log.js';
 
 /** What every command gets: where the home is, how to read its config, where to log. */
 export interface CliContext {
@@ -23,16 +25,53 @@ export function contextOf(cmd: Command, processEnv: NodeJS.ProcessEnv = process.
   const home = resolveHome(opts.home, processEnv);
   const env = withUpDefaults(home, processEnv);
   let cached: Promise<LoadedConfig> | undefined;
+  let log: Logger | undefined;
+  logLevelOf(env); // a misspelt DR_LOG_LEVEL is reported by every command, logging or not
   return {
     home,
     env,
-    log: createLogger({ level: logLevelOf(env) }),
+    // Made on first use: a command that fails on its config first leaves no log file behind.
+    get log(): Logger {
+      log ??= commandLog(cmd, home, env);
+      return log;
+    },
     out: (line) => process.stdout.write(`${line}\n`),
     config: () => {
       cached ??= readConfig(home, env);
       return cached;
     },
   };
+}
+
+/** Commands that run until stopped, by the name of their log file (`--once` runs are not). */
+function backgroundPart(cmd: Command): string | undefined {
+  const opts = cmd.opts<{ once?: boolean; app?: string }>();
+  switch (cmd.name()) {
+    case 'gateway':
+    case 'worker':
+    case 'serve':
+    case 'warm':
+      return cmd.name();
+    case 'agent':
+      return opts.once ? undefined : `agent-${opts.app ?? 'app'}`;
+    default:
+      return undefined;
+  }
+}
+
+/** The logger of this command: see cli-log.ts for where its lines go. */
+function commandLog(cmd: Command, home: string, env: NodeJS.ProcessEnv): Logger {
+  const part = backgroundPart(cmd);
+  const tty = process.stderr.isTTY === true;
+  const { log, file } = createCliLog({
+    level: logLevelOf(env),
+    env,
+    tty,
+    ...(part ? { background: { file: part, logsDir: join(home, 'logs') } } : {}),
+  });
+  if (file && part && tty)
+    process.stderr.write(`dr ${cmd.name()}: its log is ${file}; warnings show here too\n`);
+  return log;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];

@@ -15,6 +15,7 @@ import { lastDrillKey } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import { withProgress } from './gather-card-facts.js';
 import { recordLastRun } from './last-runs.js';
+import { stepLabel } from './step-label.js';
 import { cancelAction } from './submit-operation.js';
 
 const GROUP = 'lifeboat-engine';
@@ -130,15 +131,18 @@ export async function operationNotice(
         summary: `${what} started (${e.opId})`,
         ...running,
       });
-    case 'step':
+    case 'step': {
       if (e.progress !== undefined && e.progress < 1) return undefined; // only whole steps: chat messages are not progress bars
+      const label = stepLabel(e.step ?? 'step');
+      if (label === undefined) return undefined; // reported again, under its finished name
       return ctx.notices.publish({
         ...base,
         kind: 'operation.step',
         severity: 'info',
-        summary: `${what}: ${e.step ?? 'step'} done (${e.opId})`,
+        summary: `${what}: ${label} (${e.opId})`,
         ...running,
       });
+    }
     case 'finished': {
       if (e.error) {
         await recordLastRun(ctx, e.app, e.job, {

@@ -5,6 +5,7 @@ import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import { GatewayClient } from '../replicator/transport/gateway-client.js';
 import { tlsClientOptions } from '../replicator/transport/tls-options.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
+import { auditLine } from './audit-line.js';
 import type { AuditEntry } from './audit-log.js';
 import { type Command, controlKeys, type Reply } from './contract.js';
 import { appState, unknownApp } from './decide.js';
@@ -101,10 +102,7 @@ export async function readHistory(ctx: EngineContext, command: Command): Promise
     rows.push(e);
     if (rows.length >= 20) break;
   }
-  const lines = rows.map(
-    (e) =>
-      `${new Date(e.time).toISOString()}  ${e.type}  ${e.actor ?? ''}  ${JSON.stringify(e.data)}`,
-  );
+  const lines = rows.map(auditLine);
   return {
     ok: true,
     summary: `Last ${rows.length} event(s)${command.app ? ` of ${command.app}` : ''}`,

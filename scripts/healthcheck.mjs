@@ -2,8 +2,14 @@
 // Container health checks for docker-compose.yml; exit 0 healthy, 1 not, with one line saying why.
 //   healthcheck.mjs http URL        the URL answers 2xx within 3 s
 //   healthcheck.mjs tcp HOST:PORT   something accepts connections there within 3 s
+//   healthcheck.mjs gateway HOST:PORT  the gateway completes a mutual-TLS handshake with the home's
+//                                      agent certificate ($DR_HOME/tls): a bare TCP probe of that
+//                                      port made the gateway log a refused handshake every time
 //   healthcheck.mjs worker          a recovery worker is connected to the queue (REDIS_URL, DR_REDIS_PREFIX)
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 
 const [mode, target] = process.argv.slice(2);
 const TIMEOUT_MS = 3000;
@@ -36,6 +42,38 @@ function tcp(hostPort) {
   socket.on('error', (err) => done(false, `${hostPort}: ${err.code ?? err.message}`));
 }
 
+function gateway(hostPort) {
+  const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(hostPort ?? '');
+  if (!m) done(false, `${hostPort} is not HOST:PORT`);
+  const tls = join(process.env.DR_HOME || '.lifeboat', 'tls');
+  let creds;
+  try {
+    creds = {
+      ca: readFileSync(join(tls, 'ca.crt')),
+      cert: readFileSync(join(tls, 'agent.crt')),
+      key: readFileSync(join(tls, 'agent.key')),
+    };
+  } catch (err) {
+    done(false, `cannot read the home's certificates in ${tls}: ${err.code ?? err.message}`);
+  }
+  const socket = tlsConnect({
+    host: m[1],
+    port: Number(m[2]),
+    ...creds,
+    minVersion: 'TLSv1.3',
+    // The certificate names the gateway's public name; here it is reached on loopback.
+    checkServerIdentity: () => undefined,
+  });
+  socket.setTimeout(TIMEOUT_MS, () =>
+    done(false, `${hostPort}: no TLS handshake within ${TIMEOUT_MS} ms`),
+  );
+  socket.on('secureConnect', () => {
+    socket.end();
+    done(true, `${hostPort} completed a mutual-TLS handshake`);
+  });
+  socket.on('error', (err) => done(false, `${hostPort}: ${err.code ?? err.message}`));
+}
+
 async function worker() {
   const url = process.env.REDIS_URL;
   if (!url) done(false, 'REDIS_URL is not set');
@@ -64,5 +102,10 @@ async function worker() {
 
 if (mode === 'http') await http(target);
 else if (mode === 'tcp') tcp(target);
+else if (mode === 'gateway') gateway(target);
 else if (mode === 'worker') await worker();
-else done(false, `unknown mode ${mode ?? '(none)'}: use http URL, tcp HOST:PORT or worker`);
+else
+  done(
+    false,
+    `unknown mode ${mode ?? '(none)'}: use http URL, tcp HOST:PORT, gateway HOST:PORT or worker`,
+  );

@@ -35,7 +35,7 @@ export function registerDoctor(program: Command, exit: ExitState): void {
           });
         }
         findings.push(await checkRedis(ctx.env));
-        findings.push(...(await checkTrace(ctx.env)));
+        findings.push(...(await checkTrace(ctx.env, ctx.home)));
         if (config) {
           findings.push(await checkKek(config));
           findings.push(...(await checkCertificates(config)));

@@ -39,7 +39,7 @@ export function registerPause(program: Command, exit: ExitState): void {
             config,
             redisUrl,
             prefix: redisPrefix(ctx.env),
-            log: ctx.log,
+            log: ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' }),
             watchPolicies: false,
           });
           try {

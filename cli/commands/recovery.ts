@@ -6,6 +6,7 @@ import { homePaths } from '../../core/home.js';
 import { checkName } from '../../core/names.js';
 import { formatBytes, formatDuration, parseDuration } from '../../core/units.js';
 import type { CommandArgs } from '../../engine/contract.js';
+import { stepLabel } from '../../engine/step-label.js';
 import type {
   Enqueued,
   OperationName,
@@ -69,7 +70,8 @@ async function submitThroughEngine(
     config,
     redisUrl: requireRedisUrl(ctx.env),
     prefix,
-    log: ctx.log,
+    // The reply is the output: the engine's info lines ("policies loaded") only with DR_LOG_LEVEL.
+    log: ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' }),
     watchPolicies: false,
   });
   try {
@@ -230,15 +232,23 @@ export async function waitAndReport(
   let finished: OperationEvent | undefined;
   for await (const ev of client.follow(e)) {
     if (ev.type === 'finished') finished = ev;
-    else if (!json && ev.type === 'step' && ev.step && (ev.progress === 1 || ev.step === 'resumed'))
-      out(`  ${ev.step}`);
-    else if (!json && ev.type === 'started' && ev.step === 'resumed')
+    else if (
+      !json &&
+      ev.type === 'step' &&
+      ev.step &&
+      (ev.progress === 1 || ev.step === 'resumed')
+    ) {
+      const label = stepLabel(ev.step);
+      if (label) out(`  ${label}`);
+    } else if (!json && ev.type === 'started' && ev.step === 'resumed')
       out('  resumed by another worker');
   }
   if (!finished) return 1;
   if (finished.error) {
     if (json) printJson({ opId: e.opId, job: e.job, app: e.app, ok: false, error: finished.error });
-    process.stderr.write(`dr: ${e.job} ${e.opId} of ${e.app} failed: ${finished.error.message}\n`);
+    process.stderr.write(
+      `dr: ${e.job} ${e.opId} of ${e.app} failed: ${firstLine(finished.error.message)}\n`,
+    );
     return 1;
   }
   const result = finished.result;
@@ -289,4 +299,16 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   if (r.cleanupAt) out(`  cleanup at ${r.cleanupAt} (now: \`dr cleanup ${r.opId}\`)`);
   for (const w of r.server.warnings ?? []) out(`  warning: ${w}`);
+}
+
+/**
+ * The first line of a failed operation's message; the rest (a health check's whole output) is
+ * for DR_LOG_LEVEL=debug, and for `history` / the status page, which keep it.
+ */
+function firstLine(message: string): string {
+  const [first = '', ...rest] = message.trim().split('\n');
+  const debug = process.env.DR_LOG_LEVEL === 'debug' || process.env.DR_LOG_LEVEL === 'trace';
+  if (rest.length === 0) return first;
+  if (debug) return `${first}\n${rest.join('\n')}`;
+  return `${first} (${rest.length} more line(s): run with DR_LOG_LEVEL=debug, or see the status page)`;
 }

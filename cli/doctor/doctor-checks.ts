@@ -99,7 +99,7 @@ export async function checkRedis(env: NodeJS.ProcessEnv): Promise<Finding> {
 }
 
 /** What the trace tracker needs: root, tracefs with the block tracepoint, loop devices. */
-export async function checkTrace(env: NodeJS.ProcessEnv): Promise<Finding[]> {
+export async function checkTrace(env: NodeJS.ProcessEnv, home?: string): Promise<Finding[]> {
   const out: Finding[] = [];
   const root = process.getuid?.() === 0;
   if (!root) {
@@ -114,11 +114,20 @@ export async function checkTrace(env: NodeJS.ProcessEnv): Promise<Finding[]> {
     out.push(ok('root', 'running as root: block tracing and fsfreeze are allowed'));
   }
   const tracefs = await findTracefs(env.DR_TRACEFS || undefined);
-  if (!tracefs) {
+  // `dr up --demo` as root mounts a tracefs of its own for its agent when the system has none.
+  const demo = home && !tracefs ? await findTracefs(resolve(home, 'demo', 'tracefs')) : undefined;
+  if (!tracefs && demo && existsSync(resolve(demo, 'events/block/block_bio_queue'))) {
+    out.push(
+      ok(
+        'tracefs',
+        `not mounted system-wide, but the demo's agent traces block writes through its private mount ${demo}; other agents fall back to scanning`,
+      ),
+    );
+  } else if (!tracefs) {
     out.push(
       warn(
         'tracefs',
-        `tracefs is not mounted at ${env.DR_TRACEFS || '/sys/kernel/tracing or /sys/kernel/debug/tracing'}: the trace tracker falls back to scanning`,
+        `tracefs is not mounted at ${env.DR_TRACEFS || '/sys/kernel/tracing or /sys/kernel/debug/tracing'}: agents started by hand fall back to scanning (\`dr up --demo\` as root mounts a private one for its agent)`,
         'mount it with `mount -t tracefs nodev /sys/kernel/tracing` (or set DR_TRACEFS to a tracefs mount)',
       ),
     );

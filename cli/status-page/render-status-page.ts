@@ -109,7 +109,7 @@ function operationRow(o: OperationView): string {
   const rto = o.rto
     ? `${formatSeconds(o.rto.materialiseMs / 1000)} / ${formatSeconds(o.rto.launchMs / 1000)} / ${formatSeconds(o.rto.healthyMs / 1000)}`
     : '-';
-  return `<tr data-op="${h(o.opId)}"><td>${h(o.opId)}</td><td>${h(o.app)}</td><td>${h(o.job)}</td><td>${state}${o.cleanedUp ? ' <span class="muted">cleaned up</span>' : ''}</td><td>${h(time(o.startedAt))}</td><td data-testid="rto-total">${o.rto ? formatSeconds(o.rto.totalMs / 1000) : '-'}</td><td>${rto}</td><td>${o.point !== undefined ? `#${o.point}` : '-'}${o.dataAgeSeconds !== undefined ? ` <span class="muted">${formatSeconds(o.dataAgeSeconds)} old</span>` : ''}</td><td>${o.error ? h(o.error) : ''}</td></tr>`;
+  return `<tr data-op="${h(o.opId)}"><td>${h(o.opId)}</td><td>${h(o.app)}</td><td>${h(o.job)}</td><td>${state}${o.cleanedUp ? ' <span class="muted">cleaned up</span>' : ''}</td><td>${h(time(o.startedAt))}</td><td data-testid="rto-total">${o.rto ? formatSeconds(o.rto.totalMs / 1000) : '-'}</td><td>${rto}</td><td>${o.point !== undefined ? `#${o.point}` : '-'}${o.dataAgeSeconds !== undefined ? ` <span class="muted">${formatSeconds(o.dataAgeSeconds)} old</span>` : ''}</td><td>${o.error ? errorCell(o.error) : ''}</td></tr>`;
 }
 
 const table = (id: string, head: string[], rows: string[], empty: string) =>
@@ -164,4 +164,11 @@ export function renderStatusPage(s: StatusSnapshot, refreshSeconds = 10): string
     'No drills or failovers yet.',
   )}
 </body></html>`;
+}
+
+/** An operation's error: its first line, the rest (a health check's output) folded away. */
+function errorCell(error: string): string {
+  const [first = '', ...rest] = error.trim().split('\n');
+  if (rest.length === 0) return h(first);
+  return `<details><summary>${h(first)}</summary><pre>${h(rest.join('\n'))}</pre></details>`;
 }

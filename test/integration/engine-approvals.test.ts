@@ -307,10 +307,10 @@ describe('engine: decisions and approvals', () => {
     await e.submit(command('slack:UALICE', 'drill web'));
     const history = await e.submit(command('slack:USTRANGER', 'history web'));
     expect(
-      history.details?.some(
-        (l) => l.includes('"outcome":"allow"') && l.includes('owners-may-drill'),
-      ),
+      history.details?.some((l) => l.includes('drill web: allow (policy owners-may-drill)')),
+      history.details?.join('\n'),
     ).toBe(true);
+    expect(history.details?.every((l) => !l.includes('{'))).toBe(true); // lines, not raw JSON
     const list = await e.submit({ ...command('slack:USTRANGER', 'policy'), args: { sub: 'list' } });
     expect(list.summary).toBe('11 policies in force');
     const explain = await e.submit({

@@ -132,6 +132,12 @@ const table: Record<string, Mistake> = {
     code: 2,
     line: /^dr: DR_LOG_LEVEL "loud" is not a log level\. To resolve, set it to one of trace, debug/,
   },
+  'a misspelt DR_LOG_FORMAT on a part that logs': {
+    args: () => ['agent', '--app', 'web', '--once'],
+    env: { DR_LOG_FORMAT: 'yaml' },
+    code: 2,
+    line: /^dr: DR_LOG_FORMAT "yaml" is not a log format\. To resolve, set it to json or pretty/,
+  },
   'a drill without Redis': {
     args: () => ['drill', 'web', '--wait'],
     code: 2,

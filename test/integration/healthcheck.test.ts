@@ -76,6 +76,34 @@ describe('container health checks (scripts/healthcheck.mjs)', () => {
     expect((await check(['tcp', 'nonsense'])).out).toContain('is not HOST:PORT');
   });
 
+  it("gateway: a mutual-TLS handshake with the home's agent certificate, which the gateway does not log as refused", async () => {
+    t = await testHome();
+    const port = await freePort();
+    const gw = startDr(['gateway', '--listen', `127.0.0.1:${port}`], {
+      DR_HOME: t.home,
+      DR_LOG_LEVEL: 'info',
+    });
+    await gw.waitFor(/gateway listening/);
+    const env = { DR_HOME: t.home };
+    for (let i = 0; i < 3; i++) {
+      const r = await check(['gateway', `127.0.0.1:${port}`], env);
+      expect(r.out).toContain('completed a mutual-TLS handshake');
+      expect(r.code).toBe(0);
+    }
+    // A bare TCP probe is what logged a warning every 10 s; the handshake probe logs nothing.
+    const tcpProbe = await check(['tcp', `127.0.0.1:${port}`]);
+    expect(tcpProbe.code).toBe(0);
+    await gw.waitFor(/TLS handshake refused/);
+    expect(gw.output().match(/TLS handshake refused/g)).toHaveLength(1);
+    const noCerts = await check(['gateway', `127.0.0.1:${port}`], { DR_HOME: '/no/such/home' });
+    expect(noCerts.code).toBe(1);
+    expect(noCerts.out).toContain("cannot read the home's certificates in /no/such/home/tls");
+    await gw.stop();
+    const down = await check(['gateway', `127.0.0.1:${port}`], env);
+    expect(down.code).toBe(1);
+    expect(down.out).toContain('ECONNREFUSED');
+  });
+
   it('worker: healthy only while a real dr worker is connected to the queue', async (ctx: TestContext) => {
     const why = redisUnavailable();
     if (why) skipBecause(ctx, why);
@@ -98,6 +126,6 @@ describe('container health checks (scripts/healthcheck.mjs)', () => {
   it('names the modes when given an unknown one', async () => {
     const r = await check(['ping']);
     expect(r.code).toBe(1);
-    expect(r.out).toContain('use http URL, tcp HOST:PORT or worker');
+    expect(r.out).toContain('use http URL, tcp HOST:PORT, gateway HOST:PORT or worker');
   });
 });

@@ -107,6 +107,15 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('builds on Node 24, the LTS that `npm run test:node24` tests, and probes the gateway with mutual TLS', async () => {
+    const dockerfile = await readFile(`${root}Dockerfile`, 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(bases).toEqual(['node:24-bookworm-slim', 'node:24-bookworm-slim']);
+    const gateway = load(text).services.gateway;
+    // A bare TCP probe of the mutual-TLS port made the gateway log a refused handshake each time.
+    expect(gateway?.healthcheck?.test.slice(-2)).toEqual(['gateway', '127.0.0.1:7443']);
+  });
+
   it('runs only dr commands that exist, with options they take', async () => {
     const c = load(text);
     const program = await buildProgram({ code: 0 });

@@ -90,6 +90,26 @@ describe('status page rendering', () => {
     expect(over).not.toContain('class="breach"');
   });
 
+  it("folds a failed health check's output under the error's first line", () => {
+    const html = renderStatusPage(
+      snapshot({
+        operations: [
+          {
+            opId: 'op-9',
+            app: 'web',
+            job: 'drill',
+            state: 'failed',
+            startedAt: Date.parse('2026-11-29T00:59:00Z'),
+            error: 'health check failed: exit 1\nline 2\nline 3 <b>',
+          },
+        ],
+      }),
+    );
+    expect(html).toContain(
+      '<details><summary>health check failed: exit 1</summary><pre>line 2\nline 3 &lt;b&gt;</pre></details>',
+    );
+  });
+
   it('formats durations for people', () => {
     expect(formatSeconds(null)).toBe('-');
     expect(formatSeconds(2.14)).toBe('2.1 s');

@@ -1,0 +1,27 @@
+/** The words a person reads for an operation's finished step, the same in chat and on the command line. */
+
+/**
+ * A finished step (an event with progress 1) as words, or undefined for a step whose end is
+ * reported under another name: `materialise` reaches 1 just before `materialised` arrives, and
+ * two lines for one step read as two steps.
+ */
+export function stepLabel(step: string): string | undefined {
+  return LABELS[step] ?? (IN_PROGRESS.has(step) ? undefined : step.replaceAll('-', ' '));
+}
+
+const IN_PROGRESS = new Set(['materialise', 'launch', 'health', 'verify', 'retrying']);
+
+const LABELS: Record<string, string> = {
+  'replication-stopped': 'replication stopped',
+  resolved: 'recovery point chosen',
+  materialised: 'volumes materialised',
+  launched: 'server launched',
+  healthy: 'health check passed',
+  verified: 'every block verified',
+  found: 'failed-over copy found',
+  precopied: 'changes copied back while it runs',
+  frozen: 'recovered server stopped for the final copy',
+  synced: 'final changes copied back',
+  switched: 'original site is production again',
+  resumed: 'resumed by another worker',
+};

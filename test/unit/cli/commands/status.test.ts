@@ -1,0 +1,71 @@
+// `dr status`: aligned columns, short cells, sentences on note lines, rounded durations.
+import { describe, expect, it } from 'vitest';
+import { formatMs, statusTable } from '../../../../cli/commands/status.js';
+import type { AppStatus } from '../../../../replicator/transport/wire-types.js';
+
+const now = Date.parse('2026-12-07T01:00:10Z');
+const row = (over: Partial<AppStatus>): AppStatus => ({
+  app: 'web',
+  phase: 'continuous',
+  agent: null,
+  lastPoint: { id: 12, time: '2026-12-07T01:00:08Z', label: 'crash-consistent' },
+  lastConsistentPoint: { id: 12, time: '2026-12-07T01:00:08Z', label: 'crash-consistent' },
+  lagSeconds: 2.04,
+  trackers: { data: { kind: 'trace' } },
+  lastFreezeMs: 11.480110999998942,
+  lastResync: null,
+  points: 12,
+  bytesShipped: 0,
+  throughputBytesPerSec: 2048,
+  storedBytes: 0,
+  backlogBytes: 0,
+  ...over,
+});
+
+describe('dr status table', () => {
+  it('lines up every column, and keeps sentences out of the cells', () => {
+    const long =
+      '/tmp/disk.img is not a block device, and block tracing sees only block devices; attach it as a loop device with `losetup --find --show /tmp/disk.img` and protect that, or use the scan tracker';
+    const lines = statusTable(
+      [
+        row({}),
+        row({
+          app: 'demo-shop-long-name',
+          phase: 'stalled',
+          reason: 'agent not heard for 40 s',
+          trackers: { db: { kind: 'scan', reason: long } },
+          lastFreezeMs: null,
+        }),
+      ],
+      now,
+    );
+    const [head, web, demo, ...notes] = lines as [string, string, string, ...string[]];
+    // Each column starts where its heading does.
+    for (const title of [
+      'PHASE',
+      'TRACKER',
+      'LAST POINT',
+      'LAG',
+      'BACKLOG',
+      'THROUGHPUT',
+      'FREEZE',
+    ]) {
+      const at = head.indexOf(title);
+      expect(web[at - 1], title).toBe(' ');
+      expect(web[at], title).not.toBe(' ');
+      expect(demo.slice(0, web.length)[at - 1], title).toBe(' ');
+    }
+    expect(web).toMatch(
+      /^web\s+continuous\s+trace\s+#12 crash-consistent, 2\.0s ago\s+2\.0s\s+0 B\s+2\.0 KiB\/s\s+11ms$/,
+    );
+    expect(demo.length).toBeLessThan(140);
+    expect(demo).not.toContain('losetup');
+    expect(notes).toEqual(['  stalled: agent not heard for 40 s', `  db: scan, ${long}`]);
+  });
+
+  it('rounds freeze times', () => {
+    expect(formatMs(11.480110999998942)).toBe('11ms');
+    expect(formatMs(0.4321)).toBe('0.4ms');
+    expect(formatMs(1234)).toBe('1.2s');
+  });
+});
