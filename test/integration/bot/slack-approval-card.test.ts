@@ -1,9 +1,12 @@
 /** The approval card in Slack with the real engine: one message updated in place as presses arrive, and a stale press asked again. */
+import { writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlackSurface } from '../../../bot/slack/slack-surface.js';
 import { createHttpServer, type HttpServer } from '../../../cli/http-server.js';
+import { AlertStore } from '../../../engine/alert-store.js';
 import type { Engine } from '../../../engine/index.js';
+import { recordLastRun } from '../../../engine/last-runs.js';
 import { replicationKey } from '../../../replicator/gateway/state-publisher.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
 import { type EngineHome, engineHome, startEngine, testPrefix } from '../../helpers/engine-home.js';
@@ -13,13 +16,14 @@ import { waitFor } from '../../helpers/wait-for.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-const state = (now: number, phase: string, heard: number) =>
+/** The gateway's published state: the newest point 30 s before `T0`, the agent last heard at `heard`. */
+const state = (now: number, phase: string, heard: number, t0: number) =>
   JSON.stringify({
     app: 'web',
     phase,
     agent: { host: 'web-1', pid: 7, lastSeen: iso(heard), clockOffsetMs: 0 },
-    lastPoint: { id: 12, time: iso(now - 30_000), label: 'crash-consistent' },
-    lastConsistentPoint: { id: 12, time: iso(now - 30_000), label: 'crash-consistent' },
+    lastPoint: { id: 12, time: iso(t0 - 30_000), label: 'crash-consistent' },
+    lastConsistentPoint: { id: 12, time: iso(t0 - 30_000), label: 'crash-consistent' },
     lagSeconds: 30,
     trackers: {},
     lastFreezeMs: null,
@@ -98,7 +102,13 @@ describe.skipIf(missingFeature(redisUnavailable(), 'slack-approval-card.test.ts'
     });
 
     it('shows the facts, moves 0 → 1 of 2 in place, and asks again when the source changed before a press', async () => {
-      await cmd.hset(replicationKey(prefix), 'web', state(clock, 'continuous', clock - 2_000));
+      await cmd.hset(replicationKey(prefix), 'web', state(clock, 'continuous', clock - 2_000, T0));
+      await recordLastRun({ redis: cmd, prefix }, 'web', 'drill', {
+        opId: 'op-51bd09',
+        at: T0 - 4 * 86_400_000,
+        ok: true,
+        rtoMs: 74_000,
+      });
       await slack.send(
         events,
         slack.slashCommand('failover web --reason zone a lost power', {
@@ -128,21 +138,29 @@ describe.skipIf(missingFeature(redisUnavailable(), 'slack-approval-card.test.ts'
 
       // The agent goes quiet before uma presses: her press is not counted, the card shows why.
       clock = T0 + 3 * 60_000;
-      await cmd.hset(replicationKey(prefix), 'web', state(clock, 'stalled', T0));
+      await cmd.hset(replicationKey(prefix), 'web', state(clock, 'stalled', T0, T0));
+      const silent = await new AlertStore(cmd, prefix).raise('agent-silent', 'web', 'p', clock);
       await slack.send(events, slack.buttonPress(card, 0, { user: 'UUMA' }));
       const told = await waitFor('the answer to uma', () =>
         slack.ephemerals.find((e) => e.args.user === 'UUMA'),
       );
-      expect(String(told.args.text)).toMatch(
-        /^Not counted: the facts changed since the card was shown \(replication: continuous → stalled; agent: heard → silent\)/,
+      expect(String(told.args.text)).toContain(
+        `Not counted: the facts changed since the card was shown (replication: continuous → stalled; agent: heard → silent; open alerts: none → ${silent?.id})`,
       );
       await waitFor('the new facts on the card', () =>
         field(card, 'Source now')?.startsWith('replication stalled') ? true : undefined,
       );
       expect(field(card, 'Source now')).toBe(
-        'replication stalled; agent on web-1 heard 3m ago; no open alerts',
+        `replication stalled; agent on web-1 heard 3m ago; open alerts: ${silent?.id} agent silent for under 1s`,
       );
+      expect(field(card, 'Data loss')).toBe(
+        'about 30s of writes (the agent was heard that long after the point)',
+      );
+      expect(field(card, 'Last drill')).toBe('4d ago: healthy, RTO 74s (op-51bd09)');
       expect(field(card, 'Approvals')).toBe('1 of 2: tom (from sre-oncall, not the requester)');
+      // `DR_CAPTURE_CARD=FILE` keeps the card as the emulator received it (docs/chat-card.png is made from it).
+      const capture = process.env.DR_CAPTURE_CARD;
+      if (capture) await writeFile(capture, `${JSON.stringify(card.blocks, null, 1)}\n`);
 
       // Pressed again, on what she now sees: counted, the failover is approved.
       await slack.send(events, slack.buttonPress(card, 0, { user: 'UUMA' }));
