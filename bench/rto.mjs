@@ -303,7 +303,7 @@ try {
       `failover point: #${result.point} (${point.label}), data age ${f(result.dataAgeSeconds)} s, ${f(summary.failover.pointBeforeStopSeconds)} s before the source stopped writing`,
     );
     console.log(
-      `failback after ${written.size} new 64 KiB blocks: expected ${b.blocksExpected} blocks (${written.size} new, ${b.blocksDiverged} the source wrote after the failover point), sent ${b.blocksSent} blocks, ${f(fb.bytesSent / 1048576)} MiB of ${f(fb.size / 1048576)} MiB, pre-copy ${f(fb.precopyMs / 1000)} s, downtime ${f(fb.downtimeMs / 1000)} s, --wait ${f(failbackWallMs / 1000)} s`,
+      `failback after ${written.size} new 64 KiB blocks: expected ${b.blocksExpected} blocks (${written.size} new, ${b.blocksDiverged} the source wrote after the failover point; its writer logged ${b.blocksSourceWroteAfterPoint} after the point's instant), sent ${b.blocksSent} blocks, ${f(fb.bytesSent / 1048576)} MiB of ${f(fb.size / 1048576)} MiB, pre-copy ${f(fb.precopyMs / 1000)} s, downtime ${f(fb.downtimeMs / 1000)} s, --wait ${f(failbackWallMs / 1000)} s`,
     );
     console.log(
       `drills under ${RATE / 1048576} MiB/s of writes: ${drills.length}, RTO p50 ${f(summary.drill.rtoTotalMsP50 / 1000)} s`,

@@ -52,7 +52,7 @@ const figures: Record<string, RegExp[]> = {
       String.raw`failover point: #N \([a-z-]+\), data age N s, N s before the source stopped writing`,
     ),
     re(
-      String.raw`failback after N new 64 KiB blocks: expected N blocks \(N new, N the source wrote after the failover point\), sent N blocks, N MiB of N MiB, pre-copy N s, downtime N s, --wait N s`,
+      String.raw`failback after N new 64 KiB blocks: expected N blocks \(N new, N the source wrote after the failover point; its writer logged N after the point's instant\), sent N blocks, N MiB of N MiB, pre-copy N s, downtime N s, --wait N s`,
     ),
     re(String.raw`drills under N MiB/s of writes: [1-9]\d*, RTO p50 N s`),
     re(
