@@ -268,8 +268,19 @@ case "$1" in
     if running && kill -HUP "$pid"; then
       wait_for '[ -e "$state.down" ]' "demo-shop (pid $pid) did not close its database within 10 s"
     fi
-    if [ -n "$mount" ] && mountpoint -q "$mount"; then
-      umount "$mount" || { echo "cannot unmount $mount: $(fuser -vm "$mount" 2>&1 | tail -n +2)" >&2; exit 1; }
+    if [ -n "$mount" ]; then
+      # Thaw first: a file system unmounted while frozen stays frozen and holds its device.
+      n=0
+      while mountpoint -q "$mount"; do
+        fsfreeze -u "$mount" 2>/dev/null
+        umount "$mount" 2>/dev/null && break
+        n=$((n + 1)); [ "$n" -gt 100 ] && { echo "cannot unmount $mount: $(fuser -vm "$mount" 2>&1 | tail -n +2)" >&2; exit 1; }
+        sleep 0.1
+      done
+      # Unmounted but still alive (frozen by a cut meanwhile): mount it again, thaw, unmount.
+      if [ -e "/sys/fs/ext4/$(basename "$(readlink -f "$device")")" ]; then
+        mount "$device" "$mount" && fsfreeze -u "$mount" 2>/dev/null; umount "$mount" || exit 1
+      fi
     fi
     echo "demo-shop stopped at the source\${mount:+ and $mount unmounted}" ;;
   unfence)
