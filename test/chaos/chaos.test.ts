@@ -4,8 +4,9 @@ import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { formatReport } from './chaos-report.js';
 import { FAULT_KINDS } from './fault-schedule.js';
+import { formatRoundTrip } from './round-trip-report.js';
 import { runChaos } from './run-chaos.js';
-import { formatRoundTrip, runRoundTrip } from './run-round-trip.js';
+import { runRoundTrip } from './run-round-trip.js';
 
 let noLoop: string | undefined;
 beforeAll(async () => {
