@@ -9,6 +9,7 @@ import { updateConfig } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { runDir } from '../../core/up-state.js';
 import type { DemoRun } from '../up/run-up.js';
+import { writeDrServerScript, writeFenceScript } from './demo-scripts.js';
 
 const exec = promisify(execFile);
 
@@ -240,95 +241,7 @@ esac
   return path;
 }
 
-/**
- * demo-shop's fence and unfence, a shell script. fence: demo-shop finishes the order in flight,
- * closes its database and takes no orders (SIGHUP with STATE.fence present; it answers with
- * STATE.down), then its ext4 volume is unmounted. unfence: mount again, then SIGHUP without the
- * flag: demo-shop opens its database and takes orders again. While STATE.fence exists a restarted
- * demo-shop starts fenced, so a `dr up` restart during a failover cannot make two shops.
- */
-async function writeFenceScript(dir: string, state: string, volume: Volume): Promise<string> {
-  const path = join(dir, 'shop-fence.sh');
-  const text = `#!/bin/sh
-# demo-shop's fence | unfence, written by \`dr up --demo\` (the failover and failback run it).
-state=${q(state)}
-mount=${q(volume.mount ?? '')}
-device=${q(volume.device)}
-wait_for() { # CONDITION MESSAGE: wait up to 10 s
-  n=0
-  while ! eval "$1"; do
-    n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "$2" >&2; exit 1; }
-    sleep 0.01
-  done
-}
-pid=$(cat "$state.pid" 2>/dev/null)
-running() { [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
-case "$1" in
-  fence)
-    touch "$state.fence"
-    if running && kill -HUP "$pid"; then
-      wait_for '[ -e "$state.down" ]' "demo-shop (pid $pid) did not close its database within 10 s"
-    fi
-    if [ -n "$mount" ] && mountpoint -q "$mount"; then
-      umount "$mount" || { echo "cannot unmount $mount: $(fuser -vm "$mount" 2>&1 | tail -n +2)" >&2; exit 1; }
-    fi
-    echo "demo-shop stopped at the source\${mount:+ and $mount unmounted}" ;;
-  unfence)
-    if [ -n "$mount" ] && ! mountpoint -q "$mount"; then mount "$device" "$mount" || exit 1; fi
-    rm -f "$state.fence"
-    if running && kill -HUP "$pid"; then
-      wait_for '[ ! -e "$state.down" ]' "demo-shop (pid $pid) did not open its database within 10 s"
-    fi
-    echo "demo-shop takes orders at the source again" ;;
-  *) echo "usage: shop-fence.sh fence|unfence" >&2; exit 2 ;;
-esac
-`;
-  await writeFile(path, text, { mode: 0o700 });
-  await chmod(path, 0o700);
-  return path;
-}
-
-/**
- * The local provider's start command for demo-shop: after a failover, the order service on the
- * recovered volume (ext4: attached to a loop device and mounted beside the image), stopped,
- * unmounted and detached on SIGTERM. A drill only checks the recovered copy: it just waits.
- */
-async function writeDrServerScript(dir: string, kind: DemoKind): Promise<string> {
-  const path = join(dir, 'shop-dr-server.sh');
-  const text = `#!/bin/sh
-# demo-shop at the DR site, written by \`dr up --demo\`: NODE SHOP_SERVICE_JS, with DR_VOLUME_DATA.
-[ "$DR_MODE" = failover ] || exec sleep infinity
-node=$1; service=$2
-image=$DR_VOLUME_DATA
-here=$(dirname "$image")
-kind=${kind}
-db=$image
-dev=
-if [ "$kind" = ext4 ]; then
-  mkdir -p "$here/mnt"
-  dev=$(losetup --find --show "$image") || exit 1
-  mount "$dev" "$here/mnt" || { losetup -d "$dev"; exit 1; }
-  db=$here/mnt/shop.db
-fi
-pid=
-stop() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid"
-  if [ -n "$dev" ]; then umount "$here/mnt"; losetup -d "$dev"; fi
-  exit 0
-}
-trap stop TERM INT
-"$node" "$service" --db "$db" --state "$here/shop-dr.json" --rate 5 &
-pid=$!
-wait "$pid"
-pid=
-stop
-`;
-  await writeFile(path, text, { mode: 0o700 });
-  await chmod(path, 0o700);
-  return path;
-}
-
-interface Volume {
+export interface Volume {
   device: string;
   db: string;
   mount?: string;

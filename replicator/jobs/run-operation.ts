@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Processor, UnrecoverableError } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
@@ -30,6 +31,8 @@ import {
 import { removeOperation } from './run-cleanup.js';
 
 const DEFAULT_KEEP_MS = 30 * 60_000;
+/** Beyond the app's quiesce timeout: a cut that began just as replication was stopped ends too. */
+const FREEZE_MARGIN_MS = 1000;
 type Mode = 'drill' | 'failover';
 
 /**
@@ -83,6 +86,12 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         // Before anything can start at the DR site: the source must stop taking writes that
         // nobody replicates any more (split brain). Never run twice, so a resume skips it.
         await emit({ type: 'step', step: 'fence', progress: 0 });
+        if (appConfig.fence !== undefined && appConfig.quiesce) {
+          // The agent may be inside a cut: a file system unmounted while frozen stays frozen
+          // and holds its device. Its freeze ends within the quiesce timeout (a watchdog sees
+          // to it), and its next call is refused, so the fence waits that long first.
+          await sleep(appConfig.quiesce.timeout + FREEZE_MARGIN_MS, undefined, { signal });
+        }
         steps.fenced = await fenceSource(app, opId, appConfig, log);
         await save();
       }

@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import { blockMac } from '../crypto/volume-key.js';
 
@@ -18,6 +19,8 @@ export interface CopyBackOptions {
   durable?: boolean;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** How long a block device the kernel refuses exclusively (EBUSY) is asked again (30 s). */
+  busyWaitMs?: number;
 }
 
 export interface CopyBackResult {
@@ -44,11 +47,12 @@ export async function copyBack({
   durable = false,
   signal,
   onProgress,
+  busyWaitMs = EXCL_WAIT_MS,
 }: CopyBackOptions): Promise<CopyBackResult> {
   const src = await openSide(from, 'r', volume, 'recovered image');
   let dst: FileHandle | undefined;
   try {
-    dst = await openSide(to, 'r+', volume, 'original volume');
+    dst = await openSide(to, 'r+', volume, 'original volume', busyWaitMs);
     const chunk = Math.max(blockSize, Math.floor(CHUNK / blockSize) * blockSize);
     const a = Buffer.allocUnsafe(chunk);
     const b = Buffer.allocUnsafe(chunk);
@@ -98,21 +102,36 @@ export async function copyBack({
   }
 }
 
+/** How long an exclusive open refused with EBUSY is tried again, and how often. */
+const EXCL_WAIT_MS = 30_000;
+const EXCL_RETRY_MS = 250;
+
 async function openSide(
   path: string,
   flags: 'r' | 'r+',
   volume: string,
   what: string,
+  busyWaitMs = 0,
 ): Promise<FileHandle> {
   try {
     // A block device is opened exclusively: the kernel refuses (EBUSY) while it is mounted or
     // held, and nothing can mount it while the copy runs.
     const device = flags === 'r+' && (await stat(path).catch(() => undefined))?.isBlockDevice();
-    return await open(path, device ? constants.O_RDWR | constants.O_EXCL : flags);
+    if (!device) return await open(path, flags);
+    // The caller found no mount, holder or process on it: a refusal now is a passing claim (a
+    // probe, an unmount finishing), so it is asked again for a while before failback gives up.
+    for (let waited = 0; ; waited += EXCL_RETRY_MS) {
+      try {
+        return await open(path, constants.O_RDWR | constants.O_EXCL);
+      } catch (err) {
+        if (systemCode(err) !== 'EBUSY' || waited >= busyWaitMs) throw err;
+        await sleep(EXCL_RETRY_MS);
+      }
+    }
   } catch (err) {
     if (systemCode(err) === 'EBUSY') {
       throw new DrError(
-        `the ${what} of ${volume} at ${path} is in use (the kernel refused it exclusively: mounted or held), so failback wrote nothing to it`,
+        `the ${what} of ${volume} at ${path} is in use (the kernel refused it exclusively${busyWaitMs ? ` for ${busyWaitMs / 1000} s` : ''}: mounted or held), so failback wrote nothing to it`,
         {
           code: 'volume_in_use',
           subject: path,

@@ -7,8 +7,9 @@ import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { formatReport } from './chaos-report.js';
 import { FAULT_KINDS, type FaultKind } from './fault-schedule.js';
+import { formatRoundTrip } from './round-trip-report.js';
 import { runChaos } from './run-chaos.js';
-import { formatRoundTrip, runRoundTrip } from './run-round-trip.js';
+import { runRoundTrip } from './run-round-trip.js';
 
 const env = process.env;
 const rounds = Number(env.CHAOS_ROUNDS ?? 10);

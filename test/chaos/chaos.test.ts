@@ -4,7 +4,9 @@ import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { formatReport } from './chaos-report.js';
 import { FAULT_KINDS } from './fault-schedule.js';
+import { formatRoundTrip } from './round-trip-report.js';
 import { runChaos } from './run-chaos.js';
+import { runRoundTrip } from './run-round-trip.js';
 
 let noLoop: string | undefined;
 beforeAll(async () => {
@@ -32,6 +34,32 @@ describe('under fire (short chaos run; `npm run chaos` runs the long one)', () =
     const kinds = FAULT_KINDS.filter((k) => ['agent-kill', 'writer-restart'].includes(k));
     const report = await shortRun('image', kinds);
     expect(Object.keys(report.faults).sort()).toEqual([...kinds].sort());
+  });
+});
+
+describe('the round trip under fire (short; `npm run chaos -- --round-trip` runs the long one)', () => {
+  it('fails over, writes at the DR site, fails back and reprotects through a DR server kill, a Redis restart and a worker kill, losing no record', {
+    timeout: 900_000,
+  }, async (ctx: TestContext) => {
+    const why = noLoop ?? redisUnavailable();
+    if (why) skipBecause(ctx, why);
+    const lines: string[] = [];
+    // Seed 251 draws: dr-server-kill during failback, redis-restart during failover, worker-kill during failback.
+    const report = await runRoundTrip({
+      rounds: 3,
+      seed: 251,
+      rate: 10,
+      volumeMiB: 64,
+      say: (l) => lines.push(l),
+    });
+    if (report.failures.length)
+      process.stderr.write(`${lines.join('\n')}\n${formatRoundTrip(report)}`);
+    expect(report.failures).toEqual([]);
+    expect(report.faults).toEqual({ 'dr-server-kill': 1, 'redis-restart': 1, 'worker-kill': 1 });
+    expect(report.recordsLost).toBe(0);
+    expect(report.recordsAtDr).toBeGreaterThan(0);
+    expect(report.recordsAtSource).toBeGreaterThan(0);
+    expect(report.bytesResent).toBeLessThanOrEqual(2 * report.bytesChanged);
   });
 });
 

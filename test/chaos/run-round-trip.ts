@@ -13,6 +13,7 @@ import { startRedis } from '../helpers/redis-server.js';
 import { APP, ChaosRig, RECORDS_FILE } from './chaos-rig.js';
 import { seededRandom } from './fault-schedule.js';
 import { changedBytes, checkPointRecords, verifyPoint } from './point-checks.js';
+import type { RoundTripReport } from './round-trip-report.js';
 
 const run = promisify(execFile);
 const writerScript = fileURLToPath(new URL('../fixtures/record-pair-writer.mjs', import.meta.url));
@@ -40,26 +41,6 @@ export interface RoundTripOptions {
   say?: (line: string) => void;
 }
 
-export interface RoundTripReport {
-  seed: number;
-  rounds: number;
-  faults: Record<string, number>;
-  /** Records acknowledged by the writer at each site before its switch, all rounds together. */
-  recordsAtSource: number;
-  recordsAtDr: number;
-  /** Records acknowledged before a switch but missing afterwards (must be 0). */
-  recordsLost: number;
-  /** Bytes the agent resent after failbacks, against the bytes changed since each failover's point. */
-  bytesResent: number;
-  bytesChanged: number;
-  /** From each failback's end to the agent's first consistent point after it. */
-  backMs: number[];
-  /** Operations run again after a fault made one fail. */
-  retries: number;
-  failures: string[];
-  ms: number;
-}
-
 /**
  * Runs `rounds` round trips of an app with two ext4 volumes (loop devices) written by the record
  * pair writer, with real processes: Redis (persistent), the gateway, a worker, the agent behind a
@@ -69,6 +50,7 @@ export interface RoundTripReport {
 export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport> {
   const started = Date.now();
   const say = o.say ?? (() => undefined);
+  // The schedule has its own generator: nothing else draws from it, so a seed replays a run.
   const random = seededRandom(o.seed ^ 0x7217);
   const rate = o.rate ?? 20;
   const recoverMs = o.recoverMs ?? 120_000;
@@ -91,7 +73,7 @@ export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport
     storeMiB: 1024,
     rate,
     intervalMs: 500,
-    random,
+    random: seededRandom(o.seed ^ 0x5eed),
     volumes: 'loop',
   });
   const dir = rig.t.dir;
@@ -110,8 +92,9 @@ export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport
   const fence = join(dir, 'fence.sh');
   await writeFile(
     fence,
-    // umount may meet the agent's last freeze: it tries again for up to 10 s.
-    `#!/bin/sh\n${stopWriter(srcPid)}\nfor m in ${q(va.mount as string)} ${q(vb.mount as string)}; do\n  n=0\n  while mountpoint -q "$m"; do\n    umount "$m" 2>/dev/null && break\n    n=$((n+1)); [ $n -gt 100 ] && { umount "$m"; exit 1; }\n    sleep 0.1\n  done\ndone\nexit 0\n`,
+    // Thaw before unmounting (a file system unmounted frozen stays frozen, holding its device);
+    // one that is unmounted but alive is mounted again, thawed and unmounted.
+    `#!/bin/sh\n${stopWriter(srcPid)}\nfor pair in ${q(`${va.mount}=${va.device}`)} ${q(`${vb.mount}=${vb.device}`)}; do\n  m=\${pair%=*}; d=\${pair#*=}\n  n=0\n  while mountpoint -q "$m"; do\n    fsfreeze -u "$m" 2>/dev/null\n    umount "$m" 2>/dev/null && break\n    n=$((n+1)); [ $n -gt 100 ] && { umount "$m"; exit 1; }\n    sleep 0.1\n  done\n  if [ -e "/sys/fs/ext4/$(basename "$d")" ]; then mount "$d" "$m" && fsfreeze -u "$m" 2>/dev/null; umount "$m" || exit 1; fi\ndone\nexit 0\n`,
   );
   const unfence = join(dir, 'unfence.sh');
   await writeFile(
@@ -239,11 +222,26 @@ while :; do sleep 1 & wait $!; done
       if (attempt === 1 && inject) await inject();
       const code = await p.exited;
       const out = p.output();
-      const json = out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1);
+      // The JSON result is the last block starting with `{` on a line of its own (warnings
+      // about a Redis that went away may come before it).
+      const lines = out.split('\n');
+      const from = lines.findLastIndex((l) => l.startsWith('{'));
+      const json = from < 0 ? '' : lines.slice(from).join('\n').trim();
       if (code === 0) return JSON.parse(json) as T;
       if (attempt >= 4)
         throw new Error(`${verb} failed ${attempt} times; last: ${out.slice(-600)}`);
       report.retries++;
+      if (process.env.CHAOS_DEBUG) {
+        const d = spawnSync(
+          '/bin/sh',
+          [
+            '-c',
+            `for d in ${rig.volumes.map((v) => v.device).join(' ')}; do mm=$(stat -c '%t:%T' $d); echo "$d $mm"; grep -h " $((0x\${mm%:*})):$((0x\${mm#*:})) " /proc/[0-9]*/mountinfo | sort | uniq -c; ls /sys/block/$(basename $d)/holders; done; mount | grep -E 'lifeboat-test|loop'`,
+          ],
+          { encoding: 'utf8' },
+        );
+        say(`DEBUG ${out.slice(-400)}\n${d.stdout}${d.stderr}`);
+      }
       await sleep(2000);
     }
   }
@@ -289,6 +287,7 @@ while :; do sleep 1 & wait $!; done
     const base = await consistentAfter(stoppedAt + 50);
     if (!base) throw new Error('no consistent point after the source writer stopped');
     report.recordsAtSource += Math.max(0, (atSource[1] ?? 0) - prev);
+    const linesBefore = rig.agentLines().length;
     const fo = await operation<OperationResult>('failover', during('failover'));
     if (!fo.fence?.fenced) throw new Error(`the source was not fenced: ${fo.fence?.detail}`);
     for (const v of rig.volumes) {
@@ -347,16 +346,21 @@ while :; do sleep 1 & wait $!; done
       );
     const verified = await verifyPoint(rig.t.home, APP, back.id);
     if (verified) throw new Error(verified);
-    await resentAgainstChanged(base, r.images);
+    await resentAgainstChanged(base, r.images, linesBefore);
     for (const img of r.images) await rm(img, { force: true });
   }
 
   /** The agent's resync after failback sends at most twice what changed since the failover's point. */
-  async function resentAgainstChanged(base: PointInfo, after: string[]): Promise<void> {
+  async function resentAgainstChanged(
+    base: PointInfo,
+    after: string[],
+    linesBefore: number,
+  ): Promise<void> {
     const lines = rig
       .agentLines()
+      .slice(linesBefore)
       .filter((l) => typeof l.msg === 'string' && l.msg.startsWith('resynced by scan'));
-    const resent = lines.reduce((s, l) => s + Number(l.bytesChanged ?? 0), 0) - report.bytesResent;
+    const resent = lines.reduce((s, l) => s + Number(l.bytesChanged ?? 0), 0);
     const b = await checkPointRecords({
       home: rig.t.home,
       app: APP,
@@ -403,22 +407,4 @@ async function undoDrServers(recovery: string, script: string): Promise<void> {
     const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
     if (dev && line.includes(`${recovery}/`)) spawnSync('losetup', ['-d', dev]);
   }
-}
-
-/** The round trip's figures, for docs/chaos.md. */
-export function formatRoundTrip(r: RoundTripReport): string {
-  const sorted = [...r.backMs].sort((a, b) => a - b);
-  const p50 = sorted[Math.floor(sorted.length / 2)] ?? 0;
-  return [
-    `round trips: ${r.rounds} (seed ${r.seed}), ${r.failures.length} failure(s), ${(r.ms / 60_000).toFixed(1)} min`,
-    `faults: ${Object.entries(r.faults)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-    `records acknowledged: ${r.recordsAtSource} at the source, ${r.recordsAtDr} at the DR site; lost ${r.recordsLost}`,
-    `resync after failback: ${r.bytesResent} bytes resent for ${r.bytesChanged} changed`,
-    `back to continuous after failback: p50 ${(p50 / 1000).toFixed(1)} s, max ${((sorted.at(-1) ?? 0) / 1000).toFixed(1)} s`,
-    `operations run again after a fault: ${r.retries}`,
-    ...r.failures.map((f) => `FAIL ${f}`),
-    '',
-  ].join('\n');
 }

@@ -97,6 +97,7 @@ describe.skipIf(missingFeature(loops, 'holders of loop devices and mounted ext4'
         size: 4 * 1024 * 1024,
         blockSize: 65536,
         macKey: randomBytes(32),
+        busyWaitMs: 500,
       }).catch((e: unknown) => e);
       expect(isDrError(err, 'volume_in_use')).toBe(true);
       expect((err as Error).message).toContain(`at ${device} is in use`);
