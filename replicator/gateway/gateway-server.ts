@@ -895,6 +895,9 @@ function recordRuns(
 
 /** Waits until a response can take more bytes, or its client has gone. */
 function drainOrClose(res: ServerResponse): Promise<void> {
+  // A client gone before we listen has already sent its 'close': waiting for it would hold the
+  // app's read lock (and so retention, GC and shutdown) forever.
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

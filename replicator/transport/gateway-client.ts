@@ -58,7 +58,11 @@ export class GatewayClient {
     this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 4 });
   }
 
+  private closed = false;
+
+  /** Ends every connection; later calls fail at once instead of opening new ones. */
   close(): void {
+    this.closed = true;
     this.agent.destroy();
   }
 
@@ -188,6 +192,14 @@ export class GatewayClient {
           : [Buffer.from(JSON.stringify(body))];
     const length = parts?.reduce((n, b) => n + b.length, 0) ?? 0;
     const contentType = binary ? 'application/octet-stream' : 'application/json';
+    if (this.closed) {
+      return Promise.reject(
+        new DrError(`the connection to the gateway at ${this.address} was closed`, {
+          code: 'gateway_unreachable',
+          subject: this.address,
+        }),
+      );
+    }
     return new Promise((resolve, reject) => {
       const req = request(
         {
