@@ -140,7 +140,24 @@ export class GatewayClient {
       `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
     );
     let buf: Buffer = Buffer.alloc(0);
-    for await (const chunk of res as AsyncIterable<Buffer>) {
+    const chunks = (async function* () {
+      try {
+        yield* res as AsyncIterable<Buffer>;
+      } catch (err) {
+        // A stream cut off after it began: the gateway met an error it could no longer answer.
+        throw new DrError(
+          `the gateway's record stream for ${app}/${volume} was cut off (${systemCode(err) ?? (err as Error).message})`,
+          {
+            code: 'gateway_unreachable',
+            subject: `${app}/${volume}`,
+            remedy:
+              'run the command again; if it repeats, the gateway log names the record it could not read',
+            cause: err,
+          },
+        );
+      }
+    })();
+    for await (const chunk of chunks) {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       let o = 0;
       while (buf.length - o >= 16) {

@@ -1,5 +1,5 @@
 /** Probe 4 of issue 15: restore never writes through a symbolic link and leaves no plaintext behind. */
-import { readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../../replicator/gateway/gateway-server.js';
@@ -68,6 +68,22 @@ describe('restore writes safely (probe 4)', () => {
     expect(await readFile(victim, 'utf8')).toBe('precious');
     expect((await stat(to)).mode & 0o777).toBe(0o600);
     expect((await readFile(to)).equals(await readFile(join(t.dir, 'a.img')))).toBe(true);
+  });
+
+  it('names a segment missing at the gateway instead of blaming the link', async () => {
+    const segments = join(t.home, 'store', 'apps', 'web', 'segments');
+    for (const f of await readdir(segments)) await unlink(join(segments, f));
+    const to = join(t.dir, 'out.img');
+    const r = await dr(restoreArgs(to), quiet);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /the gateway store is missing the segment file .*\.seg that point 1 of web\/a needs\. To resolve/,
+    );
+    expect(r.err).not.toMatch(/cannot reach|ECONNRESET/);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(await partials()).toEqual([]);
+    const v = await dr(['--home', t.home, 'verify', 'web'], quiet);
+    expect(v.err).toMatch(/missing the segment file/);
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)(
