@@ -103,7 +103,7 @@ export class GatewayClient {
   }
 
   point(app: string, point: number | 'latest'): Promise<PointDetail> {
-    return this.json('GET', `/v1/apps/${enc(app)}/points/${point}`);
+    return this.json('GET', `/v1/apps/${enc(app)}/points/${enc(String(point))}`);
   }
 
   status(app?: string): Promise<AppStatus[]> {
@@ -114,7 +114,7 @@ export class GatewayClient {
   async macs(app: string, point: number | 'head', volume: string): Promise<Map<number, Buffer>> {
     const res = await this.send(
       'GET',
-      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/macs`,
+      `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/macs`,
     );
     const body = await readAll(res);
     const out = new Map<number, Buffer>();
@@ -137,7 +137,7 @@ export class GatewayClient {
   ): AsyncGenerator<StreamedRecord> {
     const res = await this.send(
       'GET',
-      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
+      `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
     );
     let buf: Buffer = Buffer.alloc(0);
     const chunks = (async function* () {
