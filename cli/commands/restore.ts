@@ -46,6 +46,20 @@ export function registerRestore(program: Command, exit: ExitState): void {
           await requireDirectory(dirname(to), opts.to);
           const config = await ctx.config();
           const client = gatewayClient(config);
+          // SIGINT or SIGTERM stops the restore; the partial image (plaintext) is removed
+          // before the command ends.
+          const interrupted = new AbortController();
+          const stop = (sig: NodeJS.Signals) => {
+            interrupted.abort(
+              new DrError(`restore interrupted by ${sig}; the partial image was removed`, {
+                code: 'operation_cancelled',
+                subject: opts.to,
+              }),
+            );
+            client.close(); // ends a transfer waiting on the network at once
+          };
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
           try {
             const kek = await loadKek(config);
             const point = await forKnownApp(app, Object.keys(config.apps), client, async () =>
@@ -64,6 +78,7 @@ export function registerRestore(program: Command, exit: ExitState): void {
               volume: opts.volume,
               to,
               force: opts.force === true,
+              signal: interrupted.signal,
             });
             if (opts.json) printJson(result);
             else
@@ -71,7 +86,11 @@ export function registerRestore(program: Command, exit: ExitState): void {
                 `restored ${app}/${opts.volume} at point ${result.point} (${point.time}, ${point.label}) to ${result.to}: ${formatBytes(result.size)}, ${formatBytes(result.bytesWritten)} of data`,
               );
             return 0;
+          } catch (err) {
+            throw interrupted.signal.aborted ? interrupted.signal.reason : err;
           } finally {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
             client.close();
           }
         }),

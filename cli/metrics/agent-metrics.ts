@@ -35,6 +35,12 @@ export async function createAgentMetrics(
         this.set(labels, Math.max(0, (now() - lastConsistent) / 1000));
     },
   });
+  const lastPoint = new prom.Gauge({
+    name: 'lifeboat_agent_last_point_id',
+    help: 'Id of the last point this agent committed; a gateway whose lifeboat_last_point_id is lower lost or withholds points',
+    labelNames: ['app'],
+    registers,
+  });
   const shipped = new prom.Counter({
     name: 'lifeboat_agent_bytes_shipped_total',
     help: 'Bytes of batches sent and acknowledged by the gateway',
@@ -90,6 +96,7 @@ export async function createAgentMetrics(
       cycle: (r) => {
         cycle.observe(labels, r.ms / 1000);
         points.inc({ app, label: r.point.label });
+        lastPoint.set(labels, r.point.id);
         if (r.freezeMs !== undefined) freeze.observe(labels, r.freezeMs / 1000);
         if (r.point.label !== 'fuzzy') lastConsistent = Date.parse(r.point.time);
       },

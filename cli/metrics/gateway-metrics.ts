@@ -39,6 +39,9 @@ export async function createGatewayMetrics(statuses: () => AppStatus[]): Promise
     (s) => s.lagSeconds,
   );
   perApp('lifeboat_points', 'Recovery points kept', (s) => s.points);
+  perApp('lifeboat_last_point_id', 'Id of the newest recovery point the gateway holds', (s) =>
+    s.lastPoint ? s.lastPoint.id : null,
+  );
   perApp('lifeboat_backlog_bytes', 'Bytes the agent has read but not yet had acknowledged', (s) =>
     s.phase === 'unprotected' ? null : s.backlogBytes,
   );

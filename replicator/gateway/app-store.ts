@@ -1,7 +1,7 @@
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { access, mkdir, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
-import { DrError, errorMessage } from '../../core/errors.js';
+import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RECORD_HEADER_BYTES, readRecordHeader } from '../crypto/block-cipher.js';
 import type { PointRecord } from '../crypto/point-record.js';
@@ -355,6 +355,24 @@ export class AppStore {
   /** Reads a span of a segment (several neighbouring records at once). */
   readSpan(segment: number, offset: number, length: number): Promise<Buffer> {
     return this.#files.shared(() => this.log.read(segment, offset, length));
+  }
+
+  /**
+   * The segment files some of `entries` live in that are not on disk (deleted or lost behind
+   * the gateway's back); call inside `withReadLock` so GC cannot delete one meanwhile.
+   */
+  async missingSegments(entries: readonly IndexEntry[]): Promise<string[]> {
+    const missing: string[] = [];
+    for (const segment of new Set(entries.map((e) => e.segment))) {
+      const path = this.log.path(segment);
+      try {
+        await access(path);
+      } catch (err) {
+        if (systemCode(err) !== 'ENOENT') throw err;
+        missing.push(path);
+      }
+    }
+    return missing;
   }
 
   /** Runs `fn` while no segment or index file can be deleted: for streaming many records. */

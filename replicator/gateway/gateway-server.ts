@@ -698,6 +698,18 @@ export async function createGateway({
         await a.withReadLock(async () => {
           const all = await a.pointEntries(id, vol);
           const entries = since < 0 ? all : all.filter((e) => e.seq > since);
+          // Said before the first byte: once the stream has begun, an error can only cut it off.
+          const missing = await a.missingSegments(entries);
+          if (missing.length > 0) {
+            throw new DrError(
+              `the gateway store is missing ${missing.length === 1 ? 'the segment file' : `${missing.length} segment files`} ${missing.join(', ')} that point ${id} of ${app}/${vol} needs`,
+              {
+                code: 'store_corrupt',
+                subject: missing[0] as string,
+                remedy: `restore the gateway store from a backup, or use an older point (\`dr verify ${app} --point ID\` tells which still read)`,
+              },
+            );
+          }
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
           // Records of one point mostly lie back to back in a segment: read
           // runs of them (up to 4 MiB) in one call, the next run while this
@@ -765,11 +777,13 @@ export async function createGateway({
               ? 404
               : isDrError(err, 'bad_request')
                 ? 400
-                : isDrError(err, 'point_conflict')
-                  ? 409
-                  : isDrError(err)
-                    ? 422
-                    : 500;
+                : isDrError(err, 'store_corrupt')
+                  ? 500
+                  : isDrError(err, 'point_conflict')
+                    ? 409
+                    : isDrError(err)
+                      ? 422
+                      : 500;
         const e = err instanceof HttpError ? err.err : err;
         if (status >= 500 && status !== 507)
           log.error({ err: errorMessage(e), url: req.url }, 'request failed');
@@ -928,6 +942,9 @@ function recordRuns(
 
 /** Waits until a response can take more bytes, or its client has gone. */
 function drainOrClose(res: ServerResponse): Promise<void> {
+  // A client gone before we listen has already sent its 'close': waiting for it would hold the
+  // app's read lock (and so retention, GC and shutdown) forever.
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Processor, UnrecoverableError } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
+import { isName } from '../../core/names.js';
 import { fenceSource } from '../recovery/fence-source.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import { trustedPoint } from '../recovery/point-check.js';
@@ -44,8 +45,15 @@ type Mode = 'drill' | 'failover';
 export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<RecoveryJobData> {
   return async (job, _token, bullSignal) => {
     const { opId, app } = job.data;
-    if (!OP_ID.test(opId) || !APP_NAME.test(app)) {
-      throw new UnrecoverableError(`job ${job.id} is not a valid operation (op id or app name)`);
+    const { point } = job.data;
+    if (
+      !OP_ID.test(opId) ||
+      !APP_NAME.test(app) ||
+      (point !== undefined && (typeof point !== 'number' || !isName('point', point)))
+    ) {
+      throw new UnrecoverableError(
+        `job ${job.id} is not a valid operation (op id, app name or point id)`,
+      );
     }
     const name = job.name as JobName;
     const run = new JobScaffold(deps, job, name, bullSignal);

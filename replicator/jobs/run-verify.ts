@@ -1,5 +1,6 @@
 import type { Processor } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
+import { isName } from '../../core/names.js';
 import { trustedPoint } from '../recovery/point-check.js';
 import { verifyPoint } from '../recovery/verify-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
@@ -21,8 +22,16 @@ const MAX_PROBLEMS = 100;
 export function runVerify(deps: RecoveryDeps): Processor<VerifyJob, VerifyResult> {
   return async (job, _token, bullSignal) => {
     const { opId, app } = job.data;
-    if (!OP_ID.test(opId) || !APP_NAME.test(app)) {
-      throw new FinalError(`job ${job.id} is not a valid operation (op id or app name)`, 'usage');
+    const { point } = job.data;
+    if (
+      !OP_ID.test(opId) ||
+      !APP_NAME.test(app) ||
+      (point !== undefined && (typeof point !== 'number' || !isName('point', point)))
+    ) {
+      throw new FinalError(
+        `job ${job.id} is not a valid operation (op id, app name or point id)`,
+        'usage',
+      );
     }
     const run = new JobScaffold(deps, job, 'verify', bullSignal);
     const { log, signal, emit } = run;

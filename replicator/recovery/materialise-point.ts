@@ -113,12 +113,12 @@ function imageName(volume: string, app: string, pointId: number): string {
   return `${volume}.img`;
 }
 
-/** A crashed earlier attempt leaves `<image>.lifeboat-partial-<pid>` behind; drop those of dead processes. */
+/** A crashed earlier attempt leaves `<image>.lifeboat-partial-<pid>[-<random>]` behind; drop those of dead processes. */
 async function removeStalePartials(dir: string, file: string): Promise<void> {
   const prefix = `${file}.lifeboat-partial-`;
   for (const f of await readdir(dir)) {
     if (!f.startsWith(prefix)) continue;
-    const pid = Number(f.slice(prefix.length));
+    const pid = Number(f.slice(prefix.length).split('-')[0]);
     if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) continue;
     await unlink(join(dir, f)).catch(() => undefined); // another cleaner got there first
   }

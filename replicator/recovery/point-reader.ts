@@ -94,6 +94,7 @@ export async function readPointVolume({
   }
   const problems: BlockProblem[] = [];
   let done = 0;
+  signal?.throwIfAborted();
   for await (const { block, seq, record } of client.records(app, point.id, volume, since?.seq)) {
     signal?.throwIfAborted();
     if (block >= blocks) {

@@ -1,5 +1,6 @@
-import { constants } from 'node:fs';
-import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants, unlinkSync } from 'node:fs';
+import { type FileHandle, lstat, open, rename, unlink } from 'node:fs/promises';
 import { DrError, systemCode } from '../../core/errors.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
@@ -59,10 +60,18 @@ export async function restoreVolume({
   onProgress,
   signal,
 }: RestoreOptions): Promise<RestoreResult> {
-  const existing = await stat(to).catch((err: unknown) => {
+  // lstat: a symbolic link at the target is refused, never written through or replaced.
+  const existing = await lstat(to).catch((err: unknown) => {
     if (systemCode(err) === 'ENOENT') return undefined;
     throw err;
   });
+  if (existing?.isSymbolicLink()) {
+    throw new DrError(`${to} is a symbolic link`, {
+      code: 'target_exists',
+      subject: to,
+      remedy: 'restore to a plain file path (the link is left alone)',
+    });
+  }
   if (existing && !force) {
     throw new DrError(`${to} already exists`, {
       code: 'target_exists',
@@ -77,12 +86,23 @@ export async function restoreVolume({
       remedy: 'restore to an image file path; copy it onto a device afterwards',
     });
   }
-  const tmp = `${to}.lifeboat-partial-${process.pid}`;
+  // The partial image holds plaintext: a fresh name in the target's directory, created only if
+  // nothing (not even a planted symbolic link) has it, readable by the owner only, and removed
+  // on every error, on abort and, should the process end first, on exit.
+  const tmp = `${to}.lifeboat-partial-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fh: FileHandle | undefined = await open(
     tmp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     0o600,
   );
+  const removeOnExit = () => {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone (renamed into place or removed): nothing to clean
+    }
+  };
+  process.once('exit', removeOnExit);
   let bytesWritten = 0;
   try {
     const size = point.volumes[volume]?.size ?? 0;
@@ -153,11 +173,14 @@ export async function restoreVolume({
     if (durable) await fh.sync();
     await fh.close();
     fh = undefined;
+    // rename replaces the name itself: a link planted at `to` meanwhile is replaced, not followed.
     await rename(tmp, to);
     return { point: point.id, volume, to, size: result.size, bytesWritten };
   } catch (err) {
     await fh?.close().catch(() => undefined); // already failing: the partial file is removed next
     await unlink(tmp).catch(() => undefined); // may not exist yet; nothing else to clean
     throw err;
+  } finally {
+    process.off('exit', removeOnExit);
   }
 }

@@ -58,7 +58,11 @@ export class GatewayClient {
     this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 4 });
   }
 
+  private closed = false;
+
+  /** Ends every connection; later calls fail at once instead of opening new ones. */
   close(): void {
+    this.closed = true;
     this.agent.destroy();
   }
 
@@ -99,7 +103,7 @@ export class GatewayClient {
   }
 
   point(app: string, point: number | 'latest'): Promise<PointDetail> {
-    return this.json('GET', `/v1/apps/${enc(app)}/points/${point}`);
+    return this.json('GET', `/v1/apps/${enc(app)}/points/${enc(String(point))}`);
   }
 
   status(app?: string): Promise<AppStatus[]> {
@@ -110,7 +114,7 @@ export class GatewayClient {
   async macs(app: string, point: number | 'head', volume: string): Promise<Map<number, Buffer>> {
     const res = await this.send(
       'GET',
-      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/macs`,
+      `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/macs`,
     );
     const body = await readAll(res);
     const out = new Map<number, Buffer>();
@@ -133,10 +137,27 @@ export class GatewayClient {
   ): AsyncGenerator<StreamedRecord> {
     const res = await this.send(
       'GET',
-      `/v1/apps/${enc(app)}/points/${point}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
+      `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
     );
     let buf: Buffer = Buffer.alloc(0);
-    for await (const chunk of res as AsyncIterable<Buffer>) {
+    const chunks = (async function* () {
+      try {
+        yield* res as AsyncIterable<Buffer>;
+      } catch (err) {
+        // A stream cut off after it began: the gateway met an error it could no longer answer.
+        throw new DrError(
+          `the gateway's record stream for ${app}/${volume} was cut off (${systemCode(err) ?? (err as Error).message})`,
+          {
+            code: 'gateway_unreachable',
+            subject: `${app}/${volume}`,
+            remedy:
+              'run the command again; if it repeats, the gateway log names the record it could not read',
+            cause: err,
+          },
+        );
+      }
+    })();
+    for await (const chunk of chunks) {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       let o = 0;
       while (buf.length - o >= 16) {
@@ -188,6 +209,14 @@ export class GatewayClient {
           : [Buffer.from(JSON.stringify(body))];
     const length = parts?.reduce((n, b) => n + b.length, 0) ?? 0;
     const contentType = binary ? 'application/octet-stream' : 'application/json';
+    if (this.closed) {
+      return Promise.reject(
+        new DrError(`the connection to the gateway at ${this.address} was closed`, {
+          code: 'gateway_unreachable',
+          subject: this.address,
+        }),
+      );
+    }
     return new Promise((resolve, reject) => {
       const req = request(
         {

@@ -1,5 +1,6 @@
 /** Raw HTTPS requests to a test gateway with the home's agent certificate, as an attacker holding it would send. */
 import { request } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
 import { homePaths } from '../../core/home.js';
 import { tlsClientOptions } from '../../replicator/transport/tls-options.js';
 
@@ -15,22 +16,33 @@ export function gatewayRequest(
   method: string,
   path: string,
   body?: unknown,
+  /** TLS options that replace the home's (another certificate, say). */
+  tls: ConnectionOptions = {},
+  headers: Record<string, string> = {},
 ): Promise<RawAnswer> {
   const [, host, port] = /^\[?([^\]]+)\]?:(\d+)$/.exec(address) ?? [];
-  const text = body === undefined ? undefined : JSON.stringify(body);
+  const binary = Buffer.isBuffer(body);
+  const text = body === undefined ? undefined : binary ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
       {
         ...tlsClientOptions(homePaths(home), '127.0.0.1'),
+        ...tls,
         host,
         port: Number(port),
         method,
         path,
         agent: false,
         timeout: 30_000,
-        headers: text
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }
-          : {},
+        headers: {
+          ...headers,
+          ...(text
+            ? {
+                'content-type': binary ? 'application/octet-stream' : 'application/json',
+                'content-length': Buffer.byteLength(text),
+              }
+            : {}),
+        },
       },
       (res) => {
         const parts: Buffer[] = [];
