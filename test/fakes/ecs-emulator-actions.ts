@@ -16,10 +16,12 @@ import {
 import {
   createImage,
   deleteImage,
+  deleteInstance,
   deleteInstances,
   describeImages,
   describeInstances,
   runInstances,
+  stopInstance,
 } from './ecs-emulator-instances.js';
 import type { Action } from './ecs-emulator-query.js';
 import { EcsApiError } from './ecs-emulator-state.js';
@@ -73,6 +75,8 @@ export const actions: Record<string, Action> = {
   RunInstances: runInstances,
   DescribeInstances: describeInstances,
   DeleteInstances: deleteInstances,
+  DeleteInstance: deleteInstance,
+  StopInstance: stopInstance,
   DescribeRegions: describeRegions,
   RunCommand: runCommand,
   DescribeInvocations: describeInvocations,

@@ -20,6 +20,7 @@ import {
 import {
   createSparse,
   EcsApiError,
+  type EcsState,
   type EmuImage,
   type EmuInstance,
   GiB,
@@ -475,11 +476,8 @@ export const describeInstances: Action = (s, q) => {
   };
 };
 
-export const deleteInstances: Action = (s, q) => {
-  checkRegion(s, q);
-  const ids = q.repeated('InstanceId');
-  if (ids.length === 0) q.required('InstanceId.1');
-  const force = q.bool('Force');
+/** Releases instances: Running ones only with Force; disks go with them or become Available. */
+function release(s: EcsState, ids: string[], force: boolean): void {
   const found = ids.map((id) => instance(s, id));
   for (const i of found) {
     if (i.id === s.workerInstanceId) {
@@ -508,6 +506,38 @@ export const deleteInstances: Action = (s, q) => {
       }
     });
   }
+}
+
+export const deleteInstances: Action = (s, q) => {
+  checkRegion(s, q);
+  const ids = q.repeated('InstanceId');
+  if (ids.length === 0) q.required('InstanceId.1');
+  release(s, ids, q.bool('Force'));
+  return {};
+};
+
+/** DeleteInstance (one instance, no RegionId): Stopped ones, or any with Force. */
+export const deleteInstance: Action = (s, q) => {
+  release(s, [q.required('InstanceId')], q.bool('Force'));
+  return {};
+};
+
+/** StopInstance: Running → Stopping → Stopped (the way a failback fences the ECS server). */
+export const stopInstance: Action = (s, q) => {
+  const i = instance(s, q.required('InstanceId'));
+  if (i.id === s.workerInstanceId) {
+    throw new EcsApiError(
+      403,
+      'OperationDenied',
+      `Stopping the worker ${i.id} would end this test.`,
+    );
+  }
+  if (i.status === 'Stopped') return {};
+  if (i.status !== 'Running') throw wrongStatus('Instance', `instance ${i.id}`, i.status);
+  i.status = 'Stopping';
+  later(s, s.timings.stopMs, () => {
+    if (i.status === 'Stopping') i.status = 'Stopped';
+  });
   return {};
 };
 

@@ -110,6 +110,8 @@ export interface EcsTimings {
   startingMs: number;
   /** DeleteInstances → gone */
   deleteMs: number;
+  /** StopInstance: Stopping → Stopped */
+  stopMs: number;
   /** Cloud Assistant: RunCommand → the command starts on the instance (Pending → Running) */
   invokeMs: number;
 }
@@ -123,6 +125,7 @@ export const defaultTimings: EcsTimings = {
   pendingMs: 80,
   startingMs: 120,
   deleteMs: 100,
+  stopMs: 100,
   invokeMs: 50,
 };
 

@@ -303,7 +303,19 @@ describe.each(styles)('ECS emulator with %s', (_name, make) => {
     expect(
       [...seen].filter((s) => s !== 'Running').every((s) => ['Pending', 'Starting'].includes(s)),
     ).toBe(true);
-    await c.call('DeleteInstances', { RegionId: region, 'InstanceId.1': id, Force: true });
+    // DeleteInstance refuses a Running instance without Force; StopInstance, then it goes.
+    expect(await refusal(c.call('DeleteInstance', { InstanceId: id }))).toMatchObject({
+      code: 'IncorrectInstanceStatus',
+    });
+    await c.call('StopInstance', { InstanceId: id });
+    await waitFor('the instance to stop', async () => {
+      const r = (await c.call('DescribeInstances', {
+        RegionId: region,
+        InstanceIds: JSON.stringify([id]),
+      })) as { Instances: { Instance: { Status: string }[] } };
+      return r.Instances.Instance[0]?.Status === 'Stopped';
+    });
+    await c.call('DeleteInstance', { InstanceId: id });
   });
 
   it('refuses a wrong secret and an unknown action', async () => {
