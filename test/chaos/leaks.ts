@@ -1,5 +1,7 @@
+// What a chaos round may leave behind and must not: processes, trace instances, temp files, loop devices, mounts, Redis keys.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { tool } from '../helpers/loop-device.js';
 
 const INSTANCE = /^lifeboat-(\d+)-/;
@@ -76,6 +78,91 @@ export async function leftoverTempFiles(dir: string): Promise<string[]> {
   };
   await walk(dir);
   return found;
+}
+
+/** The pid a temp file's name carries (`<file>.tmp-<pid>-<ms>`, `<file>.lifeboat-partial-<pid>`). */
+function tempFilePid(name: string): number | undefined {
+  const m = /\.tmp-(\d+)-\d+$|\.lifeboat-partial-(\d+)$/.exec(name);
+  return m ? Number(m[1] ?? m[2]) : undefined;
+}
+
+/**
+ * Temp files under `dir` whose writer is not one of `live`: a live process may be writing one
+ * now, a dead one's is a leak (the rename never came, nobody removes it).
+ */
+export async function leakedTempFiles(dir: string, live: readonly number[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const f of await leftoverTempFiles(dir)) {
+    const pid = tempFilePid(f);
+    if (pid === undefined || !live.includes(pid)) found.push(f);
+  }
+  return found;
+}
+
+/** Loop devices whose backing file is under `dir`: `device backing-file` each. */
+export async function loopDevicesUnder(dir: string): Promise<string[]> {
+  const out = await tool('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']).catch(
+    () => '', // no losetup (image mode on a machine without it): no loop devices to leak
+  );
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([name, back]) => name && back?.startsWith(`${dir}/`))
+    .map(([name, back]) => `${name} ${back}`);
+}
+
+/** Mount points under `dir`, from /proc/self/mountinfo. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  return info
+    .split('\n')
+    .map((l) => (l.split(' ')[4] ?? '').replace(/\\040/g, ' '))
+    .filter((m) => m.startsWith(`${dir}/`));
+}
+
+/** What is attached or mounted under a run's directory: taken at the start, compared after each round. */
+export interface Attachments {
+  loops: string[];
+  mounts: string[];
+}
+
+export async function attachmentsUnder(dir: string): Promise<Attachments> {
+  return { loops: await loopDevicesUnder(dir), mounts: await mountsUnder(dir) };
+}
+
+/** Loop devices and mounts under `dir` that were not there at `baseline`. */
+export async function newAttachments(dir: string, baseline: Attachments): Promise<string[]> {
+  const now = await attachmentsUnder(dir);
+  return [
+    ...now.loops.filter((l) => !baseline.loops.includes(l)).map((l) => `loop device ${l}`),
+    ...now.mounts.filter((m) => !baseline.mounts.includes(m)).map((m) => `mount ${m}`),
+  ];
+}
+
+/**
+ * Keys in Redis that never expire and match none of `allowed`: state a round should not leave
+ * (a lock, a flag, a marker without its TTL grows without end).
+ */
+export async function keysWithoutTtl(url: string, allowed: readonly RegExp[]): Promise<string[]> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
+  r.on('error', () => undefined); // the command below fails and says so
+  try {
+    await r.connect();
+    const found: string[] = [];
+    let cursor = '0';
+    for (let i = 0; i < 10_000; i++) {
+      const [next, keys] = await r.scan(cursor, 'COUNT', 500);
+      for (const k of keys) {
+        if (allowed.some((a) => a.test(k))) continue;
+        if ((await r.pttl(k)) === -1) found.push(`Redis key ${k} (no TTL)`);
+      }
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    return found;
+  } finally {
+    r.disconnect();
+  }
 }
 
 /** Whatever is in a directory (the run's TMPDIR: empty once every process has ended). */

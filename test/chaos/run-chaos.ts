@@ -14,11 +14,15 @@ import {
 } from './fault-schedule.js';
 import { injectFault } from './inject-fault.js';
 import {
+  attachmentsUnder,
   entriesIn,
+  keysWithoutTtl,
   leakedLoopDevices,
   leakedProcesses,
+  leakedTempFiles,
   leakedTraceInstances,
   leftoverTempFiles,
+  newAttachments,
 } from './leaks.js';
 import { changedBytes, checkPointRecords, verifyPoint } from './point-checks.js';
 
@@ -39,7 +43,15 @@ export interface ChaosOptions {
   /** How long a part may take to come back before the round fails. */
   recoverMs?: number;
   say?: (line: string) => void;
+  /** Runs at the end of each round, before its leak checks (a test plants a leak here). */
+  roundEnd?: (round: number, rig: ChaosRig) => Promise<void>;
 }
+
+/**
+ * The Redis keys without a TTL the run may hold: the replication state the gateway publishes and
+ * the app's RPO history (trimmed by age, not expired). Anything else without one is a leak.
+ */
+const KEPT_KEYS = [/^lifeboat:replication$/, new RegExp(`^lifeboat:rpo:${APP}$`)];
 
 const consistent = (p: PointInfo) => p.label !== 'fuzzy';
 
@@ -111,6 +123,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
   const scratch = join(rig.t.dir, 'scratch');
   await mkdir(scratch);
+  // The rig's own loop devices and mounts; a round may add none.
+  const attached = await attachmentsUnder(rig.t.dir);
   const volumeNames = rig.volumes.map((v) => v.name);
   const checked = new Map<number, number[]>(); // point → records per volume
   let seen = new Map<number, PointInfo>(); // every point the gateway has listed
@@ -360,21 +374,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const verified = await verifyPoint(rig.t.home, APP, back.id);
     if (verified) fail(n, kind, verified);
     if (kind === 'redis-restart') await checkRedisState(n, kind);
+    await o.roundEnd?.(n, rig);
     const live = [rig.agent?.child.pid, rig.gateway?.child.pid, rig.writer?.pid].filter(
       (x): x is number => x !== undefined,
     );
-    const leaks = await until(async () => {
-      const l = [
-        ...(await leakedProcesses(rig.t.dir, live)),
-        ...(await leakedTraceInstances(rig.tracefs, rig.pids, live)),
-      ];
-      return l.length ? undefined : l;
-    }, 10_000);
-    if (!leaks) {
-      for (const l of await leakedProcesses(rig.t.dir, live)) fail(n, kind, `leaked ${l}`);
-      for (const l of await leakedTraceInstances(rig.tracefs, rig.pids, live))
-        fail(n, kind, `leaked ${l}`);
-    }
+    // What this round left behind, named with the round: a leak shows where it happened.
+    const leaksNow = async () => [
+      ...(await leakedProcesses(rig.t.dir, live)),
+      ...(await leakedTraceInstances(rig.tracefs, rig.pids, live)),
+      ...(await leakedTempFiles(rig.t.dir, [...live, process.pid])),
+      ...(await newAttachments(rig.t.dir, attached)),
+      ...(await keysWithoutTtl(rig.redisUrl, KEPT_KEYS).catch((err: unknown) => [
+        `Redis keys (cannot list them: ${(err as Error).message})`,
+      ])),
+    ];
+    const clean = await until(async () => ((await leaksNow()).length ? undefined : true), 10_000);
+    if (!clean) for (const l of await leaksNow()) fail(n, kind, `leaked ${l}`);
     // What the agent said while it was under fire: evidence that the fault took effect.
     const heard = new Map<string, number>();
     for (const line of rig.agentLines().slice(linesBefore)) {

@@ -1,14 +1,23 @@
 // Every long-running `dr` part stops after SIGTERM or SIGINT whatever it depends on is down.
-import { writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
 import { DingTalkGateway } from '../fakes/dingtalk-gateway.js';
 import { DingTalkOpenApi } from '../fakes/dingtalk-openapi.js';
 import { SlackEmulator } from '../fakes/slack-web-api.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
-import { recoveryEnv } from '../helpers/recovery-rig.js';
+import {
+  killVolumeServers,
+  recoveryClient,
+  recoveryEnv,
+  servedAppArgs,
+  until,
+} from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -75,6 +84,7 @@ describe.skipIf(problem !== undefined)(
 
     afterEach(async () => {
       await stopAll();
+      await killVolumeServers(t?.dir);
       await redis?.stop().catch(() => undefined); // already stopped by the test
       redis = undefined;
       await t?.cleanup();
@@ -114,6 +124,62 @@ describe.skipIf(problem !== undefined)(
         expect(s.output()).toContain('stopped');
       });
     }
+
+    it('dr worker stops mid-drill with Redis down; another worker finishes the drill once Redis is back', async () => {
+      const persist = await mkdtemp(join(tmpdir(), 'lifeboat-redis-'));
+      redis = await startRedis({ persistDir: persist });
+      const { env, prefix } = recoveryEnv(t.home, redis.url);
+      const { conn, client } = recoveryClient(redis.url, prefix);
+      conn.on('error', () => undefined); // Redis goes away under it; commands wait for its return
+      try {
+        await t.startGateway();
+        const image = join(t.dir, 'web.img');
+        const data = Buffer.alloc(256 * 1024);
+        data.write(`lifeboat-marker-${randomBytes(4).toString('hex')}\n`);
+        await writeFile(image, data);
+        // The recovered server answers only after 8 s: the drill is in its health check then.
+        const args = servedAppArgs({
+          name: 'web',
+          image,
+          port: await freePort(),
+          dir: t.dir,
+          delayMs: 8000,
+        });
+        expect((await dr(['--home', t.home, ...args], { DR_LOG_LEVEL: 'silent' })).code).toBe(0);
+        expect((await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], env)).code).toBe(0);
+        const a = startDr(['worker', '--lock-duration', '2s'], { ...env, DR_LOG_LEVEL: 'info' });
+        await a.waitFor(/worker ready/);
+        const e = await client.enqueue('drill', {
+          app: 'web',
+          requestedBy: 'test:stop',
+          keepMs: 1000,
+        });
+        await until('the drill to launch its server', async () => {
+          const all = await conn.xrange(client.keys.events, '-', '+');
+          return all.some(([, f]) => f.includes(e.opId) && f.includes('launched'))
+            ? true
+            : undefined;
+        });
+        await redis.kill9();
+        expect(await stopWith(a, 'dr worker', 'SIGTERM')).toBe(0);
+        expect(a.output()).toContain('running jobs are left for another worker');
+        await redis.restart();
+        const b = startDr(['worker', '--lock-duration', '2s'], env);
+        await b.waitFor(/worker ready/, CEILING_MS);
+        let end: OperationEvent | undefined;
+        for await (const x of client.follow(e, AbortSignal.timeout(90_000))) {
+          if (x.type === 'finished' && x.job === 'drill') end = x;
+        }
+        expect(end?.error).toBeUndefined();
+        const result = end?.result as OperationResult | undefined;
+        expect(result?.resumes).toBeGreaterThanOrEqual(1);
+        expect(await stopWith(b, 'dr worker', 'SIGTERM')).toBe(0);
+      } finally {
+        await client.close();
+        conn.disconnect();
+        await rm(persist, { recursive: true, force: true });
+      }
+    });
 
     it('dr gateway stops with the Redis it publishes to down', async () => {
       redis = await startRedis();
