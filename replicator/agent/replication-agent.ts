@@ -80,8 +80,8 @@ export interface CycleReport {
   /** The point committed, or (with `unchanged`) the newest one, which is still the state now. */
   point: PointInfo;
   /**
-   * Nothing changed since `point`, a consistent point, so none was committed: a copy every
-   * second of an idle disk would only bury the points that matter.
+   * Nothing changed since `point`, so none was committed: a copy every second of an idle disk
+   * would only bury the points that matter.
    */
   unchanged?: boolean;
   blocksSent: number;
@@ -121,7 +121,7 @@ export class ReplicationAgent {
   /** The newest point on the gateway, and the sequence number it covers up to. */
   private lastPoint: PointInfo | undefined;
   private committedSeq = 0;
-  /** The last cycle found no change since `lastPoint` (a consistent one), at this agent time. */
+  /** The last cycle found no change since `lastPoint`, at this agent time. */
   private unchangedAt: number | undefined;
   /** Gateway clock minus ours, from heartbeat round trips. */
   private clockOffsetMs = 0;
@@ -430,9 +430,11 @@ export class ReplicationAgent {
       }
       const upToSeq = Math.max(shipper.lastAcked, this.lastAcked);
       const prior = this.lastPoint;
+      // Nothing shipped: a new point would hold exactly the last one's blocks. Only a cut that
+      // is consistent where the last point was fuzzy is worth committing again.
       if (
         prior &&
-        prior.label !== 'fuzzy' &&
+        (prior.label !== 'fuzzy' || label === 'fuzzy') &&
         shipper.blocks === 0 &&
         upToSeq <= this.committedSeq &&
         this.lastError === undefined
