@@ -20,6 +20,11 @@ th{background:#f0f2f5;font-weight:600}
 .rpo-line{fill:none;stroke:#2a62c9;stroke-width:1.5}.rpo-dot{fill:#2a62c9}
 .rpo-objective{stroke:#b3261e;stroke-dasharray:4 3}.grid{stroke:#eef}.axis{font-size:10px;fill:#667}
 ul.points{margin:6px 0 0;padding-left:18px}
+td{overflow-wrap:anywhere}pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0 0}
+.app{max-width:100%;box-sizing:border-box}
+@media (max-width:720px){body{margin:12px}table,thead,tbody,tr,th,td{display:block;min-width:0}
+thead{display:none}tr{border-bottom:1px solid #dde;padding:6px 0}td{border:none;padding:2px 10px}
+.apps{display:block}.app{margin-bottom:12px}}
 `;
 
 /** 1234 ms → "1.2 s"; 95 s → "1m 35s". */
