@@ -439,10 +439,19 @@ export class ReplicationAgent {
         upToSeq <= this.committedSeq &&
         this.lastError === undefined
       ) {
+        // No batch or commit told it: ask whether the app was paused or failed over meanwhile.
+        await this.refuseUnlessProtected(signal);
         this.phase = 'continuous';
+        const first = this.unchangedAt === undefined;
         this.unchangedAt = cutAt; // `run` sends it with the heartbeat after each cycle
         const ms = this.now() - started;
-        this.log.debug({ point: prior.id, ms }, 'no change since the last point');
+        // Said once per quiet stretch: a line a second would bury the log.
+        if (first)
+          this.log.info(
+            { point: prior.id, label: prior.label, ms },
+            'no change since the last point; none committed until something changes',
+          );
+        else this.log.debug({ point: prior.id, ms }, 'no change since the last point');
         return {
           point: prior,
           unchanged: true,
@@ -504,6 +513,30 @@ export class ReplicationAgent {
     } finally {
       shipper.close();
     }
+  }
+
+  /** The refusal a batch or commit would have met, for a cycle that sent neither. */
+  private async refuseUnlessProtected(signal?: AbortSignal): Promise<void> {
+    const { app, client } = this.opts;
+    const p = await this.call('protection state', () => client.protection(app), signal);
+    if (p.state === 'paused')
+      throw new DrError(
+        `replication of app ${app} is paused (by ${p.by ?? '?'} since ${p.since ?? '?'})`,
+        {
+          code: 'app_paused',
+          subject: app,
+          remedy: `resume it with \`dr resume ${app}\` or \`resume ${app}\` in chat`,
+        },
+      );
+    if (p.state === 'failed-over')
+      throw new DrError(
+        `app ${app} was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}): its DR copy is production now, so replication into it is refused`,
+        {
+          code: 'app_failed_over',
+          subject: app,
+          remedy: `stop this agent; fail back with \`dr failback ${app}\` to protect the original site again`,
+        },
+      );
   }
 
   private cutContext(): CutContext {
