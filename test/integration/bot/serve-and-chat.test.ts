@@ -125,7 +125,8 @@ describe.skipIf(missingFeature(redisUnavailable(), 'serve-and-chat.test.ts'))(
     it('dr chat answers typed commands as the admin, and refuses a bad --as', async () => {
       const r = await chat([], 'help drill\nstatus\nfalover x\nexit\n', env);
       expect(r.code).toBe(0);
-      expect(r.out).toContain(`Lifeboat console as ${(await t.config()).admin}.`);
+      const admin = (await t.config()).admin;
+      expect(r.out).toContain(`Lifeboat console as ${admin} (console:${admin}).`);
       expect(r.out).toContain('drill <app> [--point P] [--keep D] [--dry-run]');
       expect(r.out).toContain('Unknown command "falover". Did you mean `failover`?');
       const bad = await chat(['--as', 'al ice;'], '', env);
