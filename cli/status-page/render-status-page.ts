@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
+import { formatBytes } from '../../core/units.js';
 import type { OpenAlert } from '../observe/control-state.js';
 import type { OperationView } from '../observe/operation-log.js';
 import { escapeHtml as h } from './escape-html.js';
-import { rpoChart } from './rpo-chart.js';
+import { chartStart, rpoChart } from './rpo-chart.js';
 import type { AppView, StatusSnapshot } from './status-snapshot.js';
 
 const STYLE = `
@@ -20,6 +21,11 @@ th{background:#f0f2f5;font-weight:600}
 .rpo-line{fill:none;stroke:#2a62c9;stroke-width:1.5}.rpo-dot{fill:#2a62c9}
 .rpo-objective{stroke:#b3261e;stroke-dasharray:4 3}.grid{stroke:#eef}.axis{font-size:10px;fill:#667}
 ul.points{margin:6px 0 0;padding-left:18px}
+td{overflow-wrap:anywhere}pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0 0}
+.app{max-width:100%;box-sizing:border-box}
+@media (max-width:720px){body{margin:12px}table,thead,tbody,tr,th,td{display:block;min-width:0}
+thead{display:none}tr{border-bottom:1px solid #dde;padding:6px 0}td{border:none;padding:2px 10px}
+.apps{display:block}.app{margin-bottom:12px}}
 `;
 
 /** 1234 ms → "1.2 s"; 95 s → "1m 35s". */
@@ -55,14 +61,21 @@ function rpoCell(a: AppView): string {
   return `<span class="${breach ? 'breach' : paused ? 'muted' : 'ok'}" data-testid="rpo">${formatSeconds(a.rpoSeconds)}</span>${goal}`;
 }
 
-function appRow(a: AppView): string {
+function appRow(a: AppView, now: number): string {
   const state =
     a.publishedAt === null
       ? 'never published'
       : a.stale
         ? `stale since ${time(a.publishedAt)}`
-        : 'live';
-  return `<tr data-app="${h(a.app)}"><td>${h(a.app)}</td><td><span class="phase phase-${h(a.phase)}" data-testid="phase">${h(a.phase)}</span>${a.protection === 'failed-over' ? ' <span class="phase phase-paused" data-testid="protection">failed over</span>' : ''}${a.reason ? ` <span class="muted">${h(a.reason)}</span>` : ''}</td><td>${rpoCell(a)}</td><td>${a.lastPoint ? `#${a.lastPoint.id} ${h(time(a.lastPoint.time))} <span class="muted">${h(a.lastPoint.label)}</span>` : '-'}</td><td>${a.lastFreezeMs === null ? '-' : `${a.lastFreezeMs.toFixed(a.lastFreezeMs < 10 ? 1 : 0)} ms`}</td><td class="muted">${h(state)}</td></tr>`;
+        : 'up to date';
+  const agent = a.agent
+    ? `${h(a.agent.host)} <span class="muted">pid ${a.agent.pid}, heard ${formatSeconds(Math.max(0, (now - Date.parse(a.agent.lastSeen)) / 1000))} ago</span>`
+    : '<span class="muted">none connected</span>';
+  const trackers = Object.entries(a.trackers)
+    .map(([v, t]) => `<span title="${h(t.reason ?? '')}">${h(v)}: ${h(t.kind)}</span>`)
+    .join('<br>');
+  const data = `${formatBytes(a.storedBytes)} stored <span class="muted">· ${a.pointCount} points · backlog ${formatBytes(a.backlogBytes)} · ${formatBytes(a.throughputBytesPerSec)}/s</span>`;
+  return `<tr data-app="${h(a.app)}"><td>${h(a.app)}</td><td><span class="phase phase-${h(a.phase)}" data-testid="phase">${h(a.phase)}</span>${a.protection === 'failed-over' ? ' <span class="phase phase-paused" data-testid="protection">failed over</span>' : ''}${a.reason ? ` <span class="muted">${h(a.reason)}</span>` : ''}</td><td>${rpoCell(a)}</td><td>${a.lastPoint ? `#${a.lastPoint.id} ${h(time(a.lastPoint.time))} <span class="muted">${h(a.lastPoint.label)}</span>` : '-'}</td><td>${a.lastFreezeMs === null ? '-' : `${a.lastFreezeMs.toFixed(a.lastFreezeMs < 10 ? 1 : 0)} ms`}</td><td data-testid="agent">${agent}</td><td>${trackers || '-'}</td><td data-testid="data">${data}</td><td class="muted">${h(state)}</td></tr>`;
 }
 
 function appCard(a: AppView, s: StatusSnapshot): string {
@@ -79,7 +92,7 @@ function appCard(a: AppView, s: StatusSnapshot): string {
                   `<li>#${p.id} ${h(time(p.time))} <span class="muted">${h(p.label)}</span></li>`,
               )
               .join('')}</ul>`;
-  return `<div class="app" data-app="${h(a.app)}"><h3>${h(a.app)} <span class="muted">RPO, last ${s.windowHours} h</span></h3>${rpoChart(
+  return `<div class="app" data-app="${h(a.app)}"><h3>${h(a.app)} <span class="muted">RPO since ${h(time(chartStart(a.history, Date.parse(s.generatedAt), s.windowHours)))}</span></h3>${rpoChart(
     {
       app: a.app,
       history: a.history,
@@ -130,7 +143,22 @@ export function renderStatusPage(s: StatusSnapshot, refreshSeconds = 10): string
     : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${refreshSeconds}"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Lifeboat status</title><style>${STYLE}</style></head><body>
 <h1>Lifeboat status</h1><p class="muted">at ${h(time(s.generatedAt))} · refreshes every ${refreshSeconds} s · <a href="/api/status">JSON</a></p>${problems}
-<h2>Apps</h2>${table('apps', ['App', 'Phase', 'RPO now', 'Last point', 'Freeze', 'State'], s.apps.map(appRow), 'No apps yet: add one with dr app add.')}
+<h2>Apps</h2>${table(
+    'apps',
+    [
+      'App',
+      'Phase',
+      'RPO now',
+      'Last point',
+      'Freeze',
+      'Agent',
+      'Tracker',
+      'Replica',
+      'Status data',
+    ],
+    s.apps.map((a) => appRow(a, Date.parse(s.generatedAt))),
+    'No apps yet: add one with dr app add.',
+  )}
 <div class="apps" id="charts">${s.apps.map((a) => appCard(a, s)).join('')}</div>
 <h2>Open alerts</h2>${table(
     'alerts',

@@ -5,9 +5,41 @@ export interface RpoChartInput {
   /** [ms since epoch, lag seconds or null], oldest first. */
   history: Array<[number, number | null]>;
   objectiveSeconds?: number;
-  /** The chart spans [end - hours, end]. */
+  /**
+   * The chart spans at most [end - hours, end]; it starts at the first sample when the history
+   * is shorter (a demo minutes old fills the chart instead of its last pixels), 10 min at least.
+   */
   end: number;
   hours: number;
+}
+
+/** Shortest span the chart shows, so a few samples are not stretched edge to edge. */
+const MIN_SPAN_MS = 10 * 60_000;
+/** Tick steps for the time axis: the first that gives at most 8 ticks is used. */
+const STEPS_MS = [
+  60_000,
+  5 * 60_000,
+  10 * 60_000,
+  30 * 60_000,
+  3_600_000,
+  2 * 3_600_000,
+  4 * 3_600_000,
+];
+
+/** The start of the chart: the window's, or the first sample's when that is later. */
+export function chartStart(
+  history: Array<[number, number | null]>,
+  end: number,
+  hours: number,
+): number {
+  const windowStart = end - hours * 3_600_000;
+  const first = history.find(([t]) => t >= windowStart)?.[0];
+  if (first === undefined) return windowStart;
+  return Math.max(windowStart, Math.min(first, end - MIN_SPAN_MS));
+}
+
+function ago(ms: number): string {
+  return ms >= 3_600_000 ? `-${+(ms / 3_600_000).toFixed(1)}h` : `-${Math.round(ms / 60_000)}m`;
 }
 
 const W = 560;
@@ -36,7 +68,8 @@ function label(seconds: number): string {
  * the app had no consistent point), the objective dashed when there is one.
  */
 export function rpoChart({ app, history, objectiveSeconds, end, hours }: RpoChartInput): string {
-  const start = end - hours * 3_600_000;
+  const start = chartStart(history, end, hours);
+  const span = end - start;
   const inWindow = history.filter(([t]) => t >= start && t <= end);
   const values = inWindow.map(([, v]) => v).filter((v): v is number => v !== null);
   const top = niceMax(Math.max(...values, objectiveSeconds ?? 0, 1) * 1.05);
@@ -68,16 +101,16 @@ export function rpoChart({ app, history, objectiveSeconds, end, hours }: RpoChar
         `<text class="axis" x="${PAD.left - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${label(v)}</text><line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`,
     )
     .join('');
-  const hourTicks = Array.from({ length: hours + 1 }, (_, i) => i)
-    .filter((i) => hours <= 12 || i % Math.ceil(hours / 12) === 0)
-    .map((i) => {
-      const t = start + i * 3_600_000;
-      return `<text class="axis" x="${x(t).toFixed(1)}" y="${H - 4}" text-anchor="middle">${i === hours ? 'now' : `-${hours - i}h`}</text>`;
-    })
+  const step = STEPS_MS.find((st) => span / st <= 8) ?? 6 * 3_600_000;
+  const timeTicks = Array.from({ length: Math.floor(span / step) + 1 }, (_, i) => end - i * step)
+    .map(
+      (t) =>
+        `<text class="axis" x="${x(t).toFixed(1)}" y="${H - 4}" text-anchor="${t === end ? 'end' : 'middle'}">${t === end ? 'now' : ago(end - t)}</text>`,
+    )
     .join('');
   const empty =
     values.length === 0
       ? `<text class="axis" x="${W / 2}" y="${H - PAD.bottom - 14}" text-anchor="middle">no RPO samples in the last ${hours} h</text>`
       : '';
-  return `<svg class="rpo-chart" data-app="${escapeHtml(app)}" data-samples="${values.length}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="RPO of ${escapeHtml(app)} over the last ${hours} hours">${ticks}${hourTicks}${goal}${lines}${empty}</svg>`;
+  return `<svg class="rpo-chart" data-app="${escapeHtml(app)}" data-samples="${values.length}" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" role="img" aria-label="RPO of ${escapeHtml(app)} over the last ${ago(span).slice(1)}">${ticks}${timeTicks}${goal}${lines}${empty}</svg>`;
 }

@@ -62,6 +62,16 @@ export interface AppView {
   objectiveSeconds?: number;
   lastPoint: PublishedStatus['lastPoint'];
   lastFreezeMs: number | null;
+  /** The agent replicating it (host, pid, when the gateway last heard it); null when none is. */
+  agent: PublishedStatus['agent'];
+  /** Each volume's change tracker (`trace` or `scan`, and why it scans). */
+  trackers: PublishedStatus['trackers'];
+  backlogBytes: number;
+  throughputBytesPerSec: number;
+  /** Encrypted bytes the gateway stores for the app. */
+  storedBytes: number;
+  /** Recovery points kept. */
+  pointCount: number;
   /** When the gateway last published this app's state; null when it never did. */
   publishedAt: string | null;
   stale: boolean;
@@ -173,6 +183,12 @@ export async function collectStatus(
         ...(goals[app] !== undefined ? { objectiveSeconds: goals[app] } : {}),
         lastPoint: s?.lastPoint ?? null,
         lastFreezeMs: s?.lastFreezeMs ?? null,
+        agent: s?.agent ?? null,
+        trackers: s?.trackers ?? {},
+        backlogBytes: s?.backlogBytes ?? 0,
+        throughputBytesPerSec: s?.throughputBytesPerSec ?? 0,
+        storedBytes: s?.storedBytes ?? 0,
+        pointCount: s?.points ?? 0,
         publishedAt,
         stale: publishedAt !== null && t - Date.parse(publishedAt) > STALE_MS,
         history: downsample(history, since, t, HISTORY_POINTS),

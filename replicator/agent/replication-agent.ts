@@ -90,8 +90,8 @@ export interface CycleReport {
   /** The point committed, or (with `unchanged`) the newest one, which is still the state now. */
   point: PointInfo;
   /**
-   * Nothing changed since `point`, a consistent point, so none was committed: a copy every
-   * second of an idle disk would only bury the points that matter.
+   * Nothing changed since `point`, so none was committed: a copy every second of an idle disk
+   * would only bury the points that matter.
    */
   unchanged?: boolean;
   blocksSent: number;
@@ -130,7 +130,7 @@ export class ReplicationAgent {
   private lastResync: ResyncReport | undefined;
   /** The newest point on the gateway. */
   private newestPoint: PointInfo | undefined;
-  /** The last cycle found no change since `newestPoint` (a consistent one), at this agent time. */
+  /** The last cycle found no change since `newestPoint`, at this agent time. */
   private unchangedAt: number | undefined;
   /** Gateway clock minus ours, from heartbeat round trips. */
   private clockOffsetMs = 0;
@@ -510,17 +510,28 @@ export class ReplicationAgent {
       }
       const upToSeq = Math.max(shipper.lastAcked, this.lastAcked);
       const prior = this.newestPoint;
+      // Nothing shipped: a new point would hold exactly the last one's blocks. Only a cut that
+      // is consistent where the last point was fuzzy is worth committing again.
       if (
         prior &&
-        prior.label !== 'fuzzy' &&
+        (prior.label !== 'fuzzy' || label === 'fuzzy') &&
         shipper.blocks === 0 &&
         upToSeq <= this.committedSeq &&
         this.lastError === undefined
       ) {
+        // No batch or commit told it: ask whether the app was paused or failed over meanwhile.
+        await this.refuseUnlessProtected(signal);
         this.phase = 'continuous';
+        const first = this.unchangedAt === undefined;
         this.unchangedAt = cutAt; // `run` sends it with the heartbeat after each cycle
         const ms = this.now() - started;
-        this.log.debug({ point: prior.id, ms }, 'no change since the last point');
+        // Said once per quiet stretch: a line a second would bury the log.
+        if (first)
+          this.log.info(
+            { point: prior.id, label: prior.label, ms },
+            'no change since the last point; none committed until something changes',
+          );
+        else this.log.debug({ point: prior.id, ms }, 'no change since the last point');
         return {
           point: prior,
           unchanged: true,
@@ -609,6 +620,30 @@ export class ReplicationAgent {
     } finally {
       shipper.close();
     }
+  }
+
+  /** The refusal a batch or commit would have met, for a cycle that sent neither. */
+  private async refuseUnlessProtected(signal?: AbortSignal): Promise<void> {
+    const { app, client } = this.opts;
+    const p = await this.call('protection state', () => client.protection(app), signal);
+    if (p.state === 'paused')
+      throw new DrError(
+        `replication of app ${app} is paused (by ${p.by ?? '?'} since ${p.since ?? '?'})`,
+        {
+          code: 'app_paused',
+          subject: app,
+          remedy: `resume it with \`dr resume ${app}\` or \`resume ${app}\` in chat`,
+        },
+      );
+    if (p.state === 'failed-over')
+      throw new DrError(
+        `app ${app} was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}): its DR copy is production now, so replication into it is refused`,
+        {
+          code: 'app_failed_over',
+          subject: app,
+          remedy: `stop this agent; fail back with \`dr failback ${app}\` to protect the original site again`,
+        },
+      );
   }
 
   private cutContext(): CutContext {

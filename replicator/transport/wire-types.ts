@@ -119,8 +119,9 @@ export interface HeartbeatRequest {
   lastFreezeMs?: number;
   lastResync?: ResyncState;
   /**
-   * The agent's last cycle found nothing changed since this point (the newest, consistent), at
-   * `at` (agent clock, ISO): it committed no new point, and the point is still the state now.
+   * The agent's last cycle found nothing changed since this point (its newest), at `at` (agent
+   * clock, ISO): it committed no new point, and the point is still the state now. The gateway
+   * counts RPO from it when that point is consistent.
    */
   unchanged?: { point: number; at: string };
   /** The last point the agent committed, as it signed it. */

@@ -205,11 +205,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const written = await rig.stopWriter();
     report.records = written;
     const stoppedAt = Date.now();
-    const last = await until(
-      async () =>
-        (await points())?.filter(consistent).find((p) => Date.parse(p.time) > stoppedAt + 100),
-      recoverMs,
-    );
+    // Either a point cut after that, or the agent's word (after that) that nothing changed since
+    // its newest point: an agent commits no point for an unchanged disk.
+    const last = await until(async () => {
+      const pts = (await points())?.filter(consistent);
+      const after = pts?.find((p) => Date.parse(p.time) > stoppedAt + 100);
+      if (after) return after;
+      const c = (await rig.status())?.lastConsistentPoint;
+      const quietSince = Date.parse(c?.unchangedAt ?? '');
+      return quietSince > stoppedAt + 100 ? pts?.find((p) => p.id === c?.id) : undefined;
+    }, recoverMs);
     if (!last) fail(0, 'end', 'no consistent point after the writer stopped');
     else {
       const r = await checkPoint(last.id).catch((err: unknown) => {

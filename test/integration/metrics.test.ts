@@ -52,7 +52,7 @@ describe('Prometheus metrics of the gateway and the agent', () => {
       ],
       env,
     );
-    await agent.waitFor(/recovery point committed/);
+    await agent.waitFor(/recovery point committed|no change since the last point/);
     const gatewayUrl = addressIn(gateway.output()) as string;
     const agentUrl = addressIn(agent.output()) as string;
 

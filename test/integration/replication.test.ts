@@ -58,10 +58,13 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     const idle = JSON.parse(
       (await dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--json'], quiet)).out,
     );
+    // Nothing changed: no third point, the second is still the state now.
     expect(idle.blocksSent).toBe(0);
+    expect(idle.unchanged).toBe(true);
+    expect(idle.point.id).toBe(2);
 
     const points = JSON.parse((await dr(['--home', t.home, 'points', 'web', '--json'])).out);
-    expect(points.map((p: { id: number }) => p.id)).toEqual([1, 2, 3]);
+    expect(points.map((p: { id: number }) => p.id)).toEqual([1, 2]);
     expect(points[0].label).toBe('fuzzy');
     expect(points[0].volumes.a.bytesChanged).toBeGreaterThan(0);
 
@@ -101,7 +104,7 @@ describe('replication end to end (dr init → app add → gateway → agent → 
     expect(drift.out).toMatch(/MISMATCH web\/b block \d+: source block differs/);
 
     const status = JSON.parse((await dr(['--home', t.home, 'status', 'web', '--json'])).out);
-    expect(status.lastPoint.id).toBe(3);
+    expect(status.lastPoint.id).toBe(2);
     expect(status.bytesShipped).toBeGreaterThan(10 * 1024 * 1024);
     // Only fuzzy points (no freeze configured): no consistent point, so no RPO to show.
     expect(status.lastConsistentPoint).toBeNull();

@@ -56,6 +56,32 @@ describe('no point when nothing changed', () => {
     expect((await client.points('web')).map((p) => p.id)).toEqual([1, 2]);
   });
 
+  it('without a freeze too: an idle disk gets no second (fuzzy) point, and a freeze later upgrades it', async () => {
+    const plain = await dr(['--home', t.home, 'app', 'add', 'db', '--volume', `data=${disk}`]);
+    expect(plain.code, plain.err).toBe(0);
+    const first = await dr(['--home', t.home, 'agent', '--app', 'db', '--once'], quiet);
+    expect(first.out).toMatch(/^point 1 committed for db \(fuzzy\)/);
+    const second = await dr(['--home', t.home, 'agent', '--app', 'db', '--once'], quiet);
+    expect(second.out).toMatch(/^no change since point 1 of db \(fuzzy\)/);
+    const frozen = await dr([
+      '--home',
+      t.home,
+      'app',
+      'add',
+      'db',
+      '--volume',
+      `data=${disk}`,
+      '--quiesce-freeze',
+      'true',
+      '--quiesce-thaw',
+      'true',
+      '--force',
+    ]);
+    expect(frozen.code, frozen.err).toBe(0);
+    const third = await dr(['--home', t.home, 'agent', '--app', 'db', '--once'], quiet);
+    expect(third.out).toMatch(/^point 2 committed for db \((crash|app)-consistent\): 0 blocks/);
+  });
+
   it('a continuous agent on an idle disk keeps one point, and the RPO counts from its last check', async () => {
     const agent = startDr(['--home', t.home, 'agent', '--app', 'web', '--interval', '200ms']);
     const client = await t.client();

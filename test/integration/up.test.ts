@@ -345,7 +345,7 @@ describe('dr up', () => {
       }
     };
     try {
-      await waitFor(/Lifeboat console as \S+\. Type `help`/);
+      await waitFor(/Lifeboat console as \S+ \(console:\S+\)\. Type `help`/);
       const state = upState();
       expect(state.children.map((c) => c.name)).toContain('console');
       term.stdin.write('status\r');

@@ -51,6 +51,12 @@ describe('status page rendering', () => {
       history: [],
       points: [],
       objectiveSeconds: 60,
+      agent: { host: 'shop-1', pid: 42, lastSeen: '2026-11-29T00:59:58.000Z', clockOffsetMs: 0 },
+      trackers: { data: { kind: 'trace' as const } },
+      backlogBytes: 0,
+      throughputBytesPerSec: 4096,
+      storedBytes: 3 * 1024 * 1024,
+      pointCount: 12,
     };
     expect(renderStatusPage(snapshot({ apps: [{ ...app, rpoSeconds: 94 }] }))).toContain(
       '<span class="breach" data-testid="rpo">1m 34s</span>',
@@ -108,6 +114,45 @@ describe('status page rendering', () => {
     expect(html).toContain(
       '<details><summary>health check failed: exit 1</summary><pre>line 2\nline 3 &lt;b&gt;</pre></details>',
     );
+  });
+
+  it("shows each app's agent, tracker and replica for the on-call engineer", () => {
+    const html = renderStatusPage(
+      snapshot({
+        apps: [
+          {
+            app: 'web',
+            phase: 'continuous',
+            rpoSeconds: 1.2,
+            lastPoint: null,
+            lastFreezeMs: null,
+            publishedAt: '2026-11-29T01:00:00.000Z',
+            stale: false,
+            history: [],
+            points: [],
+            agent: {
+              host: 'shop-1',
+              pid: 42,
+              lastSeen: '2026-11-29T00:59:58.000Z',
+              clockOffsetMs: 0,
+            },
+            trackers: { data: { kind: 'trace' } },
+            backlogBytes: 0,
+            throughputBytesPerSec: 4096,
+            storedBytes: 3 * 1024 * 1024,
+            pointCount: 12,
+          },
+        ],
+      }),
+    );
+    expect(html).toContain(
+      '<td data-testid="agent">shop-1 <span class="muted">pid 42, heard 2.0 s ago</span></td>',
+    );
+    expect(html).toContain('data: trace');
+    expect(html).toContain(
+      '3.0 MiB stored <span class="muted">· 12 points · backlog 0 B · 4.0 KiB/s</span>',
+    );
+    expect(html).toContain('up to date');
   });
 
   it('formats durations for people', () => {
