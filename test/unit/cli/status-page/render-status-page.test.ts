@@ -85,6 +85,12 @@ describe('status page rendering', () => {
       history: [],
       points: [],
       objectiveSeconds: 60,
+      agent: null,
+      trackers: {},
+      backlogBytes: 0,
+      throughputBytesPerSec: 0,
+      storedBytes: 0,
+      pointCount: 0,
     };
     const paused = renderStatusPage(snapshot({ apps: [{ ...app, protection: 'paused' }] }));
     expect(paused).toContain('<span class="muted">(not replicating; no RPO alerts)</span>');
