@@ -19,7 +19,7 @@ import type { Logger } from '../../core/log.js';
 import { diskSizeGiB, essdLevel } from './alicloud-disk-size.js';
 import { createEcsClient, ecsCall, make, type RetryPolicy } from './alicloud-ecs.js';
 import { EcsResources, OP_TAG } from './alicloud-resources.js';
-import { checkBootability, describeProblem } from './check-bootability.js';
+import { bootGate } from './boot-gate.js';
 import { findAttachedDisk } from './find-attached-disk.js';
 import type { HealthResult, Launched, LaunchRequest, Provider } from './provider.js';
 import { type HealthCheck, runHealthCheck } from './run-health-check.js';
@@ -118,7 +118,7 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
         subject: req.app,
       });
     }
-    const warnings = await bootWarnings(req, log);
+    const warnings = await bootGate(req, o, log);
     try {
       const launched = await launchSteps(req, log);
       return warnings.length > 0 ? { ...launched, warnings } : launched;
@@ -135,40 +135,6 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
       }
       throw err;
     }
-  }
-
-  /**
-   * Inspects the system volume before anything is made: problems become the result's warnings;
-   * a failover with a blocking one stops here, saying what and how to fix it.
-   */
-  async function bootWarnings(req: LaunchRequest, log: Logger): Promise<string[]> {
-    const mode = o.bootCheck ?? 'enforce';
-    const system = req.volumes[0];
-    if (mode === 'off' || !system) return [];
-    req.onStep?.('bootcheck', 0);
-    const report = await checkBootability(system.path, {
-      instanceType: o.instanceType,
-      bootMode: o.bootMode ?? 'BIOS',
-      ...(o.debugfs !== undefined ? { debugfs: o.debugfs } : {}),
-    });
-    req.onStep?.('bootcheck', 1);
-    log.info({ checked: report.checked, problems: report.problems.length }, 'bootability checked');
-    const blocking = report.problems.filter((p) => p.severity === 'blocking');
-    if (req.mode === 'failover' && mode === 'enforce' && blocking[0]) {
-      const more =
-        blocking.length > 1 ? ` (and ${blocking.length - 1} more blocking problem(s))` : '';
-      throw new DrError(
-        `the recovered system disk of ${req.app} would not boot on ECS: ${blocking[0].problem}${more}`,
-        {
-          code: 'boot_blocked',
-          subject: req.app,
-          remedy: `${blocking[0].remedy}; a drill lists every problem. To fail over anyway, set bootCheck: warn in the app's provider block`,
-        },
-      );
-    }
-    return report.problems.map(
-      (p) => `${p.severity === 'blocking' ? 'will not boot: ' : ''}${describeProblem(p)}`,
-    );
   }
 
   async function launchSteps(req: LaunchRequest, log: Logger): Promise<Launched> {

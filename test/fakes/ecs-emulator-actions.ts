@@ -13,12 +13,10 @@ import {
   describeSnapshots,
   detachDisk,
 } from './ecs-emulator-disks.js';
+import { createImage, deleteImage, describeImages } from './ecs-emulator-images.js';
 import {
-  createImage,
-  deleteImage,
   deleteInstance,
   deleteInstances,
-  describeImages,
   describeInstances,
   runInstances,
   stopInstance,

@@ -11,11 +11,16 @@ const MiB = 1024 * 1024;
 
 /** Why these tests cannot run here, if they cannot. */
 export async function systemDiskToolsMissing(): Promise<string | undefined> {
-  for (const tool of ['mkfs.ext4', 'debugfs']) {
+  for (const [tool, pkg] of [
+    ['mkfs.ext4', 'e2fsprogs'],
+    ['debugfs', 'e2fsprogs'],
+    // initramfs images of current distributions are zstd-compressed; the tests make one
+    ['zstd', 'zstd'],
+  ] as const) {
     try {
       await exec(tool, ['-V']);
     } catch {
-      return `${tool} (e2fsprogs) is not installed`;
+      return `${tool} (${pkg}) is not installed`;
     }
   }
   return undefined;
