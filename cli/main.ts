@@ -53,7 +53,17 @@ export async function buildProgram(exit: ExitState, only?: string): Promise<Comm
     .description('Lifeboat: disaster recovery for cloud servers, run from chat')
     .option('--home <dir>', 'Lifeboat home (default: $DR_HOME or ./.lifeboat)')
     .version(versionLine(), '-V, --version', 'print the version of Lifeboat and of Node')
-    .showHelpAfterError('(run `dr --help` for usage)')
+    // A usage mistake is one line, like every other error: commander's message, its "Did you
+    // mean" and where to read more.
+    .configureOutput({
+      outputError: (message, write) =>
+        write(
+          `dr: ${message
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()} (run \`dr --help\` for usage)\n`,
+        ),
+    })
     .exitOverride();
   const chosen = (Object.keys(COMMAND_MODULES) as CommandModule[]).filter(
     (m) => only === undefined || (COMMAND_MODULES[m] as readonly string[]).includes(only),

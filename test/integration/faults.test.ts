@@ -314,6 +314,18 @@ describe('replication under bad input and faults', () => {
         before + 1,
       );
     }
+    // That commit's cycle may have begun before the last write: wait for a cycle that finds
+    // nothing left to ship, so the newest point is the source as it is now.
+    const caughtUp = () => {
+      const said = agent.output();
+      return (
+        said.lastIndexOf('no change since the last point') >
+        said.lastIndexOf('recovery point committed')
+      );
+    };
+    const settled = Date.now() + 30_000;
+    while (!caughtUp() && Date.now() < settled) await sleep(100);
+    expect(caughtUp(), 'a cycle after the last commit found no change').toBe(true);
     expect(agent.output()).toContain('session reopened');
     expect(await agent.stop()).toBe(0);
     const out = join(t.dir, 'r.img');

@@ -138,6 +138,26 @@ const table: Record<string, Mistake> = {
     code: 2,
     line: /^dr: DR_LOG_FORMAT "yaml" is not a log format\. To resolve, set it to json or pretty/,
   },
+  'a mistyped command': {
+    args: () => ['statsu'],
+    code: 2,
+    line: /^dr: unknown command 'statsu' \(Did you mean status\?\) \(run `dr --help` for usage\)$/,
+  },
+  'an option a command does not take': {
+    args: () => ['status', '--jsn'],
+    code: 2,
+    line: /^dr: unknown option '--jsn' \(Did you mean --json\?\) \(run `dr --help` for usage\)$/,
+  },
+  'a command without its argument': {
+    args: () => ['points'],
+    code: 2,
+    line: /^dr: missing required argument 'app' \(run `dr --help` for usage\)$/,
+  },
+  'a restore without --to': {
+    args: () => ['restore', 'web', '--point', 'latest', '--volume', 'data'],
+    code: 2,
+    line: /^dr: required option '--to <file>' not specified \(run `dr --help` for usage\)$/,
+  },
   'a drill without Redis': {
     args: () => ['drill', 'web', '--wait'],
     code: 2,
