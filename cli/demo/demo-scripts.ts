@@ -92,8 +92,18 @@ if [ "$kind" = ext4 ]; then
 fi
 pid=
 stop() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid"
-  if [ -n "$dev" ]; then umount "$here/mnt"; losetup -d "$dev"; fi
+  # The SIGTERM reached the whole group: wait for the service (and its sqlite3) to be gone,
+  # then unmount (again while busy, up to 10 s) and detach.
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid"; fi
+  if [ -n "$dev" ]; then
+    n=0
+    while mountpoint -q "$here/mnt"; do
+      umount "$here/mnt" 2>/dev/null && break
+      n=$((n + 1)); [ "$n" -gt 100 ] && break
+      sleep 0.1
+    done
+    losetup -d "$dev"
+  fi
   exit 0
 }
 trap stop TERM INT

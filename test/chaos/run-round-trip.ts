@@ -197,7 +197,9 @@ while :; do sleep 1 & wait $!; done
   } finally {
     spawnSync('/bin/sh', ['-c', `${stopWriter(srcPid)}; ${stopWriter(drPid)}`]);
     await worker?.stop();
-    await undoDrServers(join(rig.t.home, 'recovery'), server);
+    // After the last failback nothing of the DR site may be left: no server, mount or loop device.
+    const left = await undoDrServers(join(rig.t.home, 'recovery'), server);
+    if (report.failures.length === 0) for (const l of left) fail(0, `leaked ${l}`);
     await rig.stop().catch((err: unknown) => fail(0, `stop: ${(err as Error).message}`));
     // Both source file systems, unmounted at the end: fsck-clean.
     for (const v of rig.volumes) {
@@ -386,25 +388,32 @@ while :; do sleep 1 & wait $!; done
  * A run that failed half-way may leave a DR server (this run's script, found by its path), its
  * mounts and its loop devices: undo them.
  */
-async function undoDrServers(recovery: string, script: string): Promise<void> {
+async function undoDrServers(recovery: string, script: string): Promise<string[]> {
+  const found: string[] = [];
   for (const e of await readdir('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
     if (!cmd.includes(script)) continue;
+    found.push(`DR server process ${e}`);
     try {
       process.kill(-Number(e), 'SIGTERM'); // its trap stops the writer and unmounts
     } catch {
       // not a group leader, or gone: nothing of ours to stop there
     }
   }
-  await sleep(2000);
+  if (found.length) await sleep(2000);
   for (const line of (await readFile('/proc/mounts', 'utf8')).split('\n')) {
     const target = line.split(' ')[1];
-    if (target?.startsWith(`${recovery}/`)) spawnSync('umount', ['-l', target]);
+    if (!target?.startsWith(`${recovery}/`)) continue;
+    found.push(`mount ${target}`);
+    spawnSync('umount', ['-l', target]);
   }
   const attached = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout ?? '';
   for (const line of attached.split('\n')) {
     const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
-    if (dev && line.includes(`${recovery}/`)) spawnSync('losetup', ['-d', dev]);
+    if (!dev || !line.includes(`${recovery}/`)) continue;
+    found.push(`loop device ${dev}`);
+    spawnSync('losetup', ['-d', dev]);
   }
+  return found;
 }

@@ -119,7 +119,10 @@ describe('recovery jobs when Redis restarts mid-operation', () => {
     expect(drill.filter((x) => x.step === 'materialise' && x.progress === 0)).toHaveLength(1);
     expect(drill.filter((x) => x.step === 'launch' && x.progress === 0)).toHaveLength(1);
     expect(drill.some((x) => x.step === 'retrying')).toBe(false);
-    expect(await (await client.queue.getJob(e.opId))?.getState()).toBe('completed');
+    // The finished event goes out as the job returns; BullMQ marks it completed just after.
+    await until('the drill job to be completed', async () =>
+      (await (await client.queue.getJob(e.opId))?.getState()) === 'completed' ? true : undefined,
+    );
     // and its delayed cleanup, queued after the restart, still removes everything
     await until('the cleanup', async () =>
       !(await exists(join(t.home, 'recovery', e.opId))) &&

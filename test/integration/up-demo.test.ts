@@ -251,6 +251,21 @@ describe('dr up --demo', () => {
       },
       180_000,
     );
+    // The failover's result in the audit log says the source was fenced.
+    const exported = await dr(['audit', 'export'], { DR_HOME: home, DR_LOG_LEVEL: 'silent' });
+    const failover = exported.out
+      .split('\n')
+      .filter(Boolean)
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            type: string;
+            data: { job?: string; result?: { fence?: { fenced: boolean; detail: string } } };
+          },
+      )
+      .find((e) => e.type === 'result' && e.data.job === 'failover');
+    expect(failover?.data.result?.fence).toMatchObject({ fenced: true });
+    expect(failover?.data.result?.fence?.detail).toContain('the source of demo-shop was fenced');
     const result = audit.data.result as {
       protection: { protected: boolean; detail: string };
       unfenced: boolean;
