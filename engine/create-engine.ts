@@ -5,6 +5,7 @@ import type { Config } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLog } from '../core/log.js';
 import { connectRedis } from '../core/redis.js';
+import { settleWithin } from '../core/settle-within.js';
 import { RecoveryClient } from '../replicator/jobs/recovery-client.js';
 import { DEFAULT_PREFIX, recoveryKeys } from '../replicator/jobs/recovery-contract.js';
 import { AlertStore } from './alert-store.js';
@@ -72,6 +73,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   );
   const keys = recoveryKeys(prefix);
   const queue = new Queue(ENGINE_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+  // Without a listener BullMQ prints a queue's connection errors raw on standard error.
+  queue.on('error', (err) => log.debug({ err: errorMessage(err) }, 'engine queue: Redis error'));
   const notices = new NoticeStream(redis, prefix, now);
   const dir = isAbsolute(config.policies) ? config.policies : resolve(home, config.policies);
 
@@ -113,6 +116,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
   });
 
+  const recoveryClient = new RecoveryClient(redis, prefix);
+  recoveryClient.queue.on('error', (err) =>
+    log.debug({ err: errorMessage(err) }, 'recovery queue: Redis error'),
+  );
   const ctx: EngineContext = {
     home,
     config,
@@ -126,7 +133,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     alerts: new AlertStore(redis, prefix),
     notices,
     audit: new AuditLog(redis, prefix, now),
-    recovery: new RecoveryClient(redis, prefix),
+    recovery: recoveryClient,
     queue,
     submit: (c) => submit(c),
   };
@@ -253,11 +260,10 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     },
     async close() {
       watcher.close();
-      log.debug('engine: stopping background');
       await background?.stop();
-      log.debug('engine: stopping worker');
       // With Redis away a graceful close waits for it forever; its jobs are retried elsewhere.
-      await worker?.close(workerConn?.status !== 'ready');
+      const redisUp = workerConn ? await settleWithin(workerConn.ping(), 2000) : false;
+      await worker?.close(!redisUp);
       workerConn?.disconnect();
       await queue.close();
       await ctx.recovery.close();

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { settleWithin } from '../core/settle-within.js';
 import { parseEvent } from '../replicator/jobs/operation-events.js';
 import { type OperationEvent, recoveryKeys } from '../replicator/jobs/recovery-contract.js';
 import type { AuditEntry, AuditLog } from './audit-log.js';
@@ -116,11 +117,10 @@ export function startOperationAudit({
   return {
     stop: async () => {
       stopped = true;
+      conn.disconnect();
       // ioredis never settles a command queued while it waits to reconnect: with Redis away the
       // loop is left behind, and what it read stays unacknowledged for the next start.
-      const ready = conn.status === 'ready';
-      conn.disconnect();
-      if (ready) await loop;
+      await settleWithin(loop, 2000);
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../core/errors.js';
+import { settleWithin } from '../core/settle-within.js';
 import { formatBytes, formatDuration } from '../core/units.js';
 import { parseEvent } from '../replicator/jobs/operation-events.js';
 import {
@@ -87,11 +88,10 @@ export function startOperationNotices(
   return {
     stop: async () => {
       stopped = true;
+      conn.disconnect();
       // ioredis never settles a command queued while it waits to reconnect, not even on
       // disconnect: with Redis away the loop is left behind (what it read stays unacknowledged).
-      const ready = conn.status === 'ready';
-      conn.disconnect();
-      if (ready) await loop;
+      await settleWithin(loop, 2000);
     },
   };
 }

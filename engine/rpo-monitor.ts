@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { settleWithin } from '../core/settle-within.js';
 import { formatDuration } from '../core/units.js';
 import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
@@ -55,17 +56,19 @@ export class RpoMonitor {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     // Commands wait through a reconnect: with Redis away, a check in flight and the lease's
-    // release would wait for it forever. The lease then runs out by itself.
-    if (this.ctx.redis.status !== 'ready') return;
-    await this.running;
-    await this.ctx.redis
-      .eval(
-        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
-        1,
-        this.leaderKey(),
-        this.token,
-      )
-      .catch(() => undefined); // Redis away: the lease runs out by itself
+    // release would wait for it forever, so each gets 2 s. The lease then runs out by itself.
+    if (!(await settleWithin(this.running, 2000))) return;
+    await settleWithin(
+      this.ctx.redis
+        .eval(
+          `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+          1,
+          this.leaderKey(),
+          this.token,
+        )
+        .catch(() => undefined), // Redis away: the lease runs out by itself
+      2000,
+    );
   }
 
   private leaderKey = () => `${this.ctx.prefix}engine:monitor-leader`;

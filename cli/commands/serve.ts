@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { errorMessage } from '../../core/errors.js';
+import { settleWithin } from '../../core/settle-within.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { createHttpServer, healthRoute, parseListen, type Route } from '../http-server.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
@@ -54,9 +55,14 @@ Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
         const closeAll = async () => {
           for (const [name, close] of closers.reverse()) {
             log.debug({ closing: name }, 'stopping');
-            await close().catch((err: unknown) =>
-              log.warn({ err: errorMessage(err), part: name }, 'stopping a part failed'),
+            const closed = await settleWithin(
+              close().catch((err: unknown) =>
+                log.warn({ err: errorMessage(err), part: name }, 'stopping a part failed'),
+              ),
+              3000,
             );
+            // A part waiting on an unreachable Redis or chat service: the next one goes on.
+            if (!closed) log.warn({ part: name }, 'stopping a part took over 3 s; left behind');
           }
         };
         try {

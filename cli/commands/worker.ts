@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { readConfig } from '../../core/config.js';
 import { errorMessage } from '../../core/errors.js';
+import { settleWithin } from '../../core/settle-within.js';
 import { parseDuration } from '../../core/units.js';
 import { RECOVERY_QUEUE } from '../../replicator/jobs/recovery-contract.js';
 import { gatewayClient, loadKek } from '../connect.js';
@@ -108,7 +109,8 @@ export function registerWorker(program: Command, exit: ExitState): void {
           await stopping.requested;
           // With Redis away, a graceful close waits for it forever: the running jobs cannot record
           // anything anyway, so they are left to stall and another worker resumes them.
-          const redisUp = connection.status === 'ready' && redis.status === 'ready';
+          // Redis answers within 2 s, or it is away (a status alone lags a crash).
+          const redisUp = await settleWithin(Promise.all([connection.ping(), redis.ping()]), 2000);
           if (redisUp) log.info('stopping after the running jobs (signal again to stop now)');
           else
             log.warn(

@@ -73,6 +73,7 @@ async function stopWith(
 
 describe.skipIf(problem !== undefined)(
   'bounded stop: every part exits after a signal, whatever is down',
+  { timeout: 180_000 },
   () => {
     let t: TestHome;
     let redis: TestRedis | undefined;
