@@ -73,16 +73,16 @@ export async function leftoverTempFiles(dir: string): Promise<string[]> {
     for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (/\.tmp-\d+-\d+$|\.lifeboat-partial-\d+$/.test(e.name)) found.push(`temp file ${p}`);
+      else if (/\.tmp-\d+-\d+$|\.lifeboat-partial-\d+(-[0-9a-f]+)?$/.test(e.name)) found.push(`temp file ${p}`);
     }
   };
   await walk(dir);
   return found;
 }
 
-/** The pid a temp file's name carries (`<file>.tmp-<pid>-<ms>`, `<file>.lifeboat-partial-<pid>`). */
+/** The pid a temp file's name carries (`<file>.tmp-<pid>-<ms>`, `<file>.lifeboat-partial-<pid>[-<hex>]`). */
 function tempFilePid(name: string): number | undefined {
-  const m = /\.tmp-(\d+)-\d+$|\.lifeboat-partial-(\d+)$/.exec(name);
+  const m = /\.tmp-(\d+)-\d+$|\.lifeboat-partial-(\d+)(?:-[0-9a-f]+)?$/.exec(name);
   return m ? Number(m[1] ?? m[2]) : undefined;
 }
 
