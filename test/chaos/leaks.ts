@@ -73,7 +73,8 @@ export async function leftoverTempFiles(dir: string): Promise<string[]> {
     for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (/\.tmp-\d+-\d+$|\.lifeboat-partial-\d+(-[0-9a-f]+)?$/.test(e.name)) found.push(`temp file ${p}`);
+      else if (/\.tmp-\d+-\d+$|\.lifeboat-partial-\d+(-[0-9a-f]+)?$/.test(e.name))
+        found.push(`temp file ${p}`);
     }
   };
   await walk(dir);
