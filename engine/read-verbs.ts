@@ -1,7 +1,9 @@
 import { errorMessage } from '../core/errors.js';
 import { homePaths } from '../core/home.js';
 import { formatBytes } from '../core/units.js';
+import { loadKeyEncryptionKey } from '../replicator/crypto/key-encryption-key.js';
 import { replicationKey } from '../replicator/gateway/state-publisher.js';
+import { checkPoints, type PointTrust } from '../replicator/recovery/point-check.js';
 import { GatewayClient } from '../replicator/transport/gateway-client.js';
 import { tlsClientOptions } from '../replicator/transport/tls-options.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
@@ -44,7 +46,7 @@ export async function readStatus(ctx: EngineContext, command: Command): Promise<
       : undefined;
     rows.push({ ...s, ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
     lines.push(
-      `${name}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}, RPO ${rpo === undefined ? '-' : `${rpo.toFixed(1)} s`}, last point ${s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.label}` : '-'}, backlog ${formatBytes(s.backlogBytes)}`,
+      `${name}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}, RPO ${rpo === undefined ? '-' : `${rpo.toFixed(1)} s`}, last point ${s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.label}` : '-'}, backlog ${formatBytes(s.backlogBytes)}${agentPointNote(s)}`,
     );
   }
   return {
@@ -69,14 +71,22 @@ export async function readPoints(ctx: EngineContext, command: Command): Promise<
       timeoutMs: 10_000,
     });
     const points = await client.points(app);
-    const lines = points.slice(-20).map((p) => `#${p.id}  ${p.time}  ${p.label}`);
+    // Where this engine's home holds the key encryption key, each point's signed record and the
+    // chain are checked, as `dr points` does; a home without it lists them unchecked.
+    const kek = await loadKeyEncryptionKey(homePaths(ctx.home).kek).catch(() => undefined); // no key here: unchecked
+    const trust = kek ? checkPoints(kek, app, points) : undefined;
+    const lines = points
+      .map((p, i) => `#${p.id}  ${p.time}  ${p.label}  ${trustWord(trust?.[i])}`)
+      .slice(-20);
+    const refused = trust?.filter((t) => t.status === 'bad') ?? [];
+    for (const t of refused.slice(-5)) lines.push(`point #${t.id} is REFUSED: ${t.reason}`);
     return {
       ok: true,
       summary: points.length
         ? `${points.length} recovery point(s) of ${app}${points.length > 20 ? ' (newest 20 shown)' : ''}`
         : `No recovery points of ${app} yet`,
       details: lines,
-      data: points,
+      data: points.map((p, i) => ({ ...p, check: trust?.[i]?.status ?? 'unchecked' })),
     };
   } catch (err) {
     return { ok: false, summary: `Cannot list the points of ${app}: ${errorMessage(err)}` };
@@ -165,4 +175,22 @@ export async function readPolicy(
       data: e,
     };
   return { ok: true, summary: first ?? '', details: rest, data: e };
+}
+
+/** A point's check as `dr points` words it: verified, UNSIGNED, REFUSED, or unchecked without the key. */
+function trustWord(t: PointTrust | undefined): string {
+  if (!t) return 'unchecked';
+  return t.status === 'signed' ? 'verified' : t.status === 'unsigned' ? 'UNSIGNED' : 'REFUSED';
+}
+
+/**
+ * The agent's own last point beside the gateway's: a gateway whose latest is older than what its
+ * agent committed lost, rolled back or withholds points, which the gateway alone cannot hide.
+ */
+function agentPointNote(s: AppStatus): string {
+  const agent = s.agentLastPoint;
+  if (!agent) return '';
+  if (!s.lastPoint || s.lastPoint.id < agent.id)
+    return `; WARNING: the agent committed point #${agent.id} but the gateway's latest is ${s.lastPoint ? `#${s.lastPoint.id}` : 'none'} (lost, rolled back or withheld)`;
+  return `, agent's last point #${agent.id}`;
 }

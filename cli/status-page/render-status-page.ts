@@ -23,6 +23,7 @@ th{background:#f0f2f5;font-weight:600}
 ul.points{margin:6px 0 0;padding-left:18px}
 td{overflow-wrap:anywhere}pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0 0}
 .app{max-width:100%;box-sizing:border-box}
+.rpo-chart{max-width:560px}
 @media (max-width:720px){body{margin:12px}table,thead,tbody,tr,th,td{display:block;min-width:0}
 thead{display:none}tr{border-bottom:1px solid #dde;padding:6px 0}td{border:none;padding:2px 10px}
 .apps{display:block}.app{margin-bottom:12px}}

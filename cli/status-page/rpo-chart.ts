@@ -42,6 +42,7 @@ function ago(ms: number): string {
   return ms >= 3_600_000 ? `-${+(ms / 3_600_000).toFixed(1)}h` : `-${Math.round(ms / 60_000)}m`;
 }
 
+/** Chart width in px; the status page's stylesheet caps .rpo-chart at the same 560px (the CSP allows no style attribute). */
 const W = 560;
 const H = 140;
 const PAD = { left: 44, right: 8, top: 8, bottom: 20 };
@@ -112,5 +113,5 @@ export function rpoChart({ app, history, objectiveSeconds, end, hours }: RpoChar
     values.length === 0
       ? `<text class="axis" x="${W / 2}" y="${H - PAD.bottom - 14}" text-anchor="middle">no RPO samples in the last ${hours} h</text>`
       : '';
-  return `<svg class="rpo-chart" data-app="${escapeHtml(app)}" data-samples="${values.length}" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" role="img" aria-label="RPO of ${escapeHtml(app)} over the last ${ago(span).slice(1)}">${ticks}${timeTicks}${goal}${lines}${empty}</svg>`;
+  return `<svg class="rpo-chart" data-app="${escapeHtml(app)}" data-samples="${values.length}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="RPO of ${escapeHtml(app)} over the last ${ago(span).slice(1)}">${ticks}${timeTicks}${goal}${lines}${empty}</svg>`;
 }

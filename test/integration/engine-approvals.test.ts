@@ -304,6 +304,23 @@ describe('engine: decisions and approvals', () => {
       'shop: no replication state published (is `dr gateway` running with REDIS_URL?)',
       'web: continuous, RPO 12.0 s, last point #7 app-consistent, backlog 0 B',
     ]);
+    // The agent's own last point beside the gateway's: a gateway behind its agent shows.
+    await conn.hset(
+      `${prefix}replication`,
+      'web',
+      JSON.stringify({
+        app: 'web',
+        phase: 'continuous',
+        lastPoint: lastConsistentPoint,
+        lastConsistentPoint,
+        agentLastPoint: { id: 9, time: lastConsistentPoint.time, label: 'app-consistent' },
+        backlogBytes: 0,
+      }),
+    );
+    const behind = await e.submit(command('slack:USTRANGER', 'status web'));
+    expect(behind.details).toEqual([
+      "web: continuous, RPO 12.0 s, last point #7 app-consistent, backlog 0 B; WARNING: the agent committed point #9 but the gateway's latest is #7 (lost, rolled back or withheld)",
+    ]);
     await e.submit(command('slack:UALICE', 'drill web'));
     const history = await e.submit(command('slack:USTRANGER', 'history web'));
     expect(

@@ -208,7 +208,10 @@ describe('dr drill|failover through the engine, and dr audit', () => {
       const r = await e.submit(command('slack:USTRANGER', 'points web'));
       expect(r.ok).toBe(true);
       expect(r.summary).toBe('1 recovery point(s) of web');
-      expect(r.details?.[0]).toMatch(/^#1 {2}\S+ {2}(fuzzy|crash-consistent|app-consistent)$/);
+      // This home holds the key: each point's signed record and the chain are checked.
+      expect(r.details?.[0]).toMatch(
+        /^#1 {2}\S+ {2}(fuzzy|crash-consistent|app-consistent) {2}verified$/,
+      );
     } finally {
       await t.cleanup();
     }

@@ -43,7 +43,9 @@ describe('protection state in dr status', () => {
     expect(paused.protection).toMatchObject({ state: 'paused', by: expect.stringMatching(/\S/) });
     expect(paused.phase).toBe('paused');
     const text = await dr(['--home', t.home, 'status', 'web'], quiet);
-    expect(text.out).toMatch(/^web\tpaused \(paused by \S+ since /m);
+    // The table's row says paused; the note under it says who paused it and since when.
+    expect(text.out).toMatch(/^web {2}paused /m);
+    expect(text.out).toMatch(/^ {2}paused: paused by \S+ since /m);
 
     expect((await dr(['--home', t.home, 'resume', 'web'], env)).code).toBe(0);
     expect((await status()).protection).toEqual({ state: 'protected' });

@@ -70,7 +70,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'security/console-identity.te
 
     it('probe 8: one person cannot approve as two names; --as is refused with the remedy', async () => {
       const asked = await chat([], 'failover web', env);
-      expect(asked.out).toContain(`Lifeboat console as ${me}.`);
+      expect(asked.out).toContain(`Lifeboat console as ${me} (console:${me}).`);
       approval = /approve with `approve (A-\d+)`/.exec(asked.out)?.[1] ?? '';
       expect(approval, asked.out).not.toBe('');
       for (const as of ['alice', 'bob']) {
@@ -82,6 +82,11 @@ describe.skipIf(missingFeature(redisUnavailable(), 'security/console-identity.te
         expect(r.out).toContain('console: { allowAs: true }');
         expect(r.out).not.toContain('Approved');
       }
+      // Nor by switching inside the console: `as <person>` is refused where --as is.
+      const switched = await chat([], `as alice\napprove ${approval}`, env);
+      expect(switched.out).toContain('Switching person is refused');
+      expect(switched.out).toContain('You asked for this failover');
+      expect(switched.out).not.toContain('Approved');
       // As oneself, the requester, it does not count either.
       const self = await chat([], `approve ${approval}`, env);
       expect(self.out).toContain('You asked for this failover');
