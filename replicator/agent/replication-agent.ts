@@ -139,7 +139,7 @@ export class ReplicationAgent {
   /** The last batch sequence committed into a point. */
   private committedSeq = 0;
   /** The point the next one follows: its id and its record's hash (null when it has no signed record). */
-  private chainHead: { id: number; hash: string | null } | undefined;
+  private chainHead: { id: number; hash: string | null; timeMs: number } | undefined;
   /** The last point this agent committed, as it signed it (also in its state folder). */
   private ledger: LedgerEntry | undefined;
 
@@ -202,7 +202,13 @@ export class ReplicationAgent {
         },
       );
     }
-    this.chainHead = g ? { id: g.id, hash: g.record ? recordHash(g.record) : null } : undefined;
+    this.chainHead = g
+      ? {
+          id: g.id,
+          hash: g.record ? recordHash(g.record) : null,
+          timeMs: Date.parse(g.time) || 0,
+        }
+      : undefined;
     this.committedSeq = session.committedSeq;
   }
 
@@ -544,14 +550,17 @@ export class ReplicationAgent {
       }
       // The record is signed once and resent as is: a commit whose answer was lost is
       // recognised by the gateway, never made twice. Its time is the cut's, moved onto the
-      // gateway's clock, so lag reads right across machines.
+      // gateway's clock, so lag reads right across machines. The clock offset is re-estimated
+      // from each heartbeat, so a slow round trip can move it back: a point's time never goes
+      // before the previous point's, or every reader of the chain would refuse it.
+      const cutTimeMs = Math.max(cutAt + this.clockOffsetMs, this.chainHead?.timeMs ?? 0);
       const record: PointRecord = {
         v: 1,
         app,
         id: (this.chainHead?.id ?? 0) + 1,
         seqFrom: this.committedSeq + 1,
         seqTo: upToSeq,
-        time: new Date(cutAt + this.clockOffsetMs).toISOString(),
+        time: new Date(cutTimeMs).toISOString(),
         label,
         volumes,
         prev: this.chainHead?.hash ?? null,
@@ -563,7 +572,7 @@ export class ReplicationAgent {
         signal,
       );
       const hash = recordHash(record);
-      this.chainHead = { id: record.id, hash };
+      this.chainHead = { id: record.id, hash, timeMs: cutTimeMs };
       this.committedSeq = upToSeq;
       this.ledger = {
         storeId: this.session?.storeId ?? '',
