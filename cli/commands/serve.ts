@@ -29,7 +29,7 @@ Surfaces start when their credentials are set (see docs/chat.md):
 The status page (/, /api/status) and /metrics answer this machine only, unless DR_STATUS_TOKEN
 is set: then remote readers present it (see docs/status-page.md). A --listen address beyond
 loopback is refused without DR_STATUS_TOKEN.
-Needs REDIS_URL. Stops cleanly on SIGINT or SIGTERM.`,
+Needs REDIS_URL. Stops on SIGINT or SIGTERM within DR_STOP_TIMEOUT (10 s), whatever is unreachable.`,
     )
     .action(async (opts: { listen: string; json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
