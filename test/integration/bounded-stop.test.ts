@@ -19,7 +19,7 @@ import {
   until,
 } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { skipBecause } from '../helpers/skip.js';
+import { missingFeature, skipBecause } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const problem = redisUnavailable();
@@ -71,7 +71,7 @@ async function stopWith(
   return r;
 }
 
-describe.skipIf(problem !== undefined)(
+describe.skipIf(missingFeature(problem, 'bounded-stop.test.ts'))(
   'bounded stop: every part exits after a signal, whatever is down',
   { timeout: 180_000 },
   () => {
