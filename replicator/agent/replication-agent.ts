@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AppConfig } from '../../core/config.js';
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import { Quiescer } from '../capture/quiesce.js';
@@ -44,34 +43,23 @@ import {
 
 export type { ResyncReport, SyncProgress } from './cut.js';
 
+import type { AgentSettings } from './agent-settings.js';
 import { lockDevice } from './device-lock.js';
 import { MacState } from './mac-state.js';
 import { type LedgerEntry, readLedger, writeLedger } from './point-ledger.js';
 import { withRetry } from './retry.js';
-import { type TraceSettings, type TrackerChoice, VolumeTracking } from './volume-tracking.js';
+import { VolumeTracking } from './volume-tracking.js';
 
 export interface AgentOptions {
-  app: string;
-  appConfig: AppConfig;
+  /** Resolved once from config (`resolveAgentSettings`): the agent adds no defaults of its own. */
+  settings: AgentSettings;
   client: GatewayClient;
   kek: KeyEncryptionKey;
-  /** This app's folder under DR_HOME/state/agents. */
-  stateDir: string;
-  /** A batch is sent once its records pass this many bytes. */
-  batchBytes?: number;
-  /** Batches on the wire at once, awaiting acknowledgement. */
-  inFlight?: number;
-  intervalMs?: number;
-  /** How changes are found: block tracing, scanning, or tracing where possible. */
-  tracker?: TrackerChoice;
-  trace?: TraceSettings;
   log?: Logger;
   onProgress?: (p: SyncProgress) => void;
   /** Told as batches are acknowledged and cycles end, for metrics; never throws back into the agent. */
   observe?: AgentObserver;
   now?: () => number;
-  /** While paused, how often the agent asks the gateway whether it was resumed (default: the interval, 1-5 s). */
-  pausePollMs?: number;
 }
 
 /** What an observer (the agent's metrics) hears about. */
@@ -143,10 +131,13 @@ export class ReplicationAgent {
   /** The last point this agent committed, as it signed it (also in its state folder). */
   private ledger: LedgerEntry | undefined;
 
+  private readonly s: AgentSettings;
+
   constructor(private readonly opts: AgentOptions) {
-    this.log = (opts.log ?? silentLog).child({ app: opts.app });
+    this.s = opts.settings;
+    this.log = (opts.log ?? silentLog).child({ app: this.s.app });
     this.now = opts.now ?? Date.now;
-    this.pointKey = pointSigningKey(opts.kek, opts.app);
+    this.pointKey = pointSigningKey(opts.kek, this.s.app);
   }
 
   /** The last point this agent committed (its own view, to set beside the gateway's). */
@@ -161,7 +152,7 @@ export class ReplicationAgent {
    * withholds points, and the agent stops saying so.
    */
   private async adoptChain(session: SessionResponse): Promise<void> {
-    const { app, stateDir } = this.opts;
+    const { app, stateDir } = this.s;
     const g = session.latestPoint;
     if (g && (g.record !== undefined || g.sig !== undefined)) {
       const trust = checkRecord(this.pointKey, app, g);
@@ -214,7 +205,8 @@ export class ReplicationAgent {
 
   /** Takes the lock, opens the volumes and the gateway session, and recovers from any crash. */
   async start(signal?: AbortSignal): Promise<void> {
-    const { app, appConfig, client, kek, stateDir } = this.opts;
+    const { app, appConfig, stateDir } = this.s;
+    const { client, kek } = this.opts;
     this.macState = await MacState.open(stateDir);
     this.lock = await AgentLock.acquire(stateDir, app);
     let opened: Array<{ file: VolumeFile; tracking?: VolumeTracking; lock?: PidLock }> = [];
@@ -234,11 +226,11 @@ export class ReplicationAgent {
         entry.lock = await lockDevice(v.path, v.name, app);
         // Tracing starts before anything is read, so no write between here and the first scan is missed.
         entry.tracking = await VolumeTracking.open(
-          this.opts.tracker ?? 'auto',
+          this.s.tracker,
           file,
           appConfig.blockSize,
           this.log,
-          this.opts.trace,
+          this.s.trace,
         );
       }
       this.quiescer = new Quiescer({
@@ -410,7 +402,8 @@ export class ReplicationAgent {
   }
 
   private async reopen(old: SessionResponse, signal?: AbortSignal): Promise<void> {
-    const { app, appConfig, client, kek } = this.opts;
+    const { app, appConfig } = this.s;
+    const { client, kek } = this.opts;
     const next = await withRetry(
       () =>
         client.openSession(app, {
@@ -448,7 +441,8 @@ export class ReplicationAgent {
    * Without a freeze the round itself is the cut and the point is fuzzy.
    */
   async cycle(signal?: AbortSignal): Promise<CycleReport> {
-    const { app, client } = this.opts;
+    const { app } = this.s;
+    const { client } = this.opts;
     const macState = this.macState;
     if (!this.session || !macState) throw new Error('agent not started');
     const started = this.now();
@@ -468,8 +462,8 @@ export class ReplicationAgent {
           ms: this.now() - t0,
         });
       },
-      batchBytes: this.opts.batchBytes ?? 4 * 1024 * 1024,
-      inFlight: this.opts.inFlight ?? 4,
+      batchBytes: this.s.batchBytes,
+      inFlight: this.s.inFlight,
       onBacklog: (d) => {
         this.backlogBytes += d;
       },
@@ -583,7 +577,7 @@ export class ReplicationAgent {
         label,
         committedAt: new Date(this.now()).toISOString(),
       };
-      await writeLedger(this.opts.stateDir, this.ledger);
+      await writeLedger(this.s.stateDir, this.ledger);
       this.lastAcked = upToSeq;
       this.newestPoint = point;
       this.unchangedAt = undefined;
@@ -633,7 +627,8 @@ export class ReplicationAgent {
 
   /** The refusal a batch or commit would have met, for a cycle that sent neither. */
   private async refuseUnlessProtected(signal?: AbortSignal): Promise<void> {
-    const { app, client } = this.opts;
+    const { app } = this.s;
+    const { client } = this.opts;
     const p = await this.call('protection state', () => client.protection(app), signal);
     if (p.state === 'paused')
       throw new DrError(
@@ -701,7 +696,7 @@ export class ReplicationAgent {
     signal: AbortSignal | undefined,
     onCycle: (r: CycleReport) => void,
   ): Promise<CycleReport | undefined> {
-    const interval = this.opts.intervalMs ?? 5000;
+    const interval = this.s.intervalMs;
     let last: CycleReport | undefined;
     // Started while paused: wait for the resume (a one-shot run says so and stops).
     for (;;) {
@@ -756,9 +751,9 @@ export class ReplicationAgent {
    * a full resync). Returns at once when `signal` aborts.
    */
   private async standBy(err: DrError, signal?: AbortSignal): Promise<void> {
-    const { app, client } = this.opts;
-    const every =
-      this.opts.pausePollMs ?? Math.min(Math.max(this.opts.intervalMs ?? 5000, 1000), 5000);
+    const { app } = this.s;
+    const { client } = this.opts;
+    const every = this.s.pollMs;
     this.log.warn(
       { err: err.message },
       `replication of ${app} stopped: it was failed over; standing by until \`dr failback ${app}\` protects it again`,
@@ -784,9 +779,9 @@ export class ReplicationAgent {
    * when `signal` aborts. A failover meanwhile ends the agent like any failover.
    */
   private async waitWhilePaused(err: DrError, signal?: AbortSignal): Promise<void> {
-    const { app, client } = this.opts;
-    const every =
-      this.opts.pausePollMs ?? Math.min(Math.max(this.opts.intervalMs ?? 5000, 1000), 5000);
+    const { app } = this.s;
+    const { client } = this.opts;
+    const every = this.s.pollMs;
     const before = this.phase;
     this.phase = 'paused';
     this.lastError = undefined;
@@ -823,7 +818,7 @@ export class ReplicationAgent {
   }
 
   private startHeartbeat(): void {
-    const every = Math.max(1000, Math.min(this.opts.intervalMs ?? 5000, 5000));
+    const every = this.s.pollMs;
     this.sendHeartbeat();
     this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), every);
     this.heartbeatTimer.unref();
@@ -835,10 +830,10 @@ export class ReplicationAgent {
     const sentAt = this.now();
     const r = this.lastResync;
     this.opts.client
-      .heartbeat(this.opts.app, {
+      .heartbeat(this.s.app, {
         sessionId: session.sessionId,
         phase: this.phase,
-        intervalMs: this.opts.intervalMs ?? 5000,
+        intervalMs: this.s.intervalMs,
         backlogBytes: this.backlogBytes,
         ...(this.lastError ? { error: this.lastError } : {}),
         sentAt,
@@ -879,7 +874,7 @@ export class ReplicationAgent {
       // Best effort and bounded: an unreachable gateway lets the lease lapse by itself.
       const giveUp = new AbortController();
       await Promise.race([
-        this.opts.client.closeSession(this.opts.app, session.sessionId).catch(() => undefined),
+        this.opts.client.closeSession(this.s.app, session.sessionId).catch(() => undefined),
         sleep(3000, undefined, { signal: giveUp.signal }).catch(() => undefined), // cancelled below
       ]);
       giveUp.abort();
