@@ -2,8 +2,11 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { isDrError } from '../../core/errors.js';
 import { formatBytes } from '../../core/units.js';
-import { resolveAgentSettings } from '../../replicator/agent/agent-settings.js';
-import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
+import {
+  ReplicationAgent,
+  resolveAgentSettings,
+  type SyncProgress,
+} from '../../replicator/agent/index.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, reportError, runAction } from '../context.js';
 import { createAgentMetrics } from '../metrics/agent-metrics.js';
