@@ -1,4 +1,5 @@
 /** One cycle over real volumes and MAC state: what it ships, the point it signs, and when it commits none. */
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DrError } from '../../../../core/errors.js';
@@ -16,6 +17,7 @@ import {
 } from '../../../../replicator/agent/resume-reconciliation.js';
 import type { Shipper, ShipVolume } from '../../../../replicator/agent/shipper.js';
 import { VolumeSet } from '../../../../replicator/agent/volume-set.js';
+import { type PointRecord, recordHash } from '../../../../replicator/crypto/point-record.js';
 import { appConfig, FakeGateway, image, tempDir, testKek } from './agent-fixture.js';
 
 const BLOCK = 4096;
@@ -135,7 +137,7 @@ describe('CycleRunner', () => {
     expect(status.unchangedAt).toBeTypeOf('number');
   });
 
-  it('refuses an unchanged cycle of a paused app, and distrusts the trackers for the resume', async () => {
+  it('refuses an unchanged cycle of a paused app, and keeps why for status', async () => {
     const run = await runner();
     await run.cycle();
     gw.protectionState = { state: 'paused', by: 'alice', since: 'now' };
@@ -151,18 +153,13 @@ describe('CycleRunner', () => {
   it('sends only the changed block next time, and the point names the one before', async () => {
     const run = await runner();
     const first = await run.cycle();
-    const { open } = await import('node:fs/promises');
     const fh = await open(path, 'r+');
     await fh.write(Buffer.alloc(BLOCK, 0xee), 0, BLOCK, 4 * BLOCK);
     await fh.close();
     const r = await run.cycle();
     expect(r.blocksSent).toBe(1);
     expect(r.point).toMatchObject({ id: 2, seqFrom: first.point.seqTo + 1 });
-    expect(gw.commits[1]?.record.prev).toBe(
-      (await import('../../../../replicator/crypto/point-record.js')).recordHash(
-        gw.commits[0]?.record as never,
-      ),
-    );
+    expect(gw.commits[1]?.record.prev).toBe(recordHash(gw.commits[0]?.record as PointRecord));
   });
 
   it('ships through the shipper it is given', async () => {
