@@ -29,7 +29,12 @@ export interface GatewaySessionOptions {
   onReopen?: (next: SessionResponse) => Promise<void>;
   /** Each transient failure of a call, for status. */
   onTransient?: (err: unknown) => void;
+  /** Each heartbeat's answer (beyond the clock, which the session reads itself). */
+  onHeartbeatAnswer?: (answer: HeartbeatAnswer) => void;
 }
+
+/** What the gateway answers a heartbeat. */
+export type HeartbeatAnswer = Awaited<ReturnType<GatewayClient['heartbeat']>>;
 
 /** How long closing the session may take before the lease is left to lapse by itself. */
 const CLOSE_WAIT_MS = 3000;
@@ -170,10 +175,11 @@ export class GatewaySession {
         sentAt,
         clockOffsetMs: this.clockOffsetMs,
       })
-      .then(({ serverTime }) => {
+      .then((answer) => {
         const back = now();
-        if (Number.isFinite(serverTime))
-          this.clockOffsetMs = Math.round(serverTime - (sentAt + back) / 2);
+        if (Number.isFinite(answer.serverTime))
+          this.clockOffsetMs = Math.round(answer.serverTime - (sentAt + back) / 2);
+        this.o.onHeartbeatAnswer?.(answer);
       })
       .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'heartbeat not delivered'));
   }

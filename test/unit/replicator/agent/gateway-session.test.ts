@@ -110,6 +110,26 @@ describe('GatewaySession', () => {
     });
   });
 
+  it('hands each heartbeat answer on', async () => {
+    const gw = new FakeGateway();
+    const answers: number[] = [];
+    const session = new GatewaySession({
+      app: 'web',
+      client: gw,
+      kek: testKek(),
+      blockSize: 65536,
+      lock: lockLeft().lock,
+      log: silentLog,
+      now: Date.now,
+      onHeartbeatAnswer: (a) => answers.push(a.serverTime),
+    });
+    gw.serverTime = () => 42;
+    await session.open(VOLUMES);
+    session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    await waitUntil(() => answers.length === 1);
+    expect(answers).toEqual([42]);
+  });
+
   it('reopens once for several calls that found the session lost, and each goes on', async () => {
     const gw = new FakeGateway();
     const { session, reopened } = sessionFor(gw);
