@@ -5,27 +5,31 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { TlsOptions } from 'node:tls';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import { checkName, type NameKind, type NameOf } from '../../core/names.js';
-import { pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
 import { decodeBatch } from '../transport/batch-codec.js';
-import type {
-  AgentPoint,
-  AppStatus,
-  CommitRequest,
-  HeartbeatRequest,
-  Phase,
-  ProtectionState,
-  ResyncState,
-  SessionRequest,
-  SessionResponse,
-  TrackerState,
-  VolumeInfo,
-} from '../transport/wire-types.js';
+import {
+  type AgentPoint,
+  type AppStatus,
+  commitRequestSchema,
+  type ErrorBody,
+  heartbeatRequestSchema,
+  type Phase,
+  type ProtectionRequest,
+  type ProtectionState,
+  protectionRequestSchema,
+  type ResyncState,
+  type SessionRequest,
+  type SessionResponse,
+  sessionRequestSchema,
+  type TrackerState,
+  type VolumeInfo,
+} from '../transport/protocol.js';
 import type { AppStore, BlockStore, IndexEntry, VolumeMeta } from './block-store.js';
+import { HttpError, httpStatusOf } from './http-status.js';
 import type { RetentionRules } from './retention.js';
 
 export interface GatewayOptions {
@@ -90,23 +94,24 @@ interface AppRuntime {
   maintenance: Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly err: DrError,
-  ) {
-    super(err.message);
-  }
-}
-
-const commitSchema = z.object({
-  sessionId: z.string().max(200),
-  record: pointRecordSchema,
-  sig: signatureSchema,
-});
-
 const badRequest = (message: string, remedy: string) =>
-  new HttpError(400, new DrError(message, { code: 'bad_request', remedy }));
+  new DrError(message, { code: 'bad_request', remedy });
+
+/** A request body through its protocol schema; the first problem is a one-line 400. */
+function parseRequest<S extends z.ZodType>(
+  schema: S,
+  body: unknown,
+  what: string,
+  remedy: string,
+): z.infer<S> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw badRequest(
+    `${what} refused: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`,
+    remedy,
+  );
+}
 
 /** The DR-site receiver: takes encrypted batches, makes them durable, commits recovery points. */
 export async function createGateway({
@@ -165,86 +170,63 @@ export async function createGateway({
   const refuseUnlessProtected = async (app: string, { whilePaused = false } = {}) => {
     const p = await protectionOf(app);
     if (p.state === 'paused' && !whilePaused) {
-      throw new HttpError(
-        409,
-        new DrError(
-          `replication of app ${app} is paused (by ${p.by ?? '?'} since ${p.since ?? '?'})`,
-          {
-            code: 'app_paused',
-            subject: app,
-            remedy: `resume it with \`dr resume ${app}\` or \`resume ${app}\` in chat; a running agent waits and goes on by itself`,
-          },
-        ),
+      throw new DrError(
+        `replication of app ${app} is paused (by ${p.by ?? '?'} since ${p.since ?? '?'})`,
+        {
+          code: 'app_paused',
+          subject: app,
+          remedy: `resume it with \`dr resume ${app}\` or \`resume ${app}\` in chat; a running agent waits and goes on by itself`,
+        },
       );
     }
     if (p.state !== 'failed-over') return;
-    throw new HttpError(
-      409,
-      new DrError(
-        `app ${app} was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}): its DR copy is production now, so replication into it is refused`,
-        {
-          code: 'app_failed_over',
-          subject: app,
-          remedy: `stop this agent; fail back with \`dr failback ${app}\` to protect the original site again`,
-        },
-      ),
+    throw new DrError(
+      `app ${app} was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}): its DR copy is production now, so replication into it is refused`,
+      {
+        code: 'app_failed_over',
+        subject: app,
+        remedy: `stop this agent; fail back with \`dr failback ${app}\` to protect the original site again`,
+      },
     );
   };
   const failedOverRefusal = (app: string, p: ProtectionState, what: string) =>
-    new HttpError(
-      409,
-      new DrError(
-        `cannot ${what} app ${app}: it was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}) and its DR copy is production now`,
-        {
-          code: 'app_failed_over',
-          subject: app,
-          remedy: `fail back with \`dr failback ${app}\` to protect the original site again`,
-        },
-      ),
+    new DrError(
+      `cannot ${what} app ${app}: it was failed over (operation ${p.opId ?? '?'} at ${p.since ?? '?'}) and its DR copy is production now`,
+      {
+        code: 'app_failed_over',
+        subject: app,
+        remedy: `fail back with \`dr failback ${app}\` to protect the original site again`,
+      },
     );
-  const setProtection = async (app: string, req: ProtectionState): Promise<ProtectionState> => {
-    if (
-      typeof req !== 'object' ||
-      req === null ||
-      (req.state !== 'failed-over' && req.state !== 'protected' && req.state !== 'paused')
-    ) {
-      throw badRequest(
-        'protection state must be failed-over, paused or protected',
-        'send {"state":"paused","by":"NAME"} or {"state":"protected","from":"paused"}',
-      );
-    }
-    if (req.from !== undefined && req.from !== 'paused')
-      throw badRequest('"from" can only be "paused"', 'send {"state":"protected","from":"paused"}');
+  const setProtection = async (app: string, body: unknown): Promise<ProtectionState> => {
+    const req: ProtectionRequest = parseRequest(
+      protectionRequestSchema,
+      body,
+      'protection change',
+      'send {"state":"paused","by":"NAME"} or {"state":"protected","from":"paused"}',
+    );
     appStore(app); // only an app the gateway holds a replica of has a protection state
     const cur = await protectionOf(app);
     let next: ProtectionState;
     if (req.state === 'paused') {
-      if (typeof req.by !== 'string' || !req.by.trim() || req.by.length > 200)
-        throw badRequest(
-          'a pause needs "by": who pauses (1-200 characters)',
-          'send {"state":"paused","by":"NAME"}',
-        );
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'pause');
       if (cur.state === 'paused') return { ...cur, unchanged: true };
-      next = { state: 'paused', by: req.by.trim(), since: new Date(now()).toISOString() };
+      next = { state: 'paused', by: (req.by ?? '').trim(), since: new Date(now()).toISOString() };
     } else if (req.state === 'protected' && req.from === 'paused') {
       if (cur.state === 'failed-over') throw failedOverRefusal(app, cur, 'resume');
       if (cur.state !== 'paused')
-        throw new HttpError(
-          409,
-          new DrError(`replication of app ${app} is not paused`, {
-            code: 'not_paused',
-            subject: app,
-            remedy: `nothing to resume; pause it first with \`dr pause ${app}\``,
-          }),
-        );
+        throw new DrError(`replication of app ${app} is not paused`, {
+          code: 'not_paused',
+          subject: app,
+          remedy: `nothing to resume; pause it first with \`dr pause ${app}\``,
+        });
       next = { state: 'protected' };
     } else
       next =
         req.state === 'failed-over'
           ? {
               state: 'failed-over',
-              ...(req.opId ? { opId: String(req.opId) } : {}),
+              ...(req.opId ? { opId: req.opId } : {}),
               since: new Date(now()).toISOString(),
             }
           : { state: 'protected' };
@@ -260,14 +242,11 @@ export async function createGateway({
   const appStore = (app: string): AppStore => {
     const a = store.app(app);
     if (!a) {
-      throw new HttpError(
-        404,
-        new DrError(`the gateway holds no replica of app ${JSON.stringify(app)}`, {
-          code: 'app_unknown',
-          subject: app,
-          remedy: `start replicating it with \`dr agent --app ${app}\``,
-        }),
-      );
+      throw new DrError(`the gateway holds no replica of app ${JSON.stringify(app)}`, {
+        code: 'app_unknown',
+        subject: app,
+        remedy: `start replicating it with \`dr agent --app ${app}\``,
+      });
     }
     return a;
   };
@@ -275,66 +254,55 @@ export async function createGateway({
   const holdsLease = (app: string, sessionId: string | undefined): Lease => {
     const lease = runtime(app).lease;
     if (!lease) {
-      throw new HttpError(
-        409,
-        new DrError(
-          `the gateway holds no session ${sessionId ?? '(none)'} for app ${app} (it restarted, or the session ended)`,
-          {
-            code: 'session_lost',
-            subject: app,
-            remedy: 'the agent opens a new session by itself',
-          },
-        ),
+      throw new DrError(
+        `the gateway holds no session ${sessionId ?? '(none)'} for app ${app} (it restarted, or the session ended)`,
+        {
+          code: 'session_lost',
+          subject: app,
+          remedy: 'the agent opens a new session by itself',
+        },
       );
     }
     if (lease.sessionId !== sessionId) {
-      throw new HttpError(
-        409,
-        new DrError(
-          `app ${app} is now replicated by another agent (on ${lease.host}, pid ${lease.pid})`,
-          {
-            code: 'agent_conflict',
-            subject: app,
-            remedy: 'stop one of the two agents; one agent per app',
-          },
-        ),
+      throw new DrError(
+        `app ${app} is now replicated by another agent (on ${lease.host}, pid ${lease.pid})`,
+        {
+          code: 'agent_conflict',
+          subject: app,
+          remedy: 'stop one of the two agents; one agent per app',
+        },
       );
     }
     lease.lastSeen = now();
     return lease;
   };
 
-  async function openSession(app: string, req: SessionRequest): Promise<SessionResponse> {
+  async function openSession(app: string, body: unknown): Promise<SessionResponse> {
     await refuseUnlessProtected(app);
-    if (!Array.isArray(req.volumes) || typeof req.agentId !== 'string') {
-      throw badRequest(
-        'session request needs agentId and volumes',
-        'upgrade the agent to match the gateway',
-      );
-    }
+    const req: SessionRequest = parseRequest(
+      sessionRequestSchema,
+      body,
+      'session request',
+      'upgrade the agent to match the gateway',
+    );
     const held = runtimes.get(app)?.lease;
     // A lease is taken over by the agent that names its session, or, on the same host,
     // by one that names its pid as dead (it died before it could write the session down).
     const takesOver =
       !!held &&
       (held.sessionId === req.replaces ||
-        (held.host === String(req.host) &&
-          Array.isArray(req.replacesPids) &&
-          req.replacesPids.includes(held.pid)));
+        (held.host === req.host && !!req.replacesPids?.includes(held.pid)));
     if (held && now() - held.lastSeen < leaseMs && !takesOver) {
-      throw new HttpError(
-        409,
-        new DrError(
-          `app ${app} is already replicated by an agent on ${held.host} (pid ${held.pid}, heard ${Math.round((now() - held.lastSeen) / 1000)} s ago)`,
-          {
-            code: 'agent_conflict',
-            subject: app,
-            remedy: `stop that agent first; a dead agent's claim lapses ${Math.round(leaseMs / 1000)} s after it was last heard`,
-          },
-        ),
+      throw new DrError(
+        `app ${app} is already replicated by an agent on ${held.host} (pid ${held.pid}, heard ${Math.round((now() - held.lastSeen) / 1000)} s ago)`,
+        {
+          code: 'agent_conflict',
+          subject: app,
+          remedy: `stop that agent first; a dead agent's claim lapses ${Math.round(leaseMs / 1000)} s after it was last heard`,
+        },
       );
     }
-    for (const v of req.volumes) named('volume', v?.name, 'session volumes');
+    for (const v of req.volumes) named('volume', v.name, 'session volumes');
     const a = await store.ensureApp(app);
     const rt = runtime(app, true);
     const volumes = await a.registerVolumes(
@@ -347,8 +315,8 @@ export async function createGateway({
     );
     rt.lease = {
       sessionId: randomUUID(),
-      host: String(req.host),
-      pid: Number(req.pid),
+      host: req.host,
+      pid: req.pid,
       lastSeen: now(),
       phase: a.points().length === 0 ? 'initial-sync' : 'continuous',
       intervalMs: 5000,
@@ -401,26 +369,17 @@ export async function createGateway({
     }
     const free = await freeSpace();
     if (free !== undefined && free < minFreeSpace) {
-      throw new HttpError(
-        507,
-        new DrError(
-          `gateway store ${store.dir} has ${free} bytes free, below gateway.minFreeSpace`,
-          {
-            code: 'gateway_full',
-            subject: store.dir,
-            remedy:
-              'free space on the gateway disk or lower the retention; the agent keeps the batch and retries',
-          },
-        ),
+      throw new DrError(
+        `gateway store ${store.dir} has ${free} bytes free, below gateway.minFreeSpace`,
+        {
+          code: 'gateway_full',
+          subject: store.dir,
+          remedy:
+            'free space on the gateway disk or lower the retention; the agent keeps the batch and retries',
+        },
       );
     }
-    let ack: { duplicate: boolean };
-    try {
-      ack = await a.appendBatch(decoded.seq, body, decoded);
-    } catch (err) {
-      if (isDrError(err, 'gateway_full')) throw new HttpError(507, err);
-      throw err;
-    }
+    const ack = await a.appendBatch(decoded.seq, body, decoded);
     const rt = runtime(app);
     if (!ack.duplicate) {
       rt.bytesShipped += decoded.length;
@@ -432,15 +391,12 @@ export async function createGateway({
   async function commit(app: string, body: unknown) {
     await refuseUnlessProtected(app);
     const a = appStore(app);
-    const parsed = commitSchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw badRequest(
-        `commit refused: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}; a commit carries the agent's signed record of the point`,
-        'upgrade the agent to match the gateway',
-      );
-    }
-    const req = parsed.data as CommitRequest;
+    const req = parseRequest(
+      commitRequestSchema,
+      body,
+      "commit (a commit carries the agent's signed record of the point)",
+      'upgrade the agent to match the gateway',
+    );
     holdsLease(app, req.sessionId);
     const { record, sig } = req;
     if (record.app !== app)
@@ -628,27 +584,26 @@ export async function createGateway({
       case 'POST heartbeat': {
         // A paused agent keeps saying it is alive and waiting; a failed-over one is refused.
         await refuseUnlessProtected(app, { whilePaused: true });
-        const hb = await readJson<HeartbeatRequest>(req);
+        const hb = parseRequest(
+          heartbeatRequestSchema,
+          await readJson(req),
+          'heartbeat',
+          'upgrade the agent to match the gateway',
+        );
         const lease = holdsLease(app, hb.sessionId);
-        lease.phase = hb.phase;
-        lease.intervalMs = Number(hb.intervalMs) || 5000;
-        lease.backlogBytes = Number(hb.backlogBytes) || 0;
+        if (hb.phase) lease.phase = hb.phase;
+        lease.intervalMs = hb.intervalMs || 5000;
+        lease.backlogBytes = hb.backlogBytes || 0;
         lease.error = hb.error;
-        if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = Number(hb.clockOffsetMs);
-        if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
-        if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
+        if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = hb.clockOffsetMs as number;
+        if (hb.trackers) lease.trackers = hb.trackers;
+        if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = hb.lastFreezeMs as number;
         if (hb.lastResync) lease.lastResync = hb.lastResync;
-        const lp = hb.lastPoint;
-        if (lp && Number.isSafeInteger(lp.id) && typeof lp.time === 'string')
-          lease.agentLastPoint = {
-            id: lp.id,
-            time: String(lp.time).slice(0, 40),
-            label: String(lp.label).slice(0, 40),
-          };
+        if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
         const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
         // Only about the newest point, and never from the future: a stale word changes nothing.
         lease.unchanged =
-          hb.unchanged && Number.isInteger(hb.unchanged.point) && Number.isFinite(at)
+          hb.unchanged && Number.isFinite(at)
             ? { point: hb.unchanged.point, at: Math.min(at, now()) }
             : lease.unchanged;
         return sendJson(res, 200, { serverTime: now() });
@@ -754,49 +709,34 @@ export async function createGateway({
         // A full disk can fail any write (catalog, point index, protection state), not only
         // segment appends: the agent must hear 507 and wait, not an internal error that stops it.
         const err =
-          caught instanceof HttpError
-            ? caught
-            : isDrError(caught, 'gateway_full')
-              ? new HttpError(507, caught)
-              : !isDrError(caught) && isDiskFull(caught)
-                ? new HttpError(
-                    507,
-                    new DrError(`the gateway store is full: ${errorMessage(caught)}`, {
-                      code: 'gateway_full',
-                      subject: store.dir,
-                      remedy:
-                        'free space on the gateway disk or shorten the retention; the agent waits and retries',
-                      cause: caught,
-                    }),
-                  )
-                : caught;
-        const status =
-          err instanceof HttpError
-            ? err.status
-            : isDrError(err, 'point_unknown') || isDrError(err, 'app_unknown')
-              ? 404
-              : isDrError(err, 'bad_request')
-                ? 400
-                : isDrError(err, 'store_corrupt')
-                  ? 500
-                  : isDrError(err, 'point_conflict')
-                    ? 409
-                    : isDrError(err)
-                      ? 422
-                      : 500;
-        const e = err instanceof HttpError ? err.err : err;
+          !isDrError(caught) && isDiskFull(caught)
+            ? new DrError(`the gateway store is full: ${errorMessage(caught)}`, {
+                code: 'gateway_full',
+                subject: store.dir,
+                remedy:
+                  'free space on the gateway disk or shorten the retention; the agent waits and retries',
+                cause: caught,
+              })
+            : caught;
+        const status = httpStatusOf(err);
         if (status >= 500 && status !== 507)
-          log.error({ err: errorMessage(e), url: req.url }, 'request failed');
-        else log.warn({ err: errorMessage(e), url: req.url, status }, 'request refused');
+          log.error({ err: errorMessage(err), url: req.url }, 'request failed');
+        else log.warn({ err: errorMessage(err), url: req.url, status }, 'request refused');
         if (res.headersSent) {
           res.destroy();
           return;
         }
-        sendJson(res, status, {
-          error: isDrError(e)
-            ? { code: e.code, message: e.message, subject: e.subject }
+        const body: ErrorBody = {
+          error: isDrError(err)
+            ? {
+                code: err.code,
+                message: err.message,
+                ...(err.subject !== undefined ? { subject: err.subject } : {}),
+                ...(err.remedy !== undefined ? { remedy: err.remedy } : {}),
+              }
             : { code: 'internal', message: 'internal gateway error; see the gateway log' },
-        });
+        };
+        sendJson(res, status, body);
       });
     },
   );
