@@ -8,6 +8,7 @@ import type { TlsOptions } from 'node:tls';
 import type { z } from 'zod';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
+import { createRouter, sendError, sendJson } from '../../core/http-router.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import { checkName, type NameKind, type NameOf } from '../../core/names.js';
 import { decodeBatch } from '../transport/batch-codec.js';
@@ -15,7 +16,6 @@ import {
   type AgentPoint,
   type AppStatus,
   commitRequestSchema,
-  type ErrorBody,
   heartbeatRequestSchema,
   type Phase,
   type ProtectionRequest,
@@ -527,179 +527,186 @@ export async function createGateway({
     };
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://gateway');
-    const parts = decodePath(url.pathname);
-    const method = req.method ?? 'GET';
-    if (parts[0] !== 'v1')
-      throw new HttpError(
-        404,
-        new DrError(`no such path ${url.pathname}`, { code: 'bad_request' }),
-      );
-    if (parts[1] === 'status' && method === 'GET') {
-      const only = url.searchParams.get('app');
-      // Asking about an app adds nothing: an unknown name answers an empty list.
-      const names = only ? known().filter((a) => a === named('app', only, 'app=')) : known();
-      return sendJson(res, 200, names.map(status));
-    }
-    if (parts[1] !== 'apps' || !parts[2])
-      throw new HttpError(
-        404,
-        new DrError(`no such path ${url.pathname}`, { code: 'bad_request' }),
-      );
-    const app = named('app', parts[2], 'path');
-    const rest = parts.slice(3);
-    const key = `${method} ${rest.map((p, i) => (i === 1 || i === 3 ? ':' : p)).join('/')}`;
-    switch (key) {
-      case 'POST session':
-        return sendJson(res, 200, await openSession(app, await readJson(req)));
-      case 'DELETE session': {
-        const rt = runtime(app);
-        if (rt.lease && rt.lease.sessionId === url.searchParams.get('id')) rt.lease = undefined;
-        return sendJson(res, 200, { released: true });
-      }
-      case 'POST batches': {
-        const t0 = now();
-        const body = await readBody(req, maxBatchBytes);
-        const sessionId = req.headers['x-lifeboat-session'];
-        const ack = await receiveBatch(
-          app,
-          typeof sessionId === 'string' ? sessionId : undefined,
-          body,
+  const appOf = (params: Record<string, string>) => named('app', params.app, 'path');
+  const router = createRouter();
+  router.on('GET', '/v1/status', ({ res, url }) => {
+    const only = url.searchParams.get('app');
+    // Asking about an app adds nothing: an unknown name answers an empty list.
+    const names = only ? known().filter((a) => a === named('app', only, 'app=')) : known();
+    sendJson(res, 200, names.map(status));
+  });
+  router.on('POST', '/v1/apps/:app/session', async ({ req, res, params }) => {
+    const app = appOf(params);
+    return sendJson(res, 200, await openSession(app, await readJson(req)));
+  });
+  router.on('DELETE', '/v1/apps/:app/session', async ({ res, params, url }) => {
+    const app = appOf(params);
+    const rt = runtime(app);
+    if (rt.lease && rt.lease.sessionId === url.searchParams.get('id')) rt.lease = undefined;
+    return sendJson(res, 200, { released: true });
+  });
+  router.on('POST', '/v1/apps/:app/batches', async ({ req, res, params }) => {
+    const app = appOf(params);
+    const t0 = now();
+    const body = await readBody(req, maxBatchBytes);
+    const sessionId = req.headers['x-lifeboat-session'];
+    const ack = await receiveBatch(
+      app,
+      typeof sessionId === 'string' ? sessionId : undefined,
+      body,
+    );
+    onBatch?.({
+      app,
+      bytes: body.reduce((n, b) => n + b.length, 0),
+      ms: now() - t0,
+      duplicate: ack.duplicate,
+    });
+    return sendJson(res, 200, ack);
+  });
+  router.on('POST', '/v1/apps/:app/points', async ({ req, res, params }) => {
+    const app = appOf(params);
+    return sendJson(res, 200, await commit(app, await readJson<unknown>(req)));
+  });
+  router.on('POST', '/v1/apps/:app/protection', async ({ req, res, params }) => {
+    const app = appOf(params);
+    return sendJson(res, 200, await setProtection(app, await readJson(req)));
+  });
+  router.on('GET', '/v1/apps/:app/protection', async ({ res, params }) => {
+    const app = appOf(params);
+    return sendJson(res, 200, await protectionOf(app));
+  });
+  router.on('POST', '/v1/apps/:app/heartbeat', async ({ req, res, params }) => {
+    const app = appOf(params);
+    // A paused agent keeps saying it is alive and waiting; a failed-over one is refused.
+    await refuseUnlessProtected(app, { whilePaused: true });
+    const hb = parseRequest(
+      heartbeatRequestSchema,
+      await readJson(req),
+      'heartbeat',
+      'upgrade the agent to match the gateway',
+    );
+    const lease = holdsLease(app, hb.sessionId);
+    if (hb.phase) lease.phase = hb.phase;
+    lease.intervalMs = hb.intervalMs || 5000;
+    lease.backlogBytes = hb.backlogBytes || 0;
+    lease.error = hb.error;
+    if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = hb.clockOffsetMs as number;
+    if (hb.trackers) lease.trackers = hb.trackers;
+    if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = hb.lastFreezeMs as number;
+    if (hb.lastResync) lease.lastResync = hb.lastResync;
+    if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
+    const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
+    // Only about the newest point, and never from the future: a stale word changes nothing.
+    lease.unchanged =
+      hb.unchanged && Number.isFinite(at)
+        ? { point: hb.unchanged.point, at: Math.min(at, now()) }
+        : lease.unchanged;
+    return sendJson(res, 200, { serverTime: now() });
+  });
+  router.on('GET', '/v1/apps/:app/points', async ({ res, params }) => {
+    const app = appOf(params);
+    return sendJson(res, 200, appStore(app).points());
+  });
+  router.on('GET', '/v1/apps/:app/points/:point', async ({ res, params }) => {
+    const app = appOf(params);
+    const a = appStore(app);
+    const p = a.point(named('point', params.point, 'path'));
+    return sendJson(res, 200, { ...p, app, volumeInfo: a.volumes().map(volumeInfo) });
+  });
+  router.on('GET', '/v1/apps/:app/points/:point/volumes/:volume/macs', async ({ res, params }) => {
+    const app = appOf(params);
+    const a = appStore(app);
+    const vol = named('volume', params.volume, 'path');
+    volumeOf(a, vol);
+    const entries =
+      params.point === 'head'
+        ? await a.headEntries(vol)
+        : await a.pointEntries(a.point(named('point', params.point, 'path')).id, vol);
+    const out = Buffer.allocUnsafe(entries.length * 20);
+    entries.forEach((e, i) => {
+      out.writeUInt32BE(e.block, i * 20);
+      e.mac.copy(out, i * 20 + 4);
+    });
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': out.length,
+    });
+    res.end(out);
+    return;
+  });
+  router.on(
+    'GET',
+    '/v1/apps/:app/points/:point/volumes/:volume/records',
+    async ({ res, params, url }) => {
+      const app = appOf(params);
+      const a = appStore(app);
+      const vol = named('volume', params.volume, 'path');
+      volumeOf(a, vol);
+      const id = a.point(named('point', params.point, 'path')).id;
+      // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
+      // whose seqTo is SEQ), for a worker that keeps that point's image.
+      const sinceParam = url.searchParams.get('since');
+      const since = sinceParam === null ? -1 : Number(sinceParam);
+      if (!Number.isSafeInteger(since) || since < -1) {
+        throw badRequest(
+          `since=${sinceParam} is not a batch sequence number`,
+          "send since=SEQ, a point's seqTo",
         );
-        onBatch?.({
-          app,
-          bytes: body.reduce((n, b) => n + b.length, 0),
-          ms: now() - t0,
-          duplicate: ack.duplicate,
-        });
-        return sendJson(res, 200, ack);
       }
-      case 'POST points':
-        return sendJson(res, 200, await commit(app, await readJson<unknown>(req)));
-      case 'POST protection':
-        return sendJson(res, 200, await setProtection(app, await readJson(req)));
-      case 'GET protection':
-        return sendJson(res, 200, await protectionOf(app));
-      case 'POST heartbeat': {
-        // A paused agent keeps saying it is alive and waiting; a failed-over one is refused.
-        await refuseUnlessProtected(app, { whilePaused: true });
-        const hb = parseRequest(
-          heartbeatRequestSchema,
-          await readJson(req),
-          'heartbeat',
-          'upgrade the agent to match the gateway',
-        );
-        const lease = holdsLease(app, hb.sessionId);
-        if (hb.phase) lease.phase = hb.phase;
-        lease.intervalMs = hb.intervalMs || 5000;
-        lease.backlogBytes = hb.backlogBytes || 0;
-        lease.error = hb.error;
-        if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = hb.clockOffsetMs as number;
-        if (hb.trackers) lease.trackers = hb.trackers;
-        if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = hb.lastFreezeMs as number;
-        if (hb.lastResync) lease.lastResync = hb.lastResync;
-        if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
-        const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
-        // Only about the newest point, and never from the future: a stale word changes nothing.
-        lease.unchanged =
-          hb.unchanged && Number.isFinite(at)
-            ? { point: hb.unchanged.point, at: Math.min(at, now()) }
-            : lease.unchanged;
-        return sendJson(res, 200, { serverTime: now() });
-      }
-      case 'GET points':
-        return sendJson(res, 200, appStore(app).points());
-      case 'GET points/:': {
-        const a = appStore(app);
-        const p = a.point(named('point', rest[1], 'path'));
-        return sendJson(res, 200, { ...p, app, volumeInfo: a.volumes().map(volumeInfo) });
-      }
-      case 'GET points/:/volumes/:/macs': {
-        const a = appStore(app);
-        const vol = named('volume', rest[3], 'path');
-        volumeOf(a, vol);
-        const entries =
-          rest[1] === 'head'
-            ? await a.headEntries(vol)
-            : await a.pointEntries(a.point(named('point', rest[1], 'path')).id, vol);
-        const out = Buffer.allocUnsafe(entries.length * 20);
-        entries.forEach((e, i) => {
-          out.writeUInt32BE(e.block, i * 20);
-          e.mac.copy(out, i * 20 + 4);
-        });
-        res.writeHead(200, {
-          'content-type': 'application/octet-stream',
-          'content-length': out.length,
-        });
-        res.end(out);
-        return;
-      }
-      case 'GET points/:/volumes/:/records': {
-        const a = appStore(app);
-        const vol = named('volume', rest[3], 'path');
-        volumeOf(a, vol);
-        const id = a.point(named('point', rest[1], 'path')).id;
-        // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
-        // whose seqTo is SEQ), for a worker that keeps that point's image.
-        const sinceParam = url.searchParams.get('since');
-        const since = sinceParam === null ? -1 : Number(sinceParam);
-        if (!Number.isSafeInteger(since) || since < -1) {
-          throw badRequest(
-            `since=${sinceParam} is not a batch sequence number`,
-            "send since=SEQ, a point's seqTo",
+      await a.withReadLock(async () => {
+        const all = await a.pointEntries(id, vol);
+        const entries = since < 0 ? all : all.filter((e) => e.seq > since);
+        // Said before the first byte: once the stream has begun, an error can only cut it off.
+        const missing = await a.missingSegments(entries);
+        if (missing.length > 0) {
+          throw new DrError(
+            `the gateway store is missing ${missing.length === 1 ? 'the segment file' : `${missing.length} segment files`} ${missing.join(', ')} that point ${id} of ${app}/${vol} needs`,
+            {
+              code: 'store_corrupt',
+              subject: missing[0] as string,
+              remedy: `restore the gateway store from a backup, or use an older point (\`dr verify ${app} --point ID\` tells which still read)`,
+            },
           );
         }
-        await a.withReadLock(async () => {
-          const all = await a.pointEntries(id, vol);
-          const entries = since < 0 ? all : all.filter((e) => e.seq > since);
-          // Said before the first byte: once the stream has begun, an error can only cut it off.
-          const missing = await a.missingSegments(entries);
-          if (missing.length > 0) {
-            throw new DrError(
-              `the gateway store is missing ${missing.length === 1 ? 'the segment file' : `${missing.length} segment files`} ${missing.join(', ')} that point ${id} of ${app}/${vol} needs`,
-              {
-                code: 'store_corrupt',
-                subject: missing[0] as string,
-                remedy: `restore the gateway store from a backup, or use an older point (\`dr verify ${app} --point ID\` tells which still read)`,
-              },
-            );
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        // Records of one point mostly lie back to back in a segment: read
+        // runs of them (up to 4 MiB) in one call, the next run while this
+        // one is sent.
+        const runs = recordRuns(entries);
+        const readRun = (r: (typeof runs)[number]) =>
+          a.readSpan(r.segment, r.offset, r.length).then((buf) => ({ r, buf }));
+        let next = runs[0] ? readRun(runs[0]) : undefined;
+        for (let k = 0; k < runs.length; k++) {
+          const { r, buf } = await (next as ReturnType<typeof readRun>);
+          next = runs[k + 1] ? readRun(runs[k + 1] as (typeof runs)[number]) : undefined;
+          const parts: Buffer[] = [];
+          for (const e of r.entries) {
+            const head = Buffer.allocUnsafe(16);
+            head.writeUInt32BE(e.block, 0);
+            head.writeBigUInt64BE(BigInt(e.seq), 4);
+            head.writeUInt32BE(e.length, 12);
+            parts.push(head, buf.subarray(e.offset - r.offset, e.offset - r.offset + e.length));
           }
-          res.writeHead(200, { 'content-type': 'application/octet-stream' });
-          // Records of one point mostly lie back to back in a segment: read
-          // runs of them (up to 4 MiB) in one call, the next run while this
-          // one is sent.
-          const runs = recordRuns(entries);
-          const readRun = (r: (typeof runs)[number]) =>
-            a.readSpan(r.segment, r.offset, r.length).then((buf) => ({ r, buf }));
-          let next = runs[0] ? readRun(runs[0]) : undefined;
-          for (let k = 0; k < runs.length; k++) {
-            const { r, buf } = await (next as ReturnType<typeof readRun>);
-            next = runs[k + 1] ? readRun(runs[k + 1] as (typeof runs)[number]) : undefined;
-            const parts: Buffer[] = [];
-            for (const e of r.entries) {
-              const head = Buffer.allocUnsafe(16);
-              head.writeUInt32BE(e.block, 0);
-              head.writeBigUInt64BE(BigInt(e.seq), 4);
-              head.writeUInt32BE(e.length, 12);
-              parts.push(head, buf.subarray(e.offset - r.offset, e.offset - r.offset + e.length));
-            }
-            if (!res.write(Buffer.concat(parts))) await drainOrClose(res);
-            if (res.destroyed) {
-              await next?.catch(() => undefined); // the reader went away: let the read finish, then release the lock
-              return;
-            }
+          if (!res.write(Buffer.concat(parts))) await drainOrClose(res);
+          if (res.destroyed) {
+            await next?.catch(() => undefined); // the reader went away: let the read finish, then release the lock
+            return;
           }
-          res.end();
-        });
-        return;
-      }
-      default:
-        throw new HttpError(
-          404,
-          new DrError(`no such operation ${method} ${url.pathname}`, { code: 'bad_request' }),
-        );
-    }
+        }
+        res.end();
+      });
+      return;
+    },
+  );
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (await router.handle(req, res)) return;
+    throw new HttpError(
+      404,
+      new DrError(`no such operation ${req.method} ${(req.url ?? '/').split('?')[0]}`, {
+        code: 'bad_request',
+      }),
+    );
   }
 
   const server = createServer(
@@ -722,21 +729,7 @@ export async function createGateway({
         if (status >= 500 && status !== 507)
           log.error({ err: errorMessage(err), url: req.url }, 'request failed');
         else log.warn({ err: errorMessage(err), url: req.url, status }, 'request refused');
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        const body: ErrorBody = {
-          error: isDrError(err)
-            ? {
-                code: err.code,
-                message: err.message,
-                ...(err.subject !== undefined ? { subject: err.subject } : {}),
-                ...(err.remedy !== undefined ? { remedy: err.remedy } : {}),
-              }
-            : { code: 'internal', message: 'internal gateway error; see the gateway log' },
-        };
-        sendJson(res, status, body);
+        sendError(res, status, err, 'internal gateway error; see the gateway log');
       });
     },
   );
@@ -810,24 +803,6 @@ function volumeOf(a: AppStore, name: string): VolumeMeta {
   return v;
 }
 
-/** The path's segments, %-decoded; a malformed escape is the client's error (400), never ours. */
-function decodePath(pathname: string): string[] {
-  return pathname
-    .split('/')
-    .filter(Boolean)
-    .map((p) => {
-      try {
-        return decodeURIComponent(p);
-      } catch {
-        // URIError: the escape is malformed; answered as a 400 naming the segment.
-        throw badRequest(
-          `path segment ${JSON.stringify(p.slice(0, 80))} has a malformed %-escape`,
-          'encode names with encodeURIComponent',
-        );
-      }
-    });
-}
-
 /** An identifier from a request, after decoding, through the one check in core/names (400 if bad). */
 function named<K extends NameKind>(kind: K, value: unknown, where: string): NameOf<K> {
   try {
@@ -894,15 +869,6 @@ function drainOrClose(res: ServerResponse): Promise<void> {
     res.once('drain', done);
     res.once('close', done);
   });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
 }
 
 /**
