@@ -1,3 +1,4 @@
+/** An app's catalog at the gateway (catalog.json): store id, volumes with wrapped keys, points, committed sequence. */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
@@ -181,4 +182,22 @@ export function mergeVolumes(
     }
   }
   return volumes;
+}
+
+/** Whether two volume lists are the same, key bytes included (nothing to write then). */
+export function sameVolumes(a: readonly VolumeMeta[], b: readonly VolumeMeta[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((v, i) => {
+      const w = b[i];
+      return (
+        w !== undefined &&
+        v.name === w.name &&
+        v.id === w.id &&
+        v.size === w.size &&
+        v.blockSize === w.blockSize &&
+        v.wrappedKey.equals(w.wrappedKey)
+      );
+    })
+  );
 }

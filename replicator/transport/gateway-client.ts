@@ -1,3 +1,4 @@
+/** The agent's, the CLI's and the workers' HTTPS client of the gateway, typed by transport/protocol.ts. */
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
