@@ -10,8 +10,10 @@ import { pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
 export type { PointRecord } from '../crypto/point-record.js';
 
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-/** Free text an agent reports (an error, a reason): bounded so a status cannot grow without end. */
+/** An identifier an agent sends: refused past `max` characters. */
 const text = (max: number) => z.string().max(max);
+/** Free text an agent reports (an error, a reason): cut at `max` so a status cannot grow without end. */
+const report = (max: number) => z.string().transform((s) => s.slice(0, max));
 
 export const consistencyLabelSchema = z.enum(['fuzzy', 'crash-consistent', 'app-consistent']);
 export type ConsistencyLabel = z.infer<typeof consistencyLabelSchema>;
@@ -126,7 +128,7 @@ export type BatchAck = z.infer<typeof batchAckSchema>;
 export const trackerStateSchema = z.object({
   kind: z.enum(['trace', 'scan']),
   /** Why scan was chosen where trace was asked for or possible. */
-  reason: text(1000).optional(),
+  reason: report(1000).optional(),
 });
 export type TrackerState = z.infer<typeof trackerStateSchema>;
 
@@ -134,7 +136,7 @@ export const resyncStateSchema = z.object({
   volume: z.string(),
   bytes: z.number(),
   size: z.number(),
-  reason: text(1000),
+  reason: report(1000),
   at: z.string(),
 });
 export type ResyncState = z.infer<typeof resyncStateSchema>;
@@ -153,7 +155,7 @@ export const heartbeatRequestSchema = z.object({
   phase: phaseSchema.optional(),
   intervalMs: z.number().optional(),
   backlogBytes: z.number().optional(),
-  error: text(4000).optional(),
+  error: report(4000).optional(),
   /** Agent clock when sent, ms since epoch. */
   sentAt: z.number().optional(),
   /** Gateway clock minus agent clock, measured by the agent from heartbeat round trips. */

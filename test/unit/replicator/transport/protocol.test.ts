@@ -127,3 +127,15 @@ describe('gateway protocol', () => {
     expect(appStatusSchema.parse(status)).toEqual(status);
   });
 });
+
+describe('heartbeat reports', () => {
+  it('cuts a long error or reason instead of refusing the heartbeat', () => {
+    const hb = heartbeatRequestSchema.parse({
+      sessionId: 's',
+      error: 'e'.repeat(5000),
+      trackers: { a: { kind: 'scan', reason: 'r'.repeat(2000) } },
+    });
+    expect(hb.error).toHaveLength(4000);
+    expect(hb.trackers?.a?.reason).toHaveLength(1000);
+  });
+});
