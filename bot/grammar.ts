@@ -1,6 +1,7 @@
 /** The chat grammar, identical on every surface: the engine's verb table and its parser, plus help. */
 import { commandWords, type Parsed, parseCommandWords } from '../engine/parse-command-words.js';
-import { FLAGS, usageOf, VERB_TABLE, type VerbSpec, verbSpec } from '../engine/verbs.js';
+import { FLAGS } from '../engine/verb-flags.js';
+import { usageOf, VERB_TABLE, type VerbSpec, verbSpec } from '../engine/verbs.js';
 
 /*
  * Parsing, `help` and the "did you mean" hints all come from the engine's one verb table

@@ -1,7 +1,8 @@
 /** The `dr` command of a chat verb, generated from the engine's verb table: name, argument, options, help. */
 import { type Command, Option } from 'commander';
 import type { CommandArgs } from '../engine/contract.js';
-import { argsProblem, FLAGS, type Verb, type VerbSpec, verbSpec } from '../engine/verbs.js';
+import { FLAGS } from '../engine/verb-flags.js';
+import { argsProblem, type Verb, type VerbSpec, verbSpec } from '../engine/verbs.js';
 import { usageError } from './context.js';
 
 function specOf(verb: Verb): VerbSpec & { cli: NonNullable<VerbSpec['cli']> } {

@@ -1,5 +1,6 @@
 import type { JobName } from '../replicator/jobs/index.js';
-import { type FlagArgs, VERB_TABLE, type Verb } from './verbs.js';
+import type { FlagArgs } from './verb-flags.js';
+import { VERB_TABLE, type Verb } from './verbs.js';
 
 /**
  * The control plane's contract with the chat surfaces: a `Command` goes in, a `Reply` comes back

@@ -2,18 +2,8 @@
 import { isName } from '../core/names.js';
 import { closest } from './closest.js';
 import type { CommandArgs } from './contract.js';
-import {
-  argsProblem,
-  FLAGS,
-  type FlagName,
-  reasonProblem,
-  shown,
-  usageOf,
-  VERB_TABLE,
-  type Verb,
-  type VerbSpec,
-  verbSpec,
-} from './verbs.js';
+import { FLAGS, type FlagName, reasonProblem, shown } from './verb-flags.js';
+import { argsProblem, usageOf, VERB_TABLE, type Verb, type VerbSpec, verbSpec } from './verbs.js';
 
 export type Parsed =
   | { ok: true; verb: Verb; app?: string; args: CommandArgs }

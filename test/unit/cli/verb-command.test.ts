@@ -43,6 +43,7 @@ describe('dr commands generated from the verb table', () => {
     expect(await shape('pause')).toMatchObject({ args: ['<app>'], options: ['--json'] });
     expect(await shape('resume')).toMatchObject({ args: ['<app>'], options: ['--json'] });
     expect(await shape('points')).toMatchObject({ args: ['<app>'], options: ['--json'] });
+    expect(await shape('status')).toMatchObject({ args: ['[app]'], options: ['--json'] });
   });
 
   it("show each flag's help and range from the table, as chat's help does", async () => {

@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ACTION_VERBS, VERBS } from '../../../engine/contract.js';
+import { FLAGS, type FlagArgs, type FlagName } from '../../../engine/verb-flags.js';
 import {
   argsProblem,
-  FLAGS,
-  type FlagArgs,
-  type FlagName,
   usageOf,
   VERB_TABLE,
   type VerbSpec,
@@ -65,9 +63,9 @@ describe('the engine range check (argsProblem)', () => {
       /^the reason is 301 characters long; the limit is 300$/,
     ],
     ['reject', { reason: 'x'.repeat(301) }, /limit is 300/],
-    ['failover', { keepMs: 60_000 }, /^`failover` has no option --keep$/],
-    ['failback', { point: 3 }, /^`failback` has no option --point$/],
-    ['pause', { dryRun: true }, /^`pause` has no option --dry-run$/],
+    ['failover', { keepMs: 60_000 }, /^`failover` has no option "--keep"$/],
+    ['failback', { point: 3 }, /^`failback` has no option "--point"$/],
+    ['pause', { dryRun: true }, /^`pause` has no option "--dry-run"$/],
   ];
   for (const [verb, args, message] of cases)
     it(`refuses ${verb} ${JSON.stringify(args).slice(0, 40)}`, () => {
