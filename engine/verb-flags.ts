@@ -119,7 +119,7 @@ export const FLAGS: Record<FlagName, FlagSpec> = {
     arg: 'reason',
     value: 'WHY',
     cliValue: 'why',
-    help: 'why you ask, in words (up to the next option); shown on the approval card',
+    help: 'why you ask (in chat every word up to the next option; to dr, quoted); shown on the approval card and audited',
     range: `1 to ${MAX_REASON} characters`,
     words: true,
     missing: 'needs words saying why',
