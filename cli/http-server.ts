@@ -1,12 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DrError, errorMessage, systemCode } from '../core/errors.js';
+import type { HttpRoute } from '../core/http-route.js';
 import { type Logger, silentLog } from '../core/log.js';
 
 /**
  * One handler of `dr serve`'s HTTP server: answers the request and returns true, or returns false
  * to let the next route try. Routes are tried in order; nothing matched is a 404.
  */
-export type Route = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+export type Route = HttpRoute;
 
 export interface HttpServerOptions {
   /** HOST:PORT; port 0 picks a free one. */
