@@ -3,14 +3,14 @@ import { isAbsolute, resolve } from 'node:path';
 import { type Document, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { writeFileAtomic } from './atomic-file.js';
+import { readEnv } from './env.js';
 import { DrError, systemCode } from './errors.js';
 import { homePaths } from './home.js';
+import { hostPortSchema } from './host-port.js';
 import { appNameSchema, volumeNameSchema } from './names.js';
 import { parseDuration, parseSize } from './units.js';
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, like 127.0.0.1:7443');
+const hostPort = hostPortSchema;
 
 const size = (what: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -320,17 +320,8 @@ export async function readConfig(
     });
   }
   const config = parseConfig(text, paths.config);
-  if (env.DR_GATEWAY) {
-    const r = hostPort.safeParse(env.DR_GATEWAY);
-    if (!r.success) {
-      throw new DrError(`DR_GATEWAY is not HOST:PORT (${JSON.stringify(env.DR_GATEWAY)})`, {
-        code: 'config_invalid',
-        subject: 'DR_GATEWAY',
-        remedy: 'set it like 127.0.0.1:7443, or unset it to use gateway.address from dr.yaml',
-      });
-    }
-    config.gateway.address = r.data;
-  }
+  const gateway = readEnv('DR_GATEWAY', env);
+  if (gateway) config.gateway.address = gateway;
   const storeDir = isAbsolute(config.gateway.store)
     ? config.gateway.store
     : resolve(paths.home, config.gateway.store);

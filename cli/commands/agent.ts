@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { findApp } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { isDrError } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { formatBytes, parseDuration } from '../../core/units.js';
@@ -73,6 +74,9 @@ export function registerAgent(program: Command, exit: ExitState): void {
           }
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
+          // Checked before anything starts: a bad value is one clear line, not a silent default.
+          const tracefs = readEnv('DR_TRACEFS', ctx.env);
+          const bufferKiB = readEnv('DR_TRACE_BUFFER_KIB', ctx.env);
           const kek = await loadKek(config);
           const metrics = opts.metrics ? await createAgentMetrics(opts.app) : undefined;
           const metricsServer =
@@ -105,10 +109,8 @@ export function registerAgent(program: Command, exit: ExitState): void {
             intervalMs,
             tracker,
             trace: {
-              ...(ctx.env.DR_TRACEFS ? { tracefs: ctx.env.DR_TRACEFS } : {}),
-              ...(Number(ctx.env.DR_TRACE_BUFFER_KIB) > 0
-                ? { bufferKiB: Number(ctx.env.DR_TRACE_BUFFER_KIB) }
-                : {}),
+              ...(tracefs ? { tracefs } : {}),
+              ...(bufferKiB ? { bufferKiB } : {}),
             },
             log,
             ...(bar ? { onProgress: bar.update } : {}),

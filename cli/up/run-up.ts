@@ -1,8 +1,8 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedConfig, readConfig } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
-import { parseDuration } from '../../core/units.js';
 import {
   readUpFile,
   runDir,
@@ -167,25 +167,8 @@ export async function runUp(o: UpOptions): Promise<number> {
 
 /** Restart tuning from the environment (tests use it to give up at once). */
 function upTuning(env: NodeJS.ProcessEnv): { maxRestarts?: number; backoffMs?: number } {
-  const max = env.DR_UP_MAX_RESTARTS === undefined ? undefined : Number(env.DR_UP_MAX_RESTARTS);
-  if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) {
-    throw new DrError(
-      `DR_UP_MAX_RESTARTS ${JSON.stringify(env.DR_UP_MAX_RESTARTS)} is not a count`,
-      {
-        code: 'config_invalid',
-        subject: 'DR_UP_MAX_RESTARTS',
-        remedy: 'set it like 5 (0: stop everything at the first crash), or unset it',
-      },
-    );
-  }
-  const backoff = env.DR_UP_BACKOFF === undefined ? undefined : parseDuration(env.DR_UP_BACKOFF);
-  if (env.DR_UP_BACKOFF !== undefined && backoff === undefined) {
-    throw new DrError(`DR_UP_BACKOFF ${JSON.stringify(env.DR_UP_BACKOFF)} is not a duration`, {
-      code: 'config_invalid',
-      subject: 'DR_UP_BACKOFF',
-      remedy: 'set it like 1s, or unset it',
-    });
-  }
+  const max = readEnv('DR_UP_MAX_RESTARTS', env);
+  const backoff = readEnv('DR_UP_BACKOFF', env);
   return {
     ...(max !== undefined ? { maxRestarts: max } : {}),
     ...(backoff !== undefined ? { backoffMs: backoff } : {}),

@@ -1,13 +1,14 @@
 import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
 import { PidLock } from './agent-lock.js';
 
 /** Machine-wide, whatever DR_HOME an agent uses: /run when writable, else the temp folder. */
 export function deviceLockDir(env: NodeJS.ProcessEnv = process.env): string {
   return (
-    env.DR_LOCK_DIR ??
+    readEnv('DR_LOCK_DIR', env) ??
     (process.getuid?.() === 0 ? '/run/lifeboat/locks' : join(tmpdir(), 'lifeboat-locks'))
   );
 }
