@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DrError, errorMessage, systemCode } from '../core/errors.js';
+import { tryHostPort } from '../core/host-port.js';
 import type { HttpRoute } from '../core/http-route.js';
 import { type Logger, silentLog } from '../core/log.js';
 
@@ -29,16 +30,15 @@ export interface HttpServer {
 
 /** Splits HOST:PORT (IPv6 in brackets); a usage error names the value when it is not one. */
 export function parseListen(listen: string, option = '--listen'): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) {
+  const hp = listen === listen.trim() ? tryHostPort(listen) : undefined;
+  if (!hp) {
     throw new DrError(`${option} ${JSON.stringify(listen)} is not HOST:PORT`, {
       code: 'usage',
       subject: option,
       remedy: 'give it like 127.0.0.1:8787 (port 0 picks a free one)',
     });
   }
-  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+  return hp;
 }
 
 /** `/healthz`: 200 while the process serves. */

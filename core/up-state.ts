@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import { envIsSet } from './env.js';
-import { systemCode } from './errors.js';
+import { pidAlive } from './pid-alive.js';
 
 /** One process `dr up` runs. */
 export interface UpChild {
@@ -33,15 +33,6 @@ export interface UpState {
 
 export const runDir = (home: string): string => join(home, 'run');
 export const upStatePath = (home: string): string => join(runDir(home), 'up.json');
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return systemCode(err) === 'EPERM';
-  }
-}
 
 /** The state of the `dr up` running on this home, or undefined when none runs (a stale file is ignored). */
 export function readUpState(home: string): UpState | undefined {

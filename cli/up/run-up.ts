@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { type LoadedConfig, readConfig } from '../../core/config.js';
 import { readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
+import { formatHostPort, type HostPort } from '../../core/host-port.js';
+import { PidLock } from '../../core/pid-lock.js';
 import {
   readUpFile,
   runDir,
@@ -10,10 +12,9 @@ import {
   upStatePath,
   writeUpState,
 } from '../../core/up-state.js';
-import { PidLock } from '../../replicator/agent/agent-lock.js';
 import { accessRuleFrom, requireTokenBeyondLoopback } from '../web/access-rule.js';
 import { drBin, ensureWritableHome, homeInitialised } from './home-access.js';
-import { choosePort, formatHostPort, freePort, type HostPort, parseHostPort } from './ports.js';
+import { choosePort, freePort, parseHostPort } from './ports.js';
 import { stopDrillServers } from './recovery-servers.js';
 import { findRedisServer, redisSpec } from './redis-process.js';
 import { type ChildSpec, Supervisor, stopStray } from './supervisor.js';
@@ -65,16 +66,14 @@ export async function runUp(o: UpOptions): Promise<number> {
     });
   }
   await ensureWritableHome(home);
-  const lock = await PidLock.acquire(
-    join(runDir(home), 'up.lock'),
-    {},
-    (holder) =>
+  const lock = await PidLock.acquire(join(runDir(home), 'up.lock'), {
+    conflict: (holder) =>
       new DrError(`\`dr up\` is already running on ${home} (pid ${holder.pid})`, {
         code: 'already_running',
         subject: home,
         remedy: `use that one (\`dr status\`, \`dr chat\` find it by themselves), stop it with Ctrl-C in its terminal or \`kill ${holder.pid}\`, or give this one another --home`,
       }),
-  );
+  });
   const stop = new AbortController();
   let exitCode = 0;
   let signals = 0;

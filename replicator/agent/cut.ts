@@ -1,10 +1,10 @@
 import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import type { PidLock } from '../../core/pid-lock.js';
 import type { Quiescer, ThawResult } from '../capture/quiesce.js';
 import type { VolumeFile } from '../capture/volume-file.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { ConsistencyLabel, Phase } from '../transport/wire-types.js';
-import type { PidLock } from './agent-lock.js';
 import type { BatchShipper } from './batch-shipper.js';
 import type { MacState } from './mac-state.js';
 import type { VolumeTracking } from './volume-tracking.js';

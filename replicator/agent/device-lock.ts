@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
-import { PidLock } from './agent-lock.js';
+import { PidLock } from '../../core/pid-lock.js';
 
 /** Machine-wide, whatever DR_HOME an agent uses: /run when writable, else the temp folder. */
 export function deviceLockDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -26,10 +26,9 @@ export async function lockDevice(
 ): Promise<PidLock> {
   const st = await stat(path);
   const id = st.isBlockDevice() ? `dev-${st.rdev}` : `file-${st.dev}-${st.ino}`;
-  return PidLock.acquire(
-    join(dir, `${id}.lock`),
-    { app },
-    (holder) =>
+  return PidLock.acquire(join(dir, `${id}.lock`), {
+    body: { app },
+    conflict: (holder) =>
       new DrError(
         `volume ${volume} (${path}) is already replicated by another agent (app ${holder.app ?? '?'}, pid ${holder.pid})`,
         {
@@ -38,5 +37,5 @@ export async function lockDevice(
           remedy: `stop that agent, or remove the volume from one of the apps; one agent per device`,
         },
       ),
-  );
+  });
 }

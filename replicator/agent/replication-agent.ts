@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../../core/config.js';
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import type { PidLock } from '../../core/pid-lock.js';
 import { Quiescer } from '../capture/quiesce.js';
 import { VolumeFile } from '../capture/volume-file.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
@@ -28,7 +29,7 @@ import type {
   SessionResponse,
 } from '../transport/wire-types.js';
 import { absentMacs } from './absent-macs.js';
-import { AgentLock, type PidLock } from './agent-lock.js';
+import { AgentLock } from './agent-lock.js';
 import { BatchShipper } from './batch-shipper.js';
 import {
   type CutContext,
