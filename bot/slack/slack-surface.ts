@@ -1,3 +1,4 @@
+// Slack through Bolt: slash commands, mentions and button presses in, replies and notices out.
 import { hostname } from 'node:os';
 import type { App, BlockAction, ButtonAction, RespondFn, SlashCommand } from '@slack/bolt';
 import type { Redis } from 'ioredis';
@@ -12,6 +13,7 @@ import { MessageMap } from '../message-map.js';
 import { NoticeReader } from '../notice-reader.js';
 import { WorkQueue } from '../work-queue.js';
 import { boltLogger } from './bolt-logger.js';
+import { type Mention, mentionText } from './mention-text.js';
 import { codeBlock, escapeMrkdwn, slackMessage } from './slack-blocks.js';
 import type { SlackCredentials } from './slack-credentials.js';
 import {
@@ -21,23 +23,6 @@ import {
   slackVerifier,
 } from './slack-events-route.js';
 import { withRetryAfter } from './with-retry-after.js';
-
-/** The fields of an `app_mention` event Lifeboat reads. */
-interface Mention {
-  user?: string;
-  text?: string;
-  channel: string;
-  ts: string;
-  thread_ts?: string;
-}
-
-/** The words of a mention: `<@U0BOT> drill shop` → `drill shop` (every user mention dropped). */
-export function mentionText(text: string): string {
-  return text
-    .replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
 
 export interface SlackSurfaceOptions {
   plane: ControlPlane;
