@@ -1,6 +1,8 @@
 /** `dr serve`'s plain-HTTP server: the shared router's routes, then the older route chain, on one address. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DrError, errorMessage, systemCode } from '../core/errors.js';
+import { tryHostPort } from '../core/host-port.js';
+import type { HttpRoute } from '../core/http-route.js';
 import { createRouter, type Router, sendError, sendJson } from '../core/http-router.js';
 import { type Logger, silentLog } from '../core/log.js';
 
@@ -8,7 +10,7 @@ import { type Logger, silentLog } from '../core/log.js';
  * One handler of `dr serve`'s HTTP server: answers the request and returns true, or returns false
  * to let the next route try. Routes are tried in order; nothing matched is a 404.
  */
-export type Route = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+export type Route = HttpRoute;
 
 export interface HttpServerOptions {
   /** HOST:PORT; port 0 picks a free one. */
@@ -32,16 +34,15 @@ export interface HttpServer {
 
 /** Splits HOST:PORT (IPv6 in brackets); a usage error names the value when it is not one. */
 export function parseListen(listen: string, option = '--listen'): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) {
+  const hp = listen === listen.trim() ? tryHostPort(listen) : undefined;
+  if (!hp) {
     throw new DrError(`${option} ${JSON.stringify(listen)} is not HOST:PORT`, {
       code: 'usage',
       subject: option,
       remedy: 'give it like 127.0.0.1:8787 (port 0 picks a free one)',
     });
   }
-  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+  return hp;
 }
 
 /** `/healthz`: 200 while the process serves. */

@@ -1,5 +1,6 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { readEnv } from '../../core/env.js';
 import { isDrError } from '../../core/errors.js';
 import { formatBytes } from '../../core/units.js';
 import {
@@ -52,14 +53,15 @@ export function registerAgent(program: Command, exit: ExitState): void {
         runAction(exit, opts.json, async () => {
           const ctx = contextOf(cmd);
           const config = await ctx.config();
+          // Checked before anything starts: a bad value is one clear line, not a silent default.
+          const tracefs = readEnv('DR_TRACEFS', ctx.env);
+          const bufferKiB = readEnv('DR_TRACE_BUFFER_KIB', ctx.env);
           const settings = resolveAgentSettings(config, opts.app, {
             interval: opts.interval,
             tracker: opts.tracker,
             trace: {
-              ...(ctx.env.DR_TRACEFS ? { tracefs: ctx.env.DR_TRACEFS } : {}),
-              ...(Number(ctx.env.DR_TRACE_BUFFER_KIB) > 0
-                ? { bufferKiB: Number(ctx.env.DR_TRACE_BUFFER_KIB) }
-                : {}),
+              ...(tracefs ? { tracefs } : {}),
+              ...(bufferKiB ? { bufferKiB } : {}),
             },
           });
           const log = ctx.log.child({ part: 'agent' });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { envIsSet } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { checkName } from '../../core/names.js';
@@ -35,7 +36,7 @@ export function registerPause(program: Command, exit: ExitState): void {
           config,
           redisUrl,
           prefix: redisPrefix(ctx.env),
-          log: ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' }),
+          log: envIsSet('DR_LOG_LEVEL', ctx.env) ? ctx.log : ctx.log.child({}, { level: 'warn' }),
           watchPolicies: false,
         });
         try {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { findApp, type LoadedConfig } from '../../core/config.js';
+import { envIsSet, peekEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { checkName } from '../../core/names.js';
@@ -64,7 +65,7 @@ async function submitThroughEngine(
     redisUrl: requireRedisUrl(ctx.env),
     prefix,
     // The reply is the output: the engine's info lines ("policies loaded") only with DR_LOG_LEVEL.
-    log: ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' }),
+    log: envIsSet('DR_LOG_LEVEL', ctx.env) ? ctx.log : ctx.log.child({}, { level: 'warn' }),
     watchPolicies: false,
   });
   try {
@@ -237,7 +238,8 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
  */
 function firstLine(message: string): string {
   const [first = '', ...rest] = message.trim().split('\n');
-  const debug = process.env.DR_LOG_LEVEL === 'debug' || process.env.DR_LOG_LEVEL === 'trace';
+  const level = peekEnv('DR_LOG_LEVEL');
+  const debug = level === 'debug' || level === 'trace';
   if (rest.length === 0) return first;
   if (debug) return `${first}\n${rest.join('\n')}`;
   return `${first} (${rest.length} more line(s): run with DR_LOG_LEVEL=debug, or see the status page)`;

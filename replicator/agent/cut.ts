@@ -1,11 +1,11 @@
 /** Rounds and cuts of one cycle: what changed goes to the shipper, a freeze takes all volumes at one instant. */
 import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import type { PidLock } from '../../core/pid-lock.js';
 import type { Quiescer, ThawResult } from '../capture/quiesce.js';
 import type { VolumeFile } from '../capture/volume-file.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { ConsistencyLabel, Phase } from '../transport/wire-types.js';
-import type { PidLock } from './agent-lock.js';
 import type { MacState } from './mac-state.js';
 import type { Shipper } from './shipper.js';
 import type { VolumeTracking } from './volume-tracking.js';

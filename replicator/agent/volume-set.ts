@@ -2,9 +2,9 @@
 import type { AppConfig } from '../../core/config.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import type { PidLock } from '../../core/pid-lock.js';
 import { Quiescer } from '../capture/quiesce.js';
 import { VolumeFile } from '../capture/volume-file.js';
-import type { PidLock } from './agent-lock.js';
 import { lockDevice } from './device-lock.js';
 import { type TraceSettings, type TrackerChoice, VolumeTracking } from './volume-tracking.js';
 
