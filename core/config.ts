@@ -163,7 +163,7 @@ retention:
   hourly: 24h  # then one an hour for a day
   daily: 30d   # then one a day for 30 days
 agent:
-  interval: 1s    # pause between cycles of \`dr agent\`
+  interval: 1s    # period of \`dr agent\`'s cycles (a cycle starts every interval)
   tracker: auto   # auto | trace | scan
   batchSize: 4MiB
 # who may do what is decided by the policy files in this directory (see docs/policies.md)

@@ -20,6 +20,13 @@ import type { VolumeMeta } from './block-store.js';
 import type { GatewayStore } from './gateway-store.js';
 import { named } from './request-body.js';
 
+/**
+ * The agent's cycle period the gateway assumes until a heartbeat reports the real one: not a
+ * default of the agent's (config's `agent.interval` is), but a generous bound so that a new
+ * session is not judged silent before its first heartbeat arrives.
+ */
+const UNREPORTED_INTERVAL_MS = 5000;
+
 export interface Lease {
   sessionId: string;
   host: string;
@@ -160,7 +167,7 @@ export function createAgentLeases({
         pid: req.pid,
         lastSeen: now(),
         phase: a.points().length === 0 ? 'initial-sync' : 'continuous',
-        intervalMs: 5000,
+        intervalMs: UNREPORTED_INTERVAL_MS,
         backlogBytes: 0,
         error: undefined,
         clockOffsetMs: held?.clockOffsetMs ?? 0,
@@ -194,7 +201,7 @@ export function createAgentLeases({
     heartbeat(app, hb) {
       const lease = holds(app, hb.sessionId);
       if (hb.phase) lease.phase = hb.phase;
-      lease.intervalMs = hb.intervalMs || 5000;
+      lease.intervalMs = hb.intervalMs || UNREPORTED_INTERVAL_MS;
       lease.backlogBytes = hb.backlogBytes || 0;
       lease.error = hb.error;
       if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = hb.clockOffsetMs as number;
