@@ -20,6 +20,7 @@ export const COMMAND_MODULES = {
   serve: ['serve'],
   chat: ['chat'],
   policy: ['policy'],
+  plan: ['plan'],
   audit: ['audit'],
   up: ['up'],
   doctor: ['doctor'],

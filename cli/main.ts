@@ -28,6 +28,7 @@ const LOADERS: Record<CommandModule, () => Promise<Register>> = {
   serve: async () => (await import('./commands/serve.js')).registerServe,
   chat: async () => (await import('./commands/chat.js')).registerChat,
   policy: async () => (await import('./commands/policy.js')).registerPolicy,
+  plan: async () => (await import('./commands/plan.js')).registerPlan,
   audit: async () => (await import('./commands/audit.js')).registerAudit,
   up: async () => (await import('./commands/up.js')).registerUp,
   doctor: async () => (await import('./commands/doctor.js')).registerDoctor,

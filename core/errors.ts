@@ -46,6 +46,8 @@ export type ErrorCode =
   | 'dependency_missing'
   | 'home_unwritable'
   | 'child_failed'
+  | 'plan_invalid'
+  | 'plan_unknown'
   | 'usage';
 
 export interface DrErrorOptions {
