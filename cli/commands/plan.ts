@@ -236,11 +236,11 @@ async function decide(
 /** The points the plan's point policy would choose now, from the gateway; why not when it cannot. */
 async function choosePoints(config: LoadedConfig, plan: Plan, apps: string[]) {
   const { choosePlanPoints } = await import('../../engine/choose-plan-points.js');
-  const client = gatewayClient(config, 5000);
+  let client: ReturnType<typeof gatewayClient> | undefined;
   try {
-    const lists = await Promise.all(
-      apps.map(async (app) => [app, await client.points(app)] as const),
-    );
+    client = gatewayClient(config, 5000);
+    const c = client;
+    const lists = await Promise.all(apps.map(async (app) => [app, await c.points(app)] as const));
     return choosePlanPoints(
       plan.points,
       Object.fromEntries(
@@ -257,6 +257,6 @@ async function choosePoints(config: LoadedConfig, plan: Plan, apps: string[]) {
       remedy: 'start the gateway (dr up) or set DR_GATEWAY',
     };
   } finally {
-    client.close();
+    client?.close();
   }
 }
