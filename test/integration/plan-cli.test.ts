@@ -2,7 +2,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type EngineHome, engineHome, PEOPLE_YAML } from '../helpers/engine-home.js';
-import { dr } from '../helpers/lifeboat-home.js';
+import { dr, scribble, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+
+const quiet = { DR_LOG_LEVEL: 'silent' };
 
 /** PEOPLE_YAML's apps (web: prod, shop: dev) plus a database and a worker. */
 const YAML = `${PEOPLE_YAML}  db:
@@ -121,5 +123,66 @@ describe('dr plan lint | show | explain', () => {
     expect(j.ok).toBe(false);
     expect(j.problems[0]?.reason).toMatch(/has the name of an app/);
     expect(r.code).toBe(1);
+  });
+});
+
+describe('dr plan explain against a real gateway', () => {
+  let t: TestHome;
+  beforeEach(async () => {
+    t = await testHome();
+  });
+  afterEach(async () => t?.cleanup());
+
+  it('plan-consistent points: nothing newer than the app furthest behind, with the skew', async () => {
+    for (const [app, seed] of [
+      ['db', 3],
+      ['web', 4],
+    ] as const) {
+      const image = join(t.dir, `${app}.img`);
+      await writeImage(image, 512 * 1024, seed);
+      expect((await dr(['--home', t.home, 'app', 'add', app, '--volume', `a=${image}`])).code).toBe(
+        0,
+      );
+    }
+    await t.startGateway();
+    const once = async (app: string) => {
+      const r = await dr(
+        ['--home', t.home, 'agent', '--app', app, '--once', '--tracker', 'scan'],
+        quiet,
+      );
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+    };
+    // db point 1, then web point 1, then db point 2: web is furthest behind.
+    await once('db');
+    await once('web');
+    await scribble(join(t.dir, 'db.img'), 8);
+    await once('db');
+    await mkdir(join(t.home, 'plans'));
+    const plan = (points: string) =>
+      `points: ${points}\ngroups:\n  - apps: [db]\n  - apps: [web]\n`;
+    await writeFile(join(t.home, 'plans', 'pair.yaml'), plan('plan-consistent'));
+    const explain = async () => {
+      const r = await dr(['--home', t.home, 'plan', 'explain', 'pair', '--json'], quiet);
+      expect(r.code).toBe(0);
+      return JSON.parse(r.out) as {
+        points: {
+          ok: boolean;
+          chosen: Record<string, { id: number; timeMs: number }>;
+          instantMs: number;
+          skewMs: number;
+        };
+      };
+    };
+    const consistent = (await explain()).points;
+    expect(consistent.ok).toBe(true);
+    expect(consistent.chosen.db?.id).toBe(1);
+    expect(consistent.chosen.web?.id).toBe(1);
+    expect(consistent.instantMs).toBe(consistent.chosen.web?.timeMs);
+    expect(consistent.skewMs).toBe(
+      (consistent.chosen.web?.timeMs ?? 0) - (consistent.chosen.db?.timeMs ?? 0),
+    );
+    await writeFile(join(t.home, 'plans', 'pair.yaml'), plan('latest'));
+    expect((await explain()).points.chosen.db?.id).toBe(2);
   });
 });
