@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { LoadedConfig } from '../../core/config.js';
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { formatDuration } from '../../core/units.js';
+import type { AppState } from '../../engine/command-facts.js';
 import type { Plan } from '../../engine/plan.js';
 import type { PlanVerb } from '../../engine/plan-outline.js';
 import { gatewayClient } from '../connect.js';
@@ -160,7 +161,7 @@ export function registerPlan(program: Command, exit: ExitState): void {
         const { planApps } = await import('../../engine/plan.js');
         const { planOutline } = await import('../../engine/plan-outline.js');
         const apps = planApps(p);
-        const decision = await decide(config, apps, verb, opts.as);
+        const decision = await decide(config, ctx.env, apps, verb, opts.as);
         const points = verb === 'failback' ? undefined : await choosePoints(config, p, apps);
         const steps = planOutline(p, verb, config.apps);
         if (opts.json) {
@@ -192,6 +193,7 @@ export function registerPlan(program: Command, exit: ExitState): void {
 /** The plan's decision from the policies, or why it cannot be known here. */
 async function decide(
   config: LoadedConfig,
+  env: NodeJS.ProcessEnv,
   apps: string[],
   verb: PlanVerb,
   as: string | undefined,
@@ -214,6 +216,7 @@ async function decide(
     return { ok: false as const, reason: `the policies have problems (dr policy lint)` };
   const set = loaded.set;
   const now = Date.now();
+  const states = await readStates(env, apps);
   const perApp = await Promise.all(
     apps.map(async (app) => ({
       app,
@@ -223,7 +226,7 @@ async function decide(
         config,
         { verb, app, args: {} },
         { actor: `cli:${person}`, person, groups: who.groups, known: true },
-        { operationsInProgress: 0 },
+        states[app] ?? { operationsInProgress: 0 },
         now,
         'cli',
       ),
@@ -259,4 +262,24 @@ async function choosePoints(config: LoadedConfig, plan: Plan, apps: string[]) {
   } finally {
     client?.close();
   }
+}
+
+/**
+ * Each app's state (RPO, last drill, operations running) from Redis when REDIS_URL is set (or a
+ * `dr up` of this home runs); without it those facts are unknown, as in `dr policy explain`.
+ */
+async function readStates(env: NodeJS.ProcessEnv, apps: string[]) {
+  const { redisUrlFrom } = await import('../../core/redis.js');
+  const out: Record<string, AppState> = {};
+  if (!redisUrlFrom(env)) return out;
+  const { openRedis, redisPrefix } = await import('../recovery-connect.js');
+  const { appState } = await import('../../engine/decide.js');
+  const redis = await openRedis(env, 'lifeboat-dr-plan', 3000);
+  try {
+    for (const app of apps)
+      out[app] = await appState({ redis, prefix: redisPrefix(env), now: Date.now }, app);
+  } finally {
+    redis.disconnect();
+  }
+  return out;
 }
