@@ -124,6 +124,10 @@ export class ReplicationAgent {
   private phase: Phase = 'initial-sync';
   private lastError: string | undefined;
   private backlogBytes = 0;
+  /** Per volume: plain bytes in batches not yet acknowledged. */
+  private readonly volumeBacklog = new Map<string, number>();
+  /** Per volume, while its first full copy runs: bytes read of its size. */
+  private readonly initialSync = new Map<string, { doneBytes: number; sizeBytes: number }>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private quiescer: Quiescer | undefined;
   private lastFreezeMs: number | undefined;
@@ -473,6 +477,9 @@ export class ReplicationAgent {
       onBacklog: (d) => {
         this.backlogBytes += d;
       },
+      onVolumeBacklog: (v, d) => {
+        this.volumeBacklog.set(v, Math.max(0, (this.volumeBacklog.get(v) ?? 0) + d));
+      },
     });
     let scannedBytes = 0;
     try {
@@ -662,7 +669,12 @@ export class ReplicationAgent {
       log: this.log,
       now: this.now,
       phase: () => this.phase,
-      onProgress: this.opts.onProgress,
+      onProgress: (p) => {
+        if (p.phase === 'initial-sync')
+          this.initialSync.set(p.volume, { doneBytes: p.scanned, sizeBytes: p.size });
+        else this.initialSync.clear();
+        this.opts.onProgress?.(p);
+      },
       onResync: (r) => {
         this.lastResync = r;
         this.opts.observe?.resync?.(r);
@@ -844,6 +856,18 @@ export class ReplicationAgent {
         sentAt,
         clockOffsetMs: this.clockOffsetMs,
         trackers: Object.fromEntries(this.volumes.map((v) => [v.name, v.tracking.info])),
+        volumes: Object.fromEntries(
+          this.volumes.map((v) => {
+            const sync = this.phase === 'initial-sync' ? this.initialSync.get(v.name) : undefined;
+            return [
+              v.name,
+              {
+                backlogBytes: this.volumeBacklog.get(v.name) ?? 0,
+                ...(sync ? { initialSync: sync } : {}),
+              },
+            ];
+          }),
+        ),
         ...(this.lastFreezeMs !== undefined ? { lastFreezeMs: this.lastFreezeMs } : {}),
         ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
         ...(this.ledger

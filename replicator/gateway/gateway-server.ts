@@ -14,6 +14,7 @@ import { pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
 import { decodeBatch } from '../transport/batch-codec.js';
 import type {
   AgentPoint,
+  AgentVolumeState,
   AppStatus,
   CommitRequest,
   HeartbeatRequest,
@@ -78,6 +79,8 @@ interface Lease {
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
   agentLastPoint: AgentPoint | null;
+  /** Per volume, from the last heartbeat. */
+  volumes: Record<string, AgentVolumeState>;
   /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
   unchanged: { point: number; at: number } | undefined;
 }
@@ -87,6 +90,8 @@ interface AppRuntime {
   bytesShipped: number;
   /** (time, bytes) of recent batches, for throughput over the last minute. */
   recent: Array<[number, number]>;
+  /** (time, volume id, record bytes) of recent batches, for each volume's throughput. */
+  volumeRecent: Array<[number, number, number]>;
   maintenance: Promise<void>;
 }
 
@@ -122,6 +127,9 @@ export async function createGateway({
   onBatch,
 }: GatewayOptions): Promise<Gateway> {
   const runtimes = new Map<string, AppRuntime>();
+  // The store's file system as the status shows it, refreshed in the background every 5 s.
+  let storeSpace: { freeBytes: number; totalBytes: number } | undefined;
+  let storeSpaceAt = 0;
   // statfs once a second at most: a batch is 4 MiB, the reserve is far larger.
   let freeCache: { at: number; bytes: number | undefined } | undefined;
   const freeSpace = async (): Promise<number | undefined> => {
@@ -136,7 +144,13 @@ export async function createGateway({
   const runtime = (app: string, create = false): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
-      r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
+      r = {
+        lease: undefined,
+        bytesShipped: 0,
+        recent: [],
+        volumeRecent: [],
+        maintenance: Promise.resolve(),
+      };
       if (create || store.app(app)) runtimes.set(app, r);
     }
     return r;
@@ -359,6 +373,7 @@ export async function createGateway({
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
       agentLastPoint: held?.agentLastPoint ?? null,
+      volumes: {},
       unchanged: held?.unchanged,
     };
     log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
@@ -425,6 +440,10 @@ export async function createGateway({
     if (!ack.duplicate) {
       rt.bytesShipped += decoded.length;
       rt.recent.push([now(), decoded.length]);
+      const byVolume = new Map<number, number>();
+      for (const e of decoded.entries)
+        byVolume.set(e.volumeId, (byVolume.get(e.volumeId) ?? 0) + e.length);
+      for (const [id, bytes] of byVolume) rt.volumeRecent.push([now(), id, bytes]);
     }
     return { seq: decoded.seq, duplicate: ack.duplicate };
   }
@@ -490,6 +509,7 @@ export async function createGateway({
       lease: undefined,
       bytesShipped: 0,
       recent: [],
+      volumeRecent: [],
       maintenance: Promise.resolve(),
     };
     const points = a?.points() ?? [];
@@ -502,6 +522,13 @@ export async function createGateway({
         ? Math.max(Date.parse(consistent.time), said.at)
         : undefined;
     rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
+    rt.volumeRecent = rt.volumeRecent.filter(([at]) => t - at < 60_000);
+    if (!storeSpaceAt || t - storeSpaceAt > 5000) {
+      storeSpaceAt = t;
+      void spaceOf(store.dir).then((s) => {
+        storeSpace = s;
+      });
+    }
     const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
     const lease = rt.lease;
     let phase: AppStatus['phase'] = 'unprotected';
@@ -562,6 +589,18 @@ export async function createGateway({
       throughputBytesPerSec: windowBytes / 60,
       storedBytes: a?.stats().segmentBytes ?? 0,
       backlogBytes: lease?.backlogBytes ?? 0,
+      volumes: (a?.volumes() ?? []).map((v) => {
+        const said = lease?.volumes[v.name];
+        const received = rt.volumeRecent.reduce((n, [, id, b]) => (id === v.id ? n + b : n), 0);
+        return {
+          name: v.name,
+          sizeBytes: v.size,
+          backlogBytes: said?.backlogBytes ?? 0,
+          throughputBytesPerSec: received / 60,
+          ...(said?.initialSync ? { initialSync: said.initialSync } : {}),
+        };
+      }),
+      ...(storeSpace ? { store: storeSpace } : {}),
       protection: {
         state: p?.state ?? 'protected',
         ...(p?.opId !== undefined ? { opId: p.opId } : {}),
@@ -638,6 +677,7 @@ export async function createGateway({
         if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
         if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
         if (hb.lastResync) lease.lastResync = hb.lastResync;
+        if (hb.volumes && typeof hb.volumes === 'object') lease.volumes = agentVolumes(hb.volumes);
         const lp = hb.lastPoint;
         if (lp && Number.isSafeInteger(lp.id) && typeof lp.time === 'string')
           lease.agentLastPoint = {
@@ -907,6 +947,36 @@ export function splitHostPort(hp: string): [string, number] {
       remedy: 'write it like 127.0.0.1:7443',
     });
   return [m[1] as string, Number(m[2])];
+}
+
+/** The heartbeat's per-volume part, kept to numbers (it is published as it is). */
+function agentVolumes(raw: Record<string, AgentVolumeState>): Record<string, AgentVolumeState> {
+  const out: Record<string, AgentVolumeState> = {};
+  const n = (x: unknown) => (Number.isFinite(Number(x)) ? Math.max(0, Number(x)) : 0);
+  for (const [name, v] of Object.entries(raw).slice(0, 64)) {
+    if (!v || typeof v !== 'object') continue;
+    const s = v.initialSync;
+    out[name.slice(0, 64)] = {
+      backlogBytes: n(v.backlogBytes),
+      ...(s && typeof s === 'object'
+        ? { initialSync: { doneBytes: n(s.doneBytes), sizeBytes: n(s.sizeBytes) } }
+        : {}),
+    };
+  }
+  return out;
+}
+
+/** Free and total bytes of the store's file system; undefined where statfs is unsupported. */
+async function spaceOf(
+  dir: string,
+): Promise<{ freeBytes: number; totalBytes: number } | undefined> {
+  try {
+    const s = await statfs(dir);
+    return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+  } catch {
+    // statfs is unsupported on some file systems: the page then shows no store usage.
+    return undefined;
+  }
 }
 
 async function freeBytes(dir: string): Promise<number | undefined> {

@@ -126,6 +126,27 @@ export interface HeartbeatRequest {
   unchanged?: { point: number; at: string };
   /** The last point the agent committed, as it signed it. */
   lastPoint?: AgentPoint;
+  /** Per volume: plain bytes in batches not yet acknowledged, and the first copy's progress. */
+  volumes?: Record<string, AgentVolumeState>;
+}
+
+/** One volume as the agent tells it in heartbeats. */
+export interface AgentVolumeState {
+  /** Plain bytes of this volume in batches sent but not yet acknowledged. */
+  backlogBytes: number;
+  /** While the volume's first full copy runs: bytes read of its size. */
+  initialSync?: { doneBytes: number; sizeBytes: number };
+}
+
+/** One volume of an app as the gateway publishes it. */
+export interface VolumeStatus {
+  name: string;
+  sizeBytes: number;
+  /** From the agent's last heartbeat (0 without one). */
+  backlogBytes: number;
+  /** Record bytes the gateway received for this volume over the last minute, per second. */
+  throughputBytesPerSec: number;
+  initialSync?: { doneBytes: number; sizeBytes: number };
 }
 
 /** A point as the agent remembers committing it. */
@@ -176,6 +197,10 @@ export interface AppStatus {
    * older than this field.
    */
   protection?: Pick<ProtectionState, 'state' | 'opId' | 'by' | 'since'>;
+  /** Each registered volume: size, backlog, throughput, first-copy progress. */
+  volumes?: VolumeStatus[];
+  /** The gateway store's file system (shared by every app); absent where statfs fails. */
+  store?: { freeBytes: number; totalBytes: number };
 }
 
 /**
