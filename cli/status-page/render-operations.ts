@@ -1,4 +1,5 @@
 /** The status page's operations table: state, verdict, data-loss window, RTO split and step log. */
+import { stepLabel } from '../../engine/step-label.js';
 import type { OperationView } from '../observe/operation-log.js';
 import { escapeHtml as h } from './escape-html.js';
 import { formatSeconds, formatTime } from './page-format.js';
@@ -22,13 +23,16 @@ function verdict(o: OperationView): string {
     : 'done';
 }
 
-/** The steps as they were reached, each with its time after the start; folded under a count. */
+/**
+ * The steps as they were reached, in the words chat uses, each with its time after the start;
+ * folded under a count.
+ */
 function stepLog(o: OperationView): string {
   if (o.steps.length === 0) return '<span class="muted">-</span>';
   const items = o.steps
     .map(
       (s) =>
-        `<li>${h(s.step)} <span class="muted">+${formatSeconds(Math.max(0, s.at - o.startedAt) / 1000)}</span></li>`,
+        `<li>${h(stepLabel(s.step) ?? `${s.step} started`)} <span class="muted">+${formatSeconds(Math.max(0, s.at - o.startedAt) / 1000)}</span></li>`,
     )
     .join('');
   const end =

@@ -2,6 +2,7 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedConfig, readConfig } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
+import { REDIS_SUPERVISED_VARIABLE } from '../../core/redis-outage.js';
 import { parseDuration } from '../../core/units.js';
 import {
   readUpFile,
@@ -261,6 +262,8 @@ async function startAll(
     DR_HOME: home,
     REDIS_URL: redisUrl,
     DR_GATEWAY: gatewayAddress,
+    // Its own Redis: dr up says here when it stops and is back; the parts keep that to their logs.
+    ...(o.env.REDIS_URL ? {} : { [REDIS_SUPERVISED_VARIABLE]: '1' }),
   };
   row('redis', redisNote);
 
@@ -331,7 +334,12 @@ async function startAll(
   return {
     state,
     summary: tryLines,
-    childEnv: { DR_HOME: home, REDIS_URL: redisUrl, DR_GATEWAY: gatewayAddress },
+    childEnv: {
+      DR_HOME: home,
+      REDIS_URL: redisUrl,
+      DR_GATEWAY: gatewayAddress,
+      ...(o.env.REDIS_URL ? {} : { [REDIS_SUPERVISED_VARIABLE]: '1' }),
+    },
   };
 }
 

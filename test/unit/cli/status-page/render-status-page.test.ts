@@ -313,7 +313,8 @@ describe('operations from the events stream', () => {
       '<td data-testid="data-loss">1.6 s <span class="muted">point #7</span></td>',
     );
     expect(html).toContain('<summary>2 steps</summary>');
-    expect(html).toContain('<li>launched <span class="muted">+1.3 s</span></li>');
+    expect(html).toContain('<li>materialise started <span class="muted">+0.1 s</span></li>');
+    expect(html).toContain('<li>server launched <span class="muted">+1.3 s</span></li>');
     expect(html).toContain('<li>succeeded <span class="muted">+2.1 s</span></li>');
   });
 
