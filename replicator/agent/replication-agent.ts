@@ -787,6 +787,8 @@ export class ReplicationAgent {
       }
       if (state.state === 'failed-over') continue;
       this.log.warn(`${app} is protected again; replication resumes from the written-back state`);
+      // The refusal that sent it to stand by is over: heartbeats must not report it as stalled.
+      this.lastError = undefined;
       return;
     }
   }
