@@ -87,6 +87,7 @@ describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
       const s = screen();
       expect(s).toMatch(/on call +alice and bob \(sre-oncall\)/);
       expect(s).toContain('`as alice` then `approve A-…`');
+      expect(s).toContain('`npx dr signin --as alice` prints a sign-in link');
       expect(s).toMatch(/Lifeboat console as \S+ \(console:\S+\)\./);
       expect(s).toMatch(
         /Type `as <person>` to act as someone else: .*alice \(sre-oncall\), bob \(sre-oncall\)/,
