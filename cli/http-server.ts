@@ -1,7 +1,9 @@
+/** `dr serve`'s plain-HTTP server: the shared router's routes, then the older route chain, on one address. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DrError, errorMessage, systemCode } from '../core/errors.js';
 import { tryHostPort } from '../core/host-port.js';
 import type { HttpRoute } from '../core/http-route.js';
+import { createRouter, type Router, sendError, sendJson } from '../core/http-router.js';
 import { type Logger, silentLog } from '../core/log.js';
 
 /**
@@ -14,6 +16,8 @@ export interface HttpServerOptions {
   /** HOST:PORT; port 0 picks a free one. */
   listen: string;
   routes: Route[];
+  /** Routes by method and path (the router the gateway uses too), tried before `routes`. */
+  router?: Router;
   log?: Logger;
   /** The option the address came from, named in errors: `--listen` unless said otherwise. */
   option?: string;
@@ -44,7 +48,7 @@ export function parseListen(listen: string, option = '--listen'): { host: string
 /** `/healthz`: 200 while the process serves. */
 export const healthRoute: Route = (req, res) => {
   if (new URL(req.url ?? '/', 'http://x').pathname !== '/healthz') return false;
-  res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}\n');
+  sendJson(res, 200, { ok: true });
   return true;
 };
 
@@ -52,12 +56,13 @@ export const healthRoute: Route = (req, res) => {
 export async function createHttpServer({
   listen,
   routes,
+  router = createRouter(),
   log = silentLog,
   option = '--listen',
 }: HttpServerOptions): Promise<HttpServer> {
   const { host, port } = parseListen(listen, option);
   const server = createServer((req, res) => {
-    void dispatch(routes, req, res, log);
+    void dispatch(router, routes, req, res, log);
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
@@ -97,19 +102,32 @@ export async function createHttpServer({
 }
 
 async function dispatch(
+  router: Router,
   routes: Route[],
   req: IncomingMessage,
   res: ServerResponse,
   log: Logger,
 ): Promise<void> {
   try {
+    if (await router.handle(req, res)) return;
     for (const route of routes) {
       if (await route(req, res)) return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    sendError(
+      res,
+      404,
+      new DrError(`nothing is served at ${req.method} ${path.slice(0, 200)}`, {
+        code: 'bad_request',
+        subject: path.slice(0, 200),
+      }),
+    );
   } catch (err) {
+    if (err instanceof DrError && err.code === 'bad_request') {
+      sendError(res, 400, err); // a malformed %-escape in the path
+      return;
+    }
     log.error({ err: errorMessage(err), url: req.url }, 'request failed');
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-    res.end('internal error\n');
+    sendError(res, 500, err, 'internal error; see the dr serve log');
   }
 }
