@@ -1,7 +1,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedConfig, readConfig } from '../../core/config.js';
-import { readEnv } from '../../core/env.js';
+import { envIsSet, readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { formatHostPort, type HostPort } from '../../core/host-port.js';
 import { PidLock } from '../../core/pid-lock.js';
@@ -223,7 +223,7 @@ async function startAll(
     : undefined;
   if (serveOn?.note) out(`up: ${serveOn.note}`);
 
-  let redisUrl = o.env.REDIS_URL;
+  let redisUrl = readEnv('REDIS_URL', o.env);
   let redisNote: string;
   if (redisUrl) {
     redisNote = `${redactUrl(redisUrl)} (REDIS_URL)`;
@@ -298,7 +298,7 @@ async function startAll(
     home,
     redisUrl,
     gateway: gatewayAddress,
-    ...(o.env.DR_REDIS_PREFIX ? { prefix: o.env.DR_REDIS_PREFIX } : {}),
+    ...(envIsSet('DR_REDIS_PREFIX', o.env) ? { prefix: readEnv('DR_REDIS_PREFIX', o.env) } : {}),
     ...(serveOn ? { listen: formatHostPort(serveOn.address) } : {}),
   };
   const tryLines = [
