@@ -71,7 +71,8 @@ export async function freezeServer(
     const r = await fsfreeze('-f', mount, STEP_MS);
     // EBUSY: frozen already (a retried freeze); the record says so and the thaw undoes it.
     if (succeeded(r) || /busy/i.test(r.stderr)) continue;
-    await thawAll({ mounts: mounts.slice(0, i), thawCmd: t.thaw, timeoutMs: STEP_MS });
+    await thawAll({ mounts: mounts.slice(0, i), timeoutMs: STEP_MS });
+    if (frozen.hook) await thawHook(t);
     await rm(join(t.opDir, FROZEN_FILE), { force: true });
     throw new DrError(`fsfreeze -f ${mount} ${describeFailure(r, STEP_MS)}`, {
       code: 'quiesce_failed',
@@ -88,11 +89,9 @@ export async function freezeServer(
 export async function thawServer(t: FreezeTarget, log: Logger): Promise<boolean> {
   const frozen = await readFrozen(t.opDir);
   if (!frozen) return false;
-  const r = await thawAll({
-    mounts: frozen.mounts,
-    thawCmd: frozen.hook ? t.thaw : undefined,
-    timeoutMs: STEP_MS,
-  });
+  const r = await thawAll({ mounts: frozen.mounts, timeoutMs: STEP_MS });
+  const hook = frozen.hook ? await thawHook(t) : undefined;
+  if (hook) r.errors.push(hook);
   if (r.errors.length > 0) {
     throw new DrError(`the recovered server could not be thawed: ${r.errors.join('; ')}`, {
       code: 'quiesce_failed',
@@ -141,6 +140,13 @@ export async function stopFrozenServer(t: FreezeTarget, log: Logger): Promise<bo
   await rm(join(t.opDir, FROZEN_FILE), { force: true });
   log.info({ mounts: frozen.mounts }, 'frozen recovered server stopped; its images are kept');
   return true;
+}
+
+/** Runs the thaw hook with the server's environment; resolves what went wrong, if anything. */
+async function thawHook(t: FreezeTarget): Promise<string | undefined> {
+  if (t.thaw === undefined) return undefined;
+  const r = await runCommand('/bin/sh', ['-c', t.thaw], STEP_MS, { ...process.env, ...t.env });
+  return succeeded(r) ? undefined : `thaw hook ${describeFailure(r, STEP_MS)}`;
 }
 
 /** umount, asked again while the last processes of the killed group let go of it. */

@@ -150,3 +150,75 @@ describe('failback freezes the running DR server for its final copy', () => {
     expect(await plain.stop?.('op-freeze00003', silentLog)).toBe(true);
   });
 });
+
+describe("the local provider's freeze and thaw hooks", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-freeze-hook-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const launch = async (provider: Provider, opId: string) => {
+    const opDir = join(dir, opId);
+    await mkdir(opDir, { recursive: true });
+    const image = join(opDir, 'data.img');
+    await tool('truncate', ['-s', '1M', image]);
+    const s = await provider.launch({
+      opId,
+      app: 'web',
+      mode: 'failover',
+      volumes: [{ name: 'data', path: image, size: 1 << 20 }],
+      signal: new AbortController().signal,
+      log: silentLog,
+    });
+    return { opDir, pgid: Number(s.details.pid) };
+  };
+
+  it('runs the freeze hook with the server environment (once, however often asked), and the thaw hook on thaw', async () => {
+    const provider = createLocalProvider({
+      dir,
+      start: 'exec sleep 600',
+      freeze: 'echo "$DR_OP_ID $DR_VOLUME_DATA" >> "$(dirname "$DR_VOLUME_DATA")/froze"',
+      thaw: 'touch "$(dirname "$DR_VOLUME_DATA")/thawed"',
+    });
+    const s = await launch(provider, 'op-hook000001');
+    try {
+      const frozen = await provider.freeze?.('op-hook000001', silentLog);
+      expect(frozen).toMatchObject({ hook: true, mounts: [] });
+      await provider.freeze?.('op-hook000001', silentLog);
+      expect(await readFile(join(s.opDir, 'froze'), 'utf8')).toBe(
+        `op-hook000001 ${join(s.opDir, 'data.img')}\n`,
+      );
+      expect(groupAlive(s.pgid)).toBe(true);
+      expect(await provider.thaw?.('op-hook000001', silentLog)).toBe(true);
+      expect(await stat(join(s.opDir, 'thawed')).catch(() => undefined)).toBeDefined();
+    } finally {
+      await provider.destroy('op-hook000001', silentLog);
+    }
+  });
+
+  it('a freeze hook that fails refuses the freeze, names the hook, and leaves the server running unfrozen', async () => {
+    const provider = createLocalProvider({
+      dir,
+      start: 'exec sleep 600',
+      freeze: 'echo "database busy" >&2; exit 4',
+      thaw: 'true',
+    });
+    const s = await launch(provider, 'op-hook000002');
+    try {
+      const err = await provider.freeze?.('op-hook000002', silentLog).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'quiesce_failed' });
+      expect((err as Error).message).toContain(
+        "the recovered server's freeze hook exited 4: database busy",
+      );
+      expect((err as Error).message).toContain('fix the provider freeze hook');
+      expect(groupAlive(s.pgid)).toBe(true);
+      expect(await stat(join(s.opDir, 'frozen.json')).catch(() => undefined)).toBeUndefined();
+      expect(await provider.thaw?.('op-hook000002', silentLog)).toBe(false);
+    } finally {
+      await provider.destroy('op-hook000002', silentLog);
+    }
+  });
+});
