@@ -29,9 +29,9 @@ import { removeOperation } from './run-cleanup.js';
  * blocks whose keyed MAC differs, while the recovered server runs; freeze it (its freeze hook,
  * fsfreeze of its file systems), copy what changed meanwhile, then stop it (killed while still
  * frozen, so it acknowledges nothing the originals lack); a server with nothing to freeze is
- * stopped before the final copy instead; lift the gateway's failed-over mark so the agent replicates again (its scan
- * finds the blocks written here and resyncs only those); remove the failover's server and
- * images. Each step is recorded in job data, so a killed worker's retry resumes after it.
+ * stopped before the final copy instead. Then lift the gateway's failed-over mark so the agent
+ * replicates again (its scan finds the blocks written here and resyncs only those); remove the
+ * failover's server and images. Each step is recorded in job data, so a killed worker's retry resumes after it.
  *
  * "The original site" is the app's volume paths in the worker's dr.yaml: the worker must reach
  * them (local provider). A failback that fails after the freeze thaws the recovered server (or
@@ -149,7 +149,7 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
         steps.stopped = { at: Date.now() };
         await save();
       }
-      await emit({ type: 'step', step: 'stopped', progress: 1 });
+      if (steps.frozen.how === 'frozen') await emit({ type: 'step', step: 'stopped', progress: 1 });
 
       if (!steps.unfenced) {
         // The originals hold everything: the source comes back into service before its agent
