@@ -1,5 +1,6 @@
 /** One line when this process loses Redis and one when it has it back, however many connections and retries. */
 import type { Redis } from 'ioredis';
+import { readEnv } from './env.js';
 import { errorMessage, systemCode } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -8,7 +9,7 @@ import type { Logger } from './log.js';
  * Redis stopped and is being restarted, and that it is back, so the children keep those lines in
  * their logs (info) instead of repeating them on the same terminal.
  */
-export const REDIS_SUPERVISED_VARIABLE = 'DR_REDIS_SUPERVISED';
+export const REDIS_SUPERVISED_VARIABLE = 'DR_REDIS_SUPERVISED' as const;
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -44,8 +45,17 @@ export function resetRedisOutage(): void {
   state.since = 0;
 }
 
+/** A bad value is no reason to lose the line: anything but `1` means warnings. */
+const supervised = (env: NodeJS.ProcessEnv): boolean => {
+  try {
+    return readEnv('DR_REDIS_SUPERVISED', env) === true;
+  } catch {
+    return false; // a malformed value: the louder default
+  }
+};
+
 const say = (log: Logger, env: NodeJS.ProcessEnv) =>
-  env[REDIS_SUPERVISED_VARIABLE] === '1' ? log.info.bind(log) : log.warn.bind(log);
+  supervised(env) ? log.info.bind(log) : log.warn.bind(log);
 
 /**
  * Reports an error of a Redis connection (or of a BullMQ queue or worker on one): the first
