@@ -177,7 +177,7 @@ describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
         /\[operation\.(finished|failed)\] Failback of demo-shop[^\n]*/,
         300_000,
       );
-      expect(back).toMatch(/Failback of demo-shop done: .*protected again, RPO/);
+      expect(back).toMatch(/Failback of demo-shop done\b.*protected again, RPO/);
       await type('status', /demo-shop: continuous/, 60_000);
       // Home again: no "stalled" left over from the refusals while it was failed over.
       expect(await pageRow()).toEqual({
