@@ -4,8 +4,10 @@ import type { Command } from 'commander';
 import { findApp } from '../../core/config.js';
 import { isDrError } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
+import { parseRateSchedule, RATE_HINT } from '../../core/rate-schedule.js';
 import { formatBytes, parseDuration } from '../../core/units.js';
 import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
+import { WireLink } from '../../replicator/agent/wire-link.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import {
   contextOf,
@@ -38,6 +40,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
       '--tracker <kind>',
       'how changes are found: trace (block tracepoints; root and a block device), scan, or auto (default: agent.tracker in dr.yaml)',
     )
+    .option(
+      '--max-rate <rate>',
+      "bandwidth cap, like 20MiB/s or `10MiB/s mon-fri 08:00-18:00, 50MiB/s` in the app's time zone (default: agent.maxRate in dr.yaml, none)",
+    )
     .option('--json', 'print the cycle report as JSON (with --once)')
     .option(
       '--metrics <host:port>',
@@ -50,6 +56,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           once?: boolean;
           interval?: string;
           tracker?: string;
+          maxRate?: string;
           json?: boolean;
           metrics?: string;
         },
@@ -71,6 +78,17 @@ export function registerAgent(program: Command, exit: ExitState): void {
           if (tracker !== 'auto' && tracker !== 'trace' && tracker !== 'scan') {
             throw usageError(`--tracker ${tracker} is not a tracker`, 'use auto, trace or scan');
           }
+          let maxRate = config.agent.maxRate;
+          if (opts.maxRate !== undefined) {
+            const r = parseRateSchedule(opts.maxRate);
+            if ('error' in r) throw usageError(`--max-rate ${opts.maxRate}: ${r.error}`, RATE_HINT);
+            maxRate = r.schedule;
+          }
+          const link = new WireLink({
+            compression: config.agent.compression,
+            maxRate,
+            ...(appConfig.timeZone ? { timeZone: appConfig.timeZone } : {}),
+          });
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
           const kek = await loadKek(config);
@@ -103,6 +121,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
             stateDir: join(homePaths(config.home).stateDir, 'agents', opts.app),
             batchBytes: config.agent.batchSize,
             intervalMs,
+            link,
             tracker,
             trace: {
               ...(ctx.env.DR_TRACEFS ? { tracefs: ctx.env.DR_TRACEFS } : {}),

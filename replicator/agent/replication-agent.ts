@@ -49,6 +49,7 @@ import { MacState } from './mac-state.js';
 import { type LedgerEntry, readLedger, writeLedger } from './point-ledger.js';
 import { withRetry } from './retry.js';
 import { type TraceSettings, type TrackerChoice, VolumeTracking } from './volume-tracking.js';
+import { WireLink } from './wire-link.js';
 
 export interface AgentOptions {
   app: string;
@@ -61,6 +62,8 @@ export interface AgentOptions {
   batchBytes?: number;
   /** Batches on the wire at once, awaiting acknowledgement. */
   inFlight?: number;
+  /** Compression and bandwidth cap (agent.compression, agent.maxRate); default zstd adapted to the link, no cap. */
+  link?: WireLink;
   intervalMs?: number;
   /** How changes are found: block tracing, scanning, or tracing where possible. */
   tracker?: TrackerChoice;
@@ -124,6 +127,8 @@ export class ReplicationAgent {
   private phase: Phase = 'initial-sync';
   private lastError: string | undefined;
   private backlogBytes = 0;
+  /** One for the agent's life: the level it learnt and the cap's bucket carry over between cycles. */
+  readonly link: WireLink;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private quiescer: Quiescer | undefined;
   private lastFreezeMs: number | undefined;
@@ -147,6 +152,7 @@ export class ReplicationAgent {
     this.log = (opts.log ?? silentLog).child({ app: opts.app });
     this.now = opts.now ?? Date.now;
     this.pointKey = pointSigningKey(opts.kek, opts.app);
+    this.link = opts.link ?? new WireLink();
   }
 
   /** The last point this agent committed (its own view, to set beside the gateway's). */
@@ -473,6 +479,8 @@ export class ReplicationAgent {
       onBacklog: (d) => {
         this.backlogBytes += d;
       },
+      link: this.link,
+      signal,
     });
     let scannedBytes = 0;
     try {
@@ -840,6 +848,7 @@ export class ReplicationAgent {
         phase: this.phase,
         intervalMs: this.opts.intervalMs ?? 5000,
         backlogBytes: this.backlogBytes,
+        link: this.link.state(),
         ...(this.lastError ? { error: this.lastError } : {}),
         sentAt,
         clockOffsetMs: this.clockOffsetMs,

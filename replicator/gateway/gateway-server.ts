@@ -17,6 +17,7 @@ import type {
   AppStatus,
   CommitRequest,
   HeartbeatRequest,
+  LinkState,
   Phase,
   ProtectionState,
   ResyncState,
@@ -78,6 +79,7 @@ interface Lease {
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
   agentLastPoint: AgentPoint | null;
+  link: LinkState | null;
   /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
   unchanged: { point: number; at: number } | undefined;
 }
@@ -359,6 +361,7 @@ export async function createGateway({
       lastFreezeMs: held?.lastFreezeMs ?? null,
       lastResync: held?.lastResync ?? null,
       agentLastPoint: held?.agentLastPoint ?? null,
+      link: held?.link ?? null,
       unchanged: held?.unchanged,
     };
     log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
@@ -557,6 +560,7 @@ export async function createGateway({
       trackers: lease?.trackers ?? {},
       lastFreezeMs: lease?.lastFreezeMs ?? null,
       lastResync: lease?.lastResync ?? null,
+      ...(lease?.link ? { link: lease.link } : {}),
       points: points.length,
       bytesShipped: rt.bytesShipped,
       throughputBytesPerSec: windowBytes / 60,
@@ -638,6 +642,7 @@ export async function createGateway({
         if (hb.trackers && typeof hb.trackers === 'object') lease.trackers = hb.trackers;
         if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = Number(hb.lastFreezeMs);
         if (hb.lastResync) lease.lastResync = hb.lastResync;
+        lease.link = linkStateOf(hb.link) ?? lease.link;
         const lp = hb.lastPoint;
         if (lp && Number.isSafeInteger(lp.id) && typeof lp.time === 'string')
           lease.agentLastPoint = {
@@ -1018,4 +1023,22 @@ function isDiskFull(err: unknown): boolean {
     if (code === 'ENOSPC' || code === 'EDQUOT') return true;
   }
   return false;
+}
+
+/** The link state from a heartbeat, its fields bounded; undefined when it is not one. */
+function linkStateOf(v: unknown): LinkState | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const l = v as Record<string, unknown>;
+  if (typeof l.compression !== 'string') return undefined;
+  const num = (x: unknown) =>
+    typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : undefined;
+  const ratio = num(l.ratio);
+  const capBytesPerSec = num(l.capBytesPerSec);
+  return {
+    compression: l.compression.slice(0, 40),
+    ...(ratio !== undefined ? { ratio } : {}),
+    ...(capBytesPerSec !== undefined ? { capBytesPerSec } : {}),
+    ...(typeof l.cap === 'string' ? { cap: l.cap.slice(0, 200) } : {}),
+    heldFraction: Math.min(1, num(l.heldFraction) ?? 0),
+  };
 }

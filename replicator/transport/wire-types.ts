@@ -126,6 +126,22 @@ export interface HeartbeatRequest {
   unchanged?: { point: number; at: string };
   /** The last point the agent committed, as it signed it. */
   lastPoint?: AgentPoint;
+  /** Compression and bandwidth cap as the agent applies them. */
+  link?: LinkState;
+}
+
+/** The agent's compression and bandwidth cap, from its heartbeats. */
+export interface LinkState {
+  /** `lz4`, `zstd:N`, or `zstd:N (adaptive)`. */
+  compression: string;
+  /** Plain bytes over compressed bytes in the last measured window. */
+  ratio?: number;
+  /** The cap in force (bytes/s); absent: none. */
+  capBytesPerSec?: number;
+  /** The cap as written (a schedule by time of day, or one rate). */
+  cap?: string;
+  /** Share of the last heartbeat period that batches waited for the cap (0..1). */
+  heldFraction: number;
 }
 
 /** A point as the agent remembers committing it. */
@@ -170,6 +186,8 @@ export interface AppStatus {
   throughputBytesPerSec: number;
   storedBytes: number;
   backlogBytes: number;
+  /** The agent's compression and bandwidth cap, from its heartbeats; absent before the first. */
+  link?: LinkState;
   /**
    * Whether the DR copy is a replica (`protected`), paused by someone, or production after a
    * failover; the RPO monitor raises no replication alert unless protected. Absent from gateways
