@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
+import { RecordFramer } from './record-framer.js';
 import type {
   AppStatus,
   BatchAck,
@@ -139,7 +140,6 @@ export class GatewayClient {
       'GET',
       `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
     );
-    let buf: Buffer = Buffer.alloc(0);
     const chunks = (async function* () {
       try {
         yield* res as AsyncIterable<Buffer>;
@@ -157,23 +157,9 @@ export class GatewayClient {
         );
       }
     })();
-    for await (const chunk of chunks) {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      let o = 0;
-      while (buf.length - o >= 16) {
-        const len = buf.readUInt32BE(o + 12);
-        if (buf.length - o < 16 + len) break;
-        yield {
-          block: buf.readUInt32BE(o),
-          seq: Number(buf.readBigUInt64BE(o + 4)),
-          // A view, not a copy: valid until the generator resumes (readers decrypt at once).
-          record: buf.subarray(o + 16, o + 16 + len),
-        };
-        o += 16 + len;
-      }
-      buf = buf.subarray(o);
-    }
-    if (buf.length > 0 || !res.complete) {
+    const framer = new RecordFramer();
+    for await (const chunk of chunks) yield* framer.push(chunk);
+    if (framer.leftover > 0 || !res.complete) {
       throw new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
         code: 'gateway_unreachable',
         subject: this.address,

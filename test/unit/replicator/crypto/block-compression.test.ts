@@ -18,10 +18,11 @@ import {
 } from '../../../../replicator/crypto/volume-key.js';
 
 const BLOCK = 64 * 1024;
+const macKey = randomBytes(32);
 const keys: VolumeKeys = {
   enc: randomBytes(32),
-  mac: randomBytes(32),
-  zeroMac: Buffer.alloc(16),
+  mac: macKey,
+  zeroMac: blockMac(macKey, Buffer.alloc(BLOCK)),
   blockSize: BLOCK,
   nonces: new NonceSource(),
 };
