@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import {
   copyFile,
-  type FileHandle,
   mkdir,
   open,
   readFile,
