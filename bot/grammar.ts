@@ -16,8 +16,11 @@ export interface VerbSpec {
   operand?: { kind: 'app' | 'id'; required: boolean; name: string };
   /** Flags this verb accepts. */
   flags?: readonly FlagName[];
-  /** Free words after the operand: `reject A-12 wrong window` (reason), `policy explain …` (words). */
-  rest?: 'reason';
+  /**
+   * Free words after the operand: `reject A-12 wrong window` (reason), `throttle web 10MiB/s
+   * 08:00-18:00, 50MiB/s` (rate, checked by the engine), `policy explain …` (words).
+   */
+  rest?: 'reason' | 'rate';
   /** Sub-commands (policy list | explain). */
   subs?: readonly ('list' | 'explain')[];
 }
@@ -164,6 +167,14 @@ export const GRAMMAR: readonly VerbSpec[] = [
     summary: 'resume replication of an app',
     operand: app(true),
   },
+  {
+    verb: 'throttle',
+    usage: 'throttle <app> <rate> | default',
+    summary:
+      "cap an app's replication bandwidth, like 20MiB/s or `10MiB/s mon-fri 08:00-18:00, 50MiB/s`",
+    operand: app(true),
+    rest: 'rate',
+  },
   { verb: 'history', usage: 'history [app]', summary: 'recent operations', operand: app(false) },
   { verb: 'ack', usage: 'ack <alert>', summary: 'acknowledge an alert', operand: id('alert') },
   {
@@ -251,7 +262,7 @@ function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const word = rest[i] as string;
-    if (word.startsWith('--') && spec.rest !== 'reason') {
+    if (word.startsWith('--') && spec.rest === undefined) {
       const [name, inline] = word.split('=', 2) as [string, string | undefined];
       const allowed = spec.flags ?? [];
       if (!allowed.includes(name as FlagName)) {
@@ -316,7 +327,27 @@ function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
     }
   }
   const extra = positional.slice(operand && first !== undefined ? 1 : 0);
-  if (extra.length > 0) {
+  if (spec.rest === 'rate') {
+    if (app !== undefined && extra.length === 0) {
+      return {
+        ok: false,
+        error: `\`${spec.verb}\` needs a rate, like 20MiB/s, or default.`,
+        hint: usageOf(spec),
+      };
+    }
+    const rate = extra
+      .join(' ')
+      .replace(/[\p{Cc}]/gu, ' ')
+      .trim();
+    if (rate.length > MAX_REASON) {
+      return {
+        ok: false,
+        error: `The rate is ${rate.length} characters long; the limit is ${MAX_REASON}.`,
+        hint: usageOf(spec),
+      };
+    }
+    if (rate) args.rate = rate;
+  } else if (extra.length > 0) {
     if (spec.rest === 'reason') {
       const reason = extra
         .join(' ')

@@ -23,6 +23,7 @@ export const VERBS = [
   'cleanup',
   'pause',
   'resume',
+  'throttle',
   'history',
   'ack',
   'policy',
@@ -40,6 +41,7 @@ export const ACTION_VERBS = [
   'cleanup',
   'pause',
   'resume',
+  'throttle',
   'ack',
 ] as const satisfies readonly Verb[];
 
@@ -57,6 +59,8 @@ export interface CommandArgs {
   id?: string;
   /** reject: why; failover, failback: why it is asked for (shown on the approval card, kept in the audit log). */
   reason?: string;
+  /** throttle: the bandwidth cap as written (`20MiB/s`, a schedule by time of day, `unlimited`), or `default`. */
+  rate?: string;
   /** policy: which sub-command. */
   sub?: 'list' | 'explain';
   /** policy explain: the words of the command to explain, e.g. ['failover', 'prod-web']. */
@@ -175,7 +179,8 @@ export type NoticeKind =
   | 'policy.invalid'
   | 'surface.down'
   | 'replication.paused'
-  | 'replication.resumed';
+  | 'replication.resumed'
+  | 'replication.throttled';
 
 /** Something the chat layer should tell people. Notices sharing a `key` update one message. */
 export interface Notice {

@@ -23,6 +23,7 @@ import { expireApproval, submitPress, sweepGranted } from './submit-approval.js'
 import { submitAck, submitCancel, submitCleanup } from './submit-control.js';
 import { submitOperation } from './submit-operation.js';
 import { submitPause } from './submit-pause.js';
+import { submitThrottle } from './submit-throttle.js';
 
 export interface EngineOptions {
   /** DR_HOME: the policy directory named in dr.yaml is relative to it. */
@@ -218,6 +219,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         case 'pause':
         case 'resume':
           return await submitPause(ctx, command, who);
+        case 'throttle':
+          return await submitThrottle(ctx, command, who);
       }
     }
   };

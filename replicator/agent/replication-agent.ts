@@ -867,7 +867,12 @@ export class ReplicationAgent {
             }
           : {}),
       })
-      .then(({ serverTime }) => {
+      .then(({ serverTime, throttle }) => {
+        if (this.link.applyThrottle(throttle))
+          this.log.info(
+            { maxRate: throttle?.maxRate ?? null, by: throttle?.by },
+            throttle?.maxRate ? 'bandwidth cap set from chat' : 'bandwidth cap from chat removed',
+          );
         // NTP-style: the gateway answered halfway through the round trip.
         const back = this.now();
         if (Number.isFinite(serverTime))

@@ -3,9 +3,9 @@ import {
   type CompressionSetting,
   formatCompressionSetting,
 } from '../../core/compression-setting.js';
-import type { RateSchedule } from '../../core/rate-schedule.js';
+import { parseRateSchedule, type RateSchedule } from '../../core/rate-schedule.js';
 import { BlockCompressor } from '../crypto/block-compression.js';
-import type { LinkState } from '../transport/wire-types.js';
+import type { LinkState, ThrottleState } from '../transport/wire-types.js';
 import { CompressionLevel } from './compression-level.js';
 import { RateLimiter, type RateLimiterOptions } from './rate-limiter.js';
 
@@ -34,6 +34,10 @@ export class WireLink {
   readonly limiter: RateLimiter;
   readonly setting: CompressionSetting;
   private stateSince = performance.now();
+  /** The cap from dr.yaml or --max-rate, which holds while chat has set none. */
+  private readonly configured: RateSchedule | undefined;
+  /** The cap set from chat now in force, as written. */
+  private fromChat: string | null = null;
 
   constructor(o: WireLinkOptions = {}) {
     this.setting = o.compression ?? { codec: 'zstd', level: 'auto' };
@@ -41,6 +45,7 @@ export class WireLink {
     this.compressor = new BlockCompressor(
       s.codec === 'lz4' ? s : { codec: 'zstd', level: s.level === 'auto' ? 3 : s.level },
     );
+    this.configured = o.maxRate;
     this.limiter = new RateLimiter({
       ...o.limiter,
       schedule: o.maxRate,
@@ -68,8 +73,28 @@ export class WireLink {
       ...(this.level?.last ? { ratio: Math.round(this.level.last.ratio * 100) / 100 } : {}),
       ...(cap.rate !== undefined ? { capBytesPerSec: cap.rate } : {}),
       ...(cap.schedule !== undefined ? { cap: cap.schedule } : {}),
+      ...(this.fromChat !== null ? { capFrom: 'chat' as const } : {}),
       heldFraction: Math.round(held * 100) / 100,
     };
+  }
+
+  /**
+   * Applies the cap set from chat (from a heartbeat answer): a rate or schedule replaces the
+   * configured one, null brings it back. A text that does not parse changes nothing (the
+   * gateway checked it; an older agent may not know a newer form). Returns whether it changed.
+   */
+  applyThrottle(t: ThrottleState | undefined): boolean {
+    if (!t || t.maxRate === this.fromChat) return false;
+    if (t.maxRate === null) {
+      this.fromChat = null;
+      this.limiter.setSchedule(this.configured);
+      return true;
+    }
+    const r = parseRateSchedule(t.maxRate);
+    if ('error' in r) return false;
+    this.fromChat = t.maxRate;
+    this.limiter.setSchedule(r.schedule);
+    return true;
   }
 
   describe(): string {

@@ -28,6 +28,7 @@ import type {
 } from '../transport/wire-types.js';
 import type { AppStore, BlockStore, IndexEntry, VolumeMeta } from './block-store.js';
 import type { RetentionRules } from './retention.js';
+import { ThrottleStore } from './throttle-store.js';
 
 export interface GatewayOptions {
   store: BlockStore;
@@ -149,6 +150,7 @@ export async function createGateway({
    * is production, and its agent must not write into it any more.
    */
   const protectionFile = (app: string) => join(store.dir, 'apps', app, 'protection.json');
+  const throttles = new ThrottleStore(store.dir, now);
   const protection = new Map<string, ProtectionState>();
   const protectionOf = async (app: string): Promise<ProtectionState> => {
     let p = protection.get(app);
@@ -625,6 +627,11 @@ export async function createGateway({
       }
       case 'POST points':
         return sendJson(res, 200, await commit(app, await readJson<unknown>(req)));
+      case 'POST throttle': {
+        appStore(app); // a cap for an app the gateway holds no replica of is refused
+        const body = await readJson<{ maxRate: unknown; by: unknown }>(req);
+        return sendJson(res, 200, await throttles.set(app, body));
+      }
       case 'POST protection':
         return sendJson(res, 200, await setProtection(app, await readJson(req)));
       case 'GET protection':
@@ -656,7 +663,7 @@ export async function createGateway({
           hb.unchanged && Number.isInteger(hb.unchanged.point) && Number.isFinite(at)
             ? { point: hb.unchanged.point, at: Math.min(at, now()) }
             : lease.unchanged;
-        return sendJson(res, 200, { serverTime: now() });
+        return sendJson(res, 200, { serverTime: now(), throttle: await throttles.get(app) });
       }
       case 'GET points':
         return sendJson(res, 200, appStore(app).points());
@@ -1039,6 +1046,7 @@ function linkStateOf(v: unknown): LinkState | undefined {
     ...(ratio !== undefined ? { ratio } : {}),
     ...(capBytesPerSec !== undefined ? { capBytesPerSec } : {}),
     ...(typeof l.cap === 'string' ? { cap: l.cap.slice(0, 200) } : {}),
+    ...(l.capFrom === 'chat' ? { capFrom: 'chat' as const } : {}),
     heldFraction: Math.min(1, num(l.heldFraction) ?? 0),
   };
 }

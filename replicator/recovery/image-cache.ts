@@ -1,14 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import {
-  copyFile,
-  mkdir,
-  open,
-  readFile,
-  rename,
-  stat,
-  unlink,
-} from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, systemCode } from '../../core/errors.js';

@@ -7,12 +7,14 @@ import type {
   AppStatus,
   BatchAck,
   CommitRequest,
+  HeartbeatAnswer,
   HeartbeatRequest,
   PointDetail,
   PointInfo,
   ProtectionState,
   SessionRequest,
   SessionResponse,
+  ThrottleState,
 } from './wire-types.js';
 
 export interface GatewayClientOptions {
@@ -85,8 +87,13 @@ export class GatewayClient {
     return this.json('POST', `/v1/apps/${enc(app)}/points`, body);
   }
 
-  heartbeat(app: string, body: HeartbeatRequest): Promise<{ serverTime: number }> {
+  heartbeat(app: string, body: HeartbeatRequest): Promise<HeartbeatAnswer> {
     return this.json('POST', `/v1/apps/${enc(app)}/heartbeat`, body);
+  }
+
+  /** Sets the app's bandwidth cap (null: remove it, the agent's own setting holds). */
+  setThrottle(app: string, body: { maxRate: string | null; by: string }): Promise<ThrottleState> {
+    return this.json('POST', `/v1/apps/${enc(app)}/throttle`, body);
   }
 
   /** Marks the app failed over (the gateway then refuses its agent) or protected again. */

@@ -130,6 +130,20 @@ export interface HeartbeatRequest {
   link?: LinkState;
 }
 
+/** A bandwidth cap set from chat (`throttle APP RATE`); null: none, the agent's own setting holds. */
+export interface ThrottleState {
+  maxRate: string | null;
+  by?: string;
+  at?: string;
+}
+
+/** The gateway's answer to a heartbeat. */
+export interface HeartbeatAnswer {
+  serverTime: number;
+  /** The cap set from chat for the app, absent from older gateways. */
+  throttle?: ThrottleState;
+}
+
 /** The agent's compression and bandwidth cap, from its heartbeats. */
 export interface LinkState {
   /** `lz4`, `zstd:N`, or `zstd:N (adaptive)`. */
@@ -140,6 +154,8 @@ export interface LinkState {
   capBytesPerSec?: number;
   /** The cap as written (a schedule by time of day, or one rate). */
   cap?: string;
+  /** Set from chat (`throttle APP RATE`) over the agent's own setting. */
+  capFrom?: 'chat';
   /** Share of the last heartbeat period that batches waited for the cap (0..1). */
   heldFraction: number;
 }
