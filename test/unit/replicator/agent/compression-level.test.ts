@@ -45,6 +45,10 @@ describe('adaptive compression level', () => {
     expect(seen.at(-1)).toBeLessThanOrEqual(9);
   });
 
+  it('gets there after one window, not one level per window', () => {
+    expect(drive(1e6, 1)[0]).toBeGreaterThan(4);
+  });
+
   it('falls to level 1 on a link faster than compression (100 GB/s)', () => {
     expect(drive(100e9, 4).at(-1)).toBe(1);
   });
