@@ -83,8 +83,12 @@ const IP_B = `10.${octet}.77.2`;
 const undo = [];
 const children = [];
 
+const mounted = new Set();
+
 function cleanup() {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  // A run stopped mid-way may hold a mount inside the work directory: unmount before removing.
+  for (const dir of mounted) spawnSync('umount', ['-l', dir]);
   for (const f of undo.reverse()) {
     try {
       f();
@@ -92,7 +96,11 @@ function cleanup() {
       // best effort: the rest still gets cleaned
     }
   }
-  rmSync(work, { recursive: true, force: true });
+  try {
+    rmSync(work, { recursive: true, force: true });
+  } catch (err) {
+    say(`bench:wan: could not remove ${work}: ${err.message}`);
+  }
 }
 for (const signal of ['SIGINT', 'SIGTERM'])
   process.on(signal, () => {
@@ -256,7 +264,11 @@ function fill(dest, sources, budget) {
 function mountImage(image, dir, ro = false) {
   mkdirSync(dir, { recursive: true });
   sh('mount', ['-o', ro ? 'loop,ro' : 'loop', image, dir]);
-  return () => sh('umount', [dir]);
+  mounted.add(dir);
+  return () => {
+    sh('umount', [dir]);
+    mounted.delete(dir);
+  };
 }
 
 function sqliteRows(db, rows, from) {
@@ -376,7 +388,7 @@ async function lifeboat(label, images, rate) {
 
 /** rsync -z of the mounted file tree (or the image file itself for random data) over ssh. */
 async function rsyncZ(label, images, rate, ssh, tree) {
-  const dst = `/tmp/${tag}-rsync-${label}-${rate}/`;
+  const dst = `${join(work, `rsync-${label}-${rate}`)}/`;
   const mnt = join(work, 'src');
   const run = async (image) => {
     if (!tree)
@@ -407,7 +419,7 @@ async function rsyncZ(label, images, rate, ssh, tree) {
 
 /** restic backup (sftp backend over the same ssh) of the mounted tree, or of the image file. */
 async function restic(label, images, rate, ssh, tree) {
-  const repo = `/tmp/${tag}-restic-${label}-${rate}`;
+  const repo = join(work, `restic-${label}-${rate}`);
   const env = {
     RESTIC_PASSWORD: randomBytes(16).toString('hex'),
     RESTIC_CACHE_DIR: join(work, 'restic-cache'),
