@@ -1,12 +1,14 @@
-import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { findApp } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { isDrError } from '../../core/errors.js';
-import { homePaths } from '../../core/home.js';
 import { parseRateSchedule, RATE_HINT } from '../../core/rate-schedule.js';
-import { formatBytes, parseDuration } from '../../core/units.js';
-import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
+import { formatBytes } from '../../core/units.js';
+import {
+  ReplicationAgent,
+  resolveAgentSettings,
+  type SyncProgress,
+} from '../../replicator/agent/index.js';
 import { WireLink } from '../../replicator/agent/wire-link.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import {
@@ -34,7 +36,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
     )
     .option(
       '--interval <duration>',
-      'pause between cycles (default: agent.interval in dr.yaml, 1s)',
+      'how often a cycle starts: a period, not a pause (default: agent.interval in dr.yaml, 1s)',
     )
     .option(
       '--tracker <kind>',
@@ -65,19 +67,17 @@ export function registerAgent(program: Command, exit: ExitState): void {
         runAction(exit, opts.json, async () => {
           const ctx = contextOf(cmd);
           const config = await ctx.config();
-          const appConfig = findApp(config, opts.app);
-          const intervalMs =
-            opts.interval === undefined ? config.agent.interval : parseDuration(opts.interval);
-          if (intervalMs === undefined || intervalMs < 100) {
-            throw usageError(
-              `--interval ${opts.interval} is not a duration of at least 100ms`,
-              'write it like 1s, 5s or 1m',
-            );
-          }
-          const tracker = opts.tracker ?? config.agent.tracker;
-          if (tracker !== 'auto' && tracker !== 'trace' && tracker !== 'scan') {
-            throw usageError(`--tracker ${tracker} is not a tracker`, 'use auto, trace or scan');
-          }
+          // Checked before anything starts: a bad value is one clear line, not a silent default.
+          const tracefs = readEnv('DR_TRACEFS', ctx.env);
+          const bufferKiB = readEnv('DR_TRACE_BUFFER_KIB', ctx.env);
+          const settings = resolveAgentSettings(config, opts.app, {
+            interval: opts.interval,
+            tracker: opts.tracker,
+            trace: {
+              ...(tracefs ? { tracefs } : {}),
+              ...(bufferKiB ? { bufferKiB } : {}),
+            },
+          });
           let maxRate = config.agent.maxRate;
           if (opts.maxRate !== undefined) {
             const r = parseRateSchedule(opts.maxRate);
@@ -87,7 +87,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           const link = new WireLink({
             compression: config.agent.compression,
             maxRate,
-            ...(appConfig.timeZone ? { timeZone: appConfig.timeZone } : {}),
+            ...(settings.appConfig.timeZone ? { timeZone: settings.appConfig.timeZone } : {}),
           });
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
@@ -114,21 +114,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
           });
           const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
           const agent = new ReplicationAgent({
-            app: opts.app,
-            appConfig,
+            settings,
+            link,
             client,
             kek,
-            stateDir: join(homePaths(config.home).stateDir, 'agents', opts.app),
-            batchBytes: config.agent.batchSize,
-            intervalMs,
-            link,
-            tracker,
-            trace: {
-              ...(ctx.env.DR_TRACEFS ? { tracefs: ctx.env.DR_TRACEFS } : {}),
-              ...(Number(ctx.env.DR_TRACE_BUFFER_KIB) > 0
-                ? { bufferKiB: Number(ctx.env.DR_TRACE_BUFFER_KIB) }
-                : {}),
-            },
             log,
             ...(bar ? { onProgress: bar.update } : {}),
             ...(metrics ? { observe: metrics.observe } : {}),

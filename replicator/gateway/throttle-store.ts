@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, systemCode } from '../../core/errors.js';
 import { parseRateSchedule, RATE_HINT } from '../../core/rate-schedule.js';
-import type { ThrottleState } from '../transport/wire-types.js';
+import type { ThrottleRequest, ThrottleState } from '../transport/protocol.js';
 
 /**
  * Caps set with `throttle APP RATE` in chat. The agent learns its app's from
@@ -37,18 +37,11 @@ export class ThrottleStore {
     return s;
   }
 
-  /** Sets (or with null, removes) the app's cap; the text is checked here too, whoever sent it. */
-  async set(app: string, req: { maxRate: unknown; by: unknown }): Promise<ThrottleState> {
-    if (typeof req.by !== 'string' || !req.by.trim() || req.by.length > 200) {
-      throw new DrError('a throttle needs "by": who sets it (1-200 characters)', {
-        code: 'bad_request',
-        subject: app,
-        remedy: 'send {"maxRate":"20MiB/s","by":"NAME"}',
-      });
-    }
+  /** Sets (or with null, removes) the app's cap; the rate is checked here too, whoever sent it. */
+  async set(app: string, req: ThrottleRequest): Promise<ThrottleState> {
     if (req.maxRate !== null) {
-      const text = typeof req.maxRate === 'string' ? req.maxRate : '';
-      const parsed = text.length <= 300 ? parseRateSchedule(text) : { error: 'too long' };
+      const text = req.maxRate;
+      const parsed = parseRateSchedule(text);
       if ('error' in parsed) {
         throw new DrError(`maxRate ${JSON.stringify(text.slice(0, 60))}: ${parsed.error}`, {
           code: 'bad_request',
@@ -58,8 +51,8 @@ export class ThrottleStore {
       }
     }
     const next: ThrottleState = {
-      maxRate: req.maxRate === null ? null : String(req.maxRate).trim(),
-      by: req.by.trim(),
+      maxRate: req.maxRate === null ? null : req.maxRate.trim(),
+      by: req.by,
       at: new Date(this.now()).toISOString(),
     };
     await writeFileAtomic(this.file(app), JSON.stringify(next));
