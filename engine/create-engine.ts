@@ -25,6 +25,7 @@ import { submitPress } from './submit-approval.js';
 import { submitAck, submitCancel, submitCleanup } from './submit-control.js';
 import { submitOperation } from './submit-operation.js';
 import { submitPause } from './submit-pause.js';
+import { submitThrottle } from './submit-throttle.js';
 import { argsProblem } from './verbs.js';
 
 export interface EngineOptions {
@@ -217,6 +218,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         case 'pause':
         case 'resume':
           return await submitPause(ctx, command, who);
+        case 'throttle':
+          return await submitThrottle(ctx, command, who);
       }
     }
   };

@@ -2,6 +2,7 @@ import { sealBlockParts } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import { encodeBatch } from '../transport/batch-codec.js';
 import type { Intent, MacState } from './mac-state.js';
+import type { WireLink } from './wire-link.js';
 
 /** A volume as the shipper seals it. */
 export interface ShipVolume {
@@ -25,6 +26,10 @@ export interface BatchShipperOptions {
   onBacklog?: (delta: number) => void;
   /** The same per volume, in plain bytes: + when its batch goes out, - when answered. */
   onVolumeBacklog?: (volume: string, delta: number) => void;
+  /** Compression, its adaptive level and the bandwidth cap; without it, zstd level 3 and no cap. */
+  link?: WireLink;
+  /** Stops a wait for the bandwidth cap. */
+  signal?: AbortSignal | undefined;
 }
 
 interface OpenBatch {
@@ -70,7 +75,9 @@ export class BatchShipper {
       { app: this.o.app, volume: volume.name, volumeId: volume.id, block, seq: b.seq },
       plain,
       mac,
+      this.o.link?.compressor,
     );
+    this.o.link?.level?.blockSealed(plain.length);
     for (const p of parts) {
       b.parts.push(p);
       b.bytes += p.length;
@@ -126,8 +133,17 @@ export class BatchShipper {
     await this.o.macState.writeIntent(b.intent);
     this.o.onBacklog?.(bytes);
     for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, n);
+    const level = this.o.link?.level;
+    let sent = 0;
     try {
-      await this.o.send(b.seq, body);
+      await this.o.link?.limiter.take(bytes, this.o.signal);
+      level?.sendStarted();
+      try {
+        await this.o.send(b.seq, body);
+        sent = bytes;
+      } finally {
+        level?.sendEnded(sent);
+      }
     } finally {
       this.o.onBacklog?.(-bytes);
       for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, -n);

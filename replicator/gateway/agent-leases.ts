@@ -10,6 +10,7 @@ import type {
   AgentPoint,
   AgentVolumeState,
   HeartbeatRequest,
+  LinkState,
   Phase,
   ResyncState,
   SessionRequest,
@@ -45,6 +46,8 @@ export interface Lease {
   agentLastPoint: AgentPoint | null;
   /** Per volume, from the last heartbeat. */
   volumes: Record<string, AgentVolumeState>;
+  /** The agent's compression and bandwidth cap, from its heartbeats. */
+  link: LinkState | null;
   /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
   unchanged: { point: number; at: number } | undefined;
 }
@@ -187,6 +190,7 @@ export function createAgentLeases({
         lastResync: held?.lastResync ?? null,
         volumes: {},
         agentLastPoint: held?.agentLastPoint ?? null,
+        link: held?.link ?? null,
         unchanged: held?.unchanged,
       };
       log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
@@ -222,6 +226,7 @@ export function createAgentLeases({
       if (hb.lastResync) lease.lastResync = hb.lastResync;
       if (hb.volumes) lease.volumes = hb.volumes;
       if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
+      if (hb.link) lease.link = hb.link;
       const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
       // Only about the newest point, and never from the future: a stale word changes nothing.
       lease.unchanged =

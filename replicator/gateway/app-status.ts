@@ -92,6 +92,7 @@ export function appStatus({
     trackers: lease?.trackers ?? {},
     lastFreezeMs: lease?.lastFreezeMs ?? null,
     lastResync: lease?.lastResync ?? null,
+    ...(lease?.link ? { link: lease.link } : {}),
     points: points.length,
     bytesShipped: rt.bytesShipped,
     throughputBytesPerSec: windowBytes / 60,

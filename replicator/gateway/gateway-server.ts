@@ -17,6 +17,7 @@ import { HttpError, httpStatusOf } from './http-status.js';
 import { createPointCommit } from './point-commit.js';
 import { createProtectionBook } from './protection-book.js';
 import type { RetentionRules } from './retention.js';
+import { ThrottleStore } from './throttle-store.js';
 
 export interface GatewayOptions {
   store: GatewayStore;
@@ -103,6 +104,7 @@ export async function createGateway({
   const router = gatewayRouter({
     store,
     protection,
+    throttles: new ThrottleStore(store.dir, now),
     leases,
     ingest: createBatchIngest({ store, leases, minFreeSpace, now }),
     commit: createPointCommit({ store, leases, retention, log, now }),

@@ -28,6 +28,7 @@ const lease = (over: Partial<Lease> = {}): Lease => ({
   lastResync: null,
   agentLastPoint: null,
   volumes: {},
+  link: null,
   unchanged: undefined,
   ...over,
 });
