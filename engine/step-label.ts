@@ -12,6 +12,7 @@ export function stepLabel(step: string): string | undefined {
 const IN_PROGRESS = new Set(['materialise', 'launch', 'health', 'verify', 'retrying']);
 
 const LABELS: Record<string, string> = {
+  preflighted: 'system disk checked before anything changed',
   'replication-stopped': 'replication stopped',
   resolved: 'recovery point chosen',
   materialised: 'volumes materialised',

@@ -60,6 +60,11 @@ export interface FenceOutcome {
 export interface RecordedSteps {
   /** ms since epoch when the operation first started. */
   startedAt?: number;
+  /**
+   * Failover only: the provider's check of the candidate point's system volume passed before
+   * replication was stopped (the launch checks the final point again).
+   */
+  preflighted?: { point: number; warnings: string[] };
   /** Failover only: the source's fence ran (or there was none); never run twice. */
   fenced?: FenceOutcome;
   resolved?: { point: number; pointTime: string; label: string; dataAgeSeconds: number };

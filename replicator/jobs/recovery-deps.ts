@@ -134,6 +134,7 @@ function lazyAlicloud(options: AlicloudOptions): Provider {
   return {
     kind: 'alicloud',
     launch: async (req) => (await provider()).launch(req),
+    preflight: async (req) => (await provider()).preflight?.(req) ?? [],
     health: async (server, o) => (await provider()).health(server, o),
     destroy: async (opId, log) => (await provider()).destroy(opId, log),
     leftovers: async () => (await provider()).leftovers(),

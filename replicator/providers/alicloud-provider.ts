@@ -362,6 +362,8 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
   return {
     kind: 'alicloud',
     launch,
+    preflight: (req: LaunchRequest) =>
+      bootGate(req, o, req.log.child({ opId: req.opId, app: req.app, provider: 'alicloud' })),
     health,
     destroy: (opId: string, log: Logger) =>
       res.destroy(opId, o.workerInstanceId, log.child({ opId, provider: 'alicloud' })),

@@ -32,6 +32,12 @@ export interface HealthResult {
 export interface Provider {
   readonly kind: 'local' | 'alicloud';
   launch(req: LaunchRequest): Promise<Launched>;
+  /**
+   * Checks a candidate point's system volume (`req.volumes`: that one only) before a failover
+   * changes anything, so a refusal leaves replication running; resolves the warnings, throws
+   * (e.g. `boot_blocked`) when the failover must not start. Providers with nothing to check leave it out.
+   */
+  preflight?(req: LaunchRequest): Promise<string[]>;
   health(server: Launched, o: { timeoutMs: number; signal: AbortSignal }): Promise<HealthResult>;
   /**
    * Stops the operation's server but keeps its disks (a failback's final cut); idempotent;
