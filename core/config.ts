@@ -41,6 +41,8 @@ const blockSize = size('block').refine(
 const volumeSchema = z.object({
   name: volumeNameSchema,
   path: z.string().min(1),
+  /** Replicate only the first SIZE bytes (a device larger than the volume, e.g. a recovered ECS disk). */
+  size: z.number().int().positive().optional(),
 });
 
 const quiesceSchema = z
@@ -132,6 +134,10 @@ const alicloudProviderSchema = z.object({
     .optional(),
   /** Where the worker finds attached disks by serial; /dev/disk/by-id by default. */
   diskByIdDir: z.string().min(1, 'expected a directory, or leave it out').optional(),
+  /** DR_HOME on the recovered instance, where the way home's agent finds its keys; /etc/lifeboat by default. */
+  agentHome: z.string().min(1, 'expected a directory, or leave it out').optional(),
+  /** How `dr` is run on the recovered instance; `dr` by default. */
+  agentCommand: z.string().trim().min(1, 'expected a command, or leave it out').optional(),
   accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),
   accessKeySecret: notHere('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
 });

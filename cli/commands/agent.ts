@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { findApp } from '../../core/config.js';
 import { isDrError } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
+import { reverseAppId } from '../../core/names.js';
 import { formatBytes, parseDuration } from '../../core/units.js';
 import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
 import { gatewayClient, loadKek } from '../connect.js';
@@ -17,6 +18,7 @@ import {
 } from '../context.js';
 import { createAgentMetrics } from '../metrics/agent-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
+import { reverseVolumes } from '../reverse-volumes.js';
 import { stopSignal } from '../stop-signal.js';
 import { accessRuleFrom } from '../web/access-rule.js';
 import { startWebServer } from '../web/web-server.js';
@@ -40,6 +42,22 @@ export function registerAgent(program: Command, exit: ExitState): void {
     )
     .option('--json', 'print the cycle report as JSON (with --once)')
     .option(
+      '--reverse',
+      "replicate the app's way home (as APP--home) from the server it failed over to; with --volume for each volume",
+    )
+    .option(
+      '--volume <name=path>',
+      'with --reverse: where a volume is on this server (repeat per volume)',
+      collect,
+      [],
+    )
+    .option(
+      '--size <name=bytes>',
+      'with --reverse: replicate only the first BYTES of the volume (a disk larger than it)',
+      collect,
+      [],
+    )
+    .option(
       '--metrics <host:port>',
       'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics while the agent runs',
     )
@@ -52,13 +70,27 @@ export function registerAgent(program: Command, exit: ExitState): void {
           tracker?: string;
           json?: boolean;
           metrics?: string;
+          reverse?: boolean;
+          volume: string[];
+          size: string[];
         },
         cmd: Command,
       ) =>
         runAction(exit, opts.json, async () => {
           const ctx = contextOf(cmd);
           const config = await ctx.config();
-          const appConfig = findApp(config, opts.app);
+          const forward = findApp(config, opts.app);
+          if (!opts.reverse && (opts.volume.length > 0 || opts.size.length > 0)) {
+            throw usageError(
+              '--volume and --size go with --reverse',
+              'add --reverse, or leave them out',
+            );
+          }
+          // The way home replicates under its own app id (its own keys and points at the gateway).
+          const id = opts.reverse ? reverseAppId(opts.app) : opts.app;
+          const appConfig = opts.reverse
+            ? reverseVolumes(opts.app, forward, opts.volume, opts.size)
+            : forward;
           const intervalMs =
             opts.interval === undefined ? config.agent.interval : parseDuration(opts.interval);
           if (intervalMs === undefined || intervalMs < 100) {
@@ -74,7 +106,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
           const kek = await loadKek(config);
-          const metrics = opts.metrics ? await createAgentMetrics(opts.app) : undefined;
+          const metrics = opts.metrics ? await createAgentMetrics(id) : undefined;
           const metricsServer =
             metrics && opts.metrics
               ? await startWebServer({
@@ -96,11 +128,11 @@ export function registerAgent(program: Command, exit: ExitState): void {
           });
           const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
           const agent = new ReplicationAgent({
-            app: opts.app,
+            app: id,
             appConfig,
             client,
             kek,
-            stateDir: join(homePaths(config.home).stateDir, 'agents', opts.app),
+            stateDir: join(homePaths(config.home).stateDir, 'agents', id),
             batchBytes: config.agent.batchSize,
             intervalMs,
             tracker,
@@ -121,11 +153,11 @@ export function registerAgent(program: Command, exit: ExitState): void {
               if (opts.json) printJson(report);
               else if (report.unchanged)
                 ctx.out(
-                  `no change since point ${report.point.id} of ${opts.app} (${report.point.label}); no new point committed (checked in ${(report.ms / 1000).toFixed(1)} s)`,
+                  `no change since point ${report.point.id} of ${id} (${report.point.label}); no new point committed (checked in ${(report.ms / 1000).toFixed(1)} s)`,
                 );
               else
                 ctx.out(
-                  `point ${report.point.id} committed for ${opts.app} (${report.point.label}): ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
+                  `point ${report.point.id} committed for ${id} (${report.point.label}): ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
                 );
             }
             return 0;
@@ -176,4 +208,8 @@ function progressBar(): { update: (p: SyncProgress) => void; stop: () => void } 
     },
     stop: () => bar.stop(),
   };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }

@@ -228,7 +228,7 @@ export class ReplicationAgent {
       }> = [];
       opened = files;
       for (const v of appConfig.volumes) {
-        const file = await VolumeFile.open(v.name, v.path);
+        const file = await VolumeFile.open(v.name, v.path, v.size);
         const entry: (typeof files)[number] = { name: v.name, file, size: await file.size() };
         files.push(entry);
         entry.lock = await lockDevice(v.path, v.name, app);

@@ -139,10 +139,17 @@ export interface FailbackSteps {
   startedAt?: number;
   /** The failover being undone, from the gateway's failed-over mark and that job's steps. */
   found?: { failoverOpId: string; point: number; server: Launched; volumes: FailbackVolume[] };
+  /** Way home (ECS): the agent on the recovered server was started; `after` is the way home's newest point then. */
+  homeStarted?: { at: number; after: number; said: string };
+  /** Way home: its first point after the start (the whole volumes are home). */
+  homeCopied?: { point: number };
   /** Copy while the recovered server still runs. */
   precopied?: { transfers: FailbackTransfer[]; ms: number };
-  /** The recovered server is stopped (the final frozen cut): from here it writes nothing. */
-  frozen?: { at: number };
+  /**
+   * The recovered server is stopped (the final frozen cut): from here it writes nothing. Way
+   * home: `point` is the last cut its agent took after the app's fence.
+   */
+  frozen?: { at: number; point?: number };
   /** The last differing blocks copied and the originals flushed. */
   synced?: { transfers: FailbackTransfer[]; ms: number };
   /** The app's unfence command ran (the source is back in service), or there was none. */
@@ -176,6 +183,8 @@ export interface FailbackResult {
   unfenced: boolean;
   /** Reprotect: whether the agent committed a point from the written-back state, and the RPO then. */
   protection: ReprotectOutcome;
+  /** Way home (ECS): the reverse direction's app id at the gateway, its first and last points used. */
+  wayHome?: { app: string; firstPoint: number; lastPoint: number };
 }
 
 /** How replication resumed after a failback, as its result and its message say. */

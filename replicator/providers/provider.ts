@@ -29,6 +29,37 @@ export interface HealthResult {
   output: string;
   ms: number;
 }
+/** The recovered server of a failover and the app's volumes, for its way home. */
+export interface WayHomeRequest {
+  /** The failover that made the server. */
+  failoverOpId: string;
+  server: Launched;
+  app: string;
+  /** The app's volumes in order (the first is the system volume), each with its size at the failover. */
+  volumes: { name: string; size: number }[];
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * Reverse replication from a server the worker cannot read directly (a cloud instance): an agent
+ * started on it replicates the app home under `reverseAppId(app)`.
+ */
+export interface WayHome {
+  /** Starts the agent on the server (idempotent: a running one is kept); resolves what the server said. */
+  start(req: WayHomeRequest): Promise<string>;
+  /**
+   * Runs the app's fence command on the server (stops its writes), stops the agent, and has it
+   * take one last cut; resolves the server's output. The gateway's newest point of the way home
+   * then holds everything the server wrote.
+   */
+  finalCut(req: WayHomeRequest & { fence?: string }): Promise<string>;
+  /** The agent's last log lines on the server, to explain a way home that does not move. */
+  agentLog(req: WayHomeRequest): Promise<string>;
+  /** Starts the stopped server again (a failback that failed after stopping it). */
+  restart(failoverOpId: string, log: Logger): Promise<void>;
+}
+
 export interface Provider {
   readonly kind: 'local' | 'alicloud';
   launch(req: LaunchRequest): Promise<Launched>;
@@ -44,6 +75,8 @@ export interface Provider {
    * resolves whether a running server was stopped. Providers that cannot fail back leave it out.
    */
   stop?(opId: string, log: Logger): Promise<boolean>;
+  /** Providers whose failback goes through reverse replication (alicloud). */
+  wayHome?: WayHome;
   /** Removes everything tagged with this operation id; idempotent; resolves with what it removed. */
   destroy(opId: string, log: Logger): Promise<string[]>;
   /** Operation ids that still own resources (for cleanup after a crash). */

@@ -185,13 +185,17 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     expect(status.phase).toBe('paused');
     expect(await dr(['agent', '--app', 'web', '--once'], env)).toMatchObject({ code: 2 });
     expect(tagged(result.opId)).toContain(result.server.id);
-    // failback cannot reach the original site from the DR region: refused with the reason
+    // The way home needs `dr` and the source's DR_HOME on the instance (/etc/lifeboat by
+    // default, absent here): the failback says so, and the app keeps running on ECS.
     const fb = await dr(['failback', 'web', '--wait', '--json'], env);
     expect(fb.code).toBe(1);
     const body = JSON.parse(fb.out) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe('not_implemented');
-    expect(body.error.message).toContain('failback of alicloud apps is not supported');
+    expect(body.error.code).toBe('way_home_failed');
+    expect(body.error.message).toContain(
+      `the way home of web could not start its agent on ${result.server.id}: the command lifeboat-way-home-web on ${result.server.id} ended Failed (ExitCodeNonzero: the command exited with 7); last output: no Lifeboat home at /etc/lifeboat on this instance (no dr.yaml there). To resolve, the instance needs \`dr\` and the source's DR_HOME`,
+    );
     expect(emu.state.instances.get(result.server.id)?.status).toBe('Running');
+    expect((await dr(['status', 'web', '--json'], env)).out).toContain('failed-over');
     expect(w.output()).not.toContain(secret);
   }, 120_000);
 
