@@ -20,6 +20,8 @@ const LABELS: Record<string, string> = {
   healthy: 'health check passed',
   verified: 'every block verified',
   found: 'failed-over copy found',
+  'way-home-started': 'agent started on the recovered server (the way home)',
+  'way-home-continuous': 'the recovered server is copied home; changes follow',
   precopied: 'changes copied back while it runs',
   frozen: 'recovered server stopped for the final copy',
   synced: 'final changes copied back',
