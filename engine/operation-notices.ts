@@ -215,7 +215,7 @@ export async function operationNotice(
 function describe(r: unknown): { ok: boolean; text: string } {
   // The fields of FailbackResult, VerifyResult and CleanupResult this line uses.
   const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
-    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection'> &
+    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection' | 'wayHome'> &
       Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
       Pick<CleanupResult, 'removed'>
   >;
@@ -223,7 +223,7 @@ function describe(r: unknown): { ok: boolean; text: string } {
     return {
       // Home again but not protected is an app without a DR copy: it needs someone's attention.
       ok: x.protection?.protected !== false,
-      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${x.protection?.detail ?? 'the agent may replicate again'}`,
+      text: `done: ${x.wayHome ? 'home from ECS by reverse replication, ' : ''}${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${x.protection?.detail ?? 'the agent may replicate again'}`,
     };
   if (x.mode === 'verify')
     return x.ok
