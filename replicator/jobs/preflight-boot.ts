@@ -4,11 +4,15 @@ import { join } from 'node:path';
 import type { Logger } from '../../core/log.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { Provider } from '../providers/provider.js';
+import { withCacheLock } from '../recovery/cache-lock.js';
 import { materialiseCached } from '../recovery/image-cache.js';
 import { volumeOrder } from '../recovery/materialise-point.js';
 import { restoreVolume } from '../recovery/restore-volume.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+
+/** How long the check waits for a warmer (`dr warm`) to finish with the cache, as materialise does. */
+const CACHE_WAIT_MS = 2 * 60_000;
 
 export interface PreflightOptions {
   provider: Provider;
@@ -27,8 +31,8 @@ export interface PreflightOptions {
 }
 
 /**
- * Materialises only the system volume (the first) of the candidate point and asks the provider
- * whether it can serve it. Nothing has changed yet when this throws: the agent still replicates
+ * Brings only the system volume (the first) of the candidate point into the image cache (or a
+ * scratch image without one) and asks the provider whether it can serve it. Nothing has changed yet when this throws: the agent still replicates
  * and the source is not fenced. Through the image cache, the failover's own materialise later
  * fetches only what arrived since. Resolves the provider's warnings.
  */
@@ -36,41 +40,53 @@ export async function preflightBoot(o: PreflightOptions): Promise<string[]> {
   const { provider } = o;
   const name = volumeOrder(o.point)[0];
   if (!provider.preflight || name === undefined) return [];
+  const check = (path: string, size: number) =>
+    (provider.preflight as NonNullable<Provider['preflight']>)({
+      opId: o.opId,
+      app: o.app,
+      mode: 'failover',
+      volumes: [{ name, path, size }],
+      signal: o.signal,
+      log: o.log,
+    });
+  if (o.cacheDir) {
+    // Checked in the cache itself, under its lock (a warmer waits): no copy of the system
+    // volume before the failover, and its own materialise finds the cache at this point.
+    const cacheDir = o.cacheDir;
+    const { size } = await materialiseCached({
+      client: o.client,
+      kek: o.kek,
+      app: o.app,
+      point: o.point,
+      volume: name,
+      cacheDir,
+      to: '',
+      handover: 'none',
+      signal: o.signal,
+    });
+    const warnings = await withCacheLock(
+      cacheDir,
+      () => check(join(cacheDir, `${name}.img`), size),
+      CACHE_WAIT_MS,
+    );
+    return warnings ?? [];
+  }
   const scratch = join(o.dir, 'preflight');
   const to = join(scratch, 'system.img');
   try {
     await mkdir(scratch, { recursive: true, mode: 0o700 }); // plaintext, like every image
-    const { size } = o.cacheDir
-      ? await materialiseCached({
-          client: o.client,
-          kek: o.kek,
-          app: o.app,
-          point: o.point,
-          volume: name,
-          cacheDir: o.cacheDir,
-          to,
-          handover: 'copy',
-          signal: o.signal,
-        })
-      : await restoreVolume({
-          client: o.client,
-          kek: o.kek,
-          app: o.app,
-          point: o.point,
-          volume: name,
-          to,
-          force: true,
-          durable: false,
-          signal: o.signal,
-        });
-    return await provider.preflight({
-      opId: o.opId,
+    const { size } = await restoreVolume({
+      client: o.client,
+      kek: o.kek,
       app: o.app,
-      mode: 'failover',
-      volumes: [{ name, path: to, size }],
+      point: o.point,
+      volume: name,
+      to,
+      force: true,
+      durable: false,
       signal: o.signal,
-      log: o.log,
     });
+    return await check(to, size);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
