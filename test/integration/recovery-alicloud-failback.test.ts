@@ -3,11 +3,16 @@ import { cp, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
-import type { FailbackResult, OperationResult } from '../../replicator/jobs/recovery-contract.js';
+import { parseEvent } from '../../replicator/jobs/operation-events.js';
+import type {
+  FailbackResult,
+  OperationEvent,
+  OperationResult,
+} from '../../replicator/jobs/recovery-contract.js';
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
 import { dr, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
-import { recoveryEnv } from '../helpers/recovery-rig.js';
+import { recoveryClient, recoveryEnv, until } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -23,6 +28,7 @@ describe('failback home from ECS through reverse replication (the way home)', ()
   let redis: TestRedis;
   let emu: EcsEmulator;
   let env: NodeJS.ProcessEnv;
+  let prefix: string;
   let keyId: string;
   let secret: string;
   let guestHome: string;
@@ -35,7 +41,7 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     keyId = `LTAI5t${randomBytes(9).toString('hex')}`;
     secret = randomBytes(22).toString('base64url');
     emu = await startEcsEmulator({ accessKeyId: keyId, accessKeySecret: secret, dataDir: t.dir });
-    ({ env } = recoveryEnv(t.home, redis.url));
+    ({ env, prefix } = recoveryEnv(t.home, redis.url));
   });
 
   afterEach(async () => {
@@ -56,7 +62,22 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     await t?.cleanup();
   });
 
-  it('replicates the ECS instance home, fences it, writes the last cut to the original and protects it again', async () => {
+  async function worker() {
+    const w = startDr(['worker', '--lock-duration', '2s'], {
+      ...env,
+      DR_LOG_LEVEL: 'debug',
+      ALIBABA_CLOUD_ACCESS_KEY_ID: keyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret,
+    });
+    await w.waitFor(/worker ready/);
+    return w;
+  }
+
+  /**
+   * App `web` protected, failed over into the emulated region, written to on ECS; the source's
+   * agent running (standing by). The fence writes a marker on the ECS guest only.
+   */
+  async function failedOverApp() {
     const image = join(t.dir, 'web.img');
     const data = Buffer.alloc(SIZE);
     randomBytes(64 * 1024).copy(data, 64 * 1024);
@@ -112,13 +133,7 @@ describe('failback home from ECS through reverse replication (the way home)', ()
       );
     });
     expect(await dr(['agent', '--app', 'web', '--once'], env)).toMatchObject({ code: 0 });
-    const w = startDr(['worker'], {
-      ...env,
-      DR_LOG_LEVEL: 'debug',
-      ALIBABA_CLOUD_ACCESS_KEY_ID: keyId,
-      ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret,
-    });
-    await w.waitFor(/worker ready/);
+    const w = await worker();
 
     const fo = await dr(['failover', 'web', '--wait', '--json'], env);
     expect(fo.code).toBe(0);
@@ -134,7 +149,15 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     await fh.close();
     // The source's agent stands by through the failover and resumes after the failback.
     const agent = startDr(['agent', '--app', 'web', '--interval', '200ms'], env);
+    // The original holds what the app wrote on ECS, up to the fence's last write.
+    const expected = Buffer.from(data);
+    onEcs.copy(expected, 0);
+    expected.write(MARK, MARK_AT);
+    return { image, w, agent, failover, expected };
+  }
 
+  it('replicates the ECS instance home, fences it, writes the last cut to the original and protects it again', async () => {
+    const { image, w, agent, failover, expected } = await failedOverApp();
     const fb = await dr(['failback', 'web', '--wait', '--json'], env);
     expect(fb.err).toBe('');
     expect(fb.code).toBe(0);
@@ -143,10 +166,6 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     expect(result.wayHome?.app).toBe('web--home');
     expect(result.wayHome?.lastPoint).toBeGreaterThanOrEqual(result.wayHome?.firstPoint ?? 0);
 
-    // The original holds what the app wrote on ECS, up to the fence's last write.
-    const expected = Buffer.from(data);
-    onEcs.copy(expected, 0);
-    expected.write(MARK, MARK_AT);
     const original = await readFile(image);
     expect(original.length).toBe(SIZE);
     expect(original.equals(expected)).toBe(true);
@@ -166,4 +185,40 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     await agent.stop();
     expect(w.output()).not.toContain(secret);
   }, 240_000);
+  it('resumes on another worker after a kill once the way home started, starting no second agent', async () => {
+    const { image, w, agent, expected } = await failedOverApp();
+    const { conn, client } = recoveryClient(redis.url, prefix);
+    try {
+      const enq = await dr(['failback', 'web', '--json'], env);
+      const opId = (JSON.parse(enq.out) as { opId: string }).opId;
+      const stepped = async (step: string) =>
+        (await conn.xrange(client.keys.events, '-', '+'))
+          .map(([, f]) => parseEvent(f))
+          .some((e) => e?.opId === opId && e.step === step);
+      await until(
+        'the way home started',
+        async () => ((await stepped('way-home-started')) ? true : undefined),
+        120_000,
+      );
+      await w.kill9();
+      await worker();
+      let end: OperationEvent | undefined;
+      for await (const e of client.follow({ opId, job: 'failback', app: 'web', after: '0-0' })) {
+        if (e.type === 'finished') end = e;
+      }
+      expect(end?.error).toBeUndefined();
+      const result = end?.result as FailbackResult;
+      expect(result.resumes).toBeGreaterThanOrEqual(1);
+      const starts = [...emu.state.invocations.values()].filter(
+        (i) => i.name === 'lifeboat-way-home-web',
+      );
+      expect(starts).toHaveLength(1);
+      expect((await readFile(image)).equals(expected)).toBe(true);
+      expect(result.protection.protected).toBe(true);
+      await agent.stop();
+    } finally {
+      await client.close();
+      conn.disconnect();
+    }
+  }, 300_000);
 });
