@@ -7,7 +7,7 @@ import type { Logger } from '../../core/log.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { AlicloudOptions } from '../providers/alicloud-provider.js';
 import { createLocalProvider } from '../providers/local-provider.js';
-import type { Provider, WayHome } from '../providers/provider.js';
+import type { LaunchRequest, Provider, WayHome } from '../providers/provider.js';
 import type { HealthCheck } from '../providers/run-health-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { RecoveryKeys } from './recovery-contract.js';
@@ -144,7 +144,10 @@ function lazyAlicloud(options: AlicloudOptions): Provider {
   return {
     kind: 'alicloud',
     launch: async (req) => (await provider()).launch(req),
-    preflight: async (req) => (await provider()).preflight?.(req) ?? [],
+    // With the check off there is nothing to look at before a failover: no system volume fetched.
+    ...(options.bootCheck === 'off'
+      ? {}
+      : { preflight: async (req: LaunchRequest) => (await provider()).preflight?.(req) ?? [] }),
     health: async (server, o) => (await provider()).health(server, o),
     stop: async (opId, log) => (await provider()).stop?.(opId, log) ?? false,
     wayHome: {
