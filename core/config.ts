@@ -263,8 +263,13 @@ const configSchema = z.object({
        * the written-back state before it reports the app protected again (or says why not).
        */
       reprotectWait: duration.default(120_000),
+      /**
+       * Failback from ECS: how long the agent started on the recovered instance may take to reach
+       * the gateway before the failback stops, with the agent's own last log line.
+       */
+      wayHomeConnectWait: duration.default(120_000),
     })
-    .default({ imageCache: true, reprotectWait: 120_000 }),
+    .default({ imageCache: true, reprotectWait: 120_000, wayHomeConnectWait: 120_000 }),
   /** People, their chat identities and groups. Anyone not listed may only read. */
   people: z
     .record(

@@ -277,12 +277,29 @@ async function firstCopy(
   after: number,
   req: WayHomeRequest,
 ): Promise<number> {
-  const until = Date.now() + FIRST_COPY_WAIT_MS;
+  const started = Date.now();
+  const until = started + FIRST_COPY_WAIT_MS;
+  let connected = false;
   let pause = 500;
   for (;;) {
     c.signal.throwIfAborted();
     const point = await homePoint(c.client, home);
     if (point !== undefined && point > after) return point;
+    connected ||= await agentSeen(c.client, home, c.steps.homeStarted?.at ?? started);
+    if (!connected && Date.now() - started > c.config.recovery.wayHomeConnectWait) {
+      // Most often the instance cannot reach the gateway (security group, route, address).
+      const tail = await c.provider.wayHome
+        .agentLog(req)
+        .catch((err: unknown) => errorMessage(err));
+      throw new DrError(
+        `the agent on ${req.server.id} has not reached the gateway as ${home} in ${Math.round(c.config.recovery.wayHomeConnectWait / 1000)} s${tail ? `; its log ends: ${tail.split('\n').at(-1)}` : ''}`,
+        {
+          code: 'way_home_failed',
+          subject: req.server.id,
+          remedy: `let the instance reach the gateway (its security group and route, the gateway address in dr.yaml of its DR_HOME), then run the failback again; the app keeps running on ECS`,
+        },
+      );
+    }
     if (Date.now() > until) {
       const tail = await c.provider.wayHome
         .agentLog(req)
@@ -308,4 +325,19 @@ function bareMessage(err: unknown): string {
   if (!isDrError(err) || !err.remedy) return m;
   const tail = `. To resolve, ${err.remedy}`;
   return m.endsWith(tail) ? m.slice(0, -tail.length) : m;
+}
+
+/** Whether an agent of the way home has talked to the gateway since `since` (its heartbeat). */
+async function agentSeen(client: GatewayClient, home: string, since: number): Promise<boolean> {
+  try {
+    const [status] = await client.status(home);
+    return (
+      status?.agent !== null &&
+      status?.agent !== undefined &&
+      Date.parse(status.agent.lastSeen) >= since - 60_000
+    );
+  } catch (err) {
+    if ((err as { code?: string }).code === 'app_unknown') return false;
+    throw err;
+  }
 }

@@ -10,7 +10,7 @@ import type {
   OperationResult,
 } from '../../replicator/jobs/recovery-contract.js';
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
-import { dr, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
+import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { recoveryClient, recoveryEnv, until } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
@@ -221,4 +221,23 @@ describe('failback home from ECS through reverse replication (the way home)', ()
       conn.disconnect();
     }
   }, 300_000);
+
+  it('stops with the agent’s own words when the instance cannot reach the gateway; the app stays on ECS', async () => {
+    const { failover, agent } = await failedOverApp();
+    // The instance's DR_HOME names a gateway it cannot reach (a port nobody listens on).
+    const closed = `127.0.0.1:${await freePort()}`;
+    await updateConfig(guestHome, (doc) => doc.setIn(['gateway', 'address'], closed));
+    await updateConfig(t.home, (doc) => doc.setIn(['recovery', 'wayHomeConnectWait'], '5s'));
+    const fb = await dr(['failback', 'web', '--wait', '--json'], env);
+    expect(fb.code).toBe(1);
+    const body = JSON.parse(fb.out) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('way_home_failed');
+    expect(body.error.message).toContain(
+      `the agent on ${failover.server.id} has not reached the gateway as web--home in 5 s; its log ends: `,
+    );
+    expect(body.error.message).toContain('To resolve, let the instance reach the gateway');
+    expect(emu.state.instances.get(failover.server.id)?.status).toBe('Running');
+    expect((await dr(['status', 'web', '--json'], env)).out).toContain('failed-over');
+    await agent.stop();
+  }, 240_000);
 });
