@@ -1,17 +1,14 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// Starts every chat surface whose credentials are in the environment: a loop over the adapters.
 import type { Redis } from 'ioredis';
+import type { HttpRoute } from '../core/http-route.js';
 import { type Logger, silentLog } from '../core/log.js';
 import type { ControlPlane } from '../engine/contract.js';
-import { dingTalkCredentials } from './dingtalk/dingtalk-credentials.js';
-import type { DingTalkSurface } from './dingtalk/dingtalk-surface.js';
-import { slackCredentials } from './slack/slack-credentials.js';
-import type { SlackSurface } from './slack/slack-surface.js';
+import type { ChatSurface, SurfaceAdapter } from './chat-surface.js';
+import { dingTalkAdapter } from './dingtalk/dingtalk-adapter.js';
+import { slackAdapter } from './slack/slack-adapter.js';
 
-/** A route for `dr serve`'s HTTP server (the same shape as cli/http-server's Route). */
-export type SurfaceRoute = (
-  req: IncomingMessage,
-  res: ServerResponse,
-) => boolean | Promise<boolean>;
+/** The surfaces `dr serve` knows, in the order their lines are printed. A new one is added here. */
+export const SURFACE_ADAPTERS: readonly SurfaceAdapter[] = [slackAdapter, dingTalkAdapter];
 
 export interface StartSurfacesOptions {
   plane: ControlPlane;
@@ -22,13 +19,15 @@ export interface StartSurfacesOptions {
   /** Surface-qualified admin channels from dr.yaml, for the DingTalk stream-down notice. */
   adminTargets?: string[];
   log?: Logger;
+  /** The adapters to try (all of `SURFACE_ADAPTERS` by default). */
+  adapters?: readonly SurfaceAdapter[];
 }
 
 export interface Surfaces {
-  slack?: SlackSurface;
-  dingtalk?: DingTalkSurface;
+  /** The surfaces that are on, started. */
+  started: ChatSurface[];
   /** Routes to mount (`/slack/events` when Slack uses the HTTP receiver). */
-  routes: SurfaceRoute[];
+  routes: HttpRoute[];
   /** One line per surface: on (and how) or off (and why), for `dr serve` to print. */
   lines: string[];
   close(): Promise<void>;
@@ -36,7 +35,7 @@ export interface Surfaces {
 
 /**
  * Starts each chat surface whose credentials are in the environment; a surface without them stays
- * off and says why. Bolt and dingtalk-stream are loaded only for a surface that is on.
+ * off and says why. A surface's library (Bolt, dingtalk-stream) is loaded only when it is on.
  */
 export async function startSurfaces({
   plane,
@@ -45,6 +44,7 @@ export async function startSurfaces({
   prefix,
   adminTargets = [],
   log = silentLog,
+  adapters = SURFACE_ADAPTERS,
 }: StartSurfacesOptions): Promise<Surfaces> {
   const opened: Redis[] = [];
   const open = async (name: string) => {
@@ -52,56 +52,29 @@ export async function startSurfaces({
     opened.push(r);
     return r;
   };
-  const surfaces: Surfaces = { routes: [], lines: [], close: async () => undefined };
-  const closers: (() => Promise<void>)[] = [];
+  const surfaces: Surfaces = { started: [], routes: [], lines: [], close: async () => undefined };
   surfaces.close = async () => {
-    for (const c of closers.reverse()) await c();
+    for (const s of [...surfaces.started].reverse()) await s.stop();
     for (const r of opened) r.disconnect();
   };
   try {
-    const slack = slackCredentials(env);
-    if ('off' in slack) {
-      surfaces.lines.push(`Slack: off (${slack.off})`);
-    } else {
-      const { SlackSurface } = await import('./slack/slack-surface.js');
-      const surface = await SlackSurface.create({
+    for (const adapter of adapters) {
+      const on = adapter.configure(env);
+      if ('off' in on) {
+        surfaces.lines.push(`${adapter.title}: off (${on.off})`);
+        continue;
+      }
+      const surface = await on.create({
         plane,
-        credentials: slack,
-        redis: await open('lifeboat-bot-slack'),
-        noticeRedis: await open('lifeboat-bot-slack-notices'),
-        ...(prefix ? { prefix } : {}),
-        log,
-      });
-      await surface.start();
-      closers.push(() => surface.close());
-      surfaces.slack = surface;
-      if (surface.route) surfaces.routes.push(surface.route);
-      surfaces.lines.push(
-        slack.mode === 'socket'
-          ? 'Slack: on (Socket Mode)'
-          : 'Slack: on (HTTP receiver at /slack/events)',
-      );
-    }
-    const ding = dingTalkCredentials(env);
-    if ('off' in ding) {
-      surfaces.lines.push(`DingTalk: off (${ding.off})`);
-    } else {
-      const { DingTalkSurface } = await import('./dingtalk/dingtalk-surface.js');
-      const surface = await DingTalkSurface.create({
-        plane,
-        credentials: ding,
-        redis: await open('lifeboat-bot-dingtalk'),
-        noticeRedis: await open('lifeboat-bot-dingtalk-notices'),
+        connect: open,
         ...(prefix ? { prefix } : {}),
         adminTargets,
         log,
       });
       await surface.start();
-      closers.push(() => surface.close());
-      surfaces.dingtalk = surface;
-      surfaces.lines.push(
-        `DingTalk: on (stream mode${ding.cardTemplateId ? ', interactive cards' : ', markdown messages: DINGTALK_CARD_TEMPLATE_ID is not set'})`,
-      );
+      surfaces.started.push(surface);
+      surfaces.routes.push(...surface.routes);
+      surfaces.lines.push(`${adapter.title}: ${on.line}`);
     }
   } catch (err) {
     await surfaces.close();

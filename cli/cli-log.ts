@@ -3,7 +3,7 @@ import { mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
-import { DrError } from '../core/errors.js';
+import { readEnv } from '../core/env.js';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -30,14 +30,7 @@ export interface CliLog {
 
 /** DR_LOG_FORMAT, checked; unset: pretty on a terminal, JSON otherwise. */
 export function logFormatOf(env: NodeJS.ProcessEnv, tty: boolean): LogFormat {
-  const f = env.DR_LOG_FORMAT?.trim();
-  if (!f) return tty ? 'pretty' : 'json';
-  if (f === 'json' || f === 'pretty') return f;
-  throw new DrError(`DR_LOG_FORMAT ${JSON.stringify(f)} is not a log format`, {
-    code: 'config_invalid',
-    subject: 'DR_LOG_FORMAT',
-    remedy: 'set it to json or pretty, or unset it (pretty on a terminal, else json)',
-  });
+  return readEnv('DR_LOG_FORMAT', env) ?? (tty ? 'pretty' : 'json');
 }
 
 /** The logger of one `dr` process (see `CliLogOptions`). */
@@ -46,12 +39,12 @@ export function createCliLog(o: CliLogOptions): CliLog {
   const toStderr = o.write ?? ((line: string) => writeSync(2, line));
   const terminal = format === 'pretty' ? prettyStream(toStderr) : lineStream(toStderr);
   const base = { name: 'dr', level: o.level, base: { pid: process.pid } };
+  const chosen = readEnv('DR_LOG_FILE', o.env);
   const file =
-    o.env.DR_LOG_FILE?.trim() ||
+    chosen ||
     (o.background && o.tty ? join(o.background.logsDir, `${o.background.file}.log`) : undefined);
   if (!file) return { log: pino(base, terminal) };
-  if (!o.env.DR_LOG_FILE?.trim())
-    mkdirSync(o.background?.logsDir ?? '.', { recursive: true, mode: 0o700 });
+  if (!chosen) mkdirSync(o.background?.logsDir ?? '.', { recursive: true, mode: 0o700 });
   const streams: pino.StreamEntry[] = [
     {
       level: o.level as pino.Level,

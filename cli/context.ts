@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type LoadedConfig, readConfig } from '../core/config.js';
+import { peekEnv, readEnv } from '../core/env.js';
 import { DrError, errorMessage, isDrError } from '../core/errors.js';
 import { resolveHome } from '../core/home.js';
 import type { Logger } from '../core/log.js';
@@ -74,17 +75,9 @@ function commandLog(cmd: Command, home: string, env: NodeJS.ProcessEnv): Logger 
   return log;
 }
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-
 /** DR_LOG_LEVEL, checked: a misspelt level is one clear line, not pino's exception. */
 export function logLevelOf(env: NodeJS.ProcessEnv): string {
-  const level = env.DR_LOG_LEVEL?.trim() || 'info';
-  if (LOG_LEVELS.includes(level)) return level;
-  throw new DrError(`DR_LOG_LEVEL ${JSON.stringify(level)} is not a log level`, {
-    code: 'config_invalid',
-    subject: 'DR_LOG_LEVEL',
-    remedy: `set it to one of ${LOG_LEVELS.join(', ')}, or unset it (info)`,
-  });
+  return readEnv('DR_LOG_LEVEL', env);
 }
 
 /** Exit code a command returns; a thrown DrError becomes one clear line and exit 2 (1 for findings). */
@@ -97,7 +90,7 @@ export function reportError(err: unknown, json: boolean): ExitCode {
       : { error: { code: 'internal', message: errorMessage(err) } };
     process.stdout.write(`${JSON.stringify(body)}\n`);
   }
-  process.stderr.write(`${errorLine(err, process.env.DR_LOG_LEVEL)}\n`);
+  process.stderr.write(`${errorLine(err, peekEnv('DR_LOG_LEVEL'))}\n`);
   return 2;
 }
 

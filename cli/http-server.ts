@@ -1,17 +1,23 @@
+/** `dr serve`'s plain-HTTP server: the shared router's routes, then the older route chain, on one address. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DrError, errorMessage, systemCode } from '../core/errors.js';
+import { tryHostPort } from '../core/host-port.js';
+import type { HttpRoute } from '../core/http-route.js';
+import { createRouter, type Router, sendError, sendJson } from '../core/http-router.js';
 import { type Logger, silentLog } from '../core/log.js';
 
 /**
  * One handler of `dr serve`'s HTTP server: answers the request and returns true, or returns false
  * to let the next route try. Routes are tried in order; nothing matched is a 404.
  */
-export type Route = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+export type Route = HttpRoute;
 
 export interface HttpServerOptions {
   /** HOST:PORT; port 0 picks a free one. */
   listen: string;
   routes: Route[];
+  /** Routes by method and path (the router the gateway uses too), tried before `routes`. */
+  router?: Router;
   log?: Logger;
   /** The option the address came from, named in errors: `--listen` unless said otherwise. */
   option?: string;
@@ -28,22 +34,21 @@ export interface HttpServer {
 
 /** Splits HOST:PORT (IPv6 in brackets); a usage error names the value when it is not one. */
 export function parseListen(listen: string, option = '--listen'): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) {
+  const hp = listen === listen.trim() ? tryHostPort(listen) : undefined;
+  if (!hp) {
     throw new DrError(`${option} ${JSON.stringify(listen)} is not HOST:PORT`, {
       code: 'usage',
       subject: option,
       remedy: 'give it like 127.0.0.1:8787 (port 0 picks a free one)',
     });
   }
-  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+  return hp;
 }
 
 /** `/healthz`: 200 while the process serves. */
 export const healthRoute: Route = (req, res) => {
   if (new URL(req.url ?? '/', 'http://x').pathname !== '/healthz') return false;
-  res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}\n');
+  sendJson(res, 200, { ok: true });
   return true;
 };
 
@@ -51,12 +56,13 @@ export const healthRoute: Route = (req, res) => {
 export async function createHttpServer({
   listen,
   routes,
+  router = createRouter(),
   log = silentLog,
   option = '--listen',
 }: HttpServerOptions): Promise<HttpServer> {
   const { host, port } = parseListen(listen, option);
   const server = createServer((req, res) => {
-    void dispatch(routes, req, res, log);
+    void dispatch(router, routes, req, res, log);
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
@@ -96,19 +102,32 @@ export async function createHttpServer({
 }
 
 async function dispatch(
+  router: Router,
   routes: Route[],
   req: IncomingMessage,
   res: ServerResponse,
   log: Logger,
 ): Promise<void> {
   try {
+    if (await router.handle(req, res)) return;
     for (const route of routes) {
       if (await route(req, res)) return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    sendError(
+      res,
+      404,
+      new DrError(`nothing is served at ${req.method} ${path.slice(0, 200)}`, {
+        code: 'bad_request',
+        subject: path.slice(0, 200),
+      }),
+    );
   } catch (err) {
+    if (err instanceof DrError && err.code === 'bad_request') {
+      sendError(res, 400, err); // a malformed %-escape in the path
+      return;
+    }
     log.error({ err: errorMessage(err), url: req.url }, 'request failed');
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-    res.end('internal error\n');
+    sendError(res, 500, err, 'internal error; see the dr serve log');
   }
 }

@@ -1,8 +1,8 @@
 import { userInfo } from 'node:os';
 import type { Redis } from 'ioredis';
+import { readEnv } from '../core/env.js';
 import { DrError, errorMessage } from '../core/errors.js';
 import { connectRedis, redisUrlFrom } from '../core/redis.js';
-import { DEFAULT_PREFIX } from '../replicator/jobs/recovery-contract.js';
 
 /** REDIS_URL, required: recovery runs through the queue. */
 export function requireRedisUrl(env: NodeJS.ProcessEnv): string {
@@ -19,16 +19,7 @@ export function requireRedisUrl(env: NodeJS.ProcessEnv): string {
 
 /** Key prefix in Redis (DR_REDIS_PREFIX), `lifeboat:` by default. */
 export function redisPrefix(env: NodeJS.ProcessEnv): string {
-  const p = env.DR_REDIS_PREFIX;
-  if (p === undefined || p === '') return DEFAULT_PREFIX;
-  if (!/^[\w.-]{1,60}:$/.test(p)) {
-    throw new DrError(`DR_REDIS_PREFIX ${JSON.stringify(p)} is not a key prefix`, {
-      code: 'config_invalid',
-      subject: 'DR_REDIS_PREFIX',
-      remedy: 'set it like lifeboat: (letters, digits, . _ -, ending in a colon), or unset it',
-    });
-  }
-  return p;
+  return readEnv('DR_REDIS_PREFIX', env);
 }
 
 /** A connection that answered PING, or a clear error within `timeoutMs`. */

@@ -1,9 +1,8 @@
 // How a long-running `dr` part stops: SIGINT or SIGTERM starts a graceful stop that has a deadline.
-import { DrError } from '../core/errors.js';
-import { parseDuration } from '../core/units.js';
+import { ENV, readEnv } from '../core/env.js';
 
 /** How long a graceful stop may take by default before the part exits anyway. */
-export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+export const DEFAULT_STOP_TIMEOUT_MS = ENV.DR_STOP_TIMEOUT.fallback;
 
 export interface StopSignalOptions {
   /** The part, as the deadline line names it: `dr worker`. */
@@ -31,17 +30,7 @@ export interface StopSignal {
 
 /** DR_STOP_TIMEOUT, checked: a duration of at least 1 s, 10 s when unset. */
 export function stopTimeoutMs(env: NodeJS.ProcessEnv): number {
-  const text = env.DR_STOP_TIMEOUT;
-  if (text === undefined || text === '') return DEFAULT_STOP_TIMEOUT_MS;
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < 1000) {
-    throw new DrError(`DR_STOP_TIMEOUT ${JSON.stringify(text)} is not a duration of at least 1s`, {
-      code: 'config_invalid',
-      subject: 'DR_STOP_TIMEOUT',
-      remedy: 'set it like 10s, or unset it',
-    });
-  }
-  return ms;
+  return readEnv('DR_STOP_TIMEOUT', env);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** The one error for an app name this home does not know, with the nearest name when it looks like a typo. */
-import { closest } from '../bot/closest.js';
+
 import { DrError, isDrError } from '../core/errors.js';
+import { closest } from '../engine/closest.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
 
 /**

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { readEnv } from './env.js';
 
 /** Where everything of one Lifeboat installation lives. */
 export interface HomePaths {
@@ -17,7 +18,7 @@ export interface HomePaths {
 
 /** DR_HOME from a flag, else the environment, else ./.lifeboat. */
 export function resolveHome(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(flag ?? env.DR_HOME ?? '.lifeboat');
+  return resolve(flag ?? readEnv('DR_HOME', env));
 }
 
 export function homePaths(home: string): HomePaths {

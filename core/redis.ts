@@ -1,25 +1,10 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
-import { DrError } from './errors.js';
+import { readEnv } from './env.js';
 
 /** REDIS_URL, checked; undefined when unset. */
 export function redisUrlFrom(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const url = env.REDIS_URL;
-  if (url === undefined || url === '') return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = new URL('invalid:');
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new DrError('REDIS_URL is not a redis:// URL', {
-      code: 'config_invalid',
-      subject: 'REDIS_URL',
-      remedy: 'set it like redis://127.0.0.1:6379, or unset it',
-    });
-  }
-  return url;
+  return readEnv('REDIS_URL', env);
 }
 
 /**

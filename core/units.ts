@@ -1,3 +1,4 @@
+// Sizes and durations as people write them (`64KiB`, `1h30m`), parsed one way everywhere.
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
   b: 1,
@@ -36,14 +37,26 @@ const DURATION_UNITS: Record<string, number> = {
   w: 604_800_000,
 };
 
-/** Parses `500ms`, `5s`, `30m`, `1h`, `30d`; a bare number is seconds. */
+/**
+ * Parses `500ms`, `90s`, `30m`, `1h30m`, `30d` (parts largest first, each unit once); a bare
+ * number is seconds. Undefined for anything else: an unknown unit, a negative, an empty text.
+ */
 export function parseDuration(text: string | number): number | undefined {
-  if (typeof text === 'number') return text >= 0 ? text * 1000 : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (!m) return undefined;
-  const unit = m[2] ? DURATION_UNITS[m[2].toLowerCase()] : 1000;
-  if (unit === undefined) return undefined;
-  return Math.round(Number(m[1]) * unit);
+  if (typeof text === 'number')
+    return Number.isFinite(text) && text >= 0 ? Math.round(text * 1000) : undefined;
+  const t = text.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
+  if (!/^(?:\d+(?:\.\d+)?\s*[a-zA-Z]+\s*)+$/.test(t)) return undefined;
+  let ms = 0;
+  let last = Number.POSITIVE_INFINITY;
+  for (const [, n, u] of t.matchAll(/(\d+(?:\.\d+)?)\s*([a-zA-Z]+)/g)) {
+    const unit = DURATION_UNITS[(u as string).toLowerCase()];
+    if (unit === undefined || unit >= last) return undefined; // unknown, repeated or out of order
+    last = unit;
+    ms += Number(n) * unit;
+  }
+  const rounded = Math.round(ms);
+  return Number.isSafeInteger(rounded) ? rounded : undefined;
 }
 
 export function formatBytes(n: number): string {

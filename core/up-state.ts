@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
-import { systemCode } from './errors.js';
+import { envIsSet } from './env.js';
+import { pidAlive } from './pid-alive.js';
 
 /** One process `dr up` runs. */
 export interface UpChild {
@@ -33,15 +34,6 @@ export interface UpState {
 export const runDir = (home: string): string => join(home, 'run');
 export const upStatePath = (home: string): string => join(runDir(home), 'up.json');
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return systemCode(err) === 'EPERM';
-  }
-}
-
 /** The state of the `dr up` running on this home, or undefined when none runs (a stale file is ignored). */
 export function readUpState(home: string): UpState | undefined {
   const state = readUpFile(home);
@@ -68,14 +60,14 @@ export async function writeUpState(home: string, state: UpState): Promise<void> 
  * `dr up` running on `home` where they are unset. Explicit settings always win.
  */
 export function withUpDefaults(home: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  if (env.REDIS_URL && env.DR_GATEWAY) return env;
+  if (envIsSet('REDIS_URL', env) && envIsSet('DR_GATEWAY', env)) return env;
   const up = readUpState(home);
   if (!up) return env;
   const out = { ...env };
-  if (!out.REDIS_URL) {
+  if (!envIsSet('REDIS_URL', out)) {
     out.REDIS_URL = up.redisUrl;
-    if (!out.DR_REDIS_PREFIX && up.prefix) out.DR_REDIS_PREFIX = up.prefix;
+    if (!envIsSet('DR_REDIS_PREFIX', out) && up.prefix) out.DR_REDIS_PREFIX = up.prefix;
   }
-  if (!out.DR_GATEWAY) out.DR_GATEWAY = up.gateway;
+  if (!envIsSet('DR_GATEWAY', out)) out.DR_GATEWAY = up.gateway;
   return out;
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { errorMessage } from '../core/errors.js';
 import type { EngineContext } from './engine-context.js';
 import { fingerprintChanges, gatherCardFacts } from './gather-card-facts.js';
-import { publishForApproval } from './submit-approval.js';
+import { publishForApproval } from './publish-for-approval.js';
 import { approvalActions } from './submit-operation.js';
 
 /**

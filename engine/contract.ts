@@ -1,4 +1,6 @@
 import type { JobName } from '../replicator/jobs/index.js';
+import type { FlagArgs } from './verb-flags.js';
+import { VERB_TABLE, type Verb } from './verbs.js';
 
 /**
  * The control plane's contract with the chat surfaces: a `Command` goes in, a `Reply` comes back
@@ -9,54 +11,19 @@ import type { JobName } from '../replicator/jobs/index.js';
 /** Where a command came from. `cli` is `dr drill|failover|failback` as the local administrator. */
 export type Surface = 'slack' | 'dingtalk' | 'console' | 'cli' | 'scheduler';
 
-/** The chat grammar's verbs, identical on every surface. */
-export const VERBS = [
-  'help',
-  'status',
-  'points',
-  'drill',
-  'failover',
-  'failback',
-  'approve',
-  'reject',
-  'cancel',
-  'cleanup',
-  'pause',
-  'resume',
-  'history',
-  'ack',
-  'policy',
-] as const;
-export type Verb = (typeof VERBS)[number];
+/** The verbs, identical on every surface, in help order: from the one verb table (verbs.ts). */
+export const VERBS: readonly Verb[] = VERB_TABLE.map((s) => s.verb);
+export type { Verb };
 
-/** Verbs that change something; every other verb only reads. */
-export const ACTION_VERBS = [
-  'drill',
-  'failover',
-  'failback',
-  'approve',
-  'reject',
-  'cancel',
-  'cleanup',
-  'pause',
-  'resume',
-  'ack',
-] as const satisfies readonly Verb[];
+/** Verbs that change something, judged by the policies; every other verb only reads. */
+export const ACTION_VERBS: readonly Verb[] = VERB_TABLE.filter((s) => s.access === 'policy').map(
+  (s) => s.verb,
+);
 
-/** The parsed words of a command; which fields a verb uses is fixed by the grammar. */
-export interface CommandArgs {
-  /** drill, failover: a point id; absent means the latest consistent point. */
-  point?: number;
-  /** drill: how long the drill server is kept, in ms. */
-  keepMs?: number;
-  /** failover, failback: act outside the usual rules where a policy allows it. */
-  emergency?: boolean;
-  /** Explain what would happen; nothing is enqueued. */
-  dryRun?: boolean;
+/** The parsed words of a command; which fields a verb uses is fixed by the verb table. */
+export interface CommandArgs extends FlagArgs {
   /** approve, reject: the approval id; cancel, cleanup: the operation id; ack: the alert id. */
   id?: string;
-  /** reject: why; failover, failback: why it is asked for (shown on the approval card, kept in the audit log). */
-  reason?: string;
   /** policy: which sub-command. */
   sub?: 'list' | 'explain';
   /** policy explain: the words of the command to explain, e.g. ['failover', 'prod-web']. */

@@ -19,10 +19,12 @@ import { NoticeStream } from './notice-stream.js';
 import { formatProblem, type PolicyProblem } from './policy.js';
 import { PolicyWatcher } from './policy-watcher.js';
 import { readHistory, readPoints, readPolicy, readStatus } from './read-verbs.js';
-import { expireApproval, submitPress, sweepGranted } from './submit-approval.js';
+import { expireApproval, sweepGranted } from './start-granted.js';
+import { submitPress } from './submit-approval.js';
 import { submitAck, submitCancel, submitCleanup } from './submit-control.js';
 import { submitOperation } from './submit-operation.js';
 import { submitPause } from './submit-pause.js';
+import { argsProblem } from './verbs.js';
 
 export interface EngineOptions {
   /** DR_HOME: the policy directory named in dr.yaml is relative to it. */
@@ -281,7 +283,8 @@ function checkCommand(c: Command): string | undefined {
   if (c.app !== undefined && typeof c.app !== 'string') return 'the app must be a name';
   if (c.args === null || typeof c.args !== 'object') return 'a command needs args (may be empty)';
   if (typeof c.id !== 'string' || c.id === '') return 'a command needs an id';
-  return undefined;
+  // The one place ranges are checked, whichever surface sent the command.
+  return argsProblem(c.verb, c.args, c.app);
 }
 
 export const newCommandId = () => randomUUID();

@@ -1,10 +1,11 @@
 import type { Config } from '../core/config.js';
-import { parseDuration } from '../core/units.js';
 import { type AppState, commandFacts } from './command-facts.js';
-import { type Command, type PolicyOutcome, VERBS, type Verb } from './contract.js';
+import type { Command, PolicyOutcome, Verb } from './contract.js';
 import { evaluatePolicies } from './evaluate-policies.js';
 import type { Identity } from './identity.js';
+import { parseCommandWords } from './parse-command-words.js';
 import type { PolicySet } from './policy-set.js';
+import { verbSpec } from './verbs.js';
 
 export interface Explanation {
   /** What would happen: allow, deny, approval (or `read` for verbs anyone may use). */
@@ -18,39 +19,21 @@ export interface Explanation {
   warnings: string[];
 }
 
-/** Parses the words of a command to explain, like `failover prod-web --emergency`. */
+/**
+ * Parses the words of a command to explain, like `failover prod-web --emergency`, with the one
+ * parser of the verb table (ranges included); a string says what is wrong.
+ */
 export function parseWords(
   words: string[],
 ): { verb: Verb; app?: string; args: Command['args'] } | string {
-  const [verb, ...rest] = words;
-  if (!verb || !(VERBS as readonly string[]).includes(verb))
-    return `"${verb ?? ''}" is not a command; explain one of: ${VERBS.join(', ')}`;
-  const args: Command['args'] = {};
-  let app: string | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    // Phones and Slack turn -- into a dash; `--point=3` and `--point 3` are the same.
-    const raw = (rest[i] ?? '').replace(/^[\u2013\u2014]/, '--');
-    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
-    const w = eq > 0 ? raw.slice(0, eq) : raw;
-    const value = () => (eq > 0 ? raw.slice(eq + 1) : rest[++i]);
-    if (w === '--emergency') args.emergency = true;
-    else if (w === '--dry-run') args.dryRun = true;
-    else if (w === '--point') {
-      const p = Number(value());
-      if (!Number.isInteger(p) || p < 0) return '--point takes a point id (a whole number)';
-      args.point = p;
-    } else if (w === '--keep') {
-      const ms = parseDuration(value() ?? '');
-      if (ms === undefined) return '--keep takes a duration like 30m or 2h';
-      args.keepMs = ms;
-    } else if (w.startsWith('--')) return `unknown flag ${w}`;
-    else if (app === undefined) app = w;
-    else if (args.id === undefined) args.id = w;
-  }
-  return { verb: verb as Verb, ...(app !== undefined ? { app } : {}), args };
+  const parsed = parseCommandWords(words.map((w) => w.replace(/^[\u2013\u2014]/, '--')));
+  if (!parsed.ok) return parsed.error.replace(/\.$/, '');
+  return {
+    verb: parsed.verb,
+    ...(parsed.app !== undefined ? { app: parsed.app } : {}),
+    args: parsed.args,
+  };
 }
-
-const READ_VERBS: ReadonlySet<string> = new Set(['help', 'status', 'points', 'history', 'policy']);
 
 /** Each policy, each condition, passed or failed, and the decision the command would get. */
 export async function explainCommand(
@@ -71,7 +54,7 @@ export async function explainCommand(
     actor: who.actor,
     ...(who.person ? { person: who.person } : {}),
   };
-  if (READ_VERBS.has(parsed.verb))
+  if (verbSpec(parsed.verb)?.access === 'anyone')
     return {
       ...base,
       would: 'read',

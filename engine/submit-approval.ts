@@ -1,53 +1,15 @@
+// Approvals asked for and pressed: the card published, each press counted once, the last one starting the operation.
 import type { ApprovalRecord } from './approval-store.js';
-import type { Command, Decision, Notice, Reply, Surface } from './contract.js';
-import { denyReply, fired, judge } from './decide.js';
-import { type EngineContext, targetsFor } from './engine-context.js';
-import {
-  type CardFacts,
-  fingerprintChanges,
-  gatherCardFacts,
-  withProgress,
-} from './gather-card-facts.js';
-import { type Identity, resolveIdentity, SCHEDULER } from './identity.js';
-import {
-  approvalActions,
-  cancelAction,
-  enqueueOperation,
-  type OperationVerb,
-  publicApproval,
-} from './submit-operation.js';
+import type { Command, Reply } from './contract.js';
+import { denyReply, judge } from './decide.js';
+import type { EngineContext } from './engine-context.js';
+import { type CardFacts, fingerprintChanges, gatherCardFacts } from './gather-card-facts.js';
+import type { Identity } from './identity.js';
+import { publishForApproval } from './publish-for-approval.js';
+import { progress, startGranted } from './start-granted.js';
+import { approvalActions, publicApproval } from './submit-operation.js';
 
 const APPROVAL_ID = /^A-\d{1,12}$/;
-
-/**
- * Publishes a notice about an approval's operation on its thread (`op:<opId>`) to the channels
- * of its app and the channel it was asked in; data is the approval unless given, plus the card's
- * facts (`card`, with the approval's progress now) so the message keeps showing them.
- */
-export async function publishForApproval(
-  ctx: EngineContext,
-  a: ApprovalRecord,
-  n: Pick<Notice, 'kind' | 'severity' | 'summary'> & Pick<Partial<Notice>, 'actions' | 'data'>,
-  card?: CardFacts,
-): Promise<Notice> {
-  const shown = card ?? (await ctx.approvals.card(a.id));
-  const data = 'data' in n ? n.data : { approval: publicApproval(a) };
-  return ctx.notices.publish({
-    kind: n.kind,
-    key: `op:${a.opId}`,
-    app: a.app,
-    targets: targetsFor(ctx, a.app, a.channel),
-    severity: n.severity,
-    summary: n.summary,
-    ...(n.actions ? { actions: n.actions } : {}),
-    data:
-      shown && data !== null && typeof data === 'object'
-        ? { ...data, card: withProgress(shown, a) }
-        : data,
-  });
-}
-
-const progress = (a: ApprovalRecord) => `${a.approvals.length} of ${a.required}`;
 
 /** approve / reject: idempotent presses; the press that meets the count enqueues the job, once. */
 export async function submitPress(
@@ -224,40 +186,6 @@ export async function submitPress(
   }
 }
 
-/** Enqueues a granted approval's operation and records that it did (or why it could not). */
-export async function startGranted(ctx: EngineContext, a: ApprovalRecord): Promise<Reply> {
-  const refused = await recheck(ctx, a);
-  if (refused) return refused;
-  const queued = await enqueueOperation(ctx, {
-    verb: a.verb as OperationVerb,
-    app: a.app,
-    opId: a.opId,
-    requestedBy: a.requestedBy,
-    args: a.args,
-    approvalId: a.id,
-    ...(a.channel ? { channel: a.channel } : {}),
-  });
-  await ctx.approvals.markEnqueued(a.id, queued.ok ? 'queued' : `refused: ${queued.message}`);
-  if (!queued.ok) {
-    await publishForApproval(ctx, a, {
-      kind: 'operation.failed',
-      severity: 'critical',
-      summary: `${a.verb} of ${a.app} was approved but could not start: ${queued.message}`,
-      data: { opId: a.opId },
-    });
-    return {
-      ok: false,
-      summary: `Approved ${a.id}, but ${a.verb} of ${a.app} could not start: ${queued.message}`,
-    };
-  }
-  return {
-    ok: true,
-    summary: `Approved ${a.id}: ${progress(a)}; ${a.verb} of ${a.app} queued as ${a.opId}`,
-    data: { approval: publicApproval(a), opId: a.opId },
-    actions: [cancelAction(a.opId, a.verb, a.app)],
-  };
-}
-
 /** Facts read now for an approval, kept as the card's last shown facts. */
 async function freshCard(ctx: EngineContext, a: ApprovalRecord): Promise<CardFacts> {
   const card = await gatherCardFacts(ctx, a);
@@ -305,111 +233,4 @@ async function refreshIfStale(
     thread: `op:${a.opId}`,
     data: { approval: publicApproval(a), card: now, stale: changes },
   };
-}
-
-/** An approval's expiry job: marks it expired if it still waits, and tells its channels. */
-export async function expireApproval(ctx: EngineContext, id: string): Promise<void> {
-  const r = await ctx.approvals.expire(id, ctx.now());
-  const a = r.approval;
-  if (r.outcome !== 'expired-now' || !a) return;
-  await ctx.audit.append('approval', { id, opId: a.opId, status: 'expired' });
-  await publishForApproval(ctx, a, {
-    kind: 'approval.expired',
-    severity: 'warning',
-    summary: `${id} (${a.verb} of ${a.app}) expired at ${a.expiresAt} with ${progress(a)} approvals; nothing was started`,
-  });
-}
-
-/** Sweeps approvals granted but never enqueued (a process stopped between the two): enqueues them now. */
-export async function sweepGranted(ctx: EngineContext): Promise<number> {
-  let n = 0;
-  for (const a of await ctx.approvals.recent(200)) {
-    if (a.status !== 'granted' || a.enqueued) continue;
-    // Several engines may start together: one of them takes each approval.
-    const mine = await ctx.redis.set(`${ctx.prefix}approval:sweep:${a.id}`, '1', 'EX', 300, 'NX');
-    if (mine !== 'OK') continue;
-    await startGranted(ctx, a);
-    n++;
-  }
-  return n;
-}
-
-/**
- * The policies may have changed since the operation was asked for (a freeze added, a grant
- * removed, a policy file broken): just before it is queued, the operation is judged again, as its
- * requester would be now. A deny, or an approval rule the presses so far no longer meet, refuses
- * it; the refusal is recorded on the approval, in the audit log and in the approval's thread.
- */
-async function recheck(ctx: EngineContext, a: ApprovalRecord): Promise<Reply | undefined> {
-  const command: Command = {
-    id: `${a.id}:recheck`,
-    actor: a.requestedBy,
-    surface: a.surface ?? surfaceOf(a.requestedBy),
-    verb: a.verb,
-    app: a.app,
-    args: a.args,
-    ...(a.channel ? { channel: a.channel } : {}),
-    at: new Date(ctx.now()).toISOString(),
-  };
-  const j = await judge(ctx, command, resolveIdentity(ctx.config, a.requestedBy));
-  const ev = j.evaluation;
-  let refusal: { reason: string; policy: string } | undefined = j.deny;
-  if (!refusal && ev?.outcome === 'approval' && ev.approval) {
-    const need = ev.approval;
-    const counted = a.approvals.filter(
-      (x) =>
-        x.person !== a.requestedPerson &&
-        (ctx.config.people[x.person]?.groups ?? []).some((g) => need.groups.includes(g)),
-    ).length;
-    if (counted < need.count)
-      refusal = {
-        reason: `it now needs ${need.count} approval(s) from ${need.groups.join(', ')} and has ${counted}; ask again`,
-        policy: ev.policy?.name ?? '(approvals)',
-      };
-  }
-  const policies = ev?.outcomes ?? [];
-  await ctx.audit.append(
-    'decision',
-    {
-      command: command.id,
-      verb: a.verb,
-      app: a.app,
-      approval: a.id,
-      opId: a.opId,
-      recheck: true,
-      outcome: refusal ? 'deny' : ev?.outcome,
-      policy: refusal?.policy ?? ev?.policy?.name,
-      ...(refusal ? { reason: refusal.reason } : {}),
-      fired: fired(policies),
-    },
-    a.requestedBy,
-  );
-  if (!refusal) return undefined;
-  const why = `the policies now refuse it: ${refusal.reason} (policy ${refusal.policy})`;
-  await ctx.approvals.markEnqueued(a.id, `refused: ${why}`);
-  await publishForApproval(ctx, a, {
-    kind: 'operation.failed',
-    severity: 'warning',
-    summary: `${a.verb} of ${a.app} was approved (${a.id}) but not started: ${why}`,
-    data: { opId: a.opId, approval: publicApproval(a) },
-  });
-  const decision: Decision = {
-    outcome: 'deny',
-    reason: refusal.reason,
-    policy: refusal.policy,
-    policies,
-  };
-  return {
-    ok: false,
-    summary: `Approved ${a.id}, but ${a.verb} of ${a.app} was not started: ${why}`,
-    decision,
-    data: { decision, approval: publicApproval(a) },
-  };
-}
-
-/** The surface an actor's id names (`slack:U1` → slack); approvals made before it was recorded. */
-function surfaceOf(actor: string): Surface {
-  if (actor === SCHEDULER) return 'scheduler';
-  const s = actor.slice(0, actor.indexOf(':'));
-  return s === 'slack' || s === 'dingtalk' || s === 'console' ? s : 'cli';
 }

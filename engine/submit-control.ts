@@ -3,7 +3,7 @@ import type { Command, Reply } from './contract.js';
 import { denyReply, failedReply, judge } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import type { Identity } from './identity.js';
-import { publishForApproval } from './submit-approval.js';
+import { publishForApproval } from './publish-for-approval.js';
 
 const APPROVAL_ID = /^A-\d{1,12}$/;
 const ALERT_ID = /^AL-\d{1,12}$/;

@@ -26,8 +26,6 @@ export async function submitOperation(
   const bad = unknownApp(ctx, command.app);
   if (bad) return bad;
   const app = command.app as string;
-  const wrong = badArgs(command);
-  if (wrong) return { ok: false, private: true, summary: wrong };
   const j = await judge(ctx, command, who);
   const ev = j.evaluation;
   const policies = ev?.outcomes ?? [];
@@ -171,20 +169,6 @@ export async function submitOperation(
     actions: [cancelAction(opId, verb, app)],
     thread: `op:${opId}`,
   };
-}
-
-/** Arguments a surface should never send; refused before any policy runs. */
-function badArgs(command: Command): string | undefined {
-  const { point, keepMs } = command.args;
-  if (point !== undefined && (!Number.isSafeInteger(point) || point < 0))
-    return `--point ${String(point)} is not a point id; use one from \`points ${command.app}\``;
-  if (
-    keepMs !== undefined &&
-    (!Number.isFinite(keepMs) || keepMs < 1000 || keepMs > 7 * 86_400_000)
-  )
-    return '--keep must be between 1s and 7d';
-  if (keepMs !== undefined && command.verb !== 'drill') return '--keep applies to drills only';
-  return undefined;
 }
 
 export function operationArgs(command: Command): ApprovalRecord['args'] {

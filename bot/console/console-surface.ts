@@ -1,11 +1,14 @@
+// The chat grammar in a terminal (`dr chat`, `dr up`): a line in, the reply out, notices printed.
 import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { DrError } from '../../core/errors.js';
+import type { HttpRoute } from '../../core/http-route.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice } from '../../engine/contract.js';
 import { answer } from '../answer.js';
+import type { ChatSurface } from '../chat-surface.js';
 import { NoticeReader } from '../notice-reader.js';
 import { plainText, printable } from '../plain-text.js';
 
@@ -44,7 +47,10 @@ export const PERSON = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
  * The chat grammar in a terminal: a line in, the reply out; notices for `console` printed as they
  * come, with buttons shown as the words to type. The surface of `dr up` and of tests.
  */
-export class ConsoleSurface {
+export class ConsoleSurface implements ChatSurface {
+  readonly name = 'console';
+  /** A terminal: nothing to mount. */
+  readonly routes: HttpRoute[] = [];
   private reader: NoticeReader | undefined;
   private seq = 0;
   /** Who is typing now; `as <person>` changes it for the lines that follow. */
@@ -55,23 +61,50 @@ export class ConsoleSurface {
     this.person = o.person;
   }
 
+  /** Starts printing notices for `console` (when it has a connection for them). */
+  async start(): Promise<void> {
+    if (!this.o.noticeRedis || this.reader) return;
+    // Each terminal sees every notice: a consumer group of its own, removed when it closes.
+    const reader = new NoticeReader({
+      redis: this.o.noticeRedis,
+      ...(this.o.prefix ? { prefix: this.o.prefix } : {}),
+      group: `bot:console:${hostname()}:${process.pid}`,
+      consumer: 'console',
+      accepts: (n) => n.targets.includes('console'),
+      handle: async (n) => this.postNotice(n),
+      dropGroupOnClose: true,
+      ...(this.o.log ? { log: this.o.log } : {}),
+    });
+    await reader.start();
+    this.reader = reader;
+  }
+
+  /** Stops printing notices. */
+  async stop(): Promise<void> {
+    const reader = this.reader;
+    this.reader = undefined;
+    await reader?.close();
+  }
+
+  /** A terminal has no message to update: every notice is printed as it comes. */
+  async postNotice(notice: Notice): Promise<void> {
+    this.print(noticeText(notice));
+  }
+
+  /** A printed line cannot change: the newer state is printed below it. */
+  async updateMessage(_target: string, _ref: string, notice: Notice): Promise<void> {
+    this.print(noticeText(notice));
+  }
+
+  /** An approval prints with its buttons shown as the words to type. */
+  async askApproval(notice: Notice): Promise<void> {
+    this.print(noticeText(notice));
+  }
+
   /** Runs until the input ends or `exit` / `quit` is typed. */
   async run(): Promise<void> {
     const { output } = this.o;
-    if (this.o.noticeRedis) {
-      // Each terminal sees every notice: a consumer group of its own, removed when it closes.
-      this.reader = new NoticeReader({
-        redis: this.o.noticeRedis,
-        ...(this.o.prefix ? { prefix: this.o.prefix } : {}),
-        group: `bot:console:${hostname()}:${process.pid}`,
-        consumer: 'console',
-        accepts: (n) => n.targets.includes('console'),
-        handle: async (n) => this.print(noticeText(n)),
-        dropGroupOnClose: true,
-        ...(this.o.log ? { log: this.o.log } : {}),
-      });
-      await this.reader.start();
-    }
+    await this.start();
     const lines = createInterface({ input: this.o.input, terminal: false });
     const prompt = () => {
       if (this.o.prompt) output.write('dr> ');
@@ -107,7 +140,7 @@ export class ConsoleSurface {
       }
     } finally {
       lines.close();
-      await this.reader?.close();
+      await this.stop();
     }
   }
 

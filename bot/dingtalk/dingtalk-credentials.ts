@@ -1,5 +1,6 @@
+// DingTalk's settings from the environment: off, or the app's credentials and URLs.
+import { readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
-import { envUrl } from '../env-url.js';
 
 export interface DingTalkCredentials {
   clientId: string;
@@ -14,8 +15,6 @@ export interface DingTalkCredentials {
   cardTemplateId?: string;
 }
 
-const API = 'https://api.dingtalk.com';
-
 /**
  * DingTalk's settings from the usual variables. Without DINGTALK_CLIENT_ID DingTalk stays off
  * (the reason is returned for `dr serve` to say); a half-set pair or a bad URL is an error naming
@@ -24,8 +23,8 @@ const API = 'https://api.dingtalk.com';
 export function dingTalkCredentials(
   env: NodeJS.ProcessEnv = process.env,
 ): DingTalkCredentials | { off: string } {
-  const clientId = env.DINGTALK_CLIENT_ID?.trim();
-  const clientSecret = env.DINGTALK_CLIENT_SECRET?.trim();
+  const clientId = readEnv('DINGTALK_CLIENT_ID', env);
+  const clientSecret = readEnv('DINGTALK_CLIENT_SECRET', env);
   if (!clientId && !clientSecret) return { off: 'DINGTALK_CLIENT_ID is not set' };
   if (!clientId || !clientSecret) {
     const missing = clientId ? 'DINGTALK_CLIENT_SECRET' : 'DINGTALK_CLIENT_ID';
@@ -36,19 +35,15 @@ export function dingTalkCredentials(
         "set both DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET (the app's AppKey and AppSecret), or neither to leave DingTalk off",
     });
   }
-  const apiUrl = envUrl('DINGTALK_API_URL', env.DINGTALK_API_URL, API).replace(/\/$/, '');
-  const gatewayUrl = envUrl(
-    'DINGTALK_GATEWAY_URL',
-    env.DINGTALK_GATEWAY_URL,
-    `${API}/v1.0/gateway/connections/open`,
-  );
-  const template = env.DINGTALK_CARD_TEMPLATE_ID?.trim();
+  const apiUrl = readEnv('DINGTALK_API_URL', env);
+  const gatewayUrl = readEnv('DINGTALK_GATEWAY_URL', env);
+  const template = readEnv('DINGTALK_CARD_TEMPLATE_ID', env);
   return {
     clientId,
     clientSecret,
     apiUrl,
     gatewayUrl,
-    robotCode: env.DINGTALK_ROBOT_CODE?.trim() || clientId,
+    robotCode: readEnv('DINGTALK_ROBOT_CODE', env) ?? clientId,
     ...(template ? { cardTemplateId: template } : {}),
   };
 }

@@ -1,17 +1,31 @@
+// DingTalk in stream mode: robot messages and card presses in, replies, cards and markdown out.
 import { randomUUID } from 'node:crypto';
 import type { DWClient, DWClientDownStream } from 'dingtalk-stream';
 import type { Redis } from 'ioredis';
 import { DrError, errorMessage } from '../../core/errors.js';
+import type { HttpRoute } from '../../core/http-route.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
 import { answer } from '../answer.js';
+import type { ChatSurface } from '../chat-surface.js';
 import { firstDelivery } from '../first-delivery.js';
 import { MessageMap } from '../message-map.js';
-import { NoticeReader, publishNotice } from '../notice-reader.js';
+import { NoticeReader } from '../notice-reader.js';
 import { DingTalkApi, DingTalkApiError, spaceOf } from './dingtalk-api.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
+import {
+  bounded,
+  type CardCallback,
+  channelOf,
+  isDeliveryId,
+  isOurCard,
+  privately,
+  type RobotMessage,
+  stripPrefix,
+} from './dingtalk-frames.js';
 import { cardParams, dingTalkMarkdown } from './dingtalk-markdown.js';
 import { streamClient } from './stream-client.js';
+import { StreamWatch } from './stream-watch.js';
 
 export const TOPIC_ROBOT = '/v1.0/im/bot/messages/get';
 export const TOPIC_CARD = '/v1.0/card/instances/callback';
@@ -32,45 +46,22 @@ export interface DingTalkSurfaceOptions {
   now?: () => number;
 }
 
-interface RobotMessage {
-  msgId?: string;
-  conversationId?: string;
-  conversationType?: string;
-  senderStaffId?: string;
-  senderId?: string;
-  senderNick?: string;
-  sessionWebhook?: string;
-  sessionWebhookExpiredTime?: number;
-  text?: { content?: string };
-  msgtype?: string;
-  /** The robot the message is for: ours is `DINGTALK_ROBOT_CODE` (the AppKey by default). */
-  robotCode?: string;
-}
-
-interface CardCallback {
-  outTrackId?: string;
-  userId?: string;
-  content?: string;
-  spaceId?: string;
-  spaceType?: string;
-}
-
 /**
  * DingTalk in stream mode: robot messages parsed with the chat grammar and answered through their
  * session webhook; operations and alerts as interactive cards (or markdown without a card
  * template), their button presses through the card callback, answered with
  * `socketCallBackResponse`. Deliveries are de-duplicated by message id.
  */
-export class DingTalkSurface {
+export class DingTalkSurface implements ChatSurface {
+  readonly name = 'dingtalk';
+  /** Stream mode: nothing to mount. */
+  readonly routes: HttpRoute[] = [];
   readonly api: DingTalkApi;
   private readonly map: MessageMap;
   private readonly base: string;
   private readonly log: Logger;
   private reader: NoticeReader | undefined;
-  private watch: NodeJS.Timeout | undefined;
-  private downSince: number | undefined;
-  private toldDown = false;
-  private wasConnected = false;
+  private readonly watch: StreamWatch;
 
   private constructor(
     private readonly client: DWClient,
@@ -81,6 +72,15 @@ export class DingTalkSurface {
     this.map = new MessageMap(o.redis, `${this.base}msg:`);
     this.api = new DingTalkApi(o.credentials, {
       fetch: o.fetch ?? fetch,
+      now: o.now ?? Date.now,
+      log: this.log,
+    });
+    this.watch = new StreamWatch({
+      connected: () => client.connected,
+      redis: o.redis,
+      ...(o.prefix ? { prefix: o.prefix } : {}),
+      adminTargets: o.adminTargets ?? [],
+      downNoticeAfterMs: o.downNoticeAfterMs ?? 60_000,
       now: o.now ?? Date.now,
       log: this.log,
     });
@@ -115,8 +115,7 @@ export class DingTalkSurface {
   async start(): Promise<void> {
     await this.checkCredentials();
     void this.client.connect();
-    this.downSince = (this.o.now ?? Date.now)();
-    this.watch = setInterval(() => void this.checkStream(), 500);
+    this.watch.start();
     if (this.o.noticeRedis) {
       this.reader = new NoticeReader({
         redis: this.o.noticeRedis,
@@ -124,7 +123,7 @@ export class DingTalkSurface {
         group: 'bot:dingtalk',
         consumer: `${process.pid}:${randomUUID().slice(0, 8)}`,
         accepts: (n) => n.targets.some((t) => t.startsWith('dingtalk:')),
-        handle: (n) => this.show(n),
+        handle: (n) => this.postNotice(n),
         log: this.log,
       });
       await this.reader.start();
@@ -160,67 +159,10 @@ export class DingTalkSurface {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.watch) clearInterval(this.watch);
+  async stop(): Promise<void> {
+    this.watch.stop();
     this.client.disconnect();
     await this.reader?.close();
-  }
-
-  /** Logs each drop and reconnect; tells the admins once when the stream stays down, and when it is back. */
-  private async checkStream(): Promise<void> {
-    const now = (this.o.now ?? Date.now)();
-    const up = this.client.connected;
-    try {
-      if (up) {
-        if (!this.wasConnected) this.log.info('DingTalk stream connected');
-        if (this.toldDown && this.downSince !== undefined) {
-          await this.tellAdmins(
-            'info',
-            `DingTalk stream is back after ${Math.round((now - this.downSince) / 1000)} s.`,
-          );
-        }
-        this.wasConnected = true;
-        this.downSince = undefined;
-        this.toldDown = false;
-        return;
-      }
-      if (this.wasConnected) {
-        this.log.warn('DingTalk stream dropped; reconnecting');
-        this.wasConnected = false;
-        this.downSince = now;
-      }
-      this.downSince ??= now;
-      if (!this.toldDown && now - this.downSince >= (this.o.downNoticeAfterMs ?? 60_000)) {
-        this.toldDown = true;
-        this.log.error({ downMs: now - this.downSince }, 'DingTalk stream stays down');
-        await this.tellAdmins(
-          'critical',
-          `DingTalk stream is down for ${Math.round((now - this.downSince) / 1000)} s: commands and cards in DingTalk go unanswered until it is back.`,
-        );
-      }
-    } catch (err) {
-      this.log.error(
-        { err: errorMessage(err) },
-        'telling the admins about the DingTalk stream failed',
-      );
-    }
-  }
-
-  private async tellAdmins(severity: Notice['severity'], summary: string): Promise<void> {
-    const targets = this.o.adminTargets ?? [];
-    if (targets.length === 0) return;
-    await publishNotice(
-      this.o.redis,
-      {
-        kind: 'surface.down',
-        key: 'surface:dingtalk',
-        targets,
-        severity,
-        summary,
-        time: (this.o.now ?? Date.now)(),
-      },
-      this.o.prefix,
-    );
   }
 
   private async onRobotMessage(frame: DWClientDownStream): Promise<void> {
@@ -340,7 +282,7 @@ export class DingTalkSurface {
   }
 
   /** A notice: one card per key and conversation, updated in place (or markdown without cards). */
-  async show(notice: Notice): Promise<void> {
+  async postNotice(notice: Notice): Promise<void> {
     const now = (this.o.now ?? Date.now)();
     for (const target of notice.targets) {
       if (!target.startsWith('dingtalk:')) continue;
@@ -365,6 +307,16 @@ export class DingTalkSurface {
     }
   }
 
+  /** A card, changed in place (a markdown message cannot be: DingTalk has no edit for it). */
+  async updateMessage(_target: string, outTrackId: string, notice: Notice): Promise<void> {
+    await this.api.updateCard(outTrackId, cardParams(notice, (this.o.now ?? Date.now)()));
+  }
+
+  /** An approval card is a notice with Approve / Reject buttons; a press comes back as its words. */
+  askApproval(notice: Notice): Promise<void> {
+    return this.postNotice(notice);
+  }
+
   /** Why a robot message is not one to answer (another robot's, no sender, a malformed id), or undefined. */
   private refuseRobotMessage(m: RobotMessage, id: unknown): string | undefined {
     if (m === null || typeof m !== 'object') return 'not an object';
@@ -385,33 +337,4 @@ export class DingTalkSurface {
       this.log.error({ err: errorMessage(err), what }, 'DingTalk call failed');
     }
   }
-}
-
-/** The conversation as a channel: a group's `dingtalk:<cid>`, a private chat's `dingtalk:user:<staffId>`. */
-function channelOf(m: RobotMessage): string | undefined {
-  if (m.conversationType === '1' && m.senderStaffId) return `dingtalk:user:${m.senderStaffId}`;
-  return m.conversationId ? `dingtalk:${m.conversationId}` : undefined;
-}
-
-/** Cards Lifeboat creates have out-track ids `lb-<uuid>`. */
-const isOurCard = (id: unknown): boolean => typeof id === 'string' && /^lb-[0-9a-f-]{36}$/.test(id);
-
-/** A message or delivery id fit to be a Redis key: short, printable, no spaces. */
-const isDeliveryId = (id: unknown): id is string =>
-  typeof id === 'string' && /^[\x21-\x7e]{1,200}$/.test(id);
-
-/** An id as logged: at most 80 characters. */
-const bounded = (id: unknown): string => String(id).slice(0, 80);
-
-/** `dr drill x`, `/dr drill x` and `drill x` are the same command. */
-export function stripPrefix(text: string): string {
-  return text.trim().replace(/^\/?dr(\s+|$)/i, '');
-}
-
-/** A card callback answer visible to the presser only (the card's private data). */
-function privately(feedback: string) {
-  return {
-    cardUpdateOptions: { updatePrivateDataByKey: true },
-    userPrivateData: { cardParamMap: { feedback } },
-  };
 }

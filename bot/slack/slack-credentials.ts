@@ -1,5 +1,6 @@
+// Slack's settings from the environment: off, Socket Mode, or the HTTP receiver.
+import { readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
-import { envUrl } from '../env-url.js';
 
 export type SlackCredentials =
   | { mode: 'http'; botToken: string; signingSecret: string; apiUrl: string }
@@ -13,22 +14,14 @@ export type SlackCredentials =
 export function slackCredentials(
   env: NodeJS.ProcessEnv = process.env,
 ): SlackCredentials | { off: string } {
-  const botToken = env.SLACK_BOT_TOKEN?.trim();
+  const botToken = readEnv('SLACK_BOT_TOKEN', env);
   if (!botToken) return { off: 'SLACK_BOT_TOKEN is not set' };
-  const apiUrl = apiUrlFrom(env.SLACK_API_URL);
-  const appToken = env.SLACK_APP_TOKEN?.trim();
+  const apiUrl = readEnv('SLACK_API_URL', env);
+  const appToken = readEnv('SLACK_APP_TOKEN', env);
   if (appToken) {
-    if (!appToken.startsWith('xapp-')) {
-      throw new DrError('SLACK_APP_TOKEN is not an app-level token', {
-        code: 'config_invalid',
-        subject: 'SLACK_APP_TOKEN',
-        remedy:
-          'set it to the app-level token (xapp-…) with the connections:write scope, or unset it to use the HTTP receiver',
-      });
-    }
     return { mode: 'socket', botToken, appToken, apiUrl };
   }
-  const signingSecret = env.SLACK_SIGNING_SECRET?.trim();
+  const signingSecret = readEnv('SLACK_SIGNING_SECRET', env);
   if (!signingSecret) {
     throw new DrError('SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not', {
       code: 'config_missing',
@@ -38,9 +31,4 @@ export function slackCredentials(
     });
   }
   return { mode: 'http', botToken, signingSecret, apiUrl };
-}
-
-function apiUrlFrom(value: string | undefined): string {
-  const href = envUrl('SLACK_API_URL', value, 'https://slack.com/api/');
-  return href.endsWith('/') ? href : `${href}/`;
 }

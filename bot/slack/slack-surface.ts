@@ -1,15 +1,19 @@
+// Slack through Bolt: slash commands, mentions and button presses in, replies and notices out.
 import { hostname } from 'node:os';
 import type { App, BlockAction, ButtonAction, RespondFn, SlashCommand } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import { DrError, errorMessage } from '../../core/errors.js';
+import type { HttpRoute } from '../../core/http-route.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
 import { answer } from '../answer.js';
+import type { ChatSurface } from '../chat-surface.js';
 import { firstDelivery } from '../first-delivery.js';
 import { MessageMap } from '../message-map.js';
 import { NoticeReader } from '../notice-reader.js';
 import { WorkQueue } from '../work-queue.js';
 import { boltLogger } from './bolt-logger.js';
+import { type Mention, mentionText } from './mention-text.js';
 import { codeBlock, escapeMrkdwn, slackMessage } from './slack-blocks.js';
 import type { SlackCredentials } from './slack-credentials.js';
 import {
@@ -19,23 +23,6 @@ import {
   slackVerifier,
 } from './slack-events-route.js';
 import { withRetryAfter } from './with-retry-after.js';
-
-/** The fields of an `app_mention` event Lifeboat reads. */
-interface Mention {
-  user?: string;
-  text?: string;
-  channel: string;
-  ts: string;
-  thread_ts?: string;
-}
-
-/** The words of a mention: `<@U0BOT> drill shop` → `drill shop` (every user mention dropped). */
-export function mentionText(text: string): string {
-  return text
-    .replace(/<@[A-Z0-9]+(\|[^>]*)?>/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
 
 export interface SlackSurfaceOptions {
   plane: ControlPlane;
@@ -56,14 +43,11 @@ export interface SlackSurfaceOptions {
  * replies and notices out.
  * Every request is acknowledged first (Slack's 3-second rule); the control plane's work follows.
  */
-export class SlackSurface {
+export class SlackSurface implements ChatSurface {
+  readonly name = 'slack';
   /** `/slack/events` for `dr serve`'s HTTP server; undefined in Socket Mode. */
-  readonly route:
-    | ((
-        req: import('node:http').IncomingMessage,
-        res: import('node:http').ServerResponse,
-      ) => Promise<boolean>)
-    | undefined;
+  readonly route: HttpRoute | undefined;
+  readonly routes: HttpRoute[];
   private readonly map: MessageMap;
   private readonly base: string;
   private readonly log: Logger;
@@ -96,6 +80,7 @@ export class SlackSurface {
           ...(o.now ? { now: o.now } : {}),
         })
       : undefined;
+    this.routes = this.route ? [this.route] : [];
     this.listen();
   }
 
@@ -185,14 +170,14 @@ export class SlackSurface {
         group: 'bot:slack',
         consumer: `${hostname()}:${process.pid}`,
         accepts: (n) => n.targets.some((t) => t.startsWith('slack:')),
-        handle: (n) => this.show(n),
+        handle: (n) => this.postNotice(n),
         log: this.log,
       });
       await this.reader.start();
     }
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     await this.reader?.close();
     // Commands already acked get up to 10 s to finish; a stuck one does not hold the shutdown.
     await Promise.race([this.work.drained(), new Promise((r) => setTimeout(r, 10_000).unref())]);
@@ -328,7 +313,7 @@ export class SlackSurface {
   }
 
   /** A notice: one message per key and channel, updated in place; details in its thread. */
-  async show(notice: Notice): Promise<void> {
+  async postNotice(notice: Notice): Promise<void> {
     const msg = slackMessage(notice, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
     for (const target of notice.targets) {
       if (!target.startsWith('slack:')) continue;
@@ -338,14 +323,31 @@ export class SlackSurface {
         notice.key,
         notice.time,
         () => this.post(channel, msg),
-        (ts) =>
-          this.call('chat.update', () => this.app.client.chat.update({ channel, ts, ...msg })).then(
-            () => undefined,
-          ),
+        (ts) => this.update(channel, ts, msg),
       );
       if (changed && notice.details?.length)
         await this.post(channel, this.detailsOf(notice.details), ref);
     }
+  }
+
+  async updateMessage(target: string, ref: string, notice: Notice): Promise<void> {
+    const msg = slackMessage(notice, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
+    await this.update(target.replace(/^slack:/, ''), ref, msg);
+  }
+
+  /** An approval card is a notice with Approve / Reject buttons; pressing one comes back as words. */
+  askApproval(notice: Notice): Promise<void> {
+    return this.postNotice(notice);
+  }
+
+  private async update(
+    channel: string,
+    ts: string,
+    msg: { text: string; blocks: unknown[] },
+  ): Promise<void> {
+    await this.call('chat.update', () =>
+      this.app.client.chat.update({ channel, ts, text: msg.text, blocks: msg.blocks as never }),
+    );
   }
 
   private detailsOf(details: string[]) {

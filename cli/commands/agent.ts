@@ -1,12 +1,15 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { findApp } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { isDrError } from '../../core/errors.js';
-import { homePaths } from '../../core/home.js';
 import { reverseAppId } from '../../core/names.js';
-import { formatBytes, parseDuration } from '../../core/units.js';
-import { ReplicationAgent, type SyncProgress } from '../../replicator/agent/replication-agent.js';
+import { formatBytes } from '../../core/units.js';
+import {
+  ReplicationAgent,
+  resolveAgentSettings,
+  type SyncProgress,
+} from '../../replicator/agent/index.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import {
   contextOf,
@@ -34,7 +37,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
     )
     .option(
       '--interval <duration>',
-      'pause between cycles (default: agent.interval in dr.yaml, 1s)',
+      'how often a cycle starts: a period, not a pause (default: agent.interval in dr.yaml, 1s)',
     )
     .option(
       '--tracker <kind>',
@@ -79,30 +82,33 @@ export function registerAgent(program: Command, exit: ExitState): void {
         runAction(exit, opts.json, async () => {
           const ctx = contextOf(cmd);
           const config = await ctx.config();
-          const forward = findApp(config, opts.app);
+          // Checked before anything starts: a bad value is one clear line, not a silent default.
+          const tracefs = readEnv('DR_TRACEFS', ctx.env);
+          const bufferKiB = readEnv('DR_TRACE_BUFFER_KIB', ctx.env);
           if (!opts.reverse && (opts.volume.length > 0 || opts.size.length > 0)) {
             throw usageError(
               '--volume and --size go with --reverse',
               'add --reverse, or leave them out',
             );
           }
+          const forward = resolveAgentSettings(config, opts.app, {
+            interval: opts.interval,
+            tracker: opts.tracker,
+            trace: {
+              ...(tracefs ? { tracefs } : {}),
+              ...(bufferKiB ? { bufferKiB } : {}),
+            },
+          });
           // The way home replicates under its own app id (its own keys and points at the gateway).
           const id = opts.reverse ? reverseAppId(opts.app) : opts.app;
-          const appConfig = opts.reverse
-            ? reverseVolumes(opts.app, forward, opts.volume, opts.size)
+          const settings = opts.reverse
+            ? {
+                ...forward,
+                app: id,
+                appConfig: reverseVolumes(opts.app, forward.appConfig, opts.volume, opts.size),
+                stateDir: join(dirname(forward.stateDir), id),
+              }
             : forward;
-          const intervalMs =
-            opts.interval === undefined ? config.agent.interval : parseDuration(opts.interval);
-          if (intervalMs === undefined || intervalMs < 100) {
-            throw usageError(
-              `--interval ${opts.interval} is not a duration of at least 100ms`,
-              'write it like 1s, 5s or 1m',
-            );
-          }
-          const tracker = opts.tracker ?? config.agent.tracker;
-          if (tracker !== 'auto' && tracker !== 'trace' && tracker !== 'scan') {
-            throw usageError(`--tracker ${tracker} is not a tracker`, 'use auto, trace or scan');
-          }
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
           const kek = await loadKek(config);
@@ -128,20 +134,9 @@ export function registerAgent(program: Command, exit: ExitState): void {
           });
           const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
           const agent = new ReplicationAgent({
-            app: id,
-            appConfig,
+            settings,
             client,
             kek,
-            stateDir: join(homePaths(config.home).stateDir, 'agents', id),
-            batchBytes: config.agent.batchSize,
-            intervalMs,
-            tracker,
-            trace: {
-              ...(ctx.env.DR_TRACEFS ? { tracefs: ctx.env.DR_TRACEFS } : {}),
-              ...(Number(ctx.env.DR_TRACE_BUFFER_KIB) > 0
-                ? { bufferKiB: Number(ctx.env.DR_TRACE_BUFFER_KIB) }
-                : {}),
-            },
             log,
             ...(bar ? { onProgress: bar.update } : {}),
             ...(metrics ? { observe: metrics.observe } : {}),

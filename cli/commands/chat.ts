@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { envIsSet } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
 import { consoleIdentity } from '../console-identity.js';
 import { contextOf, type ExitState, runAction } from '../context.js';
@@ -29,7 +30,9 @@ export function registerChat(program: Command, exit: ExitState): void {
         const { ConsoleSurface } = await import('../../bot/console/console-surface.js');
         const noticeRedis = await openRedis(ctx.env, 'lifeboat-chat-notices');
         // Engine and console log lines would mix with the conversation: only warnings and worse.
-        const log = ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' });
+        const log = envIsSet('DR_LOG_LEVEL', ctx.env)
+          ? ctx.log
+          : ctx.log.child({}, { level: 'warn' });
         const { createEngine } = await import('../../engine/index.js');
         const engine = await createEngine({ home: ctx.home, config, redisUrl, prefix, log });
         try {

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../../core/atomic-file.js';
 import { defaultConfigText } from '../../core/config.js';
 import { DrError, systemCode } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
+import { tryHostPort } from '../../core/host-port.js';
 import { copyShippedPolicies } from '../../engine/shipped-policies.js';
 import {
   createKeyEncryptionKeyFile,
@@ -140,11 +141,10 @@ async function freeGateway(def: {
 
 /** Validates HOST:PORT (IPv4, [IPv6] or a DNS name; port 1–65535). */
 function parseGateway(value: string): { host: string; text: string } {
-  const m = /^(\[([0-9a-fA-F:]+)\]|[^:[\]]+):(\d{1,5})$/.exec(value.trim());
-  const host = m ? (m[2] ?? m[1] ?? '') : '';
-  const port = m ? Number(m[3]) : 0;
-  const hostOk = m?.[2] !== undefined ? isIP(host) === 6 : isIP(host) === 4 || DNS_NAME.test(host);
-  if (!m || !hostOk || port < 1 || port > 65535) {
+  const hp = tryHostPort(value, 1);
+  const host = hp?.host ?? '';
+  const hostOk = host.includes(':') ? isIP(host) === 6 : isIP(host) === 4 || DNS_NAME.test(host);
+  if (!hp || !hostOk) {
     throw usageError(
       `--gateway ${JSON.stringify(value)} is not HOST:PORT`,
       'pass it like 127.0.0.1:7443, 10.0.0.5:7443 or dr.example.com:7443 (port 1-65535)',

@@ -2,16 +2,13 @@ import type { Command } from 'commander';
 import { checkName } from '../../core/names.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { localRequester, openRedis, redisPrefix } from '../recovery-connect.js';
+import { verbCommand } from '../verb-command.js';
 import { waitAndReport } from './recovery.js';
 
 /** `dr cancel OP` and `dr cleanup OP`: act on an operation by its id. */
 export function registerOperation(program: Command, exit: ExitState): void {
-  program
-    .command('cancel')
-    .description('stop a queued or running operation; a running one cleans up after itself')
-    .argument('<op>', 'operation id, as `dr drill` or `dr failover` printed it')
-    .option('--json', 'print JSON')
-    .action(async (opId: string, opts: { json?: boolean }, c: Command) =>
+  verbCommand(program, 'cancel').action(
+    async (opId: string, opts: { json?: boolean }, c: Command) =>
       runAction(exit, opts.json, async () => {
         checkName('operation', opId, 'OP');
         const ctx = contextOf(c);
@@ -37,17 +34,10 @@ export function registerOperation(program: Command, exit: ExitState): void {
           redis.disconnect();
         }
       }),
-    );
+  );
 
-  program
-    .command('cleanup')
-    .description(
-      "remove a finished operation's server and files now (a drill's delayed cleanup, early)",
-    )
-    .argument('<op>', 'operation id')
-    .option('--wait', 'wait until the cleanup is done')
-    .option('--json', 'print JSON')
-    .action(async (opId: string, opts: { wait?: boolean; json?: boolean }, c: Command) =>
+  verbCommand(program, 'cleanup').action(
+    async (opId: string, opts: { wait?: boolean; json?: boolean }, c: Command) =>
       runAction(exit, opts.json, async () => {
         checkName('operation', opId, 'OP');
         const ctx = contextOf(c);
@@ -65,5 +55,5 @@ export function registerOperation(program: Command, exit: ExitState): void {
           redis.disconnect();
         }
       }),
-    );
+  );
 }

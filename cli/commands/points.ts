@@ -5,14 +5,11 @@ import { checkPoints } from '../../replicator/recovery/point-check.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { forKnownApp } from '../unknown-app.js';
+import { verbCommand } from '../verb-command.js';
 
 export function registerPoints(program: Command, exit: ExitState): void {
-  program
-    .command('points')
-    .description("list an app's recovery points")
-    .argument('<app>', 'the app')
-    .option('--json', 'print JSON')
-    .action(async (app: string, opts: { json?: boolean }, cmd: Command) =>
+  verbCommand(program, 'points').action(
+    async (app: string, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
         checkName('app', app, 'APP');
         const ctx = contextOf(cmd);
@@ -70,5 +67,5 @@ export function registerPoints(program: Command, exit: ExitState): void {
           client.close();
         }
       }),
-    );
+  );
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { findApp, type LoadedConfig } from '../../core/config.js';
+import { envIsSet, peekEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { checkName } from '../../core/names.js';
-import { formatBytes, formatDuration, parseDuration } from '../../core/units.js';
+import { formatBytes, formatDuration } from '../../core/units.js';
 import type { CommandArgs } from '../../engine/contract.js';
 import { stepLabel } from '../../engine/step-label.js';
 import type {
@@ -17,16 +18,9 @@ import type {
   OperationEvent,
   OperationResult,
 } from '../../replicator/jobs/recovery-contract.js';
-import {
-  type CliContext,
-  contextOf,
-  type ExitState,
-  printJson,
-  runAction,
-  usageError,
-} from '../context.js';
+import { type CliContext, contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
-import { pointArg } from './point-arg.js';
+import { verbArgs, verbCommand } from '../verb-command.js';
 
 interface OperationOptions {
   point?: string;
@@ -71,7 +65,7 @@ async function submitThroughEngine(
     redisUrl: requireRedisUrl(ctx.env),
     prefix,
     // The reply is the output: the engine's info lines ("policies loaded") only with DR_LOG_LEVEL.
-    log: ctx.env.DR_LOG_LEVEL ? ctx.log : ctx.log.child({}, { level: 'warn' }),
+    log: envIsSet('DR_LOG_LEVEL', ctx.env) ? ctx.log : ctx.log.child({}, { level: 'warn' }),
     watchPolicies: false,
   });
   try {
@@ -125,101 +119,38 @@ async function submitThroughEngine(
   }
 }
 
-/** `--reason`: one line of at most 300 characters, as the chat grammar takes it. */
-function reasonArg(text: string): string {
-  const reason = text
-    .replace(/[\p{Cc}]/gu, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-  if (reason === '' || reason.length > 300)
-    throw usageError(
-      `--reason is ${reason === '' ? 'empty' : `${reason.length} characters long`}`,
-      'say why in 1 to 300 characters, quoted: --reason "zone a lost power"',
-    );
-  return reason;
-}
-
 /** The policies that let it through. */
 const fired = (d: { policies: { policy: string; matched: boolean }[] }) =>
   d.policies.filter((p) => p.matched).map((p) => p.policy);
 
+/** `dr drill|failover|failback APP`, as the verb table describes them, through the engine. */
 export function registerRecovery(program: Command, exit: ExitState): void {
-  const define = (name: OperationName, description: string) => {
-    const cmd = program.command(name).description(description).argument('<app>', 'the app');
-    if (name !== 'failback') {
-      cmd.option(
-        '--point <id>',
-        'point id from `dr points`, or latest (the latest consistent point)',
-        'latest',
-      );
-    }
-    if (name === 'drill')
-      cmd.option('--keep <duration>', 'keep the drill server this long, then clean up', '30m');
-    else
-      cmd
-        .option(
-          '--emergency',
-          'act outside the usual rules where a policy allows it (change window)',
-        )
-        .option('--reason <why>', 'why you ask (quote it); shown on the approval card and audited');
-    cmd.option('--dry-run', 'say what the policies decide; queue nothing');
-    cmd
-      .option(
-        '--wait',
-        'follow the operation until it finishes and print the result (exit 1 on failure)',
-      )
-      .option('--json', 'print JSON')
-      .action(async (app: string, opts: OperationOptions, c: Command) =>
-        runAction(exit, opts.json, async () => {
-          checkName('app', app, 'APP');
-          const ctx = contextOf(c);
-          const point = opts.point === undefined ? 'latest' : pointArg(opts.point);
-          const keepMs = opts.keep === undefined ? undefined : parseDuration(opts.keep);
-          if (opts.keep !== undefined && (keepMs === undefined || keepMs < 1000)) {
-            throw usageError(
-              `--keep ${opts.keep} is not a duration of at least 1s`,
-              'pass it like 30m or 2h',
-            );
-          }
-          const config = await ctx.config();
-          requireRedisUrl(ctx.env); // the clearest error first: nothing works without Redis
-          if (!config.apps[app]) {
-            // Refused like any decision (exit 1), with the usual "no app named" line and remedy.
-            const message = (() => {
-              try {
-                findApp(config, app);
-                return '';
-              } catch (err) {
-                return errorMessage(err);
-              }
-            })();
-            if (opts.json) printJson({ ok: false, app, job: name, summary: message });
-            process.stderr.write(`dr: ${message}\n`);
-            return 1;
-          }
-          return await submitThroughEngine(
-            ctx,
-            config,
-            name,
-            app,
-            {
-              ...(point === 'latest' ? {} : { point }),
-              ...(keepMs !== undefined ? { keepMs } : {}),
-              ...(opts.emergency ? { emergency: true } : {}),
-              ...(opts.dryRun ? { dryRun: true } : {}),
-              ...(opts.reason ? { reason: reasonArg(opts.reason) } : {}),
-            },
-            opts,
-          );
-        }),
-      );
-  };
-  define('drill', 'recover an app in isolation, check it, keep it for --keep, then clean up');
-  define('failover', 'recover an app in production mode and keep it running');
-  define(
-    'failback',
-    "copy a failed-over app's recovered volumes back to its original volumes (changed blocks only), stop the recovered server and let the agent replicate again",
-  );
+  for (const name of ['drill', 'failover', 'failback'] as const) {
+    verbCommand(program, name).action(async (app: string, opts: OperationOptions, c: Command) =>
+      runAction(exit, opts.json, async () => {
+        checkName('app', app, 'APP');
+        const ctx = contextOf(c);
+        const args = verbArgs(name, { ...opts }, app);
+        const config = await ctx.config();
+        requireRedisUrl(ctx.env); // the clearest error first: nothing works without Redis
+        if (!config.apps[app]) {
+          // Refused like any decision (exit 1), with the usual "no app named" line and remedy.
+          const message = (() => {
+            try {
+              findApp(config, app);
+              return '';
+            } catch (err) {
+              return errorMessage(err);
+            }
+          })();
+          if (opts.json) printJson({ ok: false, app, job: name, summary: message });
+          process.stderr.write(`dr: ${message}\n`);
+          return 1;
+        }
+        return await submitThroughEngine(ctx, config, name, app, args, opts);
+      }),
+    );
+  }
 }
 
 /** Follows the operation to its end; prints progress lines, then the result with the RTO split. */
@@ -307,7 +238,8 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
  */
 function firstLine(message: string): string {
   const [first = '', ...rest] = message.trim().split('\n');
-  const debug = process.env.DR_LOG_LEVEL === 'debug' || process.env.DR_LOG_LEVEL === 'trace';
+  const level = peekEnv('DR_LOG_LEVEL');
+  const debug = level === 'debug' || level === 'trace';
   if (rest.length === 0) return first;
   if (debug) return `${first}\n${rest.join('\n')}`;
   return `${first} (${rest.length} more line(s): run with DR_LOG_LEVEL=debug, or see the status page)`;

@@ -93,7 +93,7 @@ Needs REDIS_URL. Stops on SIGINT or SIGTERM within DR_STOP_TIMEOUT (10 s), whate
             });
           } else {
             ctx.out(
-              `serving on ${server.url} (/healthz${surfaces.slack?.route ? ', /slack/events' : ''})`,
+              `serving on ${server.url} (/healthz${surfaces.started.some((s) => s.name === 'slack' && s.routes.length > 0) ? ', /slack/events' : ''})`,
             );
             ctx.out(
               `status page at ${server.url}/ and Prometheus metrics at ${server.url}/metrics`,

@@ -8,6 +8,7 @@ import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { unknownAppError } from '../unknown-app.js';
+import { verbCommand } from '../verb-command.js';
 
 function unprotected(app: string): AppStatus {
   return {
@@ -34,14 +35,8 @@ function hasReplica(s: AppStatus | undefined): boolean {
 }
 
 export function registerStatus(program: Command, exit: ExitState): void {
-  program
-    .command('status')
-    .description(
-      'replication state: phase, tracker, last point, lag (RPO now), backlog, throughput, freeze time',
-    )
-    .argument('[app]', 'only this app')
-    .option('--json', 'print JSON')
-    .action(async (app: string | undefined, opts: { json?: boolean }, cmd: Command) =>
+  verbCommand(program, 'status').action(
+    async (app: string | undefined, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
         if (app !== undefined) checkName('app', app, 'APP');
         const ctx = contextOf(cmd);
@@ -81,7 +76,7 @@ export function registerStatus(program: Command, exit: ExitState): void {
           client.close();
         }
       }),
-    );
+  );
 }
 
 /**

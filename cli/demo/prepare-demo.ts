@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Document, isMap, type YAMLMap } from 'yaml';
 import { updateConfig } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { runDir } from '../../core/up-state.js';
 import type { DemoRun } from '../up/run-up.js';
@@ -44,7 +45,7 @@ const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 /** Why ext4 on a loop device cannot be used here, or undefined. */
 async function loopProblem(env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  if (env.DR_DEMO_ROOTLESS === '1') return 'DR_DEMO_ROOTLESS=1 is set';
+  if (readEnv('DR_DEMO_ROOTLESS', env)) return 'DR_DEMO_ROOTLESS=1 is set';
   if (process.getuid?.() !== 0) return 'not running as root';
   for (const [tool, args, pkg] of [
     ['losetup', ['--version'], 'mount'],
@@ -189,7 +190,7 @@ async function privateTracefs(
   dir: string,
   env: NodeJS.ProcessEnv,
 ): Promise<{ path: string; teardown: () => Promise<void> } | undefined> {
-  if (env.DR_TRACEFS) return undefined;
+  if (readEnv('DR_TRACEFS', env)) return undefined;
   for (const p of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
     if (existsSync(join(p, 'instances'))) return undefined;
   }

@@ -5,6 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { isAbsolute, resolve } from 'node:path';
 import type { LoadedConfig } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { errorMessage } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
 import { connectRedis, redisUrlFrom } from '../../core/redis.js';
@@ -113,7 +114,7 @@ export async function checkTrace(env: NodeJS.ProcessEnv, home?: string): Promise
   } else {
     out.push(ok('root', 'running as root: block tracing and fsfreeze are allowed'));
   }
-  const tracefs = await findTracefs(env.DR_TRACEFS || undefined);
+  const tracefs = await findTracefs(readEnv('DR_TRACEFS', env));
   // `dr up --demo` as root mounts a tracefs of its own for its agent when the system has none.
   const demo = home && !tracefs ? await findTracefs(resolve(home, 'demo', 'tracefs')) : undefined;
   if (!tracefs && demo && existsSync(resolve(demo, 'events/block/block_bio_queue'))) {
@@ -127,7 +128,7 @@ export async function checkTrace(env: NodeJS.ProcessEnv, home?: string): Promise
     out.push(
       warn(
         'tracefs',
-        `tracefs is not mounted at ${env.DR_TRACEFS || '/sys/kernel/tracing or /sys/kernel/debug/tracing'}: agents started by hand fall back to scanning (\`dr up --demo\` as root mounts a private one for its agent)`,
+        `tracefs is not mounted at ${readEnv('DR_TRACEFS', env) ?? '/sys/kernel/tracing or /sys/kernel/debug/tracing'}: agents started by hand fall back to scanning (\`dr up --demo\` as root mounts a private one for its agent)`,
         'mount it with `mount -t tracefs nodev /sys/kernel/tracing` (or set DR_TRACEFS to a tracefs mount)',
       ),
     );

@@ -1,27 +1,18 @@
 import { createServer } from 'node:net';
 import { DrError } from '../../core/errors.js';
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
+import { formatHostPort, type HostPort, tryHostPort } from '../../core/host-port.js';
 
 /** Splits HOST:PORT (IPv4, [IPv6] or a name; port 0-65535), or fails naming `what`. */
 export function parseHostPort(value: string, what: string): HostPort {
-  const m = /^(\[([0-9a-fA-F:]+)\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : -1;
-  if (!m || port > 65535) {
+  const hp = tryHostPort(value);
+  if (!hp) {
     throw new DrError(`${what} ${JSON.stringify(value)} is not HOST:PORT`, {
       code: 'usage',
       subject: what,
       remedy: 'write it like 127.0.0.1:8787',
     });
   }
-  return { host: m[2] ?? m[1] ?? '', port };
-}
-
-export function formatHostPort({ host, port }: HostPort): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return hp;
 }
 
 /** Whether something can listen on host:port now (false when it is taken, or the host is not ours). */

@@ -1,8 +1,10 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedConfig, readConfig } from '../../core/config.js';
+import { envIsSet, readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
-import { parseDuration } from '../../core/units.js';
+import { formatHostPort, type HostPort } from '../../core/host-port.js';
+import { PidLock } from '../../core/pid-lock.js';
 import {
   readUpFile,
   runDir,
@@ -10,10 +12,9 @@ import {
   upStatePath,
   writeUpState,
 } from '../../core/up-state.js';
-import { PidLock } from '../../replicator/agent/agent-lock.js';
 import { accessRuleFrom, requireTokenBeyondLoopback } from '../web/access-rule.js';
 import { drBin, ensureWritableHome, homeInitialised } from './home-access.js';
-import { choosePort, formatHostPort, freePort, type HostPort, parseHostPort } from './ports.js';
+import { choosePort, freePort, parseHostPort } from './ports.js';
 import { stopDrillServers } from './recovery-servers.js';
 import { findRedisServer, redisSpec } from './redis-process.js';
 import { type ChildSpec, Supervisor, stopStray } from './supervisor.js';
@@ -65,16 +66,14 @@ export async function runUp(o: UpOptions): Promise<number> {
     });
   }
   await ensureWritableHome(home);
-  const lock = await PidLock.acquire(
-    join(runDir(home), 'up.lock'),
-    {},
-    (holder) =>
+  const lock = await PidLock.acquire(join(runDir(home), 'up.lock'), {
+    conflict: (holder) =>
       new DrError(`\`dr up\` is already running on ${home} (pid ${holder.pid})`, {
         code: 'already_running',
         subject: home,
         remedy: `use that one (\`dr status\`, \`dr chat\` find it by themselves), stop it with Ctrl-C in its terminal or \`kill ${holder.pid}\`, or give this one another --home`,
       }),
-  );
+  });
   const stop = new AbortController();
   let exitCode = 0;
   let signals = 0;
@@ -167,25 +166,8 @@ export async function runUp(o: UpOptions): Promise<number> {
 
 /** Restart tuning from the environment (tests use it to give up at once). */
 function upTuning(env: NodeJS.ProcessEnv): { maxRestarts?: number; backoffMs?: number } {
-  const max = env.DR_UP_MAX_RESTARTS === undefined ? undefined : Number(env.DR_UP_MAX_RESTARTS);
-  if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) {
-    throw new DrError(
-      `DR_UP_MAX_RESTARTS ${JSON.stringify(env.DR_UP_MAX_RESTARTS)} is not a count`,
-      {
-        code: 'config_invalid',
-        subject: 'DR_UP_MAX_RESTARTS',
-        remedy: 'set it like 5 (0: stop everything at the first crash), or unset it',
-      },
-    );
-  }
-  const backoff = env.DR_UP_BACKOFF === undefined ? undefined : parseDuration(env.DR_UP_BACKOFF);
-  if (env.DR_UP_BACKOFF !== undefined && backoff === undefined) {
-    throw new DrError(`DR_UP_BACKOFF ${JSON.stringify(env.DR_UP_BACKOFF)} is not a duration`, {
-      code: 'config_invalid',
-      subject: 'DR_UP_BACKOFF',
-      remedy: 'set it like 1s, or unset it',
-    });
-  }
+  const max = readEnv('DR_UP_MAX_RESTARTS', env);
+  const backoff = readEnv('DR_UP_BACKOFF', env);
   return {
     ...(max !== undefined ? { maxRestarts: max } : {}),
     ...(backoff !== undefined ? { backoffMs: backoff } : {}),
@@ -241,7 +223,7 @@ async function startAll(
     : undefined;
   if (serveOn?.note) out(`up: ${serveOn.note}`);
 
-  let redisUrl = o.env.REDIS_URL;
+  let redisUrl = readEnv('REDIS_URL', o.env);
   let redisNote: string;
   if (redisUrl) {
     redisNote = `${redactUrl(redisUrl)} (REDIS_URL)`;
@@ -316,7 +298,7 @@ async function startAll(
     home,
     redisUrl,
     gateway: gatewayAddress,
-    ...(o.env.DR_REDIS_PREFIX ? { prefix: o.env.DR_REDIS_PREFIX } : {}),
+    ...(envIsSet('DR_REDIS_PREFIX', o.env) ? { prefix: readEnv('DR_REDIS_PREFIX', o.env) } : {}),
     ...(serveOn ? { listen: formatHostPort(serveOn.address) } : {}),
   };
   const tryLines = [

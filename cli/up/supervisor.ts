@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import { pidAlive } from '../../core/pid-alive.js';
 import { formatDuration } from '../../core/units.js';
-import { pidAlive } from '../../core/up-state.js';
 
 /** One process the supervisor runs. */
 export interface ChildSpec {

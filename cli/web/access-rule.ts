@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { type EnvName, readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
 
 /**
@@ -12,23 +13,15 @@ export interface AccessRule {
   token?: string;
 }
 
-export const STATUS_TOKEN_VARIABLE = 'DR_STATUS_TOKEN';
+export const STATUS_TOKEN_VARIABLE = 'DR_STATUS_TOKEN' satisfies EnvName;
 
 /** The cookie a browser keeps after opening `/?token=…` once. */
 export const TOKEN_COOKIE = 'lifeboat_status';
 
 /** Reads the rule from the environment; a token too short to resist guessing is refused. */
 export function accessRuleFrom(env: NodeJS.ProcessEnv = process.env): AccessRule {
-  const token = env[STATUS_TOKEN_VARIABLE];
-  if (token === undefined || token === '') return {};
-  if (token.length < 16) {
-    throw new DrError(`${STATUS_TOKEN_VARIABLE} is shorter than 16 characters`, {
-      code: 'config_invalid',
-      subject: STATUS_TOKEN_VARIABLE,
-      remedy: 'set it to a long random value, e.g. `openssl rand -hex 24`, or unset it',
-    });
-  }
-  return { token };
+  const token = readEnv(STATUS_TOKEN_VARIABLE, env);
+  return token === undefined ? {} : { token };
 }
 
 export function isLoopback(address: string | undefined): boolean {

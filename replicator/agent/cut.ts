@@ -1,12 +1,13 @@
+/** Rounds and cuts of one cycle: what changed goes to the shipper, a freeze takes all volumes at one instant. */
 import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import type { PidLock } from '../../core/pid-lock.js';
 import type { Quiescer, ThawResult } from '../capture/quiesce.js';
 import type { VolumeFile } from '../capture/volume-file.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { ConsistencyLabel, Phase } from '../transport/wire-types.js';
-import type { PidLock } from './agent-lock.js';
-import type { BatchShipper } from './batch-shipper.js';
 import type { MacState } from './mac-state.js';
+import type { Shipper } from './shipper.js';
 import type { VolumeTracking } from './volume-tracking.js';
 
 export interface SyncProgress {
@@ -130,7 +131,7 @@ export async function checkSizes(volumes: readonly OpenVolume[]): Promise<void> 
 /** One round over every volume: ship what its tracker reports changed. */
 export async function shipRound(
   ctx: CutContext,
-  shipper: BatchShipper,
+  shipper: Shipper,
   snapshot: Snapshot | undefined,
   signal?: AbortSignal,
 ): Promise<{ scanned: number; allTraced: boolean }> {
@@ -193,7 +194,7 @@ export async function shipRound(
 export async function frozenCut(
   ctx: CutContext,
   quiescer: Quiescer,
-  shipper: BatchShipper,
+  shipper: Shipper,
   signal?: AbortSignal,
 ): Promise<CutResult> {
   let frozen: Awaited<ReturnType<Quiescer['freeze']>>;

@@ -1,13 +1,14 @@
 import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
-import { PidLock } from './agent-lock.js';
+import { PidLock } from '../../core/pid-lock.js';
 
 /** Machine-wide, whatever DR_HOME an agent uses: /run when writable, else the temp folder. */
 export function deviceLockDir(env: NodeJS.ProcessEnv = process.env): string {
   return (
-    env.DR_LOCK_DIR ??
+    readEnv('DR_LOCK_DIR', env) ??
     (process.getuid?.() === 0 ? '/run/lifeboat/locks' : join(tmpdir(), 'lifeboat-locks'))
   );
 }
@@ -25,10 +26,9 @@ export async function lockDevice(
 ): Promise<PidLock> {
   const st = await stat(path);
   const id = st.isBlockDevice() ? `dev-${st.rdev}` : `file-${st.dev}-${st.ino}`;
-  return PidLock.acquire(
-    join(dir, `${id}.lock`),
-    { app },
-    (holder) =>
+  return PidLock.acquire(join(dir, `${id}.lock`), {
+    body: { app },
+    conflict: (holder) =>
       new DrError(
         `volume ${volume} (${path}) is already replicated by another agent (app ${holder.app ?? '?'}, pid ${holder.pid})`,
         {
@@ -37,5 +37,5 @@ export async function lockDevice(
           remedy: `stop that agent, or remove the volume from one of the apps; one agent per device`,
         },
       ),
-  );
+  });
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, type ErrorCode, errorMessage, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { pidAlive } from '../../core/pid-alive.js';
 
 // The tracefs side of the trace tracker: where tracefs is, whether a device can be traced,
 // and instances made, written and removed.
@@ -36,7 +37,7 @@ export async function removeStaleInstances(
   const removed: string[] = [];
   for (const name of await readdir(dir)) {
     const pid = Number(INSTANCE_NAME.exec(name)?.[1] ?? 0);
-    if (pid === 0 || isAlive(pid)) continue;
+    if (pid === 0 || pidAlive(pid)) continue;
     const path = join(dir, name);
     try {
       await retire(path);
@@ -170,13 +171,4 @@ function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return systemCode(err) === 'EPERM'; // alive, but someone else's
-  }
 }

@@ -1,7 +1,8 @@
-import { access, mkdir, readdir, unlink } from 'node:fs/promises';
+/** One app's replica at the gateway: its segment log, catalog, point indexes and pending batches. */
+import { mkdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
-import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import { DrError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { RECORD_HEADER_BYTES, readRecordHeader } from '../crypto/block-cipher.js';
 import type { PointRecord } from '../crypto/point-record.js';
@@ -14,13 +15,18 @@ import {
   type PointInfo,
   type PointLabel,
   readCatalog,
+  sameVolumes,
   type VolumeMeta,
   type VolumeProposal,
   writeCatalog,
 } from './catalog.js';
+import { checkCommit, checkSignedRecord, pointInfoOf, storeBadRequest } from './commit-checks.js';
 import { collectGarbage, type GcResult } from './garbage-collector.js';
+import { GroupCommit } from './group-commit.js';
+import { removeInterruptedWrites } from './interrupted-writes.js';
 import { PendingBatches, withoutPlainLen } from './pending-batches.js';
 import { type IndexEntry, overlayEntries, readPointIndex, writePointIndex } from './point-index.js';
+import { PointView } from './point-view.js';
 import { mergeDroppedPoints, planRetention, type RetentionRules } from './retention.js';
 import { FRAME_BATCH, SegmentLog } from './segment-log.js';
 
@@ -62,8 +68,6 @@ export interface AppStats {
   pendingSeqs: number[];
 }
 
-const LABELS: readonly PointLabel[] = ['fuzzy', 'crash-consistent', 'app-consistent'];
-
 /**
  * One app's replica: segment log, catalog, point indexes and pending batches.
  *
@@ -78,10 +82,8 @@ export class AppStore {
   readonly #mutex = new Mutex();
   readonly #files = new ReadWriteLock();
   readonly #pending = new PendingBatches();
-  /** Batches written but not yet fsync'd, by sequence number. */
-  readonly #inFlight = new Map<number, Promise<void>>();
-  /** The materialised view of the latest point, every volume, sorted by (volume, block). */
-  #latest: { pointId: number; entries: IndexEntry[] } | undefined;
+  readonly #group = new GroupCommit(this.#mutex);
+  readonly #view = new PointView((id) => this.#indexPath(id));
 
   private constructor(
     private readonly options: AppStoreOptions,
@@ -100,19 +102,7 @@ export class AppStore {
   /** Opens an app, cleaning up after a crash: leftover temp files, orphan indexes, a torn segment tail. */
   static async open(options: AppStoreOptions): Promise<AppStore> {
     const catalog = await readCatalog(join(options.dir, 'catalog.json'));
-    const pointsDir = join(options.dir, 'points');
-    await mkdir(pointsDir, { recursive: true });
-    const known = new Set(catalog.points.map((p) => `${p.id}.idx`));
-    for (const [dir, name] of [
-      ...(await readdir(options.dir)).map((n) => [options.dir, n] as const),
-      ...(await readdir(pointsDir)).map((n) => [pointsDir, n] as const),
-    ]) {
-      const orphanIndex = dir === pointsDir && name.endsWith('.idx') && !known.has(name);
-      if (name.includes('.tmp-') || orphanIndex) {
-        await unlink(join(dir, name));
-        options.log.info({ file: join(dir, name) }, 'removed a file left by an interrupted write');
-      }
-    }
+    await removeInterruptedWrites(options.dir, catalog, options.log);
     const log = await SegmentLog.open({
       dir: join(options.dir, 'segments'),
       segmentBytes: options.segmentBytes,
@@ -177,50 +167,18 @@ export class AppStore {
     decoded: DecodedBatch,
   ): Promise<{ duplicate: boolean }> {
     if (!Number.isSafeInteger(seq) || seq < 1 || decoded.seq !== seq) {
-      throw this.#badRequest(
+      throw storeBadRequest(
+        this.name,
         `batch seq ${seq} does not match its content (seq ${decoded.seq})`,
         String(seq),
       );
     }
-    // Written under the lock, made durable outside it: batches that arrive
-    // together share one fsync, and none is acknowledged before its fsync.
-    // A resend of a batch still on its way to the disk waits for it.
-    let durable!: () => void;
-    let failed!: (err: unknown) => void;
-    const settled = new Promise<void>((resolve, reject) => {
-      durable = resolve;
-      failed = reject;
+    return this.#group.append(seq, {
+      held: () => seq <= this.catalog.committedSeq || this.#pending.has(seq),
+      write: () => this.log.write(FRAME_BATCH, bytes),
+      sync: () => this.log.sync(),
+      adopt: (at) => this.#pending.add(at, decoded),
     });
-    settled.catch(() => undefined); // observed by resends only; the first caller gets the error itself
-    const outcome = await this.#mutex.run(async () => {
-      if (seq <= this.catalog.committedSeq || this.#pending.has(seq)) return 'duplicate' as const;
-      const earlier = this.#inFlight.get(seq);
-      if (earlier) return { wait: earlier };
-      this.#inFlight.set(seq, settled);
-      try {
-        return await this.log.write(FRAME_BATCH, bytes);
-      } catch (err) {
-        this.#inFlight.delete(seq);
-        failed(err);
-        throw err;
-      }
-    });
-    if (outcome === 'duplicate') return { duplicate: true };
-    if ('wait' in outcome) {
-      await outcome.wait;
-      return { duplicate: true };
-    }
-    try {
-      await this.log.sync();
-      this.#pending.add(outcome, decoded);
-      durable();
-    } catch (err) {
-      failed(err);
-      throw err;
-    } finally {
-      this.#inFlight.delete(seq);
-    }
-    return { duplicate: false };
   }
 
   /** Makes a recovery point of every pending batch up to `upToSeq`. */
@@ -231,25 +189,15 @@ export class AppStore {
     volumes,
     signed,
   }: CommitRequest): Promise<PointInfo> {
-    if (!Number.isSafeInteger(upToSeq) || upToSeq < 0)
-      throw this.#badRequest(`upToSeq ${upToSeq} is not a seq`, 'upToSeq');
-    if (!LABELS.includes(label))
-      throw this.#badRequest(`unknown point label ${JSON.stringify(label)}`, 'label');
-    if (Number.isNaN(time.getTime()))
-      throw this.#badRequest('the point time is not a date', 'time');
-    for (const [name, v] of Object.entries(volumes)) {
-      this.#volume(name);
-      if (!isCount(v?.size) || typeof v.digest !== 'string') {
-        throw this.#badRequest(`volume ${name} needs a size and a digest`, name);
-      }
-    }
+    checkCommit(this.name, { upToSeq, label, time, volumes }, (name) => this.#volume(name));
     return this.#mutex.run(async () => {
       const last = this.catalog.points.at(-1);
       // The agent resends a commit whose answer it lost: the point is there already.
       if (signed && last?.sig === signed.sig) return structuredClone(last);
       const from = this.catalog.committedSeq;
       if (upToSeq < from) {
-        throw this.#badRequest(
+        throw storeBadRequest(
+          this.name,
           `batches up to ${upToSeq} are already in a point (committed up to ${from})`,
           'upToSeq',
         );
@@ -257,36 +205,29 @@ export class AppStore {
       // A point covers only batches this store received and made durable.
       const received = Math.max(from, this.#pending.seqs().at(-1) ?? 0);
       if (upToSeq > received) {
-        throw this.#badRequest(
+        throw storeBadRequest(
+          this.name,
           `a point up to batch ${upToSeq} is refused: batches were received only up to ${received}`,
           'upToSeq',
         );
       }
-      if (signed) this.#checkSigned(signed.record, { upToSeq, label, time, volumes });
+      if (signed)
+        checkSignedRecord(this.name, this.catalog, signed.record, {
+          upToSeq,
+          label,
+          time,
+          volumes,
+        });
       // A sequence number that never became durable (the agent died mid-upload)
       // stays a gap: its blocks were never acknowledged, so the agent's next
       // scan finds them again and sends them under new numbers.
       const delta = this.#pending.deltaUpTo(upToSeq);
       const id = this.catalog.nextPointId;
-      const info: PointInfo = {
-        id,
-        time: time.toISOString(),
-        label,
-        seqFrom: from + 1,
-        seqTo: upToSeq,
-        volumes: {},
-        ...(signed ? { record: structuredClone(signed.record), sig: signed.sig } : {}),
-      };
-      for (const [name, v] of Object.entries(volumes)) {
-        const volumeId = this.#volume(name).id;
-        const mine = delta.filter((e) => e.volumeId === volumeId);
-        info.volumes[name] = {
-          size: v.size,
-          digest: v.digest,
-          blocksChanged: mine.length,
-          bytesChanged: mine.reduce((n, e) => n + e.plainLen, 0),
-        };
-      }
+      const info = pointInfoOf(
+        { id, seqFrom: from + 1, upToSeq, label, time, volumes, signed },
+        delta,
+        (name) => this.#volume(name).id,
+      );
       const stored = delta.map(withoutPlainLen);
       await writePointIndex(this.#indexPath(id), id, stored);
       const tail = this.#pending.firstFrameAfter(upToSeq, this.log.end());
@@ -299,10 +240,7 @@ export class AppStore {
         points: [...this.catalog.points, info],
       });
       this.#pending.removeUpTo(upToSeq);
-      this.#latest =
-        this.#latest && this.#latest.pointId === previous
-          ? { pointId: id, entries: overlayEntries(this.#latest.entries, stored) }
-          : undefined;
+      this.#view.committed(previous, id, stored);
       return structuredClone(info);
     });
   }
@@ -330,8 +268,7 @@ export class AppStore {
     const volumeId = this.#volume(volumeName).id;
     this.point(pointId);
     return this.#files.shared(async () => {
-      const all =
-        pointId === this.#latest?.pointId ? this.#latest.entries : await this.#materialise(pointId);
+      const all = await this.#view.at(this.catalog.points, pointId);
       return all.filter((e) => e.volumeId === volumeId);
     });
   }
@@ -361,18 +298,8 @@ export class AppStore {
    * The segment files some of `entries` live in that are not on disk (deleted or lost behind
    * the gateway's back); call inside `withReadLock` so GC cannot delete one meanwhile.
    */
-  async missingSegments(entries: readonly IndexEntry[]): Promise<string[]> {
-    const missing: string[] = [];
-    for (const segment of new Set(entries.map((e) => e.segment))) {
-      const path = this.log.path(segment);
-      try {
-        await access(path);
-      } catch (err) {
-        if (systemCode(err) !== 'ENOENT') throw err;
-        missing.push(path);
-      }
-    }
-    return missing;
+  missingSegments(entries: readonly IndexEntry[]): Promise<string[]> {
+    return this.log.missing(new Set(entries.map((e) => e.segment)));
   }
 
   /** Runs `fn` while no segment or index file can be deleted: for streaming many records. */
@@ -424,7 +351,7 @@ export class AppStore {
         writeDelta: (id, entries) => writePointIndex(this.#indexPath(id), id, entries),
         exclusive: (fn) =>
           this.#files.exclusive(async () => {
-            this.#latest = undefined; // its offsets may name compacted segments
+            this.#view.forget(); // its offsets may name compacted segments
             return fn();
           }),
       }),
@@ -449,16 +376,6 @@ export class AppStore {
     return this.#mutex.run(() => this.#files.exclusive(() => this.log.close()));
   }
 
-  async #materialise(pointId: number): Promise<IndexEntry[]> {
-    let view: IndexEntry[] = [];
-    for (const p of this.catalog.points) {
-      if (p.id > pointId) break;
-      view = overlayEntries(view, await readPointIndex(this.#indexPath(p.id), p.id));
-    }
-    if (pointId === this.catalog.points.at(-1)?.id) this.#latest = { pointId, entries: view };
-    return view;
-  }
-
   async #saveCatalog(next: Catalog): Promise<void> {
     await writeCatalog(join(this.options.dir, 'catalog.json'), next);
     this.catalog = next;
@@ -480,60 +397,4 @@ export class AppStore {
     }
     return v;
   }
-
-  /** A signed record must describe the point this commit makes; the caller holds the mutex. */
-  #checkSigned(
-    r: PointRecord,
-    c: Pick<CommitRequest, 'upToSeq' | 'label' | 'volumes'> & { time: Date },
-  ): void {
-    const want = {
-      app: this.name,
-      id: this.catalog.nextPointId,
-      seqFrom: this.catalog.committedSeq + 1,
-      seqTo: c.upToSeq,
-      time: c.time.toISOString(),
-      label: c.label,
-    };
-    for (const [field, value] of Object.entries(want)) {
-      const got = (r as unknown as Record<string, unknown>)[field];
-      if (got !== value) {
-        throw new DrError(
-          `app ${this.name}: the signed record says ${field} ${JSON.stringify(got)}, the gateway's next point has ${JSON.stringify(value)}`,
-          {
-            code: 'point_conflict',
-            subject: `${this.name}/${field}`,
-            remedy: 'the agent reopens its session and signs the point again',
-          },
-        );
-      }
-    }
-    const names = (o: object) => Object.keys(o).sort().join(',');
-    if (names(r.volumes) !== names(c.volumes))
-      throw this.#badRequest('the signed record names other volumes than the commit', 'volumes');
-  }
-
-  #badRequest(message: string, subject: string): DrError {
-    return new DrError(`app ${this.name}: ${message}`, { code: 'bad_request', subject });
-  }
-}
-
-function isCount(n: unknown): n is number {
-  return Number.isSafeInteger(n) && (n as number) >= 0;
-}
-
-function sameVolumes(a: readonly VolumeMeta[], b: readonly VolumeMeta[]): boolean {
-  return (
-    a.length === b.length &&
-    a.every((v, i) => {
-      const w = b[i];
-      return (
-        w !== undefined &&
-        v.name === w.name &&
-        v.id === w.id &&
-        v.size === w.size &&
-        v.blockSize === w.blockSize &&
-        v.wrappedKey.equals(w.wrappedKey)
-      );
-    })
-  );
 }

@@ -1,11 +1,13 @@
+/** An app's catalog at the gateway (catalog.json): store id, volumes with wrapped keys, points, committed sequence. */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
-import { type PointRecord, pointRecordSchema, signatureSchema } from '../crypto/point-record.js';
+import { type ConsistencyLabel, type PointInfo, pointInfoSchema } from '../transport/protocol.js';
 
-export type PointLabel = 'fuzzy' | 'crash-consistent' | 'app-consistent';
+export type { PointInfo, PointVolumeInfo } from '../transport/protocol.js';
+export type PointLabel = ConsistencyLabel;
 
 /** A volume as the gateway knows it. `wrappedKey` is the data key wrapped by the agent's KEK. */
 export interface VolumeMeta {
@@ -23,29 +25,6 @@ export interface VolumeProposal {
   blockSize: number;
   size: number;
   wrappedKey: Buffer;
-}
-
-export interface PointVolumeInfo {
-  size: number;
-  /** The agent's keyed digest of the whole volume at the point. */
-  digest: string;
-  /** Blocks in this point's delta (changed since the point before it). */
-  blocksChanged: number;
-  /** Plaintext bytes of those blocks. */
-  bytesChanged: number;
-}
-
-export interface PointInfo {
-  id: number;
-  /** ISO 8601. */
-  time: string;
-  label: PointLabel;
-  seqFrom: number;
-  seqTo: number;
-  volumes: Record<string, PointVolumeInfo>;
-  /** The agent's signed record of the point (opaque to the gateway); absent on points made before signing. */
-  record?: PointRecord;
-  sig?: string;
 }
 
 export interface Catalog {
@@ -78,22 +57,8 @@ const schema = z.object({
       wrappedKey: z.base64(),
     }),
   ),
-  points: z.array(
-    z.object({
-      id: count,
-      time: z.string(),
-      label: z.enum(['fuzzy', 'crash-consistent', 'app-consistent']),
-      seqFrom: count,
-      seqTo: count,
-      volumes: z.record(
-        z.string(),
-        z.object({ size: count, digest: z.string(), blocksChanged: count, bytesChanged: count }),
-      ),
-      // Kept as stored: readers check it against the listing and its signature.
-      record: pointRecordSchema.optional(),
-      sig: signatureSchema.optional(),
-    }),
-  ),
+  // Kept as stored (with its signed record): readers check it against the listing and its signature.
+  points: z.array(pointInfoSchema),
 });
 
 export function newCatalog(app: string): Catalog {
@@ -217,4 +182,22 @@ export function mergeVolumes(
     }
   }
   return volumes;
+}
+
+/** Whether two volume lists are the same, key bytes included (nothing to write then). */
+export function sameVolumes(a: readonly VolumeMeta[], b: readonly VolumeMeta[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((v, i) => {
+      const w = b[i];
+      return (
+        w !== undefined &&
+        v.name === w.name &&
+        v.id === w.id &&
+        v.size === w.size &&
+        v.blockSize === w.blockSize &&
+        v.wrappedKey.equals(w.wrappedKey)
+      );
+    })
+  );
 }

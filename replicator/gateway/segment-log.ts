@@ -1,33 +1,34 @@
+/** The append-only segment files of one app at the gateway. */
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, stat, truncate, unlink } from 'node:fs/promises';
+import {
+  access,
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  stat,
+  truncate,
+  unlink,
+} from 'node:fs/promises';
 import { join } from 'node:path';
-import { allocAligned } from '../../core/aligned-buffer.js';
 import { syncDir } from '../../core/atomic-file.js';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { type Writer, writeDirect } from './direct-append.js';
 import { FileHandleCache } from './file-handle-cache.js';
-import { frameChecksum } from './frame-checksum.js';
+import { type Frame, frameEnds, readFrame } from './segment-frame.js';
 
-/** A frame holding one agent batch, byte for byte as received. */
-export const FRAME_BATCH = 1;
-/** A frame holding records copied verbatim by compaction. */
-export const FRAME_COPY = 2;
-const MAGIC = Buffer.from('LSG1');
-/** 'LSG1' | kind u8 | payloadLen u32: a payload starts this far after its frame. */
-export const FRAME_HEAD_BYTES = 4 + 1 + 4;
-const FRAME_TAIL_BYTES = 4;
+export {
+  encodeFrame,
+  FRAME_BATCH,
+  FRAME_COPY,
+  FRAME_HEAD_BYTES,
+  type Frame,
+} from './segment-frame.js';
 
 export interface LogPosition {
   segment: number;
   offset: number;
-}
-
-export interface Frame {
-  segment: number;
-  /** Offset of the frame's first byte in its segment file. */
-  start: number;
-  kind: number;
-  payload: Buffer;
 }
 
 export interface SegmentLogOptions {
@@ -38,19 +39,6 @@ export interface SegmentLogOptions {
   log: Logger;
   /** Append with O_DIRECT where the file system allows it (the default). */
   directIo?: boolean | undefined;
-}
-
-/** O_DIRECT writes cover whole pages, at page offsets. */
-const PAGE = 4096;
-
-/** The file a segment's appends go to. */
-interface Writer {
-  segment: number;
-  fh: FileHandle;
-  /** Opened with O_DIRECT: appends bypass the page cache (see `#writeDirect`). */
-  direct: boolean;
-  /** The bytes of the file's last, partial page, and where that page ends (the file size) when known. */
-  tail?: { bytes: Buffer; end: number } | undefined;
 }
 
 export function segmentFileName(segment: number): string {
@@ -67,7 +55,7 @@ export class SegmentLog {
   readonly #readers = new FileHandleCache();
   #writer: Writer | undefined;
   /** Page-aligned memory a frame is assembled in for a direct write; reused. */
-  #aligned: Buffer | undefined;
+  readonly #scratch: { aligned?: Buffer } = {};
   #directRefused = false;
   /** Set when a failed append could not be undone: the next append starts a new segment. */
   #sealActive = false;
@@ -153,7 +141,14 @@ export class SegmentLog {
     const { segment, fh } = writer;
     const start = this.size(segment);
     try {
-      if (writer.direct) await this.#writeDirect(writer, start, [head, ...parts, tail]);
+      if (writer.direct)
+        await writeDirect(
+          writer,
+          start,
+          [head, ...parts, tail],
+          (seg, o, l) => this.read(seg, o, l),
+          this.#scratch,
+        );
       else {
         // One writev of head, payload and tail: the payload (up to a whole batch) is not copied.
         let done = (await fh.writev([head, ...parts, tail], start)).bytesWritten;
@@ -222,7 +217,7 @@ export class SegmentLog {
         );
       }
       while (pos < size) {
-        const read = await this.#readFrame(segment, pos, size);
+        const read = await readFrame((seg, o, l) => this.read(seg, o, l), segment, pos, size);
         const reason = read.problem ?? (read.frame ? accept(read.frame) : undefined);
         if (reason === undefined && read.frame) {
           pos = read.end;
@@ -270,6 +265,20 @@ export class SegmentLog {
   }
 
   /** Deletes a sealed segment file. */
+  /** The files of these segments that are not on disk (deleted or lost behind the store's back). */
+  async missing(segments: Iterable<number>): Promise<string[]> {
+    const gone: string[] = [];
+    for (const segment of segments) {
+      try {
+        await access(this.path(segment));
+      } catch (err) {
+        if (systemCode(err) !== 'ENOENT') throw err;
+        gone.push(this.path(segment));
+      }
+    }
+    return gone;
+  }
+
   async remove(segment: number): Promise<void> {
     if (segment === this.#writer?.segment) {
       await this.#writer.fh.close();
@@ -337,47 +346,6 @@ export class SegmentLog {
     }
   }
 
-  /**
-   * Appends a frame with O_DIRECT: the disk takes it straight from our
-   * memory. Through the page cache, copying each stored byte into it was
-   * the gateway's largest cost after TLS, and its write-back slowed every
-   * other writer on the machine. Direct writes cover whole pages: the
-   * frame is assembled after the bytes of the file's last partial page
-   * (rewritten unchanged), padded with zeros, and the file is then cut back
-   * to the frame's end. A crash before that cut leaves zeros after the last
-   * frame, which recovery cuts off like any torn tail.
-   */
-  async #writeDirect(writer: Writer, start: number, parts: readonly Uint8Array[]): Promise<void> {
-    const pageStart = start - (start % PAGE);
-    let tail = writer.tail;
-    if (!tail || tail.end !== start) {
-      tail = { bytes: await this.read(writer.segment, pageStart, start - pageStart), end: start };
-    }
-    const frameLength = parts.reduce((n, p) => n + p.length, 0);
-    const used = tail.bytes.length + frameLength;
-    const length = Math.ceil(used / PAGE) * PAGE;
-    if (!this.#aligned || this.#aligned.length < length) this.#aligned = allocAligned(length);
-    const buf = this.#aligned;
-    let o = tail.bytes.copy(buf, 0);
-    for (const p of parts) {
-      buf.set(p, o);
-      o += p.length;
-    }
-    buf.fill(0, o, length);
-    writer.tail = undefined; // unknown until the write has gone through
-    for (let done = 0; done < length; ) {
-      const { bytesWritten } = await writer.fh.write(buf, done, length - done, pageStart + done);
-      if (bytesWritten <= 0 || bytesWritten % PAGE !== 0) {
-        throw new Error(`direct write of ${length} bytes stopped after ${done + bytesWritten}`);
-      }
-      done += bytesWritten;
-    }
-    const end = start + frameLength;
-    if (pageStart + length !== end) await writer.fh.truncate(end);
-    const lastPage = end - (end % PAGE);
-    writer.tail = { bytes: Buffer.from(buf.subarray(lastPage - pageStart, used)), end };
-  }
-
   async #undo(segment: number, fh: FileHandle, start: number, cause: unknown): Promise<void> {
     try {
       await fh.truncate(start);
@@ -408,28 +376,6 @@ export class SegmentLog {
     });
   }
 
-  /** Reads the frame at `pos`; `end` is where it ends (the segment size when that is unknown). */
-  async #readFrame(
-    segment: number,
-    pos: number,
-    size: number,
-  ): Promise<{ frame?: Frame; problem?: string; end: number }> {
-    const unknown = (problem: string) => ({ problem, end: size });
-    if (size - pos < FRAME_HEAD_BYTES + FRAME_TAIL_BYTES) return unknown('frame cut short');
-    const head = await this.read(segment, pos, FRAME_HEAD_BYTES);
-    if (!head.subarray(0, 4).equals(MAGIC)) return unknown('no frame magic');
-    const kind = head.readUInt8(4);
-    if (kind !== FRAME_BATCH && kind !== FRAME_COPY) return unknown(`unknown frame kind ${kind}`);
-    const len = head.readUInt32BE(5);
-    const end = pos + FRAME_HEAD_BYTES + len + FRAME_TAIL_BYTES;
-    if (end > size) return unknown('frame cut short');
-    const body = await this.read(segment, pos + FRAME_HEAD_BYTES, len + FRAME_TAIL_BYTES);
-    const payload = body.subarray(0, len);
-    if (frameChecksum(payload) !== body.readUInt32BE(len))
-      return { problem: 'frame checksum does not match', end };
-    return { frame: { segment, start: pos, kind, payload }, end };
-  }
-
   /** True when a segment holds only zero bytes from `pos` on (a file extended by a crash, never written). */
   async #zerosFrom(segment: number, pos: number, size: number): Promise<boolean> {
     for (let o = pos; o < size; o += 1024 * 1024) {
@@ -438,27 +384,6 @@ export class SegmentLog {
     }
     return true;
   }
-}
-
-/** A frame's head and tail around a payload given in parts. */
-function frameEnds(kind: number, parts: readonly Uint8Array[], length: number): [Buffer, Buffer] {
-  const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
-  MAGIC.copy(head, 0);
-  head.writeUInt8(kind, 4);
-  head.writeUInt32BE(length, 5);
-  const tail = Buffer.allocUnsafe(FRAME_TAIL_BYTES);
-  tail.writeUInt32BE(frameChecksum(parts), 0);
-  return [head, tail];
-}
-
-export function encodeFrame(kind: number, payload: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(FRAME_HEAD_BYTES + payload.length + FRAME_TAIL_BYTES);
-  MAGIC.copy(frame, 0);
-  frame.writeUInt8(kind, 4);
-  frame.writeUInt32BE(payload.length, 5);
-  frame.set(payload, FRAME_HEAD_BYTES);
-  frame.writeUInt32BE(frameChecksum(payload), FRAME_HEAD_BYTES + payload.length);
-  return frame;
 }
 
 function corrupt(path: string, why: string, cause?: unknown): DrError {

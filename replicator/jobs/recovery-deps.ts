@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppConfig, LoadedConfig } from '../../core/config.js';
+import { readEnv } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
@@ -113,8 +114,11 @@ function wayHome(p: Provider): WayHome {
   });
 }
 
-function credential(env: NodeJS.ProcessEnv, name: string): string {
-  const value = env[name]?.trim();
+function credential(
+  env: NodeJS.ProcessEnv,
+  name: 'ALIBABA_CLOUD_ACCESS_KEY_ID' | 'ALIBABA_CLOUD_ACCESS_KEY_SECRET',
+): string {
+  const value = readEnv(name, env);
   if (value) return value;
   throw new DrError(`${name} is not set in the worker's environment`, {
     code: 'key_invalid',

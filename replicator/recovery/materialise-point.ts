@@ -1,6 +1,7 @@
 import { chmod, mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DrError } from '../../core/errors.js';
+import { pidAlive } from '../../core/pid-alive.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { MaterialisedVolume } from '../providers/provider.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
@@ -119,16 +120,7 @@ async function removeStalePartials(dir: string, file: string): Promise<void> {
   for (const f of await readdir(dir)) {
     if (!f.startsWith(prefix)) continue;
     const pid = Number(f.slice(prefix.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) continue;
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) continue;
     await unlink(join(dir, f)).catch(() => undefined); // another cleaner got there first
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,18 +1,21 @@
+/** The agent's, the CLI's and the workers' HTTPS client of the gateway, typed by transport/protocol.ts. */
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
-import type {
-  AppStatus,
-  BatchAck,
-  CommitRequest,
-  HeartbeatRequest,
-  PointDetail,
-  PointInfo,
-  ProtectionState,
-  SessionRequest,
-  SessionResponse,
-} from './wire-types.js';
+import {
+  type AppStatus,
+  type BatchAck,
+  type CommitRequest,
+  errorBodySchema,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type PointDetail,
+  type PointInfo,
+  type ProtectionState,
+  type SessionRequest,
+  type SessionResponse,
+} from './protocol.js';
 
 export interface GatewayClientOptions {
   /** HOST:PORT of the gateway. */
@@ -84,7 +87,7 @@ export class GatewayClient {
     return this.json('POST', `/v1/apps/${enc(app)}/points`, body);
   }
 
-  heartbeat(app: string, body: HeartbeatRequest): Promise<{ serverTime: number }> {
+  heartbeat(app: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
     return this.json('POST', `/v1/apps/${enc(app)}/heartbeat`, body);
   }
 
@@ -258,15 +261,18 @@ export class GatewayClient {
       status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
     let message = `gateway answered ${status}`;
     let remedy: string | undefined;
+    let json: unknown;
     try {
-      const parsed = JSON.parse(raw.toString('utf8')) as {
-        error?: { code?: ErrorCode; message?: string; remedy?: string };
-      };
-      if (parsed.error?.code) code = parsed.error.code;
-      if (parsed.error?.message) message = parsed.error.message;
-      remedy = parsed.error?.remedy;
+      json = JSON.parse(raw.toString('utf8'));
     } catch {
       // Not JSON (a proxy's page, say): the status line is all we can report.
+    }
+    const parsed = errorBodySchema.safeParse(json);
+    if (parsed.success) {
+      const e = parsed.data.error;
+      if (e.code) code = e.code as ErrorCode;
+      if (e.message) message = e.message;
+      remedy = e.remedy;
     }
     return Object.assign(new DrError(message, { code, subject: this.address }), { status, remedy });
   }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { homePaths } from '../../core/home.js';
+import { resolveAgentSettings } from '../../replicator/agent/agent-settings.js';
 import { ReplicationAgent } from '../../replicator/agent/replication-agent.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { tlsClientOptions } from '../../replicator/transport/tls-options.js';
@@ -37,16 +38,14 @@ async function protect(t: TestHome, size = 2 * 1024 * 1024, volumes = ['a']): Pr
 
 async function agentFor(t: TestHome, stateName = 'agents/web'): Promise<ReplicationAgent> {
   const config = await t.config();
-  const app = config.apps.web;
-  if (!app) throw new Error('no app');
   return new ReplicationAgent({
-    app: 'web',
-    appConfig: app,
+    settings: {
+      ...resolveAgentSettings(config, 'web', { interval: '200ms' }),
+      stateDir: join(homePaths(t.home).stateDir, stateName),
+      batchBytes: 256 * 1024,
+    },
     client: await t.client(),
     kek: await kek(t.home),
-    stateDir: join(homePaths(t.home).stateDir, stateName),
-    batchBytes: 256 * 1024,
-    intervalMs: 200,
   });
 }
 

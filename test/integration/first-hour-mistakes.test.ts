@@ -138,6 +138,12 @@ const table: Record<string, Mistake> = {
     code: 2,
     line: /^dr: DR_LOG_FORMAT "yaml" is not a log format\. To resolve, set it to json or pretty/,
   },
+  'a DR_TRACE_BUFFER_KIB that is not a number (once ignored in silence)': {
+    args: () => ['agent', '--app', 'web', '--once'],
+    env: { DR_TRACE_BUFFER_KIB: 'lots' },
+    code: 2,
+    line: /^dr: DR_TRACE_BUFFER_KIB "lots" is not a whole number of KiB above 0\. To resolve, set it like 4096/,
+  },
   'a mistyped command': {
     args: () => ['statsu'],
     code: 2,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
-import { homePaths } from '../../core/home.js';
+import { resolveAgentSettings } from '../../replicator/agent/agent-settings.js';
 import { ReplicationAgent } from '../../replicator/agent/replication-agent.js';
 import { dr, kek, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
@@ -28,16 +28,11 @@ describe('replication state: status, clock offset, Redis', () => {
   it('puts points on the gateway clock even when the agent clock is an hour off', async () => {
     await t.startGateway();
     const config = await t.config();
-    const app = config.apps.web;
-    if (!app) throw new Error('no app');
     const hour = 3_600_000;
     const agent = new ReplicationAgent({
-      app: 'web',
-      appConfig: app,
+      settings: resolveAgentSettings(config, 'web', { tracker: 'scan' }),
       client: await t.client(),
       kek: await kek(t.home),
-      stateDir: join(homePaths(t.home).stateDir, 'agents', 'web'),
-      tracker: 'scan',
       now: () => Date.now() + hour,
     });
     const report = await agent.run({ once: true });

@@ -54,7 +54,7 @@ describe.skipIf(missingFeature(missing, 'dingtalk-surface.test.ts'))(
     });
 
     afterAll(async () => {
-      await surface?.close();
+      await surface?.stop();
       await gateway?.stop();
       await openapi?.stop();
       cmd?.disconnect();
@@ -83,7 +83,7 @@ describe.skipIf(missingFeature(missing, 'dingtalk-surface.test.ts'))(
         () => undefined,
         (e: Error) => e,
       );
-      await wrong.close();
+      await wrong.stop();
       expect(err?.message).toMatch(
         /^DingTalk refused DINGTALK_CLIENT_ID \/ DINGTALK_CLIENT_SECRET \(invalidClientIdOrSecret\)\. To resolve/,
       );
@@ -103,7 +103,7 @@ describe.skipIf(missingFeature(missing, 'dingtalk-surface.test.ts'))(
         redis: cmd,
         prefix: 'plain:',
       });
-      await plain.show({
+      await plain.postNotice({
         id: '1-0',
         kind: 'approval.requested',
         key: 'op:op-9',

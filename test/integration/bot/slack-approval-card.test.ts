@@ -91,7 +91,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'slack-approval-card.test.ts'
     });
 
     afterAll(async () => {
-      await surface?.close();
+      await surface?.stop();
       await server?.close();
       await engine?.close();
       await slack?.stop();

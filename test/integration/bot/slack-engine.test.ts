@@ -50,7 +50,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'slack-engine.test.ts'))(
     });
 
     afterAll(async () => {
-      await surface?.close();
+      await surface?.stop();
       await server?.close();
       await engine?.close();
       await slack?.stop();

@@ -49,7 +49,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'slack-socket-mode.test.ts'))
     });
 
     afterAll(async () => {
-      await surface?.close();
+      await surface?.stop();
       await slack?.stop();
       cmd?.disconnect();
       await redis?.stop();

@@ -52,7 +52,7 @@ describe.skipIf(missingFeature(missing, 'slack-surface.test.ts'))(
     });
 
     afterAll(async () => {
-      await surface?.close();
+      await surface?.stop();
       await server?.close();
       await slack?.stop();
       cmd?.disconnect();

@@ -64,7 +64,7 @@ describe.skipIf(missingFeature(missing, 'security/chat-verify.test.ts'))(
         events = `${server.url}/slack/events`;
       });
       afterAll(async () => {
-        await surface?.close();
+        await surface?.stop();
         await server?.close();
         await slack?.stop();
         cmd?.disconnect();
@@ -157,7 +157,7 @@ describe.skipIf(missingFeature(missing, 'security/chat-verify.test.ts'))(
         await waitFor('the stream', () => surface.connected && gateway.connections === 1);
       });
       afterAll(async () => {
-        await surface?.close();
+        await surface?.stop();
         await gateway?.stop();
         await openapi?.stop();
         cmd?.disconnect();

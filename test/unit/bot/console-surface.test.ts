@@ -212,3 +212,40 @@ describe('console surface', () => {
     },
   );
 });
+
+describe('console surface as a ChatSurface', () => {
+  it('prints a notice, its update and an approval, each with its buttons as words', async () => {
+    const output = new PassThrough();
+    let text = '';
+    output.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    const surface = new ConsoleSurface({
+      plane: { submit: async () => ({ ok: true, summary: 'ok' }) },
+      person: 'alice',
+      input: new PassThrough(),
+      output,
+    });
+    expect(surface.name).toBe('console');
+    expect(surface.routes).toEqual([]);
+    await surface.start(); // no notice connection: nothing to start, and no error
+    const notice = {
+      id: '1-0',
+      kind: 'approval.requested' as const,
+      key: 'op:op-1',
+      targets: ['console'],
+      severity: 'warning' as const,
+      summary: 'failover of web needs 1 approval',
+      actions: [{ kind: 'approve' as const, label: 'Approve', words: 'approve A-1' }],
+      time: 1,
+    };
+    await surface.askApproval(notice);
+    await surface.updateMessage('console', 'ref', { ...notice, summary: 'approved by bob' });
+    await surface.postNotice({ ...notice, kind: 'rpo.breach', summary: 'web is behind' });
+    await surface.stop();
+    expect(text).toContain('failover of web needs 1 approval');
+    expect(text).toContain('approve A-1');
+    expect(text).toContain('approved by bob');
+    expect(text).toContain('web is behind');
+  });
+});

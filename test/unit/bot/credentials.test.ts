@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dingTalkCredentials } from '../../../bot/dingtalk/dingtalk-credentials.js';
-import { stripPrefix } from '../../../bot/dingtalk/dingtalk-surface.js';
+import { stripPrefix } from '../../../bot/dingtalk/dingtalk-frames.js';
 import { slackCredentials } from '../../../bot/slack/slack-credentials.js';
 
 describe('surface credentials from the environment', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mentionText } from '../../../bot/slack/slack-surface.js';
+import { mentionText } from '../../../bot/slack/mention-text.js';
 
 describe('the words of a Slack mention', () => {
   it.each([

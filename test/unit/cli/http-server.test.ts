@@ -5,6 +5,7 @@ import {
   healthRoute,
   parseListen,
 } from '../../../cli/http-server.js';
+import { createRouter, sendJson } from '../../../core/http-router.js';
 
 const servers: HttpServer[] = [];
 afterEach(async () => {
@@ -29,6 +30,19 @@ describe('createHttpServer', () => {
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     expect(await (await fetch(`${s.url}/hello`)).text()).toBe('hi');
     expect((await fetch(`${s.url}/nope`)).status).toBe(404);
+  });
+
+  it('serves the shared router first, and answers 404 and a malformed escape with the error body', async () => {
+    const router = createRouter();
+    router.on('GET', '/items/:id', ({ res, params }) => sendJson(res, 200, { id: params.id }));
+    const s = await createHttpServer({ listen: '127.0.0.1:0', routes: [healthRoute], router });
+    servers.push(s);
+    expect(await (await fetch(`${s.url}/items/a%20b`)).json()).toEqual({ id: 'a b' });
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    const missing = await fetch(`${s.url}/nope`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('bad_request');
+    expect((await fetch(`${s.url}/items/%zz`)).status).toBe(400);
   });
 
   it('answers 500 when a route throws, and keeps serving', async () => {

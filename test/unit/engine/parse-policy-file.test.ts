@@ -176,7 +176,12 @@ describe('policy explain words', () => {
       app: 'web',
       args: { emergency: true, dryRun: true },
     });
-    expect(parseWords(['explode'])).toMatch(/is not a command/);
-    expect(parseWords(['drill', 'web', '--fast'])).toBe('unknown flag --fast');
+    // The one parser's words, the same as chat's (the verb table's did-you-mean included).
+    expect(parseWords(['explode'])).toBe('Unknown command "explode"');
+    expect(parseWords(['dril', 'web'])).toBe('Unknown command "dril". Did you mean `drill`?');
+    expect(parseWords(['drill', 'web', '--fast'])).toBe('`drill` has no option "--fast"');
+    // Ranges are the engine's, whoever asks: --point 0 and --keep 0s are refused here too.
+    expect(parseWords(['drill', 'web', '--point', '0'])).toMatch(/^--point 0 is out of range/);
+    expect(parseWords(['drill', 'web', '--keep', '0s'])).toMatch(/^--keep 0ms is out of range/);
   });
 });

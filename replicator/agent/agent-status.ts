@@ -1,0 +1,47 @@
+/** What the agent tells the gateway about itself: phase, last error, backlog, freeze, resync, points. */
+import type { Phase, PointInfo } from '../transport/wire-types.js';
+import type { OpenVolume, ResyncReport } from './cut.js';
+import type { HeartbeatStatus } from './gateway-session.js';
+import type { LedgerEntry } from './point-ledger.js';
+
+/** The agent's state as status shows it, changed by the parts as they go and sent with each heartbeat. */
+export class AgentStatus {
+  phase: Phase = 'initial-sync';
+  /** Why the last cycle or call failed; cleared by the next success. */
+  lastError: string | undefined;
+  /** Bytes on the wire, not yet acknowledged. */
+  backlogBytes = 0;
+  lastFreezeMs: number | undefined;
+  lastResync: ResyncReport | undefined;
+  /** The newest point on the gateway. */
+  newestPoint: PointInfo | undefined;
+  /** The last cycle found no change since `newestPoint`, at this agent time. */
+  unchangedAt: number | undefined;
+
+  /** The heartbeat body of this moment. */
+  heartbeat(
+    intervalMs: number,
+    volumes: readonly OpenVolume[],
+    ledger: LedgerEntry | undefined,
+  ): HeartbeatStatus {
+    const r = this.lastResync;
+    return {
+      phase: this.phase,
+      intervalMs,
+      backlogBytes: this.backlogBytes,
+      ...(this.lastError ? { error: this.lastError } : {}),
+      trackers: Object.fromEntries(volumes.map((v) => [v.name, v.tracking.info])),
+      ...(this.lastFreezeMs !== undefined ? { lastFreezeMs: this.lastFreezeMs } : {}),
+      ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
+      ...(ledger ? { lastPoint: { id: ledger.id, time: ledger.time, label: ledger.label } } : {}),
+      ...(this.unchangedAt !== undefined && this.newestPoint
+        ? {
+            unchanged: {
+              point: this.newestPoint.id,
+              at: new Date(this.unchangedAt).toISOString(),
+            },
+          }
+        : {}),
+    };
+  }
+}

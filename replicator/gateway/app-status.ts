@@ -1,0 +1,99 @@
+/** One app's replication state as GET /v1/status shows it: phase and why, agent, points, RPO, throughput. */
+import type { AppStatus, PointInfo, ProtectionState } from '../transport/protocol.js';
+import type { AppRuntime } from './agent-leases.js';
+
+export interface AppStatusInput {
+  app: string;
+  /** The app's points, oldest first (none when the store holds no replica). */
+  points: readonly PointInfo[];
+  storedBytes: number;
+  /** Its runtime state; batches older than a minute are dropped from `recent`. */
+  runtime: AppRuntime;
+  protection: ProtectionState | undefined;
+  /** Now on the gateway's clock, ms. */
+  t: number;
+}
+
+export function appStatus({
+  app,
+  points,
+  storedBytes,
+  runtime: rt,
+  protection: p,
+  t,
+}: AppStatusInput): AppStatus {
+  const last = points[points.length - 1];
+  const consistent = points.findLast((pt) => pt.label !== 'fuzzy');
+  const said = rt.lease?.unchanged;
+  const unchanged =
+    consistent && consistent === last && said?.point === consistent.id
+      ? Math.max(Date.parse(consistent.time), said.at)
+      : undefined;
+  rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
+  const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
+  const lease = rt.lease;
+  let phase: AppStatus['phase'] = 'unprotected';
+  let reason: string | undefined;
+  if (lease) {
+    const quiet = t - lease.lastSeen;
+    if (lease.error) {
+      phase = 'stalled';
+      reason = lease.error;
+    } else if (quiet > Math.max(3 * lease.intervalMs, 15_000)) {
+      phase = 'stalled';
+      reason = `agent not heard for ${Math.round(quiet / 1000)} s`;
+    } else phase = lease.phase;
+  } else if (last) {
+    phase = 'stalled';
+    reason = 'no agent connected since the gateway started';
+  }
+  if (p?.state === 'failed-over') {
+    phase = 'paused';
+    reason = `failed over by ${p.opId ?? '?'} at ${p.since ?? '?'}; replication into the DR copy is stopped`;
+  }
+  if (p?.state === 'paused') {
+    phase = 'paused';
+    const waiting = lease?.phase === 'paused' ? '; its agent is waiting' : '';
+    reason = `paused by ${p.by ?? '?'} since ${p.since ?? '?'}${waiting}; resume with \`dr resume ${app}\``;
+  }
+  return {
+    app,
+    phase,
+    ...(reason ? { reason } : {}),
+    agent: lease
+      ? {
+          host: lease.host,
+          pid: lease.pid,
+          lastSeen: new Date(lease.lastSeen).toISOString(),
+          clockOffsetMs: lease.clockOffsetMs,
+        }
+      : null,
+    lastPoint: last ? { id: last.id, time: last.time, label: last.label } : null,
+    agentLastPoint: lease?.agentLastPoint ?? null,
+    lastConsistentPoint: consistent
+      ? {
+          id: consistent.id,
+          time: consistent.time,
+          label: consistent.label,
+          ...(unchanged !== undefined ? { unchangedAt: new Date(unchanged).toISOString() } : {}),
+        }
+      : null,
+    lagSeconds: consistent
+      ? Math.max(0, (t - (unchanged ?? Date.parse(consistent.time))) / 1000)
+      : null,
+    trackers: lease?.trackers ?? {},
+    lastFreezeMs: lease?.lastFreezeMs ?? null,
+    lastResync: lease?.lastResync ?? null,
+    points: points.length,
+    bytesShipped: rt.bytesShipped,
+    throughputBytesPerSec: windowBytes / 60,
+    storedBytes,
+    backlogBytes: lease?.backlogBytes ?? 0,
+    protection: {
+      state: p?.state ?? 'protected',
+      ...(p?.opId !== undefined ? { opId: p.opId } : {}),
+      ...(p?.by !== undefined ? { by: p.by } : {}),
+      ...(p?.since !== undefined ? { since: p.since } : {}),
+    },
+  };
+}

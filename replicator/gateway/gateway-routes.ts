@@ -1,0 +1,140 @@
+/** The gateway's routes under /v1: each checks the names it is given (core/names) and hands over to its part. */
+import { createRouter, type Router, sendJson } from '../../core/http-router.js';
+import type { AppStatus } from '../transport/protocol.js';
+import { heartbeatRequestSchema, sessionRequestSchema } from '../transport/protocol.js';
+import type { AgentLeases } from './agent-leases.js';
+import { volumeInfo } from './agent-leases.js';
+import type { BatchIngest } from './batch-ingest.js';
+import type { GatewayStore } from './gateway-store.js';
+import { heldApp, heldVolume } from './held-app.js';
+import type { PointCommit } from './point-commit.js';
+import type { ProtectionBook } from './protection-book.js';
+import { sendMacs, streamRecords } from './record-stream.js';
+import { badRequest, named, parseRequest, readBody, readJson } from './request-body.js';
+
+export interface GatewayParts {
+  store: GatewayStore;
+  protection: ProtectionBook;
+  leases: AgentLeases;
+  ingest: BatchIngest;
+  commit: PointCommit;
+  /** Apps the gateway knows, sorted. */
+  known(): string[];
+  status(app: string): AppStatus;
+  maxBatchBytes: number;
+  now: () => number;
+  onBatch?:
+    | ((batch: { app: string; bytes: number; ms: number; duplicate: boolean }) => void)
+    | undefined;
+}
+
+const upgrade = 'upgrade the agent to match the gateway';
+
+export function gatewayRouter(p: GatewayParts): Router {
+  const router = createRouter();
+  const appOf = (params: Record<string, string>) => named('app', params.app, 'path');
+
+  router.on('GET', '/v1/status', ({ res, url }) => {
+    const only = url.searchParams.get('app');
+    // Asking about an app adds nothing: an unknown name answers an empty list.
+    const names = only ? p.known().filter((a) => a === named('app', only, 'app=')) : p.known();
+    sendJson(res, 200, names.map(p.status));
+  });
+
+  router.on('POST', '/v1/apps/:app/session', async ({ req, res, params }) => {
+    const app = appOf(params);
+    const json = await readJson(req);
+    await p.protection.refuseUnlessProtected(app);
+    const body = parseRequest(sessionRequestSchema, json, 'session request', upgrade);
+    sendJson(res, 200, await p.leases.open(app, body));
+  });
+  router.on('DELETE', '/v1/apps/:app/session', ({ res, params, url }) => {
+    p.leases.release(appOf(params), url.searchParams.get('id'));
+    sendJson(res, 200, { released: true });
+  });
+
+  router.on('POST', '/v1/apps/:app/batches', async ({ req, res, params }) => {
+    const app = appOf(params);
+    const t0 = p.now();
+    const body = await readBody(req, p.maxBatchBytes);
+    const sessionId = req.headers['x-lifeboat-session'];
+    await p.protection.refuseUnlessProtected(app);
+    const ack = await p.ingest(app, typeof sessionId === 'string' ? sessionId : undefined, body);
+    p.onBatch?.({
+      app,
+      bytes: body.reduce((n, b) => n + b.length, 0),
+      ms: p.now() - t0,
+      duplicate: ack.duplicate,
+    });
+    sendJson(res, 200, ack);
+  });
+
+  router.on('POST', '/v1/apps/:app/points', async ({ req, res, params }) => {
+    const app = appOf(params);
+    const body = await readJson(req);
+    await p.protection.refuseUnlessProtected(app);
+    sendJson(res, 200, await p.commit(app, body));
+  });
+
+  router.on('POST', '/v1/apps/:app/protection', async ({ req, res, params }) => {
+    const app = appOf(params);
+    sendJson(res, 200, await p.protection.set(app, await readJson(req)));
+  });
+  router.on('GET', '/v1/apps/:app/protection', async ({ res, params }) => {
+    sendJson(res, 200, await p.protection.of(appOf(params)));
+  });
+
+  router.on('POST', '/v1/apps/:app/heartbeat', async ({ req, res, params }) => {
+    const app = appOf(params);
+    // A paused agent keeps saying it is alive and waiting; a failed-over one is refused.
+    await p.protection.refuseUnlessProtected(app, { whilePaused: true });
+    p.leases.heartbeat(
+      app,
+      parseRequest(heartbeatRequestSchema, await readJson(req), 'heartbeat', upgrade),
+    );
+    sendJson(res, 200, { serverTime: p.now() });
+  });
+
+  router.on('GET', '/v1/apps/:app/points', ({ res, params }) => {
+    sendJson(res, 200, heldApp(p.store, appOf(params)).points());
+  });
+  router.on('GET', '/v1/apps/:app/points/:point', ({ res, params }) => {
+    const app = appOf(params);
+    const a = heldApp(p.store, app);
+    const point = a.point(named('point', params.point, 'path'));
+    sendJson(res, 200, { ...point, app, volumeInfo: a.volumes().map(volumeInfo) });
+  });
+  router.on('GET', '/v1/apps/:app/points/:point/volumes/:volume/macs', async ({ res, params }) => {
+    const a = heldApp(p.store, appOf(params));
+    const vol = named('volume', params.volume, 'path');
+    heldVolume(a, vol);
+    const entries =
+      params.point === 'head'
+        ? await a.headEntries(vol)
+        : await a.pointEntries(a.point(named('point', params.point, 'path')).id, vol);
+    sendMacs(res, entries);
+  });
+  router.on(
+    'GET',
+    '/v1/apps/:app/points/:point/volumes/:volume/records',
+    async ({ res, params, url }) => {
+      const app = appOf(params);
+      const a = heldApp(p.store, app);
+      const vol = named('volume', params.volume, 'path');
+      heldVolume(a, vol);
+      const id = a.point(named('point', params.point, 'path')).id;
+      // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
+      // whose seqTo is SEQ), for a worker that keeps that point's image.
+      const sinceParam = url.searchParams.get('since');
+      const since = sinceParam === null ? -1 : Number(sinceParam);
+      if (!Number.isSafeInteger(since) || since < -1) {
+        throw badRequest(
+          `since=${sinceParam} is not a batch sequence number`,
+          "send since=SEQ, a point's seqTo",
+        );
+      }
+      await streamRecords(res, a, { app, vol, id, since });
+    },
+  );
+  return router;
+}

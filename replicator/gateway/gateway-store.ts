@@ -1,0 +1,40 @@
+/**
+ * The seam between the gateway's HTTP parts and where replicas live: every part takes a
+ * GatewayStore, never the file store's classes. The file store (BlockStore over segment files)
+ * is one implementation; another (an object store, say) implements these two types.
+ */
+import type { AppStore } from './app-store.js';
+
+/** One app's replica as the gateway uses it: volumes, batches, points, reads and upkeep. */
+export type AppReplica = Pick<
+  AppStore,
+  | 'name'
+  | 'storeId'
+  | 'committedSeq'
+  | 'volumes'
+  | 'registerVolumes'
+  | 'appendBatch'
+  | 'commitPoint'
+  | 'points'
+  | 'point'
+  | 'pointEntries'
+  | 'headEntries'
+  | 'readSpan'
+  | 'missingSegments'
+  | 'withReadLock'
+  | 'applyRetention'
+  | 'collectGarbage'
+  | 'stats'
+>;
+
+/** Every replica the gateway holds. */
+export interface GatewayStore {
+  /** Where it lives (named in errors; its file system's free space is checked). */
+  readonly dir: string;
+  /** Names of the apps held, sorted. */
+  apps(): string[];
+  app(name: string): AppReplica | undefined;
+  /** The app's replica, created empty when there is none. */
+  ensureApp(name: string): Promise<AppReplica>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,22 @@
+/**
+ * The DR-site gateway: takes the agents' encrypted batches over mutual TLS, keeps them durable
+ * and commits recovery points, and serves points and records to recovery.
+ *
+ * gateway-server.ts composes the HTTP side from its parts: gateway-routes.ts (the /v1 routes, on
+ * core/http-router), protection-book.ts (protected / paused / failed over), agent-leases.ts (one
+ * agent per app, takeover), batch-ingest.ts (batches and the free-space reserve), point-commit.ts
+ * (commit, then retention and GC), app-status.ts, record-stream.ts, request-body.ts and
+ * http-status.ts (error code to HTTP status). The parts see replicas only through
+ * gateway-store.ts; block-store.ts is the file store behind it: app-store.ts per app, over
+ * segment-log.ts (segment files), catalog.ts, point-index.ts, retention.ts and
+ * garbage-collector.ts. The wire shapes are in ../transport/protocol.ts.
+ */
+
+export { BlockStore } from './block-store.js';
+export {
+  type BatchReceived,
+  createGateway,
+  type Gateway,
+  splitHostPort,
+} from './gateway-server.js';
+export type { AppReplica, GatewayStore } from './gateway-store.js';

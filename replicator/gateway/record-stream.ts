@@ -1,0 +1,110 @@
+/** Record streaming: a point's records of one volume (or its block MACs) sent as the binary the client reads. */
+import type { ServerResponse } from 'node:http';
+import { DrError } from '../../core/errors.js';
+import type { IndexEntry } from './block-store.js';
+import type { AppReplica } from './gateway-store.js';
+
+/** Block MACs as `block u32 | mac[16]`, 20 bytes each. */
+export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): void {
+  const out = Buffer.allocUnsafe(entries.length * 20);
+  entries.forEach((e, i) => {
+    out.writeUInt32BE(e.block, i * 20);
+    e.mac.copy(out, i * 20 + 4);
+  });
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': out.length,
+  });
+  res.end(out);
+}
+
+/**
+ * Streams point `id`'s records of volume `vol` (only those of batches after `since` when it is
+ * not -1) as `block u32 | seq u64 | len u32 | record`, under the app's read lock so retention and
+ * GC wait. A missing segment is refused before the first byte; after it, an error cuts the stream.
+ */
+export async function streamRecords(
+  res: ServerResponse,
+  a: AppReplica,
+  { app, vol, id, since }: { app: string; vol: string; id: number; since: number },
+): Promise<void> {
+  await a.withReadLock(async () => {
+    const all = await a.pointEntries(id, vol);
+    const entries = since < 0 ? all : all.filter((e) => e.seq > since);
+    // Said before the first byte: once the stream has begun, an error can only cut it off.
+    const missing = await a.missingSegments(entries);
+    if (missing.length > 0) {
+      throw new DrError(
+        `the gateway store is missing ${missing.length === 1 ? 'the segment file' : `${missing.length} segment files`} ${missing.join(', ')} that point ${id} of ${app}/${vol} needs`,
+        {
+          code: 'store_corrupt',
+          subject: missing[0] as string,
+          remedy: `restore the gateway store from a backup, or use an older point (\`dr verify ${app} --point ID\` tells which still read)`,
+        },
+      );
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    // Records of one point mostly lie back to back in a segment: read
+    // runs of them (up to 4 MiB) in one call, the next run while this
+    // one is sent.
+    const runs = recordRuns(entries);
+    const readRun = (r: (typeof runs)[number]) =>
+      a.readSpan(r.segment, r.offset, r.length).then((buf) => ({ r, buf }));
+    let next = runs[0] ? readRun(runs[0]) : undefined;
+    for (let k = 0; k < runs.length; k++) {
+      const { r, buf } = await (next as ReturnType<typeof readRun>);
+      next = runs[k + 1] ? readRun(runs[k + 1] as (typeof runs)[number]) : undefined;
+      const parts: Buffer[] = [];
+      for (const e of r.entries) {
+        const head = Buffer.allocUnsafe(16);
+        head.writeUInt32BE(e.block, 0);
+        head.writeBigUInt64BE(BigInt(e.seq), 4);
+        head.writeUInt32BE(e.length, 12);
+        parts.push(head, buf.subarray(e.offset - r.offset, e.offset - r.offset + e.length));
+      }
+      if (!res.write(Buffer.concat(parts))) await drainOrClose(res);
+      if (res.destroyed) {
+        await next?.catch(() => undefined); // the reader went away: let the read finish, then release the lock
+        return;
+      }
+    }
+    res.end();
+  });
+}
+
+/** Entries grouped into runs that lie back to back in one segment, at most 4 MiB each. */
+export function recordRuns(
+  entries: readonly IndexEntry[],
+): Array<{ segment: number; offset: number; length: number; entries: IndexEntry[] }> {
+  const runs: Array<{ segment: number; offset: number; length: number; entries: IndexEntry[] }> =
+    [];
+  for (const e of entries) {
+    const last = runs[runs.length - 1];
+    if (
+      last &&
+      last.segment === e.segment &&
+      last.offset + last.length === e.offset &&
+      last.length + e.length <= 4 * 1024 * 1024
+    ) {
+      last.length += e.length;
+      last.entries.push(e);
+    } else runs.push({ segment: e.segment, offset: e.offset, length: e.length, entries: [e] });
+  }
+  return runs;
+}
+
+/** Waits until a response can take more bytes, or its client has gone. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  // A client gone before we listen has already sent its 'close': waiting for it would hold the
+  // app's read lock (and so retention, GC and shutdown) forever.
+  if (res.destroyed || res.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}

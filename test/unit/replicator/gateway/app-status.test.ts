@@ -1,0 +1,118 @@
+/** An app's status: its phase and why, from lease, points and protection. */
+import { describe, expect, it } from 'vitest';
+import type { AppRuntime, Lease } from '../../../../replicator/gateway/agent-leases.js';
+import { appStatus } from '../../../../replicator/gateway/app-status.js';
+import type { PointInfo } from '../../../../replicator/transport/protocol.js';
+
+const t = Date.parse('2026-12-07T05:00:00Z');
+const point = (id: number, label: PointInfo['label'], ago: number): PointInfo => ({
+  id,
+  time: new Date(t - ago).toISOString(),
+  label,
+  seqFrom: id,
+  seqTo: id,
+  volumes: {},
+});
+const lease = (over: Partial<Lease> = {}): Lease => ({
+  sessionId: 's',
+  host: 'h',
+  pid: 1,
+  lastSeen: t - 1000,
+  phase: 'continuous',
+  intervalMs: 1000,
+  backlogBytes: 0,
+  error: undefined,
+  clockOffsetMs: 0,
+  trackers: {},
+  lastFreezeMs: null,
+  lastResync: null,
+  agentLastPoint: null,
+  unchanged: undefined,
+  ...over,
+});
+const runtime = (l?: Lease, recent: Array<[number, number]> = []): AppRuntime => ({
+  lease: l,
+  bytesShipped: 0,
+  recent,
+  maintenance: Promise.resolve(),
+});
+const base = { app: 'web', storedBytes: 0, protection: undefined, t };
+
+describe('appStatus', () => {
+  it('is unprotected with nothing, stalled with points but no agent', () => {
+    expect(appStatus({ ...base, points: [], runtime: runtime() })).toMatchObject({
+      phase: 'unprotected',
+      lagSeconds: null,
+      protection: { state: 'protected' },
+    });
+    expect(
+      appStatus({ ...base, points: [point(1, 'fuzzy', 0)], runtime: runtime() }),
+    ).toMatchObject({
+      phase: 'stalled',
+      reason: 'no agent connected since the gateway started',
+    });
+  });
+
+  it("follows the agent's phase, and stalls on its error or its silence", () => {
+    const points = [point(1, 'crash-consistent', 10_000), point(2, 'fuzzy', 0)];
+    expect(appStatus({ ...base, points, runtime: runtime(lease()) })).toMatchObject({
+      phase: 'continuous',
+      lastPoint: { id: 2 },
+      lastConsistentPoint: { id: 1 },
+      lagSeconds: 10,
+    });
+    expect(
+      appStatus({ ...base, points, runtime: runtime(lease({ error: 'disk gone' })) }),
+    ).toMatchObject({
+      phase: 'stalled',
+      reason: 'disk gone',
+    });
+    expect(
+      appStatus({ ...base, points, runtime: runtime(lease({ lastSeen: t - 20_000 })) }),
+    ).toMatchObject({ phase: 'stalled', reason: 'agent not heard for 20 s' });
+  });
+
+  it('counts RPO from the agent saying nothing changed since the newest consistent point', () => {
+    const points = [point(1, 'app-consistent', 60_000)];
+    const s = appStatus({
+      ...base,
+      points,
+      runtime: runtime(lease({ unchanged: { point: 1, at: t - 5000 } })),
+    });
+    expect(s.lagSeconds).toBe(5);
+    expect(s.lastConsistentPoint?.unchangedAt).toBe(new Date(t - 5000).toISOString());
+  });
+
+  it('shows paused and failed over with who and how to go on', () => {
+    const points = [point(1, 'fuzzy', 0)];
+    const paused = appStatus({
+      ...base,
+      points,
+      runtime: runtime(lease({ phase: 'paused' })),
+      protection: { state: 'paused', by: 'ann', since: 'then' },
+    });
+    expect(paused.phase).toBe('paused');
+    expect(paused.reason).toMatch(
+      /paused by ann since then; its agent is waiting; resume with `dr resume web`/,
+    );
+    const over = appStatus({
+      ...base,
+      points,
+      runtime: runtime(),
+      protection: { state: 'failed-over', opId: 'op-1', since: 'then' },
+    });
+    expect(over).toMatchObject({
+      phase: 'paused',
+      protection: { state: 'failed-over', opId: 'op-1' },
+    });
+  });
+
+  it('measures throughput over the last minute only, and forgets older batches', () => {
+    const rt = runtime(lease(), [
+      [t - 120_000, 6000],
+      [t - 1000, 600],
+    ]);
+    expect(appStatus({ ...base, points: [], runtime: rt }).throughputBytesPerSec).toBe(10);
+    expect(rt.recent).toHaveLength(1);
+  });
+});
