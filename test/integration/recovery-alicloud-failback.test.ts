@@ -62,8 +62,9 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     await t?.cleanup();
   });
 
-  async function worker() {
-    const w = startDr(['worker', '--lock-duration', '2s'], {
+  /** `lockDuration`: short, so a killed worker's job is taken over soon (the resume test). */
+  async function worker(lockDuration?: string) {
+    const w = startDr(['worker', ...(lockDuration ? ['--lock-duration', lockDuration] : [])], {
       ...env,
       DR_LOG_LEVEL: 'debug',
       ALIBABA_CLOUD_ACCESS_KEY_ID: keyId,
@@ -201,7 +202,7 @@ describe('failback home from ECS through reverse replication (the way home)', ()
         120_000,
       );
       await w.kill9();
-      await worker();
+      await worker('2s');
       let end: OperationEvent | undefined;
       for await (const e of client.follow({ opId, job: 'failback', app: 'web', after: '0-0' })) {
         if (e.type === 'finished') end = e;
