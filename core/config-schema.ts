@@ -56,13 +56,23 @@ const check = z.string().min(1, 'expected a command or an http(s) URL, or leave 
 const checkTimeout = duration.default(60_000);
 
 /** The app runs on this machine. */
-const localProviderSchema = z.object({
-  kind: z.literal('local'),
-  /** The command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
-  start: z.string().min(1, 'expected a command, or leave start out').optional(),
-  check: check.optional(),
-  checkTimeout,
-});
+const localProviderSchema = z
+  .object({
+    kind: z.literal('local'),
+    /** The command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
+    start: z.string().min(1, 'expected a command, or leave start out').optional(),
+    check: check.optional(),
+    checkTimeout,
+    /**
+     * Failback's final copy: run at the DR site before its file systems are frozen (the app stops
+     * taking writes, flushes), and `thaw` if the failback fails after it; give both or neither.
+     */
+    freeze: z.string().min(1, 'expected a command, or leave freeze out').optional(),
+    thaw: z.string().min(1, 'expected a command, or leave thaw out').optional(),
+  })
+  .refine((p) => (p.freeze === undefined) === (p.thaw === undefined), {
+    message: 'freeze and thaw hooks go together: give both or neither',
+  });
 
 const ecsId = (example: string) =>
   z

@@ -181,7 +181,7 @@ export async function wayHomeFailback(c: WayHomeContext): Promise<FailbackResult
     }
     // ...and the server is stopped: nothing on it can write any more (the fence).
     await c.provider.stop?.(found.failoverOpId, log);
-    steps.frozen = { at: Date.now(), point };
+    steps.frozen = { at: Date.now(), how: 'stopped', point };
     await save();
   }
   await emit({ type: 'step', step: 'frozen', progress: 1 });
@@ -251,6 +251,8 @@ export async function wayHomeFailback(c: WayHomeContext): Promise<FailbackResult
     resumes: steps.resumes ?? 0,
     removed,
     unfenced: steps.unfenced.ran,
+    // The app was fenced on the instance and the instance stopped: nothing to thaw.
+    quiesce: { how: 'stopped', hook: false, mounts: [] },
     protection,
     wayHome: { app: home, firstPoint: steps.homeCopied.point, lastPoint: steps.frozen.point ?? 0 },
   };

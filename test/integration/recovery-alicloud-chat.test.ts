@@ -297,8 +297,9 @@ describe('alicloud from chat: drill and failover of an app whose disk would not 
           .find((x) => /Failback of web (done|failed)/.test(x)),
       300_000,
     );
-    expect(said).toMatch(/Failback of web done: .* written back, .*protected again/);
-    expect(said).toContain('home from ECS by reverse replication');
+    expect(said).toMatch(
+      /Failback of web done \(op-\w+\): home from ECS by reverse replication, .* written back, .*protected again/,
+    );
     expect((await readFile(image)).equals(expected)).toBe(true);
     expect(emu.state.instances.has(instanceId)).toBe(false);
     const actions = emu.state.requests.map((q) => q.action);

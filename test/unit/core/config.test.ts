@@ -160,6 +160,17 @@ describe('parseConfig: the app provider', () => {
     });
   });
 
+  it("reads a local provider's failback freeze and thaw hooks, and refuses one without the other", () => {
+    expect(
+      findApp(parseConfig(withProvider(['start: run-it', 'freeze: q', 'thaw: r'])), 'web').provider,
+    ).toEqual({ kind: 'local', start: 'run-it', freeze: 'q', thaw: 'r', checkTimeout: 60_000 });
+    const alone = thrown(() => parseConfig(withProvider(['start: run-it', 'freeze: q'])));
+    expect(alone.subject).toMatch(/^apps\.web\.provider/);
+    expect(alone.message).toContain('freeze and thaw hooks go together: give both or neither');
+    const empty = thrown(() => parseConfig(withProvider(['freeze: ""', 'thaw: r'])));
+    expect(empty.message).toContain('expected a command, or leave freeze out');
+  });
+
   it('reads an alicloud provider', () => {
     const text = withProvider([
       ...ecs,
