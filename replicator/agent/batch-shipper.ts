@@ -23,6 +23,8 @@ export interface BatchShipperOptions {
   inFlight: number;
   /** Bytes on the wire, not yet acknowledged: for heartbeats. */
   onBacklog?: (delta: number) => void;
+  /** The same per volume, in plain bytes: + when its batch goes out, - when answered. */
+  onVolumeBacklog?: (volume: string, delta: number) => void;
 }
 
 interface OpenBatch {
@@ -31,6 +33,8 @@ interface OpenBatch {
   count: number;
   bytes: number;
   intent: Intent;
+  /** Plain bytes per volume name, for each volume's backlog. */
+  volumeBytes: Record<string, number>;
 }
 
 /**
@@ -54,7 +58,7 @@ export class BatchShipper {
 
   private fresh(): OpenBatch {
     const seq = this.o.takeSeq();
-    return { seq, parts: [], count: 0, bytes: 0, intent: { seq, blocks: {} } };
+    return { seq, parts: [], count: 0, bytes: 0, intent: { seq, blocks: {} }, volumeBytes: {} };
   }
 
   /** Seals one block into the open batch; sends the batch once it is full. */
@@ -74,6 +78,7 @@ export class BatchShipper {
     b.count++;
     this.blocks++;
     this.plainBytes += plain.length;
+    b.volumeBytes[volume.name] = (b.volumeBytes[volume.name] ?? 0) + plain.length;
     const list = b.intent.blocks[volume.name] ?? [];
     list.push([block, mac.toString('hex')]);
     b.intent.blocks[volume.name] = list;
@@ -120,10 +125,12 @@ export class BatchShipper {
     const bytes = body.reduce((n, x) => n + x.length, 0);
     await this.o.macState.writeIntent(b.intent);
     this.o.onBacklog?.(bytes);
+    for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, n);
     try {
       await this.o.send(b.seq, body);
     } finally {
       this.o.onBacklog?.(-bytes);
+      for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, -n);
     }
     this.o.macState.apply(b.intent);
     this.lastAcked = Math.max(this.lastAcked, b.seq);

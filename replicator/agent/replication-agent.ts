@@ -141,7 +141,12 @@ export class ReplicationAgent {
         shipper: (s) => this.shipper(macState, session as GatewaySession, sequence, s),
         log,
         now: this.now,
-        onProgress: this.opts.onProgress,
+        onProgress: (p) => {
+          if (p.phase === 'initial-sync')
+            this.status.initialSync.set(p.volume, { doneBytes: p.scanned, sizeBytes: p.size });
+          else this.status.initialSync.clear();
+          this.opts.onProgress?.(p);
+        },
         onResync: (r) => this.opts.observe?.resync?.(r),
       });
       this.started = { lock, macState, volumeSet, session, volumes, runner };
@@ -183,6 +188,10 @@ export class ReplicationAgent {
       onBacklog: (d) => {
         this.status.backlogBytes += d;
       },
+      onVolumeBacklog: (v, d) => {
+        const m = this.status.volumeBacklog;
+        m.set(v, Math.max(0, (m.get(v) ?? 0) + d));
+      },
     });
   }
 
@@ -216,6 +225,8 @@ export class ReplicationAgent {
       } catch (err) {
         if (once || signal?.aborted || !isDrError(err, 'app_failed_over')) throw err;
         await standBy(err, this.waitOptions(signal));
+        // The refusal that sent it to stand by is over: heartbeats must not report it as stalled.
+        this.status.lastError = undefined;
       }
     }
     return last;

@@ -8,6 +8,7 @@ import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type {
   AgentPoint,
+  AgentVolumeState,
   HeartbeatRequest,
   Phase,
   ResyncState,
@@ -42,6 +43,8 @@ export interface Lease {
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
   agentLastPoint: AgentPoint | null;
+  /** Per volume, from the last heartbeat. */
+  volumes: Record<string, AgentVolumeState>;
   /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
   unchanged: { point: number; at: number } | undefined;
 }
@@ -52,6 +55,8 @@ export interface AppRuntime {
   bytesShipped: number;
   /** (time, bytes) of recent batches, for throughput over the last minute. */
   recent: Array<[number, number]>;
+  /** (time, volume id, record bytes) of recent batches, for each volume's throughput. */
+  volumeRecent: Array<[number, number, number]>;
   /** Retention and GC after commits, one at a time per app. */
   maintenance: Promise<void>;
 }
@@ -99,7 +104,13 @@ export function createAgentLeases({
   const runtime = (app: string, create = false): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
-      r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
+      r = {
+        lease: undefined,
+        bytesShipped: 0,
+        recent: [],
+        volumeRecent: [],
+        maintenance: Promise.resolve(),
+      };
       if (create || store.app(app)) runtimes.set(app, r);
     }
     return r;
@@ -174,6 +185,7 @@ export function createAgentLeases({
         trackers: held?.trackers ?? {},
         lastFreezeMs: held?.lastFreezeMs ?? null,
         lastResync: held?.lastResync ?? null,
+        volumes: {},
         agentLastPoint: held?.agentLastPoint ?? null,
         unchanged: held?.unchanged,
       };
@@ -208,6 +220,7 @@ export function createAgentLeases({
       if (hb.trackers) lease.trackers = hb.trackers;
       if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = hb.lastFreezeMs as number;
       if (hb.lastResync) lease.lastResync = hb.lastResync;
+      if (hb.volumes) lease.volumes = hb.volumes;
       if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
       const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
       // Only about the newest point, and never from the future: a stale word changes nothing.

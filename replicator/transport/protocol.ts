@@ -149,6 +149,29 @@ export const agentPointSchema = z.object({
 });
 export type AgentPoint = z.infer<typeof agentPointSchema>;
 
+const bytes = z.number().min(0);
+
+/** One volume as the agent tells it in heartbeats. */
+export const agentVolumeStateSchema = z.object({
+  /** Plain bytes of this volume in batches sent but not yet acknowledged. */
+  backlogBytes: bytes,
+  /** While the volume's first full copy runs: bytes read of its size. */
+  initialSync: z.object({ doneBytes: bytes, sizeBytes: bytes }).optional(),
+});
+export type AgentVolumeState = z.infer<typeof agentVolumeStateSchema>;
+
+/** One volume of an app as the gateway publishes it. */
+export const volumeStatusSchema = z.object({
+  name: z.string(),
+  sizeBytes: z.number(),
+  /** From the agent's last heartbeat (0 without one). */
+  backlogBytes: z.number(),
+  /** Record bytes the gateway received for this volume over the last minute, per second. */
+  throughputBytesPerSec: z.number(),
+  initialSync: z.object({ doneBytes: z.number(), sizeBytes: z.number() }).optional(),
+});
+export type VolumeStatus = z.infer<typeof volumeStatusSchema>;
+
 /** POST /v1/apps/:app/heartbeat. Only the session is required: the rest updates what is sent. */
 export const heartbeatRequestSchema = z.object({
   sessionId: text(200),
@@ -171,6 +194,11 @@ export const heartbeatRequestSchema = z.object({
   unchanged: z.object({ point: z.number().int(), at: z.string() }).optional(),
   /** The last point the agent committed, as it signed it. */
   lastPoint: agentPointSchema.optional(),
+  /** Per volume (at most 64): plain bytes not yet acknowledged, and the first copy's progress. */
+  volumes: z
+    .record(z.string().max(64), agentVolumeStateSchema)
+    .refine((v) => Object.keys(v).length <= 64, { error: 'at most 64 volumes' })
+    .optional(),
 });
 export type HeartbeatRequest = z.input<typeof heartbeatRequestSchema>;
 
@@ -278,5 +306,9 @@ export const appStatusSchema = z.object({
   protection: protectionStateSchema
     .pick({ state: true, opId: true, by: true, since: true })
     .optional(),
+  /** Each registered volume: size, backlog, throughput, first-copy progress. */
+  volumes: z.array(volumeStatusSchema).optional(),
+  /** The gateway store's file system (shared by every app); absent where statfs fails. */
+  store: z.object({ freeBytes: z.number(), totalBytes: z.number() }).optional(),
 });
 export type AppStatus = z.infer<typeof appStatusSchema>;

@@ -4,6 +4,7 @@
  */
 export type {
   AgentPoint,
+  AgentVolumeState,
   AppStatus,
   BatchAck,
   CommitRequest,
@@ -21,4 +22,5 @@ export type {
   TrackerState,
   VolumeInfo,
   VolumeProposal,
+  VolumeStatus,
 } from './protocol.js';
