@@ -6,8 +6,6 @@ import type { OperationResult } from '../replicator/jobs/recovery-contract.js';
 import type { AuditEntry } from './audit-log.js';
 import { controlKeys } from './contract.js';
 
-/** Longest period a report covers, in days (the audit log and RPO history keep less anyway). */
-export const MAX_REPORT_DAYS = 366;
 /** Samples per app the chart draws: buckets keep their highest lag, so no breach is smoothed away. */
 const SAMPLES_PER_APP = 400;
 /** Audit entries read at most for one report. */
@@ -65,6 +63,8 @@ export interface GatherOptions {
   apps: Record<string, { rpoObjectiveMs: number }>;
   days: number;
   now: number;
+  /** Drills known from elsewhere (a drill's end not audited yet): added when the log lacks them. */
+  also?: ReportDrill[];
 }
 
 /** Reads RPO history and drill results from Redis for the apps over the last `days`. */
@@ -92,6 +92,8 @@ export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> 
     samples.push(...downsample(series, from, to, SAMPLES_PER_APP));
   }
   const drills = await readDrills(o.redis, o.prefix, new Set(names), from, to);
+  for (const d of o.also ?? []) if (!drills.some((x) => x.opId === d.opId)) drills.push(d);
+  drills.sort((a, b) => a.at - b.at);
   const report: DrillReport = {
     subject: o.subject,
     apps: names,
