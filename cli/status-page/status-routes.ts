@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { type AccessRule, checkAccess, TOKEN_COOKIE } from '../web/access-rule.js';
 import { pathOf, type Route, sendJsonBody, sendText } from '../web/route.js';
 import { renderStatusPage, STATUS_PAGE_CSP } from './render-status-page.js';
+import { reportRoute } from './report-route.js';
 import { collectStatus, type SnapshotSources } from './status-snapshot.js';
 
 export interface StatusRoutesOptions extends SnapshotSources {
@@ -86,5 +87,5 @@ export function statusRoutes({
     sendJsonBody(res, 200, await collectStatus(sources, hours));
     return true;
   };
-  return [page, api];
+  return [page, api, reportRoute(sources, guard)];
 }
