@@ -20,6 +20,7 @@ export const COMMAND_MODULES = {
   report: ['report'],
   serve: ['serve'],
   chat: ['chat'],
+  signin: ['signin'],
   policy: ['policy'],
   audit: ['audit'],
   up: ['up'],
