@@ -17,6 +17,7 @@ export const COMMAND_MODULES = {
   recovery: ['drill', 'failover', 'failback'],
   operation: ['cancel', 'cleanup'],
   pause: ['pause', 'resume'],
+  report: ['report'],
   serve: ['serve'],
   chat: ['chat'],
   signin: ['signin'],

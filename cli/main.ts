@@ -25,6 +25,7 @@ const LOADERS: Record<CommandModule, () => Promise<Register>> = {
   recovery: async () => (await import('./commands/recovery.js')).registerRecovery,
   operation: async () => (await import('./commands/operation.js')).registerOperation,
   pause: async () => (await import('./commands/pause.js')).registerPause,
+  report: async () => (await import('./commands/report.js')).registerReport,
   serve: async () => (await import('./commands/serve.js')).registerServe,
   chat: async () => (await import('./commands/chat.js')).registerChat,
   signin: async () => (await import('./commands/signin.js')).registerSignin,

@@ -70,6 +70,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const SLACK_API = 'https://slack.com/api/';
 export const DINGTALK_API = 'https://api.dingtalk.com';
+/** Where DingTalk's media upload lives (the older API host). */
+export const DINGTALK_OAPI = 'https://oapi.dingtalk.com';
 export const DINGTALK_GATEWAY = `${DINGTALK_API}/v1.0/gateway/connections/open`;
 
 /** The variables, in the order docs/configuration.md lists them. */
@@ -269,6 +271,15 @@ export const ENV = {
     expected: 'an http(s) URL',
     echo: 'end',
     remedy: `set it like ${DINGTALK_API}, or unset it`,
+  }),
+  DINGTALK_OAPI_URL: variable({
+    about: "DingTalk's older OpenAPI host, where the robot uploads report pictures (media/upload)",
+    unset: `\`${DINGTALK_OAPI}\``,
+    fallback: DINGTALK_OAPI,
+    schema: httpUrl.transform((href) => href.replace(/\/$/, '')),
+    expected: 'an http(s) URL',
+    echo: 'end',
+    remedy: `set it like ${DINGTALK_OAPI}, or unset it`,
   }),
   DINGTALK_GATEWAY_URL: variable({
     about: "DingTalk's stream gateway (its connections/open URL)",

@@ -1,4 +1,5 @@
 import type { JobName } from '../replicator/jobs/index.js';
+import type { DrillReport } from './drill-report.js';
 import type { FlagArgs } from './verb-flags.js';
 import { VERB_TABLE, type Verb } from './verbs.js';
 
@@ -19,6 +20,9 @@ export type { Verb };
 export const ACTION_VERBS: readonly Verb[] = VERB_TABLE.filter((s) => s.access === 'policy').map(
   (s) => s.verb,
 );
+
+/** How many days back `report` looks when no --days is given. */
+export const DEFAULT_REPORT_DAYS = 30;
 
 /** The parsed words of a command; which fields a verb uses is fixed by the verb table. */
 export interface CommandArgs extends FlagArgs {
@@ -124,6 +128,11 @@ export interface Reply {
   thread?: string;
   /** Only the person who asked should see it (a refused button press): Slack ephemeral, DingTalk private. */
   private?: boolean;
+  /**
+   * A drill report to show as a picture: a surface that can upload images draws it
+   * (render-drill-report.ts) and attaches the PNG; one that cannot shows `summary` and says so.
+   */
+  report?: DrillReport;
 }
 
 export type NoticeKind =
@@ -136,6 +145,8 @@ export type NoticeKind =
   | 'approval.granted'
   | 'approval.rejected'
   | 'approval.expired'
+  /** A drill report (picture) after a scheduled drill: `report` carries it. */
+  | 'report.ready'
   | 'rpo.breach'
   | 'rpo.recovered'
   | 'agent.silent'
@@ -163,6 +174,8 @@ export interface Notice {
   details?: string[];
   actions?: Action[];
   data?: unknown;
+  /** A drill report to show as a picture (as on Reply). */
+  report?: DrillReport;
   /** ms since epoch. */
   time: number;
 }

@@ -19,6 +19,7 @@ import { knownGroups, resolveIdentity } from './identity.js';
 import { NoticeStream } from './notice-stream.js';
 import { formatProblem, type PolicyProblem } from './policy.js';
 import { PolicyWatcher } from './policy-watcher.js';
+import { readReport } from './read-report.js';
 import { readHistory, readPoints, readPolicy, readStatus } from './read-verbs.js';
 import { expireApproval, sweepGranted } from './start-granted.js';
 import { submitPress } from './submit-approval.js';
@@ -200,6 +201,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           return await readPoints(ctx, command);
         case 'history':
           return await readHistory(ctx, command);
+        case 'report':
+          return await readReport(ctx, command);
         case 'policy':
           return await readPolicy(ctx, command, who);
         case 'drill':

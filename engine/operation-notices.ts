@@ -16,6 +16,7 @@ import { lastDrillKey } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import { withProgress } from './gather-card-facts.js';
 import { recordLastRun } from './last-runs.js';
+import { postDrillReport } from './post-drill-report.js';
 import { stepLabel } from './step-label.js';
 import { cancelAction } from './submit-operation.js';
 
@@ -57,7 +58,7 @@ export function startOperationNotices(
           )) as [string, [string, string[]][]];
           for (const [id, fields] of claimed ?? []) {
             const e = fields ? parseEvent(fields) : undefined;
-            if (e) await operationNotice(ctx, e);
+            if (e) await noticesOf(ctx, e);
             await conn.xack(stream, GROUP, id);
           }
         }
@@ -75,7 +76,7 @@ export function startOperationNotices(
         )) as [string, [string, string[]][]][] | null;
         for (const [id, fields] of batch?.[0]?.[1] ?? []) {
           const e = parseEvent(fields);
-          if (e) await operationNotice(ctx, e);
+          if (e) await noticesOf(ctx, e);
           await conn.xack(stream, GROUP, id);
         }
       } catch (err) {
@@ -94,6 +95,12 @@ export function startOperationNotices(
       await settleWithin(loop, 2000);
     },
   };
+}
+
+/** The event's notice, then, when it ends a scheduled drill, the app's drill report. */
+async function noticesOf(ctx: EngineContext, e: OperationEvent): Promise<void> {
+  await operationNotice(ctx, e);
+  await postDrillReport(ctx, e);
 }
 
 /** One operation event as a notice (and, for a finished drill, the app's last-drill time). */

@@ -11,15 +11,17 @@ export interface FlagArgs {
   emergency?: boolean;
   /** Explain what would happen; nothing is enqueued. */
   dryRun?: boolean;
+  /** report: how many days back the report looks. */
+  days?: number;
   /** reject: why; failover, failback: why it is asked for (shown on the approval card, kept in the audit log). */
   reason?: string;
 }
 
-export type FlagName = '--point' | '--keep' | '--emergency' | '--dry-run' | '--reason';
+export type FlagName = '--point' | '--keep' | '--emergency' | '--dry-run' | '--reason' | '--days';
 
 export interface FlagSpec {
   /** The field of FlagArgs the flag sets. */
-  arg: 'point' | 'keepMs' | 'emergency' | 'dryRun' | 'reason';
+  arg: 'point' | 'keepMs' | 'emergency' | 'dryRun' | 'reason' | 'days';
   /** The value's name in chat usage (`P`); absent for a switch. */
   value?: string;
   /** The value's name in `dr` help (`id` for `--point <id>`). */
@@ -40,6 +42,8 @@ export interface FlagSpec {
 /** Longest reason, in characters, for `--reason` and `reject <id> <reason>`. */
 export const MAX_REASON = 300;
 const MAX_KEEP_MS = 7 * 86_400_000;
+/** Longest period `report --days` covers. */
+export const MAX_REPORT_DAYS = 366;
 
 /** A typed value for an error message: quoted, control characters shown as ?, cut short. */
 export function shown(word: string): string {
@@ -130,5 +134,22 @@ export const FLAGS: Record<FlagName, FlagSpec> = {
       return undefined;
     },
     check: ({ reason }) => (reason === undefined ? undefined : reasonProblem(reason)),
+  },
+  '--days': {
+    arg: 'days',
+    value: 'N',
+    cliValue: 'days',
+    help: 'how many days back the report looks (default 30)',
+    range: `1 to ${MAX_REPORT_DAYS}`,
+    read: (args, text) => {
+      if (!/^\d{1,6}$/.test(text))
+        return `--days takes a whole number of days like 30, not ${shown(text)}`;
+      args.days = Number(text);
+      return undefined;
+    },
+    check: ({ days }) =>
+      days !== undefined && (!Number.isSafeInteger(days) || days < 1 || days > MAX_REPORT_DAYS)
+        ? `--days ${String(days)} is out of range: it takes 1 to ${MAX_REPORT_DAYS}`
+        : undefined,
   },
 };

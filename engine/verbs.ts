@@ -208,6 +208,26 @@ export const VERB_TABLE = [
     operand: app(false),
     access: 'anyone',
   },
+  {
+    verb: 'report',
+    summary: 'drill report as a picture',
+    doc: "a picture of the app's last days (default 30): RPO with the objective line and breaches shaded, each drill's RTO split by step with its verdict and data-loss window, and a one-line summary; Slack and DingTalk get the PNG, the console and a surface that cannot upload the summary line",
+    operand: app(true),
+    flags: ['--days'],
+    access: 'anyone',
+    cli: {
+      description:
+        "drill report of an app: RPO with objective and breaches, drills' RTO by step, verdict and data-loss window",
+      operand: 'the app',
+      options: [
+        {
+          flags: '--out <file>',
+          help: 'write the PNG (or .svg) there; without it, print the summary',
+        },
+        JSON_OPTION,
+      ],
+    },
+  },
   { verb: 'ack', summary: 'acknowledge an alert', operand: id('alert'), access: 'policy' },
   {
     verb: 'policy',

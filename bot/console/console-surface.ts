@@ -134,6 +134,7 @@ export class ConsoleSurface implements ChatSurface {
             { log: this.o.log ?? silentLog },
           );
           this.print(plainText(reply));
+          if (reply.report) this.print(NO_PICTURES(reply.report.subject));
           if (/^help\s*$/i.test(text)) this.print(this.consoleHelp());
         }
         prompt();
@@ -206,5 +207,9 @@ export function checkPerson(person: string): void {
 
 function noticeText(n: Notice): string {
   const mark = n.severity === 'critical' ? '!! ' : n.severity === 'warning' ? '! ' : '';
-  return `\n[${n.kind}] ${mark}${plainText(n)}`;
+  return `\n[${n.kind}] ${mark}${plainText(n)}${n.report ? `\n${NO_PICTURES(n.report.subject)}` : ''}`;
 }
+
+/** What the console says in place of a report's picture. */
+const NO_PICTURES = (app: string) =>
+  `(the console shows no pictures: \`dr report ${app} --out report.png\` draws this report)`;

@@ -291,6 +291,58 @@ export class DingTalkApi {
     });
   }
 
+  /**
+   * Uploads a picture with `POST {oapi}/media/upload?access_token=…&type=image` (multipart, the
+   * file in the `media` field); DingTalk answers `{errcode: 0, media_id}` and the id stands for the
+   * picture in an image message.
+   */
+  async uploadImage(png: Buffer, filename: string): Promise<string> {
+    const base = this.c.oapiUrl;
+    if (!base) throw new DingTalkApiError('media/upload', 0, 'no_oapi', 'no media upload URL set');
+    return this.patiently('media/upload', async () => {
+      const url = new URL(`${base}/media/upload`);
+      url.searchParams.set('access_token', await this.accessToken());
+      url.searchParams.set('type', 'image');
+      const form = new FormData();
+      form.append('media', new Blob([png], { type: 'image/png' }), filename);
+      const res = await this.fetchFn(url, {
+        method: 'POST',
+        body: form,
+        signal: AbortSignal.timeout(30_000),
+      });
+      const body = (await res.json().catch(() => ({}))) as {
+        errcode?: number;
+        errmsg?: string;
+        media_id?: string;
+      };
+      if (!res.ok || body.errcode !== 0 || !body.media_id)
+        throw new DingTalkApiError(
+          'media/upload',
+          res.status,
+          String(body.errcode ?? res.status),
+          body.errmsg ?? 'no media_id in the answer',
+        );
+      return body.media_id;
+    });
+  }
+
+  /** An image message from the robot (`sampleImageMsg`, the uploaded media id as its photoURL). */
+  async sendImage(space: Space, mediaId: string): Promise<void> {
+    const msg = { msgKey: 'sampleImageMsg', msgParam: JSON.stringify({ photoURL: mediaId }) };
+    if (space.kind === 'group')
+      await this.request('POST', '/v1.0/robot/groupMessages/send', {
+        robotCode: this.c.robotCode,
+        openConversationId: space.id,
+        ...msg,
+      });
+    else
+      await this.request('POST', '/v1.0/robot/oToMessages/batchSend', {
+        robotCode: this.c.robotCode,
+        userIds: [space.id],
+        ...msg,
+      });
+  }
+
   /** Answers a robot message in its conversation through the message's session webhook. */
   async replyWebhook(sessionWebhook: string, title: string, text: string): Promise<void> {
     await this.patiently('sessionWebhook', () => this.postWebhook(sessionWebhook, title, text));

@@ -7,6 +7,8 @@ export interface DingTalkCredentials {
   clientSecret: string;
   /** OpenAPI base, https://api.dingtalk.com by default (DINGTALK_API_URL). */
   apiUrl: string;
+  /** The older API host, for media upload (DINGTALK_OAPI_URL); without it pictures go as their summary. */
+  oapiUrl?: string;
   /** The stream gateway's connections/open URL (DINGTALK_GATEWAY_URL). */
   gatewayUrl: string;
   /** The robot sending messages and cards: DINGTALK_ROBOT_CODE, else the client id. */
@@ -42,6 +44,7 @@ export function dingTalkCredentials(
     clientId,
     clientSecret,
     apiUrl,
+    oapiUrl: readEnv('DINGTALK_OAPI_URL', env),
     gatewayUrl,
     robotCode: readEnv('DINGTALK_ROBOT_CODE', env) ?? clientId,
     ...(template ? { cardTemplateId: template } : {}),

@@ -6,12 +6,13 @@ import { DrError, errorMessage } from '../../core/errors.js';
 import type { HttpRoute } from '../../core/http-route.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
+import type { DrillReport } from '../../engine/drill-report.js';
 import { answer } from '../answer.js';
 import type { ChatSurface } from '../chat-surface.js';
 import { firstDelivery } from '../first-delivery.js';
 import { MessageMap } from '../message-map.js';
 import { NoticeReader } from '../notice-reader.js';
-import { DingTalkApi, DingTalkApiError, spaceOf } from './dingtalk-api.js';
+import { DingTalkApi, DingTalkApiError, type Space, spaceOf } from './dingtalk-api.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
 import {
   bounded,
@@ -24,6 +25,7 @@ import {
   stripPrefix,
 } from './dingtalk-frames.js';
 import { cardParams, dingTalkMarkdown } from './dingtalk-markdown.js';
+import { postDingTalkReport } from './dingtalk-report.js';
 import { streamClient } from './stream-client.js';
 import { StreamWatch } from './stream-watch.js';
 
@@ -209,6 +211,10 @@ export class DingTalkSurface implements ChatSurface {
     const now = (this.o.now ?? Date.now)();
     const channel = channelOf(m);
     const space = channel ? spaceOf(channel) : undefined;
+    if (reply.ok && reply.report && space) {
+      await this.postReport(space, reply.report, reply.summary);
+      return;
+    }
     if (reply.ok && reply.thread && channel && space && this.o.credentials.cardTemplateId) {
       await this.map.upsert(
         channel,
@@ -287,6 +293,10 @@ export class DingTalkSurface implements ChatSurface {
     for (const target of notice.targets) {
       if (!target.startsWith('dingtalk:')) continue;
       const space = spaceOf(target);
+      if (notice.report) {
+        await this.postReport(space, notice.report, notice.summary);
+        continue;
+      }
       if (!this.o.credentials.cardTemplateId) {
         const md = dingTalkMarkdown(notice, now);
         await this.api.sendMarkdown(space, md.title, md.text);
@@ -305,6 +315,16 @@ export class DingTalkSurface implements ChatSurface {
         (outTrackId) => this.api.updateCard(outTrackId, params),
       );
     }
+  }
+
+  /** A drill report: its picture and summary, or the summary saying why the picture did not go. */
+  private async postReport(space: Space, report: DrillReport, text: string): Promise<void> {
+    const sent = await postDingTalkReport(this.api, space, report, text);
+    if (!sent.picture)
+      this.log.warn(
+        { space: space.id, why: sent.why },
+        'drill report sent as text, without its picture',
+      );
   }
 
   /** A card, changed in place (a markdown message cannot be: DingTalk has no edit for it). */

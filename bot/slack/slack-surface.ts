@@ -6,6 +6,7 @@ import { DrError, errorMessage } from '../../core/errors.js';
 import type { HttpRoute } from '../../core/http-route.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
+import type { DrillReport } from '../../engine/drill-report.js';
 import { answer } from '../answer.js';
 import type { ChatSurface } from '../chat-surface.js';
 import { firstDelivery } from '../first-delivery.js';
@@ -22,6 +23,7 @@ import {
   slackEventsRoute,
   slackVerifier,
 } from './slack-events-route.js';
+import { postSlackReport } from './slack-report.js';
 import { withRetryAfter } from './with-retry-after.js';
 
 export interface SlackSurfaceOptions {
@@ -251,7 +253,8 @@ export class SlackSurface implements ChatSurface {
         await this.call('chat.postEphemeral', () =>
           this.app.client.chat.postEphemeral({ channel: m.channel, user, ...slackMessage(reply) }),
         );
-      } else if (reply.thread) await this.replyAsOperation(reply, reply.thread, m.channel);
+      } else if (reply.report) await this.postReport(m.channel, reply.report, reply.summary);
+      else if (reply.thread) await this.replyAsOperation(reply, reply.thread, m.channel);
       else await this.post(m.channel, slackMessage(reply), m.thread_ts ?? m.ts);
     });
   }
@@ -294,7 +297,8 @@ export class SlackSurface implements ChatSurface {
       await respond({ response_type: 'ephemeral', ...slackMessage(reply) });
       return;
     }
-    if (reply.thread) await this.replyAsOperation(reply, reply.thread, channel);
+    if (reply.report) await this.postReport(channel, reply.report, reply.summary);
+    else if (reply.thread) await this.replyAsOperation(reply, reply.thread, channel);
     else await respond({ response_type: 'in_channel', ...slackMessage(reply) });
   }
 
@@ -314,6 +318,12 @@ export class SlackSurface implements ChatSurface {
 
   /** A notice: one message per key and channel, updated in place; details in its thread. */
   async postNotice(notice: Notice): Promise<void> {
+    if (notice.report) {
+      for (const target of notice.targets)
+        if (target.startsWith('slack:'))
+          await this.postReport(target.slice('slack:'.length), notice.report, notice.summary);
+      return;
+    }
     const msg = slackMessage(notice, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
     for (const target of notice.targets) {
       if (!target.startsWith('slack:')) continue;
@@ -372,6 +382,22 @@ export class SlackSurface implements ChatSurface {
     );
     if (!res.ts) throw new Error(`chat.postMessage to ${channel} returned no ts`);
     return res.ts;
+  }
+
+  /** A drill report: its picture uploaded into the channel, or its summary saying why not. */
+  private async postReport(channel: string, report: DrillReport, text: string): Promise<void> {
+    const posted = await postSlackReport(
+      this.app.client,
+      (m, fn) => this.call(m, fn),
+      channel,
+      report,
+      text,
+    );
+    if (!posted.picture)
+      this.log.warn(
+        { channel, why: posted.why },
+        'drill report posted as text, without its picture',
+      );
   }
 
   private call<T>(method: string, fn: () => Promise<T>): Promise<T> {

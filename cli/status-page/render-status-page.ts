@@ -120,7 +120,7 @@ function appCard(a: AppView, s: StatusSnapshot, ctx: PageContext | undefined): s
       end: Date.parse(s.generatedAt),
       hours: s.windowHours,
     },
-  )}${volumeTable(a)}${points}</div>`;
+  )}${volumeTable(a)}${points}<img class="drill-report" src="/report/${encodeURIComponent(a.app)}.png" width="640" alt="Drill report of ${h(a.app)}: RPO over 30 days and each drill's RTO by step" loading="lazy"></div>`;
 }
 
 function alertRow(a: OpenAlert, s: StatusSnapshot): string {

@@ -3,6 +3,7 @@ import { type AccessRule, checkAccess, TOKEN_COOKIE } from '../web/access-rule.j
 import { pathOf, type Route, sendJsonBody, sendText } from '../web/route.js';
 import type { PageActions } from './page-actions.js';
 import { renderStatusPage, STATUS_PAGE_CSP } from './render-status-page.js';
+import { reportRoute } from './report-route.js';
 import { collectStatus, type SnapshotSources } from './status-snapshot.js';
 
 export interface StatusRoutesOptions extends SnapshotSources {
@@ -91,5 +92,5 @@ export function statusRoutes({
     sendJsonBody(res, 200, await collectStatus(sources, hours));
     return true;
   };
-  return [page, api, ...(actions?.routes ?? [])];
+  return [page, api, reportRoute(sources, guard), ...(actions?.routes ?? [])];
 }

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { DingTalkMedia } from './dingtalk-media.js';
 
 /**
  * An emulator of DingTalk's OpenAPI as the robot uses it: `POST /v1.0/oauth2/accessToken`
@@ -25,6 +26,8 @@ export interface SentMessage {
   to: string;
   title: string;
   text: string;
+  /** An image message (`sampleImageMsg`): the picture it shows. */
+  photo?: Buffer;
 }
 
 export class DingTalkOpenApi {
@@ -32,6 +35,8 @@ export class DingTalkOpenApi {
   readonly cards = new Map<string, Card>();
   readonly messages: SentMessage[] = [];
   readonly refused: { path: string; why: string }[] = [];
+  /** Media upload (`/media/upload`, on the older API host, served here too). */
+  readonly media = new DingTalkMedia((t) => this.tokens.includes(t));
   private server: Server | undefined;
   private readonly expiredSessions = new Set<string>();
   private throttled = 0;
@@ -125,7 +130,10 @@ export class DingTalkOpenApi {
   private async handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    if (path === '/media/upload' && req.method === 'POST')
+      return this.media.upload(url, req.headers['content-type'] ?? '', Buffer.concat(chunks));
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
@@ -170,7 +178,17 @@ export class DingTalkOpenApi {
     if (typeof token !== 'string' || !this.tokens.includes(token))
       return this.refuse(path, 401, 'InvalidAuthentication', 'access token missing or invalid');
     const msg = () =>
-      JSON.parse(String(body.msgParam ?? '{}')) as { title?: string; text?: string };
+      JSON.parse(String(body.msgParam ?? '{}')) as {
+        title?: string;
+        text?: string;
+        photoURL?: string;
+      };
+    // An image message names an uploaded picture by its media id (or a public URL).
+    const photoURL = body.msgKey === 'sampleImageMsg' ? msg().photoURL : undefined;
+    const photo = photoURL ? this.media.uploaded.get(photoURL)?.bytes : undefined;
+    if (body.msgKey === 'sampleImageMsg' && !photo && !/^https?:\/\//.test(photoURL ?? ''))
+      return this.refuse(path, 400, 'InvalidParameter', 'photoURL is neither a media id nor a URL');
+    const pic = photo ? { photo } : {};
     switch (`${req.method} ${path}`) {
       case 'POST /v1.0/robot/groupMessages/send':
         if (typeof body.openConversationId !== 'string' || !body.robotCode || !body.msgKey)
@@ -185,6 +203,7 @@ export class DingTalkOpenApi {
           to: body.openConversationId,
           title: msg().title ?? '',
           text: msg().text ?? '',
+          ...pic,
         });
         return { status: 200, body: { processQueryKey: randomUUID() } };
       case 'POST /v1.0/robot/oToMessages/batchSend':
@@ -212,6 +231,7 @@ export class DingTalkOpenApi {
               to: u,
               title: msg().title ?? '',
               text: msg().text ?? '',
+              ...pic,
             });
           }
           return {

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { blockKitProblems } from './block-kit-check.js';
+import { SlackFiles } from './slack-files.js';
 
 /**
  * An emulator of Slack's side: the Web API the bot calls (`auth.test`, `chat.postMessage`,
@@ -54,6 +55,10 @@ export class SlackEmulator {
   private retryAfter = 1;
   private readonly responseUses = new Map<string, number>();
   url = '';
+  /** The files upload API (`files.getUploadURLExternal`, the upload URL, `files.completeUploadExternal`). */
+  readonly files = new SlackFiles(() => this.url);
+  /** Channels the bot is not a member of: sharing a file there answers `not_in_channel`. */
+  readonly notInChannel = new Set<string>();
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
@@ -153,8 +158,14 @@ export class SlackEmulator {
   private async handle(
     req: IncomingMessage,
   ): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
-    const raw = await readBody(req);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path.startsWith('/upload/'))
+      return this.files.upload(
+        path.slice('/upload/'.length),
+        req.headers['content-type'] ?? '',
+        await readBytes(req),
+      );
+    const raw = await readBody(req);
     if (path.startsWith('/response/'))
       return this.responseUrl(path.slice('/response/'.length), raw);
     if (!path.startsWith('/api/'))
@@ -235,6 +246,12 @@ export class SlackEmulator {
           message_ts: `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`,
         });
       }
+      case 'files.getUploadURLExternal':
+        return this.files.getUploadUrl(args);
+      case 'files.completeUploadExternal':
+        if (typeof args.channel_id === 'string' && this.notInChannel.has(args.channel_id))
+          return ok({ ok: false, error: 'not_in_channel' });
+        return this.files.complete(args);
       default:
         return ok({ ok: false, error: 'unknown_method' });
     }
@@ -417,7 +434,11 @@ function parseArgs(contentType: string, raw: string): Record<string, unknown> {
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readBytes(req)).toString('utf8');
+}
+
+async function readBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }

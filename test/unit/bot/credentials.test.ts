@@ -69,6 +69,7 @@ describe('surface credentials from the environment', () => {
       clientId: 'k',
       clientSecret: 's',
       apiUrl: 'https://api.dingtalk.com',
+      oapiUrl: 'https://oapi.dingtalk.com',
       gatewayUrl: 'https://api.dingtalk.com/v1.0/gateway/connections/open',
       robotCode: 'k',
     });

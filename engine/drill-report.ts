@@ -1,0 +1,227 @@
+/** A drill report's data for a list of apps over a period: RPO samples, breaches, drills and a one-line summary. */
+import type { Redis } from 'ioredis';
+import { formatDuration } from '../core/units.js';
+import { decodeRpoSample, rpoHistoryKey } from '../replicator/gateway/state-publisher.js';
+import type { OperationResult } from '../replicator/jobs/recovery-contract.js';
+import type { AuditEntry } from './audit-log.js';
+import { controlKeys } from './contract.js';
+
+/** Samples per app the chart draws: buckets keep their highest lag, so no breach is smoothed away. */
+const SAMPLES_PER_APP = 400;
+/** Audit entries read at most for one report. */
+const AUDIT_SCAN = 20_000;
+
+/** One RPO sample of the chart; null while the app had no consistent point. */
+export interface ReportSample {
+  app: string;
+  time: number;
+  lagSeconds: number | null;
+}
+
+/** A stretch where an app's RPO was over its objective. */
+export interface Breach {
+  app: string;
+  from: number;
+  to: number;
+}
+
+/** One drill as the report shows it. */
+export interface ReportDrill {
+  app: string;
+  opId: string;
+  /** ms since epoch when it ended. */
+  at: number;
+  ok: boolean;
+  /** Split by step; absent when the drill failed. */
+  rto?: { materialiseMs: number; launchMs: number; healthyMs: number; totalMs: number };
+  /** The data-loss window: how old the recovered point's data was when the drill started. */
+  dataLossSeconds?: number;
+  error?: string;
+}
+
+export interface DrillReport {
+  /** What the report is about: an app's name (a plan's later). */
+  subject: string;
+  apps: string[];
+  from: number;
+  to: number;
+  days: number;
+  /** Each app's RPO objective, in seconds. */
+  objectives: Record<string, number>;
+  samples: ReportSample[];
+  breaches: Breach[];
+  drills: ReportDrill[];
+  /** One line a person reads without the picture. */
+  summary: string;
+}
+
+export interface GatherOptions {
+  redis: Redis;
+  prefix: string;
+  subject: string;
+  /** The apps and their RPO objectives in ms (from dr.yaml). */
+  apps: Record<string, { rpoObjectiveMs: number }>;
+  days: number;
+  now: number;
+  /** Drills known from elsewhere (a drill's end not audited yet): added when the log lacks them. */
+  also?: ReportDrill[];
+}
+
+/** Reads RPO history and drill results from Redis for the apps over the last `days`. */
+export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> {
+  const to = o.now;
+  const from = to - o.days * 86_400_000;
+  const names = Object.keys(o.apps).sort();
+  const objectives: Record<string, number> = {};
+  const samples: ReportSample[] = [];
+  const breaches: Breach[] = [];
+  const overShare: number[] = [];
+  for (const app of names) {
+    const objective = (o.apps[app]?.rpoObjectiveMs ?? 60_000) / 1000;
+    objectives[app] = objective;
+    const raw = await o.redis.zrangebyscore(rpoHistoryKey(app, o.prefix), String(from), String(to));
+    const decoded = raw.map(decodeRpoSample).filter((s) => s !== undefined);
+    const series = decoded.map((s) => ({ app, time: s.time, lagSeconds: s.lagSeconds }));
+    const found = breachesOf(series, objective);
+    breaches.push(...found);
+    if (series.length > 1) {
+      const span = (series.at(-1)?.time ?? 0) - (series[0]?.time ?? 0);
+      const over = found.reduce((n, b) => n + (b.to - b.from), 0);
+      if (span > 0) overShare.push(over / span);
+    }
+    samples.push(...downsample(series, from, to, SAMPLES_PER_APP));
+  }
+  const drills = await readDrills(o.redis, o.prefix, new Set(names), from, to);
+  for (const d of o.also ?? []) if (!drills.some((x) => x.opId === d.opId)) drills.push(d);
+  drills.sort((a, b) => a.at - b.at);
+  const report: DrillReport = {
+    subject: o.subject,
+    apps: names,
+    from,
+    to,
+    days: o.days,
+    objectives,
+    samples,
+    breaches,
+    drills,
+    summary: '',
+  };
+  report.summary = summaryLine(report, overShare.length ? Math.max(...overShare) : undefined);
+  return report;
+}
+
+/** Runs of samples over the objective, each from its first sample over to the next sample under. */
+export function breachesOf(series: ReportSample[], objectiveSeconds: number): Breach[] {
+  const out: Breach[] = [];
+  let start: number | undefined;
+  let last = 0;
+  for (const s of series) {
+    const over = s.lagSeconds !== null && s.lagSeconds > objectiveSeconds;
+    if (over && start === undefined) start = s.time;
+    if (!over && start !== undefined) {
+      out.push({ app: s.app, from: start, to: s.time });
+      start = undefined;
+    }
+    last = s.time;
+  }
+  const app = series[0]?.app;
+  if (start !== undefined && app !== undefined) out.push({ app, from: start, to: last });
+  return out;
+}
+
+/** At most `n` samples: per time bucket the highest lag (a gap stays a gap when the bucket had only gaps). */
+export function downsample(
+  series: ReportSample[],
+  from: number,
+  to: number,
+  n: number,
+): ReportSample[] {
+  if (series.length <= n) return series;
+  const width = Math.max(1, (to - from) / n);
+  const buckets = new Map<number, ReportSample>();
+  for (const s of series) {
+    const b = Math.floor((s.time - from) / width);
+    const cur = buckets.get(b);
+    if (
+      !cur ||
+      (s.lagSeconds !== null && (cur.lagSeconds === null || s.lagSeconds > cur.lagSeconds))
+    )
+      buckets.set(b, s);
+  }
+  return [...buckets.values()].sort((a, b) => a.time - b.time);
+}
+
+/** The drills of the apps that ended in [from, to], oldest first, from the audit log's results. */
+async function readDrills(
+  redis: Redis,
+  prefix: string,
+  apps: Set<string>,
+  from: number,
+  to: number,
+): Promise<ReportDrill[]> {
+  const entries = await redis.xrange(
+    controlKeys(prefix).audit,
+    String(from),
+    String(to),
+    'COUNT',
+    AUDIT_SCAN,
+  );
+  const out: ReportDrill[] = [];
+  for (const [, fields] of entries) {
+    const text = fields[fields.indexOf('entry') + 1];
+    if (text === undefined) continue;
+    let e: AuditEntry;
+    try {
+      e = JSON.parse(text) as AuditEntry;
+    } catch {
+      continue; // not an entry the audit log wrote: nothing of a drill in it
+    }
+    if (e.type !== 'result') continue;
+    const d = e.data as {
+      app?: string;
+      job?: string;
+      opId?: string;
+      ok?: boolean;
+      result?: Partial<OperationResult>;
+      error?: { message?: string };
+    } | null;
+    if (d?.job !== 'drill' || !d.app || !apps.has(d.app)) continue;
+    const r = d.result;
+    const drill: ReportDrill = { app: d.app, opId: d.opId ?? '?', at: e.time, ok: d.ok === true };
+    if (drill.ok && r?.rto) drill.rto = r.rto;
+    if (drill.ok && typeof r?.dataAgeSeconds === 'number') drill.dataLossSeconds = r.dataAgeSeconds;
+    if (r?.health && !r.health.ok) drill.ok = false;
+    if (!drill.ok) drill.error = d.error?.message ?? r?.health?.output ?? 'failed';
+    out.push(drill);
+  }
+  return out;
+}
+
+/** `web, last 30 d: 4 drills, 3 passed; RTO median 2m (last 1m 50s); data loss at most 45s; RPO over objective 2% of the time`. */
+export function summaryLine(r: DrillReport, overShare: number | undefined): string {
+  const passed = r.drills.filter((d) => d.ok);
+  const parts = [`${r.subject}, last ${r.days} d`];
+  if (r.drills.length === 0) parts.push('no drills');
+  else {
+    parts.push(`${r.drills.length} drill(s), ${passed.length} passed`);
+    const rtos = passed.map((d) => d.rto?.totalMs).filter((v) => v !== undefined);
+    if (rtos.length) {
+      const sorted = [...rtos].sort((a, b) => a - b);
+      const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+      parts.push(`RTO median ${formatDuration(median)} (last ${formatDuration(rtos.at(-1) ?? 0)})`);
+    }
+    const losses = passed.map((d) => d.dataLossSeconds).filter((v) => v !== undefined);
+    if (losses.length)
+      parts.push(`data loss at most ${formatDuration(Math.max(...losses) * 1000)}`);
+    const last = r.drills.at(-1);
+    if (last && !last.ok) parts.push('the last drill FAILED');
+  }
+  if (r.samples.length === 0) parts.push('no RPO history in the period');
+  else if (overShare !== undefined)
+    parts.push(
+      r.breaches.length
+        ? `RPO over objective ${(overShare * 100).toFixed(overShare < 0.1 ? 1 : 0)}% of the time (${r.breaches.length} breach(es))`
+        : 'RPO within objective throughout',
+    );
+  return parts.join('; ');
+}
