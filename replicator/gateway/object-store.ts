@@ -52,8 +52,10 @@ class MirroredApp implements AppReplica {
   }
   volumes: AppReplica['volumes'] = () => this.local.volumes();
   registerVolumes: AppReplica['registerVolumes'] = async (proposals) => {
+    const before = JSON.stringify(this.local.volumes());
     const out = await this.local.registerVolumes(proposals);
-    await this.upload();
+    // Every session proposes its volumes again: only a change goes to the bucket.
+    if (JSON.stringify(this.local.volumes()) !== before) await this.upload();
     return out;
   };
   appendBatch: AppReplica['appendBatch'] = (seq, bytes, decoded) =>
