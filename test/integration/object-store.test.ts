@@ -10,7 +10,15 @@ import { ObjectBucket } from '../../replicator/gateway/object-bucket.js';
 import { ObjectStore } from '../../replicator/gateway/object-store.js';
 import { tlsServerOptions } from '../../replicator/transport/tls-options.js';
 import { cephUnavailable, startCeph, type TestCeph } from '../helpers/ceph-s3.js';
-import { dr, scribble, testHome, updateConfig, writeImage } from '../helpers/lifeboat-home.js';
+import {
+  dr,
+  freePort,
+  scribble,
+  testHome,
+  updateConfig,
+  writeImage,
+} from '../helpers/lifeboat-home.js';
+import { startDr, stopAll } from '../helpers/processes.js';
 import { missingFeature } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -203,6 +211,85 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
         if (rgwDown) await ceph.start('rgw');
         bucket.close();
         await t.cleanup();
+      }
+    }, 300_000);
+
+    it('dr gateway (init --store s3://…) killed -9 between a local commit and its upload uploads it on restart, in order', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'lifeboat-test-'));
+      const home = join(dir, 'home');
+      const prefix = `run-${randomBytes(4).toString('hex')}`;
+      const bucket = new ObjectBucket({ bucket: BUCKET, prefix, endpoint: ceph.endpoint });
+      const env = { ...ceph.env, DR_HOME: home };
+      let rgwDown = false;
+      try {
+        const init = await dr([
+          'init',
+          '--home',
+          home,
+          '--gateway',
+          `127.0.0.1:${await freePort()}`,
+          '--store',
+          `s3://${BUCKET}/${prefix}`,
+        ]);
+        expect(init.code, init.err).toBe(0);
+        const a = join(dir, 'a.img');
+        await writeImage(a, 3 * 1024 * 1024, 5);
+        expect((await dr(['--home', home, 'app', 'add', 'shop', '--volume', `a=${a}`])).code).toBe(
+          0,
+        );
+        let gateway = startDr(['gateway'], env);
+        await gateway.waitFor(/gateway listening on .*s3:\/\//, 60_000);
+        const first = await dr(
+          ['--home', home, 'agent', '--app', 'shop', '--once', '--json'],
+          quiet,
+        );
+        expect(JSON.parse(first.out).point.id).toBe(1);
+
+        await ceph.kill9('rgw');
+        rgwDown = true;
+        await scribble(a, 20);
+        const cycle = dr(['--home', home, 'agent', '--app', 'shop', '--once', '--json'], quiet);
+        const local = join(home, 'store', 'apps', 'shop', 'catalog.json');
+        await waitFor(
+          "point 2 in the gateway's local catalog",
+          async () => JSON.parse(await readFile(local, 'utf8')).points.length === 2,
+          120_000,
+        );
+        await gateway.kill9();
+        await ceph.start('rgw');
+        rgwDown = false;
+        // The bucket still has point 1 only; the restarted gateway uploads point 2 before it listens.
+        expect(
+          JSON.parse(((await bucket.get('apps/shop/catalog.json')) as Buffer).toString()).points,
+        ).toHaveLength(1);
+        gateway = startDr(['gateway'], env);
+        await gateway.waitFor(/gateway listening/, 120_000);
+        expect(
+          JSON.parse(((await bucket.get('apps/shop/catalog.json')) as Buffer).toString()).points,
+        ).toHaveLength(2);
+        const again = await cycle;
+        expect(again.code, again.err).toBe(0);
+        expect(JSON.parse(again.out).point.id).toBe(2);
+        const image = await readFile(a);
+        await gateway.stop();
+
+        // The home's store folder lost: the gateway fetches it back and restores point 2 exactly.
+        await rm(join(home, 'store'), { recursive: true, force: true });
+        gateway = startDr(['gateway'], env);
+        await gateway.waitFor(/gateway listening/, 120_000);
+        const out = join(dir, 'restored.img');
+        const r = await dr(
+          ['--home', home, 'restore', 'shop', '--point', '2', '--volume', 'a', '--to', out],
+          quiet,
+        );
+        expect(r.code, r.err).toBe(0);
+        expect((await readFile(out)).equals(image)).toBe(true);
+        await gateway.stop();
+      } finally {
+        if (rgwDown) await ceph.start('rgw');
+        await stopAll();
+        bucket.close();
+        await rm(dir, { recursive: true, force: true });
       }
     }, 300_000);
   },
