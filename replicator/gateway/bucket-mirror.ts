@@ -10,13 +10,14 @@
  *   apps/<app>/points/<id>.idx
  *   apps/<app>/segments/<segment, 8 digits>/<offset, 12 digits>
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { isName } from '../../core/names.js';
-import { readCatalog } from './catalog.js';
+import { readCatalog, writeCatalog } from './catalog.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
 
@@ -166,7 +167,12 @@ export async function fetchApp(
     });
   }
   await writeFile(join(temp, 'catalog.json'), catalogBytes);
-  const catalog = await readCatalog(join(temp, 'catalog.json'));
+  const fetched = await readCatalog(join(temp, 'catalog.json'));
+  // The batches this machine's lost log held after the last point are not in the bucket. A new
+  // storeId tells every agent so: it stops trusting what it believes delivered, reads the MACs
+  // this store holds and sends what differs (the un-uploaded tail), its points kept as they are.
+  const catalog = { ...fetched, storeId: randomBytes(16).toString('hex') };
+  await writeCatalog(join(temp, 'catalog.json'), catalog);
   let bytes = catalogBytes.length;
   for (const p of catalog.points) {
     const body = await bucket.get(`${prefix}/points/${p.id}.idx`);

@@ -130,6 +130,11 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
           );
           expect(r.code, r.err).toBe(0);
           expect((await readFile(out)).equals(images[id - 1] as Buffer)).toBe(true);
+          const verified = await dr(
+            ['--home', t.home, 'verify', 'web', '--point', String(id)],
+            quiet,
+          );
+          expect(verified.code, verified.err).toBe(0);
         }
         // And replication goes on into the same bucket from the new machine.
         await scribble(a, 10);
@@ -137,7 +142,15 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
           ['--home', t.home, 'agent', '--app', 'web', '--once', '--json'],
           quiet,
         );
+        expect(next.code, next.err).toBe(0);
         expect(JSON.parse(next.out).point.id).toBe(4);
+        const out4 = join(t.dir, 'a-4.img');
+        const r4 = await dr(
+          ['--home', t.home, 'restore', 'web', '--point', '4', '--volume', 'a', '--to', out4],
+          quiet,
+        );
+        expect(r4.code, r4.err).toBe(0);
+        expect((await readFile(out4)).equals(await readFile(a))).toBe(true);
         await g.close();
       } finally {
         await t.cleanup();
