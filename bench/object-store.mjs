@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Benchmark: initial sync and one incremental cycle into the folder store and into the object store (Ceph RGW on this machine, scripts/ceph-s3.sh), in the same run.
-//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json]
+//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json]   (or npm run bench:replication -- --store s3)
 // Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -15,8 +15,13 @@ const { values: args } = parseArgs({
     'size-mib': { type: 'string', default: '256' },
     change: { type: 'string', default: '0.05' },
     json: { type: 'boolean', default: false },
+    store: { type: 'string', default: 's3' }, // from `npm run bench:replication -- --store s3`
   },
 });
+if (args.store !== 's3') {
+  say(`bench: --store ${args.store} is not known; use --store s3`);
+  process.exit(2);
+}
 const SIZE = Number(args['size-mib']) * 1024 * 1024;
 const BLOCK = 64 * 1024;
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-s3-'));
