@@ -8,7 +8,9 @@ import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type {
   AgentPoint,
+  AgentVolumeState,
   HeartbeatRequest,
+  LinkState,
   Phase,
   ResyncState,
   SessionRequest,
@@ -19,6 +21,13 @@ import type {
 import type { VolumeMeta } from './block-store.js';
 import type { GatewayStore } from './gateway-store.js';
 import { named } from './request-body.js';
+
+/**
+ * The agent's cycle period the gateway assumes until a heartbeat reports the real one: not a
+ * default of the agent's (config's `agent.interval` is), but a generous bound so that a new
+ * session is not judged silent before its first heartbeat arrives.
+ */
+const UNREPORTED_INTERVAL_MS = 5000;
 
 export interface Lease {
   sessionId: string;
@@ -35,6 +44,10 @@ export interface Lease {
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
   agentLastPoint: AgentPoint | null;
+  /** Per volume, from the last heartbeat. */
+  volumes: Record<string, AgentVolumeState>;
+  /** The agent's compression and bandwidth cap, from its heartbeats. */
+  link: LinkState | null;
   /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
   unchanged: { point: number; at: number } | undefined;
 }
@@ -45,6 +58,8 @@ export interface AppRuntime {
   bytesShipped: number;
   /** (time, bytes) of recent batches, for throughput over the last minute. */
   recent: Array<[number, number]>;
+  /** (time, volume id, record bytes) of recent batches, for each volume's throughput. */
+  volumeRecent: Array<[number, number, number]>;
   /** Retention and GC after commits, one at a time per app. */
   maintenance: Promise<void>;
 }
@@ -92,7 +107,13 @@ export function createAgentLeases({
   const runtime = (app: string, create = false): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
-      r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
+      r = {
+        lease: undefined,
+        bytesShipped: 0,
+        recent: [],
+        volumeRecent: [],
+        maintenance: Promise.resolve(),
+      };
       if (create || store.app(app)) runtimes.set(app, r);
     }
     return r;
@@ -160,14 +181,16 @@ export function createAgentLeases({
         pid: req.pid,
         lastSeen: now(),
         phase: a.points().length === 0 ? 'initial-sync' : 'continuous',
-        intervalMs: 5000,
+        intervalMs: UNREPORTED_INTERVAL_MS,
         backlogBytes: 0,
         error: undefined,
         clockOffsetMs: held?.clockOffsetMs ?? 0,
         trackers: held?.trackers ?? {},
         lastFreezeMs: held?.lastFreezeMs ?? null,
         lastResync: held?.lastResync ?? null,
+        volumes: {},
         agentLastPoint: held?.agentLastPoint ?? null,
+        link: held?.link ?? null,
         unchanged: held?.unchanged,
       };
       log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
@@ -194,14 +217,16 @@ export function createAgentLeases({
     heartbeat(app, hb) {
       const lease = holds(app, hb.sessionId);
       if (hb.phase) lease.phase = hb.phase;
-      lease.intervalMs = hb.intervalMs || 5000;
+      lease.intervalMs = hb.intervalMs || UNREPORTED_INTERVAL_MS;
       lease.backlogBytes = hb.backlogBytes || 0;
       lease.error = hb.error;
       if (Number.isFinite(hb.clockOffsetMs)) lease.clockOffsetMs = hb.clockOffsetMs as number;
       if (hb.trackers) lease.trackers = hb.trackers;
       if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = hb.lastFreezeMs as number;
       if (hb.lastResync) lease.lastResync = hb.lastResync;
+      if (hb.volumes) lease.volumes = hb.volumes;
       if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
+      if (hb.link) lease.link = hb.link;
       const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
       // Only about the newest point, and never from the future: a stale word changes nothing.
       lease.unchanged =
