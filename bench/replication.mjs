@@ -20,6 +20,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bin, freePort, needCommand, root, say } from './lib.mjs';
 
+// `--store s3`: the folder store against the object store (Ceph RGW here), bench/object-store.mjs.
+if (process.argv.includes('--store')) {
+  await import('./object-store.mjs');
+  process.exit(process.exitCode ?? 0);
+}
+
 const { values: args } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },

@@ -263,6 +263,8 @@ export const configSchema = z.object({
       directIo: z.boolean().default(true),
       /** Plain-HTTP HOST:PORT for Prometheus' `/metrics`; absent, the gateway serves no metrics. */
       metrics: hostPort.optional(),
+      /** With `store: s3://…`: the S3 endpoint (AWS_ENDPOINT_URL_S3 wins). Never credentials. */
+      s3: z.object({ endpoint: z.string().url().optional() }).strict().optional(),
     })
     .default({
       listen: '127.0.0.1:7443',

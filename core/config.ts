@@ -7,6 +7,7 @@ import { type AppConfig, type Config, configSchema } from './config-schema.js';
 
 export { APP_NAME, VOLUME_NAME } from './names.js';
 
+import { type BucketLocation, parseBucketUrl } from './bucket-url.js';
 import { readEnv } from './env.js';
 import { DrError, systemCode } from './errors.js';
 import { homePaths } from './home.js';
@@ -23,8 +24,13 @@ export type {
 /** A config as read from DR_HOME, with paths resolved and environment overrides applied. */
 export interface LoadedConfig extends Config {
   home: string;
-  /** Absolute path of the gateway's store. */
+  /**
+   * Absolute path of the gateway's store; with an object store, its local write-ahead log and
+   * cache (`store` in the home).
+   */
   storeDir: string;
+  /** Set when gateway.store is `s3://BUCKET[/PREFIX]`. */
+  objectStore?: BucketLocation & { endpoint?: string; region?: string };
 }
 
 /** Reads and validates DR_HOME/dr.yaml; `DR_GATEWAY` overrides gateway.address. */
@@ -54,6 +60,21 @@ export async function readConfig(
   const config = parseConfig(text, paths.config);
   const gateway = readEnv('DR_GATEWAY', env);
   if (gateway) config.gateway.address = gateway;
+  const bucket = parseBucketUrl(config.gateway.store);
+  if (bucket) {
+    const endpoint = readEnv('AWS_ENDPOINT_URL_S3', env) ?? config.gateway.s3?.endpoint;
+    const region = readEnv('AWS_REGION', env);
+    return {
+      ...config,
+      home: paths.home,
+      storeDir: resolve(paths.home, 'store'),
+      objectStore: {
+        ...bucket,
+        ...(endpoint ? { endpoint } : {}),
+        ...(region ? { region } : {}),
+      },
+    };
+  }
   const storeDir = isAbsolute(config.gateway.store)
     ? config.gateway.store
     : resolve(paths.home, config.gateway.store);

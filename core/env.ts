@@ -84,6 +84,21 @@ export const ENV = {
     expected: 'a directory',
     remedy: 'set it to the home directory, or unset it',
   }),
+  AWS_ENDPOINT_URL_S3: variable({
+    about:
+      'the S3 endpoint of the object store when `gateway.store` is `s3://…` (Ceph RGW, Alibaba OSS, MinIO); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, read by the AWS SDK',
+    unset: '`gateway.s3.endpoint` from dr.yaml, else AWS itself',
+    schema: httpUrl,
+    expected: 'an http(s) URL',
+    remedy: 'set it like http://127.0.0.1:7480, or unset it',
+  }),
+  AWS_REGION: variable({
+    about: 'the object store region (S3 signing); any name for Ceph RGW',
+    unset: '`us-east-1`',
+    schema: text,
+    expected: 'a region name',
+    remedy: 'set it like us-east-1 or oss-cn-hangzhou',
+  }),
   DR_GATEWAY: variable({
     about:
       'overrides `gateway.address` (HOST:PORT); unset, the gateway of the `dr up` running on this home, if any',

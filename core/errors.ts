@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'point_unverified'
   | 'point_conflict'
   | 'store_corrupt'
+  | 'store_unavailable'
   | 'block_corrupt'
   | 'target_exists'
   | 'bad_request'

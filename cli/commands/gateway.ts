@@ -4,6 +4,9 @@ import { connectRedis, redisUrlFrom } from '../../core/redis.js';
 import { watchRedis } from '../../core/redis-outage.js';
 import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway } from '../../replicator/gateway/gateway-server.js';
+import type { GatewayStore } from '../../replicator/gateway/gateway-store.js';
+import { ObjectBucket } from '../../replicator/gateway/object-bucket.js';
+import { ObjectStore } from '../../replicator/gateway/object-store.js';
 import { startStatePublisher } from '../../replicator/gateway/state-publisher.js';
 import { tlsServerOptions } from '../../replicator/transport/tls-options.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
@@ -40,11 +43,21 @@ export function registerGateway(program: Command, exit: ExitState): void {
             'batches not yet acknowledged are sent again by their agents; acknowledged ones are on disk',
           env: ctx.env,
         });
-        const store = await BlockStore.open({
-          dir: config.storeDir,
-          log,
-          directIo: config.gateway.directIo,
-        });
+        const where = config.objectStore
+          ? `${config.gateway.store}, write-ahead log ${config.storeDir}`
+          : config.storeDir;
+        const store: GatewayStore = config.objectStore
+          ? await ObjectStore.open({
+              dir: config.storeDir,
+              bucket: new ObjectBucket(config.objectStore),
+              log,
+              directIo: config.gateway.directIo,
+            })
+          : await BlockStore.open({
+              dir: config.storeDir,
+              log,
+              directIo: config.gateway.directIo,
+            });
         // The gateway's statuses exist only once it runs; metrics read them through this late binding.
         let statuses: () => AppStatus[] = () => [];
         const metrics = metricsAt ? await createGatewayMetrics(() => statuses()) : undefined;
@@ -58,7 +71,7 @@ export function registerGateway(program: Command, exit: ExitState): void {
           ...(metrics ? { onBatch: metrics.onBatch } : {}),
         });
         statuses = gateway.statuses;
-        ctx.out(`gateway listening on ${gateway.address} (store ${config.storeDir})`);
+        ctx.out(`gateway listening on ${gateway.address} (store ${where})`);
         let metricsServer: HttpServer | undefined;
         if (metrics && metricsAt) {
           try {

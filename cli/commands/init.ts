@@ -3,7 +3,9 @@ import { isIP } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../../core/atomic-file.js';
+import { parseBucketUrl } from '../../core/bucket-url.js';
 import { defaultConfigText } from '../../core/config.js';
 import { DrError, systemCode } from '../../core/errors.js';
 import { homePaths } from '../../core/home.js';
@@ -24,6 +26,7 @@ interface InitOptions {
   gateway: string;
   force?: boolean;
   json?: boolean;
+  store?: string;
 }
 
 export function registerInit(program: Command, exit: ExitState): void {
@@ -36,12 +39,24 @@ export function registerInit(program: Command, exit: ExitState): void {
       'where the gateway listens and agents reach it',
       DEFAULT_GATEWAY,
     )
+    .option(
+      '--store <s3://BUCKET[/PREFIX]>',
+      'keep recovery points in an object store (S3, Ceph RGW, Alibaba OSS) instead of only on this machine; endpoint and credentials from AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY',
+    )
     .option('--force', 'replace an existing home: new key and certificates, default dr.yaml')
     .option('--json', 'print what was created as JSON')
     .action(async (opts: InitOptions, cmd: Command) =>
       runAction(exit, opts.json, async () => {
         const ctx = contextOf(cmd);
         const chosen = parseGateway(opts.gateway);
+        if (opts.store !== undefined && !parseBucketUrl(opts.store)) {
+          throw new DrError(`--store ${JSON.stringify(opts.store)} is not an s3:// URL`, {
+            code: 'config_invalid',
+            subject: '--store',
+            remedy:
+              'give it like s3://my-bucket/lifeboat (leave --store out to keep points in the home)',
+          });
+        }
         const gateway =
           cmd.getOptionValueSource('gateway') === 'default' ? await freeGateway(chosen) : chosen;
         const paths = homePaths(ctx.home);
@@ -75,7 +90,9 @@ export function registerInit(program: Command, exit: ExitState): void {
         await writeFileAtomic(paths.agentKey, certs.agentKey, 0o600);
         const policies = await copyShippedPolicies(join(paths.home, 'policies'));
         // dr.yaml last: a home without it is not yet a home, so an interrupted init is visible.
-        await writeFileAtomic(paths.config, defaultConfigText(gateway.text, adminName()), 0o644);
+        const config = parseDocument(defaultConfigText(gateway.text, adminName()));
+        if (opts.store) config.setIn(['gateway', 'store'], opts.store);
+        await writeFileAtomic(paths.config, config.toString(), 0o644);
         const keyId = (await loadKeyEncryptionKey(paths.kek)).id.toString('hex');
 
         const next = 'dr app add APP --volume NAME=PATH';

@@ -22,6 +22,7 @@ import {
 } from './catalog.js';
 import { checkCommit, checkSignedRecord, pointInfoOf, storeBadRequest } from './commit-checks.js';
 import { collectGarbage, type GcResult } from './garbage-collector.js';
+import type { ReplicaFiles } from './gateway-store.js';
 import { GroupCommit } from './group-commit.js';
 import { removeInterruptedWrites } from './interrupted-writes.js';
 import { PendingBatches, withoutPlainLen } from './pending-batches.js';
@@ -369,6 +370,20 @@ export class AppStore {
       lastSeq: Math.max(this.catalog.committedSeq, pendingSeqs.at(-1) ?? 0),
       pendingSeqs,
     };
+  }
+
+  /** Runs `fn` between mutations with every written batch fsync'd: for copying the files elsewhere. */
+  withSettledFiles<T>(fn: (files: ReplicaFiles) => Promise<T>): Promise<T> {
+    return this.#mutex.run(async () => {
+      await this.log.sync();
+      const segments = this.log.segments().map((segment) => ({
+        segment,
+        size: this.log.size(segment),
+        path: this.log.path(segment),
+      }));
+      const pointIds = this.catalog.points.map((p) => p.id);
+      return fn({ dir: this.options.dir, segments, pointIds });
+    });
   }
 
   /** Waits for running mutations, then closes the files. */

@@ -27,6 +27,13 @@ export type AppReplica = Pick<
   | 'stats'
 >;
 
+/** An app's files at a quiet moment: the segments with their fsync'd sizes and the kept points. */
+export interface ReplicaFiles {
+  dir: string;
+  segments: { segment: number; size: number; path: string }[];
+  pointIds: number[];
+}
+
 /** Every replica the gateway holds. */
 export interface GatewayStore {
   /** Where it lives (named in errors; its file system's free space is checked). */

@@ -13,6 +13,7 @@ const statusByCode: Partial<Record<ErrorCode, number>> = {
   not_paused: 409,
   point_conflict: 409,
   store_corrupt: 500,
+  store_unavailable: 503,
   gateway_full: 507,
 };
 

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Benchmark: initial sync and one incremental cycle into the folder store and into the object store (Ceph RGW on this machine, scripts/ceph-s3.sh), in the same run.
+//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json]   (or npm run bench:replication -- --store s3)
+// Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { bin, freePort, root, say } from './lib.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '256' },
+    change: { type: 'string', default: '0.05' },
+    json: { type: 'boolean', default: false },
+    store: { type: 'string', default: 's3' }, // from `npm run bench:replication -- --store s3`
+  },
+});
+if (args.store !== 's3') {
+  say(`bench: --store ${args.store} is not known; use --store s3`);
+  process.exit(2);
+}
+const SIZE = Number(args['size-mib']) * 1024 * 1024;
+const BLOCK = 64 * 1024;
+const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-s3-'));
+const script = join(root, 'scripts/ceph-s3.sh');
+const src = join(work, 'volume.img');
+
+function dr(argv, env = {}) {
+  const r = spawnSync(process.execPath, [bin, ...argv], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+function rewrite(fraction) {
+  const fd = openSync(src, 'r+');
+  const blocks = SIZE / BLOCK;
+  const n = Math.max(1, Math.round(blocks * fraction));
+  for (let i = 0; i < n; i++)
+    writeSync(fd, randomBytes(BLOCK), 0, BLOCK, randomInt(blocks) * BLOCK);
+  closeSync(fd);
+}
+
+async function run(store, env) {
+  const home = join(work, `home-${store}`);
+  const init = ['--home', home, 'init', '--gateway', `127.0.0.1:${await freePort()}`];
+  if (store === 's3') init.push('--store', `s3://bench/${Date.now()}`);
+  dr(init);
+  dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+  const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env, DR_LOG_LEVEL: 'warn' },
+  });
+  try {
+    await new Promise((resolve, reject) => {
+      let out = '';
+      gateway.stdout.on('data', (c) => {
+        out += c;
+        if (out.includes('gateway listening')) resolve();
+      });
+      gateway.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+    });
+    const cycle = () => {
+      execFileSync('sync');
+      const t = process.hrtime.bigint();
+      const out = JSON.parse(dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']));
+      return { ms: Number(process.hrtime.bigint() - t) / 1e6, blocks: out.blocksSent };
+    };
+    const initial = cycle();
+    rewrite(Number(args.change));
+    const incremental = cycle();
+    return { initial, incremental };
+  } finally {
+    gateway.kill('SIGTERM');
+    await new Promise((r) => gateway.once('exit', r));
+  }
+}
+
+const cephDir = join(work, 'ceph');
+try {
+  say(`bench: starting Ceph under ${cephDir}`);
+  execFileSync(script, ['up', cephDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const env = Object.fromEntries(
+    readFileSync(join(cephDir, 's3.env'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    endpoint: env.AWS_ENDPOINT_URL_S3,
+    region: env.AWS_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+  });
+  await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
+  client.destroy();
+  const data = Buffer.alloc(SIZE);
+  for (let o = 0; o < SIZE; o += BLOCK) randomBytes(BLOCK).copy(data, o);
+  writeSync(openSync(src, 'w'), data);
+  const original = Buffer.from(data);
+  const local = await run('local', {});
+  writeSync(openSync(src, 'w'), original); // the same content and the same change for both
+  const s3 = await run('s3', env);
+  const fmt = (x) => x.toFixed(2);
+  const result = {
+    date: new Date().toISOString(),
+    loadavg: loadavg().map((x) => Number(x.toFixed(2))),
+    sizeMiB: SIZE / 1024 / 1024,
+    local,
+    s3,
+    ratio: {
+      initial: Number(fmt(s3.initial.ms / local.initial.ms)),
+      incremental: Number(fmt(s3.incremental.ms / local.incremental.ms)),
+    },
+  };
+  if (args.json) console.log(JSON.stringify(result, null, 2));
+  else {
+    console.log(
+      `object store benchmark: ${result.sizeMiB} MiB random volume, Ceph RGW on 127.0.0.1 (one OSD), load ${result.loadavg.join(' ')}`,
+    );
+    console.log(
+      `initial sync   folder ${fmt(local.initial.ms / 1000)} s | s3 ${fmt(s3.initial.ms / 1000)} s | ratio ${result.ratio.initial}x (target <= 1.5)`,
+    );
+    console.log(
+      `incremental    folder ${fmt(local.incremental.ms / 1000)} s | s3 ${fmt(s3.incremental.ms / 1000)} s (${s3.incremental.blocks} blocks) | ratio ${result.ratio.incremental}x (target <= 1.5)`,
+    );
+  }
+} finally {
+  spawnSync(script, ['down', cephDir], { stdio: 'ignore' });
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,218 @@
+/**
+ * One app's replica copied into a bucket, and fetched back from it: segment bytes as bounded
+ * chunk objects, point indexes and the catalog as objects. Written in the order that keeps every
+ * point the bucket's catalog names readable: segment bytes, then indexes, then the catalog, and
+ * only then deletions of what the catalog no longer names.
+ *
+ * Layout under the store's prefix (ids only, no plaintext; the bytes are the ciphertext the
+ * gateway holds on disk):
+ *   apps/<app>/catalog.json
+ *   apps/<app>/points/<id>.idx
+ *   apps/<app>/segments/<segment, 8 digits>/<offset, 12 digits>
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { syncDir } from '../../core/atomic-file.js';
+import { DrError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { isName } from '../../core/names.js';
+import { readCatalog, writeCatalog } from './catalog.js';
+import type { ReplicaFiles } from './gateway-store.js';
+import type { ObjectBucket } from './object-bucket.js';
+
+/** No chunk object is larger: a segment's bytes go up in pieces of at most this size. */
+export const CHUNK_BYTES = 64 * 1024 * 1024;
+
+const segmentName = (segment: number) => String(segment).padStart(8, '0');
+const offsetName = (offset: number) => String(offset).padStart(12, '0');
+
+/** The apps whose catalog is in the bucket. */
+export async function appsInBucket(bucket: ObjectBucket): Promise<string[]> {
+  const apps = new Set<string>();
+  for (const { key } of await bucket.list('apps/')) {
+    const m = /^apps\/([^/]+)\/catalog\.json$/.exec(key);
+    if (m && isName('app', m[1] as string)) apps.add(m[1] as string);
+  }
+  return [...apps].sort();
+}
+
+interface Chunk {
+  segment: number;
+  offset: number;
+  size: number;
+  key: string;
+}
+
+async function chunksOf(bucket: ObjectBucket, app: string): Promise<Chunk[]> {
+  const out: Chunk[] = [];
+  for (const { key, size } of await bucket.list(`apps/${app}/segments/`)) {
+    const m = /\/segments\/(\d{8})\/(\d{12})$/.exec(key);
+    if (m) out.push({ segment: Number(m[1]), offset: Number(m[2]), size, key });
+  }
+  return out.sort((a, b) => a.segment - b.segment || a.offset - b.offset);
+}
+
+/** Keeps one app's copy in the bucket up to date with its files. */
+export class BucketMirror {
+  /** Bytes of each segment in the bucket, from offset 0. */
+  readonly #segmentEnds = new Map<number, number>();
+  /** Index files in the bucket, by point id, with the size and mtime they were uploaded at. */
+  readonly #indexes = new Map<number, string>();
+
+  private constructor(
+    private readonly bucket: ObjectBucket,
+    private readonly app: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Learns what the bucket holds of the app already. */
+  static async open(bucket: ObjectBucket, app: string, log: Logger): Promise<BucketMirror> {
+    const mirror = new BucketMirror(bucket, app, log);
+    for (const c of await chunksOf(bucket, app)) {
+      const end = mirror.#segmentEnds.get(c.segment) ?? 0;
+      if (c.offset === end) mirror.#segmentEnds.set(c.segment, end + c.size);
+    }
+    return mirror;
+  }
+
+  /**
+   * Brings the bucket to the files' state. The caller holds the app still (withSettledFiles), so
+   * the sizes are fsync'd bytes and no file is deleted meanwhile.
+   */
+  async sync(files: ReplicaFiles): Promise<{ bytes: number }> {
+    const prefix = `apps/${this.app}`;
+    let bytes = 0;
+    // 1. Segment bytes not in the bucket yet, in order.
+    for (const { segment, size, path } of files.segments) {
+      let end = this.#segmentEnds.get(segment) ?? 0;
+      if (size <= end) continue;
+      const fh = await open(path, 'r');
+      try {
+        while (end < size) {
+          const length = Math.min(CHUNK_BYTES, size - end);
+          const buf = Buffer.allocUnsafe(length);
+          const { bytesRead } = await fh.read(buf, 0, length, end);
+          if (bytesRead !== length) throw new Error(`short read of ${path} at ${end}`);
+          await this.bucket.put(
+            `${prefix}/segments/${segmentName(segment)}/${offsetName(end)}`,
+            buf,
+          );
+          end += length;
+          bytes += length;
+          this.#segmentEnds.set(segment, end);
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+    // 2. Point indexes new or rewritten (retention merges, compaction moves records).
+    for (const id of files.pointIds) {
+      const path = join(files.dir, 'points', `${id}.idx`);
+      const s = await stat(path);
+      const version = `${s.size}:${s.mtimeMs}`;
+      if (this.#indexes.get(id) === version) continue;
+      const body = await readFile(path);
+      await this.bucket.put(`${prefix}/points/${id}.idx`, body);
+      bytes += body.length;
+      this.#indexes.set(id, version);
+    }
+    // 3. The catalog last: from here on a reader of the bucket sees the new points.
+    const catalog = await readFile(join(files.dir, 'catalog.json'));
+    await this.bucket.put(`${prefix}/catalog.json`, catalog);
+    bytes += catalog.length;
+    // 4. What the catalog no longer names: dropped points' indexes, collected segments.
+    const kept = new Set(files.pointIds);
+    const dropIndexes = [...this.#indexes.keys()].filter((id) => !kept.has(id));
+    const local = new Set(files.segments.map((s) => s.segment));
+    const dropSegments = [...this.#segmentEnds.keys()].filter((s) => !local.has(s));
+    if (dropIndexes.length > 0 || dropSegments.length > 0) {
+      const keys = dropIndexes.map((id) => `${prefix}/points/${id}.idx`);
+      if (dropSegments.length > 0) {
+        const gone = new Set(dropSegments);
+        for (const c of await chunksOf(this.bucket, this.app))
+          if (gone.has(c.segment)) keys.push(c.key);
+      }
+      await this.bucket.delete(keys);
+      for (const id of dropIndexes) this.#indexes.delete(id);
+      for (const s of dropSegments) this.#segmentEnds.delete(s);
+      this.log.debug({ objects: keys.length }, 'deleted objects the catalog no longer names');
+    }
+    return { bytes };
+  }
+}
+
+/**
+ * Fetches an app from the bucket into `appDir` (which must not exist): its catalog, the indexes
+ * of the points it names and the segments, into a temporary folder renamed into place at the end,
+ * so a crash midway leaves no half app.
+ */
+export async function fetchApp(
+  bucket: ObjectBucket,
+  app: string,
+  appDir: string,
+  log: Logger,
+): Promise<{ bytes: number }> {
+  const prefix = `apps/${app}`;
+  const temp = `${appDir}.fetching`;
+  await rm(temp, { recursive: true, force: true });
+  await mkdir(join(temp, 'points'), { recursive: true });
+  await mkdir(join(temp, 'segments'), { recursive: true });
+  const catalogBytes = await bucket.get(`${prefix}/catalog.json`);
+  if (!catalogBytes) {
+    throw new DrError(`object store ${bucket.url}: app ${app} has no catalog`, {
+      code: 'store_corrupt',
+      subject: `${bucket.url}/${prefix}/catalog.json`,
+      remedy: 'check that gateway.store names the bucket and prefix the gateway wrote',
+    });
+  }
+  await writeFile(join(temp, 'catalog.json'), catalogBytes);
+  const fetched = await readCatalog(join(temp, 'catalog.json'));
+  // The batches this machine's lost log held after the last point are not in the bucket. A new
+  // storeId tells every agent so: it stops trusting what it believes delivered, reads the MACs
+  // this store holds and sends what differs (the un-uploaded tail), its points kept as they are.
+  const catalog = { ...fetched, storeId: randomBytes(16).toString('hex') };
+  await writeCatalog(join(temp, 'catalog.json'), catalog);
+  let bytes = catalogBytes.length;
+  for (const p of catalog.points) {
+    const body = await bucket.get(`${prefix}/points/${p.id}.idx`);
+    if (!body) {
+      throw new DrError(`object store ${bucket.url}: point ${p.id} of ${app} has no index`, {
+        code: 'store_corrupt',
+        subject: `${bucket.url}/${prefix}/points/${p.id}.idx`,
+        remedy:
+          'the bucket lost an object the catalog names; restore it from the bucket versioning',
+      });
+    }
+    await writeFile(join(temp, 'points', `${p.id}.idx`), body);
+    bytes += body.length;
+  }
+  let current: { segment: number; end: number; fh: Awaited<ReturnType<typeof open>> } | undefined;
+  try {
+    for (const c of await chunksOf(bucket, app)) {
+      if (current?.segment !== c.segment) {
+        await current?.fh.sync();
+        await current?.fh.close();
+        current = {
+          segment: c.segment,
+          end: 0,
+          fh: await open(join(temp, 'segments', `${segmentName(c.segment)}.seg`), 'w'),
+        };
+      }
+      if (c.offset !== current.end) continue; // a chunk past a gap: not part of the log
+      const body = await bucket.get(c.key);
+      if (!body) continue;
+      await current.fh.write(body, 0, body.length, current.end);
+      current.end += body.length;
+      bytes += body.length;
+    }
+    await current?.fh.sync();
+  } finally {
+    await current?.fh.close();
+  }
+  await syncDir(join(temp, 'points'));
+  await syncDir(join(temp, 'segments'));
+  await rename(temp, appDir);
+  log.info({ app, bytes, points: catalog.points.length }, 'fetched the app from the object store');
+  return { bytes };
+}

@@ -1,0 +1,197 @@
+/** A bucket (or a prefix in one) over the S3 API: the few calls the object store makes, with errors as DrError. */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import type { BucketLocation } from '../../core/bucket-url.js';
+import { DrError, errorMessage } from '../../core/errors.js';
+
+export interface ObjectBucketOptions extends BucketLocation {
+  /** The S3 endpoint (RGW, OSS, MinIO); the SDK's default (AWS) when absent. */
+  endpoint?: string | undefined;
+  region?: string | undefined;
+  /** Objects up to this size go up in one PUT; larger ones as multipart uploads of `partBytes` parts. */
+  partBytes?: number;
+}
+
+function failed(what: string, key: string, err: unknown): DrError {
+  return new DrError(`object store: ${what} ${key} failed: ${errorMessage(err)}`, {
+    code: 'store_unavailable',
+    subject: key,
+    remedy:
+      'check that the S3 endpoint is up and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) may write the bucket',
+    cause: err,
+  });
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/** The bucket as the store uses it: keys are relative to the prefix. */
+export class ObjectBucket {
+  readonly client: S3Client;
+  readonly #partBytes: number;
+
+  constructor(private readonly options: ObjectBucketOptions) {
+    this.client = new S3Client({
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      region: options.region ?? 'us-east-1',
+      // RGW and most S3-compatible endpoints on a plain address take bucket names in the path.
+      forcePathStyle: options.endpoint !== undefined,
+      maxAttempts: 5,
+    });
+    this.#partBytes = options.partBytes ?? 16 * 1024 * 1024;
+  }
+
+  /** `s3://bucket/prefix`, for messages. */
+  get url(): string {
+    return `s3://${this.options.bucket}${this.options.prefix ? `/${this.options.prefix}` : ''}`;
+  }
+
+  key(relative: string): string {
+    return this.options.prefix ? `${this.options.prefix}/${relative}` : relative;
+  }
+
+  /** Fails with a clear error when the bucket cannot be reached or is missing. */
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
+    } catch (err) {
+      const status = statusOf(err);
+      throw new DrError(
+        `object store ${this.url}: ${status === 404 ? 'the bucket does not exist' : `cannot reach the bucket (${errorMessage(err)})`}`,
+        {
+          code: 'store_unavailable',
+          subject: this.url,
+          remedy:
+            status === 404
+              ? 'create the bucket first (e.g. `aws s3 mb`), or fix gateway.store'
+              : 'check AWS_ENDPOINT_URL_S3 (or gateway.s3.endpoint), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
+          cause: err,
+        },
+      );
+    }
+  }
+
+  /** Writes one object; a large one as a multipart upload of bounded parts. */
+  async put(relative: string, body: Buffer): Promise<void> {
+    const Key = this.key(relative);
+    const Bucket = this.options.bucket;
+    if (body.length <= this.#partBytes) {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket, Key, Body: body }));
+      } catch (err) {
+        throw failed('PUT', Key, err);
+      }
+      return;
+    }
+    let UploadId: string | undefined;
+    try {
+      UploadId = (await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })))
+        .UploadId;
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      for (let at = 0, n = 1; at < body.length; at += this.#partBytes, n++) {
+        const part = await this.client.send(
+          new UploadPartCommand({
+            Bucket,
+            Key,
+            UploadId,
+            PartNumber: n,
+            Body: body.subarray(at, at + this.#partBytes),
+          }),
+        );
+        parts.push({ ETag: part.ETag ?? '', PartNumber: n });
+      }
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket,
+          Key,
+          UploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
+      // RGW answers CompleteMultipartUpload with an empty ETag: HeadObject says the object is there.
+      const head = await this.client.send(new HeadObjectCommand({ Bucket, Key }));
+      if (head.ContentLength !== body.length)
+        throw new Error(`stored ${head.ContentLength} bytes of ${body.length}`);
+    } catch (err) {
+      if (UploadId)
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }))
+          .catch(() => undefined); // the bucket's lifecycle rule or a later GC removes it
+      throw failed('multipart upload of', Key, err);
+    }
+  }
+
+  /** An object's bytes, or a range of them; undefined when there is no such object. */
+  async get(
+    relative: string,
+    range?: { offset: number; length: number },
+  ): Promise<Buffer | undefined> {
+    const Key = this.key(relative);
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.options.bucket,
+          Key,
+          ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+        }),
+      );
+      const bytes = await out.Body?.transformToByteArray();
+      return Buffer.from(bytes ?? new Uint8Array());
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw failed('GET', Key, err);
+    }
+  }
+
+  /** Every key under `relativePrefix`, relative to the store's prefix, with sizes. */
+  async list(relativePrefix: string): Promise<{ key: string; size: number }[]> {
+    const Prefix = this.key(relativePrefix);
+    const strip = this.options.prefix ? this.options.prefix.length + 1 : 0;
+    const out: { key: string; size: number }[] = [];
+    let ContinuationToken: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix, ContinuationToken }),
+        );
+        for (const o of page.Contents ?? [])
+          if (o.Key) out.push({ key: o.Key.slice(strip), size: o.Size ?? 0 });
+        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (ContinuationToken);
+    } catch (err) {
+      throw failed('LIST', Prefix, err);
+    }
+    return out;
+  }
+
+  async delete(relatives: readonly string[]): Promise<void> {
+    for (let i = 0; i < relatives.length; i += 1000) {
+      const Objects = relatives.slice(i, i + 1000).map((k) => ({ Key: this.key(k) }));
+      try {
+        const out = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects } }),
+        );
+        const first = out.Errors?.[0];
+        if (first) throw new Error(`${first.Key}: ${first.Message}`);
+      } catch (err) {
+        throw failed('DELETE', Objects[0]?.Key ?? '', err);
+      }
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,129 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLog } from '../../../../core/log.js';
+import { BlockStore } from '../../../../replicator/gateway/block-store.js';
+import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
+import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
+import {
+  APP,
+  append,
+  appOf,
+  type Fixture,
+  makeFixture,
+  registerTwo,
+  snapshot,
+  volumesAt,
+} from './store-fixture.js';
+
+/** A bucket in memory that records every call in order. */
+function memoryBucket() {
+  const objects = new Map<string, Buffer>();
+  const calls: string[] = [];
+  const bucket = {
+    url: 's3://memory',
+    put: async (key: string, body: Buffer) => {
+      calls.push(`put ${key}`);
+      objects.set(key, Buffer.from(body));
+    },
+    get: async (key: string) => objects.get(key),
+    list: async (prefix: string) =>
+      [...objects]
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([key, body]) => ({ key, size: body.length }))
+        .sort((a, b) => a.key.localeCompare(b.key)),
+    delete: async (keys: readonly string[]) => {
+      for (const k of keys) {
+        calls.push(`delete ${k}`);
+        objects.delete(k);
+      }
+    },
+  };
+  return { bucket: bucket as unknown as ObjectBucket, objects, calls };
+}
+
+describe('BucketMirror', () => {
+  let fx: Fixture;
+  beforeEach(async () => {
+    fx = await makeFixture();
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  it('uploads segment bytes, then indexes, then the catalog; deletes only what the catalog dropped, after it', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = await store.ensureApp(APP);
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, objects, calls } = memoryBucket();
+    const mirror = await BucketMirror.open(bucket, APP, silentLog);
+    const sync = () => app.withSettledFiles((files) => mirror.sync(files));
+    let seq = 0;
+    for (let p = 0; p < 3; p++) {
+      for (let i = 0; i < 4; i++) await append(fx, app, ++seq, [{ volume: disk, block: i }]);
+      await append(fx, app, ++seq, [{ volume: logs, block: p }]);
+      await app.commitPoint({ upToSeq: seq, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+      calls.length = 0;
+      await sync();
+      const kinds = calls.map((c) => (/segments\//.test(c) ? 's' : /points\//.test(c) ? 'i' : 'c'));
+      expect(kinds.join('')).toMatch(/^s*i+c$/);
+      expect(calls.at(-1)).toBe(`put apps/${APP}/catalog.json`);
+    }
+    expect([...objects.keys()].filter((k) => k.includes('/segments/')).length).toBeGreaterThan(2);
+
+    // Nothing new: only the catalog goes up again.
+    calls.length = 0;
+    await sync();
+    expect(calls).toEqual([`put apps/${APP}/catalog.json`]);
+
+    // Retention drops points 1 and 2; their indexes go only after the new catalog, GC's segments too.
+    const later = new Date(Date.now() + 400 * 86_400_000);
+    const { removed } = await app.applyRetention(later, { all: 1, hourly: 1, daily: 1 });
+    expect(removed).toEqual([1, 2]);
+    const gc = await app.collectGarbage();
+    calls.length = 0;
+    await sync();
+    const catalogAt = calls.indexOf(`put apps/${APP}/catalog.json`);
+    expect(catalogAt).toBeGreaterThanOrEqual(0);
+    const deletes = calls.filter((c) => c.startsWith('delete'));
+    expect(deletes).toContain(`delete apps/${APP}/points/1.idx`);
+    expect(deletes).toContain(`delete apps/${APP}/points/2.idx`);
+    if (gc.segmentsRemoved + gc.segmentsCompacted > 0)
+      expect(deletes.some((d) => d.includes('/segments/'))).toBe(true);
+    for (const d of deletes) expect(calls.indexOf(d)).toBeGreaterThan(catalogAt);
+
+    // A machine with nothing fetches the app and holds the same records for every kept point.
+    const want = await snapshot(app);
+    await store.close();
+    const other = join(fx.root, 'other');
+    await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
+    const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
+    const got = await snapshot(appOf(fetched));
+    expect(got.size).toBe(want.size);
+    for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);
+    expect(
+      appOf(fetched)
+        .points()
+        .map((p) => p.id),
+    ).toEqual([3]);
+    await fetched.close();
+  });
+
+  it('learns what the bucket holds at open and uploads only the rest', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = await store.ensureApp(APP);
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, calls } = memoryBucket();
+    for (let i = 1; i <= 4; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
+    await app.commitPoint({ upToSeq: 4, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    const first = await BucketMirror.open(bucket, APP, silentLog);
+    await app.withSettledFiles((files) => first.sync(files));
+    const segmentPuts = calls.filter((c) => c.includes('/segments/')).length;
+    expect(segmentPuts).toBeGreaterThan(0);
+    calls.length = 0;
+    // A restarted gateway: a new mirror over the same bucket sends no segment bytes again.
+    const second = await BucketMirror.open(bucket, APP, silentLog);
+    await app.withSettledFiles((files) => second.sync(files));
+    expect(calls.filter((c) => c.includes('/segments/'))).toEqual([]);
+    await store.close();
+  });
+});
