@@ -167,7 +167,13 @@ export async function mountVolumes(
     flush: (_path: string, _fd: number, cb: (err: number) => void) => cb(0),
   };
   // No timeout: a read waits for its block while the volume retries the gateway (bounded there).
-  const fuse = new Fuse(mnt, ops, { timeout: false, force: true, fsname: 'lifeboat' });
+  const fuse = new Fuse(mnt, ops, {
+    timeout: false,
+    force: true,
+    // The kernel drops the mount when this process ends, even by SIGKILL: no stale mount to trip over.
+    autoUnmount: true,
+    fsname: 'lifeboat',
+  });
   await new Promise<void>((ok, ko) =>
     fuse.mount((err) =>
       err
