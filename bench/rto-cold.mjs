@@ -174,7 +174,23 @@ async function measure(size) {
     for (const c of mine.reverse()) c.kill('SIGTERM');
     await sleep(1500);
     for (const c of mine) if (c.exitCode === null) c.kill('SIGKILL');
-    rmSync(work, { recursive: true, force: true });
+    // The kernel drops a dead worker's FUSE mount a moment after it exits: detach it, then remove.
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const p = line.split(' ')[4];
+      if (p?.startsWith(work)) spawnSync('fusermount', ['-uz', p]);
+    }
+    for (let k = 0; ; k++) {
+      try {
+        rmSync(work, { recursive: true, force: true });
+        break;
+      } catch (err) {
+        if (k >= 20) {
+          say(`could not remove ${work}: ${err.message}`);
+          break;
+        }
+        await sleep(500);
+      }
+    }
   }
 }
 
