@@ -260,8 +260,11 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           };
       if (served && mode === 'failover') {
         // The failover is done when the recovery no longer needs the gateway: wait, showing progress.
-        recovery.hydration = await awaitHydration(served, signal, (fraction) =>
-          emit({ type: 'step', step: 'hydrate', progress: fraction }),
+        recovery.hydration = await awaitHydration(
+          served,
+          signal,
+          (fraction) => emit({ type: 'step', step: 'hydrate', progress: fraction }),
+          (step) => emit({ type: 'step', step, progress: 1 }),
         );
         recovery.hydrated = 1;
         await emit({ type: 'step', step: 'hydrated', progress: 1 });
@@ -384,22 +387,29 @@ async function imagesPresent(volumes: { path: string }[]): Promise<boolean> {
   return true;
 }
 
-/** Waits for an instant recovery to be whole, reporting progress every 5 % (or every 2 s). */
+/** Waits for an instant recovery to be whole: progress every 5 % (checked every 2 s), a whole step each quarter. */
 async function awaitHydration(
   served: InstantRecovery,
   signal: AbortSignal,
   progress: (fraction: number) => unknown,
+  wholeStep: (step: string) => unknown,
 ): Promise<NonNullable<RecoveryKind['hydration']>> {
   let done = false;
   const finished = served.hydrated.finally(() => {
     done = true;
   });
   let last = -1;
+  let quarter = 0;
   while (!done) {
     const f = served.fraction();
     if (f - last >= 0.05) {
       last = f;
       await progress(f);
+    }
+    // Chat shows whole steps only: each quarter passed is one.
+    while (quarter < 3 && f >= (quarter + 1) / 4) {
+      quarter++;
+      await wholeStep(`hydrated-${quarter * 25}`);
     }
     await Promise.race([finished.catch(() => undefined), sleep(2000, undefined, { signal })]);
   }
