@@ -13,7 +13,7 @@ export interface OperationView {
   app: string;
   job: OperationEvent['job'];
   state: 'running' | 'succeeded' | 'failed';
-  /** The last step reached, while running. */
+  /** The last step reached, while running (`hydrating 40 %` while an instant failover hydrates). */
   step?: string;
   startedAt: number;
   finishedAt?: number;
@@ -43,7 +43,12 @@ export function foldOperations(events: OperationEvent[]): OperationView[] {
       op = { opId: e.opId, app: e.app, job: e.job, state: 'running', startedAt: e.time };
       ops.set(e.opId, op);
     }
-    if (e.type === 'step' && e.step !== undefined) op.step = e.step;
+    // A step under way with a fraction (materialise, hydrate) shows how far it is.
+    if (e.type === 'step' && e.step !== undefined)
+      op.step =
+        e.step === 'hydrate' && e.progress !== undefined && e.progress < 1
+          ? `hydrating ${Math.floor(e.progress * 100)} %`
+          : e.step;
     if (e.type === 'finished') {
       op.finishedAt = e.time;
       delete op.step;
