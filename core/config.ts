@@ -166,6 +166,9 @@ agent:
   interval: 1s    # period of \`dr agent\`'s cycles (a cycle starts every interval)
   tracker: auto   # auto | trace | scan
   batchSize: 4MiB
+  compression: zstd   # zstd (level adapted to the link) | zstd:N (1-19, pinned) | lz4
+  # bandwidth cap, optionally by time of day in the app's timeZone; none unless set
+  # maxRate: 10MiB/s mon-fri 08:00-18:00, 50MiB/s
 # who may do what is decided by the policy files in this directory (see docs/policies.md)
 policies: policies
 # people, their chat identities (slack:U…, dingtalk:<staffId>, console:<name>) and groups

@@ -2,14 +2,23 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { readEnv } from '../../core/env.js';
 import { isDrError } from '../../core/errors.js';
+import { parseRateSchedule, RATE_HINT } from '../../core/rate-schedule.js';
 import { formatBytes } from '../../core/units.js';
 import {
   ReplicationAgent,
   resolveAgentSettings,
   type SyncProgress,
 } from '../../replicator/agent/index.js';
+import { WireLink } from '../../replicator/agent/wire-link.js';
 import { gatewayClient, loadKek } from '../connect.js';
-import { contextOf, type ExitState, printJson, reportError, runAction } from '../context.js';
+import {
+  contextOf,
+  type ExitState,
+  printJson,
+  reportError,
+  runAction,
+  usageError,
+} from '../context.js';
 import { createAgentMetrics } from '../metrics/agent-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
 import { stopSignal } from '../stop-signal.js';
@@ -33,6 +42,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
       '--tracker <kind>',
       'how changes are found: trace (block tracepoints; root and a block device), scan, or auto (default: agent.tracker in dr.yaml)',
     )
+    .option(
+      '--max-rate <rate>',
+      "bandwidth cap, like 20MiB/s or `10MiB/s mon-fri 08:00-18:00, 50MiB/s` in the app's time zone (default: agent.maxRate in dr.yaml, none)",
+    )
     .option('--json', 'print the cycle report as JSON (with --once)')
     .option(
       '--metrics <host:port>',
@@ -45,6 +58,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           once?: boolean;
           interval?: string;
           tracker?: string;
+          maxRate?: string;
           json?: boolean;
           metrics?: string;
         },
@@ -63,6 +77,17 @@ export function registerAgent(program: Command, exit: ExitState): void {
               ...(tracefs ? { tracefs } : {}),
               ...(bufferKiB ? { bufferKiB } : {}),
             },
+          });
+          let maxRate = config.agent.maxRate;
+          if (opts.maxRate !== undefined) {
+            const r = parseRateSchedule(opts.maxRate);
+            if ('error' in r) throw usageError(`--max-rate ${opts.maxRate}: ${r.error}`, RATE_HINT);
+            maxRate = r.schedule;
+          }
+          const link = new WireLink({
+            compression: config.agent.compression,
+            maxRate,
+            ...(settings.appConfig.timeZone ? { timeZone: settings.appConfig.timeZone } : {}),
           });
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
@@ -90,6 +115,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
           const agent = new ReplicationAgent({
             settings,
+            link,
             client,
             kek,
             log,

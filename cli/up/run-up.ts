@@ -1,10 +1,11 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoadedConfig, readConfig } from '../../core/config.js';
-import { readEnv } from '../../core/env.js';
+import { envIsSet, readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { formatHostPort, type HostPort } from '../../core/host-port.js';
 import { PidLock } from '../../core/pid-lock.js';
+import { REDIS_SUPERVISED_VARIABLE } from '../../core/redis-outage.js';
 import {
   readUpFile,
   runDir,
@@ -223,7 +224,7 @@ async function startAll(
     : undefined;
   if (serveOn?.note) out(`up: ${serveOn.note}`);
 
-  let redisUrl = o.env.REDIS_URL;
+  let redisUrl = readEnv('REDIS_URL', o.env);
   let redisNote: string;
   if (redisUrl) {
     redisNote = `${redactUrl(redisUrl)} (REDIS_URL)`;
@@ -243,6 +244,8 @@ async function startAll(
     DR_HOME: home,
     REDIS_URL: redisUrl,
     DR_GATEWAY: gatewayAddress,
+    // Its own Redis: dr up says here when it stops and is back; the parts keep that to their logs.
+    ...(o.env.REDIS_URL ? {} : { [REDIS_SUPERVISED_VARIABLE]: '1' }),
   };
   row('redis', redisNote);
 
@@ -298,7 +301,7 @@ async function startAll(
     home,
     redisUrl,
     gateway: gatewayAddress,
-    ...(o.env.DR_REDIS_PREFIX ? { prefix: o.env.DR_REDIS_PREFIX } : {}),
+    ...(envIsSet('DR_REDIS_PREFIX', o.env) ? { prefix: readEnv('DR_REDIS_PREFIX', o.env) } : {}),
     ...(serveOn ? { listen: formatHostPort(serveOn.address) } : {}),
   };
   const tryLines = [
@@ -313,7 +316,12 @@ async function startAll(
   return {
     state,
     summary: tryLines,
-    childEnv: { DR_HOME: home, REDIS_URL: redisUrl, DR_GATEWAY: gatewayAddress },
+    childEnv: {
+      DR_HOME: home,
+      REDIS_URL: redisUrl,
+      DR_GATEWAY: gatewayAddress,
+      ...(o.env.REDIS_URL ? {} : { [REDIS_SUPERVISED_VARIABLE]: '1' }),
+    },
   };
 }
 

@@ -156,8 +156,13 @@ export interface FailbackSteps {
   found?: { failoverOpId: string; point: number; server: Launched; volumes: FailbackVolume[] };
   /** Copy while the recovered server still runs. */
   precopied?: { transfers: FailbackTransfer[]; ms: number };
-  /** The recovered server is stopped (the final frozen cut): from here it writes nothing. */
-  frozen?: { at: number };
+  /**
+   * The final cut: the recovered server frozen (its hook, fsfreeze of its mounts), or stopped
+   * when it had nothing to freeze. From here the originals get nothing it writes.
+   */
+  frozen?: { at: number; how: 'frozen' | 'stopped'; hook?: boolean; mounts?: string[] };
+  /** The recovered server stopped after the final copy (killed while still frozen). */
+  stopped?: { at: number };
   /** The last differing blocks copied and the originals flushed. */
   synced?: { transfers: FailbackTransfer[]; ms: number };
   /** The app's unfence command ran (the source is back in service), or there was none. */
@@ -189,6 +194,8 @@ export interface FailbackResult {
   removed: string[];
   /** Whether the app's unfence command ran (false: there is none; start the app by hand). */
   unfenced: boolean;
+  /** How the recovered server was held still for the final copy: frozen (then stopped), or stopped. */
+  quiesce: { how: 'frozen' | 'stopped'; hook: boolean; mounts: string[] };
   /** Reprotect: whether the agent committed a point from the written-back state, and the RPO then. */
   protection: ReprotectOutcome;
 }

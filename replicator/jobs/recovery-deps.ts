@@ -102,6 +102,8 @@ export function defaultProvider(
     dir: recoveryDir(config),
     ...(p?.start !== undefined ? { start: p.start } : {}),
     ...(p?.check !== undefined ? { check: p.check } : {}),
+    ...(p?.freeze !== undefined ? { freeze: p.freeze } : {}),
+    ...(p?.thaw !== undefined ? { thaw: p.thaw } : {}),
     log,
   });
 }

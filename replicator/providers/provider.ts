@@ -29,6 +29,14 @@ export interface HealthResult {
   output: string;
   ms: number;
 }
+/** How a recovered server was frozen for a failback's final copy. */
+export interface FrozenServer {
+  at: number;
+  /** The provider's freeze hook ran. */
+  hook: boolean;
+  /** File systems frozen with fsfreeze (the server's mounts of its images). */
+  mounts: string[];
+}
 export interface Provider {
   readonly kind: 'local' | 'alicloud';
   launch(req: LaunchRequest): Promise<Launched>;
@@ -38,6 +46,15 @@ export interface Provider {
    * resolves whether a running server was stopped. Providers that cannot fail back leave it out.
    */
   stop?(opId: string, log: Logger): Promise<boolean>;
+  /**
+   * Quiesces the operation's running server for a failback's final copy without stopping it (its
+   * freeze hook, fsfreeze of its file systems); a later `stop` kills it before it writes again,
+   * `thaw` lets it run on. Idempotent; resolves undefined when there is nothing to freeze (the
+   * caller stops the server instead).
+   */
+  freeze?(opId: string, log: Logger): Promise<FrozenServer | undefined>;
+  /** Undoes `freeze` (a failback that failed after it): the server runs on. Resolves whether it was frozen. */
+  thaw?(opId: string, log: Logger): Promise<boolean>;
   /** Removes everything tagged with this operation id; idempotent; resolves with what it removed. */
   destroy(opId: string, log: Logger): Promise<string[]>;
   /** Operation ids that still own resources (for cleanup after a crash). */
