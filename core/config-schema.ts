@@ -60,6 +60,8 @@ const blockSize = size('block').refine(
 const volumeSchema = z.object({
   name: volumeNameSchema,
   path: z.string().min(1),
+  /** Replicate only the first SIZE bytes (a device larger than the volume, e.g. a recovered ECS disk). */
+  size: z.number().int().positive().optional(),
 });
 
 const quiesceSchema = z
@@ -161,6 +163,10 @@ const alicloudProviderSchema = z.object({
     .optional(),
   /** Where the worker finds attached disks by serial; /dev/disk/by-id by default. */
   diskByIdDir: z.string().min(1, 'expected a directory, or leave it out').optional(),
+  /** DR_HOME on the recovered instance, where the way home's agent finds its keys; /etc/lifeboat by default. */
+  agentHome: z.string().min(1, 'expected a directory, or leave it out').optional(),
+  /** How `dr` is run on the recovered instance; `dr` by default. */
+  agentCommand: z.string().trim().min(1, 'expected a command, or leave it out').optional(),
   accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),
   accessKeySecret: notHere('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
 });
@@ -305,8 +311,13 @@ export const configSchema = z.object({
        * the written-back state before it reports the app protected again (or says why not).
        */
       reprotectWait: duration.default(120_000),
+      /**
+       * Failback from ECS: how long the agent started on the recovered instance may take to reach
+       * the gateway before the failback stops, with the agent's own last log line.
+       */
+      wayHomeConnectWait: duration.default(120_000),
     })
-    .default({ imageCache: true, reprotectWait: 120_000 }),
+    .default({ imageCache: true, reprotectWait: 120_000, wayHomeConnectWait: 120_000 }),
   /** People, their chat identities and groups. Anyone not listed may only read. */
   people: z
     .record(

@@ -219,7 +219,7 @@ export async function operationNotice(
 function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; details?: string[] } {
   // The fields of FailbackResult, VerifyResult and CleanupResult this line uses.
   const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
-    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection'> &
+    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection' | 'wayHome'> &
       Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
       Pick<CleanupResult, 'removed'>
   >;
@@ -235,7 +235,7 @@ function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; deta
     return {
       ok: p?.protected !== false,
       tail: true,
-      text: `${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${state}`,
+      text: `${x.wayHome ? 'home from ECS by reverse replication, ' : ''}${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${state}`,
       ...(p?.protected ? { details: [p.detail] } : {}),
     };
   }

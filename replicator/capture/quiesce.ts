@@ -17,6 +17,9 @@ import {
   thawAll,
 } from './thaw-all.js';
 
+/** How long a new thaw watchdog may take to start (before anything is frozen). */
+const WATCHDOG_START_MS = 30_000;
+
 export interface QuiesceOptions {
   /** Mount points to freeze with `fsfreeze -f` (and thaw with `fsfreeze -u`). */
   fsfreeze?: string[];
@@ -148,7 +151,10 @@ export class Quiescer {
         thaw: async () => ({ frozenMs: 0, expired: false }),
       };
     }
-    // The agent's deadline is set before the watchdog starts, so it is never later than the
+    // A new watchdog is a process start (seconds on a busy machine): that happens first, with its
+    // own bound, while nothing is frozen, so it does not eat the freeze's budget.
+    await this.warmWatchdog();
+    // The agent's deadline is set before the watchdog is armed, so it is never later than the
     // watchdog's: the agent may call a freeze expired too early, never too late.
     const deadline = performance.now() + this.timeoutMs;
     const left = () => Math.max(1, deadline - performance.now());
@@ -282,6 +288,28 @@ export class Quiescer {
           ? "run the app's freeze command by hand as the agent's user and fix it"
           : 'check that it is a mounted file system that supports freezing (ext4, xfs) and the agent runs as root',
     });
+  }
+
+  /**
+   * Starts the watchdog when none is alive and waits, up to WATCHDOG_START_MS, until it answers an
+   * empty plan (nothing to thaw), then disarms it: arming it for a cut is then a pipe round trip.
+   */
+  private async warmWatchdog(): Promise<void> {
+    if (this.watchdog?.alive()) return;
+    const watchdog = this.spawnWatchdog();
+    this.watchdog = watchdog;
+    const empty = JSON.stringify({ mounts: [], timeoutMs: WATCHDOG_START_MS });
+    const ready = await bounded(watchdog.arm(empty), WATCHDOG_START_MS);
+    if (ready !== true) {
+      watchdog.close();
+      this.watchdog = undefined;
+      throw new DrError(`the thaw watchdog did not start within ${WATCHDOG_START_MS} ms`, {
+        code: 'quiesce_failed',
+        subject: watchdogScript(),
+        remedy: `run \`${process.execPath} ${watchdogScript()}\` by hand to see why it fails`,
+      });
+    }
+    watchdog.done();
   }
 
   /**

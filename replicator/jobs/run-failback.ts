@@ -23,6 +23,7 @@ import {
 } from './recovery-contract.js';
 import { defaultProvider, type RecoveryDeps, workerApp } from './recovery-deps.js';
 import { removeOperation } from './run-cleanup.js';
+import { wayHomeFailback } from './way-home-failback.js';
 
 /**
  * Failback: copy the failed-over server's volumes back onto the original volumes, sending only
@@ -66,6 +67,32 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       const config = await deps.config();
       const appConfig = workerApp(config, app);
       provider = (deps.provider ?? defaultProvider)(config, appConfig, log);
+      if (provider.wayHome) {
+        const wayHome = provider.wayHome;
+        client = deps.gateway(config);
+        const result = await wayHomeFailback({
+          deps,
+          config,
+          appConfig,
+          provider: Object.assign(provider, { wayHome }),
+          client,
+          kek: await deps.kek(config),
+          opId,
+          app,
+          steps,
+          save,
+          emit,
+          checkCancel,
+          signal,
+          log,
+        });
+        log.info(
+          { bytesSent: result.bytesSent, size: result.size, protection: result.protection.detail },
+          'failback home from the recovered server done',
+        );
+        await finish({ result });
+        return result;
+      }
       if (!provider.stop) {
         throw new DrError(
           `failback of ${provider.kind} apps is not supported: the worker cannot reach the original site's disks`,
@@ -278,6 +305,10 @@ async function restartRecovered(
 ): Promise<boolean> {
   if (!provider) return false;
   try {
+    if (provider.wayHome) {
+      await provider.wayHome.restart(found.failoverOpId, log);
+      return true;
+    }
     await provider.launch({
       opId: found.failoverOpId,
       app,
