@@ -9,6 +9,7 @@
 // wrote after the failover point, found by comparing the two images) beside the blocks it sent.
 //   node bench/rto.mjs [--size-mib 1024] [--seconds 20] [--no-warm] [--smoke] [--json]   (needs redis-server)
 //   --smoke: a 32 MiB volume, 3 s phases at 2 MB/s, 32 new blocks: the same path in seconds.
+//   --cold [--size 16GiB]: bench/rto-cold.mjs (instant recovery with no image cache, 1 GiB vs --size).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -18,6 +19,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gatewayClientFor, lagSeconds, pointTime } from '../dist/bench/bench-api.js';
 import { bin, freePort, needCommand, pct, root, say, startProcess } from './lib.mjs';
+
+// --cold: the RTO of a cold drill whatever the disk size (instant recovery): its own benchmark.
+if (process.argv.includes('--cold')) {
+  await import('./rto-cold.mjs');
+  process.exit(process.exitCode ?? 0);
+}
 
 const { values: args } = parseArgs({
   options: {

@@ -304,6 +304,11 @@ export const configSchema = z.object({
        */
       imageCache: z.boolean().default(true),
       /**
+       * Serve recovered volumes on demand over FUSE (local provider): healthy in seconds whatever
+       * the disk size, hydrating behind. Unset: drills do, failovers materialise in full first.
+       */
+      instant: z.boolean().optional(),
+      /**
        * After a failback, how long the worker waits for the app's agent to commit a point from
        * the written-back state before it reports the app protected again (or says why not).
        */

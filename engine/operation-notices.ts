@@ -186,6 +186,7 @@ export async function operationNotice(
             ...(res.fence ? [res.fence.detail] : []),
             `RTO ${formatDuration(res.rto.totalMs)}: materialise ${formatDuration(res.rto.materialiseMs)}, launch ${formatDuration(res.rto.launchMs)}, healthy ${formatDuration(res.rto.healthyMs)}`,
             `health: ${res.health.output.split('\n')[0] ?? ''}`,
+            ...recoveryLines(res),
             `server: ${res.server.id}${res.server.endpoint ? ` at ${res.server.endpoint}` : ''}`,
             ...(res.cleanupAt ? [`cleanup at ${res.cleanupAt}`] : []),
             ...(res.server.warnings ?? []).map((w) => `warning: ${w}`),
@@ -255,4 +256,19 @@ function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; deta
       text: `done: ${x.removed.length ? `removed ${x.removed.join(', ')}` : 'nothing was left'}`,
     };
   return { ok: true, text: 'done' };
+}
+
+/** How the volumes were recovered, for a finished drill or failover's message. */
+function recoveryLines(res: OperationResult): string[] {
+  const r = res.recovery;
+  if (!r) return [];
+  if (r.kind === 'full') return r.why ? [`volumes materialised in full: ${r.why}`] : [];
+  if (r.hydration) {
+    return [
+      `served on demand, hydrated in ${formatDuration(r.hydration.ms)}: no longer needs the gateway since ${r.hydration.independentAt}${r.hydration.retries ? ` (${r.hydration.retries} fetches retried while the gateway was unreachable)` : ''}`,
+    ];
+  }
+  return [
+    `served on demand from the vault, ${Math.round((r.hydrated ?? 0) * 100)} % local, hydrating behind`,
+  ];
 }

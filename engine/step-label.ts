@@ -9,7 +9,7 @@ export function stepLabel(step: string): string | undefined {
   return LABELS[step] ?? (IN_PROGRESS.has(step) ? undefined : step.replaceAll('-', ' '));
 }
 
-const IN_PROGRESS = new Set(['materialise', 'launch', 'health', 'verify', 'retrying']);
+const IN_PROGRESS = new Set(['materialise', 'launch', 'health', 'hydrate', 'verify', 'retrying']);
 
 const LABELS: Record<string, string> = {
   preflighted: 'system disk checked before anything changed',
@@ -18,6 +18,10 @@ const LABELS: Record<string, string> = {
   materialised: 'volumes materialised',
   launched: 'server launched',
   healthy: 'health check passed',
+  'hydrated-25': 'a quarter of the volumes local',
+  'hydrated-50': 'half of the volumes local',
+  'hydrated-75': 'three quarters of the volumes local',
+  hydrated: 'volumes hydrated: the recovery no longer needs the gateway',
   verified: 'every block verified',
   found: 'failed-over copy found',
   'way-home-started': 'agent started on the recovered server (the way home)',

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { errorMessage } from '../../core/errors.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
+import { checkFuse } from '../doctor/check-fuse.js';
 import {
   checkCertificates,
   checkGateway,
@@ -15,7 +16,7 @@ export function registerDoctor(program: Command, exit: ExitState): void {
   program
     .command('doctor')
     .description(
-      'check this machine and home: Redis, block tracing, certificates, gateway and its clock, policies (exit 1 on a failure)',
+      'check this machine and home: Redis, block tracing, FUSE for instant recovery, certificates, gateway and its clock, policies (exit 1 on a failure)',
     )
     .option('--json', 'print the findings as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) =>
@@ -36,6 +37,7 @@ export function registerDoctor(program: Command, exit: ExitState): void {
         }
         findings.push(await checkRedis(ctx.env));
         findings.push(...(await checkTrace(ctx.env, ctx.home)));
+        findings.push(await checkFuse());
         if (config) {
           findings.push(await checkKek(config));
           findings.push(...(await checkCertificates(config)));

@@ -10,11 +10,14 @@ import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { forKnownApp } from '../unknown-app.js';
 import { pointArg, resolvePoint } from './point-arg.js';
+import { mountInstant } from './restore-instant.js';
 
 export function registerRestore(program: Command, exit: ExitState): void {
   program
     .command('restore')
-    .description('write a byte-exact image of one volume at a recovery point')
+    .description(
+      'write a byte-exact image of one volume at a recovery point, or mount its file system read-only straight from the vault (--instant --mount DIR)',
+    )
     .argument('<app>', 'the app')
     .requiredOption(
       '--point <id>',
@@ -22,8 +25,16 @@ export function registerRestore(program: Command, exit: ExitState): void {
     )
     .option('--allow-fuzzy', 'let latest be a fuzzy point (taken without a freeze)')
     .requiredOption('--volume <name>', 'the volume to restore')
-    .requiredOption('--to <file>', 'image file to write (sparse where blocks are zero)')
+    .option('--to <file>', 'image file to write (sparse where blocks are zero)')
     .option('--force', 'replace --to if it exists')
+    .option(
+      '--instant',
+      'with --mount: serve the volume on demand over FUSE (only what is read is fetched)',
+    )
+    .option(
+      '--mount <dir>',
+      'with --instant: mount the volume read-only at DIR until Ctrl-C (root; a loop device)',
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (
@@ -31,7 +42,9 @@ export function registerRestore(program: Command, exit: ExitState): void {
         opts: {
           point: string;
           volume: string;
-          to: string;
+          to?: string;
+          instant?: boolean;
+          mount?: string;
           force?: boolean;
           allowFuzzy?: boolean;
           json?: boolean;
@@ -42,18 +55,20 @@ export function registerRestore(program: Command, exit: ExitState): void {
           checkName('app', app, 'APP');
           checkName('volume', opts.volume, '--volume');
           const ctx = contextOf(cmd);
-          const to = resolve(opts.to);
-          await requireDirectory(dirname(to), opts.to);
+          const instant = instantTarget(opts);
+          const to = instant ? '' : resolve(opts.to as string);
+          if (!instant) await requireDirectory(dirname(to), opts.to as string);
           const config = await ctx.config();
           const client = gatewayClient(config);
           // SIGINT or SIGTERM stops the restore; the partial image (plaintext) is removed
           // before the command ends.
           const interrupted = new AbortController();
           const stop = (sig: NodeJS.Signals) => {
+            if (instant) return interrupted.abort(); // the end of an instant mount: unmount
             interrupted.abort(
               new DrError(`restore interrupted by ${sig}; the partial image was removed`, {
                 code: 'operation_cancelled',
-                subject: opts.to,
+                subject: to,
               }),
             );
             client.close(); // ends a transfer waiting on the network at once
@@ -70,6 +85,24 @@ export function registerRestore(program: Command, exit: ExitState): void {
                 await resolvePoint(client, app, pointArg(opts.point), opts.allowFuzzy === true),
               ),
             );
+            if (instant) {
+              await mountInstant({
+                client,
+                kek,
+                app,
+                point,
+                volume: opts.volume,
+                mount: instant,
+                log: ctx.log,
+                signal: interrupted.signal,
+                onMounted: (dir, device) =>
+                  ctx.out(
+                    `mounted ${app}/${opts.volume} at point ${point.id} (${point.time}, ${point.label}) read-only at ${dir} (${device}), fetched as it is read; Ctrl-C unmounts`,
+                  ),
+              });
+              ctx.out(`unmounted ${instant}`);
+              return 0;
+            }
             const result = await restoreVolume({
               client,
               kek,
@@ -87,7 +120,7 @@ export function registerRestore(program: Command, exit: ExitState): void {
               );
             return 0;
           } catch (err) {
-            throw interrupted.signal.aborted ? interrupted.signal.reason : err;
+            throw interrupted.signal.aborted && !opts.instant ? interrupted.signal.reason : err;
           } finally {
             process.off('SIGINT', stop);
             process.off('SIGTERM', stop);
@@ -95,6 +128,32 @@ export function registerRestore(program: Command, exit: ExitState): void {
           }
         }),
     );
+}
+
+/** The directory to mount at for `--instant --mount DIR`, or undefined for an image restore (--to). */
+function instantTarget(opts: {
+  to?: string;
+  instant?: boolean;
+  mount?: string;
+}): string | undefined {
+  if (opts.instant || opts.mount !== undefined) {
+    if (!opts.instant || opts.mount === undefined || opts.to !== undefined) {
+      throw new DrError('--instant and --mount DIR go together, without --to', {
+        code: 'usage',
+        subject: '--instant',
+        remedy: 'use `--instant --mount DIR` to mount the point, or `--to FILE` to write an image',
+      });
+    }
+    return opts.mount;
+  }
+  if (opts.to === undefined) {
+    throw new DrError('restore needs --to FILE (or --instant --mount DIR)', {
+      code: 'usage',
+      subject: '--to',
+      remedy: 'add --to FILE for an image, or --instant --mount DIR to mount the file system',
+    });
+  }
+  return undefined;
 }
 
 /** The folder --to names must exist before a byte is fetched: found late, it was a stack trace. */

@@ -114,6 +114,11 @@ export function registerWorker(program: Command, exit: ExitState): void {
             void worker.close(true);
           });
           await worker.close(!redisUp);
+          // Volumes this worker served on demand end with it; unmount them rather than leave it to the kernel.
+          const { releaseAllInstant } = await import('../../replicator/recovery/instant-point.js');
+          const released = await releaseAllInstant();
+          if (released.length > 0)
+            log.warn({ ops: released }, 'stopped serving on-demand volumes of these operations');
           await audit.stop(); // events not audited yet stay in the group for the next engine or worker
           await client.close();
           redis.disconnect();

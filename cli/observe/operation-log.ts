@@ -13,7 +13,7 @@ export interface OperationView {
   app: string;
   job: OperationEvent['job'];
   state: 'running' | 'succeeded' | 'failed';
-  /** The last step reached, while running. */
+  /** The last step reached, while running (`hydrating 40 %` while an instant failover hydrates). */
   step?: string;
   startedAt: number;
   finishedAt?: number;
@@ -52,7 +52,11 @@ export function foldOperations(events: OperationEvent[]): OperationView[] {
       ops.set(e.opId, op);
     }
     if (e.type === 'step' && e.step !== undefined) {
-      op.step = e.step;
+      // A running instant failover's hydration shows how far it is.
+      op.step =
+        e.step === 'hydrate' && e.progress !== undefined && e.progress < 1
+          ? `hydrating ${Math.floor(e.progress * 100)} %`
+          : e.step;
       // Progress within a step repeats it: the log keeps when each step was first reached.
       if (op.steps[op.steps.length - 1]?.step !== e.step && op.steps.length < 50)
         op.steps.push({ step: e.step, at: e.time });

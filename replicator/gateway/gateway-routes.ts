@@ -152,8 +152,24 @@ export function gatewayRouter(p: GatewayParts): Router {
           "send since=SEQ, a point's seqTo",
         );
       }
-      await streamRecords(res, a, { app, vol, id, since });
+      // ?from=B&to=B: only blocks B in [from, to), for a recovery that fetches a block on demand.
+      const from = blockParam(url.searchParams.get('from'), 'from', 0);
+      const to = blockParam(url.searchParams.get('to'), 'to', 2 ** 32);
+      await streamRecords(res, a, { app, vol, id, since, from, to });
     },
   );
   return router;
+}
+
+/** A block number in a query (`from`/`to`), or the default when absent. */
+function blockParam(value: string | null, name: string, absent: number): number {
+  if (value === null) return absent;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 32) {
+    throw badRequest(
+      `${name}=${value} is not a block number`,
+      `send ${name}=N with 0 <= N <= 2^32`,
+    );
+  }
+  return n;
 }

@@ -20,17 +20,24 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
 
 /**
  * Streams point `id`'s records of volume `vol` (only those of batches after `since` when it is
- * not -1) as `block u32 | seq u64 | len u32 | record`, under the app's read lock so retention and
+ * not -1, and of blocks in [from, to)) as `block u32 | seq u64 | len u32 | record`, under the app's read lock so retention and
  * GC wait. A missing segment is refused before the first byte; after it, an error cuts the stream.
  */
 export async function streamRecords(
   res: ServerResponse,
   a: AppReplica,
-  { app, vol, id, since }: { app: string; vol: string; id: number; since: number },
+  {
+    app,
+    vol,
+    id,
+    since,
+    from = 0,
+    to = 2 ** 32,
+  }: { app: string; vol: string; id: number; since: number; from?: number; to?: number },
 ): Promise<void> {
   await a.withReadLock(async () => {
     const all = await a.pointEntries(id, vol);
-    const entries = since < 0 ? all : all.filter((e) => e.seq > since);
+    const entries = all.filter((e) => e.seq > since && e.block >= from && e.block < to);
     // Said before the first byte: once the stream has begun, an error can only cut it off.
     const missing = await a.missingSegments(entries);
     if (missing.length > 0) {

@@ -68,7 +68,14 @@ export interface RecordedSteps {
   /** Failover only: the source's fence ran (or there was none); never run twice. */
   fenced?: FenceOutcome;
   resolved?: { point: number; pointTime: string; label: string; dataAgeSeconds: number };
-  materialised?: { volumes: MaterialisedVolume[]; ms: number };
+  materialised?: {
+    volumes: MaterialisedVolume[];
+    ms: number;
+    /** Served on demand by the worker that recorded it (FUSE); another worker serves it again. */
+    instant?: boolean;
+    /** Why a recovery that would have been instant materialised in full. */
+    fullBecause?: string;
+  };
   launched?: { server: Launched; ms: number };
   healthy?: { output: string; ms: number };
   /** How many times the job was picked up again after it started (a crash or a retry). */
@@ -104,6 +111,19 @@ export interface OperationResult {
   cleanupAt?: string;
   /** Failover only: whether the source was fenced before the recovered server started. */
   fence?: FenceOutcome;
+  /** How the volumes were recovered: served on demand (instant) or materialised in full. */
+  recovery?: RecoveryKind;
+}
+
+/** Instant (on-demand, hydrating behind) or full materialisation, and what came of it. */
+export interface RecoveryKind {
+  kind: 'instant' | 'full';
+  /** Full although instant was asked for: why (no /dev/fuse, no binding …). */
+  why?: string;
+  /** Instant: how far hydration had got when the result was written, 0..1. */
+  hydrated?: number;
+  /** Instant failover: how long hydration took, and when the recovery stopped needing the gateway. */
+  hydration?: { ms: number; independentAt: string; bytes: number; retries: number };
 }
 
 export interface CleanupResult {

@@ -36,6 +36,8 @@ export interface RecoveryDeps {
    * failover fetches only what changed since (true by default; it costs one image's disk space).
    */
   imageCache?: boolean;
+  /** false: never serve volumes on demand (tests of full materialisation); default follows dr.yaml. */
+  instant?: boolean;
 }
 
 /** The app's settings in the worker's dr.yaml; `app_unknown` when the worker does not know it. */

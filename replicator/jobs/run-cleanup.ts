@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Processor, UnrecoverableError } from 'bullmq';
 import { errorMessage, isDrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { releaseInstant } from '../recovery/instant-point.js';
 import { emitEvent } from './operation-events.js';
 import { type CleanupJob, type CleanupResult, OP_ID } from './recovery-contract.js';
 import { defaultProvider, type RecoveryDeps, recoveryDir } from './recovery-deps.js';
@@ -19,8 +20,10 @@ export async function removeOperation(
 ): Promise<string[]> {
   const config = await deps.config();
   const provider = (deps.provider ?? defaultProvider)(config, config.apps[app], log);
-  const removed = await provider.destroy(opId, log);
   const dir = join(recoveryDir(config), opId);
+  // Volumes served on demand go first: the server loses its disks, and the directory holds no mount.
+  await releaseInstant(opId, dir);
+  const removed = await provider.destroy(opId, log);
   const left = await stat(dir).then(
     () => true,
     () => false, // already gone

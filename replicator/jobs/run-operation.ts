@@ -6,6 +6,8 @@ import { APP_NAME } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { isName } from '../../core/names.js';
 import { fenceSource } from '../recovery/fence-source.js';
+import { fuseUnavailable } from '../recovery/fuse-mount.js';
+import { heldInstant, type InstantRecovery, serveInstant } from '../recovery/instant-point.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import { trustedPoint } from '../recovery/point-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
@@ -22,6 +24,7 @@ import {
   type OperationResult,
   type RecordedSteps,
   type RecoveryJobData,
+  type RecoveryKind,
 } from './recovery-contract.js';
 import {
   defaultProvider,
@@ -153,6 +156,43 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       const resolved = steps.resolved;
       await emit({ type: 'step', step: 'resolved', progress: 1 });
 
+      // Served on demand by a worker that is gone (killed, restarted): serve it again here.
+      const lostInstant = steps.materialised?.instant === true && !heldInstant(opId);
+      let fullBecause: string | undefined;
+      if (
+        !steps.materialised ||
+        lostInstant ||
+        !(await imagesPresent(steps.materialised.volumes))
+      ) {
+        await checkCancel();
+        const wantInstant =
+          provider.kind === 'local' &&
+          deps.instant !== false &&
+          (config.recovery.instant ?? mode === 'drill');
+        fullBecause = wantInstant ? await fuseUnavailable() : undefined;
+        if (wantInstant && fullBecause === undefined) {
+          await emit({ type: 'step', step: 'materialise', progress: 0 });
+          const t0 = performance.now();
+          const served = await serveInstant(opId, {
+            client: deps.gateway(config),
+            kek,
+            app,
+            point: await pointDetail(resolved.point),
+            dir,
+            log,
+          });
+          steps.materialised = {
+            volumes: served.volumes,
+            ms: Math.round(performance.now() - t0),
+            instant: true,
+          };
+          delete steps.launched;
+          delete steps.healthy;
+          await save();
+        } else if (fullBecause !== undefined) {
+          log.warn({ why: fullBecause }, 'volumes cannot be served on demand; materialising them');
+        }
+      }
       if (!steps.materialised || !(await imagesPresent(steps.materialised.volumes))) {
         await checkCancel();
         await emit({ type: 'step', step: 'materialise', progress: 0 });
@@ -177,7 +217,11 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
                 handover: mode === 'drill' ? 'background-copy' : 'take',
               }),
         });
-        steps.materialised = { volumes, ms: Math.round(performance.now() - t0) };
+        steps.materialised = {
+          volumes,
+          ms: Math.round(performance.now() - t0),
+          ...(fullBecause !== undefined ? { fullBecause } : {}),
+        };
         delete steps.launched;
         delete steps.healthy;
         await save();
@@ -234,6 +278,25 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       }
       const healthy = steps.healthy;
       await emit({ type: 'step', step: 'healthy', progress: 1 });
+      const healthyAt = Date.now();
+      const served = materialised.instant ? heldInstant(opId) : undefined;
+      const recovery: RecoveryKind = served
+        ? { kind: 'instant', hydrated: served.fraction() }
+        : {
+            kind: 'full',
+            ...(materialised.fullBecause !== undefined ? { why: materialised.fullBecause } : {}),
+          };
+      if (served && mode === 'failover') {
+        // The failover is done when the recovery no longer needs the gateway: wait, showing progress.
+        recovery.hydration = await awaitHydration(
+          served,
+          signal,
+          (fraction) => emit({ type: 'step', step: 'hydrate', progress: fraction }),
+          (step) => emit({ type: 'step', step, progress: 1 }),
+        );
+        recovery.hydrated = 1;
+        await emit({ type: 'step', step: 'hydrated', progress: 1 });
+      }
 
       const result: OperationResult = {
         opId,
@@ -245,12 +308,13 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           materialiseMs: materialised.ms,
           launchMs: launched.ms,
           healthyMs: healthy.ms,
-          totalMs: Date.now() - steps.startedAt,
+          totalMs: healthyAt - steps.startedAt,
         },
         health: { ok: true, output: healthy.output },
         server: launched.server,
         resumes: steps.resumes ?? 0,
         ...(steps.fenced ? { fence: steps.fenced } : {}),
+        recovery,
       };
       if (mode === 'drill') {
         const keepMs = job.data.keepMs ?? DEFAULT_KEEP_MS;
@@ -349,6 +413,35 @@ async function imagesPresent(volumes: { path: string }[]): Promise<boolean> {
     if (!ok) return false;
   }
   return true;
+}
+
+/** Waits for an instant recovery to be whole: progress every 5 % (checked every 2 s), a whole step each quarter. */
+async function awaitHydration(
+  served: InstantRecovery,
+  signal: AbortSignal,
+  progress: (fraction: number) => unknown,
+  wholeStep: (step: string) => unknown,
+): Promise<NonNullable<RecoveryKind['hydration']>> {
+  let done = false;
+  const finished = served.hydrated.finally(() => {
+    done = true;
+  });
+  let last = -1;
+  let quarter = 0;
+  while (!done) {
+    const f = served.fraction();
+    if (f - last >= 0.05) {
+      last = f;
+      await progress(f);
+    }
+    // Chat shows whole steps only: each quarter passed is one.
+    while (quarter < 3 && f >= (quarter + 1) / 4) {
+      quarter++;
+      await wholeStep(`hydrated-${quarter * 25}`);
+    }
+    await Promise.race([finished.catch(() => undefined), sleep(2000, undefined, { signal })]);
+  }
+  return finished;
 }
 
 /** Emits materialise progress over all volumes at most every 5 %. */

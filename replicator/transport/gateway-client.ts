@@ -144,10 +144,19 @@ export class GatewayClient {
     volume: string,
     /** Only records of batches after this one (the seqTo of an earlier point). */
     since?: number,
+    /** Only the blocks in [from, to) (an on-demand read and its read-ahead). */
+    range?: { from: number; to: number },
   ): AsyncGenerator<StreamedRecord> {
+    const query = new URLSearchParams();
+    if (since !== undefined) query.set('since', String(since));
+    if (range) {
+      query.set('from', String(range.from));
+      query.set('to', String(range.to));
+    }
+    const q = query.size > 0 ? `?${query}` : '';
     const res = await this.send(
       'GET',
-      `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
+      `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${q}`,
     );
     const chunks = (async function* () {
       try {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import { checkCertificates, type Finding } from '../../cli/doctor/doctor-checks.js';
 import { homePaths } from '../../core/home.js';
+import { fuseUnavailable } from '../../replicator/recovery/fuse-mount.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -55,6 +56,13 @@ describe('dr doctor', () => {
     );
     expect(find(report, 'cert gateway')?.detail).toMatch(/^valid for \d+ more days/);
     expect(find(report, 'policies')?.detail).toMatch(/lint-clean/);
+    // Instant recovery: ok where FUSE works here, otherwise a warning that says why.
+    const fuse = await fuseUnavailable();
+    expect(find(report, 'instant')).toMatchObject(
+      fuse === undefined
+        ? { status: 'ok', detail: expect.stringMatching(/FUSE works/) }
+        : { status: 'warn', detail: expect.stringContaining(fuse) },
+    );
     // The plain output names each check; exit code and text agree.
     const text = await dr(['doctor'], {
       DR_HOME: t.home,

@@ -244,11 +244,12 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     const result = end.result as OperationResult;
     expect(result.resumes).toBeGreaterThanOrEqual(1);
     expect(result.health.output).toContain(marker);
-    // the images were made once: the resumed job did not materialise again
+    // Full images are made once: the resumed job does not materialise again. Volumes served on
+    // demand lived in the killed worker: the new one serves them again, reusing what verifies.
     const materialiseStarts = (await events(opId)).filter(
       (e) => e.step === 'materialise' && e.progress === 0,
     );
-    expect(materialiseStarts).toHaveLength(1);
+    expect(materialiseStarts).toHaveLength(result.recovery?.kind === 'instant' ? 2 : 1);
     await finished(opId, 'cleanup');
     await nothingLeft(opId);
   });

@@ -23,6 +23,12 @@ describe('operation steps and history lines', () => {
       'health check passed',
     ]);
     expect(stepLabel('some-new-step')).toBe('some new step');
+    // an instant failover's hydration: quarters as whole steps, then the end
+    expect(['hydrate', 'hydrated-50', 'hydrated'].map(stepLabel)).toEqual([
+      undefined,
+      'half of the volumes local',
+      'volumes hydrated: the recovery no longer needs the gateway',
+    ]);
   });
 
   it('writes an audit entry as one short line, never as JSON', () => {

@@ -338,4 +338,23 @@ describe('operations from the events stream', () => {
     ]);
     expect(ops[1]).toMatchObject({ error: 'boom', cleanedUp: true });
   });
+
+  it("shows how far an instant failover's hydration is", () => {
+    const step = (progress: number) =>
+      ({
+        opId: 'op-c3',
+        app: 'web',
+        job: 'failover',
+        type: 'step',
+        step: 'hydrate',
+        progress,
+        time: 6,
+      }) as const;
+    const ops = foldOperations([
+      { opId: 'op-c3', app: 'web', job: 'failover', type: 'started', time: 5 },
+      step(0.25),
+      step(0.4267),
+    ]);
+    expect(ops[0]?.step).toBe('hydrating 42 %');
+  });
 });

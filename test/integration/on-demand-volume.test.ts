@@ -1,0 +1,215 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLog } from '../../core/log.js';
+import type { Gateway } from '../../replicator/gateway/gateway-server.js';
+import {
+  fuseUnavailable,
+  type MountedVolumes,
+  mountVolumes,
+} from '../../replicator/recovery/fuse-mount.js';
+import { OnDemandVolume } from '../../replicator/recovery/on-demand-volume.js';
+import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
+import type { GatewayClient } from '../../replicator/transport/gateway-client.js';
+import { dr, kek, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { missingFeature, skipBecause } from '../helpers/skip.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const run = promisify(execFile);
+const SIZE = 8 * 1024 * 1024;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const noFuse = await fuseUnavailable();
+
+/** Reads a byte range of a file in another process (the FUSE server runs on this one's event loop). */
+async function readElsewhere(path: string, skip = 0, count = SIZE): Promise<Buffer> {
+  const { stdout } = await run(
+    'dd',
+    [`if=${path}`, 'bs=4096', `skip=${skip / 4096}`, `count=${count / 4096}`, 'status=none'],
+    { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 },
+  );
+  return stdout;
+}
+
+describe.skipIf(missingFeature(noFuse, 'on-demand volume over FUSE'))(
+  'a point served on demand over FUSE',
+  () => {
+    let t: TestHome;
+    let gw: Gateway;
+    let client: GatewayClient;
+    let source: Buffer;
+    let mounted: MountedVolumes | undefined;
+    let vols: OnDemandVolume[] = [];
+
+    beforeEach(async () => {
+      t = await testHome();
+      const img = join(t.dir, 'a.img');
+      source = await writeImage(img, SIZE, 7);
+      const add = ['--home', t.home, 'app', 'add', 'web', '--volume', `a=${img}`];
+      expect((await dr([...add, '--quiesce-freeze', 'true', '--quiesce-thaw', 'true'])).code).toBe(
+        0,
+      );
+      gw = await t.startGateway();
+      const r = await dr(['--home', t.home, 'agent', '--app', 'web', '--once'], {
+        DR_LOG_LEVEL: 'silent',
+      });
+      expect(r.code).toBe(0);
+      client = await t.client();
+    });
+
+    afterEach(async () => {
+      await mounted?.unmount();
+      mounted = undefined;
+      for (const v of vols) await v.close();
+      vols = [];
+      await t?.cleanup();
+    });
+
+    async function serve(path = join(t.dir, 'a.local'), reuse = false) {
+      const v = await OnDemandVolume.open({
+        client,
+        kek: await kek(t.home),
+        app: 'web',
+        point: await client.point('web', 'latest'),
+        volume: 'a',
+        path,
+        reuse,
+        retryForMs: 60_000,
+      });
+      vols.push(v);
+      mounted = await mountVolumes(join(t.dir, 'mnt'), [v], silentLog);
+      return { v, file: mounted.paths.a as string };
+    }
+
+    async function fullRestore(): Promise<Buffer> {
+      const to = join(t.dir, 'full.img');
+      await restoreVolume({
+        client,
+        kek: await kek(t.home),
+        app: 'web',
+        point: await client.point('web', 'latest'),
+        volume: 'a',
+        to,
+      });
+      return readFile(to);
+    }
+
+    it('serves a read before anything is local, then hydrates to a byte-identical image', async () => {
+      const { v, file } = await serve();
+      expect(v.state().blocksLocal).toBeLessThan(v.state().blocksTotal);
+      // one 4 KiB read in the middle fetches its chunk (and only that, plus the holes)
+      const mid = 3 * 1024 * 1024 + 8192;
+      const piece = await readElsewhere(file, mid, 4096);
+      expect(sha(piece)).toBe(sha(source.subarray(mid, mid + 4096)));
+      expect(v.state().blocksLocal).toBeLessThan(v.state().blocksTotal);
+      // the whole file read through FUSE is the source
+      expect(sha(await readElsewhere(file))).toBe(sha(source));
+      await v.hydrate();
+      const s = v.state();
+      expect(s.blocksLocal).toBe(s.blocksTotal);
+      expect(s.hydratedAt).toBeTypeOf('number');
+      const full = await fullRestore();
+      expect(sha(await readFile(join(t.dir, 'a.local')))).toBe(sha(full));
+      expect(sha(full)).toBe(sha(source));
+    });
+
+    it('writes go to the local copy and read back; the point in the gateway is unchanged', async () => {
+      const { v, file } = await serve();
+      await run('dd', [
+        'if=/dev/zero',
+        `of=${file}`,
+        'bs=4096',
+        'count=1',
+        'seek=10',
+        'conv=notrunc',
+        'status=none',
+      ]);
+      const back = await readElsewhere(file, 40960, 4096);
+      expect(back.equals(Buffer.alloc(4096))).toBe(true);
+      await v.hydrate();
+      const local = await readFile(join(t.dir, 'a.local'));
+      expect(local.subarray(40960, 45056).equals(Buffer.alloc(4096))).toBe(true);
+      // everything else is the point
+      expect(sha(local.subarray(45056))).toBe(sha(source.subarray(45056)));
+      expect(sha(await fullRestore())).toBe(sha(source));
+    });
+
+    it('a tampered record is EIO to the reader and fails the volume, never wrong data', async () => {
+      await gw.close();
+      const config = await t.config();
+      const segDir = join(config.storeDir, 'apps', 'web', 'segments');
+      const seg = join(segDir, (await readdir(segDir)).sort()[0] as string);
+      const bytes = await readFile(seg);
+      for (let k = 1; k < 10; k++) {
+        const at = Math.floor((bytes.length * k) / 10);
+        bytes[at] = (bytes[at] as number) ^ 0x55;
+      }
+      await writeFile(seg, bytes);
+      gw = await t.startGateway();
+      const { v, file } = await serve();
+      const read = readElsewhere(file);
+      await expect(read).rejects.toThrow(/Input\/output error/);
+      await expect(v.whole()).rejects.toMatchObject({
+        code: expect.stringMatching(/block_corrupt|store_corrupt/),
+      });
+      expect(v.state().failed).toMatch(/block \d+/); // the error names the block
+    });
+
+    it('a gateway that goes away is latency to the reader, not an error, and the retries are counted', async () => {
+      const { v, file } = await serve();
+      const port = Number((await t.config()).gateway.address.split(':').at(-1));
+      await gw.close();
+      const read = readElsewhere(file);
+      await waitFor('a retry against the stopped gateway', () => v.state().retries > 0, 30_000);
+      gw = await t.startGateway({ port });
+      expect(sha(await read)).toBe(sha(source));
+      await v.hydrate();
+      expect(v.state().retries).toBeGreaterThan(0);
+      expect(v.state().failed).toBeUndefined();
+    });
+
+    it('a full DR disk is EIO to the reader and a failed volume that says to free space', async (ctx) => {
+      if (process.getuid?.() !== 0)
+        return skipBecause(ctx, 'a small tmpfs for the local copy needs root');
+      const small = join(t.dir, 'small');
+      await mkdir(small);
+      await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+      try {
+        const { v, file } = await serve(join(small, 'a.local'));
+        await expect(readElsewhere(file)).rejects.toThrow(/Input\/output error/);
+        await expect(v.hydrate()).rejects.toThrow(/DR disk is full.*free space/s);
+        expect(v.state().failed).toMatch(/DR disk is full/);
+      } finally {
+        await mounted?.unmount();
+        mounted = undefined;
+        for (const v of vols) await v.close();
+        vols = [];
+        await run('umount', ['-l', small]);
+      }
+    });
+
+    it('a local copy left by a killed worker is reused only where its blocks verify', async () => {
+      const path = join(t.dir, 'a.local');
+      // an earlier attempt left a copy with the right bytes in most places and garbage in one block
+      const left = Buffer.from(source);
+      left.fill(0xaa, 5 * 65536, 6 * 65536);
+      await writeFile(path, left.subarray(0, SIZE / 2)); // half written when it died
+      const { v } = await serve(path, true);
+      await v.hydrate();
+      expect(sha(await readFile(path))).toBe(sha(source));
+    });
+  },
+);
+
+describe('without FUSE', () => {
+  it('says why on-demand volumes cannot be served, or nothing when they can', async () => {
+    const why = await fuseUnavailable();
+    if (why !== undefined) expect(why).toMatch(/fuse/i);
+    else {
+      const fh = await open('/dev/fuse', 'r+');
+      await fh.close();
+    }
+  });
+});
