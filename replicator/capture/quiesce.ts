@@ -1,8 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
-import type { Socket } from 'node:net';
+/** The quiesce of a consistent cut: the app's freeze hook and fsfreeze, bounded by a thaw watchdog. */
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { DrError } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import {
@@ -16,6 +13,7 @@ import {
   THAW_STEP_MS,
   thawAll,
 } from './thaw-all.js';
+import { spawnWatchdog, type Watchdog, watchdogScript } from './watchdog-client.js';
 
 /** How long a new thaw watchdog may take to start (before anything is frozen). */
 const WATCHDOG_START_MS = 30_000;
@@ -54,30 +52,6 @@ export interface Frozen {
   enterMs: number;
   /** Thaws (fsfreeze -u, then the thaw hook); idempotent; resolves with the time frozen in ms. Never throws: a failed thaw is logged and reported in the result. */
   thaw(): Promise<ThawResult>;
-}
-
-/** The watchdog of one freeze, as the agent sees it. */
-interface Watchdog {
-  /** Tells it the agent has thawed: it disarms and waits for the next cut. */
-  done(): void;
-  /** Its exit code once it has exited (null when killed by a signal). */
-  exited: Promise<number | null>;
-  /** Arms it with a plan; resolves true once it answered `ready` (false if it exited). */
-  arm(plan: string): Promise<boolean>;
-  alive(): boolean;
-  /** Lets it exit (it is disarmed between cuts, so nothing is thawed). */
-  close(): void;
-}
-
-/**
- * The compiled watchdog sits beside this module (dist/replicator/capture/).
- * Vitest runs the .ts sources, where it does not; there the one `npm run build`
- * made under dist/ (relative to the repo root) is used, and `npm test` builds first.
- */
-function watchdogScript(): string {
-  const beside = fileURLToPath(new URL('./thaw-watchdog.js', import.meta.url));
-  if (existsSync(beside)) return beside;
-  return fileURLToPath(new URL('../../dist/replicator/capture/thaw-watchdog.js', import.meta.url));
 }
 
 const bounded = <T>(p: Promise<T>, ms: number): Promise<T | undefined> =>
@@ -296,7 +270,7 @@ export class Quiescer {
    */
   private async warmWatchdog(): Promise<void> {
     if (this.watchdog?.alive()) return;
-    const watchdog = this.spawnWatchdog();
+    const watchdog = spawnWatchdog(this.watchdogLog);
     this.watchdog = watchdog;
     const empty = JSON.stringify({ mounts: [], timeoutMs: WATCHDOG_START_MS });
     const ready = await bounded(watchdog.arm(empty), WATCHDOG_START_MS);
@@ -323,7 +297,7 @@ export class Quiescer {
       thawCmd: this.thawCmd,
       timeoutMs: this.timeoutMs,
     });
-    if (!this.watchdog?.alive()) this.watchdog = this.spawnWatchdog();
+    if (!this.watchdog?.alive()) this.watchdog = spawnWatchdog(this.watchdogLog);
     const watchdog = this.watchdog;
     const ready = await bounded(watchdog.arm(plan), ms);
     if (ready !== true) {
@@ -342,69 +316,5 @@ export class Quiescer {
   close(): void {
     this.watchdog?.close();
     this.watchdog = undefined;
-  }
-
-  private spawnWatchdog(): Watchdog {
-    const script = watchdogScript();
-    if (!existsSync(script)) {
-      throw new DrError(`the thaw watchdog ${script} is missing`, {
-        code: 'quiesce_failed',
-        subject: script,
-        remedy: 'build Lifeboat with `npm run build` (it compiles the watchdog)',
-      });
-    }
-    const logFd = this.watchdogLog !== undefined ? openSync(this.watchdogLog, 'a') : undefined;
-    let child: ChildProcess;
-    try {
-      // The agent's pid on argv only names the agent in `ps`; plans go over stdin.
-      child = spawn(process.execPath, [script, `--agent=${process.pid}`], {
-        detached: true,
-        stdio: ['pipe', 'pipe', logFd ?? 'ignore'],
-      });
-    } finally {
-      if (logFd !== undefined) closeSync(logFd);
-    }
-    const exited = new Promise<number | null>((resolve) => {
-      child.once('exit', (code) => resolve(code));
-      child.once('error', () => resolve(null));
-    });
-    const stdin = child.stdin as Socket;
-    stdin.on('error', () => undefined); // EPIPE: the watchdog has exited, and `exited` tells why
-    // Each `ready` line answers the oldest plan sent.
-    const waiting: Array<(ok: boolean) => void> = [];
-    let text = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      text += c.toString();
-      let nl = text.indexOf('\n');
-      while (nl >= 0) {
-        if (text.slice(0, nl).trim() === 'ready') waiting.shift()?.(true);
-        text = text.slice(nl + 1);
-        nl = text.indexOf('\n');
-      }
-    });
-    void exited.then(() => {
-      for (const w of waiting.splice(0)) w(false);
-    });
-    // Neither holds the agent's event loop open: if the agent ends, the pipe closes and the watchdog thaws.
-    child.unref();
-    stdin.unref();
-    (child.stdout as Socket | null)?.unref();
-    const alive = () => child.exitCode === null && child.signalCode === null && !stdin.destroyed;
-    return {
-      exited,
-      alive,
-      arm: (plan) =>
-        new Promise<boolean>((resolve) => {
-          if (!alive()) return resolve(false);
-          waiting.push(resolve);
-          stdin.write(`${plan}\n`);
-        }),
-      done: () => {
-        if (alive()) stdin.write('done\n');
-      },
-      close: () => {
-        if (!stdin.destroyed) stdin.end();
-      },
-    };
   }
 }

@@ -3,17 +3,15 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
 import { DrError, errorMessage } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
 import { RECORD_HEADER_BYTES, readRecordHeader } from '../crypto/block-cipher.js';
-import type { PointRecord } from '../crypto/point-record.js';
 import { type DecodedBatch, decodeBatch } from '../transport/batch-codec.js';
+import type { AppStats, AppStoreOptions, CommitRequest } from './app-store-types.js';
 import { Mutex, ReadWriteLock } from './async-lock.js';
 import {
   type Catalog,
   mergeVolumes,
   newCatalog,
   type PointInfo,
-  type PointLabel,
   readCatalog,
   sameVolumes,
   type VolumeMeta,
@@ -31,43 +29,7 @@ import { PointView } from './point-view.js';
 import { mergeDroppedPoints, planRetention, type RetentionRules } from './retention.js';
 import { FRAME_BATCH, SegmentLog } from './segment-log.js';
 
-export interface AppStoreOptions {
-  /** The app's folder: `<store>/apps/<app>`. */
-  dir: string;
-  name: string;
-  log: Logger;
-  segmentBytes: number;
-  /** Segment appends with O_DIRECT where the file system allows (default). */
-  directIo?: boolean | undefined;
-}
-
-export interface CommitRequest {
-  /** Every pending batch up to this seq goes into the point; all of them must have arrived. */
-  upToSeq: number;
-  label: PointLabel;
-  /** The instant of the cut; now when left out. */
-  time?: Date;
-  /** Each volume's size and the agent's keyed digest of it at the point. */
-  volumes: Record<string, { size: number; digest: string }>;
-  /**
-   * The agent's signed record of this point, kept beside it for readers to check. The store
-   * cannot check the signature; it checks that the record names this point's id, sequence
-   * range, time, label and volumes.
-   */
-  signed?: { record: PointRecord; sig: string };
-}
-
-export interface AppStats {
-  /** Bytes in segment files. */
-  segmentBytes: number;
-  segments: number;
-  points: number;
-  pendingBatches: number;
-  committedSeq: number;
-  /** Highest durable seq, pending or committed. */
-  lastSeq: number;
-  pendingSeqs: number[];
-}
+export type { AppStats, AppStoreOptions, CommitRequest } from './app-store-types.js';
 
 /**
  * One app's replica: segment log, catalog, point indexes and pending batches.
