@@ -1,6 +1,10 @@
+// DingTalk's OpenAPI as the robot uses it: token, messages, cards, pictures, session webhooks.
 import { type Logger, silentLog } from '../../core/log.js';
 import { waitAndRetry } from '../wait-and-retry.js';
+import { DingTalkApiError } from './dingtalk-api-error.js';
 import type { DingTalkCredentials } from './dingtalk-credentials.js';
+
+export { DingTalkApiError } from './dingtalk-api-error.js';
 
 /** A card's variables as our template reads them. */
 export interface CardParams {
@@ -22,22 +26,6 @@ export function spaceOf(channel: string): Space {
   return rest.startsWith('user:')
     ? { kind: 'user', id: rest.slice('user:'.length) }
     : { kind: 'group', id: rest };
-}
-
-export class DingTalkApiError extends Error {
-  /** DingTalk refused for the call rate (QPS limits; a robot's 20 messages a minute): worth waiting. */
-  readonly throttled: boolean;
-
-  constructor(
-    readonly path: string,
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(`DingTalk ${path} answered ${status} ${code}: ${message}`);
-    this.throttled =
-      status === 429 || /QpsLimit|Throttl|RateLimit/i.test(code) || code === WEBHOOK_TOO_FAST;
-  }
 }
 
 /** Who a private message did not reach: unknown staff ids, and ids still flow-controlled after the waits. */
@@ -66,9 +54,6 @@ function cardAsMarkdown(p: CardParams, reason: string): string {
     .filter((part) => part.trim() !== '')
     .join('\n\n');
 }
-
-/** A session webhook's errcode for "send too fast" (a robot may post 20 messages a minute). */
-const WEBHOOK_TOO_FAST = '130101';
 
 export interface DingTalkApiOptions {
   fetch?: typeof fetch;

@@ -2,7 +2,7 @@
 import { hostname } from 'node:os';
 import type { App, BlockAction, ButtonAction, RespondFn, SlashCommand } from '@slack/bolt';
 import type { Redis } from 'ioredis';
-import { DrError, errorMessage } from '../../core/errors.js';
+import { errorMessage } from '../../core/errors.js';
 import type { HttpRoute } from '../../core/http-route.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { ControlPlane, Notice, Reply } from '../../engine/contract.js';
@@ -24,6 +24,7 @@ import {
   slackVerifier,
 } from './slack-events-route.js';
 import { postSlackReport } from './slack-report.js';
+import { slackStartError } from './slack-start-error.js';
 import { withRetryAfter } from './with-retry-after.js';
 
 export interface SlackSurfaceOptions {
@@ -140,29 +141,7 @@ export class SlackSurface implements ChatSurface {
     try {
       await this.app.init();
     } catch (err) {
-      const platform =
-        (err as { code?: string; data?: { error?: string } }).code ===
-        'slack_webapi_platform_error';
-      throw platform
-        ? new DrError(
-            `Slack refused SLACK_BOT_TOKEN (${(err as { data?: { error?: string } }).data?.error ?? 'error'})`,
-            {
-              code: 'config_invalid',
-              subject: 'SLACK_BOT_TOKEN',
-              remedy:
-                "set it to the app's Bot User OAuth Token (xoxb-…), or unset it to leave Slack off",
-              cause: err,
-            },
-          )
-        : new DrError(
-            `cannot reach Slack's Web API at ${this.o.credentials.apiUrl} (${errorMessage(err)})`,
-            {
-              code: 'config_invalid',
-              subject: 'SLACK_API_URL',
-              remedy: 'check the network or proxy to Slack, or SLACK_API_URL',
-              cause: err,
-            },
-          );
+      throw slackStartError(err, this.o.credentials.apiUrl);
     }
     if (this.o.credentials.mode === 'socket') await this.app.start();
     if (this.o.noticeRedis) {

@@ -1,3 +1,4 @@
+// Finding, waiting for and deleting an operation's ECS resources (what `destroy` needs).
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteDiskRequest,
@@ -17,9 +18,9 @@ import {
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { type EcsClient, EcsError, ecsCall, make } from './alicloud-ecs.js';
+import { OP_TAG, tagFilter, tagMap } from './alicloud-tags.js';
 
-/** The tag every resource of an operation carries: lifeboat-op=<opId>. */
-export const OP_TAG = 'lifeboat-op';
+export { OP_TAG } from './alicloud-tags.js';
 
 /** Every image status, so Describe shows images still being made (ECS shows Available ones only by default). */
 const ALL_IMAGE_STATUSES = 'Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated';
@@ -43,10 +44,6 @@ interface Disk extends Tagged {
 interface Instance extends Tagged {
   ip: string;
 }
-
-type TagList = { tag?: { tagKey?: string; tagValue?: string }[] } | undefined;
-const tagMap = (t: TagList) =>
-  new Map((t?.tag ?? []).map((x) => [x.tagKey ?? '', x.tagValue ?? '']));
 
 export interface EcsResourcesOptions {
   client: EcsClient;
@@ -390,10 +387,6 @@ export class EcsResources {
     ];
     return [...new Set(found.map((r) => r.tags.get(OP_TAG) ?? ''))].filter(Boolean).sort();
   }
-}
-
-function tagFilter([key, value]: [string, string?]): { key: string; value?: string } {
-  return value === undefined ? { key } : { key, value };
 }
 
 function gone(kind: string, id: string): DrError {
