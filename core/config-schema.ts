@@ -235,8 +235,10 @@ export const configSchema = z.object({
       interval: duration.default(1000),
       batchSize: size('batch').default(4 * 1024 * 1024),
       tracker: z.enum(['auto', 'trace', 'scan']).default('auto'),
+      /** Read every block of a volume, even holes and free space (first sync and resyncs). */
+      fullCopy: z.boolean().default(false),
     })
-    .default({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' }),
+    .default({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto', fullCopy: false }),
   recovery: z
     .object({
       /**

@@ -165,6 +165,7 @@ retention:
 agent:
   interval: 1s    # period of \`dr agent\`'s cycles (a cycle starts every interval)
   tracker: auto   # auto | trace | scan
+  fullCopy: false # true reads holes and free space too (see docs/replication.md)
   batchSize: 4MiB
 # who may do what is decided by the policy files in this directory (see docs/policies.md)
 policies: policies

@@ -33,6 +33,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
       '--tracker <kind>',
       'how changes are found: trace (block tracepoints; root and a block device), scan, or auto (default: agent.tracker in dr.yaml)',
     )
+    .option(
+      '--full-copy',
+      'read every block, even image holes and free space of a mounted ext4/xfs (default: agent.fullCopy in dr.yaml, false)',
+    )
     .option('--json', 'print the cycle report as JSON (with --once)')
     .option(
       '--metrics <host:port>',
@@ -45,6 +49,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           once?: boolean;
           interval?: string;
           tracker?: string;
+          fullCopy?: boolean;
           json?: boolean;
           metrics?: string;
         },
@@ -59,6 +64,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           const settings = resolveAgentSettings(config, opts.app, {
             interval: opts.interval,
             tracker: opts.tracker,
+            ...(opts.fullCopy ? { fullCopy: true } : {}),
             trace: {
               ...(tracefs ? { tracefs } : {}),
               ...(bufferKiB ? { bufferKiB } : {}),

@@ -39,7 +39,12 @@ describe('parseConfig', () => {
       directIo: true,
     });
     expect(config.retention.daily).toBe(30 * 86_400_000);
-    expect(config.agent).toEqual({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto' });
+    expect(config.agent).toEqual({
+      interval: 1000,
+      batchSize: 4 * 1024 * 1024,
+      tracker: 'auto',
+      fullCopy: false,
+    });
   });
 
   it('parses an app and fills in tier and block size', () => {
