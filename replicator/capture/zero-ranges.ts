@@ -29,6 +29,8 @@ const MAPPED_FS = new Set(['ext4', 'xfs']);
 const FREE_OWNER = 'special_0:1';
 /** xfs_io's output for a large, fragmented map stays well under this. */
 const MAX_OUTPUT = 256 * 1024 * 1024;
+/** A walk that takes longer is abandoned: the scan then reads every block. */
+const WALK_TIMEOUT_MS = 60_000;
 
 /** What the walk needs of a volume (a VolumeFile satisfies it). */
 export interface MappableVolume {
@@ -63,6 +65,7 @@ export async function findZeroRanges(
     if (!volume.isBlockDevice) {
       const { stdout } = await run(xfsIo, ['-r', '-c', 'seek -a -r 0', volume.path], {
         maxBuffer: MAX_OUTPUT,
+        timeout: WALK_TIMEOUT_MS,
       });
       return done(parseSeekHoles(stdout, size), 'holes');
     }
@@ -72,6 +75,7 @@ export async function findZeroRanges(
       return done([], 'none', `${mount.fstype} on ${mount.dir} has no trusted free-space map`);
     const { stdout } = await run(xfsIo, ['-r', '-c', 'fsmap -m', mount.dir], {
       maxBuffer: MAX_OUTPUT,
+      timeout: WALK_TIMEOUT_MS,
     });
     return done(parseFsmapFree(stdout, volume.rdev), 'fsmap');
   } catch (err) {
