@@ -14,6 +14,8 @@ const benches = [
   'chat.mjs',
   'policy.mjs',
   'up.mjs',
+  'restore.mjs',
+  'wan.mjs',
 ];
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 let failed = 0;

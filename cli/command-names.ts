@@ -19,6 +19,7 @@ export const COMMAND_MODULES = {
   pause: ['pause', 'resume'],
   serve: ['serve'],
   chat: ['chat'],
+  signin: ['signin'],
   policy: ['policy'],
   audit: ['audit'],
   up: ['up'],

@@ -27,6 +27,7 @@ const LOADERS: Record<CommandModule, () => Promise<Register>> = {
   pause: async () => (await import('./commands/pause.js')).registerPause,
   serve: async () => (await import('./commands/serve.js')).registerServe,
   chat: async () => (await import('./commands/chat.js')).registerChat,
+  signin: async () => (await import('./commands/signin.js')).registerSignin,
   policy: async () => (await import('./commands/policy.js')).registerPolicy,
   audit: async () => (await import('./commands/audit.js')).registerAudit,
   up: async () => (await import('./commands/up.js')).registerUp,

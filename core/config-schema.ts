@@ -1,7 +1,13 @@
 // The shape of dr.yaml: its zod schema (every key, its default and its error) and the types from it.
 import { z } from 'zod';
+import {
+  COMPRESSION_HINT,
+  type CompressionSetting,
+  parseCompressionSetting,
+} from './compression-setting.js';
 import { hostPortSchema } from './host-port.js';
 import { appNameSchema, volumeNameSchema } from './names.js';
+import { knownTimeZone, parseRateSchedule, RATE_HINT, type RateSchedule } from './rate-schedule.js';
 import { parseDuration, parseSize } from './units.js';
 
 const hostPort = hostPortSchema;
@@ -15,6 +21,27 @@ const size = (what: string) =>
     }
     return n;
   });
+
+const compression = z.string().transform((v, ctx): CompressionSetting => {
+  const c = parseCompressionSetting(v);
+  if (!c) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(v)} is not a compression: ${COMPRESSION_HINT}`,
+    });
+    return z.NEVER;
+  }
+  return c;
+});
+
+const rateSchedule = z.string().transform((v, ctx): RateSchedule => {
+  const r = parseRateSchedule(v);
+  if ('error' in r) {
+    ctx.addIssue({ code: 'custom', message: `${r.error}: ${RATE_HINT}` });
+    return z.NEVER;
+  }
+  return r.schedule;
+});
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const n = parseDuration(v);
@@ -33,6 +60,8 @@ const blockSize = size('block').refine(
 const volumeSchema = z.object({
   name: volumeNameSchema,
   path: z.string().min(1),
+  /** Replicate only the first SIZE bytes (a device larger than the volume, e.g. a recovered ECS disk). */
+  size: z.number().int().positive().optional(),
 });
 
 const quiesceSchema = z
@@ -54,13 +83,23 @@ const check = z.string().min(1, 'expected a command or an http(s) URL, or leave 
 const checkTimeout = duration.default(60_000);
 
 /** The app runs on this machine. */
-const localProviderSchema = z.object({
-  kind: z.literal('local'),
-  /** The command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
-  start: z.string().min(1, 'expected a command, or leave start out').optional(),
-  check: check.optional(),
-  checkTimeout,
-});
+const localProviderSchema = z
+  .object({
+    kind: z.literal('local'),
+    /** The command that starts the app against its images (DR_VOLUME_<NAME> in its environment). */
+    start: z.string().min(1, 'expected a command, or leave start out').optional(),
+    check: check.optional(),
+    checkTimeout,
+    /**
+     * Failback's final copy: run at the DR site before its file systems are frozen (the app stops
+     * taking writes, flushes), and `thaw` if the failback fails after it; give both or neither.
+     */
+    freeze: z.string().min(1, 'expected a command, or leave freeze out').optional(),
+    thaw: z.string().min(1, 'expected a command, or leave thaw out').optional(),
+  })
+  .refine((p) => (p.freeze === undefined) === (p.thaw === undefined), {
+    message: 'freeze and thaw hooks go together: give both or neither',
+  });
 
 const ecsId = (example: string) =>
   z
@@ -124,6 +163,10 @@ const alicloudProviderSchema = z.object({
     .optional(),
   /** Where the worker finds attached disks by serial; /dev/disk/by-id by default. */
   diskByIdDir: z.string().min(1, 'expected a directory, or leave it out').optional(),
+  /** DR_HOME on the recovered instance, where the way home's agent finds its keys; /etc/lifeboat by default. */
+  agentHome: z.string().min(1, 'expected a directory, or leave it out').optional(),
+  /** How `dr` is run on the recovered instance; `dr` by default. */
+  agentCommand: z.string().trim().min(1, 'expected a command, or leave it out').optional(),
   accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),
   accessKeySecret: notHere('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
 });
@@ -166,6 +209,11 @@ const appSchema = z.object({
   owners: z.array(z.string().min(1)).default([]),
   /** How far behind the DR copy may fall before the RPO monitor alerts. */
   rpoObjective: duration.default(60_000),
+  /** IANA time zone of the app's business hours (a bandwidth cap by time of day); default: the host's. */
+  timeZone: z
+    .string()
+    .refine(knownTimeZone, 'expected an IANA time zone like Europe/Berlin or Asia/Shanghai')
+    .optional(),
 });
 
 /** A chat identity: `slack:U…`, `dingtalk:<staffId>`, `console:<name>`. */
@@ -237,8 +285,18 @@ export const configSchema = z.object({
       tracker: z.enum(['auto', 'trace', 'scan']).default('auto'),
       /** Read every block of a volume, even holes and free space (first sync and resyncs). */
       fullCopy: z.boolean().default(false),
+      /** Wire compression: zstd (level adapted to the link), zstd:N (pinned) or lz4. */
+      compression: compression.default({ codec: 'zstd', level: 'auto' }),
+      /** Bandwidth cap, optionally by time of day in the app's time zone; absent: none. */
+      maxRate: rateSchedule.optional(),
     })
-    .default({ interval: 1000, batchSize: 4 * 1024 * 1024, tracker: 'auto', fullCopy: false }),
+    .default({
+      interval: 1000,
+      batchSize: 4 * 1024 * 1024,
+      tracker: 'auto',
+      compression: { codec: 'zstd', level: 'auto' },
+      fullCopy: false,
+    }),
   recovery: z
     .object({
       /**
@@ -251,8 +309,13 @@ export const configSchema = z.object({
        * the written-back state before it reports the app protected again (or says why not).
        */
       reprotectWait: duration.default(120_000),
+      /**
+       * Failback from ECS: how long the agent started on the recovered instance may take to reach
+       * the gateway before the failback stops, with the agent's own last log line.
+       */
+      wayHomeConnectWait: duration.default(120_000),
     })
-    .default({ imageCache: true, reprotectWait: 120_000 }),
+    .default({ imageCache: true, reprotectWait: 120_000, wayHomeConnectWait: 120_000 }),
   /** People, their chat identities and groups. Anyone not listed may only read. */
   people: z
     .record(

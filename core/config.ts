@@ -167,6 +167,9 @@ agent:
   tracker: auto   # auto | trace | scan
   fullCopy: false # true reads holes and free space too (see docs/replication.md)
   batchSize: 4MiB
+  compression: zstd   # zstd (level adapted to the link) | zstd:N (1-19, pinned) | lz4
+  # bandwidth cap, optionally by time of day in the app's timeZone; none unless set
+  # maxRate: 10MiB/s mon-fri 08:00-18:00, 50MiB/s
 # who may do what is decided by the policy files in this directory (see docs/policies.md)
 policies: policies
 # people, their chat identities (slack:U…, dingtalk:<staffId>, console:<name>) and groups

@@ -164,6 +164,15 @@ export const ENV = {
     expected: '0 or 1',
     remedy: 'set it to 1 (or 0), or unset it',
   }),
+  DR_REDIS_SUPERVISED: variable({
+    about:
+      '`1` (set by `dr up` for its parts when it runs Redis itself and says on its terminal when Redis stops and is back): a part logs its own two lines about a Redis outage at info, in its log, instead of as warnings',
+    unset: 'off: warnings',
+    fallback: false,
+    schema: parsedBy((t) => (t === '1' ? true : t === '0' ? false : undefined)),
+    expected: '0 or 1',
+    remedy: 'leave it to dr up, or unset it',
+  }),
   DR_STOP_TIMEOUT: variable({
     about:
       'how long a long-running part (`gateway`, `agent`, `worker`, `warm`, `serve`) may take to stop after SIGINT or SIGTERM before it exits anyway, leaving its in-flight work for the next start (docs/deployment.md)',

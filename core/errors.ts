@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'bad_request'
   | 'quiesce_failed'
   | 'provider_failed'
+  | 'way_home_failed'
   | 'boot_blocked'
   | 'operation_conflict'
   | 'operation_cancelled'

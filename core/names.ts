@@ -4,6 +4,11 @@ import { DrError } from './errors.js';
 
 /** App names: lower-case letters, digits and -; they name directories and Redis keys. */
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/**
+ * The gateway's app id of an app's way home: what an agent on the recovered server (after a
+ * failover into a cloud) replicates as, so the failback can bring it back to the original volumes.
+ */
+export const reverseAppId = (app: string): string => `${app}--home`;
 /** Volume names: lower-case letters, digits, - and _. */
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Operation ids name directories and Redis keys, so they are kept to a safe alphabet. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../core/errors.js';
 import { connectRedis } from '../core/redis.js';
+import { watchRedis } from '../core/redis-outage.js';
 import { CardRefresher } from './card-refresher.js';
 import type { EngineContext } from './engine-context.js';
 import { startOperationAudit } from './operation-audit.js';
@@ -19,14 +20,10 @@ export async function startBackground(
   }: { redisUrl: string; monitorEveryMs?: number; cardsEveryMs?: number },
 ) {
   const conn = connectRedis(redisUrl, 'lifeboat-engine-events');
-  conn.on('error', (err: Error) =>
-    ctx.log.debug({ err: err.message }, 'engine events: Redis connection error; retrying'),
-  );
+  watchRedis(conn, ctx.log, 'engine events');
   const events = startOperationNotices(ctx, conn);
   const auditConn = connectRedis(redisUrl, 'lifeboat-engine-audit');
-  auditConn.on('error', (err: Error) =>
-    ctx.log.debug({ err: err.message }, 'engine audit: Redis connection error; retrying'),
-  );
+  watchRedis(auditConn, ctx.log, 'engine audit');
   const audit = startOperationAudit({
     conn: auditConn,
     audit: ctx.audit,

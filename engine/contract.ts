@@ -24,6 +24,8 @@ export const ACTION_VERBS: readonly Verb[] = VERB_TABLE.filter((s) => s.access =
 export interface CommandArgs extends FlagArgs {
   /** approve, reject: the approval id; cancel, cleanup: the operation id; ack: the alert id. */
   id?: string;
+  /** throttle: the bandwidth cap as written (`20MiB/s`, a schedule by time of day, `unlimited`), or `default`. */
+  rate?: string;
   /** policy: which sub-command. */
   sub?: 'list' | 'explain';
   /** policy explain: the words of the command to explain, e.g. ['failover', 'prod-web']. */
@@ -142,7 +144,8 @@ export type NoticeKind =
   | 'policy.invalid'
   | 'surface.down'
   | 'replication.paused'
-  | 'replication.resumed';
+  | 'replication.resumed'
+  | 'replication.throttled';
 
 /** Something the chat layer should tell people. Notices sharing a `key` update one message. */
 export interface Notice {

@@ -5,6 +5,7 @@ import type { Config } from '../core/config.js';
 import { errorMessage } from '../core/errors.js';
 import { type Logger, silentLog } from '../core/log.js';
 import { connectRedis } from '../core/redis.js';
+import { reportRedisError, watchRedis } from '../core/redis-outage.js';
 import { settleWithin } from '../core/settle-within.js';
 import { RecoveryClient } from '../replicator/jobs/recovery-client.js';
 import { DEFAULT_PREFIX, recoveryKeys } from '../replicator/jobs/recovery-contract.js';
@@ -24,6 +25,7 @@ import { submitPress } from './submit-approval.js';
 import { submitAck, submitCancel, submitCleanup } from './submit-control.js';
 import { submitOperation } from './submit-operation.js';
 import { submitPause } from './submit-pause.js';
+import { submitThrottle } from './submit-throttle.js';
 import { argsProblem } from './verbs.js';
 
 export interface EngineOptions {
@@ -70,13 +72,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     now = Date.now,
   } = options;
   const redis = connectRedis(redisUrl, 'lifeboat-engine');
-  redis.on('error', (err: Error) =>
-    log.warn({ err: err.message }, 'engine: Redis connection error; retrying'),
-  );
+  watchRedis(redis, log, 'engine');
   const keys = recoveryKeys(prefix);
   const queue = new Queue(ENGINE_QUEUE, { connection: redis, prefix: keys.bullPrefix });
   // Without a listener BullMQ prints a queue's connection errors raw on standard error.
-  queue.on('error', (err) => log.debug({ err: errorMessage(err) }, 'engine queue: Redis error'));
+  queue.on('error', (err) => reportRedisError(log, err, 'engine queue'));
   const notices = new NoticeStream(redis, prefix, now);
   const dir = isAbsolute(config.policies) ? config.policies : resolve(home, config.policies);
 
@@ -119,9 +119,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   });
 
   const recoveryClient = new RecoveryClient(redis, prefix);
-  recoveryClient.queue.on('error', (err) =>
-    log.debug({ err: errorMessage(err) }, 'recovery queue: Redis error'),
-  );
+  recoveryClient.queue.on('error', (err) => reportRedisError(log, err, 'recovery queue'));
   const ctx: EngineContext = {
     home,
     config,
@@ -220,6 +218,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         case 'pause':
         case 'resume':
           return await submitPause(ctx, command, who);
+        case 'throttle':
+          return await submitThrottle(ctx, command, who);
       }
     }
   };
@@ -233,9 +233,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     async start() {
       if (worker) return;
       workerConn = connectRedis(redisUrl, 'lifeboat-engine-worker');
-      workerConn.on('error', (err: Error) =>
-        log.debug({ err: err.message }, 'engine worker: Redis connection error; retrying'),
-      );
+      watchRedis(workerConn, log, 'engine worker');
       worker = new Worker(
         ENGINE_QUEUE,
         async (job) => {
@@ -250,7 +248,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           concurrency: 4,
         },
       );
-      worker.on('error', (err) => log.warn({ err: err.message }, 'engine worker error'));
+      worker.on('error', (err) => reportRedisError(log, err, 'engine worker'));
       background = await startBackground(ctx, {
         redisUrl,
         ...(options.monitorEveryMs ? { monitorEveryMs: options.monitorEveryMs } : {}),

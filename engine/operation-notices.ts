@@ -201,30 +201,43 @@ export async function operationNotice(
           ...(typeof fb.downtimeMs === 'number' ? { rtoMs: fb.downtimeMs } : {}),
         });
       }
+      const d = describe(r);
       return ctx.notices.publish({
         ...base,
         kind: 'operation.finished',
-        severity: describe(r).ok ? 'info' : 'critical',
-        summary: `${what} ${describe(r).text} (${e.opId})`,
+        severity: d.ok ? 'info' : 'critical',
+        // A failback's line ends with how protected the app is again: the thing to read last.
+        summary: d.tail ? `${what} done (${e.opId}): ${d.text}` : `${what} ${d.text} (${e.opId})`,
+        ...(d.details ? { details: d.details } : {}),
       });
     }
   }
 }
 
 /** One line for the results that are not a recovered server: failback, verify, cleanup. */
-function describe(r: unknown): { ok: boolean; text: string } {
+function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; details?: string[] } {
   // The fields of FailbackResult, VerifyResult and CleanupResult this line uses.
   const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
-    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection'> &
+    Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection' | 'wayHome'> &
       Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
       Pick<CleanupResult, 'removed'>
   >;
-  if (x.mode === 'failback')
+  if (x.mode === 'failback') {
+    const p = x.protection;
+    // Home again but not protected is an app without a DR copy: it needs someone's attention,
+    // and the line says why and what to do.
+    const state = !p
+      ? 'the agent may replicate again'
+      : p.protected
+        ? `protected again, RPO ${p.rpoSeconds ?? '?'} s`
+        : p.detail;
     return {
-      // Home again but not protected is an app without a DR copy: it needs someone's attention.
-      ok: x.protection?.protected !== false,
-      text: `done: ${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${x.protection?.detail ?? 'the agent may replicate again'}`,
+      ok: p?.protected !== false,
+      tail: true,
+      text: `${x.wayHome ? 'home from ECS by reverse replication, ' : ''}${formatBytes(x.bytesSent ?? 0)} written back, downtime ${formatDuration(x.downtimeMs ?? 0)}, total ${formatDuration(x.totalMs ?? 0)}; ${state}`,
+      ...(p?.protected ? { details: [p.detail] } : {}),
     };
+  }
   if (x.mode === 'verify')
     return x.ok
       ? { ok: true, text: `done: point ${x.point} verified` }

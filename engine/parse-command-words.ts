@@ -134,7 +134,26 @@ function parseVerb(spec: VerbSpec, rest: string[]): Parsed {
     }
   }
   const extra = positional.slice(operand && first !== undefined ? 1 : 0);
-  if (extra.length > 0) {
+  if (spec.rest === 'rate') {
+    // The words are the cap as written; the engine (submitThrottle) reads and checks them.
+    if (app !== undefined && extra.length === 0)
+      return {
+        ok: false,
+        error: `\`${verb}\` needs a rate, like 20MiB/s, or default.`,
+        hint: usageHint(spec),
+      };
+    const rate = extra
+      .join(' ')
+      .replace(/[\p{Cc}]/gu, ' ')
+      .trim();
+    if (rate.length > 300)
+      return {
+        ok: false,
+        error: `The rate is ${rate.length} characters long; the limit is 300.`,
+        hint: usageHint(spec),
+      };
+    if (rate) args.rate = rate;
+  } else if (extra.length > 0) {
     if (spec.rest !== 'reason') {
       return {
         ok: false,

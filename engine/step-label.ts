@@ -12,6 +12,7 @@ export function stepLabel(step: string): string | undefined {
 const IN_PROGRESS = new Set(['materialise', 'launch', 'health', 'verify', 'retrying']);
 
 const LABELS: Record<string, string> = {
+  preflighted: 'system disk checked before anything changed',
   'replication-stopped': 'replication stopped',
   resolved: 'recovery point chosen',
   materialised: 'volumes materialised',
@@ -19,8 +20,11 @@ const LABELS: Record<string, string> = {
   healthy: 'health check passed',
   verified: 'every block verified',
   found: 'failed-over copy found',
+  'way-home-started': 'agent started on the recovered server (the way home)',
+  'way-home-continuous': 'the recovered server is copied home; changes follow',
   precopied: 'changes copied back while it runs',
-  frozen: 'recovered server stopped for the final copy',
+  frozen: 'recovered server frozen for the final copy (stopped, where nothing could be frozen)',
+  stopped: 'recovered server stopped',
   synced: 'final changes copied back',
   switched: 'original site is production again',
   resumed: 'resumed by another worker',

@@ -35,8 +35,11 @@ export interface VerbSpec {
   doc?: string;
   operand?: Operand;
   flags?: readonly FlagName[];
-  /** Free words after the operand: `reject A-12 wrong window`. */
-  rest?: 'reason';
+  /**
+   * Free words after the operand: `reject A-12 wrong window` (reason); `throttle web 10MiB/s
+   * mon-fri 08:00-18:00, 50MiB/s` (rate: required, read by the engine's submitThrottle).
+   */
+  rest?: 'reason' | 'rate';
   /** Sub-commands (policy list | explain). */
   subs?: readonly ('list' | 'explain')[];
   /**
@@ -188,6 +191,15 @@ export const VERB_TABLE = [
       operand: 'the app',
       options: [{ flags: '--json', help: 'print the reply as JSON' }],
     },
+  },
+  {
+    verb: 'throttle',
+    usage: 'throttle <app> <rate> | default',
+    summary: "cap an app's replication bandwidth",
+    doc: "cap the app's replication bandwidth (`20MiB/s`, `100Mbit/s`, or by time of day in the app's `timeZone`: `10MiB/s mon-fri 08:00-18:00, 50MiB/s`); the agent applies it at its next heartbeat, over its own `agent.maxRate`; `throttle <app> default` gives that back. Checked before the policies (`throttle web fast: fast is not a rate`), audited, told to the app's channels; `status` says when the cap holds the RPO back",
+    operand: app(true),
+    rest: 'rate',
+    access: 'policy',
   },
   {
     verb: 'history',

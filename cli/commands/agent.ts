@@ -1,17 +1,29 @@
+import { dirname, join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { readEnv } from '../../core/env.js';
 import { isDrError } from '../../core/errors.js';
+import { reverseAppId } from '../../core/names.js';
+import { parseRateSchedule, RATE_HINT } from '../../core/rate-schedule.js';
 import { formatBytes } from '../../core/units.js';
 import {
   ReplicationAgent,
   resolveAgentSettings,
   type SyncProgress,
 } from '../../replicator/agent/index.js';
+import { WireLink } from '../../replicator/agent/wire-link.js';
 import { gatewayClient, loadKek } from '../connect.js';
-import { contextOf, type ExitState, printJson, reportError, runAction } from '../context.js';
+import {
+  contextOf,
+  type ExitState,
+  printJson,
+  reportError,
+  runAction,
+  usageError,
+} from '../context.js';
 import { createAgentMetrics } from '../metrics/agent-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
+import { reverseVolumes } from '../reverse-volumes.js';
 import { stopSignal } from '../stop-signal.js';
 import { accessRuleFrom } from '../web/access-rule.js';
 import { startWebServer } from '../web/web-server.js';
@@ -37,7 +49,27 @@ export function registerAgent(program: Command, exit: ExitState): void {
       '--full-copy',
       'read every block, even image holes and free space of a mounted ext4/xfs (default: agent.fullCopy in dr.yaml, false)',
     )
+    .option(
+      '--max-rate <rate>',
+      "bandwidth cap, like 20MiB/s or `10MiB/s mon-fri 08:00-18:00, 50MiB/s` in the app's time zone (default: agent.maxRate in dr.yaml, none)",
+    )
     .option('--json', 'print the cycle report as JSON (with --once)')
+    .option(
+      '--reverse',
+      "replicate the app's way home (as APP--home) from the server it failed over to; with --volume for each volume",
+    )
+    .option(
+      '--volume <name=path>',
+      'with --reverse: where a volume is on this server (repeat per volume)',
+      collect,
+      [],
+    )
+    .option(
+      '--size <name=bytes>',
+      'with --reverse: replicate only the first BYTES of the volume (a disk larger than it)',
+      collect,
+      [],
+    )
     .option(
       '--metrics <host:port>',
       'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics while the agent runs',
@@ -50,8 +82,12 @@ export function registerAgent(program: Command, exit: ExitState): void {
           interval?: string;
           tracker?: string;
           fullCopy?: boolean;
+          maxRate?: string;
           json?: boolean;
           metrics?: string;
+          reverse?: boolean;
+          volume: string[];
+          size: string[];
         },
         cmd: Command,
       ) =>
@@ -61,7 +97,13 @@ export function registerAgent(program: Command, exit: ExitState): void {
           // Checked before anything starts: a bad value is one clear line, not a silent default.
           const tracefs = readEnv('DR_TRACEFS', ctx.env);
           const bufferKiB = readEnv('DR_TRACE_BUFFER_KIB', ctx.env);
-          const settings = resolveAgentSettings(config, opts.app, {
+          if (!opts.reverse && (opts.volume.length > 0 || opts.size.length > 0)) {
+            throw usageError(
+              '--volume and --size go with --reverse',
+              'add --reverse, or leave them out',
+            );
+          }
+          const forward = resolveAgentSettings(config, opts.app, {
             interval: opts.interval,
             tracker: opts.tracker,
             ...(opts.fullCopy ? { fullCopy: true } : {}),
@@ -70,10 +112,31 @@ export function registerAgent(program: Command, exit: ExitState): void {
               ...(bufferKiB ? { bufferKiB } : {}),
             },
           });
+          // The way home replicates under its own app id (its own keys and points at the gateway).
+          const id = opts.reverse ? reverseAppId(opts.app) : opts.app;
+          const settings = opts.reverse
+            ? {
+                ...forward,
+                app: id,
+                appConfig: reverseVolumes(opts.app, forward.appConfig, opts.volume, opts.size),
+                stateDir: join(dirname(forward.stateDir), id),
+              }
+            : forward;
+          let maxRate = config.agent.maxRate;
+          if (opts.maxRate !== undefined) {
+            const r = parseRateSchedule(opts.maxRate);
+            if ('error' in r) throw usageError(`--max-rate ${opts.maxRate}: ${r.error}`, RATE_HINT);
+            maxRate = r.schedule;
+          }
+          const link = new WireLink({
+            compression: config.agent.compression,
+            maxRate,
+            ...(settings.appConfig.timeZone ? { timeZone: settings.appConfig.timeZone } : {}),
+          });
           const log = ctx.log.child({ part: 'agent' });
           const access = accessRuleFrom(ctx.env);
           const kek = await loadKek(config);
-          const metrics = opts.metrics ? await createAgentMetrics(opts.app) : undefined;
+          const metrics = opts.metrics ? await createAgentMetrics(id) : undefined;
           const metricsServer =
             metrics && opts.metrics
               ? await startWebServer({
@@ -96,6 +159,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           const bar = process.stdout.isTTY && !opts.json ? progressBar() : undefined;
           const agent = new ReplicationAgent({
             settings,
+            link,
             client,
             kek,
             log,
@@ -109,11 +173,11 @@ export function registerAgent(program: Command, exit: ExitState): void {
               if (opts.json) printJson(report);
               else if (report.unchanged)
                 ctx.out(
-                  `no change since point ${report.point.id} of ${opts.app} (${report.point.label}); no new point committed (checked in ${(report.ms / 1000).toFixed(1)} s)`,
+                  `no change since point ${report.point.id} of ${id} (${report.point.label}); no new point committed (checked in ${(report.ms / 1000).toFixed(1)} s)`,
                 );
               else
                 ctx.out(
-                  `point ${report.point.id} committed for ${opts.app} (${report.point.label}): ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
+                  `point ${report.point.id} committed for ${id} (${report.point.label}): ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
                 );
             }
             return 0;
@@ -164,4 +228,8 @@ function progressBar(): { update: (p: SyncProgress) => void; stop: () => void } 
     },
     stop: () => bar.stop(),
   };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { homePaths } from '../../core/home.js';
 import { connectRedis, redisUrlFrom } from '../../core/redis.js';
+import { watchRedis } from '../../core/redis-outage.js';
 import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway } from '../../replicator/gateway/gateway-server.js';
 import { startStatePublisher } from '../../replicator/gateway/state-publisher.js';
@@ -76,7 +77,7 @@ export function registerGateway(program: Command, exit: ExitState): void {
         }
         // The engine reads replication state from Redis; the agent never needs it.
         const redis = redisUrl ? connectRedis(redisUrl, 'lifeboat-gateway') : undefined;
-        redis?.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+        if (redis) watchRedis(redis, log, 'gateway state publisher');
         const publisher = redis
           ? startStatePublisher({
               redis,

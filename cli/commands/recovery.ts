@@ -209,6 +209,12 @@ function printFailback(r: FailbackResult, out: (line: string) => void): void {
   );
   for (const v of r.volumes) out(`  ${v.name}: ${v.blocksSent} of ${v.blocks} blocks`);
   out(`  pre-copy ${ms(r.precopyMs)}, downtime ${ms(r.downtimeMs)}, total ${ms(r.totalMs)}`);
+  if (r.quiesce)
+    out(
+      r.quiesce.how === 'frozen'
+        ? `  the DR server was frozen for the final copy (${[...(r.quiesce.hook ? ['its freeze hook'] : []), ...r.quiesce.mounts.map((m) => `fsfreeze ${m}`)].join(', ')}), then stopped`
+        : '  the DR server was stopped for the final copy (nothing of it could be frozen)',
+    );
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   out(
     r.unfenced

@@ -78,7 +78,15 @@ Needs REDIS_URL. Stops on SIGINT or SIGTERM within DR_STOP_TIMEOUT (10 s), whate
           closers.push(['chat surfaces', () => surfaces.close()]);
           const statusRedis = await openRedis(ctx.env, 'lifeboat-serve-status');
           closers.push(['status connection', async () => statusRedis.disconnect()]);
-          const status = await createServeRoutes({ config, redis: statusRedis, prefix, access });
+          const status = await createServeRoutes({
+            config,
+            redis: statusRedis,
+            prefix,
+            access,
+            plane: engine,
+            home: ctx.home,
+            log,
+          });
           closers.push(['status page', async () => status.close()]);
           const routes: Route[] = [healthRoute, ...surfaces.routes, ...status.routes];
           const server = await createHttpServer({ listen: opts.listen, routes, log });

@@ -4,6 +4,7 @@ import { homePaths } from '../../core/home.js';
 import { checkName, isName } from '../../core/names.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
 import { readLedger } from '../../replicator/agent/point-ledger.js';
+import { CAP_HOLDS_FRACTION } from '../../replicator/agent/wire-link.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -79,6 +80,17 @@ export function registerStatus(program: Command, exit: ExitState): void {
   );
 }
 
+/** A note when the agent runs under a bandwidth cap, saying so plainly when the cap is what holds the RPO back. */
+export function capNote(s: AppStatus): string | undefined {
+  const l = s.link;
+  if (l?.capBytesPerSec === undefined) return undefined;
+  // A schedule by time of day is shown whole beside the rate in force now.
+  const rate = `${formatBytes(l.capBytesPerSec)}/s${l.cap && /[\s,]/.test(l.cap) ? ` (${l.cap})` : ''}`;
+  if (l.heldFraction >= CAP_HOLDS_FRACTION)
+    return `bandwidth cap ${rate} holds the RPO back: batches waited for it ${Math.round(l.heldFraction * 100)}% of the time (raise it with \`throttle ${s.app} RATE\` or --max-rate)`;
+  return `bandwidth cap ${rate}, ${l.compression}`;
+}
+
 /**
  * The table of `dr status`: columns padded to line up, each cell short; what needs a sentence
  * (why a tracker scans, why an app stalled, the last resync) goes on a note line under its row.
@@ -116,6 +128,8 @@ export function statusTable(rows: AppStatus[], now: number): string[] {
         `the agent committed point #${agent.id} (${agent.time}) but the gateway's latest is ${last ? `#${last.id}` : 'none'}: the gateway lost, rolled back or withholds points`,
       );
     else if (agent) mine.push(`agent's last point: #${agent.id} ${agent.time} ${agent.label}`);
+    const cap = capNote(s);
+    if (cap) mine.push(cap);
     if (s.lastResync)
       mine.push(
         `last resync of ${s.lastResync.volume} at ${s.lastResync.at}: ${formatBytes(s.lastResync.bytes)} sent of ${formatBytes(s.lastResync.size)} (${s.lastResync.reason})`,

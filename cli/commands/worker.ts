@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { readConfig } from '../../core/config.js';
 import { errorMessage } from '../../core/errors.js';
+import { reportRedisError, watchRedis } from '../../core/redis-outage.js';
 import { settleWithin } from '../../core/settle-within.js';
 import { parseDuration } from '../../core/units.js';
 import { RECOVERY_QUEUE } from '../../replicator/jobs/recovery-contract.js';
@@ -51,11 +52,7 @@ export function registerWorker(program: Command, exit: ExitState): void {
           const redis = await openRedis(ctx.env, 'lifeboat-worker-events');
           const connection = await openRedis(ctx.env, 'lifeboat-worker');
           const log = ctx.log.child({ part: 'worker' });
-          for (const r of [redis, connection]) {
-            r.on('error', (err: Error) =>
-              log.debug({ err: err.message }, 'redis connection error'),
-            );
-          }
+          for (const r of [redis, connection]) watchRedis(r, log, 'worker');
           // bullmq loads only here, not for every `dr` command.
           const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
           const { createRecoveryWorker, sweepLeftovers } = await import(
@@ -75,18 +72,14 @@ export function registerWorker(program: Command, exit: ExitState): void {
           worker.on('failed', (job, err) =>
             log.warn({ opId: job?.data?.opId, job: job?.name, err: err.message }, 'job failed'),
           );
-          worker.on('error', (err) => log.error({ err: errorMessage(err) }, 'worker error'));
+          worker.on('error', (err) => reportRedisError(log, err, 'worker'));
           // Without a listener, BullMQ prints a queue's connection errors raw on stderr.
-          client.queue.on('error', (err) =>
-            log.warn({ err: errorMessage(err) }, 'queue connection error'),
-          );
+          client.queue.on('error', (err) => reportRedisError(log, err, 'worker queue'));
           // Job outcomes reach the audit log while this worker runs, with or without an engine.
           const { AuditLog } = await import('../../engine/audit-log.js');
           const { startOperationAudit } = await import('../../engine/operation-audit.js');
           const auditConn = await openRedis(ctx.env, 'lifeboat-worker-audit');
-          auditConn.on('error', (err: Error) =>
-            log.debug({ err: err.message }, 'redis connection error'),
-          );
+          watchRedis(auditConn, log, 'worker audit');
           const audit = startOperationAudit({
             conn: auditConn,
             audit: new AuditLog(redis, prefix),

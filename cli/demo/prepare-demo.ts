@@ -173,6 +173,7 @@ export async function prepareDemo(
         : `  demo-shop          orders on SQLite in the image file ${volume.db}; the service's freeze hook + scanning`,
       '  on call            alice and bob (sre-oncall): `failover demo-shop` needs both to approve;',
       '                     in the console, `as alice` then `approve A-…`, `as bob` then the same',
+      '  status page        its Drill and Approve buttons: `npx dr signin --as alice` prints a sign-in link',
     ],
     ...(tracefs ? { agentEnv: { DR_TRACEFS: tracefs.path } } : {}),
     teardown: async () => {

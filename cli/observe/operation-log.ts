@@ -24,6 +24,14 @@ export interface OperationView {
   error?: string;
   /** A drill whose server the cleanup job has removed. */
   cleanedUp?: boolean;
+  /** Each step as it was first reached, oldest first (ms since epoch). */
+  steps: { step: string; at: number }[];
+  /** Drill and failover: whether the recovered server passed its health check. */
+  healthy?: boolean;
+  /** Drill and failover: the recovered server (provider and id, and where it answers). */
+  server?: { provider: string; id: string; endpoint?: string };
+  /** Failback: the failover it undid. */
+  failoverOpId?: string;
 }
 
 const isOperationResult = (r: OperationEvent['result']): r is OperationResult =>
@@ -40,10 +48,15 @@ export function foldOperations(events: OperationEvent[]): OperationView[] {
     }
     let op = ops.get(e.opId);
     if (!op) {
-      op = { opId: e.opId, app: e.app, job: e.job, state: 'running', startedAt: e.time };
+      op = { opId: e.opId, app: e.app, job: e.job, state: 'running', startedAt: e.time, steps: [] };
       ops.set(e.opId, op);
     }
-    if (e.type === 'step' && e.step !== undefined) op.step = e.step;
+    if (e.type === 'step' && e.step !== undefined) {
+      op.step = e.step;
+      // Progress within a step repeats it: the log keeps when each step was first reached.
+      if (op.steps[op.steps.length - 1]?.step !== e.step && op.steps.length < 50)
+        op.steps.push({ step: e.step, at: e.time });
+    }
     if (e.type === 'finished') {
       op.finishedAt = e.time;
       delete op.step;
@@ -56,6 +69,16 @@ export function foldOperations(events: OperationEvent[]): OperationView[] {
           op.rto = e.result.rto;
           op.point = e.result.point;
           op.dataAgeSeconds = e.result.dataAgeSeconds;
+          if (e.result.health) op.healthy = e.result.health.ok;
+          const srv = e.result.server;
+          if (srv?.id)
+            op.server = {
+              provider: String(srv.provider ?? ''),
+              id: srv.id,
+              ...(srv.endpoint ? { endpoint: srv.endpoint } : {}),
+            };
+        } else if (e.result && 'failoverOpId' in e.result) {
+          op.failoverOpId = e.result.failoverOpId;
         }
       }
     }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { type AccessRule, checkAccess, TOKEN_COOKIE } from '../web/access-rule.js';
 import { pathOf, type Route, sendJsonBody, sendText } from '../web/route.js';
+import type { PageActions } from './page-actions.js';
 import { renderStatusPage, STATUS_PAGE_CSP } from './render-status-page.js';
 import { collectStatus, type SnapshotSources } from './status-snapshot.js';
 
@@ -8,6 +9,8 @@ export interface StatusRoutesOptions extends SnapshotSources {
   access: AccessRule;
   /** Hours the RPO chart spans unless `?hours=` says otherwise (1 to 24). */
   windowHours?: number;
+  /** The buttons (sign-in, drill, approve), where the page runs beside an engine. */
+  actions?: PageActions;
 }
 
 /** `?hours=N`: a whole number from 1 to 24, or the default. */
@@ -34,6 +37,7 @@ function hoursOf(url: URL, fallback: number, res: ServerResponse): number | unde
 export function statusRoutes({
   access,
   windowHours = 6,
+  actions,
   ...sources
 }: StatusRoutesOptions): Route[] {
   const guard = (req: Parameters<Route>[0], res: ServerResponse): boolean => {
@@ -63,13 +67,14 @@ export function statusRoutes({
     }
     const hours = hoursOf(url, windowHours, res);
     if (hours === undefined) return true;
-    const html = renderStatusPage(await collectStatus(sources, hours));
+    const html = renderStatusPage(await collectStatus(sources, hours), 10, actions?.context(req));
     res.writeHead(200, {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-store',
       'content-security-policy': STATUS_PAGE_CSP,
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      // Same-origin: the page's own form posts carry its Origin, which /act checks.
+      'referrer-policy': 'same-origin',
     });
     res.end(req.method === 'HEAD' ? undefined : html);
     return true;
@@ -86,5 +91,5 @@ export function statusRoutes({
     sendJsonBody(res, 200, await collectStatus(sources, hours));
     return true;
   };
-  return [page, api];
+  return [page, api, ...(actions?.routes ?? [])];
 }

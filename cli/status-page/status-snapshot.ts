@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.js';
 import type { RpoSample } from '../../replicator/gateway/state-publisher.js';
-import type { PointInfo } from '../../replicator/transport/wire-types.js';
+import type { PointInfo, VolumeStatus } from '../../replicator/transport/wire-types.js';
 import {
   type OpenAlert,
   type PendingApproval,
@@ -82,6 +82,21 @@ export interface AppView {
   history: Array<[number, number | null]>;
   /** The newest points (newest first); null when the gateway could not be asked. */
   points: PointInfo[] | null;
+  /** Each volume: size, backlog, throughput and, during the first copy, its progress. */
+  volumes: VolumeStatus[];
+  /**
+   * Where the app runs now: at home (its agent's host; empty when no agent is connected) or,
+   * after a failover, on the recovered server that operation launched.
+   */
+  runsAt: { site: 'home' | 'dr'; where: string; opId?: string; since?: string };
+}
+
+/** The gateway's store: what the apps take, and its file system's room. */
+export interface StoreUsage {
+  /** Encrypted bytes of every app listed. */
+  storedBytes: number;
+  freeBytes?: number;
+  totalBytes?: number;
 }
 
 export interface StatusSnapshot {
@@ -91,6 +106,7 @@ export interface StatusSnapshot {
   operations: OperationView[];
   approvals: PendingApproval[];
   alerts: OpenAlert[];
+  store: StoreUsage;
   /** What could not be read, one line each; the rest of the page still shows. */
   problems: string[];
 }
@@ -157,6 +173,7 @@ export async function collectStatus(
   const names = [...new Set([...configuredApps(), ...byApp.keys()])].sort();
   const goals = objectives?.() ?? {};
   const since = t - windowHours * 3_600_000;
+  const operations = foldOperations(events);
   const apps = await Promise.all(
     names.map(async (app): Promise<AppView> => {
       const s = byApp.get(app);
@@ -193,6 +210,8 @@ export async function collectStatus(
         stale: publishedAt !== null && t - Date.parse(publishedAt) > STALE_MS,
         history: downsample(history, since, t, HISTORY_POINTS),
         points: pts ? pts.slice(-pointsPerApp).reverse() : null,
+        volumes: s?.volumes ?? [],
+        runsAt: runsAt(s, operations),
       };
     }),
   );
@@ -200,9 +219,42 @@ export async function collectStatus(
     generatedAt: new Date(t).toISOString(),
     windowHours,
     apps,
-    operations: foldOperations(events).slice(0, 20),
+    operations: operations.slice(0, 20),
     approvals,
     alerts,
+    store: storeUsage(replication.statuses),
     problems: [...new Set(problems)],
+  };
+}
+
+/** Failed over: the newest succeeded failover's server; otherwise home, on the agent's host. */
+function runsAt(s: PublishedStatus | undefined, ops: OperationView[]): AppView['runsAt'] {
+  if (s?.protection?.state === 'failed-over') {
+    const op = ops.find(
+      (o) =>
+        o.app === s.app &&
+        o.job === 'failover' &&
+        o.state === 'succeeded' &&
+        (s.protection?.opId === undefined || o.opId === s.protection.opId),
+    );
+    const srv = op?.server;
+    const where = srv
+      ? `${srv.provider} server ${srv.id}${srv.endpoint ? ` at ${srv.endpoint}` : ''}`
+      : 'the recovered server';
+    return {
+      site: 'dr',
+      where,
+      ...(s.protection.opId ? { opId: s.protection.opId } : {}),
+      ...(s.protection.since ? { since: s.protection.since } : {}),
+    };
+  }
+  return { site: 'home', where: s?.agent?.host ?? '' };
+}
+
+function storeUsage(statuses: PublishedStatus[]): StoreUsage {
+  const room = statuses.find((s) => s.store)?.store;
+  return {
+    storedBytes: statuses.reduce((n, s) => n + (s.storedBytes ?? 0), 0),
+    ...(room ? { freeBytes: room.freeBytes, totalBytes: room.totalBytes } : {}),
   };
 }

@@ -5,6 +5,7 @@ import { envIsSet, readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { formatHostPort, type HostPort } from '../../core/host-port.js';
 import { PidLock } from '../../core/pid-lock.js';
+import { REDIS_SUPERVISED_VARIABLE } from '../../core/redis-outage.js';
 import {
   readUpFile,
   runDir,
@@ -243,6 +244,8 @@ async function startAll(
     DR_HOME: home,
     REDIS_URL: redisUrl,
     DR_GATEWAY: gatewayAddress,
+    // Its own Redis: dr up says here when it stops and is back; the parts keep that to their logs.
+    ...(o.env.REDIS_URL ? {} : { [REDIS_SUPERVISED_VARIABLE]: '1' }),
   };
   row('redis', redisNote);
 
@@ -313,7 +316,12 @@ async function startAll(
   return {
     state,
     summary: tryLines,
-    childEnv: { DR_HOME: home, REDIS_URL: redisUrl, DR_GATEWAY: gatewayAddress },
+    childEnv: {
+      DR_HOME: home,
+      REDIS_URL: redisUrl,
+      DR_GATEWAY: gatewayAddress,
+      ...(o.env.REDIS_URL ? {} : { [REDIS_SUPERVISED_VARIABLE]: '1' }),
+    },
   };
 }
 

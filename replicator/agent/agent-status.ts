@@ -11,6 +11,10 @@ export class AgentStatus {
   lastError: string | undefined;
   /** Bytes on the wire, not yet acknowledged. */
   backlogBytes = 0;
+  /** Per volume: plain bytes in batches not yet acknowledged. */
+  readonly volumeBacklog = new Map<string, number>();
+  /** Per volume, while its first full copy runs: bytes read of its size. */
+  readonly initialSync = new Map<string, { doneBytes: number; sizeBytes: number }>();
   lastFreezeMs: number | undefined;
   lastResync: ResyncReport | undefined;
   /** The newest point on the gateway. */
@@ -31,6 +35,18 @@ export class AgentStatus {
       backlogBytes: this.backlogBytes,
       ...(this.lastError ? { error: this.lastError } : {}),
       trackers: Object.fromEntries(volumes.map((v) => [v.name, v.tracking.info])),
+      volumes: Object.fromEntries(
+        volumes.map((v) => {
+          const sync = this.phase === 'initial-sync' ? this.initialSync.get(v.name) : undefined;
+          return [
+            v.name,
+            {
+              backlogBytes: this.volumeBacklog.get(v.name) ?? 0,
+              ...(sync ? { initialSync: sync } : {}),
+            },
+          ];
+        }),
+      ),
       ...(this.lastFreezeMs !== undefined ? { lastFreezeMs: this.lastFreezeMs } : {}),
       ...(r ? { lastResync: { ...r, at: new Date(r.at).toISOString() } } : {}),
       ...(ledger ? { lastPoint: { id: ledger.id, time: ledger.time, label: ledger.label } } : {}),

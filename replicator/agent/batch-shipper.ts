@@ -2,6 +2,7 @@ import { sealBlockParts } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import { encodeBatch } from '../transport/batch-codec.js';
 import type { Intent, MacState } from './mac-state.js';
+import type { WireLink } from './wire-link.js';
 
 /** A volume as the shipper seals it. */
 export interface ShipVolume {
@@ -23,6 +24,12 @@ export interface BatchShipperOptions {
   inFlight: number;
   /** Bytes on the wire, not yet acknowledged: for heartbeats. */
   onBacklog?: (delta: number) => void;
+  /** The same per volume, in plain bytes: + when its batch goes out, - when answered. */
+  onVolumeBacklog?: (volume: string, delta: number) => void;
+  /** Compression, its adaptive level and the bandwidth cap; without it, zstd level 3 and no cap. */
+  link?: WireLink;
+  /** Stops a wait for the bandwidth cap. */
+  signal?: AbortSignal | undefined;
 }
 
 interface OpenBatch {
@@ -31,6 +38,8 @@ interface OpenBatch {
   count: number;
   bytes: number;
   intent: Intent;
+  /** Plain bytes per volume name, for each volume's backlog. */
+  volumeBytes: Record<string, number>;
 }
 
 /**
@@ -54,7 +63,7 @@ export class BatchShipper {
 
   private fresh(): OpenBatch {
     const seq = this.o.takeSeq();
-    return { seq, parts: [], count: 0, bytes: 0, intent: { seq, blocks: {} } };
+    return { seq, parts: [], count: 0, bytes: 0, intent: { seq, blocks: {} }, volumeBytes: {} };
   }
 
   /** Seals one block into the open batch; sends the batch once it is full. */
@@ -66,7 +75,9 @@ export class BatchShipper {
       { app: this.o.app, volume: volume.name, volumeId: volume.id, block, seq: b.seq },
       plain,
       mac,
+      this.o.link?.compressor,
     );
+    this.o.link?.level?.blockSealed(plain.length);
     for (const p of parts) {
       b.parts.push(p);
       b.bytes += p.length;
@@ -74,6 +85,7 @@ export class BatchShipper {
     b.count++;
     this.blocks++;
     this.plainBytes += plain.length;
+    b.volumeBytes[volume.name] = (b.volumeBytes[volume.name] ?? 0) + plain.length;
     const list = b.intent.blocks[volume.name] ?? [];
     list.push([block, mac.toString('hex')]);
     b.intent.blocks[volume.name] = list;
@@ -120,10 +132,21 @@ export class BatchShipper {
     const bytes = body.reduce((n, x) => n + x.length, 0);
     await this.o.macState.writeIntent(b.intent);
     this.o.onBacklog?.(bytes);
+    for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, n);
+    const level = this.o.link?.level;
+    let sent = 0;
     try {
-      await this.o.send(b.seq, body);
+      await this.o.link?.limiter.take(bytes, this.o.signal);
+      level?.sendStarted();
+      try {
+        await this.o.send(b.seq, body);
+        sent = bytes;
+      } finally {
+        level?.sendEnded(sent);
+      }
     } finally {
       this.o.onBacklog?.(-bytes);
+      for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, -n);
     }
     this.o.macState.apply(b.intent);
     this.lastAcked = Math.max(this.lastAcked, b.seq);

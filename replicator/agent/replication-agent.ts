@@ -19,6 +19,7 @@ import { standBy, waitWhilePaused } from './protection-wait.js';
 import { bindVolumes, replayCrashIntents, sameStore } from './resume-reconciliation.js';
 import type { Shipper } from './shipper.js';
 import { VolumeSet } from './volume-set.js';
+import { WireLink } from './wire-link.js';
 
 export type { ResyncReport, SyncProgress } from './cut.js';
 export type { CycleReport } from './cycle-runner.js';
@@ -33,6 +34,8 @@ export interface AgentOptions {
   /** Told as batches are acknowledged and cycles end, for metrics; never throws back into the agent. */
   observe?: AgentObserver;
   now?: () => number;
+  /** Compression and bandwidth cap (agent.compression, agent.maxRate); default zstd adapted to the link, no cap. */
+  link?: WireLink;
 }
 
 /** What an observer (the agent's metrics) hears about. */
@@ -69,12 +72,15 @@ export class ReplicationAgent {
   private readonly status = new AgentStatus();
   private readonly chain: PointChain;
   private started: Started | undefined;
+  /** One for the agent's life: the level it learnt and the cap's bucket carry over between cycles. */
+  readonly link: WireLink;
 
   constructor(private readonly opts: AgentOptions) {
     this.s = opts.settings;
     this.log = (opts.log ?? silentLog).child({ app: this.s.app });
     this.now = opts.now ?? Date.now;
     this.chain = new PointChain(this.s.app, opts.kek, this.s.stateDir, this.log);
+    this.link = opts.link ?? new WireLink();
   }
 
   /** The last point this agent committed (its own view, to set beside the gateway's). */
@@ -117,6 +123,13 @@ export class ReplicationAgent {
         onTransient: (err) => {
           this.status.lastError = errorMessage(err);
         },
+        onHeartbeatAnswer: ({ throttle }) => {
+          if (this.link.applyThrottle(throttle))
+            log.info(
+              { maxRate: throttle?.maxRate ?? null, by: throttle?.by },
+              throttle?.maxRate ? 'bandwidth cap set from chat' : 'bandwidth cap from chat removed',
+            );
+        },
       });
       const opened = await session.open(volumeSet.volumes, signal);
       const sequence = new BatchSequence(opened.lastSeq, opened.committedSeq);
@@ -142,7 +155,12 @@ export class ReplicationAgent {
         shipper: (s) => this.shipper(macState, session as GatewaySession, sequence, s),
         log,
         now: this.now,
-        onProgress: this.opts.onProgress,
+        onProgress: (p) => {
+          if (p.phase === 'initial-sync')
+            this.status.initialSync.set(p.volume, { doneBytes: p.scanned, sizeBytes: p.size });
+          else this.status.initialSync.clear();
+          this.opts.onProgress?.(p);
+        },
         onResync: (r) => this.opts.observe?.resync?.(r),
       });
       this.started = { lock, macState, volumeSet, session, volumes, runner };
@@ -184,6 +202,12 @@ export class ReplicationAgent {
       onBacklog: (d) => {
         this.status.backlogBytes += d;
       },
+      onVolumeBacklog: (v, d) => {
+        const m = this.status.volumeBacklog;
+        m.set(v, Math.max(0, (m.get(v) ?? 0) + d));
+      },
+      link: this.link,
+      signal,
     });
   }
 
@@ -217,6 +241,8 @@ export class ReplicationAgent {
       } catch (err) {
         if (once || signal?.aborted || !isDrError(err, 'app_failed_over')) throw err;
         await standBy(err, this.waitOptions(signal));
+        // The refusal that sent it to stand by is over: heartbeats must not report it as stalled.
+        this.status.lastError = undefined;
       }
     }
     return last;
@@ -288,7 +314,10 @@ export class ReplicationAgent {
   }
 
   private heartbeatStatus() {
-    return this.status.heartbeat(this.s.intervalMs, this.started?.volumes ?? [], this.chain.ledger);
+    return {
+      ...this.status.heartbeat(this.s.intervalMs, this.started?.volumes ?? [], this.chain.ledger),
+      link: this.link.state(),
+    };
   }
 
   private heartbeat(): void {

@@ -54,7 +54,7 @@ export class VolumeSet {
     let quiescer: Quiescer | undefined;
     try {
       for (const v of appConfig.volumes) {
-        const file = await VolumeFile.open(v.name, v.path);
+        const file = await VolumeFile.open(v.name, v.path, v.size);
         const entry: Partial<HeldVolume> & { file: VolumeFile } = { file };
         partial.push(entry);
         const size = await file.size();

@@ -12,9 +12,14 @@ export class VolumeFile {
     readonly isBlockDevice: boolean,
     /** The device number, for a block device. */
     readonly rdev: number,
+    private readonly limit: number | undefined,
   ) {}
 
-  static async open(name: string, path: string): Promise<VolumeFile> {
+  /**
+   * `limit`: only the first `limit` bytes are the volume (a disk larger than the volume it
+   * holds, like a recovered ECS disk rounded up to whole GiB).
+   */
+  static async open(name: string, path: string, limit?: number): Promise<VolumeFile> {
     let fh: FileHandle;
     try {
       fh = await open(path, constants.O_RDONLY);
@@ -49,11 +54,17 @@ export class VolumeFile {
         remedy: 'point the volume at a raw image file or a block device',
       });
     }
-    return new VolumeFile(name, path, fh, st.isBlockDevice(), st.rdev);
+    return new VolumeFile(name, path, fh, st.isBlockDevice(), st.rdev, limit);
   }
 
-  /** Current size in bytes; block devices report theirs through sysfs. */
+  /** Current size in bytes (at most the limit it was opened with). */
   async size(): Promise<number> {
+    const size = await this.deviceSize();
+    return this.limit === undefined ? size : Math.min(size, this.limit);
+  }
+
+  /** Block devices report their size through sysfs. */
+  private async deviceSize(): Promise<number> {
     if (!this.isBlockDevice) return (await this.fh.stat()).size;
     const major = Math.floor(this.rdev / 256) & 0xfff;
     const minor = (this.rdev & 0xff) | ((this.rdev >> 12) & 0xfff00);

@@ -1,10 +1,10 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { compressSync, uncompressSync } from 'lz4-napi';
 import { DrError } from '../../core/errors.js';
+import { BlockCompressor, decompressInto, FLAG_LZ4, FLAG_ZSTD } from './block-compression.js';
 import { blockMac, MAC_BYTES, type VolumeKeys } from './volume-key.js';
 
 export const FLAG_ZERO = 1;
-export const FLAG_LZ4 = 2;
+export { FLAG_LZ4, FLAG_ZSTD };
 
 /**
  * One encrypted block as it travels and as the gateway stores it:
@@ -50,53 +50,34 @@ function isZero(buf: Uint8Array): boolean {
   return true;
 }
 
-const SAMPLE_BYTES = 512;
-const seen = new Uint8Array(256);
+/** What `sealBlock` compresses with when its caller names no compressor. */
+let defaultCompressor: BlockCompressor | undefined;
 
 /**
- * Whether a block is worth an lz4 pass. Random-looking bytes (encrypted or
- * already compressed data, media) use nearly every byte value: 512 bytes from
- * the middle of such a block hold about 220 distinct values, text and
- * structured data far fewer. Counting them costs a fraction of a microsecond,
- * against a dozen for a trial compression through the native binding.
- */
-function worthCompressing(plain: Buffer): boolean {
-  if (plain.length <= SAMPLE_BYTES * 4) return true;
-  const at = (plain.length >> 1) - (SAMPLE_BYTES >> 1);
-  seen.fill(0);
-  let distinct = 0;
-  for (let i = at; i < at + SAMPLE_BYTES; i++) {
-    const b = plain[i] as number;
-    if (seen[b] === 0) {
-      seen[b] = 1;
-      distinct++;
-    }
-  }
-  return distinct < 200;
-}
-
-/**
- * Compresses (lz4, kept only when it saves at least 1/16), encrypts with
- * AES-256-GCM under a unique nonce, and frames one block. `mac` is the keyed
- * MAC of `plain`, computed by the caller that already needed it for change detection.
- * Returns the record in parts (header, ciphertext, tag) so batches go out without a copy.
+ * Compresses (with `compressor`: zstd or lz4, kept only when it saves at least
+ * 1/16), encrypts with AES-256-GCM under a unique nonce, and frames one block.
+ * `mac` is the keyed MAC of `plain`, computed by the caller that already needed
+ * it for change detection. Returns the record in parts (header, ciphertext,
+ * tag) so batches go out without a copy.
  */
 export function sealBlockParts(
   keys: VolumeKeys,
   ctx: BlockContext,
   plain: Buffer,
   mac: Buffer,
+  compressor?: BlockCompressor,
 ): Buffer[] {
   let flags = 0;
   let payload: Buffer = plain;
   if (isZero(plain)) {
     flags = FLAG_ZERO;
     payload = Buffer.alloc(0);
-  } else if (worthCompressing(plain)) {
-    const packed = compressSync(plain);
-    if (packed.length <= plain.length - (plain.length >> 4)) {
-      flags = FLAG_LZ4;
-      payload = packed;
+  } else {
+    defaultCompressor ??= new BlockCompressor({ codec: 'zstd', level: 3 });
+    const packed = (compressor ?? defaultCompressor).compress(plain);
+    if (packed) {
+      flags = packed.flag;
+      payload = packed.payload;
     }
   }
   const nonce = keys.nonces.next();
@@ -118,8 +99,14 @@ export function sealBlockParts(
 }
 
 /** `sealBlockParts` as one buffer. */
-export function sealBlock(keys: VolumeKeys, ctx: BlockContext, plain: Buffer, mac: Buffer): Buffer {
-  return Buffer.concat(sealBlockParts(keys, ctx, plain, mac));
+export function sealBlock(
+  keys: VolumeKeys,
+  ctx: BlockContext,
+  plain: Buffer,
+  mac: Buffer,
+  compressor?: BlockCompressor,
+): Buffer {
+  return Buffer.concat(sealBlockParts(keys, ctx, plain, mac, compressor));
 }
 
 /** Reads a record header; throws when the bytes cannot be one. */
@@ -139,7 +126,7 @@ export function readRecordHeader(buf: Buffer, offset = 0): RecordHeader {
   const nonce = buf.subarray(o, o + 12);
   o += 12;
   const ctLen = buf.readUInt32BE(o);
-  if (ctLen < TAG_BYTES || (flags & ~(FLAG_ZERO | FLAG_LZ4)) !== 0) {
+  if (ctLen < TAG_BYTES || (flags & ~(FLAG_ZERO | FLAG_LZ4 | FLAG_ZSTD)) !== 0) {
     throw new RangeError('record header is malformed');
   }
   return { volumeId, block, flags, plainLen, mac, nonce, ctLen };
@@ -193,15 +180,19 @@ export function openBlock(keys: VolumeKeys, ctx: BlockContext, record: Buffer): 
   }
   let plain: Buffer;
   if (h.flags & FLAG_ZERO) plain = Buffer.alloc(h.plainLen);
-  else if (h.flags & FLAG_LZ4) {
+  else if (h.flags & (FLAG_LZ4 | FLAG_ZSTD)) {
+    plain = Buffer.allocUnsafe(h.plainLen);
     try {
-      plain = uncompressSync(payload);
+      decompressInto(h.flags, payload, plain);
     } catch (err) {
       return fail('compressed payload does not decompress', err);
     }
   } else plain = payload;
   if (plain.length !== h.plainLen)
     fail(`plaintext is ${plain.length} bytes, expected ${h.plainLen}`);
-  if (!blockMac(keys.mac, plain).equals(h.mac)) fail('plaintext does not match its keyed MAC');
+  // A zero block's MAC is known: no need to hash 64 KiB of zeros again.
+  const zeroBlock = h.flags & FLAG_ZERO && h.plainLen === keys.blockSize;
+  if (!(zeroBlock ? keys.zeroMac : blockMac(keys.mac, plain)).equals(h.mac))
+    fail('plaintext does not match its keyed MAC');
   return plain;
 }

@@ -8,7 +8,9 @@ import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type {
   AgentPoint,
+  AgentVolumeState,
   HeartbeatRequest,
+  LinkState,
   Phase,
   ResyncState,
   SessionRequest,
@@ -42,6 +44,10 @@ export interface Lease {
   lastFreezeMs: number | null;
   lastResync: ResyncState | null;
   agentLastPoint: AgentPoint | null;
+  /** Per volume, from the last heartbeat. */
+  volumes: Record<string, AgentVolumeState>;
+  /** The agent's compression and bandwidth cap, from its heartbeats. */
+  link: LinkState | null;
   /** The agent's word that nothing changed since this point, as of `at` (gateway clock, ms). */
   unchanged: { point: number; at: number } | undefined;
 }
@@ -52,6 +58,8 @@ export interface AppRuntime {
   bytesShipped: number;
   /** (time, bytes) of recent batches, for throughput over the last minute. */
   recent: Array<[number, number]>;
+  /** (time, volume id, record bytes) of recent batches, for each volume's throughput. */
+  volumeRecent: Array<[number, number, number]>;
   /** Retention and GC after commits, one at a time per app. */
   maintenance: Promise<void>;
 }
@@ -99,7 +107,13 @@ export function createAgentLeases({
   const runtime = (app: string, create = false): AppRuntime => {
     let r = runtimes.get(app);
     if (!r) {
-      r = { lease: undefined, bytesShipped: 0, recent: [], maintenance: Promise.resolve() };
+      r = {
+        lease: undefined,
+        bytesShipped: 0,
+        recent: [],
+        volumeRecent: [],
+        maintenance: Promise.resolve(),
+      };
       if (create || store.app(app)) runtimes.set(app, r);
     }
     return r;
@@ -174,7 +188,9 @@ export function createAgentLeases({
         trackers: held?.trackers ?? {},
         lastFreezeMs: held?.lastFreezeMs ?? null,
         lastResync: held?.lastResync ?? null,
+        volumes: {},
         agentLastPoint: held?.agentLastPoint ?? null,
+        link: held?.link ?? null,
         unchanged: held?.unchanged,
       };
       log.info({ app, host: req.host, pid: req.pid, replaced: takesOver }, 'agent session opened');
@@ -208,7 +224,9 @@ export function createAgentLeases({
       if (hb.trackers) lease.trackers = hb.trackers;
       if (Number.isFinite(hb.lastFreezeMs)) lease.lastFreezeMs = hb.lastFreezeMs as number;
       if (hb.lastResync) lease.lastResync = hb.lastResync;
+      if (hb.volumes) lease.volumes = hb.volumes;
       if (hb.lastPoint) lease.agentLastPoint = hb.lastPoint;
+      if (hb.link) lease.link = hb.link;
       const at = Date.parse(String(hb.unchanged?.at)) + (lease.clockOffsetMs || 0);
       // Only about the newest point, and never from the future: a stale word changes nothing.
       lease.unchanged =

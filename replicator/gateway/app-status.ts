@@ -1,6 +1,7 @@
 /** One app's replication state as GET /v1/status shows it: phase and why, agent, points, RPO, throughput. */
 import type { AppStatus, PointInfo, ProtectionState } from '../transport/protocol.js';
 import type { AppRuntime } from './agent-leases.js';
+import type { VolumeMeta } from './block-store.js';
 
 export interface AppStatusInput {
   app: string;
@@ -10,6 +11,10 @@ export interface AppStatusInput {
   /** Its runtime state; batches older than a minute are dropped from `recent`. */
   runtime: AppRuntime;
   protection: ProtectionState | undefined;
+  /** The app's registered volumes (none when the store holds no replica). */
+  volumes?: readonly Pick<VolumeMeta, 'id' | 'name' | 'size'>[];
+  /** The store's file system, when statfs could tell. */
+  store?: { freeBytes: number; totalBytes: number } | undefined;
   /** Now on the gateway's clock, ms. */
   t: number;
 }
@@ -20,6 +25,8 @@ export function appStatus({
   storedBytes,
   runtime: rt,
   protection: p,
+  volumes = [],
+  store,
   t,
 }: AppStatusInput): AppStatus {
   const last = points[points.length - 1];
@@ -30,6 +37,7 @@ export function appStatus({
       ? Math.max(Date.parse(consistent.time), said.at)
       : undefined;
   rt.recent = rt.recent.filter(([at]) => t - at < 60_000);
+  rt.volumeRecent = rt.volumeRecent.filter(([at]) => t - at < 60_000);
   const windowBytes = rt.recent.reduce((s, [, b]) => s + b, 0);
   const lease = rt.lease;
   let phase: AppStatus['phase'] = 'unprotected';
@@ -84,11 +92,24 @@ export function appStatus({
     trackers: lease?.trackers ?? {},
     lastFreezeMs: lease?.lastFreezeMs ?? null,
     lastResync: lease?.lastResync ?? null,
+    ...(lease?.link ? { link: lease.link } : {}),
     points: points.length,
     bytesShipped: rt.bytesShipped,
     throughputBytesPerSec: windowBytes / 60,
     storedBytes,
     backlogBytes: lease?.backlogBytes ?? 0,
+    volumes: volumes.map((v) => {
+      const said = lease?.volumes[v.name];
+      const received = rt.volumeRecent.reduce((n, [, id, b]) => (id === v.id ? n + b : n), 0);
+      return {
+        name: v.name,
+        sizeBytes: v.size,
+        backlogBytes: said?.backlogBytes ?? 0,
+        throughputBytesPerSec: received / 60,
+        ...(said?.initialSync ? { initialSync: said.initialSync } : {}),
+      };
+    }),
+    ...(store ? { store } : {}),
     protection: {
       state: p?.state ?? 'protected',
       ...(p?.opId !== undefined ? { opId: p.opId } : {}),

@@ -75,6 +75,10 @@ export function createBatchIngest({
     if (!ack.duplicate) {
       rt.bytesShipped += decoded.length;
       rt.recent.push([now(), decoded.length]);
+      const byVolume = new Map<number, number>();
+      for (const e of decoded.entries)
+        byVolume.set(e.volumeId, (byVolume.get(e.volumeId) ?? 0) + e.length);
+      for (const [id, bytes] of byVolume) rt.volumeRecent.push([now(), id, bytes]);
     }
     return { seq: decoded.seq, duplicate: ack.duplicate };
   };

@@ -1,7 +1,11 @@
 /** The gateway's routes under /v1: each checks the names it is given (core/names) and hands over to its part. */
 import { createRouter, type Router, sendJson } from '../../core/http-router.js';
 import type { AppStatus } from '../transport/protocol.js';
-import { heartbeatRequestSchema, sessionRequestSchema } from '../transport/protocol.js';
+import {
+  heartbeatRequestSchema,
+  sessionRequestSchema,
+  throttleRequestSchema,
+} from '../transport/protocol.js';
 import type { AgentLeases } from './agent-leases.js';
 import { volumeInfo } from './agent-leases.js';
 import type { BatchIngest } from './batch-ingest.js';
@@ -11,10 +15,13 @@ import type { PointCommit } from './point-commit.js';
 import type { ProtectionBook } from './protection-book.js';
 import { sendMacs, streamRecords } from './record-stream.js';
 import { badRequest, named, parseRequest, readBody, readJson } from './request-body.js';
+import type { ThrottleStore } from './throttle-store.js';
 
 export interface GatewayParts {
   store: GatewayStore;
   protection: ProtectionBook;
+  /** Bandwidth caps set from chat, handed to each app's agent with every heartbeat answer. */
+  throttles: ThrottleStore;
   leases: AgentLeases;
   ingest: BatchIngest;
   commit: PointCommit;
@@ -92,7 +99,19 @@ export function gatewayRouter(p: GatewayParts): Router {
       app,
       parseRequest(heartbeatRequestSchema, await readJson(req), 'heartbeat', upgrade),
     );
-    sendJson(res, 200, { serverTime: p.now() });
+    sendJson(res, 200, { serverTime: p.now(), throttle: await p.throttles.get(app) });
+  });
+
+  router.on('POST', '/v1/apps/:app/throttle', async ({ req, res, params }) => {
+    const app = appOf(params);
+    heldApp(p.store, app); // a cap for an app the gateway holds no replica of is refused
+    const body = parseRequest(
+      throttleRequestSchema,
+      await readJson(req),
+      'throttle request',
+      upgrade,
+    );
+    sendJson(res, 200, await p.throttles.set(app, body));
   });
 
   router.on('GET', '/v1/apps/:app/points', ({ res, params }) => {

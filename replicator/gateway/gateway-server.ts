@@ -1,4 +1,5 @@
 /** The DR-site gateway: an mTLS HTTPS server composed from its parts (protection, leases, ingest, commit, status, streaming, routes). */
+import { statfs } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +17,7 @@ import { HttpError, httpStatusOf } from './http-status.js';
 import { createPointCommit } from './point-commit.js';
 import { createProtectionBook } from './protection-book.js';
 import type { RetentionRules } from './retention.js';
+import { ThrottleStore } from './throttle-store.js';
 
 export interface GatewayOptions {
   store: GatewayStore;
@@ -66,6 +68,18 @@ export async function createGateway({
   onBatch,
 }: GatewayOptions): Promise<Gateway> {
   const leases = createAgentLeases({ store, log, now, leaseMs });
+  // The store's file system as the status shows it, refreshed in the background every 5 s.
+  let space: { freeBytes: number; totalBytes: number } | undefined;
+  let spaceAt = Number.NEGATIVE_INFINITY;
+  const storeSpace = () => {
+    if (now() - spaceAt > 5000) {
+      spaceAt = now();
+      void spaceOf(store.dir).then((s) => {
+        space = s;
+      });
+    }
+    return space;
+  };
   const protection = createProtectionBook({ store, log, now, onFailedOver: leases.drop });
   /** Apps the gateway knows: held in the store, or with an agent session since it started. */
   const known = () => [...new Set([...store.apps(), ...leases.apps()])].sort();
@@ -79,14 +93,18 @@ export async function createGateway({
         lease: undefined,
         bytesShipped: 0,
         recent: [],
+        volumeRecent: [],
         maintenance: Promise.resolve(),
       },
+      volumes: store.app(app)?.volumes() ?? [],
+      store: storeSpace(),
       protection: protection.cached(app),
       t: now(),
     });
   const router = gatewayRouter({
     store,
     protection,
+    throttles: new ThrottleStore(store.dir, now),
     leases,
     ingest: createBatchIngest({ store, leases, minFreeSpace, now }),
     commit: createPointCommit({ store, leases, retention, log, now }),
@@ -193,4 +211,17 @@ function isDiskFull(err: unknown): boolean {
     if (code === 'ENOSPC' || code === 'EDQUOT') return true;
   }
   return false;
+}
+
+/** Free and total bytes of the store's file system; undefined where statfs is unsupported. */
+async function spaceOf(
+  dir: string,
+): Promise<{ freeBytes: number; totalBytes: number } | undefined> {
+  try {
+    const s = await statfs(dir);
+    return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+  } catch {
+    // statfs is unsupported on some file systems: the page then shows no store usage.
+    return undefined;
+  }
 }

@@ -16,6 +16,8 @@ const PERMANENT = new Set([
   'volume_resized',
   'volume_in_use',
   'unfence_failed',
+  // the agent on the recovered server could not start (no DR_HOME or dr there): fix it, run again
+  'way_home_failed',
 ]);
 const PERMANENT_DATA = new Set(['block_corrupt', 'store_corrupt', 'not_implemented']);
 

@@ -60,6 +60,11 @@ export interface FenceOutcome {
 export interface RecordedSteps {
   /** ms since epoch when the operation first started. */
   startedAt?: number;
+  /**
+   * Failover only: the provider's check of the candidate point's system volume passed before
+   * replication was stopped (the launch checks the final point again).
+   */
+  preflighted?: { point: number; warnings: string[] };
   /** Failover only: the source's fence ran (or there was none); never run twice. */
   fenced?: FenceOutcome;
   resolved?: { point: number; pointTime: string; label: string; dataAgeSeconds: number };
@@ -134,10 +139,26 @@ export interface FailbackSteps {
   startedAt?: number;
   /** The failover being undone, from the gateway's failed-over mark and that job's steps. */
   found?: { failoverOpId: string; point: number; server: Launched; volumes: FailbackVolume[] };
+  /** Way home (ECS): the agent on the recovered server was started; `after` is the way home's newest point then. */
+  homeStarted?: { at: number; after: number; said: string };
+  /** Way home: its first point after the start (the whole volumes are home). */
+  homeCopied?: { point: number };
   /** Copy while the recovered server still runs. */
   precopied?: { transfers: FailbackTransfer[]; ms: number };
-  /** The recovered server is stopped (the final frozen cut): from here it writes nothing. */
-  frozen?: { at: number };
+  /**
+   * The final cut: the recovered server frozen (its hook, fsfreeze of its mounts), or stopped
+   * when it had nothing to freeze. From here the originals get nothing it writes. Way home
+   * (ECS): stopped, and `point` is the last cut its agent took after the app's fence.
+   */
+  frozen?: {
+    at: number;
+    how: 'frozen' | 'stopped';
+    hook?: boolean;
+    mounts?: string[];
+    point?: number;
+  };
+  /** The recovered server stopped after the final copy (killed while still frozen). */
+  stopped?: { at: number };
   /** The last differing blocks copied and the originals flushed. */
   synced?: { transfers: FailbackTransfer[]; ms: number };
   /** The app's unfence command ran (the source is back in service), or there was none. */
@@ -169,8 +190,12 @@ export interface FailbackResult {
   removed: string[];
   /** Whether the app's unfence command ran (false: there is none; start the app by hand). */
   unfenced: boolean;
+  /** How the recovered server was held still for the final copy: frozen (then stopped), or stopped. */
+  quiesce: { how: 'frozen' | 'stopped'; hook: boolean; mounts: string[] };
   /** Reprotect: whether the agent committed a point from the written-back state, and the RPO then. */
   protection: ReprotectOutcome;
+  /** Way home (ECS): the reverse direction's app id at the gateway, its first and last points used. */
+  wayHome?: { app: string; firstPoint: number; lastPoint: number };
 }
 
 /** How replication resumed after a failback, as its result and its message say. */

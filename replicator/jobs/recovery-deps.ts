@@ -8,7 +8,7 @@ import type { Logger } from '../../core/log.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { AlicloudOptions } from '../providers/alicloud-provider.js';
 import { createLocalProvider } from '../providers/local-provider.js';
-import type { Provider } from '../providers/provider.js';
+import type { LaunchRequest, Provider, WayHome } from '../providers/provider.js';
 import type { HealthCheck } from '../providers/run-health-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { RecoveryKeys } from './recovery-contract.js';
@@ -94,13 +94,25 @@ export function defaultProvider(
       ...(p.bootMode !== undefined ? { bootMode: p.bootMode } : {}),
       ...(p.diskByIdDir !== undefined ? { diskByIdDir: p.diskByIdDir } : {}),
       ...(p.bootCheck !== undefined ? { bootCheck: p.bootCheck } : {}),
+      ...(p.agentHome !== undefined ? { agentHome: p.agentHome } : {}),
+      ...(p.agentCommand !== undefined ? { agentCommand: p.agentCommand } : {}),
     });
   }
   return createLocalProvider({
     dir: recoveryDir(config),
     ...(p?.start !== undefined ? { start: p.start } : {}),
     ...(p?.check !== undefined ? { check: p.check } : {}),
+    ...(p?.freeze !== undefined ? { freeze: p.freeze } : {}),
+    ...(p?.thaw !== undefined ? { thaw: p.thaw } : {}),
     log,
+  });
+}
+
+function wayHome(p: Provider): WayHome {
+  if (p.wayHome) return p.wayHome;
+  throw new DrError(`the ${p.kind} provider has no way home`, {
+    code: 'not_implemented',
+    subject: p.kind,
   });
 }
 
@@ -138,7 +150,18 @@ function lazyAlicloud(options: AlicloudOptions): Provider {
   return {
     kind: 'alicloud',
     launch: async (req) => (await provider()).launch(req),
+    // With the check off there is nothing to look at before a failover: no system volume fetched.
+    ...(options.bootCheck === 'off'
+      ? {}
+      : { preflight: async (req: LaunchRequest) => (await provider()).preflight?.(req) ?? [] }),
     health: async (server, o) => (await provider()).health(server, o),
+    stop: async (opId, log) => (await provider()).stop?.(opId, log) ?? false,
+    wayHome: {
+      start: async (req) => wayHome(await provider()).start(req),
+      finalCut: async (req) => wayHome(await provider()).finalCut(req),
+      agentLog: async (req) => wayHome(await provider()).agentLog(req),
+      restart: async (opId, log) => wayHome(await provider()).restart(opId, log),
+    },
     destroy: async (opId, log) => (await provider()).destroy(opId, log),
     leftovers: async () => (await provider()).leftovers(),
   };

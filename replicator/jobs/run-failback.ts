@@ -23,16 +23,20 @@ import {
 } from './recovery-contract.js';
 import { defaultProvider, type RecoveryDeps, workerApp } from './recovery-deps.js';
 import { removeOperation } from './run-cleanup.js';
+import { wayHomeFailback } from './way-home-failback.js';
 
 /**
  * Failback: copy the failed-over server's volumes back onto the original volumes, sending only
- * blocks whose keyed MAC differs; stop the recovered server (the final frozen cut) and copy what
- * changed meanwhile; lift the gateway's failed-over mark so the agent replicates again (its scan
- * finds the blocks written here and resyncs only those); remove the failover's server and
- * images. Each step is recorded in job data, so a killed worker's retry resumes after it.
+ * blocks whose keyed MAC differs, while the recovered server runs; freeze it (its freeze hook,
+ * fsfreeze of its file systems), copy what changed meanwhile, then stop it (killed while still
+ * frozen, so it acknowledges nothing the originals lack); a server with nothing to freeze is
+ * stopped before the final copy instead. Then lift the gateway's failed-over mark so the agent
+ * replicates again (its scan finds the blocks written here and resyncs only those); remove the
+ * failover's server and images. Each step is recorded in job data, so a killed worker's retry resumes after it.
  *
  * "The original site" is the app's volume paths in the worker's dr.yaml: the worker must reach
- * them (local provider). A failback that fails after the freeze starts the recovered server again.
+ * them (local provider). A failback that fails after the freeze thaws the recovered server (or
+ * starts it again when it was stopped), so the app stays up at the DR site.
  */
 export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, FailbackResult> {
   return async (job, _token, bullSignal) => {
@@ -63,6 +67,32 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
       const config = await deps.config();
       const appConfig = workerApp(config, app);
       provider = (deps.provider ?? defaultProvider)(config, appConfig, log);
+      if (provider.wayHome) {
+        const wayHome = provider.wayHome;
+        client = deps.gateway(config);
+        const result = await wayHomeFailback({
+          deps,
+          config,
+          appConfig,
+          provider: Object.assign(provider, { wayHome }),
+          client,
+          kek: await deps.kek(config),
+          opId,
+          app,
+          steps,
+          save,
+          emit,
+          checkCancel,
+          signal,
+          log,
+        });
+        log.info(
+          { bytesSent: result.bytesSent, size: result.size, protection: result.protection.detail },
+          'failback home from the recovered server done',
+        );
+        await finish({ result });
+        return result;
+      }
       if (!provider.stop) {
         throw new DrError(
           `failback of ${provider.kind} apps is not supported: the worker cannot reach the original site's disks`,
@@ -123,8 +153,13 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
 
       if (!steps.frozen) {
         await checkCancel();
-        await provider.stop(found.failoverOpId, log);
-        steps.frozen = { at: Date.now() };
+        // Frozen, not stopped: the server keeps its state until the final copy is done. One
+        // with nothing to freeze (no hook, no file system of its images mounted) is stopped.
+        const frozen = await provider.freeze?.(found.failoverOpId, log);
+        if (!frozen) await provider.stop(found.failoverOpId, log);
+        steps.frozen = frozen
+          ? { at: Date.now(), how: 'frozen', hook: frozen.hook, mounts: frozen.mounts }
+          : { at: Date.now(), how: 'stopped' };
         await save();
       }
       await emit({ type: 'step', step: 'frozen', progress: 1 });
@@ -134,6 +169,14 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
         await save();
       }
       await emit({ type: 'step', step: 'synced', progress: 1 });
+
+      if (!steps.stopped) {
+        // Killed while still frozen: nothing it does after the freeze is acknowledged to anyone.
+        if (steps.frozen.how === 'frozen') await provider.stop(found.failoverOpId, log);
+        steps.stopped = { at: Date.now() };
+        await save();
+      }
+      if (steps.frozen.how === 'frozen') await emit({ type: 'step', step: 'stopped', progress: 1 });
 
       if (!steps.unfenced) {
         // The originals hold everything: the source comes back into service before its agent
@@ -201,6 +244,10 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
         resumes: steps.resumes ?? 0,
         removed,
         unfenced: steps.unfenced.ran,
+        quiesce:
+          steps.frozen.how === 'frozen'
+            ? { how: 'frozen', hook: steps.frozen.hook ?? false, mounts: steps.frozen.mounts ?? [] }
+            : { how: 'stopped', hook: false, mounts: [] },
         protection,
       };
       log.info(
@@ -220,7 +267,20 @@ export function runFailback(deps: RecoveryDeps): Processor<FailbackJobData, Fail
         throw err;
       }
       const info = errorInfo(why);
-      if (steps.frozen && !steps.switched && steps.found) {
+      const frozenOnly = steps.frozen?.how === 'frozen' && !steps.stopped;
+      if (frozenOnly && steps.found) {
+        // Frozen for the final copy but not stopped: thawed, it runs on where it was.
+        const thawed = await provider
+          ?.thaw?.(steps.found.failoverOpId, log)
+          .then(() => true)
+          .catch((e: unknown) => {
+            log.error({ err: errorMessage(e) }, 'the recovered server could not be thawed');
+            return false;
+          });
+        info.message += thawed
+          ? `; the recovered server ${steps.found.failoverOpId} was thawed and runs on`
+          : `; the recovered server ${steps.found.failoverOpId} could not be thawed: thaw it by hand (fsfreeze -u on its mounts)`;
+      } else if (steps.frozen && !steps.switched && steps.found) {
         // The recovered server was stopped for the final cut: start it again, the app stays up.
         const restarted = await restartRecovered(provider, app, steps.found, log);
         info.message += restarted
@@ -245,6 +305,10 @@ async function restartRecovered(
 ): Promise<boolean> {
   if (!provider) return false;
   try {
+    if (provider.wayHome) {
+      await provider.wayHome.restart(found.failoverOpId, log);
+      return true;
+    }
     await provider.launch({
       opId: found.failoverOpId,
       app,

@@ -13,6 +13,7 @@ import type { PointDetail } from '../transport/wire-types.js';
 import type { AppLock } from './app-lock.js';
 import { errorInfo, FinalError, isJobLost, jobLost } from './job-errors.js';
 import { JobScaffold, recordedSteps } from './job-scaffold.js';
+import { preflightBoot } from './preflight-boot.js';
 import {
   cleanupJobId,
   type JobName,
@@ -84,6 +85,34 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         detail ??= await trustedPoint(client as GatewayClient, kek, app, id);
         return detail;
       };
+      const dir = join(recoveryDir(config), opId);
+      const useCache = deps.imageCache !== false && config.recovery.imageCache;
+      if (mode === 'failover' && !steps.resolved && !steps.preflighted && provider.preflight) {
+        // Before the failover changes anything: a point the target cannot serve (a system disk
+        // that would not boot on ECS) is refused while the agent still replicates, unfenced.
+        await emit({ type: 'step', step: 'preflight', progress: 0 });
+        const candidate = await trustedPoint(
+          client,
+          kek,
+          app,
+          job.data.point ?? (await latestConsistent(client, app)),
+        );
+        const warnings = await preflightBoot({
+          provider,
+          client,
+          kek,
+          opId,
+          app,
+          point: candidate,
+          dir,
+          ...(useCache ? { cacheDir: imageCacheDir(config, app) } : {}),
+          signal,
+          log,
+        });
+        steps.preflighted = { point: candidate.id, warnings };
+        await save();
+        await emit({ type: 'step', step: 'preflighted', progress: 1 });
+      }
       if (mode === 'failover' && !steps.resolved) {
         // Stop replication into the replica before choosing the point: from
         // here the gateway refuses the agent, and the point set cannot move.
@@ -124,7 +153,6 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       const resolved = steps.resolved;
       await emit({ type: 'step', step: 'resolved', progress: 1 });
 
-      const dir = join(recoveryDir(config), opId);
       if (!steps.materialised || !(await imagesPresent(steps.materialised.volumes))) {
         await checkCancel();
         await emit({ type: 'step', step: 'materialise', progress: 0 });
@@ -142,7 +170,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           onProgress: (volume, fraction) => throttle(volume, fraction),
           // A drill copies the cached images at low priority beside replication; a failover
           // takes them (no copy: the RTO counts), and the next operation rebuilds the cache.
-          ...(deps.imageCache === false || !config.recovery.imageCache
+          ...(!useCache
             ? {}
             : {
                 cacheDir: imageCacheDir(config, app),

@@ -19,6 +19,7 @@ import type { Logger } from '../../core/log.js';
 import { diskSizeGiB, essdLevel } from './alicloud-disk-size.js';
 import { createEcsClient, ecsCall, make, type RetryPolicy } from './alicloud-ecs.js';
 import { EcsResources, OP_TAG } from './alicloud-resources.js';
+import { alicloudWayHome } from './alicloud-way-home.js';
 import { bootGate } from './boot-gate.js';
 import { findAttachedDisk } from './find-attached-disk.js';
 import type { HealthResult, Launched, LaunchRequest, Provider } from './provider.js';
@@ -75,6 +76,10 @@ export interface AlicloudOptions {
   /** How long any other wait (attach, snapshot, image, delete) may take; 2 hours by default. */
   waitTimeoutMs?: number;
   retry?: RetryPolicy;
+  /** DR_HOME on the recovered instance (the source's, on its disks): the way home's agent runs with it. */
+  agentHome?: string;
+  /** How `dr` is run on the recovered instance; `dr` by default. */
+  agentCommand?: string;
 }
 
 /** ClientToken of a create call: stable per launch and step, so an SDK retry cannot create twice. */
@@ -108,6 +113,18 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
     regionId: o.regionId,
     pollMs,
     waitTimeoutMs: o.waitTimeoutMs ?? 2 * 3600_000,
+  });
+
+  const home = alicloudWayHome({
+    client,
+    secret,
+    regionId: o.regionId,
+    res,
+    byIdDir,
+    ...(o.agentHome !== undefined ? { agentHome: o.agentHome } : {}),
+    ...(o.agentCommand !== undefined ? { agentCommand: o.agentCommand } : {}),
+    ...(o.attachPoll !== undefined ? { pollMs: o.attachPoll } : {}),
+    ...(o.runningTimeoutMs !== undefined ? { instanceTimeoutMs: o.runningTimeoutMs } : {}),
   });
 
   async function launch(req: LaunchRequest): Promise<Launched> {
@@ -362,7 +379,16 @@ export function createAlicloudProvider(o: AlicloudOptions): Provider {
   return {
     kind: 'alicloud',
     launch,
+    preflight: (req: LaunchRequest) =>
+      bootGate(req, o, req.log.child({ opId: req.opId, app: req.app, provider: 'alicloud' })),
     health,
+    stop: home.stop,
+    wayHome: {
+      start: home.start,
+      finalCut: home.finalCut,
+      agentLog: home.agentLog,
+      restart: home.restart,
+    },
     destroy: (opId: string, log: Logger) =>
       res.destroy(opId, o.workerInstanceId, log.child({ opId, provider: 'alicloud' })),
     leftovers: () => res.leftovers(),

@@ -35,6 +35,10 @@ interface Disk extends Tagged {
   instanceId: string;
   /** The serial the guest sees (DescribeDisks' SerialNumber); '' when ECS does not say. */
   serial: string;
+  /** system or data. */
+  type: string;
+  /** The snapshot the disk was made from ('' for an empty disk). */
+  sourceSnapshotId: string;
 }
 interface Instance extends Tagged {
   ip: string;
@@ -91,6 +95,8 @@ export class EcsResources {
         device: d.device ?? '',
         instanceId: d.instanceId ?? '',
         serial: d.serialNumber ?? '',
+        type: d.type ?? '',
+        sourceSnapshotId: d.sourceSnapshotId ?? '',
         tags: tagMap(d.tags),
       }));
       return { items, total: r.body?.totalCount ?? items.length };
@@ -256,10 +262,19 @@ export class EcsResources {
   }
 
   waitRunning(id: string, timeoutMs: number, signal: AbortSignal): Promise<Instance> {
-    return this.poll(`instance ${id} did not reach Running`, timeoutMs, signal, async () => {
+    return this.waitInstance(id, 'Running', timeoutMs, signal);
+  }
+
+  waitInstance(
+    id: string,
+    status: 'Running' | 'Stopped',
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<Instance> {
+    return this.poll(`instance ${id} did not reach ${status}`, timeoutMs, signal, async () => {
       const i = (await this.instances({ ids: [id] }))[0];
       if (!i) throw gone('instance', id);
-      return { done: i.status === 'Running', status: i.status, value: i };
+      return { done: i.status === status, status: i.status, value: i };
     });
   }
 

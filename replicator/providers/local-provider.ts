@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { type FreezeTarget, freezeServer, stopFrozenServer, thawServer } from './local-freeze.js';
 import { groupAlive, signalGroup } from './process-group.js';
 import type {
+  FrozenServer,
   HealthResult,
   Launched,
   LaunchRequest,
@@ -21,6 +23,9 @@ export interface LocalProviderOptions {
   start?: string;
   /** Health check: an http(s) URL to GET, or a command that must exit 0. */
   check?: string;
+  /** Failback's freeze and thaw hooks (see local-freeze.ts). */
+  freeze?: string;
+  thaw?: string;
   log?: Logger;
 }
 
@@ -55,6 +60,8 @@ export function createLocalProvider({
   dir,
   start,
   check,
+  freeze,
+  thaw,
   log = silentLog,
 }: LocalProviderOptions): Provider {
   const healthCheck: HealthCheck | undefined =
@@ -210,7 +217,8 @@ export function createLocalProvider({
     const plog = dlog.child({ opId, provider: 'local' });
     const removed: string[] = [];
     const record = await readRecord(opDir);
-    if (await stopGroup(record, plog)) removed.push(`process group ${record?.pgid}`);
+    const frozen = record ? await stopFrozenServer(freezeTarget(opDir, record), plog) : false;
+    if (frozen || (await stopGroup(record, plog))) removed.push(`process group ${record?.pgid}`);
     exits.delete(opId);
     if (await exists(opDir)) {
       await rm(opDir, { recursive: true, force: true });
@@ -222,12 +230,39 @@ export function createLocalProvider({
 
   async function stop(opId: string, slog: Logger): Promise<boolean> {
     const opDir = join(dir, safeOpId(opId));
-    const stopped = await stopGroup(
-      await readRecord(opDir),
-      slog.child({ opId, provider: 'local' }),
-    );
+    const record = await readRecord(opDir);
+    const plog = slog.child({ opId, provider: 'local' });
+    // A frozen server is killed before its file systems thaw: it acknowledges nothing more.
+    if (record && (await stopFrozenServer(freezeTarget(opDir, record), plog))) return true;
+    const stopped = await stopGroup(record, plog);
     if (stopped) slog.info({ opId }, 'local server stopped; its images are kept');
     return stopped;
+  }
+
+  function freezeTarget(opDir: string, record: LocalServerRecord): FreezeTarget {
+    return {
+      opDir,
+      images: record.volumes.map((v) => v.path),
+      ...(record.pgid !== undefined && groupAlive(record.pgid) ? { pgid: record.pgid } : {}),
+      ...(freeze !== undefined ? { freeze } : {}),
+      ...(thaw !== undefined ? { thaw } : {}),
+      env: serverEnv(record),
+    };
+  }
+
+  async function freezeOp(opId: string, flog: Logger): Promise<FrozenServer | undefined> {
+    const opDir = join(dir, safeOpId(opId));
+    const record = await readRecord(opDir);
+    // Nothing runs: there is nothing to freeze, and nothing to stop either.
+    if (record?.pgid === undefined || !groupAlive(record.pgid)) return undefined;
+    return freezeServer(freezeTarget(opDir, record), flog.child({ opId, provider: 'local' }));
+  }
+
+  async function thawOp(opId: string, tlog: Logger): Promise<boolean> {
+    const opDir = join(dir, safeOpId(opId));
+    const record = await readRecord(opDir);
+    if (!record) return false;
+    return thawServer(freezeTarget(opDir, record), tlog.child({ opId, provider: 'local' }));
   }
 
   async function leftovers(): Promise<string[]> {
@@ -245,7 +280,16 @@ export function createLocalProvider({
   }
 
   log.debug({ dir, start: start !== undefined, check: check !== undefined }, 'local provider');
-  return { kind: 'local', launch, health, stop, destroy, leftovers };
+  return {
+    kind: 'local',
+    launch,
+    health,
+    stop,
+    freeze: freezeOp,
+    thaw: thawOp,
+    destroy,
+    leftovers,
+  };
 }
 
 /** SIGTERM to the group, SIGKILL after the grace period; resolves whether there was a group to stop. */

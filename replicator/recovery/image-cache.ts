@@ -1,15 +1,6 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import {
-  copyFile,
-  type FileHandle,
-  mkdir,
-  open,
-  readFile,
-  rename,
-  stat,
-  unlink,
-} from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, systemCode } from '../../core/errors.js';
@@ -17,6 +8,7 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import { MAC_BYTES } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { BlockRunWriter } from './block-run-writer.js';
 import { withCacheLock } from './cache-lock.js';
 import { readPointVolume } from './point-reader.js';
 
@@ -193,7 +185,8 @@ async function fill(
   let fetched = 0;
   try {
     if (!since) await fh.truncate(size);
-    const writer = new RunWriter(fh);
+    const blockSize = o.point.volumeInfo.find((v) => v.name === o.volume)?.blockSize ?? 0;
+    const writer = new BlockRunWriter(fh, blockSize);
     const r = await readPointVolume({
       client: o.client,
       kek: o.kek,
@@ -203,10 +196,11 @@ async function fill(
       ...(since ? { since } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       signal: o.signal,
-      onBlock: async (block, plain) => {
+      onBlock: async (block, plain, zero) => {
         fetched++;
-        if (!since && isZero(plain)) return;
-        await writer.add(block * plain.length, plain, block);
+        // A fresh image is all holes; one brought up to date must have its zeroed blocks written.
+        if (!since && zero) return;
+        await writer.add(block, plain);
       },
     });
     await writer.flush();
@@ -241,41 +235,6 @@ async function fill(
 
 const LOCK_WAIT_MS = 120_000;
 
-/** Neighbouring blocks go out in one writev of up to 4 MiB. */
-class RunWriter {
-  private at = 0;
-  private nextBlock = -1;
-  private bytes = 0;
-  private buffers: Buffer[] = [];
-  constructor(private readonly fh: FileHandle) {}
-
-  async add(at: number, data: Buffer, block: number): Promise<void> {
-    if (this.buffers.length > 0 && (block !== this.nextBlock || this.bytes >= 4 << 20)) {
-      await this.flush();
-    }
-    if (this.buffers.length === 0) this.at = at;
-    this.buffers.push(data); // a fresh buffer per block from the decryption: safe to hold
-    this.bytes += data.length;
-    this.nextBlock = block + 1;
-  }
-
-  async flush(): Promise<void> {
-    if (this.buffers.length === 0) return;
-    const { bytesWritten } = await this.fh.writev(this.buffers, this.at);
-    if (bytesWritten < this.bytes) {
-      // A short writev: finish the rest piece by piece.
-      const all = Buffer.concat(this.buffers);
-      let put = bytesWritten;
-      while (put < all.length) {
-        const r = await this.fh.write(all, put, all.length - put, this.at + put);
-        put += r.bytesWritten;
-      }
-    }
-    this.buffers = [];
-    this.bytes = 0;
-  }
-}
-
 /**
  * GNU cp clones where it can and keeps holes (SEEK_DATA, copy_file_range); `background` runs it
  * under nice and the idle I/O class. Without cp, Node's copy (which fills holes) does it.
@@ -301,12 +260,6 @@ export async function copyImage(
   });
   signal?.throwIfAborted();
   if (!ok) await copyFile(from, to, constants.COPYFILE_FICLONE);
-}
-
-function isZero(buf: Buffer): boolean {
-  for (let i = 0; i + 8 <= buf.length; i += 8) if (buf.readBigUInt64LE(i) !== 0n) return false;
-  for (let i = buf.length - (buf.length % 8); i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 async function readState(path: string): Promise<CacheState | undefined> {

@@ -95,7 +95,7 @@ export async function materialisePoint({
 }
 
 /** The app's volume order as the gateway reports it, restricted to the volumes this point holds. */
-function volumeOrder(point: PointDetail): string[] {
+export function volumeOrder(point: PointDetail): string[] {
   const inPoint = new Set(Object.keys(point.volumes));
   const ordered = point.volumeInfo.map((v) => v.name).filter((n) => inPoint.has(n));
   // A volume without info cannot be decrypted; restoreVolume names it in its error.

@@ -72,12 +72,46 @@ async function deviceHolders(rdev: number): Promise<Holder[]> {
       out.push({ what: `mounted at ${mount}`, mount });
     }
   }
+  out.push(...(await otherNamespaceMounts(rdev)));
   const sys = `/sys/dev/block/${major(rdev)}:${minor(rdev)}/holders`;
   for (const name of await readdir(sys).catch(() => [] as string[])) {
     out.push({
       what: `held by /dev/${name} (device mapper, RAID or similar)`,
       device: `/dev/${name}`,
     });
+  }
+  return out;
+}
+
+/**
+ * Mounts of the device in other mount namespaces (/proc/PID/mountinfo, one process per
+ * namespace): a namespace made while the device was mounted keeps its own copy of that mount,
+ * which holds the device after it is unmounted here.
+ */
+async function otherNamespaceMounts(rdev: number): Promise<Holder[]> {
+  const out: Holder[] = [];
+  const self = await readlink('/proc/self/ns/mnt').catch(() => undefined); // no procfs: none found
+  if (self === undefined) return out;
+  const seen = new Set([self]);
+  const id = `${major(rdev)}:${minor(rdev)}`;
+  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((e) => /^\d+$/.test(e));
+  for (const p of pids) {
+    const ns = await readlink(`/proc/${p}/ns/mnt`).catch(() => undefined); // exited, or not ours to read
+    if (ns === undefined || seen.has(ns)) continue;
+    seen.add(ns);
+    const info = await readFile(`/proc/${p}/mountinfo`, 'utf8').catch(() => ''); // exited meanwhile
+    for (const line of info.split('\n')) {
+      const f = line.split(' ');
+      if (f[2] !== id || f[4] === undefined) continue;
+      const mount = unescapeMount(f[4]);
+      const command = (await readFile(`/proc/${p}/comm`, 'utf8').catch(() => '?')).trim(); // exited: unnamed
+      out.push({
+        what: `mounted at ${mount} in another mount namespace, that of process ${p} (${command})`,
+        pid: Number(p),
+        command,
+        mount,
+      });
+    }
   }
   return out;
 }

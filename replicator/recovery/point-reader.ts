@@ -24,8 +24,11 @@ export interface ReadPointOptions {
   app: string;
   point: PointDetail;
   volume: string;
-  /** Receives each authenticated block (zero blocks included); restore writes them, verify does not. */
-  onBlock?: (block: number, plain: Buffer) => Promise<void> | void;
+  /**
+   * Receives each authenticated block (zero blocks included, `zero` true for them, known from the
+   * record's MAC without a look at the bytes); restore writes them, verify does not.
+   */
+  onBlock?: (block: number, plain: Buffer, zero: boolean) => Promise<void> | void;
   /** Keep going after a bad block (verify) instead of stopping at the first (restore). */
   collectProblems?: boolean;
   onProgress?: (blocksDone: number, blocksTotal: number) => void;
@@ -105,8 +108,9 @@ export async function readPointVolume({
     try {
       const plain = openBlock(keys, { app, volume, volumeId: info.id, block, seq }, record);
       // openBlock checked the plaintext against the record's MAC: reuse it for the digest.
-      readRecordHeader(record).mac.copy(macs, block * MAC_BYTES);
-      await onBlock?.(block, plain);
+      const mac = readRecordHeader(record).mac;
+      mac.copy(macs, block * MAC_BYTES);
+      await onBlock?.(block, plain, mac.equals(keys.zeroMac));
     } catch (err) {
       if (!isDrError(err, 'block_corrupt')) throw err;
       problems.push({ volume, block, reason: errorMessage(err) });

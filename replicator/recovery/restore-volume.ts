@@ -5,6 +5,7 @@ import { DrError, systemCode } from '../../core/errors.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { BlockRunWriter } from './block-run-writer.js';
 import { readPointVolume } from './point-reader.js';
 
 export interface RestoreOptions {
@@ -32,14 +33,6 @@ export interface RestoreResult {
   to: string;
   size: number;
   bytesWritten: number;
-}
-
-function allZero(buf: Buffer): boolean {
-  for (let i = 0; i < buf.length; i += 8) {
-    if (i + 8 <= buf.length ? buf.readBigUInt64LE(i) !== 0n : buf.subarray(i).some((b) => b !== 0))
-      return false;
-  }
-  return true;
 }
 
 /**
@@ -108,28 +101,7 @@ export async function restoreVolume({
     const size = point.volumes[volume]?.size ?? 0;
     await fh.truncate(size);
     const blockSize = point.volumeInfo.find((v) => v.name === volume)?.blockSize ?? 0;
-    const out = fh;
-    const run = { first: 0, next: 0, bytes: 0, buffers: [] as Buffer[] };
-    const flush = async () => {
-      if (run.buffers.length === 0) return;
-      let at = run.first * blockSize;
-      let written = 0;
-      const { bytesWritten: n } = await out.writev(run.buffers, at);
-      written = n;
-      if (written < run.bytes) {
-        // A short writev: finish the rest piece by piece.
-        const all = Buffer.concat(run.buffers);
-        at += written;
-        while (written < run.bytes) {
-          const r = await out.write(all, written, run.bytes - written, at);
-          written += r.bytesWritten;
-          at += r.bytesWritten;
-        }
-      }
-      bytesWritten += run.bytes;
-      run.buffers = [];
-      run.bytes = 0;
-    };
+    const writer = new BlockRunWriter(fh, blockSize);
     const result = await readPointVolume({
       client,
       kek,
@@ -138,20 +110,11 @@ export async function restoreVolume({
       volume,
       ...(onProgress ? { onProgress } : {}),
       signal,
-      onBlock: async (block, plain) => {
-        if (allZero(plain)) return;
-        // Neighbouring blocks go out in one writev of up to 4 MiB: a write per
-        // 64 KiB block made restores syscall-bound.
-        if (run.buffers.length > 0 && (block !== run.next || run.bytes >= 4 * 1024 * 1024)) {
-          await flush();
-        }
-        if (run.buffers.length === 0) run.first = block;
-        run.buffers.push(plain);
-        run.bytes += plain.length;
-        run.next = block + 1;
-      },
+      // Zero blocks stay holes: the image was truncated to size.
+      onBlock: (block, plain, zero) => (zero ? undefined : writer.add(block, plain)),
     });
-    await flush();
+    await writer.flush();
+    bytesWritten = writer.written;
     const bad = result.problems[0];
     if (bad) {
       throw new DrError(`restore of ${app}/${volume} at point ${point.id} stopped: ${bad.reason}`, {

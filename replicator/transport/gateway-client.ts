@@ -15,7 +15,9 @@ import {
   type ProtectionState,
   type SessionRequest,
   type SessionResponse,
+  type ThrottleState,
 } from './protocol.js';
+import { RecordFramer } from './record-framer.js';
 
 export interface GatewayClientOptions {
   /** HOST:PORT of the gateway. */
@@ -91,6 +93,11 @@ export class GatewayClient {
     return this.json('POST', `/v1/apps/${enc(app)}/heartbeat`, body);
   }
 
+  /** Sets the app's bandwidth cap (null: remove it, the agent's own setting holds). */
+  setThrottle(app: string, body: { maxRate: string | null; by: string }): Promise<ThrottleState> {
+    return this.json('POST', `/v1/apps/${enc(app)}/throttle`, body);
+  }
+
   /** Marks the app failed over (the gateway then refuses its agent) or protected again. */
   setProtection(app: string, body: ProtectionState): Promise<ProtectionState> {
     return this.json('POST', `/v1/apps/${enc(app)}/protection`, body);
@@ -142,7 +149,6 @@ export class GatewayClient {
       'GET',
       `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${since === undefined ? '' : `?since=${since}`}`,
     );
-    let buf: Buffer = Buffer.alloc(0);
     const chunks = (async function* () {
       try {
         yield* res as AsyncIterable<Buffer>;
@@ -160,23 +166,9 @@ export class GatewayClient {
         );
       }
     })();
-    for await (const chunk of chunks) {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      let o = 0;
-      while (buf.length - o >= 16) {
-        const len = buf.readUInt32BE(o + 12);
-        if (buf.length - o < 16 + len) break;
-        yield {
-          block: buf.readUInt32BE(o),
-          seq: Number(buf.readBigUInt64BE(o + 4)),
-          // A view, not a copy: valid until the generator resumes (readers decrypt at once).
-          record: buf.subarray(o + 16, o + 16 + len),
-        };
-        o += 16 + len;
-      }
-      buf = buf.subarray(o);
-    }
-    if (buf.length > 0 || !res.complete) {
+    const framer = new RecordFramer();
+    for await (const chunk of chunks) yield* framer.push(chunk);
+    if (framer.leftover > 0 || !res.complete) {
       throw new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
         code: 'gateway_unreachable',
         subject: this.address,

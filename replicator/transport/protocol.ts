@@ -149,6 +149,72 @@ export const agentPointSchema = z.object({
 });
 export type AgentPoint = z.infer<typeof agentPointSchema>;
 
+const bytes = z.number().min(0);
+
+/** One volume as the agent tells it in heartbeats. */
+export const agentVolumeStateSchema = z.object({
+  /** Plain bytes of this volume in batches sent but not yet acknowledged. */
+  backlogBytes: bytes,
+  /** While the volume's first full copy runs: bytes read of its size. */
+  initialSync: z.object({ doneBytes: bytes, sizeBytes: bytes }).optional(),
+});
+export type AgentVolumeState = z.infer<typeof agentVolumeStateSchema>;
+
+/** One volume of an app as the gateway publishes it. */
+export const volumeStatusSchema = z.object({
+  name: z.string(),
+  sizeBytes: z.number(),
+  /** From the agent's last heartbeat (0 without one). */
+  backlogBytes: z.number(),
+  /** Record bytes the gateway received for this volume over the last minute, per second. */
+  throughputBytesPerSec: z.number(),
+  initialSync: z.object({ doneBytes: z.number(), sizeBytes: z.number() }).optional(),
+});
+export type VolumeStatus = z.infer<typeof volumeStatusSchema>;
+
+/** The agent's compression and bandwidth cap, from its heartbeats; fields bounded, never refused. */
+export const linkStateSchema = z.object({
+  /** `lz4`, `zstd:N`, or `zstd:N (adaptive)`. */
+  compression: z.string().transform((s) => s.slice(0, 40)),
+  /** Plain bytes over compressed bytes in the last measured window. */
+  ratio: z.number().nonnegative().optional().catch(undefined),
+  /** The cap in force (bytes/s); absent: none. */
+  capBytesPerSec: z.number().nonnegative().optional().catch(undefined),
+  /** The cap as written (a schedule by time of day, or one rate). */
+  cap: z
+    .string()
+    .transform((s) => s.slice(0, 200))
+    .optional()
+    .catch(undefined),
+  /** Set from chat (`throttle APP RATE`) over the agent's own setting. */
+  capFrom: z.literal('chat').optional().catch(undefined),
+  /** Share of the last heartbeat period that batches waited for the cap (0..1). */
+  heldFraction: z
+    .number()
+    .catch(0)
+    .transform((n) => Math.min(1, Math.max(0, n))),
+});
+export type LinkState = z.infer<typeof linkStateSchema>;
+
+/** A bandwidth cap set from chat (`throttle APP RATE`); null: none, the agent's own setting holds. */
+export const throttleStateSchema = z.object({
+  maxRate: z.string().nullable(),
+  by: z.string().optional(),
+  at: z.string().optional(),
+});
+export type ThrottleState = z.infer<typeof throttleStateSchema>;
+
+/** POST /v1/apps/:app/throttle: the cap (checked again by the gateway) and who sets it. */
+export const throttleRequestSchema = z.object({
+  maxRate: z.string().max(300, 'maxRate is at most 300 characters').nullable(),
+  by: z
+    .string({ error: 'a throttle needs "by": who sets it (1-200 characters)' })
+    .trim()
+    .min(1, 'a throttle needs "by": who sets it (1-200 characters)')
+    .max(200, 'a throttle needs "by": who sets it (1-200 characters)'),
+});
+export type ThrottleRequest = z.infer<typeof throttleRequestSchema>;
+
 /** POST /v1/apps/:app/heartbeat. Only the session is required: the rest updates what is sent. */
 export const heartbeatRequestSchema = z.object({
   sessionId: text(200),
@@ -171,10 +237,22 @@ export const heartbeatRequestSchema = z.object({
   unchanged: z.object({ point: z.number().int(), at: z.string() }).optional(),
   /** The last point the agent committed, as it signed it. */
   lastPoint: agentPointSchema.optional(),
+  /** Per volume (at most 64): plain bytes not yet acknowledged, and the first copy's progress. */
+  volumes: z
+    .record(z.string().max(64), agentVolumeStateSchema)
+    .refine((v) => Object.keys(v).length <= 64, { error: 'at most 64 volumes' })
+    .optional(),
+
+  /** Compression and bandwidth cap as the agent applies them (dropped, not refused, when malformed). */
+  link: linkStateSchema.optional().catch(undefined),
 });
 export type HeartbeatRequest = z.input<typeof heartbeatRequestSchema>;
 
-export const heartbeatResponseSchema = z.object({ serverTime: z.number() });
+export const heartbeatResponseSchema = z.object({
+  serverTime: z.number(),
+  /** The cap set from chat for the app; absent from older gateways. */
+  throttle: throttleStateSchema.optional(),
+});
 export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>;
 
 export const protectionNameSchema = z.enum(['protected', 'failed-over', 'paused']);
@@ -270,6 +348,8 @@ export const appStatusSchema = z.object({
   throughputBytesPerSec: z.number(),
   storedBytes: z.number(),
   backlogBytes: z.number(),
+  /** The agent's compression and bandwidth cap, from its heartbeats; absent before the first. */
+  link: linkStateSchema.optional(),
   /**
    * Whether the DR copy is a replica (`protected`), paused by someone, or production after a
    * failover; the RPO monitor raises no replication alert unless protected. Absent from gateways
@@ -278,5 +358,9 @@ export const appStatusSchema = z.object({
   protection: protectionStateSchema
     .pick({ state: true, opId: true, by: true, since: true })
     .optional(),
+  /** Each registered volume: size, backlog, throughput, first-copy progress. */
+  volumes: z.array(volumeStatusSchema).optional(),
+  /** The gateway store's file system (shared by every app); absent where statfs fails. */
+  store: z.object({ freeBytes: z.number(), totalBytes: z.number() }).optional(),
 });
 export type AppStatus = z.infer<typeof appStatusSchema>;

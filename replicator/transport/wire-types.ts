@@ -4,11 +4,14 @@
  */
 export type {
   AgentPoint,
+  AgentVolumeState,
   AppStatus,
   BatchAck,
   CommitRequest,
   ConsistencyLabel,
   HeartbeatRequest,
+  HeartbeatResponse as HeartbeatAnswer,
+  LinkState,
   Phase,
   PointDetail,
   PointInfo,
@@ -18,7 +21,9 @@ export type {
   ResyncState,
   SessionRequest,
   SessionResponse,
+  ThrottleState,
   TrackerState,
   VolumeInfo,
   VolumeProposal,
+  VolumeStatus,
 } from './protocol.js';

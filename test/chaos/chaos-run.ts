@@ -7,6 +7,7 @@ import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { formatReport } from './chaos-report.js';
 import { FAULT_KINDS, type FaultKind } from './fault-schedule.js';
+import { sqliteMissing } from './point-checks.js';
 import { formatRoundTrip } from './round-trip-report.js';
 import { runChaos } from './run-chaos.js';
 import { runRoundTrip } from './run-round-trip.js';
@@ -33,7 +34,7 @@ describe('chaos run', () => {
     { timeout: 0 },
     async (ctx: TestContext) => {
       // The round trip needs ext4 on loop devices: fencing unmounts, failback checks mounts.
-      const why = (await loopProblem()) ?? redisUnavailable();
+      const why = (await loopProblem()) ?? redisUnavailable() ?? sqliteMissing();
       if (why) skipBecause(ctx, why);
       const report = await runRoundTrip({
         rounds,

@@ -1,6 +1,7 @@
 // What a chaos round may leave behind and must not: processes, trace instances, temp files, loop devices, mounts, Redis keys.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { tool } from '../helpers/loop-device.js';
 
@@ -55,14 +56,29 @@ export async function leakedTraceInstances(
     .map((n) => `trace instance ${join(tracefs, 'instances', n)}`);
 }
 
-/** Loop devices still attached to any of these image files. */
-export async function leakedLoopDevices(images: readonly string[]): Promise<string[]> {
-  const found: string[] = [];
-  for (const img of images) {
-    const out = (await tool('losetup', ['-j', img]).catch(() => '')).trim();
-    if (out) found.push(`loop device still attached: ${out}`);
+/**
+ * Loop devices still attached to any of these image files. A device set to clear itself detaches
+ * when its last user lets go, which the kernel finishes after umount returns (seconds on a busy
+ * machine): only a device still attached after `settleMs` is a leak.
+ */
+export async function leakedLoopDevices(
+  images: readonly string[],
+  settleMs = 30_000,
+): Promise<string[]> {
+  const attached = async () => {
+    const found: string[] = [];
+    for (const img of images) {
+      const out = (await tool('losetup', ['-j', img]).catch(() => '')).trim();
+      if (out) found.push(`loop device still attached: ${out}`);
+    }
+    return found;
+  };
+  const end = Date.now() + settleMs;
+  for (;;) {
+    const found = await attached();
+    if (found.length === 0 || Date.now() > end) return found;
+    await sleep(250);
   }
-  return found;
 }
 
 /** Files under `dir` that look like temp files a crash or an interrupted write left behind. */
@@ -131,13 +147,25 @@ export async function attachmentsUnder(dir: string): Promise<Attachments> {
   return { loops: await loopDevicesUnder(dir), mounts: await mountsUnder(dir) };
 }
 
-/** Loop devices and mounts under `dir` that were not there at `baseline`. */
-export async function newAttachments(dir: string, baseline: Attachments): Promise<string[]> {
-  const now = await attachmentsUnder(dir);
-  return [
-    ...now.loops.filter((l) => !baseline.loops.includes(l)).map((l) => `loop device ${l}`),
-    ...now.mounts.filter((m) => !baseline.mounts.includes(m)).map((m) => `mount ${m}`),
-  ];
+/**
+ * Loop devices and mounts under `dir` that were not there at `baseline`, still there after
+ * `settleMs` (a self-clearing loop device detaches only once the kernel has let go of it).
+ */
+export async function newAttachments(
+  dir: string,
+  baseline: Attachments,
+  settleMs = 30_000,
+): Promise<string[]> {
+  const end = Date.now() + settleMs;
+  for (;;) {
+    const now = await attachmentsUnder(dir);
+    const found = [
+      ...now.loops.filter((l) => !baseline.loops.includes(l)).map((l) => `loop device ${l}`),
+      ...now.mounts.filter((m) => !baseline.mounts.includes(m)).map((m) => `mount ${m}`),
+    ];
+    if (found.length === 0 || Date.now() > end) return found;
+    await sleep(250);
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { open, readFile, rm } from 'node:fs/promises';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { dr } from '../helpers/lifeboat-home.js';
@@ -183,4 +183,61 @@ export async function verifyPoint(
   return r.code === 0
     ? undefined
     : `dr verify ${app}${point ? ` --point ${point}` : ''} exited ${r.code}: ${(r.err || r.out).trim().slice(0, 500)}`;
+}
+
+/** What a SQLite database restored from a point holds. */
+export interface SqliteState {
+  rows: number;
+  maxId: number;
+}
+
+/**
+ * Takes the SQLite database `file` (with its journal or WAL, when there is one) out of an ext4
+ * image and opens it as the app would after a power loss: `PRAGMA integrity_check` must say ok.
+ * Resolves the rows of its `orders` table (see test/fixtures/sqlite-writer.mjs).
+ */
+export async function checkSqlite(
+  image: string,
+  file: string,
+  scratch: string,
+): Promise<SqliteState> {
+  const dir = await mkdtemp(join(scratch, 'sqlite-'));
+  try {
+    const db = join(dir, 'db');
+    for (const suffix of ['', '-journal', '-wal']) {
+      await run('debugfs', ['-R', `dump ${file}${suffix} ${db}${suffix}`, image], {
+        timeout: 120_000,
+      });
+    }
+    const size = (await stat(db).catch(() => undefined))?.size ?? 0;
+    if (size === 0) throw new Error(`${file} is missing from ${image}`);
+    const { stdout } = await run(
+      'sqlite3',
+      [
+        '-batch',
+        db,
+        "PRAGMA integrity_check; SELECT count(*) || ' ' || coalesce(max(id), 0) FROM orders;",
+      ],
+      { timeout: 120_000 },
+    ).catch((err: { stderr?: string; message: string }) => {
+      throw new Error(
+        `sqlite3 cannot read ${file} of ${image}: ${(err.stderr || err.message).trim()}`,
+      );
+    });
+    const lines = stdout.trim().split('\n');
+    if (lines[0] !== 'ok')
+      throw new Error(
+        `PRAGMA integrity_check of ${file} in ${image}: ${lines.slice(0, -1).join('; ').slice(0, 400)}`,
+      );
+    const [rows, maxId] = (lines[1] ?? '').split(' ').map(Number);
+    return { rows: rows ?? 0, maxId: maxId ?? 0 };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Why databases cannot be checked here (no sqlite3), or undefined. */
+export function sqliteMissing(): string | undefined {
+  const r = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' });
+  return r.status === 0 ? undefined : 'sqlite3 is not installed (apt-get install sqlite3)';
 }

@@ -9,6 +9,12 @@ export interface RoundTripReport {
   recordsAtDr: number;
   /** Records acknowledged before a switch but missing afterwards (must be 0). */
   recordsLost: number;
+  /** SQLite databases opened from a point (or the volume at the end) with integrity_check = ok. */
+  sqliteChecks: number;
+  /** Database rows acknowledged at each site before its switch, and those missing afterwards (0). */
+  rowsAtSource: number;
+  rowsAtDr: number;
+  rowsLost: number;
   /** Bytes the agent resent after failbacks, against the bytes changed since each failover's point. */
   bytesResent: number;
   bytesChanged: number;
@@ -30,6 +36,7 @@ export function formatRoundTrip(r: RoundTripReport): string {
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
     `records acknowledged: ${r.recordsAtSource} at the source, ${r.recordsAtDr} at the DR site; lost ${r.recordsLost}`,
+    `database rows acknowledged: ${r.rowsAtSource} at the source, ${r.rowsAtDr} at the DR site; lost ${r.rowsLost}; integrity_check ok ${r.sqliteChecks} times`,
     `resync after failback: ${r.bytesResent} bytes resent for ${r.bytesChanged} changed`,
     `back to continuous after failback: p50 ${(p50 / 1000).toFixed(1)} s, max ${((sorted.at(-1) ?? 0) / 1000).toFixed(1)} s`,
     `operations run again after a fault: ${r.retries}`,

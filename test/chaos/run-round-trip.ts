@@ -12,11 +12,18 @@ import { type DrProcess, startDr } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { APP, ChaosRig, RECORDS_FILE } from './chaos-rig.js';
 import { seededRandom } from './fault-schedule.js';
-import { changedBytes, checkPointRecords, verifyPoint } from './point-checks.js';
+import { changedBytes, checkPointRecords, checkSqlite, verifyPoint } from './point-checks.js';
 import type { RoundTripReport } from './round-trip-report.js';
 
 const run = promisify(execFile);
 const writerScript = fileURLToPath(new URL('../fixtures/record-pair-writer.mjs', import.meta.url));
+const sqliteScript = fileURLToPath(new URL('../fixtures/sqlite-writer.mjs', import.meta.url));
+/** The SQLite database on the first volume, written at either site all along. */
+const DB_FILE = 'shop.db';
+/** The last line of a writer's output: what it had acknowledged when it stopped (or was killed). */
+const lastLine = async (file: string) =>
+  (await readFile(file, 'utf8').catch(() => '')).trim().split('\n').at(-1) ?? '';
+const lastAck = async (file: string) => Number(/^ack (\d+)$/.exec(await lastLine(file))?.[1] ?? 0);
 
 export const ROUND_TRIP_FAULTS = [
   'worker-kill',
@@ -61,6 +68,10 @@ export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport
     recordsAtSource: 0,
     recordsAtDr: 0,
     recordsLost: 0,
+    sqliteChecks: 0,
+    rowsAtSource: 0,
+    rowsAtDr: 0,
+    rowsLost: 0,
     bytesResent: 0,
     bytesChanged: 0,
     backMs: [],
@@ -84,9 +95,16 @@ export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport
   const srcOut = join(dir, 'src-writer.out');
   const drPid = join(dir, 'dr-writer.pid');
   const drOut = join(dir, 'dr-writer.out');
+  const srcSqlPid = join(dir, 'src-sqlite.pid');
+  const srcSqlOut = join(dir, 'src-sqlite.out');
+  const drSqlPid = join(dir, 'dr-sqlite.pid');
+  const drSqlOut = join(dir, 'dr-sqlite.out');
+  const sqlRate = Math.max(1, Math.round(rate / 4));
   const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
   const startWriter = (a: string, b: string, pidfile: string, out: string) =>
-    `${q(process.execPath)} ${q(writerScript)} ${q(a)} ${q(b)} ${rate} --pidfile ${q(pidfile)} > ${q(out)} 2>/dev/null &`;
+    `${q(process.execPath)} ${q(writerScript)} ${q(a)} ${q(b)} ${rate} --acks --pidfile ${q(pidfile)} > ${q(out)} 2>/dev/null &`;
+  const startSqlite = (db: string, pidfile: string, out: string) =>
+    `${q(process.execPath)} ${q(sqliteScript)} ${q(db)} ${sqlRate} --pidfile ${q(pidfile)} >> ${q(out)} 2>/dev/null &`;
   const stopWriter = (pidfile: string) =>
     `pid=$(cat ${q(pidfile)} 2>/dev/null); if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then n=0; while kill -0 "$pid" 2>/dev/null; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.01; done; fi; rm -f ${q(pidfile)}`;
   const fence = join(dir, 'fence.sh');
@@ -94,12 +112,12 @@ export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport
     fence,
     // Thaw before unmounting (a file system unmounted frozen stays frozen, holding its device);
     // one that is unmounted but alive is mounted again, thawed and unmounted.
-    `#!/bin/sh\n${stopWriter(srcPid)}\nfor pair in ${q(`${va.mount}=${va.device}`)} ${q(`${vb.mount}=${vb.device}`)}; do\n  m=\${pair%=*}; d=\${pair#*=}\n  n=0\n  while mountpoint -q "$m"; do\n    fsfreeze -u "$m" 2>/dev/null\n    umount "$m" 2>/dev/null && break\n    n=$((n+1)); [ $n -gt 100 ] && { umount "$m"; exit 1; }\n    sleep 0.1\n  done\n  if [ -e "/sys/fs/ext4/$(basename "$d")" ]; then mount "$d" "$m" && fsfreeze -u "$m" 2>/dev/null; umount "$m" || exit 1; fi\ndone\nexit 0\n`,
+    `#!/bin/sh\n${stopWriter(srcPid)}\n${stopWriter(srcSqlPid)}\nfor pair in ${q(`${va.mount}=${va.device}`)} ${q(`${vb.mount}=${vb.device}`)}; do\n  m=\${pair%=*}; d=\${pair#*=}\n  n=0\n  while mountpoint -q "$m"; do\n    fsfreeze -u "$m" 2>/dev/null\n    umount "$m" 2>/dev/null && break\n    n=$((n+1)); [ $n -gt 100 ] && { umount "$m"; exit 1; }\n    sleep 0.1\n  done\n  if [ -e "/sys/fs/ext4/$(basename "$d")" ]; then mount "$d" "$m" && fsfreeze -u "$m" 2>/dev/null; umount "$m" || exit 1; fi\ndone\nexit 0\n`,
   );
   const unfence = join(dir, 'unfence.sh');
   await writeFile(
     unfence,
-    `#!/bin/sh\nmountpoint -q ${q(va.mount as string)} || mount ${q(va.device)} ${q(va.mount as string)} || exit 1\nmountpoint -q ${q(vb.mount as string)} || mount ${q(vb.device)} ${q(vb.mount as string)} || exit 1\n${startWriter(join(va.mount as string, RECORDS_FILE), join(vb.mount as string, RECORDS_FILE), srcPid, srcOut)}\nexit 0\n`,
+    `#!/bin/sh\nmountpoint -q ${q(va.mount as string)} || mount ${q(va.device)} ${q(va.mount as string)} || exit 1\nmountpoint -q ${q(vb.mount as string)} || mount ${q(vb.device)} ${q(vb.mount as string)} || exit 1\n${startWriter(join(va.mount as string, RECORDS_FILE), join(vb.mount as string, RECORDS_FILE), srcPid, srcOut)}\n${startSqlite(join(va.mount as string, DB_FILE), srcSqlPid, srcSqlOut)}\nexit 0\n`,
   );
   // The DR server: both recovered images mounted, the writer going on from their records.
   const server = join(dir, 'dr-server.sh');
@@ -112,9 +130,10 @@ da=$(losetup --find --show "$DR_VOLUME_ALPHA") || exit 1
 db=$(losetup --find --show "$DR_VOLUME_BETA") || { losetup -d "$da"; exit 1; }
 mkdir -p "$here/ma" "$here/mb"
 mount "$da" "$here/ma" && mount "$db" "$here/mb" || exit 1
-stop() { ${stopWriter(drPid)}; umount "$here/ma" "$here/mb"; losetup -d "$da" "$db"; exit 0; }
+stop() { ${stopWriter(drPid)}; ${stopWriter(drSqlPid)}; umount "$here/ma" "$here/mb"; losetup -d "$da" "$db"; exit 0; }
 trap stop TERM INT
 ${startWriter('$here/ma/records.log', '$here/mb/records.log', drPid, drOut).replaceAll("'$here/ma/records.log'", '"$here/ma/records.log"').replaceAll("'$here/mb/records.log'", '"$here/mb/records.log"')}
+${startSqlite('$here/ma/shop.db', drSqlPid, drSqlOut).replaceAll("'$here/ma/shop.db'", '"$here/ma/shop.db"')}
 while :; do sleep 1 & wait $!; done
 `,
   );
@@ -138,6 +157,8 @@ while :; do sleep 1 & wait $!; done
   const env = () => ({ ...rig.env, REDIS_URL: rig.redisUrl, DR_LOG_LEVEL: 'silent' });
   /** Records the source writer started this round from (what the last failback brought home). */
   let prev = 0;
+  /** Database rows likewise. */
+  let prevRows = 0;
   const startWorker = async () => {
     worker = startDr(['worker', '--lock-duration', '5s'], { ...env(), DR_LOG_LEVEL: 'info' });
     if (worker.child.pid) rig.pids.add(worker.child.pid);
@@ -161,12 +182,12 @@ while :; do sleep 1 & wait $!; done
     await rig.startGateway();
     spawnSync('/bin/sh', [
       '-c',
-      startWriter(
+      `${startWriter(
         join(va.mount as string, RECORDS_FILE),
         join(vb.mount as string, RECORDS_FILE),
         srcPid,
         srcOut,
-      ),
+      )} ${startSqlite(join(va.mount as string, DB_FILE), srcSqlPid, srcSqlOut)}`,
     ]);
     rig.startAgent();
     await startWorker();
@@ -195,7 +216,10 @@ while :; do sleep 1 & wait $!; done
   } catch (err) {
     fail(0, (err as Error).message);
   } finally {
-    spawnSync('/bin/sh', ['-c', `${stopWriter(srcPid)}; ${stopWriter(drPid)}`]);
+    spawnSync('/bin/sh', [
+      '-c',
+      `${stopWriter(srcPid)}; ${stopWriter(drPid)}; ${stopWriter(srcSqlPid)}; ${stopWriter(drSqlPid)}`,
+    ]);
     await worker?.stop();
     // After the last failback nothing of the DR site may be left: no server, mount or loop device.
     const left = await undoDrServers(join(rig.t.home, 'recovery'), server);
@@ -207,6 +231,18 @@ while :; do sleep 1 & wait $!; done
       const r = spawnSync('e2fsck', ['-fn', v.device], { encoding: 'utf8' });
       if (r.status !== 0)
         fail(0, `e2fsck -fn ${v.device} (${v.name}) at the end: ${r.stdout.slice(-400)}`);
+    }
+    // The database at home, after the last round: intact, every row the source acknowledged.
+    if (report.failures.length === 0) {
+      try {
+        const db = await checkSqlite(va.device, `/${DB_FILE}`, scratch);
+        report.sqliteChecks++;
+        const acked = await lastAck(srcSqlOut);
+        if (db.maxId < acked)
+          fail(0, `the database at home ends at row ${db.maxId}; the source acknowledged ${acked}`);
+      } catch (err) {
+        fail(0, `the database at home at the end: ${(err as Error).message}`);
+      }
     }
     await rm(scratch, { recursive: true, force: true });
     await rig.cleanup();
@@ -230,7 +266,11 @@ while :; do sleep 1 & wait $!; done
       const from = lines.findLastIndex((l) => l.startsWith('{'));
       const json = from < 0 ? '' : lines.slice(from).join('\n').trim();
       if (code === 0) return JSON.parse(json) as T;
-      if (attempt >= 4)
+      // A process of someone else's on this shared machine, in a mount namespace made while the
+      // source was mounted, holds the device until it ends: failback names it and refuses, and
+      // an operator would wait for it (bounded: 12 attempts).
+      const foreign = out.includes('in another mount namespace');
+      if (attempt >= (foreign ? 12 : 4))
         throw new Error(`${verb} failed ${attempt} times; last: ${out.slice(-600)}`);
       report.retries++;
       if (process.env.CHAOS_DEBUG) {
@@ -244,7 +284,7 @@ while :; do sleep 1 & wait $!; done
         );
         say(`DEBUG ${out.slice(-400)}\n${d.stdout}${d.stderr}`);
       }
-      await sleep(2000);
+      await sleep(foreign ? 5000 : 2000);
     }
   }
 
@@ -264,9 +304,16 @@ while :; do sleep 1 & wait $!; done
         rig.startAgent();
         return;
       case 'dr-server-kill': {
-        // The app at the DR site dies mid-write (kill -9); its server unmounts and ends.
+        // The app at the DR site dies mid-write (kill -9): the record writer, and sqlite3 with
+        // its transaction in flight (a hot journal left behind).
         const pid = Number((await readFile(drPid, 'utf8').catch(() => '')).trim());
-        if (pid > 0) process.kill(pid, 'SIGKILL');
+        if (pid > 0) killQuietly(pid);
+        const sql = Number((await readFile(drSqlPid, 'utf8').catch(() => '')).trim());
+        if (sql > 0) {
+          const kids = await readFile(`/proc/${sql}/task/${sql}/children`, 'utf8').catch(() => '');
+          for (const k of kids.trim().split(/\s+/).filter(Boolean)) killQuietly(Number(k));
+          killQuietly(sql);
+        }
         return;
       }
       case 'redis-restart':
@@ -283,12 +330,14 @@ while :; do sleep 1 & wait $!; done
   async function round(kind: RoundTripFault, step: Step, delayMs: number): Promise<void> {
     const during = (s: Step) => (step === s ? () => injectFault(kind, delayMs) : undefined);
     // A planned switch: the source writer stops, and a point after that holds all it wrote.
-    spawnSync('/bin/sh', ['-c', stopWriter(srcPid)]);
-    const atSource = (await readFile(srcOut, 'utf8')).trim().split(/\s+/).map(Number);
+    spawnSync('/bin/sh', ['-c', `${stopWriter(srcPid)}; ${stopWriter(srcSqlPid)}`]);
+    const atSource = (await lastLine(srcOut)).split(/\s+/).map(Number);
+    const rowsAtSource = await lastAck(srcSqlOut);
     const stoppedAt = Date.now();
     const base = await consistentAfter(stoppedAt + 50);
     if (!base) throw new Error('no consistent point after the source writer stopped');
     report.recordsAtSource += Math.max(0, (atSource[1] ?? 0) - prev);
+    report.rowsAtSource += Math.max(0, rowsAtSource - prevRows);
     const linesBefore = rig.agentLines().length;
     const fo = await operation<OperationResult>('failover', during('failover'));
     if (!fo.fence?.fenced) throw new Error(`the source was not fenced: ${fo.fence?.detail}`);
@@ -318,12 +367,21 @@ while :; do sleep 1 & wait $!; done
     const seenAtDr = await records(drA);
     const fb = await operation<FailbackResult>('failback', during('failback'));
     const doneAt = Date.now();
-    const drAck = (await readFile(drOut, 'utf8').catch(() => '')).trim().split(/\s+/).map(Number);
+    // The DR server had its file systems mounted: failback froze it, never just stopped it.
+    if (fb.quiesce?.how !== 'frozen' || fb.quiesce.mounts.length !== 2)
+      throw new Error(
+        `failback did not freeze the DR server's two file systems: ${JSON.stringify(fb.quiesce)}`,
+      );
+    const drAck = (await lastLine(drOut)).split(/\s+/).map(Number);
+    const rowsAtDr = Math.max(await lastAck(drSqlOut), rowsAtSource);
     // The second volume's count: the pair writer writes it last (b <= a at any instant).
     const ackedAtDr = Math.max(drAck[1] ?? 0, seenAtDr - 1, atSource[1] ?? 0);
     report.recordsAtDr += Math.max(0, ackedAtDr - (atSource[1] ?? 0));
     prev = ackedAtDr;
+    report.rowsAtDr += Math.max(0, rowsAtDr - rowsAtSource);
+    prevRows = rowsAtDr;
     await rm(drOut, { force: true });
+    await rm(drSqlOut, { force: true });
     await during('reprotect')?.();
     const back = await consistentAfter(doneAt);
     if (!back) throw new Error(`no consistent point within ${recoverMs / 1000} s of the failback`);
@@ -346,9 +404,18 @@ while :; do sleep 1 & wait $!; done
       throw new Error(
         `${lost} record(s) acknowledged at the DR site are missing after failback (point ${back.id} holds ${r.counts.join('/')}, the DR site acknowledged ${ackedAtDr})`,
       );
+    // The database, home again: intact, every row the DR site acknowledged.
+    const home = await checkSqlite(r.images[0] as string, `/${DB_FILE}`, scratch);
+    report.sqliteChecks++;
+    const rowsLost = Math.max(0, rowsAtDr - home.maxId);
+    report.rowsLost += rowsLost;
+    if (rowsLost > 0)
+      throw new Error(
+        `${rowsLost} database row(s) acknowledged at the DR site are missing after failback (point ${back.id} ends at row ${home.maxId}, the DR site acknowledged ${rowsAtDr})`,
+      );
     const verified = await verifyPoint(rig.t.home, APP, back.id);
     if (verified) throw new Error(verified);
-    await resentAgainstChanged(base, r.images, linesBefore);
+    await resentAgainstChanged(base, r.images, linesBefore, rowsAtSource);
     for (const img of r.images) await rm(img, { force: true });
   }
 
@@ -357,6 +424,7 @@ while :; do sleep 1 & wait $!; done
     base: PointInfo,
     after: string[],
     linesBefore: number,
+    rowsAtSource: number,
   ): Promise<void> {
     const lines = rig
       .agentLines()
@@ -372,6 +440,13 @@ while :; do sleep 1 & wait $!; done
       scratch,
       keep: true,
     });
+    // The database the failover started from: intact, every row the source acknowledged.
+    const db = await checkSqlite(b.images[0] as string, `/${DB_FILE}`, scratch);
+    report.sqliteChecks++;
+    if (db.maxId < rowsAtSource)
+      throw new Error(
+        `the failover's point ${base.id} ends at database row ${db.maxId}; the source acknowledged ${rowsAtSource}`,
+      );
     const blockSize = (await rig.t.config()).apps[APP]?.blockSize ?? 65536;
     let changed = 0;
     for (const [i, img] of b.images.entries())
@@ -381,6 +456,15 @@ while :; do sleep 1 & wait $!; done
     report.bytesChanged += changed;
     if (resent > 2 * changed)
       throw new Error(`the agent resent ${resent} bytes, more than twice the ${changed} changed`);
+  }
+}
+
+/** kill -9, of a process that may have ended meanwhile. */
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // ESRCH: it ended by itself meanwhile
   }
 }
 

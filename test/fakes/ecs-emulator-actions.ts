@@ -19,6 +19,7 @@ import {
   deleteInstances,
   describeInstances,
   runInstances,
+  startInstance,
   stopInstance,
 } from './ecs-emulator-instances.js';
 import type { Action } from './ecs-emulator-query.js';
@@ -75,6 +76,7 @@ export const actions: Record<string, Action> = {
   DeleteInstances: deleteInstances,
   DeleteInstance: deleteInstance,
   StopInstance: stopInstance,
+  StartInstance: startInstance,
   DescribeRegions: describeRegions,
   RunCommand: runCommand,
   DescribeInvocations: describeInvocations,

@@ -1,4 +1,5 @@
-/** ECS instance actions: RunInstances, DescribeInstances, StopInstance, DeleteInstance(s). */
+/** ECS instance actions: RunInstances, DescribeInstances, StopInstance, StartInstance, DeleteInstance(s). */
+import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   checkDiskSize,
@@ -18,6 +19,7 @@ import {
   wrongStatus,
 } from './ecs-emulator-query.js';
 import {
+  byIdName,
   createSparse,
   EcsApiError,
   type EcsState,
@@ -198,6 +200,9 @@ export const runInstances: Action = async (s, q) => {
         tags: new Map(tags),
         createdAt: Date.now(),
       });
+      // The instance's guest sees its disks by serial too (one by-id directory serves every
+      // emulated guest: serials are unique), so a command run on it finds them.
+      await symlink(file, join(s.byIdDir, byIdName(s, diskId)));
     }
     s.instances.set(id, inst);
     const stalled = s.stallInstances;
@@ -276,7 +281,7 @@ function release(s: EcsState, ids: string[], force: boolean): void {
       for (const d of [...s.disks.values()].filter((x) => x.instanceId === i.id)) {
         if (d.deleteWithInstance) {
           s.disks.delete(d.id);
-          s.chores.push(removeFile(d.file));
+          s.chores.push(removeFile(d.file), removeFile(join(s.byIdDir, byIdName(s, d.id))));
         } else {
           d.status = 'Available';
           d.instanceId = '';
@@ -316,6 +321,18 @@ export const stopInstance: Action = (s, q) => {
   i.status = 'Stopping';
   later(s, s.timings.stopMs, () => {
     if (i.status === 'Stopping') i.status = 'Stopped';
+  });
+  return {};
+};
+
+/** StartInstance: Stopped → Starting → Running (a failback that fails after the fence starts it again). */
+export const startInstance: Action = (s, q) => {
+  const i = instance(s, q.required('InstanceId'));
+  if (i.status === 'Running') return {};
+  if (i.status !== 'Stopped') throw wrongStatus('Instance', `instance ${i.id}`, i.status);
+  i.status = 'Starting';
+  later(s, s.timings.startingMs, () => {
+    if (i.status === 'Starting') i.status = 'Running';
   });
   return {};
 };

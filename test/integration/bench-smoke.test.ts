@@ -88,6 +88,20 @@ const figures: Record<string, RegExp[]> = {
     re(String.raw`/metrics \(steady\):\s+p50 N ms, p99 N ms, N KiB`),
     re(String.raw`/metrics, first scrape \(reads N events\): N ms`),
   ],
+  'restore.mjs': [
+    re(
+      String.raw`full restore of N MiB random: N s median \(best N s\), N MB/s; target >= 500 MB/s`,
+    ),
+    re(
+      String.raw`machine limits, same run: disk direct write N MB/s; AES-256-GCM decrypt N MB/s per core x N cores`,
+    ),
+  ],
+  'wan.mjs': [
+    ...['Lifeboat', 'rsync -z over ssh', 'restic \\(sftp\\)'].map((tool) =>
+      re(String.raw`\| ${tool} \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|`),
+    ),
+    re(String.raw`ratios Lifeboat / rsync -z: bytes N initial, N incremental`),
+  ],
   'up.mjs': [
     re(
       String.raw`\| rootless: [^|]+ \| N s \| N s \| N s / N s \| N ms \| N ms \| N s \(N orders\) \| N s \| N s, exit 0 \|`,

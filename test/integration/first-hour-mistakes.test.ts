@@ -169,6 +169,16 @@ const table: Record<string, Mistake> = {
     code: 2,
     line: /^dr: REDIS_URL is not set; .*To resolve, set REDIS_URL=/,
   },
+  'a status page sign-in as someone else outside the demo home': {
+    args: () => ['signin', '--as', 'bob'],
+    code: 2,
+    line: /^dr: --as bob is refused: the console acts as the operating-system user who runs it .*To resolve, log in as that person/,
+  },
+  'a status page sign-in for an address that is not http': {
+    args: () => ['signin', '--url', 'ftp://127.0.0.1:8787'],
+    code: 2,
+    line: /^dr: --url "ftp:\/\/127\.0\.0\.1:8787" is not an http\(s\) address\. To resolve, give the status page like http:\/\/127\.0\.0\.1:8787/,
+  },
 };
 
 describe('the first hour’s mistakes: one line with the remedy, and the exit code', () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
@@ -9,8 +9,11 @@ import { startDr, stopAll } from '../helpers/processes.js';
 import { recoveryEnv } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
+import { cpioNewc, gzip, makeSystemDisk, systemDiskToolsMissing } from '../helpers/system-disk.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const problem = redisUnavailable();
+const KERNEL = '6.1.0-18-amd64';
 
 describe('recovery jobs with the alicloud provider against the ECS emulator', () => {
   let t: TestHome;
@@ -38,12 +41,19 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     await t?.cleanup();
   });
 
-  /** App `web`: one volume, app-consistent points, recovered into the emulated ECS region. */
-  async function protect(): Promise<void> {
-    const image = join(t.dir, 'web.img');
-    const data = Buffer.alloc(256 * 1024);
-    randomBytes(64 * 1024).copy(data, 64 * 1024);
-    await writeFile(image, data);
+  /**
+   * App `web`: one volume, app-consistent points, recovered into the emulated ECS region. By
+   * default the volume is random bytes (not bootable) and the boot check only warns.
+   */
+  async function protect(
+    o: { image?: string; bootCheck?: 'enforce' | 'warn'; fence?: string } = {},
+  ): Promise<void> {
+    const image = o.image ?? join(t.dir, 'web.img');
+    if (!o.image) {
+      const data = Buffer.alloc(256 * 1024);
+      randomBytes(64 * 1024).copy(data, 64 * 1024);
+      await writeFile(image, data);
+    }
     const added = await dr(
       [
         '--home',
@@ -57,6 +67,7 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
         'true',
         '--quiesce-thaw',
         'true',
+        ...(o.fence ? ['--fence', o.fence] : []),
       ],
       { DR_LOG_LEVEL: 'silent' },
     );
@@ -81,7 +92,7 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
           // The emulated worker guest's /dev/disk/by-id, where attached disks show by serial.
           diskByIdDir: emu.byIdDir,
           // The volume is random bytes, not a bootable disk: report problems, do not stop on them.
-          bootCheck: 'warn',
+          bootCheck: o.bootCheck ?? 'warn',
           checkTimeout: '20s',
         }),
       );
@@ -174,15 +185,90 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     expect(status.phase).toBe('paused');
     expect(await dr(['agent', '--app', 'web', '--once'], env)).toMatchObject({ code: 2 });
     expect(tagged(result.opId)).toContain(result.server.id);
-    // failback cannot reach the original site from the DR region: refused with the reason
+    // The way home needs `dr` and the source's DR_HOME on the instance (/etc/lifeboat by
+    // default, absent here): the failback says so, and the app keeps running on ECS.
     const fb = await dr(['failback', 'web', '--wait', '--json'], env);
     expect(fb.code).toBe(1);
     const body = JSON.parse(fb.out) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe('not_implemented');
-    expect(body.error.message).toContain('failback of alicloud apps is not supported');
+    expect(body.error.code).toBe('way_home_failed');
+    expect(body.error.message).toContain(
+      `the way home of web could not start its agent on ${result.server.id}: the command lifeboat-way-home-web on ${result.server.id} ended Failed (ExitCodeNonzero: the command exited with 7); last output: no Lifeboat home at /etc/lifeboat on this instance (no dr.yaml there). To resolve, the instance needs \`dr\` and the source's DR_HOME`,
+    );
     expect(emu.state.instances.get(result.server.id)?.status).toBe('Running');
+    expect((await dr(['status', 'web', '--json'], env)).out).toContain('failed-over');
     expect(w.output()).not.toContain(secret);
   }, 120_000);
+
+  it('refuses a failover whose system disk would not boot before it stops replication or fences', async (ctx) => {
+    const missing = await systemDiskToolsMissing();
+    if (missing) skipBecause(ctx, missing);
+    // A real ext4 system disk whose fstab mounts / as /dev/sda1: no such device on ECS.
+    const image = join(t.dir, 'root.img');
+    await makeSystemDisk(image, {
+      sizeMiB: 24,
+      files: {
+        '/etc/fstab': '/dev/sda1 / ext4 defaults 0 1\n',
+        [`/boot/vmlinuz-${KERNEL}`]: 'k',
+        [`/boot/initrd.img-${KERNEL}`]: gzip(
+          cpioNewc({ [`usr/lib/modules/${KERNEL}/kernel/drivers/block/virtio_blk.ko`]: 'm' }),
+        ),
+      },
+    });
+    const fenced = join(t.dir, 'fenced');
+    await protect({ image, bootCheck: 'enforce', fence: `touch ${fenced}` });
+    // The agent replicates continuously while the failover is asked for.
+    const agent = startDr(['agent', '--app', 'web', '--interval', '200ms'], {
+      ...env,
+      DR_LOG_LEVEL: 'info',
+    });
+    const client = await t.client();
+    const pointCount = async () => (await client.points('web')).length;
+    /** A write outside the partition (its last MiB) that the agent ships as a new point. */
+    const write = async () => {
+      const fh = await open(image, 'r+');
+      await fh.write(randomBytes(4096), 0, 4096, 23 * 1024 * 1024);
+      await fh.close();
+    };
+    const first = await pointCount();
+    await write();
+    await waitFor(
+      'the running agent to commit a point',
+      async () => (await pointCount()) > first,
+      60_000,
+    );
+    const w = await worker({
+      ALIBABA_CLOUD_ACCESS_KEY_ID: keyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret,
+    });
+    const r = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(r.code).toBe(1);
+    const body = JSON.parse(r.out) as { opId: string; error: { code: string; message: string } };
+    expect(body.error.code).toBe('boot_blocked');
+    expect(body.error.message).toContain(
+      'the recovered system disk of web would not boot on ECS: /etc/fstab line 1 (/dev/sda1 on /)',
+    );
+    // Nothing changed: nothing made in ECS (the failed operation's cleanup only looked for its
+    // tagged resources), no fence, and replication goes on (the agent is accepted).
+    expect(emu.state.requests.filter((q) => !q.action.startsWith('Describe'))).toEqual([]);
+    await expect(stat(fenced)).rejects.toMatchObject({ code: 'ENOENT' });
+    const before = await pointCount();
+    await write();
+    await waitFor('a point after the refusal', async () => (await pointCount()) > before, 60_000);
+    const status = JSON.parse((await dr(['status', 'web', '--json'], env)).out);
+    expect(status.phase).toBe('continuous');
+    await agent.stop();
+
+    // bootCheck: warn lets it go, and the problem is in the result.
+    await updateConfig(t.home, (doc) =>
+      doc.setIn(['apps', 'web', 'provider', 'bootCheck'], 'warn'),
+    );
+    const forced = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(forced.code).toBe(0);
+    const result = JSON.parse(forced.out) as OperationResult;
+    expect(result.server.warnings?.[0]).toMatch(/^will not boot: \/etc\/fstab line 1/);
+    expect(result.fence?.fenced).toBe(true);
+    expect(w.output()).not.toContain(secret);
+  }, 180_000);
 
   it('fails a drill naming ALIBABA_CLOUD_ACCESS_KEY_SECRET when the worker lacks it', async () => {
     await protect();

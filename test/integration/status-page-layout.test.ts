@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PageContext } from '../../cli/status-page/page-actions.js';
 import { renderStatusPage } from '../../cli/status-page/render-status-page.js';
 import type { AppView, StatusSnapshot } from '../../cli/status-page/status-snapshot.js';
 import { chromiumUnavailable, launchChromium } from '../helpers/chromium.js';
@@ -36,6 +37,22 @@ function app(name: string, over: Partial<AppView> = {}): AppView {
       { id: 412, time: iso(1400), label: 'crash-consistent' },
       { id: 411, time: iso(2400), label: 'crash-consistent' },
     ] as AppView['points'],
+    volumes: [
+      {
+        name: 'db',
+        sizeBytes: 20 * 1024 ** 3,
+        backlogBytes: 4 * 1024 ** 2,
+        throughputBytesPerSec: 180_000,
+      },
+      {
+        name: 'logs',
+        sizeBytes: 200 * 1024 ** 3,
+        backlogBytes: 0,
+        throughputBytesPerSec: 70_000,
+        initialSync: { doneBytes: 61 * 1024 ** 3, sizeBytes: 200 * 1024 ** 3 },
+      },
+    ],
+    runsAt: { site: 'home', where: 'shop-1.prod.example.com' },
     ...over,
   };
 }
@@ -52,7 +69,20 @@ const snapshot: StatusSnapshot = {
         'agent not heard for 40 s; the last error was: connect ECONNREFUSED 10.0.0.5:7443 (the gateway)',
       agent: null,
     }),
+    app('payments-ledger', {
+      phase: 'paused',
+      protection: 'failed-over',
+      reason:
+        'failed over by op-20261207-0140-failover-payments-ledger-91ab at 2026-12-07T01:40:00Z',
+      runsAt: {
+        site: 'dr',
+        where: 'alicloud server i-bp1a2b3c4d5e6f7g8h9i at 47.96.123.201:443',
+        opId: 'op-20261207-0140-failover-payments-ledger-91ab',
+        since: iso(1_200_000),
+      },
+    }),
   ],
+  store: { storedBytes: 4.5 * 1024 ** 3, freeBytes: 310 * 1024 ** 3, totalBytes: 500 * 1024 ** 3 },
   operations: [
     {
       opId: 'op-20261207-0159-drill-demo-shop-7f3a',
@@ -60,6 +90,10 @@ const snapshot: StatusSnapshot = {
       job: 'drill',
       state: 'failed',
       startedAt: now - 60_000,
+      steps: [
+        { step: 'materialised', at: now - 58_000 },
+        { step: 'launched', at: now - 50_000 },
+      ],
       error: `health check failed: exit 1\n${'integrity_check: row 17 missing from index orders_by_customer_and_date\n'.repeat(14)}`,
     },
     {
@@ -68,6 +102,13 @@ const snapshot: StatusSnapshot = {
       job: 'drill',
       state: 'succeeded',
       startedAt: now - 3_600_000,
+      steps: [{ step: 'materialised', at: now - 3_598_800 }],
+      healthy: true,
+      server: {
+        provider: 'local',
+        id: 'drill-demo-shop-400-long-server-name',
+        endpoint: '127.0.0.1:39211',
+      },
       rto: { materialiseMs: 1200, launchMs: 300, healthyMs: 450, totalMs: 1950 },
       point: 400,
       dataAgeSeconds: 0.8,
@@ -88,6 +129,24 @@ const snapshot: StatusSnapshot = {
   ],
   alerts: [],
   problems: [],
+};
+
+/** Signed in, so the drill and approval buttons are there too. */
+const signedIn: PageContext = {
+  actionsEnabled: true,
+  viewer: {
+    person: 'sam',
+    actor: 'console:sam',
+    groups: ['sre-oncall'],
+    known: true,
+    form: 'x'.repeat(43),
+  },
+  reply: {
+    ok: true,
+    summary:
+      'Approved A-1 for failover of demo-shop (1 of 2): one more approval from sre-oncall is needed',
+    details: ['approvals so far: console:sam'],
+  },
 };
 
 const VIEWPORTS = [
@@ -113,9 +172,11 @@ describe.skipIf(missingFeature(chromiumUnavailable(), 'status-page-layout.test.t
       it(`fits a ${v.name} screen (${v.width} px): nothing overflows, and a screenshot is taken`, async () => {
         const page = await browser.newPage({ viewport: { width: v.width, height: v.height } });
         try {
-          await page.setContent(renderStatusPage(snapshot, 3600), { timeout: 30_000 });
+          await page.setContent(renderStatusPage(snapshot, 3600, signedIn), { timeout: 30_000 });
+          expect(await page.locator('form.act button').count()).toBe(6); // 3 drills, approve, reject, sign out
           // Run in the page (a string: the test's TypeScript has no DOM types).
           const overflow = (await page.evaluate(`(() => {
+            for (const d of document.querySelectorAll('details[data-testid=steps]')) d.open = true;
             const width = document.documentElement.clientWidth;
             const wide = [...document.body.querySelectorAll('*')]
               .filter((e) => e.getBoundingClientRect().right > width + 1)
@@ -126,7 +187,7 @@ describe.skipIf(missingFeature(chromiumUnavailable(), 'status-page-layout.test.t
           expect(overflow.wide, `elements wider than ${v.width} px`).toEqual([]);
           expect(overflow.page).toBeLessThanOrEqual(0);
           // The health check's 15 lines stay folded under one line.
-          const errorCell = page.locator('#operations details summary');
+          const errorCell = page.locator('#operations [data-testid=verdict] details summary');
           expect(await errorCell.textContent()).toBe('health check failed: exit 1');
           const shot = join(dir, `status-${v.name}.png`);
           await page.screenshot({ path: shot, fullPage: true });

@@ -185,7 +185,7 @@ describe.skipIf(missingFeature(missing, 'status-page.test.ts'))(
       // The style is allowed by its hash, not by 'unsafe-inline', and it applies.
       const csp = served?.headers()['content-security-policy'] ?? '';
       expect(csp).toMatch(
-        /^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]+=*'; img-src 'self'$/,
+        /^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]+=*'; img-src 'self'; form-action 'self'; frame-ancestors 'none'$/,
       );
       expect(csp).not.toContain('unsafe-inline');
       expect(await page.evaluate('getComputedStyle(document.body).backgroundColor')).toBe(
@@ -201,6 +201,17 @@ describe.skipIf(missingFeature(missing, 'status-page.test.ts'))(
       expect(await db.locator('[data-testid=phase]').textContent()).toBe('unprotected');
       expect(await db.locator('[data-testid=rpo]').textContent()).toBe('-');
 
+      // Each volume as the gateway publishes it: the real agent's image, its first copy done.
+      const vol = page.locator('.app[data-app="web"] tr[data-volume="data"]');
+      expect(await vol.textContent()).toContain('2.0 MiB');
+      expect(await vol.locator('[data-testid=initial-sync]').textContent()).toBe('done');
+      expect(await vol.locator('[data-testid=backlog]').textContent()).toMatch(
+        /^\d+(\.\d)? [KM]?i?B$/,
+      );
+      expect(await web.locator('[data-testid=runs-at]').textContent()).toMatch(/^home \S+/);
+      expect(await page.locator('#store').textContent()).toMatch(
+        /^Store: \d+(\.\d)? [KMG]?i?B of encrypted replicas for 1 app · gateway disk .* free of /,
+      );
       const chart = page.locator('svg.rpo-chart[data-app="web"]');
       // Three hours of samples every 10 s, one point per minute of the 6 h window on the chart.
       const plotted = Number(await chart.getAttribute('data-samples'));
@@ -255,6 +266,14 @@ describe.skipIf(missingFeature(missing, 'status-page.test.ts'))(
       const web = s.apps.find((a) => a.app === 'web');
       expect(web?.phase).toBe('continuous');
       expect(web?.rpoSeconds).toBeGreaterThanOrEqual(0);
+      expect(web?.volumes.map((v) => [v.name, v.sizeBytes])).toEqual([['data', 2 * 1024 * 1024]]);
+      expect(web?.runsAt.site).toBe('home');
+      expect(s.store.totalBytes).toBeGreaterThan(0);
+      expect(s.operations.find((o) => o.opId === 'op-drill1')).toMatchObject({
+        healthy: true,
+        dataAgeSeconds: 2.5,
+        steps: [{ step: 'materialised' }],
+      });
       expect(web?.history.every(([at]) => at >= Date.now() - 2 * 3_600_000 - 60_000)).toBe(true);
       expect(s.operations.map((o) => [o.opId, o.state])).toEqual([
         ['op-fail2', 'running'],

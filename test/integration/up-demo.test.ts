@@ -269,8 +269,12 @@ describe('dr up --demo', () => {
     const result = audit.data.result as {
       protection: { protected: boolean; detail: string };
       unfenced: boolean;
+      quiesce: { how: string; mounts: string[] };
     };
     expect(result.unfenced).toBe(true);
+    // On ext4 the DR copy was frozen (fsfreeze of its mount) for the final copy, not stopped;
+    // the image-file demo has nothing mounted to freeze, so it was stopped.
+    expect(result.quiesce.how).toBe(env.DR_DEMO_ROOTLESS ? 'stopped' : 'frozen');
     expect(result.protection.protected).toBe(true);
     expect(result.protection.detail).toMatch(/^protected again, RPO \d+ s/);
     // The last order the DR site took is at the source, identical; the database is intact.

@@ -7,6 +7,27 @@ describe('chat grammar', () => {
     expect(GRAMMAR.map((s) => s.verb).sort()).toEqual([...VERBS].sort());
   });
 
+  it('takes the words after throttle APP as the rate, for the engine to check', () => {
+    expect(parse('throttle web 10MiB/s mon-fri 08:00-18:00, 50MiB/s')).toEqual({
+      ok: true,
+      verb: 'throttle',
+      app: 'web',
+      args: { rate: '10MiB/s mon-fri 08:00-18:00, 50MiB/s' },
+    });
+    expect(parse('throttle web default')).toEqual({
+      ok: true,
+      verb: 'throttle',
+      app: 'web',
+      args: { rate: 'default' },
+    });
+    expect(parse('throttle web')).toEqual({
+      ok: false,
+      error: '`throttle` needs a rate, like 20MiB/s, or default.',
+      hint: 'Usage: throttle <app> <rate> | default',
+    });
+    expect(parse('throttle')).toMatchObject({ ok: false, error: '`throttle` needs an app.' });
+  });
+
   it('takes --reason on failover and failback: every word up to the next option', () => {
     expect(parse('failover prod-web --reason zone a lost power --point 7')).toEqual({
       ok: true,

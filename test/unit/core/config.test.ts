@@ -43,8 +43,44 @@ describe('parseConfig', () => {
       interval: 1000,
       batchSize: 4 * 1024 * 1024,
       tracker: 'auto',
+      compression: { codec: 'zstd', level: 'auto' },
       fullCopy: false,
     });
+  });
+
+  it('reads agent.compression and agent.maxRate, and names a bad one with its line', () => {
+    const text = (compression: string, maxRate: string) =>
+      defaultConfigText('127.0.0.1:7443').replace(
+        '  compression: zstd ',
+        `  compression: ${compression}\n  maxRate: ${maxRate} `,
+      );
+    const ok = parseConfig(text('zstd:6', '"10MiB/s mon-fri 08:00-18:00, 50MiB/s"'));
+    expect(ok.agent.compression).toEqual({ codec: 'zstd', level: 6 });
+    expect(ok.agent.maxRate?.windows).toHaveLength(2);
+    expect(parseConfig(text('lz4', '20MiB/s')).agent.compression).toEqual({ codec: 'lz4' });
+    const bad = text('gzip', '20MiB/s');
+    const line = bad.split('\n').findIndex((l) => l.includes('compression: gzip')) + 1;
+    expect(thrown(() => parseConfig(bad)).message).toContain(
+      `dr.yaml:${line}: agent.compression: "gzip" is not a compression: write lz4, zstd`,
+    );
+    expect(thrown(() => parseConfig(text('zstd:20', '20MiB/s'))).message).toContain(
+      '"zstd:20" is not a compression',
+    );
+    expect(thrown(() => parseConfig(text('zstd', 'fast'))).message).toContain(
+      'agent.maxRate: fast is not a rate: write a rate like 20MiB/s',
+    );
+    expect(thrown(() => parseConfig(text('zstd', '"5MiB/s 9-17"'))).message).toContain(
+      'agent.maxRate: 9-17 is not a day or days like mon-fri',
+    );
+  });
+
+  it('reads an app time zone and names an unknown one', () => {
+    const app = (tz: string) =>
+      withApp(`  web:\n    timeZone: ${tz}\n    volumes: [{ name: d, path: /x }]\n`);
+    expect(parseConfig(app('Asia/Shanghai')).apps.web?.timeZone).toBe('Asia/Shanghai');
+    expect(thrown(() => parseConfig(app('Mars/Olympus'))).message).toContain(
+      'apps.web.timeZone: expected an IANA time zone',
+    );
   });
 
   it('parses an app and fills in tier and block size', () => {
@@ -163,6 +199,17 @@ describe('parseConfig: the app provider', () => {
       start: 'run-it',
       checkTimeout: 60_000,
     });
+  });
+
+  it("reads a local provider's failback freeze and thaw hooks, and refuses one without the other", () => {
+    expect(
+      findApp(parseConfig(withProvider(['start: run-it', 'freeze: q', 'thaw: r'])), 'web').provider,
+    ).toEqual({ kind: 'local', start: 'run-it', freeze: 'q', thaw: 'r', checkTimeout: 60_000 });
+    const alone = thrown(() => parseConfig(withProvider(['start: run-it', 'freeze: q'])));
+    expect(alone.subject).toMatch(/^apps\.web\.provider/);
+    expect(alone.message).toContain('freeze and thaw hooks go together: give both or neither');
+    const empty = thrown(() => parseConfig(withProvider(['freeze: ""', 'thaw: r'])));
+    expect(empty.message).toContain('expected a command, or leave freeze out');
   });
 
   it('reads an alicloud provider', () => {

@@ -23,6 +23,7 @@ describe('the verb table', () => {
       'cleanup',
       'pause',
       'resume',
+      'throttle',
       'ack',
     ]);
     expect(verbSpec('explode')).toBeUndefined();

@@ -1,6 +1,6 @@
 // `dr status`: aligned columns, short cells, sentences on note lines, rounded durations.
 import { describe, expect, it } from 'vitest';
-import { formatMs, statusTable } from '../../../../cli/commands/status.js';
+import { capNote, formatMs, statusTable } from '../../../../cli/commands/status.js';
 import type { AppStatus } from '../../../../replicator/transport/wire-types.js';
 
 const now = Date.parse('2026-12-07T01:00:10Z');
@@ -67,5 +67,40 @@ describe('dr status table', () => {
     expect(formatMs(11.480110999998942)).toBe('11ms');
     expect(formatMs(0.4321)).toBe('0.4ms');
     expect(formatMs(1234)).toBe('1.2s');
+  });
+});
+
+describe('the bandwidth cap under an app', () => {
+  it('says nothing without a cap, the cap when it does not hold, and plainly when it holds the RPO back', () => {
+    expect(capNote(row({}))).toBeUndefined();
+    expect(
+      capNote(row({ link: { compression: 'zstd:6 (adaptive)', heldFraction: 0 } })),
+    ).toBeUndefined();
+    expect(
+      capNote(
+        row({
+          link: {
+            compression: 'zstd:6 (adaptive)',
+            capBytesPerSec: 20 * 1024 * 1024,
+            cap: '20MiB/s',
+            heldFraction: 0.1,
+          },
+        }),
+      ),
+    ).toBe('bandwidth cap 20.0 MiB/s, zstd:6 (adaptive)');
+    expect(
+      capNote(
+        row({
+          link: {
+            compression: 'zstd:9 (adaptive)',
+            capBytesPerSec: 10 * 1024 * 1024,
+            cap: '10MiB/s mon-fri 08:00-18:00, 50MiB/s',
+            heldFraction: 0.8,
+          },
+        }),
+      ),
+    ).toBe(
+      'bandwidth cap 10.0 MiB/s (10MiB/s mon-fri 08:00-18:00, 50MiB/s) holds the RPO back: batches waited for it 80% of the time (raise it with `throttle web RATE` or --max-rate)',
+    );
   });
 });

@@ -11,6 +11,7 @@ const snapshot = (over: Partial<StatusSnapshot>): StatusSnapshot => ({
   operations: [],
   approvals: [],
   alerts: [],
+  store: { storedBytes: 0 },
   problems: [],
   ...over,
 });
@@ -57,6 +58,8 @@ describe('status page rendering', () => {
       throughputBytesPerSec: 4096,
       storedBytes: 3 * 1024 * 1024,
       pointCount: 12,
+      volumes: [],
+      runsAt: { site: 'home' as const, where: 'shop-1' },
     };
     expect(renderStatusPage(snapshot({ apps: [{ ...app, rpoSeconds: 94 }] }))).toContain(
       '<span class="breach" data-testid="rpo">1m 34s</span>',
@@ -91,13 +94,35 @@ describe('status page rendering', () => {
       throughputBytesPerSec: 0,
       storedBytes: 0,
       pointCount: 0,
+      volumes: [],
+      runsAt: { site: 'home' as const, where: 'shop-1' },
     };
     const paused = renderStatusPage(snapshot({ apps: [{ ...app, protection: 'paused' }] }));
     expect(paused).toContain('<span class="muted">(not replicating; no RPO alerts)</span>');
     expect(paused).not.toContain('data-testid="protection"');
-    const over = renderStatusPage(snapshot({ apps: [{ ...app, protection: 'failed-over' }] }));
+    const over = renderStatusPage(
+      snapshot({
+        apps: [
+          {
+            ...app,
+            protection: 'failed-over',
+            runsAt: {
+              site: 'dr',
+              where: 'local server drsrv-1 at 127.0.0.1:9100',
+              opId: 'op-f1',
+              since: '2026-11-29T00:50:00.000Z',
+            },
+          },
+        ],
+      }),
+    );
+    // One word for the state: "failed over", never "paused" or "stalled" beside it.
     expect(over).toContain(
-      '<span class="phase phase-paused" data-testid="protection">failed over</span>',
+      '<span class="phase phase-failed-over" data-testid="phase">failed over</span>',
+    );
+    expect(over).not.toContain('data-testid="phase">paused');
+    expect(over).toContain(
+      '<td data-testid="runs-at"><span class="dr">DR site</span>: local server drsrv-1 at 127.0.0.1:9100 <span class="muted">by op-f1 since 2026-11-29 00:50:00 UTC</span></td>',
     );
     expect(over).not.toContain('class="breach"');
   });
@@ -112,6 +137,7 @@ describe('status page rendering', () => {
             job: 'drill',
             state: 'failed',
             startedAt: Date.parse('2026-11-29T00:59:00Z'),
+            steps: [],
             error: 'health check failed: exit 1\nline 2\nline 3 <b>',
           },
         ],
@@ -147,14 +173,39 @@ describe('status page rendering', () => {
             throughputBytesPerSec: 4096,
             storedBytes: 3 * 1024 * 1024,
             pointCount: 12,
+            volumes: [
+              {
+                name: 'data',
+                sizeBytes: 64 * 1024 * 1024,
+                backlogBytes: 8192,
+                throughputBytesPerSec: 2048,
+              },
+              {
+                name: 'logs',
+                sizeBytes: 32 * 1024 * 1024,
+                backlogBytes: 0,
+                throughputBytesPerSec: 0,
+                initialSync: { doneBytes: 8 * 1024 * 1024, sizeBytes: 32 * 1024 * 1024 },
+              },
+            ],
+            runsAt: { site: 'home', where: 'shop-1' },
           },
         ],
+        store: { storedBytes: 3 * 1024 * 1024, freeBytes: 10 * 2 ** 30, totalBytes: 40 * 2 ** 30 },
       }),
     );
     expect(html).toContain(
       '<td data-testid="agent">shop-1 <span class="muted">pid 42, heard 2.0 s ago</span></td>',
     );
-    expect(html).toContain('data: trace');
+    expect(html).toContain(
+      '<tr data-volume="data"><td>data</td><td>64.0 MiB</td><td><span title="">trace</span></td><td data-testid="backlog">8.0 KiB</td><td data-testid="throughput">2.0 KiB/s</td><td data-testid="initial-sync"><span class="ok">done</span></td></tr>',
+    );
+    // The first copy of logs is a quarter done.
+    expect(html).toContain(
+      '<progress max="33554432" value="8388608"></progress> 25% <span class="muted">8.0 MiB of 32.0 MiB</span>',
+    );
+    expect(html).toContain('<td data-testid="runs-at">home <span class="muted">shop-1</span></td>');
+    expect(html).toContain('10.0 GiB free of 40.0 GiB');
     expect(html).toContain(
       '3.0 MiB stored <span class="muted">· 12 points · backlog 0 B · 4.0 KiB/s</span>',
     );
@@ -214,6 +265,59 @@ describe('RPO history downsampling', () => {
 });
 
 describe('operations from the events stream', () => {
+  it("keeps each step's first time, the drill's verdict, data-loss window and server", () => {
+    const [op] = foldOperations([
+      { opId: 'op-d1', app: 'web', job: 'drill', type: 'started', time: 1000 },
+      { opId: 'op-d1', app: 'web', job: 'drill', type: 'step', step: 'materialise', time: 1100 },
+      {
+        opId: 'op-d1',
+        app: 'web',
+        job: 'drill',
+        type: 'step',
+        step: 'materialise',
+        progress: 0.5,
+        time: 1500,
+      },
+      { opId: 'op-d1', app: 'web', job: 'drill', type: 'step', step: 'launched', time: 2300 },
+      {
+        opId: 'op-d1',
+        app: 'web',
+        job: 'drill',
+        type: 'finished',
+        time: 3100,
+        result: {
+          opId: 'op-d1',
+          app: 'web',
+          mode: 'drill',
+          point: 7,
+          dataAgeSeconds: 1.6,
+          rto: { materialiseMs: 1200, launchMs: 300, healthyMs: 600, totalMs: 2100 },
+          health: { ok: true, output: 'ok' },
+          server: { provider: 'local', id: 'drill-7', endpoint: '127.0.0.1:9001', details: {} },
+          resumes: 0,
+        },
+      },
+    ]);
+    expect(op?.steps).toEqual([
+      { step: 'materialise', at: 1100 },
+      { step: 'launched', at: 2300 },
+    ]);
+    expect(op).toMatchObject({
+      healthy: true,
+      dataAgeSeconds: 1.6,
+      server: { provider: 'local', id: 'drill-7', endpoint: '127.0.0.1:9001' },
+    });
+    const html = renderStatusPage(snapshot({ operations: op ? [op] : [] }));
+    expect(html).toContain('<td data-testid="verdict"><span class="ok">healthy</span>');
+    expect(html).toContain(
+      '<td data-testid="data-loss">1.6 s <span class="muted">point #7</span></td>',
+    );
+    expect(html).toContain('<summary>2 steps</summary>');
+    expect(html).toContain('<li>materialise started <span class="muted">+0.1 s</span></li>');
+    expect(html).toContain('<li>server launched <span class="muted">+1.3 s</span></li>');
+    expect(html).toContain('<li>succeeded <span class="muted">+2.1 s</span></li>');
+  });
+
   it('lists the newest first, the later of two started in the same millisecond first', () => {
     const ops = foldOperations([
       { opId: 'op-a1', app: 'web', job: 'drill', type: 'started', time: 5 },

@@ -27,6 +27,8 @@ const lease = (over: Partial<Lease> = {}): Lease => ({
   lastFreezeMs: null,
   lastResync: null,
   agentLastPoint: null,
+  volumes: {},
+  link: null,
   unchanged: undefined,
   ...over,
 });
@@ -34,11 +36,49 @@ const runtime = (l?: Lease, recent: Array<[number, number]> = []): AppRuntime =>
   lease: l,
   bytesShipped: 0,
   recent,
+  volumeRecent: [],
   maintenance: Promise.resolve(),
 });
 const base = { app: 'web', storedBytes: 0, protection: undefined, t };
 
 describe('appStatus', () => {
+  it("shows each volume's size, the agent's backlog and first-copy progress, and the bytes received in the last minute", () => {
+    const rt = runtime(
+      lease({
+        phase: 'initial-sync',
+        volumes: {
+          a: { backlogBytes: 4096, initialSync: { doneBytes: 1024, sizeBytes: 8192 } },
+        },
+      }),
+    );
+    rt.volumeRecent = [
+      [t - 70_000, 1, 6000], // over a minute ago: not counted
+      [t - 10_000, 1, 3000],
+      [t - 5_000, 2, 600],
+    ];
+    const s = appStatus({
+      ...base,
+      points: [],
+      runtime: rt,
+      volumes: [
+        { id: 1, name: 'a', size: 8192 },
+        { id: 2, name: 'b', size: 4096 },
+      ],
+      store: { freeBytes: 10, totalBytes: 100 },
+    });
+    expect(s.volumes).toEqual([
+      {
+        name: 'a',
+        sizeBytes: 8192,
+        backlogBytes: 4096,
+        throughputBytesPerSec: 50,
+        initialSync: { doneBytes: 1024, sizeBytes: 8192 },
+      },
+      { name: 'b', sizeBytes: 4096, backlogBytes: 0, throughputBytesPerSec: 10 },
+    ]);
+    expect(s.store).toEqual({ freeBytes: 10, totalBytes: 100 });
+  });
+
   it('is unprotected with nothing, stalled with points but no agent', () => {
     expect(appStatus({ ...base, points: [], runtime: runtime() })).toMatchObject({
       phase: 'unprotected',

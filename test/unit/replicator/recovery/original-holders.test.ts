@@ -85,6 +85,32 @@ describe.skipIf(missingFeature(loops, 'holders of loop devices and mounted ext4'
       expect(await findHolders(device)).toEqual([]);
     });
 
+    it('names a mount kept by another mount namespace after the device is unmounted here', async () => {
+      const { device, mount } = await rig.loop('ns', 16, true);
+      // A private mount namespace made while it is mounted keeps its own copy of the mount.
+      const other = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '600'], {
+        stdio: 'ignore',
+      });
+      try {
+        await waitFor('the other namespace to hold the mount', async () =>
+          (await findHolders(device)).some((h) => h.what.includes('another mount namespace')),
+        );
+        await tool('umount', [mount as string]);
+        const held = await findHolders(device);
+        // (Other processes on the machine may make namespaces with a copy of it too.)
+        expect(held.map((h) => h.what)).toContain(
+          `mounted at ${mount} in another mount namespace, that of process ${other.pid} (sleep)`,
+        );
+        expect(held.every((h) => h.what.includes('in another mount namespace'))).toBe(true);
+      } finally {
+        other.kill('SIGKILL');
+        await new Promise((r) => other.once('exit', r));
+      }
+      await waitFor('the other namespace gone', async () =>
+        (await findHolders(device)).every((h) => h.pid !== other.pid),
+      );
+    });
+
     it('will not write a mounted block device: the exclusive open is refused and nothing changes', async () => {
       const { device, mount } = await rig.loop('dst', 4, true);
       const before = sha(await readFile(device));

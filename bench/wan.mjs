@@ -1,0 +1,520 @@
+#!/usr/bin/env node
+// Benchmark: replication over a shaped WAN link. Agent and gateway in two network namespaces
+// joined by a veth pair shaped with `tc … tbf` (100 Mbit/s, 1 Gbit/s); beside Lifeboat over the
+// same link, `rsync -z` over ssh and restic (sftp backend over ssh). Data: an ext4 image of real
+// files from /usr, then a day's changes (a SQLite database +80k rows, /usr/share/doc copied in,
+// a locale tree removed); and random data. Figures: time and bytes on the link (veth counters,
+// so TLS/ssh and TCP/IP overhead count for everyone), initial and incremental, agent CPU.
+// Prints figures; never part of `npm test`. Needs root (namespaces, tc, loop mounts).
+//   node bench/wan.mjs [--rates 100mbit,1gbit] [--fill-mib 1100] [--random-mib 1024] [--smoke] [--json]
+//   --smoke: 100mbit only, a 96 MiB fill, 8k rows, 16 MiB of docs, 32 MiB random.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { bin, root, say } from './lib.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '100mbit,1gbit' },
+    'fill-mib': { type: 'string', default: '1100' },
+    'random-mib': { type: 'string', default: '1024' },
+    smoke: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  },
+});
+const SMOKE = args.smoke;
+const RATES = SMOKE ? ['100mbit'] : args.rates.split(',').map((r) => r.trim());
+const FILL = (SMOKE ? 96 : Number(args['fill-mib'])) * 1024 * 1024;
+const IMAGE_MIB = SMOKE ? 256 : 2048;
+const ROWS = SMOKE ? 8_000 : 80_000;
+const DOC_BYTES = (SMOKE ? 16 : 1 << 20) * 1024 * 1024;
+const RANDOM = (SMOKE ? 32 : Number(args['random-mib'])) * 1024 * 1024;
+
+function skip(why) {
+  say(`bench:wan: skipped: ${why}`);
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) skip('needs root (network namespaces, tc, loop mounts)');
+if (!existsSync(join(root, 'dist/cli/main.js'))) skip('build first (npm run build)');
+const missing = [
+  ['ip', 'iproute2'],
+  ['tc', 'iproute2'],
+  ['mkfs.ext4', 'e2fsprogs'],
+  ['rsync', 'rsync'],
+  ['ssh', 'openssh-client'],
+  ['/usr/sbin/sshd', 'openssh-server'],
+  ['sqlite3', 'sqlite3'],
+  ['restic', 'restic'],
+].filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0);
+if (missing.length > 0)
+  skip(
+    `missing ${missing.map(([c]) => c).join(', ')}. To resolve, run: apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(' ')}`,
+  );
+
+const sh = (cmd, a, opts = {}) => execFileSync(cmd, a, { encoding: 'utf8', ...opts }).trim();
+const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-wan-'));
+const tag = `lbw${process.pid % 100000}`;
+const NS_A = `${tag}a`; // the protected server: agent, rsync and restic clients
+const NS_B = `${tag}b`; // the DR site: gateway, sshd
+const DEV_A = `${tag}va`;
+const DEV_B = `${tag}vb`;
+const octet = 10 + (process.pid % 200);
+const IP_A = `10.${octet}.77.1`;
+const IP_B = `10.${octet}.77.2`;
+const undo = [];
+const children = [];
+
+const mounted = new Set();
+
+function cleanup() {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  // A run stopped mid-way may hold a mount inside the work directory: unmount before removing.
+  for (const dir of mounted) spawnSync('umount', ['-l', dir]);
+  for (const f of undo.reverse()) {
+    try {
+      f();
+    } catch {
+      // best effort: the rest still gets cleaned
+    }
+  }
+  try {
+    rmSync(work, { recursive: true, force: true });
+  } catch (err) {
+    say(`bench:wan: could not remove ${work}: ${err.message}`);
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'])
+  process.on(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+
+/** Namespaces a run killed outright (SIGKILL) left behind: their pid is gone. */
+function removeStaleNamespaces() {
+  for (const line of sh('ip', ['netns', 'list']).split('\n')) {
+    const m = /^lbw(\d+)[ab]\b/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch (err) {
+      alive = err.code === 'EPERM';
+    }
+    if (!alive) spawnSync('ip', ['netns', 'del', line.split(' ')[0]]);
+  }
+}
+
+function setupLink() {
+  sh('ip', ['netns', 'add', NS_A]);
+  undo.push(() => sh('ip', ['netns', 'del', NS_A]));
+  sh('ip', ['netns', 'add', NS_B]);
+  undo.push(() => sh('ip', ['netns', 'del', NS_B]));
+  sh('ip', ['link', 'add', DEV_A, 'type', 'veth', 'peer', 'name', DEV_B]);
+  sh('ip', ['link', 'set', DEV_A, 'netns', NS_A]);
+  sh('ip', ['link', 'set', DEV_B, 'netns', NS_B]);
+  sh('ip', ['-n', NS_A, 'addr', 'add', `${IP_A}/24`, 'dev', DEV_A]);
+  sh('ip', ['-n', NS_B, 'addr', 'add', `${IP_B}/24`, 'dev', DEV_B]);
+  for (const [ns, dev] of [
+    [NS_A, DEV_A],
+    [NS_B, DEV_B],
+  ]) {
+    sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+}
+
+/** Shapes both directions: tbf with a burst of ~2 ms of the rate (at least 64 KiB) and 50 ms of queue. */
+function shape(rate) {
+  const bits = Number.parseFloat(rate) * (/gbit/i.test(rate) ? 1e9 : 1e6);
+  const burst = Math.max(64 * 1024, Math.round(bits / 8 / 500));
+  for (const [ns, dev] of [
+    [NS_A, DEV_A],
+    [NS_B, DEV_B],
+  ])
+    sh('ip', [
+      'netns',
+      'exec',
+      ns,
+      'tc',
+      'qdisc',
+      'replace',
+      'dev',
+      dev,
+      'root',
+      'tbf',
+      'rate',
+      rate,
+      'burst',
+      String(burst),
+      'latency',
+      '50ms',
+    ]);
+}
+
+/** Bytes both ways on the link so far (the agent side's veth: tx out, rx back). */
+function linkBytes() {
+  const stats = JSON.parse(sh('ip', ['-n', NS_A, '-s', '-j', 'link', 'show', DEV_A]))[0].stats64;
+  return stats.tx.bytes + stats.rx.bytes;
+}
+
+/** Runs a command in namespace A, timed, with its CPU (user+sys of it and its children) and the link bytes. */
+async function measured(argv, env = {}) {
+  const before = linkBytes();
+  const t0 = process.hrtime.bigint();
+  const out = await new Promise((resolve, reject) => {
+    const child = spawn(
+      '/usr/bin/time',
+      ['-f', 'LBCPU %U %S', 'ip', 'netns', 'exec', NS_A, ...argv],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(child);
+    let o = '';
+    let e = '';
+    child.stdout.on('data', (c) => (o += c));
+    child.stderr.on('data', (c) => (e += c));
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve({ o, e })
+        : reject(new Error(`${argv.join(' ')} exited ${code}: ${e.slice(-2000)}`)),
+    );
+  });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const m = /LBCPU ([\d.]+) ([\d.]+)/.exec(out.e);
+  return {
+    seconds,
+    bytes: linkBytes() - before,
+    cpu: m ? Number(m[1]) + Number(m[2]) : Number.NaN,
+    stdout: out.o,
+  };
+}
+
+function startChild(ns, argv, env, ready, name) {
+  const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  return (async () => {
+    const until = Date.now() + 60_000;
+    while (!ready.test(out)) {
+      if (child.exitCode !== null || Date.now() > until)
+        throw new Error(`${name}: not ready:\n${out.slice(-2000)}`);
+      await sleep(50);
+    }
+    return child;
+  })();
+}
+
+/** Copies regular files and links from `sources` into `dest` until `budget` bytes are copied. */
+function fill(dest, sources, budget) {
+  let copied = 0;
+  const walk = (from, to) => {
+    if (copied >= budget) return;
+    let entries;
+    try {
+      entries = readdirSync(from, { withFileTypes: true });
+    } catch {
+      return; // unreadable: leave it out
+    }
+    mkdirSync(to, { recursive: true });
+    for (const e of entries) {
+      if (copied >= budget) return;
+      const f = join(from, e.name);
+      const t = join(to, e.name);
+      if (e.isDirectory()) walk(f, t);
+      else if (e.isSymbolicLink()) symlinkSync(readlinkSync(f), t);
+      else if (e.isFile()) {
+        try {
+          copyFileSync(f, t);
+          copied += lstatSync(t).size;
+        } catch {
+          // unreadable or the image is full: skip it
+        }
+      }
+    }
+  };
+  for (const [from, to] of sources) walk(from, join(dest, to));
+  return copied;
+}
+
+function mountImage(image, dir, ro = false) {
+  mkdirSync(dir, { recursive: true });
+  sh('mount', ['-o', ro ? 'loop,ro' : 'loop', image, dir]);
+  mounted.add(dir);
+  return () => {
+    sh('umount', [dir]);
+    mounted.delete(dir);
+  };
+}
+
+function sqliteRows(db, rows, from) {
+  const sql = `CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY, customer TEXT, item TEXT, qty INT, note TEXT);
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT ${from} UNION ALL SELECT i+1 FROM n WHERE i < ${from + rows - 1})
+INSERT INTO orders SELECT i, 'customer-' || (i % 977), 'item-' || (i % 131), i % 7, hex(randomblob(24)) FROM n;
+COMMIT;`;
+  sh('sqlite3', [db], { input: sql });
+}
+
+/** initial.img (real files, a small database) and changed.img (a day later). */
+function prepareImages() {
+  const initial = join(work, 'initial.img');
+  const changed = join(work, 'changed.img');
+  sh('truncate', ['-s', `${IMAGE_MIB}M`, initial]);
+  sh('mkfs.ext4', ['-q', '-F', initial]);
+  const mnt = join(work, 'mnt');
+  let umount = mountImage(initial, mnt);
+  const copied = fill(
+    mnt,
+    [
+      ['/usr/share/locale', 'share/locale'],
+      ['/usr/bin', 'bin'],
+      ['/usr/lib/x86_64-linux-gnu', 'lib'],
+    ],
+    FILL,
+  );
+  mkdirSync(join(mnt, 'var'), { recursive: true });
+  sqliteRows(join(mnt, 'var/shop.db'), ROWS / 4, 1);
+  umount();
+  sh('cp', ['--sparse=always', initial, changed]);
+  umount = mountImage(changed, mnt);
+  sqliteRows(join(mnt, 'var/shop.db'), ROWS, ROWS / 4 + 1);
+  const docs = fill(mnt, [['/usr/share/doc', 'share/doc']], DOC_BYTES);
+  rmSync(join(mnt, 'share/locale'), { recursive: true, force: true });
+  umount();
+  return { initial, changed, copied, docs };
+}
+
+function randomImage() {
+  const p = join(work, 'random.img');
+  const fd = openSync(p, 'w');
+  for (let o = 0; o < RANDOM; o += 8 << 20)
+    writeSync(fd, randomBytes(Math.min(8 << 20, RANDOM - o)));
+  closeSync(fd);
+  return p;
+}
+
+/** An sshd in namespace B for rsync and restic, with keys made for this run. */
+async function startSshd() {
+  const dir = join(work, 'ssh');
+  mkdirSync(dir, { mode: 0o700 });
+  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
+  sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client')]);
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')));
+  const sftp = ['/usr/lib/openssh/sftp-server', '/usr/libexec/openssh/sftp-server'].find(
+    existsSync,
+  );
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    `Port 2222\nListenAddress ${IP_B}\nHostKey ${join(dir, 'host')}\nAuthorizedKeysFile ${join(dir, 'authorized_keys')}\nPermitRootLogin prohibit-password\nStrictModes no\nPidFile ${join(dir, 'sshd.pid')}\nSubsystem sftp ${sftp ?? 'internal-sftp'}\n`,
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+  await startChild(
+    NS_B,
+    ['/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')],
+    {},
+    /Server listening/,
+    'sshd',
+  );
+  // AES-GCM, as the issue's baseline measured; host keys of this run only.
+  return `ssh -i ${join(dir, 'client')} -p 2222 -c aes128-gcm@openssh.com -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR`;
+}
+
+async function lifeboat(label, images, rate) {
+  const home = join(work, `home-${label}-${rate}`);
+  const volume = join(work, `volume-${label}.img`);
+  const port = 7443;
+  const dr = (a) => sh(process.execPath, [bin, '--home', home, ...a]);
+  dr(['init', '--gateway', `${IP_B}:${port}`]);
+  sh('cp', ['--sparse=always', images[0], volume]);
+  dr(['app', 'add', 'wan', '--volume', `disk=${volume}`]);
+  const gateway = await startChild(
+    NS_B,
+    [process.execPath, bin, '--home', home, 'gateway'],
+    { DR_LOG_LEVEL: 'warn' },
+    /gateway listening/,
+    'gateway',
+  );
+  try {
+    const agent = [
+      process.execPath,
+      bin,
+      '--home',
+      home,
+      'agent',
+      '--app',
+      'wan',
+      '--once',
+      '--json',
+    ];
+    const initial = await measured(agent, { DR_LOG_LEVEL: 'warn' });
+    let incremental;
+    if (images[1]) {
+      sh('cp', ['--sparse=always', images[1], volume]);
+      incremental = await measured(agent, { DR_LOG_LEVEL: 'warn' });
+    }
+    return { initial, incremental };
+  } finally {
+    gateway.kill('SIGTERM');
+    await new Promise((r) => (gateway.exitCode !== null ? r() : gateway.once('exit', r)));
+    rmSync(home, { recursive: true, force: true });
+    rmSync(volume, { force: true });
+  }
+}
+
+/** rsync -z of the mounted file tree (or the image file itself for random data) over ssh. */
+async function rsyncZ(label, images, rate, ssh, tree) {
+  const dst = `${join(work, `rsync-${label}-${rate}`)}/`;
+  const mnt = join(work, 'src');
+  const run = async (image) => {
+    if (!tree)
+      return measured(['rsync', '-az', '--inplace', '-e', ssh, image, `root@${IP_B}:${dst}`]);
+    const umount = mountImage(image, mnt, true);
+    try {
+      return await measured([
+        'rsync',
+        '-az',
+        '--delete',
+        '-e',
+        ssh,
+        `${mnt}/`,
+        `root@${IP_B}:${dst}`,
+      ]);
+    } finally {
+      umount();
+    }
+  };
+  try {
+    const initial = await run(images[0]);
+    const incremental = images[1] ? await run(images[1]) : undefined;
+    return { initial, incremental };
+  } finally {
+    rmSync(dst, { recursive: true, force: true });
+  }
+}
+
+/** restic backup (sftp backend over the same ssh) of the mounted tree, or of the image file. */
+async function restic(label, images, rate, ssh, tree) {
+  const repo = join(work, `restic-${label}-${rate}`);
+  const env = {
+    RESTIC_PASSWORD: randomBytes(16).toString('hex'),
+    RESTIC_CACHE_DIR: join(work, 'restic-cache'),
+  };
+  const r = [
+    'restic',
+    '-q',
+    '-r',
+    `sftp:root@${IP_B}:${repo}`,
+    '-o',
+    `sftp.command=${ssh} root@${IP_B} -s sftp`,
+  ];
+  const mnt = join(work, 'src');
+  const run = async (image) => {
+    if (!tree) return measured([...r, 'backup', image], env);
+    const umount = mountImage(image, mnt, true);
+    try {
+      return await measured([...r, 'backup', mnt], env);
+    } finally {
+      umount();
+    }
+  };
+  try {
+    await measured([...r, 'init'], env);
+    const initial = await run(images[0]);
+    const incremental = images[1] ? await run(images[1]) : undefined;
+    return { initial, incremental };
+  } finally {
+    rmSync(repo, { recursive: true, force: true });
+    rmSync(env.RESTIC_CACHE_DIR, { recursive: true, force: true });
+  }
+}
+
+const MiB = 1024 * 1024;
+const row = (name, r) => {
+  const c = (x) =>
+    x
+      ? `${x.seconds.toFixed(1)} s, ${(x.bytes / MiB).toFixed(0)} MiB, cpu ${x.cpu.toFixed(1)} s`
+      : '-';
+  return `| ${name} | ${c(r.initial)} | ${c(r.incremental)} |`;
+};
+
+async function main() {
+  removeStaleNamespaces();
+  setupLink();
+  say('bench:wan: preparing the ext4 image (real files from /usr) and its day of changes');
+  const real = prepareImages();
+  const random = randomImage();
+  const ssh = await startSshd();
+  const results = [];
+  for (const rate of RATES) {
+    shape(rate);
+    for (const [label, images, tree] of [
+      ['realistic', [real.initial, real.changed], true],
+      ['random', [random], false],
+    ]) {
+      say(`bench:wan: ${rate}, ${label}: Lifeboat`);
+      const lb = await lifeboat(label, images, rate);
+      say(`bench:wan: ${rate}, ${label}: rsync -z over ssh`);
+      const rs = await rsyncZ(label, images, rate, ssh, tree);
+      say(`bench:wan: ${rate}, ${label}: restic (sftp)`);
+      const rc = await restic(label, images, rate, ssh, tree);
+      results.push({ rate, label, lifeboat: lb, rsync: rs, restic: rc });
+    }
+  }
+  const meta = {
+    date: new Date().toISOString(),
+    loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+    smoke: SMOKE,
+    realisticFilesMiB: Math.round(real.copied / MiB),
+    docsMiB: Math.round(real.docs / MiB),
+    randomMiB: RANDOM / MiB,
+  };
+  if (args.json) {
+    console.log(JSON.stringify({ meta, results }));
+    return;
+  }
+  console.log(
+    `bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}; realistic: ${meta.realisticFilesMiB} MiB of files in a ${IMAGE_MIB} MiB ext4 image, then +${ROWS} rows, +${meta.docsMiB} MiB of docs, locale tree removed; random: ${meta.randomMiB} MiB`,
+  );
+  for (const r of results) {
+    console.log(`\n${r.rate}, ${r.label} (time, bytes on the link both ways, client CPU)`);
+    console.log('| tool | initial | incremental |\n| --- | --- | --- |');
+    console.log(row('Lifeboat', r.lifeboat));
+    console.log(row('rsync -z over ssh', r.rsync));
+    console.log(row('restic (sftp)', r.restic));
+    const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
+    console.log(
+      `ratios Lifeboat / rsync -z: bytes ${ratio(r.lifeboat.initial.bytes, r.rsync.initial.bytes)} initial, ${ratio(r.lifeboat.incremental?.bytes, r.rsync.incremental?.bytes)} incremental (target <= 1); time ${ratio(r.lifeboat.initial.seconds, r.rsync.initial.seconds)} initial, ${ratio(r.lifeboat.incremental?.seconds, r.rsync.incremental?.seconds)} incremental (target <= 0.8 at 100mbit); vs restic time ${ratio(r.lifeboat.initial.seconds, r.restic.initial.seconds)}, ${ratio(r.lifeboat.incremental?.seconds, r.restic.incremental?.seconds)} (target <= 1)`,
+    );
+  }
+}
+
+try {
+  await main();
+} finally {
+  cleanup();
+}
