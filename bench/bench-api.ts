@@ -15,6 +15,7 @@ export { ApprovalStore } from '../engine/approval-store.js';
 export { createEngine } from '../engine/create-engine.js';
 export { evaluatePolicies } from '../engine/evaluate-policies.js';
 export { loadPolicyDir } from '../engine/policy-set.js';
+export { findZeroRanges } from '../replicator/capture/zero-ranges.js';
 export {
   encodeRpoSample,
   replicationKey,

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const benches = [
   'replication.mjs',
+  'scale.mjs',
   'rpo.mjs',
   'rto.mjs',
   'status.mjs',

@@ -285,6 +285,8 @@ export const configSchema = z.object({
       interval: duration.default(1000),
       batchSize: size('batch').default(4 * 1024 * 1024),
       tracker: z.enum(['auto', 'trace', 'scan']).default('auto'),
+      /** Read every block of a volume, even holes and free space (first sync and resyncs). */
+      fullCopy: z.boolean().default(false),
       /** Wire compression: zstd (level adapted to the link), zstd:N (pinned) or lz4. */
       compression: compression.default({ codec: 'zstd', level: 'auto' }),
       /** Bandwidth cap, optionally by time of day in the app's time zone; absent: none. */
@@ -295,6 +297,7 @@ export const configSchema = z.object({
       batchSize: 4 * 1024 * 1024,
       tracker: 'auto',
       compression: { codec: 'zstd', level: 'auto' },
+      fullCopy: false,
     }),
   recovery: z
     .object({

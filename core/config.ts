@@ -186,6 +186,7 @@ retention:
 agent:
   interval: 1s    # period of \`dr agent\`'s cycles (a cycle starts every interval)
   tracker: auto   # auto | trace | scan
+  fullCopy: false # true reads holes and free space too (see docs/replication.md)
   batchSize: 4MiB
   compression: zstd   # zstd (level adapted to the link) | zstd:N (1-19, pinned) | lz4
   # bandwidth cap, optionally by time of day in the app's timeZone; none unless set

@@ -46,6 +46,10 @@ export function registerAgent(program: Command, exit: ExitState): void {
       'how changes are found: trace (block tracepoints; root and a block device), scan, or auto (default: agent.tracker in dr.yaml)',
     )
     .option(
+      '--full-copy',
+      'read every block, even image holes and free space of a mounted ext4/xfs (default: agent.fullCopy in dr.yaml, false)',
+    )
+    .option(
       '--max-rate <rate>',
       "bandwidth cap, like 20MiB/s or `10MiB/s mon-fri 08:00-18:00, 50MiB/s` in the app's time zone (default: agent.maxRate in dr.yaml, none)",
     )
@@ -77,6 +81,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           once?: boolean;
           interval?: string;
           tracker?: string;
+          fullCopy?: boolean;
           maxRate?: string;
           json?: boolean;
           metrics?: string;
@@ -101,6 +106,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
           const forward = resolveAgentSettings(config, opts.app, {
             interval: opts.interval,
             tracker: opts.tracker,
+            ...(opts.fullCopy ? { fullCopy: true } : {}),
             trace: {
               ...(tracefs ? { tracefs } : {}),
               ...(bufferKiB ? { bufferKiB } : {}),

@@ -29,6 +29,8 @@ export interface AgentSettings {
   /** How changes are found: block tracing, scanning, or tracing where possible. */
   tracker: TrackerChoice;
   trace: TraceSettings;
+  /** Read every block, holes and free space too (`agent.fullCopy` or `--full-copy`). */
+  fullCopy: boolean;
 }
 
 /** What the command line may set over dr.yaml, as typed. */
@@ -39,6 +41,8 @@ export interface AgentOverrides {
   tracker?: string | undefined;
   /** Where tracefs is and its buffer size (from the environment). */
   trace?: TraceSettings | undefined;
+  /** `--full-copy`. */
+  fullCopy?: boolean | undefined;
 }
 
 /** The shortest cycle period: below it the agent would do little but ask the gateway. */
@@ -95,5 +99,6 @@ export function resolveAgentSettings(
     inFlight: IN_FLIGHT,
     tracker: tracker as TrackerChoice,
     trace: overrides.trace ?? {},
+    fullCopy: overrides.fullCopy ?? config.agent.fullCopy,
   };
 }

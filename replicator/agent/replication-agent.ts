@@ -104,6 +104,7 @@ export class ReplicationAgent {
         appConfig,
         tracker: this.s.tracker,
         trace: this.s.trace,
+        fullCopy: this.s.fullCopy,
         log,
       });
       let seq: BatchSequence | undefined;

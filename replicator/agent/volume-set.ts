@@ -25,6 +25,8 @@ export interface VolumeSetOptions {
   tracker: TrackerChoice;
   trace: TraceSettings;
   log: Logger;
+  /** Read holes and free space too (no map of unused space). */
+  fullCopy?: boolean;
   /** Where device locks go (default: `deviceLockDir()`, machine-wide). */
   lockDir?: string;
 }
@@ -64,6 +66,7 @@ export class VolumeSet {
           appConfig.blockSize,
           log,
           o.trace,
+          o.fullCopy ?? false,
         );
         held.push({ name: v.name, file, size, tracking: entry.tracking, lock: entry.lock });
       }

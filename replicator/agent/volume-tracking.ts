@@ -4,6 +4,7 @@ import { readChangedBlocks } from '../capture/read-blocks.js';
 import { type ChangedBlock, scanChanges } from '../capture/scan-tracker.js';
 import { TraceTracker } from '../capture/trace-tracker.js';
 import type { VolumeFile } from '../capture/volume-file.js';
+import { findZeroRanges, type ZeroRanges } from '../capture/zero-ranges.js';
 
 export type TrackerChoice = 'auto' | 'trace' | 'scan';
 
@@ -41,10 +42,14 @@ export class VolumeTracking {
   lastSyncMs = 0;
   /** How many trace syncs were tried (a cut tells whether one ran inside its freeze). */
   syncs = 0;
+  /** What the last whole-volume scan skipped as holes or free space, and how long finding them took. */
+  lastZeroMap: ZeroRanges | undefined;
 
   private constructor(
     readonly info: TrackingInfo,
     private readonly tracer: TraceTracker | undefined,
+    private readonly log: Logger,
+    private readonly fullCopy: boolean,
   ) {}
 
   static async open(
@@ -53,8 +58,9 @@ export class VolumeTracking {
     blockSize: number,
     log: Logger,
     trace: TraceSettings = {},
+    fullCopy = false,
   ): Promise<VolumeTracking> {
-    if (choice === 'scan') return new VolumeTracking({ kind: 'scan' }, undefined);
+    if (choice === 'scan') return new VolumeTracking({ kind: 'scan' }, undefined, log, fullCopy);
     const why = await TraceTracker.unavailable(volume.path, trace.tracefs);
     if (why) {
       if (choice === 'trace') {
@@ -73,7 +79,7 @@ export class VolumeTracking {
         { volume: volume.name, reason: why },
         'block tracing unavailable; scanning instead',
       );
-      return new VolumeTracking({ kind: 'scan', reason: why }, undefined);
+      return new VolumeTracking({ kind: 'scan', reason: why }, undefined, log, fullCopy);
     }
     const tracer = await TraceTracker.start({
       device: volume.path,
@@ -82,7 +88,7 @@ export class VolumeTracking {
       ...(trace.tracefs ? { tracefs: trace.tracefs } : {}),
       ...(trace.bufferKiB ? { bufferKiB: trace.bufferKiB } : {}),
     });
-    return new VolumeTracking({ kind: 'trace' }, tracer);
+    return new VolumeTracking({ kind: 'trace' }, tracer, log, fullCopy);
   }
 
   /** Makes the next round scan the whole volume. */
@@ -109,7 +115,11 @@ export class VolumeTracking {
     onProgress?: (scanned: number) => void;
   }): Promise<RoundChanges> {
     const scan = (resyncReason?: string): RoundChanges => ({
-      changes: scanChanges({ ...o, ...(o.onProgress ? { onProgress: o.onProgress } : {}) }),
+      changes: scanChanges({
+        ...o,
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+        ...(this.fullCopy ? {} : { zeroRanges: () => this.zeroRanges(o.volume, o.size) }),
+      }),
       fullScan: true,
       ...(resyncReason ? { resyncReason } : {}),
     });
@@ -132,6 +142,30 @@ export class VolumeTracking {
       changes: readChangedBlocks({ ...o, blocks: drained.blocks }),
       fullScan: false,
     };
+  }
+
+  /**
+   * The volume's holes or free space, asked for as the scan starts: after the tracker started,
+   * so a block allocated after the map is taken is a write the tracker (or the next scan) sees.
+   */
+  private async zeroRanges(volume: VolumeFile, size: number): Promise<ZeroRanges['ranges']> {
+    const map = await findZeroRanges(volume, size);
+    const first = this.lastZeroMap === undefined || this.lastZeroMap.source !== map.source;
+    this.lastZeroMap = map;
+    this.log[first ? 'info' : 'debug'](
+      {
+        volume: volume.name,
+        source: map.source,
+        zeroBytes: map.zeroBytes,
+        volumeBytes: size,
+        ms: Math.round(map.ms),
+        ...(map.reason ? { reason: map.reason } : {}),
+      },
+      map.source === 'none'
+        ? 'reading every block: no map of unused space'
+        : 'unused space read as zeros without reading it',
+    );
+    return map.ranges;
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,8 @@ export class VolumeFile {
     readonly path: string,
     private readonly fh: FileHandle,
     readonly isBlockDevice: boolean,
-    private readonly rdev: number,
+    /** The device number, for a block device. */
+    readonly rdev: number,
     private readonly limit: number | undefined,
   ) {}
 

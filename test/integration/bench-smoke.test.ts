@@ -27,6 +27,15 @@ const figures: Record<string, RegExp[]> = {
     ),
     re(String.raw`peak RSS\s+agent N MiB, gateway N MiB`),
   ],
+  'scale.mjs': [
+    re(
+      String.raw`image N GiB: first sync N s \(N MiB sent\), idle rescan N s, agent N MiB, gateway N MiB; holes walk N ms \(N GiB unused\)`,
+    ),
+    // ext4 on loop devices needs root: without it the bench says so and goes on.
+    re(
+      String.raw`ext4 N GiB: first sync N s \(N MiB sent\), idle rescan N s, agent N MiB, gateway N MiB; fsmap walk N ms \(N GiB unused\)|ext4 rows skipped: `,
+    ),
+  ],
   'rpo.mjs': [
     ...['trace', 'scan'].map((t) =>
       re(

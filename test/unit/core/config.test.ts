@@ -44,6 +44,7 @@ describe('parseConfig', () => {
       batchSize: 4 * 1024 * 1024,
       tracker: 'auto',
       compression: { codec: 'zstd', level: 'auto' },
+      fullCopy: false,
     });
   });
 
