@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+/** Drill and failover: the job that brings a point up at the DR site, step by step, resumable. */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Processor, UnrecoverableError } from 'bullmq';
@@ -7,7 +7,7 @@ import { DrError, errorMessage } from '../../core/errors.js';
 import { isName } from '../../core/names.js';
 import { fenceSource } from '../recovery/fence-source.js';
 import { fuseUnavailable } from '../recovery/fuse-mount.js';
-import { heldInstant, type InstantRecovery, serveInstant } from '../recovery/instant-point.js';
+import { heldInstant, serveInstant } from '../recovery/instant-point.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import { trustedPoint } from '../recovery/point-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
@@ -15,7 +15,10 @@ import type { PointDetail } from '../transport/wire-types.js';
 import type { AppLock } from './app-lock.js';
 import { errorInfo, FinalError, isJobLost, jobLost } from './job-errors.js';
 import { JobScaffold, recordedSteps } from './job-scaffold.js';
+import { latestConsistent } from './latest-consistent.js';
+import { awaitHydration, progressThrottle } from './operation-progress.js';
 import { preflightBoot } from './preflight-boot.js';
+import { imagesPresent, lastStep } from './recorded-progress.js';
 import {
   cleanupJobId,
   type JobName,
@@ -372,88 +375,6 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
     } finally {
       run.stop();
       client?.close();
-    }
-  };
-}
-
-/** The latest point that is not fuzzy; a retry cannot make one appear. */
-export async function latestConsistent(client: GatewayClient, app: string): Promise<number> {
-  const points = await client.points(app);
-  const p = points.findLast((x) => x.label !== 'fuzzy');
-  if (p) return p.id;
-  throw new DrError(
-    points.length === 0
-      ? `${app} has no recovery point yet`
-      : `${app} has no consistent recovery point yet (its ${points.length} point(s) are fuzzy)`,
-    {
-      code: 'point_unknown',
-      subject: app,
-      remedy:
-        points.length === 0
-          ? `run \`dr agent --app ${app}\` until it commits a point`
-          : 'give the app a freeze (--fsfreeze or --quiesce-freeze/--quiesce-thaw) so the agent commits consistent points, or name a point with --point',
-    },
-  );
-}
-
-function lastStep(steps: RecordedSteps): string {
-  if (steps.healthy) return 'healthy';
-  if (steps.launched) return 'launched';
-  if (steps.materialised) return 'materialised';
-  if (steps.resolved) return 'resolved';
-  return 'none';
-}
-
-async function imagesPresent(volumes: { path: string }[]): Promise<boolean> {
-  for (const v of volumes) {
-    const ok = await stat(v.path).then(
-      (s) => s.isFile(),
-      () => false, // gone (cleaned, or another disk): materialise again
-    );
-    if (!ok) return false;
-  }
-  return true;
-}
-
-/** Waits for an instant recovery to be whole: progress every 5 % (checked every 2 s), a whole step each quarter. */
-async function awaitHydration(
-  served: InstantRecovery,
-  signal: AbortSignal,
-  progress: (fraction: number) => unknown,
-  wholeStep: (step: string) => unknown,
-): Promise<NonNullable<RecoveryKind['hydration']>> {
-  let done = false;
-  const finished = served.hydrated.finally(() => {
-    done = true;
-  });
-  let last = -1;
-  let quarter = 0;
-  while (!done) {
-    const f = served.fraction();
-    if (f - last >= 0.05) {
-      last = f;
-      await progress(f);
-    }
-    // Chat shows whole steps only: each quarter passed is one.
-    while (quarter < 3 && f >= (quarter + 1) / 4) {
-      quarter++;
-      await wholeStep(`hydrated-${quarter * 25}`);
-    }
-    await Promise.race([finished.catch(() => undefined), sleep(2000, undefined, { signal })]);
-  }
-  return finished;
-}
-
-/** Emits materialise progress over all volumes at most every 5 %. */
-function progressThrottle(emit: (fraction: number) => unknown) {
-  const done = new Map<string, number>();
-  let last = 0;
-  return (volume: string, fraction: number) => {
-    done.set(volume, fraction);
-    const all = [...done.values()].reduce((a, b) => a + b, 0) / Math.max(1, done.size);
-    if (all - last >= 0.05 || fraction === 1) {
-      last = all;
-      emit(Math.min(1, all));
     }
   };
 }

@@ -6,9 +6,9 @@ import { verifyPoint } from '../recovery/verify-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { errorInfo, FinalError } from './job-errors.js';
 import { JobScaffold } from './job-scaffold.js';
+import { latestConsistent } from './latest-consistent.js';
 import { OP_ID, type VerifyJob, type VerifyResult } from './recovery-contract.js';
 import type { RecoveryDeps } from './recovery-deps.js';
-import { latestConsistent } from './run-operation.js';
 
 /** Problems listed in a result; the count says how many there were in all. */
 const MAX_PROBLEMS = 100;

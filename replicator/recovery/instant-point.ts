@@ -8,7 +8,8 @@ import type { MaterialisedVolume } from '../providers/provider.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { type MountedVolumes, mountVolumes, unmountStale } from './fuse-mount.js';
-import { type HydrationState, OnDemandVolume } from './on-demand-volume.js';
+import type { HydrationState } from './on-demand-types.js';
+import { OnDemandVolume } from './on-demand-volume.js';
 
 export interface InstantOptions {
   /** A client for this recovery alone: it is closed when the recovery is released. */

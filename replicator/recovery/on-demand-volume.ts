@@ -1,10 +1,7 @@
 /** One volume of a point served on demand: blocks fetched, authenticated and kept as they are read, the rest hydrated behind. */
 import { constants } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
-import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
-import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
+import { DrError } from '../../core/errors.js';
 import {
   blockMac,
   MAC_BYTES,
@@ -12,9 +9,12 @@ import {
   volumeDigest,
   volumeKeysOf,
 } from '../crypto/volume-key.js';
-import type { GatewayClient } from '../transport/gateway-client.js';
-import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
+import type { VolumeInfo } from '../transport/wire-types.js';
+import { hydrationOrder } from './hydration-order.js';
+import { fetchVerifiedBlocks, volumeFailure, withGatewayRetry } from './on-demand-fetch.js';
+import type { HydrationState, OnDemandOptions } from './on-demand-types.js';
 import { requireSignedRecord } from './point-check.js';
+import { readFully, writeBlocks, writeZeros } from './volume-file.js';
 
 /** Blocks fetched together on a miss (read-ahead around the block a reader needs). */
 const CHUNK_BLOCKS = 16;
@@ -22,33 +22,6 @@ const CHUNK_BLOCKS = 16;
 const HYDRATE_RUN_CHUNKS = 16;
 /** Hydrator requests in flight: low priority beside the reads a server waits on. */
 const HYDRATE_PARALLEL = 2;
-
-export interface OnDemandOptions {
-  client: GatewayClient;
-  kek: KeyEncryptionKey;
-  app: string;
-  point: PointDetail;
-  volume: string;
-  /** The local copy (plaintext, 0600): fetched blocks and the server's writes. */
-  path: string;
-  /** How long a fetch keeps retrying an unreachable gateway before the read fails (EIO). */
-  retryForMs?: number;
-  /** Whether a file already at `path` (an earlier attempt) is kept: its blocks are reused only after their MAC matches. */
-  reuse?: boolean;
-}
-
-export interface HydrationState {
-  volume: string;
-  size: number;
-  blocksTotal: number;
-  blocksLocal: number;
-  /** Fetches that failed for a gateway that could not be reached and were tried again. */
-  retries: number;
-  /** ms since epoch the image became whole (no longer depends on the gateway). */
-  hydratedAt?: number;
-  /** Why the volume can no longer be served (a tampered record, a gateway gone for too long). */
-  failed?: string;
-}
 
 /**
  * A point's volume as a local file that fills itself in. `read`/`write` serve a reader (the FUSE
@@ -221,7 +194,7 @@ export class OnDemandVolume {
     const len = Math.max(0, Math.min(length, this.size - position));
     if (len === 0) return 0;
     await this.#ensureRange(position, len);
-    return this.#pread(into, len, position);
+    return readFully(this.#handle(), into, len, position);
   }
 
   /** Writes through to the local copy, after the blocks it touches are local (so nothing overwrites it later). */
@@ -246,17 +219,6 @@ export class OnDemandVolume {
 
   async sync(): Promise<void> {
     await this.#handle().datasync();
-  }
-
-  async #pread(into: Buffer, len: number, position: number): Promise<number> {
-    const fh = this.#handle();
-    let done = 0;
-    while (done < len) {
-      const { bytesRead } = await fh.read(into, done, len - done, position + done);
-      if (bytesRead === 0) into.fill(0, done, len);
-      done += bytesRead || len - done;
-    }
-    return len;
   }
 
   #handle(): FileHandle {
@@ -325,8 +287,20 @@ export class OnDemandVolume {
       if (wanted.length > 0) {
         const first = Math.min(...wanted);
         const end = Math.max(...wanted) + 1;
-        const got = await this.#withRetry(() => this.#fetchRange(first, end));
-        await this.#writeBlocks(got);
+        const got = await this.#withRetry(() =>
+          fetchVerifiedBlocks(
+            {
+              ...this.#o,
+              keys: this.#keys,
+              info: this.#info,
+              macs: this.#macs,
+              blocks: this.#blocks,
+            },
+            first,
+            end,
+          ),
+        );
+        await writeBlocks(this.#handle(), got, this.#blockSize);
         for (const b of got.keys()) need.delete(b);
       }
       // What is left must be a zero block (no record); a stored block the gateway did not send is an error.
@@ -341,7 +315,9 @@ export class OnDemandVolume {
           },
         );
       }
-      if (need.size > 0) await this.#writeZeros([...need]);
+      if (need.size > 0) {
+        await writeZeros(this.#handle(), [...need], this.#blockSize, (b) => this.#blockLen(b));
+      }
       for (let c = fromChunk; c < toChunk; c++) this.#markChunk(c);
       this.#checkWhole();
     } catch (err) {
@@ -362,96 +338,19 @@ export class OnDemandVolume {
     }
   }
 
-  /** Fetches the records of blocks [from, to), each authenticated against the point's MAC for it. */
-  async #fetchRange(from: number, to: number): Promise<Map<number, Buffer>> {
-    const { client, app, point, volume } = this.#o;
-    const out = new Map<number, Buffer>();
-    for await (const { block, seq, record } of client.records(app, point.id, volume, undefined, {
-      from,
-      to,
-    })) {
-      if (block < from || block >= to || block >= this.#blocks) continue;
-      const want = this.#macs.subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES);
-      // openBlock checks the plaintext against the record's MAC; the MAC must be the point's.
-      if (!readRecordHeader(record).mac.equals(want)) {
-        throw new DrError(
-          `block ${block} of ${app}/${volume} is not the one point ${point.id} committed`,
-          {
-            code: 'block_corrupt',
-            subject: `${volume} block ${block}`,
-            remedy: 'recover an older point, or run `dr verify` to list every damaged block',
-          },
-        );
-      }
-      const plain = openBlock(
-        this.#keys,
-        { app, volume, volumeId: this.#info.id, block, seq },
-        record,
-      );
-      out.set(block, plain);
-    }
-    return out;
-  }
-
-  async #writeBlocks(blocks: Map<number, Buffer>): Promise<void> {
-    const fh = this.#handle();
-    for (const [b, plain] of blocks) {
-      let done = 0;
-      while (done < plain.length) {
-        const { bytesWritten } = await fh.write(
-          plain,
-          done,
-          plain.length - done,
-          b * this.#blockSize + done,
-        );
-        done += bytesWritten;
-      }
-    }
-  }
-
-  async #writeZeros(blocks: number[]): Promise<void> {
-    const fh = this.#handle();
-    for (const b of blocks) {
-      const len = this.#blockLen(b);
-      await fh.write(Buffer.alloc(len), 0, len, b * this.#blockSize);
-    }
-  }
-
   /** Retries a gateway that cannot be reached, with backoff, for `retryForMs`; other errors at once. */
-  async #withRetry<T>(fn: () => Promise<T>): Promise<T> {
-    const until = Date.now() + (this.#o.retryForMs ?? 120_000);
-    let wait = 100;
-    for (;;) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!isDrError(err, 'gateway_unreachable') || Date.now() + wait > until || this.#closed)
-          throw err;
-        this.#retries++;
-        await sleep(wait);
-        wait = Math.min(wait * 2, 5000);
-      }
-    }
+  #withRetry<T>(fn: () => Promise<T>): Promise<T> {
+    return withGatewayRetry(
+      fn,
+      this.#o.retryForMs ?? 120_000,
+      () => this.#closed,
+      () => this.#retries++,
+    );
   }
 
   /** Any fetch that fails for good fails the volume: its readers get EIO from then on, never guessed bytes. */
   #fail(err: unknown): DrError {
-    const e = isDrError(err)
-      ? err
-      : systemCode(err) === 'ENOSPC'
-        ? new DrError(`the DR disk is full: ${this.path} cannot take block data of ${this.name}`, {
-            code: 'provider_failed',
-            subject: this.path,
-            remedy:
-              'free space under DR_HOME/recovery (or move it to a larger disk), then recover again',
-            cause: err,
-          })
-        : new DrError(`${this.name}: ${errorMessage(err)}`, {
-            code: 'provider_failed',
-            subject: this.name,
-            remedy: 'see the worker log; recover again',
-            cause: err,
-          });
+    const e = volumeFailure(err, this.path, this.name);
     // A closed volume's fetches fail with it; that is not the volume's fault.
     if (this.#closed) return e;
     this.#failed ??= e;
@@ -464,24 +363,13 @@ export class OnDemandVolume {
    * order, a few requests at a time. Resolves when the volume is whole; rejects when it failed.
    */
   async hydrate(): Promise<void> {
-    let next = 0;
-    const pick = (): [number, number] | undefined => {
-      while (this.#hot.length > 0) {
-        const c = this.#hot.shift() as number;
-        if (!this.#local[c] && !this.#inflight.has(c)) return [c, c + 1];
-      }
-      while (next < this.#chunks && (this.#local[next] || this.#inflight.has(next))) next++;
-      if (next >= this.#chunks) return undefined;
-      const from = next;
-      while (
-        next < this.#chunks &&
-        next - from < HYDRATE_RUN_CHUNKS &&
-        !this.#local[next] &&
-        !this.#inflight.has(next)
-      )
-        next++;
-      return [from, next];
-    };
+    const pick = hydrationOrder(
+      this.#hot,
+      this.#local,
+      this.#inflight,
+      this.#chunks,
+      HYDRATE_RUN_CHUNKS,
+    );
     const lane = async () => {
       for (;;) {
         if (this.#closed || this.#failed) return;
