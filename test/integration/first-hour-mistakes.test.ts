@@ -162,7 +162,7 @@ const table: Record<string, Mistake> = {
   'a restore without --to': {
     args: () => ['restore', 'web', '--point', 'latest', '--volume', 'data'],
     code: 2,
-    line: /^dr: required option '--to <file>' not specified \(run `dr --help` for usage\)$/,
+    line: /^dr: restore needs --to FILE \(or --instant --mount DIR\)\. To resolve, add --to FILE/,
   },
   'a drill without Redis': {
     args: () => ['drill', 'web', '--wait'],
