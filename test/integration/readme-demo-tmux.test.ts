@@ -43,6 +43,32 @@ async function type(line: string, answer: RegExp, ms = 30_000): Promise<string> 
   );
 }
 
+/**
+ * Types `status` until demo-shop's line matches `want`: a phase follows the agent's next report
+ * (its lease), so one answer taken just after a switch may still show the phase before it.
+ */
+async function statusUntil(want: RegExp, ms = 180_000): Promise<string> {
+  const lines = () => screen().match(/demo-shop: \S[^\n]*/g) ?? [];
+  const until = Date.now() + ms;
+  for (;;) {
+    const seen = lines().length;
+    tmux('send-keys', '-t', session, '-l', 'status');
+    tmux('send-keys', '-t', session, 'Enter');
+    const line = await waitFor(
+      'status to answer',
+      () => {
+        const now = lines();
+        return now.length > seen ? now[now.length - 1] : undefined;
+      },
+      60_000,
+    );
+    if (want.test(line)) return line;
+    if (Date.now() > until)
+      throw new Error(`status never said ${want} within ${ms} ms; last: ${line}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
   "the README's demo, typed into a terminal",
   () => {
@@ -123,7 +149,7 @@ describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
         60_000,
       );
       // The console works on, and nothing more about the outage came meanwhile.
-      await type('status', /demo-shop: continuous/, 60_000);
+      await statusUntil(/demo-shop: continuous/);
       const lines = screen()
         .slice(before - 200)
         .split('\n')
@@ -164,7 +190,7 @@ describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
         240_000,
       );
       expect(over).toMatch(/Failover of demo-shop is healthy .*source fenced/);
-      await type('status', /demo-shop: paused|failed over/i);
+      await statusUntil(/demo-shop: paused|failed over/i);
       // The status page says it in one word, and where demo-shop runs now.
       expect(await pageRow()).toEqual({
         phase: 'failed over',
@@ -178,7 +204,7 @@ describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
         300_000,
       );
       expect(back).toMatch(/Failback of demo-shop done\b.*protected again, RPO/);
-      await type('status', /demo-shop: continuous/, 60_000);
+      await statusUntil(/demo-shop: continuous/);
       // Home again: no "stalled" left over from the refusals while it was failed over.
       expect(await pageRow()).toEqual({
         phase: 'continuous',
