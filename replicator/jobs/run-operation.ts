@@ -283,6 +283,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       await emit({ type: 'step', step: 'healthy', progress: 1 });
       const healthyAt = Date.now();
       const served = materialised.instant ? heldInstant(opId) : undefined;
+      served?.startHydrating();
       const recovery: RecoveryKind = served
         ? { kind: 'instant', hydrated: served.fraction() }
         : {

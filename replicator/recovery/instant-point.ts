@@ -40,6 +40,12 @@ export interface InstantRecovery {
   state(): HydrationState[];
   /** Fraction of all blocks local, 0..1. */
   fraction(): number;
+  /**
+   * Starts copying the blocks no read has fetched yet (once; later calls do nothing). Until then
+   * only the server's reads fetch: the hydrator would take the worker's event loop and the
+   * gateway from the launch and the health check, so the operation starts it once healthy.
+   */
+  startHydrating(): void;
   /** Resolves when every volume is whole; rejects with the first volume's failure. */
   hydrated: Promise<HydrationSummary>;
   release(): Promise<void>;
@@ -108,16 +114,22 @@ export async function serveInstant(opId: string, o: InstantOptions): Promise<Ins
   }
   const m = mounted;
   const state = () => vols.map((v) => v.state());
-  const hydrated = Promise.all(vols.map((v) => v.hydrate())).then((): HydrationSummary => {
-    const s = state();
-    const at = Math.max(...s.map((x) => x.hydratedAt ?? Date.now()));
-    return {
-      ms: at - started,
-      independentAt: new Date(at).toISOString(),
-      bytes: s.reduce((a, x) => a + x.size, 0),
-      retries: s.reduce((a, x) => a + x.retries, 0),
-    };
+  let go!: () => void;
+  const start = new Promise<void>((resolve) => {
+    go = resolve;
   });
+  const hydrated = start
+    .then(() => Promise.all(vols.map((v) => v.hydrate())))
+    .then((): HydrationSummary => {
+      const s = state();
+      const at = Math.max(...s.map((x) => x.hydratedAt ?? Date.now()));
+      return {
+        ms: at - started,
+        independentAt: new Date(at).toISOString(),
+        bytes: s.reduce((a, x) => a + x.size, 0),
+        retries: s.reduce((a, x) => a + x.retries, 0),
+      };
+    });
   hydrated.then(
     (h) => o.log.info(h, 'instant recovery hydrated: the gateway is no longer needed'),
     (err: unknown) => o.log.error({ err: errorMessage(err) }, 'instant recovery failed'),
@@ -131,6 +143,7 @@ export async function serveInstant(opId: string, o: InstantOptions): Promise<Ins
       const total = s.reduce((a, x) => a + x.blocksTotal, 0);
       return total ? s.reduce((a, x) => a + x.blocksLocal, 0) / total : 1;
     },
+    startHydrating: go,
     hydrated,
     release: async () => {
       if (released) return;

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
-import { MAC_BYTES, type VolumeKeys } from '../crypto/volume-key.js';
+import { blockMac, MAC_BYTES, type VolumeKeys, volumeDigest } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
 
@@ -20,14 +20,18 @@ export interface FetchSource {
   blocks: number;
 }
 
-/** Fetches the records of blocks [from, to), each authenticated against the point's MAC for it. */
+/**
+ * Fetches the records of blocks [from, to), each authenticated against the point's MAC for it,
+ * and hands each block's plaintext (a fresh buffer) to `onBlock` as it arrives. The one place a
+ * recovery served on demand looks a block's record up.
+ */
 export async function fetchVerifiedBlocks(
   s: FetchSource,
   from: number,
   to: number,
-): Promise<Map<number, Buffer>> {
+  onBlock: (block: number, plain: Buffer) => Promise<void> | void,
+): Promise<void> {
   const { client, app, point, volume } = s;
-  const out = new Map<number, Buffer>();
   for await (const { block, seq, record } of client.records(app, point.id, volume, undefined, {
     from,
     to,
@@ -45,10 +49,74 @@ export async function fetchVerifiedBlocks(
         },
       );
     }
-    const plain = openBlock(s.keys, { app, volume, volumeId: s.info.id, block, seq }, record);
-    out.set(block, plain);
+    await onBlock(
+      block,
+      openBlock(s.keys, { app, volume, volumeId: s.info.id, block, seq }, record),
+    );
   }
-  return out;
+}
+
+/** The MAC of every block of a point's volume, and which blocks the gateway holds a record for. */
+export interface PointMacs {
+  /** 16 bytes a block, in block order: a stored block's MAC, else that of a zero block. */
+  macs: Buffer;
+  /** 1 where the gateway holds a record for the block (the others are zeros). */
+  stored: Uint8Array;
+}
+
+/**
+ * Fetches a point's block MACs and checks them, holes counted as zero blocks, against the volume
+ * digest the agent committed (`digest`): after this, a record is trusted only if its MAC is the
+ * one here.
+ */
+export async function loadPointMacs(
+  s: Pick<FetchSource, 'client' | 'app' | 'point' | 'volume' | 'keys' | 'blocks'> & {
+    size: number;
+    blockSize: number;
+    digest: string;
+  },
+  retry: <T>(fn: () => Promise<T>) => Promise<T>,
+): Promise<PointMacs> {
+  const { client, app, point, volume, keys, blocks, size, blockSize } = s;
+  const got = await retry(() => client.macs(app, point.id, volume));
+  // Every block a zero block first (the pattern repeats), the last one at its own length.
+  const macs = Buffer.allocUnsafe(blocks * MAC_BYTES).fill(keys.zeroMac);
+  const tail = size - (blocks - 1) * blockSize;
+  if (blocks > 0 && tail !== blockSize) {
+    blockMac(keys.mac, Buffer.alloc(tail)).copy(macs, (blocks - 1) * MAC_BYTES);
+  }
+  const stored = new Uint8Array(blocks);
+  let beyond = false;
+  for (const [b, mac] of got) {
+    if (b >= blocks) beyond = true;
+    else {
+      mac.copy(macs, b * MAC_BYTES);
+      stored[b] = 1;
+    }
+  }
+  if (beyond || volumeDigest(keys.mac, size, macs).toString('hex') !== s.digest) {
+    throw new DrError(
+      `${app}/${volume} at point ${point.id}: the gateway's block list does not match the digest its agent committed`,
+      {
+        code: 'store_corrupt',
+        subject: `${app}/${volume}@${point.id}`,
+        remedy: 'recover an older point; check the gateway store for tampering',
+      },
+    );
+  }
+  return { macs, stored };
+}
+
+/** The error for a stored block of `s.volume` the gateway did not send when asked for it. */
+export function missingRecord(s: Pick<FetchSource, 'app' | 'point' | 'volume'>, block: number) {
+  return new DrError(
+    `the gateway sent no record for block ${block} of ${s.app}/${s.volume} at point ${s.point.id}`,
+    {
+      code: 'store_corrupt',
+      subject: `${s.volume} block ${block}`,
+      remedy: 'recover an older point, or run `dr verify` to list every damaged block',
+    },
+  );
 }
 
 /** Retries a gateway that cannot be reached, with backoff, for `retryForMs`; other errors at once. */

@@ -2,25 +2,30 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { DrError } from '../../core/errors.js';
-import {
-  blockMac,
-  MAC_BYTES,
-  type VolumeKeys,
-  volumeDigest,
-  volumeKeysOf,
-} from '../crypto/volume-key.js';
+import { MAC_BYTES, type VolumeKeys, volumeKeysOf } from '../crypto/volume-key.js';
 import type { VolumeInfo } from '../transport/wire-types.js';
 import { hydrationOrder } from './hydration-order.js';
-import { fetchVerifiedBlocks, volumeFailure, withGatewayRetry } from './on-demand-fetch.js';
+import {
+  fetchVerifiedBlocks,
+  loadPointMacs,
+  missingRecord,
+  volumeFailure,
+  withGatewayRetry,
+} from './on-demand-fetch.js';
 import type { HydrationState, OnDemandOptions } from './on-demand-types.js';
 import { requireSignedRecord } from './point-check.js';
-import { readFully, writeBlocks, writeZeros } from './volume-file.js';
+import { BlockRuns, matchingBlocks, readFully, writeZeros } from './volume-file.js';
 
 /** Blocks fetched together on a miss (read-ahead around the block a reader needs). */
 const CHUNK_BLOCKS = 16;
-/** Chunks the hydrator asks for in one request. */
-const HYDRATE_RUN_CHUNKS = 16;
-/** Hydrator requests in flight: low priority beside the reads a server waits on. */
+/** Stored blocks the hydrator asks for in one request (16 MiB of 64 KiB blocks)... */
+const HYDRATE_RUN_BLOCKS = 256;
+/** ...spread over at most this many chunks (holes in between are skipped, not fetched). */
+const HYDRATE_RUN_CHUNKS = 1024;
+/**
+ * Hydrator requests in flight: two of the gateway client's four connections, so a read the
+ * server waits on always finds one free (low priority beside the server's own reads).
+ */
 const HYDRATE_PARALLEL = 2;
 
 /**
@@ -42,13 +47,18 @@ export class OnDemandVolume {
   readonly #chunks: number;
   /** The MAC every block must have at this point (authenticated through the point's digest). */
   #macs: Buffer = Buffer.alloc(0);
-  /** Blocks the gateway holds a record for; the others are zeros. */
-  #stored = new Set<number>();
+  /** 1 where the gateway holds a record for a block; the others are zeros. */
+  #stored: Uint8Array = new Uint8Array(0);
+  /** Stored blocks in each chunk. */
+  #storedIn: Uint16Array;
   #local: Uint8Array;
   #localChunks = 0;
   #localBlocks = 0;
   #inflight = new Map<number, Promise<void>>();
   #hot: number[] = [];
+  /** Reads waiting on the gateway; the hydrator sends no request while there are any. */
+  #reading = 0;
+  #readsDone: Array<() => void> = [];
   #fh: FileHandle | undefined;
   #verifyLocal = false;
   #retries = 0;
@@ -68,6 +78,7 @@ export class OnDemandVolume {
     this.#blocks = Math.ceil(size / info.blockSize);
     this.#chunks = Math.ceil(this.#blocks / CHUNK_BLOCKS);
     this.#local = new Uint8Array(this.#chunks);
+    this.#storedIn = new Uint16Array(this.#chunks);
     let resolve!: () => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<void>((res, rej) => {
@@ -101,36 +112,30 @@ export class OnDemandVolume {
   }
 
   async #loadMacs(digest: string): Promise<void> {
-    const { client, app, point, volume } = this.#o;
-    const stored = await this.#withRetry(() => client.macs(app, point.id, volume));
-    const macs = Buffer.allocUnsafe(this.#blocks * MAC_BYTES);
-    for (let b = 0; b < this.#blocks; b++) {
-      const mac = stored.get(b) ?? this.#zeroMac(b);
-      mac.copy(macs, b * MAC_BYTES);
-    }
-    const beyond = [...stored.keys()].find((b) => b >= this.#blocks);
-    if (
-      beyond !== undefined ||
-      volumeDigest(this.#keys.mac, this.size, macs).toString('hex') !== digest
-    ) {
-      throw new DrError(
-        `${app}/${volume} at point ${point.id}: the gateway's block list does not match the digest its agent committed`,
-        {
-          code: 'store_corrupt',
-          subject: `${app}/${volume}@${point.id}`,
-          remedy: 'recover an older point; check the gateway store for tampering',
-        },
-      );
-    }
+    const { macs, stored } = await loadPointMacs(
+      {
+        ...this.#o,
+        keys: this.#keys,
+        blocks: this.#blocks,
+        size: this.size,
+        blockSize: this.#blockSize,
+        digest,
+      },
+      (fn) => this.#withRetry(fn),
+    );
     this.#macs = macs;
-    for (const b of stored.keys()) this.#stored.add(b);
+    this.#stored = stored;
+    const counts = this.#storedIn;
+    for (let b = 0; b < this.#blocks; b++) {
+      if (stored[b])
+        counts[Math.floor(b / CHUNK_BLOCKS)] = (counts[Math.floor(b / CHUNK_BLOCKS)] ?? 0) + 1;
+    }
   }
 
-  #zeroMac(block: number): Buffer {
-    const len = this.#blockLen(block);
-    return len === this.#blockSize
-      ? this.#keys.zeroMac
-      : blockMac(this.#keys.mac, Buffer.alloc(len));
+  #isZeroMac(block: number): boolean {
+    return this.#macs
+      .subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES)
+      .equals(this.#keys.zeroMac);
   }
 
   #blockLen(block: number): number {
@@ -147,15 +152,9 @@ export class OnDemandVolume {
     this.#fh = fh;
     // In a fresh file, a chunk the gateway holds nothing for is already right: it is a hole.
     if (!this.#verifyLocal) {
-      for (let c = 0; c < this.#chunks; c++) if (!this.#chunkStored(c)) this.#markChunk(c);
+      for (let c = 0; c < this.#chunks; c++) if (this.#storedIn[c] === 0) this.#markChunk(c);
     }
     this.#checkWhole();
-  }
-
-  #chunkStored(c: number): boolean {
-    const end = Math.min(this.#blocks, (c + 1) * CHUNK_BLOCKS);
-    for (let b = c * CHUNK_BLOCKS; b < end; b++) if (this.#stored.has(b)) return true;
-    return false;
   }
 
   #markChunk(c: number): void {
@@ -242,99 +241,93 @@ export class OnDemandVolume {
       if (this.#local[c]) continue;
       // The chunks beside one a reader needed are the next it is likely to need.
       if (c + 1 < this.#chunks && !this.#local[c + 1]) this.#hot.push(c + 1);
-      waits.push(this.#ensureChunks(c, c + 1));
+      waits.push(this.#ensureChunks([c]));
     }
-    await Promise.all(waits);
+    if (waits.length === 0) return;
+    this.#reading++;
+    try {
+      await Promise.all(waits);
+    } finally {
+      if (--this.#reading === 0) for (const done of this.#readsDone.splice(0)) done();
+    }
   }
 
-  /** Makes chunks [from, to) local, sharing a fetch already under way. */
-  #ensureChunks(from: number, to: number): Promise<void> {
-    const pending: Promise<void>[] = [];
-    let runFrom = -1;
-    const flush = (end: number) => {
-      if (runFrom < 0) return;
-      const start = runFrom;
-      const p = this.#fetchChunks(start, end);
-      for (let c = start; c < end; c++) this.#inflight.set(c, p);
+  /** Makes `chunks` local (ascending), sharing a fetch already under way; the rest in one request. */
+  #ensureChunks(chunks: readonly number[]): Promise<void> {
+    const pending = new Set<Promise<void>>();
+    const claim: number[] = [];
+    for (const c of chunks) {
+      const busy = this.#inflight.get(c);
+      if (busy) pending.add(busy);
+      else if (!this.#local[c]) claim.push(c);
+    }
+    if (claim.length > 0) {
+      const p = this.#fetchChunks(claim);
+      for (const c of claim) this.#inflight.set(c, p);
       const settle = () => {
-        for (let c = start; c < end; c++) this.#inflight.delete(c);
+        for (const c of claim) this.#inflight.delete(c);
       };
       p.then(settle, settle);
-      pending.push(p);
-      runFrom = -1;
-    };
-    for (let c = from; c < to; c++) {
-      const busy = this.#inflight.get(c);
-      if (this.#local[c] || busy) {
-        flush(c);
-        if (busy) pending.push(busy);
-        continue;
-      }
-      if (runFrom < 0) runFrom = c;
+      pending.add(p);
     }
-    flush(to);
     return Promise.all(pending).then(() => undefined);
   }
 
-  async #fetchChunks(fromChunk: number, toChunk: number): Promise<void> {
+  /** Fetches, checks and keeps `chunks` (ascending, claimed by the caller): the stored blocks in one request. */
+  async #fetchChunks(chunks: readonly number[]): Promise<void> {
     try {
-      const from = fromChunk * CHUNK_BLOCKS;
-      const to = Math.min(this.#blocks, toChunk * CHUNK_BLOCKS);
       const need = new Set<number>();
-      for (let b = from; b < to; b++) need.add(b);
-      if (this.#verifyLocal) await this.#keepVerified(from, to, need);
-      const wanted = [...need].filter((b) => this.#stored.has(b));
-      if (wanted.length > 0) {
-        const first = Math.min(...wanted);
-        const end = Math.max(...wanted) + 1;
-        const got = await this.#withRetry(() =>
-          fetchVerifiedBlocks(
-            {
-              ...this.#o,
-              keys: this.#keys,
-              info: this.#info,
-              macs: this.#macs,
-              blocks: this.#blocks,
-            },
-            first,
-            end,
-          ),
-        );
-        await writeBlocks(this.#handle(), got, this.#blockSize);
-        for (const b of got.keys()) need.delete(b);
+      for (const c of chunks) {
+        const end = Math.min(this.#blocks, (c + 1) * CHUNK_BLOCKS);
+        for (let b = c * CHUNK_BLOCKS; b < end; b++) need.add(b);
+      }
+      if (this.#verifyLocal) {
+        // A block an earlier attempt left counts only when its MAC is the point's.
+        const check = { blockSize: this.#blockSize, size: this.size, macKey: this.#keys.mac };
+        for (const c of chunks) {
+          const range = {
+            from: c * CHUNK_BLOCKS,
+            to: Math.min(this.#blocks, (c + 1) * CHUNK_BLOCKS),
+          };
+          const ok = await matchingBlocks(this.#handle(), { ...check, ...range, macs: this.#macs });
+          for (const b of ok) need.delete(b);
+        }
+      }
+      let first = -1;
+      let last = -1;
+      for (const b of need) {
+        if (!this.#stored[b]) continue;
+        if (first < 0) first = b;
+        last = b;
+      }
+      if (first >= 0) {
+        const runs = new BlockRuns(this.#handle(), this.#blockSize);
+        // Only the claimed blocks are written (another may be local already, with the server's
+        // writes); a zero block needs no write in a fresh file, where it is a hole already.
+        const keep = (b: number, plain: Buffer) =>
+          need.delete(b) && (this.#verifyLocal || !this.#isZeroMac(b))
+            ? runs.add(b, plain)
+            : undefined;
+        const source = {
+          ...this.#o,
+          keys: this.#keys,
+          info: this.#info,
+          macs: this.#macs,
+          blocks: this.#blocks,
+        };
+        await this.#withRetry(() => fetchVerifiedBlocks(source, first, last + 1, keep));
+        await runs.flush();
       }
       // What is left must be a zero block (no record); a stored block the gateway did not send is an error.
-      const missing = [...need].find((b) => this.#stored.has(b));
-      if (missing !== undefined) {
-        throw new DrError(
-          `the gateway sent no record for block ${missing} of ${this.#o.app}/${this.name} at point ${this.#o.point.id}`,
-          {
-            code: 'store_corrupt',
-            subject: `${this.name} block ${missing}`,
-            remedy: 'recover an older point; check the gateway store',
-          },
-        );
-      }
-      if (need.size > 0) {
+      for (const b of need) if (this.#stored[b]) throw missingRecord(this.#o, b);
+      // In a fresh file a block never written since it was truncated is zeros already.
+      if (need.size > 0 && this.#verifyLocal) {
         await writeZeros(this.#handle(), [...need], this.#blockSize, (b) => this.#blockLen(b));
       }
-      for (let c = fromChunk; c < toChunk; c++) this.#markChunk(c);
+      for (const c of chunks) this.#markChunk(c);
       this.#checkWhole();
     } catch (err) {
       throw this.#fail(err);
-    }
-  }
-
-  /** A block left by an earlier attempt counts only when its MAC is the point's. */
-  async #keepVerified(from: number, to: number, need: Set<number>): Promise<void> {
-    const fh = this.#handle();
-    const buf = Buffer.alloc((to - from) * this.#blockSize);
-    await fh.read(buf, 0, buf.length, from * this.#blockSize);
-    for (let b = from; b < to; b++) {
-      const off = (b - from) * this.#blockSize;
-      const plain = buf.subarray(off, off + this.#blockLen(b));
-      const want = this.#macs.subarray(b * MAC_BYTES, (b + 1) * MAC_BYTES);
-      if (blockMac(this.#keys.mac, plain).equals(want)) need.delete(b);
     }
   }
 
@@ -363,19 +356,23 @@ export class OnDemandVolume {
    * order, a few requests at a time. Resolves when the volume is whole; rejects when it failed.
    */
   async hydrate(): Promise<void> {
-    const pick = hydrationOrder(
-      this.#hot,
-      this.#local,
-      this.#inflight,
-      this.#chunks,
-      HYDRATE_RUN_CHUNKS,
-    );
+    const pick = hydrationOrder({
+      hot: this.#hot,
+      local: this.#local,
+      inflight: this.#inflight,
+      chunks: this.#chunks,
+      storedIn: (c) => this.#storedIn[c] ?? 0,
+      runBlocks: HYDRATE_RUN_BLOCKS,
+      runChunks: HYDRATE_RUN_CHUNKS,
+    });
     const lane = async () => {
       for (;;) {
+        // Low priority: a server's read waiting on the gateway goes first.
+        while (this.#reading > 0) await new Promise<void>((r) => this.#readsDone.push(r));
         if (this.#closed || this.#failed) return;
         const run = pick();
         if (!run) return;
-        await this.#ensureChunks(run[0], run[1]);
+        await this.#ensureChunks(run);
       }
     };
     const lanes = Array.from({ length: HYDRATE_PARALLEL }, lane);
