@@ -3,14 +3,17 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../core/redis.js';
+import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import type { OperationEvent } from '../../replicator/jobs/recovery-contract.js';
+import { until } from './wait-for.js';
 
 /** The small health-checked service the recovery tests recover (test/fixtures/volume-server.mjs). */
 export const volumeServerScript = fileURLToPath(
   new URL('../fixtures/volume-server.mjs', import.meta.url),
 );
 
-export { until } from './wait-for.js';
+export { until };
 
 export const exists = (p: string): Promise<boolean> =>
   stat(p).then(
@@ -84,4 +87,23 @@ export function servedAppArgs(o: {
     o.checkTimeout ?? '20s',
   );
   return args;
+}
+
+/** Reading an operation's events: all of them, waiting for a step, waiting for its end. */
+export function operationEvents(conn: Redis, client: RecoveryClient) {
+  async function events(opId: string): Promise<OperationEvent[]> {
+    const all = await conn.xrange(client.keys.events, '-', '+');
+    return all.map(([, f]) => parseEvent(f)).filter((e): e is OperationEvent => e?.opId === opId);
+  }
+  const reached = (opId: string, step: string) =>
+    until(`${opId} to reach ${step}`, async () =>
+      (await events(opId)).some((e) => e.type === 'step' && e.step === step) ? true : undefined,
+    );
+  async function finished(opId: string, job = 'drill', app = 'web'): Promise<OperationEvent> {
+    for await (const e of client.follow({ opId, job: job as 'drill', app, after: '0-0' })) {
+      if (e.type === 'finished') return e;
+    }
+    throw new Error(`${opId} ended without a finished event`);
+  }
+  return { events, reached, finished };
 }

@@ -3,15 +3,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
-import { parseEvent } from '../../replicator/jobs/operation-events.js';
 import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
-import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
+import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { openPaths } from '../helpers/open-files.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import {
   exists,
   killVolumeServers,
+  operationEvents,
   recoveryClient,
   recoveryEnv,
   servedAppArgs,
@@ -93,22 +93,10 @@ describe('recovery jobs: drill and failover with the local provider', () => {
     return (JSON.parse(r.out) as { opId: string }).opId;
   }
 
-  async function events(opId: string): Promise<OperationEvent[]> {
-    const all = await conn.xrange(client.keys.events, '-', '+');
-    return all.map(([, f]) => parseEvent(f)).filter((e): e is OperationEvent => e?.opId === opId);
-  }
-
-  const reached = (opId: string, step: string) =>
-    until(`${opId} to reach ${step}`, async () =>
-      (await events(opId)).some((e) => e.type === 'step' && e.step === step) ? true : undefined,
-    );
-
-  async function finished(opId: string, job = 'drill'): Promise<OperationEvent> {
-    for await (const e of client.follow({ opId, job: job as 'drill', app: 'web', after: '0-0' })) {
-      if (e.type === 'finished') return e;
-    }
-    throw new Error(`${opId} ended without a finished event`);
-  }
+  const events = (opId: string) => operationEvents(conn, client).events(opId);
+  const reached = (opId: string, step: string) => operationEvents(conn, client).reached(opId, step);
+  const finished = (opId: string, job = 'drill') =>
+    operationEvents(conn, client).finished(opId, job);
 
   /** The operation left nothing: no recovery directory, no server process. */
   async function nothingLeft(opId: string) {
