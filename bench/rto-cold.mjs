@@ -221,4 +221,9 @@ else {
   console.log(
     `instant drill RTO ${f(big.sizeBytes / GiB)} GiB / ${f(small.sizeBytes / GiB)} GiB: ${f(ratio)}x | target < 2x`,
   );
+  for (const m of [small, big]) {
+    console.log(
+      `hydration / full restore, ${f(m.sizeBytes / GiB)} GiB: ${f(m.instantFailover.hydrationMBps / m.fullDrill.materialiseMBps)}x | target >= 1x`,
+    );
+  }
 }
