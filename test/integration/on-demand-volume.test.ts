@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -113,6 +113,53 @@ describe.skipIf(missingFeature(noFuse, 'on-demand volume over FUSE'))(
       const full = await fullRestore();
       expect(sha(await readFile(join(t.dir, 'a.local')))).toBe(sha(full));
       expect(sha(full)).toBe(sha(source));
+    });
+
+    it('hydrates a sparse volume (data in scattered extents) to the full restore, its holes left holes', async () => {
+      const img = join(t.dir, 'sparse.img');
+      const sparse = Buffer.alloc(SIZE);
+      for (const at of [1, 3, 6]) randomBytes(1024 * 1024).copy(sparse, at * 1024 * 1024 + 65536);
+      const fh = await open(img, 'w');
+      await fh.truncate(SIZE);
+      for (const at of [1, 3, 6]) {
+        const from = at * 1024 * 1024 + 65536;
+        await fh.write(sparse, from, 1024 * 1024, from);
+      }
+      await fh.close();
+      const add = ['--home', t.home, 'app', 'add', 'sparse', '--volume', `b=${img}`];
+      expect((await dr([...add, '--quiesce-freeze', 'true', '--quiesce-thaw', 'true'])).code).toBe(
+        0,
+      );
+      const shipped = await dr(['--home', t.home, 'agent', '--app', 'sparse', '--once'], {
+        DR_LOG_LEVEL: 'silent',
+      });
+      expect(shipped.code).toBe(0);
+      const point = await client.point('sparse', 'latest');
+      const local = join(t.dir, 'b.local');
+      const v = await OnDemandVolume.open({
+        client,
+        kek: await kek(t.home),
+        app: 'sparse',
+        point,
+        volume: 'b',
+        path: local,
+      });
+      vols.push(v);
+      await v.hydrate();
+      const to = join(t.dir, 'b-full.img');
+      await restoreVolume({
+        client,
+        kek: await kek(t.home),
+        app: 'sparse',
+        point,
+        volume: 'b',
+        to,
+      });
+      const full = await readFile(to);
+      expect(full.equals(sparse)).toBe(true);
+      expect((await readFile(local)).equals(full)).toBe(true);
+      // only the 3 MiB of data was written to the local copy
+      expect((await stat(local)).blocks * 512).toBeLessThanOrEqual(3 * 1024 * 1024 + 65536);
     });
 
     it('writes go to the local copy and read back; the point in the gateway is unchanged', async () => {
