@@ -7,6 +7,7 @@ import { volumeKeysOf } from '../../replicator/crypto/volume-key.js';
 import { fetchVerifiedBlocks } from '../../replicator/recovery/on-demand-fetch.js';
 import { readPointVolume } from '../../replicator/recovery/point-reader.js';
 import { dr, kek, type TestHome, testHome } from '../helpers/lifeboat-home.js';
+import { restorePoint } from '../helpers/restore.js';
 
 const quiet = { DR_LOG_LEVEL: 'silent' };
 const BLOCK = 64 * 1024;
@@ -37,11 +38,17 @@ describe('repeated blocks travel as references', () => {
       const r = await dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--json'], quiet);
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
-      return JSON.parse(r.out) as { point: { id: number }; blocksSent: number; bytesSent: number };
+      return JSON.parse(r.out) as {
+        point: { id: number };
+        blocksSent: number;
+        blocksRepeated?: number;
+        bytesSent: number;
+      };
     };
 
     const first = await agent();
     expect(first.blocksSent).toBe(BLOCKS);
+    expect(first.blocksRepeated).toBe(BLOCKS - 4);
     // Four blocks of data and sixty references, against 4 MiB sent as data.
     expect(first.bytesSent).toBeLessThan(5 * BLOCK);
     const one = await readFile(img);
@@ -56,6 +63,7 @@ describe('repeated blocks travel as references', () => {
     const second = await agent();
     expect(second.point.id).toBe(2);
     expect(second.blocksSent).toBe(6 + 4); // blocks 8 and 12 already held content 0
+    expect(second.blocksRepeated).toBe(6 + 3);
     expect(second.bytesSent).toBeLessThan(2 * BLOCK);
     const two = await readFile(img);
 
@@ -64,21 +72,7 @@ describe('repeated blocks travel as references', () => {
       [2, two],
     ] as const) {
       const out = join(t.dir, `a-${point}.img`);
-      const restored = await dr(
-        [
-          '--home',
-          t.home,
-          'restore',
-          'web',
-          '--point',
-          String(point),
-          '--volume',
-          'a',
-          '--to',
-          out,
-        ],
-        quiet,
-      );
+      const restored = await restorePoint(t, point, 'a', out);
       expect(restored.code).toBe(0);
       expect((await readFile(out)).equals(want)).toBe(true);
       const verified = await dr(
