@@ -28,7 +28,7 @@ const LAG_P99 = 5;
 const FIO_JOB = ['--rw=randwrite', '--bssplit=4k/50:64k/50', '--direct=1', '--ioengine=psync'];
 const COMPRESSIBLE = ['--buffer_compress_percentage=55', '--refill_buffers'];
 
-/** A tracefs the agent can use inside `ip netns exec` (which mounts its own /sys). */
+/** A tracefs mount for the agent (DR_TRACEFS): /sys/kernel/tracing need not be mounted here. */
 function tracefsAt(work, undo, mounted) {
   const dir = join(work, 'tracefs');
   mkdirSync(dir, { recursive: true });
@@ -96,12 +96,12 @@ export async function steadyRate(ctx) {
     /gateway listening/,
     'steady gateway',
   );
+  // Only the network namespace, as bench:wan enters it (see its netnsArgs).
+  const netA = `--net=/run/netns/${NS_A}`;
   const agent = spawn(
-    'ip',
+    'nsenter',
     [
-      'netns',
-      'exec',
-      NS_A,
+      netA,
       process.execPath,
       bin,
       '--home',
@@ -122,17 +122,8 @@ export async function steadyRate(ctx) {
     agentLog = (agentLog + c).slice(-4000);
   });
   const sampler = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      NS_A,
-      process.execPath,
-      join(root, 'bench/wan-lag.mjs'),
-      home,
-      `${IP_B}:${port}`,
-      'steady',
-    ],
+    'nsenter',
+    [netA, process.execPath, join(root, 'bench/wan-lag.mjs'), home, `${IP_B}:${port}`, 'steady'],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   children.push(sampler);
