@@ -28,6 +28,13 @@ const LAG_P99 = 5;
 const FIO_JOB = ['--rw=randwrite', '--bssplit=4k/50:64k/50', '--direct=1', '--ioengine=psync'];
 const COMPRESSIBLE = ['--buffer_compress_percentage=55', '--refill_buffers'];
 
+const TICK = Number(sh('getconf', ['CLK_TCK']));
+/** CPU seconds (user + system) a process has used; nsenter execs the agent, so its pid is node's. */
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+
 /** A tracefs mount for the agent (DR_TRACEFS): /sys/kernel/tracing need not be mounted here. */
 function tracefsAt(work, undo, mounted) {
   const dir = join(work, 'tracefs');
@@ -44,7 +51,7 @@ function tracefsAt(work, undo, mounted) {
  * Runs the probe; returns { linkBytesPerSec, steps: [{ requested, achieved, p99, max, samples, ok }], best }.
  * `ctx`: NS_A, NS_B, IP_B, work, undo (cleanups run last-first), mounted (dirs to unmount on a
  * stop), children (processes to kill on a stop), startChild(ns, argv, env, readyRe, name),
- * linkBytesPerSec, seconds, smoke, say.
+ * linkBytes() (bytes on the link so far, both ways), linkBytesPerSec, seconds, smoke, say.
  */
 export async function steadyRate(ctx) {
   const { NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say } = ctx;
@@ -164,12 +171,15 @@ export async function steadyRate(ctx) {
     const link = ctx.linkBytesPerSec;
     const steps = [];
     // Half the link, the link, then quarter steps: the figure is read to a quarter of the link.
-    for (const m of [0.5, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4]) {
+    // A smoke run takes two steps: the same path in a minute.
+    for (const m of ctx.smoke ? [0.5, 1.5] : [0.5, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4]) {
       const requested = Math.round(link * m);
       say(
         `bench:wan: steady rate: fio at ${(requested / 1e6).toFixed(1)} MB/s (${m}x the link) for ${ctx.seconds} s`,
       );
       const t0 = Date.now();
+      const link0 = ctx.linkBytes();
+      const cpu0 = cpuSeconds(agent.pid);
       const out = join(work, `fio-${m}.json`);
       // Not execFileSync: the lag samples must be read while fio runs.
       await run('fio', [
@@ -185,6 +195,10 @@ export async function steadyRate(ctx) {
         `--output=${out}`,
       ]);
       const t1 = Date.now();
+      const secs = (t1 - t0) / 1000;
+      // Where the limit is: the link's use (both ways) and the agent's CPU over the step.
+      const linkUse = (ctx.linkBytes() - link0) / secs / link;
+      const agentCpu = (cpuSeconds(agent.pid) - cpu0) / secs;
       const window = lags.flatMap((x) =>
         x.at >= t0 && x.at <= t1 && typeof x.lag === 'number' ? [x.lag] : [],
       );
@@ -196,6 +210,8 @@ export async function steadyRate(ctx) {
         p99: pct(window, 99),
         max: Math.max(...window),
         samples: window.length,
+        linkUse,
+        agentCpu,
       };
       // The lag when fio stops still counts: a backlog that only drains later was not sustained.
       const caughtUp = await settled(LAG_P99, 120_000);

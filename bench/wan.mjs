@@ -9,7 +9,7 @@
 //   node bench/wan.mjs [--rates 100mbit,1gbit] [--fill-mib 1100] [--random-mib 1024] [--smoke] [--json]
 //   --smoke: 100mbit only, a 96 MiB fill, 8k rows, 16 MiB of docs, 32 MiB random.
 //   The steady-rate figure (bench/wan-steady.mjs) runs at 100mbit after the rest, fio for
-//   --steady-seconds (60; smoke 15) per rate step; --skip-steady leaves it out, --only-steady runs only it.
+//   --steady-seconds (60; smoke 10, two steps) per rate step; --skip-steady leaves it out, --only-steady runs only it.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -383,11 +383,13 @@ async function lifeboat(label, images, rate) {
       '--once',
       '--json',
     ];
-    const initial = await measured(agent, { DR_LOG_LEVEL: 'warn' });
+    // The cycle report (--json) says how many blocks went as references to blocks already sent.
+    const repeated = (r) => ({ ...r, repeated: JSON.parse(r.stdout).blocksRepeated ?? 0 });
+    const initial = repeated(await measured(agent, { DR_LOG_LEVEL: 'warn' }));
     let incremental;
     if (images[1]) {
       sh('cp', ['--sparse=always', images[1], volume]);
-      incremental = await measured(agent, { DR_LOG_LEVEL: 'warn' });
+      incremental = repeated(await measured(agent, { DR_LOG_LEVEL: 'warn' }));
     }
     return { initial, incremental };
   } finally {
@@ -503,8 +505,9 @@ async function main() {
     shape('100mbit');
     steady = await steadyRate({
       ...{ NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say, smoke: SMOKE },
+      linkBytes,
       linkBytesPerSec: 100e6 / 8,
-      seconds: Number(args['steady-seconds'] ?? (SMOKE ? 15 : 60)),
+      seconds: Number(args['steady-seconds'] ?? (SMOKE ? 10 : 60)),
     });
   }
   const meta = {
@@ -532,6 +535,9 @@ async function main() {
     console.log(row('restic (sftp)', r.restic));
     const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
     console.log(
+      `Lifeboat sent ${r.lifeboat.initial.repeated} blocks as references initial, ${r.lifeboat.incremental?.repeated ?? '-'} incremental`,
+    );
+    console.log(
       `ratios Lifeboat / rsync -z: bytes ${ratio(r.lifeboat.initial.bytes, r.rsync.initial.bytes)} initial, ${ratio(r.lifeboat.incremental?.bytes, r.rsync.incremental?.bytes)} incremental (target <= 1); time ${ratio(r.lifeboat.initial.seconds, r.rsync.initial.seconds)} initial, ${ratio(r.lifeboat.incremental?.seconds, r.rsync.incremental?.seconds)} incremental (target <= 0.8 at 100mbit); vs restic time ${ratio(r.lifeboat.initial.seconds, r.restic.initial.seconds)}, ${ratio(r.lifeboat.incremental?.seconds, r.restic.incremental?.seconds)} (target <= 1)`,
     );
   }
@@ -543,11 +549,11 @@ function printSteady({ linkBytesPerSec: link, steps, best }) {
     '\nsteady rate at 100mbit (fio random 4k/64k writes, zstd-compressible ~2.2x, 16 KiB blocks, trace tracker)',
   );
   console.log(
-    '| fio rate asked | achieved | lag p99 | lag max | samples | holds |\n| --- | --- | --- | --- | --- | --- |',
+    '| fio rate asked | achieved | lag p99 | lag max | samples | link use | agent CPU | holds |\n| --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const s of steps)
     console.log(
-      `| ${(s.requested / 1e6).toFixed(1)} MB/s (${s.multiple}x) | ${(s.achieved / 1e6).toFixed(1)} MB/s | ${s.p99?.toFixed(1)} s | ${s.max.toFixed(1)} s | ${s.samples} | ${s.ok ? 'yes' : 'no'} |`,
+      `| ${(s.requested / 1e6).toFixed(1)} MB/s (${s.multiple}x) | ${(s.achieved / 1e6).toFixed(1)} MB/s | ${s.samples ? s.p99.toFixed(1) : '-'} s | ${s.samples ? s.max.toFixed(1) : '-'} s | ${s.samples} | ${Math.round(s.linkUse * 100)} % | ${Math.round(s.agentCpu * 100)} % of a core | ${s.ok ? 'yes' : 'no'} |`,
     );
   console.log(
     best
