@@ -1,7 +1,7 @@
 /** A drill report's data for a list of apps over a period: RPO samples, breaches, drills and a one-line summary. */
 import type { Redis } from 'ioredis';
 import { formatDuration } from '../core/units.js';
-import { decodeRpoSample, rpoHistoryKey } from '../replicator/gateway/state-publisher.js';
+import { readRpoRange } from '../replicator/gateway/rpo-history.js';
 import type { OperationResult } from '../replicator/jobs/recovery-contract.js';
 import type { AuditEntry } from './audit-log.js';
 import { controlKeys } from './contract.js';
@@ -79,8 +79,7 @@ export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> 
   for (const app of names) {
     const objective = (o.apps[app]?.rpoObjectiveMs ?? 60_000) / 1000;
     objectives[app] = objective;
-    const raw = await o.redis.zrangebyscore(rpoHistoryKey(app, o.prefix), String(from), String(to));
-    const decoded = raw.map(decodeRpoSample).filter((s) => s !== undefined);
+    const decoded = await readRpoRange(o.redis, o.prefix, app, from, to);
     const series = decoded.map((s) => ({ app, time: s.time, lagSeconds: s.lagSeconds }));
     const found = breachesOf(series, objective);
     breaches.push(...found);
@@ -140,7 +139,8 @@ export function downsample(
   const width = Math.max(1, (to - from) / n);
   const buckets = new Map<number, ReportSample>();
   for (const s of series) {
-    const b = Math.floor((s.time - from) / width);
+    // A sample at `to` itself would open an (n+1)th bucket: it joins the last one.
+    const b = Math.min(n - 1, Math.floor((s.time - from) / width));
     const cur = buckets.get(b);
     if (
       !cur ||
