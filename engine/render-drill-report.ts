@@ -122,6 +122,7 @@ export function reportSpec(r: DrillReport): TopLevelSpec {
   const byPlan = (r.planDrills?.length ?? 0) > 0;
   const bars = byPlan ? planDrillBars(r) : appDrillBars(r);
   const steps = bars.parts;
+  const below = byPlan || r.apps.length > 1;
   const verdicts = [...new Map(steps.map((s) => [s.drill, s])).values()];
   const time = {
     field: 'time',
@@ -173,16 +174,22 @@ export function reportSpec(r: DrillReport): TopLevelSpec {
       {
         mark: { type: 'bar', height: 16 },
         encoding: {
-          y: { field: 'drill', type: 'nominal', title: null, sort: null },
+          y: {
+            field: 'drill',
+            type: 'nominal',
+            title: null,
+            sort: null,
+            axis: { labelLimit: 260 },
+          },
           x: { field: 'seconds', type: 'quantitative', title: 'seconds to healthy', stack: 'zero' },
           order: { field: 'order' },
           color: {
             field: 'step',
             type: 'nominal',
-            title: byPlan ? null : 'step',
+            title: below ? null : 'step',
             scale: { domain: bars.domain, range: bars.range },
-            // A plan's parts have long names: below the bars, clear of the verdicts.
-            ...(byPlan ? { legend: { orient: 'bottom', columns: 3 } } : {}),
+            // A plan's parts have long names, several apps' verdicts too: below, clear of them.
+            ...(below ? { legend: { orient: 'bottom', columns: byPlan ? 3 : 4 } } : {}),
           },
         },
       },
