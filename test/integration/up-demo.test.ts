@@ -152,7 +152,7 @@ describe('dr up --demo', () => {
     expect(yaml).toMatch(/alice:\n\s+ids:\n\s+- console:alice/);
     expect(yaml).toMatch(/demo-shop:\n\s+tier: prod/);
     await stopAndCheck(p, state);
-  });
+  }, 300_000);
 
   it('as a non-root user: falls back to an image file with the app hook, and says so', async () => {
     const { up: p, state, point, health } = await upAndDrill({ DR_DEMO_ROOTLESS: '1' });
@@ -200,7 +200,7 @@ describe('dr up --demo', () => {
     await again.waitFor(READY, 90_000);
     expect(again.output()).toContain('demo-shop taking orders');
     expect(again.output()).toMatch(/demo-web serving at \S+ \(views in \S+, [1-9]\d* so far\)/);
-  });
+  }, 300_000);
 
   /**
    * The README's round trip, from chat: failover (alice and bob approve) fences demo-shop at the
