@@ -8,9 +8,10 @@
 // Quiesce and fencing follow demo-shop's signals and flag files: SIGUSR2 freezes (STATE.frozen
 // while frozen, at most 30 s), SIGUSR1 thaws; SIGHUP with STATE.fence closes the volume and serves
 // nothing (STATE.down), SIGHUP without it opens the volume again.
-import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
+import { announceService, stopServiceOnSignal } from './service-state.js';
 import { encodeView, readViews, slotOffset, type View } from './web-views.js';
 
 const FREEZE_LIMIT_MS = 30_000;
@@ -178,27 +179,19 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   const url = `http://127.0.0.1:${port}`;
-  await writeFile(`${state}.tmp`, `${JSON.stringify({ pid: process.pid, url, image })}\n`);
-  await rename(`${state}.tmp`, state);
-  await rm(flag, { force: true });
-  if (fenced) await writeFile(down, '');
-  else await rm(down, { force: true });
-  await writeFile(`${state}.pid`, `${process.pid}\n`);
+  await announceService(state, { url, image }, fenced);
   process.stdout.write(
     `demo-web serving at ${url} (views in ${image}, ${last?.seq ?? 0} so far${fenced ? '; fenced by a failover' : ''})\n`,
   );
-
-  const stop = async () => {
-    clearInterval(timer);
-    await rm(`${state}.pid`, { force: true });
-    await rm(flag, { force: true });
-    server.close();
-    await writing;
-    await fh?.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  stopServiceOnSignal(
+    state,
+    () => {
+      clearInterval(timer);
+      server.close();
+    },
+    () => writing,
+    () => fh?.close(),
+  );
 }
 
 await main();

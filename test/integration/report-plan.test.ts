@@ -14,7 +14,7 @@ import {
   testPrefix,
 } from '../helpers/engine-home.js';
 import { planResult } from '../helpers/plan-result.js';
-import { readPng } from '../helpers/png-pixels.js';
+import { expectReportPicture, readPng } from '../helpers/png-pixels.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { missingFeature } from '../helpers/skip.js';
@@ -113,11 +113,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'report-plan.test.ts'))(
       );
       if (!r) throw new Error('no report');
       const pic = await renderDrillReport(r);
-      const png = readPng(pic.png);
-      expect(png.width).toBeGreaterThan(1200);
-      expect(png.height).toBeGreaterThan(600);
-      expect(png.inked({ x0: 0.1, y0: 0.2, x1: 0.9, y1: 0.5 })).toBeGreaterThan(2000);
-      expect(png.inked({ x0: 0.1, y0: 0.6, x1: 0.9, y1: 0.9 })).toBeGreaterThan(2000);
+      expectReportPicture(pic);
       expect(pic.svg).toContain('group 1 (shop)');
     });
 
