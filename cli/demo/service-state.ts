@@ -2,6 +2,7 @@
 // checks: STATE (its pid and address, written whole), STATE.pid, STATE.down while fenced, and
 // STATE.frozen while frozen. Only Node's own modules, like the services.
 import { rename, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 /** Says where the service is: STATE's JSON, STATE.pid, and STATE.down when it starts fenced. */
 export async function announceService(
@@ -37,4 +38,19 @@ export function stopServiceOnSignal(
   };
   process.once('SIGTERM', () => void stop());
   process.once('SIGINT', () => void stop());
+}
+
+/** Serves `handle` on a free loopback port; a request that throws gets a 500 with the error. */
+export async function serveOnLoopback(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>,
+): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify({ error: String(err) })}\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { server, url: `http://127.0.0.1:${port}` };
 }

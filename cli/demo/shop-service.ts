@@ -15,9 +15,9 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
-import { announceService, stopServiceOnSignal } from './service-state.js';
+import { announceService, serveOnLoopback, stopServiceOnSignal } from './service-state.js';
 import { type Order, orderFromRow } from './shop-order.js';
 
 export type { Order } from './shop-order.js';
@@ -229,12 +229,7 @@ async function main(): Promise<void> {
     }
     return send(res, 404, { error: 'not found' });
   };
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => send(res, 500, { error: String(err) }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  const url = `http://127.0.0.1:${port}`;
+  const { server, url } = await serveOnLoopback(handle);
   await announceService(state, { url, db }, fenced);
   process.stdout.write(
     fenced

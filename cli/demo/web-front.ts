@@ -9,9 +9,9 @@
 // while frozen, at most 30 s), SIGUSR1 thaws; SIGHUP with STATE.fence closes the volume and serves
 // nothing (STATE.down), SIGHUP without it opens the volume again.
 import { type FileHandle, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
-import { announceService, stopServiceOnSignal } from './service-state.js';
+import { announceService, serveOnLoopback, stopServiceOnSignal } from './service-state.js';
 import { encodeView, readViews, slotOffset, type View } from './web-views.js';
 
 const FREEZE_LIMIT_MS = 30_000;
@@ -173,12 +173,7 @@ async function main(): Promise<void> {
     }
     return send(res, 404, { error: 'not found' });
   };
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => send(res, 500, { error: String(err) }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  const url = `http://127.0.0.1:${port}`;
+  const { server, url } = await serveOnLoopback(handle);
   await announceService(state, { url, image }, fenced);
   process.stdout.write(
     `demo-web serving at ${url} (views in ${image}, ${last?.seq ?? 0} so far${fenced ? '; fenced by a failover' : ''})\n`,
