@@ -32,10 +32,13 @@ export async function fetchVerifiedBlocks(
   onBlock: (block: number, plain: Buffer) => Promise<void> | void,
 ): Promise<void> {
   const { client, app, point, volume } = s;
-  for await (const { block, seq, record } of client.records(app, point.id, volume, undefined, {
-    from,
-    to,
-  })) {
+  for await (const { block, seq, record, recordBlock } of client.records(
+    app,
+    point.id,
+    volume,
+    undefined,
+    { from, to },
+  )) {
     if (block < from || block >= to || block >= s.blocks) continue;
     const want = s.macs.subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES);
     // openBlock checks the plaintext against the record's MAC; the MAC must be the point's.
@@ -49,10 +52,8 @@ export async function fetchVerifiedBlocks(
         },
       );
     }
-    await onBlock(
-      block,
-      openBlock(s.keys, { app, volume, volumeId: s.info.id, block, seq }, record),
-    );
+    const ctx = { app, volume, volumeId: s.info.id, block, seq, recordBlock };
+    await onBlock(block, openBlock(s.keys, ctx, record));
   }
 }
 
