@@ -1,11 +1,10 @@
 /** `dr plan status|continue|retry|skip|rollback OP`: a plan run's record, and a person's word to it. */
-import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { envIsSet } from '../../core/env.js';
 import { checkName } from '../../core/names.js';
 import type { Enqueued, RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
-import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
+import { openRedis, redisPrefix } from '../recovery-connect.js';
+import { submitAsAdmin } from '../submit-as-admin.js';
 
 const CONTROLS = {
   continue: 'go on after the manual step the run waits at',
@@ -95,37 +94,11 @@ export function registerPlanRun(plan: Command, exit: ExitState): void {
         runAction(exit, opts.json, async () => {
           checkName('operation', opId, 'OP');
           const ctx = contextOf(c);
-          const config = await ctx.config();
-          if (!config.admin)
-            throw usageError(
-              'dr.yaml names no admin',
-              'add `admin: NAME` (see docs/configuration.md)',
-            );
-          const { createEngine } = await import('../../engine/index.js');
-          const engine = await createEngine({
-            home: config.home,
-            config,
-            redisUrl: requireRedisUrl(ctx.env),
-            prefix: redisPrefix(ctx.env),
-            log: envIsSet('DR_LOG_LEVEL', ctx.env) ? ctx.log : ctx.log.child({}, { level: 'warn' }),
-            watchPolicies: false,
-          });
-          try {
-            const reply = await engine.submit({
-              id: `cli-${randomUUID()}`,
-              actor: `cli:${config.admin}`,
-              surface: 'cli',
-              verb,
-              args: { id: opId },
-              at: new Date().toISOString(),
-            });
-            if (opts.json) printJson(reply);
-            else if (reply.ok) ctx.out(reply.summary);
-            else process.stderr.write(`dr: ${reply.summary}\n`);
-            return reply.ok ? 0 : 1;
-          } finally {
-            await engine.close();
-          }
+          const reply = await submitAsAdmin(ctx, await ctx.config(), { verb, args: { id: opId } });
+          if (opts.json) printJson(reply);
+          else if (reply.ok) ctx.out(reply.summary);
+          else process.stderr.write(`dr: ${reply.summary}\n`);
+          return reply.ok ? 0 : 1;
         }),
       );
   }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
@@ -15,8 +14,8 @@ import { type DrProcess, startDr, stopAll } from '../../helpers/processes.js';
 import {
   exists,
   killVolumeServers,
+  protectServedApp,
   recoveryEnv,
-  servedAppArgs,
   volumeServerPids,
 } from '../../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
@@ -40,39 +39,14 @@ describe('plan runs from chat', () => {
   let events: string;
   let serve: DrProcess;
   let worker: DrProcess;
-  const ports: Record<string, number> = {};
 
   async function protect(name: string, check?: string): Promise<void> {
-    const image = join(t.dir, `${name}.img`);
-    const data = Buffer.alloc(256 * 1024);
-    data.write(`lifeboat-marker-${name}\n`);
-    randomBytes(64 * 1024).copy(data, 128 * 1024);
-    await writeFile(image, data);
-    const port = await freePort();
-    ports[name] = port;
     const log = (what: string) => `echo ${name} >> ${join(t.dir, `${what}.log`)}`;
-    const added = await dr(
-      [
-        '--home',
-        t.home,
-        ...servedAppArgs({
-          name,
-          image,
-          port,
-          dir: t.dir,
-          ...(check ? { check, checkTimeout: '3s' } : {}),
-          extra: ['--tier', 'dev', '--quiesce-timeout', '1s', '--fence', log('fences')],
-        }),
-        '--unfence',
-        log('unfences'),
-      ],
-      { DR_LOG_LEVEL: 'silent' },
-    );
-    expect(added.err).toBe('');
-    const once = await dr(['--home', t.home, 'agent', '--app', name, '--once'], {
-      DR_LOG_LEVEL: 'silent',
+    await protectServedApp(t, name, {
+      ...(check ? { check, checkTimeout: '3s' } : {}),
+      extra: ['--tier', 'dev', '--quiesce-timeout', '1s', '--fence', log('fences')],
+      more: ['--unfence', log('unfences')],
     });
-    expect(once.code).toBe(0);
   }
 
   beforeAll(async () => {
@@ -183,6 +157,20 @@ describe('plan runs from chat', () => {
     };
   };
 
+  /** The run's record says every app was rolled back, and no server or recovery directory is left. */
+  const expectRolledBack = async (opId: string) => {
+    const after = await planStatus(opId);
+    expect(after.run.phase).toBe('rolled-back');
+    expect(after.run.groups.map((g) => g.apps.map((a) => a.state))).toEqual([
+      ['rolled-back'],
+      ['rolled-back'],
+      ['rolled-back'],
+    ]);
+    expect(await volumeServerPids(t.dir)).toEqual([]);
+    const recovery = join(t.home, 'recovery');
+    expect((await exists(recovery)) ? await readdir(recovery) : []).toEqual([]);
+  };
+
   it('a failure in the second group stops the third; rollback leaves nothing behind', {
     timeout: 300_000,
   }, async (ctx) => {
@@ -232,17 +220,8 @@ describe('plan runs from chat', () => {
     );
     expect(body(msg)).toMatch(/rollback: db: removed .*replication resumed.*source unfenced/);
     expect(buttons(msg)).toEqual([]);
-    const after = await planStatus(opId);
-    expect(after.run.phase).toBe('rolled-back');
-    expect(after.run.groups.map((g) => g.apps.map((a) => a.state))).toEqual([
-      ['rolled-back'],
-      ['rolled-back'],
-      ['rolled-back'],
-    ]);
     // Nothing left: no server, no recovery directory, no mount, every source replicating again.
-    expect(await volumeServerPids(t.dir)).toEqual([]);
-    const recovery = join(t.home, 'recovery');
-    expect((await exists(recovery)) ? await readdir(recovery) : []).toEqual([]);
+    await expectRolledBack(opId);
     expect(await readFile('/proc/mounts', 'utf8')).not.toContain(t.dir);
     expect(await lines('unfences.log')).toEqual(['db', 'bad', 'web']);
     const status = await dr(['--home', t.home, 'status', '--json'], env);
@@ -286,15 +265,7 @@ describe('plan runs from chat', () => {
       },
       120_000,
     );
-    const after = await planStatus(opId);
-    expect(after.run.groups.map((g) => g.apps.map((a) => a.state))).toEqual([
-      ['rolled-back'],
-      ['rolled-back'],
-      ['rolled-back'],
-    ]);
-    expect(await volumeServerPids(t.dir)).toEqual([]);
-    const recovery = join(t.home, 'recovery');
-    expect((await exists(recovery)) ? await readdir(recovery) : []).toEqual([]);
+    await expectRolledBack(opId);
   });
 
   it('a plan of three apps fails over in order with a hook and a manual step, from Slack', {
