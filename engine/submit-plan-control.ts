@@ -46,7 +46,15 @@ export async function submitPlanControl(
   const refuse = async (summary: string): Promise<Reply> => {
     await ctx.audit.append(
       'job',
-      { opId, plan: d.plan, control: action, refused: summary },
+      {
+        opId,
+        app: d.plan,
+        verb: d.verb,
+        plan: true,
+        control: action,
+        state: `${action} refused`,
+        error: summary,
+      },
       command.actor,
     );
     return { ok: false, private: true, summary, thread: `op:${opId}` };
@@ -72,7 +80,15 @@ export async function submitPlanControl(
   }
   await ctx.audit.append(
     'job',
-    { opId, plan: d.plan, verb: d.verb, control: action, at: d.run.at, by: person },
+    {
+      opId,
+      app: d.plan,
+      verb: d.verb,
+      plan: true,
+      control: action,
+      at: d.run.at,
+      state: `${action} by ${person}`,
+    },
     command.actor,
   );
   return {

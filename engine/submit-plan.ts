@@ -200,7 +200,15 @@ export async function enqueuePlanRun(
       : `could not queue the ${verb} of plan ${plan.name}: ${errorMessage(err)}`;
     await ctx.audit.append(
       'job',
-      { opId: op.opId, plan: plan.name, job: 'plan', verb, state: 'refused', error: message },
+      {
+        opId: op.opId,
+        app: plan.name,
+        plan: true,
+        job: 'plan',
+        verb,
+        state: 'refused',
+        error: message,
+      },
       op.requestedBy,
     );
     return { ok: false, message };
