@@ -60,8 +60,7 @@ export function runPlan(deps: RecoveryDeps): Processor<PlanJob, PlanResult | und
       }).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'event not recorded'));
     let run = d.run;
     if (!run) {
-      const held = await deps.redis.set(keys.lock(d.plan), d.opId, 'EX', 7 * 86_400, 'NX');
-      const holder = held === 'OK' ? d.opId : await deps.redis.get(keys.lock(d.plan));
+      const holder = await takePlanLock(deps, keys.lock(d.plan), d.opId);
       if (holder !== d.opId) {
         const why = `plan ${d.plan} is already running as ${holder}; wait for it, or roll it back`;
         await emit({ type: 'finished', error: { code: 'operation_conflict', message: why } });
@@ -305,6 +304,30 @@ async function refreshGroup(ctx: PassContext): Promise<boolean> {
     }
   }
   return changed;
+}
+
+/**
+ * One run per plan: the lock names the run that holds it. A holder whose job ended without
+ * releasing it (it failed for good, or was removed) holds nothing: the lock is taken over.
+ */
+async function takePlanLock(deps: RecoveryDeps, key: string, opId: string): Promise<string> {
+  for (let tries = 0; tries < 3; tries++) {
+    if ((await deps.redis.set(key, opId, 'EX', 7 * 86_400, 'NX')) === 'OK') return opId;
+    const holder = await deps.redis.get(key);
+    if (holder === null) continue;
+    if (holder === opId) return opId;
+    const job = await deps.queue.getJob(holder);
+    const state = job ? await job.getState() : 'missing';
+    if (state !== 'missing' && state !== 'completed' && state !== 'failed') return holder;
+    // Only if it still names that dead holder: another run may have taken it meanwhile.
+    await deps.redis.eval(
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+      1,
+      key,
+      holder,
+    );
+  }
+  return (await deps.redis.get(key)) ?? opId;
 }
 
 function resultOf(d: PlanJob, run: PlanRun): PlanResult {

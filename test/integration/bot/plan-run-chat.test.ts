@@ -239,9 +239,10 @@ describe('plan runs from chat', () => {
   }, async (ctx) => {
     if (problem) return skipBecause(ctx, problem);
     explainFailure();
-    const started = await dr(['--home', t.home, 'failover', 'shop'], env);
-    expect(started.err).toBe('');
-    const opId = /(op-[a-z0-9]+)/.exec(started.out)?.[1] ?? '';
+    // Followed from the command line meanwhile: it says what the run waits for, and how it ended.
+    const follower = startDr(['failover', 'shop', '--wait'], env);
+    await follower.waitFor(/op-[a-z0-9]+: failover of plan shop queued/, 60_000);
+    const opId = /(op-[a-z0-9]+): failover of plan shop queued/.exec(follower.output())?.[1] ?? '';
     await waitFor(
       'the run at its manual step',
       async () => {
@@ -266,6 +267,10 @@ describe('plan runs from chat', () => {
       120_000,
     );
     await expectRolledBack(opId);
+    expect(await follower.exited).toBe(1);
+    expect(follower.output()).toContain(`continue with \`dr plan continue ${opId}\``);
+    expect(follower.output()).toContain(`Failover of plan shop (${opId}): rolled back in `);
+    expect(follower.output()).toMatch(/rollback: db: removed .*source unfenced/);
   });
 
   it('a plan of three apps fails over in order with a hook and a manual step, from Slack', {
