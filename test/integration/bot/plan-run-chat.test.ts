@@ -157,14 +157,17 @@ describe('plan runs from chat', () => {
     };
   };
 
-  /** The run's record says every app was rolled back, and no server or recovery directory is left. */
-  const expectRolledBack = async (opId: string) => {
+  /**
+   * The run's record says the apps were rolled back (the last one too when the plan touched it:
+   * a failover fences it first), and no server or recovery directory is left.
+   */
+  const expectRolledBack = async (opId: string, lastApp = 'rolled-back') => {
     const after = await planStatus(opId);
     expect(after.run.phase).toBe('rolled-back');
     expect(after.run.groups.map((g) => g.apps.map((a) => a.state))).toEqual([
       ['rolled-back'],
       ['rolled-back'],
-      ['rolled-back'],
+      [lastApp],
     ]);
     expect(await volumeServerPids(t.dir)).toEqual([]);
     const recovery = join(t.home, 'recovery');
@@ -234,6 +237,44 @@ describe('plan runs from chat', () => {
     expect(again.err).toContain('was rolled back already: nothing to rollback');
   });
 
+  it('a drill of a plan stopped by a failure rolls back to nothing: servers, mounts, cleanups', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    await say('drill broken');
+    const msg = await waitFor(
+      'the drill stopped at group 2',
+      () => {
+        const m = slack
+          .channelMessages('COPS')
+          .find((x) => x.text.startsWith('Drill of plan broken'));
+        return m && buttons(m).some((b) => b.startsWith('rollback ')) ? m : undefined;
+      },
+      180_000,
+    );
+    const opId = /\((op-[a-z0-9]+)\)/.exec(msg.text)?.[1] ?? '';
+    expect(body(msg)).toMatch(/1\. db healthy \(op-/);
+    expect(body(msg)).toContain('3. web waiting');
+    await press(msg, `rollback ${opId}`);
+    await waitFor(
+      'the drill rolled back',
+      () => /: rolled back/.test(msg.text) || undefined,
+      120_000,
+    );
+    await expectRolledBack(opId, 'pending'); // a drill fences nothing: web was never touched
+    expect(await readFile('/proc/mounts', 'utf8')).not.toContain(t.home);
+    // The drill's delayed cleanup went with it: nothing is left to run later.
+    const conn = connectRedis(redis.url, 'test');
+    try {
+      const db = (await planStatus(opId)).run.groups[0]?.apps[0]?.opId ?? '';
+      const bull = prefix.replace(/:$/, '');
+      expect(await conn.exists(`${bull}:lifeboat-recovery:${db}-cleanup`)).toBe(0);
+    } finally {
+      conn.disconnect();
+    }
+  });
+
   it('a worker killed while the plan waits: the next worker rolls back what the record says was started', {
     timeout: 300_000,
   }, async (ctx) => {
@@ -301,16 +342,21 @@ describe('plan runs from chat', () => {
     expect(waiting.run.groups[2]?.apps[0]?.state).toBe('pending');
 
     await press(msg, `continue ${opId}`);
-    // Pressed again by someone else: refused, naming who continued it.
+    // Pressed again by someone else: one press counts; the other is refused, naming the first.
     await press(msg, `continue ${opId}`, 'USAM');
-    const twice = await waitFor('the refusal of a second continue', () =>
-      slack.ephemerals.find((e) => e.args.user === 'USAM' && /continue/.test(String(e.args.text))),
-    );
-    expect(String(twice.args.text)).toMatch(
-      /tom already sent `continue`|"DNS switched — continue" was already continued by tom/,
+    const replyTo = (user: string) =>
+      waitFor(`the answer to ${user}'s press`, () =>
+        slack.ephemerals.find((e) => e.args.user === user && /continue/.test(String(e.args.text))),
+      );
+    const answers = [await replyTo('UTOM'), await replyTo('USAM')].map((e) => String(e.args.text));
+    const taken = answers.filter((a) => /^(tom|sam) continued failover of plan shop/.test(a));
+    expect(taken).toHaveLength(1);
+    const winner = taken[0]?.split(' ')[0] ?? '';
+    expect(answers.find((a) => a !== taken[0])).toMatch(
+      new RegExp(`${winner} already sent \`continue\`|was already continued by ${winner}`),
     );
     await waitFor('the plan done', () => /: done in /.test(msg.text) || undefined, 180_000);
-    expect(body(msg)).toContain('continued by tom');
+    expect(body(msg)).toContain(`continued by ${winner}`);
     expect(body(msg)).toMatch(/3\. web healthy \(op-/);
     const done = await planStatus(opId);
     expect(done.run.phase).toBe('done');
