@@ -54,13 +54,18 @@ export class GatewayClient {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
 
-  constructor({ address, tls, timeoutMs = 60_000 }: GatewayClientOptions) {
+  /** What the client was made with: a worker thread makes its own client from it. */
+  readonly options: GatewayClientOptions;
+
+  constructor(options: GatewayClientOptions) {
+    const { address, tls, timeoutMs = 60_000 } = options;
+    this.options = options;
     this.address = address;
     const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
     this.host = m?.[1] ?? address;
     this.port = Number(m?.[2] ?? 7443);
     this.timeoutMs = timeoutMs;
-    this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 4 });
+    this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 8 });
   }
 
   private closed = false;
@@ -147,6 +152,23 @@ export class GatewayClient {
     /** Only the blocks in [from, to) (an on-demand read and its read-ahead). */
     range?: { from: number; to: number },
   ): AsyncGenerator<StreamedRecord> {
+    const framer = new RecordFramer();
+    const body = await this.recordBytes(app, point, volume, since, range);
+    for await (const chunk of body) yield* framer.push(chunk);
+    if (framer.leftover > 0) throw this.endedEarly(app, volume);
+  }
+
+  /**
+   * The raw bytes of `records` as they arrive (for a reader that frames them itself). A stream
+   * cut off, or ended before the length the gateway announced, throws `gateway_unreachable`.
+   */
+  async recordBytes(
+    app: string,
+    point: number,
+    volume: string,
+    since?: number,
+    range?: { from: number; to: number },
+  ): Promise<AsyncIterable<Buffer>> {
     const query = new URLSearchParams();
     if (since !== undefined) query.set('since', String(since));
     if (range) {
@@ -158,7 +180,8 @@ export class GatewayClient {
       'GET',
       `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${q}`,
     );
-    const chunks = (async function* () {
+    const ended = () => this.endedEarly(app, volume);
+    return (async function* () {
       try {
         yield* res as AsyncIterable<Buffer>;
       } catch (err) {
@@ -174,16 +197,16 @@ export class GatewayClient {
           },
         );
       }
+      if (!res.complete) throw ended();
     })();
-    const framer = new RecordFramer();
-    for await (const chunk of chunks) yield* framer.push(chunk);
-    if (framer.leftover > 0 || !res.complete) {
-      throw new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
-        code: 'gateway_unreachable',
-        subject: this.address,
-        remedy: 'run the command again; check the gateway log if it repeats',
-      });
-    }
+  }
+
+  private endedEarly(app: string, volume: string): DrError {
+    return new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
+      code: 'gateway_unreachable',
+      subject: this.address,
+      remedy: 'run the command again; check the gateway log if it repeats',
+    });
   }
 
   private async json<T>(
