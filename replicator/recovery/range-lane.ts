@@ -5,6 +5,7 @@ import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
+import { fetchRecordsInto } from '../transport/record-fetch.js';
 
 const writevAsync = promisify(writev);
 
@@ -22,7 +23,7 @@ export interface LaneJob {
   fd?: number | undefined;
   /** Write zero blocks too (an image brought up to date), instead of leaving them as holes. */
   writeZeros?: boolean;
-  /** Times a range cut off midway is fetched again from where it stopped. */
+  /** Tries in a row that bring no record before a range cut off midway is given up (3). */
   retries?: number;
 }
 
@@ -36,6 +37,12 @@ export interface LaneReport {
 }
 
 const HEAD = 16;
+/** Room kept free in the slab for the next read; below it, whole records are opened first. */
+const MIN_ROOM = 256 * 1024;
+/** Writes pending before the connection pauses. */
+const MAX_WRITES = 8;
+/** Why a lane ended its own fetch: a bad block was found and the read stops. */
+const STOPPED = Symbol('stopped');
 /** Records are gathered into one reused slab this large (grown for a larger record). */
 const SLAB_BYTES = 4 * 1024 * 1024;
 
@@ -131,44 +138,84 @@ export async function runLane(
   }
   if (failure) throw failure;
 
+  /**
+   * Fetches one range into the slab: TLS writes the plaintext straight into its free room, and
+   * whole records are opened whenever less than MIN_ROOM is left. Too many writes pending pause
+   * the connection until they drain.
+   */
+  async function fetchRange(range: { from: number; to: number }): Promise<void> {
+    let paused = false;
+    const fetch = fetchRecordsInto(
+      client,
+      { app: job.app, point: job.point, volume: job.volume, since: job.since, range },
+      {
+        space: () => {
+          if (slab.length - used < MIN_ROOM) {
+            try {
+              const done = openRecords();
+              slab.copyWithin(0, done, used);
+              used -= done;
+              if (slab.length - used < MIN_ROOM) slab = grow(slab); // a record larger than the slab
+            } catch (err) {
+              fetch.abort(err);
+            }
+          }
+          return slab.subarray(used);
+        },
+        landed: (n) => {
+          used += n;
+          if (failure || stop) {
+            fetch.abort(failure ?? STOPPED);
+            return false;
+          }
+          if (writes.size <= MAX_WRITES) return true;
+          paused = true;
+          void Promise.race(writes).then(function drained(): void {
+            if (writes.size > MAX_WRITES / 2) {
+              void Promise.race(writes).then(drained);
+              return;
+            }
+            paused = false;
+            fetch.resume();
+          });
+          return false;
+        },
+      },
+    );
+    const onAbort = () => fetch.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort);
+    try {
+      await fetch.done;
+    } catch (err) {
+      if (err !== STOPPED) throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (paused) fetch.abort(STOPPED); // ended meanwhile: nothing to resume
+    }
+  }
+
   async function lanes(): Promise<void> {
     for (let range = await nextRange(); range && !stop; range = await nextRange()) {
       next = range.from;
-      for (let attempt = 0; next < range.to && !stop; attempt++) {
+      // A try that brought records in resets the count: only tries in a row that bring
+      // nothing give up.
+      for (let failed = 0; next < range.to && !stop; ) {
         signal?.throwIfAborted();
         used = 0;
+        const from = next;
         try {
-          const body = await client.recordBytes(job.app, job.point, job.volume, job.since, {
-            from: next,
-            to: range.to,
-          });
-          for await (const chunk of body) {
-            signal?.throwIfAborted();
-            if (failure) throw failure;
-            if (stop) break;
-            let c = 0;
-            while (c < chunk.length) {
-              if (used === slab.length) {
-                const done = openRecords();
-                slab.copyWithin(0, done, used);
-                used -= done;
-                if (used === slab.length) slab = grow(slab); // one record larger than the slab
-                while (writes.size > 8) await Promise.race(writes);
-              }
-              const n = chunk.copy(slab, used, c);
-              used += n;
-              c += n;
-            }
-          }
+          await fetchRange({ from, to: range.to });
           if (stop) break;
           if (openRecords() !== used) throw cutShort(job);
           break; // the range is complete
         } catch (err) {
           if (stop) break;
-          if (attempt >= (job.retries ?? 3) || !isDrError(err, 'gateway_unreachable')) throw err;
+          if (!isDrError(err, 'gateway_unreachable')) throw err;
           signal?.throwIfAborted();
           // Records opened before the cut stay done; the rest of the range is asked for again.
           openRecords();
+          failed = next > from ? 0 : failed + 1;
+          if (failed > (job.retries ?? 3)) throw err;
         }
       }
     }

@@ -49,10 +49,11 @@ const TLS_CODES = new Set([
 /** The agent's and the CLI's side of the gateway's HTTPS API. */
 export class GatewayClient {
   readonly address: string;
-  private readonly host: string;
-  private readonly port: number;
+  /** Where the gateway listens (record-fetch.ts opens its own connections there). */
+  readonly host: string;
+  readonly port: number;
   private readonly agent: Agent;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
 
   /** What the client was made with: a worker thread makes its own client from it. */
   readonly options: GatewayClientOptions;
@@ -69,6 +70,11 @@ export class GatewayClient {
   }
 
   private closed = false;
+
+  /** Whether `close` was called. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /** Ends every connection; later calls fail at once instead of opening new ones. */
   close(): void {
@@ -280,7 +286,8 @@ export class GatewayClient {
     });
   }
 
-  private httpError(status: number, raw: Buffer): DrError {
+  /** The error for a non-2xx answer, from the gateway's JSON error body. */
+  httpError(status: number, raw: Buffer): DrError {
     let code: ErrorCode =
       status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
     let message = `gateway answered ${status}`;
@@ -301,7 +308,8 @@ export class GatewayClient {
     return Object.assign(new DrError(message, { code, subject: this.address }), { status, remedy });
   }
 
-  private netError(err: unknown): DrError {
+  /** The error for a connection that failed (TLS refused, nothing listening, timed out). */
+  netError(err: unknown): DrError {
     const code = systemCode(err) ?? '';
     if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
       return new DrError(`TLS with the gateway at ${this.address} failed (${code})`, {

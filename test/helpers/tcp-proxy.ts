@@ -27,7 +27,6 @@ export async function startTcpProxy(target: string, plan: ProxyPlan = {}): Promi
   const [host, port] = [target.replace(/:\d+$/, ''), Number(target.split(':').pop())];
   const sockets = new Set<Socket>();
   const held: Array<() => void> = [];
-  const open = new Set<number>();
   const proxy: TcpProxy = {
     port: 0,
     downstream: [],
@@ -44,9 +43,7 @@ export async function startTcpProxy(target: string, plan: ProxyPlan = {}): Promi
   const server = createServer((client) => {
     const index = proxy.downstream.length;
     proxy.downstream.push(0);
-    open.add(index);
     client.on('close', () => {
-      open.delete(index);
       counters.delete(index);
       recheckHeld();
     });
@@ -80,8 +77,8 @@ export async function startTcpProxy(target: string, plan: ProxyPlan = {}): Promi
     };
     const tryRelease = () => {
       if (!holding) return;
-      // Released when the plan says so, or when no other connection is left to wait for.
-      if (!hold?.release() && open.size > 1) {
+      // Released when the plan says so (checked whenever another connection carries bytes).
+      if (!hold?.release()) {
         held.push(tryRelease);
         return;
       }
