@@ -15,7 +15,6 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
-  readFileSync,
   rmSync,
   writeSync,
   writevSync,
@@ -23,7 +22,7 @@ import {
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, freePort, needCommand, root, say } from './lib.mjs';
+import { bin, cpuTicks, freePort, needCommand, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -55,13 +54,11 @@ const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-resto
 const src = join(work, 'volume.img');
 const MB = 1e6;
 
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 /** CPU seconds (user+sys) of a live process, or of this one's reaped children (`self`). */
 function cpuOf(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const tick = 100; // USER_HZ
-  return pid === 'self'
-    ? (Number(f[13]) + Number(f[14])) / tick // cutime + cstime
-    : (Number(f[11]) + Number(f[12])) / tick; // utime + stime
+  const t = cpuTicks(pid);
+  return (pid === 'self' ? t.all - t.own : t.own) / TICK;
 }
 
 function dr(argv) {
@@ -166,7 +163,11 @@ async function main() {
         );
       }
     }
-    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    const median = (xs) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const m = s.length >> 1;
+      return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    };
     const designs = DESIGNS.map((d) => {
       const r = runs.get(d.name);
       const s = median(r.map((x) => x.s));

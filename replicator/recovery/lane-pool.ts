@@ -107,7 +107,7 @@ export async function runLanePool(o: LanePoolOptions): Promise<void> {
 
 function threadError(what: string, cause?: unknown): DrError {
   return new DrError(`a restore worker thread ${what}`, {
-    code: 'store_unavailable',
+    code: 'child_failed',
     subject: 'restore worker thread',
     remedy:
       'run the restore again; with recovery.restoreWorkers: 0 in dr.yaml (or --workers 0) it decrypts on the main thread',
@@ -117,7 +117,7 @@ function threadError(what: string, cause?: unknown): DrError {
 
 function laneError(e: { message: string; code?: string; subject?: string }): DrError {
   const err = new DrError(e.message, {
-    code: (e.code ?? 'store_unavailable') as ErrorCode,
+    code: (e.code ?? 'child_failed') as ErrorCode,
     ...(e.subject ? { subject: e.subject } : {}),
   });
   return err;
@@ -130,7 +130,7 @@ function workerUrl(): URL {
   const built = new URL('../../dist/replicator/recovery/lane-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
   throw new DrError('the compiled restore worker (lane-worker.js) is missing', {
-    code: 'store_unavailable',
+    code: 'dependency_missing',
     subject: fileURLToPath(beside),
     remedy: 'run `npm run build` in the Lifeboat checkout, or restore with --workers 0',
   });

@@ -184,6 +184,7 @@ export async function runLane(
     );
     const onAbort = () => fetch.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort);
+    if (signal?.aborted) onAbort();
     try {
       await fetch.done;
     } catch (err) {

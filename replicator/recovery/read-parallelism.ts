@@ -13,15 +13,15 @@ export const MAX_RANGES = 8;
 export const MAX_WORKERS = 8;
 
 /**
- * The default for this machine, from bench/restore.mjs (docs/benchmarks.md, "Restores"): two
- * ranges per core, capped at 4, since one range leaves the link and the gateway idle while the
- * restorer decrypts; and a worker thread per two cores, since on two cores a thread beside the
- * main one pays only when the gateway is elsewhere.
+ * The default for this machine, from bench/restore.mjs (docs/benchmarks.md, "Restores"): as many
+ * ranges as cores (at least two, so the link and the gateway never idle while this side decrypts),
+ * and a worker thread per two cores, so fetching, opening and writing spread over the cores
+ * instead of taking turns on the main thread. On two cores: 2 ranges, 1 worker.
  */
 export function defaultParallelism(cores = availableParallelism()): ReadParallelism {
   return {
-    ranges: Math.min(MAX_RANGES, Math.max(2, 2 * cores), 4),
-    workers: Math.floor(cores / 4),
+    ranges: Math.min(MAX_RANGES, Math.max(2, cores)),
+    workers: cores >= 2 ? Math.min(MAX_WORKERS, Math.floor(cores / 2)) : 0,
   };
 }
 

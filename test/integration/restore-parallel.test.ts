@@ -144,7 +144,7 @@ describe('parallel restores', { timeout: 180_000 }, () => {
         // A heap too small for any thread: it dies as it starts.
         workerLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 },
       }),
-    ).rejects.toMatchObject({ message: /restore worker thread/ });
+    ).rejects.toMatchObject({ code: 'child_failed', message: /restore worker thread/ });
   });
 
   it('a tampered record fails the restore naming the block, with workers and ranges', async () => {
