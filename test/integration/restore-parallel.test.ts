@@ -156,26 +156,7 @@ describe('parallel restores', { timeout: 180_000 }, () => {
     bytes[at] = (bytes[at] as number) ^ 0x55;
     await writeFile(seg, bytes);
     const to = join(t.dir, 'tampered.img');
-    const r = await dr(
-      [
-        '--home',
-        t.home,
-        'restore',
-        'web',
-        '--point',
-        'latest',
-        '--allow-fuzzy',
-        '--volume',
-        'data',
-        '--to',
-        to,
-        '--parallel',
-        '4',
-        '--workers',
-        '1',
-      ],
-      quiet,
-    );
+    const r = await restoreLatest(t, 'data', to, 'web', ['--parallel', '4', '--workers', '1']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/web\/data block \d+: .*(authenticate|MAC|malformed)/);
     await expect(stat(to)).rejects.toThrow();
@@ -192,17 +173,7 @@ describe('parallel restores', { timeout: 180_000 }, () => {
       ['--workers', '-1', '0 to 8'],
       ['--workers', '99', '0 to 8'],
     ] as const) {
-      const r = await dr(
-        ['--home', t.home, 'restore', 'web', '--point', 'latest', '--allow-fuzzy'].concat([
-          '--volume',
-          'data',
-          '--to',
-          to,
-          flag,
-          value,
-        ]),
-        quiet,
-      );
+      const r = await restoreLatest(t, 'data', to, 'web', [flag, value]);
       expect(r.code, `${flag} ${value}`).toBe(2);
       expect(r.err).toContain(`${flag} ${value} is not a whole number from ${range}`);
       expect(r.err).toContain('To resolve');
