@@ -47,11 +47,11 @@ const STOPPED = Symbol('stopped');
 const SLAB_BYTES = 4 * 1024 * 1024;
 
 /**
- * Runs ranges until `nextRange` has none left: each range's records are copied once from the
- * network chunks into one reused slab, opened there (authenticated, decrypted, checked against
+ * Runs ranges until `nextRange` has none left: TLS writes each range's records straight into one
+ * reused slab (record-fetch.ts), where they are opened (authenticated, decrypted, checked against
  * their MAC) and written as runs of neighbouring blocks in one positioned writev each. A range cut
- * off midway is asked for again from its next block, `retries` times. `report` gets each slab's
- * outcome; the lane stops at its first bad block unless `collect` is set.
+ * off midway is asked for again from its next block (see LaneJob.retries). `report` gets each
+ * slab's outcome; the lane stops at its first bad block unless `collect` is set.
  */
 export async function runLane(
   client: GatewayClient,
@@ -106,7 +106,7 @@ export async function runLane(
     return o;
   };
 
-  /** Neighbouring blocks go out in one positioned writev (block aligned); two slabs' writes at a time. */
+  /** Neighbouring blocks go out in one positioned writev (block aligned), started at once. */
   const writeRuns = (out: { block: number; plain: Buffer }[]) => {
     const fd = job.fd;
     if (fd === undefined) return;
