@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'store_corrupt'
   | 'store_unavailable'
   | 'block_corrupt'
+  | 'reference_refused'
   | 'target_exists'
   | 'bad_request'
   | 'quiesce_failed'

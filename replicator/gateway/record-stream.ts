@@ -1,6 +1,7 @@
 /** Record streaming: a point's records of one volume (or its block MACs) sent as the binary the client reads. */
 import type { ServerResponse } from 'node:http';
 import { DrError } from '../../core/errors.js';
+import { STREAM_REF_BIT } from '../transport/record-framer.js';
 import type { IndexEntry } from './block-store.js';
 import type { AppReplica } from './gateway-store.js';
 
@@ -20,7 +21,8 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
 
 /**
  * Streams point `id`'s records of volume `vol` (only those of batches after `since` when it is
- * not -1, and of blocks in [from, to)) as `block u32 | seq u64 | len u32 | record`, under the app's read lock so retention and
+ * not -1, and of blocks in [from, to)) as `block u32 | seq u64 | len u32 | record` (a repeated block
+ * as the record it repeats, its seq's top bit set), under the app's read lock so retention and
  * GC wait. A missing segment is refused before the first byte; after it, an error cuts the stream.
  */
 export async function streamRecords(
@@ -95,7 +97,11 @@ function frameRun(
   for (const e of r.entries) {
     const from = heads + e.offset - r.offset;
     buf.writeUInt32BE(e.block, o);
-    buf.writeBigUInt64BE(BigInt(e.seq), o + 4);
+    // A repeated block is sent as the record it repeats, under that record's seq, marked.
+    buf.writeBigUInt64BE(
+      e.recordSeq === undefined ? BigInt(e.seq) : BigInt(e.recordSeq) | STREAM_REF_BIT,
+      o + 4,
+    );
     buf.writeUInt32BE(e.length, o + 12);
     if (from !== o + HEAD) buf.copyWithin(o + HEAD, from, from + e.length);
     o += HEAD + e.length;

@@ -6,6 +6,7 @@ import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { fetchRecordsInto } from '../transport/record-fetch.js';
+import { frameAt } from '../transport/record-framer.js';
 
 const writevAsync = promisify(writev);
 
@@ -75,9 +76,7 @@ export async function runLane(
     const problems: LaneReport['problems'] = [];
     let o = 0;
     while (!stop && used - o >= HEAD && used - o >= HEAD + slab.readUInt32BE(o + 12)) {
-      const block = slab.readUInt32BE(o);
-      const seq = Number(slab.readBigUInt64BE(o + 4));
-      const record = slab.subarray(o + HEAD, o + HEAD + slab.readUInt32BE(o + 12));
+      const { block, seq, record, recordBlock } = frameAt(slab, o);
       o += HEAD + record.length;
       next = block + 1;
       if (block >= job.blocks) {
@@ -86,7 +85,14 @@ export async function runLane(
         continue;
       }
       try {
-        const ctx = { app: job.app, volume: job.volume, volumeId: job.volumeId, block, seq };
+        const ctx = {
+          app: job.app,
+          volume: job.volume,
+          volumeId: job.volumeId,
+          block,
+          seq,
+          recordBlock,
+        };
         const plain = openBlock(keys, ctx, record);
         const mac = readRecordHeader(record).mac;
         blocks.push(block);

@@ -1,8 +1,14 @@
 // Cuts the gateway's record stream (block u32 | seq u64 | len u32 | record) out of the chunks it arrives in.
+// A seq with its top bit set marks a repeated block: the record is the one of the block it repeats.
 
 export interface FramedRecord {
   block: number;
   seq: number;
+  /**
+   * Set when block `block` repeats another block's content: the record is that block's (this
+   * index), stored once at the gateway, and `seq` is its batch.
+   */
+  recordBlock?: number;
   /** Valid until the next `push`: a view of the arriving chunk where the record lies inside one. */
   record: Buffer;
 }
@@ -39,7 +45,7 @@ export class RecordFramer {
       }
       const take = this.need - this.pendingBytes;
       const whole = Buffer.concat([...this.pending, c.subarray(0, take)], this.need);
-      out.push(frame(whole, 0));
+      out.push(frameAt(whole, 0));
       this.pending = [];
       this.pendingBytes = 0;
       this.need = 0;
@@ -49,7 +55,7 @@ export class RecordFramer {
     while (c.length - o >= HEAD) {
       const len = c.readUInt32BE(o + 12);
       if (c.length - o < HEAD + len) break;
-      out.push(frame(c, o));
+      out.push(frameAt(c, o));
       o += HEAD + len;
     }
     if (o < c.length) {
@@ -67,11 +73,20 @@ export class RecordFramer {
   }
 }
 
-function frame(buf: Buffer, o: number): FramedRecord {
+/** The top bit of a streamed seq: the record is another block's (a resolved reference). */
+export const STREAM_REF_BIT = 1n << 63n;
+
+/**
+ * The record framed at `o` of `buf` (whose head and record are whole there): block, seq and, for
+ * a repeated block, the block whose record it is. The record is a view of `buf`.
+ */
+export function frameAt(buf: Buffer, o: number): FramedRecord {
   const len = buf.readUInt32BE(o + 12);
-  return {
-    block: buf.readUInt32BE(o),
-    seq: Number(buf.readBigUInt64BE(o + 4)),
-    record: buf.subarray(o + HEAD, o + HEAD + len),
-  };
+  const raw = buf.readBigUInt64BE(o + 4);
+  const record = buf.subarray(o + HEAD, o + HEAD + len);
+  const block = buf.readUInt32BE(o);
+  if ((raw & STREAM_REF_BIT) === 0n) return { block, seq: Number(raw), record };
+  // The record header's block (after volumeId u16) names the block whose record it is.
+  const recordBlock = len >= 6 ? record.readUInt32BE(2) : block;
+  return { block, seq: Number(raw & ~STREAM_REF_BIT), record, recordBlock };
 }
