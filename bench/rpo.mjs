@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
-import { bin, freePort, needCommand, pct as percentile, say } from './lib.mjs';
+import { bin, cpuTicks, freePort, needCommand, pct as percentile, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,12 +42,6 @@ const undo = [];
 const sh = (cmd, a) => execFileSync(cmd, a, { encoding: 'utf8' }).trim();
 
 const pct = (xs, p) => (xs.length === 0 ? Number.NaN : percentile(xs, p));
-/** CPU ticks of a process: its own, and with its reaped children (the thaw watchdogs, fsfreeze). */
-const cpuTicks = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const own = Number(f[11]) + Number(f[12]); // utime + stime
-  return { own, all: own + Number(f[13]) + Number(f[14]) }; // + cutime + cstime
-};
 const TICK = Number(sh('getconf', ['CLK_TCK']));
 
 let tracefsPath;

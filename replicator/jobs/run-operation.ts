@@ -8,6 +8,7 @@ import { fuseUnavailable } from '../recovery/fuse-mount.js';
 import { heldInstant, serveInstant } from '../recovery/instant-point.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
 import { trustedPoint } from '../recovery/point-check.js';
+import { parallelismOf } from '../recovery/read-parallelism.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import type { AppLock } from './app-lock.js';
@@ -206,6 +207,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           dir,
           signal,
           onProgress: (volume, fraction) => throttle(volume, fraction),
+          parallel: parallelismOf(config.recovery),
           // A drill copies the cached images at low priority beside replication; a failover
           // takes them (no copy: the RTO counts), and the next operation rebuilds the cache.
           ...(!useCache

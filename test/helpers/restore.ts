@@ -1,7 +1,13 @@
 import { dr, type TestHome } from './lifeboat-home.js';
 
-/** `dr restore APP --point latest --allow-fuzzy --volume VOLUME --to FILE` in a test home, quietly. */
-export function restoreLatest(t: TestHome, volume: string, to: string, app = 'web') {
+/** `dr restore APP --point latest --allow-fuzzy --volume VOLUME --to FILE [more…]` in a test home, quietly. */
+export function restoreLatest(
+  t: TestHome,
+  volume: string,
+  to: string,
+  app = 'web',
+  more: string[] = [],
+) {
   return dr(
     [
       '--home',
@@ -15,6 +21,7 @@ export function restoreLatest(t: TestHome, volume: string, to: string, app = 'we
       volume,
       '--to',
       to,
+      ...more,
     ],
     { DR_LOG_LEVEL: 'silent' },
   );
