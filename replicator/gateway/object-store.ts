@@ -86,9 +86,12 @@ class MirroredApp implements AppReplica {
   };
   stats: AppReplica['stats'] = () => this.local.stats();
 
-  /** Copies what the bucket lacks (in the order that keeps its points readable). */
+  /**
+   * Copies what the bucket lacks (in the order that keeps its points readable). Batches keep
+   * going into the local log meanwhile; the caller's answer waits for the bucket.
+   */
   upload(): Promise<{ bytes: number }> {
-    return this.local.withSettledFiles((files) => this.mirror.sync(files));
+    return this.mirror.sync(this.local);
   }
 }
 
