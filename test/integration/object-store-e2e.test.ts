@@ -12,6 +12,7 @@ import { startDr, stopAll } from '../helpers/processes.js';
 import { killVolumeServers, recoveryEnv, servedAppArgs } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { missingFeature } from '../helpers/skip.js';
+import { until } from '../helpers/wait-for.js';
 
 const BUCKET = 'lifeboat-e2e';
 const quiet = { DR_LOG_LEVEL: 'silent' };
@@ -158,6 +159,67 @@ describe.skipIf(
       await rm(dir, { recursive: true, force: true });
     }
   }, 600_000);
+
+  it('a running agent starts again by itself when its gateway machine is lost and a new one serves the bucket', async () => {
+    const { dir, home } = await s3Home();
+    const env = { ...ceph.env, DR_HOME: home };
+    try {
+      const image = join(dir, 'db.img');
+      await writeFile(image, randomBytes(1024 * 1024));
+      const added = await dr(['--home', home, 'app', 'add', 'db', '--volume', `a=${image}`], quiet);
+      expect(added.code, added.err).toBe(0);
+      let gateway = startDr(['gateway'], env);
+      await gateway.waitFor(/gateway listening/, 120_000);
+      const agent = startDr(
+        ['agent', '--app', 'db', '--tracker', 'scan', '--interval', '300ms'],
+        env,
+      );
+      await agent.waitFor(/recovery point committed/, 120_000);
+      // The machine is lost: the gateway killed, its local folder gone; a new one starts empty.
+      await gateway.kill9();
+      await rm(join(home, 'store'), { recursive: true, force: true });
+      gateway = startDr(['gateway'], env);
+      await gateway.waitFor(/gateway listening/, 120_000);
+      await scribble(image, 10);
+      const written = await readFile(image);
+      await agent.waitFor(/store was replaced; starting again against it/, 120_000);
+      // It goes on by itself: a point taken after the writes holds them, byte-exact.
+      const since = Date.now();
+      const latest = await until(
+        'a point cut after the writes, on the new gateway',
+        async () => {
+          const r = await dr(['--home', home, 'points', 'db', '--json']);
+          const points = r.code === 0 ? (JSON.parse(r.out) as { id: number; time: string }[]) : [];
+          return points.find((p) => Date.parse(p.time) > since);
+        },
+        120_000,
+      );
+      expect(agent.child.exitCode).toBe(null);
+      const out = join(dir, 'restored.img');
+      const r = await dr(
+        [
+          '--home',
+          home,
+          'restore',
+          'db',
+          '--point',
+          String(latest.id),
+          '--volume',
+          'a',
+          '--to',
+          out,
+        ],
+        quiet,
+      );
+      expect(r.code, r.err).toBe(0);
+      expect((await readFile(out)).equals(written)).toBe(true);
+      expect(await agent.stop()).toBe(0);
+      expect(await gateway.stop()).toBe(0);
+    } finally {
+      await stopAll();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 400_000);
 
   it('dr init refuses --store s3:// without a bucket, naming the remedy', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-test-'));
