@@ -57,3 +57,37 @@ export function startProcess(children, cmd, argv, env, name) {
     },
   };
 }
+
+/**
+ * A throwaway Ceph S3 endpoint under `dir` (scripts/ceph-s3.sh) with `bucket` created: its AWS_*
+ * variables, and `down()` to stop it.
+ */
+export async function startCephBucket(dir, bucket) {
+  const script = join(root, 'scripts/ceph-s3.sh');
+  const down = () => spawnSync(script, ['down', dir], { stdio: 'ignore' });
+  const up = spawnSync(script, ['up', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (up.status !== 0) {
+    down();
+    throw new Error(`scripts/ceph-s3.sh up ${dir} failed (exit ${up.status})`);
+  }
+  const { readFileSync } = await import('node:fs');
+  const env = Object.fromEntries(
+    readFileSync(join(dir, 's3.env'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    endpoint: env.AWS_ENDPOINT_URL_S3,
+    region: env.AWS_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+  });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+  return { env, down };
+}

@@ -31,6 +31,11 @@ export function cephUnavailable(): string | undefined {
   return undefined;
 }
 
+/** Stops whatever of the daemons under `dir` runs (also after a start that failed halfway). */
+export async function stopCeph(dir: string): Promise<void> {
+  await run(script, ['down', dir], { timeout: 180_000 });
+}
+
 /** Starts one mon, one OSD and radosgw under `dir` (seconds); `down` stops them. */
 export async function startCeph(dir: string): Promise<TestCeph> {
   const bounded = { timeout: 180_000 };
@@ -66,8 +71,6 @@ export async function startCeph(dir: string): Promise<TestCeph> {
     start: async (daemon) => {
       await run(script, ['start', dir, daemon], bounded);
     },
-    down: async () => {
-      await run(script, ['down', dir], bounded);
-    },
+    down: () => stopCeph(dir),
   };
 }
