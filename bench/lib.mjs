@@ -77,17 +77,23 @@ export async function startCephBucket(dir, bucket) {
       .filter((l) => l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({
-    endpoint: env.AWS_ENDPOINT_URL_S3,
-    region: env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
+  const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const client = await s3ClientFor(env);
   try {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
   } finally {
     client.destroy();
   }
   return { env, down };
+}
+
+/** An S3 client on the endpoint and credentials of `env` (AWS_* variables, as s3.env holds them). */
+export async function s3ClientFor(env) {
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  return new S3Client({
+    endpoint: env.AWS_ENDPOINT_URL_S3,
+    region: env.AWS_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+  });
 }

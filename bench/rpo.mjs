@@ -15,7 +15,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
-import { bin, freePort, needCommand, pct as percentile, say, startCephBucket } from './lib.mjs';
+import {
+  bin,
+  freePort,
+  needCommand,
+  pct as percentile,
+  s3ClientFor,
+  say,
+  startCephBucket,
+} from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -349,13 +357,8 @@ function cpuSplit(dir) {
  * would serve. The agent's changes never stop under fio, so no "unchanged since" applies.
  */
 async function bucketLag(env, bucket) {
-  const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({
-    endpoint: env.AWS_ENDPOINT_URL_S3,
-    region: env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
+  const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = await s3ClientFor(env);
   undo.push(() => client.destroy());
   return async (prefix) => {
     try {

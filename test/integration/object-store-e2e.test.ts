@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectBucket } from '../../replicator/gateway/object-bucket.js';
 import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
-import { cephUnavailable, startCeph, type TestCeph } from '../helpers/ceph-s3.js';
+import {
+  cephUnavailable,
+  s3Home as initS3Home,
+  type TestCeph,
+  useCephBucket,
+} from '../helpers/ceph-s3.js';
 import { dr, freePort, scribble } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { killVolumeServers, recoveryEnv, servedAppArgs } from '../helpers/recovery-rig.js';
@@ -20,46 +25,26 @@ const quiet = { DR_LOG_LEVEL: 'silent' };
 describe.skipIf(
   missingFeature(cephUnavailable() ?? redisUnavailable(), 'dr init --store s3:// end to end'),
 )('dr init --store s3://… end to end on Ceph RGW', () => {
+  const cephOf = useCephBucket(BUCKET);
   let ceph: TestCeph;
-  let cephDir: string;
   let redis: TestRedis;
-  const savedEnv = { ...process.env };
 
   beforeAll(async () => {
-    cephDir = await mkdtemp(join(tmpdir(), 'lifeboat-ceph-'));
-    ceph = await startCeph(cephDir);
-    // The test's own bucket reader takes the credentials from the environment, as the gateway does.
-    Object.assign(process.env, ceph.env);
-    await ceph.createBucket(BUCKET);
+    ceph = cephOf();
     redis = await startRedis();
-  }, 240_000);
+  }, 120_000);
 
   afterAll(async () => {
-    for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
     await redis?.stop();
-    await ceph?.down();
-    await rm(cephDir, { recursive: true, force: true });
   }, 120_000);
 
   /** A fresh home made by `dr init --store s3://BUCKET/PREFIX` (no credentials in dr.yaml). */
   async function s3Home(): Promise<{ dir: string; home: string; prefix: string }> {
-    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-test-'));
-    const home = join(dir, 'home');
-    const prefix = `e2e-${randomBytes(4).toString('hex')}`;
-    const init = await dr([
-      'init',
-      '--home',
-      home,
-      '--gateway',
-      `127.0.0.1:${await freePort()}`,
-      '--store',
-      `s3://${BUCKET}/${prefix}`,
-    ]);
-    expect(init.code, init.err).toBe(0);
-    const yaml = await readFile(join(home, 'dr.yaml'), 'utf8');
-    expect(yaml).toContain(`s3://${BUCKET}/${prefix}`);
+    const made = await initS3Home(BUCKET);
+    const yaml = await readFile(join(made.home, 'dr.yaml'), 'utf8');
+    expect(yaml).toContain(`s3://${BUCKET}/${made.prefix}`);
     expect(yaml).not.toContain(ceph.env.AWS_SECRET_ACCESS_KEY as string);
-    return { dir, home, prefix };
+    return made;
   }
 
   it('replicates, keeps points in the bucket, restores, verifies, drills and fails over', async () => {

@@ -42,6 +42,27 @@ function memoryBucket() {
   return { bucket: bucket as unknown as ObjectBucket, objects, calls };
 }
 
+/**
+ * Closes `store`, fetches its app from the bucket onto an empty machine, and checks it holds the
+ * same records for every kept point; answers the fetched store (the caller closes it).
+ */
+async function fetchedMatches(
+  fx: Fixture,
+  store: BlockStore,
+  app: AppStore,
+  bucket: ObjectBucket,
+): Promise<BlockStore> {
+  const want = await snapshot(app);
+  await store.close();
+  const other = join(fx.root, 'other');
+  await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
+  const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
+  const got = await snapshot(appOf(fetched));
+  expect(got.size).toBe(want.size);
+  for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);
+  return fetched;
+}
+
 describe('BucketMirror', () => {
   let fx: Fixture;
   beforeEach(async () => {
@@ -93,14 +114,7 @@ describe('BucketMirror', () => {
     for (const d of deletes) expect(calls.indexOf(d)).toBeGreaterThan(catalogAt);
 
     // A machine with nothing fetches the app and holds the same records for every kept point.
-    const want = await snapshot(app);
-    await store.close();
-    const other = join(fx.root, 'other');
-    await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
-    const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
-    const got = await snapshot(appOf(fetched));
-    expect(got.size).toBe(want.size);
-    for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);
+    const fetched = await fetchedMatches(fx, store, app as AppStore, bucket);
     expect(
       appOf(fetched)
         .points()
@@ -174,14 +188,6 @@ describe('BucketMirror', () => {
     await mirror.sync(app);
     expect(catalogIn().points.map((p) => p.id)).toEqual([1, 2]);
     // And the bucket alone gives back both points' records.
-    const want = await snapshot(app);
-    await store.close();
-    const other = join(fx.root, 'other');
-    await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
-    const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
-    const got = await snapshot(appOf(fetched));
-    expect(got.size).toBe(want.size);
-    for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);
-    await fetched.close();
+    await (await fetchedMatches(fx, store, app, bucket)).close();
   });
 });
