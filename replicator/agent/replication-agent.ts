@@ -246,6 +246,8 @@ export class ReplicationAgent {
             { err: errorMessage(err) },
             'the gateway store was replaced; starting again against it',
           );
+          // Handled by starting again: the new session's heartbeats must not report it as stalled.
+          this.status.lastError = undefined;
           continue;
         }
         if (once || signal?.aborted || !isDrError(err, 'app_failed_over')) throw err;
