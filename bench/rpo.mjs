@@ -243,7 +243,8 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   client.close();
   const agentExit = new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
   agent.kill('SIGTERM');
-  if (profileDir) await Promise.race([agentExit, sleep(60_000)]); // it writes the profile at exit
+  // It writes the profile at exit, and its trace instance must be gone before tracefs unmounts.
+  await Promise.race([agentExit, sleep(60_000)]);
   gateway.kill('SIGTERM');
   return {
     tracker,
