@@ -99,24 +99,10 @@ export class BucketMirror {
     );
   }
 
-  /** What a mutation may rewrite, read while the app stands still: the catalog and new or rewritten indexes. */
-  async #settle(files: ReplicaFiles): Promise<Settled> {
-    const indexes: Settled['indexes'] = [];
-    // Retention merges and compaction rewrite indexes: size and mtime tell a new version.
-    for (const id of files.pointIds) {
-      const path = join(files.dir, 'points', `${id}.idx`);
-      const s = await stat(path);
-      const version = `${s.size}:${s.mtimeMs}`;
-      if (this.#indexes.get(id) !== version)
-        indexes.push({ id, version, body: await readFile(path) });
-    }
-    return { files, indexes, catalog: await readFile(join(files.dir, 'catalog.json')) };
-  }
-
-  async #upload({ files, indexes, catalog }: Settled): Promise<{ bytes: number }> {
+  /** Segment bytes up to the settled sizes that the bucket lacks, in order, as chunk objects. */
+  async #uploadSegments(files: ReplicaFiles): Promise<number> {
     const prefix = `apps/${this.app}`;
     let bytes = 0;
-    // 1. Segment bytes not in the bucket yet, in order.
     for (const { segment, size, path } of files.segments) {
       let end = this.#segmentEnds.get(segment) ?? 0;
       if (size <= end) continue;
@@ -139,6 +125,40 @@ export class BucketMirror {
         await fh.close();
       }
     }
+    return bytes;
+  }
+
+  /**
+   * Uploads the segment bytes fsync'd so far (no index, no catalog: no reader sees anything new),
+   * so a later commit's sync has only the rest to send.
+   */
+  pushSegments(app: Pick<AppStore, 'withSettledFiles'>): Promise<number> {
+    return this.#syncing.run(() =>
+      app.withSettledFiles(
+        async (files) => files,
+        (files) => this.#uploadSegments(files),
+      ),
+    );
+  }
+
+  /** What a mutation may rewrite, read while the app stands still: the catalog and new or rewritten indexes. */
+  async #settle(files: ReplicaFiles): Promise<Settled> {
+    const indexes: Settled['indexes'] = [];
+    // Retention merges and compaction rewrite indexes: size and mtime tell a new version.
+    for (const id of files.pointIds) {
+      const path = join(files.dir, 'points', `${id}.idx`);
+      const s = await stat(path);
+      const version = `${s.size}:${s.mtimeMs}`;
+      if (this.#indexes.get(id) !== version)
+        indexes.push({ id, version, body: await readFile(path) });
+    }
+    return { files, indexes, catalog: await readFile(join(files.dir, 'catalog.json')) };
+  }
+
+  async #upload({ files, indexes, catalog }: Settled): Promise<{ bytes: number }> {
+    const prefix = `apps/${this.app}`;
+    // 1. Segment bytes not in the bucket yet, in order.
+    let bytes = await this.#uploadSegments(files);
     // 2. Point indexes new or rewritten.
     for (const { id, version, body } of indexes) {
       await this.bucket.put(`${prefix}/points/${id}.idx`, body);

@@ -190,4 +190,26 @@ describe('BucketMirror', () => {
     // And the bucket alone gives back both points' records.
     await (await fetchedMatches(fx, store, app, bucket)).close();
   });
+
+  it('pushes segment bytes between commits without naming anything new; the commit then sends only the rest', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = (await store.ensureApp(APP)) as AppStore;
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, objects, calls } = memoryBucket();
+    const mirror = await BucketMirror.open(bucket, APP, silentLog);
+    for (let i = 1; i <= 4; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
+    const pushed = await mirror.pushSegments(app);
+    expect(pushed).toBeGreaterThan(0);
+    expect(calls.every((c) => c.includes('/segments/'))).toBe(true);
+    expect([...objects.keys()].some((k) => !k.includes('/segments/'))).toBe(false);
+    // Nothing new since: a second push sends nothing.
+    expect(await mirror.pushSegments(app)).toBe(0);
+    await app.commitPoint({ upToSeq: 4, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    calls.length = 0;
+    await mirror.sync(app);
+    // The commit wrote only its own frame after the pushed batches: the index, then the catalog.
+    expect(calls.filter((c) => c.includes('/segments/')).length).toBeLessThanOrEqual(1);
+    expect(calls.at(-1)).toBe(`put apps/${APP}/catalog.json`);
+    await (await fetchedMatches(fx, store, app, bucket)).close();
+  });
 });
