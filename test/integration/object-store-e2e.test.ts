@@ -16,6 +16,7 @@ import { dr, freePort, scribble } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { killVolumeServers, recoveryEnv, servedAppArgs } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { restoreAndVerify } from '../helpers/restore.js';
 import { missingFeature } from '../helpers/skip.js';
 import { until } from '../helpers/wait-for.js';
 
@@ -90,26 +91,13 @@ describe.skipIf(
         [2, 'app-consistent'],
       ]);
       for (const id of [1, 2]) {
-        const out = join(dir, `restored-${id}.img`);
-        const r = await dr(
-          [
-            '--home',
-            home,
-            'restore',
-            'web',
-            '--point',
-            String(id),
-            '--volume',
-            'data',
-            '--to',
-            out,
-          ],
-          quiet,
-        );
-        expect(r.code, r.err).toBe(0);
-        expect((await readFile(out)).equals(images[id - 1] as Buffer)).toBe(true);
-        const v = await dr(['--home', home, 'verify', 'web', '--point', String(id)], quiet);
-        expect(v.code, v.err).toBe(0);
+        await restoreAndVerify(home, {
+          app: 'web',
+          point: id,
+          volume: 'data',
+          to: join(dir, `restored-${id}.img`),
+          expected: images[id - 1] as Buffer,
+        });
       }
 
       const worker = startDr(['worker', '--concurrency', '2'], env);

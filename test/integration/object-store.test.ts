@@ -11,6 +11,7 @@ import { tlsServerOptions } from '../../replicator/transport/tls-options.js';
 import { cephUnavailable, s3Home, type TestCeph, useCephBucket } from '../helpers/ceph-s3.js';
 import { dr, scribble, testHome, updateConfig, writeImage } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
+import { restoreAndVerify } from '../helpers/restore.js';
 import { missingFeature } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -92,29 +93,13 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
         const points = JSON.parse((await dr(['--home', t.home, 'points', 'web', '--json'])).out);
         expect(points.map((p: { id: number }) => p.id)).toEqual([1, 2, 3]);
         for (let id = 1; id <= 3; id++) {
-          const out = join(t.dir, `a-${id}.img`);
-          const r = await dr(
-            [
-              '--home',
-              t.home,
-              'restore',
-              'web',
-              '--point',
-              String(id),
-              '--volume',
-              'a',
-              '--to',
-              out,
-            ],
-            quiet,
-          );
-          expect(r.code, r.err).toBe(0);
-          expect((await readFile(out)).equals(images[id - 1] as Buffer)).toBe(true);
-          const verified = await dr(
-            ['--home', t.home, 'verify', 'web', '--point', String(id)],
-            quiet,
-          );
-          expect(verified.code, verified.err).toBe(0);
+          await restoreAndVerify(t.home, {
+            app: 'web',
+            point: id,
+            volume: 'a',
+            to: join(t.dir, `a-${id}.img`),
+            expected: images[id - 1] as Buffer,
+          });
         }
         // And replication goes on into the same bucket from the new machine.
         await scribble(a, 10);
