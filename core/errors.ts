@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'store_unavailable'
   | 'store_replaced'
   | 'block_corrupt'
+  | 'reference_refused'
   | 'target_exists'
   | 'bad_request'
   | 'quiesce_failed'

@@ -9,7 +9,8 @@
  * http-status.ts (error code to HTTP status). The parts see replicas only through
  * gateway-store.ts; block-store.ts is the file store behind it: app-store.ts per app, over
  * segment-log.ts (segment files), catalog.ts, point-index.ts, retention.ts and
- * garbage-collector.ts. The wire shapes are in ../transport/protocol.ts.
+ * garbage-collector.ts; block-references.ts resolves blocks sent as references to the records
+ * they repeat. The wire shapes are in ../transport/protocol.ts.
  */
 
 export { BlockStore } from './block-store.js';

@@ -22,6 +22,12 @@ export function restoreLatest(t: TestHome, volume: string, to: string, app = 'we
   );
 }
 
+/** `dr restore APP --point POINT --volume VOLUME --to FILE` in a test home, quietly. */
+export function restorePoint(t: TestHome, point: number, volume: string, to: string, app = 'web') {
+  const args = ['restore', app, '--point', String(point), '--volume', volume, '--to', to];
+  return dr(['--home', t.home, ...args], { DR_LOG_LEVEL: 'silent' });
+}
+
 /** Restores point `point` of `volume` to `to`, checks it is `expected` byte for byte, and that `dr verify` passes it. */
 export async function restoreAndVerify(
   home: string,
