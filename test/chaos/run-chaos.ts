@@ -307,7 +307,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   async function round(f: Fault, wireRate: number): Promise<void> {
     const { round: n, kind } = f;
     const before = await points();
-    const p0 = before?.filter(consistent).at(-1);
+    // A lost gateway machine may take a point it listed but never acknowledged, and give its id
+    // to the next one: the base to measure the resync against is the newest acknowledged point.
+    const acked = new Set(
+      rig
+        .agentLines()
+        .filter((l) => l.msg === 'recovery point committed')
+        .map((l) => Number(l.point)),
+    );
+    const p0 = before
+      ?.filter((p) => consistent(p) && (kind !== 'gateway-machine-loss' || acked.has(p.id)))
+      .at(-1);
     if (!p0) throw new Error('no consistent point before the fault');
     const linesBefore = rig.agentLines().length;
     const gatewayLinesBefore = rig.gatewayLines().length;
