@@ -2,6 +2,7 @@
 // repository and `dr` are, a free loopback port, percentiles, a missing-tool check, and child
 // processes whose output can be waited on.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +21,13 @@ export const freePort = () =>
       s.close(() => resolve(port));
     });
   });
+
+/** CPU ticks of a process: its own, and with its reaped children (`self`: this process). */
+export const cpuTicks = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const own = Number(f[11]) + Number(f[12]); // utime + stime
+  return { own, all: own + Number(f[13]) + Number(f[14]) }; // + cutime + cstime
+};
 
 /** The p-th percentile of xs (not sorted in place); undefined when xs is empty. */
 export const pct = (xs, p) =>

@@ -1,27 +1,48 @@
 #!/usr/bin/env node
 // Benchmark: full restore of a point of random data (1 GiB by default) from a loopback gateway,
 // with the machine's own limits from the same run: the disk's direct write speed and
-// AES-256-GCM decryption per core. Prints figures; never part of `npm test`.
-//   node bench/restore.mjs [--size-mib 1024] [--trials 3] [--smoke] [--json]
-//   --smoke: 32 MiB, one trial: the same path in seconds.
+// AES-256-GCM decryption per core. Designs are compared in the same run, trials interleaved so
+// the machine's load weighs on each alike: ranges in flight x worker threads (`dr restore
+// --parallel R --workers W`), each with the CPU (user+sys) of the restorer and of the gateway.
+// Then where the time goes: fetching alone, decrypting and checking alone, writing alone.
+// Prints figures; never part of `npm test`.
+//   node bench/restore.mjs [--size-mib 1024] [--trials 2] [--designs 1x0,4x0,2x1,4x2] [--smoke] [--json]
+//   --smoke: 32 MiB, one trial of two designs: the same path in seconds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, freePort, needCommand, root, say } from './lib.mjs';
+import { bin, cpuTicks, freePort, needCommand, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '1024' },
-    trials: { type: 'string', default: '3' },
+    trials: { type: 'string', default: '2' },
+    designs: { type: 'string', default: '1x0,2x0,4x0,1x1,2x1,4x2' },
     json: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
   },
 });
 const SIZE = (args.smoke ? 32 : Number(args['size-mib'])) * 1024 * 1024;
 const TRIALS = args.smoke ? 1 : Math.max(1, Number(args.trials));
+const DESIGNS = (args.smoke ? '1x0,2x1' : args.designs).split(',').map((d) => {
+  const [ranges, workers] = d.split('x').map(Number);
+  return {
+    ranges,
+    workers,
+    name: `${ranges} range${ranges === 1 ? '' : 's'}, ${workers} worker${workers === 1 ? '' : 's'}`,
+  };
+});
 
 if (!existsSync(join(root, 'dist/cli/main.js'))) {
   say('bench: build first (npm run build)');
@@ -32,6 +53,13 @@ needCommand('bench', 'dd', 'coreutils');
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-restore-'));
 const src = join(work, 'volume.img');
 const MB = 1e6;
+
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+/** CPU seconds (user+sys) of a live process, or of this one's reaped children (`self`). */
+function cpuOf(pid) {
+  const t = cpuTicks(pid);
+  return (pid === 'self' ? t.all - t.own : t.own) / TICK;
+}
 
 function dr(argv) {
   const r = spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8' });
@@ -101,35 +129,66 @@ async function main() {
       gateway.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
     dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
-    const runs = [];
+    const runs = new Map(DESIGNS.map((d) => [d.name, []]));
     for (let i = 0; i < TRIALS; i++) {
-      const to = join(work, `restored-${i}.img`);
-      execFileSync('sync');
-      const t0 = process.hrtime.bigint();
-      dr([
-        '--home',
-        home,
-        'restore',
-        'bench',
-        '--point',
-        'latest',
-        '--allow-fuzzy',
-        '--volume',
-        'data',
-        '--to',
-        to,
-      ]);
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      runs.push(s);
-      rmSync(to, { force: true });
-      say(`bench: restore ${i + 1}: ${s.toFixed(2)} s`);
+      for (const d of DESIGNS) {
+        const to = join(work, `restored-${i}.img`);
+        execFileSync('sync');
+        const g0 = cpuOf(gateway.pid);
+        const c0 = cpuOf('self');
+        const t0 = process.hrtime.bigint();
+        dr([
+          '--home',
+          home,
+          'restore',
+          'bench',
+          '--point',
+          'latest',
+          '--allow-fuzzy',
+          '--volume',
+          'data',
+          '--to',
+          to,
+          '--parallel',
+          String(d.ranges),
+          '--workers',
+          String(d.workers),
+        ]);
+        const s = Number(process.hrtime.bigint() - t0) / 1e9;
+        const run = { s, restorerCpu: cpuOf('self') - c0, gatewayCpu: cpuOf(gateway.pid) - g0 };
+        runs.get(d.name).push(run);
+        rmSync(to, { force: true });
+        say(
+          `bench: ${d.name}, trial ${i + 1}: ${s.toFixed(2)} s, cpu restorer ${run.restorerCpu.toFixed(2)} s, gateway ${run.gatewayCpu.toFixed(2)} s`,
+        );
+      }
     }
-    const best = Math.min(...runs);
-    const median = [...runs].sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+    const median = (xs) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const m = s.length >> 1;
+      return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    };
+    const designs = DESIGNS.map((d) => {
+      const r = runs.get(d.name);
+      const s = median(r.map((x) => x.s));
+      return {
+        ...d,
+        seconds: s,
+        best: Math.min(...r.map((x) => x.s)),
+        MBps: SIZE / s / MB,
+        restorerCpu: median(r.map((x) => x.restorerCpu)),
+        gatewayCpu: median(r.map((x) => x.gatewayCpu)),
+      };
+    });
+    const phases = await whereTimeGoes(home, gateway.pid);
+    const chosen = designs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
     const result = {
       sizeMiB: SIZE / 1024 / 1024,
-      restoreSeconds: { best, median },
-      restoreMBps: SIZE / median / MB,
+      designs,
+      fastest: chosen.name,
+      phases,
+      restoreSeconds: { best: chosen.best, median: chosen.seconds },
+      restoreMBps: chosen.MBps,
       diskDirectWriteMBps: directWriteSpeed(),
       gcmDecryptMBpsPerCore: gcmPerCore(),
       cores: (await import('node:os')).cpus().length,
@@ -138,17 +197,118 @@ async function main() {
     };
     if (args.json) console.log(JSON.stringify(result));
     else {
+      console.log('| design | wall (median) | MB/s | cpu restorer | cpu gateway |');
+      console.log('| --- | --- | --- | --- | --- |');
+      for (const d of designs) {
+        console.log(
+          `| ${d.name} | ${d.seconds.toFixed(2)} s | ${d.MBps.toFixed(0)} | ${d.restorerCpu.toFixed(2)} s | ${d.gatewayCpu.toFixed(2)} s |`,
+        );
+      }
       console.log(
-        `full restore of ${result.sizeMiB} MiB random: ${median.toFixed(2)} s median (best ${best.toFixed(2)} s), ${result.restoreMBps.toFixed(0)} MB/s; target >= 500 MB/s`,
+        `full restore of ${result.sizeMiB} MiB random: ${chosen.seconds.toFixed(2)} s median (best ${chosen.best.toFixed(2)} s), ${chosen.MBps.toFixed(0)} MB/s; target >= 500 MB/s (fastest design: ${chosen.name})`,
       );
       console.log(
         `machine limits, same run: disk direct write ${result.diskDirectWriteMBps.toFixed(0)} MB/s; AES-256-GCM decrypt ${result.gcmDecryptMBpsPerCore.toFixed(0)} MB/s per core x ${result.cores} cores`,
+      );
+      console.log(
+        `where it goes, cpu seconds per GiB: fetch ${phases.fetch.restorerCpu.toFixed(2)} (gateway ${phases.fetch.gatewayCpu.toFixed(2)}), decrypt+check ${phases.open.cpu.toFixed(2)}, write ${phases.write.cpu.toFixed(2)}; sum ${phases.sum.toFixed(2)} s over ${result.cores} cores: at best ${phases.bestMBps.toFixed(0)} MB/s were that work spread over every core`,
       );
       console.log(`load average ${result.loadavg.join(' ')} at ${result.date}`);
     }
   } finally {
     gateway.kill('SIGTERM');
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Each phase alone, in this process, as CPU seconds per GiB: fetching every record (TLS into a
+ * reused buffer, as a restore does), opening (authenticate, decrypt, MAC) records held in memory,
+ * and writing plaintext in 4 MiB writev runs to a new file.
+ */
+async function whereTimeGoes(home, gatewayPid) {
+  const dist = (p) => import(join(root, 'dist', p));
+  const { readConfig } = await dist('core/config.js');
+  const { gatewayClient, loadKek } = await dist('cli/connect.js');
+  const { fetchRecordsInto } = await dist('replicator/transport/record-fetch.js');
+  const { openBlock } = await dist('replicator/crypto/block-cipher.js');
+  const { volumeKeysOf } = await dist('replicator/crypto/volume-key.js');
+  const config = await readConfig(home, process.env);
+  const client = gatewayClient(config);
+  const perGiB = (x, bytes) => (x * 1024 ** 3) / bytes;
+  try {
+    const kek = await loadKek(config);
+    const point = await client.point('bench', 'latest');
+    const info = point.volumeInfo[0];
+    const keys = volumeKeysOf(kek, 'bench', info);
+    // Fetch: the whole volume into one reused 4 MiB buffer, keeping the first 64 MiB of records.
+    const slab = Buffer.allocUnsafe(4 * 1024 * 1024);
+    const kept = [];
+    let keptBytes = 0;
+    let got = 0;
+    const g0 = cpuOf(gatewayPid);
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await fetchRecordsInto(
+      client,
+      { app: 'bench', point: point.id, volume: 'data', range: { from: 0, to: 2 ** 32 } },
+      {
+        space: () => slab,
+        landed: (n) => {
+          got += n;
+          if (keptBytes < 64 * 1024 * 1024) {
+            kept.push(Buffer.from(slab.subarray(0, n)));
+            keptBytes += n;
+          }
+          return true;
+        },
+      },
+    ).done;
+    const fetchS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const fc = process.cpuUsage(c0);
+    const fetch = {
+      seconds: perGiB(fetchS, got),
+      restorerCpu: perGiB((fc.user + fc.system) / 1e6, got),
+      gatewayCpu: perGiB(cpuOf(gatewayPid) - g0, got),
+    };
+    // Open: the kept records, framed as the gateway sends them.
+    const all = Buffer.concat(kept);
+    const records = [];
+    for (let o = 0; o + 16 <= all.length; ) {
+      const len = all.readUInt32BE(o + 12);
+      if (o + 16 + len > all.length) break;
+      records.push({
+        block: all.readUInt32BE(o),
+        seq: Number(all.readBigUInt64BE(o + 4)),
+        record: all.subarray(o + 16, o + 16 + len),
+      });
+      o += 16 + len;
+    }
+    const o0 = process.cpuUsage();
+    let plainBytes = 0;
+    const plains = [];
+    for (const r of records) {
+      const ctx = { app: 'bench', volume: 'data', volumeId: info.id, block: r.block, seq: r.seq };
+      const p = openBlock(keys, ctx, r.record);
+      plainBytes += p.length;
+      if (plains.length < 64) plains.push(p);
+    }
+    const oc = process.cpuUsage(o0);
+    // Write: 1 GiB (or SIZE) of plaintext in 4 MiB writev runs of 64 KiB buffers.
+    const out = join(work, 'write-only.img');
+    const fd = openSync(out, 'w');
+    const w0 = process.cpuUsage();
+    for (let at = 0; at < SIZE; at += 4 * 1024 * 1024) writevSync(fd, plains, at);
+    closeSync(fd);
+    const wc = process.cpuUsage(w0);
+    rmSync(out, { force: true });
+    const open = { cpu: perGiB((oc.user + oc.system) / 1e6, plainBytes) };
+    const write = { cpu: perGiB((wc.user + wc.system) / 1e6, SIZE) };
+    const sum = fetch.restorerCpu + fetch.gatewayCpu + open.cpu + write.cpu;
+    const cores = (await import('node:os')).cpus().length;
+    return { fetch, open, write, sum, bestMBps: 1024 ** 3 / MB / (sum / cores) };
+  } finally {
+    client.close();
   }
 }
 

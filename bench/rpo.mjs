@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
 import {
   bin,
+  cpuTicks,
   freePort,
   needCommand,
   pct as percentile,
@@ -58,12 +59,6 @@ const undo = [];
 const sh = (cmd, a) => execFileSync(cmd, a, { encoding: 'utf8' }).trim();
 
 const pct = (xs, p) => (xs.length === 0 ? Number.NaN : percentile(xs, p));
-/** CPU ticks of a process: its own, and with its reaped children (the thaw watchdogs, fsfreeze). */
-const cpuTicks = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const own = Number(f[11]) + Number(f[12]); // utime + stime
-  return { own, all: own + Number(f[13]) + Number(f[14]) }; // + cutime + cstime
-};
 const TICK = Number(sh('getconf', ['CLK_TCK']));
 
 let tracefsPath;

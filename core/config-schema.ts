@@ -307,6 +307,16 @@ export const configSchema = z.object({
        */
       imageCache: z.boolean().default(true),
       /**
+       * Ranges of blocks a restore, drill, failover or `dr warm` fetches from the gateway at once
+       * (1 to 8). Unset: chosen from the machine's core count (see docs/benchmarks.md, Restores).
+       */
+      restoreParallel: z.number().int().min(1).max(8).optional(),
+      /**
+       * Worker threads that fetch, decrypt and write those ranges beside the main thread (0 to 8;
+       * 0: the main thread does it all). Unset: chosen from the machine's core count.
+       */
+      restoreWorkers: z.number().int().min(0).max(8).optional(),
+      /**
        * Serve recovered volumes on demand over FUSE (local provider): healthy in seconds whatever
        * the disk size, hydrating behind. Unset: drills do, failovers materialise in full first.
        */

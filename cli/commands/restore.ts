@@ -5,6 +5,12 @@ import { DrError } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
 import { formatBytes } from '../../core/units.js';
 import { trustedPoint } from '../../replicator/recovery/point-check.js';
+import {
+  MAX_RANGES,
+  MAX_WORKERS,
+  parallelismOf,
+  parseCount,
+} from '../../replicator/recovery/read-parallelism.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -35,6 +41,14 @@ export function registerRestore(program: Command, exit: ExitState): void {
       '--mount <dir>',
       'with --instant: mount the volume read-only at DIR until Ctrl-C (root; a loop device)',
     )
+    .option(
+      '--parallel <n>',
+      `ranges of blocks fetched at once, 1 to ${MAX_RANGES} (default: recovery.restoreParallel, else from the core count)`,
+    )
+    .option(
+      '--workers <n>',
+      `worker threads that fetch, decrypt and write, 0 to ${MAX_WORKERS} (default: recovery.restoreWorkers, else from the core count)`,
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (
@@ -47,6 +61,8 @@ export function registerRestore(program: Command, exit: ExitState): void {
           mount?: string;
           force?: boolean;
           allowFuzzy?: boolean;
+          parallel?: string;
+          workers?: string;
           json?: boolean;
         },
         cmd: Command,
@@ -56,6 +72,14 @@ export function registerRestore(program: Command, exit: ExitState): void {
           checkName('volume', opts.volume, '--volume');
           const ctx = contextOf(cmd);
           const instant = instantTarget(opts);
+          const ranges =
+            opts.parallel === undefined
+              ? undefined
+              : parseCount('--parallel', opts.parallel, 1, MAX_RANGES);
+          const workers =
+            opts.workers === undefined
+              ? undefined
+              : parseCount('--workers', opts.workers, 0, MAX_WORKERS);
           const to = instant ? '' : resolve(opts.to as string);
           if (!instant) await requireDirectory(dirname(to), opts.to as string);
           const config = await ctx.config();
@@ -111,6 +135,10 @@ export function registerRestore(program: Command, exit: ExitState): void {
               volume: opts.volume,
               to,
               force: opts.force === true,
+              parallel: parallelismOf({
+                restoreParallel: ranges ?? config.recovery.restoreParallel,
+                restoreWorkers: workers ?? config.recovery.restoreWorkers,
+              }),
               signal: interrupted.signal,
             });
             if (opts.json) printJson(result);

@@ -4,6 +4,7 @@ import { DrError, errorMessage } from '../../core/errors.js';
 import { parseDuration } from '../../core/units.js';
 import { imageCacheDir } from '../../replicator/jobs/recovery-deps.js';
 import { cachedPoint, warmCache } from '../../replicator/recovery/image-cache.js';
+import { parallelismOf, type ReadParallelism } from '../../replicator/recovery/read-parallelism.js';
 import type { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
@@ -67,7 +68,13 @@ export function registerWarm(program: Command, exit: ExitState): void {
                 for (const app of apps) {
                   if (stop.signal.aborted) break;
                   round.push(
-                    await warmApp(client, kek, app, imageCacheDir(config, app)).catch(
+                    await warmApp(
+                      client,
+                      kek,
+                      app,
+                      imageCacheDir(config, app),
+                      parallelismOf(config.recovery),
+                    ).catch(
                       (err: unknown): Warmed => ({
                         app,
                         volumes: [],
@@ -111,6 +118,7 @@ async function warmApp(
   kek: Awaited<ReturnType<typeof loadKek>>,
   app: string,
   cacheDir: string,
+  parallel: ReadParallelism,
 ): Promise<Warmed> {
   const t0 = performance.now();
   const ms = () => Math.round(performance.now() - t0);
@@ -128,7 +136,7 @@ async function warmApp(
       volumes.push({ volume, blocksFetched: 0 });
       continue;
     }
-    const r = await warmCache({ client, kek, app, point, volume, cacheDir });
+    const r = await warmCache({ client, kek, app, point, volume, cacheDir, parallel });
     if (!r)
       return {
         app,

@@ -270,9 +270,9 @@ export class AppStore {
     return this.#files.shared(() => this.log.read(entry.segment, entry.offset, entry.length));
   }
 
-  /** Reads a span of a segment (several neighbouring records at once). */
-  readSpan(segment: number, offset: number, length: number): Promise<Buffer> {
-    return this.#files.shared(() => this.log.read(segment, offset, length));
+  /** Reads a span of a segment (several neighbouring records at once), into `into` when given. */
+  readSpan(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.#files.shared(() => this.log.read(segment, offset, length, into));
   }
 
   /**

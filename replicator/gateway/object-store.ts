@@ -104,8 +104,8 @@ class MirroredApp implements AppReplica {
   point: AppReplica['point'] = (ref) => this.local.point(ref);
   pointEntries: AppReplica['pointEntries'] = (id, volume) => this.local.pointEntries(id, volume);
   headEntries: AppReplica['headEntries'] = (volume) => this.local.headEntries(volume);
-  readSpan: AppReplica['readSpan'] = (segment, offset, length) =>
-    this.local.readSpan(segment, offset, length);
+  readSpan: AppReplica['readSpan'] = (segment, offset, length, into) =>
+    this.local.readSpan(segment, offset, length, into);
   missingSegments: AppReplica['missingSegments'] = (entries) => this.local.missingSegments(entries);
   withReadLock: AppReplica['withReadLock'] = (fn) => this.local.withReadLock(fn);
   applyRetention: AppReplica['applyRetention'] = async (now, rules) => {

@@ -242,10 +242,15 @@ export class SegmentLog {
     }
   }
 
-  /** Reads `length` bytes at `offset` of a segment; a short read means the store lost data. */
-  async read(segment: number, offset: number, length: number): Promise<Buffer> {
+  /**
+   * Reads `length` bytes at `offset` of a segment (into `into` when given, which must hold them);
+   * a short read means the store lost data.
+   */
+  async read(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const path = this.path(segment);
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    if (buf.length < length)
+      throw new RangeError(`a ${into?.length}-byte buffer cannot take ${length}`);
     const got = await this.#readers
       .use(path, async (fh) => {
         let n = 0;

@@ -14,6 +14,7 @@ import { materialisePoint } from '../recovery/materialise-point.js';
 import { assertUnused } from '../recovery/original-holders.js';
 import { trustedPoint } from '../recovery/point-check.js';
 import { prepareOriginal } from '../recovery/prepare-original.js';
+import { parallelismOf } from '../recovery/read-parallelism.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { awaitReprotect, lastPointId } from './await-reprotect.js';
 import { findFailover, volumeMacKeys } from './find-failover.js';
@@ -119,6 +120,7 @@ export async function wayHomeFailback(c: WayHomeContext): Promise<FailbackResult
         app: home,
         point: await trustedPoint(client, kek, home, point),
         dir,
+        parallel: parallelismOf(c.config.recovery),
         ...(name === 'precopy' ? { signal } : {}),
       });
       const transfers: FailbackTransfer[] = [];

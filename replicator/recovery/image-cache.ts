@@ -8,9 +8,9 @@ import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import { MAC_BYTES } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
-import { BlockRunWriter } from './block-run-writer.js';
 import { withCacheLock } from './cache-lock.js';
 import { readPointVolume } from './point-reader.js';
+import type { ReadParallelism } from './read-parallelism.js';
 
 /** What `<volume>.json` beside a cached image says about it. */
 interface CacheState {
@@ -46,6 +46,8 @@ export interface CachedMaterialise {
   /** How long to wait for a warmer (`dr warm`) that is bringing the cache forward; 2 min. */
   lockWaitMs?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Ranges fetched at once and worker threads (see readPointVolume). */
+  parallel?: ReadParallelism | undefined;
   /** Cancels the operation: the copy for it stops, and its partial file is removed. */
   signal?: AbortSignal | undefined;
 }
@@ -182,11 +184,8 @@ async function fill(
     since ? constants.O_RDWR : constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC,
     0o600,
   );
-  let fetched = 0;
   try {
     if (!since) await fh.truncate(size);
-    const blockSize = o.point.volumeInfo.find((v) => v.name === o.volume)?.blockSize ?? 0;
-    const writer = new BlockRunWriter(fh, blockSize);
     const r = await readPointVolume({
       client: o.client,
       kek: o.kek,
@@ -195,15 +194,11 @@ async function fill(
       volume: o.volume,
       ...(since ? { since } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      ...(o.parallel ? { parallel: o.parallel } : {}),
       signal: o.signal,
-      onBlock: async (block, plain, zero) => {
-        fetched++;
-        // A fresh image is all holes; one brought up to date must have its zeroed blocks written.
-        if (!since && zero) return;
-        await writer.add(block, plain);
-      },
+      // A fresh image is all holes; one brought up to date must have its zeroed blocks written.
+      write: { fd: fh.fd, zeros: since !== undefined },
     });
-    await writer.flush();
     const bad = r.problems[0];
     if (bad) {
       throw new DrError(
@@ -227,7 +222,7 @@ async function fill(
       );
     }
     await writeFileAtomic(macsPath, r.macs);
-    return { size, blocksFetched: fetched };
+    return { size, blocksFetched: r.records };
   } finally {
     await fh.close();
   }

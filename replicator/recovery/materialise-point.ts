@@ -7,6 +7,7 @@ import type { MaterialisedVolume } from '../providers/provider.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { materialiseCached } from './image-cache.js';
+import type { ReadParallelism } from './read-parallelism.js';
 import { restoreVolume } from './restore-volume.js';
 
 export interface MaterialiseOptions {
@@ -27,6 +28,8 @@ export interface MaterialiseOptions {
   cacheDir?: string;
   /** With `cacheDir`: how each image leaves the cache (see materialiseCached). */
   handover?: 'copy' | 'background-copy' | 'take';
+  /** Ranges fetched at once and worker threads (dr.yaml's recovery.restoreParallel/-Workers). */
+  parallel?: ReadParallelism | undefined;
 }
 
 /**
@@ -45,6 +48,7 @@ export async function materialisePoint({
   onProgress,
   cacheDir,
   handover,
+  parallel,
 }: MaterialiseOptions): Promise<MaterialisedVolume[]> {
   const names = volumeOrder(point);
   for (const name of names) imageName(name, app, point.id); // refuse a bad name before writing anything
@@ -70,6 +74,7 @@ export async function materialisePoint({
         to: path,
         ...(handover ? { handover } : {}),
         ...progress,
+        parallel,
         signal,
       });
       onProgress?.(name, 1);
@@ -86,6 +91,7 @@ export async function materialisePoint({
       force: true,
       durable: false, // a scratch copy for a recovery job: a crash materialises again
       ...progress,
+      ...(parallel ? { parallel } : {}),
       signal,
     });
     onProgress?.(name, 1);

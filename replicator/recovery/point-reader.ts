@@ -1,5 +1,5 @@
-import { DrError, errorMessage, isDrError } from '../../core/errors.js';
-import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
+import type { ResourceLimits } from 'node:worker_threads';
+import { DrError } from '../../core/errors.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import {
   blockMac,
@@ -10,7 +10,10 @@ import {
 } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
+import { runLanePool } from './lane-pool.js';
 import { requireSignedRecord } from './point-check.js';
+import { type LaneJob, type LaneReport, runLane } from './range-lane.js';
+import { defaultParallelism, type ReadParallelism, rangesOf } from './read-parallelism.js';
 
 export interface BlockProblem {
   volume: string;
@@ -25,10 +28,14 @@ export interface ReadPointOptions {
   point: PointDetail;
   volume: string;
   /**
-   * Receives each authenticated block (zero blocks included, `zero` true for them, known from the
-   * record's MAC without a look at the bytes); restore writes them, verify does not.
+   * Where authenticated blocks are written, each at its place: an image's file descriptor, with
+   * zero blocks written too (`zeros`) or left as holes. Without it blocks are only checked (verify).
    */
-  onBlock?: (block: number, plain: Buffer, zero: boolean) => Promise<void> | void;
+  write?: { fd: number; zeros: boolean };
+  /** Ranges fetched at once and the worker threads that open them; the machine's default unless set. */
+  parallel?: ReadParallelism;
+  /** Heap limits of each worker thread. */
+  workerLimits?: ResourceLimits;
   /** Keep going after a bad block (verify) instead of stopping at the first (restore). */
   collectProblems?: boolean;
   onProgress?: (blocksDone: number, blocksTotal: number) => void;
@@ -37,7 +44,7 @@ export interface ReadPointOptions {
    * point's block MACs (`baseMacs`): the digest then checks the earlier point's blocks too.
    */
   since?: { seq: number; baseMacs: Buffer };
-  /** Stops the read (with the signal's reason) between two blocks. */
+  /** Stops the read (with the signal's reason); writes already started finish first. */
   signal?: AbortSignal | undefined;
 }
 
@@ -50,13 +57,18 @@ export interface ReadPointResult {
   digestOk: boolean;
   /** The MAC of every block at the point, in block order (16 bytes each). */
   macs: Buffer;
+  /** Records fetched and opened. */
+  records: number;
+  /** Bytes of plaintext written (with `write`). */
+  bytesWritten: number;
 }
 
 /**
- * Streams one volume of a point from the gateway, authenticating and
- * decrypting every block and checking it against its keyed MAC, then checks
- * the whole volume against the digest the agent committed. Nothing reaches
- * `onBlock` unless it authenticated.
+ * Streams one volume of a point from the gateway, authenticating and decrypting every block and
+ * checking it against its keyed MAC, then checks the whole volume against the digest the agent
+ * committed. Nothing is written unless it authenticated. The volume is fetched as ranges of
+ * blocks, several at once when `parallel` says so, on worker threads when it names some; blocks
+ * arrive in any order and each lands at its own place.
  */
 export async function readPointVolume({
   client,
@@ -64,7 +76,9 @@ export async function readPointVolume({
   app,
   point,
   volume,
-  onBlock,
+  write,
+  parallel = defaultParallelism(),
+  workerLimits,
   collectProblems = false,
   onProgress,
   since,
@@ -97,39 +111,72 @@ export async function readPointVolume({
   }
   const problems: BlockProblem[] = [];
   let done = 0;
+  let bytesWritten = 0;
   signal?.throwIfAborted();
-  for await (const { block, seq, record, recordBlock } of client.records(
-    app,
-    point.id,
-    volume,
-    since?.seq,
-  )) {
-    signal?.throwIfAborted();
-    if (block >= blocks) {
-      problems.push({ volume, block, reason: `block lies beyond the volume's size ${size}` });
-      if (!collectProblems) break;
-      continue;
-    }
-    try {
-      const plain = openBlock(
-        keys,
-        { app, volume, volumeId: info.id, block, seq, recordBlock },
-        record,
-      );
-      // openBlock checked the plaintext against the record's MAC: reuse it for the digest.
-      const mac = readRecordHeader(record).mac;
-      mac.copy(macs, block * MAC_BYTES);
-      await onBlock?.(block, plain, mac.equals(keys.zeroMac));
-    } catch (err) {
-      if (!isDrError(err, 'block_corrupt')) throw err;
-      problems.push({ volume, block, reason: errorMessage(err) });
+  // Every lane stops at the first bad block (unless collecting), at an error, or on `signal`.
+  const halt = new AbortController();
+  const stopped = signal ? AbortSignal.any([signal, halt.signal]) : halt.signal;
+  const report = (r: LaneReport) => {
+    r.blocks.forEach((block, i) => {
+      macs.set(r.macs.subarray(i * MAC_BYTES, (i + 1) * MAC_BYTES), block * MAC_BYTES);
+    });
+    for (const p of r.problems) {
+      problems.push({ volume, ...p });
       // The digest must not pass for a block we could not read.
-      macs.fill(0xff, block * MAC_BYTES, block * MAC_BYTES + MAC_BYTES);
-      if (!collectProblems) break;
+      if (p.block < blocks) macs.fill(0xff, p.block * MAC_BYTES, (p.block + 1) * MAC_BYTES);
     }
-    onProgress?.(++done, blocks);
+    done += r.blocks.length + r.problems.length;
+    bytesWritten += r.written;
+    if (r.problems.length > 0 && !collectProblems) halt.abort();
+    onProgress?.(done, blocks);
+  };
+  const job: LaneJob = {
+    app,
+    volume,
+    volumeId: info.id,
+    point: point.id,
+    blocks,
+    since: since?.seq,
+    ...(write ? { fd: write.fd, writeZeros: write.zeros } : {}),
+  };
+  const ranges = rangesOf(blocks, parallel.ranges);
+  let k = 0;
+  const nextRange = () => ranges[k++];
+  try {
+    if (parallel.workers > 0) {
+      await runLanePool({
+        client: client.options,
+        keys,
+        job,
+        lanes: parallel.ranges,
+        workers: Math.min(parallel.workers, parallel.ranges),
+        collect: collectProblems,
+        nextRange,
+        report,
+        signal: stopped,
+        resourceLimits: workerLimits,
+      });
+    } else {
+      let failure: unknown;
+      await Promise.all(
+        Array.from({ length: parallel.ranges }, () =>
+          runLane(client, keys, job, async () => nextRange(), report, {
+            collect: collectProblems,
+            signal: stopped,
+          }).catch((err: unknown) => {
+            failure ??= err;
+            halt.abort();
+          }),
+        ),
+      );
+      if (failure && !(halt.signal.aborted && problems.length > 0)) throw failure;
+    }
+  } catch (err) {
+    // Stopped by the first bad block: that block is the news, not the lanes' abort.
+    if (!(halt.signal.aborted && problems.length > 0 && !signal?.aborted)) throw err;
   }
+  signal?.throwIfAborted();
   const digestOk =
     problems.length === 0 && volumeDigest(keys.mac, size, macs).toString('hex') === pv.digest;
-  return { info, size, blocks, problems, digestOk, macs };
+  return { info, size, blocks, problems, digestOk, macs, records: done, bytesWritten };
 }

@@ -5,8 +5,8 @@ import { DrError, systemCode } from '../../core/errors.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
-import { BlockRunWriter } from './block-run-writer.js';
 import { readPointVolume } from './point-reader.js';
+import type { ReadParallelism } from './read-parallelism.js';
 
 export interface RestoreOptions {
   client: GatewayClient;
@@ -23,7 +23,9 @@ export interface RestoreOptions {
    */
   durable?: boolean;
   onProgress?: (blocksDone: number, blocksTotal: number) => void;
-  /** Stops the restore between two blocks; the partial image is removed. */
+  /** Ranges fetched at once and worker threads (see readPointVolume). */
+  parallel?: ReadParallelism;
+  /** Stops the restore; the partial image is removed. */
   signal?: AbortSignal | undefined;
 }
 
@@ -51,6 +53,7 @@ export async function restoreVolume({
   force = false,
   durable = true,
   onProgress,
+  parallel,
   signal,
 }: RestoreOptions): Promise<RestoreResult> {
   // lstat: a symbolic link at the target is refused, never written through or replaced.
@@ -100,8 +103,6 @@ export async function restoreVolume({
   try {
     const size = point.volumes[volume]?.size ?? 0;
     await fh.truncate(size);
-    const blockSize = point.volumeInfo.find((v) => v.name === volume)?.blockSize ?? 0;
-    const writer = new BlockRunWriter(fh, blockSize);
     const result = await readPointVolume({
       client,
       kek,
@@ -109,12 +110,12 @@ export async function restoreVolume({
       point,
       volume,
       ...(onProgress ? { onProgress } : {}),
+      ...(parallel ? { parallel } : {}),
       signal,
       // Zero blocks stay holes: the image was truncated to size.
-      onBlock: (block, plain, zero) => (zero ? undefined : writer.add(block, plain)),
+      write: { fd: fh.fd, zeros: false },
     });
-    await writer.flush();
-    bytesWritten = writer.written;
+    bytesWritten = result.bytesWritten;
     const bad = result.problems[0];
     if (bad) {
       throw new DrError(`restore of ${app}/${volume} at point ${point.id} stopped: ${bad.reason}`, {

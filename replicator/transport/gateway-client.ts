@@ -51,21 +51,32 @@ const TLS_CODES = new Set([
 /** The agent's and the CLI's side of the gateway's HTTPS API. */
 export class GatewayClient {
   readonly address: string;
-  private readonly host: string;
-  private readonly port: number;
+  /** Where the gateway listens (record-fetch.ts opens its own connections there). */
+  readonly host: string;
+  readonly port: number;
   private readonly agent: Agent;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
 
-  constructor({ address, tls, timeoutMs = 60_000 }: GatewayClientOptions) {
+  /** What the client was made with: a worker thread makes its own client from it. */
+  readonly options: GatewayClientOptions;
+
+  constructor(options: GatewayClientOptions) {
+    const { address, tls, timeoutMs = 60_000 } = options;
+    this.options = options;
     this.address = address;
     const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
     this.host = m?.[1] ?? address;
     this.port = Number(m?.[2] ?? 7443);
     this.timeoutMs = timeoutMs;
-    this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 4 });
+    this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 8 });
   }
 
   private closed = false;
+
+  /** Whether `close` was called. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /** Ends every connection; later calls fail at once instead of opening new ones. */
   close(): void {
@@ -149,6 +160,23 @@ export class GatewayClient {
     /** Only the blocks in [from, to) (an on-demand read and its read-ahead). */
     range?: { from: number; to: number },
   ): AsyncGenerator<StreamedRecord> {
+    const framer = new RecordFramer();
+    const body = await this.recordBytes(app, point, volume, since, range);
+    for await (const chunk of body) yield* framer.push(chunk);
+    if (framer.leftover > 0) throw this.endedEarly(app, volume);
+  }
+
+  /**
+   * The raw bytes of `records` as they arrive (for a reader that frames them itself). A stream
+   * cut off, or ended before the length the gateway announced, throws `gateway_unreachable`.
+   */
+  async recordBytes(
+    app: string,
+    point: number,
+    volume: string,
+    since?: number,
+    range?: { from: number; to: number },
+  ): Promise<AsyncIterable<Buffer>> {
     const query = new URLSearchParams();
     if (since !== undefined) query.set('since', String(since));
     if (range) {
@@ -160,7 +188,8 @@ export class GatewayClient {
       'GET',
       `/v1/apps/${enc(app)}/points/${enc(String(point))}/volumes/${enc(volume)}/records${q}`,
     );
-    const chunks = (async function* () {
+    const ended = () => this.endedEarly(app, volume);
+    return (async function* () {
       try {
         yield* res as AsyncIterable<Buffer>;
       } catch (err) {
@@ -176,16 +205,16 @@ export class GatewayClient {
           },
         );
       }
+      if (!res.complete) throw ended();
     })();
-    const framer = new RecordFramer();
-    for await (const chunk of chunks) yield* framer.push(chunk);
-    if (framer.leftover > 0 || !res.complete) {
-      throw new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
-        code: 'gateway_unreachable',
-        subject: this.address,
-        remedy: 'run the command again; check the gateway log if it repeats',
-      });
-    }
+  }
+
+  private endedEarly(app: string, volume: string): DrError {
+    return new DrError(`the gateway's record stream for ${app}/${volume} ended early`, {
+      code: 'gateway_unreachable',
+      subject: this.address,
+      remedy: 'run the command again; check the gateway log if it repeats',
+    });
   }
 
   private async json<T>(
@@ -259,7 +288,8 @@ export class GatewayClient {
     });
   }
 
-  private httpError(status: number, raw: Buffer): DrError {
+  /** The error for a non-2xx answer, from the gateway's JSON error body. */
+  httpError(status: number, raw: Buffer): DrError {
     let code: ErrorCode =
       status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
     let message = `gateway answered ${status}`;
@@ -280,7 +310,8 @@ export class GatewayClient {
     return Object.assign(new DrError(message, { code, subject: this.address }), { status, remedy });
   }
 
-  private netError(err: unknown): DrError {
+  /** The error for a connection that failed (TLS refused, nothing listening, timed out). */
+  netError(err: unknown): DrError {
     const code = systemCode(err) ?? '';
     if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
       return new DrError(`TLS with the gateway at ${this.address} failed (${code})`, {

@@ -45,7 +45,7 @@ export class RecordFramer {
       }
       const take = this.need - this.pendingBytes;
       const whole = Buffer.concat([...this.pending, c.subarray(0, take)], this.need);
-      out.push(frame(whole, 0));
+      out.push(frameAt(whole, 0));
       this.pending = [];
       this.pendingBytes = 0;
       this.need = 0;
@@ -55,7 +55,7 @@ export class RecordFramer {
     while (c.length - o >= HEAD) {
       const len = c.readUInt32BE(o + 12);
       if (c.length - o < HEAD + len) break;
-      out.push(frame(c, o));
+      out.push(frameAt(c, o));
       o += HEAD + len;
     }
     if (o < c.length) {
@@ -76,7 +76,11 @@ export class RecordFramer {
 /** The top bit of a streamed seq: the record is another block's (a resolved reference). */
 export const STREAM_REF_BIT = 1n << 63n;
 
-function frame(buf: Buffer, o: number): FramedRecord {
+/**
+ * The record framed at `o` of `buf` (whose head and record are whole there): block, seq and, for
+ * a repeated block, the block whose record it is. The record is a view of `buf`.
+ */
+export function frameAt(buf: Buffer, o: number): FramedRecord {
   const len = buf.readUInt32BE(o + 12);
   const raw = buf.readBigUInt64BE(o + 4);
   const record = buf.subarray(o + HEAD, o + HEAD + len);

@@ -2,8 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { expect } from 'vitest';
 import { dr, type TestHome } from './lifeboat-home.js';
 
-/** `dr restore APP --point latest --allow-fuzzy --volume VOLUME --to FILE` in a test home, quietly. */
-export function restoreLatest(t: TestHome, volume: string, to: string, app = 'web') {
+/** `dr restore APP --point latest --allow-fuzzy --volume VOLUME --to FILE [more…]` in a test home, quietly. */
+export function restoreLatest(
+  t: TestHome,
+  volume: string,
+  to: string,
+  app = 'web',
+  more: string[] = [],
+) {
   return dr(
     [
       '--home',
@@ -17,6 +23,7 @@ export function restoreLatest(t: TestHome, volume: string, to: string, app = 'we
       volume,
       '--to',
       to,
+      ...more,
     ],
     { DR_LOG_LEVEL: 'silent' },
   );

@@ -95,6 +95,10 @@ const figures: Record<string, RegExp[]> = {
     re(
       String.raw`machine limits, same run: disk direct write N MB/s; AES-256-GCM decrypt N MB/s per core x N cores`,
     ),
+    re(String.raw`\| 2 ranges, 1 worker \| N s \| N \| N s \| N s \|`),
+    re(
+      String.raw`where it goes, cpu seconds per GiB: fetch N \(gateway N\), decrypt\+check N, write N; sum N s over N cores`,
+    ),
   ],
   'wan.mjs': [
     ...['Lifeboat', 'rsync -z over ssh', 'restic \\(sftp\\)'].map((tool) =>

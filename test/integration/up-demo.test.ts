@@ -188,6 +188,14 @@ describe('dr up --demo', () => {
     const report = await dr(['report', 'shop', '--days', '7'], env);
     expect(report.code, report.err).toBe(0);
     expect(report.out).toMatch(/^shop, last 7 d; 2 drill\(s\), 2 passed/);
+    // The plan drilled as one operation: demo-shop, the hook, then demo-web, each healthy.
+    const planDrill = startDr(['drill', 'shop', '--wait'], {
+      DR_HOME: home,
+      REDIS_URL: '',
+      DR_GATEWAY: '',
+      DR_LOG_LEVEL: 'warn',
+    });
+    expect(await planDrill.exited, planDrill.output()).toBe(0);
     await stopAndCheck(p, state);
     // A second start of the same home keeps the demo and its orders.
     const again = startDr(['up', '--listen', `127.0.0.1:${await freePort()}`], {
