@@ -65,3 +65,43 @@ export function startProcess(children, cmd, argv, env, name) {
     },
   };
 }
+
+/**
+ * A throwaway Ceph S3 endpoint under `dir` (scripts/ceph-s3.sh) with `bucket` created: its AWS_*
+ * variables, and `down()` to stop it.
+ */
+export async function startCephBucket(dir, bucket) {
+  const script = join(root, 'scripts/ceph-s3.sh');
+  const down = () => spawnSync(script, ['down', dir], { stdio: 'ignore' });
+  const up = spawnSync(script, ['up', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (up.status !== 0) {
+    down();
+    throw new Error(`scripts/ceph-s3.sh up ${dir} failed (exit ${up.status})`);
+  }
+  const { readFileSync } = await import('node:fs');
+  const env = Object.fromEntries(
+    readFileSync(join(dir, 's3.env'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const client = await s3ClientFor(env);
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+  return { env, down };
+}
+
+/** An S3 client on the endpoint and credentials of `env` (AWS_* variables, as s3.env holds them). */
+export async function s3ClientFor(env) {
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  return new S3Client({
+    endpoint: env.AWS_ENDPOINT_URL_S3,
+    region: env.AWS_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+  });
+}

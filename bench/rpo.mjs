@@ -5,14 +5,26 @@
 // the baseline (its RPO is its cycle time). Samples the lag every second.
 //   node bench/rpo.mjs [--seconds 60] [--rate 20m] [--block-size 16KiB] [--smoke] [--json]   (root, fio, tracefs)
 //   --smoke: a 128 MiB ext4, a 32 MiB fio file, 3 s at 4 MB/s per run: the same path in seconds.
+//   --store s3: the trace run into the folder store, then into the object store (Ceph RGW here,
+//     scripts/ceph-s3.sh), in the same run; the object store's lag is that of the newest point in
+//     the bucket's catalog (the points a lost gateway machine keeps). Target: p99 <= 2 s.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
-import { bin, cpuTicks, freePort, needCommand, pct as percentile, say } from './lib.mjs';
+import {
+  bin,
+  cpuTicks,
+  freePort,
+  needCommand,
+  pct as percentile,
+  s3ClientFor,
+  say,
+  startCephBucket,
+} from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,8 +33,13 @@ const { values: args } = parseArgs({
     'block-size': { type: 'string', default: '16KiB' },
     json: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    store: { type: 'string' },
   },
 });
+if (args.store !== undefined && args.store !== 's3') {
+  say(`bench:rpo: --store ${args.store} is not known; use --store s3 (or leave it out)`);
+  process.exit(2);
+}
 const SMOKE = args.smoke;
 const SECONDS = SMOKE ? 3 : Number(args.seconds);
 const RATE = SMOKE ? '4m' : args.rate;
@@ -116,12 +133,21 @@ function fio(mount, seconds) {
  * One replicated volume under fio for `seconds`. With `profileDir`, the agent runs under V8's
  * CPU profiler (--cpu-prof) and stops gracefully at the end, so the profile is written there.
  */
-async function lifeboat(tracker, { seconds = SECONDS, profileDir } = {}) {
-  const name = profileDir ? `${tracker}-profiled` : tracker;
+async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
+  const name = profileDir ? `${tracker}-profiled` : s3 ? `${tracker}-s3` : tracker;
   const vol = volume(`lb-${name}`);
   const home = join(work, `home-${name}`);
   const port = await freePort();
-  sh(process.execPath, [bin, '--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
+  const prefix = `rpo-${Date.now()}`;
+  sh(process.execPath, [
+    bin,
+    '--home',
+    home,
+    'init',
+    '--gateway',
+    `127.0.0.1:${port}`,
+    ...(s3 ? ['--store', `s3://${s3.bucket}/${prefix}`] : []),
+  ]);
   sh(process.execPath, [
     bin,
     '--home',
@@ -136,7 +162,7 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir } = {}) {
     '--block-size',
     args['block-size'],
   ]);
-  const env = { ...process.env, DR_LOG_LEVEL: 'info', DR_TRACEFS: tracefs() };
+  const env = { ...process.env, ...s3?.env, DR_LOG_LEVEL: 'info', DR_TRACEFS: tracefs() };
   const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -200,7 +226,7 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir } = {}) {
   const lags = [];
   while (Date.now() - t0 < seconds * 1000) {
     await sleep(1000);
-    const lag = await lagSeconds(client, 'bench');
+    const lag = s3 ? await s3.lag(prefix) : await lagSeconds(client, 'bench');
     if (lag !== undefined) lags.push(lag);
   }
   const c1 = cpuTicks(agent.pid);
@@ -212,7 +238,8 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir } = {}) {
   client.close();
   const agentExit = new Promise((r) => (agent.exitCode !== null ? r() : agent.once('exit', r)));
   agent.kill('SIGTERM');
-  if (profileDir) await Promise.race([agentExit, sleep(60_000)]); // it writes the profile at exit
+  // It writes the profile at exit, and its trace instance must be gone before tracefs unmounts.
+  await Promise.race([agentExit, sleep(60_000)]);
   gateway.kill('SIGTERM');
   return {
     tracker,
@@ -321,6 +348,65 @@ function cpuSplit(dir) {
   return { ...shares, otherTop };
 }
 
+/**
+ * The newest consistent point's age in the bucket's catalog: what a gateway on a new machine
+ * would serve. The agent's changes never stop under fio, so no "unchanged since" applies.
+ */
+async function bucketLag(env, bucket) {
+  const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = await s3ClientFor(env);
+  undo.push(() => client.destroy());
+  return async (prefix) => {
+    try {
+      const out = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/apps/bench/catalog.json` }),
+      );
+      const catalog = JSON.parse(await out.Body.transformToString());
+      const last = catalog.points.findLast((p) => p.label !== 'fuzzy');
+      return last ? Math.max(0, (Date.now() - Date.parse(last.time)) / 1000) : undefined;
+    } catch (err) {
+      if (err.$metadata?.httpStatusCode === 404) return undefined; // no point uploaded yet
+      throw err;
+    }
+  };
+}
+
+/** `--store s3`: the trace agent into the folder store, then into the object store. */
+async function objectStoreRun() {
+  const cephDir = join(work, 'ceph');
+  const ceph = await startCephBucket(cephDir, 'rpo');
+  undo.push(() => ceph.down());
+  const s3 = { env: ceph.env, bucket: 'rpo', lag: await bucketLag(ceph.env, 'rpo') };
+  const local = await lifeboat('trace');
+  const objects = await lifeboat('trace', { s3 });
+  const result = {
+    date: new Date().toISOString(),
+    loadavg: loadavg().map((x) => Number(x.toFixed(2))),
+    seconds: SECONDS,
+    rate: RATE,
+    local,
+    s3: objects,
+    ratioP99: objects.lag.p99 / local.lag.p99,
+  };
+  if (args.json) console.log(JSON.stringify(result, null, 2));
+  else {
+    console.log(
+      `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks, trace tracker (lag sampled every second; load ${result.loadavg.join(' ')})`,
+    );
+    for (const [what, r] of [
+      ['folder store', local],
+      ['object store (age of the newest point in the bucket)', objects],
+    ]) {
+      console.log(
+        `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} %`,
+      );
+    }
+    console.log(
+      `ratio object / folder store (p99 lag): ${f(result.ratioP99)}x | target with the object store: p99 lag <= 2 s`,
+    );
+  }
+}
+
 const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 try {
   tracefs();
@@ -335,55 +421,59 @@ try {
   say(
     `bench:rpo: ${SECONDS} s of fio random writes at ${RATE}B/s on a ${IMAGE} ext4 (work dir ${work})`,
   );
-  const trace = await lifeboat('trace');
-  // The same again, shorter, under the CPU profiler (its own run: profiling costs CPU too).
-  const profileDir = join(work, 'profile');
-  mkdirSync(profileDir);
-  const profiled = await lifeboat('trace', {
-    seconds: Math.max(3, Math.round(SECONDS / 3)),
-    profileDir,
-  });
-  const split = cpuSplit(profileDir);
-  const scan = await lifeboat('scan');
-  const rsync = await rsyncLoop();
-  const result = {
-    date: new Date().toISOString(),
-    seconds: SECONDS,
-    rate: RATE,
-    trace,
-    /** The profiled trace run: its CPU, and the shares of it by kind of work. */
-    traceProfiled: { ...profiled, cpuSplit: split },
-    scan,
-    rsync,
-  };
-  if (args.json) console.log(JSON.stringify(result, null, 2));
-  else {
-    console.log(
-      `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
-    );
-    for (const r of [trace, scan]) {
+  if (args.store === 's3') {
+    await objectStoreRun();
+  } else {
+    const trace = await lifeboat('trace');
+    // The same again, shorter, under the CPU profiler (its own run: profiling costs CPU too).
+    const profileDir = join(work, 'profile');
+    mkdirSync(profileDir);
+    const profiled = await lifeboat('trace', {
+      seconds: Math.max(3, Math.round(SECONDS / 3)),
+      profileDir,
+    });
+    const split = cpuSplit(profileDir);
+    const scan = await lifeboat('scan');
+    const rsync = await rsyncLoop();
+    const result = {
+      date: new Date().toISOString(),
+      seconds: SECONDS,
+      rate: RATE,
+      trace,
+      /** The profiled trace run: its CPU, and the shares of it by kind of work. */
+      traceProfiled: { ...profiled, cpuSplit: split },
+      scan,
+      rsync,
+    };
+    if (args.json) console.log(JSON.stringify(result, null, 2));
+    else {
       console.log(
-        `lifeboat ${r.tracker.padEnd(5)} (seen ${r.trackerSeen}): lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p50 ${f(r.freezeMs.p50)} ms, p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % of a core (${f(r.agentCpuWithHelpersPercent)} % with its freeze helpers)`,
+        `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
       );
-      const x = r.freezeSplitMs;
-      const pp = (k) => `${f(x[k].p50)} / ${f(x[k].p99)} ms`;
+      for (const r of [trace, scan]) {
+        console.log(
+          `lifeboat ${r.tracker.padEnd(5)} (seen ${r.trackerSeen}): lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p50 ${f(r.freezeMs.p50)} ms, p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % of a core (${f(r.agentCpuWithHelpersPercent)} % with its freeze helpers)`,
+        );
+        const x = r.freezeSplitMs;
+        const pp = (k) => `${f(x[k].p50)} / ${f(x[k].p99)} ms`;
+        console.log(
+          `  ${r.tracker} freeze split, p50 / p99: fsfreeze -f ${pp('enterMs')} (before the freeze), trace marker ${pp('markerMs')}, dirty blocks ${pp('readMs')}, fsfreeze -u ${pp('thawMs')}`,
+        );
+      }
+      const share = (k) => (split ? `${k} ${f(split[k] * profiled.agentCpuPercent)} %` : `${k} -`);
       console.log(
-        `  ${r.tracker} freeze split, p50 / p99: fsfreeze -f ${pp('enterMs')} (before the freeze), trace marker ${pp('markerMs')}, dirty blocks ${pp('readMs')}, fsfreeze -u ${pp('thawMs')}`,
+        `  trace agent CPU split (a profiled ${Math.max(3, Math.round(SECONDS / 3))} s run at ${f(profiled.agentCpuPercent)} % of a core): ${['hashing', 'sealing', 'tracing', 'reading', 'shipping', 'logging', 'gc', 'other'].map(share).join(', ')} (% of a core)`,
+      );
+      console.log(
+        `rsync loop: cycle p50 ${f(rsync.cycle.p50)} s, max ${f(rsync.cycle.max)} s | lag p50 ${f(rsync.lag.p50)} s, p99 ${f(rsync.lag.p99)} s, max ${f(rsync.lag.max)} s`,
+      );
+      console.log(
+        `ratios to rsync (p99 lag): trace ${f(trace.lag.p99 / rsync.lag.p99)}x, scan ${f(scan.lag.p99 / rsync.lag.p99)}x`,
+      );
+      console.log(
+        'targets with trace: p99 lag <= 2 s, max <= 5 s, p99 freeze <= 50 ms, agent CPU <= 25 %',
       );
     }
-    const share = (k) => (split ? `${k} ${f(split[k] * profiled.agentCpuPercent)} %` : `${k} -`);
-    console.log(
-      `  trace agent CPU split (a profiled ${Math.max(3, Math.round(SECONDS / 3))} s run at ${f(profiled.agentCpuPercent)} % of a core): ${['hashing', 'sealing', 'tracing', 'reading', 'shipping', 'logging', 'gc', 'other'].map(share).join(', ')} (% of a core)`,
-    );
-    console.log(
-      `rsync loop: cycle p50 ${f(rsync.cycle.p50)} s, max ${f(rsync.cycle.max)} s | lag p50 ${f(rsync.lag.p50)} s, p99 ${f(rsync.lag.p99)} s, max ${f(rsync.lag.max)} s`,
-    );
-    console.log(
-      `ratios to rsync (p99 lag): trace ${f(trace.lag.p99 / rsync.lag.p99)}x, scan ${f(scan.lag.p99 / rsync.lag.p99)}x`,
-    );
-    console.log(
-      'targets with trace: p99 lag <= 2 s, max <= 5 s, p99 freeze <= 50 ms, agent CPU <= 25 %',
-    );
   }
 } finally {
   for (const fn of undo.reverse()) {

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'point_conflict'
   | 'store_corrupt'
   | 'store_unavailable'
+  | 'store_replaced'
   | 'block_corrupt'
   | 'reference_refused'
   | 'target_exists'

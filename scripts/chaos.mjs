@@ -21,13 +21,17 @@ const KINDS = [
   'gateway-kill-full',
   'kill-storm',
 ];
-const usage = `usage: npm run chaos -- [--round-trip] [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--volumes V] [--json]
+/** With --store s3 only: kill -9 of radosgw or the OSD, a gateway machine lost (its local folder deleted). */
+const S3_KINDS = ['rgw-kill', 'osd-kill', 'gateway-machine-loss'];
+const usage = `usage: npm run chaos -- [--round-trip] [--store s3] [--rounds N] [--seed S] [--kinds K,K…] [--volume-mib M] [--rate R] [--sample K] [--volumes V] [--json]
   --round-trip    each round is failover → writes at the DR site → failback → reprotect, with one
                   seeded fault (kill -9 of the worker, gateway, DR server or agent, a Redis restart,
                   a partition) at a seeded step; ext4 on loop devices (root)
+  --store s3      the gateway writes into a bucket on a Ceph RGW the run starts (scripts/ceph-s3.sh;
+                  root and the Debian ceph packages); adds the faults ${S3_KINDS.join(', ')}
   --rounds N      faults to inject, one per round (default 10)
   --seed S        seed of the fault schedule (default: random, printed); the same seed replays the same run
-  --kinds K,…     only these faults: ${KINDS.join(', ')}
+  --kinds K,…     only these faults: ${KINDS.join(', ')} (and with --store s3: ${S3_KINDS.join(', ')})
   --volume-mib M  size of each of the app's two volumes (default: 128, more for long runs)
   --rate R        records per second the writer appends to each volume (default 25)
   --sample K|all  extra points restored and checked per round (default 1; all: every point)
@@ -53,6 +57,7 @@ try {
       volumes: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
       'round-trip': { type: 'boolean', default: false },
+      store: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }));
@@ -84,11 +89,19 @@ const volumeMiB =
 const sample = values.sample === 'all' ? 'all' : whole('sample', values.sample, 0);
 if (!['auto', 'loop', 'image'].includes(values.volumes))
   die(`--volumes must be loop, image or auto, not ${JSON.stringify(values.volumes)}`);
-const kinds = values.kinds?.split(',').map((k) => k.trim()) ?? KINDS;
-for (const k of kinds) if (!KINDS.includes(k)) die(`--kinds: unknown fault ${JSON.stringify(k)}`);
+if (values.store !== undefined && values.store !== 's3')
+  die(`--store must be s3 (or left out for the folder store), not ${JSON.stringify(values.store)}`);
+if (values.store && values['round-trip']) die('--store s3 runs the fault rounds, not --round-trip');
+const s3 = values.store === 's3';
+const known = s3 ? [...KINDS, ...S3_KINDS] : KINDS;
+const kinds = values.kinds?.split(',').map((k) => k.trim()) ?? known;
+for (const k of kinds) {
+  if (!s3 && S3_KINDS.includes(k)) die(`--kinds: ${k} needs --store s3`);
+  if (!known.includes(k)) die(`--kinds: unknown fault ${JSON.stringify(k)}`);
+}
 
 process.stderr.write(
-  `chaos: seed ${seed} (replay: npm run chaos -- ${values['round-trip'] ? '--round-trip ' : ''}--rounds ${rounds} --seed ${seed})\n`,
+  `chaos: seed ${seed} (replay: npm run chaos -- ${values['round-trip'] ? '--round-trip ' : ''}${s3 ? '--store s3 ' : ''}--rounds ${rounds} --seed ${seed})\n`,
 );
 const root = fileURLToPath(new URL('..', import.meta.url));
 const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url));
@@ -106,6 +119,7 @@ const r = spawnSync(process.execPath, [vitest, 'run', '--config', 'test/chaos/vi
     CHAOS_VOLUMES: values.volumes,
     ...(values.json ? { CHAOS_JSON: '1' } : {}),
     ...(values['round-trip'] ? { CHAOS_ROUND_TRIP: '1' } : {}),
+    ...(s3 ? { CHAOS_STORE: 's3' } : {}),
   },
 });
 process.exit(r.status ?? 2);

@@ -150,10 +150,14 @@ export class GatewaySession {
       { what: 'reopen session', log, signal },
     );
     if (next.storeId !== old.storeId) {
+      // Not one to go on with: its lease goes back at once, so this agent's fresh start (which
+      // reads the new store's state) is not refused as a second agent for 30 s.
+      await client.closeSession(app, next.sessionId).catch(() => undefined); // else it lapses
       throw new DrError(`the gateway's store for ${app} was replaced while the agent ran`, {
-        code: 'agent_conflict',
+        code: 'store_replaced',
         subject: app,
-        remedy: 'restart the agent: it re-syncs against the new store',
+        remedy:
+          'a running agent starts again against the new store by itself and re-syncs by MAC; run a one-shot agent again',
       });
     }
     await this.o.onReopen?.(next);

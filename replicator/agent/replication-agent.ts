@@ -240,6 +240,17 @@ export class ReplicationAgent {
           last = r;
         });
       } catch (err) {
+        if (!once && !signal?.aborted && isDrError(err, 'store_replaced')) {
+          // What this agent believes delivered may be missing there (the lost machine's tail):
+          // a new start reads the MACs the new store holds and sends every block that differs.
+          this.log.warn(
+            { err: errorMessage(err) },
+            'the gateway store was replaced; starting again against it',
+          );
+          // Handled by starting again: the new session's heartbeats must not report it as stalled.
+          this.status.lastError = undefined;
+          continue;
+        }
         if (once || signal?.aborted || !isDrError(err, 'app_failed_over')) throw err;
         await standBy(err, this.waitOptions(signal));
         // The refusal that sent it to stand by is over: heartbeats must not report it as stalled.
@@ -276,8 +287,15 @@ export class ReplicationAgent {
           this.heartbeat(); // status shows the new point's freeze and resync at once
         } catch (err) {
           this.opts.observe?.cycleFailed?.(err);
-          // Failed over: the DR copy is production now; this agent stops replicating.
-          if (once || signal?.aborted || isDrError(err, 'app_failed_over')) throw err;
+          // Failed over: the DR copy is production now; this agent stops replicating. A replaced
+          // store (a gateway machine lost, fetched back from the bucket) means starting again.
+          if (
+            once ||
+            signal?.aborted ||
+            isDrError(err, 'app_failed_over') ||
+            isDrError(err, 'store_replaced')
+          )
+            throw err;
           if (isDrError(err, 'app_paused')) {
             // Paused: no new points until resumed. Tracking goes on; the failed cycle left the
             // volumes distrusted, so the first cycle after the resume resyncs them by MAC.

@@ -353,9 +353,21 @@ export class AppStore {
     };
   }
 
-  /** Runs `fn` between mutations with every written batch fsync'd: for copying the files elsewhere. */
-  withSettledFiles<T>(fn: (files: ReplicaFiles) => Promise<T>): Promise<T> {
-    return this.#mutex.run(async () => {
+  /**
+   * Copies the files elsewhere without holding up batches: `settle` runs between mutations with
+   * every written batch fsync'd (read there what a mutation rewrites: catalog, indexes); `copy`
+   * runs after it while batches flow into the log again. Segments only grow and none is deleted
+   * until `copy` returns, so their bytes up to the settled sizes stay as `settle` saw them.
+   */
+  async withSettledFiles<P, T>(
+    settle: (files: ReplicaFiles) => Promise<P>,
+    copy: (settled: P) => Promise<T>,
+  ): Promise<T> {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const settled = await this.#mutex.run(async () => {
       await this.log.sync();
       const segments = this.log.segments().map((segment) => ({
         segment,
@@ -363,8 +375,21 @@ export class AppStore {
         path: this.log.path(segment),
       }));
       const pointIds = this.catalog.points.map((p) => p.id);
-      return fn({ dir: this.options.dir, segments, pointIds });
+      const out = await settle({ dir: this.options.dir, segments, pointIds });
+      // Shared before the mutex goes, so no deletion (exclusive, under the mutex) slips in between.
+      await new Promise<void>((held) => {
+        void this.#files.shared(() => {
+          held();
+          return released;
+        });
+      });
+      return out;
     });
+    try {
+      return await copy(settled);
+    } finally {
+      release();
+    }
   }
 
   /** Waits for running mutations, then closes the files. */

@@ -17,6 +17,8 @@ import { syncDir } from '../../core/atomic-file.js';
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { isName } from '../../core/names.js';
+import type { AppStore } from './app-store.js';
+import { Mutex } from './async-lock.js';
 import { readCatalog, writeCatalog } from './catalog.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
@@ -35,6 +37,13 @@ export async function appsInBucket(bucket: ObjectBucket): Promise<string[]> {
     if (m && isName('app', m[1] as string)) apps.add(m[1] as string);
   }
   return [...apps].sort();
+}
+
+/** An app's state as a sync uploads it: settled sizes, the catalog and indexes read at that instant. */
+interface Settled {
+  files: ReplicaFiles;
+  indexes: { id: number; version: string; body: Buffer }[];
+  catalog: Buffer;
 }
 
 interface Chunk {
@@ -59,6 +68,7 @@ export class BucketMirror {
   readonly #segmentEnds = new Map<number, number>();
   /** Index files in the bucket, by point id, with the size and mtime they were uploaded at. */
   readonly #indexes = new Map<number, string>();
+  readonly #syncing = new Mutex();
 
   private constructor(
     private readonly bucket: ObjectBucket,
@@ -77,13 +87,22 @@ export class BucketMirror {
   }
 
   /**
-   * Brings the bucket to the files' state. The caller holds the app still (withSettledFiles), so
-   * the sizes are fsync'd bytes and no file is deleted meanwhile.
+   * Brings the bucket to the app's state, one sync at a time. The app stands still only while
+   * this reads its catalog and changed indexes; segment bytes go up while batches flow again.
    */
-  async sync(files: ReplicaFiles): Promise<{ bytes: number }> {
+  sync(app: Pick<AppStore, 'withSettledFiles'>): Promise<{ bytes: number }> {
+    return this.#syncing.run(() =>
+      app.withSettledFiles(
+        (files) => this.#settle(files),
+        (settled) => this.#upload(settled),
+      ),
+    );
+  }
+
+  /** Segment bytes up to the settled sizes that the bucket lacks, in order, as chunk objects. */
+  async #uploadSegments(files: ReplicaFiles): Promise<number> {
     const prefix = `apps/${this.app}`;
     let bytes = 0;
-    // 1. Segment bytes not in the bucket yet, in order.
     for (const { segment, size, path } of files.segments) {
       let end = this.#segmentEnds.get(segment) ?? 0;
       if (size <= end) continue;
@@ -106,19 +125,47 @@ export class BucketMirror {
         await fh.close();
       }
     }
-    // 2. Point indexes new or rewritten (retention merges, compaction moves records).
+    return bytes;
+  }
+
+  /**
+   * Uploads the segment bytes fsync'd so far (no index, no catalog: no reader sees anything new),
+   * so a later commit's sync has only the rest to send.
+   */
+  pushSegments(app: Pick<AppStore, 'withSettledFiles'>): Promise<number> {
+    return this.#syncing.run(() =>
+      app.withSettledFiles(
+        async (files) => files,
+        (files) => this.#uploadSegments(files),
+      ),
+    );
+  }
+
+  /** What a mutation may rewrite, read while the app stands still: the catalog and new or rewritten indexes. */
+  async #settle(files: ReplicaFiles): Promise<Settled> {
+    const indexes: Settled['indexes'] = [];
+    // Retention merges and compaction rewrite indexes: size and mtime tell a new version.
     for (const id of files.pointIds) {
       const path = join(files.dir, 'points', `${id}.idx`);
       const s = await stat(path);
       const version = `${s.size}:${s.mtimeMs}`;
-      if (this.#indexes.get(id) === version) continue;
-      const body = await readFile(path);
+      if (this.#indexes.get(id) !== version)
+        indexes.push({ id, version, body: await readFile(path) });
+    }
+    return { files, indexes, catalog: await readFile(join(files.dir, 'catalog.json')) };
+  }
+
+  async #upload({ files, indexes, catalog }: Settled): Promise<{ bytes: number }> {
+    const prefix = `apps/${this.app}`;
+    // 1. Segment bytes not in the bucket yet, in order.
+    let bytes = await this.#uploadSegments(files);
+    // 2. Point indexes new or rewritten.
+    for (const { id, version, body } of indexes) {
       await this.bucket.put(`${prefix}/points/${id}.idx`, body);
       bytes += body.length;
       this.#indexes.set(id, version);
     }
     // 3. The catalog last: from here on a reader of the bucket sees the new points.
-    const catalog = await readFile(join(files.dir, 'catalog.json'));
     await this.bucket.put(`${prefix}/catalog.json`, catalog);
     bytes += catalog.length;
     // 4. What the catalog no longer names: dropped points' indexes, collected segments.

@@ -43,6 +43,10 @@ export class ObjectBucket {
   readonly #partBytes: number;
 
   constructor(private readonly options: ObjectBucketOptions) {
+    // The pinned SDK runs on Node 20; its start-up warning is about releases after January 2027,
+    // and ten lines of it on every gateway start bury the gateway's own lines. An operator who
+    // wants it sets the variable to false.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       region: options.region ?? 'us-east-1',
@@ -62,24 +66,34 @@ export class ObjectBucket {
     return this.options.prefix ? `${this.options.prefix}/${relative}` : relative;
   }
 
-  /** Fails with a clear error when the bucket cannot be reached or is missing. */
+  /** Fails with a clear error when the bucket cannot be reached, is missing or refuses the credentials. */
   async check(): Promise<void> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
     } catch (err) {
       const status = statusOf(err);
-      throw new DrError(
-        `object store ${this.url}: ${status === 404 ? 'the bucket does not exist' : `cannot reach the bucket (${errorMessage(err)})`}`,
-        {
-          code: 'store_unavailable',
-          subject: this.url,
-          remedy:
-            status === 404
-              ? 'create the bucket first (e.g. `aws s3 mb`), or fix gateway.store'
-              : 'check AWS_ENDPOINT_URL_S3 (or gateway.s3.endpoint), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
-          cause: err,
-        },
-      );
+      // HEAD answers carry no body, so the SDK names a refusal only by its status.
+      const [problem, remedy] =
+        status === 404
+          ? [
+              'the bucket does not exist',
+              'create the bucket first (e.g. `aws s3 mb`), or fix gateway.store',
+            ]
+          : status === 403 || status === 401
+            ? [
+                `the endpoint refused the credentials (HTTP ${status})`,
+                'check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that this key may read and write the bucket',
+              ]
+            : [
+                `cannot reach the bucket (${errorMessage(err)})`,
+                'check AWS_ENDPOINT_URL_S3 (or gateway.s3.endpoint), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
+              ];
+      throw new DrError(`object store ${this.url}: ${problem}`, {
+        code: 'store_unavailable',
+        subject: this.url,
+        remedy,
+        cause: err,
+      });
     }
   }
 

@@ -5,12 +5,16 @@
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { AppStore } from './app-store.js';
 import { BlockStore } from './block-store.js';
 import { appsInBucket, BucketMirror, fetchApp } from './bucket-mirror.js';
 import type { AppReplica, GatewayStore } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
+
+/** Segment bytes that start a push to the bucket between commits. */
+const PUSH_BYTES = 4 * 1024 * 1024;
 
 export interface ObjectStoreOptions {
   /** The local folder: the write-ahead log (segment files) and a copy of every point. */
@@ -36,10 +40,34 @@ async function exists(path: string): Promise<boolean> {
  * result. Reads come from the local copy.
  */
 class MirroredApp implements AppReplica {
+  /** Batch bytes appended since the last push started. */
+  #unpushed = 0;
+  #pushing: Promise<void> | undefined;
+
   constructor(
     private readonly local: AppStore,
     private readonly mirror: BucketMirror,
+    private readonly log: Logger,
   ) {}
+
+  /**
+   * Sends the log's new segment bytes to the bucket between commits (one push at a time), so a
+   * commit waits only for the last few. A failed push costs nothing: the commit sends them.
+   */
+  #push(): void {
+    if (this.#pushing) return;
+    this.#unpushed = 0;
+    this.#pushing = this.mirror
+      .pushSegments(this.local)
+      .then(
+        () => undefined,
+        (err: unknown) =>
+          this.log.debug({ err: errorMessage(err) }, 'segment push failed; the commit sends them'),
+      )
+      .finally(() => {
+        this.#pushing = undefined;
+      });
+  }
 
   get name() {
     return this.local.name;
@@ -58,8 +86,14 @@ class MirroredApp implements AppReplica {
     if (JSON.stringify(this.local.volumes()) !== before) await this.upload();
     return out;
   };
-  appendBatch: AppReplica['appendBatch'] = (seq, bytes, decoded) =>
-    this.local.appendBatch(seq, bytes, decoded);
+  appendBatch: AppReplica['appendBatch'] = async (seq, bytes, decoded) => {
+    const out = await this.local.appendBatch(seq, bytes, decoded);
+    this.#unpushed += Buffer.isBuffer(bytes)
+      ? bytes.length
+      : bytes.reduce((n, b) => n + b.length, 0);
+    if (this.#unpushed >= PUSH_BYTES) this.#push();
+    return out;
+  };
   commitPoint: AppReplica['commitPoint'] = async (request) => {
     const point = await this.local.commitPoint(request);
     // A failed upload fails the commit; the agent's resend finds the point and uploads again.
@@ -86,9 +120,12 @@ class MirroredApp implements AppReplica {
   };
   stats: AppReplica['stats'] = () => this.local.stats();
 
-  /** Copies what the bucket lacks (in the order that keeps its points readable). */
+  /**
+   * Copies what the bucket lacks (in the order that keeps its points readable). Batches keep
+   * going into the local log meanwhile; the caller's answer waits for the bucket.
+   */
   upload(): Promise<{ bytes: number }> {
-    return this.local.withSettledFiles((files) => this.mirror.sync(files));
+    return this.mirror.sync(this.local);
   }
 }
 
@@ -127,7 +164,11 @@ export class ObjectStore implements GatewayStore {
     const store = new ObjectStore(local, bucket, log);
     for (const name of local.apps()) {
       const app = local.app(name) as AppStore;
-      const mirrored = new MirroredApp(app, await BucketMirror.open(bucket, name, log));
+      const mirrored = new MirroredApp(
+        app,
+        await BucketMirror.open(bucket, name, log),
+        log.child({ app: name }),
+      );
       const { bytes } = await mirrored.upload();
       if (bytes > 0 && inBucket.includes(name))
         log.info({ app: name, bytes }, 'uploaded what the bucket lacked after a restart');
@@ -151,10 +192,8 @@ export class ObjectStore implements GatewayStore {
     if (!creating) {
       creating = (async () => {
         const app = (await this.local.ensureApp(name)) as AppStore;
-        const mirrored = new MirroredApp(
-          app,
-          await BucketMirror.open(this.bucket, name, this.log.child({ app: name })),
-        );
+        const log = this.log.child({ app: name });
+        const mirrored = new MirroredApp(app, await BucketMirror.open(this.bucket, name, log), log);
         await mirrored.upload();
         this.#apps.set(name, mirrored);
         return mirrored;

@@ -6,6 +6,10 @@ export interface ChaosReport {
   rounds: number;
   /** ext4 on loop devices, or raw image files (the fallback). */
   volumes?: 'loop' | 'image';
+  /** `s3`: the gateway's store was a bucket on Ceph RGW. */
+  store?: 's3';
+  /** Points listed by a gateway, never acknowledged to the agent, gone with a lost gateway machine. */
+  unacknowledgedGone?: number;
   /** Kinds of fault left out, and why they could not run. */
   skipped?: FaultKind[];
   faults: Partial<Record<FaultKind, number>>;
@@ -47,12 +51,24 @@ export function formatReport(r: ChaosReport): string {
         ? 'raw image files, scan tracker, quiesce hooks'
         : 'ext4 on loop devices, trace tracker, fsfreeze',
     ],
+    ...(r.store === 's3'
+      ? [
+          [
+            'store',
+            'object store: a bucket on Ceph RGW (one OSD), local log on the store file system',
+          ] as [string, string],
+          [
+            'listed, unacknowledged points gone with a lost machine',
+            String(r.unacknowledgedGone ?? 0),
+          ] as [string, string],
+        ]
+      : []),
     ...(r.skipped?.length
       ? [
-          ['faults left out (need a file system of their own)', r.skipped.join(', ')] as [
-            string,
-            string,
-          ],
+          [
+            'faults left out (need a file system of their own, or --store s3)',
+            r.skipped.join(', '),
+          ] as [string, string],
         ]
       : []),
     ...Object.entries(r.faults)

@@ -1,9 +1,11 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, rm, statfs, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, statfs, symlink, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { AppStatus, PointInfo } from '../../replicator/transport/wire-types.js';
+import { startCeph, stopCeph, type TestCeph } from '../helpers/ceph-s3.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { Rig } from '../helpers/loop-device.js';
 import { type DrProcess, startDr } from '../helpers/processes.js';
@@ -15,6 +17,7 @@ const writerScript = fileURLToPath(new URL('../fixtures/record-pair-writer.mjs',
 
 export const APP = 'web';
 export const RECORDS_FILE = 'records.log';
+const BUCKET = 'lifeboat-chaos';
 
 export interface ChaosRigOptions {
   /** Size of each of the app's two volumes. */
@@ -33,6 +36,8 @@ export interface ChaosRigOptions {
    * scan tracker, and quiesce hooks that stop the writer (needs nothing).
    */
   volumes: 'loop' | 'image';
+  /** `s3`: the gateway's store is a bucket on a Ceph RGW this rig starts; its local log stays on the store's file system. */
+  store?: 's3';
 }
 
 export interface ChaosVolume {
@@ -66,6 +71,9 @@ export class ChaosRig {
   /** Every pid this rig started, to find leaked processes and trace instances by. */
   readonly pids = new Set<number>();
   private ballast: string | undefined;
+  /** The Ceph endpoint under an object store run. */
+  ceph: TestCeph | undefined;
+  private cephDir: string | undefined;
 
   private constructor(
     readonly t: TestHome,
@@ -85,6 +93,7 @@ export class ChaosRig {
   static async create(opts: ChaosRigOptions): Promise<ChaosRig> {
     const t = await testHome();
     const rig = new Rig(t.dir);
+    let cephDir: string | undefined;
     try {
       const loop = opts.volumes === 'loop';
       const tracefs = loop ? await rig.tracefs() : undefined;
@@ -128,11 +137,22 @@ export class ChaosRig {
         doc.setIn(['gateway', 'store'], join(storeMount, 'store'));
         doc.setIn(['gateway', 'minFreeSpace'], '4MiB');
       });
+      let ceph: TestCeph | undefined;
+      if (opts.store === 's3') {
+        // Outside the run's folder: Ceph's own files are no leak of the system under test.
+        cephDir = await mkdtemp(join(tmpdir(), 'lifeboat-chaos-ceph-'));
+        ceph = await startCeph(cephDir);
+        await ceph.createBucket(BUCKET);
+        // The gateway's local log goes where the folder store would be (the disk-full faults fill it).
+        await mkdir(join(storeMount, 'store'));
+        await symlink(join(storeMount, 'store'), join(t.home, 'store'));
+        await updateConfig(t.home, (doc) => doc.setIn(['gateway', 'store'], `s3://${BUCKET}/run`));
+      }
       const config = await t.config();
       const proxy = await FaultProxy.start({ target: config.gateway.address, random: opts.random });
       const env: NodeJS.ProcessEnv = { DR_HOME: t.home, TMPDIR: tmp, LIFEBOAT_CHAOS: t.dir };
       if (tracefs) env.DR_TRACEFS = tracefs;
-      return new ChaosRig(
+      const made = new ChaosRig(
         t,
         rig,
         opts,
@@ -144,7 +164,14 @@ export class ChaosRig {
         await freePort(),
         env,
       );
+      made.ceph = ceph;
+      made.cephDir = cephDir;
+      return made;
     } catch (err) {
+      if (cephDir) {
+        await stopCeph(cephDir);
+        await rm(cephDir, { recursive: true, force: true });
+      }
       await rig.cleanup();
       await t.cleanup();
       throw err;
@@ -165,7 +192,11 @@ export class ChaosRig {
   }
 
   async startGateway(): Promise<void> {
-    const g = startDr(['gateway'], { ...this.env, REDIS_URL: this.redisUrl });
+    const g = startDr(['gateway'], {
+      ...this.env,
+      ...this.ceph?.env,
+      REDIS_URL: this.redisUrl,
+    });
     if (g.child.pid) this.pids.add(g.child.pid);
     this.gateway = g;
     this.gateways.push(g);
@@ -175,6 +206,25 @@ export class ChaosRig {
   async killGateway(): Promise<void> {
     await this.gateway?.kill9();
     this.gateway = undefined;
+  }
+
+  /** kill -9 of radosgw or the OSD (object store runs). */
+  async killCeph(daemon: 'rgw' | 'osd'): Promise<void> {
+    if (!this.ceph) throw new Error('Ceph faults need --store s3');
+    await this.ceph.kill9(daemon);
+  }
+
+  async startCeph(daemon: 'rgw' | 'osd'): Promise<void> {
+    await this.ceph?.start(daemon);
+  }
+
+  /** The gateway machine is lost: the gateway killed, its local folder (log and copies) deleted, an empty one in its place. */
+  async loseGatewayMachine(): Promise<void> {
+    if (!this.ceph) throw new Error('a gateway machine loss needs --store s3');
+    await this.killGateway();
+    const local = join(this.storeMount, 'store');
+    await rm(local, { recursive: true, force: true });
+    await mkdir(local);
   }
 
   startAgent(): DrProcess {
@@ -309,10 +359,20 @@ export class ChaosRig {
     await this.redis?.stop();
     this.redis = undefined;
     await this.freeStore();
+    await this.stopCeph();
     return { agentExit };
   }
 
+  private async stopCeph(): Promise<void> {
+    const ceph = this.ceph;
+    this.ceph = undefined;
+    await ceph?.down();
+    if (this.cephDir) await rm(this.cephDir, { recursive: true, force: true });
+    this.cephDir = undefined;
+  }
+
   async cleanup(): Promise<void> {
+    await this.stopCeph().catch(() => undefined); // stop() did it already, or the rig never got that far
     await this.rig.cleanup();
     await this.t.cleanup();
   }

@@ -2,11 +2,12 @@
 // options in CHAOS_* variables). Not named *.test.ts: `npm test` runs the
 // short version in chaos.test.ts instead.
 import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { cephUnavailable } from '../helpers/ceph-s3.js';
 import { loopProblem } from '../helpers/loop-device.js';
 import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { formatReport } from './chaos-report.js';
-import { FAULT_KINDS, type FaultKind } from './fault-schedule.js';
+import { FAULT_KINDS, type FaultKind, OBJECT_STORE_FAULTS } from './fault-schedule.js';
 import { sqliteMissing } from './point-checks.js';
 import { formatRoundTrip } from './round-trip-report.js';
 import { runChaos } from './run-chaos.js';
@@ -15,7 +16,10 @@ import { runRoundTrip } from './run-round-trip.js';
 const env = process.env;
 const rounds = Number(env.CHAOS_ROUNDS ?? 10);
 const seed = Number(env.CHAOS_SEED ?? 1);
-const kinds = env.CHAOS_KINDS ? (env.CHAOS_KINDS.split(',') as FaultKind[]) : [...FAULT_KINDS];
+const store = env.CHAOS_STORE === 's3' ? ('s3' as const) : undefined;
+const kinds = env.CHAOS_KINDS
+  ? (env.CHAOS_KINDS.split(',') as FaultKind[])
+  : [...FAULT_KINDS, ...(store ? OBJECT_STORE_FAULTS : [])];
 
 let problem: string | undefined;
 let volumes: 'loop' | 'image' = 'loop';
@@ -25,7 +29,10 @@ beforeAll(async () => {
   volumes = asked === 'auto' ? (noLoop ? 'image' : 'loop') : (asked as 'loop' | 'image');
   if (noLoop && volumes === 'image' && asked === 'auto')
     process.stderr.write(`chaos: ${noLoop}; using image files instead of loop devices\n`);
-  problem = (volumes === 'loop' ? noLoop : undefined) ?? redisUnavailable();
+  problem =
+    (volumes === 'loop' ? noLoop : undefined) ??
+    redisUnavailable() ??
+    (store ? cephUnavailable() : undefined);
 });
 
 describe('chaos run', () => {
@@ -60,6 +67,7 @@ describe('chaos run', () => {
         seed,
         kinds,
         volumes,
+        ...(store ? { store } : {}),
         ...(env.CHAOS_VOLUME_MIB ? { volumeMiB: Number(env.CHAOS_VOLUME_MIB) } : {}),
         ...(env.CHAOS_RATE ? { rate: Number(env.CHAOS_RATE) } : {}),
         ...(env.CHAOS_SAMPLE

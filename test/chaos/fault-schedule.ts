@@ -25,7 +25,13 @@ export const FAULT_KINDS = [
   'gateway-kill-full',
   'kill-storm',
 ] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/**
+ * Faults of the object store (`--store s3`): kill -9 of radosgw or of the OSD (restarted after
+ * the fault), and the gateway machine lost (killed, its local folder deleted, started on the
+ * empty folder). Kept apart from FAULT_KINDS so a seed replays the same folder-store run as before.
+ */
+export const OBJECT_STORE_FAULTS = ['rgw-kill', 'osd-kill', 'gateway-machine-loss'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof OBJECT_STORE_FAULTS)[number];
 
 /** One fault of the schedule: what, for how long, and its knobs (all drawn from the seed). */
 export interface Fault {

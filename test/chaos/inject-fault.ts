@@ -76,6 +76,19 @@ export async function injectFault(rig: ChaosRig, f: Fault, wireRate: number): Pr
         }
       }
       return;
+    case 'rgw-kill':
+    case 'osd-kill': {
+      const daemon = f.kind === 'rgw-kill' ? 'rgw' : 'osd';
+      await rig.killCeph(daemon);
+      await sleep(f.ms);
+      await rig.startCeph(daemon);
+      return;
+    }
+    case 'gateway-machine-loss':
+      await rig.loseGatewayMachine();
+      await sleep(f.ms);
+      await rig.startGateway();
+      return;
     case 'gateway-kill-full':
       // Killed while its disk is full, and started again before there is room.
       await rig.fillStore();

@@ -1,9 +1,13 @@
 /** A throwaway Ceph S3 endpoint (scripts/ceph-s3.sh) for the object-store tests; they skip with the reason where it cannot run. */
 import { execFile, spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll } from 'vitest';
+import { dr, freePort } from './lifeboat-home.js';
 
 const run = promisify(execFile);
 const script = resolve(import.meta.dirname, '../../scripts/ceph-s3.sh');
@@ -29,6 +33,11 @@ export function cephUnavailable(): string | undefined {
     return 'python3-rados is not installed (apt-get install -y python3-rados)';
   if (process.getuid?.() !== 0) return 'the Ceph daemons here need root';
   return undefined;
+}
+
+/** Stops whatever of the daemons under `dir` runs (also after a start that failed halfway). */
+export async function stopCeph(dir: string): Promise<void> {
+  await run(script, ['down', dir], { timeout: 180_000 });
 }
 
 /** Starts one mon, one OSD and radosgw under `dir` (seconds); `down` stops them. */
@@ -66,8 +75,53 @@ export async function startCeph(dir: string): Promise<TestCeph> {
     start: async (daemon) => {
       await run(script, ['start', dir, daemon], bounded);
     },
-    down: async () => {
-      await run(script, ['down', dir], bounded);
-    },
+    down: () => stopCeph(dir),
   };
+}
+
+/**
+ * For a suite: Ceph started before its tests with `bucket` created, its AWS_* variables in this
+ * process's environment (the SDK reads them there, as a real gateway does), all undone after.
+ * Answers the endpoint once started.
+ */
+export function useCephBucket(bucket: string): () => TestCeph {
+  let ceph: TestCeph | undefined;
+  let dir: string | undefined;
+  const savedEnv = { ...process.env };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-ceph-'));
+    ceph = await startCeph(dir);
+    Object.assign(process.env, ceph.env);
+    await ceph.createBucket(bucket);
+  }, 240_000);
+  afterAll(async () => {
+    for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
+    await ceph?.down();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 120_000);
+  return () => {
+    if (!ceph) throw new Error('Ceph is not started (useCephBucket runs before the tests)');
+    return ceph;
+  };
+}
+
+/** A fresh home in a temp dir made by `dr init --store s3://BUCKET/PREFIX` (a new prefix each). */
+export async function s3Home(
+  bucket: string,
+): Promise<{ dir: string; home: string; prefix: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-test-'));
+  const home = join(dir, 'home');
+  const prefix = `run-${randomBytes(4).toString('hex')}`;
+  const gateway = `127.0.0.1:${await freePort()}`;
+  const init = await dr([
+    'init',
+    '--home',
+    home,
+    '--gateway',
+    gateway,
+    '--store',
+    `s3://${bucket}/${prefix}`,
+  ]);
+  if (init.code !== 0) throw new Error(`dr init --store failed: ${init.err}`);
+  return { dir, home, prefix };
 }

@@ -1,24 +1,17 @@
 // The gateway's object store against a real Ceph RGW: points in the bucket before their commit is acknowledged, a new machine serving every point, a dead endpoint failing commits (never losing them).
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { homePaths } from '../../core/home.js';
 import { createGateway, type Gateway } from '../../replicator/gateway/gateway-server.js';
 import { ObjectBucket } from '../../replicator/gateway/object-bucket.js';
 import { ObjectStore } from '../../replicator/gateway/object-store.js';
 import { tlsServerOptions } from '../../replicator/transport/tls-options.js';
-import { cephUnavailable, startCeph, type TestCeph } from '../helpers/ceph-s3.js';
-import {
-  dr,
-  freePort,
-  scribble,
-  testHome,
-  updateConfig,
-  writeImage,
-} from '../helpers/lifeboat-home.js';
+import { cephUnavailable, s3Home, type TestCeph, useCephBucket } from '../helpers/ceph-s3.js';
+import { dr, scribble, testHome, updateConfig, writeImage } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
+import { restoreAndVerify } from '../helpers/restore.js';
 import { missingFeature } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -28,23 +21,11 @@ const BUCKET = 'lifeboat-test';
 describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
   'object store on Ceph RGW',
   () => {
+    const cephOf = useCephBucket(BUCKET);
     let ceph: TestCeph;
-    let cephDir: string;
-    const savedEnv = { ...process.env };
-
-    beforeAll(async () => {
-      cephDir = await mkdtemp(join(tmpdir(), 'lifeboat-ceph-'));
-      ceph = await startCeph(cephDir);
-      // The SDK reads the credentials from the environment, as a real gateway does.
-      Object.assign(process.env, ceph.env);
-      await ceph.createBucket(BUCKET);
-    }, 240_000);
-
-    afterAll(async () => {
-      for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
-      await ceph?.down();
-      await rm(cephDir, { recursive: true, force: true });
-    }, 120_000);
+    beforeAll(() => {
+      ceph = cephOf();
+    });
 
     /** A gateway over the object store, as `dr gateway` opens it. */
     async function objectGateway(home: string, storeDir: string): Promise<Gateway> {
@@ -112,29 +93,13 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
         const points = JSON.parse((await dr(['--home', t.home, 'points', 'web', '--json'])).out);
         expect(points.map((p: { id: number }) => p.id)).toEqual([1, 2, 3]);
         for (let id = 1; id <= 3; id++) {
-          const out = join(t.dir, `a-${id}.img`);
-          const r = await dr(
-            [
-              '--home',
-              t.home,
-              'restore',
-              'web',
-              '--point',
-              String(id),
-              '--volume',
-              'a',
-              '--to',
-              out,
-            ],
-            quiet,
-          );
-          expect(r.code, r.err).toBe(0);
-          expect((await readFile(out)).equals(images[id - 1] as Buffer)).toBe(true);
-          const verified = await dr(
-            ['--home', t.home, 'verify', 'web', '--point', String(id)],
-            quiet,
-          );
-          expect(verified.code, verified.err).toBe(0);
+          await restoreAndVerify(t.home, {
+            app: 'web',
+            point: id,
+            volume: 'a',
+            to: join(t.dir, `a-${id}.img`),
+            expected: images[id - 1] as Buffer,
+          });
         }
         // And replication goes on into the same bucket from the new machine.
         await scribble(a, 10);
@@ -228,23 +193,11 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
     }, 300_000);
 
     it('dr gateway (init --store s3://…) killed -9 between a local commit and its upload uploads it on restart, in order', async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'lifeboat-test-'));
-      const home = join(dir, 'home');
-      const prefix = `run-${randomBytes(4).toString('hex')}`;
+      const { dir, home, prefix } = await s3Home(BUCKET);
       const bucket = new ObjectBucket({ bucket: BUCKET, prefix, endpoint: ceph.endpoint });
       const env = { ...ceph.env, DR_HOME: home };
       let rgwDown = false;
       try {
-        const init = await dr([
-          'init',
-          '--home',
-          home,
-          '--gateway',
-          `127.0.0.1:${await freePort()}`,
-          '--store',
-          `s3://${BUCKET}/${prefix}`,
-        ]);
-        expect(init.code, init.err).toBe(0);
         const a = join(dir, 'a.img');
         await writeImage(a, 3 * 1024 * 1024, 5);
         expect((await dr(['--home', home, 'app', 'add', 'shop', '--volume', `a=${a}`])).code).toBe(

@@ -159,9 +159,11 @@ describe('GatewaySession', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(DrError);
-    expect((err as DrError).code).toBe('agent_conflict');
-    expect((err as DrError).message).toMatch(/store for web was replaced.*restart the agent/);
+    expect((err as DrError).code).toBe('store_replaced');
+    expect((err as DrError).message).toMatch(/store for web was replaced.*starts again/);
     expect(session.current?.sessionId).toBe('s1');
+    // The session the new store gave is handed back at once: a fresh start may take the lease.
+    expect(gw.closed).toEqual(['s2']);
   });
 
   it('keeps the old session when the new one is refused (its chain does not follow)', async () => {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLog } from '../../../../core/log.js';
+import type { AppStore } from '../../../../replicator/gateway/app-store.js';
 import { BlockStore } from '../../../../replicator/gateway/block-store.js';
 import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
@@ -41,6 +42,27 @@ function memoryBucket() {
   return { bucket: bucket as unknown as ObjectBucket, objects, calls };
 }
 
+/**
+ * Closes `store`, fetches its app from the bucket onto an empty machine, and checks it holds the
+ * same records for every kept point; answers the fetched store (the caller closes it).
+ */
+async function fetchedMatches(
+  fx: Fixture,
+  store: BlockStore,
+  app: AppStore,
+  bucket: ObjectBucket,
+): Promise<BlockStore> {
+  const want = await snapshot(app);
+  await store.close();
+  const other = join(fx.root, 'other');
+  await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
+  const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
+  const got = await snapshot(appOf(fetched));
+  expect(got.size).toBe(want.size);
+  for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);
+  return fetched;
+}
+
 describe('BucketMirror', () => {
   let fx: Fixture;
   beforeEach(async () => {
@@ -56,7 +78,7 @@ describe('BucketMirror', () => {
     const { disk, logs } = await registerTwo(fx, app);
     const { bucket, objects, calls } = memoryBucket();
     const mirror = await BucketMirror.open(bucket, APP, silentLog);
-    const sync = () => app.withSettledFiles((files) => mirror.sync(files));
+    const sync = () => mirror.sync(app as AppStore);
     let seq = 0;
     for (let p = 0; p < 3; p++) {
       for (let i = 0; i < 4; i++) await append(fx, app, ++seq, [{ volume: disk, block: i }]);
@@ -92,14 +114,7 @@ describe('BucketMirror', () => {
     for (const d of deletes) expect(calls.indexOf(d)).toBeGreaterThan(catalogAt);
 
     // A machine with nothing fetches the app and holds the same records for every kept point.
-    const want = await snapshot(app);
-    await store.close();
-    const other = join(fx.root, 'other');
-    await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
-    const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
-    const got = await snapshot(appOf(fetched));
-    expect(got.size).toBe(want.size);
-    for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);
+    const fetched = await fetchedMatches(fx, store, app as AppStore, bucket);
     expect(
       appOf(fetched)
         .points()
@@ -116,14 +131,85 @@ describe('BucketMirror', () => {
     for (let i = 1; i <= 4; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
     await app.commitPoint({ upToSeq: 4, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
     const first = await BucketMirror.open(bucket, APP, silentLog);
-    await app.withSettledFiles((files) => first.sync(files));
+    await first.sync(app as AppStore);
     const segmentPuts = calls.filter((c) => c.includes('/segments/')).length;
     expect(segmentPuts).toBeGreaterThan(0);
     calls.length = 0;
     // A restarted gateway: a new mirror over the same bucket sends no segment bytes again.
     const second = await BucketMirror.open(bucket, APP, silentLog);
-    await app.withSettledFiles((files) => second.sync(files));
+    await second.sync(app as AppStore);
     expect(calls.filter((c) => c.includes('/segments/'))).toEqual([]);
     await store.close();
+  });
+
+  it('takes batches and commits into the local log while a sync waits for the bucket; the sync uploads the state it settled', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = (await store.ensureApp(APP)) as AppStore;
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, objects } = memoryBucket();
+    // The bucket holds every segment PUT until the test lets it go.
+    let reached!: () => void;
+    const atBucket = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const put = bucket.put.bind(bucket);
+    bucket.put = async (key: string, body: Buffer) => {
+      if (key.includes('/segments/')) {
+        reached();
+        await gate;
+      }
+      return put(key, body);
+    };
+    for (let i = 1; i <= 4; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
+    await app.commitPoint({ upToSeq: 4, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    const mirror = await BucketMirror.open(bucket, APP, silentLog);
+    let synced = false;
+    const sync = mirror.sync(app).then((r) => {
+      synced = true;
+      return r;
+    });
+    await atBucket;
+    for (let i = 5; i <= 8; i++) await append(fx, app, i, [{ volume: logs, block: i }]);
+    await app.commitPoint({ upToSeq: 8, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    expect(synced).toBe(false);
+    letGo();
+    await sync;
+    const catalogIn = () =>
+      JSON.parse((objects.get(`apps/${APP}/catalog.json`) as Buffer).toString('utf8')) as {
+        points: { id: number }[];
+      };
+    // The upload is of the instant it settled at: point 1, its segment bytes and index.
+    expect(catalogIn().points.map((p) => p.id)).toEqual([1]);
+    expect(objects.has(`apps/${APP}/points/2.idx`)).toBe(false);
+    await mirror.sync(app);
+    expect(catalogIn().points.map((p) => p.id)).toEqual([1, 2]);
+    // And the bucket alone gives back both points' records.
+    await (await fetchedMatches(fx, store, app, bucket)).close();
+  });
+
+  it('pushes segment bytes between commits without naming anything new; the commit then sends only the rest', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = (await store.ensureApp(APP)) as AppStore;
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, objects, calls } = memoryBucket();
+    const mirror = await BucketMirror.open(bucket, APP, silentLog);
+    for (let i = 1; i <= 4; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
+    const pushed = await mirror.pushSegments(app);
+    expect(pushed).toBeGreaterThan(0);
+    expect(calls.every((c) => c.includes('/segments/'))).toBe(true);
+    expect([...objects.keys()].some((k) => !k.includes('/segments/'))).toBe(false);
+    // Nothing new since: a second push sends nothing.
+    expect(await mirror.pushSegments(app)).toBe(0);
+    await app.commitPoint({ upToSeq: 4, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    calls.length = 0;
+    await mirror.sync(app);
+    // The commit wrote only its own frame after the pushed batches: the index, then the catalog.
+    expect(calls.filter((c) => c.includes('/segments/')).length).toBeLessThanOrEqual(1);
+    expect(calls.at(-1)).toBe(`put apps/${APP}/catalog.json`);
+    await (await fetchedMatches(fx, store, app, bucket)).close();
   });
 });
