@@ -155,9 +155,10 @@ describe.skipIf(
       await gateway.waitFor(/gateway listening/, 120_000);
       await scribble(image, 10);
       const written = await readFile(image);
+      // Taken before the wait: the agent may cut its point before this test reads its log line.
+      const since = Date.now();
       await agent.waitFor(/store was replaced; starting again against it/, 120_000);
       // It goes on by itself: a point taken after the writes holds them, byte-exact.
-      const since = Date.now();
       const latest = await until(
         'a point cut after the writes, on the new gateway',
         async () => {
