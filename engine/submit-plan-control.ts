@@ -1,5 +1,5 @@
 /** continue | retry | skip | rollback OP: a person's word to a plan run that waits, judged and audited. */
-import type { PlanControl } from '../replicator/jobs/plan-contract.js';
+import { type PlanControl, positionText } from '../replicator/jobs/plan-contract.js';
 import { controlProblem, phaseText } from '../replicator/jobs/plan-run-state.js';
 import { OP_ID } from '../replicator/jobs/recovery-contract.js';
 import type { Command, Reply } from './contract.js';
@@ -73,6 +73,12 @@ export async function submitPlanControl(
     time: ctx.now(),
   });
   if (!stored) {
+    const first =
+      action === 'continue' ? await ctx.recovery.continuedBy(opId, d.run.at) : undefined;
+    if (first)
+      return refuse(
+        `the manual step at ${positionText(d, d.run.at)} of ${d.verb} of plan ${d.plan} (${opId}) was already continued by ${first}`,
+      );
     const other = await ctx.recovery.pendingSignal(opId);
     return refuse(
       `${other?.by ?? 'someone'} sent \`${other?.action ?? 'a control'}\` to ${opId} at the same moment; the run takes that one`,

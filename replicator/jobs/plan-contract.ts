@@ -125,6 +125,9 @@ export function planKeys(prefix: string) {
   return {
     /** The control a person sent, for the run to take (one at a time: SET NX). */
     signal: (opId: string) => `${prefix}plan:signal:${opId}`,
+    /** Who continued the manual step at `at` (first press wins: SET NX, kept after the run takes it). */
+    continued: (opId: string, at: PlanPosition) =>
+      `${prefix}plan:continued:${opId}:${at.group}.${at.step ?? '-'}`,
     /** A child operation's plan: `plan:of:<child op>` → the plan's op id. */
     parent: (childOpId: string) => `${prefix}plan:of:${childOpId}`,
     /** One run per plan at a time: the op id that holds it. */

@@ -5,7 +5,7 @@ import { APP_NAME } from '../../core/config.js';
 import { DrError } from '../../core/errors.js';
 import { AppLock } from './app-lock.js';
 import { emitEvent, followOperation, lastEventId } from './operation-events.js';
-import { type PlanJob, type PlanSignal, planKeys } from './plan-contract.js';
+import { type PlanJob, type PlanPosition, type PlanSignal, planKeys } from './plan-contract.js';
 import {
   type CleanupJob,
   cleanupJobId,
@@ -123,12 +123,29 @@ export class RecoveryClient {
    * waiting run woken at once. False when another control waits to be taken.
    */
   async signalPlan(opId: string, signal: PlanSignal): Promise<boolean> {
-    const key = planKeys(this.keys.bullPrefix + ':').signal(opId);
+    const keys = planKeys(this.keys.bullPrefix + ':');
+    // A manual step is continued once: the first press claims it for good. The stored control
+    // alone cannot say so, since the run takes (deletes) it at once and a second press after that
+    // would be stored again.
+    const claim = signal.action === 'continue' ? keys.continued(opId, signal.at) : undefined;
+    if (claim && (await this.redis.set(claim, signal.by, 'EX', 86_400, 'NX')) !== 'OK')
+      return false;
+    const key = keys.signal(opId);
     const stored = await this.redis.set(key, JSON.stringify(signal), 'EX', 86_400, 'NX');
-    if (stored !== 'OK') return false;
+    if (stored !== 'OK') {
+      if (claim) await this.redis.del(claim);
+      return false;
+    }
     const job = await this.queue.getJob(opId);
     if (job && (await job.getState()) === 'delayed') await job.promote().catch(() => undefined); // picked up meanwhile: it takes the control now
     return true;
+  }
+
+  /** Who continued the manual step at `at`, once someone has. */
+  async continuedBy(opId: string, at: PlanPosition): Promise<string | undefined> {
+    return (
+      (await this.redis.get(planKeys(this.keys.bullPrefix + ':').continued(opId, at))) ?? undefined
+    );
   }
 
   /** The control waiting to be taken by a plan run, if any. */
