@@ -92,6 +92,14 @@ export const ENV = {
     expected: 'an http(s) URL',
     remedy: 'set it like http://127.0.0.1:7480, or unset it',
   }),
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: variable({
+    about:
+      "the AWS SDK's ten-line warning about this Node version, printed by the object store's client; Lifeboat sets it to `true` when unset",
+    unset: '`true` (no warning)',
+    schema: z.enum(['true', 'false']),
+    expected: 'true or false',
+    remedy: 'set it to false to see the warning, or unset it',
+  }),
   AWS_REGION: variable({
     about: 'the object store region (S3 signing); any name for Ceph RGW',
     unset: '`us-east-1`',
