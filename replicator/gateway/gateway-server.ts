@@ -68,9 +68,10 @@ export async function createGateway({
   onBatch,
 }: GatewayOptions): Promise<Gateway> {
   const leases = createAgentLeases({ store, log, now, leaseMs });
-  // The store's file system as the status shows it, refreshed in the background every 5 s.
-  let space: { freeBytes: number; totalBytes: number } | undefined;
-  let spaceAt = Number.NEGATIVE_INFINITY;
+  // The store's file system as the status shows it, refreshed in the background every 5 s (read
+  // once before the first status, which else went out without it).
+  let space = await spaceOf(store.dir);
+  let spaceAt = now();
   const storeSpace = () => {
     if (now() - spaceAt > 5000) {
       spaceAt = now();
