@@ -67,6 +67,7 @@ export async function readPoints(ctx: EngineContext, command: Command): Promise<
     const host = ctx.config.gateway.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
     client = new GatewayClient({
       address: ctx.config.gateway.address,
+      addresses: ctx.config.gateway.addresses,
       tls: tlsClientOptions(homePaths(ctx.home), host),
       timeoutMs: 10_000,
     });

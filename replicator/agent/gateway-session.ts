@@ -150,10 +150,14 @@ export class GatewaySession {
       { what: 'reopen session', log, signal },
     );
     if (next.storeId !== old.storeId) {
+      // Another gateway took the app over (or the store was fetched anew from its bucket): the
+      // agent starts again on this session, trusting only the MACs the new store holds.
+      this.session = next;
+      await lock.recordSession(next.sessionId);
       throw new DrError(`the gateway's store for ${app} was replaced while the agent ran`, {
-        code: 'agent_conflict',
+        code: 'store_replaced',
         subject: app,
-        remedy: 'restart the agent: it re-syncs against the new store',
+        remedy: 'the agent starts again by itself and resends what the new store lacks',
       });
     }
     await this.o.onReopen?.(next);

@@ -239,6 +239,10 @@ export class ReplicationAgent {
           last = r;
         });
       } catch (err) {
+        if (!once && !signal?.aborted && isDrError(err, 'store_replaced')) {
+          this.log.warn({ err: errorMessage(err) }, 'starting again against the new store');
+          continue;
+        }
         if (once || signal?.aborted || !isDrError(err, 'app_failed_over')) throw err;
         await standBy(err, this.waitOptions(signal));
         // The refusal that sent it to stand by is over: heartbeats must not report it as stalled.
@@ -277,6 +281,8 @@ export class ReplicationAgent {
           this.opts.observe?.cycleFailed?.(err);
           // Failed over: the DR copy is production now; this agent stops replicating.
           if (once || signal?.aborted || isDrError(err, 'app_failed_over')) throw err;
+          // Another gateway took the app over: start again (run) against its store.
+          if (isDrError(err, 'store_replaced')) throw err;
           if (isDrError(err, 'app_paused')) {
             // Paused: no new points until resumed. Tracking goes on; the failed cycle left the
             // volumes distrusted, so the first cycle after the resume resyncs them by MAC.

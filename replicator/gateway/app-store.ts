@@ -9,6 +9,7 @@ import type { AppStats, AppStoreOptions, CommitRequest } from './app-store-types
 import { Mutex, ReadWriteLock } from './async-lock.js';
 import {
   type Catalog,
+  findPoint,
   mergeVolumes,
   newCatalog,
   type PointInfo,
@@ -214,16 +215,7 @@ export class AppStore {
   }
 
   point(ref: number | 'latest'): PointInfo {
-    const points = this.catalog.points;
-    const p = ref === 'latest' ? points.at(-1) : points.find((x) => x.id === ref);
-    if (!p) {
-      throw new DrError(`app ${this.name} has no recovery point ${ref}`, {
-        code: 'point_unknown',
-        subject: `${this.name}/${ref}`,
-        remedy: `list points with \`dr points ${this.name}\``,
-      });
-    }
-    return structuredClone(p);
+    return structuredClone(findPoint(this.name, this.catalog.points, ref));
   }
 
   /** Every block the volume holds at a point, sorted by block. Blocks never written are absent (zero). */

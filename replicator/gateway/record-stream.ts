@@ -2,7 +2,7 @@
 import type { ServerResponse } from 'node:http';
 import { DrError } from '../../core/errors.js';
 import type { IndexEntry } from './block-store.js';
-import type { AppReplica } from './gateway-store.js';
+import type { ReadableReplica } from './gateway-store.js';
 
 /** Block MACs as `block u32 | mac[16]`, 20 bytes each. */
 export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): void {
@@ -25,7 +25,7 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
  */
 export async function streamRecords(
   res: ServerResponse,
-  a: AppReplica,
+  a: ReadableReplica,
   {
     app,
     vol,

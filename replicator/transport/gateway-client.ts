@@ -2,7 +2,8 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
-import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
+import { DrError, type ErrorCode, isDrError, systemCode } from '../../core/errors.js';
+import { type HostPort, tryHostPort } from '../../core/host-port.js';
 import {
   type AppStatus,
   type BatchAck,
@@ -22,6 +23,12 @@ import { RecordFramer } from './record-framer.js';
 export interface GatewayClientOptions {
   /** HOST:PORT of the gateway. */
   address: string;
+  /**
+   * Every gateway serving the bucket (several gateways on one bucket), `address` among them or
+   * not: a request goes on to the next when one cannot be reached, and follows a redirect to
+   * the gateway holding the app.
+   */
+  addresses?: readonly string[];
   /** Mutual-TLS client options (certificate, key, our CA). */
   tls: ConnectionOptions;
   /** Per-request time limit; a stalled link fails instead of hanging. */
@@ -49,16 +56,25 @@ const TLS_CODES = new Set([
 /** The agent's and the CLI's side of the gateway's HTTPS API. */
 export class GatewayClient {
   readonly address: string;
-  private readonly host: string;
-  private readonly port: number;
+  /** Every gateway to try, `address` first. */
+  readonly addresses: readonly string[];
   private readonly agent: Agent;
   private readonly timeoutMs: number;
+  /** The gateway that last served each app: its requests go there first. */
+  readonly #holders = new Map<string, string>();
 
-  constructor({ address, tls, timeoutMs = 60_000 }: GatewayClientOptions) {
+  constructor({ address, addresses = [], tls, timeoutMs = 60_000 }: GatewayClientOptions) {
     this.address = address;
-    const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
-    this.host = m?.[1] ?? address;
-    this.port = Number(m?.[2] ?? 7443);
+    this.addresses = [...new Set([address, ...addresses])];
+    for (const a of this.addresses) {
+      if (!tryHostPort(a, 1)) {
+        throw new DrError(`gateway address ${JSON.stringify(a)} is not HOST:PORT`, {
+          code: 'config_invalid',
+          subject: a,
+          remedy: 'list each gateway like 10.0.0.5:7443 in gateway.address (dr.yaml)',
+        });
+      }
+    }
     this.timeoutMs = timeoutMs;
     this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 4 });
   }
@@ -197,13 +213,77 @@ export class GatewayClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
-  /** Sends a request and returns a 2xx response; anything else becomes a DrError. */
-  private send(
+  /**
+   * Sends a request and returns a 2xx response; anything else becomes a DrError. An app's request
+   * goes first to the gateway that last served the app; an unreachable gateway passes it to the
+   * next one listed, and a redirect (307) to the gateway holding the app, a few hops at most.
+   */
+  private async send(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<IncomingMessage> {
+    const app = /^\/v1\/apps\/([^/?]+)/.exec(path)?.[1];
+    const first = app ? this.#holders.get(app) : undefined;
+    const queue = [...new Set([...(first ? [first] : []), ...this.addresses])];
+    const tried = new Set<string>();
+    const redirected = new Map<string, string>();
+    let lastError: unknown;
+    for (let hops = 0; queue.length > 0 && hops < this.addresses.length + 4; hops++) {
+      const to = queue.shift() as string;
+      if (tried.has(to)) continue;
+      tried.add(to);
+      try {
+        const res = await this.sendTo(to, method, path, body, headers);
+        if (app) this.#holders.set(app, to);
+        return res;
+      } catch (err) {
+        const holder = (err as { redirect?: string }).redirect;
+        if (holder === undefined) {
+          if (!isDrError(err, 'gateway_unreachable')) throw err;
+          lastError = err;
+          continue;
+        }
+        redirected.set(to, holder);
+        if (redirected.has(holder) || holder === to) {
+          const chain = [...redirected].map(([a, b]) => `${a} -> ${b}`).join(', ');
+          throw new DrError(
+            `gateways redirect ${method} ${path.split('?')[0]} in a loop (${chain})`,
+            {
+              code: 'gateway_refused',
+              subject: to,
+              remedy:
+                'give each gateway its own address (dr gateway --advertise HOST:PORT) and one Redis for all of them',
+            },
+          );
+        }
+        // A holder that cannot be reached is tried once; its lease lapses and another takes over.
+        if (!tried.has(holder)) queue.unshift(holder);
+        lastError = err;
+      }
+    }
+    if (isDrError(lastError, 'gateway_unreachable')) throw lastError;
+    throw new DrError(
+      `no gateway could serve ${method} ${path.split('?')[0]} (tried ${[...tried].join(', ')}): ${(lastError as Error).message}`,
+      {
+        code: 'gateway_unreachable',
+        subject: [...tried].join(','),
+        remedy: "wait: a dead gateway's apps are taken over by another within seconds",
+        cause: lastError,
+      },
+    );
+  }
+
+  /** One request to one gateway. */
+  private sendTo(
+    address: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<IncomingMessage> {
+    const { host, port } = tryHostPort(address, 1) as HostPort;
     const binary = Array.isArray(body) && body.every((b) => Buffer.isBuffer(b));
     const parts: Buffer[] | undefined =
       body === undefined
@@ -224,12 +304,12 @@ export class GatewayClient {
     return new Promise((resolve, reject) => {
       const req = request(
         {
-          host: this.host,
-          port: this.port,
+          host,
+          port,
           method,
           path,
           agent: this.agent,
-          servername: isIp(this.host) ? undefined : this.host,
+          servername: isIp(host) ? undefined : host,
           headers: {
             ...headers,
             ...(parts ? { 'content-type': contentType, 'content-length': length } : {}),
@@ -238,16 +318,21 @@ export class GatewayClient {
         },
         (res) => {
           if ((res.statusCode ?? 500) < 300) return resolve(res);
+          const location =
+            res.statusCode === 307 ? redirectTarget(res.headers.location) : undefined;
           readAll(res).then(
-            (raw) => reject(this.httpError(res.statusCode ?? 500, raw)),
-            (err) => reject(this.netError(err)),
+            (raw) => {
+              const err = this.httpError(address, res.statusCode ?? 500, raw);
+              reject(location ? Object.assign(err, { redirect: location }) : err);
+            },
+            (err) => reject(this.netError(address, err)),
           );
         },
       );
       req.on('timeout', () =>
         req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })),
       );
-      req.on('error', (err) => reject(this.netError(err)));
+      req.on('error', (err) => reject(this.netError(address, err)));
       if (parts) {
         req.cork();
         for (const p of parts) req.write(p);
@@ -257,7 +342,7 @@ export class GatewayClient {
     });
   }
 
-  private httpError(status: number, raw: Buffer): DrError {
+  private httpError(address: string, status: number, raw: Buffer): DrError {
     let code: ErrorCode =
       status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
     let message = `gateway answered ${status}`;
@@ -275,28 +360,39 @@ export class GatewayClient {
       if (e.message) message = e.message;
       remedy = e.remedy;
     }
-    return Object.assign(new DrError(message, { code, subject: this.address }), { status, remedy });
+    return Object.assign(new DrError(message, { code, subject: address }), { status, remedy });
   }
 
-  private netError(err: unknown): DrError {
+  private netError(address: string, err: unknown): DrError {
     const code = systemCode(err) ?? '';
     if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
-      return new DrError(`TLS with the gateway at ${this.address} failed (${code})`, {
+      return new DrError(`TLS with the gateway at ${address} failed (${code})`, {
         code: 'tls_invalid',
-        subject: this.address,
+        subject: address,
         remedy: 'use the certificates `dr init` created for this home (tls/), on both sides',
         cause: err,
       });
     }
     return new DrError(
-      `cannot reach the gateway at ${this.address} (${code || (err as Error).message})`,
+      `cannot reach the gateway at ${address} (${code || (err as Error).message})`,
       {
         code: 'gateway_unreachable',
-        subject: this.address,
+        subject: address,
         remedy: 'start it with `dr gateway`, or check gateway.address in dr.yaml (or DR_GATEWAY)',
         cause: err,
       },
     );
+  }
+}
+
+/** HOST:PORT of a redirect's `Location: https://HOST:PORT/…`, or undefined when it names none. */
+function redirectTarget(location: string | undefined): string | undefined {
+  if (!location) return undefined;
+  try {
+    const u = new URL(location);
+    return u.protocol === 'https:' && u.port ? `${u.hostname}:${u.port}` : undefined;
+  } catch {
+    return undefined; // not a URL: treated as the refusal it also is
   }
 }
 
