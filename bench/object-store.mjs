@@ -4,11 +4,12 @@
 // Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, freePort, root, say } from './lib.mjs';
+import { startCephBucket, stopCeph } from './ceph.mjs';
+import { bin, freePort, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,7 +26,6 @@ if (args.store !== 's3') {
 const SIZE = Number(args['size-mib']) * 1024 * 1024;
 const BLOCK = 64 * 1024;
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-s3-'));
-const script = join(root, 'scripts/ceph-s3.sh');
 const src = join(work, 'volume.img');
 
 function dr(argv, env = {}) {
@@ -84,22 +84,7 @@ async function run(store, env) {
 const cephDir = join(work, 'ceph');
 try {
   say(`bench: starting Ceph under ${cephDir}`);
-  execFileSync(script, ['up', cephDir], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const env = Object.fromEntries(
-    readFileSync(join(cephDir, 's3.env'), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('='))
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({
-    endpoint: env.AWS_ENDPOINT_URL_S3,
-    region: env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-  });
-  await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
-  client.destroy();
+  const env = await startCephBucket(cephDir, 'bench');
   const data = Buffer.alloc(SIZE);
   for (let o = 0; o < SIZE; o += BLOCK) randomBytes(BLOCK).copy(data, o);
   writeSync(openSync(src, 'w'), data);
@@ -132,6 +117,6 @@ try {
     );
   }
 } finally {
-  spawnSync(script, ['down', cephDir], { stdio: 'ignore' });
+  stopCeph(cephDir);
   rmSync(work, { recursive: true, force: true });
 }

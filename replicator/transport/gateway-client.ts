@@ -264,11 +264,12 @@ export class GatewayClient {
       }
     }
     if (isDrError(lastError, 'gateway_unreachable')) throw lastError;
+    const holder = (lastError as { redirect?: string }).redirect;
     throw new DrError(
-      `no gateway could serve ${method} ${path.split('?')[0]} (tried ${[...tried].join(', ')}): ${(lastError as Error).message}`,
+      `no gateway could serve ${method} ${path.split('?')[0]}: the gateways redirect to ${holder}, which cannot be reached (tried ${[...tried].join(', ')})`,
       {
         code: 'gateway_unreachable',
-        subject: [...tried].join(','),
+        subject: holder ?? [...tried].join(','),
         remedy: "wait: a dead gateway's apps are taken over by another within seconds",
         cause: lastError,
       },

@@ -149,7 +149,7 @@ describe('GatewaySession', () => {
     expect(gw.batches).toHaveLength(3);
   });
 
-  it('refuses to go on when the gateway’s store was replaced under it', async () => {
+  it('stops the cycle when the gateway’s store was replaced under it (another gateway took the app), keeping the new session for the restart', async () => {
     const gw = new FakeGateway();
     const { session } = sessionFor(gw);
     const first = await session.open(VOLUMES);
@@ -159,9 +159,10 @@ describe('GatewaySession', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(DrError);
-    expect((err as DrError).code).toBe('agent_conflict');
-    expect((err as DrError).message).toMatch(/store for web was replaced.*restart the agent/);
-    expect(session.current?.sessionId).toBe('s1');
+    expect((err as DrError).code).toBe('store_replaced');
+    expect((err as DrError).message).toMatch(/store for web was replaced.*starts again by itself/);
+    expect(session.current?.sessionId).not.toBe('s1');
+    expect(session.current?.storeId).toBe('store-2');
   });
 
   it('keeps the old session when the new one is refused (its chain does not follow)', async () => {
