@@ -152,10 +152,8 @@ function shape(rate) {
     [NS_A, DEV_A],
     [NS_B, DEV_B],
   ])
-    sh('ip', [
-      'netns',
-      'exec',
-      ns,
+    sh('nsenter', [
+      ...netnsArgs(ns),
       'tc',
       'qdisc',
       'replace',
@@ -172,6 +170,13 @@ function shape(rate) {
     ]);
 }
 
+/**
+ * Enters only the network namespace. Not `ip netns exec`: that also makes a mount namespace, a copy
+ * of every mount there is, and a process kept in it (sshd) then holds other work's file systems
+ * mounted after they are unmounted here (a failback's holder check rightly refused them).
+ */
+const netnsArgs = (ns) => [`--net=/run/netns/${ns}`];
+
 /** Bytes both ways on the link so far (the agent side's veth: tx out, rx back). */
 function linkBytes() {
   const stats = JSON.parse(sh('ip', ['-n', NS_A, '-s', '-j', 'link', 'show', DEV_A]))[0].stats64;
@@ -185,7 +190,7 @@ async function measured(argv, env = {}) {
   const out = await new Promise((resolve, reject) => {
     const child = spawn(
       '/usr/bin/time',
-      ['-f', 'LBCPU %U %S', 'ip', 'netns', 'exec', NS_A, ...argv],
+      ['-f', 'LBCPU %U %S', 'nsenter', ...netnsArgs(NS_A), ...argv],
       { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);
@@ -210,7 +215,7 @@ async function measured(argv, env = {}) {
 }
 
 function startChild(ns, argv, env, ready, name) {
-  const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+  const child = spawn('nsenter', [...netnsArgs(ns), ...argv], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

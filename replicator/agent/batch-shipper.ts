@@ -46,10 +46,19 @@ interface OpenBatch {
  * Seals changed blocks into sequence-numbered batches and keeps a few on the
  * wire at once. A batch's MACs go to the intent log before it is sent and
  * into the MAC state once it is acknowledged; the first failure stops it.
+ *
+ * Acknowledgements may come back out of order, while the gateway keeps, for a block sent in two
+ * batches, the one of the higher seq. So the MACs are applied in seq order: an acknowledged batch
+ * waits for every earlier one. Applied out of order, a block rewritten between two rounds kept the
+ * older MAC here and the point's digest disagreed with the gateway's blocks (a drill then refused
+ * the point as store_corrupt). A batch that fails holds back the later ones: their blocks are
+ * resent, never assumed held.
  */
 export class BatchShipper {
   private open: OpenBatch;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Dispatched batches in seq order, until they and every earlier one are acknowledged. */
+  private readonly unapplied: Array<{ intent: Intent; acked: boolean }> = [];
   private failure: unknown;
   blocks = 0;
   plainBytes = 0;
@@ -119,7 +128,9 @@ export class BatchShipper {
   private async dispatch(b: OpenBatch): Promise<void> {
     while (this.inFlight.size >= this.o.inFlight) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
-    const p: Promise<void> = this.ship(b)
+    const slot = { intent: b.intent, acked: false };
+    this.unapplied.push(slot);
+    const p: Promise<void> = this.ship(b, slot)
       .catch((err: unknown) => {
         this.failure ??= err;
       })
@@ -127,7 +138,7 @@ export class BatchShipper {
     this.inFlight.add(p);
   }
 
-  private async ship(b: OpenBatch): Promise<void> {
+  private async ship(b: OpenBatch, slot: { acked: boolean }): Promise<void> {
     const body = encodeBatch(b.seq, b.parts, b.count);
     const bytes = body.reduce((n, x) => n + x.length, 0);
     await this.o.macState.writeIntent(b.intent);
@@ -148,7 +159,9 @@ export class BatchShipper {
       this.o.onBacklog?.(-bytes);
       for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, -n);
     }
-    this.o.macState.apply(b.intent);
+    slot.acked = true;
+    while (this.unapplied[0]?.acked)
+      this.o.macState.apply((this.unapplied.shift() as { intent: Intent }).intent);
     this.lastAcked = Math.max(this.lastAcked, b.seq);
     this.bytesSent += bytes;
   }

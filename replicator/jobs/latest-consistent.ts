@@ -16,7 +16,7 @@ export async function latestConsistent(client: GatewayClient, app: string): Prom
       subject: app,
       remedy:
         points.length === 0
-          ? `run \`dr agent --app ${app}\` until it commits a point`
+          ? `wait for its agent's first point (\`dr status\` shows it once committed); if no agent runs, start one with \`dr agent --app ${app}\``
           : 'give the app a freeze (--fsfreeze or --quiesce-freeze/--quiesce-thaw) so the agent commits consistent points, or name a point with --point',
     },
   );

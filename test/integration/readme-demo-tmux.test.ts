@@ -129,6 +129,8 @@ describe.skipIf(missingFeature(missing, 'readme-demo-tmux.test.ts'))(
     }, 120_000);
 
     it('drills demo-shop from the console', async () => {
+      // The console opens while the agent makes its first copy: a drill needs its first point.
+      await statusUntil(/demo-shop: continuous/);
       const out = await type('drill demo-shop', /health check passed|is healthy|failed/, 180_000);
       expect(out).not.toMatch(/\bfailed\b/);
     }, 200_000);

@@ -1,0 +1,99 @@
+// The shipper's MAC state follows the gateway's rule for a block sent twice: the higher seq wins,
+// whatever order the acknowledgements come back in.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BatchShipper } from '../../../../replicator/agent/batch-shipper.js';
+import { MacState } from '../../../../replicator/agent/mac-state.js';
+import {
+  blockMac,
+  createWrappedVolumeKey,
+  MAC_BYTES,
+  unwrapVolumeKey,
+} from '../../../../replicator/crypto/volume-key.js';
+import { tempDir, testKek } from './agent-fixture.js';
+
+const BLOCK = 4096;
+
+describe('BatchShipper', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let macState: MacState;
+  const kek = testKek();
+  const keys = unwrapVolumeKey(
+    kek,
+    createWrappedVolumeKey(kek, 'web', 'data'),
+    'web',
+    'data',
+    BLOCK,
+  );
+  const volume = { name: 'data', id: 1, keys };
+
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir());
+    macState = await MacState.open(join(dir, 'state'));
+    await macState.load('data', 4, async () => Buffer.alloc(4 * MAC_BYTES), false);
+  });
+  afterEach(async () => {
+    await macState.close();
+    await cleanup();
+  });
+
+  /** A shipper whose sends wait until the test answers them, one batch a block. */
+  function shipper(inFlight: number) {
+    let seq = 0;
+    const waiting = new Map<number, { ok: () => void; fail: (e: Error) => void }>();
+    const s = new BatchShipper({
+      app: 'web',
+      macState,
+      takeSeq: () => ++seq,
+      returnSeq: () => {},
+      send: (n) =>
+        new Promise<void>((ok, fail) => {
+          waiting.set(n, { ok, fail });
+        }),
+      batchBytes: 1, // every block fills its batch
+      inFlight,
+    });
+    /** Answers batch `n` once it is on the wire. */
+    const answer = async (n: number, err?: Error) => {
+      for (let i = 0; i < 10_000 && !waiting.has(n); i++) await new Promise((r) => setImmediate(r));
+      const w = waiting.get(n);
+      if (!w) throw new Error(`batch ${n} was never sent`);
+      if (err) w.fail(err);
+      else w.ok();
+    };
+    return { s, answer };
+  }
+
+  const macOf = (block: number) =>
+    (macState.macs.get('data') as Buffer).subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES);
+
+  it('keeps the later batch’s MAC of a block sent twice when the later batch is answered first', async () => {
+    const { s, answer } = shipper(3);
+    const first = randomBytes(BLOCK);
+    const second = randomBytes(BLOCK);
+    await s.add(volume, 2, first, blockMac(keys.mac, first)); // batch 1
+    await s.add(volume, 2, second, blockMac(keys.mac, second)); // batch 2
+    const done = s.finish();
+    await answer(2);
+    await answer(1);
+    await done;
+    expect(macOf(2).equals(blockMac(keys.mac, second))).toBe(true);
+    expect(s.lastAcked).toBe(2);
+  });
+
+  it('applies no later batch while an earlier one failed: those blocks are sent again, never assumed held', async () => {
+    const { s, answer } = shipper(3);
+    const a = randomBytes(BLOCK);
+    const b = randomBytes(BLOCK);
+    await s.add(volume, 0, a, blockMac(keys.mac, a)); // batch 1
+    await s.add(volume, 1, b, blockMac(keys.mac, b)); // batch 2
+    const done = s.finish().catch((e: unknown) => e);
+    await answer(2);
+    await answer(1, new Error('connection reset'));
+    expect(await done).toMatchObject({ message: 'connection reset' });
+    expect(macOf(0).equals(Buffer.alloc(MAC_BYTES))).toBe(true);
+    expect(macOf(1).equals(Buffer.alloc(MAC_BYTES))).toBe(true);
+  });
+});
