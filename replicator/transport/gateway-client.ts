@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
-import { DrError, type ErrorCode, isDrError, systemCode } from '../../core/errors.js';
+import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
 import { type HostPort, tryHostPort } from '../../core/host-port.js';
 import {
   type AppStatus,
@@ -19,6 +19,7 @@ import {
   type ThrottleState,
 } from './protocol.js';
 import { RecordFramer } from './record-framer.js';
+import { redirectTarget, sendAcross } from './send-across.js';
 
 export interface GatewayClientOptions {
   /** HOST:PORT of the gateway. */
@@ -226,54 +227,13 @@ export class GatewayClient {
   ): Promise<IncomingMessage> {
     const app = /^\/v1\/apps\/([^/?]+)/.exec(path)?.[1];
     const first = app ? this.#holders.get(app) : undefined;
-    const queue = [...new Set([...(first ? [first] : []), ...this.addresses])];
-    const tried = new Set<string>();
-    const redirected = new Map<string, string>();
-    let lastError: unknown;
-    for (let hops = 0; queue.length > 0 && hops < this.addresses.length + 4; hops++) {
-      const to = queue.shift() as string;
-      if (tried.has(to)) continue;
-      tried.add(to);
-      try {
-        const res = await this.sendTo(to, method, path, body, headers);
-        if (app) this.#holders.set(app, to);
-        return res;
-      } catch (err) {
-        const holder = (err as { redirect?: string }).redirect;
-        if (holder === undefined) {
-          if (!isDrError(err, 'gateway_unreachable')) throw err;
-          lastError = err;
-          continue;
-        }
-        redirected.set(to, holder);
-        if (redirected.has(holder) || holder === to) {
-          const chain = [...redirected].map(([a, b]) => `${a} -> ${b}`).join(', ');
-          throw new DrError(
-            `gateways redirect ${method} ${path.split('?')[0]} in a loop (${chain})`,
-            {
-              code: 'gateway_refused',
-              subject: to,
-              remedy:
-                'give each gateway its own address (dr gateway --advertise HOST:PORT) and one Redis for all of them',
-            },
-          );
-        }
-        // A holder that cannot be reached is tried once; its lease lapses and another takes over.
-        if (!tried.has(holder)) queue.unshift(holder);
-        lastError = err;
-      }
-    }
-    if (isDrError(lastError, 'gateway_unreachable')) throw lastError;
-    const holder = (lastError as { redirect?: string }).redirect;
-    throw new DrError(
-      `no gateway could serve ${method} ${path.split('?')[0]}: the gateways redirect to ${holder}, which cannot be reached (tried ${[...tried].join(', ')})`,
-      {
-        code: 'gateway_unreachable',
-        subject: holder ?? [...tried].join(','),
-        remedy: "wait: a dead gateway's apps are taken over by another within seconds",
-        cause: lastError,
-      },
+    const { res, address } = await sendAcross(
+      [...new Set([...(first ? [first] : []), ...this.addresses])],
+      `${method} ${path.split('?')[0]}`,
+      (to) => this.sendTo(to, method, path, body, headers),
     );
+    if (app) this.#holders.set(app, address);
+    return res;
   }
 
   /** One request to one gateway. */
@@ -383,17 +343,6 @@ export class GatewayClient {
         cause: err,
       },
     );
-  }
-}
-
-/** HOST:PORT of a redirect's `Location: https://HOST:PORT/…`, or undefined when it names none. */
-function redirectTarget(location: string | undefined): string | undefined {
-  if (!location) return undefined;
-  try {
-    const u = new URL(location);
-    return u.protocol === 'https:' && u.port ? `${u.hostname}:${u.port}` : undefined;
-  } catch {
-    return undefined; // not a URL: treated as the refusal it also is
   }
 }
 
