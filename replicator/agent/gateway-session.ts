@@ -50,6 +50,11 @@ export class GatewaySession {
   /** The one reopening in progress, shared by the calls that found the session lost. */
   private reopening: Promise<void> | undefined;
   private request: SessionRequest | undefined;
+  /**
+   * A reopening (begun by a heartbeat) found the store replaced: every later call fails with it,
+   * so the agent starts again against the new store before it sends anything more.
+   */
+  private replaced: DrError | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Gateway clock minus ours, in ms. */
   clockOffsetMs = 0;
@@ -107,6 +112,7 @@ export class GatewaySession {
     if (!this.session) return Promise.reject(new Error('agent not started'));
     return withRetry(
       async () => {
+        if (this.replaced) throw this.replaced;
         const session = this.session;
         // Closed while this call waited to retry: the agent is stopping, nothing to retry for.
         if (!session)
@@ -122,6 +128,7 @@ export class GatewaySession {
           // answered "session lost" or, once the new session exists, "another agent" (which
           // is this agent's new session): wait for that one reopening and go on with it.
           if (this.reopening) await this.reopening;
+          if (this.replaced) throw this.replaced;
           if (this.session && this.session !== session) return op(this.session.sessionId);
           if (!lost) throw err;
           this.reopening ??= this.reopen(session, signal).finally(() => {
@@ -185,7 +192,20 @@ export class GatewaySession {
           this.clockOffsetMs = Math.round(answer.serverTime - (sentAt + back) / 2);
         this.o.onHeartbeatAnswer?.(answer);
       })
-      .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'heartbeat not delivered'));
+      .catch((err: unknown) => {
+        log.debug({ err: errorMessage(err) }, 'heartbeat not delivered');
+        // The gateway forgot the session (it restarted, or its app moved to another gateway):
+        // reopen now, not at the next change, so an idle app is served again within seconds.
+        if (!isDrError(err, 'session_lost') || this.session !== session || this.reopening) return;
+        this.reopening = this.reopen(session)
+          .catch((e: unknown) => {
+            if (isDrError(e, 'store_replaced')) this.replaced = e;
+            else log.debug({ err: errorMessage(e) }, 'session not reopened; the next call tries');
+          })
+          .finally(() => {
+            this.reopening = undefined;
+          });
+      });
   }
 
   /** A heartbeat now and every `everyMs` until `close`, each with the status of its moment. */

@@ -104,12 +104,13 @@ export function gatewayRouter(p: GatewayParts): Router {
     sendJson(res, 200, await p.commit(app, body));
   });
 
+  // Protection lives with the gateway serving the app (its agent is the one to refuse).
   router.on('POST', '/v1/apps/:app/protection', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params, true);
     sendJson(res, 200, await p.protection.set(app, await readJson(req)));
   });
   router.on('GET', '/v1/apps/:app/protection', async ({ res, params }) => {
-    sendJson(res, 200, await p.protection.of(appOf(params)));
+    sendJson(res, 200, await p.protection.of(await writable(params, true)));
   });
 
   router.on('POST', '/v1/apps/:app/heartbeat', async ({ req, res, params }) => {
@@ -124,7 +125,7 @@ export function gatewayRouter(p: GatewayParts): Router {
   });
 
   router.on('POST', '/v1/apps/:app/throttle', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params, true);
     heldApp(p.store, app); // a cap for an app the gateway holds no replica of is refused
     const body = parseRequest(
       throttleRequestSchema,

@@ -52,7 +52,7 @@ export interface Gateway {
   server: Server;
   /** HOST:PORT actually bound. */
   address: string;
-  /** Replication state of every app the gateway knows. */
+  /** Replication state of every app the gateway knows (with several gateways: serves). */
   statuses(): AppStatus[];
   close(): Promise<void>;
 }
@@ -193,7 +193,11 @@ export async function createGateway({
   return {
     server,
     address,
-    statuses: () => known().map(status),
+    // Published to Redis: with several gateways, each speaks only for the apps it serves.
+    statuses: () =>
+      known()
+        .filter((a) => !placement || store.app(a))
+        .map(status),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

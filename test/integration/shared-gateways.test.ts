@@ -107,6 +107,21 @@ describe.skipIf(
     const stale = a.store.app('web');
     if (!stale) throw new Error('gateway A does not serve web');
 
+    // A pause sent to B is redirected to A, which serves web; B reads A's points from the bucket.
+    const viaB = new GatewayClient({
+      address: b.address,
+      tls: tlsClientOptions(homePaths(t.home), '127.0.0.1'),
+    });
+    closers.push(() => viaB.close());
+    expect((await viaB.setProtection('web', { state: 'paused', by: 'alice' })).state).toBe(
+      'paused',
+    );
+    expect(a.gateway.statuses().find((x) => x.app === 'web')?.protection?.state).toBe('paused');
+    expect(b.gateway.statuses().find((x) => x.app === 'web')).toBeUndefined();
+    expect((await viaB.points('web')).map((p) => p.id)).toEqual([1]);
+    expect(b.store.leases.held()).toEqual([]);
+    await viaB.setProtection('web', { state: 'protected', from: 'paused', by: 'alice' });
+
     // A's lease lapses behind its back (a long pause): B takes the app and claims its catalog.
     const control = new Redis(redis.url);
     closers.push(() => control.disconnect());

@@ -165,6 +165,26 @@ describe('GatewaySession', () => {
     expect(session.current?.storeId).toBe('store-2');
   });
 
+  it('reopens as soon as a heartbeat hears the session is lost; a store replaced meanwhile fails every later call, for the agent to start again', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    await session.open(VOLUMES);
+    const beat = () =>
+      session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    gw.restart();
+    beat();
+    await waitUntil(() => session.current?.sessionId === 's2');
+    // Another gateway took the app over while the agent was idle: its store is new.
+    gw.restart();
+    gw.storeId = 'store-2';
+    beat();
+    await waitUntil(() => session.current?.storeId === 'store-2');
+    await expect(
+      session.call('batch 1', (id) => gw.sendBatch('web', id, [])),
+    ).rejects.toMatchObject({ code: 'store_replaced' });
+    expect(gw.batches).toEqual([]);
+  });
+
   it('keeps the old session when the new one is refused (its chain does not follow)', async () => {
     const gw = new FakeGateway();
     const refusing = new GatewaySession({
