@@ -153,7 +153,12 @@ export class GatewaySession {
     const request = this.request;
     if (!request) throw new Error('agent not started');
     const next = await withRetry(
-      () => client.openSession(app, { ...request, replaces: old.sessionId }),
+      () => {
+        // Closed meanwhile (the agent stops): a reopening begun by a heartbeat ends here.
+        if (!this.session)
+          throw new DrError('reopen abandoned: the agent stopped', { code: 'operation_cancelled' });
+        return client.openSession(app, { ...request, replaces: old.sessionId });
+      },
       { what: 'reopen session', log, signal },
     );
     if (next.storeId !== old.storeId) {
