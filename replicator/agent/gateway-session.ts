@@ -163,14 +163,18 @@ export class GatewaySession {
     );
     if (next.storeId !== old.storeId) {
       // Another gateway took the app over (or the store was fetched anew from its bucket): the
-      // agent starts again on this session, trusting only the MACs the new store holds.
-      this.session = next;
+      // agent starts again, taking this session over, trusting only the MACs the new store
+      // holds. Set before any await: no call may send into the new store on the old footing.
+      this.replaced = new DrError(
+        `the gateway's store for ${app} was replaced while the agent ran`,
+        {
+          code: 'store_replaced',
+          subject: app,
+          remedy: 'the agent starts again by itself and resends what the new store lacks',
+        },
+      );
       await lock.recordSession(next.sessionId);
-      throw new DrError(`the gateway's store for ${app} was replaced while the agent ran`, {
-        code: 'store_replaced',
-        subject: app,
-        remedy: 'the agent starts again by itself and resends what the new store lacks',
-      });
+      throw this.replaced;
     }
     await this.o.onReopen?.(next);
     this.session = next;

@@ -124,7 +124,8 @@ export class LeasedStore implements GatewayStore, Placement {
   }
 
   async forWrite(name: string): Promise<boolean> {
-    if (this.leases.holds(name)) return true;
+    // Held and taken on: while a takeover still fetches the app, its agent waits in a new session.
+    if (this.app(name)) return true;
     const holder = await this.leases.holder(name);
     if (holder && holder.id !== this.leases.id) throw servedElsewhere(name, holder);
     return false;
