@@ -31,6 +31,14 @@ export function gatewayClientFor(home: string, port: number): GatewayClient {
   });
 }
 
+/** A client of the gateway at `address` (HOST:PORT), with the mutual-TLS certificates of `home`. */
+export function gatewayClientAt(home: string, address: string): GatewayClient {
+  return new GatewayClient({
+    address,
+    tls: tlsClientOptions(homePaths(home), address.slice(0, address.lastIndexOf(':'))),
+  });
+}
+
 /** The app's lag (seconds behind, on the gateway's clock), undefined before its first point. */
 export async function lagSeconds(client: GatewayClient, app: string): Promise<number | undefined> {
   const [s] = await client.status(app);

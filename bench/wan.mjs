@@ -8,6 +8,8 @@
 // Prints figures; never part of `npm test`. Needs root (namespaces, tc, loop mounts).
 //   node bench/wan.mjs [--rates 100mbit,1gbit] [--fill-mib 1100] [--random-mib 1024] [--smoke] [--json]
 //   --smoke: 100mbit only, a 96 MiB fill, 8k rows, 16 MiB of docs, 32 MiB random.
+//   The steady-rate figure (bench/wan-steady.mjs) runs at 100mbit after the rest, fio for
+//   --steady-seconds (60; smoke 10, two steps) per rate step; --skip-steady leaves it out, --only-steady runs only it.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -31,6 +33,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { bin, root, say } from './lib.mjs';
+import { steadyRate } from './wan-steady.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,6 +42,9 @@ const { values: args } = parseArgs({
     'random-mib': { type: 'string', default: '1024' },
     smoke: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'steady-seconds': { type: 'string' },
+    'skip-steady': { type: 'boolean', default: false },
+    'only-steady': { type: 'boolean', default: false },
   },
 });
 const SMOKE = args.smoke;
@@ -64,6 +70,7 @@ const missing = [
   ['/usr/sbin/sshd', 'openssh-server'],
   ['sqlite3', 'sqlite3'],
   ['restic', 'restic'],
+  ['fio', 'fio'],
 ].filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0);
 if (missing.length > 0)
   skip(
@@ -376,11 +383,13 @@ async function lifeboat(label, images, rate) {
       '--once',
       '--json',
     ];
-    const initial = await measured(agent, { DR_LOG_LEVEL: 'warn' });
+    // The cycle report (--json) says how many blocks went as references to blocks already sent.
+    const repeated = (r) => ({ ...r, repeated: JSON.parse(r.stdout).blocksRepeated ?? 0 });
+    const initial = repeated(await measured(agent, { DR_LOG_LEVEL: 'warn' }));
     let incremental;
     if (images[1]) {
       sh('cp', ['--sparse=always', images[1], volume]);
-      incremental = await measured(agent, { DR_LOG_LEVEL: 'warn' });
+      incremental = repeated(await measured(agent, { DR_LOG_LEVEL: 'warn' }));
     }
     return { initial, incremental };
   } finally {
@@ -470,12 +479,13 @@ const row = (name, r) => {
 async function main() {
   removeStaleNamespaces();
   setupLink();
+  const ONLY_STEADY = args['only-steady'];
   say('bench:wan: preparing the ext4 image (real files from /usr) and its day of changes');
-  const real = prepareImages();
-  const random = randomImage();
-  const ssh = await startSshd();
+  const real = ONLY_STEADY ? { copied: 0, docs: 0 } : prepareImages();
+  const random = ONLY_STEADY ? undefined : randomImage();
+  const ssh = ONLY_STEADY ? undefined : await startSshd();
   const results = [];
-  for (const rate of RATES) {
+  for (const rate of ONLY_STEADY ? [] : RATES) {
     shape(rate);
     for (const [label, images, tree] of [
       ['realistic', [real.initial, real.changed], true],
@@ -490,6 +500,16 @@ async function main() {
       results.push({ rate, label, lifeboat: lb, rsync: rs, restic: rc });
     }
   }
+  let steady;
+  if (!args['skip-steady']) {
+    shape('100mbit');
+    steady = await steadyRate({
+      ...{ NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say, smoke: SMOKE },
+      linkBytes,
+      linkBytesPerSec: 100e6 / 8,
+      seconds: Number(args['steady-seconds'] ?? (SMOKE ? 10 : 60)),
+    });
+  }
   const meta = {
     date: new Date().toISOString(),
     loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
@@ -499,12 +519,14 @@ async function main() {
     randomMiB: RANDOM / MiB,
   };
   if (args.json) {
-    console.log(JSON.stringify({ meta, results }));
+    console.log(JSON.stringify({ meta, results, steady }));
     return;
   }
-  console.log(
-    `bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}; realistic: ${meta.realisticFilesMiB} MiB of files in a ${IMAGE_MIB} MiB ext4 image, then +${ROWS} rows, +${meta.docsMiB} MiB of docs, locale tree removed; random: ${meta.randomMiB} MiB`,
-  );
+  if (ONLY_STEADY) console.log(`bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}`);
+  else
+    console.log(
+      `bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}; realistic: ${meta.realisticFilesMiB} MiB of files in a ${IMAGE_MIB} MiB ext4 image, then +${ROWS} rows, +${meta.docsMiB} MiB of docs, locale tree removed; random: ${meta.randomMiB} MiB`,
+    );
   for (const r of results) {
     console.log(`\n${r.rate}, ${r.label} (time, bytes on the link both ways, client CPU)`);
     console.log('| tool | initial | incremental |\n| --- | --- | --- |');
@@ -513,9 +535,31 @@ async function main() {
     console.log(row('restic (sftp)', r.restic));
     const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
     console.log(
+      `Lifeboat sent ${r.lifeboat.initial.repeated} blocks as references initial, ${r.lifeboat.incremental?.repeated ?? '-'} incremental`,
+    );
+    console.log(
       `ratios Lifeboat / rsync -z: bytes ${ratio(r.lifeboat.initial.bytes, r.rsync.initial.bytes)} initial, ${ratio(r.lifeboat.incremental?.bytes, r.rsync.incremental?.bytes)} incremental (target <= 1); time ${ratio(r.lifeboat.initial.seconds, r.rsync.initial.seconds)} initial, ${ratio(r.lifeboat.incremental?.seconds, r.rsync.incremental?.seconds)} incremental (target <= 0.8 at 100mbit); vs restic time ${ratio(r.lifeboat.initial.seconds, r.restic.initial.seconds)}, ${ratio(r.lifeboat.incremental?.seconds, r.restic.incremental?.seconds)} (target <= 1)`,
     );
   }
+  if (steady) printSteady(steady);
+}
+
+function printSteady({ linkBytesPerSec: link, steps, best }) {
+  console.log(
+    '\nsteady rate at 100mbit (fio random 4k/64k writes, zstd-compressible ~2.2x, 16 KiB blocks, trace tracker)',
+  );
+  console.log(
+    '| fio rate asked | achieved | lag p99 | lag max | samples | link use | agent CPU | holds |\n| --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const s of steps)
+    console.log(
+      `| ${(s.requested / 1e6).toFixed(1)} MB/s (${s.multiple}x) | ${(s.achieved / 1e6).toFixed(1)} MB/s | ${s.samples ? s.p99.toFixed(1) : '-'} s | ${s.samples ? s.max.toFixed(1) : '-'} s | ${s.samples} | ${Math.round(s.linkUse * 100)} % | ${Math.round(s.agentCpu * 100)} % of a core | ${s.ok ? 'yes' : 'no'} |`,
+    );
+  console.log(
+    best
+      ? `highest steady rate with lag p99 <= 5 s: ${(best.achieved / 1e6).toFixed(1)} MB/s, ${(best.achieved / link).toFixed(2)}x the link (target >= 1.5x)`
+      : 'no rate held the lag p99 at 5 s or below',
+  );
 }
 
 try {

@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'lease_lost'
   | 'store_replaced'
   | 'block_corrupt'
+  | 'reference_refused'
   | 'target_exists'
   | 'bad_request'
   | 'quiesce_failed'

@@ -9,6 +9,8 @@ export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
  * failover into a cloud) replicates as, so the failback can bring it back to the original volumes.
  */
 export const reverseAppId = (app: string): string => `${app}--home`;
+/** The app whose way home `id` replicates (`web` for `web--home`), or undefined. */
+export const reversedApp = (id: string): string | undefined => /^(.+)--home$/.exec(id)?.[1];
 /** Volume names: lower-case letters, digits, - and _. */
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Operation ids name directories and Redis keys, so they are kept to a safe alphabet. */

@@ -17,6 +17,8 @@ export interface ApprovalRecord extends ApprovalState {
   reason?: string;
   /** The operation's own arguments, passed to the job once granted. */
   args: { point?: number; keepMs?: number; emergency?: boolean };
+  /** The operation is a plan's run: `app` is the plan's name. */
+  plan?: boolean;
   /** Set once the job was enqueued (or refused): `queued`, or `refused: <why>`. */
   enqueued?: string;
 }

@@ -26,7 +26,7 @@ export const DEFAULT_REPORT_DAYS = 30;
 
 /** The parsed words of a command; which fields a verb uses is fixed by the verb table. */
 export interface CommandArgs extends FlagArgs {
-  /** approve, reject: the approval id; cancel, cleanup: the operation id; ack: the alert id. */
+  /** approve, reject: the approval id; cancel, cleanup, continue, retry, skip, rollback: the operation id; ack: the alert id. */
   id?: string;
   /** throttle: the bandwidth cap as written (`20MiB/s`, a schedule by time of day, `unlimited`), or `default`. */
   rate?: string;
@@ -101,7 +101,16 @@ export type Decision =
 
 /** A button: surfaces show it as a button, the console as the words to type. */
 export interface Action {
-  kind: 'approve' | 'reject' | 'cleanup' | 'ack' | 'cancel';
+  kind:
+    | 'approve'
+    | 'reject'
+    | 'cleanup'
+    | 'ack'
+    | 'cancel'
+    | 'continue'
+    | 'retry'
+    | 'skip'
+    | 'rollback';
   label: string;
   /** The command the press stands for, in the grammar: `approve A-12`, `cleanup op-3f2a`, `ack AL-4`. */
   words: string;
@@ -176,6 +185,11 @@ export interface Notice {
   data?: unknown;
   /** A drill report to show as a picture (as on Reply). */
   report?: DrillReport;
+  /**
+   * The details are the message's body (a plan run's groups and apps): shown in the message and
+   * updated with it, not posted to its thread on each change.
+   */
+  detailsInMessage?: boolean;
   /** ms since epoch. */
   time: number;
 }

@@ -26,6 +26,7 @@ import { submitPress } from './submit-approval.js';
 import { submitAck, submitCancel, submitCleanup } from './submit-control.js';
 import { submitOperation } from './submit-operation.js';
 import { submitPause } from './submit-pause.js';
+import { submitPlanControl } from './submit-plan-control.js';
 import { submitThrottle } from './submit-throttle.js';
 import { argsProblem } from './verbs.js';
 
@@ -223,6 +224,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
           return await submitPause(ctx, command, who);
         case 'throttle':
           return await submitThrottle(ctx, command, who);
+        case 'continue':
+        case 'retry':
+        case 'skip':
+        case 'rollback':
+          return await submitPlanControl(ctx, command, who);
       }
     }
   };

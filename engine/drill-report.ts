@@ -1,10 +1,12 @@
 /** A drill report's data for a list of apps over a period: RPO samples, breaches, drills and a one-line summary. */
 import type { Redis } from 'ioredis';
 import { formatDuration } from '../core/units.js';
-import { decodeRpoSample, rpoHistoryKey } from '../replicator/gateway/state-publisher.js';
+import { readRpoRange } from '../replicator/gateway/rpo-history.js';
 import type { OperationResult } from '../replicator/jobs/recovery-contract.js';
 import type { AuditEntry } from './audit-log.js';
 import { controlKeys } from './contract.js';
+import { opMetaKey } from './engine-context.js';
+import { type PlanAuditResult, planDrillOf, type ReportPlanDrill } from './plan-drills.js';
 
 /** Samples per app the chart draws: buckets keep their highest lag, so no breach is smoothed away. */
 const SAMPLES_PER_APP = 400;
@@ -40,8 +42,10 @@ export interface ReportDrill {
 }
 
 export interface DrillReport {
-  /** What the report is about: an app's name (a plan's later). */
+  /** What the report is about: an app's name or a plan's. */
   subject: string;
+  /** A plan's report: its groups in order (each a list of apps). */
+  plan?: { groups: string[][] };
   apps: string[];
   from: number;
   to: number;
@@ -51,6 +55,8 @@ export interface DrillReport {
   samples: ReportSample[];
   breaches: Breach[];
   drills: ReportDrill[];
+  /** A plan's report: the plan's own drills, split by group and step (drawn instead of `drills` when any). */
+  planDrills?: ReportPlanDrill[];
   /** One line a person reads without the picture. */
   summary: string;
 }
@@ -59,6 +65,8 @@ export interface GatherOptions {
   redis: Redis;
   prefix: string;
   subject: string;
+  /** A plan's report: its groups in order; its drills are read from the audit log too. */
+  plan?: { groups: string[][] };
   /** The apps and their RPO objectives in ms (from dr.yaml). */
   apps: Record<string, { rpoObjectiveMs: number }>;
   days: number;
@@ -79,8 +87,7 @@ export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> 
   for (const app of names) {
     const objective = (o.apps[app]?.rpoObjectiveMs ?? 60_000) / 1000;
     objectives[app] = objective;
-    const raw = await o.redis.zrangebyscore(rpoHistoryKey(app, o.prefix), String(from), String(to));
-    const decoded = raw.map(decodeRpoSample).filter((s) => s !== undefined);
+    const decoded = await readRpoRange(o.redis, o.prefix, app, from, to);
     const series = decoded.map((s) => ({ app, time: s.time, lagSeconds: s.lagSeconds }));
     const found = breachesOf(series, objective);
     breaches.push(...found);
@@ -91,7 +98,9 @@ export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> 
     }
     samples.push(...downsample(series, from, to, SAMPLES_PER_APP));
   }
-  const drills = await readDrills(o.redis, o.prefix, new Set(names), from, to);
+  const { drills, planDrills } = await readDrills(o.redis, o.prefix, new Set(names), from, to, {
+    plan: o.plan ? o.subject : undefined,
+  });
   for (const d of o.also ?? []) if (!drills.some((x) => x.opId === d.opId)) drills.push(d);
   drills.sort((a, b) => a.at - b.at);
   const report: DrillReport = {
@@ -104,6 +113,7 @@ export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> 
     samples,
     breaches,
     drills,
+    ...(o.plan ? { plan: o.plan, planDrills } : {}),
     summary: '',
   };
   report.summary = summaryLine(report, overShare.length ? Math.max(...overShare) : undefined);
@@ -140,7 +150,8 @@ export function downsample(
   const width = Math.max(1, (to - from) / n);
   const buckets = new Map<number, ReportSample>();
   for (const s of series) {
-    const b = Math.floor((s.time - from) / width);
+    // A sample at `to` itself would open an (n+1)th bucket: it joins the last one.
+    const b = Math.min(n - 1, Math.floor((s.time - from) / width));
     const cur = buckets.get(b);
     if (
       !cur ||
@@ -151,14 +162,18 @@ export function downsample(
   return [...buckets.values()].sort((a, b) => a.time - b.time);
 }
 
-/** The drills of the apps that ended in [from, to], oldest first, from the audit log's results. */
+/**
+ * The drills of the apps that ended in [from, to], oldest first, from the audit log's results;
+ * with `plan`, that plan's own drills too (its runs audited under the plan's name).
+ */
 async function readDrills(
   redis: Redis,
   prefix: string,
   apps: Set<string>,
   from: number,
   to: number,
-): Promise<ReportDrill[]> {
+  { plan }: { plan?: string | undefined },
+): Promise<{ drills: ReportDrill[]; planDrills: ReportPlanDrill[] }> {
   const entries = await redis.xrange(
     controlKeys(prefix).audit,
     String(from),
@@ -167,6 +182,7 @@ async function readDrills(
     AUDIT_SCAN,
   );
   const out: ReportDrill[] = [];
+  const planDrills: ReportPlanDrill[] = [];
   for (const [, fields] of entries) {
     const text = fields[fields.indexOf('entry') + 1];
     if (text === undefined) continue;
@@ -185,6 +201,12 @@ async function readDrills(
       result?: Partial<OperationResult>;
       error?: { message?: string };
     } | null;
+    if (plan !== undefined && d?.job === 'plan' && d.app === plan) {
+      const verb = d.result ? undefined : await verbOf(redis, prefix, d.opId);
+      const pd = planDrillOf(d as PlanAuditResult, e.time, verb);
+      if (pd) planDrills.push(pd);
+      continue;
+    }
     if (d?.job !== 'drill' || !d.app || !apps.has(d.app)) continue;
     const r = d.result;
     const drill: ReportDrill = { app: d.app, opId: d.opId ?? '?', at: e.time, ok: d.ok === true };
@@ -194,27 +216,46 @@ async function readDrills(
     if (!drill.ok) drill.error = d.error?.message ?? r?.health?.output ?? 'failed';
     out.push(drill);
   }
-  return out;
+  return { drills: out, planDrills };
+}
+
+/** The verb of an operation from its record (kept 30 days), for a result that does not say it. */
+async function verbOf(redis: Redis, prefix: string, opId: string | undefined) {
+  if (!opId) return undefined;
+  const raw = await redis.get(opMetaKey(prefix, opId));
+  try {
+    return raw === null ? undefined : (JSON.parse(raw) as { verb?: string }).verb;
+  } catch {
+    return undefined; // an unreadable record: the run is not counted as a drill
+  }
 }
 
 /** `web, last 30 d: 4 drills, 3 passed; RTO median 2m (last 1m 50s); data loss at most 45s; RPO over objective 2% of the time`. */
 export function summaryLine(r: DrillReport, overShare: number | undefined): string {
-  const passed = r.drills.filter((d) => d.ok);
+  // A plan with drills of its own is judged by them; else by its apps' drills.
+  const own = r.planDrills?.length ? r.planDrills : undefined;
+  const runs = own
+    ? own.map((d) => ({ ok: d.ok, totalMs: d.totalMs }))
+    : r.drills.map((d) => ({ ok: d.ok, totalMs: d.rto?.totalMs }));
+  const passed = runs.filter((d) => d.ok);
   const parts = [`${r.subject}, last ${r.days} d`];
-  if (r.drills.length === 0) parts.push('no drills');
+  if (runs.length === 0) parts.push(r.plan ? 'no drills of the plan or its apps' : 'no drills');
   else {
-    parts.push(`${r.drills.length} drill(s), ${passed.length} passed`);
-    const rtos = passed.map((d) => d.rto?.totalMs).filter((v) => v !== undefined);
+    parts.push(`${runs.length} ${own ? 'plan drill(s)' : 'drill(s)'}, ${passed.length} passed`);
+    const rtos = passed.map((d) => d.totalMs).filter((v) => v !== undefined);
     if (rtos.length) {
       const sorted = [...rtos].sort((a, b) => a - b);
       const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
       parts.push(`RTO median ${formatDuration(median)} (last ${formatDuration(rtos.at(-1) ?? 0)})`);
     }
-    const losses = passed.map((d) => d.dataLossSeconds).filter((v) => v !== undefined);
+    const losses = r.drills
+      .filter((d) => d.ok)
+      .map((d) => d.dataLossSeconds)
+      .filter((v) => v !== undefined);
     if (losses.length)
       parts.push(`data loss at most ${formatDuration(Math.max(...losses) * 1000)}`);
-    const last = r.drills.at(-1);
-    if (last && !last.ok) parts.push('the last drill FAILED');
+    const last = runs.at(-1);
+    if (last && !last.ok) parts.push(`the last ${own ? 'plan drill' : 'drill'} FAILED`);
   }
   if (r.samples.length === 0) parts.push('no RPO history in the period');
   else if (overShare !== undefined)

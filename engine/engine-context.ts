@@ -42,6 +42,8 @@ export interface OperationMeta {
   requestedBy: string;
   channel?: string;
   approvalId?: string;
+  /** A plan run: `app` is the plan's name, these its apps (whose channels hear of it). */
+  plan?: string[];
 }
 
 export const opMetaKey = (prefix: string, opId: string) => `${prefix}opmeta:${opId}`;

@@ -16,6 +16,7 @@ import { lastDrillKey } from './decide.js';
 import { type EngineContext, loadOpMeta, targetsFor } from './engine-context.js';
 import { withProgress } from './gather-card-facts.js';
 import { recordLastRun } from './last-runs.js';
+import { childNotice, parentPlan, planNotice } from './plan-notice.js';
 import { postDrillReport } from './post-drill-report.js';
 import { stepLabel } from './step-label.js';
 import { cancelAction } from './submit-operation.js';
@@ -108,6 +109,10 @@ export async function operationNotice(
   ctx: EngineContext,
   e: OperationEvent,
 ): Promise<Notice | undefined> {
+  // A plan run and its apps' operations share one message: the plan's card.
+  if (e.job === 'plan') return planNotice(ctx, e.opId, e);
+  const plan = await parentPlan(ctx, e.opId);
+  if (plan) return childNotice(ctx, plan, e);
   const meta = await loadOpMeta(ctx, e.opId);
   // An approved operation's message is its approval card: it keeps showing the facts it was approved on.
   const approval = meta?.approvalId ? await ctx.approvals.get(meta.approvalId) : undefined;

@@ -19,7 +19,11 @@ export interface PlanDecision {
  * between equal outcomes the app of the stricter tier (prod over staging over dev) decides.
  */
 export function planDecision(
-  perApp: readonly { app: string; tier: string; explanation: Explanation }[],
+  perApp: readonly {
+    app: string;
+    tier: string;
+    explanation: Pick<Explanation, 'would' | 'reason' | 'policy'>;
+  }[],
 ): PlanDecision | undefined {
   let best: (typeof perApp)[number] | undefined;
   for (const a of perApp) {

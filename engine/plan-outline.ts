@@ -1,6 +1,6 @@
 /** What an operation on a plan would do, step by step, as plain lines (dr plan show|explain). */
 import { formatDuration } from '../core/units.js';
-import { groupsInOrder, type Plan, type PlanStep, planApps } from './plan.js';
+import { type Plan, type PlanStep, planApps, walkGroups } from './plan.js';
 
 export type PlanVerb = 'drill' | 'failover' | 'failback';
 
@@ -30,16 +30,12 @@ export function planOutline(plan: Plan, verb: PlanVerb, apps: AppFences): string
           : `fence ${app}'s source: no fence command in dr.yaml, recorded as unfenced`,
       );
   }
-  const groups = groupsInOrder(plan, verb);
-  groups.forEach((g, i) => {
+  for (const { group: g, steps } of walkGroups(plan, verb)) {
     const action = verb === 'failback' ? 'fail back' : verb === 'drill' ? 'drill' : 'fail over';
     const wait =
       g.wait.kind === 'healthy' ? 'each healthy' : `then wait ${formatDuration(g.wait.ms)}`;
     add(`${action} ${g.apps.join(', ')} (${wait})`);
-    // Steps sit between a group and the next one in the plan's own order; walking back, they run
-    // between the same two groups, before the earlier group is touched.
-    const between = verb === 'failback' ? (groups[i + 1]?.steps ?? []) : g.steps;
-    for (const s of between) add(stepLine(s));
-  });
+    for (const s of steps) add(stepLine(s));
+  }
   return out;
 }

@@ -50,3 +50,19 @@ export function planApps(plan: Plan): string[] {
 export function groupsInOrder(plan: Plan, verb: 'drill' | 'failover' | 'failback'): PlanGroup[] {
   return verb === 'failback' ? [...plan.groups].reverse() : plan.groups;
 }
+
+/**
+ * The groups as an operation of `verb` walks them, each with the steps that run after it. Steps
+ * sit between a group and the next one in the plan's own order; walking back (failback), they run
+ * between the same two groups, before the earlier group is touched.
+ */
+export function walkGroups(
+  plan: Plan,
+  verb: 'drill' | 'failover' | 'failback',
+): { group: PlanGroup; steps: PlanStep[] }[] {
+  const groups = groupsInOrder(plan, verb);
+  return groups.map((group, i) => ({
+    group,
+    steps: verb === 'failback' ? (groups[i + 1]?.steps ?? []) : group.steps,
+  }));
+}

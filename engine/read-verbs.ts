@@ -4,14 +4,14 @@ import { formatBytes } from '../core/units.js';
 import { loadKeyEncryptionKey } from '../replicator/crypto/key-encryption-key.js';
 import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import { checkPoints, type PointTrust } from '../replicator/recovery/point-check.js';
-import { GatewayClient } from '../replicator/transport/gateway-client.js';
-import { tlsClientOptions } from '../replicator/transport/tls-options.js';
+import type { GatewayClient } from '../replicator/transport/gateway-client.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
 import { auditLine } from './audit-line.js';
 import type { AuditEntry } from './audit-log.js';
 import { type Command, controlKeys, type Reply } from './contract.js';
 import { appState, unknownApp } from './decide.js';
 import type { EngineContext } from './engine-context.js';
+import { engineGateway } from './engine-gateway.js';
 import { explainCommand, explanationLines, parseWords } from './explain-command.js';
 import type { Identity } from './identity.js';
 
@@ -64,13 +64,7 @@ export async function readPoints(ctx: EngineContext, command: Command): Promise<
   const app = command.app as string;
   let client: GatewayClient | undefined;
   try {
-    const host = ctx.config.gateway.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    client = new GatewayClient({
-      address: ctx.config.gateway.address,
-      addresses: ctx.config.gateway.addresses,
-      tls: tlsClientOptions(homePaths(ctx.home), host),
-      timeoutMs: 10_000,
-    });
+    client = engineGateway(ctx);
     const points = await client.points(app);
     // Where this engine's home holds the key encryption key, each point's signed record and the
     // chain are checked, as `dr points` does; a home without it lists them unchecked.

@@ -24,14 +24,28 @@ export interface ReportPicture {
 }
 
 const STEP_COLOURS = { materialise: '#4c78a8', launch: '#f58518', healthy: '#54a24b' };
+/** A plan drill's parts: groups in blues and greens, the steps between them in orange. */
+const GROUP_COLOURS = ['#4c78a8', '#54a24b', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac'];
+const BETWEEN_COLOUR = '#f58518';
+const FAILED_COLOUR = '#e45756';
 
-/** The Vega-Lite spec of a report: RPO with objective and breaches on top, drills' RTO by step below. */
-export function reportSpec(r: DrillReport): TopLevelSpec {
-  const rpo = r.samples.map((s) => ({ app: s.app, time: s.time, lag: s.lagSeconds }));
-  const objectives = Object.entries(r.objectives).map(([app, seconds]) => ({ app, seconds }));
-  const breaches = r.breaches.map((b) => ({ app: b.app, from: b.from, to: b.to }));
-  const steps = r.drills.flatMap((d, i) => {
-    const label = `${i + 1}. ${new Date(d.at).toISOString().slice(5, 16).replace('T', ' ')}${r.apps.length > 1 ? ` ${d.app}` : ''}`;
+/** One bar segment of the drill panel. */
+interface BarPart {
+  drill: string;
+  step: string;
+  seconds: number;
+  verdict: string;
+  total: number;
+  order: number;
+}
+
+const drillLabel = (i: number, at: number, app?: string) =>
+  `${i + 1}. ${new Date(at).toISOString().slice(5, 16).replace('T', ' ')}${app ? ` ${app}` : ''}`;
+
+/** Each app drill split by step (materialise, launch, healthy), with the step colours. */
+function appDrillBars(r: DrillReport): { parts: BarPart[]; domain: string[]; range: string[] } {
+  const parts = r.drills.flatMap((d, i) => {
+    const label = drillLabel(i, d.at, r.apps.length > 1 ? d.app : undefined);
     const verdict = d.ok
       ? `PASS${d.dataLossSeconds !== undefined ? `, loss ${formatSeconds(d.dataLossSeconds)}` : ''}`
       : 'FAIL';
@@ -53,6 +67,62 @@ export function reportSpec(r: DrillReport): TopLevelSpec {
       order,
     }));
   });
+  return {
+    parts,
+    domain: ['materialise', 'launch', 'healthy', 'failed'],
+    range: [...Object.values(STEP_COLOURS), FAILED_COLOUR],
+  };
+}
+
+/** Each plan drill split by group and by the steps between groups, a colour per part. */
+function planDrillBars(r: DrillReport): { parts: BarPart[]; domain: string[]; range: string[] } {
+  const drills = r.planDrills ?? [];
+  const parts = drills.flatMap((d, i) => {
+    const label = drillLabel(i, d.at);
+    const verdict = d.ok
+      ? `PASS${d.skipped.length ? `, ${d.skipped.join(', ')} skipped` : ''}`
+      : `FAIL: ${d.error ?? 'failed'}`.slice(0, 60);
+    const total = d.parts.reduce((n, p) => n + p.ms, 0) / 1000;
+    const bars = d.parts.map((p, order) => ({
+      drill: label,
+      step: p.label,
+      seconds: p.ms / 1000,
+      verdict,
+      total,
+      order,
+    }));
+    return d.ok || bars.length
+      ? bars
+      : [{ drill: label, step: 'failed', seconds: 0, verdict, total: 0, order: 0 }];
+  });
+  const domain: string[] = [];
+  const range: string[] = [];
+  const groups = r.plan?.groups ?? [];
+  for (const [i, apps] of groups.entries()) {
+    domain.push(`group ${i + 1} (${apps.join(', ')})`);
+    range.push(GROUP_COLOURS[i % GROUP_COLOURS.length] as string);
+    if (i === groups.length - 1) break; // no steps after the last group
+    domain.push(`after group ${i + 1}`);
+    range.push(BETWEEN_COLOUR);
+  }
+  // A part the plan no longer names (the file changed since): drawn grey.
+  for (const p of parts)
+    if (!domain.includes(p.step)) {
+      domain.push(p.step);
+      range.push(p.step === 'failed' ? FAILED_COLOUR : '#999999');
+    }
+  return { parts, domain, range };
+}
+
+/** The Vega-Lite spec of a report: RPO with objective and breaches on top, drills' RTO by step below. */
+export function reportSpec(r: DrillReport): TopLevelSpec {
+  const rpo = r.samples.map((s) => ({ app: s.app, time: s.time, lag: s.lagSeconds }));
+  const objectives = Object.entries(r.objectives).map(([app, seconds]) => ({ app, seconds }));
+  const breaches = r.breaches.map((b) => ({ app: b.app, from: b.from, to: b.to }));
+  const byPlan = (r.planDrills?.length ?? 0) > 0;
+  const bars = byPlan ? planDrillBars(r) : appDrillBars(r);
+  const steps = bars.parts;
+  const below = byPlan || r.apps.length > 1;
   const verdicts = [...new Map(steps.map((s) => [s.drill, s])).values()];
   const time = {
     field: 'time',
@@ -93,23 +163,33 @@ export function reportSpec(r: DrillReport): TopLevelSpec {
   const drillPanel = {
     width: PLOT_WIDTH,
     height: Math.max(60, 26 * verdicts.length),
-    title: { text: 'Drills: RTO by step, verdict and data-loss window', anchor: 'start' },
+    title: {
+      text: byPlan
+        ? 'Plan drills: RTO by group and the steps between, verdict'
+        : 'Drills: RTO by step, verdict and data-loss window',
+      anchor: 'start',
+    },
     data: { values: steps },
     layer: [
       {
         mark: { type: 'bar', height: 16 },
         encoding: {
-          y: { field: 'drill', type: 'nominal', title: null, sort: null },
+          y: {
+            field: 'drill',
+            type: 'nominal',
+            title: null,
+            sort: null,
+            axis: { labelLimit: 260 },
+          },
           x: { field: 'seconds', type: 'quantitative', title: 'seconds to healthy', stack: 'zero' },
           order: { field: 'order' },
           color: {
             field: 'step',
             type: 'nominal',
-            title: 'step',
-            scale: {
-              domain: ['materialise', 'launch', 'healthy', 'failed'],
-              range: [...Object.values(STEP_COLOURS), '#e45756'],
-            },
+            title: below ? null : 'step',
+            scale: { domain: bars.domain, range: bars.range },
+            // A plan's parts have long names, several apps' verdicts too: below, clear of them.
+            ...(below ? { legend: { orient: 'bottom', columns: byPlan ? 3 : 4 } } : {}),
           },
         },
       },
@@ -136,7 +216,7 @@ export function reportSpec(r: DrillReport): TopLevelSpec {
     background: 'white',
     padding: 12,
     config: { font: FONT, view: { stroke: '#ddd' } },
-    vconcat: r.drills.length ? [rpoPanel, drillPanel] : [rpoPanel],
+    vconcat: steps.length ? [rpoPanel, drillPanel] : [rpoPanel],
     resolve: { scale: { color: 'independent' } },
   } as TopLevelSpec;
 }

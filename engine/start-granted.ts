@@ -4,6 +4,7 @@ import type { Command, Decision, Reply, Surface } from './contract.js';
 import { fired, judge } from './decide.js';
 import type { EngineContext } from './engine-context.js';
 import { resolveIdentity, SCHEDULER } from './identity.js';
+import type { Plan } from './plan.js';
 import { publishForApproval } from './publish-for-approval.js';
 import {
   cancelAction,
@@ -11,23 +12,31 @@ import {
   type OperationVerb,
   publicApproval,
 } from './submit-operation.js';
+import { enqueuePlanRun, judgePlan, lookupPlan } from './submit-plan.js';
 
 /** `1 of 2`: an approval's count as cards and replies show it. */
 export const progress = (a: ApprovalRecord) => `${a.approvals.length} of ${a.required}`;
 
 /** Enqueues a granted approval's operation and records that it did (or why it could not). */
 export async function startGranted(ctx: EngineContext, a: ApprovalRecord): Promise<Reply> {
-  const refused = await recheck(ctx, a);
+  const found = a.plan ? await lookupPlan(ctx, a.app) : undefined;
+  const plan = found && 'plan' in found ? found.plan : undefined;
+  const refused = await recheck(ctx, a, plan);
   if (refused) return refused;
-  const queued = await enqueueOperation(ctx, {
+  const common = {
     verb: a.verb as OperationVerb,
-    app: a.app,
     opId: a.opId,
     requestedBy: a.requestedBy,
-    args: a.args,
     approvalId: a.id,
     ...(a.channel ? { channel: a.channel } : {}),
-  });
+  };
+  const queued = plan
+    ? await enqueuePlanRun(ctx, {
+        ...common,
+        plan,
+        ...(a.args.keepMs !== undefined ? { keepMs: a.args.keepMs } : {}),
+      })
+    : await enqueueOperation(ctx, { ...common, app: a.app, args: a.args });
   await ctx.approvals.markEnqueued(a.id, queued.ok ? 'queued' : `refused: ${queued.message}`);
   if (!queued.ok) {
     await publishForApproval(ctx, a, {
@@ -82,7 +91,11 @@ export async function sweepGranted(ctx: EngineContext): Promise<number> {
  * requester would be now. A deny, or an approval rule the presses so far no longer meet, refuses
  * it; the refusal is recorded on the approval, in the audit log and in the approval's thread.
  */
-async function recheck(ctx: EngineContext, a: ApprovalRecord): Promise<Reply | undefined> {
+async function recheck(
+  ctx: EngineContext,
+  a: ApprovalRecord,
+  plan: Plan | undefined,
+): Promise<Reply | undefined> {
   const command: Command = {
     id: `${a.id}:recheck`,
     actor: a.requestedBy,
@@ -93,7 +106,17 @@ async function recheck(ctx: EngineContext, a: ApprovalRecord): Promise<Reply | u
     ...(a.channel ? { channel: a.channel } : {}),
     at: new Date(ctx.now()).toISOString(),
   };
-  const j = await judge(ctx, command, resolveIdentity(ctx.config, a.requestedBy));
+  const who = resolveIdentity(ctx.config, a.requestedBy);
+  const j = plan
+    ? await judgePlan(ctx, command, who, plan)
+    : a.plan
+      ? {
+          deny: {
+            reason: `plan ${a.app} is no longer in plans/ (or its file has problems: \`dr plan lint\`)`,
+            policy: '(plan)',
+          },
+        }
+      : await judge(ctx, command, who);
   const ev = j.evaluation;
   let refusal: { reason: string; policy: string } | undefined = j.deny;
   if (!refusal && ev?.outcome === 'approval' && ev.approval) {

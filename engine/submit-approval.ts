@@ -187,7 +187,8 @@ export async function submitPress(
 }
 
 /** Facts read now for an approval, kept as the card's last shown facts. */
-async function freshCard(ctx: EngineContext, a: ApprovalRecord): Promise<CardFacts> {
+async function freshCard(ctx: EngineContext, a: ApprovalRecord): Promise<CardFacts | undefined> {
+  if (a.plan) return undefined; // a plan's message is its own card (plan-notice.ts)
   const card = await gatherCardFacts(ctx, a);
   await ctx.approvals.saveCard(a.id, card);
   return card;

@@ -3,10 +3,12 @@ import { formatDuration } from '../core/units.js';
 import { newOpId } from '../replicator/jobs/recovery-client.js';
 import type { ApprovalRecord } from './approval-store.js';
 import type { Action, ApprovalState, Command, Decision, Reply } from './contract.js';
-import { denyReply, fired, judge, unknownApp } from './decide.js';
+import { denyReply, fired, judge } from './decide.js';
 import { type EngineContext, saveOpMeta, targetsFor } from './engine-context.js';
 import { type CardFacts, gatherCardFacts } from './gather-card-facts.js';
 import type { Identity } from './identity.js';
+import { type Plan, planApps } from './plan.js';
+import { enqueuePlanRun, judgePlan, lookupPlan, planTargets } from './submit-plan.js';
 
 export type OperationVerb = 'drill' | 'failover' | 'failback';
 
@@ -23,10 +25,22 @@ export async function submitOperation(
   who: Identity,
 ): Promise<Reply> {
   const verb = command.verb as OperationVerb;
-  const bad = unknownApp(ctx, command.app);
-  if (bad) return bad;
+  // A plan's name goes where an app's name goes: the plan is judged and run as one operation.
+  let plan: Plan | undefined;
+  if (command.app === undefined || !ctx.config.apps[command.app]) {
+    const found = await lookupPlan(ctx, command.app);
+    if ('reply' in found) return found.reply;
+    plan = found.plan;
+    if (command.args.point !== undefined)
+      return {
+        ok: false,
+        private: true,
+        summary: `--point does not apply to plan ${plan.name}: its points come from the plan's \`points:\` (${plan.points.kind}); see \`dr plan explain ${plan.name}\``,
+      };
+  }
   const app = command.app as string;
-  const j = await judge(ctx, command, who);
+  const what = plan ? `plan ${app}` : app;
+  const j = plan ? await judgePlan(ctx, command, who, plan) : await judge(ctx, command, who);
   const ev = j.evaluation;
   const policies = ev?.outcomes ?? [];
   const warnings = ev?.warnings ?? [];
@@ -41,6 +55,7 @@ export async function submitOperation(
       fired: fired(policies),
       dryRun: command.args.dryRun === true,
       ...(command.args.reason ? { reason: command.args.reason } : {}),
+      ...(plan ? { plan: true, decidedBy: (j as { decidedBy?: string }).decidedBy } : {}),
     },
     command.actor,
   );
@@ -55,7 +70,7 @@ export async function submitOperation(
     const decision: Decision = { outcome: 'dryrun', would, reason, policies };
     return {
       ok: true,
-      summary: `Dry run: ${verb} of ${app} would be ${would === 'allow' ? 'allowed' : would === 'deny' ? 'denied' : 'sent for approval'}: ${reason}. Nothing was queued.`,
+      summary: `Dry run: ${verb} of ${what} would be ${would === 'allow' ? 'allowed' : would === 'deny' ? 'denied' : 'sent for approval'}: ${reason}. Nothing was queued.`,
       details: warnings,
       decision,
       data: { decision },
@@ -85,14 +100,17 @@ export async function submitOperation(
       surface: command.surface,
       ...(command.args.reason ? { reason: command.args.reason } : {}),
       args: operationArgs(command),
+      ...(plan ? { plan: true } : {}),
     };
     await ctx.approvals.create(record);
-    const card = await gatherCardFacts(ctx, record);
-    await ctx.approvals.saveCard(id, card);
+    // A plan's card is its message: the facts of one app would not be the plan's.
+    const card = plan ? undefined : await gatherCardFacts(ctx, record);
+    if (card) await ctx.approvals.saveCard(id, card);
     await saveOpMeta(ctx, {
       opId,
       app,
       verb,
+      ...(plan ? { plan: planApps(plan) } : {}),
       requestedBy: command.actor,
       approvalId: id,
       ...(command.channel ? { channel: command.channel } : {}),
@@ -127,16 +145,18 @@ export async function submitOperation(
       command.actor,
     );
     const actions = approvalActions(id, card);
-    const summary = `${TITLE[verb]} of ${app} needs ${record.required} approval(s) from ${record.groups.join(', ')} (not the requester); approve with \`approve ${id}\` within ${formatDuration(ev.approval.expiresMs)}`;
+    const summary = `${TITLE[verb]} of ${what} needs ${record.required} approval(s) from ${record.groups.join(', ')} (not the requester); approve with \`approve ${id}\` within ${formatDuration(ev.approval.expiresMs)}`;
     await ctx.notices.publish({
       kind: 'approval.requested',
       key: `op:${opId}`,
       app,
-      targets: targetsFor(ctx, app, command.channel),
+      targets: plan
+        ? planTargets(ctx, planApps(plan), command.channel)
+        : targetsFor(ctx, app, command.channel),
       severity: 'warning',
-      summary: `${who.person ?? command.actor} asks to ${verb} ${app}: ${record.required} approval(s) needed from ${record.groups.join(', ')} (${id}, expires ${record.expiresAt})`,
+      summary: `${who.person ?? command.actor} asks to ${verb} ${what}: ${record.required} approval(s) needed from ${record.groups.join(', ')} (${id}, expires ${record.expiresAt})`,
       actions,
-      data: { approval: publicApproval(record), card },
+      data: { approval: publicApproval(record), ...(card ? { card } : {}) },
     });
     const decision: Decision = { outcome: 'approval', approval: publicApproval(record), policies };
     return {
@@ -144,26 +164,35 @@ export async function submitOperation(
       summary,
       details: warnings,
       decision,
-      data: { decision, card },
+      data: { decision, ...(card ? { card } : {}) },
       actions,
       thread: `op:${opId}`,
     };
   }
 
-  const queued = await enqueueOperation(ctx, {
-    verb,
-    app,
-    opId,
-    requestedBy: command.actor,
-    args: operationArgs(command),
-    ...(command.channel ? { channel: command.channel } : {}),
-  });
+  const queued = plan
+    ? await enqueuePlanRun(ctx, {
+        verb,
+        plan,
+        opId,
+        requestedBy: command.actor,
+        ...(command.args.keepMs !== undefined ? { keepMs: command.args.keepMs } : {}),
+        ...(command.channel ? { channel: command.channel } : {}),
+      })
+    : await enqueueOperation(ctx, {
+        verb,
+        app,
+        opId,
+        requestedBy: command.actor,
+        args: operationArgs(command),
+        ...(command.channel ? { channel: command.channel } : {}),
+      });
   if (!queued.ok) return { ok: false, summary: queued.message, details: warnings };
   const decision: Decision = { outcome: 'allow', opId, job: verb, policies };
   return {
     ok: true,
-    summary: `${TITLE[verb]} of ${app} queued as ${opId} (policy ${ev.policy?.name ?? '?'})`,
-    details: warnings,
+    summary: `${TITLE[verb]} of ${what} queued as ${opId} (policy ${ev.policy?.name ?? '?'})`,
+    details: [...warnings, ...('pointsNote' in queued ? [`points: ${queued.pointsNote}`] : [])],
     decision,
     data: { decision, opId },
     actions: [cancelAction(opId, verb, app)],

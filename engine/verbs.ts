@@ -210,15 +210,16 @@ export const VERB_TABLE = [
   },
   {
     verb: 'report',
+    usage: 'report <app|plan> [--days N]',
     summary: 'drill report as a picture',
-    doc: "a picture of the app's last days (default 30): RPO with the objective line and breaches shaded, each drill's RTO split by step with its verdict and data-loss window, and a one-line summary; Slack and DingTalk get the PNG, the console and a surface that cannot upload the summary line",
+    doc: "a picture of the app's (or a plan's) last days (default 30): RPO with the objective line and breaches shaded, each drill's RTO split by step with its verdict and data-loss window (a plan: each app's RPO, and each plan drill split by group and the steps between, else its apps' drills), and a one-line summary; Slack and DingTalk get the PNG, the console and a surface that cannot upload the summary line",
     operand: app(true),
     flags: ['--days'],
     access: 'anyone',
     cli: {
       description:
-        "drill report of an app: RPO with objective and breaches, drills' RTO by step, verdict and data-loss window",
-      operand: 'the app',
+        "drill report of an app or a plan: RPO with objective and breaches, drills' RTO by step (a plan's: by group), verdict and data-loss window",
+      operand: 'the app, or a plan of plans/',
       options: [
         {
           flags: '--out <file>',
@@ -229,6 +230,34 @@ export const VERB_TABLE = [
     },
   },
   { verb: 'ack', summary: 'acknowledge an alert', operand: id('alert'), access: 'policy' },
+  {
+    verb: 'continue',
+    summary: "go on after a plan's manual step",
+    doc: 'go on after the manual step a plan run waits at (`continue op-…`, the Continue button); pressed once: a second press says who continued it',
+    operand: id('op'),
+    access: 'policy',
+  },
+  {
+    verb: 'retry',
+    summary: 'retry what failed in a plan run',
+    doc: 'a plan run stopped by a failure runs the failed app (a new operation) or hook again; later groups still wait',
+    operand: id('op'),
+    access: 'policy',
+  },
+  {
+    verb: 'skip',
+    summary: 'go on without what failed in a plan run',
+    doc: 'a plan run stopped by a failure goes on without the failed app or hook (the record says who skipped it)',
+    operand: id('op'),
+    access: 'policy',
+  },
+  {
+    verb: 'rollback',
+    summary: 'roll a plan run back',
+    doc: "stop a plan run and remove everything it started, last group first: drills' servers, failovers' servers with their sources unfenced and replication resumed (apps already failed back stay home)",
+    operand: id('op'),
+    access: 'policy',
+  },
   {
     verb: 'policy',
     usage: 'policy list | policy explain <command…>',

@@ -303,7 +303,8 @@ export class SlackSurface implements ChatSurface {
           await this.postReport(target.slice('slack:'.length), notice.report, notice.summary);
       return;
     }
-    const msg = slackMessage(notice, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
+    const inline = notice.detailsInMessage === true;
+    const msg = slackMessage(notice, { inlineDetails: inline, now: (this.o.now ?? Date.now)() });
     for (const target of notice.targets) {
       if (!target.startsWith('slack:')) continue;
       const channel = target.slice('slack:'.length);
@@ -314,13 +315,16 @@ export class SlackSurface implements ChatSurface {
         () => this.post(channel, msg),
         (ts) => this.update(channel, ts, msg),
       );
-      if (changed && notice.details?.length)
+      if (changed && !inline && notice.details?.length)
         await this.post(channel, this.detailsOf(notice.details), ref);
     }
   }
 
   async updateMessage(target: string, ref: string, notice: Notice): Promise<void> {
-    const msg = slackMessage(notice, { inlineDetails: false, now: (this.o.now ?? Date.now)() });
+    const msg = slackMessage(notice, {
+      inlineDetails: notice.detailsInMessage === true,
+      now: (this.o.now ?? Date.now)(),
+    });
     await this.update(target.replace(/^slack:/, ''), ref, msg);
   }
 

@@ -177,7 +177,7 @@ export function registerAgent(program: Command, exit: ExitState): void {
                 );
               else
                 ctx.out(
-                  `point ${report.point.id} committed for ${id} (${report.point.label}): ${report.blocksSent} blocks, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
+                  `point ${report.point.id} committed for ${id} (${report.point.label}): ${report.blocksSent} blocks${report.blocksRepeated ? ` (${report.blocksRepeated} as references)` : ''}, ${formatBytes(report.bytesSent)} sent in ${(report.ms / 1000).toFixed(1)} s`,
                 );
             }
             return 0;

@@ -9,6 +9,7 @@ import type { Plan } from '../../engine/plan.js';
 import type { PlanVerb } from '../../engine/plan-outline.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
+import { registerPlanRun } from './plan-run.js';
 
 const VERBS: readonly PlanVerb[] = ['drill', 'failover', 'failback'];
 
@@ -89,7 +90,10 @@ function planLines(plan: Plan): string[] {
 export function registerPlan(program: Command, exit: ExitState): void {
   const plan = program
     .command('plan')
-    .description('check and explain the recovery plans in plans/ of the home (see docs/plans.md)');
+    .description(
+      'check and explain the recovery plans in plans/ of the home, and steer their runs (see docs/plans.md)',
+    );
+  registerPlanRun(plan, exit);
 
   plan
     .command('lint')

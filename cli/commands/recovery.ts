@@ -43,6 +43,7 @@ async function submitThroughEngine(
   app: string,
   args: CommandArgs,
   opts: OperationOptions,
+  plan = false,
 ): Promise<number> {
   if (!config.admin) {
     throw new DrError(`${homePaths(config.home).config} names no admin`, {
@@ -101,21 +102,38 @@ async function submitThroughEngine(
       return 0;
     }
     if (d.outcome !== 'allow') return 1;
-    const e: Enqueued = { opId: d.opId, job: verb, app, after };
+    const e: Enqueued = { opId: d.opId, job: plan ? 'plan' : verb, app, after };
     if (!opts.wait) {
       if (opts.json) printJson({ opId: e.opId, job: verb, app, queued: true, policy: fired(d) });
       else
         ctx.out(
-          `${e.opId}: ${verb} of ${app} queued (follow it with --wait, stop it with \`dr cancel ${e.opId}\`)`,
+          plan
+            ? `${e.opId}: ${verb} of plan ${app} queued (follow it with \`dr plan status ${e.opId}\`, roll it back with \`dr plan rollback ${e.opId}\`)`
+            : `${e.opId}: ${verb} of ${app} queued (follow it with --wait, stop it with \`dr cancel ${e.opId}\`)`,
         );
       return 0;
     }
-    if (!opts.json) ctx.out(`${e.opId}: ${verb} of ${app} queued`);
+    if (!opts.json) ctx.out(`${e.opId}: ${verb} of ${plan ? `plan ${app}` : app} queued`);
+    if (plan) {
+      for (const line of reply.details ?? []) if (!opts.json) ctx.out(`  ${line}`);
+      const { waitForPlan } = await import('./plan-run.js');
+      return await waitForPlan(client, e, opts.json === true, ctx.out);
+    }
     return await waitAndReport(client, e, opts.json === true, ctx.out);
   } finally {
     await engine.close();
     await client.close();
     redis.disconnect();
+  }
+}
+
+/** The usual "no app named" line and remedy. */
+function noAppMessage(config: LoadedConfig, app: string): string {
+  try {
+    findApp(config, app);
+    return '';
+  } catch (err) {
+    return errorMessage(err);
   }
 }
 
@@ -133,21 +151,23 @@ export function registerRecovery(program: Command, exit: ExitState): void {
         const args = verbArgs(name, { ...opts }, app);
         const config = await ctx.config();
         requireRedisUrl(ctx.env); // the clearest error first: nothing works without Redis
+        let plan = false;
         if (!config.apps[app]) {
-          // Refused like any decision (exit 1), with the usual "no app named" line and remedy.
-          const message = (() => {
-            try {
-              findApp(config, app);
-              return '';
-            } catch (err) {
-              return errorMessage(err);
-            }
-          })();
-          if (opts.json) printJson({ ok: false, app, job: name, summary: message });
-          process.stderr.write(`dr: ${message}\n`);
-          return 1;
+          // A plan's name goes where an app's goes; else refused like any decision (exit 1).
+          const { planNamed } = await import('../../engine/plan-named.js');
+          const found = await planNamed(config.home, Object.keys(config.apps), app);
+          if (found.kind !== 'found') {
+            const message =
+              found.kind === 'invalid'
+                ? `no app named ${JSON.stringify(app)}, and the plans in ${found.dir} have ${found.problems.length} problem(s): ${found.problems.map((p) => `${p.file}:${p.line}: ${p.reason}`).join('; ')} (fix them; \`dr plan lint\` lists them)`
+                : `${noAppMessage(config, app)}${found.names.length ? ` (plans: ${found.names.join(', ')})` : ''}`;
+            if (opts.json) printJson({ ok: false, app, job: name, summary: message });
+            process.stderr.write(`dr: ${message}\n`);
+            return 1;
+          }
+          plan = true;
         }
-        return await submitThroughEngine(ctx, config, name, app, args, opts);
+        return await submitThroughEngine(ctx, config, name, app, args, opts, plan);
       }),
     );
   }

@@ -10,14 +10,14 @@ import { redisPrefix, requireRedisUrl } from '../recovery-connect.js';
 import { verbArgs, verbCommand } from '../verb-command.js';
 
 /**
- * `dr report APP [--days N] [--out FILE]`: the drill report, asked of the engine like `report` in
- * chat (a read: anyone may), printed as its summary line and, with --out, drawn into a PNG or SVG.
+ * `dr report APP|PLAN [--days N] [--out FILE]`: the drill report, asked of the engine like `report`
+ * in chat (a read: anyone may), printed as its summary line and, with --out, drawn into a PNG or SVG.
  */
 export function registerReport(program: Command, exit: ExitState): void {
   verbCommand(program, 'report').action(
     async (app: string, opts: { days?: string; out?: string; json?: boolean }, c: Command) =>
       runAction(exit, opts.json, async () => {
-        checkName('app', app, 'APP');
+        checkName('app', app, 'APP or PLAN');
         const args = verbArgs('report', opts, app);
         const out = opts.out === undefined ? undefined : resolve(opts.out);
         if (out && !['.png', '.svg'].includes(extname(out).toLowerCase()))
@@ -51,7 +51,8 @@ export function registerReport(program: Command, exit: ExitState): void {
             throw new DrError(reply.summary, {
               code: 'app_unknown',
               subject: app,
-              remedy: 'name an app of dr.yaml (`dr status` lists them)',
+              remedy:
+                'name an app of dr.yaml or a plan of plans/ (`dr status` and `dr plan lint` list them)',
             });
           if (out) {
             const { renderDrillReport } = await import('../../engine/render-drill-report.js');

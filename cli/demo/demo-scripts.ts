@@ -1,12 +1,12 @@
-/** demo-shop's fence, unfence and DR-site start scripts, written by `dr up --demo`. */
+/** The demo's fence, unfence, quiesce and DR-site start scripts, written by `dr up --demo`. */
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { shellQuote as q } from './demo-files.js';
 import type { DemoKind, Volume } from './prepare-demo.js';
 
-const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-
 /**
- * demo-shop's fence and unfence, a shell script. fence: demo-shop finishes the order in flight,
+ * A demo service's fence and unfence (demo-shop's; demo-web's has no mount), a shell script.
+ * For demo-shop: fence: demo-shop finishes the order in flight,
  * closes its database and takes no orders (SIGHUP with STATE.fence present; it answers with
  * STATE.down), then its ext4 volume is unmounted. unfence: mount again, then SIGHUP without the
  * flag: demo-shop opens its database and takes orders again. While STATE.fence exists a restarted
@@ -15,11 +15,13 @@ const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 export async function writeFenceScript(
   dir: string,
   state: string,
-  volume: Volume,
+  volume: Pick<Volume, 'device' | 'mount'>,
+  app = 'demo-shop',
+  file = 'shop-fence.sh',
 ): Promise<string> {
-  const path = join(dir, 'shop-fence.sh');
+  const path = join(dir, file);
   const text = `#!/bin/sh
-# demo-shop's fence | unfence, written by \`dr up --demo\` (the failover and failback run it).
+# ${app}'s fence | unfence, written by \`dr up --demo\` (the failover and failback run it).
 state=${q(state)}
 mount=${q(volume.mount ?? '')}
 device=${q(volume.device)}
@@ -36,7 +38,7 @@ case "$1" in
   fence)
     touch "$state.fence"
     if running && kill -HUP "$pid"; then
-      wait_for '[ -e "$state.down" ]' "demo-shop (pid $pid) did not close its database within 10 s"
+      wait_for '[ -e "$state.down" ]' "${app} (pid $pid) did not close its data within 10 s"
     fi
     if [ -n "$mount" ]; then
       # Thaw first: a file system unmounted while frozen stays frozen and holds its device.
@@ -52,15 +54,15 @@ case "$1" in
         mount "$device" "$mount" && fsfreeze -u "$mount" 2>/dev/null; umount "$mount" || exit 1
       fi
     fi
-    echo "demo-shop stopped at the source\${mount:+ and $mount unmounted}" ;;
+    echo "${app} stopped at the source\${mount:+ and $mount unmounted}" ;;
   unfence)
     if [ -n "$mount" ] && ! mountpoint -q "$mount"; then mount "$device" "$mount" || exit 1; fi
     rm -f "$state.fence"
     if running && kill -HUP "$pid"; then
-      wait_for '[ ! -e "$state.down" ]' "demo-shop (pid $pid) did not open its database within 10 s"
+      wait_for '[ ! -e "$state.down" ]' "${app} (pid $pid) did not open its data within 10 s"
     fi
-    echo "demo-shop takes orders at the source again" ;;
-  *) echo "usage: shop-fence.sh fence|unfence" >&2; exit 2 ;;
+    echo "${app} runs at the source again" ;;
+  *) echo "usage: ${file} fence|unfence" >&2; exit 2 ;;
 esac
 `;
   await writeFile(path, text, { mode: 0o700 });
@@ -112,6 +114,48 @@ pid=$!
 wait "$pid"
 pid=
 stop
+`;
+  await writeFile(path, text, { mode: 0o700 });
+  await chmod(path, 0o700);
+  return path;
+}
+
+/**
+ * A demo service's quiesce hook (demo-shop's, demo-web's), a shell script: it runs twice per cut,
+ * so it must start in milliseconds (a Node process takes tens, hundreds on a busy machine).
+ * Freeze: SIGUSR2, then wait for the service's `.frozen` flag (it finishes the write in flight
+ * first); thaw: SIGUSR1, then wait for the flag to go. A service that is not running writes
+ * nothing: nothing to do.
+ */
+export async function writeHookScript(
+  dir: string,
+  state: string,
+  app = 'demo-shop',
+  file = 'shop-hook.sh',
+): Promise<string> {
+  const path = join(dir, file);
+  const text = `#!/bin/sh
+# ${app}'s quiesce hook (freeze | thaw), written by \`dr up --demo\`.
+pid=$(cat ${q(`${state}.pid`)} 2>/dev/null) || exit 0
+kill -0 "$pid" 2>/dev/null || exit 0
+flag=${q(`${state}.frozen`)}
+n=0
+case "$1" in
+  freeze)
+    rm -f "$flag"
+    kill -USR2 "$pid" || exit 0
+    while [ ! -e "$flag" ]; do
+      n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "${app} did not freeze within 10 s" >&2; exit 1; }
+      sleep 0.01
+    done ;;
+  thaw)
+    kill -USR1 "$pid" || exit 0
+    while [ -e "$flag" ]; do
+      n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "${app} did not thaw within 10 s" >&2; exit 1; }
+      sleep 0.01
+    done ;;
+  *) echo "usage: ${file} freeze|thaw" >&2; exit 2 ;;
+esac
 `;
   await writeFile(path, text, { mode: 0o700 });
   await chmod(path, 0o700);

@@ -1,8 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Document, isMap, type YAMLMap } from 'yaml';
 import { updateConfig } from '../../core/config.js';
@@ -10,7 +9,9 @@ import { readEnv } from '../../core/env.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { runDir } from '../../core/up-state.js';
 import type { DemoRun } from '../up/run-up.js';
-import { writeDrServerScript, writeFenceScript } from './demo-scripts.js';
+import { demoScript, shellQuote } from './demo-files.js';
+import { writeDrServerScript, writeFenceScript, writeHookScript } from './demo-scripts.js';
+import { prepareWeb, WEB_APP } from './prepare-web.js';
 
 const exec = promisify(execFile);
 
@@ -34,14 +35,8 @@ export function demoExists(home: string): boolean {
   return existsSync(recordPath(home));
 }
 
-/** A compiled demo script: beside this module in dist/, or under dist/ when run from sources. */
-function script(name: string): string {
-  const beside = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
-  if (existsSync(beside)) return beside;
-  return fileURLToPath(new URL(`../../dist/cli/demo/${name}.js`, import.meta.url));
-}
-
-const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+const script = demoScript;
+const q = shellQuote;
 
 /** Why ext4 on a loop device cannot be used here, or undefined. */
 async function loopProblem(env: NodeJS.ProcessEnv): Promise<string | undefined> {
@@ -125,8 +120,9 @@ export async function prepareDemo(
   const hook = (verb: string) => `${q(hookScript as string)} ${verb}`;
   const fenceScript = await writeFenceScript(dir, state, volume);
   const drServer = await writeDrServerScript(dir, kind);
-  await updateConfig(home, (doc) =>
-    writeDemoApp(doc, {
+  const web = await prepareWeb(home, dir, runDir(home), state);
+  await updateConfig(home, (doc) => {
+    writeDemoApp(doc, DEMO_APP, {
       tier: 'prod',
       blockSize: '16KiB',
       volumes: [{ name: 'data', path: volume.device }],
@@ -148,8 +144,9 @@ export async function prepareDemo(
       },
       owners: ['alice'],
       rpoObjective: '30s',
-    }),
-  );
+    });
+    writeDemoApp(doc, WEB_APP, web.app);
+  });
   if (!previous) {
     await writeFile(
       recordPath(home),
@@ -166,11 +163,13 @@ export async function prepareDemo(
         logFile: join(runDir(home), 'demo-shop.log'),
         ready: /taking orders at/,
       },
+      web.child,
     ],
     notes: [
       kind === 'ext4'
         ? `  demo-shop          orders on SQLite in ext4 on ${volume.device} (mounted at ${volume.mount}); fsfreeze + block tracing`
         : `  demo-shop          orders on SQLite in the image file ${volume.db}; the service's freeze hook + scanning`,
+      ...web.notes,
       '  on call            alice and bob (sre-oncall): `failover demo-shop` needs both to approve;',
       '                     in the console, `as alice` then `approve A-…`, `as bob` then the same',
       '  status page        its Drill and Approve buttons: `npx dr signin --as alice` prints a sign-in link',
@@ -205,42 +204,6 @@ async function privateTracefs(
     if (!mounted) return undefined;
   }
   return { path, teardown: () => exec('umount', [path]).then(() => undefined) };
-}
-
-/**
- * demo-shop's quiesce hook, a shell script: it runs twice per cut, so it must start in
- * milliseconds (a Node process takes tens, hundreds on a busy machine). Freeze: SIGUSR2, then
- * wait for the service's `.frozen` flag (it commits the order in flight first); thaw: SIGUSR1,
- * then wait for the flag to go. A service that is not running writes nothing: nothing to do.
- */
-async function writeHookScript(dir: string, state: string): Promise<string> {
-  const path = join(dir, 'shop-hook.sh');
-  const text = `#!/bin/sh
-# demo-shop's quiesce hook (freeze | thaw), written by \`dr up --demo\`.
-pid=$(cat ${q(`${state}.pid`)} 2>/dev/null) || exit 0
-kill -0 "$pid" 2>/dev/null || exit 0
-flag=${q(`${state}.frozen`)}
-n=0
-case "$1" in
-  freeze)
-    rm -f "$flag"
-    kill -USR2 "$pid" || exit 0
-    while [ ! -e "$flag" ]; do
-      n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "demo-shop did not freeze within 10 s" >&2; exit 1; }
-      sleep 0.01
-    done ;;
-  thaw)
-    kill -USR1 "$pid" || exit 0
-    while [ -e "$flag" ]; do
-      n=$((n + 1)); [ "$n" -gt 1000 ] && { echo "demo-shop did not thaw within 10 s" >&2; exit 1; }
-      sleep 0.01
-    done ;;
-  *) echo "usage: shop-hook.sh freeze|thaw" >&2; exit 2 ;;
-esac
-`;
-  await writeFile(path, text, { mode: 0o700 });
-  await chmod(path, 0o700);
-  return path;
 }
 
 export interface Volume {
@@ -305,8 +268,8 @@ async function fileVolume(dir: string): Promise<Volume> {
   return { device: db, db, teardown: async () => undefined };
 }
 
-/** Writes apps.demo-shop and, where missing, the two demo people on call. */
-function writeDemoApp(doc: Document, app: Record<string, unknown>): void {
+/** Writes apps.NAME and, where missing, the two demo people on call. */
+function writeDemoApp(doc: Document, name: string, app: Record<string, unknown>): void {
   const map = (key: string): YAMLMap => {
     let node = doc.get(key, true);
     if (!isMap(node)) {
@@ -323,5 +286,5 @@ function writeDemoApp(doc: Document, app: Record<string, unknown>): void {
       people.set(name, doc.createNode({ ids: [`console:${name}`], groups: ['sre-oncall'] }));
     }
   }
-  map('apps').set(DEMO_APP, doc.createNode(app));
+  map('apps').set(name, doc.createNode(app));
 }

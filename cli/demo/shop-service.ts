@@ -14,9 +14,10 @@
 // Only Node's own modules (and its siblings here): it starts fast and stays small.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { rm, stat, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
+import { announceService, serveOnLoopback, stopServiceOnSignal } from './service-state.js';
 import { type Order, orderFromRow } from './shop-order.js';
 
 export type { Order } from './shop-order.js';
@@ -228,36 +229,22 @@ async function main(): Promise<void> {
     }
     return send(res, 404, { error: 'not found' });
   };
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => send(res, 500, { error: String(err) }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  const url = `http://127.0.0.1:${port}`;
-  const tmp = `${state}.tmp`;
-  await writeFile(tmp, `${JSON.stringify({ pid: process.pid, url, db })}\n`);
-  await rename(tmp, state);
-  await rm(flag, { force: true });
-  if (fenced) await writeFile(down, '');
-  else await rm(down, { force: true });
-  await writeFile(`${state}.pid`, `${process.pid}\n`);
+  const { server, url } = await serveOnLoopback(handle);
+  await announceService(state, { url, db }, fenced);
   process.stdout.write(
     fenced
       ? `demo-shop taking orders at ${url} once unfenced (it was fenced by a failover; database ${db} stays closed until failback)\n`
       : `demo-shop taking orders at ${url} (database ${db}, ${rate}/s)\n`,
   );
-
-  const stop = async () => {
-    clearInterval(timer);
-    await rm(`${state}.pid`, { force: true });
-    await rm(flag, { force: true });
-    server.close();
-    await writing;
-    await sql?.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  stopServiceOnSignal(
+    state,
+    () => {
+      clearInterval(timer);
+      server.close();
+    },
+    () => writing,
+    () => sql?.close(),
+  );
 }
 
 await main();

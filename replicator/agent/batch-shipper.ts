@@ -1,4 +1,5 @@
-import { sealBlockParts } from '../crypto/block-cipher.js';
+import { isDrError } from '../../core/errors.js';
+import { sealBlockParts, sealReference } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import { encodeBatch } from '../transport/batch-codec.js';
 import type { Intent, MacState } from './mac-state.js';
@@ -30,17 +31,43 @@ export interface BatchShipperOptions {
   link?: WireLink;
   /** Stops a wait for the bandwidth cap. */
   signal?: AbortSignal | undefined;
+  /**
+   * Whether a block identical to one the gateway holds for the volume (or to one earlier in the
+   * same batch) may travel as a reference (the gateway's session says it takes them).
+   */
+  references?: () => boolean;
+}
+
+/** A block sent as a reference, kept until its batch is acknowledged in case the gateway refuses it. */
+interface Repeat {
+  /** Its record's place in the batch. */
+  index: number;
+  volume: ShipVolume;
+  block: number;
+  plain: Buffer;
+  mac: Buffer;
 }
 
 interface OpenBatch {
   seq: number;
-  parts: Buffer[];
+  /** Each record's parts, in order. */
+  records: Buffer[][];
   count: number;
   bytes: number;
   intent: Intent;
   /** Plain bytes per volume name, for each volume's backlog. */
   volumeBytes: Record<string, number>;
+  repeats: Repeat[];
+  /** Plain bytes held for `repeats`. */
+  repeatBytes: number;
+  /** `volumeId:mac hex` → the block of this batch last sent with that MAC. */
+  byMac: Map<string, number>;
+  /** `volumeId:block` → the MAC hex it was last sent with in this batch. */
+  macOf: Map<string, string>;
 }
+
+/** A batch closes once the plaintext it holds for its references reaches this (bounds memory). */
+const REPEAT_HOLD_BYTES = 16 * 1024 * 1024;
 
 /**
  * Seals changed blocks into sequence-numbered batches and keeps a few on the
@@ -65,6 +92,11 @@ export class BatchShipper {
   bytesSent = 0;
   /** Highest acknowledged sequence number. */
   lastAcked = 0;
+  /** Blocks sent as references (acknowledged or not), and their plain bytes. */
+  repeatedBlocks = 0;
+  repeatedBytes = 0;
+  /** Batches the gateway refused a reference of, sent again with the data. */
+  refusedBatches = 0;
 
   constructor(private readonly o: BatchShipperOptions) {
     this.open = this.fresh();
@@ -72,25 +104,43 @@ export class BatchShipper {
 
   private fresh(): OpenBatch {
     const seq = this.o.takeSeq();
-    return { seq, parts: [], count: 0, bytes: 0, intent: { seq, blocks: {} }, volumeBytes: {} };
+    return {
+      seq,
+      records: [],
+      count: 0,
+      bytes: 0,
+      intent: { seq, blocks: {} },
+      volumeBytes: {},
+      repeats: [],
+      repeatBytes: 0,
+      byMac: new Map(),
+      macOf: new Map(),
+    };
   }
 
   /** Seals one block into the open batch; sends the batch once it is full. */
   async add(volume: ShipVolume, block: number, plain: Buffer, mac: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     const b = this.open;
-    const parts = sealBlockParts(
-      volume.keys,
-      { app: this.o.app, volume: volume.name, volumeId: volume.id, block, seq: b.seq },
-      plain,
-      mac,
-      this.o.link?.compressor,
-    );
-    this.o.link?.level?.blockSealed(plain.length);
-    for (const p of parts) {
-      b.parts.push(p);
-      b.bytes += p.length;
+    const ctx = { app: this.o.app, volume: volume.name, volumeId: volume.id, block, seq: b.seq };
+    const hex = mac.toString('hex');
+    const source = this.repeatSource(b, volume, hex, mac);
+    let parts: Buffer[];
+    if (source === undefined) {
+      parts = sealBlockParts(volume.keys, ctx, plain, mac, this.o.link?.compressor);
+      this.o.link?.level?.blockSealed(plain.length);
+    } else {
+      parts = [sealReference(volume.keys, ctx, plain.length, mac, source)];
+      // A copy: the caller's buffer is reused for the next read.
+      b.repeats.push({ index: b.records.length, volume, block, plain: Buffer.from(plain), mac });
+      b.repeatBytes += plain.length;
+      this.repeatedBlocks++;
+      this.repeatedBytes += plain.length;
     }
+    if (!mac.equals(volume.keys.zeroMac)) b.byMac.set(`${volume.id}:${hex}`, block);
+    b.macOf.set(`${volume.id}:${block}`, hex);
+    b.records.push(parts);
+    for (const p of parts) b.bytes += p.length;
     b.count++;
     this.blocks++;
     this.plainBytes += plain.length;
@@ -98,10 +148,26 @@ export class BatchShipper {
     const list = b.intent.blocks[volume.name] ?? [];
     list.push([block, mac.toString('hex')]);
     b.intent.blocks[volume.name] = list;
-    if (b.bytes >= this.o.batchBytes) {
+    if (b.bytes >= this.o.batchBytes || b.repeatBytes >= REPEAT_HOLD_BYTES) {
       this.open = this.fresh();
       await this.dispatch(b);
     }
+  }
+
+  /**
+   * The block this one repeats, when it may travel as a reference: one earlier in the batch that
+   * still has this MAC there, else one the gateway acknowledged holding with it.
+   */
+  private repeatSource(
+    b: OpenBatch,
+    volume: ShipVolume,
+    hex: string,
+    mac: Buffer,
+  ): number | undefined {
+    if (!this.o.references?.() || mac.equals(volume.keys.zeroMac)) return undefined;
+    const local = b.byMac.get(`${volume.id}:${hex}`);
+    if (local !== undefined && b.macOf.get(`${volume.id}:${local}`) === hex) return local;
+    return this.o.macState.repeatOf(volume.name, mac, volume.keys.zeroMac);
   }
 
   /** Sends the open batch (if it holds anything) and waits for every acknowledgement. */
@@ -139,11 +205,33 @@ export class BatchShipper {
   }
 
   private async ship(b: OpenBatch, slot: { acked: boolean }): Promise<void> {
-    const body = encodeBatch(b.seq, b.parts, b.count);
-    const bytes = body.reduce((n, x) => n + x.length, 0);
     await this.o.macState.writeIntent(b.intent);
-    this.o.onBacklog?.(bytes);
     for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, n);
+    try {
+      try {
+        await this.sendOnce(b);
+      } catch (err) {
+        // The gateway no longer holds a block a reference names (collected, or never received):
+        // nothing was stored, so the same batch goes again with the data.
+        if (b.repeats.length === 0 || !isDrError(err, 'reference_refused')) throw err;
+        this.refusedBatches++;
+        this.withData(b);
+        await this.sendOnce(b);
+      }
+    } finally {
+      for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, -n);
+    }
+    b.repeats = [];
+    slot.acked = true;
+    while (this.unapplied[0]?.acked)
+      this.o.macState.apply((this.unapplied.shift() as { intent: Intent }).intent);
+    this.lastAcked = Math.max(this.lastAcked, b.seq);
+  }
+
+  private async sendOnce(b: OpenBatch): Promise<void> {
+    const body = encodeBatch(b.seq, b.records.flat(), b.count);
+    const bytes = body.reduce((n, x) => n + x.length, 0);
+    this.o.onBacklog?.(bytes);
     const level = this.o.link?.level;
     let sent = 0;
     try {
@@ -157,12 +245,24 @@ export class BatchShipper {
       }
     } finally {
       this.o.onBacklog?.(-bytes);
-      for (const [v, n] of Object.entries(b.volumeBytes)) this.o.onVolumeBacklog?.(v, -n);
     }
-    slot.acked = true;
-    while (this.unapplied[0]?.acked)
-      this.o.macState.apply((this.unapplied.shift() as { intent: Intent }).intent);
-    this.lastAcked = Math.max(this.lastAcked, b.seq);
     this.bytesSent += bytes;
+  }
+
+  /** Seals every block the batch sent as a reference with its data instead. */
+  private withData(b: OpenBatch): void {
+    for (const r of b.repeats) {
+      const ctx = { app: this.o.app, volume: r.volume.name, volumeId: r.volume.id };
+      b.records[r.index] = sealBlockParts(
+        r.volume.keys,
+        { ...ctx, block: r.block, seq: b.seq },
+        r.plain,
+        r.mac,
+        this.o.link?.compressor,
+      );
+      this.repeatedBlocks--;
+      this.repeatedBytes -= r.plain.length;
+    }
+    b.repeats = [];
   }
 }

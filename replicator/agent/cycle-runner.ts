@@ -33,12 +33,16 @@ export interface CycleReport {
    */
   unchanged?: boolean;
   blocksSent: number;
+  /** Of those, blocks sent as references to a block the gateway already held (absent: none). */
+  blocksRepeated?: number;
   bytesSent: number;
   scannedBytes: number;
   ms: number;
   /** How long the volumes were frozen for the cut, when they were. */
   freezeMs?: number;
 }
+
+const repeated = (s: Shipper) => (s.repeatedBlocks ? { blocksRepeated: s.repeatedBlocks } : {});
 
 /** Pre-copy stops once a round finds less than this: the rest waits for the cut. */
 const PRECOPY_ENOUGH = 8 * 1024 * 1024;
@@ -178,6 +182,7 @@ export class CycleRunner {
           point: point.id,
           label,
           blocksSent: shipper.blocks,
+          ...repeated(shipper),
           bytesSent: shipper.bytesSent,
           ms,
           ...(freezeMs !== undefined ? { freezeMs } : {}),
@@ -188,6 +193,7 @@ export class CycleRunner {
       return {
         point,
         blocksSent: shipper.blocks,
+        ...repeated(shipper),
         bytesSent: shipper.bytesSent,
         scannedBytes,
         ms,

@@ -10,6 +10,7 @@
 // - point-chain.ts           the signed chain of points and the agent's own ledger (point-ledger.ts)
 // - cycle-runner.ts          one cycle: pre-copy rounds, the cut (cut.ts), one point or none; ships through a Shipper
 // - shipper.ts, batch-shipper.ts  the Shipper seam, and the batch shipper (sealed, sequenced, a few in flight)
+//                            (a block repeating one the gateway holds goes as a reference: repeat-index.ts)
 // - batch-sequence.ts        batch numbers; mac-state.ts the MACs the DR site holds, with the intent log
 // - protection-wait.ts       the one wait on a paused or failed-over app, and the refusal each state means
 // - agent-lock.ts, device-lock.ts, retry.ts, absent-macs.ts, agent-status.ts  the small pieces they share

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { systemCode } from '../../core/errors.js';
 import { MAC_BYTES } from '../crypto/volume-key.js';
+import { RepeatIndex } from './repeat-index.js';
 
 /** What the agent remembers between runs, beside the MAC files. */
 export interface AgentStateFile {
@@ -32,6 +33,8 @@ export class MacState {
   private intentsWritten = true;
   /** Byte range of each MAC buffer changed since the last flush. */
   private readonly dirty = new Map<string, [number, number]>();
+  /** Per volume, built on first use: which block holds a MAC. */
+  private readonly repeats = new Map<string, RepeatIndex>();
 
   private constructor(
     readonly dir: string,
@@ -69,8 +72,24 @@ export class MacState {
     macs ??= await initial();
     await writeFileAtomic(path, macs);
     this.macs.set(volume, macs);
+    this.repeats.delete(volume);
     this.files.set(volume, await open(path, constants.O_RDWR));
     return macs;
+  }
+
+  /**
+   * A block of `volume` the gateway holds with this MAC (acknowledged), or undefined: a changed
+   * block with the same MAC can travel as a reference to it.
+   */
+  repeatOf(volume: string, mac: Buffer, zeroMac: Buffer): number | undefined {
+    let index = this.repeats.get(volume);
+    if (!index) {
+      const macs = this.macs.get(volume);
+      if (!macs) return undefined;
+      index = new RepeatIndex(macs, zeroMac);
+      this.repeats.set(volume, index);
+    }
+    return index.find(mac);
   }
 
   async saveState(state: AgentStateFile): Promise<void> {
@@ -116,6 +135,7 @@ export class MacState {
         const at = block * MAC_BYTES;
         if (at + MAC_BYTES > macs.length) continue;
         Buffer.from(hex, 'hex').copy(macs, at);
+        this.repeats.get(volume)?.note(block);
         lo = Math.min(lo, at);
         hi = Math.max(hi, at + MAC_BYTES);
       }

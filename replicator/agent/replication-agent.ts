@@ -208,6 +208,7 @@ export class ReplicationAgent {
       },
       link: this.link,
       signal,
+      references: () => session.current?.references === true,
     });
   }
 

@@ -13,6 +13,8 @@ export interface Shipper {
   readonly blocks: number;
   readonly plainBytes: number;
   readonly bytesSent: number;
+  /** Of `blocks`, those sent as references to a block the gateway holds (when it counts them). */
+  readonly repeatedBlocks?: number;
   /** Highest acknowledged batch sequence number. */
   readonly lastAcked: number;
   add(volume: ShipVolume, block: number, plain: Buffer, mac: Buffer): Promise<void>;

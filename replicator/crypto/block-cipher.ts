@@ -4,6 +4,11 @@ import { BlockCompressor, decompressInto, FLAG_LZ4, FLAG_ZSTD } from './block-co
 import { blockMac, MAC_BYTES, type VolumeKeys } from './volume-key.js';
 
 export const FLAG_ZERO = 1;
+/**
+ * The block repeats one the gateway already holds for the volume: the record carries the source
+ * block's index (u32, in clear so the gateway can resolve it) and a tag binding it, no data.
+ */
+export const FLAG_REF = 8;
 export { FLAG_LZ4, FLAG_ZSTD };
 
 /**
@@ -20,6 +25,11 @@ export interface BlockContext {
   block: number;
   /** The batch sequence number the block first travelled in. */
   seq: number;
+  /**
+   * The block whose record this is, when block `block` repeats it (a reference the gateway
+   * resolved): the record is opened as that block's, under its own `seq`.
+   */
+  recordBlock?: number | undefined;
 }
 
 export interface RecordHeader {
@@ -33,10 +43,48 @@ export interface RecordHeader {
 }
 
 /** Binds a ciphertext to its app, volume, block, sequence and shape, so it cannot be moved or replayed. */
-function aad(ctx: BlockContext, flags: number, plainLen: number): Buffer {
+function aad(ctx: BlockContext, flags: number, plainLen: number, block = ctx.block): Buffer {
   return Buffer.from(
-    `lifeboat-block-v1\0${ctx.app}\0${ctx.volume}\0${ctx.block}\0${ctx.seq}\0${flags}\0${plainLen}`,
+    `lifeboat-block-v1\0${ctx.app}\0${ctx.volume}\0${block}\0${ctx.seq}\0${flags}\0${plainLen}`,
   );
+}
+
+/** Bytes of a reference record after its header: source block u32, then the tag. */
+export const REF_BODY_BYTES = 4 + 16;
+
+/**
+ * A record saying block `ctx.block` holds the same plaintext (MAC `mac`, `plainLen` bytes) as
+ * block `source` of the same volume, which the gateway already holds. No data travels: the
+ * gateway resolves it to the source's stored record, and readers open that record. The tag binds
+ * the source, so the agent's claim cannot be altered in transit or at rest.
+ */
+export function sealReference(
+  keys: VolumeKeys,
+  ctx: BlockContext,
+  plainLen: number,
+  mac: Buffer,
+  source: number,
+): Buffer {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + REF_BODY_BYTES);
+  const nonce = keys.nonces.next();
+  let o = out.writeUInt16BE(ctx.volumeId, 0);
+  o = out.writeUInt32BE(ctx.block, o);
+  o = out.writeUInt8(FLAG_REF, o);
+  o = out.writeUInt32BE(plainLen, o);
+  o += mac.copy(out, o, 0, MAC_BYTES);
+  o += nonce.copy(out, o);
+  o = out.writeUInt32BE(REF_BODY_BYTES, o);
+  o = out.writeUInt32BE(source, o);
+  const c = createCipheriv('aes-256-gcm', keys.enc, nonce);
+  c.setAAD(Buffer.concat([aad(ctx, FLAG_REF, plainLen), out.subarray(o - 4, o)]));
+  c.final();
+  c.getAuthTag().copy(out, o);
+  return out;
+}
+
+/** The source block a reference record names (the record is one: `flags & FLAG_REF`). */
+export function referenceSource(record: Buffer, offset = 0): number {
+  return record.readUInt32BE(offset + RECORD_HEADER_BYTES);
 }
 
 function isZero(buf: Uint8Array): boolean {
@@ -126,8 +174,11 @@ export function readRecordHeader(buf: Buffer, offset = 0): RecordHeader {
   const nonce = buf.subarray(o, o + 12);
   o += 12;
   const ctLen = buf.readUInt32BE(o);
-  if (ctLen < TAG_BYTES || (flags & ~(FLAG_ZERO | FLAG_LZ4 | FLAG_ZSTD)) !== 0) {
+  if (ctLen < TAG_BYTES || (flags & ~(FLAG_ZERO | FLAG_LZ4 | FLAG_ZSTD | FLAG_REF)) !== 0) {
     throw new RangeError('record header is malformed');
+  }
+  if (flags & FLAG_REF && (flags !== FLAG_REF || ctLen !== REF_BODY_BYTES)) {
+    throw new RangeError('reference record is malformed');
   }
   return { volumeId, block, flags, plainLen, mac, nonce, ctLen };
 }
@@ -143,6 +194,7 @@ export function recordLength(header: RecordHeader): number {
  */
 export function openBlock(keys: VolumeKeys, ctx: BlockContext, record: Buffer): Buffer {
   const where = `${ctx.app}/${ctx.volume} block ${ctx.block}`;
+  const own = ctx.recordBlock ?? ctx.block;
   const fail = (why: string, cause?: unknown): never => {
     throw new DrError(`${where}: ${why}`, {
       code: 'block_corrupt',
@@ -158,9 +210,11 @@ export function openBlock(keys: VolumeKeys, ctx: BlockContext, record: Buffer): 
   } catch (err) {
     return fail('record is malformed', err);
   }
-  if (h.volumeId !== ctx.volumeId || h.block !== ctx.block) {
+  if (h.volumeId !== ctx.volumeId || h.block !== own) {
     fail(`the store holds block ${h.block} of volume #${h.volumeId} in its place`);
   }
+  // The gateway resolves references to the record they name; one left unresolved holds no data.
+  if (h.flags & FLAG_REF) fail('the store holds an unresolved reference, not the block');
   if (record.length < RECORD_HEADER_BYTES + h.ctLen) fail('record is cut short');
   const ct = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + h.ctLen - TAG_BYTES);
   const tag = record.subarray(
@@ -170,7 +224,7 @@ export function openBlock(keys: VolumeKeys, ctx: BlockContext, record: Buffer): 
   let payload: Buffer;
   try {
     const d = createDecipheriv('aes-256-gcm', keys.enc, h.nonce);
-    d.setAAD(aad(ctx, h.flags, h.plainLen));
+    d.setAAD(aad(ctx, h.flags, h.plainLen, own));
     d.setAuthTag(tag);
     const head = d.update(ct);
     const tail = d.final(); // empty for GCM; it is also where the tag is checked

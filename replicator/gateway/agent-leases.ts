@@ -205,6 +205,7 @@ export function createAgentLeases({
         pendingSeqs: s.pendingSeqs,
         latestPoint: points[points.length - 1] ?? null,
         serverTime: now(),
+        references: true,
       };
     },
     release(app, sessionId) {

@@ -1,4 +1,5 @@
 /** One app's replication state as GET /v1/status shows it: phase and why, agent, points, RPO, throughput. */
+import { reversedApp } from '../../core/names.js';
 import type { AppStatus, PointInfo, ProtectionState } from '../transport/protocol.js';
 import type { AppRuntime } from './agent-leases.js';
 import type { VolumeMeta } from './block-store.js';
@@ -54,6 +55,13 @@ export function appStatus({
   } else if (last) {
     phase = 'stalled';
     reason = 'no agent connected since the gateway started';
+  }
+  const forApp = reversedApp(app);
+  if (forApp !== undefined && phase === 'stalled' && !lease?.error) {
+    // The way home's copy has an agent only while its app runs on a recovered server: between
+    // failovers it is idle, not stalled (no alert, no red row).
+    phase = 'paused';
+    reason = `the way home of ${forApp}: replicated only while ${forApp} runs on a recovered server (\`dr agent --reverse --app ${forApp}\`); no agent now`;
   }
   if (p?.state === 'failed-over') {
     phase = 'paused';

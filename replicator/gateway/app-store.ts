@@ -2,11 +2,18 @@
 import { mkdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
-import { DrError, errorMessage } from '../../core/errors.js';
+import { DrError } from '../../core/errors.js';
 import { RECORD_HEADER_BYTES, readRecordHeader } from '../crypto/block-cipher.js';
-import { type DecodedBatch, decodeBatch } from '../transport/batch-codec.js';
+import type { DecodedBatch } from '../transport/batch-codec.js';
 import type { AppStats, AppStoreOptions, CommitRequest } from './app-store-types.js';
 import { Mutex, ReadWriteLock } from './async-lock.js';
+import {
+  type FindRecord,
+  ReferencesInFlight,
+  type Resolution,
+  recordFinder,
+  recoverPending,
+} from './block-references.js';
 import {
   type Catalog,
   findPoint,
@@ -48,6 +55,7 @@ export class AppStore {
   readonly #pending = new PendingBatches();
   readonly #group = new GroupCommit(this.#mutex);
   readonly #view = new PointView((id) => this.#indexPath(id));
+  readonly #references = new ReferencesInFlight();
 
   private constructor(
     private readonly options: AppStoreOptions,
@@ -74,20 +82,20 @@ export class AppStore {
       directIo: options.directIo,
     });
     const store = new AppStore(options, catalog, log);
-    await log.recover(catalog.tail, (frame) => {
-      if (frame.kind !== FRAME_BATCH) return undefined;
-      let decoded: DecodedBatch;
-      try {
-        decoded = decodeBatch(frame.payload);
-      } catch (err) {
-        return errorMessage(err);
-      }
-      if (decoded.seq > catalog.committedSeq && !store.#pending.has(decoded.seq)) {
-        store.#pending.add({ segment: frame.segment, offset: frame.start }, decoded);
-      }
-      return undefined;
+    await recoverPending(log, catalog, {
+      finder: () => store.#finder(),
+      adopt: (at, decoded, resolutions) => store.#pending.add(at, decoded, resolutions),
+      log: options.log,
     });
     return store;
+  }
+
+  /** Finds a stored record by block and MAC: pending batches first, then the latest point. */
+  async #finder(): Promise<FindRecord> {
+    const latest = this.catalog.points.at(-1);
+    const view =
+      latest && (await this.#files.shared(() => this.#view.at(this.catalog.points, latest.id)));
+    return recordFinder(this.#pending, view || []);
   }
 
   get name(): string {
@@ -137,12 +145,22 @@ export class AppStore {
         String(seq),
       );
     }
-    return this.#group.append(seq, {
-      held: () => seq <= this.catalog.committedSeq || this.#pending.has(seq),
-      write: () => this.log.write(FRAME_BATCH, bytes),
-      sync: () => this.log.sync(),
-      adopt: (at) => this.#pending.add(at, decoded),
-    });
+    // References are resolved under the mutex, before the write: one the store cannot resolve
+    // refuses the batch with nothing stored, and the agent sends the data instead.
+    let resolutions: Resolution[] | undefined;
+    try {
+      return await this.#group.append(seq, {
+        held: () => seq <= this.catalog.committedSeq || this.#pending.has(seq),
+        write: async () => {
+          resolutions = await this.#references.resolve(this.name, decoded, () => this.#finder());
+          return this.log.write(FRAME_BATCH, bytes);
+        },
+        sync: () => this.log.sync(),
+        adopt: (at) => this.#pending.add(at, decoded, resolutions),
+      });
+    } finally {
+      this.#references.release(resolutions);
+    }
   }
 
   /** Makes a recovery point of every pending batch up to `upToSeq`. */
@@ -304,6 +322,7 @@ export class AppStore {
         pointIds: this.catalog.points.map((p) => p.id),
         readDelta: (id) => readPointIndex(this.#indexPath(id), id),
         writeDelta: (id, entries) => writePointIndex(this.#indexPath(id), id, entries),
+        references: () => [...this.#pending.references(), ...this.#references.places()],
         exclusive: (fn) =>
           this.#files.exclusive(async () => {
             this.#view.forget(); // its offsets may name compacted segments

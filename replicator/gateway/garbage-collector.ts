@@ -16,6 +16,11 @@ export interface GcTarget {
   pointIds: readonly number[];
   readDelta(pointId: number): Promise<IndexEntry[]>;
   writeDelta(pointId: number, entries: IndexEntry[]): Promise<void>;
+  /**
+   * Records that references of batches not yet in a point resolved to: kept, and when compaction
+   * moves one, the place is updated in the object itself.
+   */
+  references?: () => Iterable<{ segment: number; offset: number; length: number }>;
   /** Runs `fn` with no reader between `pointEntries` and `readRecord`; deletions happen here. */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -37,18 +42,21 @@ export async function collectGarbage(target: GcTarget): Promise<GcResult> {
   const deltas = new Map<number, IndexEntry[]>();
   /** segment → record offset → length, deduplicated across points. */
   const live = new Map<number, Map<number, number>>();
+  const keep = (e: { segment: number; offset: number; length: number }) => {
+    let records = live.get(e.segment);
+    if (!records) {
+      records = new Map();
+      live.set(e.segment, records);
+    }
+    records.set(e.offset, e.length);
+  };
   for (const id of target.pointIds) {
     const entries = await target.readDelta(id);
     deltas.set(id, entries);
-    for (const e of entries) {
-      let records = live.get(e.segment);
-      if (!records) {
-        records = new Map();
-        live.set(e.segment, records);
-      }
-      records.set(e.offset, e.length);
-    }
+    for (const e of entries) keep(e);
   }
+  const references = [...(target.references?.() ?? [])];
+  for (const e of references) keep(e);
   const active = log.active();
   const remove: number[] = [];
   const compact: number[] = [];
@@ -99,6 +107,10 @@ export async function collectGarbage(target: GcTarget): Promise<GcResult> {
         return { ...e, segment: to.segment, offset: to.offset };
       });
       if (changed) await target.writeDelta(id, next);
+    }
+    for (const e of references) {
+      const to = moved.get(`${e.segment}:${e.offset}`);
+      if (to) Object.assign(e, to);
     }
   }
 

@@ -1,5 +1,6 @@
 import { MAC_BYTES } from '../crypto/volume-key.js';
 import type { DecodedBatch } from '../transport/batch-codec.js';
+import type { Resolution } from './block-references.js';
 import { deltaOf, type IndexEntry } from './point-index.js';
 import { FRAME_HEAD_BYTES, type LogPosition } from './segment-log.js';
 
@@ -18,6 +19,8 @@ interface PendingBatch {
 /** Batches durable in the segment log that no recovery point holds yet. */
 export class PendingBatches {
   readonly #batches = new Map<number, PendingBatch>();
+  /** (volume, block) → its pending entries, for resolving references. */
+  #byBlock = new Map<number, PendingEntry[]>();
 
   get size(): number {
     return this.#batches.size;
@@ -27,13 +30,17 @@ export class PendingBatches {
     return this.#batches.has(seq);
   }
 
-  /** Records a batch whose frame starts at `at`. */
-  add(at: LogPosition, decoded: DecodedBatch): void {
+  /**
+   * Records a batch whose frame starts at `at`. `resolutions` (one per entry) say where each
+   * reference's record is; a batch without references needs none.
+   */
+  add(at: LogPosition, decoded: DecodedBatch, resolutions?: readonly Resolution[]): void {
     // Copy the MACs out so a pending batch does not keep the whole request body alive.
     const macs = Buffer.allocUnsafe(decoded.entries.length * MAC_BYTES);
-    const entries = decoded.entries.map((e, i): PendingEntry => {
+    const entries: PendingEntry[] = [];
+    decoded.entries.forEach((e, i) => {
       e.mac.copy(macs, i * MAC_BYTES);
-      return {
+      const entry: PendingEntry = {
         volumeId: e.volumeId,
         block: e.block,
         seq: decoded.seq,
@@ -43,8 +50,38 @@ export class PendingBatches {
         mac: macs.subarray(i * MAC_BYTES, (i + 1) * MAC_BYTES),
         plainLen: e.plainLen,
       };
+      const r = resolutions?.[i];
+      if (r && 'held' in r) Object.assign(entry, r.held);
+      else if (r && 'local' in r) {
+        const own = entries[r.local] as PendingEntry;
+        Object.assign(entry, {
+          segment: own.segment,
+          offset: own.offset,
+          length: own.length,
+          recordSeq: decoded.seq,
+        });
+      }
+      entries.push(entry);
     });
     this.#batches.set(decoded.seq, { seq: decoded.seq, at, entries });
+    for (const e of entries) {
+      const key = e.volumeId * 2 ** 32 + e.block;
+      const list = this.#byBlock.get(key);
+      if (list) list.push(e);
+      else this.#byBlock.set(key, [e]);
+    }
+  }
+
+  /** A pending record of this block with this MAC (any batch), for a reference to repeat. */
+  find(volumeId: number, block: number, mac: Buffer): PendingEntry | undefined {
+    return this.#byBlock.get(volumeId * 2 ** 32 + block)?.find((e) => e.mac.equals(mac));
+  }
+
+  /** Pending entries that point at another block's record: GC keeps those records and moves them. */
+  references(): PendingEntry[] {
+    return [...this.#batches.values()].flatMap((b) =>
+      b.entries.filter((e) => e.recordSeq !== undefined),
+    );
   }
 
   seqs(): number[] {
@@ -77,6 +114,12 @@ export class PendingBatches {
 
   removeUpTo(upToSeq: number): void {
     for (const seq of this.#batches.keys()) if (seq <= upToSeq) this.#batches.delete(seq);
+    const byBlock = new Map<number, PendingEntry[]>();
+    for (const [key, list] of this.#byBlock) {
+      const left = list.filter((e) => e.seq > upToSeq);
+      if (left.length > 0) byBlock.set(key, left);
+    }
+    this.#byBlock = byBlock;
   }
 }
 

@@ -16,13 +16,22 @@ export interface IndexEntry {
   length: number;
   /** The keyed MAC of the block's plaintext, copied from the record header. */
   mac: Buffer;
+  /**
+   * Set when the block repeats another block's content (the agent sent a reference): the entry
+   * points at that block's stored record, which arrived in batch `recordSeq`. Readers open the
+   * record as its own block's; `seq` stays the batch that said the block changed.
+   */
+  recordSeq?: number;
 }
 
 const MAGIC = Buffer.from('LPX1');
+/** An index with references: each entry ends with recordSeq u64 (0: the entry's own record). */
+const MAGIC_REFS = Buffer.from('LPX2');
 /** magic | pointId u32 | count u32 */
 const HEAD_BYTES = 4 + 4 + 4;
 /** volumeId u16 | block u32 | seq u64 | segment u32 | offset u64 | length u32 | mac[16] */
 export const ENTRY_BYTES = 2 + 4 + 8 + 4 + 8 + 4 + MAC_BYTES;
+const REF_ENTRY_BYTES = ENTRY_BYTES + 8;
 const SUM_BYTES = 32;
 
 export function compareEntries(a: IndexEntry, b: IndexEntry): number {
@@ -71,9 +80,12 @@ export function deltaOf<E extends IndexEntry>(entries: Iterable<E>): E[] {
   return [...best.values()].sort(compareEntries);
 }
 
+/** Writes LPX1 (as earlier releases read) unless an entry is a reference, then LPX2. */
 export function encodePointIndex(pointId: number, entries: readonly IndexEntry[]): Buffer {
-  const out = Buffer.allocUnsafe(HEAD_BYTES + entries.length * ENTRY_BYTES + SUM_BYTES);
-  MAGIC.copy(out, 0);
+  const refs = entries.some((e) => e.recordSeq !== undefined);
+  const size = refs ? REF_ENTRY_BYTES : ENTRY_BYTES;
+  const out = Buffer.allocUnsafe(HEAD_BYTES + entries.length * size + SUM_BYTES);
+  (refs ? MAGIC_REFS : MAGIC).copy(out, 0);
   out.writeUInt32BE(pointId, 4);
   out.writeUInt32BE(entries.length, 8);
   let o = HEAD_BYTES;
@@ -85,6 +97,7 @@ export function encodePointIndex(pointId: number, entries: readonly IndexEntry[]
     o = out.writeBigUInt64BE(BigInt(e.offset), o);
     o = out.writeUInt32BE(e.length, o);
     o += e.mac.copy(out, o, 0, MAC_BYTES);
+    if (refs) o = out.writeBigUInt64BE(BigInt(e.recordSeq ?? 0), o);
   }
   createHash('sha256').update(out.subarray(0, o)).digest().copy(out, o);
   return out;
@@ -93,11 +106,14 @@ export function encodePointIndex(pointId: number, entries: readonly IndexEntry[]
 /** Parses a point index; `path` only names the file in errors. */
 export function decodePointIndex(buf: Buffer, pointId: number, path: string): IndexEntry[] {
   const bad = (why: string) => corruptIndex(path, why);
-  if (buf.length < HEAD_BYTES + SUM_BYTES || !buf.subarray(0, 4).equals(MAGIC)) {
+  const magic = buf.subarray(0, 4);
+  const refs = magic.equals(MAGIC_REFS);
+  if (buf.length < HEAD_BYTES + SUM_BYTES || !(refs || magic.equals(MAGIC))) {
     throw bad('is not a point index');
   }
+  const size = refs ? REF_ENTRY_BYTES : ENTRY_BYTES;
   const count = buf.readUInt32BE(8);
-  if (buf.length !== HEAD_BYTES + count * ENTRY_BYTES + SUM_BYTES) {
+  if (buf.length !== HEAD_BYTES + count * size + SUM_BYTES) {
     throw bad(`is ${buf.length} bytes, but its header announces ${count} entries`);
   }
   const body = buf.subarray(0, buf.length - SUM_BYTES);
@@ -108,7 +124,7 @@ export function decodePointIndex(buf: Buffer, pointId: number, path: string): In
   const entries: IndexEntry[] = new Array(count);
   let o = HEAD_BYTES;
   for (let i = 0; i < count; i++) {
-    entries[i] = {
+    const e: IndexEntry = {
       volumeId: buf.readUInt16BE(o),
       block: buf.readUInt32BE(o + 2),
       seq: Number(buf.readBigUInt64BE(o + 6)),
@@ -117,7 +133,10 @@ export function decodePointIndex(buf: Buffer, pointId: number, path: string): In
       length: buf.readUInt32BE(o + 26),
       mac: buf.subarray(o + 30, o + 30 + MAC_BYTES),
     };
-    o += ENTRY_BYTES;
+    const recordSeq = refs ? Number(buf.readBigUInt64BE(o + ENTRY_BYTES)) : 0;
+    if (recordSeq > 0) e.recordSeq = recordSeq;
+    entries[i] = e;
+    o += size;
   }
   return entries;
 }

@@ -1,6 +1,7 @@
 /** Record streaming: a point's records of one volume (or its block MACs) sent as the binary the client reads. */
 import type { ServerResponse } from 'node:http';
 import { DrError } from '../../core/errors.js';
+import { STREAM_REF_BIT } from '../transport/record-framer.js';
 import type { IndexEntry } from './block-store.js';
 import type { ReadableReplica } from './gateway-store.js';
 
@@ -20,7 +21,8 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
 
 /**
  * Streams point `id`'s records of volume `vol` (only those of batches after `since` when it is
- * not -1, and of blocks in [from, to)) as `block u32 | seq u64 | len u32 | record`, under the app's read lock so retention and
+ * not -1, and of blocks in [from, to)) as `block u32 | seq u64 | len u32 | record` (a repeated block
+ * as the record it repeats, its seq's top bit set), under the app's read lock so retention and
  * GC wait. A missing segment is refused before the first byte; after it, an error cuts the stream.
  */
 export async function streamRecords(
@@ -65,7 +67,11 @@ export async function streamRecords(
       for (const e of r.entries) {
         const head = Buffer.allocUnsafe(16);
         head.writeUInt32BE(e.block, 0);
-        head.writeBigUInt64BE(BigInt(e.seq), 4);
+        // A repeated block is sent as the record it repeats, under that record's seq, marked.
+        head.writeBigUInt64BE(
+          e.recordSeq === undefined ? BigInt(e.seq) : BigInt(e.recordSeq) | STREAM_REF_BIT,
+          4,
+        );
         head.writeUInt32BE(e.length, 12);
         parts.push(head, buf.subarray(e.offset - r.offset, e.offset - r.offset + e.length));
       }

@@ -2,6 +2,20 @@ import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { AppStatus } from '../transport/wire-types.js';
+import {
+  encodeRpoSample,
+  RPO_TIERS,
+  type RpoTier,
+  rollUpRpoSample,
+  rpoHistoryKey,
+} from './rpo-history.js';
+
+export {
+  decodeRpoSample,
+  encodeRpoSample,
+  type RpoSample,
+  rpoHistoryKey,
+} from './rpo-history.js';
 
 export interface StatePublisherOptions {
   redis: Redis;
@@ -14,35 +28,14 @@ export interface StatePublisherOptions {
   historyEveryMs?: number;
   /** How far back the history reaches; older samples are trimmed. */
   historyKeepMs?: number;
+  /** The rolled-up tiers each sample also goes into (rpo-history.ts), for reports beyond a day. */
+  tiers?: readonly RpoTier[];
   log?: Logger;
   now?: () => number;
 }
 
 /** Where the engine finds replication state in Redis. */
 export const replicationKey = (prefix = 'lifeboat:') => `${prefix}replication`;
-
-/**
- * Where an app's RPO history is kept: a sorted set scored by sample time (ms), each member
- * `<time>:<lag seconds or ->:<phase>`, trimmed to `historyKeepMs`.
- */
-export const rpoHistoryKey = (app: string, prefix = 'lifeboat:') => `${prefix}rpo:${app}`;
-
-/** One history sample as stored; `lagSeconds` is null while the app has no consistent point. */
-export interface RpoSample {
-  time: number;
-  lagSeconds: number | null;
-  phase: string;
-}
-
-export function encodeRpoSample(s: RpoSample): string {
-  return `${s.time}:${s.lagSeconds === null ? '-' : s.lagSeconds.toFixed(1)}:${s.phase}`;
-}
-
-export function decodeRpoSample(member: string): RpoSample | undefined {
-  const m = /^(\d+):(-|\d+(?:\.\d+)?):([a-z-]+)$/.exec(member);
-  if (!m) return undefined;
-  return { time: Number(m[1]), lagSeconds: m[2] === '-' ? null : Number(m[2]), phase: m[3] ?? '' };
-}
 
 /**
  * Publishes each app's replication state to Redis once a second: a hash
@@ -56,6 +49,7 @@ export function startStatePublisher({
   everyMs = 1000,
   historyEveryMs = 10_000,
   historyKeepMs = 24 * 3_600_000,
+  tiers = RPO_TIERS,
   log = silentLog,
   now = Date.now,
 }: StatePublisherOptions): { stop: () => Promise<void>; publishNow: () => Promise<void> } {
@@ -77,6 +71,13 @@ export function startStatePublisher({
           const hk = rpoHistoryKey(s.app, prefix);
           m.zadd(hk, t, encodeRpoSample({ time: t, lagSeconds: s.lagSeconds, phase: s.phase }));
           m.zremrangebyscore(hk, '-inf', `(${t - historyKeepMs}`);
+          rollUpRpoSample(
+            m,
+            s.app,
+            { time: t, lagSeconds: s.lagSeconds, phase: s.phase },
+            prefix,
+            tiers,
+          );
         }
       }
       await m.exec();

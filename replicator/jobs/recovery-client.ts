@@ -5,6 +5,7 @@ import { APP_NAME } from '../../core/config.js';
 import { DrError } from '../../core/errors.js';
 import { AppLock } from './app-lock.js';
 import { emitEvent, followOperation, lastEventId } from './operation-events.js';
+import { type PlanJob, type PlanSignal, planKeys } from './plan-contract.js';
 import {
   type CleanupJob,
   cleanupJobId,
@@ -23,7 +24,7 @@ const QUEUED_LOCK_MS = 10 * 60_000;
 /** Operations that change what runs for an app: one at a time per app. */
 const CONFLICTING: ReadonlySet<JobName> = new Set(['drill', 'failover', 'failback']);
 
-export type OperationName = Exclude<JobName, 'cleanup'>;
+export type OperationName = Exclude<JobName, 'cleanup' | 'plan'>;
 
 export const newOpId = () =>
   `op-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`.toLowerCase();
@@ -96,6 +97,47 @@ export class RecoveryClient {
   }
 
   /**
+   * Queues a plan run (one job; it queues its apps' own operations as it goes). The job id is
+   * the op id, so queuing the same run twice leaves one job.
+   */
+  async enqueuePlan(data: PlanJob): Promise<Enqueued> {
+    const after = await lastEventId(this.redis, this.keys.events);
+    await this.queue.add('plan', data, {
+      jobId: data.opId,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 2000 },
+      removeOnComplete: { age: 30 * 86_400 },
+      removeOnFail: { age: 30 * 86_400 },
+    });
+    return { opId: data.opId, job: 'plan', app: data.plan, after };
+  }
+
+  /** The plan run of `opId` as recorded now, or undefined when no plan runs under that id. */
+  async planRun(opId: string): Promise<PlanJob | undefined> {
+    const job = OP_ID.test(opId) ? await this.queue.getJob(opId) : undefined;
+    return job?.name === 'plan' ? (job.data as PlanJob) : undefined;
+  }
+
+  /**
+   * Hands a person's control to a plan run: stored for the run to take (one at a time), and the
+   * waiting run woken at once. False when another control waits to be taken.
+   */
+  async signalPlan(opId: string, signal: PlanSignal): Promise<boolean> {
+    const key = planKeys(this.keys.bullPrefix + ':').signal(opId);
+    const stored = await this.redis.set(key, JSON.stringify(signal), 'EX', 86_400, 'NX');
+    if (stored !== 'OK') return false;
+    const job = await this.queue.getJob(opId);
+    if (job && (await job.getState()) === 'delayed') await job.promote().catch(() => undefined); // picked up meanwhile: it takes the control now
+    return true;
+  }
+
+  /** The control waiting to be taken by a plan run, if any. */
+  async pendingSignal(opId: string): Promise<PlanSignal | undefined> {
+    const raw = await this.redis.get(planKeys(this.keys.bullPrefix + ':').signal(opId));
+    return raw ? (JSON.parse(raw) as PlanSignal) : undefined;
+  }
+
+  /**
    * Stops an operation: removed from the queue if it has not started, else flagged in Redis for
    * its worker, which stops at its next check and cleans up.
    */
@@ -104,6 +146,11 @@ export class RecoveryClient {
     const state = await job.getState();
     if (state === 'completed' || state === 'failed') return { outcome: 'finished', job };
     await this.redis.set(this.keys.cancel(opId), requestedBy, 'EX', 86_400);
+    if (job.name === 'plan') {
+      // A plan run is never just removed: what it started must go too, so it rolls itself back.
+      if (state === 'delayed') await job.promote().catch(() => undefined); // taken meanwhile
+      return { outcome: 'signalled', job };
+    }
     if (state !== 'active') {
       const removed = await job.remove().then(
         () => true,

@@ -1,4 +1,5 @@
 import type { Launched, MaterialisedVolume } from '../providers/provider.js';
+import type { PlanResult } from './plan-contract.js';
 
 /**
  * The recovery job contract: what the engine, the bot and `dr` put on the queue, what the
@@ -11,7 +12,7 @@ export const RECOVERY_QUEUE = 'lifeboat-recovery';
 /** Redis key prefix of everything Lifeboat keeps there; BullMQ's prefix is the same without the colon. */
 export const DEFAULT_PREFIX = 'lifeboat:';
 
-export const JOB_NAMES = ['drill', 'failover', 'failback', 'verify', 'cleanup'] as const;
+export const JOB_NAMES = ['drill', 'failover', 'failback', 'verify', 'cleanup', 'plan'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 /** Operation ids name directories and Redis keys: the one check is in core/names. */
@@ -30,12 +31,14 @@ export interface OperationPayload {
   keepMs?: number;
   /** Who asked, like `local:alice` or `slack:U123`; shown in conflicts and events. */
   requestedBy: string;
+  /** Failover run by a plan: the plan fenced the source already (last group first); this is how. */
+  fenced?: FenceOutcome;
 }
 
-export type DrillJob = OperationPayload;
+export type DrillJob = Omit<OperationPayload, 'fenced'>;
 export type FailoverJob = Omit<OperationPayload, 'keepMs'>;
 export type FailbackJob = Pick<OperationPayload, 'opId' | 'app' | 'requestedBy'>;
-export type VerifyJob = Omit<OperationPayload, 'keepMs'>;
+export type VerifyJob = Omit<OperationPayload, 'keepMs' | 'fenced'>;
 /** Removes what an operation left: its server (through the provider) and its recovery directory. */
 export interface CleanupJob {
   opId: string;
@@ -245,7 +248,12 @@ export interface VerifyResult {
   ms: number;
 }
 
-export type JobResult = OperationResult | CleanupResult | FailbackResult | VerifyResult;
+export type JobResult =
+  | OperationResult
+  | CleanupResult
+  | FailbackResult
+  | VerifyResult
+  | PlanResult;
 
 export type EventType = 'started' | 'step' | 'finished';
 

@@ -7,6 +7,7 @@ import { defaultProvider, type RecoveryDeps } from './recovery-deps.js';
 import { runCleanup } from './run-cleanup.js';
 import { runFailback } from './run-failback.js';
 import { runOperation } from './run-operation.js';
+import { runPlan } from './run-plan.js';
 import { runVerify } from './run-verify.js';
 
 export interface RecoveryWorkerOptions {
@@ -34,6 +35,7 @@ export function createRecoveryWorker({
   const failback = runFailback(deps);
   const verify = runVerify(deps);
   const cleanup = runCleanup(deps);
+  const plan = runPlan(deps);
   return new Worker(
     RECOVERY_QUEUE,
     async (job: Job, token?: string, signal?: AbortSignal) => {
@@ -48,6 +50,8 @@ export function createRecoveryWorker({
           return verify(job, token, signal);
         case 'cleanup':
           return cleanup(job, token, signal);
+        case 'plan':
+          return plan(job, token);
         default: {
           const why = `unknown job ${job.name}: this worker is older than the one that queued it`;
           const data = job.data as { opId?: string; app?: string };

@@ -1,11 +1,9 @@
 /** Drill and failover: the job that brings a point up at the DR site, step by step, resumable. */
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type Processor, UnrecoverableError } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
 import { DrError, errorMessage } from '../../core/errors.js';
 import { isName } from '../../core/names.js';
-import { fenceSource } from '../recovery/fence-source.js';
 import { fuseUnavailable } from '../recovery/fuse-mount.js';
 import { heldInstant, serveInstant } from '../recovery/instant-point.js';
 import { materialisePoint } from '../recovery/materialise-point.js';
@@ -13,6 +11,7 @@ import { trustedPoint } from '../recovery/point-check.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import type { AppLock } from './app-lock.js';
+import { fenceAfterStop, stopReplication } from './fence-for-failover.js';
 import { errorInfo, FinalError, isJobLost, jobLost } from './job-errors.js';
 import { JobScaffold, recordedSteps } from './job-scaffold.js';
 import { latestConsistent } from './latest-consistent.js';
@@ -39,8 +38,6 @@ import {
 import { removeOperation } from './run-cleanup.js';
 
 const DEFAULT_KEEP_MS = 30 * 60_000;
-/** Beyond the app's quiesce timeout: a cut that began just as replication was stopped ends too. */
-const FREEZE_MARGIN_MS = 1000;
 type Mode = 'drill' | 'failover';
 
 /**
@@ -122,20 +119,18 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       if (mode === 'failover' && !steps.resolved) {
         // Stop replication into the replica before choosing the point: from
         // here the gateway refuses the agent, and the point set cannot move.
-        await client.setProtection(app, { state: 'failed-over', opId });
+        await stopReplication(client, app, opId);
         await emit({ type: 'step', step: 'replication-stopped', progress: 1 });
       }
+      // A plan fences all its sources first, last group first, and hands each failover its outcome.
+      if (mode === 'failover' && !steps.fenced && job.data.fenced) {
+        steps.fenced = job.data.fenced;
+        await save();
+      }
       if (mode === 'failover' && !steps.fenced) {
-        // Before anything can start at the DR site: the source must stop taking writes that
-        // nobody replicates any more (split brain). Never run twice, so a resume skips it.
+        // Before anything can start at the DR site. Never run twice, so a resume skips it.
         await emit({ type: 'step', step: 'fence', progress: 0 });
-        if (appConfig.fence !== undefined && appConfig.quiesce) {
-          // The agent may be inside a cut: a file system unmounted while frozen stays frozen
-          // and holds its device. Its freeze ends within the quiesce timeout (a watchdog sees
-          // to it), and its next call is refused, so the fence waits that long first.
-          await sleep(appConfig.quiesce.timeout + FREEZE_MARGIN_MS, undefined, { signal });
-        }
-        steps.fenced = await fenceSource(app, opId, appConfig, log);
+        steps.fenced = await fenceAfterStop(app, opId, appConfig, log, signal);
         await save();
       }
       if (steps.fenced) {

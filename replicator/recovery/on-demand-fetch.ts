@@ -28,10 +28,16 @@ export async function fetchVerifiedBlocks(
 ): Promise<Map<number, Buffer>> {
   const { client, app, point, volume } = s;
   const out = new Map<number, Buffer>();
-  for await (const { block, seq, record } of client.records(app, point.id, volume, undefined, {
-    from,
-    to,
-  })) {
+  for await (const { block, seq, record, recordBlock } of client.records(
+    app,
+    point.id,
+    volume,
+    undefined,
+    {
+      from,
+      to,
+    },
+  )) {
     if (block < from || block >= to || block >= s.blocks) continue;
     const want = s.macs.subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES);
     // openBlock checks the plaintext against the record's MAC; the MAC must be the point's.
@@ -45,7 +51,11 @@ export async function fetchVerifiedBlocks(
         },
       );
     }
-    const plain = openBlock(s.keys, { app, volume, volumeId: s.info.id, block, seq }, record);
+    const plain = openBlock(
+      s.keys,
+      { app, volume, volumeId: s.info.id, block, seq, recordBlock },
+      record,
+    );
     out.set(block, plain);
   }
   return out;

@@ -98,7 +98,12 @@ export async function readPointVolume({
   const problems: BlockProblem[] = [];
   let done = 0;
   signal?.throwIfAborted();
-  for await (const { block, seq, record } of client.records(app, point.id, volume, since?.seq)) {
+  for await (const { block, seq, record, recordBlock } of client.records(
+    app,
+    point.id,
+    volume,
+    since?.seq,
+  )) {
     signal?.throwIfAborted();
     if (block >= blocks) {
       problems.push({ volume, block, reason: `block lies beyond the volume's size ${size}` });
@@ -106,7 +111,11 @@ export async function readPointVolume({
       continue;
     }
     try {
-      const plain = openBlock(keys, { app, volume, volumeId: info.id, block, seq }, record);
+      const plain = openBlock(
+        keys,
+        { app, volume, volumeId: info.id, block, seq, recordBlock },
+        record,
+      );
       // openBlock checked the plaintext against the record's MAC: reuse it for the digest.
       const mac = readRecordHeader(record).mac;
       mac.copy(macs, block * MAC_BYTES);

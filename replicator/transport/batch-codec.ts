@@ -1,4 +1,5 @@
 import {
+  FLAG_REF,
   RECORD_HEADER_BYTES,
   type RecordHeader,
   readRecordHeader,
@@ -13,6 +14,8 @@ export interface BatchEntry extends RecordHeader {
   /** Offset of the record inside the batch bytes. */
   offset: number;
   length: number;
+  /** For a reference record (FLAG_REF): the block of the same volume whose content it repeats. */
+  source?: number;
 }
 
 export interface DecodedBatch {
@@ -87,7 +90,10 @@ export function decodeBatch(input: Buffer | readonly Buffer[]): DecodedBatch {
     const length = recordLength(h);
     if (o + length > reader.length)
       throw new RangeError(`record ${i} runs past the end of the batch`);
-    entries.push({ ...h, offset: o, length });
+    if (h.flags & FLAG_REF) {
+      const source = reader.span(o + RECORD_HEADER_BYTES, 4).readUInt32BE(0);
+      entries.push({ ...h, offset: o, length, source });
+    } else entries.push({ ...h, offset: o, length });
     o += length;
   }
   if (o !== reader.length) throw new RangeError('batch has bytes after its last record');

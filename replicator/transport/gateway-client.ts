@@ -41,6 +41,8 @@ export interface StreamedRecord {
   block: number;
   seq: number;
   record: Buffer;
+  /** Block `block` repeats this block's content: open the record as its (BlockContext.recordBlock). */
+  recordBlock?: number;
 }
 
 const TLS_CODES = new Set([

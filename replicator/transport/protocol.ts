@@ -103,6 +103,12 @@ export const sessionResponseSchema = z.object({
   latestPoint: pointInfoSchema.nullable(),
   /** Gateway clock at the answer, ms since epoch. */
   serverTime: z.number(),
+  /**
+   * The gateway takes a block identical to one it holds for the volume as a reference (a record
+   * with FLAG_REF naming the source block) and refuses one it cannot resolve with code
+   * `reference_refused`. Absent from older gateways: the agent then sends every block's data.
+   */
+  references: z.boolean().optional(),
 });
 export type SessionResponse = z.infer<typeof sessionResponseSchema>;
 

@@ -1,8 +1,14 @@
 // Cuts the gateway's record stream (block u32 | seq u64 | len u32 | record) out of the chunks it arrives in.
+// A seq with its top bit set marks a repeated block: the record is the one of the block it repeats.
 
 export interface FramedRecord {
   block: number;
   seq: number;
+  /**
+   * Set when block `block` repeats another block's content: the record is that block's (this
+   * index), stored once at the gateway, and `seq` is its batch.
+   */
+  recordBlock?: number;
   /** Valid until the next `push`: a view of the arriving chunk where the record lies inside one. */
   record: Buffer;
 }
@@ -67,11 +73,16 @@ export class RecordFramer {
   }
 }
 
+/** The top bit of a streamed seq: the record is another block's (a resolved reference). */
+export const STREAM_REF_BIT = 1n << 63n;
+
 function frame(buf: Buffer, o: number): FramedRecord {
   const len = buf.readUInt32BE(o + 12);
-  return {
-    block: buf.readUInt32BE(o),
-    seq: Number(buf.readBigUInt64BE(o + 4)),
-    record: buf.subarray(o + HEAD, o + HEAD + len),
-  };
+  const raw = buf.readBigUInt64BE(o + 4);
+  const record = buf.subarray(o + HEAD, o + HEAD + len);
+  const block = buf.readUInt32BE(o);
+  if ((raw & STREAM_REF_BIT) === 0n) return { block, seq: Number(raw), record };
+  // The record header's block (after volumeId u16) names the block whose record it is.
+  const recordBlock = len >= 6 ? record.readUInt32BE(2) : block;
+  return { block, seq: Number(raw & ~STREAM_REF_BIT), record, recordBlock };
 }

@@ -16,7 +16,7 @@ beforeAll(async () => {
 
 describe('under fire (short chaos run; `npm run chaos` runs the long one)', () => {
   it('survives one fault of every kind with every point restorable, nothing lost and nothing leaked', {
-    timeout: 300_000,
+    timeout: 900_000,
   }, async (ctx: TestContext) => {
     const why = noLoop ?? redisUnavailable();
     if (why) skipBecause(ctx, why);
@@ -28,7 +28,7 @@ describe('under fire (short chaos run; `npm run chaos` runs the long one)', () =
   });
 
   it('runs on raw image files where loop devices are missing (scan tracker, quiesce hooks)', {
-    timeout: 300_000,
+    timeout: 900_000,
   }, async (ctx: TestContext) => {
     const why = redisUnavailable();
     if (why) skipBecause(ctx, why);

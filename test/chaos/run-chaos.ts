@@ -51,7 +51,7 @@ export interface ChaosOptions {
  * The Redis keys without a TTL the run may hold: the replication state the gateway publishes and
  * the app's RPO history (trimmed by age, not expired). Anything else without one is a leak.
  */
-const KEPT_KEYS = [/^lifeboat:replication$/, new RegExp(`^lifeboat:rpo:${APP}$`)];
+const KEPT_KEYS = [/^lifeboat:replication$/, new RegExp(`^lifeboat:rpo:${APP}(:1m|:1h)?$`)];
 
 const consistent = (p: PointInfo) => p.label !== 'fuzzy';
 

@@ -1,5 +1,7 @@
 /** Decodes a PNG and counts the pixels in a region that are not the white background. */
+import { writeFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
+import { expect } from 'vitest';
 
 export interface PngFacts {
   width: number;
@@ -38,4 +40,20 @@ export function readPng(bytes: Buffer): PngFacts {
       return n;
     },
   };
+}
+
+/**
+ * The checks every drill report picture with drills passes: the PNG is the size the renderer
+ * says, wide and tall enough, and both the RPO plot (upper part) and the drill bars (lower part)
+ * carry ink. With REPORT_PNG set, the picture is also written there to look at.
+ */
+export function expectReportPicture(pic: { png: Buffer; width: number }): PngFacts {
+  if (process.env.REPORT_PNG) writeFileSync(process.env.REPORT_PNG, pic.png);
+  const png = readPng(pic.png);
+  expect(png.width).toBe(pic.width);
+  expect(png.width).toBeGreaterThan(1200);
+  expect(png.height).toBeGreaterThan(600);
+  expect(png.inked({ x0: 0.1, y0: 0.2, x1: 0.9, y1: 0.5 })).toBeGreaterThan(2000);
+  expect(png.inked({ x0: 0.1, y0: 0.6, x1: 0.9, y1: 0.9 })).toBeGreaterThan(2000);
+  return png;
 }

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../core/redis.js';
 import { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
+import { dr, freePort } from './lifeboat-home.js';
 
 /** The small health-checked service the recovery tests recover (test/fixtures/volume-server.mjs). */
 export const volumeServerScript = fileURLToPath(
@@ -84,4 +86,40 @@ export function servedAppArgs(o: {
     o.checkTimeout ?? '20s',
   );
   return args;
+}
+
+/**
+ * Adds `name` to the home as a served app (servedAppArgs, on a free port) over a 256 KiB image
+ * with a marker and random data, and commits its first point with `dr agent --once`. `more` are
+ * further `dr app add` words after the served ones. Returns the port its server listens on.
+ */
+export async function protectServedApp(
+  t: { dir: string; home: string },
+  name: string,
+  o: { extra?: string[]; check?: string; checkTimeout?: string; more?: string[] } = {},
+): Promise<number> {
+  const image = join(t.dir, `${name}.img`);
+  const data = Buffer.alloc(256 * 1024);
+  data.write(`lifeboat-marker-${name}\n`);
+  randomBytes(64 * 1024).copy(data, 128 * 1024);
+  await writeFile(image, data);
+  const port = await freePort();
+  const served = servedAppArgs({
+    name,
+    image,
+    port,
+    dir: t.dir,
+    ...(o.check ? { check: o.check } : {}),
+    ...(o.checkTimeout ? { checkTimeout: o.checkTimeout } : {}),
+    ...(o.extra ? { extra: o.extra } : {}),
+  });
+  const added = await dr(['--home', t.home, ...served, ...(o.more ?? [])], {
+    DR_LOG_LEVEL: 'silent',
+  });
+  if (added.err !== '') throw new Error(`dr app add ${name}: ${added.err}`);
+  const once = await dr(['--home', t.home, 'agent', '--app', name, '--once'], {
+    DR_LOG_LEVEL: 'silent',
+  });
+  if (once.code !== 0) throw new Error(`dr agent --app ${name} --once: ${once.err}`);
+  return port;
 }

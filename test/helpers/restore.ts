@@ -19,3 +19,9 @@ export function restoreLatest(t: TestHome, volume: string, to: string, app = 'we
     { DR_LOG_LEVEL: 'silent' },
   );
 }
+
+/** `dr restore APP --point POINT --volume VOLUME --to FILE` in a test home, quietly. */
+export function restorePoint(t: TestHome, point: number, volume: string, to: string, app = 'web') {
+  const args = ['restore', app, '--point', String(point), '--volume', volume, '--to', to];
+  return dr(['--home', t.home, ...args], { DR_LOG_LEVEL: 'silent' });
+}

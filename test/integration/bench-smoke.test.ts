@@ -101,6 +101,13 @@ const figures: Record<string, RegExp[]> = {
       re(String.raw`\| ${tool} \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|`),
     ),
     re(String.raw`ratios Lifeboat / rsync -z: bytes N initial, N incremental`),
+    re(String.raw`Lifeboat sent N blocks as references initial, N incremental`),
+    re(
+      String.raw`\| N MB/s \(Nx\) \| N MB/s \| N s \| N s \| N \| N % \| N % of a core \| (yes|no) \|`,
+    ),
+    re(
+      String.raw`(highest steady rate with lag p99 <= 5 s: N MB/s, Nx the link|no rate held the lag p99 at 5 s or below)`,
+    ),
   ],
   'up.mjs': [
     re(

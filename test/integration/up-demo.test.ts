@@ -98,10 +98,17 @@ describe('dr up --demo', () => {
       'worker',
       'serve',
       'demo-shop',
+      'demo-web',
       'agent demo-shop',
+      'agent demo-web',
     ]);
     const point = await consistentPoint(home);
-    const drill = startDr(['drill', 'demo-shop', '--wait', '--json'], {
+    return { up, state, point, health: await drillOf('demo-shop') };
+  }
+
+  /** `dr drill APP --wait --json` with only DR_HOME set: the drill's health check. */
+  async function drillOf(app: string): Promise<{ ok: boolean; output: string }> {
+    const drill = startDr(['drill', app, '--wait', '--json'], {
       DR_HOME: home,
       REDIS_URL: '',
       DR_GATEWAY: '',
@@ -110,10 +117,11 @@ describe('dr up --demo', () => {
     const code = await drill.exited;
     const json = drill.output().slice(drill.output().indexOf('{'));
     expect(code, drill.output()).toBe(0);
-    const result = JSON.parse(json.slice(0, json.lastIndexOf('}') + 1)) as {
-      health: { ok: boolean; output: string };
-    };
-    return { up, state, point, health: result.health };
+    return (
+      JSON.parse(json.slice(0, json.lastIndexOf('}') + 1)) as {
+        health: { ok: boolean; output: string };
+      }
+    ).health;
   }
 
   async function stopAndCheck(p: DrProcess, state: UpState) {
@@ -144,7 +152,7 @@ describe('dr up --demo', () => {
     expect(yaml).toMatch(/alice:\n\s+ids:\n\s+- console:alice/);
     expect(yaml).toMatch(/demo-shop:\n\s+tier: prod/);
     await stopAndCheck(p, state);
-  });
+  }, 300_000);
 
   it('as a non-root user: falls back to an image file with the app hook, and says so', async () => {
     const { up: p, state, point, health } = await upAndDrill({ DR_DEMO_ROOTLESS: '1' });
@@ -153,6 +161,33 @@ describe('dr up --demo', () => {
     );
     expect(point.label).toBe('app-consistent');
     expect(health.output).toMatch(/^integrity ok; orders 1-(\d+) recovered, #\1 identical/);
+    // The second app, the web front, is drilled the same way; its check reads the page views.
+    expect(p.output()).toMatch(/demo-web +the shop's web front, page views in the image file/);
+    const web = await drillOf('demo-web');
+    expect(web.ok).toBe(true);
+    expect(web.output).toMatch(
+      /^page views \d+-\d+ recovered, all sound; data-loss window \d+\.\d s|^the recovered copy holds no page views yet/,
+    );
+    // The plan: shown, explained with plan-consistent points, its hook real and harmless.
+    const env = { DR_HOME: home, DR_LOG_LEVEL: 'warn' };
+    const show = await dr(['plan', 'show', 'shop'], env);
+    expect(show.code, show.err).toBe(0);
+    expect(show.out).toContain('order: [demo-shop] → [demo-web]');
+    const explain = await dr(['plan', 'explain', 'shop'], env);
+    expect(explain.code, explain.err).toBe(0);
+    expect(explain.out).toMatch(/points \(plan-consistent, all at or before \S+, skew /);
+    expect(explain.out).toMatch(/run hook `'\S+plan-hook\.sh'`/);
+    const hook = spawnSync(join(home, 'demo', 'plan-hook.sh'), { encoding: 'utf8' });
+    expect(hook.status, hook.stderr).toBe(0);
+    expect(hook.stdout).toMatch(
+      /^demo-web shows the demo-shop at the source: http:\/\/127\.0\.0\.1:\d+/,
+    );
+    expect(readFileSync(join(home, 'demo', 'web-upstream'), 'utf8').trim()).toBe(
+      join(home, 'run', 'demo-shop.json'),
+    );
+    const report = await dr(['report', 'shop', '--days', '7'], env);
+    expect(report.code, report.err).toBe(0);
+    expect(report.out).toMatch(/^shop, last 7 d; 2 drill\(s\), 2 passed/);
     await stopAndCheck(p, state);
     // A second start of the same home keeps the demo and its orders.
     const again = startDr(['up', '--listen', `127.0.0.1:${await freePort()}`], {
@@ -164,7 +199,8 @@ describe('dr up --demo', () => {
     up = again;
     await again.waitFor(READY, 90_000);
     expect(again.output()).toContain('demo-shop taking orders');
-  });
+    expect(again.output()).toMatch(/demo-web serving at \S+ \(views in \S+, [1-9]\d* so far\)/);
+  }, 300_000);
 
   /**
    * The README's round trip, from chat: failover (alice and bob approve) fences demo-shop at the

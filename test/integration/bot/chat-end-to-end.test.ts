@@ -1,19 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { DingTalkGateway } from '../../fakes/dingtalk-gateway.js';
 import { DingTalkOpenApi } from '../../fakes/dingtalk-openapi.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
-import {
-  dr,
-  freePort,
-  type TestHome,
-  testHome,
-  updateConfig,
-} from '../../helpers/lifeboat-home.js';
+import { freePort, type TestHome, testHome, updateConfig } from '../../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../../helpers/processes.js';
-import { killVolumeServers, recoveryEnv, servedAppArgs } from '../../helpers/recovery-rig.js';
+import { killVolumeServers, protectServedApp, recoveryEnv } from '../../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
 import { skipBecause } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
@@ -44,25 +37,7 @@ describe('chat end to end: dr serve with the real engine, a worker and an agent'
   let worker: DrProcess;
 
   async function protect(name: string): Promise<void> {
-    const image = join(t.dir, `${name}.img`);
-    const data = Buffer.alloc(256 * 1024);
-    data.write(`lifeboat-marker-${name}\n`);
-    randomBytes(64 * 1024).copy(data, 128 * 1024);
-    await writeFile(image, data);
-    const port = await freePort();
-    const added = await dr(
-      [
-        '--home',
-        t.home,
-        ...servedAppArgs({ name, image, port, dir: t.dir, extra: ['--tier', 'prod'] }),
-      ],
-      { DR_LOG_LEVEL: 'silent' },
-    );
-    expect(added.err).toBe('');
-    const once = await dr(['--home', t.home, 'agent', '--app', name, '--once'], {
-      DR_LOG_LEVEL: 'silent',
-    });
-    expect(once.code).toBe(0);
+    await protectServedApp(t, name, { extra: ['--tier', 'prod'] });
   }
 
   beforeAll(async () => {

@@ -154,7 +154,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'slack-drill-report.test.ts')
       await slack.send(events, typo);
       const tid = new URLSearchParams(typo).get('trigger_id');
       const t = await waitFor('the did-you-mean', () => slack.responses.find((x) => x.id === tid));
-      expect(String(t.body.text)).toMatch(/Unknown app "wbe". Did you mean web\?/);
+      expect(String(t.body.text)).toMatch(/Unknown app or plan "wbe". Did you mean web\?/);
     });
 
     it('posts the report picture to the app channel after a scheduled drill ends', async () => {

@@ -25,6 +25,10 @@ describe('the verb table', () => {
       'resume',
       'throttle',
       'ack',
+      'continue',
+      'retry',
+      'skip',
+      'rollback',
     ]);
     expect(verbSpec('explode')).toBeUndefined();
   });

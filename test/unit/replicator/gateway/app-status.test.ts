@@ -156,3 +156,41 @@ describe('appStatus', () => {
     expect(rt.recent).toHaveLength(1);
   });
 });
+
+describe('appStatus of a way home (APP--home)', () => {
+  it('is paused, not stalled, with no agent: its agent runs only while the app is failed over', () => {
+    const s = appStatus({
+      ...base,
+      app: 'web--home',
+      points: [point(3, 'crash-consistent', 60_000)],
+      runtime: runtime(),
+    });
+    expect(s.phase).toBe('paused');
+    expect(s.reason).toMatch(
+      /^the way home of web: replicated only while web runs on a recovered server/,
+    );
+    const quiet = appStatus({
+      ...base,
+      app: 'web--home',
+      points: [point(3, 'crash-consistent', 60_000)],
+      runtime: runtime(lease({ lastSeen: t - 600_000 })),
+    });
+    expect(quiet.phase).toBe('paused');
+  });
+
+  it('stays stalled when its agent reports an error, and an ordinary app with no agent stays stalled', () => {
+    const failing = appStatus({
+      ...base,
+      app: 'web--home',
+      points: [point(3, 'crash-consistent', 60_000)],
+      runtime: runtime(lease({ error: 'disk read failed' })),
+    });
+    expect(failing).toMatchObject({ phase: 'stalled', reason: 'disk read failed' });
+    const plain = appStatus({
+      ...base,
+      points: [point(3, 'crash-consistent', 60_000)],
+      runtime: runtime(),
+    });
+    expect(plain.phase).toBe('stalled');
+  });
+});

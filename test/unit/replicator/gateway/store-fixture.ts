@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../../../core/log.js';
-import { openBlock, sealBlock } from '../../../../replicator/crypto/block-cipher.js';
+import {
+  openBlock,
+  readRecordHeader,
+  sealBlock,
+  sealReference,
+} from '../../../../replicator/crypto/block-cipher.js';
 import {
   createKeyEncryptionKeyFile,
   type KeyEncryptionKey,
@@ -87,14 +92,18 @@ export interface Written {
 export function makeBatch(
   fx: Fixture,
   seq: number,
-  blocks: Array<{ volume: VolumeMeta; block: number; plain?: Buffer }>,
+  blocks: Array<{ volume: VolumeMeta; block: number; plain?: Buffer; source?: number }>,
 ): { bytes: Buffer; decoded: DecodedBatch; written: Written[] } {
   const written: Written[] = [];
-  const records = blocks.map(({ volume, block, plain = randomBytes(BLOCK) }) => {
+  const records = blocks.map(({ volume, block, plain = randomBytes(BLOCK), source }) => {
     const keys = keysOf(fx, volume);
     written.push({ volume, block, plain });
     const ctx = { app: APP, volume: volume.name, volumeId: volume.id, block, seq };
-    return sealBlock(keys, ctx, plain, blockMac(keys.mac, plain));
+    const mac = blockMac(keys.mac, plain);
+    // With `source`, the block goes as a reference to it (`plain` is then its content).
+    return source === undefined
+      ? sealBlock(keys, ctx, plain, mac)
+      : sealReference(keys, ctx, plain.length, mac, source);
   });
   const bytes = Buffer.concat(encodeBatch(seq, records));
   return { bytes, decoded: decodeBatch(bytes), written };
@@ -105,7 +114,7 @@ export async function append(
   fx: Fixture,
   app: AppStore,
   seq: number,
-  blocks: Array<{ volume: VolumeMeta; block: number; plain?: Buffer }>,
+  blocks: Array<{ volume: VolumeMeta; block: number; plain?: Buffer; source?: number }>,
   truth?: Map<string, Buffer>,
 ): Promise<{ duplicate: boolean }> {
   const b = makeBatch(fx, seq, blocks);
@@ -125,7 +134,16 @@ export async function plaintexts(
   const out = new Map<number, Buffer>();
   for (const e of entries) {
     const record = await app.readRecord(e);
-    const ctx = { app: APP, volume: volume.name, volumeId: volume.id, block: e.block, seq: e.seq };
+    // A repeated block's entry points at the record it repeats, opened as that block's.
+    const ref = e.recordSeq !== undefined;
+    const ctx = {
+      app: APP,
+      volume: volume.name,
+      volumeId: volume.id,
+      block: e.block,
+      seq: e.recordSeq ?? e.seq,
+      recordBlock: ref ? readRecordHeader(record).block : undefined,
+    };
     out.set(e.block, openBlock(keys, ctx, record));
   }
   return out;

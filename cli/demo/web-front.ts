@@ -1,0 +1,192 @@
+// demo-web: the demo shop's web front, run by `dr up --demo`. Usage:
+//   node web-front.js --image PATH --state FILE --upstream FILE --shop-state FILE [--rate VIEWS_PER_SECOND]
+// It serves the storefront (GET /: the newest order demo-shop holds), and renders it by itself at a
+// steady rate (the workload), recording each page view in its own volume (--image, web-views.ts).
+// Which demo-shop it shows: the --upstream file names the state file of the shop to use (the
+// plan's hook writes it: the DR site's shop after a failover); without it, --shop-state.
+//   GET /health, GET /views/last, GET / (HTML).
+// Quiesce and fencing follow demo-shop's signals and flag files: SIGUSR2 freezes (STATE.frozen
+// while frozen, at most 30 s), SIGUSR1 thaws; SIGHUP with STATE.fence closes the volume and serves
+// nothing (STATE.down), SIGHUP without it opens the volume again.
+import { type FileHandle, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { scriptArg } from './script-arg.js';
+import { announceService, serveOnLoopback, stopServiceOnSignal } from './service-state.js';
+import { encodeView, readViews, slotOffset, type View } from './web-views.js';
+
+const FREEZE_LIMIT_MS = 30_000;
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false, // not there
+  );
+
+/** Whether the process still runs (a DR-site shop stopped by a failback leaves its state file). */
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // gone
+  }
+}
+
+/** The URL of the shop the front shows: the state file --upstream names, else --shop-state's. */
+async function upstreamUrl(upstream: string, shopState: string): Promise<string | undefined> {
+  const named = await readFile(upstream, 'utf8').then(
+    (t) => t.trim(),
+    () => '', // no choice made yet: the shop at the source
+  );
+  for (const file of named ? [named, shopState] : [shopState]) {
+    const shop = await readFile(file, 'utf8').then(
+      (t) => JSON.parse(t) as { url?: string; pid?: number },
+      () => undefined, // that shop is not running (yet): try the next
+    );
+    if (shop?.url && (file === shopState || alive(shop.pid))) return shop.url;
+  }
+  return undefined;
+}
+
+async function lastOrder(url: string | undefined): Promise<{ id: number; item?: string } | null> {
+  if (!url) return null;
+  const res = await fetch(`${url}/orders/last`, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) return null;
+  const body = (await res.json()) as { order?: { id: number; item?: string } | null };
+  return body.order ?? null;
+}
+
+async function main(): Promise<void> {
+  const image = scriptArg('--image');
+  const state = scriptArg('--state');
+  const upstream = scriptArg('--upstream');
+  const shopState = scriptArg('--shop-state');
+  const rate = Number(scriptArg('--rate') ?? 2);
+  if (!image || !state || !upstream || !shopState || !(rate > 0 && rate <= 100)) {
+    process.stderr.write(
+      'usage: web-front --image PATH --state FILE --upstream FILE --shop-state FILE [--rate VIEWS_PER_SECOND (1-100)]\n',
+    );
+    process.exit(2);
+  }
+  const { views } = readViews(await readFile(image));
+  let last: View | undefined = views.at(-1);
+  let fenced = await exists(`${state}.fence`);
+  let fh: FileHandle | undefined = fenced ? undefined : await open(image, 'r+');
+  let writing: Promise<unknown> = Promise.resolve();
+  let frozenUntil = 0;
+  let shown: { id: number; item?: string } | null = null;
+  let upstreamError: string | undefined;
+
+  let rendering = false;
+  /** One page view: ask the shop (outside the write chain, so a freeze never waits for it), record it. */
+  const render = async () => {
+    if (rendering) return; // the previous one still waits for the shop
+    rendering = true;
+    try {
+      const url = await upstreamUrl(upstream, shopState);
+      try {
+        shown = await lastOrder(url);
+        upstreamError = url ? undefined : 'no demo-shop to show';
+      } catch (err) {
+        upstreamError = `demo-shop at ${url} did not answer: ${String(err)}`;
+      }
+      const write = writing.then(async () => {
+        if (!fh || Date.now() < frozenUntil) return; // fenced or frozen meanwhile: nothing written
+        const view = { seq: (last?.seq ?? 0) + 1, timeMs: Date.now(), orderId: shown?.id ?? 0 };
+        await fh.write(encodeView(view), 0, undefined, slotOffset(view.seq));
+        await fh.datasync();
+        last = view;
+      });
+      writing = write.catch((err: unknown) => {
+        process.stderr.write(`demo-web: cannot record a view: ${String(err)}\n`);
+      });
+      await writing;
+    } finally {
+      rendering = false;
+    }
+  };
+
+  const flag = `${state}.frozen`;
+  const freeze = async () => {
+    frozenUntil = Date.now() + FREEZE_LIMIT_MS;
+    await writing; // the view being written is durable before the freeze is reported
+    if (frozenUntil > 0) await writeFile(flag, '');
+  };
+  const thaw = async () => {
+    frozenUntil = 0;
+    await rm(flag, { force: true });
+  };
+  const down = `${state}.down`;
+  let signals: Promise<unknown> = Promise.resolve();
+  process.on('SIGUSR2', () => {
+    signals = signals.then(freeze);
+  });
+  process.on('SIGUSR1', () => {
+    signals = signals.then(thaw);
+  });
+  process.on('SIGHUP', () => {
+    signals = signals.then(async () => {
+      if (await exists(`${state}.fence`)) {
+        if (fenced) return;
+        fenced = true;
+        await writing;
+        await fh?.close();
+        fh = undefined;
+        await writeFile(down, '');
+        process.stdout.write('demo-web fenced: volume closed, serving nothing\n');
+      } else if (fenced) {
+        fh = await open(image, 'r+');
+        fenced = false;
+        await rm(down, { force: true });
+        process.stdout.write('demo-web serving again\n');
+      }
+    });
+  });
+  const timer = setInterval(() => {
+    if (fenced || Date.now() < frozenUntil) return;
+    if (frozenUntil > 0) void thaw(); // frozen past the limit: write again
+    void render();
+  }, 1000 / rate);
+
+  const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json') => {
+    res.writeHead(status, { 'content-type': type });
+    res.end(typeof body === 'string' ? body : `${JSON.stringify(body)}\n`);
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://demo-web').pathname;
+    if (req.method !== 'GET') return send(res, 405, { error: 'GET only' });
+    if (path === '/health') {
+      if (fenced) return send(res, 503, { ok: false, fenced: true });
+      const url = await upstreamUrl(upstream, shopState);
+      return send(res, 200, { ok: true, views: last?.seq ?? 0, upstream: url ?? null });
+    }
+    if (fenced) return send(res, 503, { error: 'fenced: demo-web runs at the DR site now' });
+    if (path === '/views/last') {
+      await writing;
+      return send(res, 200, { view: last ?? null });
+    }
+    if (path === '/') {
+      const order = shown ? `order #${shown.id} (${shown.item ?? '?'})` : 'no order yet';
+      const text = `<!doctype html><title>demo shop</title><h1>The demo shop</h1><p>Newest: ${order}</p><p>${last?.seq ?? 0} page views${upstreamError ? `; ${upstreamError}` : ''}</p>\n`;
+      return send(res, 200, text, 'text/html; charset=utf-8');
+    }
+    return send(res, 404, { error: 'not found' });
+  };
+  const { server, url } = await serveOnLoopback(handle);
+  await announceService(state, { url, image }, fenced);
+  process.stdout.write(
+    `demo-web serving at ${url} (views in ${image}, ${last?.seq ?? 0} so far${fenced ? '; fenced by a failover' : ''})\n`,
+  );
+  stopServiceOnSignal(
+    state,
+    () => {
+      clearInterval(timer);
+      server.close();
+    },
+    () => writing,
+    () => fh?.close(),
+  );
+}
+
+await main();

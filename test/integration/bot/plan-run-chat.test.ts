@@ -1,0 +1,421 @@
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { connectRedis } from '../../../core/redis.js';
+import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
+import {
+  dr,
+  freePort,
+  type TestHome,
+  testHome,
+  updateConfig,
+} from '../../helpers/lifeboat-home.js';
+import { type DrProcess, startDr, stopAll } from '../../helpers/processes.js';
+import {
+  exists,
+  killVolumeServers,
+  protectServedApp,
+  recoveryEnv,
+  volumeServerPids,
+} from '../../helpers/recovery-rig.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
+import { skipBecause } from '../../helpers/skip.js';
+import { waitFor } from '../../helpers/wait-for.js';
+
+/**
+ * Recovery plans run from Slack end to end: a real `dr serve` (engine + Slack surface), `dr
+ * gateway`, `dr worker` on the local provider and real Redis; Slack's side is the emulator. The
+ * plan's one message shows every group and app and carries the Continue, Retry, Skip and Roll
+ * back buttons.
+ */
+const problem = redisUnavailable();
+
+describe('plan runs from chat', () => {
+  let t: TestHome;
+  let redis: TestRedis;
+  let slack: SlackEmulator;
+  let env: NodeJS.ProcessEnv;
+  let prefix: string;
+  let events: string;
+  let serve: DrProcess;
+  let worker: DrProcess;
+
+  async function protect(name: string, check?: string): Promise<void> {
+    const log = (what: string) => `echo ${name} >> ${join(t.dir, `${what}.log`)}`;
+    await protectServedApp(t, name, {
+      ...(check ? { check, checkTimeout: '3s' } : {}),
+      extra: ['--tier', 'dev', '--quiesce-timeout', '1s', '--fence', log('fences')],
+      more: ['--unfence', log('unfences')],
+    });
+  }
+
+  beforeAll(async () => {
+    if (problem) return; // each test says why it skips
+    redis = await startRedis();
+    t = await testHome();
+    slack = new SlackEmulator();
+    await slack.start();
+    const r = recoveryEnv(t.home, redis.url, 'p');
+    prefix = r.prefix;
+    env = {
+      ...r.env,
+      DR_LOG_LEVEL: 'info',
+      SLACK_BOT_TOKEN: slack.token,
+      SLACK_SIGNING_SECRET: slack.signingSecret,
+      SLACK_API_URL: slack.apiUrl,
+    };
+    const g = startDr(['gateway'], env);
+    await g.waitFor(/publishing replication state/);
+    for (const app of ['db', 'api', 'web']) await protect(app);
+    // Its check asks a port nothing listens on: its recovery fails, as a broken tier would.
+    await protect('bad', `http://127.0.0.1:${await freePort()}/health`);
+    await updateConfig(t.home, (doc) => {
+      doc.setIn(['people', 'sam'], doc.createNode({ ids: ['slack:USAM'], groups: ['sre-oncall'] }));
+      doc.setIn(['people', 'tom'], doc.createNode({ ids: ['slack:UTOM'], groups: ['sre-oncall'] }));
+    });
+    await mkdir(join(t.home, 'plans'));
+    await writeFile(
+      join(t.home, 'plans', 'shop.yaml'),
+      [
+        'description: the shop, database first',
+        'groups:',
+        '  - apps: [db]',
+        '    then:',
+        `      - hook: echo "$DR_PLAN $DR_VERB" >> ${join(t.dir, 'hook.log')}`,
+        '        timeout: 30s',
+        '  - apps: [api]',
+        '    then:',
+        '      - manual: DNS switched — continue',
+        '  - apps: [web]',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(
+      join(t.home, 'plans', 'broken.yaml'),
+      'groups:\n  - apps: [db]\n  - apps: [bad]\n  - apps: [web]\n',
+    );
+    worker = startDr(['worker', '--concurrency', '2', '--lock-duration', '5s'], env);
+    await worker.waitFor(/worker ready/);
+    const listen = `127.0.0.1:${await freePort()}`;
+    serve = startDr(['serve', '--listen', listen], env);
+    await serve.waitFor(/Slack: on/, 60_000);
+    events = `http://${listen}/slack/events`;
+  }, 240_000);
+
+  afterAll(async () => {
+    await serve?.stop();
+    await stopAll();
+    await killVolumeServers(t?.dir);
+    await slack?.stop();
+    await redis?.stop();
+    await t?.cleanup();
+  });
+
+  function explainFailure(): void {
+    onTestFailed(() => {
+      const messages = [...slack.messages.values()].map(
+        (m) => `${m.channel} ${m.ts} [${m.updates}] ${m.text}\n${JSON.stringify(m.blocks)}`,
+      );
+      process.stderr.write(
+        `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}\n--- serve\n${serve.output().slice(-5000)}\n--- worker\n${worker.output().slice(-8000)}\n`,
+      );
+    });
+  }
+
+  const buttons = (m: SlackMessage) =>
+    (
+      (m.blocks.find((b) => b.type === 'actions') as { elements?: { value: string }[] } | undefined)
+        ?.elements ?? []
+    ).map((e) => e.value);
+  /** The message's body: the plan's lines, as Slack shows them. */
+  const body = (m: SlackMessage) =>
+    m.blocks
+      .map((b) => (b as { text?: { text?: string } }).text?.text ?? '')
+      .join('\n')
+      .replace(/&gt;/g, '>');
+  const planMessage = (plan: string) =>
+    slack.channelMessages('COPS').find((m) => m.text.includes(`plan ${plan} (op-`));
+  const press = async (m: SlackMessage, words: string, user = 'UTOM') => {
+    const i = buttons(m).indexOf(words);
+    expect(i, `button ${words} on ${buttons(m).join(', ')}`).toBeGreaterThanOrEqual(0);
+    expect((await slack.send(events, slack.buttonPress(m, i, { user }))).status).toBe(200);
+  };
+  const say = async (words: string, user = 'USAM') =>
+    expect(
+      (await slack.send(events, slack.slashCommand(words, { user, channel: 'COPS' }))).status,
+    ).toBe(200);
+  const lines = async (name: string) =>
+    (await readFile(join(t.dir, name), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  const planStatus = async (opId: string) => {
+    const r = await dr(['--home', t.home, 'plan', 'status', opId, '--json'], env);
+    expect(r.err).toBe('');
+    return JSON.parse(r.out) as {
+      run: {
+        phase: string;
+        groups: { apps: { app: string; state: string; opId?: string; ops: string[] }[] }[];
+      };
+    };
+  };
+
+  /**
+   * The run's record says the apps were rolled back (the last one too when the plan touched it:
+   * a failover fences it first), and no server or recovery directory is left.
+   */
+  const expectRolledBack = async (opId: string, lastApp = 'rolled-back') => {
+    const after = await planStatus(opId);
+    expect(after.run.phase).toBe('rolled-back');
+    expect(after.run.groups.map((g) => g.apps.map((a) => a.state))).toEqual([
+      ['rolled-back'],
+      ['rolled-back'],
+      [lastApp],
+    ]);
+    expect(await volumeServerPids(t.dir)).toEqual([]);
+    const recovery = join(t.home, 'recovery');
+    expect((await exists(recovery)) ? await readdir(recovery) : []).toEqual([]);
+  };
+
+  it('a failure in the second group stops the third; rollback leaves nothing behind', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    await say('failover broken');
+    const msg = await waitFor(
+      'the plan message stopped at group 2',
+      () => {
+        const m = planMessage('broken');
+        return m && buttons(m).some((b) => b.startsWith('retry ')) ? m : undefined;
+      },
+      180_000,
+    );
+    const opId = /\((op-[a-z0-9]+)\)/.exec(msg.text)?.[1] ?? '';
+    expect(msg.text).toContain('stopped at group 2 (bad) after a failure');
+    expect(body(msg)).toMatch(/1\. db healthy \(op-/);
+    expect(body(msg)).toMatch(/2\. bad FAILED \(op-[a-z0-9]+\): the health check of bad failed/);
+    expect(body(msg)).toContain('3. web waiting');
+    expect(buttons(msg)).toEqual([`retry ${opId}`, `skip ${opId}`, `rollback ${opId}`]);
+    // Fenced first, last group first; the third group's app never started.
+    expect(await lines('fences.log')).toEqual(['web', 'bad', 'db']);
+    const before = await planStatus(opId);
+    const web = before.run.groups[2]?.apps[0];
+    expect(web?.state).toBe('pending');
+    const conn = connectRedis(redis.url, 'test');
+    try {
+      const bull = prefix.replace(/:$/, '');
+      expect(await conn.exists(`${bull}:lifeboat-recovery:${web?.opId}`)).toBe(0);
+    } finally {
+      conn.disconnect();
+    }
+    expect(await volumeServerPids(t.dir)).toHaveLength(1); // db's, at the DR site
+
+    // Bad inputs, each a clear refusal: continue with no manual step, retry of a plan not waiting.
+    await say(`continue ${opId}`, 'UTOM');
+    const refusal = await waitFor('the refusal of continue', () =>
+      slack.responses.find((r) => String(r.body.text).includes('waits at no manual step')),
+    );
+    expect(String(refusal.body.text)).toContain(`failover of plan broken (${opId})`);
+
+    await press(msg, `rollback ${opId}`);
+    await waitFor(
+      'the plan rolled back',
+      () => /: rolled back/.test(msg.text) || undefined,
+      120_000,
+    );
+    expect(body(msg)).toMatch(/rollback: db: removed .*replication resumed.*source unfenced/);
+    expect(buttons(msg)).toEqual([]);
+    // Nothing left: no server, no recovery directory, no mount, every source replicating again.
+    await expectRolledBack(opId);
+    expect(await readFile('/proc/mounts', 'utf8')).not.toContain(t.dir);
+    expect(await lines('unfences.log')).toEqual(['db', 'bad', 'web']);
+    const status = await dr(['--home', t.home, 'status', '--json'], env);
+    const apps = JSON.parse(status.out) as { app: string; protection?: { state: string } }[];
+    for (const a of apps) expect(a.protection?.state ?? 'protected').toBe('protected');
+
+    // A finished plan cannot be rolled back again, nor retried.
+    const again = await dr(['--home', t.home, 'plan', 'rollback', opId], env);
+    expect(again.code).toBe(1);
+    expect(again.err).toContain('was rolled back already: nothing to rollback');
+  });
+
+  it('a drill of a plan stopped by a failure rolls back to nothing: servers, mounts, cleanups', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    await say('drill broken');
+    const msg = await waitFor(
+      'the drill stopped at group 2',
+      () => {
+        const m = slack
+          .channelMessages('COPS')
+          .find((x) => x.text.startsWith('Drill of plan broken'));
+        return m && buttons(m).some((b) => b.startsWith('rollback ')) ? m : undefined;
+      },
+      180_000,
+    );
+    const opId = /\((op-[a-z0-9]+)\)/.exec(msg.text)?.[1] ?? '';
+    expect(body(msg)).toMatch(/1\. db healthy \(op-/);
+    expect(body(msg)).toContain('3. web waiting');
+    await press(msg, `rollback ${opId}`);
+    await waitFor(
+      'the drill rolled back',
+      () => /: rolled back/.test(msg.text) || undefined,
+      120_000,
+    );
+    await expectRolledBack(opId, 'pending'); // a drill fences nothing: web was never touched
+    expect(await readFile('/proc/mounts', 'utf8')).not.toContain(t.home);
+    // The drill's delayed cleanup went with it: nothing is left to run later.
+    const conn = connectRedis(redis.url, 'test');
+    try {
+      const db = (await planStatus(opId)).run.groups[0]?.apps[0]?.opId ?? '';
+      const bull = prefix.replace(/:$/, '');
+      expect(await conn.exists(`${bull}:lifeboat-recovery:${db}-cleanup`)).toBe(0);
+    } finally {
+      conn.disconnect();
+    }
+  });
+
+  it('a worker killed while the plan waits: the next worker rolls back what the record says was started', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    // Followed from the command line meanwhile: it says what the run waits for, and how it ended.
+    const follower = startDr(['failover', 'shop', '--wait'], env);
+    await follower.waitFor(/op-[a-z0-9]+: failover of plan shop queued/, 60_000);
+    const opId = /(op-[a-z0-9]+): failover of plan shop queued/.exec(follower.output())?.[1] ?? '';
+    await waitFor(
+      'the run at its manual step',
+      async () => {
+        const s = await planStatus(opId);
+        return s.run?.phase === 'waiting-manual' || undefined;
+      },
+      180_000,
+    );
+    expect(await volumeServerPids(t.dir)).toHaveLength(2); // db's and api's, at the DR site
+    await worker.kill9();
+    worker = startDr(['worker', '--concurrency', '2', '--lock-duration', '5s'], env);
+    await worker.waitFor(/worker ready/);
+    const rollback = await dr(['--home', t.home, 'plan', 'rollback', opId], env);
+    expect(rollback.err).toBe('');
+    expect(rollback.out).toContain(`rolled back failover of plan shop (${opId})`);
+    await waitFor(
+      'the run rolled back by the new worker',
+      async () => {
+        const s = await planStatus(opId);
+        return s.run?.phase === 'rolled-back' || undefined;
+      },
+      120_000,
+    );
+    await expectRolledBack(opId);
+    expect(await follower.exited).toBe(1);
+    expect(follower.output()).toContain(`continue with \`dr plan continue ${opId}\``);
+    expect(follower.output()).toContain(`Failover of plan shop (${opId}): rolled back in `);
+    expect(follower.output()).toMatch(/rollback: db: removed .*source unfenced/);
+  });
+
+  it('a plan of three apps fails over in order with a hook and a manual step, from Slack', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    const fencedBefore = (await lines('fences.log')).length;
+    await say('failover shop');
+    const msg = await waitFor(
+      'the plan message waiting at the manual step',
+      () => {
+        const m = planMessage('shop');
+        return m && buttons(m).some((b) => b.startsWith('continue ')) ? m : undefined;
+      },
+      180_000,
+    );
+    const opId = /\((op-[a-z0-9]+)\)/.exec(msg.text)?.[1] ?? '';
+    expect((await lines('fences.log')).slice(fencedBefore)).toEqual(['web', 'api', 'db']);
+    expect((await lines('hook.log')).at(-1)).toBe('shop failover');
+    expect(body(msg)).toMatch(/1\. db healthy \(op-/);
+    expect(body(msg)).toContain('then hook `echo');
+    expect(body(msg)).toMatch(/2\. api healthy \(op-/);
+    expect(body(msg)).toContain('then manual "DNS switched — continue": WAITING for a person');
+    expect(body(msg)).toContain('3. web waiting');
+    // The app of group 3 has not started while the manual step waits.
+    const waiting = await planStatus(opId);
+    expect(waiting.run.groups[2]?.apps[0]?.state).toBe('pending');
+
+    await press(msg, `continue ${opId}`);
+    // Pressed again by someone else: one press counts; the other is refused, naming the first.
+    await press(msg, `continue ${opId}`, 'USAM');
+    const replyTo = (user: string) =>
+      waitFor(`the answer to ${user}'s press`, () =>
+        slack.ephemerals.find((e) => e.args.user === user && /continue/.test(String(e.args.text))),
+      );
+    const answers = [await replyTo('UTOM'), await replyTo('USAM')].map((e) => String(e.args.text));
+    const taken = answers.filter((a) => /^(tom|sam) continued failover of plan shop/.test(a));
+    expect(taken).toHaveLength(1);
+    const winner = taken[0]?.split(' ')[0] ?? '';
+    expect(answers.find((a) => a !== taken[0])).toMatch(
+      new RegExp(`${winner} already sent \`continue\`|was already continued by ${winner}`),
+    );
+    await waitFor('the plan done', () => /: done in /.test(msg.text) || undefined, 180_000);
+    expect(body(msg)).toContain(`continued by ${winner}`);
+    expect(body(msg)).toMatch(/3\. web healthy \(op-/);
+    const done = await planStatus(opId);
+    expect(done.run.phase).toBe('done');
+    // Each app's failover started only after the group before it was healthy.
+    const ops = done.run.groups.map((g) => g.apps[0]?.opId ?? '');
+    const started = await Promise.all(ops.map((op) => startedAt(op)));
+    const finished = await Promise.all(ops.map((op) => finishedAt(op)));
+    expect(started[1]).toBeGreaterThanOrEqual(finished[0] ?? Infinity);
+    expect(started[2]).toBeGreaterThanOrEqual(finished[1] ?? Infinity);
+
+    const late = await dr(['--home', t.home, 'plan', 'continue', opId], env);
+    expect(late.code).toBe(1);
+    expect(late.err).toContain('is finished: nothing to continue');
+    const retry = await dr(['--home', t.home, 'plan', 'retry', opId], env);
+    expect(retry.code).toBe(1);
+    expect(retry.err).toContain('is finished: nothing to retry');
+  });
+
+  async function eventTime(opId: string, type: 'started' | 'finished'): Promise<number> {
+    const conn = connectRedis(redis.url, 'test');
+    try {
+      const all = await conn.xrange(`${prefix}events`, '-', '+');
+      for (const [, f] of all) {
+        const m = new Map<string, string>();
+        for (let i = 0; i + 1 < f.length; i += 2) m.set(f[i] ?? '', f[i + 1] ?? '');
+        if (m.get('opId') === opId && m.get('type') === type && m.get('job') !== 'cleanup')
+          return Number(m.get('time'));
+      }
+      return Number.NaN;
+    } finally {
+      conn.disconnect();
+    }
+  }
+  const startedAt = (op: string) => eventTime(op, 'started');
+  const finishedAt = (op: string) => eventTime(op, 'finished');
+
+  it('bad inputs: an unknown plan, a plan naming an unknown app, a control for no plan run', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const unknown = await dr(['--home', t.home, 'failover', 'shpo'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('shpo');
+    expect(unknown.err).toContain('plans: broken, shop');
+
+    const retry = await dr(['--home', t.home, 'plan', 'retry', 'op-nosuchrun1'], env);
+    expect(retry.code).toBe(1);
+    expect(retry.err).toContain('op-nosuchrun1 is not a plan run');
+
+    await writeFile(join(t.home, 'plans', 'ghost.yaml'), 'groups:\n  - apps: [db, ghost]\n');
+    try {
+      const ghost = await dr(['--home', t.home, 'failover', 'ghost'], env);
+      expect(ghost.code).toBe(1);
+      expect(ghost.err).toMatch(/ghost\.yaml:2: .*ghost/);
+      await say('drill ghost');
+      const reply = await waitFor('the chat refusal', () =>
+        slack.responses.find((r) => JSON.stringify(r.body).includes('ghost.yaml:2')),
+      );
+      expect(JSON.stringify(reply.body)).toContain('problem(s)');
+    } finally {
+      await writeFile(join(t.home, 'plans', 'ghost.yaml'), 'groups:\n  - apps: [db]\n');
+    }
+  });
+});

@@ -1,0 +1,131 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../core/redis.js';
+import type { Engine } from '../../engine/create-engine.js';
+import type { PlanJob } from '../../replicator/jobs/plan-contract.js';
+import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
+import {
+  command,
+  type EngineHome,
+  engineHome,
+  startEngine,
+  testPrefix,
+} from '../helpers/engine-home.js';
+import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { skipBecause } from '../helpers/skip.js';
+
+/**
+ * A plan through the policy engine: judged once (the strictest app decides), one approval for the
+ * whole plan, and on the last approval one plan job with the plan resolved in walk order.
+ */
+const problem = redisUnavailable();
+
+describe('engine: a plan as one operation', () => {
+  let redis: TestRedis;
+  let h: EngineHome;
+  let prefix: string;
+  let conn: Redis;
+  let queue: Queue;
+  let engine: Engine;
+
+  beforeAll(async () => {
+    if (problem) return;
+    redis = await startRedis();
+    h = await engineHome();
+    await mkdir(join(h.home, 'plans'));
+    // shop is dev, web is prod: the plan's failover takes web's two approvals, asked once.
+    await writeFile(
+      join(h.home, 'plans', 'store.yaml'),
+      'groups:\n  - apps: [shop]\n    then:\n      - manual: cache warm\n  - apps: [web]\n',
+    );
+    prefix = testPrefix();
+    conn = connectRedis(redis.url, 'test');
+    queue = new Queue(RECOVERY_QUEUE, {
+      connection: conn,
+      prefix: recoveryKeys(prefix).bullPrefix,
+    });
+    engine = await startEngine(h, redis.url, prefix);
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    await queue?.close();
+    conn?.disconnect();
+    await redis?.stop();
+    await h?.cleanup();
+  });
+
+  it('asks once for the strictest app, and queues one plan job when approved', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const asked = await engine.submit(command('slack:USAM', 'failover store'));
+    expect(asked.ok).toBe(true);
+    expect(asked.decision?.outcome).toBe('approval');
+    expect(asked.summary).toContain('Failover of plan store needs 2 approval(s) from sre-oncall');
+    const id = asked.decision?.outcome === 'approval' ? asked.decision.approval.id : '';
+    expect((await engine.submit(command('slack:UTOM', `approve ${id}`))).ok).toBe(true);
+    expect(await queue.getJobs(['waiting', 'delayed'])).toEqual([]);
+    const granted = await engine.submit(command('slack:UUMA', `approve ${id}`));
+    expect(granted.summary).toContain('failover of store queued as op-');
+    const jobs = await queue.getJobs(['waiting', 'delayed', 'prioritized']);
+    expect(jobs.map((j) => j.name)).toEqual(['plan']);
+    const d = jobs[0]?.data as PlanJob;
+    expect(d).toMatchObject({
+      plan: 'store',
+      verb: 'failover',
+      requestedBy: 'slack:USAM',
+      groups: [
+        {
+          apps: ['shop'],
+          wait: { kind: 'healthy' },
+          steps: [{ kind: 'manual', prompt: 'cache warm' }],
+        },
+        { apps: ['web'], wait: { kind: 'healthy' }, steps: [] },
+      ],
+    });
+    await jobs[0]?.remove();
+  });
+
+  it('walks the groups back to front for a failback, with the steps between the same groups', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const r = await engine.submit(command('slack:USAM', 'failback store --emergency'));
+    expect(r.decision?.outcome).toBe('allow');
+    const jobs = await queue.getJobs(['waiting', 'delayed', 'prioritized']);
+    const d = jobs.find((j) => j.name === 'plan')?.data as PlanJob;
+    expect(d.groups.map((g) => [g.apps, g.steps.map((s) => s.kind)])).toEqual([
+      [['web'], ['manual']],
+      [['shop'], []],
+    ]);
+    for (const j of jobs) await j.remove();
+  });
+
+  it('denies the plan when the policies deny any app, naming the app; refuses --point', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    // alice owns web and may drill it, but no policy lets her drill shop.
+    const denied = await engine.submit(command('slack:UALICE', 'drill store'));
+    expect(denied.ok).toBe(false);
+    expect(denied.summary).toMatch(
+      /^Denied: no policy lets alice drill shop \(for shop, in plan store\)/,
+    );
+    const dry = await engine.submit(command('slack:USAM', 'drill store --dry-run'));
+    expect(dry.summary).toContain('Dry run: drill of plan store would be allowed');
+    const point = await engine.submit(command('slack:USAM', 'drill store', { args: { point: 3 } }));
+    expect(point.ok).toBe(false);
+    expect(point.summary).toContain('--point does not apply to plan store');
+    expect(await queue.getJobs(['waiting', 'delayed', 'prioritized'])).toEqual([]);
+  });
+
+  it('says what to do for an unknown plan, and for controls that do not fit', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const unknown = await engine.submit(command('slack:USAM', 'failover stor'));
+    expect(unknown.summary).toBe('Unknown app or plan "stor". Did you mean store?');
+    const notOp = await engine.submit(command('slack:USAM', 'retry', { args: { id: 'A-1' } }));
+    expect(notOp.summary).toContain('"A-1" is not an operation id');
+    const none = await engine.submit(
+      command('slack:USAM', 'skip', { args: { id: 'op-nosuchrun1' } }),
+    );
+    expect(none.summary).toContain('op-nosuchrun1 is not a plan run');
+  });
+});
