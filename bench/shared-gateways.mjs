@@ -168,8 +168,16 @@ async function run(n, env, redisUrl) {
       for (const app of [...pending]) if (await firstPoint(app)) pending.delete(app);
       return pending.size === 0;
     },
-    900_000,
-  );
+    600_000,
+  ).catch((err) => {
+    for (const app of pending)
+      say(
+        `bench: ${app} has no point; its agent said:\n${agents[APPS.indexOf(app)].out().slice(-2000)}`,
+      );
+    for (const [i, g] of gateways.entries())
+      say(`bench: gateway ${i + 1} said:\n${g.out().slice(-3000)}`);
+    throw err;
+  });
   const syncMs = Date.now() - t0;
   const result = {
     gateways: n,
