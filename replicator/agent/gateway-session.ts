@@ -163,8 +163,8 @@ export class GatewaySession {
     );
     if (next.storeId !== old.storeId) {
       // Another gateway took the app over (or the store was fetched anew from its bucket): the
-      // agent starts again, taking this session over, trusting only the MACs the new store
-      // holds. Set before any await: no call may send into the new store on the old footing.
+      // agent starts again, trusting only the MACs the new store holds. Set before any await:
+      // no call may send into the new store on the old footing.
       this.replaced = new DrError(
         `the gateway's store for ${app} was replaced while the agent ran`,
         {
@@ -173,7 +173,9 @@ export class GatewaySession {
           remedy: 'the agent starts again by itself and resends what the new store lacks',
         },
       );
-      await lock.recordSession(next.sessionId);
+      // The restart opens its own session: this one is handed back at once (else it would hold
+      // the app against the restart for the lease time).
+      await client.closeSession(app, next.sessionId).catch(() => undefined); // it lapses anyway
       throw this.replaced;
     }
     await this.o.onReopen?.(next);

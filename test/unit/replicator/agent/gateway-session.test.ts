@@ -161,8 +161,9 @@ describe('GatewaySession', () => {
     expect(err).toBeInstanceOf(DrError);
     expect((err as DrError).code).toBe('store_replaced');
     expect((err as DrError).message).toMatch(/store for web was replaced.*starts again by itself/);
-    // The new session is written down for the restart to take over; nothing more is sent meanwhile.
-    expect(recorded.at(-1)).toBe('s2');
+    // The new session is handed back for the restart to open its own; nothing more is sent meanwhile.
+    expect(gw.closed).toEqual(['s2']);
+    expect(recorded).toEqual(['s1']);
     await expect(
       session.call('batch 1', (id) => gw.sendBatch('web', id, [])),
     ).rejects.toMatchObject({ code: 'store_replaced' });
