@@ -26,7 +26,7 @@ import type { ObjectBucket } from './object-bucket.js';
 /** No chunk object is larger: a segment's bytes go up in pieces of at most this size. */
 export const CHUNK_BYTES = 64 * 1024 * 1024;
 
-const segmentName = (segment: number) => String(segment).padStart(8, '0');
+export const segmentName = (segment: number) => String(segment).padStart(8, '0');
 const offsetName = (offset: number) => String(offset).padStart(12, '0');
 
 /** The apps whose catalog is in the bucket. */
@@ -46,14 +46,14 @@ interface Settled {
   catalog: Buffer;
 }
 
-interface Chunk {
+export interface Chunk {
   segment: number;
   offset: number;
   size: number;
   key: string;
 }
 
-async function chunksOf(bucket: ObjectBucket, app: string): Promise<Chunk[]> {
+export async function chunksOf(bucket: ObjectBucket, app: string): Promise<Chunk[]> {
   const out: Chunk[] = [];
   for (const { key, size } of await bucket.list(`apps/${app}/segments/`)) {
     const m = /\/segments\/(\d{8})\/(\d{12})$/.exec(key);
@@ -62,8 +62,36 @@ async function chunksOf(bucket: ObjectBucket, app: string): Promise<Chunk[]> {
   return out.sort((a, b) => a.segment - b.segment || a.offset - b.offset);
 }
 
+export interface MirrorOptions {
+  /**
+   * The ETag of the bucket's catalog this copy descends from (read when absent). Every catalog
+   * write is conditional on it, so a gateway that lost the app to another can never commit.
+   */
+  catalogEtag?: string | undefined;
+  /** Called before each write to the bucket; throws when this gateway may no longer write the app. */
+  guard?: () => Promise<void>;
+}
+
+/** Why a catalog write was refused: another gateway wrote the app's catalog meanwhile. */
+function fenced(bucket: ObjectBucket, app: string): DrError {
+  return new DrError(
+    `object store ${bucket.url}: another gateway wrote app ${app}'s catalog; this gateway no longer serves ${app} and did not commit`,
+    {
+      code: 'lease_lost',
+      subject: app,
+      remedy: 'the agent opens a new session with the gateway that serves the app now',
+    },
+  );
+}
+
 /** Keeps one app's copy in the bucket up to date with its files. */
 export class BucketMirror {
+  /** The catalog's ETag as this mirror last wrote (or read) it; undefined: there is none. */
+  #catalogEtag: string | undefined;
+  /** A catalog write whose answer never came: if it landed, the bucket holds these bytes. */
+  #unsure: Buffer | undefined;
+  #guard: () => Promise<void> = async () => undefined;
+
   /** Bytes of each segment in the bucket, from offset 0. */
   readonly #segmentEnds = new Map<number, number>();
   /** Index files in the bucket, by point id, with the size and mtime they were uploaded at. */
@@ -77,8 +105,18 @@ export class BucketMirror {
   ) {}
 
   /** Learns what the bucket holds of the app already. */
-  static async open(bucket: ObjectBucket, app: string, log: Logger): Promise<BucketMirror> {
+  static async open(
+    bucket: ObjectBucket,
+    app: string,
+    log: Logger,
+    options: MirrorOptions = {},
+  ): Promise<BucketMirror> {
     const mirror = new BucketMirror(bucket, app, log);
+    mirror.#catalogEtag =
+      'catalogEtag' in options
+        ? options.catalogEtag
+        : (await bucket.getTagged(`apps/${app}/catalog.json`))?.etag;
+    if (options.guard) mirror.#guard = options.guard;
     for (const c of await chunksOf(bucket, app)) {
       const end = mirror.#segmentEnds.get(c.segment) ?? 0;
       if (c.offset === end) mirror.#segmentEnds.set(c.segment, end + c.size);
@@ -103,6 +141,7 @@ export class BucketMirror {
   async #uploadSegments(files: ReplicaFiles): Promise<number> {
     const prefix = `apps/${this.app}`;
     let bytes = 0;
+    await this.#guard();
     for (const { segment, size, path } of files.segments) {
       let end = this.#segmentEnds.get(segment) ?? 0;
       if (size <= end) continue;
@@ -166,7 +205,7 @@ export class BucketMirror {
       this.#indexes.set(id, version);
     }
     // 3. The catalog last: from here on a reader of the bucket sees the new points.
-    await this.bucket.put(`${prefix}/catalog.json`, catalog);
+    await this.#putCatalog(catalog);
     bytes += catalog.length;
     // 4. What the catalog no longer names: dropped points' indexes, collected segments.
     const kept = new Set(files.pointIds);
@@ -187,6 +226,25 @@ export class BucketMirror {
     }
     return { bytes };
   }
+
+  /** The catalog, written only over the version this copy descends from (a compare-and-swap). */
+  async #putCatalog(catalog: Buffer): Promise<void> {
+    const key = `apps/${this.app}/catalog.json`;
+    await this.#guard();
+    const unsure = this.#unsure;
+    this.#unsure = catalog;
+    let etag = await this.bucket.putIf(key, catalog, this.#catalogEtag);
+    if (etag === 'conflict') {
+      // A write of ours whose answer was lost may have landed: then the bucket holds our bytes.
+      const now = await this.bucket.getTagged(key);
+      const ours = now && (unsure?.equals(now.body) || catalog.equals(now.body));
+      if (!now || !ours) throw fenced(this.bucket, this.app);
+      etag = await this.bucket.putIf(key, catalog, now.etag);
+      if (etag === 'conflict') throw fenced(this.bucket, this.app);
+    }
+    this.#catalogEtag = etag;
+    this.#unsure = undefined;
+  }
 }
 
 /**
@@ -199,20 +257,21 @@ export async function fetchApp(
   app: string,
   appDir: string,
   log: Logger,
-): Promise<{ bytes: number }> {
+): Promise<{ bytes: number; catalogEtag: string }> {
   const prefix = `apps/${app}`;
   const temp = `${appDir}.fetching`;
   await rm(temp, { recursive: true, force: true });
   await mkdir(join(temp, 'points'), { recursive: true });
   await mkdir(join(temp, 'segments'), { recursive: true });
-  const catalogBytes = await bucket.get(`${prefix}/catalog.json`);
-  if (!catalogBytes) {
+  const tagged = await bucket.getTagged(`${prefix}/catalog.json`);
+  if (!tagged) {
     throw new DrError(`object store ${bucket.url}: app ${app} has no catalog`, {
       code: 'store_corrupt',
       subject: `${bucket.url}/${prefix}/catalog.json`,
       remedy: 'check that gateway.store names the bucket and prefix the gateway wrote',
     });
   }
+  const catalogBytes = tagged.body;
   await writeFile(join(temp, 'catalog.json'), catalogBytes);
   const fetched = await readCatalog(join(temp, 'catalog.json'));
   // The batches this machine's lost log held after the last point are not in the bucket. A new
@@ -261,5 +320,5 @@ export async function fetchApp(
   await syncDir(join(temp, 'segments'));
   await rename(temp, appDir);
   log.info({ app, bytes, points: catalog.points.length }, 'fetched the app from the object store');
-  return { bytes };
+  return { bytes, catalogEtag: tagged.etag };
 }

@@ -16,17 +16,33 @@ import {
   volumesAt,
 } from './store-fixture.js';
 
-/** A bucket in memory that records every call in order. */
+/** A bucket in memory that records every call in order; ETags are a version counter. */
 function memoryBucket() {
   const objects = new Map<string, Buffer>();
+  const etags = new Map<string, string>();
+  let version = 0;
   const calls: string[] = [];
+  const store = (key: string, body: Buffer) => {
+    objects.set(key, Buffer.from(body));
+    etags.set(key, String(++version));
+    return etags.get(key) as string;
+  };
   const bucket = {
     url: 's3://memory',
     put: async (key: string, body: Buffer) => {
       calls.push(`put ${key}`);
-      objects.set(key, Buffer.from(body));
+      store(key, body);
+    },
+    putIf: async (key: string, body: Buffer, expected: string | undefined) => {
+      calls.push(`put ${key}`);
+      if (etags.get(key) !== expected) return 'conflict';
+      return store(key, body);
     },
     get: async (key: string) => objects.get(key),
+    getTagged: async (key: string) => {
+      const body = objects.get(key);
+      return body ? { body, etag: etags.get(key) as string } : undefined;
+    },
     list: async (prefix: string) =>
       [...objects]
         .filter(([k]) => k.startsWith(prefix))
@@ -211,5 +227,44 @@ describe('BucketMirror', () => {
     expect(calls.filter((c) => c.includes('/segments/')).length).toBeLessThanOrEqual(1);
     expect(calls.at(-1)).toBe(`put apps/${APP}/catalog.json`);
     await (await fetchedMatches(fx, store, app, bucket)).close();
+  });
+
+  it('writes the catalog only over the version it descends from: a mirror another wrote past is refused (lease_lost), and a lost answer of its own is recognised', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = await store.ensureApp(APP);
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, objects } = memoryBucket();
+    await append(fx, app, 1, [{ volume: disk, block: 1 }]);
+    await app.commitPoint({ upToSeq: 1, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    const mine = await BucketMirror.open(bucket, APP, silentLog);
+    const other = await BucketMirror.open(bucket, APP, silentLog);
+    await other.sync(app as AppStore);
+    const written = objects.get(`apps/${APP}/catalog.json`);
+    await append(fx, app, 2, [{ volume: disk, block: 2 }]);
+    await app.commitPoint({ upToSeq: 2, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await expect(mine.sync(app as AppStore)).rejects.toMatchObject({
+      code: 'lease_lost',
+    });
+    expect(objects.get(`apps/${APP}/catalog.json`)).toEqual(written);
+
+    // Our own write landed but its answer was lost: the bucket holds our bytes, so we go on.
+    const lossy = await BucketMirror.open(bucket, APP, silentLog);
+    const realPutIf = bucket.putIf.bind(bucket);
+    let drop = true;
+    bucket.putIf = async (key, body, expected) => {
+      const out = await realPutIf(key, body, expected);
+      if (drop && key.endsWith('catalog.json')) {
+        drop = false;
+        throw new Error('connection reset after the write');
+      }
+      return out;
+    };
+    await expect(lossy.sync(app as AppStore)).rejects.toThrow(/reset/);
+    await append(fx, app, 3, [{ volume: logs, block: 2 }]);
+    await app.commitPoint({ upToSeq: 3, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await lossy.sync(app as AppStore);
+    const catalog = JSON.parse((objects.get(`apps/${APP}/catalog.json`) as Buffer).toString());
+    expect(catalog.points).toHaveLength(3);
+    await store.close();
   });
 });
