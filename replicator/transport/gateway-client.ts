@@ -61,9 +61,6 @@ export class GatewayClient {
   readonly address: string;
   /** Every gateway to try, `address` first. */
   readonly addresses: readonly string[];
-  /** Where the first gateway listens (record-fetch.ts opens its own connections there). */
-  readonly host: string;
-  readonly port: number;
   private readonly agent: Agent;
   readonly timeoutMs: number;
   /** The gateway that last served each app: its requests go there first. */
@@ -86,9 +83,21 @@ export class GatewayClient {
         });
       }
     }
-    ({ host: this.host, port: this.port } = tryHostPort(address, 1) as HostPort);
     this.timeoutMs = timeoutMs;
     this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 8 });
+  }
+
+  /**
+   * The gateway that last answered for `app` (its holder, or any gateway for reads of committed
+   * points), else the first listed: where record-fetch.ts opens its own connections.
+   */
+  addressFor(app: string): string {
+    return this.#holders.get(app) ?? this.address;
+  }
+
+  /** Options for a client of its own (a worker thread's) that goes first where this one went for `app`. */
+  optionsFor(app: string): GatewayClientOptions {
+    return { ...this.options, address: this.addressFor(app), addresses: this.addresses };
   }
 
   private closed = false;

@@ -4,6 +4,7 @@ import { silentLog } from '../../../../core/log.js';
 import type { AppStore } from '../../../../replicator/gateway/app-store.js';
 import { BlockStore } from '../../../../replicator/gateway/block-store.js';
 import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
+import { BucketApp } from '../../../../replicator/gateway/bucket-reader.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
 import {
   APP,
@@ -15,6 +16,10 @@ import {
   snapshot,
   volumesAt,
 } from './store-fixture.js';
+
+type Range = { offset: number; length: number };
+const ranged = (body: Buffer | undefined, r?: Range) =>
+  body && r ? body.subarray(r.offset, r.offset + r.length) : body;
 
 /** A bucket in memory that records every call in order; ETags are a version counter. */
 function memoryBucket() {
@@ -38,9 +43,9 @@ function memoryBucket() {
       if (etags.get(key) !== expected) return 'conflict';
       return store(key, body);
     },
-    get: async (key: string) => objects.get(key),
-    getTagged: async (key: string) => {
-      const body = objects.get(key);
+    get: async (key: string, range?: Range) => ranged(objects.get(key), range),
+    getTagged: async (key: string, range?: Range) => {
+      const body = ranged(objects.get(key), range);
       return body ? { body, etag: etags.get(key) as string } : undefined;
     },
     list: async (prefix: string) =>
@@ -265,6 +270,43 @@ describe('BucketMirror', () => {
     await lossy.sync(app as AppStore);
     const catalog = JSON.parse((objects.get(`apps/${APP}/catalog.json`) as Buffer).toString());
     expect(catalog.points).toHaveLength(3);
+    await store.close();
+  });
+
+  it('reads committed records straight from the bucket (a non-holder), across chunks, into the buffer it is given', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 1024 * 1024 });
+    const app = (await store.ensureApp(APP)) as AppStore;
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket } = memoryBucket();
+    const mirror = await BucketMirror.open(bucket, APP, silentLog);
+    // Two syncs: the segment goes up as two chunk objects.
+    for (let i = 1; i <= 3; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
+    await app.commitPoint({ upToSeq: 3, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await mirror.sync(app);
+    for (let i = 4; i <= 6; i++) await append(fx, app, i, [{ volume: logs, block: i }]);
+    await app.commitPoint({ upToSeq: 6, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await mirror.sync(app);
+    const reader = (await BucketApp.load(bucket, APP)) as BucketApp;
+    expect(reader.points().map((p) => p.id)).toEqual([1, 2]);
+    const entries = [
+      ...(await reader.pointEntries(2, disk.name)),
+      ...(await reader.pointEntries(2, logs.name)),
+    ];
+    expect(entries).toHaveLength(6);
+    for (const e of entries) {
+      const want = await app.readRecord(e);
+      expect((await reader.readSpan(e.segment, e.offset, e.length)).equals(want)).toBe(true);
+      const into = Buffer.alloc(e.length + 16, 0xaa);
+      await reader.readSpan(e.segment, e.offset, e.length, into);
+      expect(into.subarray(0, e.length).equals(want)).toBe(true);
+    }
+    // One span over the whole segment crosses the two chunks.
+    const seg = entries[0]?.segment as number;
+    const end = Math.max(...entries.map((e) => e.offset + e.length));
+    const into = Buffer.alloc(end);
+    await reader.readSpan(seg, 0, end, into);
+    expect(into.equals(await app.readSpan(seg, 0, end))).toBe(true);
+    await expect(reader.readSpan(seg, 0, end, Buffer.alloc(end - 1))).rejects.toThrow(RangeError);
     await store.close();
   });
 });
