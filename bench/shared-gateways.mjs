@@ -119,11 +119,14 @@ async function run(n, env, redisUrl) {
   // A gateway that ends by itself (not the one killed, not at the end) is news: say why at once.
   const expectedExit = new Set();
   for (const [i, g] of gateways.entries())
-    g.child.on('exit', (code, signal) => {
-      if (!expectedExit.has(i))
-        say(
-          `bench: gateway ${i + 1} exited (${signal ?? `code ${code}`}); it said:\n${g.out().slice(-4000)}`,
-        );
+    g.child.on('close', (code, signal) => {
+      if (expectedExit.has(i)) return;
+      // Its last words, past the warnings about refused requests that precede them.
+      const lines = g.out().trimEnd().split('\n');
+      const last = lines.filter((l) => !/"level":[34]0/.test(l)).slice(-40);
+      say(
+        `bench: gateway ${i + 1} exited (${signal ?? `code ${code}`}); its last lines:\n${lines.slice(-5).join('\n')}\nand its last lines above warnings:\n${last.join('\n')}`,
+      );
     });
 
   // Which gateways serve each app, asked of each gateway on its own.
