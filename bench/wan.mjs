@@ -10,6 +10,7 @@
 //   --smoke: 100mbit only, a 96 MiB fill, 8k rows, 16 MiB of docs, 32 MiB random.
 //   The steady-rate figure (bench/wan-steady.mjs) runs at 100mbit after the rest, fio for
 //   --steady-seconds (60; smoke 10, two steps) per rate step; --skip-steady leaves it out, --only-steady runs only it.
+//   --steady-log FILE keeps the steady agent's info log there (each point's cycle split).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     'steady-seconds': { type: 'string' },
     'skip-steady': { type: 'boolean', default: false },
     'only-steady': { type: 'boolean', default: false },
+    'steady-log': { type: 'string' },
   },
 });
 const SMOKE = args.smoke;
@@ -508,6 +510,7 @@ async function main() {
       linkBytes,
       linkBytesPerSec: 100e6 / 8,
       seconds: Number(args['steady-seconds'] ?? (SMOKE ? 10 : 60)),
+      agentLog: args['steady-log'],
     });
   }
   const meta = {
