@@ -97,7 +97,7 @@ export async function steadyRate(ctx) {
     '--fsfreeze',
     mount,
     '--block-size',
-    '16KiB',
+    ctx.blockSize ?? '16KiB',
   ]);
   // --steady-log FILE: the agent's info log (each point's timings) kept there, for finding the limit.
   const env = {
