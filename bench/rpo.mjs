@@ -168,6 +168,23 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   undo.push(() => gateway.kill('SIGKILL'));
+  // With the object store, each commit's upload: its steps' times, to tell where the lag goes.
+  const uploads = [];
+  let gwBuf = '';
+  // Its log (stderr) is read to the end: a full pipe would stall the gateway's synchronous log.
+  gateway.stderr.on('data', (c) => {
+    gwBuf += c;
+    for (let nl = gwBuf.indexOf('\n'); nl >= 0; nl = gwBuf.indexOf('\n')) {
+      const line = gwBuf.slice(0, nl);
+      gwBuf = gwBuf.slice(nl + 1);
+      if (!line.includes('point uploaded to the bucket')) continue;
+      try {
+        uploads.push(JSON.parse(line));
+      } catch {
+        // not a log line
+      }
+    }
+  });
   await new Promise((resolve) =>
     gateway.stdout.on('data', (c) => String(c).includes('listening') && resolve()),
   );
@@ -220,6 +237,7 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   }
   freezes.length = 0;
   splits.length = 0;
+  uploads.length = 0;
   const load = fio(vol.mount, seconds);
   const t0 = Date.now();
   const c0 = cpuTicks(agent.pid);
@@ -252,6 +270,7 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
         return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
       }),
     ),
+    ...(s3 ? { uploads: uploadSummary(uploads) } : {}),
     agentCpuPercent: cpu,
     agentCpuWithHelpersPercent: cpuWithHelpers,
   };
@@ -371,6 +390,20 @@ async function bucketLag(env, bucket) {
   };
 }
 
+/** p50/p99 of each step of the commits' uploads (gateway log lines 'point uploaded to the bucket'). */
+function uploadSummary(lines) {
+  const keys = ['uploadMs', 'segmentMs', 'segmentBytes', 'indexMs', 'indexBytes', 'catalogMs'];
+  return {
+    commits: lines.length,
+    ...Object.fromEntries(
+      keys.map((k) => {
+        const xs = lines.map((l) => l[k]).filter((x) => typeof x === 'number');
+        return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
+      }),
+    ),
+  };
+}
+
 /** `--store s3`: the trace agent into the folder store, then into the object store. */
 async function objectStoreRun() {
   const cephDir = join(work, 'ceph');
@@ -401,6 +434,11 @@ async function objectStoreRun() {
         `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} %`,
       );
     }
+    const u = objects.uploads;
+    const pp = (k, div = 1) => `${f(u[k].p50 / div)} / ${f(u[k].p99 / div)}`;
+    console.log(
+      `object store commits: ${u.commits} | upload ms p50/p99 ${pp('uploadMs')} | segments ms ${pp('segmentMs')} (MiB ${pp('segmentBytes', 2 ** 20)}) | indexes ms ${pp('indexMs')} (KiB ${pp('indexBytes', 1024)}) | catalog ms ${pp('catalogMs')}`,
+    );
     console.log(
       `ratio object / folder store (p99 lag): ${f(result.ratioP99)}x | target with the object store: p99 lag <= 2 s`,
     );
