@@ -9,7 +9,7 @@ import { errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { AppStore } from './app-store.js';
 import { BlockStore } from './block-store.js';
-import { appsInBucket, BucketMirror, fetchApp } from './bucket-mirror.js';
+import { appsInBucket, BucketMirror, fetchApp, type SyncReport } from './bucket-mirror.js';
 import type { AppReplica, GatewayStore } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
 
@@ -95,9 +95,20 @@ class MirroredApp implements AppReplica {
     return out;
   };
   commitPoint: AppReplica['commitPoint'] = async (request) => {
+    const t0 = performance.now();
     const point = await this.local.commitPoint(request);
+    const t1 = performance.now();
     // A failed upload fails the commit; the agent's resend finds the point and uploads again.
-    await this.upload();
+    const sent = await this.upload();
+    this.log.info(
+      {
+        point: point.id,
+        localMs: Math.round(t1 - t0),
+        uploadMs: Math.round(performance.now() - t1),
+        ...sent,
+      },
+      'point uploaded to the bucket',
+    );
     return point;
   };
   points: AppReplica['points'] = () => this.local.points();
@@ -116,6 +127,8 @@ class MirroredApp implements AppReplica {
   collectGarbage: AppReplica['collectGarbage'] = async () => {
     const out = await this.local.collectGarbage();
     if (out.segmentsRemoved + out.segmentsCompacted > 0) await this.upload();
+    // Multipart uploads a crash or a failed abort left: the bucket keeps their parts until then.
+    await this.mirror.abortLeftovers();
     return out;
   };
   stats: AppReplica['stats'] = () => this.local.stats();
@@ -124,7 +137,7 @@ class MirroredApp implements AppReplica {
    * Copies what the bucket lacks (in the order that keeps its points readable). Batches keep
    * going into the local log meanwhile; the caller's answer waits for the bucket.
    */
-  upload(): Promise<{ bytes: number }> {
+  upload(): Promise<SyncReport> {
     return this.mirror.sync(this.local);
   }
 }

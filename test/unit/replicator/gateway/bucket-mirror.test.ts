@@ -38,6 +38,7 @@ function memoryBucket() {
         objects.delete(k);
       }
     },
+    abortLeftovers: async () => 0, // no multipart uploads here: every object is one put
   };
   return { bucket: bucket as unknown as ObjectBucket, objects, calls };
 }
