@@ -16,6 +16,7 @@ import {
 } from './block-references.js';
 import {
   type Catalog,
+  findPoint,
   mergeVolumes,
   newCatalog,
   type PointInfo,
@@ -232,16 +233,7 @@ export class AppStore {
   }
 
   point(ref: number | 'latest'): PointInfo {
-    const points = this.catalog.points;
-    const p = ref === 'latest' ? points.at(-1) : points.find((x) => x.id === ref);
-    if (!p) {
-      throw new DrError(`app ${this.name} has no recovery point ${ref}`, {
-        code: 'point_unknown',
-        subject: `${this.name}/${ref}`,
-        remedy: `list points with \`dr points ${this.name}\``,
-      });
-    }
-    return structuredClone(p);
+    return structuredClone(findPoint(this.name, this.catalog.points, ref));
   }
 
   /** Every block the volume holds at a point, sorted by block. Blocks never written are absent (zero). */

@@ -32,6 +32,8 @@ import { chainOf, chunksOf, segmentName, uploadSegmentBytes } from './segment-up
 export const CHUNK_BYTES = 16 * 1024 * 1024;
 const CHUNKS_AT_ONCE = 4;
 
+export { type Chunk, chunksOf, segmentName } from './segment-upload.js';
+
 /** The apps whose catalog is in the bucket. */
 export async function appsInBucket(bucket: ObjectBucket): Promise<string[]> {
   const apps = new Set<string>();
@@ -60,8 +62,36 @@ export interface SyncReport {
   catalogMs: number;
 }
 
+export interface MirrorOptions {
+  /**
+   * The ETag of the bucket's catalog this copy descends from (read when absent). Every catalog
+   * write is conditional on it, so a gateway that lost the app to another can never commit.
+   */
+  catalogEtag?: string | undefined;
+  /** Called before each write to the bucket; throws when this gateway may no longer write the app. */
+  guard?: () => Promise<void>;
+}
+
+/** Why a catalog write was refused: another gateway wrote the app's catalog meanwhile. */
+function fenced(bucket: ObjectBucket, app: string): DrError {
+  return new DrError(
+    `object store ${bucket.url}: another gateway wrote app ${app}'s catalog; this gateway no longer serves ${app} and did not commit`,
+    {
+      code: 'lease_lost',
+      subject: app,
+      remedy: 'the agent opens a new session with the gateway that serves the app now',
+    },
+  );
+}
+
 /** Keeps one app's copy in the bucket up to date with its files. */
 export class BucketMirror {
+  /** The catalog's ETag as this mirror last wrote (or read) it; undefined: there is none. */
+  #catalogEtag: string | undefined;
+  /** A catalog write whose answer never came: if it landed, the bucket holds these bytes. */
+  #unsure: Buffer | undefined;
+  #guard: () => Promise<void> = async () => undefined;
+
   /** Bytes of each segment in the bucket, from offset 0. */
   readonly #segmentEnds = new Map<number, number>();
   /** Index files in the bucket, by point id, with the size and mtime they were uploaded at. */
@@ -76,14 +106,25 @@ export class BucketMirror {
 
   /**
    * Learns what the bucket holds of the app already, and clears what an upload cut short left
-   * there: multipart uploads never completed, and chunks off a segment's chain. Only the
-   * gateway serving the app may open its mirror.
+   * there (multipart uploads never completed, chunks off a segment's chain) once the guard says
+   * this gateway serves the app.
    */
-  static async open(bucket: ObjectBucket, app: string, log: Logger): Promise<BucketMirror> {
+  static async open(
+    bucket: ObjectBucket,
+    app: string,
+    log: Logger,
+    options: MirrorOptions = {},
+  ): Promise<BucketMirror> {
     const mirror = new BucketMirror(bucket, app, log);
+    mirror.#catalogEtag =
+      'catalogEtag' in options
+        ? options.catalogEtag
+        : (await bucket.getTagged(`apps/${app}/catalog.json`))?.etag;
+    if (options.guard) mirror.#guard = options.guard;
     const { ends, orphans } = chainOf(await chunksOf(bucket, app));
     for (const [segment, end] of ends) mirror.#segmentEnds.set(segment, end);
     if (orphans.length > 0) {
+      await mirror.#guard();
       await bucket.delete(orphans.map((c) => c.key));
       log.info(
         { chunks: orphans.length },
@@ -96,6 +137,7 @@ export class BucketMirror {
 
   /** Aborts the app's multipart uploads in the bucket that no upload of this process runs. */
   async abortLeftovers(): Promise<number> {
+    await this.#guard();
     const aborted = await this.bucket.abortLeftovers(`apps/${this.app}/`);
     if (aborted > 0)
       this.log.info({ uploads: aborted }, 'aborted multipart uploads an interrupted upload left');
@@ -116,7 +158,8 @@ export class BucketMirror {
   }
 
   /** Segment bytes up to the settled sizes that the bucket lacks, as chunk objects. */
-  #uploadSegments(files: ReplicaFiles): Promise<number> {
+  async #uploadSegments(files: ReplicaFiles): Promise<number> {
+    await this.#guard();
     return uploadSegmentBytes(files, this.#segmentEnds, {
       bucket: this.bucket,
       app: this.app,
@@ -167,7 +210,7 @@ export class BucketMirror {
     }
     const t2 = performance.now();
     // 3. The catalog last: from here on a reader of the bucket sees the new points.
-    await this.bucket.put(`${prefix}/catalog.json`, catalog);
+    await this.#putCatalog(catalog);
     const t3 = performance.now();
     const bytes = segmentBytes + indexBytes + catalog.length;
     // 4. What the catalog no longer names: dropped points' indexes, collected segments.
@@ -197,6 +240,25 @@ export class BucketMirror {
       catalogMs: Math.round(t3 - t2),
     };
   }
+
+  /** The catalog, written only over the version this copy descends from (a compare-and-swap). */
+  async #putCatalog(catalog: Buffer): Promise<void> {
+    const key = `apps/${this.app}/catalog.json`;
+    await this.#guard();
+    const unsure = this.#unsure;
+    this.#unsure = catalog;
+    let etag = await this.bucket.putIf(key, catalog, this.#catalogEtag);
+    if (etag === 'conflict') {
+      // A write of ours whose answer was lost may have landed: then the bucket holds our bytes.
+      const now = await this.bucket.getTagged(key);
+      const ours = now && (unsure?.equals(now.body) || catalog.equals(now.body));
+      if (!now || !ours) throw fenced(this.bucket, this.app);
+      etag = await this.bucket.putIf(key, catalog, now.etag);
+      if (etag === 'conflict') throw fenced(this.bucket, this.app);
+    }
+    this.#catalogEtag = etag;
+    this.#unsure = undefined;
+  }
 }
 
 /**
@@ -209,20 +271,21 @@ export async function fetchApp(
   app: string,
   appDir: string,
   log: Logger,
-): Promise<{ bytes: number }> {
+): Promise<{ bytes: number; catalogEtag: string }> {
   const prefix = `apps/${app}`;
   const temp = `${appDir}.fetching`;
   await rm(temp, { recursive: true, force: true });
   await mkdir(join(temp, 'points'), { recursive: true });
   await mkdir(join(temp, 'segments'), { recursive: true });
-  const catalogBytes = await bucket.get(`${prefix}/catalog.json`);
-  if (!catalogBytes) {
+  const tagged = await bucket.getTagged(`${prefix}/catalog.json`);
+  if (!tagged) {
     throw new DrError(`object store ${bucket.url}: app ${app} has no catalog`, {
       code: 'store_corrupt',
       subject: `${bucket.url}/${prefix}/catalog.json`,
       remedy: 'check that gateway.store names the bucket and prefix the gateway wrote',
     });
   }
+  const catalogBytes = tagged.body;
   await writeFile(join(temp, 'catalog.json'), catalogBytes);
   const fetched = await readCatalog(join(temp, 'catalog.json'));
   // The batches this machine's lost log held after the last point are not in the bucket. A new
@@ -271,5 +334,5 @@ export async function fetchApp(
   await syncDir(join(temp, 'segments'));
   await rename(temp, appDir);
   log.info({ app, bytes, points: catalog.points.length }, 'fetched the app from the object store');
-  return { bytes };
+  return { bytes, catalogEtag: tagged.etag };
 }

@@ -27,6 +27,20 @@ export type AppReplica = Pick<
   | 'stats'
 >;
 
+/** What reading committed points needs: any gateway serves it, holder or not. */
+export type ReadableReplica = Pick<
+  AppReplica,
+  | 'name'
+  | 'volumes'
+  | 'points'
+  | 'point'
+  | 'pointEntries'
+  | 'headEntries'
+  | 'readSpan'
+  | 'missingSegments'
+  | 'withReadLock'
+>;
+
 /** An app's files at a quiet moment: the segments with their fsync'd sizes and the kept points. */
 export interface ReplicaFiles {
   dir: string;

@@ -10,7 +10,11 @@
  * gateway-store.ts; block-store.ts is the file store behind it: app-store.ts per app, over
  * segment-log.ts (segment files), catalog.ts, point-index.ts, retention.ts and
  * garbage-collector.ts; block-references.ts resolves blocks sent as references to the records
- * they repeat. The wire shapes are in ../transport/protocol.ts.
+ * they repeat. object-store.ts keeps the points in a bucket as well (object-bucket.ts,
+ * bucket-mirror.ts); with several gateways on one bucket, leased-store.ts serves only the apps
+ * whose Redis lease this gateway holds (gateway-leases.ts), redirects the others' writes and reads
+ * their committed points from the bucket (bucket-reader.ts). The wire shapes are in
+ * ../transport/protocol.ts.
  */
 
 export { BlockStore } from './block-store.js';

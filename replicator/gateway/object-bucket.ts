@@ -37,6 +37,10 @@ function failed(what: string, key: string, err: unknown): DrError {
   });
 }
 
+function unquoted(etag: string): string {
+  return etag.replace(/^"|"$/g, '');
+}
+
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -120,6 +124,45 @@ export class ObjectBucket {
       }
       return;
     }
+    await this.#multipart(Key, body);
+  }
+
+  /**
+   * Writes a small object only if it is still the version `expected` names (its ETag), or, with
+   * `expected` undefined, only if there is none: the answer is its new ETag, or 'conflict' when
+   * someone else wrote it meanwhile. RGW 16 compares If-Match without the quotes, which S3
+   * accepts too. An endpoint without conditional PUT (Alibaba OSS answers NotImplemented) gets
+   * a plain PUT from then on: `conditional` says which, and the caller's own check must fence.
+   */
+  async putIf(
+    relative: string,
+    body: Buffer,
+    expected: string | undefined,
+  ): Promise<string | 'conflict'> {
+    const Key = this.key(relative);
+    const Bucket = this.options.bucket;
+    const condition =
+      expected === undefined ? { IfNoneMatch: '*' } : { IfMatch: unquoted(expected) };
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({ Bucket, Key, Body: body, ...(this.conditional ? condition : {}) }),
+      );
+      return unquoted(out.ETag ?? '');
+    } catch (err) {
+      if (statusOf(err) === 412) return 'conflict';
+      if (this.conditional && (err as { name?: string }).name === 'NotImplemented') {
+        this.conditional = false;
+        return this.putIf(relative, body, expected);
+      }
+      throw failed('conditional PUT', Key, err);
+    }
+  }
+
+  /** Whether the endpoint honours If-Match / If-None-Match on PUT (until it says it does not). */
+  conditional = true;
+
+  async #multipart(Key: string, body: Buffer): Promise<void> {
+    const Bucket = this.options.bucket;
     let UploadId: string | undefined;
     try {
       UploadId = (await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })))
@@ -205,6 +248,14 @@ export class ObjectBucket {
     relative: string,
     range?: { offset: number; length: number },
   ): Promise<Buffer | undefined> {
+    return (await this.getTagged(relative, range))?.body;
+  }
+
+  /** An object's bytes (or a range) with its ETag (unquoted); undefined when there is none. */
+  async getTagged(
+    relative: string,
+    range?: { offset: number; length: number },
+  ): Promise<{ body: Buffer; etag: string } | undefined> {
     const Key = this.key(relative);
     try {
       const out = await this.client.send(
@@ -215,7 +266,7 @@ export class ObjectBucket {
         }),
       );
       const bytes = await out.Body?.transformToByteArray();
-      return Buffer.from(bytes ?? new Uint8Array());
+      return { body: Buffer.from(bytes ?? new Uint8Array()), etag: unquoted(out.ETag ?? '') };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw failed('GET', Key, err);

@@ -149,9 +149,9 @@ describe('GatewaySession', () => {
     expect(gw.batches).toHaveLength(3);
   });
 
-  it('refuses to go on when the gateway’s store was replaced under it', async () => {
+  it('stops the cycle when the gateway’s store was replaced under it (another gateway took the app), keeping the new session for the restart', async () => {
     const gw = new FakeGateway();
-    const { session } = sessionFor(gw);
+    const { session, recorded } = sessionFor(gw);
     const first = await session.open(VOLUMES);
     gw.storeId = 'store-2';
     const err = await session.reopen(first).then(
@@ -162,8 +162,33 @@ describe('GatewaySession', () => {
     expect((err as DrError).code).toBe('store_replaced');
     expect((err as DrError).message).toMatch(/store for web was replaced.*starts again/);
     expect(session.current?.sessionId).toBe('s1');
-    // The session the new store gave is handed back at once: a fresh start may take the lease.
+    // The new session is handed back for the restart to open its own; nothing more is sent meanwhile.
     expect(gw.closed).toEqual(['s2']);
+    expect(recorded).toEqual(['s1']);
+    await expect(
+      session.call('batch 1', (id) => gw.sendBatch('web', id, [])),
+    ).rejects.toMatchObject({ code: 'store_replaced' });
+  });
+
+  it('reopens as soon as a heartbeat hears the session is lost; a store replaced meanwhile fails every later call, for the agent to start again', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    await session.open(VOLUMES);
+    const beat = () =>
+      session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    gw.restart();
+    beat();
+    await waitUntil(() => session.current?.sessionId === 's2');
+    // Another gateway took the app over while the agent was idle: its store is new.
+    gw.restart();
+    gw.storeId = 'store-2';
+    beat();
+    await waitUntil(() => gw.opens.length === 3);
+    await new Promise((r) => setImmediate(r));
+    await expect(
+      session.call('batch 1', (id) => gw.sendBatch('web', id, [])),
+    ).rejects.toMatchObject({ code: 'store_replaced' });
+    expect(gw.batches).toEqual([]);
   });
 
   it('keeps the old session when the new one is refused (its chain does not follow)', async () => {
