@@ -9,7 +9,14 @@
 //     scripts/ceph-s3.sh), in the same run; the object store's lag is that of the newest point in
 //     the bucket's catalog (the points a lost gateway machine keeps). Target: p99 <= 2 s.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +40,7 @@ const { values: args } = parseArgs({
     'block-size': { type: 'string', default: '16KiB' },
     json: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    'keep-logs': { type: 'string' }, // a folder: each run's agent and gateway logs are written there
     store: { type: 'string' },
   },
 });
@@ -210,6 +218,14 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   const splits = [];
   let committed = 0;
   let buf = '';
+  if (args['keep-logs']) {
+    mkdirSync(args['keep-logs'], { recursive: true });
+    for (const [who, child] of [
+      ['agent', agent],
+      ['gateway', gateway],
+    ])
+      child.stderr.pipe(createWriteStream(join(args['keep-logs'], `${name}-${who}.log`)));
+  }
   agent.stderr.on('data', (c) => {
     buf += c;
     let nl = buf.indexOf('\n');
@@ -241,6 +257,9 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   const load = fio(vol.mount, seconds);
   const t0 = Date.now();
   const c0 = cpuTicks(agent.pid);
+  // Where else the CPU goes: the gateway, and with the object store radosgw and the OSD.
+  const others = { gateway: gateway.pid, ...(s3 ? s3.cephPids() : {}) };
+  const o0 = Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuTicks(pid).own]));
   const lags = [];
   while (Date.now() - t0 < seconds * 1000) {
     await sleep(1000);
@@ -249,6 +268,12 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   }
   const c1 = cpuTicks(agent.pid);
   const secs = (Date.now() - t0) / 1000;
+  const otherCpuPercent = Object.fromEntries(
+    Object.entries(others).map(([k, pid]) => [
+      k,
+      Math.round(((cpuTicks(pid).own - o0[k]) / TICK / secs) * 100),
+    ]),
+  );
   const cpu = ((c1.own - c0.own) / TICK / secs) * 100;
   const cpuWithHelpers = ((c1.all - c0.all) / TICK / secs) * 100;
   await new Promise((r) => (load.exitCode !== null ? r() : load.once('exit', r)));
@@ -272,6 +297,7 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
     ),
     ...(s3 ? { uploads: uploadSummary(uploads) } : {}),
     agentCpuPercent: cpu,
+    otherCpuPercent,
     agentCpuWithHelpersPercent: cpuWithHelpers,
   };
 }
@@ -409,7 +435,15 @@ async function objectStoreRun() {
   const cephDir = join(work, 'ceph');
   const ceph = await startCephBucket(cephDir, 'rpo');
   undo.push(() => ceph.down());
-  const s3 = { env: ceph.env, bucket: 'rpo', lag: await bucketLag(ceph.env, 'rpo') };
+  const s3 = {
+    env: ceph.env,
+    bucket: 'rpo',
+    lag: await bucketLag(ceph.env, 'rpo'),
+    cephPids: () => ({
+      radosgw: Number(readFileSync(join(cephDir, 'run', 'client.rgw.a.pid'), 'utf8')),
+      osd: Number(readFileSync(join(cephDir, 'run', 'osd.0.pid'), 'utf8')),
+    }),
+  };
   const local = await lifeboat('trace');
   const objects = await lifeboat('trace', { s3 });
   const result = {
@@ -431,7 +465,11 @@ async function objectStoreRun() {
       ['object store (age of the newest point in the bucket)', objects],
     ]) {
       console.log(
-        `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} %`,
+        `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % | ${Object.entries(
+          r.otherCpuPercent,
+        )
+          .map(([k, v]) => `${k} ${v} %`)
+          .join(', ')}`,
       );
     }
     const u = objects.uploads;

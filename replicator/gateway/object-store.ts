@@ -23,6 +23,10 @@ export interface ObjectStoreOptions {
   bucket: ObjectBucket;
   log?: Logger;
   segmentBytes?: number;
+  /**
+   * Not used: the uploads read each batch back within a second of its append, so the log goes
+   * through the page cache (with O_DIRECT every byte sent would be read from the disk again).
+   */
   directIo?: boolean;
   /**
    * Several gateways share the bucket: no app is fetched or uploaded at start; each is taken
@@ -163,10 +167,15 @@ export class ObjectStore implements GatewayStore {
     bucket,
     log = silentLog,
     leased = false,
+    directIo: _readBackSoon,
     ...rest
   }: ObjectStoreOptions): Promise<ObjectStore> {
     await bucket.check();
-    const store = new ObjectStore(await BlockStore.open({ dir, log, ...rest }), bucket, log);
+    const store = new ObjectStore(
+      await BlockStore.open({ dir, log, ...rest, directIo: false }),
+      bucket,
+      log,
+    );
     if (leased) return store;
     // One gateway: it serves every app of the bucket and of its folder from the start.
     const names = new Set([...(await appsInBucket(bucket)), ...store.local.apps()]);
