@@ -116,6 +116,18 @@ async function run(n, env, redisUrl) {
     ),
   );
   for (const g of gateways) await g.waitFor(/gateway listening/, 120_000);
+  // A gateway that ends by itself (not the one killed, not at the end) is news: say why at once.
+  const expectedExit = new Set();
+  for (const [i, g] of gateways.entries())
+    g.child.on('close', (code, signal) => {
+      if (expectedExit.has(i)) return;
+      // Its last words, past the warnings about refused requests that precede them.
+      const lines = g.out().trimEnd().split('\n');
+      const last = lines.filter((l) => !/"level":[34]0/.test(l)).slice(-40);
+      say(
+        `bench: gateway ${i + 1} exited (${signal ?? `code ${code}`}); its last lines:\n${lines.slice(-5).join('\n')}\nand its last lines above warnings:\n${last.join('\n')}`,
+      );
+    });
 
   // Which gateways serve each app, asked of each gateway on its own.
   const clients = homes.map((home, i) =>
@@ -193,6 +205,7 @@ async function run(n, env, redisUrl) {
     const victims = APPS.filter((app) => result.servedBy[app] === '1');
     for (const app of victims) rewrite(images.get(app), 4);
     const killedAt = Date.now();
+    expectedExit.add(0);
     gateways[0].child.kill('SIGKILL');
     await waitUntil(
       'gateway 2 to serve every app of gateway 1',
@@ -248,7 +261,10 @@ async function run(n, env, redisUrl) {
   result.violations = violations;
   for (const c of clients) c.close();
   for (const a of agents) a.child.kill('SIGTERM');
-  for (const g of gateways) g.child.kill('SIGTERM');
+  for (const [i, g] of gateways.entries()) {
+    expectedExit.add(i);
+    g.child.kill('SIGTERM');
+  }
   await sleep(3000);
   return result;
 }

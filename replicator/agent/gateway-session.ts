@@ -161,6 +161,13 @@ export class GatewaySession {
       },
       { what: 'reopen session', log, signal },
     );
+    if (!this.session) {
+      // Closed while the gateway answered (the agent stops, or starts again after a replaced
+      // store): the session goes back at once, else the agent's next start meets it as another
+      // agent for the lease time.
+      await client.closeSession(app, next.sessionId).catch(() => undefined); // it lapses anyway
+      throw new DrError('reopen abandoned: the agent stopped', { code: 'operation_cancelled' });
+    }
     if (next.storeId !== old.storeId) {
       // Another gateway took the app over (or the store was fetched anew from its bucket): the
       // agent starts again, trusting only the MACs the new store holds. Set before any await:
@@ -208,7 +215,9 @@ export class GatewaySession {
         log.debug({ err: errorMessage(err) }, 'heartbeat not delivered');
         // The gateway forgot the session (it restarted, or its app moved to another gateway):
         // reopen now, not at the next change, so an idle app is served again within seconds.
-        if (!isDrError(err, 'session_lost') || this.session !== session || this.reopening) return;
+        // Not once the store is known replaced: the agent is starting again with a session of its own.
+        if (!isDrError(err, 'session_lost') || this.session !== session) return;
+        if (this.reopening || this.replaced) return;
         this.reopening = this.reopen(session)
           .catch((e: unknown) => {
             if (isDrError(e, 'store_replaced')) this.replaced = e;
@@ -234,10 +243,14 @@ export class GatewaySession {
     const session = this.session;
     this.session = undefined;
     if (!session) return;
-    // Best effort and bounded: an unreachable gateway lets the lease lapse by itself.
+    // Best effort and bounded: an unreachable gateway lets the lease lapse by itself. A reopening
+    // under way hands back the session it gets (see reopen): waited for too, within the bound.
     const giveUp = new AbortController();
     await Promise.race([
-      this.o.client.closeSession(this.o.app, session.sessionId).catch(() => undefined),
+      Promise.all([
+        this.o.client.closeSession(this.o.app, session.sessionId).catch(() => undefined),
+        this.reopening?.catch(() => undefined),
+      ]),
       sleep(CLOSE_WAIT_MS, undefined, { signal: giveUp.signal }).catch(() => undefined), // cancelled below
     ]);
     giveUp.abort();

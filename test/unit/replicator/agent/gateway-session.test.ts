@@ -191,6 +191,49 @@ describe('GatewaySession', () => {
     expect(gw.batches).toEqual([]);
   });
 
+  it('once the store is known replaced, a heartbeat that hears its session lost opens no other (the restart opens its own)', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    const first = await session.open(VOLUMES);
+    gw.storeId = 'store-2';
+    await expect(session.reopen(first)).rejects.toMatchObject({ code: 'store_replaced' });
+    gw.restart();
+    session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    // The heartbeat is refused (session lost) and its answer handled within these turns.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(gw.opens).toHaveLength(2);
+    expect(gw.closed).toEqual(['s2']);
+  });
+
+  it('a reopening answered after the session was closed hands its new session back', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    await session.open(VOLUMES);
+    let asked!: () => void;
+    const reopening = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const open = gw.openSession.bind(gw);
+    gw.openSession = async (app, body) => {
+      asked();
+      await gate;
+      return open(app, body);
+    };
+    gw.restart();
+    session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    await reopening;
+    const closing = session.close();
+    letGo();
+    await closing;
+    expect(gw.opens).toHaveLength(2);
+    expect(gw.closed).toEqual(['s1', 's2']);
+    expect(session.current).toBeUndefined();
+  });
+
   it('keeps the old session when the new one is refused (its chain does not follow)', async () => {
     const gw = new FakeGateway();
     const refusing = new GatewaySession({
