@@ -12,18 +12,26 @@ import {
   uploadSegmentBytes,
 } from '../../../../replicator/gateway/segment-upload.js';
 
-/** A bucket in memory whose puts of `failing` keys fail; counts the puts in flight. */
-function memoryBucket(failing: ReadonlySet<string> = new Set()) {
+/**
+ * A bucket in memory whose puts of `failing` keys fail; counts the puts in flight. With `wave`,
+ * the first puts are held until that many are in flight at once (so overlap does not depend on
+ * timing), the later ones are not.
+ */
+function memoryBucket(failing: ReadonlySet<string> = new Set(), wave = 1) {
   const objects = new Map<string, Buffer>();
   let inFlight = 0;
   let mostInFlight = 0;
+  let open!: () => void;
+  const opened = new Promise<void>((r) => {
+    open = r;
+  });
   const bucket = {
     put: async (key: string, body: Buffer) => {
       inFlight++;
       mostInFlight = Math.max(mostInFlight, inFlight);
       try {
-        // Let the other uploads start before this one ends.
-        await new Promise((r) => setImmediate(r));
+        if (inFlight >= wave) open();
+        await opened;
         if (failing.has(key)) throw new Error(`PUT ${key} refused`);
         objects.set(key, Buffer.from(body));
       } finally {
@@ -60,7 +68,7 @@ describe('uploadSegmentBytes', () => {
   });
 
   it('uploads from the end in the bucket to the settled size, several chunks at once, and the bucket reads back the same bytes', async () => {
-    const { bucket, objects, mostInFlight } = memoryBucket();
+    const { bucket, objects, mostInFlight } = memoryBucket(new Set(), 3);
     const ends = new Map([[1, 1000]]);
     const sent = await uploadSegmentBytes(files(10_000), ends, {
       bucket,
@@ -89,7 +97,7 @@ describe('uploadSegmentBytes', () => {
 
   it('a failed chunk stops the chain there: the chunks after it are deleted, the error is thrown, the next upload starts at the gap', async () => {
     const failing = new Set([chunkKey('web', 1, 2048)]);
-    const { bucket, objects } = memoryBucket(failing);
+    const { bucket, objects } = memoryBucket(failing, 4);
     const ends = new Map<number, number>();
     const options = { bucket, app: 'web', chunkBytes: 1024, atOnce: 4 };
     await expect(uploadSegmentBytes(files(10_000), ends, options)).rejects.toThrow(/refused/);
