@@ -6,6 +6,7 @@ import { BlockStore } from '../../../../replicator/gateway/block-store.js';
 import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
 import { BucketApp } from '../../../../replicator/gateway/bucket-reader.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
+import { chunkKey } from '../../../../replicator/gateway/segment-upload.js';
 import {
   APP,
   append,
@@ -308,6 +309,10 @@ describe('BucketMirror', () => {
     await reader.readSpan(seg, 0, end, into);
     expect(into.equals(await app.readSpan(seg, 0, end))).toBe(true);
     await expect(reader.readSpan(seg, 0, end, Buffer.alloc(end - 1))).rejects.toThrow(RangeError);
+    // A chunk an interrupted upload left, off the chain and across its chunks: never read.
+    await bucket.put(chunkKey(APP, seg, 1), Buffer.alloc(end, 0xee));
+    const again = (await BucketApp.load(bucket, APP)) as BucketApp;
+    expect((await again.readSpan(seg, 0, end)).equals(await app.readSpan(seg, 0, end))).toBe(true);
     await store.close();
   });
 });
