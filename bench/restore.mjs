@@ -28,7 +28,7 @@ const { values: args } = parseArgs({
 });
 const SIZE = (args.smoke ? 32 : Number(args['size-mib'])) * 1024 * 1024;
 const TRIALS = args.smoke ? 1 : Math.max(1, Number(args.trials));
-const DESIGNS = (args.smoke ? '1x0,2x1' : args.designs).split(',').map((d) => {
+const DESIGNS = (args.smoke ? '1x0,2x0' : args.designs).split(',').map((d) => {
   const [ranges, workers] = d.split('x').map(Number);
   return {
     ranges,
