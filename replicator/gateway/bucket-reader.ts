@@ -116,6 +116,14 @@ export class BucketApp implements ReadableReplica {
     return into.subarray(0, length);
   }
 
+  /** A span of a segment straight into `parts`, filled in order (the record stream's framing). */
+  async readSpanParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    const length = parts.reduce((n, b) => n + b.length, 0);
+    const span = await this.readSpan(segment, offset, length);
+    let at = 0;
+    for (const p of parts) at += span.copy(p, 0, at, at + p.length);
+  }
+
   async missingSegments(entries: readonly IndexEntry[]): Promise<string[]> {
     const wanted = new Set(entries.map((e) => e.segment));
     return [...wanted]

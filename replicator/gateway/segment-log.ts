@@ -18,6 +18,7 @@ import { type Writer, writeDirect } from './direct-append.js';
 import { FileHandleCache } from './file-handle-cache.js';
 import { corruptSegment, storeFull } from './segment-errors.js';
 import { type Frame, frameEnds, readFrame } from './segment-frame.js';
+import { readAt, readPartsAt } from './segment-read.js';
 
 export {
   encodeFrame,
@@ -244,30 +245,20 @@ export class SegmentLog {
   }
 
   /**
+   * Reads neighbouring bytes at `offset` of a segment straight into `parts`, filled in order (one
+   * readv, so records land apart, each after room for its frame head); a short read means the
+   * store lost data.
+   */
+  readParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    return readPartsAt(this.#readers, this.path(segment), offset, parts);
+  }
+
+  /**
    * Reads `length` bytes at `offset` of a segment (into `into` when given, which must hold them);
    * a short read means the store lost data.
    */
-  async read(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const path = this.path(segment);
-    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
-    if (buf.length < length)
-      throw new RangeError(`a ${into?.length}-byte buffer cannot take ${length}`);
-    const got = await this.#readers
-      .use(path, async (fh) => {
-        let n = 0;
-        while (n < length) {
-          const { bytesRead } = await fh.read(buf, n, length - n, offset + n);
-          if (bytesRead === 0) break;
-          n += bytesRead;
-        }
-        return n;
-      })
-      .catch((err: unknown) => {
-        throw corruptSegment(path, `cannot be read (${systemCode(err) ?? errorMessage(err)})`, err);
-      });
-    if (got !== length)
-      throw corruptSegment(path, `ends before the record at ${offset} (+${length} bytes)`);
-    return buf;
+  read(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readAt(this.#readers, this.path(segment), offset, length, into);
   }
 
   /** The files of these segments that are not on disk (deleted or lost behind the store's back). */

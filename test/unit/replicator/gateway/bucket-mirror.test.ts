@@ -309,6 +309,10 @@ describe('BucketMirror', () => {
     await reader.readSpan(seg, 0, end, into);
     expect(into.equals(await app.readSpan(seg, 0, end))).toBe(true);
     await expect(reader.readSpan(seg, 0, end, Buffer.alloc(end - 1))).rejects.toThrow(RangeError);
+    // Into parts, in order, as the record stream reads a run (across the two chunks).
+    const parts = [Buffer.alloc(7), Buffer.alloc(end - 7)];
+    await reader.readSpanParts(seg, 0, parts);
+    expect(Buffer.concat(parts).equals(await app.readSpan(seg, 0, end))).toBe(true);
     // A chunk an interrupted upload left, off the chain and across its chunks: never read.
     await bucket.put(chunkKey(APP, seg, 1), Buffer.alloc(end, 0xee));
     const again = (await BucketApp.load(bucket, APP)) as BucketApp;
