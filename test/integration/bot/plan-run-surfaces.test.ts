@@ -49,11 +49,7 @@ describe('plan runs from DingTalk and the console', () => {
     serve = startDr(['serve', '--listen', listen], rig.env);
     await serve.waitFor(/DingTalk: on/, 60_000);
     await waitFor('the DingTalk stream', () => gateway.connections === 1);
-    term = startDr(
-      ['chat', '--as', 'sam'],
-      { ...rig.env, DR_LOG_LEVEL: process.env.HK_CHAT_LOG ?? '' },
-      { input: true },
-    );
+    term = startDr(['chat', '--as', 'sam'], { ...rig.env, DR_LOG_LEVEL: '' }, { input: true });
     await term.waitFor(/Lifeboat console as sam/, 60_000);
   }, 240_000);
 
