@@ -149,7 +149,7 @@ export async function readPointVolume({
   try {
     if (parallel.workers > 0) {
       await runLanePool({
-        client: client.options,
+        client: client.optionsFor(app),
         keys,
         job,
         lanes: parallel.ranges,
