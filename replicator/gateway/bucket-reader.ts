@@ -10,6 +10,7 @@ import { type Catalog, findPoint, parseCatalog } from './catalog.js';
 import type { ReadableReplica } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
 import { decodePointIndex, type IndexEntry, overlayEntries } from './point-index.js';
+import { chainOf } from './segment-upload.js';
 
 /** Whether a local copy is the bucket's catalog or its continuation (same store, not behind). */
 export function descendsFrom(
@@ -36,7 +37,11 @@ export class BucketApp implements ReadableReplica {
     if (!body) return undefined;
     const catalog = parseCatalog(body.toString('utf8'), `${bucket.url}/${key}`);
     const chunks = new Map<number, Chunk[]>();
-    for (const c of await chunksOf(bucket, app)) {
+    // Only each segment's chain from offset 0: a chunk an interrupted upload left is not read.
+    const all = await chunksOf(bucket, app);
+    const orphans = new Set(chainOf(all).orphans);
+    for (const c of all) {
+      if (orphans.has(c)) continue;
       const list = chunks.get(c.segment) ?? [];
       list.push(c);
       chunks.set(c.segment, list);
@@ -109,6 +114,14 @@ export class BucketApp implements ReadableReplica {
     let o = 0;
     for (const p of parts) o += p.copy(into, o);
     return into.subarray(0, length);
+  }
+
+  /** A span of a segment straight into `parts`, filled in order (the record stream's framing). */
+  async readSpanParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    const length = parts.reduce((n, b) => n + b.length, 0);
+    const span = await this.readSpan(segment, offset, length);
+    let at = 0;
+    for (const p of parts) at += span.copy(p, 0, at, at + p.length);
   }
 
   async missingSegments(entries: readonly IndexEntry[]): Promise<string[]> {

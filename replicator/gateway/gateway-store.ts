@@ -14,6 +14,7 @@ type ReadKeys =
   | 'pointEntries'
   | 'headEntries'
   | 'readSpan'
+  | 'readSpanParts'
   | 'missingSegments'
   | 'withReadLock';
 

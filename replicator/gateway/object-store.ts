@@ -9,7 +9,7 @@ import { errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { AppStore } from './app-store.js';
 import { BlockStore } from './block-store.js';
-import { appsInBucket, BucketMirror, fetchApp } from './bucket-mirror.js';
+import { appsInBucket, BucketMirror, fetchApp, type SyncReport } from './bucket-mirror.js';
 import { descendsFrom } from './bucket-reader.js';
 import type { AppReplica, GatewayStore } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
@@ -23,6 +23,10 @@ export interface ObjectStoreOptions {
   bucket: ObjectBucket;
   log?: Logger;
   segmentBytes?: number;
+  /**
+   * Not used: the uploads read each batch back within a second of its append, so the log goes
+   * through the page cache (with O_DIRECT every byte sent would be read from the disk again).
+   */
   directIo?: boolean;
   /**
    * Several gateways share the bucket: no app is fetched or uploaded at start; each is taken
@@ -92,9 +96,20 @@ class MirroredApp implements AppReplica {
     return out;
   };
   commitPoint: AppReplica['commitPoint'] = async (request) => {
+    const t0 = performance.now();
     const point = await this.local.commitPoint(request);
+    const t1 = performance.now();
     // A failed upload fails the commit; the agent's resend finds the point and uploads again.
-    await this.upload();
+    const sent = await this.upload();
+    this.log.info(
+      {
+        point: point.id,
+        localMs: Math.round(t1 - t0),
+        uploadMs: Math.round(performance.now() - t1),
+        ...sent,
+      },
+      'point uploaded to the bucket',
+    );
     return point;
   };
   points: AppReplica['points'] = () => this.local.points();
@@ -103,6 +118,8 @@ class MirroredApp implements AppReplica {
   headEntries: AppReplica['headEntries'] = (volume) => this.local.headEntries(volume);
   readSpan: AppReplica['readSpan'] = (segment, offset, length, into) =>
     this.local.readSpan(segment, offset, length, into);
+  readSpanParts: AppReplica['readSpanParts'] = (segment, offset, parts) =>
+    this.local.readSpanParts(segment, offset, parts);
   missingSegments: AppReplica['missingSegments'] = (entries) => this.local.missingSegments(entries);
   withReadLock: AppReplica['withReadLock'] = (fn) => this.local.withReadLock(fn);
   applyRetention: AppReplica['applyRetention'] = async (now, rules) => {
@@ -113,6 +130,8 @@ class MirroredApp implements AppReplica {
   collectGarbage: AppReplica['collectGarbage'] = async () => {
     const out = await this.local.collectGarbage();
     if (out.segmentsRemoved + out.segmentsCompacted > 0) await this.upload();
+    // Multipart uploads a crash or a failed abort left: the bucket keeps their parts until then.
+    await this.mirror.abortLeftovers();
     return out;
   };
   stats: AppReplica['stats'] = () => this.local.stats();
@@ -121,7 +140,7 @@ class MirroredApp implements AppReplica {
    * Copies what the bucket lacks (in the order that keeps its points readable). Batches keep
    * going into the local log meanwhile; the caller's answer waits for the bucket.
    */
-  upload(): Promise<{ bytes: number }> {
+  upload(): Promise<SyncReport> {
     return this.mirror.sync(this.local);
   }
 }
@@ -150,10 +169,15 @@ export class ObjectStore implements GatewayStore {
     bucket,
     log = silentLog,
     leased = false,
+    directIo: _readBackSoon,
     ...rest
   }: ObjectStoreOptions): Promise<ObjectStore> {
     await bucket.check();
-    const store = new ObjectStore(await BlockStore.open({ dir, log, ...rest }), bucket, log);
+    const store = new ObjectStore(
+      await BlockStore.open({ dir, log, ...rest, directIo: false }),
+      bucket,
+      log,
+    );
     if (leased) return store;
     // One gateway: it serves every app of the bucket and of its folder from the start.
     const names = new Set([...(await appsInBucket(bucket)), ...store.local.apps()]);
