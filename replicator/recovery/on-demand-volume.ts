@@ -298,15 +298,15 @@ export class OnDemandVolume {
     );
   }
 
-  /** Any fetch that fails for good fails the volume: its readers get EIO from then on, never guessed bytes. */
+  /** Any fetch that fails for good fails the volume: its readers get EIO from then on (the first failure), never guessed bytes. */
   #fail(err: unknown): DrError {
     const e = volumeFailure(err, this.path, this.name);
     // A closed volume's fetches fail with it; that is not the volume's fault.
     if (this.#closed) return e;
     this.#failed ??= e;
     this.#stopLanes.abort();
-    this.#whole.reject(e);
-    return e;
+    this.#whole.reject(this.#failed);
+    return this.#failed;
   }
 
   /**
