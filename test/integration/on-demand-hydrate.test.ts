@@ -1,7 +1,7 @@
 // Hydration through the restore's lanes (worker threads or this thread): byte-identical to a full
 // restore, the server's reads and writes kept, tampering and a lost gateway handled.
 import { createHash } from 'node:crypto';
-import { open as openFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { open as openFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { volumeKeysOf } from '../../replicator/crypto/volume-key.js';
@@ -9,13 +9,13 @@ import type { Gateway } from '../../replicator/gateway/gateway-server.js';
 import { runLanes } from '../../replicator/recovery/lane-pool.js';
 import { OnDemandVolume } from '../../replicator/recovery/on-demand-volume.js';
 import type { LaneReport } from '../../replicator/recovery/range-lane.js';
-import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { dr, kek, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { restoreLatestHere, tamperSegments } from '../helpers/restore.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-/** 48 MiB of 64 KiB blocks: three hydrator runs of 256 blocks, so several ranges and lanes. */
+/** 48 MiB of 64 KiB blocks; the server's reads and write split the hydrator's work into several ranges. */
 const SIZE = 48 * 1024 * 1024;
 const BLOCK = 65536;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -65,19 +65,7 @@ describe('hydration through the restore lanes', () => {
     return v;
   }
 
-  async function fullRestore(): Promise<Buffer> {
-    const to = join(t.dir, 'full.img');
-    await restoreVolume({
-      client,
-      kek: await kek(t.home),
-      app: 'web',
-      point: await client.point('web', 'latest'),
-      volume: 'a',
-      to,
-      force: true,
-    });
-    return readFile(to);
-  }
+  const fullRestore = () => restoreLatestHere(t, client, 'a', join(t.dir, 'full.img'));
 
   for (const workers of [1, 0]) {
     it(`with ${workers} worker thread(s): reads served meanwhile, a write kept, the rest byte-identical to a full restore`, async () => {
@@ -109,17 +97,7 @@ describe('hydration through the restore lanes', () => {
 
   it('a tampered record found while hydrating fails the volume naming the block; no wrong byte is written', async () => {
     await gw.close();
-    const config = await t.config();
-    const segDir = join(config.storeDir, 'apps', 'web', 'segments');
-    for (const name of await readdir(segDir)) {
-      const seg = join(segDir, name);
-      const bytes = await readFile(seg);
-      for (let k = 1; k < 10; k++) {
-        const at = Math.floor((bytes.length * k) / 10);
-        bytes[at] = (bytes[at] as number) ^ 0x55;
-      }
-      await writeFile(seg, bytes);
-    }
+    await tamperSegments(t, true);
     gw = await t.startGateway();
     const v = await open(1);
     await expect(v.hydrate()).rejects.toMatchObject({ code: 'block_corrupt' });
