@@ -7,7 +7,7 @@
 // the agent catches up between. A step holds when the lag's p99 over it is at most 5 s and the
 // lag is back under 5 s within two minutes of fio's end.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bin, pct, root } from './lib.mjs';
@@ -26,7 +26,11 @@ const run = (cmd, a) =>
   });
 const LAG_P99 = 5;
 const FIO_JOB = ['--rw=randwrite', '--bssplit=4k/50:64k/50', '--direct=1', '--ioengine=psync'];
-const COMPRESSIBLE = ['--buffer_compress_percentage=55', '--refill_buffers'];
+// randrepeat=0: fio seeds its generators afresh each run. By default every run repeats the same
+// offsets and the same buffer contents, so a step rewrote what the step before had written, block
+// for block, and the agent rightly found nothing changed there (steps after the first measured a
+// fraction of their rate: the link use fell to 9-14 % at 1.25x-2x).
+const COMPRESSIBLE = ['--buffer_compress_percentage=55', '--refill_buffers', '--randrepeat=0'];
 
 const TICK = Number(sh('getconf', ['CLK_TCK']));
 /** CPU seconds (user + system) a process has used; nsenter execs the agent, so its pid is node's. */
@@ -93,9 +97,13 @@ export async function steadyRate(ctx) {
     '--fsfreeze',
     mount,
     '--block-size',
-    '16KiB',
+    ctx.blockSize ?? '16KiB',
   ]);
-  const env = { DR_LOG_LEVEL: 'warn', DR_TRACEFS: tracefsAt(work, undo, mounted) };
+  // --steady-log FILE: the agent's info log (each point's timings) kept there, for finding the limit.
+  const env = {
+    DR_LOG_LEVEL: ctx.agentLog ? 'info' : 'warn',
+    DR_TRACEFS: tracefsAt(work, undo, mounted),
+  };
   const gateway = await startChild(
     NS_B,
     [process.execPath, bin, '--home', home, 'gateway'],
@@ -125,7 +133,9 @@ export async function steadyRate(ctx) {
   );
   children.push(agent);
   let agentLog = '';
+  const keep = ctx.agentLog ? createWriteStream(ctx.agentLog) : undefined;
   agent.stderr.on('data', (c) => {
+    keep?.write(c);
     agentLog = (agentLog + c).slice(-4000);
   });
   const sampler = spawn(

@@ -10,6 +10,8 @@
 //   --smoke: 100mbit only, a 96 MiB fill, 8k rows, 16 MiB of docs, 32 MiB random.
 //   The steady-rate figure (bench/wan-steady.mjs) runs at 100mbit after the rest, fio for
 //   --steady-seconds (60; smoke 10, two steps) per rate step; --skip-steady leaves it out, --only-steady runs only it.
+//   --steady-log FILE keeps the steady agent's info log there (each point's cycle split);
+//   --steady-block-size (16KiB) is the fio volume's block size.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -45,6 +47,8 @@ const { values: args } = parseArgs({
     'steady-seconds': { type: 'string' },
     'skip-steady': { type: 'boolean', default: false },
     'only-steady': { type: 'boolean', default: false },
+    'steady-log': { type: 'string' },
+    'steady-block-size': { type: 'string', default: '16KiB' },
   },
 });
 const SMOKE = args.smoke;
@@ -508,6 +512,8 @@ async function main() {
       linkBytes,
       linkBytesPerSec: 100e6 / 8,
       seconds: Number(args['steady-seconds'] ?? (SMOKE ? 10 : 60)),
+      agentLog: args['steady-log'],
+      blockSize: args['steady-block-size'],
     });
   }
   const meta = {
@@ -546,7 +552,7 @@ async function main() {
 
 function printSteady({ linkBytesPerSec: link, steps, best }) {
   console.log(
-    '\nsteady rate at 100mbit (fio random 4k/64k writes, zstd-compressible ~2.2x, 16 KiB blocks, trace tracker)',
+    `\nsteady rate at 100mbit (fio random 4k/64k writes, zstd-compressible ~2.2x, ${args['steady-block-size']} blocks, trace tracker)`,
   );
   console.log(
     '| fio rate asked | achieved | lag p99 | lag max | samples | link use | agent CPU | holds |\n| --- | --- | --- | --- | --- | --- | --- | --- |',

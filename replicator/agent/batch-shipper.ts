@@ -22,6 +22,12 @@ export interface BatchShipperOptions {
   /** Sends one encoded batch and resolves once the gateway has made it durable. */
   send: (seq: number, body: Buffer[]) => Promise<void>;
   batchBytes: number;
+  /**
+   * A batch holding at least this many bytes goes out before it is full when no batch is on the
+   * wire, so the link does not idle while a full batch is sealed (default: a quarter of
+   * `batchBytes`).
+   */
+  eagerBytes?: number;
   inFlight: number;
   /** Bytes on the wire, not yet acknowledged: for heartbeats. */
   onBacklog?: (delta: number) => void;
@@ -98,7 +104,10 @@ export class BatchShipper {
   /** Batches the gateway refused a reference of, sent again with the data. */
   refusedBatches = 0;
 
+  private readonly eagerBytes: number;
+
   constructor(private readonly o: BatchShipperOptions) {
+    this.eagerBytes = o.eagerBytes ?? Math.max(1, Math.floor(o.batchBytes / 4));
     this.open = this.fresh();
   }
 
@@ -148,10 +157,25 @@ export class BatchShipper {
     const list = b.intent.blocks[volume.name] ?? [];
     list.push([block, mac.toString('hex')]);
     b.intent.blocks[volume.name] = list;
-    if (b.bytes >= this.o.batchBytes || b.repeatBytes >= REPEAT_HOLD_BYTES) {
+    if (
+      b.bytes >= this.o.batchBytes ||
+      b.repeatBytes >= REPEAT_HOLD_BYTES ||
+      (this.inFlight.size === 0 && b.bytes >= this.eagerBytes)
+    ) {
       this.open = this.fresh();
       await this.dispatch(b);
     }
+  }
+
+  /**
+   * Sends the open batch (if it holds anything) without waiting for acknowledgements: what a
+   * round found goes on the wire while the cut is being taken.
+   */
+  async flush(): Promise<void> {
+    const b = this.open;
+    if (b.count === 0) return;
+    this.open = this.fresh();
+    await this.dispatch(b);
   }
 
   /**
@@ -172,11 +196,7 @@ export class BatchShipper {
 
   /** Sends the open batch (if it holds anything) and waits for every acknowledgement. */
   async finish(): Promise<void> {
-    const b = this.open;
-    if (b.count > 0) {
-      this.open = this.fresh();
-      await this.dispatch(b);
-    }
+    await this.flush();
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
   }

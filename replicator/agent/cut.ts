@@ -197,6 +197,8 @@ export async function frozenCut(
   shipper: Shipper,
   signal?: AbortSignal,
 ): Promise<CutResult> {
+  // What the rounds left in the open batch travels while the freeze is entered and the cut taken.
+  await shipper.flush();
   let frozen: Awaited<ReturnType<Quiescer['freeze']>>;
   try {
     frozen = await quiescer.freeze();

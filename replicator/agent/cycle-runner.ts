@@ -42,6 +42,26 @@ export interface CycleReport {
   freezeMs?: number;
 }
 
+/**
+ * Where one cycle's time went, in ms: pre-copy rounds, the cut (freeze, copy, thaw, the copied
+ * blocks handed to the shipper), the wait for the last acknowledgements, the commit round trip.
+ */
+export interface CycleSplit {
+  precopyMs: number;
+  cutMs: number;
+  drainMs: number;
+  commitMs: number;
+}
+
+function cycleSplit(t0: number, precopy: number, cut: number, drained: number, end: number) {
+  return {
+    precopyMs: precopy - t0,
+    cutMs: cut - precopy,
+    drainMs: drained - cut,
+    commitMs: end - drained,
+  } satisfies CycleSplit;
+}
+
 const repeated = (s: Shipper) => (s.repeatedBlocks ? { blocksRepeated: s.repeatedBlocks } : {});
 
 /** Pre-copy stops once a round finds less than this: the rest waits for the cut. */
@@ -97,6 +117,7 @@ export class CycleRunner {
         scannedBytes += scanned;
         if (!allTraced || shipper.plainBytes - before < PRECOPY_ENOUGH) break;
       }
+      const precopyDone = now();
       let label: ConsistencyLabel = 'fuzzy';
       let cutAt = now();
       let freezeMs: number | undefined;
@@ -111,8 +132,10 @@ export class CycleRunner {
         if (cut.freezeError) status.lastError = cut.freezeError;
         scannedBytes += cut.scanned;
       }
+      const cutDone = now();
       await shipper.finish();
       await macState.flush();
+      const drained = now();
       const volumes: Record<string, { size: number; digest: string }> = {};
       for (const v of this.p.volumes) {
         const macs = macState.macs.get(v.name) as Buffer;
@@ -171,6 +194,7 @@ export class CycleRunner {
         signal,
       );
       await chain.committed(signed.record, session.current?.storeId ?? '', now());
+      const split = cycleSplit(started, precopyDone, cutDone, drained, now());
       seq.acked(upToSeq);
       status.newestPoint = point;
       status.unchangedAt = undefined;
@@ -187,6 +211,7 @@ export class CycleRunner {
           ms,
           ...(freezeMs !== undefined ? { freezeMs } : {}),
           ...(freezeSplit ? { freezeSplit: roundSplit(freezeSplit) } : {}),
+          split,
         },
         'recovery point committed',
       );

@@ -18,6 +18,8 @@ export interface Shipper {
   /** Highest acknowledged batch sequence number. */
   readonly lastAcked: number;
   add(volume: ShipVolume, block: number, plain: Buffer, mac: Buffer): Promise<void>;
+  /** Sends what is open without waiting for acknowledgements (before a freeze). */
+  flush(): Promise<void>;
   /** Sends what is open and waits for every acknowledgement; throws the first failure. */
   finish(): Promise<void>;
   /** Waits for what is on the wire without throwing (after a failure elsewhere). */

@@ -39,20 +39,26 @@ describe('BatchShipper', () => {
     await cleanup();
   });
 
-  /** A shipper whose sends wait until the test answers them, one batch a block. */
-  function shipper(inFlight: number) {
+  /** A shipper whose sends wait until the test answers them, one batch a block (or `batchBytes`). */
+  function shipper(
+    inFlight: number,
+    sizes: { batchBytes: number; eagerBytes?: number } = { batchBytes: 1 },
+  ) {
     let seq = 0;
+    const sent: Array<{ seq: number; count: number }> = [];
     const waiting = new Map<number, { ok: () => void; fail: (e: Error) => void }>();
     const s = new BatchShipper({
       app: 'web',
       macState,
       takeSeq: () => ++seq,
       returnSeq: () => {},
-      send: (n) =>
-        new Promise<void>((ok, fail) => {
+      send: (n, body) => {
+        sent.push({ seq: n, count: body[0]?.readUInt32BE(12) ?? 0 });
+        return new Promise<void>((ok, fail) => {
           waiting.set(n, { ok, fail });
-        }),
-      batchBytes: 1, // every block fills its batch
+        });
+      },
+      ...sizes,
       inFlight,
     });
     /** Answers batch `n` once it is on the wire. */
@@ -63,7 +69,9 @@ describe('BatchShipper', () => {
       if (err) w.fail(err);
       else w.ok();
     };
-    return { s, answer };
+    /** Batches handed to the wire so far: each takes the next number for the open batch at once. */
+    const dispatched = () => seq - 1;
+    return { s, answer, sent, dispatched };
   }
 
   const macOf = (block: number) =>
@@ -95,5 +103,48 @@ describe('BatchShipper', () => {
     expect(await done).toMatchObject({ message: 'connection reset' });
     expect(macOf(0).equals(Buffer.alloc(MAC_BYTES))).toBe(true);
     expect(macOf(1).equals(Buffer.alloc(MAC_BYTES))).toBe(true);
+  });
+
+  /** Adds `n` random blocks (block numbers wrap at the volume's 4). */
+  async function addRandom(s: BatchShipper, first: number, n: number) {
+    for (let b = first; b < first + n; b++) {
+      const plain = randomBytes(BLOCK);
+      await s.add(volume, b % 4, plain, blockMac(keys.mac, plain)); // the volume has 4 blocks
+    }
+  }
+
+  it('sends a batch before it is full while none is on the wire, and waits for a full one while one is', async () => {
+    // Random blocks: each record is a little over BLOCK bytes.
+    const { s, answer, sent, dispatched } = shipper(4, {
+      batchBytes: 8 * BLOCK,
+      eagerBytes: 2 * BLOCK,
+    });
+    await addRandom(s, 0, 2); // past eagerBytes with nothing on the wire: out at once
+    expect(dispatched()).toBe(1);
+    await addRandom(s, 2, 4); // one on the wire: the open batch waits to fill
+    expect(dispatched()).toBe(1);
+    await addRandom(s, 6, 4); // full (8 blocks' worth): out
+    expect(dispatched()).toBe(2);
+    const done = s.finish();
+    for (const n of [1, 2]) await answer(n);
+    await done;
+    expect(sent.map((b) => b.count)).toEqual([2, 8]);
+    expect(s.lastAcked).toBe(2);
+  });
+
+  it('flush sends the open batch without waiting for its acknowledgement', async () => {
+    const { s, answer, dispatched } = shipper(4, { batchBytes: 64 * BLOCK });
+    await addRandom(s, 0, 3); // far below a quarter of batchBytes: stays open
+    expect(dispatched()).toBe(0);
+    await s.flush(); // resolves with the batch on the wire, unanswered
+    expect(dispatched()).toBe(1);
+    await s.flush(); // nothing open: nothing sent
+    expect(dispatched()).toBe(1);
+    expect(s.lastAcked).toBe(0);
+    const done = s.finish();
+    await answer(1);
+    await done;
+    expect(s.lastAcked).toBe(1);
+    expect(macOf(2).equals(Buffer.alloc(MAC_BYTES))).toBe(false);
   });
 });
