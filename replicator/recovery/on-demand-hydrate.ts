@@ -3,6 +3,7 @@ import { DrError } from '../../core/errors.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { openDirect } from './image-writer.js';
 import { runLanes } from './lane-pool.js';
 import { missingRecord, withGatewayRetry } from './on-demand-fetch.js';
 import type { BlockRange, LaneJob, LaneReport } from './range-lane.js';
@@ -14,6 +15,8 @@ export interface LaneHydration {
   app: string;
   point: PointDetail;
   volume: string;
+  /** The local copy (opened a second time O_DIRECT, as a restore's image, where the file system allows). */
+  path: string;
   keys: VolumeKeys;
   /**
    * The lanes' job: the local copy's descriptor, the point's block MACs (a record with another
@@ -48,20 +51,29 @@ export interface LaneHydration {
  */
 export async function hydrateThroughLanes(h: LaneHydration): Promise<void> {
   let progressed = false;
-  await withGatewayRetry(
-    () =>
-      hydrateOnce(h, () => {
-        progressed = true;
-      }),
-    h.retryForMs,
-    () => h.signal.aborted,
-    h.onRetry,
-    () => {
-      const p = progressed;
-      progressed = false;
-      return p;
-    },
-  );
+  // Whole pages go past the page cache, as a restore's do; readers read a chunk only once its
+  // run's writes have landed, and the server never writes a chunk being copied.
+  const direct = await openDirect(h.path);
+  const withDirect = { ...h, job: { ...h.job, directFd: direct?.fd } };
+  try {
+    await withGatewayRetry(
+      () =>
+        hydrateOnce(withDirect, () => {
+          progressed = true;
+        }),
+      h.retryForMs,
+      () => h.signal.aborted,
+      h.onRetry,
+      () => {
+        const p = progressed;
+        progressed = false;
+        return p;
+      },
+    );
+  } finally {
+    // Every lane has ended (runLanes waits for their writes) before the descriptor closes.
+    await direct?.close();
+  }
 }
 
 /**
