@@ -173,7 +173,8 @@ export interface RunLanesOptions {
 export async function runLanes(o: RunLanesOptions): Promise<void> {
   if (o.parallel.workers > 0) {
     await runLanePool({
-      client: o.client.options,
+      // The thread's own client goes first where this one went for the app (several gateways).
+      client: o.client.optionsFor(o.job.app),
       keys: o.keys,
       job: o.job,
       lanes: o.parallel.ranges,
