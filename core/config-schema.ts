@@ -324,7 +324,7 @@ export const configSchema = z.object({
        */
       imageCache: z.boolean().default(true),
       /**
-       * Ranges of blocks a restore, drill, failover or `dr warm` fetches from the gateway at once
+       * Ranges of blocks a restore, drill, failover, hydration or `dr warm` fetches at once
        * (1 to 8). Unset: chosen from the machine's core count (see docs/benchmarks.md, Restores).
        */
       restoreParallel: z.number().int().min(1).max(8).optional(),
