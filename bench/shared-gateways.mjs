@@ -207,16 +207,24 @@ async function run(n, env, redisUrl) {
     const killedAt = Date.now();
     expectedExit.add(0);
     gateways[0].child.kill('SIGKILL');
+    // When each app was first seen served by gateway 2 alone (seconds after the kill).
+    const takenAt = new Map();
     await waitUntil(
       'gateway 2 to serve every app of gateway 1',
       async () => {
         const by = await served();
-        return victims.every((app) => by.get(app)?.join() === '2');
+        for (const app of victims)
+          if (!takenAt.has(app) && by.get(app)?.join() === '2')
+            takenAt.set(app, (Date.now() - killedAt) / 1000);
+        return takenAt.size === victims.length;
       },
       180_000,
     );
     result.takeoverSeconds = (Date.now() - killedAt) / 1000;
     result.takenOver = victims.length;
+    const each = [...takenAt.values()].sort((a, b) => a - b);
+    result.takeoverEachSeconds = each.map((t) => Number(t.toFixed(1)));
+    result.takeoverMedianSeconds = each[Math.floor(each.length / 2)];
     // No acknowledged point lost, and the changes made before the kill arrive: every app's latest point restores to its image.
     let exact = 0;
     result.notExact = [];
@@ -309,7 +317,7 @@ try {
       `ingest two / one: ${result.ingestRatio}x (2 cores shared with the agents: where the CPU goes, not a speed-up)`,
     );
     console.log(
-      `kill -9 of gateway 1: its ${two.takenOver} apps served by gateway 2 after ${f(two.takeoverSeconds)} s (target <= 10 s); latest point of ${two.restoredExact}/${result.apps} apps restores byte-exact${two.notExact.length ? ` (not: ${two.notExact.join('; ')})` : ''}`,
+      `kill -9 of gateway 1: its ${two.takenOver} apps served by gateway 2 after ${f(two.takeoverSeconds)} s (target <= 10 s; each app: ${two.takeoverEachSeconds.join(', ')} s); latest point of ${two.restoredExact}/${result.apps} apps restores byte-exact${two.notExact.length ? ` (not: ${two.notExact.join('; ')})` : ''}`,
     );
   }
 } finally {
