@@ -104,10 +104,16 @@ function volume(name) {
     '--rw=write',
     '--bs=1m',
     '--direct=1',
+    ...FRESH,
     '--output=/dev/null',
   ]);
   return { image, device, mount };
 }
+
+// Fresh data in every write and fresh offsets in every run, so no block repeats one the gateway
+// holds (it would travel as a reference): by default fio seeds alike each run (randrepeat=1) and
+// reuses one buffer, which only its default scramble_buffers changes a little per write.
+const FRESH = ['--refill_buffers', '--randrepeat=0'];
 
 function fio(mount, seconds) {
   return spawn(
@@ -123,6 +129,7 @@ function fio(mount, seconds) {
       '--ioengine=psync',
       '--time_based',
       `--runtime=${seconds}`,
+      ...FRESH,
       '--output=/dev/null',
     ],
     { stdio: 'ignore' },

@@ -40,7 +40,7 @@ function cpuSeconds(pid) {
 }
 
 /** A tracefs mount for the agent (DR_TRACEFS): /sys/kernel/tracing need not be mounted here. */
-function tracefsAt(work, undo, mounted) {
+export function tracefsAt(work, undo, mounted) {
   const dir = join(work, 'tracefs');
   mkdirSync(dir, { recursive: true });
   sh('mount', ['-t', 'tracefs', 'nodev', dir]);
