@@ -10,7 +10,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { bin, cpuTicks, root } from './lib.mjs';
+import { bin, cpuTicks, root, stopChild as stop } from './lib.mjs';
 
 const sh = (cmd, a) => execFileSync(cmd, a, { encoding: 'utf8' }).trim();
 const TICK = Number(sh('getconf', ['CLK_TCK']));
@@ -72,12 +72,6 @@ export async function lifeboatLive(ctx) {
   dr(['app', 'add', app, '--volume', `disk=${device}`, '--fsfreeze', mnt]);
   const env = { ...process.env, DR_LOG_LEVEL: 'warn', DR_TRACEFS: ctx.tracefs };
   const started = [];
-  const stop = (child) =>
-    new Promise((r) => {
-      if (child.exitCode !== null) return r();
-      child.once('exit', r);
-      child.kill('SIGTERM');
-    });
   try {
     started.push(
       await startChild(

@@ -10,7 +10,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bin, pct, root } from './lib.mjs';
+import { bin, pct, root, stopChild as stop } from './lib.mjs';
 
 const sh = (cmd, a, opts = {}) => execFileSync(cmd, a, { encoding: 'utf8', ...opts }).trim();
 const run = (cmd, a) =>
@@ -156,12 +156,6 @@ export async function steadyRate(ctx) {
       lags.push(j);
     }
   });
-  const stop = (child) =>
-    new Promise((r) => {
-      if (child.exitCode !== null) return r();
-      child.once('exit', r);
-      child.kill('SIGTERM');
-    });
   try {
     /** Waits until the lag has been below `below` s for 3 samples in a row; false after `ms`. */
     const settled = async (below, ms) => {
