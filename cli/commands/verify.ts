@@ -3,6 +3,7 @@ import { findApp } from '../../core/config.js';
 import { isDrError } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
 import { trustedPoint } from '../../replicator/recovery/point-check.js';
+import { parallelismOf } from '../../replicator/recovery/read-parallelism.js';
 import { type VerifyReport, verifyPoint } from '../../replicator/recovery/verify-point.js';
 import { gatewayClient, loadKek } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
@@ -40,7 +41,14 @@ export function registerVerify(program: Command, exit: ExitState): void {
               const point = await forKnownApp(app, Object.keys(config.apps), client, () =>
                 trustedPoint(client, kek, app, ref),
               );
-              report = await verifyPoint({ client, kek, app, point, source });
+              report = await verifyPoint({
+                client,
+                kek,
+                app,
+                point,
+                source,
+                parallel: parallelismOf(config.recovery),
+              });
             } catch (err) {
               if (!isDrError(err, 'point_unverified')) throw err;
               // A point whose record or chain does not verify fails verify, saying why.

@@ -275,6 +275,11 @@ export class AppStore {
     return this.#files.shared(() => this.log.read(segment, offset, length, into));
   }
 
+  /** Reads a span of a segment straight into `parts`, in order (records apart, see SegmentLog.readParts). */
+  readSpanParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    return this.#files.shared(() => this.log.readParts(segment, offset, parts));
+  }
+
   /**
    * The segment files some of `entries` live in that are not on disk (deleted or lost behind
    * the gateway's back); call inside `withReadLock` so GC cannot delete one meanwhile.

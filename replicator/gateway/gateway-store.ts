@@ -20,6 +20,7 @@ export type AppReplica = Pick<
   | 'pointEntries'
   | 'headEntries'
   | 'readSpan'
+  | 'readSpanParts'
   | 'missingSegments'
   | 'withReadLock'
   | 'applyRetention'

@@ -106,6 +106,8 @@ class MirroredApp implements AppReplica {
   headEntries: AppReplica['headEntries'] = (volume) => this.local.headEntries(volume);
   readSpan: AppReplica['readSpan'] = (segment, offset, length, into) =>
     this.local.readSpan(segment, offset, length, into);
+  readSpanParts: AppReplica['readSpanParts'] = (segment, offset, parts) =>
+    this.local.readSpanParts(segment, offset, parts);
   missingSegments: AppReplica['missingSegments'] = (entries) => this.local.missingSegments(entries);
   withReadLock: AppReplica['withReadLock'] = (fn) => this.local.withReadLock(fn);
   applyRetention: AppReplica['applyRetention'] = async (now, rules) => {

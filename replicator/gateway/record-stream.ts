@@ -65,8 +65,10 @@ export async function streamRecords(
       const need = HEAD * r.entries.length + r.length;
       const i = free.findIndex((b) => b.length >= need);
       const buf = i >= 0 ? (free.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(need);
-      await a.readSpan(r.segment, r.offset, r.length, buf.subarray(HEAD * r.entries.length));
-      return { buf, out: frameRun(buf, r) };
+      // One readv puts each record just after its frame head: no record moves in memory.
+      const out = frameHeads(buf, r.entries);
+      await a.readSpanParts(r.segment, r.offset, out.records);
+      return { buf, out: out.frame };
     };
     let next = runs[0] ? readRun(runs[0]) : undefined;
     for (let k = 0; k < runs.length; k++) {
@@ -85,17 +87,13 @@ export async function streamRecords(
 const HEAD = 16;
 
 /**
- * Frames a run read into `buf` after room for its heads (HEAD bytes per record): each record
- * moves down to just after its own head, in order, so nothing unread is overwritten.
+ * Writes each record's frame head into `buf`, leaving room after it for the record: the frame the
+ * run is sent as, and the places its records are read into (in the order they lie in the segment).
  */
-function frameRun(
-  buf: Buffer,
-  r: { offset: number; length: number; entries: IndexEntry[] },
-): Buffer {
-  const heads = HEAD * r.entries.length;
+function frameHeads(buf: Buffer, entries: IndexEntry[]): { frame: Buffer; records: Buffer[] } {
+  const records: Buffer[] = [];
   let o = 0;
-  for (const e of r.entries) {
-    const from = heads + e.offset - r.offset;
+  for (const e of entries) {
     buf.writeUInt32BE(e.block, o);
     // A repeated block is sent as the record it repeats, under that record's seq, marked.
     buf.writeBigUInt64BE(
@@ -103,10 +101,10 @@ function frameRun(
       o + 4,
     );
     buf.writeUInt32BE(e.length, o + 12);
-    if (from !== o + HEAD) buf.copyWithin(o + HEAD, from, from + e.length);
+    records.push(buf.subarray(o + HEAD, o + HEAD + e.length));
     o += HEAD + e.length;
   }
-  return buf.subarray(0, o);
+  return { frame: buf.subarray(0, o), records };
 }
 
 /** Entries grouped into runs that lie back to back in one segment, at most 4 MiB each. */

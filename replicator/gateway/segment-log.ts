@@ -243,6 +243,33 @@ export class SegmentLog {
   }
 
   /**
+   * Reads neighbouring bytes at `offset` of a segment straight into `parts`, filled in order (one
+   * readv, so records land apart, each after room for its frame head); a short read means the
+   * store lost data.
+   */
+  async readParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    const path = this.path(segment);
+    const length = parts.reduce((n, b) => n + b.length, 0);
+    const got = await this.#readers
+      .use(path, async (fh) => {
+        let n = 0;
+        let rest = parts;
+        while (n < length) {
+          const { bytesRead } = await fh.readv(rest, offset + n);
+          if (bytesRead === 0) break;
+          n += bytesRead;
+          rest = unread(rest, bytesRead);
+        }
+        return n;
+      })
+      .catch((err: unknown) => {
+        throw corrupt(path, `cannot be read (${systemCode(err) ?? errorMessage(err)})`, err);
+      });
+    if (got !== length)
+      throw corrupt(path, `ends before the record at ${offset} (+${length} bytes)`);
+  }
+
+  /**
    * Reads `length` bytes at `offset` of a segment (into `into` when given, which must hold them);
    * a short read means the store lost data.
    */
@@ -399,4 +426,13 @@ function corrupt(path: string, why: string, cause?: unknown): DrError {
       'restore the gateway store from a backup, or re-sync the app from its source with `dr agent --once`',
     cause,
   });
+}
+
+/** What of `parts` a read of `n` bytes into them left unfilled. */
+function unread(parts: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < parts.length && n >= (parts[i] as Buffer).length) n -= (parts[i++] as Buffer).length;
+  const rest = parts.slice(i);
+  if (n > 0 && rest[0]) rest[0] = rest[0].subarray(n);
+  return rest;
 }

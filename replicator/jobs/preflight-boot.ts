@@ -7,6 +7,7 @@ import type { Provider } from '../providers/provider.js';
 import { withCacheLock } from '../recovery/cache-lock.js';
 import { materialiseCached } from '../recovery/image-cache.js';
 import { volumeOrder } from '../recovery/materialise-point.js';
+import type { ReadParallelism } from '../recovery/read-parallelism.js';
 import { restoreVolume } from '../recovery/restore-volume.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
@@ -26,6 +27,8 @@ export interface PreflightOptions {
   dir: string;
   /** The app's image cache, when the worker keeps one: it is brought forward on the way. */
   cacheDir?: string;
+  /** Ranges fetched at once and worker threads: dr.yaml's recovery.restoreParallel / restoreWorkers. */
+  parallel: ReadParallelism;
   signal: AbortSignal;
   log: Logger;
 }
@@ -62,6 +65,7 @@ export async function preflightBoot(o: PreflightOptions): Promise<string[]> {
       cacheDir,
       to: '',
       handover: 'none',
+      parallel: o.parallel,
       signal: o.signal,
     });
     const warnings = await withCacheLock(
@@ -84,6 +88,7 @@ export async function preflightBoot(o: PreflightOptions): Promise<string[]> {
       to,
       force: true,
       durable: false,
+      parallel: o.parallel,
       signal: o.signal,
     });
     return await check(to, size);

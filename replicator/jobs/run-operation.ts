@@ -110,6 +110,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           point: candidate,
           dir,
           ...(useCache ? { cacheDir: imageCacheDir(config, app) } : {}),
+          parallel: parallelismOf(config.recovery),
           signal,
           log,
         });

@@ -2,6 +2,7 @@ import type { Processor } from 'bullmq';
 import { APP_NAME } from '../../core/config.js';
 import { isName } from '../../core/names.js';
 import { trustedPoint } from '../recovery/point-check.js';
+import { parallelismOf } from '../recovery/read-parallelism.js';
 import { verifyPoint } from '../recovery/verify-point.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { errorInfo, FinalError } from './job-errors.js';
@@ -53,6 +54,7 @@ export function runVerify(deps: RecoveryDeps): Processor<VerifyJob, VerifyResult
         kek,
         app,
         point,
+        parallel: parallelismOf(config.recovery),
         onProgress: (volume, done, total) => {
           signal.throwIfAborted();
           const i = volumes.indexOf(volume);

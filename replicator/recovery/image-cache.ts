@@ -1,6 +1,15 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import {
+  copyFile,
+  type FileHandle,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { DrError, systemCode } from '../../core/errors.js';
@@ -9,6 +18,7 @@ import { MAC_BYTES } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { withCacheLock } from './cache-lock.js';
+import { openDirect } from './image-writer.js';
 import { readPointVolume } from './point-reader.js';
 import type { ReadParallelism } from './read-parallelism.js';
 
@@ -184,8 +194,11 @@ async function fill(
     since ? constants.O_RDWR : constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC,
     0o600,
   );
+  // Whole pages go O_DIRECT where the file system allows (image-writer.ts), as in a restore.
+  let direct: FileHandle | undefined;
   try {
     if (!since) await fh.truncate(size);
+    direct = await openDirect(image);
     const r = await readPointVolume({
       client: o.client,
       kek: o.kek,
@@ -197,7 +210,7 @@ async function fill(
       ...(o.parallel ? { parallel: o.parallel } : {}),
       signal: o.signal,
       // A fresh image is all holes; one brought up to date must have its zeroed blocks written.
-      write: { fd: fh.fd, zeros: since !== undefined },
+      write: { fd: fh.fd, directFd: direct?.fd, zeros: since !== undefined },
     });
     const bad = r.problems[0];
     if (bad) {
@@ -224,6 +237,7 @@ async function fill(
     await writeFileAtomic(macsPath, r.macs);
     return { size, blocksFetched: r.records };
   } finally {
+    await direct?.close();
     await fh.close();
   }
 }

@@ -31,7 +31,7 @@ export interface ReadPointOptions {
    * Where authenticated blocks are written, each at its place: an image's file descriptor, with
    * zero blocks written too (`zeros`) or left as holes. Without it blocks are only checked (verify).
    */
-  write?: { fd: number; zeros: boolean };
+  write?: { fd: number; zeros: boolean; directFd?: number | undefined };
   /** Ranges fetched at once and the worker threads that open them; the machine's default unless set. */
   parallel?: ReadParallelism;
   /** Heap limits of each worker thread. */
@@ -61,6 +61,8 @@ export interface ReadPointResult {
   records: number;
   /** Bytes of plaintext written (with `write`). */
   bytesWritten: number;
+  /** Of those, bytes written through O_DIRECT (with `write.directFd`). */
+  bytesDirect: number;
 }
 
 /**
@@ -112,6 +114,7 @@ export async function readPointVolume({
   const problems: BlockProblem[] = [];
   let done = 0;
   let bytesWritten = 0;
+  let bytesDirect = 0;
   signal?.throwIfAborted();
   // Every lane stops at the first bad block (unless collecting), at an error, or on `signal`.
   const halt = new AbortController();
@@ -127,6 +130,7 @@ export async function readPointVolume({
     }
     done += r.blocks.length + r.problems.length;
     bytesWritten += r.written;
+    bytesDirect += r.direct;
     if (r.problems.length > 0 && !collectProblems) halt.abort();
     onProgress?.(done, blocks);
   };
@@ -137,7 +141,7 @@ export async function readPointVolume({
     point: point.id,
     blocks,
     since: since?.seq,
-    ...(write ? { fd: write.fd, writeZeros: write.zeros } : {}),
+    ...(write ? { fd: write.fd, directFd: write.directFd, writeZeros: write.zeros } : {}),
   };
   const ranges = rangesOf(blocks, parallel.ranges);
   let k = 0;
@@ -178,5 +182,15 @@ export async function readPointVolume({
   signal?.throwIfAborted();
   const digestOk =
     problems.length === 0 && volumeDigest(keys.mac, size, macs).toString('hex') === pv.digest;
-  return { info, size, blocks, problems, digestOk, macs, records: done, bytesWritten };
+  return {
+    info,
+    size,
+    blocks,
+    problems,
+    digestOk,
+    macs,
+    records: done,
+    bytesWritten,
+    bytesDirect,
+  };
 }

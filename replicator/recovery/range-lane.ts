@@ -1,14 +1,11 @@
 // One lane of a point read: fetches block ranges, decrypts and checks each record, writes it in place.
-import { writev } from 'node:fs';
-import { promisify } from 'node:util';
 import { DrError, errorMessage, isDrError } from '../../core/errors.js';
 import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { fetchRecordsInto } from '../transport/record-fetch.js';
 import { frameAt } from '../transport/record-framer.js';
-
-const writevAsync = promisify(writev);
+import { imageWriter } from './image-writer.js';
 
 /** What a lane reads: one volume of one point, and where its blocks go. */
 export interface LaneJob {
@@ -22,6 +19,8 @@ export interface LaneJob {
   since?: number | undefined;
   /** The image's file descriptor; undefined reads and checks only (verify). */
   fd?: number | undefined;
+  /** The image opened O_DIRECT too (image-writer.ts): whole pages are written through it. */
+  directFd?: number | undefined;
   /** Write zero blocks too (an image brought up to date), instead of leaving them as holes. */
   writeZeros?: boolean;
   /** Tries in a row that bring no record before a range cut off midway is given up (3). */
@@ -35,6 +34,8 @@ export interface LaneReport {
   problems: Array<{ block: number; reason: string }>;
   /** Bytes of plaintext written for these blocks (once the lane has ended). */
   written: number;
+  /** Bytes written through O_DIRECT since the lane's last report. */
+  direct: number;
 }
 
 const HEAD = 16;
@@ -67,6 +68,14 @@ export async function runLane(
   let stop = false;
   let slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
   let used = 0;
+  const writer =
+    job.fd === undefined ? undefined : imageWriter({ fd: job.fd, directFd: job.directFd });
+  let directReported = 0;
+  const directSince = () => {
+    const d = (writer?.directBytes ?? 0) - directReported;
+    directReported += d;
+    return d;
+  };
 
   /** Opens the whole records at the slab's start; returns where the first incomplete one begins. */
   const openRecords = (): number => {
@@ -107,15 +116,20 @@ export async function runLane(
       }
     }
     const written = out.reduce((n, b) => n + b.plain.length, 0);
-    report({ blocks: Uint32Array.from(blocks), macs: Buffer.concat(macs), problems, written });
+    report({
+      blocks: Uint32Array.from(blocks),
+      macs: Buffer.concat(macs),
+      problems,
+      written,
+      direct: directSince(),
+    });
     writeRuns(out);
     return o;
   };
 
   /** Neighbouring blocks go out in one positioned writev (block aligned), started at once. */
   const writeRuns = (out: { block: number; plain: Buffer }[]) => {
-    const fd = job.fd;
-    if (fd === undefined) return;
+    if (writer === undefined) return;
     let i = 0;
     while (i < out.length) {
       const first = out[i] as { block: number; plain: Buffer };
@@ -125,7 +139,8 @@ export async function runLane(
         bufs.push((out[j] as { plain: Buffer }).plain);
         j++;
       }
-      const p: Promise<void> = writeFully(fd, bufs, first.block * keys.blockSize)
+      const p: Promise<void> = writer
+        .write(bufs, first.block * keys.blockSize)
         .catch((err: unknown) => {
           failure ??= err;
         })
@@ -143,6 +158,9 @@ export async function runLane(
     await Promise.allSettled(writes);
   }
   if (failure) throw failure;
+  const direct = directSince();
+  if (direct > 0)
+    report({ blocks: new Uint32Array(0), macs: Buffer.alloc(0), problems: [], written: 0, direct });
 
   /**
    * Fetches one range into the slab: TLS writes the plaintext straight into its free room, and
@@ -244,18 +262,6 @@ function grow(slab: Buffer): Buffer {
   const bigger = Buffer.allocUnsafe(slab.length * 2);
   slab.copy(bigger);
   return bigger;
-}
-
-async function writeFully(fd: number, bufs: Buffer[], at: number): Promise<void> {
-  const bytes = bufs.reduce((n, b) => n + b.length, 0);
-  const put = (await writevAsync(fd, bufs, at)).bytesWritten;
-  if (put >= bytes) return;
-  // A short writev: the rest in one buffer.
-  const rest = Buffer.concat(bufs).subarray(put);
-  let done = 0;
-  while (done < rest.length) {
-    done += (await writevAsync(fd, [rest.subarray(done)], at + put + done)).bytesWritten;
-  }
 }
 
 /** A lane's error as data (for a worker to post), and back. */

@@ -5,6 +5,7 @@ import { DrError, systemCode } from '../../core/errors.js';
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import { openDirect } from './image-writer.js';
 import { readPointVolume } from './point-reader.js';
 import type { ReadParallelism } from './read-parallelism.js';
 
@@ -35,6 +36,8 @@ export interface RestoreResult {
   to: string;
   size: number;
   bytesWritten: number;
+  /** Of those, bytes written with O_DIRECT (past the page cache). */
+  bytesDirect: number;
 }
 
 /**
@@ -100,9 +103,12 @@ export async function restoreVolume({
   };
   process.once('exit', removeOnExit);
   let bytesWritten = 0;
+  // Whole pages are written O_DIRECT through a second descriptor where the file system allows.
+  let direct: FileHandle | undefined;
   try {
     const size = point.volumes[volume]?.size ?? 0;
     await fh.truncate(size);
+    direct = await openDirect(tmp);
     const result = await readPointVolume({
       client,
       kek,
@@ -113,7 +119,7 @@ export async function restoreVolume({
       ...(parallel ? { parallel } : {}),
       signal,
       // Zero blocks stay holes: the image was truncated to size.
-      write: { fd: fh.fd, zeros: false },
+      write: { fd: fh.fd, directFd: direct?.fd, zeros: false },
     });
     bytesWritten = result.bytesWritten;
     const bad = result.problems[0];
@@ -134,14 +140,24 @@ export async function restoreVolume({
         },
       );
     }
+    await direct?.close();
+    direct = undefined;
     if (durable) await fh.sync();
     await fh.close();
     fh = undefined;
     // rename replaces the name itself: a link planted at `to` meanwhile is replaced, not followed.
     await rename(tmp, to);
-    return { point: point.id, volume, to, size: result.size, bytesWritten };
+    return {
+      point: point.id,
+      volume,
+      to,
+      size: result.size,
+      bytesWritten,
+      bytesDirect: result.bytesDirect,
+    };
   } catch (err) {
-    await fh?.close().catch(() => undefined); // already failing: the partial file is removed next
+    await direct?.close().catch(() => undefined); // already failing: the partial file is removed next
+    await fh?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined); // may not exist yet; nothing else to clean
     throw err;
   } finally {

@@ -9,6 +9,7 @@ import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import { requireSignedRecord } from './point-check.js';
 import { type BlockProblem, readPointVolume } from './point-reader.js';
+import type { ReadParallelism } from './read-parallelism.js';
 
 export interface VerifyReport {
   app: string;
@@ -29,6 +30,7 @@ export async function verifyPoint({
   app,
   point,
   source,
+  parallel,
   onProgress,
 }: {
   client: GatewayClient;
@@ -36,6 +38,8 @@ export async function verifyPoint({
   app: string;
   point: PointDetail;
   source?: AppConfig | undefined;
+  /** Ranges fetched at once and worker threads: dr.yaml's recovery.restoreParallel / restoreWorkers. */
+  parallel?: ReadParallelism | undefined;
   onProgress?: (volume: string, done: number, total: number) => void;
 }): Promise<VerifyReport> {
   const report: VerifyReport = { app, point: point.id, volumes: [], problems: [], ok: true };
@@ -55,6 +59,7 @@ export async function verifyPoint({
       point,
       volume,
       collectProblems: true,
+      ...(parallel ? { parallel } : {}),
       onProgress: (d, t) => onProgress?.(volume, d, t),
     });
     report.problems.push(...r.problems);

@@ -62,7 +62,13 @@ export async function startTcpProxy(target: string, plan: ProxyPlan = {}): Promi
     client.on('error', end);
     upstream.on('error', end);
     client.on('close', end);
-    upstream.on('close', end);
+    // The gateway ended its answer: what it sent still reaches the client before this side ends
+    // (destroying at once dropped bytes the client had not yet taken, a cut no plan asked for).
+    let upstreamDone = false;
+    upstream.on('close', () => {
+      upstreamDone = true;
+      if (!holding) client.end();
+    });
     client.pipe(upstream);
     const pending: Buffer[] = [];
     const forward = (chunk: Buffer) => {
@@ -85,7 +91,8 @@ export async function startTcpProxy(target: string, plan: ProxyPlan = {}): Promi
       holding = false;
       proxy.heldWhileOthersRan ||= othersWhileHeld > 0;
       for (const c of pending.splice(0)) forward(c);
-      upstream.resume();
+      if (upstreamDone) client.end();
+      else upstream.resume();
     };
     upstream.on('data', (chunk: Buffer) => {
       if (!holding && !wasHeld && hold && (proxy.downstream[index] as number) >= hold.after) {

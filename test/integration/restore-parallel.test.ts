@@ -4,6 +4,9 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { homePaths } from '../../core/home.js';
+import { createLogger } from '../../core/log.js';
+import { preflightBoot } from '../../replicator/jobs/preflight-boot.js';
+import type { Provider } from '../../replicator/providers/provider.js';
 import { readPointVolume } from '../../replicator/recovery/point-reader.js';
 import type { ReadParallelism } from '../../replicator/recovery/read-parallelism.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
@@ -95,6 +98,9 @@ describe('parallel restores', { timeout: 180_000 }, () => {
       expect(proxy.heldWhileOthersRan).toBe(true);
       expect((await readFile(to)).equals(source)).toBe(true);
       expect(r.size).toBe(SIZE);
+      // Whole pages of data went O_DIRECT (the test directory's file system takes it); the
+      // volume's 57-byte tail past the last page went through the page cache.
+      expect(r.bytesDirect).toBe(r.bytesWritten - (SIZE % 4096));
       expect(await partials()).toEqual([]);
     });
   }
@@ -187,5 +193,62 @@ describe('parallel restores', { timeout: 180_000 }, () => {
     });
     expect((await restoreLatest(t, 'data', to)).code).toBe(0);
     expect((await readFile(to)).equals(source)).toBe(true);
+  });
+
+  /** The bytes each record connection of a read carried: one range or several. */
+  const carried = (proxy: TcpProxy) => proxy.downstream.filter((n) => n > 1024 * 1024);
+
+  it('dr verify reads with recovery.restoreParallel / restoreWorkers from dr.yaml', async () => {
+    const direct = await t.client();
+    const proxy = await startTcpProxy(direct.address);
+    proxies.push(proxy);
+    const verify = async (ranges: number) => {
+      proxy.downstream.length = 0;
+      await updateConfig(t.home, (doc) => {
+        doc.setIn(['gateway', 'address'], `127.0.0.1:${proxy.port}`);
+        doc.setIn(['recovery', 'restoreParallel'], ranges);
+        doc.setIn(['recovery', 'restoreWorkers'], 0);
+      });
+      const r = await dr(['--home', t.home, 'verify', 'web', '--point', String(point.id)], quiet);
+      expect(r.code, r.err).toBe(0);
+      return carried(proxy);
+    };
+    // One range: one connection carries the whole volume; four: eight ranges of about 4 MiB.
+    const one = await verify(1);
+    expect(one).toHaveLength(1);
+    expect(one[0]).toBeGreaterThan(SIZE / 2); // about 4/5 of the blocks hold data
+    const four = await verify(4);
+    expect(four.length).toBe(8);
+    expect(Math.max(...four)).toBeLessThan(SIZE / 4);
+  });
+
+  it("a failover's preflight reads with the parallelism it is given", async () => {
+    const { client, proxy } = await through({});
+    const images: Buffer[] = [];
+    const provider = {
+      preflight: async (req: { volumes: Array<{ path: string }> }) => {
+        images.push(await readFile(req.volumes[0]?.path as string));
+        return [];
+      },
+    } as unknown as Provider;
+    const k = await kek(t.home);
+    for (const ranges of [1, 4]) {
+      proxy.downstream.length = 0;
+      images.length = 0;
+      await preflightBoot({
+        provider,
+        client,
+        kek: k,
+        opId: `op-${ranges}`,
+        app: 'web',
+        point,
+        dir: join(t.dir, `op-${ranges}`),
+        parallel: { ranges, workers: 0 },
+        signal: new AbortController().signal,
+        log: createLogger({ level: 'silent' }),
+      });
+      expect(images.length === 1 && images[0]?.equals(source), `${ranges} ranges`).toBe(true);
+      expect(carried(proxy)).toHaveLength(ranges === 1 ? 1 : 8);
+    }
   });
 });

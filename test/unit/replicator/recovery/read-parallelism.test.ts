@@ -30,7 +30,9 @@ describe('rangesOf', () => {
 describe('defaultParallelism', () => {
   it('follows the core count', () => {
     expect(defaultParallelism(1)).toEqual({ ranges: 2, workers: 0 });
-    expect(defaultParallelism(2)).toEqual({ ranges: 2, workers: 1 });
+    expect(defaultParallelism(2)).toEqual({ ranges: 2, workers: 0 });
+    expect(defaultParallelism(3)).toEqual({ ranges: 3, workers: 0 });
+    expect(defaultParallelism(4)).toEqual({ ranges: 4, workers: 2 });
     expect(defaultParallelism(8)).toEqual({ ranges: 8, workers: 4 });
     expect(defaultParallelism(64)).toEqual({ ranges: 8, workers: 8 });
   });
