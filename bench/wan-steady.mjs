@@ -55,7 +55,8 @@ export function tracefsAt(work, undo, mounted) {
  * Runs the probe; returns { linkBytesPerSec, steps: [{ requested, achieved, p99, max, samples, ok }], best }.
  * `ctx`: NS_A, NS_B, IP_B, work, undo (cleanups run last-first), mounted (dirs to unmount on a
  * stop), children (processes to kill on a stop), startChild(ns, argv, env, readyRe, name),
- * linkBytes() (bytes on the link so far, both ways), linkBytesPerSec, seconds, smoke, say.
+ * linkBytes() (bytes on the link so far, both ways), linkBytesPerSec, seconds, smoke, say;
+ * tracefs: a tracefs mount to use (one is mounted under `work` without it).
  */
 export async function steadyRate(ctx) {
   const { NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say } = ctx;
@@ -102,7 +103,7 @@ export async function steadyRate(ctx) {
   // --steady-log FILE: the agent's info log (each point's timings) kept there, for finding the limit.
   const env = {
     DR_LOG_LEVEL: ctx.agentLog ? 'info' : 'warn',
-    DR_TRACEFS: tracefsAt(work, undo, mounted),
+    DR_TRACEFS: ctx.tracefs ?? tracefsAt(work, undo, mounted),
   };
   const gateway = await startChild(
     NS_B,

@@ -497,13 +497,12 @@ async function main() {
   // The running agent's trace tracker reads block tracepoints: without tracefs only --once runs.
   let tracefs;
   let liveSkipped;
-  if (!ONLY_STEADY)
-    try {
-      tracefs = tracefsAt(work, undo, mounted);
-    } catch (err) {
-      liveSkipped = `no tracefs here (${err.message.split('\n')[0]}); the trace tracker cannot run`;
-      say(`bench:wan: ${liveSkipped}: only the --once row is measured`);
-    }
+  try {
+    tracefs = tracefsAt(work, undo, mounted);
+  } catch (err) {
+    liveSkipped = `no tracefs here (${err.message.split('\n')[0]}); the trace tracker cannot run`;
+    say(`bench:wan: ${liveSkipped}: only the --once row is measured`);
+  }
   const results = [];
   for (const rate of ONLY_STEADY ? [] : RATES) {
     shape(rate);
@@ -538,6 +537,7 @@ async function main() {
     shape('100mbit');
     steady = await steadyRate({
       ...{ NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say, smoke: SMOKE },
+      tracefs,
       linkBytes,
       linkBytesPerSec: 100e6 / 8,
       seconds: Number(args['steady-seconds'] ?? (SMOKE ? 10 : 60)),

@@ -106,7 +106,7 @@ const figures: Record<string, RegExp[]> = {
   'wan.mjs': [
     // The running agent's row, unless the machine has no tracefs (then it says so).
     re(
-      String.raw`(\| Lifeboat, agent running \(trace tracker\) \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|[\s\S]*agent running: the changes took N s, N MiB on the link during them and N MiB after the sync; point N \(\w+, cut N s after the sync\) seen committed N s after the sync[\s\S]*ratios Lifeboat \(agent running\) / rsync -z: bytes N initial, N incremental|Lifeboat, agent running \(trace tracker\): not measured: no tracefs here)`,
+      String.raw`(\| Lifeboat, agent running \(trace tracker\) \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|[\s\S]*agent running: the changes took N s, N MiB on the link during them and N MiB after the sync; point N \([\w-]+, cut N s after the sync\) seen committed N s after the sync[\s\S]*ratios Lifeboat \(agent running\) / rsync -z: bytes N initial, N incremental|Lifeboat, agent running \(trace tracker\): not measured: no tracefs here)`,
     ),
     ...[
       'Lifeboat, agent started after the changes \\(--once, scan tracker\\)',
