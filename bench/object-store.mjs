@@ -4,11 +4,20 @@
 // Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, freePort, say, startCephBucket } from './lib.mjs';
+import { bin, cpuTicks, freePort, say, startCephBucket } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -16,6 +25,7 @@ const { values: args } = parseArgs({
     change: { type: 'string', default: '0.05' },
     json: { type: 'boolean', default: false },
     store: { type: 'string', default: 's3' }, // from `npm run bench:replication -- --store s3`
+    'keep-logs': { type: 'string' }, // a folder: each run's gateway log (level info) is written there
   },
 });
 if (args.store !== 's3') {
@@ -53,8 +63,12 @@ async function run(store, env) {
   dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
   const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env, DR_LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...env, DR_LOG_LEVEL: args['keep-logs'] ? 'info' : 'warn' },
   });
+  if (args['keep-logs']) {
+    mkdirSync(args['keep-logs'], { recursive: true });
+    gateway.stderr.pipe(createWriteStream(join(args['keep-logs'], `gateway-${store}.log`)));
+  } else gateway.stderr.resume(); // a full pipe would stall the gateway's synchronous log
   try {
     await new Promise((resolve, reject) => {
       let out = '';
@@ -70,10 +84,16 @@ async function run(store, env) {
       const out = JSON.parse(dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']));
       return { ms: Number(process.hrtime.bigint() - t) / 1e6, blocks: out.blocksSent };
     };
+    // CPU seconds of the gateway, and of radosgw and the OSD (idle during the folder run).
+    const pids = { gateway: gateway.pid, ...cephPids() };
+    const t0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuTicks(pid).own]));
     const initial = cycle();
     rewrite(Number(args.change));
     const incremental = cycle();
-    return { initial, incremental };
+    const cpuSeconds = Object.fromEntries(
+      Object.entries(pids).map(([k, pid]) => [k, (cpuTicks(pid).own - t0[k]) / TICK]),
+    );
+    return { initial, incremental, cpuSeconds };
   } finally {
     gateway.kill('SIGTERM');
     await new Promise((r) => gateway.once('exit', r));
@@ -81,6 +101,11 @@ async function run(store, env) {
 }
 
 const cephDir = join(work, 'ceph');
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+const cephPids = () => ({
+  radosgw: Number(readFileSync(join(cephDir, 'run', 'client.rgw.a.pid'), 'utf8')),
+  osd: Number(readFileSync(join(cephDir, 'run', 'osd.0.pid'), 'utf8')),
+});
 let ceph;
 try {
   say(`bench: starting Ceph under ${cephDir}`);
@@ -116,6 +141,11 @@ try {
     console.log(
       `incremental    folder ${fmt(local.incremental.ms / 1000)} s | s3 ${fmt(s3.incremental.ms / 1000)} s (${s3.incremental.blocks} blocks) | ratio ${result.ratio.incremental}x (target <= 1.5)`,
     );
+    const cpu = (r) =>
+      Object.entries(r.cpuSeconds)
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(', ');
+    console.log(`CPU seconds, both cycles: folder run ${cpu(local)} | s3 run ${cpu(s3)}`);
   }
 } finally {
   ceph?.down();

@@ -9,7 +9,14 @@
 //     scripts/ceph-s3.sh), in the same run; the object store's lag is that of the newest point in
 //     the bucket's catalog (the points a lost gateway machine keeps). Target: p99 <= 2 s.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +40,7 @@ const { values: args } = parseArgs({
     'block-size': { type: 'string', default: '16KiB' },
     json: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    'keep-logs': { type: 'string' }, // a folder: each run's agent and gateway logs are written there
     store: { type: 'string' },
   },
 });
@@ -175,6 +183,23 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   undo.push(() => gateway.kill('SIGKILL'));
+  // With the object store, each commit's upload: its steps' times, to tell where the lag goes.
+  const uploads = [];
+  let gwBuf = '';
+  // Its log (stderr) is read to the end: a full pipe would stall the gateway's synchronous log.
+  gateway.stderr.on('data', (c) => {
+    gwBuf += c;
+    for (let nl = gwBuf.indexOf('\n'); nl >= 0; nl = gwBuf.indexOf('\n')) {
+      const line = gwBuf.slice(0, nl);
+      gwBuf = gwBuf.slice(nl + 1);
+      if (!line.includes('point uploaded to the bucket')) continue;
+      try {
+        uploads.push(JSON.parse(line));
+      } catch {
+        // not a log line
+      }
+    }
+  });
   await new Promise((resolve) =>
     gateway.stdout.on('data', (c) => String(c).includes('listening') && resolve()),
   );
@@ -200,6 +225,14 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   const splits = [];
   let committed = 0;
   let buf = '';
+  if (args['keep-logs']) {
+    mkdirSync(args['keep-logs'], { recursive: true });
+    for (const [who, child] of [
+      ['agent', agent],
+      ['gateway', gateway],
+    ])
+      child.stderr.pipe(createWriteStream(join(args['keep-logs'], `${name}-${who}.log`)));
+  }
   agent.stderr.on('data', (c) => {
     buf += c;
     let nl = buf.indexOf('\n');
@@ -227,9 +260,13 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   }
   freezes.length = 0;
   splits.length = 0;
+  uploads.length = 0;
   const load = fio(vol.mount, seconds);
   const t0 = Date.now();
   const c0 = cpuTicks(agent.pid);
+  // Where else the CPU goes: the gateway, and with the object store radosgw and the OSD.
+  const others = { gateway: gateway.pid, ...(s3 ? s3.cephPids() : {}) };
+  const o0 = Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuTicks(pid).own]));
   const lags = [];
   while (Date.now() - t0 < seconds * 1000) {
     await sleep(1000);
@@ -238,6 +275,12 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
   }
   const c1 = cpuTicks(agent.pid);
   const secs = (Date.now() - t0) / 1000;
+  const otherCpuPercent = Object.fromEntries(
+    Object.entries(others).map(([k, pid]) => [
+      k,
+      Math.round(((cpuTicks(pid).own - o0[k]) / TICK / secs) * 100),
+    ]),
+  );
   const cpu = ((c1.own - c0.own) / TICK / secs) * 100;
   const cpuWithHelpers = ((c1.all - c0.all) / TICK / secs) * 100;
   await new Promise((r) => (load.exitCode !== null ? r() : load.once('exit', r)));
@@ -259,7 +302,9 @@ async function lifeboat(tracker, { seconds = SECONDS, profileDir, s3 } = {}) {
         return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
       }),
     ),
+    ...(s3 ? { uploads: uploadSummary(uploads) } : {}),
     agentCpuPercent: cpu,
+    otherCpuPercent,
     agentCpuWithHelpersPercent: cpuWithHelpers,
   };
 }
@@ -378,12 +423,34 @@ async function bucketLag(env, bucket) {
   };
 }
 
+/** p50/p99 of each step of the commits' uploads (gateway log lines 'point uploaded to the bucket'). */
+function uploadSummary(lines) {
+  const keys = ['uploadMs', 'segmentMs', 'segmentBytes', 'indexMs', 'indexBytes', 'catalogMs'];
+  return {
+    commits: lines.length,
+    ...Object.fromEntries(
+      keys.map((k) => {
+        const xs = lines.map((l) => l[k]).filter((x) => typeof x === 'number');
+        return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
+      }),
+    ),
+  };
+}
+
 /** `--store s3`: the trace agent into the folder store, then into the object store. */
 async function objectStoreRun() {
   const cephDir = join(work, 'ceph');
   const ceph = await startCephBucket(cephDir, 'rpo');
   undo.push(() => ceph.down());
-  const s3 = { env: ceph.env, bucket: 'rpo', lag: await bucketLag(ceph.env, 'rpo') };
+  const s3 = {
+    env: ceph.env,
+    bucket: 'rpo',
+    lag: await bucketLag(ceph.env, 'rpo'),
+    cephPids: () => ({
+      radosgw: Number(readFileSync(join(cephDir, 'run', 'client.rgw.a.pid'), 'utf8')),
+      osd: Number(readFileSync(join(cephDir, 'run', 'osd.0.pid'), 'utf8')),
+    }),
+  };
   const local = await lifeboat('trace');
   const objects = await lifeboat('trace', { s3 });
   const result = {
@@ -405,9 +472,18 @@ async function objectStoreRun() {
       ['object store (age of the newest point in the bucket)', objects],
     ]) {
       console.log(
-        `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} %`,
+        `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % | ${Object.entries(
+          r.otherCpuPercent,
+        )
+          .map(([k, v]) => `${k} ${v} %`)
+          .join(', ')}`,
       );
     }
+    const u = objects.uploads;
+    const pp = (k, div = 1) => `${f(u[k].p50 / div)} / ${f(u[k].p99 / div)}`;
+    console.log(
+      `object store commits: ${u.commits} | upload ms p50/p99 ${pp('uploadMs')} | segments ms ${pp('segmentMs')} (MiB ${pp('segmentBytes', 2 ** 20)}) | indexes ms ${pp('indexMs')} (KiB ${pp('indexBytes', 1024)}) | catalog ms ${pp('catalogMs')}`,
+    );
     console.log(
       `ratio object / folder store (p99 lag): ${f(result.ratioP99)}x | target with the object store: p99 lag <= 2 s`,
     );

@@ -1,9 +1,10 @@
 /** Where a `dr` process logs: pretty lines on a terminal, JSON lines elsewhere, a file for background parts. */
-import { mkdirSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { readEnv } from '../core/env.js';
+import { stderrWriter } from './stderr-lines.js';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -36,7 +37,7 @@ export function logFormatOf(env: NodeJS.ProcessEnv, tty: boolean): LogFormat {
 /** The logger of one `dr` process (see `CliLogOptions`). */
 export function createCliLog(o: CliLogOptions): CliLog {
   const format = logFormatOf(o.env, o.tty);
-  const toStderr = o.write ?? ((line: string) => writeSync(2, line));
+  const toStderr = o.write ?? stderrWriter();
   const terminal = format === 'pretty' ? prettyStream(toStderr) : lineStream(toStderr);
   const base = { name: 'dr', level: o.level, base: { pid: process.pid } };
   const chosen = readEnv('DR_LOG_FILE', o.env);

@@ -12,6 +12,7 @@ export function gatewayClient(config: LoadedConfig, timeoutMs?: number): Gateway
   const host = config.gateway.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return new GatewayClient({
     address: config.gateway.address,
+    addresses: config.gateway.addresses,
     tls: tlsClientOptions(homePaths(config.home), host),
     ...(timeoutMs ? { timeoutMs } : {}),
   });

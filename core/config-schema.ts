@@ -256,7 +256,10 @@ export const configSchema = z.object({
   gateway: z
     .object({
       listen: hostPort.default('127.0.0.1:7443'),
-      address: hostPort.default('127.0.0.1:7443'),
+      /** Where agents and the CLI reach the gateway: one HOST:PORT, or a list of several gateways. */
+      address: z
+        .union([hostPort, z.array(hostPort).min(1, 'list at least one gateway')])
+        .default('127.0.0.1:7443'),
       store: z.string().default('store'),
       minFreeSpace: size('disk').default(64 * 1024 * 1024),
       /** Store appends with O_DIRECT (bypassing the page cache) where the file system allows. */
@@ -265,10 +268,24 @@ export const configSchema = z.object({
       metrics: hostPort.optional(),
       /** With `store: s3://…`: the S3 endpoint (AWS_ENDPOINT_URL_S3 wins). Never credentials. */
       s3: z.object({ endpoint: z.string().url().optional() }).strict().optional(),
+      /**
+       * With `store: s3://…` and REDIS_URL: several gateways serve the bucket, each app leased to
+       * one of them in Redis (`dr gateway` on each machine, each with its own home).
+       */
+      shared: z.boolean().default(false),
+      /** HOST:PORT agents reach this gateway at, named in redirects (default: `listen`). */
+      advertise: hostPort.optional(),
+    })
+    // `address` is the first gateway (what one address configured always meant); `addresses` all.
+    .transform(({ address, ...g }) => {
+      const addresses = typeof address === 'string' ? [address] : address;
+      return { ...g, address: addresses[0] as string, addresses };
     })
     .default({
       listen: '127.0.0.1:7443',
       address: '127.0.0.1:7443',
+      addresses: ['127.0.0.1:7443'],
+      shared: false,
       store: 'store',
       minFreeSpace: 64 * 1024 * 1024,
       directIo: true,
@@ -307,7 +324,7 @@ export const configSchema = z.object({
        */
       imageCache: z.boolean().default(true),
       /**
-       * Ranges of blocks a restore, drill, failover or `dr warm` fetches from the gateway at once
+       * Ranges of blocks a restore, drill, failover, hydration or `dr warm` fetches at once
        * (1 to 8). Unset: chosen from the machine's core count (see docs/benchmarks.md, Restores).
        */
       restoreParallel: z.number().int().min(1).max(8).optional(),

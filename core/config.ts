@@ -59,7 +59,10 @@ export async function readConfig(
   }
   const config = parseConfig(text, paths.config);
   const gateway = readEnv('DR_GATEWAY', env);
-  if (gateway) config.gateway.address = gateway;
+  if (gateway) {
+    config.gateway.address = gateway;
+    config.gateway.addresses = [gateway];
+  }
   const bucket = parseBucketUrl(config.gateway.store);
   if (bucket) {
     const endpoint = readEnv('AWS_ENDPOINT_URL_S3', env) ?? config.gateway.s3?.endpoint;

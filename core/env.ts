@@ -1,69 +1,20 @@
 // Every environment variable Lifeboat reads: its meaning, its default, its parse and its error.
 import { z } from 'zod';
+import {
+  count,
+  type EnvVar,
+  flag,
+  httpUrl,
+  parsedBy,
+  redisUrl,
+  text,
+  variable,
+} from './env-var.js';
 import { DrError } from './errors.js';
 import { tryHostPort } from './host-port.js';
 import { parseDuration } from './units.js';
 
-/** One variable. Unset and blank are the same: the default (`fallback`) or undefined. */
-export interface EnvVar<T, D extends T | undefined = T | undefined> {
-  /** One line for docs/configuration.md: what it does. */
-  about: string;
-  /** What happens when it is unset, for the docs (`info`, `off`, `gateway.address from dr.yaml`). */
-  unset: string;
-  /** The value when unset or blank. */
-  fallback: D;
-  /** From the text (blanks around it removed) to the value. */
-  schema: z.ZodType<T, string>;
-  /** What a good value is, in the error: `a count`, `a duration of at least 1s`. */
-  expected: string;
-  /** The error's words when `is not <expected>` does not fit: `is shorter than 16 characters`. */
-  problem?: string;
-  remedy: string;
-  /**
-   * Where the bad value shows in the error: after the name (`X "y" is not …`, the default), at the
-   * end (`X is not … ("y")`), or nowhere: a secret, or a URL that may carry a password.
-   */
-  echo?: 'name' | 'end' | 'never';
-}
-
-function variable<T, D extends T | undefined = undefined>(
-  spec: Omit<EnvVar<T, D>, 'fallback'> & { fallback?: D },
-): EnvVar<T, D> {
-  return { ...spec, fallback: spec.fallback as D };
-}
-
-/** A zod schema from a parser that returns undefined for a bad value. */
-function parsedBy<T>(parse: (text: string) => T | undefined): z.ZodType<T, string> {
-  return z.string().transform((text, ctx) => {
-    const value = parse(text);
-    if (value === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'invalid' });
-      return z.NEVER;
-    }
-    return value;
-  });
-}
-
-const text = z.string();
-const count = parsedBy((t) => (/^\d+$/.test(t) ? Number(t) : undefined)).refine((n) =>
-  Number.isSafeInteger(n),
-);
-const httpUrl = parsedBy((t) => {
-  try {
-    const url = new URL(t);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
-  } catch {
-    return undefined; // not a URL at all: the same error as a wrong scheme
-  }
-});
-const redisUrl = parsedBy((t) => {
-  try {
-    const url = new URL(t);
-    return url.protocol === 'redis:' || url.protocol === 'rediss:' ? t : undefined;
-  } catch {
-    return undefined; // not a URL at all: the same error as a wrong scheme
-  }
-});
+export type { EnvVar } from './env-var.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -185,7 +136,7 @@ export const ENV = {
       "`1`: `dr up --demo` makes demo-shop as a non-root user would (image file, the service's hook, scanning) even as root",
     unset: 'off',
     fallback: false,
-    schema: parsedBy((t) => (t === '1' ? true : t === '0' ? false : undefined)),
+    schema: flag,
     expected: '0 or 1',
     remedy: 'set it to 1 (or 0), or unset it',
   }),
@@ -194,7 +145,7 @@ export const ENV = {
       '`1` (set by `dr up` for its parts when it runs Redis itself and says on its terminal when Redis stops and is back): a part logs its own two lines about a Redis outage at info, in its log, instead of as warnings',
     unset: 'off: warnings',
     fallback: false,
-    schema: parsedBy((t) => (t === '1' ? true : t === '0' ? false : undefined)),
+    schema: flag,
     expected: '0 or 1',
     remedy: 'leave it to dr up, or unset it',
   }),

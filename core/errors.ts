@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'point_conflict'
   | 'store_corrupt'
   | 'store_unavailable'
+  | 'app_elsewhere'
+  | 'lease_lost'
   | 'store_replaced'
   | 'block_corrupt'
   | 'reference_refused'

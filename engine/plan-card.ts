@@ -17,9 +17,10 @@ const APP_STATE: Record<AppRun['state'], string> = {
 
 function appLine(a: AppRun, verb: PlanJob['verb']): string {
   const state = a.state === 'healthy' && verb === 'failback' ? 'home' : APP_STATE[a.state];
+  const by = a.state === 'skipped' && a.by ? ` by ${a.by}` : '';
   const op = a.opId && a.state !== 'pending' ? ` (${a.opId})` : '';
   const error = a.state === 'failed' && a.error ? `: ${a.error.split('\n')[0]}` : '';
-  return `${a.app} ${state}${op}${error}`;
+  return `${a.app} ${state}${by}${op}${error}`;
 }
 
 function stepText(

@@ -13,6 +13,7 @@ export function engineGateway(ctx: EngineContext): GatewayClient {
   const host = ctx.config.gateway.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return new GatewayClient({
     address: ctx.config.gateway.address,
+    addresses: ctx.config.gateway.addresses,
     tls: tlsClientOptions(homePaths(ctx.home), host),
     timeoutMs: 10_000,
   });

@@ -43,20 +43,15 @@ export async function submitPlanControl(
   const j = await judge(ctx, { ...command, app: d.groups[0]?.apps[0] ?? d.plan }, who);
   if (j.deny) return { ...denyReply(j, j.evaluation?.outcomes ?? []), private: true };
   const person = who.person ?? command.actor;
-  const refuse = async (summary: string): Promise<Reply> => {
-    await ctx.audit.append(
+  /** One audit entry for this control, refused or handed over. */
+  const record = (fields: Record<string, unknown>) =>
+    ctx.audit.append(
       'job',
-      {
-        opId,
-        app: d.plan,
-        verb: d.verb,
-        plan: true,
-        control: action,
-        state: `${action} refused`,
-        error: summary,
-      },
+      { opId, app: d.plan, verb: d.verb, plan: true, control: action, ...fields },
       command.actor,
     );
+  const refuse = async (summary: string): Promise<Reply> => {
+    await record({ state: `${action} refused`, error: summary });
     return { ok: false, private: true, summary, thread: `op:${opId}` };
   };
   const pending = await ctx.recovery.pendingSignal(opId);
@@ -84,19 +79,7 @@ export async function submitPlanControl(
       `${other?.by ?? 'someone'} sent \`${other?.action ?? 'a control'}\` to ${opId} at the same moment; the run takes that one`,
     );
   }
-  await ctx.audit.append(
-    'job',
-    {
-      opId,
-      app: d.plan,
-      verb: d.verb,
-      plan: true,
-      control: action,
-      at: d.run.at,
-      state: `${action} by ${person}`,
-    },
-    command.actor,
-  );
+  await record({ at: d.run.at, state: `${action} by ${person}` });
   return {
     ok: true,
     summary: `${person} ${DONE[action]} ${d.verb} of plan ${d.plan} (${opId}), which was ${phaseText(d, d.run)}`,

@@ -15,6 +15,7 @@ import type { HttpServer } from '../http-server.js';
 import { createGatewayMetrics } from '../metrics/gateway-metrics.js';
 import { metricsRoute } from '../metrics/metrics-route.js';
 import { redisPrefix } from '../recovery-connect.js';
+import { openSharedStore } from '../shared-store.js';
 import { stopSignal } from '../stop-signal.js';
 import { accessRuleFrom } from '../web/access-rule.js';
 import { startWebServer } from '../web/web-server.js';
@@ -25,10 +26,14 @@ export function registerGateway(program: Command, exit: ExitState): void {
     .description('run the DR-site receiver: stores encrypted blocks and commits recovery points')
     .option('--listen <host:port>', 'address to listen on (default: gateway.listen in dr.yaml)')
     .option(
+      '--advertise <host:port>',
+      'with gateway.shared: the address agents reach this gateway at, named in redirects (default: gateway.advertise, else the listen address)',
+    )
+    .option(
       '--metrics <host:port>',
       'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (default: gateway.metrics in dr.yaml; off when neither is set)',
     )
-    .action(async (opts: { listen?: string; metrics?: string }, cmd: Command) =>
+    .action(async (opts: { listen?: string; advertise?: string; metrics?: string }, cmd: Command) =>
       runAction(exit, false, async () => {
         const ctx = contextOf(cmd);
         const config = await ctx.config();
@@ -46,32 +51,46 @@ export function registerGateway(program: Command, exit: ExitState): void {
         const where = config.objectStore
           ? `${config.gateway.store}, write-ahead log ${config.storeDir}`
           : config.storeDir;
-        const store: GatewayStore = config.objectStore
-          ? await ObjectStore.open({
-              dir: config.storeDir,
-              bucket: new ObjectBucket(config.objectStore),
+        const listen = opts.listen ?? config.gateway.listen;
+        const shared = config.gateway.shared
+          ? await openSharedStore({
+              config,
+              env: ctx.env,
+              advertise: opts.advertise ?? config.gateway.advertise ?? listen,
               log,
-              directIo: config.gateway.directIo,
             })
-          : await BlockStore.open({
-              dir: config.storeDir,
-              log,
-              directIo: config.gateway.directIo,
-            });
+          : undefined;
+        const store: GatewayStore =
+          shared?.store ??
+          (config.objectStore
+            ? await ObjectStore.open({
+                dir: config.storeDir,
+                bucket: new ObjectBucket(config.objectStore),
+                log,
+                directIo: config.gateway.directIo,
+              })
+            : await BlockStore.open({
+                dir: config.storeDir,
+                log,
+                directIo: config.gateway.directIo,
+              }));
         // The gateway's statuses exist only once it runs; metrics read them through this late binding.
         let statuses: () => AppStatus[] = () => [];
         const metrics = metricsAt ? await createGatewayMetrics(() => statuses()) : undefined;
         const gateway = await createGateway({
           store,
-          listen: opts.listen ?? config.gateway.listen,
+          listen,
           tls: tlsServerOptions(homePaths(config.home)),
           retention: config.retention,
           minFreeSpace: config.gateway.minFreeSpace,
           log,
           ...(metrics ? { onBatch: metrics.onBatch } : {}),
+          ...(shared ? { placement: shared.store } : {}),
         });
         statuses = gateway.statuses;
-        ctx.out(`gateway listening on ${gateway.address} (store ${where})`);
+        ctx.out(
+          `gateway listening on ${gateway.address} (store ${where}${shared ? `, shared: apps leased in Redis, advertised as ${shared.store.leases.address}` : ''})`,
+        );
         let metricsServer: HttpServer | undefined;
         if (metrics && metricsAt) {
           try {
@@ -89,7 +108,8 @@ export function registerGateway(program: Command, exit: ExitState): void {
           ctx.out(`metrics at http://${metricsServer.address}/metrics`);
         }
         // The engine reads replication state from Redis; the agent never needs it.
-        const redis = redisUrl ? connectRedis(redisUrl, 'lifeboat-gateway') : undefined;
+        const redis =
+          shared?.redis ?? (redisUrl ? connectRedis(redisUrl, 'lifeboat-gateway') : undefined);
         if (redis) watchRedis(redis, log, 'gateway state publisher');
         const publisher = redis
           ? startStatePublisher({
@@ -104,8 +124,9 @@ export function registerGateway(program: Command, exit: ExitState): void {
         log.info('stopping');
         await metricsServer?.close();
         await publisher?.stop();
-        redis?.disconnect();
+        // The gateway first: a shared one hands its app leases back through Redis as it closes.
         await gateway.close();
+        redis?.disconnect();
         stopping.dispose();
         return 0;
       }),

@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { findApp, type LoadedConfig } from '../../core/config.js';
-import { envIsSet, peekEnv } from '../../core/env.js';
-import { DrError, errorMessage } from '../../core/errors.js';
-import { homePaths } from '../../core/home.js';
+import { peekEnv } from '../../core/env.js';
+import { errorMessage } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
 import type { CommandArgs } from '../../engine/contract.js';
@@ -20,6 +18,7 @@ import type {
 } from '../../replicator/jobs/recovery-contract.js';
 import { type CliContext, contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { openRedis, redisPrefix, requireRedisUrl } from '../recovery-connect.js';
+import { cliCommand, openCliEngine, requireAdmin } from '../submit-as-admin.js';
 import { verbArgs, verbCommand } from '../verb-command.js';
 
 interface OperationOptions {
@@ -45,41 +44,17 @@ async function submitThroughEngine(
   opts: OperationOptions,
   plan = false,
 ): Promise<number> {
-  if (!config.admin) {
-    throw new DrError(`${homePaths(config.home).config} names no admin`, {
-      code: 'config_invalid',
-      subject: 'admin',
-      remedy:
-        'add people: with yourself and `admin: NAME` to dr.yaml (see docs/configuration.md; dr init writes both), and copy the shipped policies/ into the home; the command line acts as that person',
-    });
-  }
+  const admin = requireAdmin(config);
   const prefix = redisPrefix(ctx.env);
   const redis = await openRedis(ctx.env, `lifeboat-dr-${verb}`);
   // bullmq and the engine load only for the commands that use them, not for every `dr`.
   const { RecoveryClient } = await import('../../replicator/jobs/recovery-client.js');
   const { lastEventId } = await import('../../replicator/jobs/operation-events.js');
-  const { createEngine } = await import('../../engine/index.js');
   const client = new RecoveryClient(redis, prefix);
-  const engine = await createEngine({
-    home: config.home,
-    config,
-    redisUrl: requireRedisUrl(ctx.env),
-    prefix,
-    // The reply is the output: the engine's info lines ("policies loaded") only with DR_LOG_LEVEL.
-    log: envIsSet('DR_LOG_LEVEL', ctx.env) ? ctx.log : ctx.log.child({}, { level: 'warn' }),
-    watchPolicies: false,
-  });
+  const engine = await openCliEngine(ctx, config);
   try {
     const after = await lastEventId(redis, client.keys.events);
-    const reply = await engine.submit({
-      id: `cli-${randomUUID()}`,
-      actor: `cli:${config.admin}`,
-      surface: 'cli',
-      verb: verb as 'drill',
-      app,
-      args,
-      at: new Date().toISOString(),
-    });
+    const reply = await engine.submit(cliCommand(admin, { verb: verb as 'drill', app, args }));
     const d = reply.decision;
     if (!reply.ok || !d) {
       if (opts.json)

@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../core/atomic-file.js';
-import { envIsSet } from '../../core/env.js';
 import { DrError } from '../../core/errors.js';
 import { checkName } from '../../core/names.js';
 import { contextOf, type ExitState, printJson, runAction, usageError } from '../context.js';
-import { redisPrefix, requireRedisUrl } from '../recovery-connect.js';
+import { submitAsAdmin } from '../submit-as-admin.js';
 import { verbArgs, verbCommand } from '../verb-command.js';
 
 /**
@@ -27,45 +25,28 @@ export function registerReport(program: Command, exit: ExitState): void {
           );
         const ctx = contextOf(c);
         const config = await ctx.config();
-        const redisUrl = requireRedisUrl(ctx.env);
-        const { createEngine } = await import('../../engine/index.js');
-        const engine = await createEngine({
-          home: config.home,
+        const reply = await submitAsAdmin(
+          ctx,
           config,
-          redisUrl,
-          prefix: redisPrefix(ctx.env),
-          log: envIsSet('DR_LOG_LEVEL', ctx.env) ? ctx.log : ctx.log.child({}, { level: 'warn' }),
-          watchPolicies: false,
-        });
-        try {
-          const reply = await engine.submit({
-            id: `cli-${randomUUID()}`,
-            actor: `cli:${config.admin ?? 'local'}`,
-            surface: 'cli',
-            verb: 'report',
-            app,
-            args,
-            at: new Date().toISOString(),
+          { verb: 'report', app, args },
+          { anyone: true },
+        );
+        if (!reply.ok || !reply.report)
+          throw new DrError(reply.summary, {
+            code: 'app_unknown',
+            subject: app,
+            remedy:
+              'name an app of dr.yaml or a plan of plans/ (`dr status` and `dr plan lint` list them)',
           });
-          if (!reply.ok || !reply.report)
-            throw new DrError(reply.summary, {
-              code: 'app_unknown',
-              subject: app,
-              remedy:
-                'name an app of dr.yaml or a plan of plans/ (`dr status` and `dr plan lint` list them)',
-            });
-          if (out) {
-            const { renderDrillReport } = await import('../../engine/render-drill-report.js');
-            const pic = await renderDrillReport(reply.report);
-            await writeFileAtomic(out, extname(out).toLowerCase() === '.svg' ? pic.svg : pic.png);
-          }
-          if (opts.json)
-            printJson({ ok: true, app, ...(out ? { file: out } : {}), report: reply.report });
-          else ctx.out(out ? `${reply.summary}\nwrote ${out}` : reply.summary);
-          return 0;
-        } finally {
-          await engine.close();
+        if (out) {
+          const { renderDrillReport } = await import('../../engine/render-drill-report.js');
+          const pic = await renderDrillReport(reply.report);
+          await writeFileAtomic(out, extname(out).toLowerCase() === '.svg' ? pic.svg : pic.png);
         }
+        if (opts.json)
+          printJson({ ok: true, app, ...(out ? { file: out } : {}), report: reply.report });
+        else ctx.out(out ? `${reply.summary}\nwrote ${out}` : reply.summary);
+        return 0;
       }),
   );
 }

@@ -5,20 +5,14 @@
 // compares the last recovered order with the live service: same order in both, and how many
 // seconds of orders the copy is missing (the data-loss window). Exit 0 when the copy is sound.
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { scriptArg } from './script-arg.js';
+import { exists, scriptArg } from './script-arg.js';
 import { type Order, orderFromRow } from './shop-order.js';
 
 const run = promisify(execFile);
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false, // not there
-  );
 
 const same = (a: Order, b: Order) =>
   a.id === b.id &&

@@ -14,16 +14,14 @@
 // Only Node's own modules (and its siblings here): it starts fast and stays small.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
-import { announceService, serveOnLoopback, stopServiceOnSignal } from './service-state.js';
+import { DemoService, sendReply } from './service-life.js';
 import { type Order, orderFromRow } from './shop-order.js';
 
 export type { Order } from './shop-order.js';
 
 const ITEMS = ['lifejacket', 'paddle', 'flare', 'rope', 'compass', 'whistle', 'lantern', 'bucket'];
-const FREEZE_LIMIT_MS = 30_000;
 
 /** One `sqlite3` shell fed statements on stdin; each statement answers with one line. */
 class Sqlite {
@@ -106,18 +104,13 @@ async function main(): Promise<void> {
     return opened;
   };
   /** Fenced: the database is closed (its volume may be unmounted); nothing is read or written. */
-  let fenced = await stat(`${state}.fence`).then(
-    () => true, // fenced by a failover before this start: two shops must never take orders
-    () => false,
-  );
-  let sql = fenced ? undefined : await openDb();
+  let sql: Sqlite | undefined;
   const dbNow = (): Sqlite => {
     if (!sql) throw new Error('fenced: the database is closed');
     return sql;
   };
   const columns = 'id, item, qty, cents, created_ms';
   let writing: Promise<unknown> = Promise.resolve();
-  let frozenUntil = 0;
   let placed = 0;
 
   const place = (): Promise<Order | null> => {
@@ -134,68 +127,32 @@ async function main(): Promise<void> {
     });
   };
 
-  const flag = `${state}.frozen`;
-  const freeze = async () => {
-    frozenUntil = Date.now() + FREEZE_LIMIT_MS;
-    await writing; // the order being written is committed before the freeze is reported
-    if (frozenUntil > 0) await writeFile(flag, '');
-  };
-  const thaw = async () => {
-    frozenUntil = 0;
-    await rm(flag, { force: true });
-  };
-  // Signals arrive in order, so a thaw's flag removal always precedes the next freeze's flag.
-  let signals: Promise<unknown> = Promise.resolve();
-  process.on('SIGUSR2', () => {
-    signals = signals.then(freeze);
+  const service = await DemoService.start({
+    name: 'demo-shop',
+    state,
+    rate,
+    tick: place,
+    writing: () => writing, // the order being written is committed before a freeze or fence
+    openData: async () => {
+      sql = await openDb();
+    },
+    closeData: () => {
+      const closing = sql?.close();
+      sql = undefined;
+      return closing;
+    },
+    fencedLine: 'fenced: database closed, taking no orders',
+    unfencedLine: `taking orders again (database ${db})`,
   });
-  process.on('SIGUSR1', () => {
-    signals = signals.then(thaw);
-  });
-  const down = `${state}.down`;
-  const fence = async () => {
-    if (fenced) return;
-    fenced = true;
-    await writing; // the order in flight is committed before the database closes
-    await sql?.close();
-    sql = undefined;
-    await writeFile(down, '');
-    process.stdout.write('demo-shop fenced: database closed, taking no orders\n');
-  };
-  const unfence = async () => {
-    if (!fenced) return;
-    sql = await openDb();
-    fenced = false;
-    await rm(down, { force: true });
-    process.stdout.write(`demo-shop taking orders again (database ${db})\n`);
-  };
-  process.on('SIGHUP', () => {
-    signals = signals.then(async () => {
-      const wanted = await stat(`${state}.fence`).then(
-        () => true,
-        () => false, // no fence flag: unfence
-      );
-      await (wanted ? fence() : unfence());
-    });
-  });
-  const timer = setInterval(() => {
-    if (fenced || Date.now() < frozenUntil) return;
-    if (frozenUntil > 0) void thaw(); // frozen past the limit: write again
-    void place();
-  }, 1000 / rate);
-
-  const send = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify(body)}\n`);
-  };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://demo-shop');
     const one = /^\/orders\/(\d+)$/.exec(url.pathname);
     if (req.method === 'GET' && url.pathname === '/health') {
-      if (fenced) return send(res, 503, { ok: false, fenced: true, placed });
-      return send(res, 200, { ok: true, placed, frozen: Date.now() < frozenUntil });
+      if (service.fenced) return sendReply(res, 503, { ok: false, fenced: true, placed });
+      return sendReply(res, 200, { ok: true, placed, frozen: service.frozen() });
     }
-    if (fenced) return send(res, 503, { error: 'fenced: demo-shop runs at the DR site now' });
+    if (service.fenced)
+      return sendReply(res, 503, { error: 'fenced: demo-shop runs at the DR site now' });
     if (req.method === 'GET' && url.pathname === '/integrity') {
       await writing;
       const [check] = await dbNow().run('PRAGMA integrity_check;');
@@ -203,47 +160,36 @@ async function main(): Promise<void> {
         'SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0) FROM orders;',
       );
       const [count, min, max] = (counts ?? '0|0|0').split('|').map(Number);
-      return send(res, 200, { integrity: check, count, min, max });
+      return sendReply(res, 200, { integrity: check, count, min, max });
     }
     if (req.method === 'GET' && url.pathname === '/orders/last') {
       await writing;
       const rows = await dbNow().run(`SELECT ${columns} FROM orders ORDER BY id DESC LIMIT 1;`);
-      return send(res, 200, { order: orderFromRow(rows[0]), at: Date.now() });
+      return sendReply(res, 200, { order: orderFromRow(rows[0]), at: Date.now() });
     }
     if (req.method === 'GET' && one) {
       const rows = await dbNow().run(`SELECT ${columns} FROM orders WHERE id = ${Number(one[1])};`);
       const order = orderFromRow(rows[0]);
-      return send(res, order ? 200 : 404, order ? { order } : { error: 'no such order' });
+      return sendReply(res, order ? 200 : 404, order ? { order } : { error: 'no such order' });
     }
     if (req.method === 'POST' && url.pathname === '/orders') {
-      if (Date.now() < frozenUntil) return send(res, 503, { error: 'frozen for a recovery point' });
-      return send(res, 201, { order: await place() });
+      if (service.frozen()) return sendReply(res, 503, { error: 'frozen for a recovery point' });
+      return sendReply(res, 201, { order: await place() });
     }
     if (req.method === 'POST' && url.pathname === '/freeze') {
-      await freeze();
-      return send(res, 200, { frozen: true });
+      await service.freeze();
+      return sendReply(res, 200, { frozen: true });
     }
     if (req.method === 'POST' && url.pathname === '/thaw') {
-      await thaw();
-      return send(res, 200, { frozen: false });
+      await service.thaw();
+      return sendReply(res, 200, { frozen: false });
     }
-    return send(res, 404, { error: 'not found' });
+    return sendReply(res, 404, { error: 'not found' });
   };
-  const { server, url } = await serveOnLoopback(handle);
-  await announceService(state, { url, db }, fenced);
-  process.stdout.write(
-    fenced
-      ? `demo-shop taking orders at ${url} once unfenced (it was fenced by a failover; database ${db} stays closed until failback)\n`
-      : `demo-shop taking orders at ${url} (database ${db}, ${rate}/s)\n`,
-  );
-  stopServiceOnSignal(
-    state,
-    () => {
-      clearInterval(timer);
-      server.close();
-    },
-    () => writing,
-    () => sql?.close(),
+  await service.serve(handle, { db }, (url) =>
+    service.fenced
+      ? `demo-shop taking orders at ${url} once unfenced (it was fenced by a failover; database ${db} stays closed until failback)`
+      : `demo-shop taking orders at ${url} (database ${db}, ${rate}/s)`,
   );
 }
 

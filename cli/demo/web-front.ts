@@ -8,19 +8,11 @@
 // Quiesce and fencing follow demo-shop's signals and flag files: SIGUSR2 freezes (STATE.frozen
 // while frozen, at most 30 s), SIGUSR1 thaws; SIGHUP with STATE.fence closes the volume and serves
 // nothing (STATE.down), SIGHUP without it opens the volume again.
-import { type FileHandle, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
-import { announceService, serveOnLoopback, stopServiceOnSignal } from './service-state.js';
+import { DemoService, sendReply } from './service-life.js';
 import { encodeView, readViews, slotOffset, type View } from './web-views.js';
-
-const FREEZE_LIMIT_MS = 30_000;
-
-const exists = (p: string) =>
-  stat(p).then(
-    () => true,
-    () => false, // not there
-  );
 
 /** Whether the process still runs (a DR-site shop stopped by a failback leaves its state file). */
 function alive(pid: number | undefined): boolean {
@@ -71,10 +63,8 @@ async function main(): Promise<void> {
   }
   const { views } = readViews(await readFile(image));
   let last: View | undefined = views.at(-1);
-  let fenced = await exists(`${state}.fence`);
-  let fh: FileHandle | undefined = fenced ? undefined : await open(image, 'r+');
+  let fh: FileHandle | undefined;
   let writing: Promise<unknown> = Promise.resolve();
-  let frozenUntil = 0;
   let shown: { id: number; item?: string } | null = null;
   let upstreamError: string | undefined;
 
@@ -92,7 +82,7 @@ async function main(): Promise<void> {
         upstreamError = `demo-shop at ${url} did not answer: ${String(err)}`;
       }
       const write = writing.then(async () => {
-        if (!fh || Date.now() < frozenUntil) return; // fenced or frozen meanwhile: nothing written
+        if (!fh || service.frozen()) return; // fenced or frozen meanwhile: nothing written
         const view = { seq: (last?.seq ?? 0) + 1, timeMs: Date.now(), orderId: shown?.id ?? 0 };
         await fh.write(encodeView(view), 0, undefined, slotOffset(view.seq));
         await fh.datasync();
@@ -107,85 +97,50 @@ async function main(): Promise<void> {
     }
   };
 
-  const flag = `${state}.frozen`;
-  const freeze = async () => {
-    frozenUntil = Date.now() + FREEZE_LIMIT_MS;
-    await writing; // the view being written is durable before the freeze is reported
-    if (frozenUntil > 0) await writeFile(flag, '');
-  };
-  const thaw = async () => {
-    frozenUntil = 0;
-    await rm(flag, { force: true });
-  };
-  const down = `${state}.down`;
-  let signals: Promise<unknown> = Promise.resolve();
-  process.on('SIGUSR2', () => {
-    signals = signals.then(freeze);
+  const service = await DemoService.start({
+    name: 'demo-web',
+    state,
+    rate,
+    tick: render,
+    writing: () => writing, // the view being written is durable before a freeze or fence
+    openData: async () => {
+      fh = await open(image, 'r+');
+    },
+    closeData: () => {
+      const closing = fh?.close();
+      fh = undefined;
+      return closing;
+    },
+    fencedLine: 'fenced: volume closed, serving nothing',
+    unfencedLine: 'serving again',
   });
-  process.on('SIGUSR1', () => {
-    signals = signals.then(thaw);
-  });
-  process.on('SIGHUP', () => {
-    signals = signals.then(async () => {
-      if (await exists(`${state}.fence`)) {
-        if (fenced) return;
-        fenced = true;
-        await writing;
-        await fh?.close();
-        fh = undefined;
-        await writeFile(down, '');
-        process.stdout.write('demo-web fenced: volume closed, serving nothing\n');
-      } else if (fenced) {
-        fh = await open(image, 'r+');
-        fenced = false;
-        await rm(down, { force: true });
-        process.stdout.write('demo-web serving again\n');
-      }
-    });
-  });
-  const timer = setInterval(() => {
-    if (fenced || Date.now() < frozenUntil) return;
-    if (frozenUntil > 0) void thaw(); // frozen past the limit: write again
-    void render();
-  }, 1000 / rate);
 
-  const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json') => {
-    res.writeHead(status, { 'content-type': type });
-    res.end(typeof body === 'string' ? body : `${JSON.stringify(body)}\n`);
-  };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://demo-web').pathname;
-    if (req.method !== 'GET') return send(res, 405, { error: 'GET only' });
+    if (req.method !== 'GET') return sendReply(res, 405, { error: 'GET only' });
     if (path === '/health') {
-      if (fenced) return send(res, 503, { ok: false, fenced: true });
+      if (service.fenced) return sendReply(res, 503, { ok: false, fenced: true });
       const url = await upstreamUrl(upstream, shopState);
-      return send(res, 200, { ok: true, views: last?.seq ?? 0, upstream: url ?? null });
+      return sendReply(res, 200, { ok: true, views: last?.seq ?? 0, upstream: url ?? null });
     }
-    if (fenced) return send(res, 503, { error: 'fenced: demo-web runs at the DR site now' });
+    if (service.fenced)
+      return sendReply(res, 503, { error: 'fenced: demo-web runs at the DR site now' });
     if (path === '/views/last') {
       await writing;
-      return send(res, 200, { view: last ?? null });
+      return sendReply(res, 200, { view: last ?? null });
     }
     if (path === '/') {
       const order = shown ? `order #${shown.id} (${shown.item ?? '?'})` : 'no order yet';
       const text = `<!doctype html><title>demo shop</title><h1>The demo shop</h1><p>Newest: ${order}</p><p>${last?.seq ?? 0} page views${upstreamError ? `; ${upstreamError}` : ''}</p>\n`;
-      return send(res, 200, text, 'text/html; charset=utf-8');
+      return sendReply(res, 200, text, 'text/html; charset=utf-8');
     }
-    return send(res, 404, { error: 'not found' });
+    return sendReply(res, 404, { error: 'not found' });
   };
-  const { server, url } = await serveOnLoopback(handle);
-  await announceService(state, { url, image }, fenced);
-  process.stdout.write(
-    `demo-web serving at ${url} (views in ${image}, ${last?.seq ?? 0} so far${fenced ? '; fenced by a failover' : ''})\n`,
-  );
-  stopServiceOnSignal(
-    state,
-    () => {
-      clearInterval(timer);
-      server.close();
-    },
-    () => writing,
-    () => fh?.close(),
+  await service.serve(
+    handle,
+    { image },
+    (url) =>
+      `demo-web serving at ${url} (views in ${image}, ${last?.seq ?? 0} so far${service.fenced ? '; fenced by a failover' : ''})`,
   );
 }
 

@@ -50,6 +50,11 @@ export class GatewaySession {
   /** The one reopening in progress, shared by the calls that found the session lost. */
   private reopening: Promise<void> | undefined;
   private request: SessionRequest | undefined;
+  /**
+   * A reopening (begun by a heartbeat) found the store replaced: every later call fails with it,
+   * so the agent starts again against the new store before it sends anything more.
+   */
+  private replaced: DrError | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Gateway clock minus ours, in ms. */
   clockOffsetMs = 0;
@@ -107,6 +112,7 @@ export class GatewaySession {
     if (!this.session) return Promise.reject(new Error('agent not started'));
     return withRetry(
       async () => {
+        if (this.replaced) throw this.replaced;
         const session = this.session;
         // Closed while this call waited to retry: the agent is stopping, nothing to retry for.
         if (!session)
@@ -122,6 +128,7 @@ export class GatewaySession {
           // answered "session lost" or, once the new session exists, "another agent" (which
           // is this agent's new session): wait for that one reopening and go on with it.
           if (this.reopening) await this.reopening;
+          if (this.replaced) throw this.replaced;
           if (this.session && this.session !== session) return op(this.session.sessionId);
           if (!lost) throw err;
           this.reopening ??= this.reopen(session, signal).finally(() => {
@@ -146,19 +153,38 @@ export class GatewaySession {
     const request = this.request;
     if (!request) throw new Error('agent not started');
     const next = await withRetry(
-      () => client.openSession(app, { ...request, replaces: old.sessionId }),
+      () => {
+        // Closed meanwhile (the agent stops): a reopening begun by a heartbeat ends here.
+        if (!this.session)
+          throw new DrError('reopen abandoned: the agent stopped', { code: 'operation_cancelled' });
+        return client.openSession(app, { ...request, replaces: old.sessionId });
+      },
       { what: 'reopen session', log, signal },
     );
+    if (!this.session) {
+      // Closed while the gateway answered (the agent stops, or starts again after a replaced
+      // store): the session goes back at once, else the agent's next start meets it as another
+      // agent for the lease time.
+      await client.closeSession(app, next.sessionId).catch(() => undefined); // it lapses anyway
+      throw new DrError('reopen abandoned: the agent stopped', { code: 'operation_cancelled' });
+    }
     if (next.storeId !== old.storeId) {
-      // Not one to go on with: its lease goes back at once, so this agent's fresh start (which
-      // reads the new store's state) is not refused as a second agent for 30 s.
-      await client.closeSession(app, next.sessionId).catch(() => undefined); // else it lapses
-      throw new DrError(`the gateway's store for ${app} was replaced while the agent ran`, {
-        code: 'store_replaced',
-        subject: app,
-        remedy:
-          'a running agent starts again against the new store by itself and re-syncs by MAC; run a one-shot agent again',
-      });
+      // Another gateway took the app over (or the store was fetched anew from its bucket): the
+      // agent starts again, trusting only the MACs the new store holds. Set before any await:
+      // no call may send into the new store on the old footing.
+      this.replaced = new DrError(
+        `the gateway's store for ${app} was replaced while the agent ran`,
+        {
+          code: 'store_replaced',
+          subject: app,
+          remedy:
+            'a running agent starts again against the new store by itself and re-syncs by MAC; run a one-shot agent again',
+        },
+      );
+      // The restart opens its own session: this one is handed back at once (else it would hold
+      // the app against the restart for the lease time).
+      await client.closeSession(app, next.sessionId).catch(() => undefined); // it lapses anyway
+      throw this.replaced;
     }
     await this.o.onReopen?.(next);
     this.session = next;
@@ -185,7 +211,22 @@ export class GatewaySession {
           this.clockOffsetMs = Math.round(answer.serverTime - (sentAt + back) / 2);
         this.o.onHeartbeatAnswer?.(answer);
       })
-      .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'heartbeat not delivered'));
+      .catch((err: unknown) => {
+        log.debug({ err: errorMessage(err) }, 'heartbeat not delivered');
+        // The gateway forgot the session (it restarted, or its app moved to another gateway):
+        // reopen now, not at the next change, so an idle app is served again within seconds.
+        // Not once the store is known replaced: the agent is starting again with a session of its own.
+        if (!isDrError(err, 'session_lost') || this.session !== session) return;
+        if (this.reopening || this.replaced) return;
+        this.reopening = this.reopen(session)
+          .catch((e: unknown) => {
+            if (isDrError(e, 'store_replaced')) this.replaced = e;
+            else log.debug({ err: errorMessage(e) }, 'session not reopened; the next call tries');
+          })
+          .finally(() => {
+            this.reopening = undefined;
+          });
+      });
   }
 
   /** A heartbeat now and every `everyMs` until `close`, each with the status of its moment. */
@@ -202,10 +243,14 @@ export class GatewaySession {
     const session = this.session;
     this.session = undefined;
     if (!session) return;
-    // Best effort and bounded: an unreachable gateway lets the lease lapse by itself.
+    // Best effort and bounded: an unreachable gateway lets the lease lapse by itself. A reopening
+    // under way hands back the session it gets (see reopen): waited for too, within the bound.
     const giveUp = new AbortController();
     await Promise.race([
-      this.o.client.closeSession(this.o.app, session.sessionId).catch(() => undefined),
+      Promise.all([
+        this.o.client.closeSession(this.o.app, session.sessionId).catch(() => undefined),
+        this.reopening?.catch(() => undefined),
+      ]),
       sleep(CLOSE_WAIT_MS, undefined, { signal: giveUp.signal }).catch(() => undefined), // cancelled below
     ]);
     giveUp.abort();

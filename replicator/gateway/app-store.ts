@@ -2,7 +2,6 @@
 import { mkdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
-import { DrError } from '../../core/errors.js';
 import { RECORD_HEADER_BYTES, readRecordHeader } from '../crypto/block-cipher.js';
 import type { DecodedBatch } from '../transport/batch-codec.js';
 import type { AppStats, AppStoreOptions, CommitRequest } from './app-store-types.js';
@@ -16,6 +15,7 @@ import {
 } from './block-references.js';
 import {
   type Catalog,
+  findPoint,
   mergeVolumes,
   newCatalog,
   type PointInfo,
@@ -25,7 +25,14 @@ import {
   type VolumeProposal,
   writeCatalog,
 } from './catalog.js';
-import { checkCommit, checkSignedRecord, pointInfoOf, storeBadRequest } from './commit-checks.js';
+import {
+  checkCommit,
+  checkCommitRange,
+  checkSignedRecord,
+  pointInfoOf,
+  storeBadRequest,
+  volumeNamed,
+} from './commit-checks.js';
 import { collectGarbage, type GcResult } from './garbage-collector.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import { GroupCommit } from './group-commit.js';
@@ -35,6 +42,7 @@ import { type IndexEntry, overlayEntries, readPointIndex, writePointIndex } from
 import { PointView } from './point-view.js';
 import { mergeDroppedPoints, planRetention, type RetentionRules } from './retention.js';
 import { FRAME_BATCH, SegmentLog } from './segment-log.js';
+import { copyWhenSettled } from './settled-copy.js';
 
 export type { AppStats, AppStoreOptions, CommitRequest } from './app-store-types.js';
 
@@ -176,22 +184,9 @@ export class AppStore {
       // The agent resends a commit whose answer it lost: the point is there already.
       if (signed && last?.sig === signed.sig) return structuredClone(last);
       const from = this.catalog.committedSeq;
-      if (upToSeq < from) {
-        throw storeBadRequest(
-          this.name,
-          `batches up to ${upToSeq} are already in a point (committed up to ${from})`,
-          'upToSeq',
-        );
-      }
       // A point covers only batches this store received and made durable.
       const received = Math.max(from, this.#pending.seqs().at(-1) ?? 0);
-      if (upToSeq > received) {
-        throw storeBadRequest(
-          this.name,
-          `a point up to batch ${upToSeq} is refused: batches were received only up to ${received}`,
-          'upToSeq',
-        );
-      }
+      checkCommitRange(this.name, upToSeq, { from, received });
       if (signed)
         checkSignedRecord(this.name, this.catalog, signed.record, {
           upToSeq,
@@ -232,16 +227,7 @@ export class AppStore {
   }
 
   point(ref: number | 'latest'): PointInfo {
-    const points = this.catalog.points;
-    const p = ref === 'latest' ? points.at(-1) : points.find((x) => x.id === ref);
-    if (!p) {
-      throw new DrError(`app ${this.name} has no recovery point ${ref}`, {
-        code: 'point_unknown',
-        subject: `${this.name}/${ref}`,
-        remedy: `list points with \`dr points ${this.name}\``,
-      });
-    }
-    return structuredClone(p);
+    return structuredClone(findPoint(this.name, this.catalog.points, ref));
   }
 
   /** Every block the volume holds at a point, sorted by block. Blocks never written are absent (zero). */
@@ -359,42 +345,31 @@ export class AppStore {
   }
 
   /**
-   * Copies the files elsewhere without holding up batches: `settle` runs between mutations with
-   * every written batch fsync'd (read there what a mutation rewrites: catalog, indexes); `copy`
-   * runs after it while batches flow into the log again. Segments only grow and none is deleted
-   * until `copy` returns, so their bytes up to the settled sizes stay as `settle` saw them.
+   * Copies the files elsewhere without holding up batches: `settle` between mutations, `copy`
+   * while batches flow again (settled-copy.ts).
    */
-  async withSettledFiles<P, T>(
+  withSettledFiles<P, T>(
     settle: (files: ReplicaFiles) => Promise<P>,
     copy: (settled: P) => Promise<T>,
   ): Promise<T> {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const settled = await this.#mutex.run(async () => {
-      await this.log.sync();
-      const segments = this.log.segments().map((segment) => ({
-        segment,
-        size: this.log.size(segment),
-        path: this.log.path(segment),
-      }));
-      const pointIds = this.catalog.points.map((p) => p.id);
-      const out = await settle({ dir: this.options.dir, segments, pointIds });
-      // Shared before the mutex goes, so no deletion (exclusive, under the mutex) slips in between.
-      await new Promise<void>((held) => {
-        void this.#files.shared(() => {
-          held();
-          return released;
-        });
-      });
-      return out;
-    });
-    try {
-      return await copy(settled);
-    } finally {
-      release();
-    }
+    return copyWhenSettled(
+      {
+        mutex: this.#mutex,
+        files: this.#files,
+        settled: async () => {
+          await this.log.sync();
+          const segments = this.log.segments().map((segment) => ({
+            segment,
+            size: this.log.size(segment),
+            path: this.log.path(segment),
+          }));
+          const pointIds = this.catalog.points.map((p) => p.id);
+          return { dir: this.options.dir, segments, pointIds };
+        },
+      },
+      settle,
+      copy,
+    );
   }
 
   /** Waits for running mutations, then closes the files. */
@@ -412,15 +387,6 @@ export class AppStore {
   }
 
   #volume(name: string): VolumeMeta {
-    const v = this.catalog.volumes.find((x) => x.name === name);
-    if (!v) {
-      const known = this.catalog.volumes.map((x) => x.name).join(', ') || '(none registered)';
-      throw new DrError(`app ${this.name} has no volume ${JSON.stringify(name)}`, {
-        code: 'bad_request',
-        subject: `${this.name}/${name}`,
-        remedy: `use one of: ${known}`,
-      });
-    }
-    return v;
+    return volumeNamed(this.name, this.catalog.volumes, name);
   }
 }

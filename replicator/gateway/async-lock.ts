@@ -61,3 +61,27 @@ export class ReadWriteLock {
     }
   }
 }
+
+/** At most `limit` sections at once; the others wait, in call order. */
+export class Semaphore {
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {
+    if (!(Number.isInteger(limit) && limit >= 1))
+      throw new RangeError(`a semaphore needs a limit of 1 or more, not ${limit}`);
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running < this.limit) this.#running++;
+    else await new Promise<void>((go) => this.#waiting.push(go));
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next waiter, or is freed.
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
+}

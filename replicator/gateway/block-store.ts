@@ -88,6 +88,22 @@ export class BlockStore {
     return creating;
   }
 
+  /** Closes the app and forgets it (its files stay); `load` opens it again. */
+  async forget(name: string): Promise<void> {
+    const app = this.#apps.get(name);
+    this.#apps.delete(name);
+    await app?.close();
+  }
+
+  /** Opens an app whose folder was put in place behind the store's back (fetched from a bucket). */
+  async load(name: string): Promise<AppStore> {
+    checkName('app', name, 'gateway store');
+    await this.forget(name);
+    const app = await AppStore.open(this.#options(name));
+    this.#apps.set(name, app);
+    return app;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#apps.values()].map((a) => a.close()));
   }

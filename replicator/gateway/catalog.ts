@@ -74,20 +74,46 @@ export function newCatalog(app: string): Catalog {
   };
 }
 
-export async function readCatalog(path: string): Promise<Catalog> {
-  const bad = (why: string, cause?: unknown) =>
-    new DrError(`gateway catalog ${path} ${why}`, {
-      code: 'store_corrupt',
-      subject: path,
-      remedy: 'restore the file from a backup of the gateway store',
-      cause,
+/** A point by id (or the latest); unknown ones are refused with the way to list them. */
+export function findPoint(
+  app: string,
+  points: readonly PointInfo[],
+  ref: number | 'latest',
+): PointInfo {
+  const p = ref === 'latest' ? points.at(-1) : points.find((x) => x.id === ref);
+  if (!p) {
+    throw new DrError(`app ${app} has no recovery point ${ref}`, {
+      code: 'point_unknown',
+      subject: `${app}/${ref}`,
+      remedy: `list points with \`dr points ${app}\``,
     });
+  }
+  return p;
+}
+
+function corruptCatalog(path: string, why: string, cause?: unknown): DrError {
+  return new DrError(`gateway catalog ${path} ${why}`, {
+    code: 'store_corrupt',
+    subject: path,
+    remedy: 'restore the file from a backup of the gateway store',
+    cause,
+  });
+}
+
+export async function readCatalog(path: string): Promise<Catalog> {
+  const bad = (why: string, cause?: unknown) => corruptCatalog(path, why, cause);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw bad(`cannot be read (${systemCode(err) ?? errorMessage(err)})`, err);
   }
+  return parseCatalog(text, path);
+}
+
+/** Parses a catalog's text; `path` names it in errors (a file, or an object in a bucket). */
+export function parseCatalog(text: string, path: string): Catalog {
+  const bad = (why: string, cause?: unknown) => corruptCatalog(path, why, cause);
   let json: unknown;
   try {
     json = JSON.parse(text);

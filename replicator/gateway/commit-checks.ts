@@ -18,6 +18,49 @@ export function storeBadRequest(app: string, message: string, subject: string): 
   return new DrError(`app ${app}: ${message}`, { code: 'bad_request', subject });
 }
 
+/**
+ * The batches a point may cover: from the last committed one (`from`) up to the last one the
+ * store received and made durable (`received`).
+ */
+export function checkCommitRange(
+  app: string,
+  upToSeq: number,
+  { from, received }: { from: number; received: number },
+): void {
+  if (upToSeq < from) {
+    throw storeBadRequest(
+      app,
+      `batches up to ${upToSeq} are already in a point (committed up to ${from})`,
+      'upToSeq',
+    );
+  }
+  if (upToSeq > received) {
+    throw storeBadRequest(
+      app,
+      `a point up to batch ${upToSeq} is refused: batches were received only up to ${received}`,
+      'upToSeq',
+    );
+  }
+}
+
+/** The app's volume of that name, or an error naming the ones it has. */
+export function volumeNamed<V extends { name: string }>(
+  app: string,
+  volumes: readonly V[],
+  name: string,
+): V {
+  const v = volumes.find((x) => x.name === name);
+  if (!v) {
+    const known = volumes.map((x) => x.name).join(', ') || '(none registered)';
+    throw new DrError(`app ${app} has no volume ${JSON.stringify(name)}`, {
+      code: 'bad_request',
+      subject: `${app}/${name}`,
+      remedy: `use one of: ${known}`,
+    });
+  }
+  return v;
+}
+
 /** The checks that need no lock: a sequence number, a known label, a date, known volumes with size and digest. */
 export function checkCommit(
   app: string,

@@ -1,4 +1,5 @@
 /** The gateway's routes under /v1: each checks the names it is given (core/names) and hands over to its part. */
+import { DrError } from '../../core/errors.js';
 import { createRouter, type Router, sendJson } from '../../core/http-router.js';
 import type { AppStatus } from '../transport/protocol.js';
 import {
@@ -9,8 +10,9 @@ import {
 import type { AgentLeases } from './agent-leases.js';
 import { volumeInfo } from './agent-leases.js';
 import type { BatchIngest } from './batch-ingest.js';
-import type { GatewayStore } from './gateway-store.js';
+import type { GatewayStore, ReadableReplica } from './gateway-store.js';
 import { heldApp, heldVolume } from './held-app.js';
+import type { Placement } from './leased-store.js';
 import type { PointCommit } from './point-commit.js';
 import type { ProtectionBook } from './protection-book.js';
 import { sendMacs, streamRecords } from './record-stream.js';
@@ -30,6 +32,8 @@ export interface GatewayParts {
   status(app: string): AppStatus;
   maxBatchBytes: number;
   now: () => number;
+  /** With several gateways on one bucket: writes go to the app's holder, reads come from anywhere. */
+  placement?: Placement | undefined;
   onBatch?:
     | ((batch: { app: string; bytes: number; ms: number; duplicate: boolean }) => void)
     | undefined;
@@ -40,6 +44,23 @@ const upgrade = 'upgrade the agent to match the gateway';
 export function gatewayRouter(p: GatewayParts): Router {
   const router = createRouter();
   const appOf = (params: Record<string, string>) => named('app', params.app, 'path');
+  /**
+   * The app named in the path, refused with a redirect when another gateway serves it. Nobody
+   * serving it (its gateway died): the agent's session is lost, and opening one here takes it.
+   */
+  const writable = async (params: Record<string, string>, opening = false) => {
+    const app = appOf(params);
+    if (p.placement && !(await p.placement.forWrite(app)) && !opening) {
+      throw new DrError(`this gateway does not serve app ${app} (yet)`, {
+        code: 'session_lost',
+        subject: app,
+        remedy: 'the agent opens a new session by itself, and this gateway takes the app over',
+      });
+    }
+    return app;
+  };
+  const readable = (app: string): Promise<ReadableReplica> | ReadableReplica =>
+    p.placement ? p.placement.reader(app) : heldApp(p.store, app);
 
   router.on('GET', '/v1/status', ({ res, url }) => {
     const only = url.searchParams.get('app');
@@ -49,19 +70,19 @@ export function gatewayRouter(p: GatewayParts): Router {
   });
 
   router.on('POST', '/v1/apps/:app/session', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params, true);
     const json = await readJson(req);
     await p.protection.refuseUnlessProtected(app);
     const body = parseRequest(sessionRequestSchema, json, 'session request', upgrade);
     sendJson(res, 200, await p.leases.open(app, body));
   });
-  router.on('DELETE', '/v1/apps/:app/session', ({ res, params, url }) => {
-    p.leases.release(appOf(params), url.searchParams.get('id'));
+  router.on('DELETE', '/v1/apps/:app/session', async ({ res, params, url }) => {
+    p.leases.release(await writable(params, true), url.searchParams.get('id'));
     sendJson(res, 200, { released: true });
   });
 
   router.on('POST', '/v1/apps/:app/batches', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params);
     const t0 = p.now();
     const body = await readBody(req, p.maxBatchBytes);
     const sessionId = req.headers['x-lifeboat-session'];
@@ -77,22 +98,23 @@ export function gatewayRouter(p: GatewayParts): Router {
   });
 
   router.on('POST', '/v1/apps/:app/points', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params);
     const body = await readJson(req);
     await p.protection.refuseUnlessProtected(app);
     sendJson(res, 200, await p.commit(app, body));
   });
 
+  // Protection lives with the gateway serving the app (its agent is the one to refuse).
   router.on('POST', '/v1/apps/:app/protection', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params, true);
     sendJson(res, 200, await p.protection.set(app, await readJson(req)));
   });
   router.on('GET', '/v1/apps/:app/protection', async ({ res, params }) => {
-    sendJson(res, 200, await p.protection.of(appOf(params)));
+    sendJson(res, 200, await p.protection.of(await writable(params, true)));
   });
 
   router.on('POST', '/v1/apps/:app/heartbeat', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params);
     // A paused agent keeps saying it is alive and waiting; a failed-over one is refused.
     await p.protection.refuseUnlessProtected(app, { whilePaused: true });
     p.leases.heartbeat(
@@ -103,7 +125,7 @@ export function gatewayRouter(p: GatewayParts): Router {
   });
 
   router.on('POST', '/v1/apps/:app/throttle', async ({ req, res, params }) => {
-    const app = appOf(params);
+    const app = await writable(params, true);
     heldApp(p.store, app); // a cap for an app the gateway holds no replica of is refused
     const body = parseRequest(
       throttleRequestSchema,
@@ -114,17 +136,17 @@ export function gatewayRouter(p: GatewayParts): Router {
     sendJson(res, 200, await p.throttles.set(app, body));
   });
 
-  router.on('GET', '/v1/apps/:app/points', ({ res, params }) => {
-    sendJson(res, 200, heldApp(p.store, appOf(params)).points());
+  router.on('GET', '/v1/apps/:app/points', async ({ res, params }) => {
+    sendJson(res, 200, (await readable(appOf(params))).points());
   });
-  router.on('GET', '/v1/apps/:app/points/:point', ({ res, params }) => {
+  router.on('GET', '/v1/apps/:app/points/:point', async ({ res, params }) => {
     const app = appOf(params);
-    const a = heldApp(p.store, app);
+    const a = await readable(app);
     const point = a.point(named('point', params.point, 'path'));
     sendJson(res, 200, { ...point, app, volumeInfo: a.volumes().map(volumeInfo) });
   });
   router.on('GET', '/v1/apps/:app/points/:point/volumes/:volume/macs', async ({ res, params }) => {
-    const a = heldApp(p.store, appOf(params));
+    const a = await readable(appOf(params));
     const vol = named('volume', params.volume, 'path');
     heldVolume(a, vol);
     const entries =
@@ -138,7 +160,7 @@ export function gatewayRouter(p: GatewayParts): Router {
     '/v1/apps/:app/points/:point/volumes/:volume/records',
     async ({ res, params, url }) => {
       const app = appOf(params);
-      const a = heldApp(p.store, app);
+      const a = await readable(app);
       const vol = named('volume', params.volume, 'path');
       heldVolume(a, vol);
       const id = a.point(named('point', params.point, 'path')).id;

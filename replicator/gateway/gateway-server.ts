@@ -14,6 +14,7 @@ import { createBatchIngest } from './batch-ingest.js';
 import { gatewayRouter } from './gateway-routes.js';
 import type { GatewayStore } from './gateway-store.js';
 import { HttpError, httpStatusOf } from './http-status.js';
+import type { Placement } from './leased-store.js';
 import { createPointCommit } from './point-commit.js';
 import { createProtectionBook } from './protection-book.js';
 import type { RetentionRules } from './retention.js';
@@ -35,6 +36,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Told of each batch made durable (or recognised as a duplicate), for metrics. */
   onBatch?: (batch: BatchReceived) => void;
+  /** Several gateways on one bucket (a LeasedStore): writes redirected to each app's holder. */
+  placement?: Placement;
 }
 
 /** A batch the gateway acknowledged: its size on the wire and the time from request to durable ack. */
@@ -49,7 +52,7 @@ export interface Gateway {
   server: Server;
   /** HOST:PORT actually bound. */
   address: string;
-  /** Replication state of every app the gateway knows. */
+  /** Replication state of every app the gateway knows (with several gateways: serves). */
   statuses(): AppStatus[];
   close(): Promise<void>;
 }
@@ -66,8 +69,11 @@ export async function createGateway({
   log = silentLog,
   now = Date.now,
   onBatch,
+  placement,
 }: GatewayOptions): Promise<Gateway> {
   const leases = createAgentLeases({ store, log, now, leaseMs });
+  // An app another gateway took over: its agent's session here is over.
+  placement?.onLost((app) => leases.drop(app));
   // The store's file system as the status shows it, refreshed in the background every 5 s (read
   // once before the first status, which else went out without it).
   let space = await spaceOf(store.dir);
@@ -84,8 +90,8 @@ export async function createGateway({
   const protection = createProtectionBook({ store, log, now, onFailedOver: leases.drop });
   /** Apps the gateway knows: held in the store, or with an agent session since it started. */
   const known = () => [...new Set([...store.apps(), ...leases.apps()])].sort();
-  const status = (app: string): AppStatus =>
-    appStatus({
+  const status = (app: string): AppStatus => ({
+    ...appStatus({
       app,
       points: store.app(app)?.points() ?? [],
       storedBytes: store.app(app)?.stats().segmentBytes ?? 0,
@@ -101,7 +107,9 @@ export async function createGateway({
       store: storeSpace(),
       protection: protection.cached(app),
       t: now(),
-    });
+    }),
+    ...(placement ? { served: store.app(app) !== undefined } : {}),
+  });
   const router = gatewayRouter({
     store,
     protection,
@@ -114,6 +122,7 @@ export async function createGateway({
     maxBatchBytes,
     now,
     onBatch,
+    placement,
   });
 
   const refuse = (req: IncomingMessage, res: ServerResponse, caught: unknown) => {
@@ -130,6 +139,9 @@ export async function createGateway({
           })
         : caught;
     const status = httpStatusOf(err);
+    // A redirect names the gateway that serves the app: the same request goes there.
+    if (status === 307 && isDrError(err) && err.subject)
+      res.setHeader('location', `https://${err.subject}${req.url ?? '/'}`);
     if (status >= 500 && status !== 507)
       log.error({ err: errorMessage(err), url: req.url }, 'request failed');
     else log.warn({ err: errorMessage(err), url: req.url, status }, 'request refused');
@@ -182,7 +194,11 @@ export async function createGateway({
   return {
     server,
     address,
-    statuses: () => known().map(status),
+    // Published to Redis: with several gateways, each speaks only for the apps it serves.
+    statuses: () =>
+      known()
+        .filter((a) => !placement || store.app(a))
+        .map(status),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

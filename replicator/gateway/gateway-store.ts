@@ -5,16 +5,10 @@
  */
 import type { AppStore } from './app-store.js';
 
-/** One app's replica as the gateway uses it: volumes, batches, points, reads and upkeep. */
-export type AppReplica = Pick<
-  AppStore,
+/** The replica's parts that reading committed points uses. */
+type ReadKeys =
   | 'name'
-  | 'storeId'
-  | 'committedSeq'
   | 'volumes'
-  | 'registerVolumes'
-  | 'appendBatch'
-  | 'commitPoint'
   | 'points'
   | 'point'
   | 'pointEntries'
@@ -22,11 +16,24 @@ export type AppReplica = Pick<
   | 'readSpan'
   | 'readSpanParts'
   | 'missingSegments'
-  | 'withReadLock'
+  | 'withReadLock';
+
+/** One app's replica as the gateway uses it: volumes, batches, points, reads and upkeep. */
+export type AppReplica = Pick<
+  AppStore,
+  | ReadKeys
+  | 'storeId'
+  | 'committedSeq'
+  | 'registerVolumes'
+  | 'appendBatch'
+  | 'commitPoint'
   | 'applyRetention'
   | 'collectGarbage'
   | 'stats'
 >;
+
+/** What reading committed points needs: any gateway serves it, holder or not. */
+export type ReadableReplica = Pick<AppReplica, ReadKeys>;
 
 /** An app's files at a quiet moment: the segments with their fsync'd sizes and the kept points. */
 export interface ReplicaFiles {

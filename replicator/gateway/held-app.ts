@@ -4,7 +4,7 @@ import type { VolumeMeta } from './block-store.js';
 import type { AppReplica, GatewayStore } from './gateway-store.js';
 import { HttpError } from './http-status.js';
 
-export function heldApp(store: GatewayStore, app: string): AppReplica {
+export function heldApp(store: Pick<GatewayStore, 'app'>, app: string): AppReplica {
   const a = store.app(app);
   if (!a) {
     throw new DrError(`the gateway holds no replica of app ${JSON.stringify(app)}`, {
@@ -16,7 +16,7 @@ export function heldApp(store: GatewayStore, app: string): AppReplica {
   return a;
 }
 
-export function heldVolume(a: AppReplica, name: string): VolumeMeta {
+export function heldVolume(a: Pick<AppReplica, 'volumes'>, name: string): VolumeMeta {
   const v = a.volumes().find((x) => x.name === name);
   if (!v) {
     throw new HttpError(

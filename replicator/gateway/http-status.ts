@@ -8,12 +8,14 @@ const statusByCode: Partial<Record<ErrorCode, number>> = {
   point_unknown: 404,
   agent_conflict: 409,
   session_lost: 409,
+  lease_lost: 409,
   app_paused: 409,
   app_failed_over: 409,
   not_paused: 409,
   point_conflict: 409,
   store_corrupt: 500,
   store_unavailable: 503,
+  redis_unreachable: 503,
   gateway_full: 507,
 };
 

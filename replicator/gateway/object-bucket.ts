@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -14,6 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { BucketLocation } from '../../core/bucket-url.js';
 import { DrError, errorMessage } from '../../core/errors.js';
+import { Semaphore } from './async-lock.js';
 
 export interface ObjectBucketOptions extends BucketLocation {
   /** The S3 endpoint (RGW, OSS, MinIO); the SDK's default (AWS) when absent. */
@@ -21,6 +23,8 @@ export interface ObjectBucketOptions extends BucketLocation {
   region?: string | undefined;
   /** Objects up to this size go up in one PUT; larger ones as multipart uploads of `partBytes` parts. */
   partBytes?: number;
+  /** PUT and part requests in flight at once, over every object (default 4). */
+  requestsAtOnce?: number;
 }
 
 function failed(what: string, key: string, err: unknown): DrError {
@@ -33,6 +37,10 @@ function failed(what: string, key: string, err: unknown): DrError {
   });
 }
 
+function unquoted(etag: string): string {
+  return etag.replace(/^"|"$/g, '');
+}
+
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -41,6 +49,10 @@ function statusOf(err: unknown): number | undefined {
 export class ObjectBucket {
   readonly client: S3Client;
   readonly #partBytes: number;
+  /** Bounds the PUT and part requests in flight, whoever sends them. */
+  readonly #requests: Semaphore;
+  /** Multipart uploads this process has under way: never aborted as leftovers. */
+  readonly #uploading = new Set<string>();
 
   constructor(private readonly options: ObjectBucketOptions) {
     // The pinned SDK runs on Node 20; its start-up warning is about releases after January 2027,
@@ -55,6 +67,7 @@ export class ObjectBucket {
       maxAttempts: 5,
     });
     this.#partBytes = options.partBytes ?? 16 * 1024 * 1024;
+    this.#requests = new Semaphore(options.requestsAtOnce ?? 4);
   }
 
   /** `s3://bucket/prefix`, for messages. */
@@ -103,29 +116,75 @@ export class ObjectBucket {
     const Bucket = this.options.bucket;
     if (body.length <= this.#partBytes) {
       try {
-        await this.client.send(new PutObjectCommand({ Bucket, Key, Body: body }));
+        await this.#requests.run(() =>
+          this.client.send(new PutObjectCommand({ Bucket, Key, Body: body })),
+        );
       } catch (err) {
         throw failed('PUT', Key, err);
       }
       return;
     }
+    await this.#multipart(Key, body);
+  }
+
+  /**
+   * Writes a small object only if it is still the version `expected` names (its ETag), or, with
+   * `expected` undefined, only if there is none: the answer is its new ETag, or 'conflict' when
+   * someone else wrote it meanwhile. RGW 16 compares If-Match without the quotes, which S3
+   * accepts too. An endpoint without conditional PUT (Alibaba OSS answers NotImplemented) gets
+   * a plain PUT from then on: `conditional` says which, and the caller's own check must fence.
+   */
+  async putIf(
+    relative: string,
+    body: Buffer,
+    expected: string | undefined,
+  ): Promise<string | 'conflict'> {
+    const Key = this.key(relative);
+    const Bucket = this.options.bucket;
+    const condition =
+      expected === undefined ? { IfNoneMatch: '*' } : { IfMatch: unquoted(expected) };
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({ Bucket, Key, Body: body, ...(this.conditional ? condition : {}) }),
+      );
+      return unquoted(out.ETag ?? '');
+    } catch (err) {
+      if (statusOf(err) === 412) return 'conflict';
+      if (this.conditional && (err as { name?: string }).name === 'NotImplemented') {
+        this.conditional = false;
+        return this.putIf(relative, body, expected);
+      }
+      throw failed('conditional PUT', Key, err);
+    }
+  }
+
+  /** Whether the endpoint honours If-Match / If-None-Match on PUT (until it says it does not). */
+  conditional = true;
+
+  async #multipart(Key: string, body: Buffer): Promise<void> {
+    const Bucket = this.options.bucket;
     let UploadId: string | undefined;
     try {
       UploadId = (await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key })))
         .UploadId;
-      const parts: { ETag: string; PartNumber: number }[] = [];
-      for (let at = 0, n = 1; at < body.length; at += this.#partBytes, n++) {
-        const part = await this.client.send(
-          new UploadPartCommand({
-            Bucket,
-            Key,
-            UploadId,
-            PartNumber: n,
-            Body: body.subarray(at, at + this.#partBytes),
+      if (UploadId) this.#uploading.add(UploadId);
+      // The parts go up at once, as many as the request slots allow.
+      const parts = await Promise.all(
+        Array.from({ length: Math.ceil(body.length / this.#partBytes) }, (_, i) =>
+          this.#requests.run(async () => {
+            const part = await this.client.send(
+              new UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId,
+                PartNumber: i + 1,
+                Body: body.subarray(i * this.#partBytes, (i + 1) * this.#partBytes),
+              }),
+            );
+            return { ETag: part.ETag ?? '', PartNumber: i + 1 };
           }),
-        );
-        parts.push({ ETag: part.ETag ?? '', PartNumber: n });
-      }
+        ),
+      );
       await this.client.send(
         new CompleteMultipartUploadCommand({
           Bucket,
@@ -142,9 +201,46 @@ export class ObjectBucket {
       if (UploadId)
         await this.client
           .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }))
-          .catch(() => undefined); // the bucket's lifecycle rule or a later GC removes it
+          .catch(() => undefined); // abortLeftovers removes it at the next start or collection
       throw failed('multipart upload of', Key, err);
+    } finally {
+      if (UploadId) this.#uploading.delete(UploadId);
     }
+  }
+
+  /**
+   * Aborts the multipart uploads under `relativePrefix` that this process has not under way: those
+   * a crash (or a failed abort) left, whose parts the bucket keeps and bills until aborted. Only
+   * the holder of the prefix's app may call it. Answers how many it aborted.
+   */
+  async abortLeftovers(relativePrefix: string): Promise<number> {
+    const Prefix = this.key(relativePrefix);
+    const Bucket = this.options.bucket;
+    let aborted = 0;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket, Prefix, KeyMarker, UploadIdMarker }),
+        );
+        for (const { Key, UploadId } of page.Uploads ?? []) {
+          if (!Key || !UploadId || this.#uploading.has(UploadId)) continue;
+          try {
+            await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+            aborted++;
+          } catch (err) {
+            if (statusOf(err) !== 404) throw err; // 404: completed or aborted meanwhile
+          }
+        }
+        [KeyMarker, UploadIdMarker] = page.IsTruncated
+          ? [page.NextKeyMarker, page.NextUploadIdMarker]
+          : [undefined, undefined];
+      } while (KeyMarker);
+    } catch (err) {
+      throw failed('abort of the multipart uploads left under', Prefix, err);
+    }
+    return aborted;
   }
 
   /** An object's bytes, or a range of them; undefined when there is no such object. */
@@ -152,6 +248,14 @@ export class ObjectBucket {
     relative: string,
     range?: { offset: number; length: number },
   ): Promise<Buffer | undefined> {
+    return (await this.getTagged(relative, range))?.body;
+  }
+
+  /** An object's bytes (or a range) with its ETag (unquoted); undefined when there is none. */
+  async getTagged(
+    relative: string,
+    range?: { offset: number; length: number },
+  ): Promise<{ body: Buffer; etag: string } | undefined> {
     const Key = this.key(relative);
     try {
       const out = await this.client.send(
@@ -162,7 +266,7 @@ export class ObjectBucket {
         }),
       );
       const bytes = await out.Body?.transformToByteArray();
-      return Buffer.from(bytes ?? new Uint8Array());
+      return { body: Buffer.from(bytes ?? new Uint8Array()), etag: unquoted(out.ETag ?? '') };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw failed('GET', Key, err);

@@ -3,13 +3,14 @@
  * write-ahead log and cache, and every recovery point is in the bucket before its commit is
  * acknowledged. A gateway on an empty machine fetches every app from the bucket at start.
  */
-import { access } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { AppStore } from './app-store.js';
 import { BlockStore } from './block-store.js';
-import { appsInBucket, BucketMirror, fetchApp } from './bucket-mirror.js';
+import { appsInBucket, BucketMirror, fetchApp, type SyncReport } from './bucket-mirror.js';
+import { descendsFrom } from './bucket-reader.js';
 import type { AppReplica, GatewayStore } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
 
@@ -22,16 +23,16 @@ export interface ObjectStoreOptions {
   bucket: ObjectBucket;
   log?: Logger;
   segmentBytes?: number;
+  /**
+   * Not used: the uploads read each batch back within a second of its append, so the log goes
+   * through the page cache (with O_DIRECT every byte sent would be read from the disk again).
+   */
   directIo?: boolean;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false; // missing (or unreadable, which opening it reports properly)
-  }
+  /**
+   * Several gateways share the bucket: no app is fetched or uploaded at start; each is taken
+   * (`adopt`) once this gateway holds its lease, and let go (`release`) when it loses it.
+   */
+  leased?: boolean;
 }
 
 /**
@@ -95,9 +96,20 @@ class MirroredApp implements AppReplica {
     return out;
   };
   commitPoint: AppReplica['commitPoint'] = async (request) => {
+    const t0 = performance.now();
     const point = await this.local.commitPoint(request);
+    const t1 = performance.now();
     // A failed upload fails the commit; the agent's resend finds the point and uploads again.
-    await this.upload();
+    const sent = await this.upload();
+    this.log.info(
+      {
+        point: point.id,
+        localMs: Math.round(t1 - t0),
+        uploadMs: Math.round(performance.now() - t1),
+        ...sent,
+      },
+      'point uploaded to the bucket',
+    );
     return point;
   };
   points: AppReplica['points'] = () => this.local.points();
@@ -118,6 +130,8 @@ class MirroredApp implements AppReplica {
   collectGarbage: AppReplica['collectGarbage'] = async () => {
     const out = await this.local.collectGarbage();
     if (out.segmentsRemoved + out.segmentsCompacted > 0) await this.upload();
+    // Multipart uploads a crash or a failed abort left: the bucket keeps their parts until then.
+    await this.mirror.abortLeftovers();
     return out;
   };
   stats: AppReplica['stats'] = () => this.local.stats();
@@ -126,7 +140,7 @@ class MirroredApp implements AppReplica {
    * Copies what the bucket lacks (in the order that keeps its points readable). Batches keep
    * going into the local log meanwhile; the caller's answer waits for the bucket.
    */
-  upload(): Promise<{ bytes: number }> {
+  upload(): Promise<SyncReport> {
     return this.mirror.sync(this.local);
   }
 }
@@ -154,28 +168,20 @@ export class ObjectStore implements GatewayStore {
     dir,
     bucket,
     log = silentLog,
+    leased = false,
+    directIo: _readBackSoon,
     ...rest
   }: ObjectStoreOptions): Promise<ObjectStore> {
     await bucket.check();
-    const inBucket = await appsInBucket(bucket);
-    for (const app of inBucket) {
-      const appDir = join(dir, 'apps', app);
-      if (!(await exists(appDir))) await fetchApp(bucket, app, appDir, log.child({ app }));
-    }
-    const local = await BlockStore.open({ dir, log, ...rest });
-    const store = new ObjectStore(local, bucket, log);
-    for (const name of local.apps()) {
-      const app = local.app(name) as AppStore;
-      const mirrored = new MirroredApp(
-        app,
-        await BucketMirror.open(bucket, name, log),
-        log.child({ app: name }),
-      );
-      const { bytes } = await mirrored.upload();
-      if (bytes > 0 && inBucket.includes(name))
-        log.info({ app: name, bytes }, 'uploaded what the bucket lacked after a restart');
-      store.#apps.set(name, mirrored);
-    }
+    const store = new ObjectStore(
+      await BlockStore.open({ dir, log, ...rest, directIo: false }),
+      bucket,
+      log,
+    );
+    if (leased) return store;
+    // One gateway: it serves every app of the bucket and of its folder from the start.
+    const names = new Set([...(await appsInBucket(bucket)), ...store.local.apps()]);
+    for (const name of [...names].sort()) await store.adopt(name, async () => undefined);
     return store;
   }
 
@@ -187,22 +193,51 @@ export class ObjectStore implements GatewayStore {
     return this.#apps.get(name);
   }
 
-  async ensureApp(name: string): Promise<AppReplica> {
+  /** The app's replica; one the bucket holds is taken from it, a new one is created. */
+  ensureApp(name: string): Promise<AppReplica> {
+    return this.adopt(name, async () => undefined);
+  }
+
+  /**
+   * Takes the app on once this gateway holds its lease: the local copy is kept when it is the
+   * bucket's catalog or its continuation (this gateway's own log), else fetched anew from the
+   * bucket (a new storeId makes the agent resend what no committed point holds). Whatever the
+   * bucket lacks is uploaded; every catalog write is conditional on the version taken here.
+   */
+  async adopt(name: string, guard: () => Promise<void>): Promise<AppReplica> {
     const held = this.#apps.get(name);
     if (held) return held;
     let creating = this.#creating.get(name);
     if (!creating) {
       creating = (async () => {
-        const app = (await this.local.ensureApp(name)) as AppStore;
         const log = this.log.child({ app: name });
-        const mirrored = new MirroredApp(app, await BucketMirror.open(this.bucket, name, log), log);
-        await mirrored.upload();
+        const tagged = await this.bucket.getTagged(`apps/${name}/catalog.json`);
+        let local = this.local.app(name) as AppStore | undefined;
+        let catalogEtag = tagged?.etag;
+        if (tagged && !(local && descendsFrom(local, tagged.body))) {
+          await this.local.forget(name);
+          const appDir = join(this.local.dir, 'apps', name);
+          await rm(appDir, { recursive: true, force: true });
+          catalogEtag = (await fetchApp(this.bucket, name, appDir, log)).catalogEtag;
+          local = await this.local.load(name);
+        }
+        local ??= (await this.local.ensureApp(name)) as AppStore;
+        const mirror = await BucketMirror.open(this.bucket, name, log, { catalogEtag, guard });
+        const mirrored = new MirroredApp(local, mirror, log);
+        // Also the claim: the catalog written over the version read above, or the adoption fails.
+        const { bytes } = await mirrored.upload();
+        if (bytes > 0 && tagged) log.info({ bytes }, 'uploaded what the bucket lacked');
         this.#apps.set(name, mirrored);
         return mirrored;
       })().finally(() => this.#creating.delete(name));
       this.#creating.set(name, creating);
     }
     return creating;
+  }
+
+  /** Stops serving the app (another gateway took it); its local files stay as a cache. */
+  release(name: string): void {
+    this.#apps.delete(name);
   }
 
   async close(): Promise<void> {

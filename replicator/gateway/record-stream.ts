@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { DrError } from '../../core/errors.js';
 import { STREAM_REF_BIT } from '../transport/record-framer.js';
 import type { IndexEntry } from './block-store.js';
-import type { AppReplica } from './gateway-store.js';
+import type { ReadableReplica } from './gateway-store.js';
 
 /** Block MACs as `block u32 | mac[16]`, 20 bytes each. */
 export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): void {
@@ -27,7 +27,7 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
  */
 export async function streamRecords(
   res: ServerResponse,
-  a: AppReplica,
+  a: ReadableReplica,
   {
     app,
     vol,

@@ -12,11 +12,13 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
-import { DrError, errorMessage, systemCode } from '../../core/errors.js';
+import { errorMessage, systemCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { type Writer, writeDirect } from './direct-append.js';
 import { FileHandleCache } from './file-handle-cache.js';
+import { corruptSegment, storeFull } from './segment-errors.js';
 import { type Frame, frameEnds, readFrame } from './segment-frame.js';
+import { readAt, readPartsAt } from './segment-read.js';
 
 export {
   encodeFrame,
@@ -162,7 +164,7 @@ export class SegmentLog {
       }
     } catch (err) {
       await this.#undo(segment, fh, start, err);
-      throw this.#writeError(segment, err);
+      throw storeFull(this.path(segment), this.options.dir, err);
     }
     if (created.isNew) this.#dirDirty = true;
     this.#written++;
@@ -211,7 +213,7 @@ export class SegmentLog {
       const size = this.size(segment);
       let pos = segment === from.segment ? from.offset : 0;
       if (pos > size) {
-        throw corrupt(
+        throw corruptSegment(
           this.path(segment),
           `is ${size} bytes but the catalog records data up to ${pos}`,
         );
@@ -247,56 +249,18 @@ export class SegmentLog {
    * readv, so records land apart, each after room for its frame head); a short read means the
    * store lost data.
    */
-  async readParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
-    const path = this.path(segment);
-    const length = parts.reduce((n, b) => n + b.length, 0);
-    const got = await this.#readers
-      .use(path, async (fh) => {
-        let n = 0;
-        let rest = parts;
-        while (n < length) {
-          const { bytesRead } = await fh.readv(rest, offset + n);
-          if (bytesRead === 0) break;
-          n += bytesRead;
-          rest = unread(rest, bytesRead);
-        }
-        return n;
-      })
-      .catch((err: unknown) => {
-        throw corrupt(path, `cannot be read (${systemCode(err) ?? errorMessage(err)})`, err);
-      });
-    if (got !== length)
-      throw corrupt(path, `ends before the record at ${offset} (+${length} bytes)`);
+  readParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    return readPartsAt(this.#readers, this.path(segment), offset, parts);
   }
 
   /**
    * Reads `length` bytes at `offset` of a segment (into `into` when given, which must hold them);
    * a short read means the store lost data.
    */
-  async read(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const path = this.path(segment);
-    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
-    if (buf.length < length)
-      throw new RangeError(`a ${into?.length}-byte buffer cannot take ${length}`);
-    const got = await this.#readers
-      .use(path, async (fh) => {
-        let n = 0;
-        while (n < length) {
-          const { bytesRead } = await fh.read(buf, n, length - n, offset + n);
-          if (bytesRead === 0) break;
-          n += bytesRead;
-        }
-        return n;
-      })
-      .catch((err: unknown) => {
-        throw corrupt(path, `cannot be read (${systemCode(err) ?? errorMessage(err)})`, err);
-      });
-    if (got !== length)
-      throw corrupt(path, `ends before the record at ${offset} (+${length} bytes)`);
-    return buf;
+  read(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readAt(this.#readers, this.path(segment), offset, length, into);
   }
 
-  /** Deletes a sealed segment file. */
   /** The files of these segments that are not on disk (deleted or lost behind the store's back). */
   async missing(segments: Iterable<number>): Promise<string[]> {
     const gone: string[] = [];
@@ -311,6 +275,7 @@ export class SegmentLog {
     return gone;
   }
 
+  /** Deletes a sealed segment file. */
   async remove(segment: number): Promise<void> {
     if (segment === this.#writer?.segment) {
       await this.#writer.fh.close();
@@ -346,7 +311,7 @@ export class SegmentLog {
     const segment = (active ?? 0) + 1;
     const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL;
     const fh = await open(this.path(segment), flags, 0o600).catch((err: unknown) => {
-      throw this.#writeError(segment, err);
+      throw storeFull(this.path(segment), this.options.dir, err);
     });
     await this.#writer?.fh.sync(); // frames awaiting a group sync must reach the disk first
     await this.#writer?.fh.close();
@@ -396,18 +361,6 @@ export class SegmentLog {
     }
   }
 
-  #writeError(segment: number, err: unknown): unknown {
-    const code = systemCode(err);
-    if (code !== 'ENOSPC' && code !== 'EDQUOT') return err;
-    return new DrError(`the gateway store is full: cannot write ${this.path(segment)} (${code})`, {
-      code: 'gateway_full',
-      subject: this.options.dir,
-      remedy:
-        'free space on the gateway disk or shorten the retention; the agent keeps the batch and retries',
-      cause: err,
-    });
-  }
-
   /** True when a segment holds only zero bytes from `pos` on (a file extended by a crash, never written). */
   async #zerosFrom(segment: number, pos: number, size: number): Promise<boolean> {
     for (let o = pos; o < size; o += 1024 * 1024) {
@@ -416,23 +369,4 @@ export class SegmentLog {
     }
     return true;
   }
-}
-
-function corrupt(path: string, why: string, cause?: unknown): DrError {
-  return new DrError(`segment ${path} ${why}`, {
-    code: 'store_corrupt',
-    subject: path,
-    remedy:
-      'restore the gateway store from a backup, or re-sync the app from its source with `dr agent --once`',
-    cause,
-  });
-}
-
-/** What of `parts` a read of `n` bytes into them left unfilled. */
-function unread(parts: Buffer[], n: number): Buffer[] {
-  let i = 0;
-  while (i < parts.length && n >= (parts[i] as Buffer).length) n -= (parts[i++] as Buffer).length;
-  const rest = parts.slice(i);
-  if (n > 0 && rest[0]) rest[0] = rest[0].subarray(n);
-  return rest;
 }

@@ -49,6 +49,8 @@ export interface AppRun {
   /** Every operation the plan started for the app, oldest first: rollback removes each. */
   ops: string[];
   error?: string;
+  /** Skipped: who skipped it. */
+  by?: string;
   /** Failover: the fence the plan ran before any group started. */
   fence?: FenceOutcome;
   /** Rollback: what was removed or undone for the app. */

@@ -159,7 +159,11 @@ export function applyControl(job: PlanJob, run: PlanRun, s: PlanSignal, now: num
   }
   // skip
   if (app)
-    Object.assign(app, { state: 'skipped', error: `${app.error ?? ''} (skipped by ${s.by})` });
+    Object.assign(app, {
+      state: 'skipped',
+      by: s.by,
+      error: `${app.error ?? ''} (skipped by ${s.by})`,
+    });
   if (step) {
     Object.assign(step, { state: 'skipped', by: s.by, at: now });
     advance(job, run, now);

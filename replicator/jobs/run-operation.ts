@@ -180,6 +180,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
             point: await pointDetail(resolved.point),
             dir,
             log,
+            parallel: parallelismOf(config.recovery),
           });
           steps.materialised = {
             volumes: served.volumes,

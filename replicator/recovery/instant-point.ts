@@ -10,6 +10,7 @@ import type { PointDetail } from '../transport/wire-types.js';
 import { type MountedVolumes, mountVolumes, unmountStale } from './fuse-mount.js';
 import type { HydrationState } from './on-demand-types.js';
 import { OnDemandVolume } from './on-demand-volume.js';
+import type { ReadParallelism } from './read-parallelism.js';
 
 export interface InstantOptions {
   /** A client for this recovery alone: it is closed when the recovery is released. */
@@ -21,6 +22,8 @@ export interface InstantOptions {
   dir: string;
   log: Logger;
   retryForMs?: number;
+  /** Ranges and worker threads hydration copies with, as a full restore (recovery.restoreParallel/-Workers). */
+  parallel?: ReadParallelism | undefined;
 }
 
 /** How hydration went, for an operation's result. */
@@ -103,6 +106,7 @@ export async function serveInstant(opId: string, o: InstantOptions): Promise<Ins
           path: join(o.dir, `${safe(name)}.local`),
           reuse: true,
           ...(o.retryForMs !== undefined ? { retryForMs: o.retryForMs } : {}),
+          parallel: o.parallel,
         }),
       );
     }

@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { DrError, type ErrorCode } from '../../core/errors.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
-import type { GatewayClientOptions } from '../transport/gateway-client.js';
-import type { LaneJob, LaneReport } from './range-lane.js';
+import type { GatewayClient, GatewayClientOptions } from '../transport/gateway-client.js';
+import { type BlockRange, type LaneJob, type LaneReport, runLane } from './range-lane.js';
+import type { ReadParallelism } from './read-parallelism.js';
 
 /** What each lane worker starts with (copied into the thread; keys never leave the process). */
 export interface LaneWorkerData {
@@ -21,10 +22,12 @@ export type ToLaneWorker =
   | { t: 'range'; lane: number; range: { from: number; to: number } | null }
   | { t: 'stop' };
 
-type FromLaneWorker =
-  | { t: 'next'; lane: number }
+type LaneErrorData = { message: string; code?: string; subject?: string; sys?: string };
+
+export type FromLaneWorker =
+  | { t: 'next'; lane: number; done?: BlockRange | undefined }
   | ({ t: 'report' } & LaneReport)
-  | { t: 'failed'; error: { message: string; code?: string; subject?: string } }
+  | { t: 'failed'; error: LaneErrorData }
   | { t: 'done' };
 
 export interface LanePoolOptions {
@@ -35,7 +38,8 @@ export interface LanePoolOptions {
   lanes: number;
   workers: number;
   collect: boolean;
-  nextRange: () => { from: number; to: number } | undefined;
+  /** The next range for a lane (see NextRange); a throw fails the pool. */
+  nextRange: (done?: BlockRange) => BlockRange | undefined | Promise<BlockRange | undefined>;
   report: (r: LaneReport) => void;
   /** Stops every thread (each finishes its writes first). */
   signal: AbortSignal;
@@ -82,8 +86,20 @@ export async function runLanePool(o: LanePoolOptions): Promise<void> {
     let done = false;
     w.on('message', (m: FromLaneWorker) => {
       if (m.t === 'next') {
-        const range = failure || o.signal.aborted ? undefined : o.nextRange();
-        w.postMessage({ t: 'range', lane: m.lane, range: range ?? null } satisfies ToLaneWorker);
+        const give = (range: BlockRange | undefined) =>
+          w.postMessage({ t: 'range', lane: m.lane, range: range ?? null } satisfies ToLaneWorker);
+        if (failure || o.signal.aborted) give(undefined);
+        else {
+          Promise.resolve()
+            .then(() => o.nextRange(m.done))
+            .then(
+              (range) => give(failure || o.signal.aborted ? undefined : range),
+              (err: unknown) => {
+                fail(err instanceof Error ? err : new Error(String(err)));
+                give(undefined);
+              },
+            );
+        }
       } else if (m.t === 'report') o.report(m);
       else if (m.t === 'failed') fail(laneError(m.error));
       else done = true;
@@ -115,12 +131,13 @@ function threadError(what: string, cause?: unknown): DrError {
   });
 }
 
-function laneError(e: { message: string; code?: string; subject?: string }): DrError {
-  const err = new DrError(e.message, {
+function laneError(e: LaneErrorData): DrError {
+  return new DrError(e.message, {
     code: (e.code ?? 'child_failed') as ErrorCode,
     ...(e.subject ? { subject: e.subject } : {}),
+    // A system error (ENOSPC) keeps its code for the caller to tell it apart.
+    ...(e.sys ? { cause: Object.assign(new Error(e.message), { code: e.sys }) } : {}),
   });
-  return err;
 }
 
 /** The compiled worker beside this module, or (running from the TypeScript sources) under dist/. */
@@ -134,4 +151,56 @@ function workerUrl(): URL {
     subject: fileURLToPath(beside),
     remedy: 'run `npm run build` in the Lifeboat checkout, or restore with --workers 0',
   });
+}
+
+export interface RunLanesOptions {
+  client: GatewayClient;
+  keys: VolumeKeys;
+  job: LaneJob;
+  parallel: ReadParallelism;
+  collect: boolean;
+  nextRange: LanePoolOptions['nextRange'];
+  report: (r: LaneReport) => void;
+  signal: AbortSignal;
+  resourceLimits?: ResourceLimits | undefined;
+}
+
+/**
+ * Runs `parallel.ranges` lanes, on `parallel.workers` threads (runLanePool) or on this thread.
+ * Either way the first failure stops the other lanes and is thrown once every lane has ended (no
+ * write is left behind); an abort of `signal` throws its reason.
+ */
+export async function runLanes(o: RunLanesOptions): Promise<void> {
+  if (o.parallel.workers > 0) {
+    await runLanePool({
+      // The thread's own client goes first where this one went for the app (several gateways).
+      client: o.client.optionsFor(o.job.app),
+      keys: o.keys,
+      job: o.job,
+      lanes: o.parallel.ranges,
+      workers: Math.min(o.parallel.workers, o.parallel.ranges),
+      collect: o.collect,
+      nextRange: o.nextRange,
+      report: o.report,
+      signal: o.signal,
+      resourceLimits: o.resourceLimits,
+    });
+    return;
+  }
+  const halt = new AbortController();
+  const stopped = AbortSignal.any([o.signal, halt.signal]);
+  let failure: unknown;
+  await Promise.all(
+    Array.from({ length: o.parallel.ranges }, () =>
+      runLane(o.client, o.keys, o.job, async (done) => o.nextRange(done), o.report, {
+        collect: o.collect,
+        signal: stopped,
+      }).catch((err: unknown) => {
+        failure ??= err;
+        halt.abort();
+      }),
+    ),
+  );
+  o.signal.throwIfAborted();
+  if (failure) throw failure;
 }

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { NonceSource, type VolumeKeys } from '../crypto/volume-key.js';
 import { GatewayClient } from '../transport/gateway-client.js';
-import type { LaneWorkerData, ToLaneWorker } from './lane-pool.js';
+import type { FromLaneWorker, LaneWorkerData, ToLaneWorker } from './lane-pool.js';
 import { errorData, runLane } from './range-lane.js';
 
 const port = parentPort;
@@ -28,10 +28,10 @@ const lanes = Array.from({ length: d.lanes }, (_, lane) =>
     client,
     keys,
     d.job,
-    () =>
+    (done) =>
       new Promise((resolve) => {
         waiting.set(lane, resolve);
-        port.postMessage({ t: 'next', lane });
+        port.postMessage({ t: 'next', lane, done } satisfies FromLaneWorker);
       }),
     (r) => port.postMessage({ t: 'report', ...r }),
     { collect: d.collect, signal: stop.signal },

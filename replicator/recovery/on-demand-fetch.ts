@@ -1,10 +1,12 @@
 /** How an on-demand volume fetches blocks: retried while the gateway is unreachable, each record checked against the point's MAC. */
+import type { FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
 import { blockMac, MAC_BYTES, type VolumeKeys, volumeDigest } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
+import { BlockRuns, matchingBlocks, writeZeros } from './volume-file.js';
 
 /** What a fetch needs of its volume: where to fetch from, its keys, and the MACs the point vouches for. */
 export interface FetchSource {
@@ -126,13 +128,19 @@ export async function withGatewayRetry<T>(
   retryForMs: number,
   closed: () => boolean,
   onRetry: () => void,
+  /** Whether the try that failed got some work done: the wait starts over (a long hydration). */
+  progressed?: () => boolean,
 ): Promise<T> {
-  const until = Date.now() + retryForMs;
+  let until = Date.now() + retryForMs;
   let wait = 100;
   for (;;) {
     try {
       return await fn();
     } catch (err) {
+      if (progressed?.()) {
+        until = Date.now() + retryForMs;
+        wait = 100;
+      }
       if (!isDrError(err, 'gateway_unreachable') || Date.now() + wait > until || closed())
         throw err;
       onRetry();
@@ -144,9 +152,13 @@ export async function withGatewayRetry<T>(
 
 /** The error a fetch that failed for good fails the volume (at `path`, named `name`) with. */
 export function volumeFailure(err: unknown, path: string, name: string): DrError {
-  return isDrError(err)
+  // A worker thread's write error comes back as a DrError whose cause keeps the system code.
+  const full = [err, err instanceof Error ? err.cause : undefined].some(
+    (e) => systemCode(e) === 'ENOSPC',
+  );
+  return isDrError(err) && !full
     ? err
-    : systemCode(err) === 'ENOSPC'
+    : full
       ? new DrError(`the DR disk is full: ${path} cannot take block data of ${name}`, {
           code: 'provider_failed',
           subject: path,
@@ -160,4 +172,69 @@ export function volumeFailure(err: unknown, path: string, name: string): DrError
           remedy: 'see the worker log; recover again',
           cause: err,
         });
+}
+
+/** What a reader's fetch of whole chunks needs of its volume. */
+export interface ChunkFetch extends FetchSource {
+  /** The local copy. */
+  fh: FileHandle;
+  size: number;
+  chunkBlocks: number;
+  /** 1 where the gateway holds a record for a block. */
+  stored: Uint8Array;
+  /** The copy is one an earlier attempt left: a block counts only where its MAC is the point's. */
+  verifyLocal: boolean;
+  retry: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * Makes `chunks` (ascending, claimed by the caller) right in the local copy: their stored blocks
+ * fetched in one request, each checked against the point's MAC, and written in runs.
+ */
+export async function fetchChunks(s: ChunkFetch, chunks: readonly number[]): Promise<void> {
+  const need = new Set<number>();
+  for (const c of chunks) {
+    const end = Math.min(s.blocks, (c + 1) * s.chunkBlocks);
+    for (let b = c * s.chunkBlocks; b < end; b++) need.add(b);
+  }
+  if (s.verifyLocal) {
+    // A block an earlier attempt left counts only when its MAC is the point's.
+    const check = { blockSize: s.info.blockSize, size: s.size, macKey: s.keys.mac };
+    for (const c of chunks) {
+      const range = {
+        from: c * s.chunkBlocks,
+        to: Math.min(s.blocks, (c + 1) * s.chunkBlocks),
+      };
+      const ok = await matchingBlocks(s.fh, { ...check, ...range, macs: s.macs });
+      for (const b of ok) need.delete(b);
+    }
+  }
+  let first = -1;
+  let last = -1;
+  for (const b of need) {
+    if (!s.stored[b]) continue;
+    if (first < 0) first = b;
+    last = b;
+  }
+  if (first >= 0) {
+    const runs = new BlockRuns(s.fh, s.info.blockSize);
+    // Only the claimed blocks are written (another may be local already, with the server's
+    // writes); a zero block needs no write in a fresh file, where it is a hole already.
+    const keep = (b: number, plain: Buffer) =>
+      need.delete(b) && (s.verifyLocal || !isZeroMac(s, b)) ? runs.add(b, plain) : undefined;
+    await s.retry(() => fetchVerifiedBlocks(s, first, last + 1, keep));
+    await runs.flush();
+  }
+  // What is left must be a zero block (no record); a stored block the gateway did not send is an error.
+  for (const b of need) if (s.stored[b]) throw missingRecord(s, b);
+  // In a fresh file a block never written since it was truncated is zeros already.
+  if (need.size > 0 && s.verifyLocal) {
+    await writeZeros(s.fh, [...need], s.info.blockSize, (b) =>
+      Math.min(s.info.blockSize, s.size - b * s.info.blockSize),
+    );
+  }
+}
+
+function isZeroMac(s: ChunkFetch, block: number): boolean {
+  return s.macs.subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES).equals(s.keys.zeroMac);
 }

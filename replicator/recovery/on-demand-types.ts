@@ -2,6 +2,7 @@
 import type { KeyEncryptionKey } from '../crypto/key-encryption-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
+import type { ReadParallelism } from './read-parallelism.js';
 
 export interface OnDemandOptions {
   client: GatewayClient;
@@ -15,6 +16,8 @@ export interface OnDemandOptions {
   retryForMs?: number;
   /** Whether a file already at `path` (an earlier attempt) is kept: its blocks are reused only after their MAC matches. */
   reuse?: boolean;
+  /** Ranges and worker threads the hydrator copies with (recovery.restoreParallel/-Workers); the machine's default unless set. */
+  parallel?: ReadParallelism | undefined;
 }
 
 export interface HydrationState {

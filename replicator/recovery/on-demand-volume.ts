@@ -2,31 +2,22 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { DrError } from '../../core/errors.js';
-import { MAC_BYTES, type VolumeKeys, volumeKeysOf } from '../crypto/volume-key.js';
+import { type VolumeKeys, volumeKeysOf } from '../crypto/volume-key.js';
 import type { VolumeInfo } from '../transport/wire-types.js';
 import { hydrationOrder } from './hydration-order.js';
-import {
-  fetchVerifiedBlocks,
-  loadPointMacs,
-  missingRecord,
-  volumeFailure,
-  withGatewayRetry,
-} from './on-demand-fetch.js';
+import { fetchChunks, loadPointMacs, volumeFailure, withGatewayRetry } from './on-demand-fetch.js';
+import { claimChunks, copyChunkByChunk, hydrateThroughLanes } from './on-demand-hydrate.js';
 import type { HydrationState, OnDemandOptions } from './on-demand-types.js';
 import { requireSignedRecord } from './point-check.js';
-import { BlockRuns, matchingBlocks, readFully, writeZeros } from './volume-file.js';
+import { defaultParallelism } from './read-parallelism.js';
+import { readFully } from './volume-file.js';
 
 /** Blocks fetched together on a miss (read-ahead around the block a reader needs). */
 const CHUNK_BLOCKS = 16;
-/** Stored blocks the hydrator asks for in one request (16 MiB of 64 KiB blocks)... */
-const HYDRATE_RUN_BLOCKS = 256;
+/** Stored blocks the hydrator asks for in one request (64 MiB of 64 KiB blocks: bench/hydrate.mjs)... */
+const HYDRATE_RUN_BLOCKS = 1024;
 /** ...spread over at most this many chunks (holes in between are skipped, not fetched). */
 const HYDRATE_RUN_CHUNKS = 1024;
-/**
- * Hydrator requests in flight: two of the gateway client's four connections, so a read the
- * server waits on always finds one free (low priority beside the server's own reads).
- */
-const HYDRATE_PARALLEL = 2;
 
 /**
  * A point's volume as a local file that fills itself in. `read`/`write` serve a reader (the FUSE
@@ -65,6 +56,11 @@ export class OnDemandVolume {
   #hydratedAt: number | undefined;
   #failed: DrError | undefined;
   #closed = false;
+  /** Aborted on close or failure: the hydrator's lanes stop (after their writes). */
+  #stopLanes = new AbortController();
+  /** The hydrator's copying (not its wait for readers' fetches): ended before the copy is closed. */
+  #copying: Promise<void> | undefined;
+  #hydrating: Promise<void> | undefined;
   #whole: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
   private constructor(o: OnDemandOptions, info: VolumeInfo, size: number) {
@@ -130,16 +126,6 @@ export class OnDemandVolume {
       if (stored[b])
         counts[Math.floor(b / CHUNK_BLOCKS)] = (counts[Math.floor(b / CHUNK_BLOCKS)] ?? 0) + 1;
     }
-  }
-
-  #isZeroMac(block: number): boolean {
-    return this.#macs
-      .subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES)
-      .equals(this.#keys.zeroMac);
-  }
-
-  #blockLen(block: number): number {
-    return Math.min(this.#blockSize, this.size - block * this.#blockSize);
   }
 
   async #openLocal(): Promise<void> {
@@ -233,22 +219,25 @@ export class OnDemandVolume {
   }
 
   async #ensureRange(position: number, len: number): Promise<void> {
-    if (this.#failed) throw this.#failed;
     const first = Math.floor(position / this.#blockSize / CHUNK_BLOCKS);
     const last = Math.floor((position + len - 1) / this.#blockSize / CHUNK_BLOCKS);
-    const waits: Promise<void>[] = [];
-    for (let c = first; c <= last; c++) {
-      if (this.#local[c]) continue;
-      // The chunks beside one a reader needed are the next it is likely to need.
-      if (c + 1 < this.#chunks && !this.#local[c + 1]) this.#hot.push(c + 1);
-      waits.push(this.#ensureChunks([c]));
-    }
-    if (waits.length === 0) return;
-    this.#reading++;
-    try {
-      await Promise.all(waits);
-    } finally {
-      if (--this.#reading === 0) for (const done of this.#readsDone.splice(0)) done();
+    // A chunk the hydrator gave back unfinished (the gateway went away) is fetched here next pass.
+    for (let pass = 0; ; pass++) {
+      if (this.#failed) throw this.#failed;
+      const waits: Promise<void>[] = [];
+      for (let c = first; c <= last; c++) {
+        if (this.#local[c]) continue;
+        // The chunks beside one a reader needed are the next it is likely to need.
+        if (pass === 0 && c + 1 < this.#chunks && !this.#local[c + 1]) this.#hot.push(c + 1);
+        waits.push(this.#ensureChunks([c]));
+      }
+      if (waits.length === 0) return;
+      this.#reading++;
+      try {
+        await Promise.all(waits);
+      } finally {
+        if (--this.#reading === 0) for (const done of this.#readsDone.splice(0)) done();
+      }
     }
   }
 
@@ -276,54 +265,22 @@ export class OnDemandVolume {
   /** Fetches, checks and keeps `chunks` (ascending, claimed by the caller): the stored blocks in one request. */
   async #fetchChunks(chunks: readonly number[]): Promise<void> {
     try {
-      const need = new Set<number>();
-      for (const c of chunks) {
-        const end = Math.min(this.#blocks, (c + 1) * CHUNK_BLOCKS);
-        for (let b = c * CHUNK_BLOCKS; b < end; b++) need.add(b);
-      }
-      if (this.#verifyLocal) {
-        // A block an earlier attempt left counts only when its MAC is the point's.
-        const check = { blockSize: this.#blockSize, size: this.size, macKey: this.#keys.mac };
-        for (const c of chunks) {
-          const range = {
-            from: c * CHUNK_BLOCKS,
-            to: Math.min(this.#blocks, (c + 1) * CHUNK_BLOCKS),
-          };
-          const ok = await matchingBlocks(this.#handle(), { ...check, ...range, macs: this.#macs });
-          for (const b of ok) need.delete(b);
-        }
-      }
-      let first = -1;
-      let last = -1;
-      for (const b of need) {
-        if (!this.#stored[b]) continue;
-        if (first < 0) first = b;
-        last = b;
-      }
-      if (first >= 0) {
-        const runs = new BlockRuns(this.#handle(), this.#blockSize);
-        // Only the claimed blocks are written (another may be local already, with the server's
-        // writes); a zero block needs no write in a fresh file, where it is a hole already.
-        const keep = (b: number, plain: Buffer) =>
-          need.delete(b) && (this.#verifyLocal || !this.#isZeroMac(b))
-            ? runs.add(b, plain)
-            : undefined;
-        const source = {
+      await fetchChunks(
+        {
           ...this.#o,
           keys: this.#keys,
           info: this.#info,
           macs: this.#macs,
           blocks: this.#blocks,
-        };
-        await this.#withRetry(() => fetchVerifiedBlocks(source, first, last + 1, keep));
-        await runs.flush();
-      }
-      // What is left must be a zero block (no record); a stored block the gateway did not send is an error.
-      for (const b of need) if (this.#stored[b]) throw missingRecord(this.#o, b);
-      // In a fresh file a block never written since it was truncated is zeros already.
-      if (need.size > 0 && this.#verifyLocal) {
-        await writeZeros(this.#handle(), [...need], this.#blockSize, (b) => this.#blockLen(b));
-      }
+          fh: this.#handle(),
+          size: this.size,
+          chunkBlocks: CHUNK_BLOCKS,
+          stored: this.#stored,
+          verifyLocal: this.#verifyLocal,
+          retry: (fn) => this.#withRetry(fn),
+        },
+        chunks,
+      );
       for (const c of chunks) this.#markChunk(c);
       this.#checkWhole();
     } catch (err) {
@@ -341,44 +298,36 @@ export class OnDemandVolume {
     );
   }
 
-  /** Any fetch that fails for good fails the volume: its readers get EIO from then on, never guessed bytes. */
+  /** Any fetch that fails for good fails the volume: its readers get EIO from then on (the first failure), never guessed bytes. */
   #fail(err: unknown): DrError {
     const e = volumeFailure(err, this.path, this.name);
     // A closed volume's fetches fail with it; that is not the volume's fault.
     if (this.#closed) return e;
     this.#failed ??= e;
-    this.#whole.reject(e);
-    return e;
+    this.#stopLanes.abort();
+    this.#whole.reject(this.#failed);
+    return this.#failed;
   }
 
   /**
    * Copies every block not yet local, the chunks next to what readers touched first, then in
-   * order, a few requests at a time. Resolves when the volume is whole; rejects when it failed.
+   * order: a fresh copy through the restore's lanes and worker threads (on-demand-hydrate.ts), a
+   * copy an earlier attempt left chunk by chunk (each block re-checked). Starts once; resolves
+   * when the volume is whole, rejects when it failed.
    */
-  async hydrate(): Promise<void> {
-    const pick = hydrationOrder({
-      hot: this.#hot,
-      local: this.#local,
-      inflight: this.#inflight,
-      chunks: this.#chunks,
-      storedIn: (c) => this.#storedIn[c] ?? 0,
-      runBlocks: HYDRATE_RUN_BLOCKS,
-      runChunks: HYDRATE_RUN_CHUNKS,
-    });
-    const lane = async () => {
-      for (;;) {
-        // Low priority: a server's read waiting on the gateway goes first.
-        while (this.#reading > 0) await new Promise<void>((r) => this.#readsDone.push(r));
-        if (this.#closed || this.#failed) return;
-        const run = pick();
-        if (!run) return;
-        await this.#ensureChunks(run);
-      }
-    };
-    const lanes = Array.from({ length: HYDRATE_PARALLEL }, lane);
-    await Promise.all(lanes).catch((err: unknown) => {
-      if (!this.#closed) throw err;
-    });
+  hydrate(): Promise<void> {
+    this.#hydrating ??= this.#hydrate();
+    return this.#hydrating;
+  }
+
+  async #hydrate(): Promise<void> {
+    this.#copying = this.#copy();
+    try {
+      await this.#copying;
+    } catch (err) {
+      if (this.#closed) return;
+      throw this.#fail(err);
+    }
     // Chunks a reader is still fetching end the hydration when they land.
     if (!this.#closed) {
       await Promise.all([...this.#inflight.values()]);
@@ -387,8 +336,61 @@ export class OnDemandVolume {
     }
   }
 
+  #copy(): Promise<void> {
+    const picker = () =>
+      hydrationOrder({
+        hot: this.#hot,
+        local: this.#local,
+        inflight: this.#inflight,
+        chunks: this.#chunks,
+        storedIn: (c) => this.#storedIn[c] ?? 0,
+        runBlocks: HYDRATE_RUN_BLOCKS,
+        runChunks: HYDRATE_RUN_CHUNKS,
+      });
+    const readsFirst = async () => {
+      while (this.#reading > 0) await new Promise<void>((r) => this.#readsDone.push(r));
+    };
+    const stopped = () => this.#closed || this.#failed !== undefined;
+    if (this.#verifyLocal) {
+      const pick = picker();
+      return copyChunkByChunk(pick, readsFirst, stopped, (run) => this.#ensureChunks(run));
+    }
+    return hydrateThroughLanes({
+      ...this.#o,
+      keys: this.#keys,
+      job: {
+        app: this.#o.app,
+        volume: this.name,
+        volumeId: this.#info.id,
+        point: this.#o.point.id,
+        blocks: this.#blocks,
+        fd: this.#handle().fd,
+        writeZeros: false, // a fresh copy: a zero block is a hole already
+        macs: this.#macs,
+        settleRanges: true,
+      },
+      parallel: this.#o.parallel ?? defaultParallelism(),
+      chunkBlocks: CHUNK_BLOCKS,
+      stored: this.#stored,
+      picker,
+      readsFirst,
+      claim: (chunks) =>
+        claimChunks(this.#inflight, chunks, () => {
+          for (const c of chunks) this.#markChunk(c);
+          this.#checkWhole();
+        }),
+      stopped,
+      signal: this.#stopLanes.signal,
+      retryForMs: this.#o.retryForMs ?? 120_000,
+      onRetry: () => this.#retries++,
+    });
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopLanes.abort();
+    // The lanes write into the local copy: it is closed only once they have stopped.
+    await this.#copying?.catch(() => undefined);
     await Promise.allSettled([...this.#inflight.values()]);
     const fh = this.#fh;
     this.#fh = undefined;

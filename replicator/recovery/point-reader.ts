@@ -10,9 +10,9 @@ import {
 } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail, VolumeInfo } from '../transport/wire-types.js';
-import { runLanePool } from './lane-pool.js';
+import { runLanes } from './lane-pool.js';
 import { requireSignedRecord } from './point-check.js';
-import { type LaneJob, type LaneReport, runLane } from './range-lane.js';
+import type { LaneJob, LaneReport } from './range-lane.js';
 import { defaultParallelism, type ReadParallelism, rangesOf } from './read-parallelism.js';
 
 export interface BlockProblem {
@@ -147,34 +147,17 @@ export async function readPointVolume({
   let k = 0;
   const nextRange = () => ranges[k++];
   try {
-    if (parallel.workers > 0) {
-      await runLanePool({
-        client: client.options,
-        keys,
-        job,
-        lanes: parallel.ranges,
-        workers: Math.min(parallel.workers, parallel.ranges),
-        collect: collectProblems,
-        nextRange,
-        report,
-        signal: stopped,
-        resourceLimits: workerLimits,
-      });
-    } else {
-      let failure: unknown;
-      await Promise.all(
-        Array.from({ length: parallel.ranges }, () =>
-          runLane(client, keys, job, async () => nextRange(), report, {
-            collect: collectProblems,
-            signal: stopped,
-          }).catch((err: unknown) => {
-            failure ??= err;
-            halt.abort();
-          }),
-        ),
-      );
-      if (failure && !(halt.signal.aborted && problems.length > 0)) throw failure;
-    }
+    await runLanes({
+      client,
+      keys,
+      job,
+      parallel,
+      collect: collectProblems,
+      nextRange,
+      report,
+      signal: stopped,
+      resourceLimits: workerLimits,
+    });
   } catch (err) {
     // Stopped by the first bad block: that block is the news, not the lanes' abort.
     if (!(halt.signal.aborted && problems.length > 0 && !signal?.aborted)) throw err;

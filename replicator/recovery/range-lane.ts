@@ -1,7 +1,7 @@
 // One lane of a point read: fetches block ranges, decrypts and checks each record, writes it in place.
-import { DrError, errorMessage, isDrError } from '../../core/errors.js';
+import { DrError, errorMessage, isDrError, systemCode } from '../../core/errors.js';
 import { openBlock, readRecordHeader } from '../crypto/block-cipher.js';
-import type { VolumeKeys } from '../crypto/volume-key.js';
+import { MAC_BYTES, type VolumeKeys } from '../crypto/volume-key.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import { fetchRecordsInto } from '../transport/record-fetch.js';
 import { frameAt } from '../transport/record-framer.js';
@@ -25,7 +25,27 @@ export interface LaneJob {
   writeZeros?: boolean;
   /** Tries in a row that bring no record before a range cut off midway is given up (3). */
   retries?: number;
+  /**
+   * The MAC each block must have at this point (16 bytes a block): a record with another is a
+   * problem and is not written. An on-demand volume serves blocks before the digest can be
+   * checked, so it checks each one against the MACs the digest vouched for.
+   */
+  macs?: Uint8Array | undefined;
+  /**
+   * Finish a range's writes before asking for the next, so `nextRange(done)` means its blocks are
+   * on disk (an on-demand volume then serves them).
+   */
+  settleRanges?: boolean;
 }
+
+/** A range of blocks [from, to). */
+export interface BlockRange {
+  from: number;
+  to: number;
+}
+
+/** Gives a lane its next range (undefined: none left); `done` is the range it just completed. */
+export type NextRange = (done?: BlockRange) => Promise<BlockRange | undefined>;
 
 /** What a lane reports after each slab of records: blocks, their MACs (16 bytes each), bad ones. */
 export interface LaneReport {
@@ -59,7 +79,7 @@ export async function runLane(
   client: GatewayClient,
   keys: VolumeKeys,
   job: LaneJob,
-  nextRange: () => Promise<{ from: number; to: number } | undefined>,
+  nextRange: NextRange,
   report: (r: LaneReport) => void,
   { collect = false, signal }: { collect?: boolean; signal?: AbortSignal | undefined } = {},
 ): Promise<void> {
@@ -102,8 +122,19 @@ export async function runLane(
           seq,
           recordBlock,
         };
-        const plain = openBlock(keys, ctx, record);
         const mac = readRecordHeader(record).mac;
+        if (
+          job.macs &&
+          !mac.equals(job.macs.subarray(block * MAC_BYTES, (block + 1) * MAC_BYTES))
+        ) {
+          problems.push({
+            block,
+            reason: `${job.app}/${job.volume} block ${block} is not the one point ${job.point} committed`,
+          });
+          stop = !collect;
+          continue;
+        }
+        const plain = openBlock(keys, ctx, record);
         blocks.push(block);
         macs.push(Buffer.from(mac)); // a view of the slab, which the next chunk overwrites
         if (job.fd !== undefined && (job.writeZeros || !mac.equals(keys.zeroMac))) {
@@ -220,7 +251,9 @@ export async function runLane(
   }
 
   async function lanes(): Promise<void> {
-    for (let range = await nextRange(); range && !stop; range = await nextRange()) {
+    let done: BlockRange | undefined;
+    for (let range = await nextRange(); range && !stop; range = await nextRange(done)) {
+      done = undefined;
       next = range.from;
       // A try that brought records in resets the count: only tries in a row that bring
       // nothing give up.
@@ -243,6 +276,11 @@ export async function runLane(
           if (failed > (job.retries ?? 3)) throw err;
         }
       }
+      if (job.settleRanges && !stop) {
+        await Promise.allSettled(writes);
+        if (failure) throw failure;
+        done = range;
+      }
     }
   }
 }
@@ -264,8 +302,13 @@ function grow(slab: Buffer): Buffer {
   return bigger;
 }
 
-/** A lane's error as data (for a worker to post), and back. */
-export function errorData(err: unknown): { message: string; code?: string; subject?: string } {
+/** A lane's error as data (for a worker to post), and back; `sys` keeps a system error's code (ENOSPC). */
+export function errorData(err: unknown): {
+  message: string;
+  code?: string;
+  subject?: string;
+  sys?: string;
+} {
   if (err instanceof DrError) {
     return {
       message: err.message,
@@ -273,5 +316,6 @@ export function errorData(err: unknown): { message: string; code?: string; subje
       ...(err.subject ? { subject: err.subject } : {}),
     };
   }
-  return { message: errorMessage(err) };
+  const sys = systemCode(err);
+  return { message: errorMessage(err), ...(sys ? { sys } : {}) };
 }

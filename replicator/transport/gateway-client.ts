@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
+import { type HostPort, tryHostPort } from '../../core/host-port.js';
 import {
   type AppStatus,
   type BatchAck,
@@ -18,10 +19,17 @@ import {
   type ThrottleState,
 } from './protocol.js';
 import { RecordFramer } from './record-framer.js';
+import { redirectTarget, sendAcross } from './send-across.js';
 
 export interface GatewayClientOptions {
   /** HOST:PORT of the gateway. */
   address: string;
+  /**
+   * Every gateway serving the bucket (several gateways on one bucket), `address` among them or
+   * not: a request goes on to the next when one cannot be reached, and follows a redirect to
+   * the gateway holding the app.
+   */
+  addresses?: readonly string[];
   /** Mutual-TLS client options (certificate, key, our CA). */
   tls: ConnectionOptions;
   /** Per-request time limit; a stalled link fails instead of hanging. */
@@ -51,24 +59,45 @@ const TLS_CODES = new Set([
 /** The agent's and the CLI's side of the gateway's HTTPS API. */
 export class GatewayClient {
   readonly address: string;
-  /** Where the gateway listens (record-fetch.ts opens its own connections there). */
-  readonly host: string;
-  readonly port: number;
+  /** Every gateway to try, `address` first. */
+  readonly addresses: readonly string[];
   private readonly agent: Agent;
   readonly timeoutMs: number;
+  /** The gateway that last served each app: its requests go there first. */
+  readonly #holders = new Map<string, string>();
 
   /** What the client was made with: a worker thread makes its own client from it. */
   readonly options: GatewayClientOptions;
 
   constructor(options: GatewayClientOptions) {
-    const { address, tls, timeoutMs = 60_000 } = options;
+    const { address, addresses = [], tls, timeoutMs = 60_000 } = options;
     this.options = options;
     this.address = address;
-    const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
-    this.host = m?.[1] ?? address;
-    this.port = Number(m?.[2] ?? 7443);
+    this.addresses = [...new Set([address, ...addresses])];
+    for (const a of this.addresses) {
+      if (!tryHostPort(a, 1)) {
+        throw new DrError(`gateway address ${JSON.stringify(a)} is not HOST:PORT`, {
+          code: 'config_invalid',
+          subject: a,
+          remedy: 'list each gateway like 10.0.0.5:7443 in gateway.address (dr.yaml)',
+        });
+      }
+    }
     this.timeoutMs = timeoutMs;
     this.agent = new Agent({ ...tls, keepAlive: true, maxSockets: 8 });
+  }
+
+  /**
+   * The gateway that last answered for `app` (its holder, or any gateway for reads of committed
+   * points), else the first listed: where record-fetch.ts opens its own connections.
+   */
+  addressFor(app: string): string {
+    return this.#holders.get(app) ?? this.address;
+  }
+
+  /** Options for a client of its own (a worker thread's) that goes first where this one went for `app`. */
+  optionsFor(app: string): GatewayClientOptions {
+    return { ...this.options, address: this.addressFor(app), addresses: this.addresses };
   }
 
   private closed = false;
@@ -228,13 +257,37 @@ export class GatewayClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
-  /** Sends a request and returns a 2xx response; anything else becomes a DrError. */
-  private send(
+  /**
+   * Sends a request and returns a 2xx response; anything else becomes a DrError. An app's request
+   * goes first to the gateway that last served the app; an unreachable gateway passes it to the
+   * next one listed, and a redirect (307) to the gateway holding the app, a few hops at most.
+   */
+  private async send(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<IncomingMessage> {
+    const app = /^\/v1\/apps\/([^/?]+)/.exec(path)?.[1];
+    const first = app ? this.#holders.get(app) : undefined;
+    const { res, address } = await sendAcross(
+      [...new Set([...(first ? [first] : []), ...this.addresses])],
+      `${method} ${path.split('?')[0]}`,
+      (to) => this.sendTo(to, method, path, body, headers),
+    );
+    if (app) this.#holders.set(app, address);
+    return res;
+  }
+
+  /** One request to one gateway. */
+  private sendTo(
+    address: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<IncomingMessage> {
+    const { host, port } = tryHostPort(address, 1) as HostPort;
     const binary = Array.isArray(body) && body.every((b) => Buffer.isBuffer(b));
     const parts: Buffer[] | undefined =
       body === undefined
@@ -255,12 +308,12 @@ export class GatewayClient {
     return new Promise((resolve, reject) => {
       const req = request(
         {
-          host: this.host,
-          port: this.port,
+          host,
+          port,
           method,
           path,
           agent: this.agent,
-          servername: isIp(this.host) ? undefined : this.host,
+          servername: isIp(host) ? undefined : host,
           headers: {
             ...headers,
             ...(parts ? { 'content-type': contentType, 'content-length': length } : {}),
@@ -269,16 +322,21 @@ export class GatewayClient {
         },
         (res) => {
           if ((res.statusCode ?? 500) < 300) return resolve(res);
+          const location =
+            res.statusCode === 307 ? redirectTarget(res.headers.location) : undefined;
           readAll(res).then(
-            (raw) => reject(this.httpError(res.statusCode ?? 500, raw)),
-            (err) => reject(this.netError(err)),
+            (raw) => {
+              const err = this.httpError(res.statusCode ?? 500, raw, address);
+              reject(location ? Object.assign(err, { redirect: location }) : err);
+            },
+            (err) => reject(this.netError(err, address)),
           );
         },
       );
       req.on('timeout', () =>
         req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })),
       );
-      req.on('error', (err) => reject(this.netError(err)));
+      req.on('error', (err) => reject(this.netError(err, address)));
       if (parts) {
         req.cork();
         for (const p of parts) req.write(p);
@@ -288,8 +346,8 @@ export class GatewayClient {
     });
   }
 
-  /** The error for a non-2xx answer, from the gateway's JSON error body. */
-  httpError(status: number, raw: Buffer): DrError {
+  /** The error for a non-2xx answer (from `address`), from the gateway's JSON error body. */
+  httpError(status: number, raw: Buffer, address = this.address): DrError {
     let code: ErrorCode =
       status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
     let message = `gateway answered ${status}`;
@@ -307,25 +365,25 @@ export class GatewayClient {
       if (e.message) message = e.message;
       remedy = e.remedy;
     }
-    return Object.assign(new DrError(message, { code, subject: this.address }), { status, remedy });
+    return Object.assign(new DrError(message, { code, subject: address }), { status, remedy });
   }
 
-  /** The error for a connection that failed (TLS refused, nothing listening, timed out). */
-  netError(err: unknown): DrError {
+  /** The error for a connection to `address` that failed (TLS refused, nothing listening, timed out). */
+  netError(err: unknown, address = this.address): DrError {
     const code = systemCode(err) ?? '';
     if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
-      return new DrError(`TLS with the gateway at ${this.address} failed (${code})`, {
+      return new DrError(`TLS with the gateway at ${address} failed (${code})`, {
         code: 'tls_invalid',
-        subject: this.address,
+        subject: address,
         remedy: 'use the certificates `dr init` created for this home (tls/), on both sides',
         cause: err,
       });
     }
     return new DrError(
-      `cannot reach the gateway at ${this.address} (${code || (err as Error).message})`,
+      `cannot reach the gateway at ${address} (${code || (err as Error).message})`,
       {
         code: 'gateway_unreachable',
-        subject: this.address,
+        subject: address,
         remedy: 'start it with `dr gateway`, or check gateway.address in dr.yaml (or DR_GATEWAY)',
         cause: err,
       },

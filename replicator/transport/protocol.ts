@@ -368,5 +368,10 @@ export const appStatusSchema = z.object({
   volumes: z.array(volumeStatusSchema).optional(),
   /** The gateway store's file system (shared by every app); absent where statfs fails. */
   store: z.object({ freeBytes: z.number(), totalBytes: z.number() }).optional(),
+  /**
+   * Several gateways on one bucket: whether this gateway serves the app now (holds its lease).
+   * A gateway that does not shows no agent and no points for it: ask the one that does.
+   */
+  served: z.boolean().optional(),
 });
 export type AppStatus = z.infer<typeof appStatusSchema>;

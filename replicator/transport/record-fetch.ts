@@ -5,6 +5,7 @@
 import type { OnReadOpts } from 'node:net';
 import { type ConnectionOptions, connect, type TLSSocket } from 'node:tls';
 import { DrError } from '../../core/errors.js';
+import { type HostPort, tryHostPort } from '../../core/host-port.js';
 import type { GatewayClient } from './gateway-client.js';
 
 /** Where the body goes: `space()` is the free room for the next bytes, `landed(n)` says n arrived. */
@@ -44,6 +45,9 @@ export function fetchRecordsInto(
   const query = new URLSearchParams({ from: String(q.range.from), to: String(q.range.to) });
   if (q.since !== undefined) query.set('since', String(q.since));
   const path = `/v1/apps/${enc(q.app)}/points/${enc(String(q.point))}/volumes/${enc(q.volume)}/records?${query}`;
+  // Reads of committed points are served by any gateway: the one that last answered for the app.
+  const address = client.addressFor(q.app);
+  const { host, port } = tryHostPort(address, 1) as HostPort;
   let head: Buffer = Buffer.allocUnsafe(HEAD_ROOM);
   let headUsed = 0;
   /** Body bytes still to come; undefined until the response head is read. */
@@ -104,7 +108,7 @@ export function fetchRecordsInto(
     if (status >= 300) {
       errorBody = Buffer.from(rest);
       remaining -= rest.length;
-      if (remaining <= 0) finish(client.httpError(status, errorBody));
+      if (remaining <= 0) finish(client.httpError(status, errorBody, address));
       return true;
     }
     remaining -= rest.length;
@@ -124,9 +128,9 @@ export function fetchRecordsInto(
     // `onread` is Node's (since 14.17) for TLS sockets too; @types/node declares it for net only.
     const options: ConnectionOptions & { onread: OnReadOpts } = {
       ...client.options.tls,
-      host: client.host,
-      port: client.port,
-      ...(isIp(client.host) ? {} : { servername: client.host }),
+      host,
+      port,
+      ...(isIp(host) ? {} : { servername: host }),
       onread: {
         buffer: () => {
           if (remaining === undefined || status >= 300) {
@@ -153,7 +157,7 @@ export function fetchRecordsInto(
           }
           if (errorBody) {
             errorBody = Buffer.concat([errorBody, Buffer.from(buf.subarray(0, n))]);
-            if (remaining === 0) finish(client.httpError(status, errorBody));
+            if (remaining === 0) finish(client.httpError(status, errorBody, address));
             return true;
           }
           const ok = sink.landed(n);
@@ -164,21 +168,26 @@ export function fetchRecordsInto(
     };
     socket = connect(options);
     socket.setTimeout(client.timeoutMs, () =>
-      finish(client.netError(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' }))),
+      finish(
+        client.netError(
+          Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' }),
+          address,
+        ),
+      ),
     );
     socket.once('secureConnect', () => {
       socket?.write(
-        `GET ${path} HTTP/1.1\r\nhost: ${client.address}\r\nconnection: close\r\naccept: application/octet-stream\r\n\r\n`,
+        `GET ${path} HTTP/1.1\r\nhost: ${address}\r\nconnection: close\r\naccept: application/octet-stream\r\n\r\n`,
       );
     });
     socket.on('error', (err) =>
-      finish(remaining === undefined ? client.netError(err) : cut(err.message, err)),
+      finish(remaining === undefined ? client.netError(err, address) : cut(err.message, err)),
     );
     socket.on('close', () =>
       finish(
         new DrError(`the gateway's record stream for ${q.app}/${q.volume} ended early`, {
           code: 'gateway_unreachable',
-          subject: client.address,
+          subject: address,
           remedy: 'run the command again; check the gateway log if it repeats',
         }),
       ),

@@ -13,13 +13,19 @@ export interface DrProcess {
   exited: Promise<number | null>;
   kill9: () => Promise<void>;
   stop: () => Promise<number | null>;
+  /** Writes a line to its standard input (started with `{ input: true }`). */
+  type: (line: string) => void;
 }
 
 /** Starts `dr …` as a real process (the compiled CLI); `stopAll` ends every one left. */
-export function startDr(args: string[], env: NodeJS.ProcessEnv = {}): DrProcess {
+export function startDr(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  o: { input?: boolean } = {},
+): DrProcess {
   const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, DR_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [o.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   children.add(child);
   let text = '';
@@ -50,6 +56,10 @@ export function startDr(args: string[], env: NodeJS.ProcessEnv = {}): DrProcess 
           );
         await sleep(50);
       }
+    },
+    type: (line) => {
+      if (!child.stdin) throw new Error(`dr ${args.join(' ')} was started without { input: true }`);
+      child.stdin.write(`${line}\n`);
     },
     kill9: async () => {
       child.kill('SIGKILL');

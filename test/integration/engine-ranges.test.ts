@@ -1,44 +1,25 @@
 // The engine is where flag ranges are checked: a command from any surface, parsed or not, gets the
 // same refusal chat and `dr` give, and nothing is decided, queued or audited as a decision.
-import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import { answer } from '../../bot/answer.js';
 import { parse } from '../../bot/grammar.js';
-import { connectRedis } from '../../core/redis.js';
 import { controlKeys } from '../../engine/contract.js';
-import type { Engine } from '../../engine/create-engine.js';
-import {
-  command,
-  type EngineHome,
-  engineHome,
-  startEngine,
-  testPrefix,
-} from '../helpers/engine-home.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { command } from '../helpers/engine-home.js';
+import { type EngineRig, startEngineRig } from '../helpers/engine-rig.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const problem = redisUnavailable();
 
 describe('flag ranges, checked by the engine', () => {
-  let redis: TestRedis;
-  let h: EngineHome;
-  let conn: Redis;
-  let prefix: string;
-  let engine: Engine | undefined;
+  let rig: EngineRig | undefined;
 
   beforeEach(async (ctx: TestContext) => {
     if (problem) skipBecause(ctx, problem);
-    redis = await startRedis();
-    prefix = testPrefix();
-    conn = connectRedis(redis.url, 'test');
-    h = await engineHome();
-    engine = await startEngine(h, redis.url, prefix);
+    rig = await startEngineRig();
   });
   afterEach(async () => {
-    await engine?.close();
-    conn?.disconnect();
-    await redis?.stop();
-    await h?.cleanup();
+    await rig?.stop();
   });
 
   const cases: [string, Record<string, unknown>, string][] = [
@@ -52,7 +33,7 @@ describe('flag ranges, checked by the engine', () => {
 
   it('refuses what chat refuses, in the same words, for a command no parser saw', async () => {
     for (const [words, args, typed] of cases) {
-      const reply = await (engine as Engine).submit(
+      const reply = await (rig as EngineRig).engine.submit(
         command('slack:UALICE', words, { surface: 'scheduler', args }),
       );
       const chat = parse(typed);
@@ -63,11 +44,12 @@ describe('flag ranges, checked by the engine', () => {
       expect(reply.decision, typed).toBeUndefined();
     }
     // Nothing reached the audit log: the command was refused before it was judged.
+    const { conn, prefix } = rig as EngineRig;
     expect(await conn.xlen(controlKeys(prefix).audit)).toBe(0);
   });
 
   it('a console user typing an out-of-range value is answered at once, with the usage', async () => {
-    const r = await answer(engine as Engine, {
+    const r = await answer((rig as EngineRig).engine, {
       text: 'drill web --point 0',
       actor: 'console:alice',
       surface: 'console',

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { OnDemandVolume } from '../../replicator/recovery/on-demand-volume.js';
 import { restoreVolume } from '../../replicator/recovery/restore-volume.js';
 import type { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { dr, kek, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { restoreLatestHere, tamperSegments } from '../helpers/restore.js';
 import { missingFeature, skipBecause } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -83,18 +84,7 @@ describe.skipIf(missingFeature(noFuse, 'on-demand volume over FUSE'))(
       return { v, file: mounted.paths.a as string };
     }
 
-    async function fullRestore(): Promise<Buffer> {
-      const to = join(t.dir, 'full.img');
-      await restoreVolume({
-        client,
-        kek: await kek(t.home),
-        app: 'web',
-        point: await client.point('web', 'latest'),
-        volume: 'a',
-        to,
-      });
-      return readFile(to);
-    }
+    const fullRestore = () => restoreLatestHere(t, client, 'a', join(t.dir, 'full.img'));
 
     it('serves a read before anything is local, then hydrates to a byte-identical image', async () => {
       const { v, file } = await serve();
@@ -185,15 +175,7 @@ describe.skipIf(missingFeature(noFuse, 'on-demand volume over FUSE'))(
 
     it('a tampered record is EIO to the reader and fails the volume, never wrong data', async () => {
       await gw.close();
-      const config = await t.config();
-      const segDir = join(config.storeDir, 'apps', 'web', 'segments');
-      const seg = join(segDir, (await readdir(segDir)).sort()[0] as string);
-      const bytes = await readFile(seg);
-      for (let k = 1; k < 10; k++) {
-        const at = Math.floor((bytes.length * k) / 10);
-        bytes[at] = (bytes[at] as number) ^ 0x55;
-      }
-      await writeFile(seg, bytes);
+      await tamperSegments(t);
       gw = await t.startGateway();
       const { v, file } = await serve();
       const read = readElsewhere(file);

@@ -1,20 +1,11 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis } from '../../core/redis.js';
 import type { Engine } from '../../engine/create-engine.js';
 import type { PlanJob } from '../../replicator/jobs/plan-contract.js';
 import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
-import {
-  command,
-  type EngineHome,
-  engineHome,
-  startEngine,
-  testPrefix,
-} from '../helpers/engine-home.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { command } from '../helpers/engine-home.js';
+import { type EngineRig, startEngineRig } from '../helpers/engine-rig.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 
 /**
@@ -24,38 +15,29 @@ import { skipBecause } from '../helpers/skip.js';
 const problem = redisUnavailable();
 
 describe('engine: a plan as one operation', () => {
-  let redis: TestRedis;
-  let h: EngineHome;
-  let prefix: string;
-  let conn: Redis;
+  let rig: EngineRig;
   let queue: Queue;
   let engine: Engine;
 
   beforeAll(async () => {
     if (problem) return;
-    redis = await startRedis();
-    h = await engineHome();
-    await mkdir(join(h.home, 'plans'));
     // shop is dev, web is prod: the plan's failover takes web's two approvals, asked once.
-    await writeFile(
-      join(h.home, 'plans', 'store.yaml'),
-      'groups:\n  - apps: [shop]\n    then:\n      - manual: cache warm\n  - apps: [web]\n',
-    );
-    prefix = testPrefix();
-    conn = connectRedis(redis.url, 'test');
-    queue = new Queue(RECOVERY_QUEUE, {
-      connection: conn,
-      prefix: recoveryKeys(prefix).bullPrefix,
+    rig = await startEngineRig({
+      plans: {
+        store:
+          'groups:\n  - apps: [shop]\n    then:\n      - manual: cache warm\n  - apps: [web]\n',
+      },
     });
-    engine = await startEngine(h, redis.url, prefix);
+    engine = rig.engine;
+    queue = new Queue(RECOVERY_QUEUE, {
+      connection: rig.conn,
+      prefix: recoveryKeys(rig.prefix).bullPrefix,
+    });
   });
 
   afterAll(async () => {
-    await engine?.close();
     await queue?.close();
-    conn?.disconnect();
-    await redis?.stop();
-    await h?.cleanup();
+    await rig?.stop();
   });
 
   it('asks once for the strictest app, and queues one plan job when approved', async (ctx) => {

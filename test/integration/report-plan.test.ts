@@ -1,22 +1,17 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../engine/audit-log.js';
 import type { Engine } from '../../engine/index.js';
 import { renderDrillReport } from '../../engine/render-drill-report.js';
 import { rollUpRpoSample } from '../../replicator/gateway/rpo-history.js';
-import {
-  command,
-  type EngineHome,
-  engineHome,
-  startEngine,
-  testPrefix,
-} from '../helpers/engine-home.js';
+import { command, type EngineHome } from '../helpers/engine-home.js';
+import { type EngineRig, startEngineRig } from '../helpers/engine-rig.js';
 import { planResult } from '../helpers/plan-result.js';
 import { expectReportPicture, readPng } from '../helpers/png-pixels.js';
 import { startDr, stopAll } from '../helpers/processes.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
 import { missingFeature } from '../helpers/skip.js';
 
 const DAY = 86_400_000;
@@ -34,26 +29,23 @@ const appDrill = (opId: string, app: string, dataAgeSeconds: number) => ({
 describe.skipIf(missingFeature(redisUnavailable(), 'report-plan.test.ts'))(
   'report PLAN: a plan’s drill report from the engine, chat grammar and dr',
   () => {
-    let redis: TestRedis;
+    let rig: EngineRig;
     let cmd: Redis;
     let h: EngineHome;
     let engine: Engine;
     let prefix: string;
 
     beforeAll(async () => {
-      redis = await startRedis();
-      cmd = new Redis(redis.url);
-      h = await engineHome();
-      prefix = testPrefix();
       // Two plans over the apps web and shop of the test home: store has run as a plan, pair not.
-      await mkdir(join(h.home, 'plans'));
-      await writeFile(
-        join(h.home, 'plans', 'store.yaml'),
-        'points: plan-consistent\ngroups:\n  - apps: [shop]\n    then:\n      - hook: "true"\n  - apps: [web]\n',
-      );
-      await writeFile(join(h.home, 'plans', 'pair.yaml'), 'groups:\n  - apps: [web, shop]\n');
-      engine = await startEngine(h, redis.url, prefix);
-      await engine.start();
+      rig = await startEngineRig({
+        plans: {
+          store:
+            'points: plan-consistent\ngroups:\n  - apps: [shop]\n    then:\n      - hook: "true"\n  - apps: [web]\n',
+          pair: 'groups:\n  - apps: [web, shop]\n',
+        },
+        start: true,
+      });
+      ({ conn: cmd, h, engine, prefix } = rig);
       // 20 days of history in the hourly tier (shop 3 hours over its objective on day -9), the
       // last day raw is not needed: the report reads whichever tier holds the time.
       const now = Date.now();
@@ -91,10 +83,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'report-plan.test.ts'))(
 
     afterAll(async () => {
       await stopAll();
-      await engine?.close();
-      cmd?.disconnect();
-      await redis?.stop();
-      await h?.cleanup();
+      await rig?.stop();
     });
 
     it('a plan that ran: every app’s RPO, the plan’s drills by group, drawn into a PNG', async () => {
@@ -136,7 +125,7 @@ describe.skipIf(missingFeature(redisUnavailable(), 'report-plan.test.ts'))(
     });
 
     it('`dr report store --out F.png`; bad --days and unknown names are one line each', async () => {
-      const env = { REDIS_URL: redis.url, DR_REDIS_PREFIX: prefix, DR_LOG_LEVEL: 'warn' };
+      const env = { REDIS_URL: rig.redis.url, DR_REDIS_PREFIX: prefix, DR_LOG_LEVEL: 'warn' };
       const out = join(h.dir, 'store.png');
       const ok = startDr(['--home', h.home, 'report', 'store', '--out', out], env);
       expect(await ok.exited).toBe(0);

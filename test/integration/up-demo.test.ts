@@ -356,6 +356,109 @@ describe('dr up --demo', () => {
     await roundTrip({});
   }, 600_000);
 
+  /**
+   * The demo's plan `shop` from the console, as the README says: a scheduled drill ends in a drill
+   * report that `dr report shop` gives, and `failover shop` (alice and bob approve) fences both
+   * apps and recovers demo-shop, then the hook points the web front at it, then demo-web; and
+   * `failback shop` brings both home, so nothing is left at the DR site.
+   */
+  it('the plan shop from the console: scheduled drills in its report, failover shop in order', async () => {
+    const { up: p, state } = await upAndDrill({ DR_DEMO_ROOTLESS: '1' });
+    const env = { DR_HOME: home, REDIS_URL: '', DR_GATEWAY: '', DR_LOG_LEVEL: 'warn' };
+    const chat = (as: string | undefined, line: string) => {
+      const r = spawnSync(process.execPath, [bin, 'chat', ...(as ? ['--as', as] : [])], {
+        input: `${line}\n`,
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return `${r.stdout}${r.stderr}`;
+    };
+    const report = async () => {
+      const r = await dr(['report', 'shop', '--json'], env);
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as { report: { summary: string; drills: { opId: string }[] } })
+        .report;
+    };
+    const before = (await report()).drills.map((d) => d.opId);
+    // Schedules are policy data: one every minute here, so the test need not wait for Sunday.
+    const minutely = join(home, 'policies', 'minutely-drill.yaml');
+    await writeFile(
+      minutely,
+      "policies:\n  - name: minutely-prod-drill\n    when:\n      tier: prod\n    schedule:\n      cron: '* * * * *'\n      command: drill\n",
+    );
+    const scheduled = await waitFor(
+      "the scheduled drills of the plan's apps in its report",
+      async () => {
+        const r = await report();
+        const fresh = r.drills.filter((d) => !before.includes(d.opId));
+        return fresh.length >= 2 ? r : undefined;
+      },
+      180_000,
+    );
+    expect(scheduled.summary).toMatch(/^shop, last 30 d; \d+ drill\(s\), \d+ passed/);
+    await rm(minutely);
+    const out = join(dir, 'shop.png');
+    const drawn = await dr(['report', 'shop', '--out', out], env);
+    expect(drawn.code, drawn.err).toBe(0);
+    expect(drawn.out).toContain(`wrote ${out}`);
+    expect(readFileSync(out).subarray(1, 4).toString()).toBe('PNG');
+
+    // failover shop, as the console's user, approved by alice and bob.
+    const asked = chat(undefined, 'failover shop');
+    const id = /needs 2 approval\(s\) from sre-oncall.*approve with `approve (A-\d+)`/s.exec(
+      asked,
+    )?.[1];
+    expect(id, asked).toBeDefined();
+    expect(chat('alice', `approve ${id}`)).toContain(`Approved ${id}: 1 of 2`);
+    const granted = chat('bob', `approve ${id}`);
+    const opId = /failover of shop queued as (op-[a-z0-9]+)/.exec(granted)?.[1];
+    expect(opId, granted).toBeDefined();
+    const run = await waitFor(
+      'the plan to end',
+      async () => {
+        const r = await dr(['plan', 'status', opId as string, '--json'], env);
+        const s = JSON.parse(r.out) as {
+          run?: { phase: string; groups: { apps: { app: string; state: string }[] }[] };
+        };
+        return s.run && ['done', 'waiting-decision', 'failed'].includes(s.run.phase)
+          ? s.run
+          : undefined;
+      },
+      300_000,
+    );
+    expect(run.phase, JSON.stringify(run)).toBe('done');
+    expect(run.groups.map((g) => g.apps.map((a) => `${a.app} ${a.state}`))).toEqual([
+      ['demo-shop healthy'],
+      ['demo-web healthy'],
+    ]);
+    await p.waitFor(/demo-shop \| demo-shop fenced: database closed/, 30_000);
+    await p.waitFor(/demo-web \| demo-web fenced: volume closed/, 30_000);
+    // The hook pointed the web front at the shop running at the DR site.
+    const upstream = readFileSync(join(home, 'demo', 'web-upstream'), 'utf8').trim();
+    expect(upstream).toMatch(new RegExp(`${join(home, 'recovery')}/op-[a-z0-9]+/shop-dr\\.json$`));
+
+    // And home again as one plan, last group first (the weekend window waived, as in the README).
+    const home2 = chat('alice', 'failback shop --emergency');
+    const backId = /Failback of plan shop queued as (op-[a-z0-9]+)/.exec(home2)?.[1];
+    expect(backId, home2).toBeDefined();
+    const returned = await waitFor(
+      'the plan failback to end',
+      async () => {
+        const r = await dr(['plan', 'status', backId as string, '--json'], env);
+        const s = JSON.parse(r.out) as { run?: { phase: string } };
+        return s.run && ['done', 'waiting-decision', 'failed'].includes(s.run.phase)
+          ? s.run
+          : undefined;
+      },
+      300_000,
+    );
+    expect(returned.phase, JSON.stringify(returned)).toBe('done');
+    await p.waitFor(/demo-shop \| demo-shop taking orders again/, 120_000);
+    await p.waitFor(/demo-web \| demo-web serving again/, 120_000);
+    await stopAndCheck(p, state);
+  }, 900_000);
+
   it('as root where loop devices do not really work: falls back to the image file and says why', async (ctx) => {
     if (process.getuid?.() !== 0)
       return skipBecause(ctx, 'the loop-device path is taken only as root');

@@ -1,24 +1,12 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { connectRedis } from '../../../core/redis.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
-import {
-  dr,
-  freePort,
-  type TestHome,
-  testHome,
-  updateConfig,
-} from '../../helpers/lifeboat-home.js';
-import { type DrProcess, startDr, stopAll } from '../../helpers/processes.js';
-import {
-  exists,
-  killVolumeServers,
-  protectServedApp,
-  recoveryEnv,
-  volumeServerPids,
-} from '../../helpers/recovery-rig.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../../helpers/redis-server.js';
+import { dr, freePort, type TestHome } from '../../helpers/lifeboat-home.js';
+import { type PlanRig, startPlanRig } from '../../helpers/plan-rig.js';
+import { type DrProcess, startDr } from '../../helpers/processes.js';
+import { volumeServerPids } from '../../helpers/recovery-rig.js';
+import { redisUnavailable } from '../../helpers/redis-server.js';
 import { skipBecause } from '../../helpers/skip.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
@@ -31,71 +19,30 @@ import { waitFor } from '../../helpers/wait-for.js';
 const problem = redisUnavailable();
 
 describe('plan runs from chat', () => {
+  let rig: PlanRig;
   let t: TestHome;
-  let redis: TestRedis;
   let slack: SlackEmulator;
   let env: NodeJS.ProcessEnv;
-  let prefix: string;
-  let events: string;
   let serve: DrProcess;
-  let worker: DrProcess;
-
-  async function protect(name: string, check?: string): Promise<void> {
-    const log = (what: string) => `echo ${name} >> ${join(t.dir, `${what}.log`)}`;
-    await protectServedApp(t, name, {
-      ...(check ? { check, checkTimeout: '3s' } : {}),
-      extra: ['--tier', 'dev', '--quiesce-timeout', '1s', '--fence', log('fences')],
-      more: ['--unfence', log('unfences')],
-    });
-  }
+  let events: string;
 
   beforeAll(async () => {
     if (problem) return; // each test says why it skips
-    redis = await startRedis();
-    t = await testHome();
     slack = new SlackEmulator();
     await slack.start();
-    const r = recoveryEnv(t.home, redis.url, 'p');
-    prefix = r.prefix;
-    env = {
-      ...r.env,
-      DR_LOG_LEVEL: 'info',
-      SLACK_BOT_TOKEN: slack.token,
-      SLACK_SIGNING_SECRET: slack.signingSecret,
-      SLACK_API_URL: slack.apiUrl,
-    };
-    const g = startDr(['gateway'], env);
-    await g.waitFor(/publishing replication state/);
-    for (const app of ['db', 'api', 'web']) await protect(app);
-    // Its check asks a port nothing listens on: its recovery fails, as a broken tier would.
-    await protect('bad', `http://127.0.0.1:${await freePort()}/health`);
-    await updateConfig(t.home, (doc) => {
-      doc.setIn(['people', 'sam'], doc.createNode({ ids: ['slack:USAM'], groups: ['sre-oncall'] }));
-      doc.setIn(['people', 'tom'], doc.createNode({ ids: ['slack:UTOM'], groups: ['sre-oncall'] }));
+    rig = await startPlanRig({
+      prefixLetter: 'p',
+      surface: {
+        SLACK_BOT_TOKEN: slack.token,
+        SLACK_SIGNING_SECRET: slack.signingSecret,
+        SLACK_API_URL: slack.apiUrl,
+      },
+      people: {
+        sam: { ids: ['slack:USAM'], groups: ['sre-oncall'] },
+        tom: { ids: ['slack:UTOM'], groups: ['sre-oncall'] },
+      },
     });
-    await mkdir(join(t.home, 'plans'));
-    await writeFile(
-      join(t.home, 'plans', 'shop.yaml'),
-      [
-        'description: the shop, database first',
-        'groups:',
-        '  - apps: [db]',
-        '    then:',
-        `      - hook: echo "$DR_PLAN $DR_VERB" >> ${join(t.dir, 'hook.log')}`,
-        '        timeout: 30s',
-        '  - apps: [api]',
-        '    then:',
-        '      - manual: DNS switched — continue',
-        '  - apps: [web]',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(
-      join(t.home, 'plans', 'broken.yaml'),
-      'groups:\n  - apps: [db]\n  - apps: [bad]\n  - apps: [web]\n',
-    );
-    worker = startDr(['worker', '--concurrency', '2', '--lock-duration', '5s'], env);
-    await worker.waitFor(/worker ready/);
+    ({ t, env } = rig);
     const listen = `127.0.0.1:${await freePort()}`;
     serve = startDr(['serve', '--listen', listen], env);
     await serve.waitFor(/Slack: on/, 60_000);
@@ -104,11 +51,8 @@ describe('plan runs from chat', () => {
 
   afterAll(async () => {
     await serve?.stop();
-    await stopAll();
-    await killVolumeServers(t?.dir);
+    await rig?.stop();
     await slack?.stop();
-    await redis?.stop();
-    await t?.cleanup();
   });
 
   function explainFailure(): void {
@@ -117,7 +61,7 @@ describe('plan runs from chat', () => {
         (m) => `${m.channel} ${m.ts} [${m.updates}] ${m.text}\n${JSON.stringify(m.blocks)}`,
       );
       process.stderr.write(
-        `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}\n--- serve\n${serve.output().slice(-5000)}\n--- worker\n${worker.output().slice(-8000)}\n`,
+        `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}\n--- serve\n${serve.output().slice(-5000)}\n--- worker\n${rig.worker.output().slice(-8000)}\n`,
       );
     });
   }
@@ -144,36 +88,6 @@ describe('plan runs from chat', () => {
     expect(
       (await slack.send(events, slack.slashCommand(words, { user, channel: 'COPS' }))).status,
     ).toBe(200);
-  const lines = async (name: string) =>
-    (await readFile(join(t.dir, name), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  const planStatus = async (opId: string) => {
-    const r = await dr(['--home', t.home, 'plan', 'status', opId, '--json'], env);
-    expect(r.err).toBe('');
-    return JSON.parse(r.out) as {
-      run: {
-        phase: string;
-        groups: { apps: { app: string; state: string; opId?: string; ops: string[] }[] }[];
-      };
-    };
-  };
-
-  /**
-   * The run's record says the apps were rolled back (the last one too when the plan touched it:
-   * a failover fences it first), and no server or recovery directory is left.
-   */
-  const expectRolledBack = async (opId: string, lastApp = 'rolled-back') => {
-    const after = await planStatus(opId);
-    expect(after.run.phase).toBe('rolled-back');
-    expect(after.run.groups.map((g) => g.apps.map((a) => a.state))).toEqual([
-      ['rolled-back'],
-      ['rolled-back'],
-      [lastApp],
-    ]);
-    expect(await volumeServerPids(t.dir)).toEqual([]);
-    const recovery = join(t.home, 'recovery');
-    expect((await exists(recovery)) ? await readdir(recovery) : []).toEqual([]);
-  };
-
   it('a failure in the second group stops the third; rollback leaves nothing behind', {
     timeout: 300_000,
   }, async (ctx) => {
@@ -195,17 +109,11 @@ describe('plan runs from chat', () => {
     expect(body(msg)).toContain('3. web waiting');
     expect(buttons(msg)).toEqual([`retry ${opId}`, `skip ${opId}`, `rollback ${opId}`]);
     // Fenced first, last group first; the third group's app never started.
-    expect(await lines('fences.log')).toEqual(['web', 'bad', 'db']);
-    const before = await planStatus(opId);
+    expect(await rig.lines('fences.log')).toEqual(['web', 'bad', 'db']);
+    const before = await rig.planStatus(opId);
     const web = before.run.groups[2]?.apps[0];
     expect(web?.state).toBe('pending');
-    const conn = connectRedis(redis.url, 'test');
-    try {
-      const bull = prefix.replace(/:$/, '');
-      expect(await conn.exists(`${bull}:lifeboat-recovery:${web?.opId}`)).toBe(0);
-    } finally {
-      conn.disconnect();
-    }
+    expect(await rig.hasJob(web?.opId ?? '')).toBe(false);
     expect(await volumeServerPids(t.dir)).toHaveLength(1); // db's, at the DR site
 
     // Bad inputs, each a clear refusal: continue with no manual step, retry of a plan not waiting.
@@ -224,9 +132,9 @@ describe('plan runs from chat', () => {
     expect(body(msg)).toMatch(/rollback: db: removed .*replication resumed.*source unfenced/);
     expect(buttons(msg)).toEqual([]);
     // Nothing left: no server, no recovery directory, no mount, every source replicating again.
-    await expectRolledBack(opId);
+    await rig.expectRolledBack(opId);
     expect(await readFile('/proc/mounts', 'utf8')).not.toContain(t.dir);
-    expect(await lines('unfences.log')).toEqual(['db', 'bad', 'web']);
+    expect(await rig.lines('unfences.log')).toEqual(['db', 'bad', 'web']);
     const status = await dr(['--home', t.home, 'status', '--json'], env);
     const apps = JSON.parse(status.out) as { app: string; protection?: { state: string } }[];
     for (const a of apps) expect(a.protection?.state ?? 'protected').toBe('protected');
@@ -262,17 +170,11 @@ describe('plan runs from chat', () => {
       () => /: rolled back/.test(msg.text) || undefined,
       120_000,
     );
-    await expectRolledBack(opId, 'pending'); // a drill fences nothing: web was never touched
+    await rig.expectRolledBack(opId, 'pending'); // a drill fences nothing: web was never touched
     expect(await readFile('/proc/mounts', 'utf8')).not.toContain(t.home);
     // The drill's delayed cleanup went with it: nothing is left to run later.
-    const conn = connectRedis(redis.url, 'test');
-    try {
-      const db = (await planStatus(opId)).run.groups[0]?.apps[0]?.opId ?? '';
-      const bull = prefix.replace(/:$/, '');
-      expect(await conn.exists(`${bull}:lifeboat-recovery:${db}-cleanup`)).toBe(0);
-    } finally {
-      conn.disconnect();
-    }
+    const db = (await rig.planStatus(opId)).run.groups[0]?.apps[0]?.opId ?? '';
+    expect(await rig.hasJob(`${db}-cleanup`)).toBe(false);
   });
 
   it('a worker killed while the plan waits: the next worker rolls back what the record says was started', {
@@ -287,27 +189,25 @@ describe('plan runs from chat', () => {
     await waitFor(
       'the run at its manual step',
       async () => {
-        const s = await planStatus(opId);
+        const s = await rig.planStatus(opId);
         return s.run?.phase === 'waiting-manual' || undefined;
       },
       180_000,
     );
     expect(await volumeServerPids(t.dir)).toHaveLength(2); // db's and api's, at the DR site
-    await worker.kill9();
-    worker = startDr(['worker', '--concurrency', '2', '--lock-duration', '5s'], env);
-    await worker.waitFor(/worker ready/);
+    await rig.restartWorker();
     const rollback = await dr(['--home', t.home, 'plan', 'rollback', opId], env);
     expect(rollback.err).toBe('');
     expect(rollback.out).toContain(`rolled back failover of plan shop (${opId})`);
     await waitFor(
       'the run rolled back by the new worker',
       async () => {
-        const s = await planStatus(opId);
+        const s = await rig.planStatus(opId);
         return s.run?.phase === 'rolled-back' || undefined;
       },
       120_000,
     );
-    await expectRolledBack(opId);
+    await rig.expectRolledBack(opId);
     expect(await follower.exited).toBe(1);
     expect(follower.output()).toContain(`continue with \`dr plan continue ${opId}\``);
     expect(follower.output()).toContain(`Failover of plan shop (${opId}): rolled back in `);
@@ -319,7 +219,7 @@ describe('plan runs from chat', () => {
   }, async (ctx) => {
     if (problem) return skipBecause(ctx, problem);
     explainFailure();
-    const fencedBefore = (await lines('fences.log')).length;
+    const fencedBefore = (await rig.lines('fences.log')).length;
     await say('failover shop');
     const msg = await waitFor(
       'the plan message waiting at the manual step',
@@ -330,15 +230,15 @@ describe('plan runs from chat', () => {
       180_000,
     );
     const opId = /\((op-[a-z0-9]+)\)/.exec(msg.text)?.[1] ?? '';
-    expect((await lines('fences.log')).slice(fencedBefore)).toEqual(['web', 'api', 'db']);
-    expect((await lines('hook.log')).at(-1)).toBe('shop failover');
+    expect((await rig.lines('fences.log')).slice(fencedBefore)).toEqual(['web', 'api', 'db']);
+    expect((await rig.lines('hook.log')).at(-1)).toBe('shop failover');
     expect(body(msg)).toMatch(/1\. db healthy \(op-/);
     expect(body(msg)).toContain('then hook `echo');
     expect(body(msg)).toMatch(/2\. api healthy \(op-/);
     expect(body(msg)).toContain('then manual "DNS switched — continue": WAITING for a person');
     expect(body(msg)).toContain('3. web waiting');
     // The app of group 3 has not started while the manual step waits.
-    const waiting = await planStatus(opId);
+    const waiting = await rig.planStatus(opId);
     expect(waiting.run.groups[2]?.apps[0]?.state).toBe('pending');
 
     await press(msg, `continue ${opId}`);
@@ -358,7 +258,7 @@ describe('plan runs from chat', () => {
     await waitFor('the plan done', () => /: done in /.test(msg.text) || undefined, 180_000);
     expect(body(msg)).toContain(`continued by ${winner}`);
     expect(body(msg)).toMatch(/3\. web healthy \(op-/);
-    const done = await planStatus(opId);
+    const done = await rig.planStatus(opId);
     expect(done.run.phase).toBe('done');
     // Each app's failover started only after the group before it was healthy.
     const ops = done.run.groups.map((g) => g.apps[0]?.opId ?? '');
@@ -375,23 +275,8 @@ describe('plan runs from chat', () => {
     expect(retry.err).toContain('is finished: nothing to retry');
   });
 
-  async function eventTime(opId: string, type: 'started' | 'finished'): Promise<number> {
-    const conn = connectRedis(redis.url, 'test');
-    try {
-      const all = await conn.xrange(`${prefix}events`, '-', '+');
-      for (const [, f] of all) {
-        const m = new Map<string, string>();
-        for (let i = 0; i + 1 < f.length; i += 2) m.set(f[i] ?? '', f[i + 1] ?? '');
-        if (m.get('opId') === opId && m.get('type') === type && m.get('job') !== 'cleanup')
-          return Number(m.get('time'));
-      }
-      return Number.NaN;
-    } finally {
-      conn.disconnect();
-    }
-  }
-  const startedAt = (op: string) => eventTime(op, 'started');
-  const finishedAt = (op: string) => eventTime(op, 'finished');
+  const startedAt = (op: string) => rig.eventTime(op, 'started');
+  const finishedAt = (op: string) => rig.eventTime(op, 'finished');
 
   it('bad inputs: an unknown plan, a plan naming an unknown app, a control for no plan run', async (ctx) => {
     if (problem) return skipBecause(ctx, problem);

@@ -34,9 +34,11 @@ describe('parseConfig', () => {
     expect(config.gateway).toEqual({
       listen: '10.0.0.5:7443',
       address: '10.0.0.5:7443',
+      addresses: ['10.0.0.5:7443'],
       store: 'store',
       minFreeSpace: 64 * 1024 * 1024,
       directIo: true,
+      shared: false,
     });
     expect(config.retention.daily).toBe(30 * 86_400_000);
     expect(config.agent).toEqual({
@@ -46,6 +48,18 @@ describe('parseConfig', () => {
       compression: { codec: 'zstd', level: 'auto' },
       fullCopy: false,
     });
+  });
+
+  it('takes gateway.address as one HOST:PORT or a list of them, and names a bad one in the list', () => {
+    const text = (address: string) =>
+      defaultConfigText('127.0.0.1:7443').replace(/^ {2}address: .*$/m, `  address: ${address}`);
+    const two = parseConfig(text('[10.0.0.5:7443, 10.0.0.6:7443]'));
+    expect(two.gateway.address).toBe('10.0.0.5:7443');
+    expect(two.gateway.addresses).toEqual(['10.0.0.5:7443', '10.0.0.6:7443']);
+    expect(() => parseConfig(text('[10.0.0.5:7443, gateway-two]'), 'dr.yaml')).toThrow(
+      /dr\.yaml:\d+: gateway\.address\.1: expected HOST:PORT/,
+    );
+    expect(() => parseConfig(text('[]'), 'dr.yaml')).toThrow(/list at least one gateway/);
   });
 
   it('reads agent.compression and agent.maxRate, and names a bad one with its line', () => {

@@ -160,6 +160,7 @@ export class FakeGateway {
 
   async heartbeat(_app: string, body: HeartbeatRequest): Promise<{ serverTime: number }> {
     this.check('heartbeat');
+    this.own(body.sessionId); // as the gateway: a session it forgot is refused
     this.heartbeats.push(body);
     return { serverTime: this.serverTime() };
   }

@@ -149,9 +149,9 @@ describe('GatewaySession', () => {
     expect(gw.batches).toHaveLength(3);
   });
 
-  it('refuses to go on when the gateway’s store was replaced under it', async () => {
+  it('stops the cycle when the gateway’s store was replaced under it (another gateway took the app), keeping the new session for the restart', async () => {
     const gw = new FakeGateway();
-    const { session } = sessionFor(gw);
+    const { session, recorded } = sessionFor(gw);
     const first = await session.open(VOLUMES);
     gw.storeId = 'store-2';
     const err = await session.reopen(first).then(
@@ -162,8 +162,76 @@ describe('GatewaySession', () => {
     expect((err as DrError).code).toBe('store_replaced');
     expect((err as DrError).message).toMatch(/store for web was replaced.*starts again/);
     expect(session.current?.sessionId).toBe('s1');
-    // The session the new store gave is handed back at once: a fresh start may take the lease.
+    // The new session is handed back for the restart to open its own; nothing more is sent meanwhile.
     expect(gw.closed).toEqual(['s2']);
+    expect(recorded).toEqual(['s1']);
+    await expect(
+      session.call('batch 1', (id) => gw.sendBatch('web', id, [])),
+    ).rejects.toMatchObject({ code: 'store_replaced' });
+  });
+
+  it('reopens as soon as a heartbeat hears the session is lost; a store replaced meanwhile fails every later call, for the agent to start again', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    await session.open(VOLUMES);
+    const beat = () =>
+      session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    gw.restart();
+    beat();
+    await waitUntil(() => session.current?.sessionId === 's2');
+    // Another gateway took the app over while the agent was idle: its store is new.
+    gw.restart();
+    gw.storeId = 'store-2';
+    beat();
+    await waitUntil(() => gw.opens.length === 3);
+    await new Promise((r) => setImmediate(r));
+    await expect(
+      session.call('batch 1', (id) => gw.sendBatch('web', id, [])),
+    ).rejects.toMatchObject({ code: 'store_replaced' });
+    expect(gw.batches).toEqual([]);
+  });
+
+  it('once the store is known replaced, a heartbeat that hears its session lost opens no other (the restart opens its own)', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    const first = await session.open(VOLUMES);
+    gw.storeId = 'store-2';
+    await expect(session.reopen(first)).rejects.toMatchObject({ code: 'store_replaced' });
+    gw.restart();
+    session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    // The heartbeat is refused (session lost) and its answer handled within these turns.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(gw.opens).toHaveLength(2);
+    expect(gw.closed).toEqual(['s2']);
+  });
+
+  it('a reopening answered after the session was closed hands its new session back', async () => {
+    const gw = new FakeGateway();
+    const { session } = sessionFor(gw);
+    await session.open(VOLUMES);
+    let asked!: () => void;
+    const reopening = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    const open = gw.openSession.bind(gw);
+    gw.openSession = async (app, body) => {
+      asked();
+      await gate;
+      return open(app, body);
+    };
+    gw.restart();
+    session.heartbeat({ phase: 'continuous', intervalMs: 1000, backlogBytes: 0 });
+    await reopening;
+    const closing = session.close();
+    letGo();
+    await closing;
+    expect(gw.opens).toHaveLength(2);
+    expect(gw.closed).toEqual(['s1', 's2']);
+    expect(session.current).toBeUndefined();
   });
 
   it('keeps the old session when the new one is refused (its chain does not follow)', async () => {

@@ -4,7 +4,9 @@ import { silentLog } from '../../../../core/log.js';
 import type { AppStore } from '../../../../replicator/gateway/app-store.js';
 import { BlockStore } from '../../../../replicator/gateway/block-store.js';
 import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
+import { BucketApp } from '../../../../replicator/gateway/bucket-reader.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
+import { chunkKey } from '../../../../replicator/gateway/segment-upload.js';
 import {
   APP,
   append,
@@ -16,17 +18,37 @@ import {
   volumesAt,
 } from './store-fixture.js';
 
-/** A bucket in memory that records every call in order. */
+type Range = { offset: number; length: number };
+const ranged = (body: Buffer | undefined, r?: Range) =>
+  body && r ? body.subarray(r.offset, r.offset + r.length) : body;
+
+/** A bucket in memory that records every call in order; ETags are a version counter. */
 function memoryBucket() {
   const objects = new Map<string, Buffer>();
+  const etags = new Map<string, string>();
+  let version = 0;
   const calls: string[] = [];
+  const store = (key: string, body: Buffer) => {
+    objects.set(key, Buffer.from(body));
+    etags.set(key, String(++version));
+    return etags.get(key) as string;
+  };
   const bucket = {
     url: 's3://memory',
     put: async (key: string, body: Buffer) => {
       calls.push(`put ${key}`);
-      objects.set(key, Buffer.from(body));
+      store(key, body);
     },
-    get: async (key: string) => objects.get(key),
+    putIf: async (key: string, body: Buffer, expected: string | undefined) => {
+      calls.push(`put ${key}`);
+      if (etags.get(key) !== expected) return 'conflict';
+      return store(key, body);
+    },
+    get: async (key: string, range?: Range) => ranged(objects.get(key), range),
+    getTagged: async (key: string, range?: Range) => {
+      const body = ranged(objects.get(key), range);
+      return body ? { body, etag: etags.get(key) as string } : undefined;
+    },
     list: async (prefix: string) =>
       [...objects]
         .filter(([k]) => k.startsWith(prefix))
@@ -38,6 +60,7 @@ function memoryBucket() {
         objects.delete(k);
       }
     },
+    abortLeftovers: async () => 0, // no multipart uploads here: every object is one put
   };
   return { bucket: bucket as unknown as ObjectBucket, objects, calls };
 }
@@ -211,5 +234,89 @@ describe('BucketMirror', () => {
     expect(calls.filter((c) => c.includes('/segments/')).length).toBeLessThanOrEqual(1);
     expect(calls.at(-1)).toBe(`put apps/${APP}/catalog.json`);
     await (await fetchedMatches(fx, store, app, bucket)).close();
+  });
+
+  it('writes the catalog only over the version it descends from: a mirror another wrote past is refused (lease_lost), and a lost answer of its own is recognised', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 32 * 1024 });
+    const app = await store.ensureApp(APP);
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket, objects } = memoryBucket();
+    await append(fx, app, 1, [{ volume: disk, block: 1 }]);
+    await app.commitPoint({ upToSeq: 1, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    const mine = await BucketMirror.open(bucket, APP, silentLog);
+    const other = await BucketMirror.open(bucket, APP, silentLog);
+    await other.sync(app as AppStore);
+    const written = objects.get(`apps/${APP}/catalog.json`);
+    await append(fx, app, 2, [{ volume: disk, block: 2 }]);
+    await app.commitPoint({ upToSeq: 2, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await expect(mine.sync(app as AppStore)).rejects.toMatchObject({
+      code: 'lease_lost',
+    });
+    expect(objects.get(`apps/${APP}/catalog.json`)).toEqual(written);
+
+    // Our own write landed but its answer was lost: the bucket holds our bytes, so we go on.
+    const lossy = await BucketMirror.open(bucket, APP, silentLog);
+    const realPutIf = bucket.putIf.bind(bucket);
+    let drop = true;
+    bucket.putIf = async (key, body, expected) => {
+      const out = await realPutIf(key, body, expected);
+      if (drop && key.endsWith('catalog.json')) {
+        drop = false;
+        throw new Error('connection reset after the write');
+      }
+      return out;
+    };
+    await expect(lossy.sync(app as AppStore)).rejects.toThrow(/reset/);
+    await append(fx, app, 3, [{ volume: logs, block: 2 }]);
+    await app.commitPoint({ upToSeq: 3, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await lossy.sync(app as AppStore);
+    const catalog = JSON.parse((objects.get(`apps/${APP}/catalog.json`) as Buffer).toString());
+    expect(catalog.points).toHaveLength(3);
+    await store.close();
+  });
+
+  it('reads committed records straight from the bucket (a non-holder), across chunks, into the buffer it is given', async () => {
+    const store = await BlockStore.open({ dir: fx.storeDir, segmentBytes: 1024 * 1024 });
+    const app = (await store.ensureApp(APP)) as AppStore;
+    const { disk, logs } = await registerTwo(fx, app);
+    const { bucket } = memoryBucket();
+    const mirror = await BucketMirror.open(bucket, APP, silentLog);
+    // Two syncs: the segment goes up as two chunk objects.
+    for (let i = 1; i <= 3; i++) await append(fx, app, i, [{ volume: disk, block: i }]);
+    await app.commitPoint({ upToSeq: 3, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await mirror.sync(app);
+    for (let i = 4; i <= 6; i++) await append(fx, app, i, [{ volume: logs, block: i }]);
+    await app.commitPoint({ upToSeq: 6, label: 'fuzzy', volumes: volumesAt({ disk, logs }) });
+    await mirror.sync(app);
+    const reader = (await BucketApp.load(bucket, APP)) as BucketApp;
+    expect(reader.points().map((p) => p.id)).toEqual([1, 2]);
+    const entries = [
+      ...(await reader.pointEntries(2, disk.name)),
+      ...(await reader.pointEntries(2, logs.name)),
+    ];
+    expect(entries).toHaveLength(6);
+    for (const e of entries) {
+      const want = await app.readRecord(e);
+      expect((await reader.readSpan(e.segment, e.offset, e.length)).equals(want)).toBe(true);
+      const into = Buffer.alloc(e.length + 16, 0xaa);
+      await reader.readSpan(e.segment, e.offset, e.length, into);
+      expect(into.subarray(0, e.length).equals(want)).toBe(true);
+    }
+    // One span over the whole segment crosses the two chunks.
+    const seg = entries[0]?.segment as number;
+    const end = Math.max(...entries.map((e) => e.offset + e.length));
+    const into = Buffer.alloc(end);
+    await reader.readSpan(seg, 0, end, into);
+    expect(into.equals(await app.readSpan(seg, 0, end))).toBe(true);
+    await expect(reader.readSpan(seg, 0, end, Buffer.alloc(end - 1))).rejects.toThrow(RangeError);
+    // Into parts, in order, as the record stream reads a run (across the two chunks).
+    const parts = [Buffer.alloc(7), Buffer.alloc(end - 7)];
+    await reader.readSpanParts(seg, 0, parts);
+    expect(Buffer.concat(parts).equals(await app.readSpan(seg, 0, end))).toBe(true);
+    // A chunk an interrupted upload left, off the chain and across its chunks: never read.
+    await bucket.put(chunkKey(APP, seg, 1), Buffer.alloc(end, 0xee));
+    const again = (await BucketApp.load(bucket, APP)) as BucketApp;
+    expect((await again.readSpan(seg, 0, end)).equals(await app.readSpan(seg, 0, end))).toBe(true);
+    await store.close();
   });
 });

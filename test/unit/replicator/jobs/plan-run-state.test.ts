@@ -96,6 +96,7 @@ describe('a plan run as a record', () => {
     applyControl(d, run, signal('skip', 'sam'), 4);
     expect(api.state).toBe('skipped');
     expect(api.error).toContain('skipped by sam');
+    expect(api.by).toBe('sam');
   });
 
   it('refuses every control once the run is over, and a second rollback', () => {

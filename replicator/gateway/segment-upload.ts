@@ -1,0 +1,132 @@
+/**
+ * Segment bytes into the bucket as chunk objects, several uploads at once. A segment's end in the
+ * bucket (what the mirror counts as uploaded, and what a reader of the bucket follows) advances
+ * only over chunks that are all in the bucket from offset 0: a chunk past one that failed, or that
+ * a crash cut short, is not part of the chain, and is deleted (here after a failure; by
+ * BucketMirror.open at the next start after a crash) before anything could be written at its offset.
+ *
+ * Key layout: apps/<app>/segments/<segment, 8 digits>/<offset, 12 digits>.
+ */
+import { open } from 'node:fs/promises';
+import type { ReplicaFiles } from './gateway-store.js';
+import type { ObjectBucket } from './object-bucket.js';
+
+export const segmentName = (segment: number) => String(segment).padStart(8, '0');
+const offsetName = (offset: number) => String(offset).padStart(12, '0');
+
+export const chunkKey = (app: string, segment: number, offset: number) =>
+  `apps/${app}/segments/${segmentName(segment)}/${offsetName(offset)}`;
+
+export interface Chunk {
+  segment: number;
+  offset: number;
+  size: number;
+  key: string;
+}
+
+/** Every chunk object of the app in the bucket, by segment and offset. */
+export async function chunksOf(bucket: ObjectBucket, app: string): Promise<Chunk[]> {
+  const out: Chunk[] = [];
+  for (const { key, size } of await bucket.list(`apps/${app}/segments/`)) {
+    const m = /\/segments\/(\d{8})\/(\d{12})$/.exec(key);
+    if (m) out.push({ segment: Number(m[1]), offset: Number(m[2]), size, key });
+  }
+  return out.sort((a, b) => a.segment - b.segment || a.offset - b.offset);
+}
+
+/**
+ * Splits the bucket's chunks into each segment's chain from offset 0 (its end: the bytes a reader
+ * gets) and the orphans: chunks off the chain, left by an upload that failed or was cut short.
+ */
+export function chainOf(chunks: readonly Chunk[]): { ends: Map<number, number>; orphans: Chunk[] } {
+  const ends = new Map<number, number>();
+  const orphans: Chunk[] = [];
+  for (const c of chunks) {
+    const end = ends.get(c.segment) ?? 0;
+    if (c.offset === end) ends.set(c.segment, end + c.size);
+    else orphans.push(c);
+  }
+  return { ends, orphans };
+}
+
+export interface SegmentUploadOptions {
+  bucket: ObjectBucket;
+  app: string;
+  /** No chunk is larger. */
+  chunkBytes: number;
+  /** Chunks read and uploaded at once (memory: this many chunks). */
+  atOnce: number;
+}
+
+interface Task {
+  segment: number;
+  path: string;
+  offset: number;
+  length: number;
+  done: boolean;
+}
+
+/**
+ * Uploads each segment's bytes from its end in the bucket (`ends`, updated in place) to its
+ * settled size. Answers the bytes that joined the chain; a failure throws after every upload
+ * started has ended, with `ends` advanced over what did arrive in order.
+ */
+export async function uploadSegmentBytes(
+  files: ReplicaFiles,
+  ends: Map<number, number>,
+  { bucket, app, chunkBytes, atOnce }: SegmentUploadOptions,
+): Promise<number> {
+  const tasks: Task[] = [];
+  for (const { segment, size, path } of files.segments) {
+    for (let at = ends.get(segment) ?? 0; at < size; at += chunkBytes)
+      tasks.push({
+        segment,
+        path,
+        offset: at,
+        length: Math.min(chunkBytes, size - at),
+        done: false,
+      });
+  }
+  if (tasks.length === 0) return 0;
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < tasks.length) {
+      const task = tasks[next++] as Task;
+      try {
+        const fh = await open(task.path, 'r');
+        let buf: Buffer;
+        try {
+          buf = Buffer.allocUnsafe(task.length);
+          const { bytesRead } = await fh.read(buf, 0, task.length, task.offset);
+          if (bytesRead !== task.length)
+            throw new Error(`short read of ${task.path} at ${task.offset}`);
+        } finally {
+          await fh.close();
+        }
+        await bucket.put(chunkKey(app, task.segment, task.offset), buf);
+        task.done = true;
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(atOnce, tasks.length) }, worker));
+  // The chain grows over the chunks that arrived in order; the ones past a gap are orphans.
+  let bytes = 0;
+  const orphans: string[] = [];
+  const stopped = new Set<number>();
+  for (const t of tasks) {
+    if (t.done && !stopped.has(t.segment)) {
+      ends.set(t.segment, t.offset + t.length);
+      bytes += t.length;
+    } else if (t.done) orphans.push(chunkKey(app, t.segment, t.offset));
+    else stopped.add(t.segment);
+  }
+  if (failure) {
+    // Best effort: what stays is found and deleted at the next start (BucketMirror.open).
+    if (orphans.length > 0) await bucket.delete(orphans).catch(() => undefined);
+    throw failure.err;
+  }
+  return bytes;
+}
