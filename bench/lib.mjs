@@ -29,6 +29,14 @@ export const cpuTicks = (pid) => {
   return { own, all: own + Number(f[13]) + Number(f[14]) }; // + cutime + cstime
 };
 
+/** Sends SIGTERM to a child process (unless it has exited) and resolves once it has exited. */
+export const stopChild = (child) =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+  });
+
 /** The p-th percentile of xs (not sorted in place); undefined when xs is empty. */
 export const pct = (xs, p) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];

@@ -10,7 +10,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bin, pct, root } from './lib.mjs';
+import { bin, pct, root, stopChild as stop } from './lib.mjs';
 
 const sh = (cmd, a, opts = {}) => execFileSync(cmd, a, { encoding: 'utf8', ...opts }).trim();
 const run = (cmd, a) =>
@@ -40,7 +40,7 @@ function cpuSeconds(pid) {
 }
 
 /** A tracefs mount for the agent (DR_TRACEFS): /sys/kernel/tracing need not be mounted here. */
-function tracefsAt(work, undo, mounted) {
+export function tracefsAt(work, undo, mounted) {
   const dir = join(work, 'tracefs');
   mkdirSync(dir, { recursive: true });
   sh('mount', ['-t', 'tracefs', 'nodev', dir]);
@@ -55,7 +55,8 @@ function tracefsAt(work, undo, mounted) {
  * Runs the probe; returns { linkBytesPerSec, steps: [{ requested, achieved, p99, max, samples, ok }], best }.
  * `ctx`: NS_A, NS_B, IP_B, work, undo (cleanups run last-first), mounted (dirs to unmount on a
  * stop), children (processes to kill on a stop), startChild(ns, argv, env, readyRe, name),
- * linkBytes() (bytes on the link so far, both ways), linkBytesPerSec, seconds, smoke, say.
+ * linkBytes() (bytes on the link so far, both ways), linkBytesPerSec, seconds, smoke, say;
+ * tracefs: a tracefs mount to use (one is mounted under `work` without it).
  */
 export async function steadyRate(ctx) {
   const { NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say } = ctx;
@@ -102,7 +103,7 @@ export async function steadyRate(ctx) {
   // --steady-log FILE: the agent's info log (each point's timings) kept there, for finding the limit.
   const env = {
     DR_LOG_LEVEL: ctx.agentLog ? 'info' : 'warn',
-    DR_TRACEFS: tracefsAt(work, undo, mounted),
+    DR_TRACEFS: ctx.tracefs ?? tracefsAt(work, undo, mounted),
   };
   const gateway = await startChild(
     NS_B,
@@ -156,12 +157,6 @@ export async function steadyRate(ctx) {
       lags.push(j);
     }
   });
-  const stop = (child) =>
-    new Promise((r) => {
-      if (child.exitCode !== null) return r();
-      child.once('exit', r);
-      child.kill('SIGTERM');
-    });
   try {
     /** Waits until the lag has been below `below` s for 3 samples in a row; false after `ms`. */
     const settled = async (below, ms) => {

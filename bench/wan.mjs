@@ -5,6 +5,10 @@
 // files from /usr, then a day's changes (a SQLite database +80k rows, /usr/share/doc copied in,
 // a locale tree removed); and random data. Figures: time and bytes on the link (veth counters,
 // so TLS/ssh and TCP/IP overhead count for everyone), initial and incremental, agent CPU.
+// Lifeboat runs twice on the realistic disk: as it is used (bench/wan-live.mjs: the agent running
+// with the trace tracker while the changes are made; the incremental is timed from the end of
+// the changes to the first committed point holding them), and `dr agent --once` (scan tracker)
+// started after the changes, the way rsync and restic run.
 // Prints figures; never part of `npm test`. Needs root (namespaces, tc, loop mounts).
 //   node bench/wan.mjs [--rates 100mbit,1gbit] [--fill-mib 1100] [--random-mib 1024] [--smoke] [--json]
 //   --smoke: 100mbit only, a 96 MiB fill, 8k rows, 16 MiB of docs, 32 MiB random.
@@ -35,7 +39,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { bin, root, say } from './lib.mjs';
-import { steadyRate } from './wan-steady.mjs';
+import { lifeboatLive } from './wan-live.mjs';
+import { printResults, printSteady } from './wan-report.mjs';
+import { steadyRate, tracefsAt } from './wan-steady.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -301,7 +307,8 @@ function prepareImages() {
   const initial = join(work, 'initial.img');
   const changed = join(work, 'changed.img');
   sh('truncate', ['-s', `${IMAGE_MIB}M`, initial]);
-  sh('mkfs.ext4', ['-q', '-F', initial]);
+  // Inode tables and journal written now: no ext4lazyinit writes while the agent runs on it.
+  sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', initial]);
   const mnt = join(work, 'mnt');
   let umount = mountImage(initial, mnt);
   const copied = fill(
@@ -318,11 +325,17 @@ function prepareImages() {
   umount();
   sh('cp', ['--sparse=always', initial, changed]);
   umount = mountImage(changed, mnt);
+  const docs = dayOfChanges(mnt);
+  umount();
+  return { initial, changed, copied, docs };
+}
+
+/** A day's changes to the file system mounted at `mnt`: +ROWS rows, docs copied in, locales removed. */
+function dayOfChanges(mnt) {
   sqliteRows(join(mnt, 'var/shop.db'), ROWS, ROWS / 4 + 1);
   const docs = fill(mnt, [['/usr/share/doc', 'share/doc']], DOC_BYTES);
   rmSync(join(mnt, 'share/locale'), { recursive: true, force: true });
-  umount();
-  return { initial, changed, copied, docs };
+  return docs;
 }
 
 function randomImage() {
@@ -472,13 +485,6 @@ async function restic(label, images, rate, ssh, tree) {
 }
 
 const MiB = 1024 * 1024;
-const row = (name, r) => {
-  const c = (x) =>
-    x
-      ? `${x.seconds.toFixed(1)} s, ${(x.bytes / MiB).toFixed(0)} MiB, cpu ${x.cpu.toFixed(1)} s`
-      : '-';
-  return `| ${name} | ${c(r.initial)} | ${c(r.incremental)} |`;
-};
 
 async function main() {
   removeStaleNamespaces();
@@ -488,6 +494,15 @@ async function main() {
   const real = ONLY_STEADY ? { copied: 0, docs: 0 } : prepareImages();
   const random = ONLY_STEADY ? undefined : randomImage();
   const ssh = ONLY_STEADY ? undefined : await startSshd();
+  // The running agent's trace tracker reads block tracepoints: without tracefs only --once runs.
+  let tracefs;
+  let liveSkipped;
+  try {
+    tracefs = tracefsAt(work, undo, mounted);
+  } catch (err) {
+    liveSkipped = `no tracefs here (${err.message.split('\n')[0]}); the trace tracker cannot run`;
+    say(`bench:wan: ${liveSkipped}: only the --once row is measured`);
+  }
   const results = [];
   for (const rate of ONLY_STEADY ? [] : RATES) {
     shape(rate);
@@ -495,13 +510,26 @@ async function main() {
       ['realistic', [real.initial, real.changed], true],
       ['random', [random], false],
     ]) {
-      say(`bench:wan: ${rate}, ${label}: Lifeboat`);
+      let live;
+      if (tree && tracefs) {
+        say(`bench:wan: ${rate}, ${label}: Lifeboat, agent running while the changes are made`);
+        live = await lifeboatLive({
+          ...{ NS_A, NS_B, IP_B, work, mounted, undo, children, startChild, linkBytes, say },
+          tracefs,
+          image: images[0],
+          changes: dayOfChanges,
+        });
+      }
+      say(`bench:wan: ${rate}, ${label}: Lifeboat, agent --once after the changes`);
       const lb = await lifeboat(label, images, rate);
       say(`bench:wan: ${rate}, ${label}: rsync -z over ssh`);
       const rs = await rsyncZ(label, images, rate, ssh, tree);
       say(`bench:wan: ${rate}, ${label}: restic (sftp)`);
       const rc = await restic(label, images, rate, ssh, tree);
-      results.push({ rate, label, lifeboat: lb, rsync: rs, restic: rc });
+      results.push({
+        ...{ rate, label, lifeboat: lb, live, rsync: rs, restic: rc },
+        ...(tree && liveSkipped ? { liveSkipped } : {}),
+      });
     }
   }
   let steady;
@@ -509,6 +537,7 @@ async function main() {
     shape('100mbit');
     steady = await steadyRate({
       ...{ NS_A, NS_B, IP_B, work, undo, mounted, children, startChild, say, smoke: SMOKE },
+      tracefs,
       linkBytes,
       linkBytesPerSec: 100e6 / 8,
       seconds: Number(args['steady-seconds'] ?? (SMOKE ? 10 : 60)),
@@ -533,39 +562,8 @@ async function main() {
     console.log(
       `bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}; realistic: ${meta.realisticFilesMiB} MiB of files in a ${IMAGE_MIB} MiB ext4 image, then +${ROWS} rows, +${meta.docsMiB} MiB of docs, locale tree removed; random: ${meta.randomMiB} MiB`,
     );
-  for (const r of results) {
-    console.log(`\n${r.rate}, ${r.label} (time, bytes on the link both ways, client CPU)`);
-    console.log('| tool | initial | incremental |\n| --- | --- | --- |');
-    console.log(row('Lifeboat', r.lifeboat));
-    console.log(row('rsync -z over ssh', r.rsync));
-    console.log(row('restic (sftp)', r.restic));
-    const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
-    console.log(
-      `Lifeboat sent ${r.lifeboat.initial.repeated} blocks as references initial, ${r.lifeboat.incremental?.repeated ?? '-'} incremental`,
-    );
-    console.log(
-      `ratios Lifeboat / rsync -z: bytes ${ratio(r.lifeboat.initial.bytes, r.rsync.initial.bytes)} initial, ${ratio(r.lifeboat.incremental?.bytes, r.rsync.incremental?.bytes)} incremental (target <= 1); time ${ratio(r.lifeboat.initial.seconds, r.rsync.initial.seconds)} initial, ${ratio(r.lifeboat.incremental?.seconds, r.rsync.incremental?.seconds)} incremental (target <= 0.8 at 100mbit); vs restic time ${ratio(r.lifeboat.initial.seconds, r.restic.initial.seconds)}, ${ratio(r.lifeboat.incremental?.seconds, r.restic.incremental?.seconds)} (target <= 1)`,
-    );
-  }
-  if (steady) printSteady(steady);
-}
-
-function printSteady({ linkBytesPerSec: link, steps, best }) {
-  console.log(
-    `\nsteady rate at 100mbit (fio random 4k/64k writes, zstd-compressible ~2.2x, ${args['steady-block-size']} blocks, trace tracker)`,
-  );
-  console.log(
-    '| fio rate asked | achieved | lag p99 | lag max | samples | link use | agent CPU | holds |\n| --- | --- | --- | --- | --- | --- | --- | --- |',
-  );
-  for (const s of steps)
-    console.log(
-      `| ${(s.requested / 1e6).toFixed(1)} MB/s (${s.multiple}x) | ${(s.achieved / 1e6).toFixed(1)} MB/s | ${s.samples ? s.p99.toFixed(1) : '-'} s | ${s.samples ? s.max.toFixed(1) : '-'} s | ${s.samples} | ${Math.round(s.linkUse * 100)} % | ${Math.round(s.agentCpu * 100)} % of a core | ${s.ok ? 'yes' : 'no'} |`,
-    );
-  console.log(
-    best
-      ? `highest steady rate with lag p99 <= 5 s: ${(best.achieved / 1e6).toFixed(1)} MB/s, ${(best.achieved / link).toFixed(2)}x the link (target >= 1.5x)`
-      : 'no rate held the lag p99 at 5 s or below',
-  );
+  printResults(results);
+  if (steady) printSteady(steady, args['steady-block-size']);
 }
 
 try {

@@ -104,11 +104,17 @@ const figures: Record<string, RegExp[]> = {
     ),
   ],
   'wan.mjs': [
-    ...['Lifeboat', 'rsync -z over ssh', 'restic \\(sftp\\)'].map((tool) =>
-      re(String.raw`\| ${tool} \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|`),
+    // The running agent's row, unless the machine has no tracefs (then it says so).
+    re(
+      String.raw`(\| Lifeboat, agent running \(trace tracker\) \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|[\s\S]*agent running: the changes took N s, N MiB on the link during them and N MiB after the sync; point N \([\w-]+, cut N s after the sync\) seen committed N s after the sync[\s\S]*ratios Lifeboat \(agent running\) / rsync -z: bytes N initial, N incremental|Lifeboat, agent running \(trace tracker\): not measured: no tracefs here)`,
     ),
-    re(String.raw`ratios Lifeboat / rsync -z: bytes N initial, N incremental`),
-    re(String.raw`Lifeboat sent N blocks as references initial, N incremental`),
+    ...[
+      'Lifeboat, agent started after the changes \\(--once, scan tracker\\)',
+      'rsync -z over ssh',
+      'restic \\(sftp\\)',
+    ].map((tool) => re(String.raw`\| ${tool} \| N s, N MiB, cpu N s \| N s, N MiB, cpu N s \|`)),
+    re(String.raw`ratios Lifeboat \(--once\) / rsync -z: bytes N initial, N incremental`),
+    re(String.raw`Lifeboat \(--once\) sent N blocks as references initial, N incremental`),
     re(
       String.raw`\| N MB/s \(Nx\) \| N MB/s \| N s \| N s \| N \| N % \| N % of a core \| (yes|no) \|`,
     ),
