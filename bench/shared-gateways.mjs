@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Benchmark: one gateway, then two (gateway.shared) serving 20 apps out of one bucket (Ceph RGW on this machine, leases in a local redis-server), in the same run: aggregate ingest of the first sync and each process's CPU; with two, the one-holder invariant checked every 200 ms throughout, a kill -9 of one gateway and the time until the other serves all its apps, and every app's latest point restoring byte-exact afterwards.
-//   node bench/shared-gateways.mjs [--apps 20] [--size-mib 4] [--json]   (npm run bench:gateways)
+//   node bench/shared-gateways.mjs [--apps 20] [--size-mib 4] [--json] [--keep-logs DIR]   (npm run bench:gateways)
+//   --keep-logs DIR: every gateway's (info and above) and agent's (warn and above) log lines, with times, written there at the end.
 // Targets (issue 24): a killed gateway's apps taken over within 10 s; exactly one holder at any instant. Never part of `npm test`.
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +19,7 @@ const { values: args } = parseArgs({
     apps: { type: 'string', default: '20' },
     'size-mib': { type: 'string', default: '4' },
     json: { type: 'boolean', default: false },
+    'keep-logs': { type: 'string' },
   },
 });
 needCommand('bench', 'redis-server', 'redis-server');
@@ -30,6 +32,8 @@ const BLOCK = 64 * 1024;
 const TICK = 100; // clock ticks per second in /proc/PID/stat (USER_HZ)
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-gateways-'));
 const children = [];
+/** [file name, process] of each gateway and agent, for --keep-logs. */
+const kept = [];
 
 function dr(argv, env = {}) {
   const r = spawnSync(process.execPath, [bin, ...argv], {
@@ -111,10 +115,18 @@ async function run(n, env, redisUrl) {
       children,
       process.execPath,
       [bin, 'gateway'],
-      { ...process.env, ...env, REDIS_URL: redisUrl, DR_HOME: home, DR_LOG_LEVEL: 'warn' },
+      {
+        ...process.env,
+        ...env,
+        REDIS_URL: redisUrl,
+        DR_HOME: home,
+        // With --keep-logs, when each lease was taken and how long each takeover took.
+        DR_LOG_LEVEL: args['keep-logs'] ? 'info' : 'warn',
+      },
       `gateway ${i + 1}`,
     ),
   );
+  for (const [i, g] of gateways.entries()) kept.push([`run${n}-gateway${i + 1}.log`, g]);
   for (const g of gateways) await g.waitFor(/gateway listening/, 120_000);
   // A gateway that ends by itself (not the one killed, not at the end) is news: say why at once.
   const expectedExit = new Set();
@@ -165,6 +177,7 @@ async function run(n, env, redisUrl) {
       `agent ${app}`,
     ),
   );
+  for (const [k, a] of agents.entries()) kept.push([`run${n}-agent-${APPS[k]}.log`, a]);
   const agentCpu = new Map();
   const firstPoint = async (app) =>
     (await Promise.all(clients.map((c) => c.points(app).catch(() => [])))).some(
@@ -205,6 +218,7 @@ async function run(n, env, redisUrl) {
     const victims = APPS.filter((app) => result.servedBy[app] === '1');
     for (const app of victims) rewrite(images.get(app), 4);
     const killedAt = Date.now();
+    result.killedAt = new Date(killedAt).toISOString();
     expectedExit.add(0);
     gateways[0].child.kill('SIGKILL');
     // When each app was first seen served by gateway 2 alone (seconds after the kill).
@@ -317,10 +331,15 @@ try {
       `ingest two / one: ${result.ingestRatio}x (2 cores shared with the agents: where the CPU goes, not a speed-up)`,
     );
     console.log(
-      `kill -9 of gateway 1: its ${two.takenOver} apps served by gateway 2 after ${f(two.takeoverSeconds)} s (target <= 10 s; each app: ${two.takeoverEachSeconds.join(', ')} s); latest point of ${two.restoredExact}/${result.apps} apps restores byte-exact${two.notExact.length ? ` (not: ${two.notExact.join('; ')})` : ''}`,
+      `kill -9 of gateway 1 at ${two.killedAt}: its ${two.takenOver} apps served by gateway 2 after ${f(two.takeoverSeconds)} s (target <= 10 s; each app: ${two.takeoverEachSeconds.join(', ')} s); latest point of ${two.restoredExact}/${result.apps} apps restores byte-exact${two.notExact.length ? ` (not: ${two.notExact.join('; ')})` : ''}`,
     );
   }
 } finally {
+  if (args['keep-logs']) {
+    mkdirSync(args['keep-logs'], { recursive: true });
+    for (const [name, p] of kept) writeFileSync(join(args['keep-logs'], name), p.out());
+    say(`bench: logs kept in ${args['keep-logs']}`);
+  }
   for (const c of children) c.kill('SIGKILL');
   ceph?.down();
   rmSync(work, { recursive: true, force: true });

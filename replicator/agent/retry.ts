@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { isTransient } from '../transport/gateway-client.js';
+import { awaitsTakeover, TAKEOVER_RETRY_MS } from '../transport/send-across.js';
 
 export interface RetryOptions {
   what: string;
@@ -17,7 +18,8 @@ export interface RetryOptions {
 /**
  * Retries an operation while it fails transiently (gateway down, link cut,
  * gateway disk full), backing off; a refusal is thrown at once. It stops
- * only when `signal` aborts.
+ * only when `signal` aborts. While a takeover is due (the app's holder is
+ * gone, another gateway answered) it asks every TAKEOVER_RETRY_MS instead.
  */
 export async function withRetry<T>(
   op: () => Promise<T>,
@@ -34,14 +36,16 @@ export async function withRetry<T>(
     } catch (err) {
       if (!isTransient(err)) throw err;
       onRetry?.(err, attempt);
+      const takeover = awaitsTakeover(err);
+      const pause = takeover ? TAKEOVER_RETRY_MS : delay;
       if (attempt === 1 || (attempt & (attempt - 1)) === 0) {
         log.warn(
-          { what, attempt, retryInMs: delay, err: errorMessage(err) },
+          { what, attempt, retryInMs: pause, err: errorMessage(err) },
           'gateway not available; retrying',
         );
       }
-      await sleep(delay, undefined, signal ? { signal } : undefined);
-      delay = Math.min(maxDelayMs, delay * 2);
+      await sleep(pause, undefined, signal ? { signal } : undefined);
+      if (!takeover) delay = Math.min(maxDelayMs, delay * 2);
     }
   }
 }

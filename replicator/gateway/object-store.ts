@@ -211,6 +211,7 @@ export class ObjectStore implements GatewayStore {
     if (!creating) {
       creating = (async () => {
         const log = this.log.child({ app: name });
+        const startedAt = Date.now();
         const tagged = await this.bucket.getTagged(`apps/${name}/catalog.json`);
         let local = this.local.app(name) as AppStore | undefined;
         let catalogEtag = tagged?.etag;
@@ -228,6 +229,8 @@ export class ObjectStore implements GatewayStore {
         const { bytes } = await mirrored.upload();
         if (bytes > 0 && tagged) log.info({ bytes }, 'uploaded what the bucket lacked');
         this.#apps.set(name, mirrored);
+        // How long a takeover kept the app's agent waiting (docs/benchmarks.md, bench:gateways).
+        log.info({ ms: Date.now() - startedAt }, 'took the app on');
         return mirrored;
       })().finally(() => this.#creating.delete(name));
       this.#creating.set(name, creating);

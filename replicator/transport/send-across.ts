@@ -8,6 +8,18 @@ import { DrError, isDrError } from '../../core/errors.js';
 /** A refusal that names where to go instead (set by the client on a 307). */
 export type Redirected = Error & { redirect?: string };
 
+/**
+ * How often a request is tried again while the gateway holding its app cannot be reached but
+ * another answered: the dead holder's lease lapses within seconds and the next try after that
+ * is the takeover, so the retry does not back off (a doubled pause would add up to its length).
+ */
+export const TAKEOVER_RETRY_MS = 500;
+
+/** Whether `err` says the app's holder is gone while other gateways answer (a takeover is due). */
+export function awaitsTakeover(err: unknown): boolean {
+  return (err as { awaitsTakeover?: unknown } | undefined)?.awaitsTakeover === true;
+}
+
 /** HOST:PORT of a redirect's `Location: https://HOST:PORT/…`, or undefined when it names none. */
 export function redirectTarget(location: string | undefined): string | undefined {
   if (!location) return undefined;
@@ -62,7 +74,7 @@ export async function sendAcross<T>(
   }
   if (isDrError(lastError, 'gateway_unreachable')) throw lastError;
   const holder = (lastError as Redirected | undefined)?.redirect;
-  throw new DrError(
+  const pending = new DrError(
     `no gateway could serve ${what}: the gateways redirect to ${holder}, which cannot be reached (tried ${[...tried].join(', ')})`,
     {
       code: 'gateway_unreachable',
@@ -71,4 +83,5 @@ export async function sendAcross<T>(
       cause: lastError,
     },
   );
+  throw Object.assign(pending, { awaitsTakeover: true });
 }

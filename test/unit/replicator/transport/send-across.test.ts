@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { DrError } from '../../../../core/errors.js';
-import { redirectTarget, sendAcross } from '../../../../replicator/transport/send-across.js';
+import {
+  awaitsTakeover,
+  redirectTarget,
+  sendAcross,
+} from '../../../../replicator/transport/send-across.js';
 
 const down = (address: string) =>
   new DrError(`cannot reach the gateway at ${address}`, { code: 'gateway_unreachable' });
@@ -57,6 +61,16 @@ describe('sendAcross', () => {
       message: expect.stringMatching(/redirect to a, which cannot be reached/),
     });
     expect(g.asked).toEqual(['a', 'b']);
+    expect(awaitsTakeover(await sendAcross(['a', 'b'], 'POST x', g.send).catch((e) => e))).toBe(
+      true,
+    );
+  });
+
+  it('does not call gateways that are all down a takeover', async () => {
+    const g = gateways({});
+    const err = await sendAcross(['a', 'b'], 'POST x', g.send).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'gateway_unreachable' });
+    expect(awaitsTakeover(err)).toBe(false);
   });
 
   it('passes any other refusal on at once', async () => {
