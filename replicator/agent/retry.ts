@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { isTransient } from '../transport/gateway-client.js';
+import { isTransient } from '../transport/gateway-errors.js';
 import { awaitsTakeover, TAKEOVER_RETRY_MS } from '../transport/send-across.js';
 
 export interface RetryOptions {

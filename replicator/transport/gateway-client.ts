@@ -2,21 +2,21 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
-import { DrError, type ErrorCode, systemCode } from '../../core/errors.js';
+import { DrError, systemCode } from '../../core/errors.js';
 import { type HostPort, tryHostPort } from '../../core/host-port.js';
-import {
-  type AppStatus,
-  type BatchAck,
-  type CommitRequest,
-  errorBodySchema,
-  type HeartbeatRequest,
-  type HeartbeatResponse,
-  type PointDetail,
-  type PointInfo,
-  type ProtectionState,
-  type SessionRequest,
-  type SessionResponse,
-  type ThrottleState,
+import { gatewayHttpError, gatewayNetError } from './gateway-errors.js';
+import type {
+  AppStatus,
+  BatchAck,
+  CommitRequest,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  PointDetail,
+  PointInfo,
+  ProtectionState,
+  SessionRequest,
+  SessionResponse,
+  ThrottleState,
 } from './protocol.js';
 import { RecordFramer } from './record-framer.js';
 import { redirectTarget, sendAcross } from './send-across.js';
@@ -44,17 +44,6 @@ export interface StreamedRecord {
   /** Block `block` repeats this block's content: open the record as its (BlockContext.recordBlock). */
   recordBlock?: number;
 }
-
-const TLS_CODES = new Set([
-  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED',
-]);
 
 /** The agent's and the CLI's side of the gateway's HTTPS API. */
 export class GatewayClient {
@@ -348,46 +337,12 @@ export class GatewayClient {
 
   /** The error for a non-2xx answer (from `address`), from the gateway's JSON error body. */
   httpError(status: number, raw: Buffer, address = this.address): DrError {
-    let code: ErrorCode =
-      status === 507 ? 'gateway_full' : status === 409 ? 'agent_conflict' : 'gateway_refused';
-    let message = `gateway answered ${status}`;
-    let remedy: string | undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw.toString('utf8'));
-    } catch {
-      // Not JSON (a proxy's page, say): the status line is all we can report.
-    }
-    const parsed = errorBodySchema.safeParse(json);
-    if (parsed.success) {
-      const e = parsed.data.error;
-      if (e.code) code = e.code as ErrorCode;
-      if (e.message) message = e.message;
-      remedy = e.remedy;
-    }
-    return Object.assign(new DrError(message, { code, subject: address }), { status, remedy });
+    return gatewayHttpError(status, raw, address);
   }
 
   /** The error for a connection to `address` that failed (TLS refused, nothing listening, timed out). */
   netError(err: unknown, address = this.address): DrError {
-    const code = systemCode(err) ?? '';
-    if (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
-      return new DrError(`TLS with the gateway at ${address} failed (${code})`, {
-        code: 'tls_invalid',
-        subject: address,
-        remedy: 'use the certificates `dr init` created for this home (tls/), on both sides',
-        cause: err,
-      });
-    }
-    return new DrError(
-      `cannot reach the gateway at ${address} (${code || (err as Error).message})`,
-      {
-        code: 'gateway_unreachable',
-        subject: address,
-        remedy: 'start it with `dr gateway`, or check gateway.address in dr.yaml (or DR_GATEWAY)',
-        cause: err,
-      },
-    );
+    return gatewayNetError(err, address);
   }
 }
 
@@ -409,14 +364,4 @@ function readAll(res: IncomingMessage): Promise<Buffer> {
       reject(Object.assign(new Error('response aborted'), { code: 'ECONNRESET' })),
     );
   });
-}
-
-/** Whether an error is worth retrying later (link, gateway down or full) rather than a refusal. */
-export function isTransient(err: unknown): boolean {
-  if (!(err instanceof DrError)) return true;
-  return (
-    err.code === 'gateway_unreachable' ||
-    err.code === 'gateway_full' ||
-    (err as { status?: number }).status === 503
-  );
 }
