@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // CI reads the pass/fail counts from a JSON report (LIFEBOAT_TEST_REPORT names the file).
 const report = process.env.LIFEBOAT_TEST_REPORT;
@@ -11,6 +14,26 @@ const workers = Number(process.env.LIFEBOAT_TEST_WORKERS) || 2;
 // test:chaos` runs them (LIFEBOAT_CHAOS_TESTS=1), so `npm test` stays within CI's 15 minutes.
 const chaos = process.env.LIFEBOAT_CHAOS_TESTS === '1';
 
+// Longest files first, from test/durations.json (a quiet run's seconds per file; `node
+// scripts/test-durations.mjs REPORT` writes it). A fresh clone has no vitest cache, so the files
+// ran in name order and the longest could start last: with two workers that tail cost about 90 s
+// of CI's 15 minutes. Files not listed count as 5 s; a stale list only costs time.
+const durations: Record<string, number> = (() => {
+  try {
+    return JSON.parse(readFileSync(new URL('./test/durations.json', import.meta.url), 'utf8'));
+  } catch {
+    return {};
+  }
+})();
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const secondsOf = (f: TestSpecification) =>
+      durations[relative(f.project.config.root, f.moduleId)] ?? 5;
+    return [...files].sort((a, b) => secondsOf(b) - secondsOf(a));
+  }
+}
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
@@ -22,6 +45,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: workers,
+    sequence: { sequencer: LongestFirst },
     reporters: report ? ['default', ['json', { outputFile: report }]] : ['default'],
   },
 });
