@@ -5,12 +5,18 @@
  */
 import { DrError } from '../../core/errors.js';
 import type { AppStore } from './app-store.js';
-import { type Chunk, chunksOf, segmentName } from './bucket-mirror.js';
 import { type Catalog, findPoint, parseCatalog } from './catalog.js';
+import {
+  type Chunk,
+  chainsIn,
+  chunksOf,
+  followChains,
+  indexKey,
+  segmentName,
+} from './chunk-chains.js';
 import type { ReadableReplica } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
 import { decodePointIndex, type IndexEntry, overlayEntries } from './point-index.js';
-import { chainOf } from './segment-upload.js';
 
 /** Whether a local copy is the bucket's catalog or its continuation (same store, not behind). */
 export function descendsFrom(
@@ -26,6 +32,8 @@ export class BucketApp implements ReadableReplica {
   private constructor(
     private readonly bucket: ObjectBucket,
     private readonly catalog: Catalog,
+    /** The token of the gateway that wrote the catalog: its indexes are the ones it names. */
+    private readonly fence: number,
     /** Chunks by segment, in offset order. */
     private readonly chunks: Map<number, Chunk[]>,
   ) {}
@@ -36,17 +44,11 @@ export class BucketApp implements ReadableReplica {
     const body = await bucket.get(key);
     if (!body) return undefined;
     const catalog = parseCatalog(body.toString('utf8'), `${bucket.url}/${key}`);
-    const chunks = new Map<number, Chunk[]>();
-    // Only each segment's chain from offset 0: a chunk an interrupted upload left is not read.
-    const all = await chunksOf(bucket, app);
-    const orphans = new Set(chainOf(all).orphans);
-    for (const c of all) {
-      if (orphans.has(c)) continue;
-      const list = chunks.get(c.segment) ?? [];
-      list.push(c);
-      chunks.set(c.segment, list);
-    }
-    return new BucketApp(bucket, catalog, chunks);
+    // Only each segment's chain as the catalog names it: a chunk an interrupted upload, or a
+    // gateway that lost the app, left is not read.
+    const chains = chainsIn(body, `${bucket.url}/${key}`);
+    const { on: chunks } = followChains(await chunksOf(bucket, app), chains);
+    return new BucketApp(bucket, catalog, chains.fence, chunks);
   }
 
   get name(): string {
@@ -73,7 +75,7 @@ export class BucketApp implements ReadableReplica {
     let view: IndexEntry[] = [];
     for (const p of this.catalog.points) {
       if (p.id > pointId) break;
-      const key = `apps/${this.name}/points/${p.id}.idx`;
+      const key = indexKey(this.name, p.id, this.fence);
       const body = await this.bucket.get(key);
       if (!body) throw this.#lost(key, pointId);
       view = overlayEntries(view, decodePointIndex(body, p.id, `${this.bucket.url}/${key}`));

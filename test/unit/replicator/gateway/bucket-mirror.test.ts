@@ -3,10 +3,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLog } from '../../../../core/log.js';
 import type { AppStore } from '../../../../replicator/gateway/app-store.js';
 import { BlockStore } from '../../../../replicator/gateway/block-store.js';
-import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
+import { fetchApp } from '../../../../replicator/gateway/bucket-fetch.js';
+import { BucketMirror } from '../../../../replicator/gateway/bucket-mirror.js';
 import { BucketApp } from '../../../../replicator/gateway/bucket-reader.js';
+import { chunkKey } from '../../../../replicator/gateway/chunk-chains.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
-import { chunkKey } from '../../../../replicator/gateway/segment-upload.js';
 import {
   APP,
   append,
