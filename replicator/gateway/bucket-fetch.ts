@@ -1,21 +1,22 @@
 /**
- * An app fetched from the bucket onto this machine's disk: the catalog, the indexes it names and
- * each segment's chain of chunks as the catalog names it.
+ * An app fetched from the bucket onto this machine's disk: the catalog and the indexes it names.
+ * Not the segments: the holder reads them from the bucket when needed (BucketMirror.remote), so a
+ * takeover serves at once whatever the app's size.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDir } from '../../core/atomic-file.js';
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { readCatalog, writeCatalog } from './catalog.js';
-import { chainsIn, chunksOf, followChains, indexKey, segmentName } from './chunk-chains.js';
+import { chainsIn, indexKey } from './chunk-chains.js';
 import type { ObjectBucket } from './object-bucket.js';
 
 /**
- * Fetches an app from the bucket into `appDir` (which must not exist): its catalog, the indexes
- * of the points it names and the segments, into a temporary folder renamed into place at the end,
- * so a crash midway leaves no half app.
+ * Fetches an app from the bucket into `appDir` (which must not exist): its catalog and the
+ * indexes of the points it names (its segments folder empty), into a temporary folder renamed
+ * into place at the end, so a crash midway leaves no half app.
  */
 export async function fetchApp(
   bucket: ObjectBucket,
@@ -59,24 +60,6 @@ export async function fetchApp(
     }
     await writeFile(join(temp, 'points', `${p.id}.idx`), body);
     bytes += body.length;
-  }
-  // Each segment's chain as the catalog names it: chunks a stale gateway wrote are not taken.
-  const { on } = followChains(await chunksOf(bucket, app), chains);
-  for (const [segment, chunks] of on) {
-    const fh = await open(join(temp, 'segments', `${segmentName(segment)}.seg`), 'w');
-    try {
-      let end = 0;
-      for (const c of chunks) {
-        const body = await bucket.get(c.key);
-        if (!body) break; // deleted meanwhile: the chain ends here
-        await fh.write(body, 0, body.length, end);
-        end += body.length;
-        bytes += body.length;
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
   }
   await syncDir(join(temp, 'points'));
   await syncDir(join(temp, 'segments'));

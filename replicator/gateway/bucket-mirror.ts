@@ -21,6 +21,7 @@ import { isName } from '../../core/names.js';
 import type { AppStore } from './app-store.js';
 import { Mutex } from './async-lock.js';
 import {
+  type Chunk,
   type ChunkChains,
   chainsIn,
   chunksOf,
@@ -28,10 +29,13 @@ import {
   indexesOf,
   indexKey,
   type Runs,
+  readChain,
+  segmentName,
   withChains,
 } from './chunk-chains.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
+import type { RemoteSegments } from './remote-segments.js';
 import { uploadSegmentBytes } from './segment-upload.js';
 
 /**
@@ -111,6 +115,8 @@ export class BucketMirror {
   readonly #segmentEnds = new Map<number, number>();
   /** Which token's chunks make up each segment in the bucket (what the catalog names). */
   readonly #runs = new Map<number, Runs>();
+  /** Each segment's chunks on its chain, as last listed (what remote reads follow). */
+  #on = new Map<number, Chunk[]>();
   #token = 0;
   /** Whether this mirror has written the catalog (naming its own token's indexes). */
   #wroteCatalog = false;
@@ -150,7 +156,10 @@ export class BucketMirror {
     const chains: ChunkChains = tagged?.body
       ? chainsIn(tagged.body, `${bucket.url}/${key}`)
       : { fence: mirror.#token, runs: new Map() };
-    await mirror.#clearStrays(chains, 'deleted chunks off the chains the catalog names');
+    await mirror.#clearStrays(
+      chains,
+      'deleted chunks an interrupted upload left in the bucket, or a gateway that lost the app',
+    );
     await mirror.abortLeftovers();
     return mirror;
   }
@@ -160,7 +169,8 @@ export class BucketMirror {
    * that failed or was cut short, or a gateway that stalled past its lease wrote them.
    */
   async #clearStrays(chains: ChunkChains, done: string): Promise<number> {
-    const { ends, runs, off } = followChains(await chunksOf(this.bucket, this.app), chains);
+    const { ends, runs, on, off } = followChains(await chunksOf(this.bucket, this.app), chains);
+    this.#on = on;
     this.#segmentEnds.clear();
     this.#runs.clear();
     for (const [segment, end] of ends) this.#segmentEnds.set(segment, end);
@@ -171,6 +181,27 @@ export class BucketMirror {
       this.log.info({ chunks: off.length }, done);
     }
     return off.length;
+  }
+
+  /**
+   * The segments in the bucket as the log's remote segments: a holder reads those it has no file
+   * of with range GETs rather than copying them first (a takeover serves at once).
+   */
+  remote(): RemoteSegments {
+    return {
+      sizes: new Map(this.#segmentEnds),
+      read: async (segment, offset, length, into) => {
+        const chain = this.#on.get(segment) ?? [];
+        const span = await readChain(this.bucket, chain, offset, length, into);
+        if (span) return span;
+        const what = `apps/${this.app}/segments/${segmentName(segment)} bytes ${offset}-${offset + length}`;
+        throw new DrError(`object store ${this.bucket.url}: ${what} is not in the bucket`, {
+          code: 'store_corrupt',
+          subject: what,
+          remedy: 'the bucket lost objects the catalog names; restore them from its versioning',
+        });
+      },
+    };
   }
 
   /**

@@ -12,6 +12,7 @@ import {
   chunksOf,
   followChains,
   indexKey,
+  readChain,
   segmentName,
 } from './chunk-chains.js';
 import type { ReadableReplica } from './gateway-store.js';
@@ -91,31 +92,12 @@ export class BucketApp implements ReadableReplica {
 
   /** A span of a segment, by range GETs of the chunk objects it crosses (into `into` when given). */
   async readSpan(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    let at = offset;
-    const end = offset + length;
-    for (const c of this.chunks.get(segment) ?? []) {
-      if (at >= end) break;
-      if (c.offset + c.size <= at) continue;
-      if (c.offset > at) break; // a gap: reported below
-      const take = Math.min(end, c.offset + c.size) - at;
-      const body = await this.bucket.get(c.key, { offset: at - c.offset, length: take });
-      if (!body || body.length !== take) break;
-      parts.push(body);
-      at += take;
-    }
-    if (at < end) {
-      throw this.#lost(
-        `apps/${this.name}/segments/${segmentName(segment)} bytes ${at}-${end}`,
-        undefined,
-      );
-    }
-    if (!into) return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-    if (into.length < length)
-      throw new RangeError(`a ${into.length}-byte buffer cannot take ${length}`);
-    let o = 0;
-    for (const p of parts) o += p.copy(into, o);
-    return into.subarray(0, length);
+    const span = await readChain(this.bucket, this.chunks.get(segment) ?? [], offset, length, into);
+    if (span) return span;
+    throw this.#lost(
+      `apps/${this.name}/segments/${segmentName(segment)} bytes ${offset}-${offset + length}`,
+      undefined,
+    );
   }
 
   /** A span of a segment straight into `parts`, filled in order (the record stream's framing). */

@@ -180,3 +180,36 @@ export function chainOf(chunks: readonly Chunk[]): { ends: Map<number, number>; 
   const { ends, off } = followChains(chunks, { fence: 0, runs: new Map() });
   return { ends, orphans: off };
 }
+
+/**
+ * `length` bytes at `offset` of a segment whose chain is `chunks`, by range GETs of the chunks
+ * they cross (into `into` when given); undefined when the chain does not hold them all.
+ */
+export async function readChain(
+  bucket: ObjectBucket,
+  chunks: readonly Chunk[],
+  offset: number,
+  length: number,
+  into?: Buffer,
+): Promise<Buffer | undefined> {
+  if (into && into.length < length)
+    throw new RangeError(`a ${into.length}-byte buffer cannot take ${length}`);
+  const parts: Buffer[] = [];
+  let at = offset;
+  const end = offset + length;
+  for (const c of chunks) {
+    if (at >= end) break;
+    if (c.offset + c.size <= at) continue;
+    if (c.offset > at) break; // a gap
+    const take = Math.min(end, c.offset + c.size) - at;
+    const body = await bucket.get(c.key, { offset: at - c.offset, length: take });
+    if (!body || body.length !== take) break;
+    parts.push(body);
+    at += take;
+  }
+  if (at < end) return undefined;
+  if (!into) return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+  let o = 0;
+  for (const p of parts) o += p.copy(into, o);
+  return into.subarray(0, length);
+}

@@ -1,7 +1,8 @@
 /**
  * The gateway's store in a bucket (S3, Ceph RGW, Alibaba OSS): the file store is its local
  * write-ahead log and cache, and every recovery point is in the bucket before its commit is
- * acknowledged. A gateway on an empty machine fetches every app from the bucket at start.
+ * acknowledged. A gateway on an empty machine fetches every app's catalog and indexes from the
+ * bucket at start, and reads the segments it has no file of from the bucket when needed.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -233,6 +234,8 @@ export class ObjectStore implements GatewayStore {
           guard,
           token,
         });
+        // Segments the bucket holds and this machine does not are read from the bucket when needed.
+        await local.attachRemote(mirror.remote());
         const mirrored = new MirroredApp(local, mirror, log);
         // Also the claim: the catalog written over the version read above, or the adoption fails.
         const { bytes } = await mirrored.upload();
