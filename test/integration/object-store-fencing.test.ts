@@ -78,7 +78,10 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
           throw new DrError(`gateway ${me} no longer holds ${APP}`, { code: 'lease_lost' });
       };
       try {
-        const a = await ObjectStore.open({ dir: join(root, 'a'), bucket: stalling, leased: true });
+        // Small segments: A's stalled upload spans new segments, the numbers B starts its own at.
+        const open = (dir: string, bucket: ObjectBucket) =>
+          ObjectStore.open({ dir: join(root, dir), bucket, leased: true, segmentBytes: 32 * 1024 });
+        const a = await open('a', stalling);
         opened.push(a);
         const onA = await a.adopt(APP, guard('A'), 1);
         const [disk] = await onA.registerVolumes([
@@ -104,8 +107,8 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
 
         // A stalls in the middle of its next upload (a GC pause, SIGSTOP) past its lease.
         stalling.stall();
-        for (let seq = 5; seq <= 8; seq++) await batch(onA, seq, [seq + 20], false);
-        const staleCommit = commit(onA, 8).then(
+        for (let seq = 5; seq <= 16; seq++) await batch(onA, seq, [seq + 20, seq + 40], false);
+        const staleCommit = commit(onA, 16).then(
           () => 'committed',
           (err: DrError) => err.code,
         );
@@ -117,7 +120,7 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
 
         // Its lease lapses: B takes the app over (a newer token) and commits two points.
         holder = 'B';
-        const b = await ObjectStore.open({ dir: join(root, 'b'), bucket: plain, leased: true });
+        const b = await open('b', plain);
         opened.push(b);
         const onB = await b.adopt(APP, guard('B'), 2);
         let seq = onB.committedSeq;
@@ -131,6 +134,7 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
         // A wakes up and uploads what it held, at the offsets B wrote: beside B's chunks, not over.
         stalling.wake();
         expect(await staleCommit).toBe('lease_lost');
+        // A's later segments have the numbers B's new ones took: without tokens, one key each.
         const chunks = await chunksOf(plain, APP);
         const byPlace = new Map<string, Set<number>>();
         for (const c of chunks) {
