@@ -121,11 +121,19 @@ describe('ObjectStore takeover', () => {
     const later = new Date(Date.now() + 400 * 86_400_000);
     const { removed } = await onB.applyRetention(later, { all: 1, hourly: 1, daily: 1 });
     expect(removed).toEqual([1, 2, 3]);
+    const before = segmentGets().length;
+    const chunksBefore = await chunksOf(bucket, APP);
     const gc = await onB.collectGarbage();
+    const gcGets = segmentGets().length - before;
+    expect(gc.segmentsCompacted).toBeGreaterThan(0);
     expect(gc.segmentsRemoved + gc.segmentsCompacted).toBeGreaterThan(0);
     const catalog = objects.get(`apps/${APP}/catalog.json`) as Buffer;
     const { off, ends } = followChains(await chunksOf(bucket, APP), chainsIn(catalog, 'catalog'));
     expect(off).toEqual([]);
+    // Compaction read each collected segment's live records as runs: a GET per chunk at most.
+    const collected = chunksBefore.filter((c) => !ends.has(c.segment));
+    expect(collected.length).toBeGreaterThan(0);
+    expect(gcGets).toBeLessThanOrEqual(collected.length);
     expect(
       [...segments].some((s) => !ends.has(s)),
       'a segment collected from the bucket',
