@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DrError } from '../../core/errors.js';
-import type { AppStore } from '../../replicator/gateway/app-store.js';
 import { BucketApp } from '../../replicator/gateway/bucket-reader.js';
 import {
   chainsIn,
@@ -25,6 +24,7 @@ import {
   makeBatch,
   makeFixture,
   plaintexts,
+  recordsVia,
   volumesAt,
 } from '../unit/replicator/gateway/store-fixture.js';
 
@@ -147,10 +147,7 @@ describe.skipIf(missingFeature(cephUnavailable(), 'object store on Ceph'))(
         // Every point of the new holder, from the bucket alone, byte-exact.
         const reader = (await BucketApp.load(plain, APP)) as BucketApp;
         expect(reader.points().map((p) => p.id)).toEqual([1, 2, 3]);
-        const records = {
-          readRecord: (e: { segment: number; offset: number; length: number }) =>
-            reader.readSpan(e.segment, e.offset, e.length),
-        } as unknown as AppStore;
+        const records = recordsVia(reader);
         for (const [id, want] of points) {
           const got = await plaintexts(fx, records, disk, await reader.pointEntries(id, 'disk'));
           expect(got.size, `point ${id}`).toBe(want.size);

@@ -13,6 +13,7 @@ import {
   type Fixture,
   makeFixture,
   plaintexts,
+  recordsVia,
   registerTwo,
   volumesAt,
 } from './store-fixture.js';
@@ -84,14 +85,8 @@ describe('ObjectStore takeover', () => {
 
     // Every point, through the new holder (older segments by range GETs) and from the bucket alone.
     const reader = (await BucketApp.load(bucket, APP)) as BucketApp;
-    const viaB = {
-      readRecord: (e: { segment: number; offset: number; length: number }) =>
-        onB.readSpan(e.segment, e.offset, e.length),
-    } as unknown as AppStore;
-    const viaBucket = {
-      readRecord: (e: { segment: number; offset: number; length: number }) =>
-        reader.readSpan(e.segment, e.offset, e.length),
-    } as unknown as AppStore;
+    const viaB = recordsVia(onB);
+    const viaBucket = recordsVia(reader);
     const check = async (ids: number[]) => {
       for (const id of ids)
         for (const v of [disk, logs]) {
@@ -140,10 +135,7 @@ describe('ObjectStore takeover', () => {
     ).toBe(true);
     const after = (await BucketApp.load(bucket, APP)) as BucketApp;
     expect(after.points().map((p) => p.id)).toEqual([4]);
-    const viaAfter = {
-      readRecord: (e: { segment: number; offset: number; length: number }) =>
-        after.readSpan(e.segment, e.offset, e.length),
-    } as unknown as AppStore;
+    const viaAfter = recordsVia(after);
     for (const v of [disk, logs]) {
       const got = await plaintexts(fx, viaAfter, v, await after.pointEntries(4, v.name));
       for (const [block, plain] of got)
