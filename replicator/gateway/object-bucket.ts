@@ -27,6 +27,31 @@ export interface ObjectBucketOptions extends BucketLocation {
   requestsAtOnce?: number;
 }
 
+/**
+ * Whether a body's SHA-256 goes into the request's signature. The SDK hashes every buffer it
+ * sends by default and the endpoint hashes it again to compare: about a third of the object
+ * store's CPU on a single-machine Ceph (docs/benchmarks.md). Over HTTPS the TLS record MAC
+ * already covers every byte (the AWS CLI signs payloads only over plain HTTP for this reason);
+ * to a loopback address the bytes never leave the machine. Only plain HTTP to another host keeps
+ * the hash, so that the endpoint refuses a body altered on the way.
+ */
+export function signsPayload(endpoint: string | undefined): boolean {
+  if (endpoint === undefined) return false; // the SDK's default endpoints are HTTPS
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return true; // the SDK refuses it anyway; signing is the safe answer
+  }
+  if (url.protocol !== 'http:') return false;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return !loopback;
+}
+
+/** The commands whose body is segment or point bytes. */
+const BODY_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
 function failed(what: string, key: string, err: unknown): DrError {
   return new DrError(`object store: ${what} ${key} failed: ${errorMessage(err)}`, {
     code: 'store_unavailable',
@@ -65,7 +90,23 @@ export class ObjectBucket {
       // RGW and most S3-compatible endpoints on a plain address take bucket names in the path.
       forcePathStyle: options.endpoint !== undefined,
       maxAttempts: 5,
+      // The SDK's default (WHEN_SUPPORTED) adds a CRC32 of every PUT and part, and checks one on
+      // every GET that carries it: as much CPU again as the payload hash. Every record in a
+      // segment carries its own AES-GCM tag and every point its catalog entry, checked on each
+      // read; DeleteObjects, which S3 requires a checksum on, still gets one.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    if (!signsPayload(options.endpoint))
+      this.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (BODY_COMMANDS.has(context.commandName ?? '') && request.headers)
+            request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+          return next(args);
+        },
+        { step: 'build', name: 'lifeboatUnsignedPayload' },
+      );
     this.#partBytes = options.partBytes ?? 16 * 1024 * 1024;
     this.#requests = new Semaphore(options.requestsAtOnce ?? 4);
   }
