@@ -30,23 +30,25 @@ export interface ObjectBucketOptions extends BucketLocation {
 /**
  * Whether a body's SHA-256 goes into the request's signature. The SDK hashes every buffer it
  * sends by default and the endpoint hashes it again to compare: about a third of the object
- * store's CPU on a single-machine Ceph (docs/benchmarks.md). Over HTTPS the TLS record MAC
- * already covers every byte (the AWS CLI signs payloads only over plain HTTP for this reason);
- * to a loopback address the bytes never leave the machine. Only plain HTTP to another host keeps
- * the hash, so that the endpoint refuses a body altered on the way.
+ * store's CPU on a single-machine Ceph (docs/benchmarks.md). The body goes as UNSIGNED-PAYLOAD
+ * only where nothing is lost and the endpoint is known to take it: a loopback address (the bytes
+ * never leave the machine; Ceph RGW tested) and AWS's own endpoints over HTTPS (TLS authenticates
+ * every byte). Any other endpoint keeps the hash: over plain HTTP it is what refuses a body
+ * altered on the way, and an S3-compatible service may demand it (Alibaba OSS's S3 API describes
+ * the content's SHA-256 for PUT).
  */
 export function signsPayload(endpoint: string | undefined): boolean {
-  if (endpoint === undefined) return false; // the SDK's default endpoints are HTTPS
+  if (endpoint === undefined) return false; // the SDK's own AWS endpoints, HTTPS
   let url: URL;
   try {
     url = new URL(endpoint);
   } catch {
     return true; // the SDK refuses it anyway; signing is the safe answer
   }
-  if (url.protocol !== 'http:') return false;
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-  return !loopback;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) return false;
+  const aws = host === 'amazonaws.com' || host.endsWith('.amazonaws.com');
+  return !(url.protocol === 'https:' && aws);
 }
 
 /** The commands whose body is segment or point bytes. */
