@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmark: initial sync and one incremental cycle into the folder store and into the object store (Ceph RGW on this machine, scripts/ceph-s3.sh), in the same run.
-//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json]   (or npm run bench:replication -- --store s3)
+//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json] [--keep-logs DIR] [--cpu-prof DIR]   (or npm run bench:replication -- --store s3)
+//   Prints each cycle's time and the CPU seconds of the gateway, radosgw, the OSD and the agent; --cpu-prof writes each run's gateway V8 profile.
 // Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
