@@ -8,6 +8,7 @@
  * Each chunk's key carries the uploading gateway's fencing token (chunk-chains.ts).
  */
 import { open } from 'node:fs/promises';
+import { BufferPool } from './buffer-pool.js';
 import { chunkKey } from './chunk-chains.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
@@ -24,6 +25,14 @@ export interface SegmentUploadOptions {
   /** Throws when this gateway may no longer write the app (checked before deleting). */
   guard?: () => Promise<void>;
 }
+
+/** Chunk buffers by chunk size, shared by every app's uploads: four spares at most. */
+const pools = new Map<number, BufferPool>();
+const poolFor = (chunkBytes: number) => {
+  const pool = pools.get(chunkBytes) ?? new BufferPool(chunkBytes, 4);
+  pools.set(chunkBytes, pool);
+  return pool;
+};
 
 interface Task {
   segment: number;
@@ -55,6 +64,7 @@ export async function uploadSegmentBytes(
       });
   }
   if (tasks.length === 0) return 0;
+  const pool = poolFor(chunkBytes);
   let next = 0;
   let failure: { err: unknown } | undefined;
   const worker = async () => {
@@ -62,16 +72,20 @@ export async function uploadSegmentBytes(
       const task = tasks[next++] as Task;
       try {
         const fh = await open(task.path, 'r');
-        let buf: Buffer;
+        const buf = pool.take();
         try {
-          buf = Buffer.allocUnsafe(task.length);
           const { bytesRead } = await fh.read(buf, 0, task.length, task.offset);
           if (bytesRead !== task.length)
             throw new Error(`short read of ${task.path} at ${task.offset}`);
         } finally {
           await fh.close();
         }
-        await bucket.put(chunkKey(app, task.segment, task.offset, token), buf);
+        await bucket.put(
+          chunkKey(app, task.segment, task.offset, token),
+          buf.subarray(0, task.length),
+        );
+        // Only after a PUT that ended well: a failed one may leave the buffer in a socket's queue.
+        pool.give(buf);
         task.done = true;
       } catch (err) {
         failure ??= { err };
