@@ -86,7 +86,12 @@ export interface TestHome {
   home: string;
   config: () => Promise<LoadedConfig>;
   client: () => Promise<GatewayClient>;
-  startGateway: (opts?: { minFreeSpace?: number; port?: number }) => Promise<Gateway>;
+  startGateway: (opts?: {
+    minFreeSpace?: number;
+    port?: number;
+    /** Sealed record streams (default: dr.yaml's gateway.recordStreams); false: records over TLS. */
+    recordStreams?: string | false;
+  }) => Promise<Gateway>;
   cleanup: () => Promise<void>;
 }
 
@@ -121,6 +126,9 @@ export async function testHome(): Promise<TestHome> {
         tls: tlsServerOptions(homePaths(home)),
         retention: c.retention,
         minFreeSpace: opts.minFreeSpace ?? 0,
+        ...((opts.recordStreams ?? c.gateway.recordStreams) !== undefined
+          ? { recordStreams: opts.recordStreams ?? c.gateway.recordStreams }
+          : {}),
       });
       gateways.push(g);
       return g;
