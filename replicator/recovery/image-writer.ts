@@ -9,15 +9,9 @@ const writeAsync = promisify(write);
 
 /** O_DIRECT's alignment of memory, file offset and length: a page (at least the disk's sector). */
 export const DIRECT_ALIGN = 4096;
-/** Staging memory per writer: this many chunks at first, each this large (a multiple of 64 KiB). */
+/** Staging memory per writer: this many chunks in flight, each this large (a multiple of 64 KiB). */
 const CHUNKS = 4;
 const CHUNK_BYTES = 2 * 1024 * 1024;
-/**
- * More chunks are made while every one is in use, up to this many (32 MiB): a run waiting for a
- * chunk holds its decrypted blocks, which then outlive V8's young generation and are freed only by
- * full collections (30 a GiB when the fetch outran the disk).
- */
-const MAX_CHUNKS = 16;
 
 /** The one part of the WebAssembly global this needs (tsconfig's libs do not declare it). */
 declare const WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } };
@@ -30,10 +24,7 @@ export interface ImageFds {
 }
 
 export interface ImageWriter {
-  /**
-   * Writes `bufs` back to back from byte `at` (a multiple of DIRECT_ALIGN); resolves when all are
-   * written. May empty `bufs` once their bytes are staged: the caller hands them over.
-   */
+  /** Writes `bufs` back to back from byte `at` (a multiple of DIRECT_ALIGN); resolves when all are written. */
   write(bufs: Buffer[], at: number): Promise<void>;
   /** Bytes that went through O_DIRECT so far. */
   readonly directBytes: number;
@@ -73,35 +64,24 @@ class DirectWriter implements ImageWriter {
   #direct = true;
   readonly #free: Buffer[] = [];
   readonly #waiting: Array<(b: Buffer) => void> = [];
-  #chunks = 0;
 
   constructor(
     private readonly fd: number,
     private readonly directFd: number,
   ) {
-    this.#more(CHUNKS);
-  }
-
-  /** `n` more chunks of page-aligned memory (a WebAssembly memory starts on a page boundary). */
-  #more(n: number): void {
-    const memory = new WebAssembly.Memory({ initial: (n * CHUNK_BYTES) / 65536 });
-    for (let i = 0; i < n; i++) {
+    const memory = new WebAssembly.Memory({ initial: (CHUNKS * CHUNK_BYTES) / 65536 });
+    for (let i = 0; i < CHUNKS; i++) {
       this.#free.push(Buffer.from(memory.buffer, i * CHUNK_BYTES, CHUNK_BYTES));
     }
-    this.#chunks += n;
   }
 
   async write(bufs: Buffer[], at: number): Promise<void> {
     if (!this.#direct) return writeFully(this.fd, bufs, at);
-    // The whole run goes into staging first and `bufs` is emptied before the disk is waited for:
-    // decrypted blocks held until their write lands outlived V8's young generation, so each was
-    // freed only by a full collection (30 a GiB).
-    const staged: Array<{ chunk: Buffer; n: number; at: number }> = [];
-    try {
-      let i = 0;
-      let off = 0;
-      while (i < bufs.length) {
-        const chunk = await this.#take();
+    let i = 0;
+    let off = 0;
+    while (i < bufs.length) {
+      const chunk = await this.#take();
+      try {
         // Fill the chunk from the run; only the run's last piece can end unaligned.
         let n = 0;
         while (i < bufs.length && n < chunk.length) {
@@ -114,19 +94,11 @@ class DirectWriter implements ImageWriter {
             off = 0;
           }
         }
-        staged.push({ chunk, n, at });
+        await this.#put(chunk, n, at);
         at += n;
+      } finally {
+        this.#give(chunk);
       }
-      bufs.length = 0;
-      for (let s = staged.shift(); s; s = staged.shift()) {
-        try {
-          await this.#put(s.chunk, s.n, s.at);
-        } finally {
-          this.#give(s.chunk);
-        }
-      }
-    } finally {
-      for (const s of staged) this.#give(s.chunk);
     }
   }
 
@@ -152,7 +124,6 @@ class DirectWriter implements ImageWriter {
   }
 
   #take(): Promise<Buffer> {
-    if (this.#free.length === 0 && this.#chunks < MAX_CHUNKS) this.#more(1);
     const b = this.#free.pop();
     if (b) return Promise.resolve(b);
     return new Promise((resolve) => this.#waiting.push(resolve));
