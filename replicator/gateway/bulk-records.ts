@@ -28,6 +28,11 @@ export interface BulkRecords {
 
 /** A connection that has not sent its hello within this long is closed. */
 const HELLO_MS = 10_000;
+/**
+ * A reader that takes nothing for this long is dropped: the stream holds the app's read lock,
+ * which retention and garbage collection wait for.
+ */
+const IDLE_MS = 120_000;
 
 /**
  * Listens on `host:port` (0: a free port) for sealed record streams. A connection that does not
@@ -60,6 +65,10 @@ export async function openBulkRecords({
     if (!t || t.expires < now()) return refuse(socket, 'unknown or expired ticket');
     if (!proofMatches(t.key, 'reader', ticket, hello.subarray(BULK_MAGIC.length + TICKET_BYTES)))
       return refuse(socket, 'wrong proof');
+    socket.setTimeout(IDLE_MS, () => {
+      log.warn({ remote: socket.remoteAddress }, 'sealed record stream idle: dropped');
+      socket.destroy();
+    });
     let begun = false;
     const out: RecordOut = {
       sink: socket,

@@ -3,7 +3,7 @@
 // or offer is an error; the image is byte-exact as over TLS.
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:https';
-import { connect, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -16,7 +16,7 @@ import {
   readAnswer,
 } from '../../replicator/transport/bulk-stream.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
-import { dr, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
+import { dr, freePort, type TestHome, testHome, writeImage } from '../helpers/lifeboat-home.js';
 import { restoreLatestHere } from '../helpers/restore.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -147,6 +147,23 @@ describe('sealed record streams', { timeout: 180_000 }, () => {
     expect(a.status).toBe(200);
     expect(a.offer).toBeUndefined();
     expect(a.length).toBeGreaterThan(SIZE / 2);
+  });
+
+  it('a gateway whose record-stream port is taken does not start, and says which setting', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const taken = (holder.address() as AddressInfo).port;
+    try {
+      await expect(
+        t.startGateway({ port: await freePort(), recordStreams: `127.0.0.1:${taken}` }),
+      ).rejects.toMatchObject({
+        code: 'usage',
+        message: new RegExp(`record streams on 127.0.0.1:${taken}`),
+        remedy: /gateway\.recordStreams/,
+      });
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
   });
 
   it('refuses malformed offers and keys, and proofs are bound to their side', () => {
