@@ -120,15 +120,14 @@ export async function testHome(): Promise<TestHome> {
     startGateway: async (opts = {}) => {
       const c = await readConfig(home, {});
       const store = await BlockStore.open({ dir: c.storeDir });
+      const streams = opts.recordStreams ?? c.gateway.recordStreams;
       const g = await createGateway({
         store,
         listen: opts.port ? `127.0.0.1:${opts.port}` : c.gateway.listen,
         tls: tlsServerOptions(homePaths(home)),
         retention: c.retention,
         minFreeSpace: opts.minFreeSpace ?? 0,
-        ...((opts.recordStreams ?? c.gateway.recordStreams) !== undefined
-          ? { recordStreams: opts.recordStreams ?? c.gateway.recordStreams }
-          : {}),
+        ...(streams !== undefined ? { recordStreams: streams } : {}),
       });
       gateways.push(g);
       return g;
