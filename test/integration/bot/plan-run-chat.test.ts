@@ -267,6 +267,16 @@ describe('plan runs from chat', () => {
     expect(started[1]).toBeGreaterThanOrEqual(finished[0] ?? Infinity);
     expect(started[2]).toBeGreaterThanOrEqual(finished[1] ?? Infinity);
 
+    // status PLAN: its apps in order, each as `status APP` shows it, and this run as its last.
+    await say('status shop');
+    const status = await waitFor('the status of the plan', () =>
+      slack.responses
+        .map((r) => JSON.stringify(r.body))
+        .find((b) => b.includes(`last run: Failover of plan shop (${opId}): done in `)),
+    );
+    expect(status).toMatch(/Status of plan shop \(the shop, database first\): 3 group/);
+    expect(status).toMatch(/1\. db: [a-z-]+.*2\. api: [a-z-]+.*3\. web: [a-z-]+/);
+
     const late = await dr(['--home', t.home, 'plan', 'continue', opId], env);
     expect(late.code).toBe(1);
     expect(late.err).toContain('is finished: nothing to continue');

@@ -188,6 +188,23 @@ describe('plan runs from DingTalk and the console', () => {
       'the late continue refused',
       () => /is finished: nothing to continue/.test(since()) || undefined,
     );
+
+    // status PLAN: the apps in order and this drill as the last run; a wrong name, the nearest.
+    term.type('status shop');
+    await waitFor(
+      'the status of the plan',
+      () =>
+        new RegExp(`last run: Drill of plan shop \\(${opId}\\): done in `).test(since()) ||
+        undefined,
+    );
+    expect(since()).toMatch(
+      /Status of plan shop[^\n]*\n[\s\S]*1\. db: [\s\S]*2\. api: [\s\S]*3\. web: /,
+    );
+    term.type('status shpo');
+    await waitFor(
+      'the unknown name refused',
+      () => /Unknown app or plan "shpo"\. Did you mean shop\?/.test(since()) || undefined,
+    );
   });
 
   it('DingTalk: a drill stopped by a failure goes on when Skip is pressed, and says who skipped', {
@@ -216,6 +233,15 @@ describe('plan runs from DingTalk and the console', () => {
     expect(card.params.details).toMatch(/3\. web healthy \(op-/);
     const done = await rig.planStatus(opId);
     expect(done.run.phase).toBe('done');
+
+    // status PLAN: the apps in order, and this drill (done without bad) as the plan's last run.
+    const from = openapi.messages.length;
+    ask('status broken', 'staff-tom');
+    const status = await robotSaid(
+      from,
+      new RegExp(`last run: Drill of plan broken \\(${opId}\\): done in `),
+    );
+    expect(status.text).toMatch(/1\. db: [\s\S]*2\. bad: [\s\S]*3\. web: /);
     expect(gateway.badAcks).toEqual([]);
   });
 
