@@ -14,6 +14,8 @@ const OPERATION_VERBS = ['drill', 'failover', 'failback'] as const;
 export interface ParseOptions {
   /** Groups people belong to in dr.yaml; when given, a condition naming another group is refused. */
   knownGroups?: ReadonlySet<string>;
+  /** Plans of the home's plans/; when given, a schedule naming another plan is refused. */
+  knownPlans?: ReadonlySet<string>;
 }
 
 /** True when `tz` is an IANA time zone this runtime knows. */
@@ -298,7 +300,7 @@ export function parsePolicyFile(
         return { kind: 'approval', count, groups: groups as string[], expiresMs };
       }
       case 'schedule': {
-        unknownKeys(['cron', 'command']);
+        unknownKeys(['cron', 'command', 'plans']);
         const cron = obj.cron;
         const verb = obj.command ?? 'drill';
         if (!OPERATION_VERBS.includes(verb as 'drill')) {
@@ -321,7 +323,9 @@ export function parsePolicyFile(
         const fixedVerb = all.find((c) => 'fact' in c && c.fact === 'verb');
         if (fixedVerb)
           fail(v, 'schedule: select apps with app, tier or owners; the verb is schedule.command');
-        return { kind: 'schedule', cron, verb: verb as 'drill' };
+        const plans = schedulePlans(v, obj.plans, all.length > 0);
+        if (plans === null) return undefined;
+        return { kind: 'schedule', cron, verb: verb as 'drill', ...(plans ? { plans } : {}) };
       }
       case 'alert': {
         unknownKeys(['on', 'over', 'for', 'escalateAfter', 'to']);
@@ -352,6 +356,41 @@ export function parsePolicyFile(
         };
       }
     }
+  }
+
+  /**
+   * `schedule.plans`: plans run as plans (one operation each) instead of the apps `when` selects,
+   * so a policy gives one or the other. Undefined: none given; null: refused.
+   */
+  function schedulePlans(v: Node | undefined, raw: unknown, hasWhen: boolean) {
+    if (raw === undefined) return undefined;
+    const at = (isMap(v) ? (v.get('plans', true) as Node | undefined) : undefined) ?? v;
+    const list = Array.isArray(raw) ? raw : [raw];
+    const bad = list.find((n) => typeof n !== 'string' || !NAME.test(n));
+    if (list.length === 0 || bad !== undefined) {
+      fail(
+        at,
+        `schedule.plans: expected plan names like [shop]${bad !== undefined ? `, not ${JSON.stringify(bad)}` : ''}`,
+      );
+      return null;
+    }
+    if (hasWhen) {
+      fail(
+        at,
+        'schedule.plans: a schedule runs the plans it names or the apps its `when` selects, not both; drop `when`, or put the apps in a policy of their own',
+      );
+      return null;
+    }
+    const known = options.knownPlans;
+    for (const name of list as string[])
+      if (known && !known.has(name)) {
+        const near = closest(name, [...known]);
+        fail(
+          at,
+          `schedule.plans: no plan "${name}"${near ? ` (did you mean ${near}?)` : ''}; plans in plans/: ${[...known].join(', ') || '(none: write plans/NAME.yaml first, see docs/plans.md)'}`,
+        );
+      }
+    return [...new Set(list as string[])];
   }
 }
 

@@ -62,12 +62,14 @@ export async function lastPlanRun(
       line: `${opId} (its record is gone: plan runs are kept 30 days)`,
     };
   const { job, failed } = r;
-  if (failed && !job.run)
+  if (failed)
     return {
       opId,
       verb: job.verb,
       state: 'failed',
-      line: `${job.verb} of plan ${plan} (${opId}) could not run: ${failed}`,
+      line: job.run
+        ? `${planSummary(job)}; its job failed: ${failed}`
+        : `${job.verb} of plan ${plan} (${opId}) could not run: ${failed}`,
     };
   return { opId, verb: job.verb, state: job.run?.phase ?? 'queued', line: planSummary(job) };
 }

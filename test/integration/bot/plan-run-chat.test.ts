@@ -1,6 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { connectRedis } from '../../../core/redis.js';
+import { controlKeys } from '../../../engine/contract.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
 import { dr, freePort, type TestHome } from '../../helpers/lifeboat-home.js';
 import { type PlanRig, startPlanRig } from '../../helpers/plan-rig.js';
@@ -287,6 +289,62 @@ describe('plan runs from chat', () => {
 
   const startedAt = (op: string) => rig.eventTime(op, 'started');
   const finishedAt = (op: string) => rig.eventTime(op, 'finished');
+
+  it('a plan drilled on its schedule runs once as the scheduler, and `report PLAN` counts it', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    const planFile = join(t.home, 'plans', 'duo.yaml');
+    const policy = join(t.home, 'policies', 'duo-schedule.yaml');
+    await writeFile(planFile, 'groups:\n  - apps: [db]\n  - apps: [web]\n');
+    const conn = connectRedis(rig.redis.url, 'test');
+    try {
+      await writeFile(
+        policy,
+        'policies:\n  - name: duo-drill\n    schedule: { cron: "* * * * * *", plans: [duo] }\n',
+      );
+      const opId = await waitFor(
+        'the scheduled run queued',
+        async () => (await conn.get(`${rig.prefix}lastplanrun:duo`)) ?? undefined,
+        120_000,
+      );
+      // Firings while it runs start nothing; with the schedule gone, none follows.
+      await unlink(policy);
+      const done = await waitFor(
+        'the scheduled drill done',
+        async () => {
+          const s = await rig.planStatus(opId);
+          return s.run && ['done', 'rolled-back'].includes(s.run.phase) ? s : undefined;
+        },
+        180_000,
+      );
+      expect(done.run.phase).toBe('done');
+      expect((done as unknown as { requestedBy: string }).requestedBy).toBe('scheduler');
+      expect(await conn.get(`${rig.prefix}lastplanrun:duo`)).toBe(opId);
+      // The report reads the audit log: the run's result is there once the event is audited.
+      await waitFor(
+        "the run's result audited",
+        async () =>
+          (await conn.xrange(controlKeys(rig.prefix).audit, '-', '+')).some(([, f]) => {
+            const e = f[f.indexOf('entry') + 1] ?? '';
+            return e.includes('"type":"result"') && e.includes(opId);
+          }) || undefined,
+        60_000,
+      );
+      await say('report duo');
+      const file = await waitFor(
+        'the report of duo',
+        () => slack.files.shared.find((f) => f.filename.startsWith('drill-report-duo-')),
+        120_000,
+      );
+      expect(file.comment).toMatch(/^duo, last 30 d; 1 plan drill\(s\), 1 passed/);
+    } finally {
+      conn.disconnect();
+      await unlink(policy).catch(() => undefined); // gone already when the run was seen
+      await unlink(planFile);
+    }
+  });
 
   it('bad inputs: an unknown plan, a plan naming an unknown app, a control for no plan run', async (ctx) => {
     if (problem) return skipBecause(ctx, problem);
