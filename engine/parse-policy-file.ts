@@ -4,6 +4,7 @@ import { parseDuration } from '../core/units.js';
 import { closest, FACTS, OPERATORS } from './fact-catalog.js';
 import type { Policy, PolicyEffect, PolicyMode, PolicyProblem } from './policy.js';
 import type { LeafCondition, NestedCondition } from './rules-types.js';
+import { schedulePlans } from './schedule-plans.js';
 
 const EFFECT_KEYS = ['allow', 'deny', 'approvals', 'schedule', 'alert'] as const;
 const POLICY_KEYS = ['name', 'description', 'mode', 'timezone', 'when', ...EFFECT_KEYS];
@@ -323,9 +324,20 @@ export function parsePolicyFile(
         const fixedVerb = all.find((c) => 'fact' in c && c.fact === 'verb');
         if (fixedVerb)
           fail(v, 'schedule: select apps with app, tier or owners; the verb is schedule.command');
-        const plans = schedulePlans(v, obj.plans, all.length > 0);
-        if (plans === null) return undefined;
-        return { kind: 'schedule', cron, verb: verb as 'drill', ...(plans ? { plans } : {}) };
+        const plans = schedulePlans(obj.plans, all.length > 0, options.knownPlans);
+        if (plans.problem) {
+          fail(
+            (isMap(v) ? (v.get('plans', true) as Node | undefined) : undefined) ?? v,
+            plans.problem,
+          );
+          return undefined;
+        }
+        return {
+          kind: 'schedule',
+          cron,
+          verb: verb as 'drill',
+          ...(plans.names ? { plans: plans.names } : {}),
+        };
       }
       case 'alert': {
         unknownKeys(['on', 'over', 'for', 'escalateAfter', 'to']);
@@ -356,41 +368,6 @@ export function parsePolicyFile(
         };
       }
     }
-  }
-
-  /**
-   * `schedule.plans`: plans run as plans (one operation each) instead of the apps `when` selects,
-   * so a policy gives one or the other. Undefined: none given; null: refused.
-   */
-  function schedulePlans(v: Node | undefined, raw: unknown, hasWhen: boolean) {
-    if (raw === undefined) return undefined;
-    const at = (isMap(v) ? (v.get('plans', true) as Node | undefined) : undefined) ?? v;
-    const list = Array.isArray(raw) ? raw : [raw];
-    const bad = list.find((n) => typeof n !== 'string' || !NAME.test(n));
-    if (list.length === 0 || bad !== undefined) {
-      fail(
-        at,
-        `schedule.plans: expected plan names like [shop]${bad !== undefined ? `, not ${JSON.stringify(bad)}` : ''}`,
-      );
-      return null;
-    }
-    if (hasWhen) {
-      fail(
-        at,
-        'schedule.plans: a schedule runs the plans it names or the apps its `when` selects, not both; drop `when`, or put the apps in a policy of their own',
-      );
-      return null;
-    }
-    const known = options.knownPlans;
-    for (const name of list as string[])
-      if (known && !known.has(name)) {
-        const near = closest(name, [...known]);
-        fail(
-          at,
-          `schedule.plans: no plan "${name}"${near ? ` (did you mean ${near}?)` : ''}; plans in plans/: ${[...known].join(', ') || '(none: write plans/NAME.yaml first, see docs/plans.md)'}`,
-        );
-      }
-    return [...new Set(list as string[])];
   }
 }
 
