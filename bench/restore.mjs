@@ -8,14 +8,14 @@
 // Prints figures; never part of `npm test`.
 //   node bench/restore.mjs [--size-mib 1024] [--trials 2] [--designs 1x0,4x0,2x1,4x2] [--smoke] [--json]
 //   --smoke: 32 MiB, one trial of two designs: the same path in seconds.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, cpuTicks, freePort, needCommand, root, say } from './lib.mjs';
+import { bin, cpuTicks, drSync, freePort, needCommand, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,12 +54,6 @@ function cpuOf(pid) {
   return (pid === 'self' ? t.all - t.own : t.own) / TICK;
 }
 
-function dr(argv) {
-  const r = spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** The disk's direct write speed where the images go: 1 GiB (or SIZE) in 4 MiB O_DIRECT writes, fsync'd. */
 function directWriteSpeed() {
   const out = join(work, 'dd.img');
@@ -84,7 +78,7 @@ function startUp(home) {
     for (let i = 0; i < 5; i++) {
       const c0 = cpuOf('self');
       const t0 = process.hrtime.bigint();
-      dr(argv);
+      drSync(argv);
       xs.push({ s: Number(process.hrtime.bigint() - t0) / 1e9, cpu: cpuOf('self') - c0 });
     }
     const mid = (k) => xs.map((x) => x[k]).sort((a, b) => a - b)[2];
@@ -122,8 +116,8 @@ async function main() {
   closeSync(fd);
   const home = join(work, 'home');
   const port = await freePort();
-  dr(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
-  dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+  drSync(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
+  drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
   const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DR_LOG_LEVEL: 'warn' },
@@ -137,7 +131,7 @@ async function main() {
       });
       gateway.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
-    dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
+    drSync(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
     const runs = new Map(DESIGNS.map((d) => [d.name, []]));
     for (let i = 0; i < TRIALS; i++) {
       for (const d of DESIGNS) {
@@ -146,7 +140,7 @@ async function main() {
         const g0 = cpuOf(gateway.pid);
         const c0 = cpuOf('self');
         const t0 = process.hrtime.bigint();
-        dr([
+        drSync([
           '--home',
           home,
           'restore',
