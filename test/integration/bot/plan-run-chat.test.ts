@@ -1,12 +1,12 @@
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../../core/redis.js';
 import { controlKeys } from '../../../engine/contract.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
-import { dr, freePort, type TestHome } from '../../helpers/lifeboat-home.js';
+import { dr, type TestHome } from '../../helpers/lifeboat-home.js';
 import { type PlanRig, startPlanRig } from '../../helpers/plan-rig.js';
-import { type DrProcess, startDr } from '../../helpers/processes.js';
+import { startDr } from '../../helpers/processes.js';
 import { volumeServerPids } from '../../helpers/recovery-rig.js';
 import { redisUnavailable } from '../../helpers/redis-server.js';
 import { skipBecause } from '../../helpers/skip.js';
@@ -25,7 +25,6 @@ describe('plan runs from chat', () => {
   let t: TestHome;
   let slack: SlackEmulator;
   let env: NodeJS.ProcessEnv;
-  let serve: DrProcess;
   let events: string;
 
   beforeAll(async () => {
@@ -43,30 +42,24 @@ describe('plan runs from chat', () => {
         sam: { ids: ['slack:USAM'], groups: ['sre-oncall'] },
         tom: { ids: ['slack:UTOM'], groups: ['sre-oncall'] },
       },
+      serveReady: /Slack: on/,
     });
     ({ t, env } = rig);
-    const listen = `127.0.0.1:${await freePort()}`;
-    serve = startDr(['serve', '--listen', listen], env);
-    await serve.waitFor(/Slack: on/, 60_000);
-    events = `http://${listen}/slack/events`;
+    events = `http://${rig.listen}/slack/events`;
   }, 240_000);
 
   afterAll(async () => {
-    await serve?.stop();
     await rig?.stop();
     await slack?.stop();
   });
 
-  function explainFailure(): void {
-    onTestFailed(() => {
+  const explainFailure = () =>
+    rig.explainFailure(() => {
       const messages = [...slack.messages.values()].map(
         (m) => `${m.channel} ${m.ts} [${m.updates}] ${m.text}\n${JSON.stringify(m.blocks)}`,
       );
-      process.stderr.write(
-        `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}\n--- serve\n${serve.output().slice(-5000)}\n--- worker\n${rig.worker.output().slice(-8000)}\n`,
-      );
+      return `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}`;
     });
-  }
 
   const buttons = (m: SlackMessage) =>
     (
