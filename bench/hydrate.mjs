@@ -14,7 +14,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, cpuTicks, freePort, root, say, startProcess } from './lib.mjs';
+import { bin, cpuTicks, drSync, freePort, root, say, startProcess } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,12 +43,6 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-function dr(argv) {
-  const r = spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** Runs `fn` and returns its wall seconds and CPU seconds here (every thread) and in the gateway. */
 async function measured(gatewayPid, fn) {
   const g0 = cpuTicks(gatewayPid).own;
@@ -75,8 +69,8 @@ async function main() {
     for (let o = 0; o < SIZE; o += 8 * MiB) writeSync(fd, randomBytes(8 * MiB), 0, 8 * MiB, o);
     closeSync(fd);
     const home = join(work, 'home');
-    dr(['--home', home, 'init', '--gateway', `127.0.0.1:${await freePort()}`]);
-    dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+    drSync(['--home', home, 'init', '--gateway', `127.0.0.1:${await freePort()}`]);
+    drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
     const env = { ...process.env, DR_LOG_LEVEL: 'warn' };
     const gateway = startProcess(
       mine,
@@ -86,7 +80,7 @@ async function main() {
       'gateway',
     );
     await gateway.waitFor(/gateway listening/);
-    dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
+    drSync(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
 
     const { readConfig } = await dist('core/config.js');
     const { gatewayClient, loadKek } = await dist('cli/connect.js');

@@ -1,8 +1,9 @@
 // Small helpers the benchmarks (and test/fixtures/replication-walkthrough.mjs) share: where the
-// repository and `dr` are, a free loopback port, percentiles, a missing-tool check, and child
-// processes whose output can be waited on.
+// repository and `dr` are, a free loopback port, percentiles, a missing-tool check, child
+// processes whose output can be waited on, `dr` run to its end, and random images and changes.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { randomBytes, randomInt } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,4 +113,41 @@ export async function s3ClientFor(env) {
     forcePathStyle: true,
     credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
   });
+}
+
+/**
+ * Runs `dr ARGV` to its end (`env` added to this process's) and returns its standard output;
+ * throws with its standard error when it fails.
+ */
+export function drSync(argv, env = {}) {
+  const r = spawnSync(process.execPath, [bin, ...argv], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Writes `size` bytes of random data to `path`, 8 MiB at a time. */
+export function writeRandomImage(path, size) {
+  const fd = openSync(path, 'w');
+  const chunk = 8 * 1024 * 1024;
+  for (let o = 0; o < size; o += chunk)
+    writeSync(fd, randomBytes(Math.min(chunk, size - o)), 0, Math.min(chunk, size - o), o);
+  closeSync(fd);
+}
+
+/**
+ * Overwrites `fraction` of the `block`-sized blocks of the `size`-byte image at `path` (distinct
+ * blocks, at least one, chosen at random) with random data; returns how many it wrote.
+ */
+export function rewriteBlocks(path, size, fraction, block = 64 * 1024) {
+  const blocks = size / block;
+  const count = Math.max(1, Math.round(blocks * fraction));
+  const chosen = new Set();
+  while (chosen.size < count) chosen.add(randomInt(blocks));
+  const fd = openSync(path, 'r+');
+  for (const b of chosen) writeSync(fd, randomBytes(block), 0, block, b * block);
+  closeSync(fd);
+  return count;
 }

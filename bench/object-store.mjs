@@ -3,10 +3,9 @@
 //   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json] [--keep-logs DIR] [--cpu-prof DIR]   (or npm run bench:replication -- --store s3)
 //   Prints each cycle's time and the CPU seconds of the gateway, radosgw, the OSD and the agent; --cpu-prof writes each run's gateway V8 profile.
 // Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
-  closeSync,
   createWriteStream,
   mkdirSync,
   mkdtempSync,
@@ -18,7 +17,7 @@ import {
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, cpuTicks, freePort, say, startCephBucket } from './lib.mjs';
+import { bin, cpuTicks, drSync, freePort, rewriteBlocks, say, startCephBucket } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,30 +38,12 @@ const BLOCK = 64 * 1024;
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-s3-'));
 const src = join(work, 'volume.img');
 
-function dr(argv, env = {}) {
-  const r = spawnSync(process.execPath, [bin, ...argv], {
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-  });
-  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-function rewrite(fraction) {
-  const fd = openSync(src, 'r+');
-  const blocks = SIZE / BLOCK;
-  const n = Math.max(1, Math.round(blocks * fraction));
-  for (let i = 0; i < n; i++)
-    writeSync(fd, randomBytes(BLOCK), 0, BLOCK, randomInt(blocks) * BLOCK);
-  closeSync(fd);
-}
-
 async function run(store, env) {
   const home = join(work, `home-${store}`);
   const init = ['--home', home, 'init', '--gateway', `127.0.0.1:${await freePort()}`];
   if (store === 's3') init.push('--store', `s3://bench/${Date.now()}`);
   dr(init);
-  dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+  drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
   const prof = args['cpu-prof']
     ? [
         '--cpu-prof',
@@ -100,7 +81,9 @@ async function run(store, env) {
       execFileSync('sync');
       const before = ticks();
       const t = process.hrtime.bigint();
-      const out = JSON.parse(dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']));
+      const out = JSON.parse(
+        drSync(['--home', home, 'agent', '--app', 'bench', '--once', '--json']),
+      );
       const ms = Number(process.hrtime.bigint() - t) / 1e6;
       const after = ticks();
       const cpuSeconds = Object.fromEntries(
@@ -109,7 +92,7 @@ async function run(store, env) {
       return { ms, blocks: out.blocksSent, cpuSeconds };
     };
     const initial = cycle();
-    rewrite(Number(args.change));
+    rewriteBlocks(src, SIZE, Number(args.change), BLOCK);
     const incremental = cycle();
     return { initial, incremental };
   } finally {

@@ -4,21 +4,21 @@
 // Prints the figures and the ratios to rsync; never part of `npm test`.
 //   node bench/replication.mjs [--size-mib 1024] [--change 0.05] [--trials 3] [--settle 20] [--smoke] [--json]
 //   --smoke: a 16 MiB volume, one trial, no pauses: the same path (the link alone included) in seconds.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, freePort, needCommand, root, say } from './lib.mjs';
+import {
+  bin,
+  drSync,
+  freePort,
+  needCommand,
+  rewriteBlocks,
+  root,
+  say,
+  writeRandomImage,
+} from './lib.mjs';
 
 // `--store s3`: the folder store against the object store (Ceph RGW here), bench/object-store.mjs.
 if (process.argv.includes('--store')) {
@@ -52,15 +52,6 @@ needCommand('bench', 'rsync');
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-bench-'));
 const src = join(work, 'volume.img');
 const rsyncDst = join(work, 'rsync-copy.img');
-
-function dr(argv, opts = {}) {
-  const r = spawnSync(process.execPath, [bin, ...argv], {
-    encoding: 'utf8',
-    ...opts,
-  });
-  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** Peak resident set (VmHWM) of a running process, in bytes. */
 function peakRss(pid) {
@@ -102,25 +93,6 @@ async function timed(cmd, argv) {
       else resolve({ ms, peak, stdout });
     });
   });
-}
-
-function writeRandomImage() {
-  const fd = openSync(src, 'w');
-  const chunk = 8 * 1024 * 1024;
-  for (let o = 0; o < SIZE; o += chunk)
-    writeSync(fd, randomBytes(Math.min(chunk, SIZE - o)), 0, Math.min(chunk, SIZE - o), o);
-  closeSync(fd);
-}
-
-function rewriteBlocks(fraction) {
-  const blocks = SIZE / BLOCK;
-  const count = Math.round(blocks * fraction);
-  const chosen = new Set();
-  while (chosen.size < count) chosen.add(randomInt(blocks));
-  const fd = openSync(src, 'r+');
-  for (const b of chosen) writeSync(fd, randomBytes(BLOCK), 0, BLOCK, b * BLOCK);
-  closeSync(fd);
-  return count;
 }
 
 const mb = (bytes, ms) => bytes / 1024 / 1024 / (ms / 1000);
@@ -171,8 +143,8 @@ async function trial(n) {
   const home = join(work, `home-${n}`);
   rmSync(rsyncDst, { force: true });
   const port = await freePort();
-  dr(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
-  dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+  drSync(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
+  drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
   const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DR_LOG_LEVEL: 'warn' },
@@ -212,7 +184,7 @@ async function trial(n) {
       initial = await runAgent();
     }
     const { plain: rsyncInitial, durable: rsyncInitialDurable, floor } = copies;
-    const changed = rewriteBlocks(CHANGE);
+    const changed = rewriteBlocks(src, SIZE, CHANGE, BLOCK);
     const incremental = await timed(process.execPath, agentArgs);
     const rsyncInc = await timed('rsync', [
       '--inplace',
@@ -254,7 +226,7 @@ async function trial(n) {
 
 try {
   say(`bench: ${SIZE / 1024 / 1024} MiB volume of random data in ${work}, ${TRIALS} trials`);
-  writeRandomImage();
+  writeRandomImage(src, SIZE);
   const trials = [];
   for (let n = 1; n <= TRIALS; n++) trials.push(await trial(n));
   const m = (k) => median(trials.map((t) => t[k]));

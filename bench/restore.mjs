@@ -12,7 +12,7 @@
 //   mutual-TLS request, the default) and `tls` (gateway.recordStreams: false); each design runs
 //   with each, the gateway restarted between them.
 //   --smoke: 32 MiB, one trial of two designs: the same path in seconds.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -28,7 +28,7 @@ import { open as openFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, cpuTicks, freePort, needCommand, root, say } from './lib.mjs';
+import { bin, cpuTicks, drSync, freePort, needCommand, root, say } from './lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -76,12 +76,6 @@ function cpuOf(pid) {
   return (pid === 'self' ? t.all - t.own : t.own) / TICK;
 }
 
-function dr(argv) {
-  const r = spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`dr ${argv.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
 /** The disk's direct write speed where the images go: 1 GiB (or SIZE) in 4 MiB O_DIRECT writes, fsync'd. */
 function directWriteSpeed() {
   const out = join(work, 'dd.img');
@@ -106,7 +100,7 @@ function startUp(home) {
     for (let i = 0; i < 5; i++) {
       const c0 = cpuOf('self');
       const t0 = process.hrtime.bigint();
-      dr(argv);
+      drSync(argv);
       xs.push({ s: Number(process.hrtime.bigint() - t0) / 1e9, cpu: cpuOf('self') - c0 });
     }
     const mid = (k) => xs.map((x) => x[k]).sort((a, b) => a - b)[2];
@@ -144,8 +138,8 @@ async function main() {
   closeSync(fd);
   const home = join(work, 'home');
   const port = await freePort();
-  dr(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
-  dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+  drSync(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
+  drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
   const yaml = join(home, 'dr.yaml');
   const plainYaml = readFileSync(yaml, 'utf8');
   /** The gateway, restarted when the way records travel changes (dr.yaml's gateway.recordStreams). */
@@ -183,7 +177,7 @@ async function main() {
   };
   try {
     await startGateway(STREAMS[0]);
-    dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
+    drSync(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
     const runs = new Map(DESIGNS.map((d) => [d.name, []]));
     for (let i = 0; i < TRIALS; i++) {
       for (const d of DESIGNS) {
@@ -193,7 +187,7 @@ async function main() {
         const g0 = cpuOf(gateway.pid);
         const c0 = cpuOf('self');
         const t0 = process.hrtime.bigint();
-        dr([
+        drSync([
           '--home',
           home,
           'restore',

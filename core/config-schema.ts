@@ -167,6 +167,10 @@ const alicloudProviderSchema = z.object({
   agentHome: z.string().min(1, 'expected a directory, or leave it out').optional(),
   /** How `dr` is run on the recovered instance; `dr` by default. */
   agentCommand: z.string().trim().min(1, 'expected a command, or leave it out').optional(),
+  /** Between status polls (disks, snapshots, images, instances, Cloud Assistant); 2 s by default. */
+  pollInterval: duration
+    .refine((n) => n >= 100 && n <= 60_000, 'expected a duration from 100ms to 1m')
+    .optional(),
   accessKeyId: notHere('ALIBABA_CLOUD_ACCESS_KEY_ID'),
   accessKeySecret: notHere('ALIBABA_CLOUD_ACCESS_KEY_SECRET'),
 });

@@ -15,9 +15,11 @@ import { AuditLog } from './audit-log.js';
 import { startBackground } from './background.js';
 import { ACTION_VERBS, type Command, type ControlPlane, type Reply, VERBS } from './contract.js';
 import { ENGINE_QUEUE, type EngineContext } from './engine-context.js';
-import { knownGroups, resolveIdentity } from './identity.js';
+import { resolveIdentity } from './identity.js';
 import { NoticeStream } from './notice-stream.js';
+import { planDirOf } from './plan-named.js';
 import { formatProblem, type PolicyProblem } from './policy.js';
+import { policyParseOptions } from './policy-parse-options.js';
 import { PolicyWatcher } from './policy-watcher.js';
 import { readReport } from './read-report.js';
 import { readHistory, readPoints, readPolicy, readStatus } from './read-verbs.js';
@@ -84,7 +86,8 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 
   const watcher = new PolicyWatcher({
     dir,
-    parse: { knownGroups: knownGroups(config) },
+    parse: () => policyParseOptions(config, home),
+    alsoWatch: [planDirOf(home)],
     onRefused: async (problems) => {
       const text = problems.map(formatProblem).join('\n');
       log.error(

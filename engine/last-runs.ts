@@ -50,3 +50,6 @@ export async function lastRuns(
   }
   return out;
 }
+
+/** `lastplanrun:<plan>`: the op id of the plan's newest run queued (its record is the plan job). */
+export const lastPlanRunKey = (prefix: string, plan: string) => `${prefix}lastplanrun:${plan}`;

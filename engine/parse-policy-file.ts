@@ -4,6 +4,7 @@ import { parseDuration } from '../core/units.js';
 import { closest, FACTS, OPERATORS } from './fact-catalog.js';
 import type { Policy, PolicyEffect, PolicyMode, PolicyProblem } from './policy.js';
 import type { LeafCondition, NestedCondition } from './rules-types.js';
+import { schedulePlans } from './schedule-plans.js';
 
 const EFFECT_KEYS = ['allow', 'deny', 'approvals', 'schedule', 'alert'] as const;
 const POLICY_KEYS = ['name', 'description', 'mode', 'timezone', 'when', ...EFFECT_KEYS];
@@ -14,6 +15,8 @@ const OPERATION_VERBS = ['drill', 'failover', 'failback'] as const;
 export interface ParseOptions {
   /** Groups people belong to in dr.yaml; when given, a condition naming another group is refused. */
   knownGroups?: ReadonlySet<string>;
+  /** Plans of the home's plans/; when given, a schedule naming another plan is refused. */
+  knownPlans?: ReadonlySet<string>;
 }
 
 /** True when `tz` is an IANA time zone this runtime knows. */
@@ -298,7 +301,7 @@ export function parsePolicyFile(
         return { kind: 'approval', count, groups: groups as string[], expiresMs };
       }
       case 'schedule': {
-        unknownKeys(['cron', 'command']);
+        unknownKeys(['cron', 'command', 'plans']);
         const cron = obj.cron;
         const verb = obj.command ?? 'drill';
         if (!OPERATION_VERBS.includes(verb as 'drill')) {
@@ -321,7 +324,20 @@ export function parsePolicyFile(
         const fixedVerb = all.find((c) => 'fact' in c && c.fact === 'verb');
         if (fixedVerb)
           fail(v, 'schedule: select apps with app, tier or owners; the verb is schedule.command');
-        return { kind: 'schedule', cron, verb: verb as 'drill' };
+        const plans = schedulePlans(obj.plans, all.length > 0, options.knownPlans);
+        if (plans.problem) {
+          fail(
+            (isMap(v) ? (v.get('plans', true) as Node | undefined) : undefined) ?? v,
+            plans.problem,
+          );
+          return undefined;
+        }
+        return {
+          kind: 'schedule',
+          cron,
+          verb: verb as 'drill',
+          ...(plans.names ? { plans: plans.names } : {}),
+        };
       }
       case 'alert': {
         unknownKeys(['on', 'over', 'for', 'escalateAfter', 'to']);

@@ -5,7 +5,10 @@ import { loadPolicyDir, type PolicySet } from './policy-set.js';
 
 export interface PolicyWatcherOptions {
   dir: string;
-  parse?: ParseOptions;
+  /** The parse options, or how to find them at each load (the plans there are then). */
+  parse?: ParseOptions | (() => Promise<ParseOptions>);
+  /** Other directories whose changes reload the policies too (the plans a schedule names). */
+  alsoWatch?: string[];
   /** A reload was refused: the engine denies every action until the files are fixed. */
   onRefused?: (problems: PolicyProblem[]) => void | Promise<void>;
   /** A new set is in force. */
@@ -22,7 +25,7 @@ export interface PolicyWatcherOptions {
 export class PolicyWatcher {
   private set: PolicySet | undefined;
   private problems: PolicyProblem[] = [];
-  private watcher: FSWatcher | undefined;
+  private watchers: FSWatcher[] = [];
   private poll: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private loading: Promise<boolean> = Promise.resolve(true);
@@ -41,7 +44,11 @@ export class PolicyWatcher {
   /** Loads now; true when the files were accepted. Loads run one at a time. */
   reload(): Promise<boolean> {
     this.loading = this.loading.then(async () => {
-      const r = await loadPolicyDir(this.opts.dir, this.opts.parse);
+      const { parse } = this.opts;
+      const r = await loadPolicyDir(
+        this.opts.dir,
+        typeof parse === 'function' ? await parse() : parse,
+      );
       this.problems = r.problems;
       if (r.set) {
         this.set = r.set;
@@ -54,23 +61,25 @@ export class PolicyWatcher {
     return this.loading;
   }
 
-  /** Starts watching the directory; falls back to polling every 2 s where it cannot be watched. */
+  /** Starts watching the directories; falls back to polling every 2 s where one cannot be watched. */
   watch(): void {
     const changed = () => {
       if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? 200);
       this.timer.unref();
     };
-    try {
-      this.watcher = watch(this.opts.dir, { persistent: false }, changed);
-      this.watcher.on('error', () => {
-        // The directory went away: poll until it is back.
-        this.watcher?.close();
-        this.watcher = undefined;
-        this.startPolling(changed);
-      });
-    } catch {
-      this.startPolling(changed); // no directory yet: polling notices when it appears
+    for (const dir of [this.opts.dir, ...(this.opts.alsoWatch ?? [])]) {
+      try {
+        const w = watch(dir, { persistent: false }, changed);
+        this.watchers.push(w);
+        w.on('error', () => {
+          // The directory went away: poll until it is back.
+          w.close();
+          this.startPolling(changed);
+        });
+      } catch {
+        this.startPolling(changed); // no directory yet: polling notices when it appears
+      }
     }
   }
 
@@ -81,7 +90,7 @@ export class PolicyWatcher {
   }
 
   close(): void {
-    this.watcher?.close();
+    for (const w of this.watchers.splice(0)) w.close();
     if (this.poll) clearInterval(this.poll);
     if (this.timer) clearTimeout(this.timer);
   }

@@ -19,6 +19,8 @@ export type PolicyEffect =
       cron: string;
       /** What the scheduler submits for each app the policy's conditions select. */
       verb: 'drill' | 'failover' | 'failback';
+      /** Plans run as plans instead (one operation each); the policy then has no conditions. */
+      plans?: string[];
     }
   | {
       kind: 'alert';

@@ -1,11 +1,9 @@
 import { errorMessage } from '../core/errors.js';
 import { homePaths } from '../core/home.js';
-import { formatBytes } from '../core/units.js';
 import { loadKeyEncryptionKey } from '../replicator/crypto/key-encryption-key.js';
 import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import { checkPoints, type PointTrust } from '../replicator/recovery/point-check.js';
 import type { GatewayClient } from '../replicator/transport/gateway-client.js';
-import type { AppStatus } from '../replicator/transport/wire-types.js';
 import { auditLine } from './audit-line.js';
 import type { AuditEntry } from './audit-log.js';
 import { type Command, controlKeys, type Reply } from './contract.js';
@@ -14,41 +12,21 @@ import type { EngineContext } from './engine-context.js';
 import { engineGateway } from './engine-gateway.js';
 import { explainCommand, explanationLines, parseWords } from './explain-command.js';
 import type { Identity } from './identity.js';
+import { readPlanStatus } from './read-plan-status.js';
+import { statusLines } from './status-lines.js';
 
-/** status [app]: replication state as the gateway last published it to Redis. */
+/**
+ * status [app|plan]: replication state as the gateway last published it to Redis; a plan's name
+ * gives its apps in order and its last run (read-plan-status.ts).
+ */
 export async function readStatus(ctx: EngineContext, command: Command): Promise<Reply> {
-  if (command.app !== undefined) {
-    const bad = unknownApp(ctx, command.app);
-    if (bad) return bad;
-  }
+  if (command.app !== undefined && !ctx.config.apps[command.app])
+    return readPlanStatus(ctx, command.app);
   const raw = await ctx.redis.hgetall(replicationKey(ctx.prefix));
   const names = command.app
     ? [command.app]
     : [...new Set([...Object.keys(ctx.config.apps), ...Object.keys(raw)])].sort();
-  const rows: (AppStatus & { publishedAt?: string; rpoSeconds?: number })[] = [];
-  const lines: string[] = [];
-  for (const name of names) {
-    const text = raw[name];
-    if (!text) {
-      lines.push(
-        `${name}: no replication state published (is \`dr gateway\` running with REDIS_URL?)`,
-      );
-      continue;
-    }
-    const s = JSON.parse(text) as AppStatus & { publishedAt?: string };
-    const rpo = s.lastConsistentPoint
-      ? Math.max(
-          0,
-          (ctx.now() -
-            Date.parse(s.lastConsistentPoint.unchangedAt ?? s.lastConsistentPoint.time)) /
-            1000,
-        )
-      : undefined;
-    rows.push({ ...s, ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
-    lines.push(
-      `${name}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}, RPO ${rpo === undefined ? '-' : `${rpo.toFixed(1)} s`}, last point ${s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.label}` : '-'}, backlog ${formatBytes(s.backlogBytes)}${agentPointNote(s)}`,
-    );
-  }
+  const { rows, lines } = statusLines(ctx, names, raw);
   return {
     ok: true,
     summary: command.app ? `Status of ${command.app}` : `Status of ${names.length} app(s)`,
@@ -176,16 +154,4 @@ export async function readPolicy(
 function trustWord(t: PointTrust | undefined): string {
   if (!t) return 'unchecked';
   return t.status === 'signed' ? 'verified' : t.status === 'unsigned' ? 'UNSIGNED' : 'REFUSED';
-}
-
-/**
- * The agent's own last point beside the gateway's: a gateway whose latest is older than what its
- * agent committed lost, rolled back or withholds points, which the gateway alone cannot hide.
- */
-function agentPointNote(s: AppStatus): string {
-  const agent = s.agentLastPoint;
-  if (!agent) return '';
-  if (!s.lastPoint || s.lastPoint.id < agent.id)
-    return `; WARNING: the agent committed point #${agent.id} but the gateway's latest is ${s.lastPoint ? `#${s.lastPoint.id}` : 'none'} (lost, rolled back or withheld)`;
-  return `, agent's last point #${agent.id}`;
 }

@@ -9,11 +9,15 @@ import { type EngineContext, saveOpMeta, targetsFor } from './engine-context.js'
 import { engineGateway } from './engine-gateway.js';
 import { closest } from './fact-catalog.js';
 import type { Identity } from './identity.js';
+import { lastPlanRunKey } from './last-runs.js';
 import { type Plan, planApps, walkGroups } from './plan.js';
 import { planDecision } from './plan-decision.js';
 import { planNamed } from './plan-named.js';
 
 type PlanVerb = PlanJob['verb'];
+
+/** As long as the recovery queue keeps a plan run's job (its record). */
+const PLAN_RUN_KEPT_SECONDS = 30 * 86_400;
 
 /**
  * The plan a command names where an app goes, or the reply that says why there is none: no app
@@ -181,6 +185,12 @@ export async function enqueuePlanRun(
       ...(op.approvalId ? { approvalId: op.approvalId } : {}),
     });
     await ctx.recovery.enqueuePlan(job);
+    await ctx.redis.set(
+      lastPlanRunKey(ctx.prefix, plan.name),
+      op.opId,
+      'EX',
+      PLAN_RUN_KEPT_SECONDS,
+    );
     await ctx.audit.append(
       'job',
       {

@@ -210,12 +210,12 @@ async function decide(
       reason: person ? `no person ${person} under people:` : 'no --as and no admin in dr.yaml',
     };
   const { loadPolicyDir } = await import('../../engine/policy-set.js');
-  const { knownGroups } = await import('../../engine/identity.js');
+  const { policyParseOptions } = await import('../../engine/policy-parse-options.js');
   const { explainCommand } = await import('../../engine/explain-command.js');
   const { planDecision } = await import('../../engine/plan-decision.js');
   const { isAbsolute } = await import('node:path');
   const dir = isAbsolute(config.policies) ? config.policies : resolve(config.home, config.policies);
-  const loaded = await loadPolicyDir(dir, { knownGroups: knownGroups(config) });
+  const loaded = await loadPolicyDir(dir, await policyParseOptions(config, config.home));
   if (!loaded.set)
     return { ok: false as const, reason: `the policies have problems (dr policy lint)` };
   const set = loaded.set;

@@ -27,11 +27,11 @@ async function maybeConfig(read: () => Promise<LoadedConfig>): Promise<LoadedCon
   }
 }
 
-/** The policies of TARGET, group names checked against dr.yaml when there is one. */
+/** The policies of TARGET, group and plan names checked against the home when there is one. */
 async function loadPolicies(target: string, config: LoadedConfig | undefined) {
   const { loadPolicyDir } = await import('../../engine/policy-set.js');
-  const { knownGroups } = await import('../../engine/identity.js');
-  return loadPolicyDir(target, config ? { knownGroups: knownGroups(config) } : {});
+  const { policyParseOptions } = await import('../../engine/policy-parse-options.js');
+  return loadPolicyDir(target, config ? await policyParseOptions(config, config.home) : {});
 }
 
 /** Every problem of a policy directory on stderr, as file:line: reason. */

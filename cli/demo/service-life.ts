@@ -28,6 +28,25 @@ export interface ServiceParts {
   unfencedLine: string;
 }
 
+/**
+ * The data a service holds open (a database, a file handle) as `openData` and `closeData` want
+ * it: opened at start and on unfence, closed on fence and stop; `current()` is undefined while closed.
+ */
+export function heldData<T extends { close(): Promise<void> }>(open: () => Promise<T>) {
+  let held: T | undefined;
+  return {
+    current: () => held,
+    openData: async () => {
+      held = await open();
+    },
+    closeData: () => {
+      const closing = held?.close();
+      held = undefined;
+      return closing;
+    },
+  };
+}
+
 /** A JSON (or, with `type`, text) answer. */
 export function sendReply(
   res: ServerResponse,

@@ -16,7 +16,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
-import { DemoService, sendReply } from './service-life.js';
+import { DemoService, heldData, sendReply } from './service-life.js';
 import { type Order, orderFromRow } from './shop-order.js';
 
 export type { Order } from './shop-order.js';
@@ -104,8 +104,9 @@ async function main(): Promise<void> {
     return opened;
   };
   /** Fenced: the database is closed (its volume may be unmounted); nothing is read or written. */
-  let sql: Sqlite | undefined;
+  const data = heldData(openDb);
   const dbNow = (): Sqlite => {
+    const sql = data.current();
     if (!sql) throw new Error('fenced: the database is closed');
     return sql;
   };
@@ -133,14 +134,8 @@ async function main(): Promise<void> {
     rate,
     tick: place,
     writing: () => writing, // the order being written is committed before a freeze or fence
-    openData: async () => {
-      sql = await openDb();
-    },
-    closeData: () => {
-      const closing = sql?.close();
-      sql = undefined;
-      return closing;
-    },
+    openData: data.openData,
+    closeData: data.closeData,
     fencedLine: 'fenced: database closed, taking no orders',
     unfencedLine: `taking orders again (database ${db})`,
   });

@@ -8,10 +8,10 @@
 // Quiesce and fencing follow demo-shop's signals and flag files: SIGUSR2 freezes (STATE.frozen
 // while frozen, at most 30 s), SIGUSR1 thaws; SIGHUP with STATE.fence closes the volume and serves
 // nothing (STATE.down), SIGHUP without it opens the volume again.
-import { type FileHandle, open, readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { scriptArg } from './script-arg.js';
-import { DemoService, sendReply } from './service-life.js';
+import { DemoService, heldData, sendReply } from './service-life.js';
 import { encodeView, readViews, slotOffset, type View } from './web-views.js';
 
 /** Whether the process still runs (a DR-site shop stopped by a failback leaves its state file). */
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   }
   const { views } = readViews(await readFile(image));
   let last: View | undefined = views.at(-1);
-  let fh: FileHandle | undefined;
+  const data = heldData(() => open(image, 'r+'));
   let writing: Promise<unknown> = Promise.resolve();
   let shown: { id: number; item?: string } | null = null;
   let upstreamError: string | undefined;
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
         upstreamError = `demo-shop at ${url} did not answer: ${String(err)}`;
       }
       const write = writing.then(async () => {
+        const fh = data.current();
         if (!fh || service.frozen()) return; // fenced or frozen meanwhile: nothing written
         const view = { seq: (last?.seq ?? 0) + 1, timeMs: Date.now(), orderId: shown?.id ?? 0 };
         await fh.write(encodeView(view), 0, undefined, slotOffset(view.seq));
@@ -103,14 +104,8 @@ async function main(): Promise<void> {
     rate,
     tick: render,
     writing: () => writing, // the view being written is durable before a freeze or fence
-    openData: async () => {
-      fh = await open(image, 'r+');
-    },
-    closeData: () => {
-      const closing = fh?.close();
-      fh = undefined;
-      return closing;
-    },
+    openData: data.openData,
+    closeData: data.closeData,
     fencedLine: 'fenced: volume closed, serving nothing',
     unfencedLine: 'serving again',
   });

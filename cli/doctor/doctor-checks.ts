@@ -373,8 +373,8 @@ export async function checkPolicies(config: LoadedConfig): Promise<Finding> {
   }
   // The engine loads json-rules-engine: only here, when doctor runs.
   const { loadPolicyDir } = await import('../../engine/policy-set.js');
-  const { knownGroups } = await import('../../engine/identity.js');
-  const r = await loadPolicyDir(dir, { knownGroups: knownGroups(config) });
+  const { policyParseOptions } = await import('../../engine/policy-parse-options.js');
+  const r = await loadPolicyDir(dir, await policyParseOptions(config, config.home));
   if (r.problems.length > 0) {
     const first = r.problems[0];
     return fail(

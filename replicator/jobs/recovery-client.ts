@@ -119,6 +119,17 @@ export class RecoveryClient {
   }
 
   /**
+   * The plan run of `opId` and, when its job failed before it could run (another run of the plan
+   * held it, a bad record), why; undefined when no plan runs under that id.
+   */
+  async planRunOutcome(opId: string): Promise<{ job: PlanJob; failed?: string } | undefined> {
+    const job = OP_ID.test(opId) ? await this.queue.getJob(opId) : undefined;
+    if (job?.name !== 'plan') return undefined;
+    const failed = (await job.isFailed()) ? job.failedReason || 'failed' : undefined;
+    return { job: job.data as PlanJob, ...(failed ? { failed } : {}) };
+  }
+
+  /**
    * Hands a person's control to a plan run: stored for the run to take (one at a time), and the
    * waiting run woken at once. False when another control waits to be taken.
    */

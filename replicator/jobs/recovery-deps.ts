@@ -98,6 +98,7 @@ export function defaultProvider(
       ...(p.bootCheck !== undefined ? { bootCheck: p.bootCheck } : {}),
       ...(p.agentHome !== undefined ? { agentHome: p.agentHome } : {}),
       ...(p.agentCommand !== undefined ? { agentCommand: p.agentCommand } : {}),
+      ...(p.pollInterval !== undefined ? { attachPoll: p.pollInterval } : {}),
     });
   }
   return createLocalProvider({

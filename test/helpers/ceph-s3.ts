@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll } from 'vitest';
 import { dr, freePort } from './lifeboat-home.js';
+import { startRedis, type TestRedis } from './redis-server.js';
 
 const run = promisify(execFile);
 const script = resolve(import.meta.dirname, '../../scripts/ceph-s3.sh');
@@ -85,23 +86,53 @@ export async function startCeph(dir: string): Promise<TestCeph> {
  * Answers the endpoint once started.
  */
 export function useCephBucket(bucket: string): () => TestCeph {
+  const rig = useServers(bucket, false);
+  return () => rig().ceph;
+}
+
+/**
+ * useCephBucket with a Redis started beside Ceph (the shared gateways' leases). Both are stopped
+ * after the suite's own afterAll hooks (vitest runs those last registered first), so a suite stops
+ * its processes before the servers go.
+ */
+export function useCephAndRedis(bucket: string): () => { ceph: TestCeph; redis: TestRedis } {
+  const rig = useServers(bucket, true);
+  return () => {
+    const { ceph, redis } = rig();
+    if (!redis) throw new Error('Redis is not started (useCephAndRedis runs before the tests)');
+    return { ceph, redis };
+  };
+}
+
+function useServers(bucket: string, withRedis: boolean) {
   let ceph: TestCeph | undefined;
+  let redis: TestRedis | undefined;
   let dir: string | undefined;
   const savedEnv = { ...process.env };
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lifeboat-ceph-'));
-    ceph = await startCeph(dir);
-    Object.assign(process.env, ceph.env);
-    await ceph.createBucket(bucket);
+    const [c, r] = await Promise.allSettled([
+      startCeph(dir),
+      withRedis ? startRedis() : Promise.resolve(undefined),
+    ]);
+    if (c.status === 'fulfilled') ceph = c.value;
+    if (r.status === 'fulfilled') redis = r.value;
+    if (c.status === 'rejected') throw c.reason;
+    if (r.status === 'rejected') throw r.reason;
+    Object.assign(process.env, c.value.env);
+    await c.value.createBucket(bucket);
   }, 240_000);
   afterAll(async () => {
     for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
-    await ceph?.down();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await redis?.stop();
+    if (dir) {
+      await stopCeph(dir); // also after a start that failed halfway
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 120_000);
-  return () => {
+  return (): { ceph: TestCeph; redis: TestRedis | undefined } => {
     if (!ceph) throw new Error('Ceph is not started (useCephBucket runs before the tests)');
-    return ceph;
+    return { ceph, redis };
   };
 }
 

@@ -21,10 +21,17 @@ export interface EngineRig {
 
 /**
  * Starts the rig: `yaml` for dr.yaml (PEOPLE_YAML by default), `plans` as plans/NAME.yaml, the
- * engine on `now` when given, and its background work started when `start` is set.
+ * engine on `now` when given, its background work started when `start` is set, and its policy
+ * files watched when `watch` is.
  */
 export async function startEngineRig(
-  o: { yaml?: string; plans?: Record<string, string>; now?: () => number; start?: boolean } = {},
+  o: {
+    yaml?: string;
+    plans?: Record<string, string>;
+    now?: () => number;
+    start?: boolean;
+    watch?: boolean;
+  } = {},
 ): Promise<EngineRig> {
   const redis = await startRedis();
   const h = await engineHome(o.yaml);
@@ -46,7 +53,10 @@ export async function startEngineRig(
       for (const [name, text] of Object.entries(o.plans))
         await writeFile(join(h.home, 'plans', `${name}.yaml`), text);
     }
-    engine = await startEngine(h, redis.url, prefix, o.now ? { now: o.now } : {});
+    engine = await startEngine(h, redis.url, prefix, {
+      ...(o.now ? { now: o.now } : {}),
+      ...(o.watch ? { watch: true } : {}),
+    });
     if (o.start) await engine.start();
     return { redis, h, prefix, conn, engine, stop };
   } catch (err) {

@@ -1,9 +1,10 @@
 // The rig of the plan-run chat tests: a home with four served apps (db, api, web, and bad, whose
 // health check can never pass), the plans shop (db, a hook, api, a manual step, web) and broken
-// (db, bad, web), `dr gateway` and `dr worker` on real Redis. Each surface's test adds its chat.
+// (db, bad, web), `dr gateway`, `dr worker` and `dr serve` on real Redis. Each surface's test
+// brings its chat's emulator.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { expect, onTestFailed } from 'vitest';
 import { connectRedis } from '../../core/redis.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from './lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from './processes.js';
@@ -30,6 +31,11 @@ export interface PlanRig {
   env: NodeJS.ProcessEnv;
   prefix: string;
   worker: DrProcess;
+  /** `dr serve` (engine and the surface), and the HOST:PORT it listens on. */
+  serve: DrProcess;
+  listen: string;
+  /** On the test's failure, prints `chat()` (what the surface's emulator saw) and the logs' tails. */
+  explainFailure: (chat: () => string) => void;
   /** Kills the worker (SIGKILL) and starts another. */
   restartWorker: () => Promise<void>;
   /** The lines the apps' fence and unfence commands and the plan's hook wrote (`fences.log`, …). */
@@ -52,11 +58,13 @@ const workerArgs = ['worker', '--concurrency', '2', '--lock-duration', '5s'];
 
 /**
  * Starts the rig with `surface` added to the environment and `people` (name → ids and groups)
- * added to dr.yaml; `console` lets `dr chat --as` switch person, for the console's test.
+ * added to dr.yaml; `console` lets `dr chat --as` switch person, for the console's test. `dr
+ * serve` is up once it prints `serveReady` (the surface's line).
  */
 export async function startPlanRig(o: {
   prefixLetter: string;
   surface: NodeJS.ProcessEnv;
+  serveReady: RegExp;
   people: Record<string, { ids: string[]; groups: string[] }>;
   allowConsoleAs?: boolean;
 }): Promise<PlanRig> {
@@ -70,6 +78,14 @@ export async function startPlanRig(o: {
     env,
     prefix: r.prefix,
     worker: undefined as unknown as DrProcess,
+    serve: undefined as unknown as DrProcess,
+    listen: `127.0.0.1:${await freePort()}`,
+    explainFailure: (chat) =>
+      onTestFailed(() => {
+        process.stderr.write(
+          `${chat()}\n--- serve\n${rig.serve.output().slice(-5000)}\n--- worker\n${rig.worker.output().slice(-8000)}\n`,
+        );
+      }),
     restartWorker: async () => {
       await rig.worker.kill9();
       rig.worker = startDr(workerArgs, env);
@@ -166,6 +182,8 @@ export async function startPlanRig(o: {
     );
     rig.worker = startDr(workerArgs, env);
     await rig.worker.waitFor(/worker ready/);
+    rig.serve = startDr(['serve', '--listen', rig.listen], env);
+    await rig.serve.waitFor(o.serveReady, 60_000);
     return rig;
   } catch (err) {
     await rig.stop();

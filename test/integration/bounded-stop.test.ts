@@ -27,6 +27,13 @@ const problem = redisUnavailable();
 /** A generous ceiling on the wait, not a timing under test: a hung part never gets there. */
 const CEILING_MS = 30_000;
 
+/**
+ * For a part whose graceful stop waits on something that never answers (a hung gateway, a Redis
+ * gone): the stop's deadline ends it, and a short one (DR_STOP_TIMEOUT, 10 s by default) is the
+ * same path in a fifth of the time.
+ */
+const hangs = { DR_LOG_LEVEL: 'info', DR_STOP_TIMEOUT: '2s' };
+
 /** A gateway that takes connections and never answers: a link that hangs rather than fails. */
 async function silentGateway(
   port: number,
@@ -206,7 +213,7 @@ describe.skipIf(missingFeature(problem, 'bounded-stop.test.ts'))(
       const port = Number((await t.config()).gateway.address.split(':').pop());
       const silent = await silentGateway(port);
       try {
-        const a = startDr(['agent', '--app', 'web'], { DR_HOME: t.home, DR_LOG_LEVEL: 'info' });
+        const a = startDr(['agent', '--app', 'web'], { DR_HOME: t.home, ...hangs });
         await waitFor(
           'the agent to connect to the silent gateway',
           () => silent.connections() > 0,
@@ -223,7 +230,7 @@ describe.skipIf(missingFeature(problem, 'bounded-stop.test.ts'))(
       const port = Number((await t.config()).gateway.address.split(':').pop());
       const silent = await silentGateway(port);
       try {
-        const w = startDr(['warm'], { DR_HOME: t.home, DR_LOG_LEVEL: 'info' });
+        const w = startDr(['warm'], { DR_HOME: t.home, ...hangs });
         await waitFor(
           'dr warm to connect to the silent gateway',
           () => silent.connections() > 0,
@@ -246,7 +253,7 @@ describe.skipIf(missingFeature(problem, 'bounded-stop.test.ts'))(
       const { env } = recoveryEnv(t.home, redis.url);
       const s = startDr(['serve', '--listen', `127.0.0.1:${await freePort()}`], {
         ...env,
-        DR_LOG_LEVEL: 'info',
+        ...hangs,
         SLACK_BOT_TOKEN: slack.token,
         SLACK_SIGNING_SECRET: slack.signingSecret,
         SLACK_APP_TOKEN: '',

@@ -1,6 +1,9 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../engine/create-engine.js';
+import { replicationKey } from '../../replicator/gateway/state-publisher.js';
 import type { PlanJob } from '../../replicator/jobs/plan-contract.js';
 import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
 import { command } from '../helpers/engine-home.js';
@@ -38,6 +41,50 @@ describe('engine: a plan as one operation', () => {
   afterAll(async () => {
     await queue?.close();
     await rig?.stop();
+  });
+
+  it('status PLAN: its apps group by group as `status APP` shows them, and its last run', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const point = { id: 7, label: 'consistent', time: new Date(Date.now() - 2_000).toISOString() };
+    await rig.conn.hset(
+      replicationKey(rig.prefix),
+      'shop',
+      JSON.stringify({
+        app: 'shop',
+        phase: 'continuous',
+        lastPoint: point,
+        lastConsistentPoint: point,
+        backlogBytes: 0,
+      }),
+    );
+    const app = await engine.submit(command('slack:USAM', 'status shop'));
+    const shopLine = app.details?.[0] ?? '';
+    expect(shopLine).toMatch(/^shop: continuous, RPO \d+\.\d s, last point #7 consistent/);
+
+    // No run yet of store: the answer says so.
+    const before = await engine.submit(command('slack:USAM', 'status store'));
+    expect(before.ok).toBe(true);
+    expect(before.summary).toMatch(/^Status of plan store: 2 group\(s\)/);
+    expect(before.details?.[0]).toMatch(/^1\. shop: continuous, RPO \d+\.\d s, last point #7/);
+    expect(before.details?.[1]).toMatch(/^2\. web: no replication state published/);
+    expect(before.details?.at(-1)).toBe('last run: none yet');
+
+    // A run queued is the last run; its record gone, the answer says that too.
+    const queued = await engine.submit(command('slack:USAM', 'failback store --emergency'));
+    const opId = /op-[a-z0-9]+/.exec(queued.summary)?.[0] ?? '';
+    expect(opId).not.toBe('');
+    const after = await engine.submit(command('slack:USAM', 'status store'));
+    expect(after.details?.at(-1)).toBe(`last run: Failback of plan store (${opId}): queued`);
+    expect(after.data).toMatchObject({
+      plan: 'store',
+      groups: [['shop'], ['web']],
+      lastRun: { opId, verb: 'failback', state: 'queued' },
+    });
+    for (const j of await queue.getJobs(['waiting', 'delayed', 'prioritized'])) await j.remove();
+    const gone = await engine.submit(command('slack:USAM', 'status store'));
+    expect(gone.details?.at(-1)).toBe(
+      `last run: ${opId} (its record is gone: plan runs are kept 30 days)`,
+    );
   });
 
   it('asks once for the strictest app, and queues one plan job when approved', async (ctx) => {
@@ -109,5 +156,24 @@ describe('engine: a plan as one operation', () => {
       command('slack:USAM', 'skip', { args: { id: 'op-nosuchrun1' } }),
     );
     expect(none.summary).toContain('op-nosuchrun1 is not a plan run');
+  });
+
+  it('status of a name that is neither: the nearest name, else the apps and the plans; bad plan files named', async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const near = await engine.submit(command('slack:USAM', 'status stor'));
+    expect(near.ok).toBe(false);
+    expect(near.summary).toBe('Unknown app or plan "stor". Did you mean store?');
+    const far = await engine.submit(command('slack:USAM', 'status zzzzzzzz'));
+    expect(far.summary).toBe('Unknown app or plan "zzzzzzzz". Apps: web, shop; plans: store');
+    const bad = join(rig.h.home, 'plans', 'odd.yaml');
+    await writeFile(bad, 'groups:\n  - apps: [nosuchapp]\n');
+    try {
+      const refused = await engine.submit(command('slack:USAM', 'status store'));
+      expect(refused.ok).toBe(false);
+      expect(refused.summary).toContain('have 1 problem(s)');
+      expect(refused.details?.[0]).toMatch(/odd\.yaml:2: .*nosuchapp/);
+    } finally {
+      await rm(bad);
+    }
   });
 });

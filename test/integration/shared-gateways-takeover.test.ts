@@ -1,14 +1,13 @@
 // Two `dr gateway` processes (gateway.shared) on one Ceph bucket with their leases in a real Redis, three agents: every app served by at most one gateway at every check, kill -9 of one gateway, its apps taken over by the other, the agents carrying on, and every recorded point restoring byte-exact through the survivor.
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { homePaths } from '../../core/home.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { tlsClientOptions } from '../../replicator/transport/tls-options.js';
-import { cephUnavailable, startCeph, type TestCeph } from '../helpers/ceph-s3.js';
+import { cephUnavailable, type TestCeph, useCephAndRedis } from '../helpers/ceph-s3.js';
 import {
   dr,
   freePort,
@@ -18,7 +17,7 @@ import {
   writeImage,
 } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { redisUnavailable, type TestRedis } from '../helpers/redis-server.js';
 import { missingFeature } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -29,21 +28,16 @@ const APPS = ['web', 'db', 'shop'] as const;
 describe.skipIf(
   missingFeature(cephUnavailable() ?? redisUnavailable(), 'shared gateways on Ceph and Redis'),
 )('two shared gateways, one killed', () => {
+  const servers = useCephAndRedis(BUCKET);
   let ceph: TestCeph;
-  let cephDir: string;
   let redis: TestRedis;
 
-  beforeAll(async () => {
-    cephDir = await mkdtemp(join(tmpdir(), 'lifeboat-ceph-'));
-    [ceph, redis] = await Promise.all([startCeph(cephDir), startRedis()]);
-    await ceph.createBucket(BUCKET);
-  }, 240_000);
+  beforeAll(() => {
+    ({ ceph, redis } = servers());
+  });
 
   afterAll(async () => {
     await stopAll();
-    await redis?.stop();
-    await ceph?.down();
-    await rm(cephDir, { recursive: true, force: true });
   }, 120_000);
 
   it('keeps one holder per app, takes a killed gateway’s apps over, and restores every point byte-exact', async () => {

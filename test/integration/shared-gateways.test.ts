@@ -1,7 +1,6 @@
 // Several gateways on one bucket (Ceph RGW) with app leases in a real Redis: a gateway that lost an app's lease cannot commit for it (the lease check, and the catalog's conditional write behind it), redirects and their loops, and the bad set-ups a user meets.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +15,9 @@ import { ObjectBucket } from '../../replicator/gateway/object-bucket.js';
 import { ObjectStore } from '../../replicator/gateway/object-store.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { tlsClientOptions, tlsServerOptions } from '../../replicator/transport/tls-options.js';
-import { cephUnavailable, startCeph, type TestCeph } from '../helpers/ceph-s3.js';
+import { cephUnavailable, type TestCeph, useCephAndRedis } from '../helpers/ceph-s3.js';
 import { dr, freePort, testHome, updateConfig, writeImage } from '../helpers/lifeboat-home.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
+import { redisUnavailable, type TestRedis } from '../helpers/redis-server.js';
 import { missingFeature } from '../helpers/skip.js';
 
 const quiet = { DR_LOG_LEVEL: 'silent' };
@@ -27,25 +26,17 @@ const BUCKET = 'lifeboat-shared';
 describe.skipIf(
   missingFeature(cephUnavailable() ?? redisUnavailable(), 'shared gateways on Ceph and Redis'),
 )('several gateways on one bucket', () => {
+  const servers = useCephAndRedis(BUCKET);
   let ceph: TestCeph;
-  let cephDir: string;
   let redis: TestRedis;
-  const savedEnv = { ...process.env };
   const closers: Array<() => Promise<unknown> | unknown> = [];
 
-  beforeAll(async () => {
-    cephDir = await mkdtemp(join(tmpdir(), 'lifeboat-ceph-'));
-    [ceph, redis] = await Promise.all([startCeph(cephDir), startRedis()]);
-    Object.assign(process.env, ceph.env);
-    await ceph.createBucket(BUCKET);
-  }, 240_000);
+  beforeAll(() => {
+    ({ ceph, redis } = servers());
+  });
 
   afterAll(async () => {
     for (const close of closers.reverse()) await close();
-    for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
-    await redis?.stop();
-    await ceph?.down();
-    await rm(cephDir, { recursive: true, force: true });
   }, 120_000);
 
   /** A shared gateway as `dr gateway` opens it with gateway.shared, in this process. */

@@ -381,11 +381,15 @@ describe('dr up --demo', () => {
         .report;
     };
     const before = (await report()).drills.map((d) => d.opId);
-    // Schedules are policy data: one every minute here, so the test need not wait for Sunday.
-    const minutely = join(home, 'policies', 'minutely-drill.yaml');
+    // Schedules are policy data: here one firing 20 s from now (a cron with seconds, UTC), so the
+    // test waits neither for Sunday nor for the next whole minute, and no later firing drills an
+    // app while the plan below fails it over.
+    const at = new Date(Date.now() + 20_000);
+    const cron = `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *`;
+    const soon = join(home, 'policies', 'soon-drill.yaml');
     await writeFile(
-      minutely,
-      "policies:\n  - name: minutely-prod-drill\n    when:\n      tier: prod\n    schedule:\n      cron: '* * * * *'\n      command: drill\n",
+      soon,
+      `policies:\n  - name: soon-prod-drill\n    when:\n      tier: prod\n    schedule:\n      cron: '${cron}'\n      command: drill\n`,
     );
     const scheduled = await waitFor(
       "the scheduled drills of the plan's apps in its report",
@@ -397,7 +401,7 @@ describe('dr up --demo', () => {
       180_000,
     );
     expect(scheduled.summary).toMatch(/^shop, last 30 d; \d+ drill\(s\), \d+ passed/);
-    await rm(minutely);
+    await rm(soon);
     const out = join(dir, 'shop.png');
     const drawn = await dr(['report', 'shop', '--out', out], env);
     expect(drawn.code, drawn.err).toBe(0);

@@ -1,10 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis } from '../../../core/redis.js';
+import { controlKeys } from '../../../engine/contract.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
-import { dr, freePort, type TestHome } from '../../helpers/lifeboat-home.js';
+import { dr, type TestHome } from '../../helpers/lifeboat-home.js';
 import { type PlanRig, startPlanRig } from '../../helpers/plan-rig.js';
-import { type DrProcess, startDr } from '../../helpers/processes.js';
+import { startDr } from '../../helpers/processes.js';
 import { volumeServerPids } from '../../helpers/recovery-rig.js';
 import { redisUnavailable } from '../../helpers/redis-server.js';
 import { skipBecause } from '../../helpers/skip.js';
@@ -23,7 +25,6 @@ describe('plan runs from chat', () => {
   let t: TestHome;
   let slack: SlackEmulator;
   let env: NodeJS.ProcessEnv;
-  let serve: DrProcess;
   let events: string;
 
   beforeAll(async () => {
@@ -41,30 +42,24 @@ describe('plan runs from chat', () => {
         sam: { ids: ['slack:USAM'], groups: ['sre-oncall'] },
         tom: { ids: ['slack:UTOM'], groups: ['sre-oncall'] },
       },
+      serveReady: /Slack: on/,
     });
     ({ t, env } = rig);
-    const listen = `127.0.0.1:${await freePort()}`;
-    serve = startDr(['serve', '--listen', listen], env);
-    await serve.waitFor(/Slack: on/, 60_000);
-    events = `http://${listen}/slack/events`;
+    events = `http://${rig.listen}/slack/events`;
   }, 240_000);
 
   afterAll(async () => {
-    await serve?.stop();
     await rig?.stop();
     await slack?.stop();
   });
 
-  function explainFailure(): void {
-    onTestFailed(() => {
+  const explainFailure = () =>
+    rig.explainFailure(() => {
       const messages = [...slack.messages.values()].map(
         (m) => `${m.channel} ${m.ts} [${m.updates}] ${m.text}\n${JSON.stringify(m.blocks)}`,
       );
-      process.stderr.write(
-        `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}\n--- serve\n${serve.output().slice(-5000)}\n--- worker\n${rig.worker.output().slice(-8000)}\n`,
-      );
+      return `--- slack messages\n${messages.join('\n')}\n--- ephemerals\n${slack.ephemerals.map((e) => `${e.args.user}: ${e.args.text}`).join('\n')}\n--- responses\n${slack.responses.map((r) => JSON.stringify(r.body.text)).join('\n')}`;
     });
-  }
 
   const buttons = (m: SlackMessage) =>
     (
@@ -267,6 +262,16 @@ describe('plan runs from chat', () => {
     expect(started[1]).toBeGreaterThanOrEqual(finished[0] ?? Infinity);
     expect(started[2]).toBeGreaterThanOrEqual(finished[1] ?? Infinity);
 
+    // status PLAN: its apps in order, each as `status APP` shows it, and this run as its last.
+    await say('status shop');
+    const status = await waitFor('the status of the plan', () =>
+      slack.responses
+        .map((r) => JSON.stringify(r.body))
+        .find((b) => b.includes(`last run: Failover of plan shop (${opId}): done in `)),
+    );
+    expect(status).toMatch(/Status of plan shop \(the shop, database first\): 3 group/);
+    expect(status).toMatch(/1\. db: [a-z-]+.*2\. api: [a-z-]+.*3\. web: [a-z-]+/);
+
     const late = await dr(['--home', t.home, 'plan', 'continue', opId], env);
     expect(late.code).toBe(1);
     expect(late.err).toContain('is finished: nothing to continue');
@@ -277,6 +282,62 @@ describe('plan runs from chat', () => {
 
   const startedAt = (op: string) => rig.eventTime(op, 'started');
   const finishedAt = (op: string) => rig.eventTime(op, 'finished');
+
+  it('a plan drilled on its schedule runs once as the scheduler, and `report PLAN` counts it', {
+    timeout: 300_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    explainFailure();
+    const planFile = join(t.home, 'plans', 'duo.yaml');
+    const policy = join(t.home, 'policies', 'duo-schedule.yaml');
+    await writeFile(planFile, 'groups:\n  - apps: [db]\n  - apps: [web]\n');
+    const conn = connectRedis(rig.redis.url, 'test');
+    try {
+      await writeFile(
+        policy,
+        'policies:\n  - name: duo-drill\n    schedule: { cron: "* * * * * *", plans: [duo] }\n',
+      );
+      const opId = await waitFor(
+        'the scheduled run queued',
+        async () => (await conn.get(`${rig.prefix}lastplanrun:duo`)) ?? undefined,
+        120_000,
+      );
+      // Firings while it runs start nothing; with the schedule gone, none follows.
+      await unlink(policy);
+      const done = await waitFor(
+        'the scheduled drill done',
+        async () => {
+          const s = await rig.planStatus(opId);
+          return s.run && ['done', 'rolled-back'].includes(s.run.phase) ? s : undefined;
+        },
+        180_000,
+      );
+      expect(done.run.phase).toBe('done');
+      expect((done as unknown as { requestedBy: string }).requestedBy).toBe('scheduler');
+      expect(await conn.get(`${rig.prefix}lastplanrun:duo`)).toBe(opId);
+      // The report reads the audit log: the run's result is there once the event is audited.
+      await waitFor(
+        "the run's result audited",
+        async () =>
+          (await conn.xrange(controlKeys(rig.prefix).audit, '-', '+')).some(([, f]) => {
+            const e = f[f.indexOf('entry') + 1] ?? '';
+            return e.includes('"type":"result"') && e.includes(opId);
+          }) || undefined,
+        60_000,
+      );
+      await say('report duo');
+      const file = await waitFor(
+        'the report of duo',
+        () => slack.files.shared.find((f) => f.filename.startsWith('drill-report-duo-')),
+        120_000,
+      );
+      expect(file.comment).toMatch(/^duo, last 30 d; 1 plan drill\(s\), 1 passed/);
+    } finally {
+      conn.disconnect();
+      await unlink(policy).catch(() => undefined); // gone already when the run was seen
+      await unlink(planFile);
+    }
+  });
 
   it('bad inputs: an unknown plan, a plan naming an unknown app, a control for no plan run', async (ctx) => {
     if (problem) return skipBecause(ctx, problem);

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DingTalkGateway } from '../../fakes/dingtalk-gateway.js';
 import { type Card, DingTalkOpenApi } from '../../fakes/dingtalk-openapi.js';
-import { freePort } from '../../helpers/lifeboat-home.js';
 import { type PlanRig, startPlanRig } from '../../helpers/plan-rig.js';
 import { type DrProcess, startDr } from '../../helpers/processes.js';
 import { volumeServerPids } from '../../helpers/recovery-rig.js';
@@ -21,7 +20,6 @@ describe('plan runs from DingTalk and the console', () => {
   let rig: PlanRig;
   let gateway: DingTalkGateway;
   let openapi: DingTalkOpenApi;
-  let serve: DrProcess;
   let term: DrProcess;
 
   beforeAll(async () => {
@@ -44,10 +42,8 @@ describe('plan runs from DingTalk and the console', () => {
         tom: { ids: ['dingtalk:staff-tom', 'console:tom'], groups: ['sre-oncall'] },
       },
       allowConsoleAs: true,
+      serveReady: /DingTalk: on/,
     });
-    const listen = `127.0.0.1:${await freePort()}`;
-    serve = startDr(['serve', '--listen', listen], rig.env);
-    await serve.waitFor(/DingTalk: on/, 60_000);
     await waitFor('the DingTalk stream', () => gateway.connections === 1);
     term = startDr(['chat', '--as', 'sam'], { ...rig.env, DR_LOG_LEVEL: '' }, { input: true });
     await term.waitFor(/Lifeboat console as sam/, 60_000);
@@ -55,23 +51,19 @@ describe('plan runs from DingTalk and the console', () => {
 
   afterAll(async () => {
     term?.type('exit');
-    await serve?.stop();
     await rig?.stop();
     await gateway?.stop();
     await openapi?.stop();
   });
 
-  function explainFailure(): void {
-    onTestFailed(() => {
+  const explainFailure = () =>
+    rig.explainFailure(() => {
       const cards = [...openapi.cards.values()].map(
         (c) =>
           `${c.openSpaceId} [${c.updates}] ${c.params.summary}\n${c.params.details}\n${c.params.actions}`,
       );
-      process.stderr.write(
-        `--- cards\n${cards.join('\n')}\n--- dingtalk messages\n${openapi.messages.map((m) => `${m.kind} ${m.to} ${m.text}`).join('\n')}\n--- console\n${term.output().slice(-6000)}\n--- serve\n${serve.output().slice(-5000)}\n--- worker\n${rig.worker.output().slice(-6000)}\n`,
-      );
+      return `--- cards\n${cards.join('\n')}\n--- dingtalk messages\n${openapi.messages.map((m) => `${m.kind} ${m.to} ${m.text}`).join('\n')}\n--- console\n${term.output().slice(-6000)}`;
     });
-  }
 
   /** What the console prints from now on. */
   const fromNow = () => {
@@ -188,6 +180,23 @@ describe('plan runs from DingTalk and the console', () => {
       'the late continue refused',
       () => /is finished: nothing to continue/.test(since()) || undefined,
     );
+
+    // status PLAN: the apps in order and this drill as the last run; a wrong name, the nearest.
+    term.type('status shop');
+    await waitFor(
+      'the status of the plan',
+      () =>
+        new RegExp(`last run: Drill of plan shop \\(${opId}\\): done in `).test(since()) ||
+        undefined,
+    );
+    expect(since()).toMatch(
+      /Status of plan shop[^\n]*\n[\s\S]*1\. db: [\s\S]*2\. api: [\s\S]*3\. web: /,
+    );
+    term.type('status shpo');
+    await waitFor(
+      'the unknown name refused',
+      () => /Unknown app or plan "shpo"\. Did you mean shop\?/.test(since()) || undefined,
+    );
   });
 
   it('DingTalk: a drill stopped by a failure goes on when Skip is pressed, and says who skipped', {
@@ -216,6 +225,15 @@ describe('plan runs from DingTalk and the console', () => {
     expect(card.params.details).toMatch(/3\. web healthy \(op-/);
     const done = await rig.planStatus(opId);
     expect(done.run.phase).toBe('done');
+
+    // status PLAN: the apps in order, and this drill (done without bad) as the plan's last run.
+    const from = openapi.messages.length;
+    ask('status broken', 'staff-tom');
+    const status = await robotSaid(
+      from,
+      new RegExp(`last run: Drill of plan broken \\(${opId}\\): done in `),
+    );
+    expect(status.text).toMatch(/1\. db: [\s\S]*2\. bad: [\s\S]*3\. web: /);
     expect(gateway.badAcks).toEqual([]);
   });
 

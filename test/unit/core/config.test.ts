@@ -310,6 +310,21 @@ describe('parseConfig: the app provider', () => {
     expect(check.message).toContain('expected enforce, warn or off');
   });
 
+  it('reads the ECS poll interval, and names one out of range or not a duration', () => {
+    expect(
+      findApp(parseConfig(withProvider([...ecs, 'pollInterval: 250ms'])), 'web').provider,
+    ).toMatchObject({
+      pollInterval: 250,
+    });
+    for (const bad of ['pollInterval: 0s', 'pollInterval: 5m']) {
+      const e = thrown(() => parseConfig(withProvider([...ecs, bad])));
+      expect(e.subject).toBe('apps.web.provider.pollInterval');
+      expect(e.message).toContain('expected a duration from 100ms to 1m');
+    }
+    const word = thrown(() => parseConfig(withProvider([...ecs, 'pollInterval: often'])));
+    expect(word.message).toContain('expected a duration like 5s');
+  });
+
   it('refuses credentials in dr.yaml, naming the variable they belong in, not the value', () => {
     const err = thrown(() => parseConfig(withProvider([...ecs, 'accessKeySecret: s3cr3t-value'])));
     expect(err.subject).toBe('apps.web.provider.accessKeySecret');

@@ -73,6 +73,51 @@ policies:
     expect(p[1]).toMatch(/^p\.yaml:5: schedule\.cron: invalid cron "0 3 \* \* 9"/);
   });
 
+  it('schedule.plans: plans of the home, each drilled as a plan; never beside a `when`', () => {
+    const plans = new Set(['shop', 'billing']);
+    const withPlans = (text: string) =>
+      parsePolicyFile(text, 'p.yaml', { knownGroups: groups, knownPlans: plans });
+    const ok = withPlans(
+      'policies:\n  - name: nightly\n    schedule: { cron: "0 2 * * *", plans: [shop, billing] }\n',
+    );
+    expect(ok.problems).toEqual([]);
+    expect(ok.policies[0]?.effect).toEqual({
+      kind: 'schedule',
+      cron: '0 2 * * *',
+      verb: 'drill',
+      plans: ['shop', 'billing'],
+    });
+    const p = (text: string) => withPlans(text).problems.map(formatProblem);
+    expect(
+      p('policies:\n  - name: n\n    schedule:\n      cron: "0 2 * * *"\n      plans: [shp]\n'),
+    ).toEqual([
+      'p.yaml:5: schedule.plans: no plan "shp" (did you mean shop?); plans in plans/: shop, billing',
+    ]);
+    expect(
+      p(
+        'policies:\n  - name: n\n    when: { tier: prod }\n    schedule:\n      cron: "0 2 * * *"\n      plans: shop\n',
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^p\.yaml:6: schedule\.plans: a schedule runs the plans it names or the apps its `when` selects, not both/,
+      ),
+    ]);
+    expect(
+      p('policies:\n  - name: n\n    schedule: { cron: "0 2 * * *", plans: [Shop!] }\n'),
+    ).toEqual([
+      expect.stringMatching(
+        /^p\.yaml:3: schedule\.plans: expected plan names like \[shop\], not "Shop!"/,
+      ),
+    ]);
+    expect(p('policies:\n  - name: n\n    schedule: { cron: "0 2 * * *", plans: [] }\n')).toEqual([
+      expect.stringMatching(/^p\.yaml:3: schedule\.plans: expected plan names like \[shop\]$/),
+    ]);
+    // Without the home's plans (a bare directory, plan files that do not load) names go unchecked.
+    expect(
+      parse('policies:\n  - name: n\n    schedule: { cron: "0 2 * * *", plans: [any] }\n').problems,
+    ).toEqual([]);
+  });
+
   it('wrong value types and enumerations', () => {
     const p = problems(`policies:
   - name: x

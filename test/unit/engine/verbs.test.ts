@@ -40,7 +40,7 @@ describe('the verb table', () => {
       'failover <app> [--point P] [--emergency] [--reason WHY…] [--dry-run]',
     );
     expect(usage('reject')).toBe('reject <id> [reason]');
-    expect(usage('status')).toBe('status [app]');
+    expect(usage('status')).toBe('status [app|plan]');
     expect(usage('cancel')).toBe('cancel <op>');
     expect(usage('policy')).toBe('policy list | policy explain <command…>');
   });

@@ -1,0 +1,52 @@
+/** The lines of `status`: each app's published replication state, with the RPO now. */
+import { formatBytes } from '../core/units.js';
+import type { AppStatus } from '../replicator/transport/wire-types.js';
+import type { EngineContext } from './engine-context.js';
+
+/** An app's row of `status`: its published replication state, with the RPO now. */
+export type StatusRow = AppStatus & { publishedAt?: string; rpoSeconds?: number };
+
+/** One line per app as `status` words it, and the rows of the apps that have published state. */
+export function statusLines(
+  ctx: Pick<EngineContext, 'now'>,
+  names: readonly string[],
+  raw: Record<string, string>,
+): { rows: StatusRow[]; lines: string[] } {
+  const rows: StatusRow[] = [];
+  const lines: string[] = [];
+  for (const name of names) {
+    const text = raw[name];
+    if (!text) {
+      lines.push(
+        `${name}: no replication state published (is \`dr gateway\` running with REDIS_URL?)`,
+      );
+      continue;
+    }
+    const s = JSON.parse(text) as AppStatus & { publishedAt?: string };
+    const rpo = s.lastConsistentPoint
+      ? Math.max(
+          0,
+          (ctx.now() -
+            Date.parse(s.lastConsistentPoint.unchangedAt ?? s.lastConsistentPoint.time)) /
+            1000,
+        )
+      : undefined;
+    rows.push({ ...s, ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
+    lines.push(
+      `${name}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}, RPO ${rpo === undefined ? '-' : `${rpo.toFixed(1)} s`}, last point ${s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.label}` : '-'}, backlog ${formatBytes(s.backlogBytes)}${agentPointNote(s)}`,
+    );
+  }
+  return { rows, lines };
+}
+
+/**
+ * The agent's own last point beside the gateway's: a gateway whose latest is older than what its
+ * agent committed lost, rolled back or withholds points, which the gateway alone cannot hide.
+ */
+function agentPointNote(s: AppStatus): string {
+  const agent = s.agentLastPoint;
+  if (!agent) return '';
+  if (!s.lastPoint || s.lastPoint.id < agent.id)
+    return `; WARNING: the agent committed point #${agent.id} but the gateway's latest is ${s.lastPoint ? `#${s.lastPoint.id}` : 'none'} (lost, rolled back or withheld)`;
+  return `, agent's last point #${agent.id}`;
+}

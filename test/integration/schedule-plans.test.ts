@@ -1,0 +1,174 @@
+import { unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Notice } from '../../engine/contract.js';
+import { ENGINE_QUEUE } from '../../engine/engine-context.js';
+import { readNotices } from '../../engine/notice-stream.js';
+import type { PlanJob } from '../../replicator/jobs/plan-contract.js';
+import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
+import { command } from '../helpers/engine-home.js';
+import { type EngineRig, startEngineRig } from '../helpers/engine-rig.js';
+import { redisUnavailable } from '../helpers/redis-server.js';
+import { skipBecause } from '../helpers/skip.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+/**
+ * `schedule.plans`: a schedule policy that names plans makes one job scheduler per plan, and each
+ * firing submits the plan as the scheduler: judged as one operation by the same policies, queued as
+ * one plan job. Bad inputs: an unknown plan (refused on load, accepted once the plan file exists),
+ * a plan whose files fail lint (the firing is refused and told, with the file and line).
+ */
+const problem = redisUnavailable();
+const STORE = 'groups:\n  - apps: [shop]\n  - apps: [web]\n';
+
+describe('scheduled plan runs', () => {
+  let rig: EngineRig;
+  let sched: Queue;
+  let recovery: Queue;
+  const policyFile = () => join(rig.h.policies, 'plan-schedules.yaml');
+  const schedule = (name: string, extra: string) =>
+    writeFile(
+      policyFile(),
+      `policies:\n  - name: ${name}\n    schedule:\n      cron: "* * * * * *"\n${extra}`,
+    );
+  const schedulers = async () =>
+    (await sched.getJobSchedulers(0, -1))
+      .map((s) => s.key)
+      .filter((k) => !k.startsWith('policy:weekly-prod-drill:'))
+      .sort();
+  const planJobs = async () =>
+    (await recovery.getJobs(['waiting', 'delayed', 'prioritized'])).filter(
+      (j) => j.name === 'plan',
+    );
+  const notice = (what: string, pred: (n: Notice) => boolean) =>
+    waitFor(
+      what,
+      async () => (await readNotices(rig.conn, rig.prefix)).map((x) => x.notice).find(pred),
+      60_000,
+    );
+  const clear = async () => {
+    await unlink(policyFile()).catch(() => undefined); // not written by every test
+    await waitFor('the plan schedulers removed', async () =>
+      (await schedulers()).length === 0 ? true : undefined,
+    );
+    for (const j of await planJobs()) await j.remove();
+  };
+
+  beforeAll(async () => {
+    if (problem) return;
+    rig = await startEngineRig({ plans: { store: STORE }, start: true, watch: true });
+    const prefix = recoveryKeys(rig.prefix).bullPrefix;
+    sched = new Queue(ENGINE_QUEUE, { connection: rig.conn, prefix });
+    recovery = new Queue(RECOVERY_QUEUE, { connection: rig.conn, prefix });
+  });
+
+  afterAll(async () => {
+    await sched?.close();
+    await recovery?.close();
+    await rig?.stop();
+  });
+
+  it('drills a plan on its schedule as one plan operation, judged by the policies as the scheduler', {
+    timeout: 120_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    await schedule('plan-drill', '      plans: [store]\n');
+    await waitFor('the plan scheduler', async () =>
+      (await schedulers()).join() === 'policy:plan-drill:store' ? true : undefined,
+    );
+    const job = await waitFor('a scheduled plan drill', async () => (await planJobs())[0], 60_000);
+    expect(job.data as PlanJob).toMatchObject({
+      plan: 'store',
+      verb: 'drill',
+      requestedBy: 'scheduler',
+      groups: [{ apps: ['shop'] }, { apps: ['web'] }],
+    });
+    // While that run has not ended, the next firings start none: each says why.
+    const busy = await notice(
+      'a firing refused while the run waits',
+      (x) => x.key === 'schedule:plan-drill:store',
+    );
+    expect(busy.summary).toBe(
+      `Scheduled drill of plan store (policy plan-drill) did not start: its last run is still going: Drill of plan store (${job.id}): queued`,
+    );
+    // One job, the plan's: its apps run inside the plan's run.
+    const jobs = await recovery.getJobs(['waiting', 'delayed', 'prioritized']);
+    expect(jobs.map((j) => j.id)).toEqual([job.id]);
+    const status = await rig.engine.submit(command('slack:USAM', 'status store'));
+    expect(status.details?.at(-1)).toMatch(/^last run: Drill of plan store \(op-[a-z0-9]+\): /);
+    await clear();
+  });
+
+  it('a scheduled failover the policies deny for one app is refused and told to the apps and alerts', {
+    timeout: 120_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    await schedule('plan-failover', '      command: failover\n      plans: [store]\n');
+    const n = await notice(
+      'the refusal',
+      (x) => x.kind === 'operation.failed' && x.key === 'schedule:plan-failover:store',
+    );
+    expect(n.summary).toMatch(
+      /^Scheduled failover of plan store \(policy plan-failover\) did not start: Denied: .*in plan store/,
+    );
+    expect(n.targets).toEqual(['slack:CWEB', 'slack:CALERTS']);
+    expect(await planJobs()).toEqual([]);
+    await clear();
+  });
+
+  it('an unknown plan is refused on load with its line, and taken once its file exists', {
+    timeout: 120_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    await schedule('nightly', '      plans: [store, stores]\n');
+    const refused = await waitFor('the refusal on load', () => {
+      const p = rig.engine.policies().problems;
+      return p.length ? p : undefined;
+    });
+    expect(refused.map((p) => `${p.line}: ${p.reason}`)).toEqual([
+      '5: schedule.plans: no plan "stores" (did you mean store?); plans in plans/: store',
+    ]);
+    const denied = await rig.engine.submit(command('slack:USAM', 'drill shop'));
+    expect(denied.ok).toBe(false); // the policy files have a problem: every action is denied
+    const file = join(rig.h.home, 'plans', 'stores.yaml');
+    await writeFile(file, 'groups:\n  - apps: [shop]\n');
+    try {
+      await waitFor('the policies taken with the new plan', async () =>
+        (await schedulers()).join() === 'policy:nightly:store,policy:nightly:stores'
+          ? true
+          : undefined,
+      );
+      expect(rig.engine.policies().problems).toEqual([]);
+      await clear();
+    } finally {
+      await unlink(file);
+    }
+  });
+
+  it('a plan whose files fail lint: each firing is refused, naming the file and line', {
+    timeout: 120_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const file = join(rig.h.home, 'plans', 'store.yaml');
+    await schedule('lint-drill', '      plans: [store]\n');
+    await waitFor('the plan scheduler', async () =>
+      (await schedulers()).join() === 'policy:lint-drill:store' ? true : undefined,
+    );
+    await writeFile(file, 'groups:\n  - apps: [shop]\n  - apps: [ghost]\n');
+    try {
+      const n = await notice(
+        'the refusal',
+        (x) => x.key === 'schedule:lint-drill:store' && /problem/.test(x.summary),
+      );
+      expect(n.summary).toMatch(
+        /^Scheduled drill of plan store \(policy lint-drill\) did not start: No app named "store", and the plans in .* have 1 problem\(s\)/,
+      );
+      expect(n.details?.[0]).toMatch(/store\.yaml:3: .*ghost/);
+      expect(n.targets).toEqual(['slack:CALERTS']);
+    } finally {
+      await writeFile(file, STORE);
+      await clear();
+    }
+  });
+});
