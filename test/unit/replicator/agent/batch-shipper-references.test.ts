@@ -104,6 +104,60 @@ describe('BatchShipper and repeated blocks', () => {
     expect(zero?.source).toBeUndefined();
   });
 
+  it('holds a repeat of a block still on the wire and sends it as a reference once that batch is acknowledged', async () => {
+    const same = randomBytes(BLOCK);
+    const bodies: Buffer[] = [];
+    const releases: Array<() => void> = [];
+    let seq = 0;
+    const s = new BatchShipper({
+      app: 'web',
+      macState,
+      takeSeq: () => ++seq,
+      returnSeq: () => {},
+      // The gateway takes each batch but acknowledges it only when the test says so.
+      send: (_n, parts) =>
+        new Promise<void>((resolve) => {
+          bodies.push(Buffer.concat(parts));
+          releases.push(resolve);
+        }),
+      batchBytes: BLOCK, // one block a batch
+      inFlight: 4,
+      references: () => true,
+    });
+    await add(s, 0, same);
+    await add(s, 1, randomBytes(BLOCK));
+    await add(s, 2, same); // block 0's batch is on the wire, unacknowledged
+    const newer = randomBytes(BLOCK);
+    await add(s, 3, same);
+    await add(s, 3, newer); // read again with other content: the held copy is stale
+    // Nothing was acknowledged yet: releases are only called below.
+    expect(releases.length).toBeLessThanOrEqual(2);
+    const done = s.finish();
+    // Acknowledge whatever arrives until finish returns.
+    let finished = false;
+    void done.then(() => {
+      finished = true;
+    });
+    while (!finished) {
+      releases.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    const entries = bodies.flatMap((b) => decodeBatch(b).entries);
+    const two = entries.filter((e) => e.block === 2);
+    expect(two).toHaveLength(1);
+    expect(two[0]?.flags & FLAG_REF).toBe(FLAG_REF);
+    expect(two[0]?.source).toBe(0);
+    // Block 3 went once, with its newer content, as data.
+    const three = entries.filter((e) => e.block === 3);
+    expect(three).toHaveLength(1);
+    expect(three[0]?.source).toBeUndefined();
+    expect((macState.macs.get('data') as Buffer).subarray(3 * 16, 4 * 16)).toEqual(
+      blockMac(volume.keys.mac, newer),
+    );
+    expect(s.repeatedBlocks).toBe(1);
+  });
+
   it('sends a batch again with the data when the gateway refuses a reference in it', async () => {
     const same = randomBytes(BLOCK);
     let refusals = 0;
