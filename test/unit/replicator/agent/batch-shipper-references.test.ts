@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DrError } from '../../../../core/errors.js';
 import { absentMacs } from '../../../../replicator/agent/absent-macs.js';
-import { BatchShipper, type ShipVolume } from '../../../../replicator/agent/batch-shipper.js';
+import {
+  BatchShipper,
+  type BatchShipperOptions,
+  type ShipVolume,
+} from '../../../../replicator/agent/batch-shipper.js';
 import { MacState } from '../../../../replicator/agent/mac-state.js';
 import { FLAG_REF, openBlock } from '../../../../replicator/crypto/block-cipher.js';
 import {
@@ -43,8 +47,15 @@ describe('BatchShipper and repeated blocks', () => {
     await cleanup();
   });
 
-  /** A shipper whose gateway keeps every body it took and may refuse some first. */
-  function shipper(references: boolean, refuse?: (body: Buffer) => boolean) {
+  /**
+   * A shipper whose gateway keeps every body it took and may refuse some first; `o` replaces
+   * options (a `send` of its own keeps nothing).
+   */
+  function shipper(
+    references: boolean,
+    refuse?: (body: Buffer) => boolean,
+    o: Partial<BatchShipperOptions> = {},
+  ) {
     const bodies: Buffer[] = [];
     let seq = 0;
     const s = new BatchShipper({
@@ -63,6 +74,7 @@ describe('BatchShipper and repeated blocks', () => {
       batchBytes: 1024 * 1024,
       inFlight: 2,
       references: () => references,
+      ...o,
     });
     const records = () => bodies.flatMap((b) => decodeBatch(b).entries);
     return { s, bodies, records };
@@ -108,12 +120,7 @@ describe('BatchShipper and repeated blocks', () => {
     const same = randomBytes(BLOCK);
     const bodies: Buffer[] = [];
     const releases: Array<() => void> = [];
-    let seq = 0;
-    const s = new BatchShipper({
-      app: 'web',
-      macState,
-      takeSeq: () => ++seq,
-      returnSeq: () => {},
+    const { s } = shipper(true, undefined, {
       // The gateway takes each batch but acknowledges it only when the test says so.
       send: (_n, parts) =>
         new Promise<void>((resolve) => {
@@ -122,7 +129,6 @@ describe('BatchShipper and repeated blocks', () => {
         }),
       batchBytes: BLOCK, // one block a batch
       inFlight: 4,
-      references: () => true,
     });
     await add(s, 0, same);
     await add(s, 1, randomBytes(BLOCK));
