@@ -150,6 +150,7 @@ export class BatchShipper {
     for (const h of this.held.take(all)) await this.seal(h.volume, h.block, h.plain, h.mac, false);
   }
 
+  /** Seals one block into the open batch, or holds it (`mayHold`) when it repeats one on the wire. */
   private async seal(
     volume: ShipVolume,
     block: number,
