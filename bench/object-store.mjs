@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmark: initial sync and one incremental cycle into the folder store and into the object store (Ceph RGW on this machine, scripts/ceph-s3.sh), in the same run.
-//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json]   (or npm run bench:replication -- --store s3)
+//   node bench/object-store.mjs [--size-mib 256] [--change 0.05] [--json] [--keep-logs DIR] [--cpu-prof DIR]   (or npm run bench:replication -- --store s3)
+//   Prints each cycle's time and the CPU seconds of the gateway, radosgw, the OSD and the agent; --cpu-prof writes each run's gateway V8 profile.
 // Target (issue 24): the object store within 1.5x of the folder store for both. Never part of `npm test`.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     store: { type: 'string', default: 's3' }, // from `npm run bench:replication -- --store s3`
     'keep-logs': { type: 'string' }, // a folder: each run's gateway log (level info) is written there
+    'cpu-prof': { type: 'string' }, // a folder: each run's gateway writes a V8 CPU profile there (node --cpu-prof)
   },
 });
 if (args.store !== 's3') {
@@ -61,7 +63,16 @@ async function run(store, env) {
   if (store === 's3') init.push('--store', `s3://bench/${Date.now()}`);
   dr(init);
   dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
-  const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
+  const prof = args['cpu-prof']
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        args['cpu-prof'],
+        '--cpu-prof-name',
+        `gateway-${store}.cpuprofile`,
+      ]
+    : [];
+  const gateway = spawn(process.execPath, [...prof, bin, '--home', home, 'gateway'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env, DR_LOG_LEVEL: args['keep-logs'] ? 'info' : 'warn' },
   });
@@ -78,22 +89,29 @@ async function run(store, env) {
       });
       gateway.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
+    // CPU seconds of each cycle: the gateway, radosgw and the OSD (idle during the folder run), and
+    // the agent (this process's reaped children).
+    const pids = { gateway: gateway.pid, ...cephPids() };
+    const ticks = () => ({
+      ...Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuTicks(pid).own])),
+      agent: cpuTicks(process.pid).all - cpuTicks(process.pid).own,
+    });
     const cycle = () => {
       execFileSync('sync');
+      const before = ticks();
       const t = process.hrtime.bigint();
       const out = JSON.parse(dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']));
-      return { ms: Number(process.hrtime.bigint() - t) / 1e6, blocks: out.blocksSent };
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      const after = ticks();
+      const cpuSeconds = Object.fromEntries(
+        Object.keys(after).map((k) => [k, (after[k] - before[k]) / TICK]),
+      );
+      return { ms, blocks: out.blocksSent, cpuSeconds };
     };
-    // CPU seconds of the gateway, and of radosgw and the OSD (idle during the folder run).
-    const pids = { gateway: gateway.pid, ...cephPids() };
-    const t0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuTicks(pid).own]));
     const initial = cycle();
     rewrite(Number(args.change));
     const incremental = cycle();
-    const cpuSeconds = Object.fromEntries(
-      Object.entries(pids).map(([k, pid]) => [k, (cpuTicks(pid).own - t0[k]) / TICK]),
-    );
-    return { initial, incremental, cpuSeconds };
+    return { initial, incremental };
   } finally {
     gateway.kill('SIGTERM');
     await new Promise((r) => gateway.once('exit', r));
@@ -141,11 +159,14 @@ try {
     console.log(
       `incremental    folder ${fmt(local.incremental.ms / 1000)} s | s3 ${fmt(s3.incremental.ms / 1000)} s (${s3.incremental.blocks} blocks) | ratio ${result.ratio.incremental}x (target <= 1.5)`,
     );
-    const cpu = (r) =>
-      Object.entries(r.cpuSeconds)
+    const cpu = (c) =>
+      Object.entries(c.cpuSeconds)
         .map(([k, v]) => `${k} ${fmt(v)}`)
         .join(', ');
-    console.log(`CPU seconds, both cycles: folder run ${cpu(local)} | s3 run ${cpu(s3)}`);
+    for (const which of ['initial', 'incremental'])
+      console.log(
+        `CPU seconds, ${which}: folder run ${cpu(local[which])} | s3 run ${cpu(s3[which])}`,
+      );
   }
 } finally {
   ceph?.down();

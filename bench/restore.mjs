@@ -6,11 +6,24 @@
 // --parallel R --workers W`), each with the CPU (user+sys) of the restorer and of the gateway.
 // Then where the time goes: fetching alone, decrypting and checking alone, writing alone.
 // Prints figures; never part of `npm test`.
-//   node bench/restore.mjs [--size-mib 1024] [--trials 2] [--designs 1x0,4x0,2x1,4x2] [--smoke] [--json]
+//   node bench/restore.mjs [--size-mib 1024] [--trials 2] [--designs 1x0,4x0,2x1,4x2]
+//                          [--streams sealed,tls] [--smoke] [--json]
+//   --streams: how the records travel, compared in the same run: `sealed` (plain TCP after a
+//   mutual-TLS request, the default) and `tls` (gateway.recordStreams: false); each design runs
+//   with each, the gateway restarted between them.
 //   --smoke: 32 MiB, one trial of two designs: the same path in seconds.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,19 +35,28 @@ const { values: args } = parseArgs({
     'size-mib': { type: 'string', default: '1024' },
     trials: { type: 'string', default: '2' },
     designs: { type: 'string', default: '1x0,2x0,4x0,1x1,2x1,2x2' },
+    streams: { type: 'string', default: 'sealed,tls' },
     json: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
   },
 });
 const SIZE = (args.smoke ? 32 : Number(args['size-mib'])) * 1024 * 1024;
 const TRIALS = args.smoke ? 1 : Math.max(1, Number(args.trials));
-const DESIGNS = (args.smoke ? '1x0,2x0' : args.designs).split(',').map((d) => {
+const STREAMS = args.streams.split(',');
+for (const m of STREAMS) {
+  if (m !== 'sealed' && m !== 'tls') {
+    say(`bench: --streams ${args.streams}: each must be sealed or tls`);
+    process.exit(2);
+  }
+}
+const DESIGNS = (args.smoke ? '1x0,2x0' : args.designs).split(',').flatMap((d) => {
   const [ranges, workers] = d.split('x').map(Number);
-  return {
+  return STREAMS.map((stream) => ({
     ranges,
     workers,
-    name: `${ranges} range${ranges === 1 ? '' : 's'}, ${workers} worker${workers === 1 ? '' : 's'}`,
-  };
+    stream,
+    name: `${ranges} range${ranges === 1 ? '' : 's'}, ${workers} worker${workers === 1 ? '' : 's'}, ${stream}`,
+  }));
 });
 
 if (!existsSync(join(root, 'dist/cli/main.js'))) {
@@ -124,23 +146,48 @@ async function main() {
   const port = await freePort();
   dr(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
   dr(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
-  const gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DR_LOG_LEVEL: 'warn' },
-  });
-  try {
+  const yaml = join(home, 'dr.yaml');
+  const plainYaml = readFileSync(yaml, 'utf8');
+  /** The gateway, restarted when the way records travel changes (dr.yaml's gateway.recordStreams). */
+  let gateway;
+  let gatewayStream;
+  const startGateway = async (stream) => {
+    if (gateway && gatewayStream === stream) return;
+    if (gateway) {
+      const g = gateway;
+      await new Promise((resolve) => {
+        g.once('exit', resolve);
+        g.kill('SIGTERM');
+      });
+    }
+    writeFileSync(
+      yaml,
+      stream === 'tls'
+        ? plainYaml.replace(/^gateway:$/m, 'gateway:\n  recordStreams: false')
+        : plainYaml,
+    );
+    gatewayStream = stream;
+    gateway = spawn(process.execPath, [bin, '--home', home, 'gateway'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DR_LOG_LEVEL: 'warn' },
+    });
+    const g = gateway;
     await new Promise((resolve, reject) => {
       let out = '';
-      gateway.stdout.on('data', (c) => {
+      g.stdout.on('data', (c) => {
         out += c;
         if (out.includes('gateway listening')) resolve();
       });
-      gateway.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+      g.on('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
+  };
+  try {
+    await startGateway(STREAMS[0]);
     dr(['--home', home, 'agent', '--app', 'bench', '--once', '--json']);
     const runs = new Map(DESIGNS.map((d) => [d.name, []]));
     for (let i = 0; i < TRIALS; i++) {
       for (const d of DESIGNS) {
+        await startGateway(d.stream);
         const to = join(work, `restored-${i}.img`);
         execFileSync('sync');
         const g0 = cpuOf(gateway.pid);
@@ -187,8 +234,10 @@ async function main() {
         MBps: SIZE / s / MB,
         restorerCpu: median(r.map((x) => x.restorerCpu)),
         gatewayCpu: median(r.map((x) => x.gatewayCpu)),
+        cpuPerGiB: median(r.map((x) => x.restorerCpu + x.gatewayCpu)) * (1024 ** 3 / SIZE),
       };
     });
+    await startGateway(STREAMS[0]);
     const phases = await whereTimeGoes(home, gateway.pid);
     const chosen = designs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
     const result = {
@@ -207,21 +256,23 @@ async function main() {
     };
     if (args.json) console.log(JSON.stringify(result));
     else {
-      console.log('| design | wall (median) | MB/s | cpu restorer | cpu gateway |');
-      console.log('| --- | --- | --- | --- | --- |');
+      console.log(
+        '| design | wall (median) | MB/s | cpu restorer | cpu gateway | cpu s per GiB, both |',
+      );
+      console.log('| --- | --- | --- | --- | --- | --- |');
       for (const d of designs) {
         console.log(
-          `| ${d.name} | ${d.seconds.toFixed(2)} s | ${d.MBps.toFixed(0)} | ${d.restorerCpu.toFixed(2)} s | ${d.gatewayCpu.toFixed(2)} s |`,
+          `| ${d.name} | ${d.seconds.toFixed(2)} s | ${d.MBps.toFixed(0)} | ${d.restorerCpu.toFixed(2)} s | ${d.gatewayCpu.toFixed(2)} s | ${d.cpuPerGiB.toFixed(2)} |`,
         );
       }
       console.log(
-        `full restore of ${result.sizeMiB} MiB random: ${chosen.seconds.toFixed(2)} s median (best ${chosen.best.toFixed(2)} s), ${chosen.MBps.toFixed(0)} MB/s; target >= 500 MB/s (fastest design: ${chosen.name})`,
+        `full restore of ${result.sizeMiB} MiB random: ${chosen.seconds.toFixed(2)} s median (best ${chosen.best.toFixed(2)} s), ${chosen.MBps.toFixed(0)} MB/s, ${(chosen.MBps / 500).toFixed(2)}x the target of 500 MB/s (fastest design: ${chosen.name})`,
       );
       console.log(
         `machine limits, same run: disk direct write ${result.diskDirectWriteMBps.toFixed(0)} MB/s; AES-256-GCM decrypt ${result.gcmDecryptMBpsPerCore.toFixed(0)} MB/s per core x ${result.cores} cores`,
       );
       console.log(
-        `where it goes, cpu seconds per GiB: fetch ${phases.fetch.restorerCpu.toFixed(2)} (gateway ${phases.fetch.gatewayCpu.toFixed(2)}), decrypt+check ${phases.open.cpu.toFixed(2)}, write ${phases.write.cpu.toFixed(2)}${phases.write.direct ? ' (O_DIRECT)' : ' (the page cache: no O_DIRECT here)'} against ${phases.writeBuffered.cpu.toFixed(2)} through the page cache; sum ${phases.sum.toFixed(2)} s over ${result.cores} cores: at best ${phases.bestMBps.toFixed(0)} MB/s were that work spread over every core`,
+        `where it goes, cpu seconds per GiB: fetch (${STREAMS[0]}) ${phases.fetch.restorerCpu.toFixed(2)} (gateway ${phases.fetch.gatewayCpu.toFixed(2)}), decrypt+check ${phases.open.cpu.toFixed(2)}, write ${phases.write.cpu.toFixed(2)}${phases.write.direct ? ' (O_DIRECT)' : ' (the page cache: no O_DIRECT here)'} against ${phases.writeBuffered.cpu.toFixed(2)} through the page cache; sum ${phases.sum.toFixed(2)} s over ${result.cores} cores: at best ${phases.bestMBps.toFixed(0)} MB/s were that work spread over every core`,
       );
       const su = result.startUp;
       console.log(
@@ -230,7 +281,7 @@ async function main() {
       console.log(`load average ${result.loadavg.join(' ')} at ${result.date}`);
     }
   } finally {
-    gateway.kill('SIGTERM');
+    gateway?.kill('SIGTERM');
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -275,6 +275,11 @@ export const configSchema = z.object({
       shared: z.boolean().default(false),
       /** HOST:PORT agents reach this gateway at, named in redirects (default: `listen`). */
       advertise: hostPort.optional(),
+      /**
+       * HOST:PORT for sealed record streams (restores over plain TCP, the records already
+       * AES-256-GCM); default: the listen host, a free port. `false`: records over TLS only.
+       */
+      recordStreams: z.union([hostPort, z.literal(false)]).optional(),
     })
     // `address` is the first gateway (what one address configured always meant); `addresses` all.
     .transform(({ address, ...g }) => {

@@ -86,6 +86,9 @@ export function registerGateway(program: Command, exit: ExitState): void {
           log,
           ...(metrics ? { onBatch: metrics.onBatch } : {}),
           ...(shared ? { placement: shared.store } : {}),
+          ...(config.gateway.recordStreams !== undefined
+            ? { recordStreams: config.gateway.recordStreams }
+            : {}),
         });
         statuses = gateway.statuses;
         ctx.out(

@@ -40,6 +40,7 @@ import { removeInterruptedWrites } from './interrupted-writes.js';
 import { PendingBatches, withoutPlainLen } from './pending-batches.js';
 import { type IndexEntry, overlayEntries, readPointIndex, writePointIndex } from './point-index.js';
 import { PointView } from './point-view.js';
+import type { RemoteSegments } from './remote-segments.js';
 import { mergeDroppedPoints, planRetention, type RetentionRules } from './retention.js';
 import { FRAME_BATCH, SegmentLog } from './segment-log.js';
 import { copyWhenSettled } from './settled-copy.js';
@@ -272,6 +273,11 @@ export class AppStore {
    */
   missingSegments(entries: readonly IndexEntry[]): Promise<string[]> {
     return this.log.missing(new Set(entries.map((e) => e.segment)));
+  }
+
+  /** Reads the sealed segments with no file here from `remote` (the bucket's copy) from now on. */
+  attachRemote(remote: RemoteSegments): Promise<void> {
+    return this.#mutex.run(() => this.#files.exclusive(async () => this.log.attachRemote(remote)));
   }
 
   /** Runs `fn` while no segment or index file can be deleted: for streaming many records. */

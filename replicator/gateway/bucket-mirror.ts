@@ -7,22 +7,36 @@
  * Layout under the store's prefix (ids only, no plaintext; the bytes are the ciphertext the
  * gateway holds on disk):
  *   apps/<app>/catalog.json
- *   apps/<app>/points/<id>.idx
- *   apps/<app>/segments/<segment, 8 digits>/<offset, 12 digits>
+ *   apps/<app>/points/<id>[.<fencing token>].idx
+ *   apps/<app>/segments/<segment, 8 digits>/<offset, 12 digits>[.<fencing token>]
+ * The catalog in the bucket is the local one plus `chunks`: which token's chunks make up each
+ * segment (chunk-chains.ts), so chunks a stale gateway wrote are never read; the indexes it names
+ * are its writer's token's (each holder uploads every index at its first sync).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir } from '../../core/atomic-file.js';
 import { DrError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { isName } from '../../core/names.js';
 import type { AppStore } from './app-store.js';
 import { Mutex } from './async-lock.js';
-import { readCatalog, writeCatalog } from './catalog.js';
+import {
+  type Chunk,
+  type ChunkChains,
+  chainsIn,
+  chunksOf,
+  followChains,
+  indexesOf,
+  indexKey,
+  type Runs,
+  readChain,
+  segmentName,
+  withChains,
+} from './chunk-chains.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
-import { chainOf, chunksOf, segmentName, uploadSegmentBytes } from './segment-upload.js';
+import type { RemoteSegments } from './remote-segments.js';
+import { uploadSegmentBytes } from './segment-upload.js';
 
 /**
  * No chunk object is larger: a segment's bytes go up in pieces of at most this size, one PUT each
@@ -31,8 +45,6 @@ import { chainOf, chunksOf, segmentName, uploadSegmentBytes } from './segment-up
  */
 export const CHUNK_BYTES = 16 * 1024 * 1024;
 const CHUNKS_AT_ONCE = 4;
-
-export { type Chunk, chunksOf, segmentName } from './segment-upload.js';
 
 /** The apps whose catalog is in the bucket. */
 export async function appsInBucket(bucket: ObjectBucket): Promise<string[]> {
@@ -68,6 +80,13 @@ export interface MirrorOptions {
    * write is conditional on it, so a gateway that lost the app to another can never commit.
    */
   catalogEtag?: string | undefined;
+  /** The bytes of that catalog (with `catalogEtag`): the chunk chains it names. */
+  catalog?: Buffer | undefined;
+  /**
+   * The fencing token of this gateway's lease on the app, carried in the key of every chunk it
+   * uploads (0, the default: one gateway, no lease).
+   */
+  token?: number;
   /** Called before each write to the bucket; throws when this gateway may no longer write the app. */
   guard?: () => Promise<void>;
 }
@@ -94,6 +113,13 @@ export class BucketMirror {
 
   /** Bytes of each segment in the bucket, from offset 0. */
   readonly #segmentEnds = new Map<number, number>();
+  /** Which token's chunks make up each segment in the bucket (what the catalog names). */
+  readonly #runs = new Map<number, Runs>();
+  /** Each segment's chunks on its chain, as last listed (what remote reads follow). */
+  #on = new Map<number, Chunk[]>();
+  #token = 0;
+  /** Whether this mirror has written the catalog (naming its own token's indexes). */
+  #wroteCatalog = false;
   /** Index files in the bucket, by point id, with the size and mtime they were uploaded at. */
   readonly #indexes = new Map<number, string>();
   readonly #syncing = new Mutex();
@@ -116,23 +142,89 @@ export class BucketMirror {
     options: MirrorOptions = {},
   ): Promise<BucketMirror> {
     const mirror = new BucketMirror(bucket, app, log);
-    mirror.#catalogEtag =
-      'catalogEtag' in options
-        ? options.catalogEtag
-        : (await bucket.getTagged(`apps/${app}/catalog.json`))?.etag;
+    const key = `apps/${app}/catalog.json`;
+    // The version the caller read (its bytes name the chains), else the bucket's now.
+    const tagged =
+      'catalogEtag' in options && (options.catalogEtag === undefined || options.catalog)
+        ? options.catalogEtag === undefined
+          ? undefined
+          : { etag: options.catalogEtag, body: options.catalog }
+        : await bucket.getTagged(key);
+    mirror.#catalogEtag = tagged?.etag;
+    mirror.#token = options.token ?? 0;
     if (options.guard) mirror.#guard = options.guard;
-    const { ends, orphans } = chainOf(await chunksOf(bucket, app));
-    for (const [segment, end] of ends) mirror.#segmentEnds.set(segment, end);
-    if (orphans.length > 0) {
-      await mirror.#guard();
-      await bucket.delete(orphans.map((c) => c.key));
-      log.info(
-        { chunks: orphans.length },
-        'deleted chunks an interrupted upload left in the bucket',
-      );
-    }
+    const chains: ChunkChains = tagged?.body
+      ? chainsIn(tagged.body, `${bucket.url}/${key}`)
+      : { fence: mirror.#token, runs: new Map() };
+    await mirror.#clearStrays(
+      chains,
+      'deleted chunks an interrupted upload left in the bucket, or a gateway that lost the app',
+    );
     await mirror.abortLeftovers();
     return mirror;
+  }
+
+  /**
+   * Takes each segment's chain as `chains` names it, and deletes the chunks off it: an upload
+   * that failed or was cut short, or a gateway that stalled past its lease wrote them.
+   */
+  async #clearStrays(chains: ChunkChains, done: string): Promise<number> {
+    const { ends, runs, on, off } = followChains(await chunksOf(this.bucket, this.app), chains);
+    this.#on = on;
+    this.#segmentEnds.clear();
+    this.#runs.clear();
+    for (const [segment, end] of ends) this.#segmentEnds.set(segment, end);
+    for (const [segment, r] of runs) this.#runs.set(segment, r);
+    if (off.length > 0) {
+      await this.#guard();
+      await this.bucket.delete(off.map((c) => c.key));
+      this.log.info({ chunks: off.length }, done);
+    }
+    return off.length;
+  }
+
+  /**
+   * The segments in the bucket as the log's remote segments: a holder reads those it has no file
+   * of with range GETs rather than copying them first (a takeover serves at once).
+   */
+  remote(): RemoteSegments {
+    return {
+      sizes: new Map(this.#segmentEnds),
+      read: async (segment, offset, length, into) => {
+        const chain = this.#on.get(segment) ?? [];
+        const span = await readChain(this.bucket, chain, offset, length, into);
+        if (span) return span;
+        const what = `apps/${this.app}/segments/${segmentName(segment)} bytes ${offset}-${offset + length}`;
+        throw new DrError(`object store ${this.bucket.url}: ${what} is not in the bucket`, {
+          code: 'store_corrupt',
+          subject: what,
+          remedy: 'the bucket lost objects the catalog names; restore them from its versioning',
+        });
+      },
+    };
+  }
+
+  /**
+   * Deletes the chunks no chain names (those a stale gateway wrote after this one took the app
+   * over); part of every collection. Answers how many.
+   */
+  deleteStrays(): Promise<number> {
+    return this.#syncing.run(async () => {
+      const chunks = await this.#clearStrays(
+        { fence: this.#token, runs: new Map(this.#runs) },
+        'deleted chunks no chain names (an interrupted upload, or a gateway that lost the app)',
+      );
+      // Indexes of another token: the last holder's, or a stale one's. Only once this mirror's
+      // catalog (naming its own) is in the bucket, so no reader is sent to a deleted one.
+      if (!this.#wroteCatalog) return chunks;
+      const stale = (await indexesOf(this.bucket, this.app)).filter((i) => i.token !== this.#token);
+      if (stale.length > 0) {
+        await this.#guard();
+        await this.bucket.delete(stale.map((i) => i.key));
+        this.log.info({ indexes: stale.length }, 'deleted indexes of another fencing token');
+      }
+      return chunks + stale.length;
+    });
   }
 
   /** Aborts the app's multipart uploads in the bucket that no upload of this process runs. */
@@ -160,12 +252,26 @@ export class BucketMirror {
   /** Segment bytes up to the settled sizes that the bucket lacks, as chunk objects. */
   async #uploadSegments(files: ReplicaFiles): Promise<number> {
     await this.#guard();
-    return uploadSegmentBytes(files, this.#segmentEnds, {
-      bucket: this.bucket,
-      app: this.app,
-      chunkBytes: CHUNK_BYTES,
-      atOnce: CHUNKS_AT_ONCE,
-    });
+    const before = new Map(this.#segmentEnds);
+    try {
+      return await uploadSegmentBytes(files, this.#segmentEnds, {
+        bucket: this.bucket,
+        app: this.app,
+        chunkBytes: CHUNK_BYTES,
+        atOnce: CHUNKS_AT_ONCE,
+        token: this.#token,
+        guard: this.#guard,
+      });
+    } finally {
+      // Bytes this gateway added to a segment are its token's chunks from the old end on.
+      for (const [segment, end] of this.#segmentEnds) {
+        const from = before.get(segment) ?? 0;
+        if (end === from) continue;
+        const runs = this.#runs.get(segment) ?? [];
+        if (runs.at(-1)?.[1] !== this.#token) runs.push([from, this.#token]);
+        this.#runs.set(segment, runs);
+      }
+    }
   }
 
   /**
@@ -196,7 +302,6 @@ export class BucketMirror {
   }
 
   async #upload({ files, indexes, catalog }: Settled): Promise<SyncReport> {
-    const prefix = `apps/${this.app}`;
     const t0 = performance.now();
     // 1. Segment bytes not in the bucket yet, in order.
     const segmentBytes = await this.#uploadSegments(files);
@@ -204,13 +309,13 @@ export class BucketMirror {
     // 2. Point indexes new or rewritten.
     let indexBytes = 0;
     for (const { id, version, body } of indexes) {
-      await this.bucket.put(`${prefix}/points/${id}.idx`, body);
+      await this.bucket.put(indexKey(this.app, id, this.#token), body);
       indexBytes += body.length;
       this.#indexes.set(id, version);
     }
     const t2 = performance.now();
     // 3. The catalog last: from here on a reader of the bucket sees the new points.
-    await this.#putCatalog(catalog);
+    await this.#putCatalog(withChains(catalog, { fence: this.#token, runs: this.#runs }));
     const t3 = performance.now();
     const bytes = segmentBytes + indexBytes + catalog.length;
     // 4. What the catalog no longer names: dropped points' indexes, collected segments.
@@ -219,7 +324,7 @@ export class BucketMirror {
     const local = new Set(files.segments.map((s) => s.segment));
     const dropSegments = [...this.#segmentEnds.keys()].filter((s) => !local.has(s));
     if (dropIndexes.length > 0 || dropSegments.length > 0) {
-      const keys = dropIndexes.map((id) => `${prefix}/points/${id}.idx`);
+      const keys = dropIndexes.map((id) => indexKey(this.app, id, this.#token));
       if (dropSegments.length > 0) {
         const gone = new Set(dropSegments);
         for (const c of await chunksOf(this.bucket, this.app))
@@ -227,7 +332,10 @@ export class BucketMirror {
       }
       await this.bucket.delete(keys);
       for (const id of dropIndexes) this.#indexes.delete(id);
-      for (const s of dropSegments) this.#segmentEnds.delete(s);
+      for (const s of dropSegments) {
+        this.#segmentEnds.delete(s);
+        this.#runs.delete(s);
+      }
       this.log.debug({ objects: keys.length }, 'deleted objects the catalog no longer names');
     }
     return {
@@ -258,81 +366,6 @@ export class BucketMirror {
     }
     this.#catalogEtag = etag;
     this.#unsure = undefined;
+    this.#wroteCatalog = true;
   }
-}
-
-/**
- * Fetches an app from the bucket into `appDir` (which must not exist): its catalog, the indexes
- * of the points it names and the segments, into a temporary folder renamed into place at the end,
- * so a crash midway leaves no half app.
- */
-export async function fetchApp(
-  bucket: ObjectBucket,
-  app: string,
-  appDir: string,
-  log: Logger,
-): Promise<{ bytes: number; catalogEtag: string }> {
-  const prefix = `apps/${app}`;
-  const temp = `${appDir}.fetching`;
-  await rm(temp, { recursive: true, force: true });
-  await mkdir(join(temp, 'points'), { recursive: true });
-  await mkdir(join(temp, 'segments'), { recursive: true });
-  const tagged = await bucket.getTagged(`${prefix}/catalog.json`);
-  if (!tagged) {
-    throw new DrError(`object store ${bucket.url}: app ${app} has no catalog`, {
-      code: 'store_corrupt',
-      subject: `${bucket.url}/${prefix}/catalog.json`,
-      remedy: 'check that gateway.store names the bucket and prefix the gateway wrote',
-    });
-  }
-  const catalogBytes = tagged.body;
-  await writeFile(join(temp, 'catalog.json'), catalogBytes);
-  const fetched = await readCatalog(join(temp, 'catalog.json'));
-  // The batches this machine's lost log held after the last point are not in the bucket. A new
-  // storeId tells every agent so: it stops trusting what it believes delivered, reads the MACs
-  // this store holds and sends what differs (the un-uploaded tail), its points kept as they are.
-  const catalog = { ...fetched, storeId: randomBytes(16).toString('hex') };
-  await writeCatalog(join(temp, 'catalog.json'), catalog);
-  let bytes = catalogBytes.length;
-  for (const p of catalog.points) {
-    const body = await bucket.get(`${prefix}/points/${p.id}.idx`);
-    if (!body) {
-      throw new DrError(`object store ${bucket.url}: point ${p.id} of ${app} has no index`, {
-        code: 'store_corrupt',
-        subject: `${bucket.url}/${prefix}/points/${p.id}.idx`,
-        remedy:
-          'the bucket lost an object the catalog names; restore it from the bucket versioning',
-      });
-    }
-    await writeFile(join(temp, 'points', `${p.id}.idx`), body);
-    bytes += body.length;
-  }
-  let current: { segment: number; end: number; fh: Awaited<ReturnType<typeof open>> } | undefined;
-  try {
-    for (const c of await chunksOf(bucket, app)) {
-      if (current?.segment !== c.segment) {
-        await current?.fh.sync();
-        await current?.fh.close();
-        current = {
-          segment: c.segment,
-          end: 0,
-          fh: await open(join(temp, 'segments', `${segmentName(c.segment)}.seg`), 'w'),
-        };
-      }
-      if (c.offset !== current.end) continue; // a chunk past a gap: not part of the log
-      const body = await bucket.get(c.key);
-      if (!body) continue;
-      await current.fh.write(body, 0, body.length, current.end);
-      current.end += body.length;
-      bytes += body.length;
-    }
-    await current?.fh.sync();
-  } finally {
-    await current?.fh.close();
-  }
-  await syncDir(join(temp, 'points'));
-  await syncDir(join(temp, 'segments'));
-  await rename(temp, appDir);
-  log.info({ app, bytes, points: catalog.points.length }, 'fetched the app from the object store');
-  return { bytes, catalogEtag: tagged.etag };
 }

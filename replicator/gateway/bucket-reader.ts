@@ -5,12 +5,19 @@
  */
 import { DrError } from '../../core/errors.js';
 import type { AppStore } from './app-store.js';
-import { type Chunk, chunksOf, segmentName } from './bucket-mirror.js';
 import { type Catalog, findPoint, parseCatalog } from './catalog.js';
+import {
+  type Chunk,
+  chainsIn,
+  chunksOf,
+  followChains,
+  indexKey,
+  readChain,
+  segmentName,
+} from './chunk-chains.js';
 import type { ReadableReplica } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
 import { decodePointIndex, type IndexEntry, overlayEntries } from './point-index.js';
-import { chainOf } from './segment-upload.js';
 
 /** Whether a local copy is the bucket's catalog or its continuation (same store, not behind). */
 export function descendsFrom(
@@ -26,6 +33,8 @@ export class BucketApp implements ReadableReplica {
   private constructor(
     private readonly bucket: ObjectBucket,
     private readonly catalog: Catalog,
+    /** The token of the gateway that wrote the catalog: its indexes are the ones it names. */
+    private readonly fence: number,
     /** Chunks by segment, in offset order. */
     private readonly chunks: Map<number, Chunk[]>,
   ) {}
@@ -36,17 +45,11 @@ export class BucketApp implements ReadableReplica {
     const body = await bucket.get(key);
     if (!body) return undefined;
     const catalog = parseCatalog(body.toString('utf8'), `${bucket.url}/${key}`);
-    const chunks = new Map<number, Chunk[]>();
-    // Only each segment's chain from offset 0: a chunk an interrupted upload left is not read.
-    const all = await chunksOf(bucket, app);
-    const orphans = new Set(chainOf(all).orphans);
-    for (const c of all) {
-      if (orphans.has(c)) continue;
-      const list = chunks.get(c.segment) ?? [];
-      list.push(c);
-      chunks.set(c.segment, list);
-    }
-    return new BucketApp(bucket, catalog, chunks);
+    // Only each segment's chain as the catalog names it: a chunk an interrupted upload, or a
+    // gateway that lost the app, left is not read.
+    const chains = chainsIn(body, `${bucket.url}/${key}`);
+    const { on: chunks } = followChains(await chunksOf(bucket, app), chains);
+    return new BucketApp(bucket, catalog, chains.fence, chunks);
   }
 
   get name(): string {
@@ -73,7 +76,7 @@ export class BucketApp implements ReadableReplica {
     let view: IndexEntry[] = [];
     for (const p of this.catalog.points) {
       if (p.id > pointId) break;
-      const key = `apps/${this.name}/points/${p.id}.idx`;
+      const key = indexKey(this.name, p.id, this.fence);
       const body = await this.bucket.get(key);
       if (!body) throw this.#lost(key, pointId);
       view = overlayEntries(view, decodePointIndex(body, p.id, `${this.bucket.url}/${key}`));
@@ -89,31 +92,12 @@ export class BucketApp implements ReadableReplica {
 
   /** A span of a segment, by range GETs of the chunk objects it crosses (into `into` when given). */
   async readSpan(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    let at = offset;
-    const end = offset + length;
-    for (const c of this.chunks.get(segment) ?? []) {
-      if (at >= end) break;
-      if (c.offset + c.size <= at) continue;
-      if (c.offset > at) break; // a gap: reported below
-      const take = Math.min(end, c.offset + c.size) - at;
-      const body = await this.bucket.get(c.key, { offset: at - c.offset, length: take });
-      if (!body || body.length !== take) break;
-      parts.push(body);
-      at += take;
-    }
-    if (at < end) {
-      throw this.#lost(
-        `apps/${this.name}/segments/${segmentName(segment)} bytes ${at}-${end}`,
-        undefined,
-      );
-    }
-    if (!into) return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-    if (into.length < length)
-      throw new RangeError(`a ${into.length}-byte buffer cannot take ${length}`);
-    let o = 0;
-    for (const p of parts) o += p.copy(into, o);
-    return into.subarray(0, length);
+    const span = await readChain(this.bucket, this.chunks.get(segment) ?? [], offset, length, into);
+    if (span) return span;
+    throw this.#lost(
+      `apps/${this.name}/segments/${segmentName(segment)} bytes ${offset}-${offset + length}`,
+      undefined,
+    );
   }
 
   /** A span of a segment straight into `parts`, filled in order (the record stream's framing). */

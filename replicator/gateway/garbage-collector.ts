@@ -30,6 +30,25 @@ const COMPACT_BELOW = 0.5;
 /** Copied records are grouped into frames of about this size. */
 const COPY_FRAME_BYTES = 8 * 1024 * 1024;
 
+/** Records (offset order) at most this far apart are read together, dead bytes between included. */
+const READ_GAP_BYTES = 64 * 1024;
+
+/** Runs of neighbouring records, each at most COPY_FRAME_BYTES long (or one record). */
+function neighbours(
+  records: ReadonlyArray<[offset: number, length: number]>,
+): Array<{ start: number; end: number; records: Array<[number, number]> }> {
+  const runs: Array<{ start: number; end: number; records: Array<[number, number]> }> = [];
+  for (const [offset, length] of records) {
+    const last = runs.at(-1);
+    const end = offset + length;
+    if (last && offset - last.end <= READ_GAP_BYTES && end - last.start <= COPY_FRAME_BYTES) {
+      last.end = end;
+      last.records.push([offset, length]);
+    } else runs.push({ start: offset, end, records: [[offset, length]] });
+  }
+  return runs;
+}
+
 /**
  * Deletes sealed segments that no kept point references and compacts those
  * mostly dead: live records are copied (verbatim, in kind-2 frames, fsync'd)
@@ -89,10 +108,15 @@ export async function collectGarbage(target: GcTarget): Promise<GcResult> {
       chunk = [];
       chunkBytes = 0;
     };
-    for (const [offset, length] of records) {
-      chunk.push({ offset, bytes: await log.read(segment, offset, length) });
-      chunkBytes += length;
-      if (chunkBytes >= COPY_FRAME_BYTES) await flush();
+    // Neighbouring records in one read: one range GET for a run of a segment in the bucket.
+    for (const run of neighbours(records)) {
+      const span = await log.read(segment, run.start, run.end - run.start);
+      for (const [offset, length] of run.records) {
+        const at = offset - run.start;
+        chunk.push({ offset, bytes: span.subarray(at, at + length) });
+        chunkBytes += length;
+        if (chunkBytes >= COPY_FRAME_BYTES) await flush();
+      }
     }
     await flush();
   }

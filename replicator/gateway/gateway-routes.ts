@@ -1,6 +1,7 @@
 /** The gateway's routes under /v1: each checks the names it is given (core/names) and hands over to its part. */
 import { DrError } from '../../core/errors.js';
 import { createRouter, type Router, sendJson } from '../../core/http-router.js';
+import { BULK_HEADER, parseKey } from '../transport/bulk-stream.js';
 import type { AppStatus } from '../transport/protocol.js';
 import {
   heartbeatRequestSchema,
@@ -10,12 +11,13 @@ import {
 import type { AgentLeases } from './agent-leases.js';
 import { volumeInfo } from './agent-leases.js';
 import type { BatchIngest } from './batch-ingest.js';
+import type { BulkRecords } from './bulk-records.js';
 import type { GatewayStore, ReadableReplica } from './gateway-store.js';
 import { heldApp, heldVolume } from './held-app.js';
 import type { Placement } from './leased-store.js';
 import type { PointCommit } from './point-commit.js';
 import type { ProtectionBook } from './protection-book.js';
-import { sendMacs, streamRecords } from './record-stream.js';
+import { httpRecordOut, type RecordOut, sendMacs, streamRecords } from './record-stream.js';
 import { badRequest, named, parseRequest, readBody, readJson } from './request-body.js';
 import type { ThrottleStore } from './throttle-store.js';
 
@@ -34,6 +36,8 @@ export interface GatewayParts {
   now: () => number;
   /** With several gateways on one bucket: writes go to the app's holder, reads come from anywhere. */
   placement?: Placement | undefined;
+  /** Sealed record streams over plain TCP (absent: records go over TLS only). */
+  bulk?: BulkRecords | undefined;
   onBatch?:
     | ((batch: { app: string; bytes: number; ms: number; duplicate: boolean }) => void)
     | undefined;
@@ -158,12 +162,9 @@ export function gatewayRouter(p: GatewayParts): Router {
   router.on(
     'GET',
     '/v1/apps/:app/points/:point/volumes/:volume/records',
-    async ({ res, params, url }) => {
+    async ({ req, res, params, url }) => {
       const app = appOf(params);
-      const a = await readable(app);
       const vol = named('volume', params.volume, 'path');
-      heldVolume(a, vol);
-      const id = a.point(named('point', params.point, 'path')).id;
       // ?since=SEQ: only records that arrived after batch SEQ (what changed since a point
       // whose seqTo is SEQ), for a worker that keeps that point's image.
       const sinceParam = url.searchParams.get('since');
@@ -177,7 +178,25 @@ export function gatewayRouter(p: GatewayParts): Router {
       // ?from=B&to=B: only blocks B in [from, to), for a recovery that fetches a block on demand.
       const from = blockParam(url.searchParams.get('from'), 'from', 0);
       const to = blockParam(url.searchParams.get('to'), 'to', 2 ** 32);
-      await streamRecords(res, a, { app, vol, id, since, from, to });
+      const serve = async (out: RecordOut) => {
+        const a = await readable(app);
+        heldVolume(a, vol);
+        const id = a.point(named('point', params.point, 'path')).id;
+        await streamRecords(out, a, { app, vol, id, since, from, to });
+      };
+      // A reader that offers a key gets a ticket for a sealed stream (transport/bulk-stream.ts);
+      // the point and volume are checked now too, so a refusal still comes over TLS.
+      const key = p.bulk && parseKey(req.headers[BULK_HEADER]);
+      if (p.bulk && key) {
+        const a = await readable(app);
+        heldVolume(a, vol);
+        a.point(named('point', params.point, 'path'));
+        const ticket = p.bulk.offer(key, serve);
+        res.writeHead(200, { [BULK_HEADER]: `${p.bulk.port} ${ticket}`, 'content-length': 0 });
+        res.end();
+        return;
+      }
+      await serve(httpRecordOut(res));
     },
   );
   return router;

@@ -11,6 +11,7 @@ import type { AppStatus } from '../transport/protocol.js';
 import { createAgentLeases } from './agent-leases.js';
 import { appStatus } from './app-status.js';
 import { createBatchIngest } from './batch-ingest.js';
+import { openBulkRecords } from './bulk-records.js';
 import { gatewayRouter } from './gateway-routes.js';
 import type { GatewayStore } from './gateway-store.js';
 import { HttpError, httpStatusOf } from './http-status.js';
@@ -38,6 +39,11 @@ export interface GatewayOptions {
   onBatch?: (batch: BatchReceived) => void;
   /** Several gateways on one bucket (a LeasedStore): writes redirected to each app's holder. */
   placement?: Placement;
+  /**
+   * HOST:PORT for sealed record streams, a restore's records over plain TCP (bulk-records.ts);
+   * default: the listen host, a free port. False: records go over TLS only.
+   */
+  recordStreams?: string | false;
 }
 
 /** A batch the gateway acknowledged: its size on the wire and the time from request to durable ack. */
@@ -70,6 +76,7 @@ export async function createGateway({
   now = Date.now,
   onBatch,
   placement,
+  recordStreams,
 }: GatewayOptions): Promise<Gateway> {
   const leases = createAgentLeases({ store, log, now, leaseMs });
   // An app another gateway took over: its agent's session here is over.
@@ -110,7 +117,16 @@ export async function createGateway({
     }),
     ...(placement ? { served: store.app(app) !== undefined } : {}),
   });
+  const [host, port] = splitHostPort(listen);
+  const bulkAt: [string, number] | undefined =
+    recordStreams === false
+      ? undefined
+      : recordStreams === undefined
+        ? [host, 0]
+        : splitHostPort(recordStreams);
+  const bulk = bulkAt && (await openBulkRecords({ host: bulkAt[0], port: bulkAt[1], log, now }));
   const router = gatewayRouter({
+    bulk,
     store,
     protection,
     throttles: new ThrottleStore(store.dir, now),
@@ -169,7 +185,6 @@ export async function createGateway({
     log.warn({ err: errorMessage(err) }, 'TLS handshake refused'),
   );
 
-  const [host, port] = splitHostPort(listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => {
       reject(
@@ -185,6 +200,9 @@ export async function createGateway({
       );
     });
     server.listen(port, host, () => resolve());
+  }).catch(async (err: unknown) => {
+    await bulk?.close();
+    throw err;
   });
   for (const a of store.apps()) await protection.of(a); // status shows failed-over apps from the start
   const bound = server.address() as AddressInfo;
@@ -204,6 +222,7 @@ export async function createGateway({
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await bulk?.close();
       await leases.maintenance();
       await store.close();
     },

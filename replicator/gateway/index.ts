@@ -13,7 +13,7 @@
  * files copied elsewhere without holding up batches); block-references.ts resolves blocks sent
  * as references to the records they repeat. object-store.ts keeps the points in a bucket as well
  * (object-bucket.ts, bucket-mirror.ts, segment-upload.ts: segment bytes as chunks, several at
- * once); with several gateways on one bucket, leased-store.ts serves only the apps whose Redis
+ * once, read back into reused buffer-pool.ts buffers); with several gateways on one bucket, leased-store.ts serves only the apps whose Redis
  * lease this gateway holds (gateway-leases.ts), redirects the others' writes and reads their
  * committed points from the bucket (bucket-reader.ts). The wire shapes are in
  * ../transport/protocol.ts.

@@ -108,7 +108,7 @@ export class LeasedStore implements GatewayStore, Placement {
     const got = await this.leases.acquire(name);
     if (!got.ours) throw servedElsewhere(name, got.holder);
     try {
-      return await this.objects.adopt(name, () => this.leases.check(name));
+      return await this.objects.adopt(name, () => this.leases.check(name), got.token);
     } catch (err) {
       this.objects.release(name);
       await this.leases.release(name);

@@ -27,6 +27,33 @@ export interface ObjectBucketOptions extends BucketLocation {
   requestsAtOnce?: number;
 }
 
+/**
+ * Whether a body's SHA-256 goes into the request's signature. The SDK hashes every buffer it
+ * sends by default and the endpoint hashes it again to compare: about a third of the object
+ * store's CPU on a single-machine Ceph (docs/benchmarks.md). The body goes as UNSIGNED-PAYLOAD
+ * only where nothing is lost and the endpoint is known to take it: a loopback address (the bytes
+ * never leave the machine; Ceph RGW tested) and AWS's own endpoints over HTTPS (TLS authenticates
+ * every byte). Any other endpoint keeps the hash: over plain HTTP it is what refuses a body
+ * altered on the way, and an S3-compatible service may demand it (Alibaba OSS's S3 API describes
+ * the content's SHA-256 for PUT).
+ */
+export function signsPayload(endpoint: string | undefined): boolean {
+  if (endpoint === undefined) return false; // the SDK's own AWS endpoints, HTTPS
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return true; // the SDK refuses it anyway; signing is the safe answer
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) return false;
+  const aws = host === 'amazonaws.com' || host.endsWith('.amazonaws.com');
+  return !(url.protocol === 'https:' && aws);
+}
+
+/** The commands whose body is segment or point bytes. */
+const BODY_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
 function failed(what: string, key: string, err: unknown): DrError {
   return new DrError(`object store: ${what} ${key} failed: ${errorMessage(err)}`, {
     code: 'store_unavailable',
@@ -65,7 +92,23 @@ export class ObjectBucket {
       // RGW and most S3-compatible endpoints on a plain address take bucket names in the path.
       forcePathStyle: options.endpoint !== undefined,
       maxAttempts: 5,
+      // The SDK's default (WHEN_SUPPORTED) adds a CRC32 of every PUT and part, and checks one on
+      // every GET that carries it: as much CPU again as the payload hash. Every record in a
+      // segment carries its own AES-GCM tag and every point its catalog entry, checked on each
+      // read; DeleteObjects, which S3 requires a checksum on, still gets one.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    if (!signsPayload(options.endpoint))
+      this.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (BODY_COMMANDS.has(context.commandName ?? '') && request.headers)
+            request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+          return next(args);
+        },
+        { step: 'build', name: 'lifeboatUnsignedPayload' },
+      );
     this.#partBytes = options.partBytes ?? 16 * 1024 * 1024;
     this.#requests = new Semaphore(options.requestsAtOnce ?? 4);
   }

@@ -1,7 +1,8 @@
 /**
  * The gateway's store in a bucket (S3, Ceph RGW, Alibaba OSS): the file store is its local
  * write-ahead log and cache, and every recovery point is in the bucket before its commit is
- * acknowledged. A gateway on an empty machine fetches every app from the bucket at start.
+ * acknowledged. A gateway on an empty machine fetches every app's catalog and indexes from the
+ * bucket at start, and reads the segments it has no file of from the bucket when needed.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,7 +10,8 @@ import { errorMessage } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
 import type { AppStore } from './app-store.js';
 import { BlockStore } from './block-store.js';
-import { appsInBucket, BucketMirror, fetchApp, type SyncReport } from './bucket-mirror.js';
+import { fetchApp } from './bucket-fetch.js';
+import { appsInBucket, BucketMirror, type SyncReport } from './bucket-mirror.js';
 import { descendsFrom } from './bucket-reader.js';
 import type { AppReplica, GatewayStore } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
@@ -132,6 +134,8 @@ class MirroredApp implements AppReplica {
     if (out.segmentsRemoved + out.segmentsCompacted > 0) await this.upload();
     // Multipart uploads a crash or a failed abort left: the bucket keeps their parts until then.
     await this.mirror.abortLeftovers();
+    // Chunks no chain names: a gateway that stalled past its lease may have written some since.
+    await this.mirror.deleteStrays();
     return out;
   };
   stats: AppReplica['stats'] = () => this.local.stats();
@@ -204,7 +208,7 @@ export class ObjectStore implements GatewayStore {
    * bucket (a new storeId makes the agent resend what no committed point holds). Whatever the
    * bucket lacks is uploaded; every catalog write is conditional on the version taken here.
    */
-  async adopt(name: string, guard: () => Promise<void>): Promise<AppReplica> {
+  async adopt(name: string, guard: () => Promise<void>, token = 0): Promise<AppReplica> {
     const held = this.#apps.get(name);
     if (held) return held;
     let creating = this.#creating.get(name);
@@ -215,15 +219,23 @@ export class ObjectStore implements GatewayStore {
         const tagged = await this.bucket.getTagged(`apps/${name}/catalog.json`);
         let local = this.local.app(name) as AppStore | undefined;
         let catalogEtag = tagged?.etag;
+        let catalog = tagged?.body;
         if (tagged && !(local && descendsFrom(local, tagged.body))) {
           await this.local.forget(name);
           const appDir = join(this.local.dir, 'apps', name);
           await rm(appDir, { recursive: true, force: true });
-          catalogEtag = (await fetchApp(this.bucket, name, appDir, log)).catalogEtag;
+          ({ catalogEtag, catalog } = await fetchApp(this.bucket, name, appDir, log));
           local = await this.local.load(name);
         }
         local ??= (await this.local.ensureApp(name)) as AppStore;
-        const mirror = await BucketMirror.open(this.bucket, name, log, { catalogEtag, guard });
+        const mirror = await BucketMirror.open(this.bucket, name, log, {
+          catalogEtag,
+          catalog,
+          guard,
+          token,
+        });
+        // Segments the bucket holds and this machine does not are read from the bucket when needed.
+        await local.attachRemote(mirror.remote());
         const mirrored = new MirroredApp(local, mirror, log);
         // Also the claim: the catalog written over the version read above, or the adoption fails.
         const { bytes } = await mirrored.upload();

@@ -1,5 +1,6 @@
 /** Record streaming: a point's records of one volume (or its block MACs) sent as the binary the client reads. */
 import type { ServerResponse } from 'node:http';
+import type { Writable } from 'node:stream';
 import { DrError } from '../../core/errors.js';
 import { STREAM_REF_BIT } from '../transport/record-framer.js';
 import type { IndexEntry } from './block-store.js';
@@ -19,6 +20,22 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
   res.end(out);
 }
 
+/** Where a record stream goes: an HTTP answer, or a sealed stream's socket (bulk-records.ts). */
+export interface RecordOut {
+  sink: Writable;
+  /** Announces a successful answer of `length` bytes, before its first byte. */
+  begin(length: number): void;
+}
+
+/** An HTTP answer as a record stream's destination. */
+export function httpRecordOut(res: ServerResponse): RecordOut {
+  return {
+    sink: res,
+    begin: (length) =>
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': length }),
+  };
+}
+
 /**
  * Streams point `id`'s records of volume `vol` (only those of batches after `since` when it is
  * not -1, and of blocks in [from, to)) as `block u32 | seq u64 | len u32 | record` (a repeated block
@@ -26,7 +43,7 @@ export function sendMacs(res: ServerResponse, entries: readonly IndexEntry[]): v
  * GC wait. A missing segment is refused before the first byte; after it, an error cuts the stream.
  */
 export async function streamRecords(
-  res: ServerResponse,
+  out: RecordOut,
   a: ReadableReplica,
   {
     app,
@@ -54,7 +71,8 @@ export async function streamRecords(
     }
     // The length is known: no chunked framing, whose writev made TLS copy every byte once more.
     const total = entries.reduce((n, e) => n + HEAD + e.length, 0);
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total });
+    out.begin(total);
+    const res = out.sink;
     // Records of one point mostly lie back to back in a segment: read runs of them (up to
     // 4 MiB) in one call, the next run while this one is sent. Each run is read straight into
     // the buffer it is sent from, and that buffer is used again once the socket has taken it:
@@ -66,15 +84,15 @@ export async function streamRecords(
       const i = free.findIndex((b) => b.length >= need);
       const buf = i >= 0 ? (free.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(need);
       // One readv puts each record just after its frame head: no record moves in memory.
-      const out = frameHeads(buf, r.entries);
-      await a.readSpanParts(r.segment, r.offset, out.records);
-      return { buf, out: out.frame };
+      const framed = frameHeads(buf, r.entries);
+      await a.readSpanParts(r.segment, r.offset, framed.records);
+      return { buf, frame: framed.frame };
     };
     let next = runs[0] ? readRun(runs[0]) : undefined;
     for (let k = 0; k < runs.length; k++) {
-      const { buf, out } = await (next as ReturnType<typeof readRun>);
+      const { buf, frame } = await (next as ReturnType<typeof readRun>);
       next = runs[k + 1] ? readRun(runs[k + 1] as (typeof runs)[number]) : undefined;
-      if (!res.write(out, () => free.push(buf))) await drainOrClose(res);
+      if (!res.write(frame, () => free.push(buf))) await drainOrClose(res);
       if (res.destroyed) {
         await next?.catch(() => undefined); // the reader went away: let the read finish, then release the lock
         return;
@@ -129,7 +147,7 @@ export function recordRuns(
 }
 
 /** Waits until a response can take more bytes, or its client has gone. */
-function drainOrClose(res: ServerResponse): Promise<void> {
+function drainOrClose(res: Writable): Promise<void> {
   // A client gone before we listen has already sent its 'close': waiting for it would hold the
   // app's read lock (and so retention, GC and shutdown) forever.
   if (res.destroyed || res.writableEnded) return Promise.resolve();

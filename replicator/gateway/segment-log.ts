@@ -16,6 +16,7 @@ import { errorMessage, systemCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { type Writer, writeDirect } from './direct-append.js';
 import { FileHandleCache } from './file-handle-cache.js';
+import { type RemoteSegments, readRemoteParts } from './remote-segments.js';
 import { corruptSegment, storeFull } from './segment-errors.js';
 import { type Frame, frameEnds, readFrame } from './segment-frame.js';
 import { readAt, readPartsAt } from './segment-read.js';
@@ -66,6 +67,9 @@ export class SegmentLog {
   #synced = 0;
   #dirDirty = false;
   #syncing: Promise<void> | undefined;
+  /** Sealed segments read from elsewhere (the bucket), not from a file here. */
+  #remote: RemoteSegments | undefined;
+  readonly #remoteOnes = new Set<number>();
 
   private constructor(private readonly options: SegmentLogOptions) {}
 
@@ -78,6 +82,20 @@ export class SegmentLog {
       log.#sizes.set(Number(m[1]), (await stat(join(options.dir, name))).size);
     }
     return log;
+  }
+
+  /** `remote`'s segments with no file here are sealed segments of the log, read from it. */
+  attachRemote(remote: RemoteSegments): void {
+    for (const s of this.#remoteOnes) this.#sizes.delete(s);
+    this.#remoteOnes.clear();
+    this.#remote = remote;
+    for (const [segment, size] of remote.sizes) {
+      if (this.#sizes.has(segment)) continue;
+      this.#sizes.set(segment, size);
+      this.#remoteOnes.add(segment);
+    }
+    const active = this.active();
+    if (active !== undefined && this.#remoteOnes.has(active)) this.#sealActive = true;
   }
 
   path(segment: number): string {
@@ -208,7 +226,8 @@ export class SegmentLog {
    * segment. Both cases are logged as warnings.
    */
   async recover(from: LogPosition, accept: (frame: Frame) => string | undefined): Promise<void> {
-    const all = this.segments().filter((s) => s >= from.segment);
+    // Batches after the last point in a remote segment are not taken up (the agent resends them).
+    const all = this.segments().filter((s) => s >= from.segment && !this.#remoteOnes.has(s));
     for (const segment of all) {
       const size = this.size(segment);
       let pos = segment === from.segment ? from.offset : 0;
@@ -249,7 +268,9 @@ export class SegmentLog {
    * readv, so records land apart, each after room for its frame head); a short read means the
    * store lost data.
    */
-  readParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+  async readParts(segment: number, offset: number, parts: Buffer[]): Promise<void> {
+    if (this.#remote && this.#remoteOnes.has(segment))
+      return readRemoteParts(this.#remote, segment, offset, parts);
     return readPartsAt(this.#readers, this.path(segment), offset, parts);
   }
 
@@ -258,6 +279,8 @@ export class SegmentLog {
    * a short read means the store lost data.
    */
   read(segment: number, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    if (this.#remote && this.#remoteOnes.has(segment))
+      return this.#remote.read(segment, offset, length, into);
     return readAt(this.#readers, this.path(segment), offset, length, into);
   }
 
@@ -265,6 +288,7 @@ export class SegmentLog {
   async missing(segments: Iterable<number>): Promise<string[]> {
     const gone: string[] = [];
     for (const segment of segments) {
+      if (this.#remoteOnes.has(segment)) continue;
       try {
         await access(this.path(segment));
       } catch (err) {
@@ -277,6 +301,8 @@ export class SegmentLog {
 
   /** Deletes a sealed segment file. */
   async remove(segment: number): Promise<void> {
+    // A remote one's chunks go once the catalog no longer names it.
+    if (this.#remoteOnes.delete(segment)) return void this.#sizes.delete(segment);
     if (segment === this.#writer?.segment) {
       await this.#writer.fh.close();
       this.#writer = undefined;

@@ -5,49 +5,13 @@
  * a crash cut short, is not part of the chain, and is deleted (here after a failure; by
  * BucketMirror.open at the next start after a crash) before anything could be written at its offset.
  *
- * Key layout: apps/<app>/segments/<segment, 8 digits>/<offset, 12 digits>.
+ * Each chunk's key carries the uploading gateway's fencing token (chunk-chains.ts).
  */
 import { open } from 'node:fs/promises';
+import { BufferPool } from './buffer-pool.js';
+import { chunkKey } from './chunk-chains.js';
 import type { ReplicaFiles } from './gateway-store.js';
 import type { ObjectBucket } from './object-bucket.js';
-
-export const segmentName = (segment: number) => String(segment).padStart(8, '0');
-const offsetName = (offset: number) => String(offset).padStart(12, '0');
-
-export const chunkKey = (app: string, segment: number, offset: number) =>
-  `apps/${app}/segments/${segmentName(segment)}/${offsetName(offset)}`;
-
-export interface Chunk {
-  segment: number;
-  offset: number;
-  size: number;
-  key: string;
-}
-
-/** Every chunk object of the app in the bucket, by segment and offset. */
-export async function chunksOf(bucket: ObjectBucket, app: string): Promise<Chunk[]> {
-  const out: Chunk[] = [];
-  for (const { key, size } of await bucket.list(`apps/${app}/segments/`)) {
-    const m = /\/segments\/(\d{8})\/(\d{12})$/.exec(key);
-    if (m) out.push({ segment: Number(m[1]), offset: Number(m[2]), size, key });
-  }
-  return out.sort((a, b) => a.segment - b.segment || a.offset - b.offset);
-}
-
-/**
- * Splits the bucket's chunks into each segment's chain from offset 0 (its end: the bytes a reader
- * gets) and the orphans: chunks off the chain, left by an upload that failed or was cut short.
- */
-export function chainOf(chunks: readonly Chunk[]): { ends: Map<number, number>; orphans: Chunk[] } {
-  const ends = new Map<number, number>();
-  const orphans: Chunk[] = [];
-  for (const c of chunks) {
-    const end = ends.get(c.segment) ?? 0;
-    if (c.offset === end) ends.set(c.segment, end + c.size);
-    else orphans.push(c);
-  }
-  return { ends, orphans };
-}
 
 export interface SegmentUploadOptions {
   bucket: ObjectBucket;
@@ -56,7 +20,19 @@ export interface SegmentUploadOptions {
   chunkBytes: number;
   /** Chunks read and uploaded at once (memory: this many chunks). */
   atOnce: number;
+  /** The fencing token of this gateway's lease on the app (0: one gateway, no lease). */
+  token?: number;
+  /** Throws when this gateway may no longer write the app (checked before deleting). */
+  guard?: () => Promise<void>;
 }
+
+/** Chunk buffers by chunk size, shared by every app's uploads: four spares at most. */
+const pools = new Map<number, BufferPool>();
+const poolFor = (chunkBytes: number) => {
+  const pool = pools.get(chunkBytes) ?? new BufferPool(chunkBytes, 4);
+  pools.set(chunkBytes, pool);
+  return pool;
+};
 
 interface Task {
   segment: number;
@@ -74,7 +50,7 @@ interface Task {
 export async function uploadSegmentBytes(
   files: ReplicaFiles,
   ends: Map<number, number>,
-  { bucket, app, chunkBytes, atOnce }: SegmentUploadOptions,
+  { bucket, app, chunkBytes, atOnce, token = 0, guard }: SegmentUploadOptions,
 ): Promise<number> {
   const tasks: Task[] = [];
   for (const { segment, size, path } of files.segments) {
@@ -88,6 +64,7 @@ export async function uploadSegmentBytes(
       });
   }
   if (tasks.length === 0) return 0;
+  const pool = poolFor(chunkBytes);
   let next = 0;
   let failure: { err: unknown } | undefined;
   const worker = async () => {
@@ -95,16 +72,20 @@ export async function uploadSegmentBytes(
       const task = tasks[next++] as Task;
       try {
         const fh = await open(task.path, 'r');
-        let buf: Buffer;
+        const buf = pool.take();
         try {
-          buf = Buffer.allocUnsafe(task.length);
           const { bytesRead } = await fh.read(buf, 0, task.length, task.offset);
           if (bytesRead !== task.length)
             throw new Error(`short read of ${task.path} at ${task.offset}`);
         } finally {
           await fh.close();
         }
-        await bucket.put(chunkKey(app, task.segment, task.offset), buf);
+        await bucket.put(
+          chunkKey(app, task.segment, task.offset, token),
+          buf.subarray(0, task.length),
+        );
+        // Only after a PUT that ended well: a failed one may leave the buffer in a socket's queue.
+        pool.give(buf);
         task.done = true;
       } catch (err) {
         failure ??= { err };
@@ -120,12 +101,16 @@ export async function uploadSegmentBytes(
     if (t.done && !stopped.has(t.segment)) {
       ends.set(t.segment, t.offset + t.length);
       bytes += t.length;
-    } else if (t.done) orphans.push(chunkKey(app, t.segment, t.offset));
+    } else if (t.done) orphans.push(chunkKey(app, t.segment, t.offset, token));
     else stopped.add(t.segment);
   }
   if (failure) {
     // Best effort: what stays is found and deleted at the next start (BucketMirror.open).
-    if (orphans.length > 0) await bucket.delete(orphans).catch(() => undefined);
+    // A gateway that lost the app meanwhile deletes nothing (its chunks are the holder's to clear).
+    if (orphans.length > 0)
+      await (guard?.() ?? Promise.resolve())
+        .then(() => bucket.delete(orphans))
+        .catch(() => undefined);
     throw failure.err;
   }
   return bytes;

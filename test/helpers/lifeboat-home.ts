@@ -86,7 +86,12 @@ export interface TestHome {
   home: string;
   config: () => Promise<LoadedConfig>;
   client: () => Promise<GatewayClient>;
-  startGateway: (opts?: { minFreeSpace?: number; port?: number }) => Promise<Gateway>;
+  startGateway: (opts?: {
+    minFreeSpace?: number;
+    port?: number;
+    /** Sealed record streams (default: dr.yaml's gateway.recordStreams); false: records over TLS. */
+    recordStreams?: string | false;
+  }) => Promise<Gateway>;
   cleanup: () => Promise<void>;
 }
 
@@ -115,12 +120,14 @@ export async function testHome(): Promise<TestHome> {
     startGateway: async (opts = {}) => {
       const c = await readConfig(home, {});
       const store = await BlockStore.open({ dir: c.storeDir });
+      const streams = opts.recordStreams ?? c.gateway.recordStreams;
       const g = await createGateway({
         store,
         listen: opts.port ? `127.0.0.1:${opts.port}` : c.gateway.listen,
         tls: tlsServerOptions(homePaths(home)),
         retention: c.retention,
         minFreeSpace: opts.minFreeSpace ?? 0,
+        ...(streams !== undefined ? { recordStreams: streams } : {}),
       });
       gateways.push(g);
       return g;

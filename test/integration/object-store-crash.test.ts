@@ -7,9 +7,9 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { chainOf, chunkKey, chunksOf } from '../../replicator/gateway/chunk-chains.js';
 import { ObjectBucket } from '../../replicator/gateway/object-bucket.js';
 import { ObjectStore } from '../../replicator/gateway/object-store.js';
-import { chainOf, chunkKey, chunksOf } from '../../replicator/gateway/segment-upload.js';
 import { cephUnavailable, s3Home, type TestCeph, useCephBucket } from '../helpers/ceph-s3.js';
 import { dr, scribble, writeImage } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';

@@ -40,6 +40,9 @@ describe('parallel restores', { timeout: 180_000 }, () => {
     expect(
       (await dr(['--home', t.home, 'app', 'add', 'web', '--volume', `data=${path}`])).code,
     ).toBe(0);
+    // The proxies below stand on the gateway's TLS port: records come that way only (a sealed
+    // stream would go around them; test/integration/sealed-stream.test.ts covers that path).
+    await updateConfig(t.home, (doc) => doc.setIn(['gateway', 'recordStreams'], false));
     await t.startGateway();
     const once = await dr(['--home', t.home, 'agent', '--app', 'web', '--once', '--json'], quiet);
     expect(once.code).toBe(0);

@@ -188,6 +188,19 @@ describe('parseConfig', () => {
     expect(err.subject).toBe('gateway.address');
     expect(err.message).toContain('expected HOST:PORT');
   });
+
+  it('reads gateway.recordStreams as HOST:PORT or false, and names anything else', () => {
+    const base = defaultConfigText('127.0.0.1:7443');
+    const withStreams = (v: string) =>
+      base.replace('address: 127.0.0.1:7443', `address: 127.0.0.1:7443\n  recordStreams: ${v}`);
+    expect(parseConfig(base).gateway.recordStreams).toBeUndefined();
+    expect(parseConfig(withStreams('127.0.0.1:7444')).gateway.recordStreams).toBe('127.0.0.1:7444');
+    expect(parseConfig(withStreams('false')).gateway.recordStreams).toBe(false);
+    for (const bad of ['true', 'yes', '7444', 'host']) {
+      const err = thrown(() => parseConfig(withStreams(bad)));
+      expect(err.subject, bad).toBe('gateway.recordStreams');
+    }
+  });
 });
 
 describe('parseConfig: the app provider', () => {

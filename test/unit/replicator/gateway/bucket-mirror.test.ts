@@ -1,12 +1,15 @@
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLog } from '../../../../core/log.js';
 import type { AppStore } from '../../../../replicator/gateway/app-store.js';
 import { BlockStore } from '../../../../replicator/gateway/block-store.js';
-import { BucketMirror, fetchApp } from '../../../../replicator/gateway/bucket-mirror.js';
+import { fetchApp } from '../../../../replicator/gateway/bucket-fetch.js';
+import { BucketMirror } from '../../../../replicator/gateway/bucket-mirror.js';
 import { BucketApp } from '../../../../replicator/gateway/bucket-reader.js';
+import { chunkKey } from '../../../../replicator/gateway/chunk-chains.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
-import { chunkKey } from '../../../../replicator/gateway/segment-upload.js';
+import { memoryBucket } from './memory-bucket.js';
 import {
   APP,
   append,
@@ -17,53 +20,6 @@ import {
   snapshot,
   volumesAt,
 } from './store-fixture.js';
-
-type Range = { offset: number; length: number };
-const ranged = (body: Buffer | undefined, r?: Range) =>
-  body && r ? body.subarray(r.offset, r.offset + r.length) : body;
-
-/** A bucket in memory that records every call in order; ETags are a version counter. */
-function memoryBucket() {
-  const objects = new Map<string, Buffer>();
-  const etags = new Map<string, string>();
-  let version = 0;
-  const calls: string[] = [];
-  const store = (key: string, body: Buffer) => {
-    objects.set(key, Buffer.from(body));
-    etags.set(key, String(++version));
-    return etags.get(key) as string;
-  };
-  const bucket = {
-    url: 's3://memory',
-    put: async (key: string, body: Buffer) => {
-      calls.push(`put ${key}`);
-      store(key, body);
-    },
-    putIf: async (key: string, body: Buffer, expected: string | undefined) => {
-      calls.push(`put ${key}`);
-      if (etags.get(key) !== expected) return 'conflict';
-      return store(key, body);
-    },
-    get: async (key: string, range?: Range) => ranged(objects.get(key), range),
-    getTagged: async (key: string, range?: Range) => {
-      const body = ranged(objects.get(key), range);
-      return body ? { body, etag: etags.get(key) as string } : undefined;
-    },
-    list: async (prefix: string) =>
-      [...objects]
-        .filter(([k]) => k.startsWith(prefix))
-        .map(([key, body]) => ({ key, size: body.length }))
-        .sort((a, b) => a.key.localeCompare(b.key)),
-    delete: async (keys: readonly string[]) => {
-      for (const k of keys) {
-        calls.push(`delete ${k}`);
-        objects.delete(k);
-      }
-    },
-    abortLeftovers: async () => 0, // no multipart uploads here: every object is one put
-  };
-  return { bucket: bucket as unknown as ObjectBucket, objects, calls };
-}
 
 /**
  * Closes `store`, fetches its app from the bucket onto an empty machine, and checks it holds the
@@ -80,6 +36,10 @@ async function fetchedMatches(
   const other = join(fx.root, 'other');
   await fetchApp(bucket, APP, join(other, 'apps', APP), silentLog);
   const fetched = await BlockStore.open({ dir: other, segmentBytes: 32 * 1024 });
+  // No segment is copied: the new machine reads them from the bucket, as ObjectStore.adopt has it.
+  expect(await readdir(join(other, 'apps', APP, 'segments'))).toEqual([]);
+  const mirror = await BucketMirror.open(bucket, APP, silentLog);
+  await appOf(fetched).attachRemote(mirror.remote());
   const got = await snapshot(appOf(fetched));
   expect(got.size).toBe(want.size);
   for (const [k, v] of want) expect(got.get(k)?.equals(v)).toBe(true);

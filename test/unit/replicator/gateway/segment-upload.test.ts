@@ -4,13 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Semaphore } from '../../../../replicator/gateway/async-lock.js';
+import { chainOf, chunkKey, chunksOf } from '../../../../replicator/gateway/chunk-chains.js';
 import type { ObjectBucket } from '../../../../replicator/gateway/object-bucket.js';
-import {
-  chainOf,
-  chunkKey,
-  chunksOf,
-  uploadSegmentBytes,
-} from '../../../../replicator/gateway/segment-upload.js';
+import { uploadSegmentBytes } from '../../../../replicator/gateway/segment-upload.js';
 
 /**
  * A bucket in memory whose puts of `failing` keys fail; counts the puts in flight. With `wave`,
@@ -118,6 +114,7 @@ describe('uploadSegmentBytes', () => {
       segment,
       offset,
       size,
+      token: 0,
       key: chunkKey('web', segment, offset),
     });
     const { ends, orphans } = chainOf([

@@ -182,3 +182,11 @@ export const volumesAt = (
   Object.fromEntries(
     Object.values(metas).map((m) => [m.name, { size: m.size, digest: `digest-of-${m.name}` }]),
   );
+
+/** Records read through any replica's spans (a bucket reader, a holder), as `plaintexts` takes them. */
+export const recordsVia = (r: {
+  readSpan(segment: number, offset: number, length: number): Promise<Buffer>;
+}): AppStore =>
+  ({
+    readRecord: (e: IndexEntry) => r.readSpan(e.segment, e.offset, e.length),
+  }) as unknown as AppStore;
