@@ -16,6 +16,7 @@ export { createEngine } from '../engine/create-engine.js';
 export { evaluatePolicies } from '../engine/evaluate-policies.js';
 export { loadPolicyDir } from '../engine/policy-set.js';
 export { findZeroRanges } from '../replicator/capture/zero-ranges.js';
+export { worthCompressing } from '../replicator/crypto/block-compression.js';
 export {
   encodeRpoSample,
   replicationKey,

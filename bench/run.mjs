@@ -16,6 +16,7 @@ const benches = [
   'up.mjs',
   'restore.mjs',
   'wan.mjs',
+  'zstd-dictionary.mjs',
 ];
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 let failed = 0;

@@ -20,17 +20,12 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
-  copyFileSync,
   existsSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -39,6 +34,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { bin, root, say } from './lib.mjs';
+import { wanImages } from './wan-images.mjs';
 import { lifeboatLive } from './wan-live.mjs';
 import { printResults, printSteady } from './wan-report.mjs';
 import { steadyRate, tracefsAt } from './wan-steady.mjs';
@@ -251,92 +247,15 @@ function startChild(ns, argv, env, ready, name) {
   })();
 }
 
-/** Copies regular files and links from `sources` into `dest` until `budget` bytes are copied. */
-function fill(dest, sources, budget) {
-  let copied = 0;
-  const walk = (from, to) => {
-    if (copied >= budget) return;
-    let entries;
-    try {
-      entries = readdirSync(from, { withFileTypes: true });
-    } catch {
-      return; // unreadable: leave it out
-    }
-    mkdirSync(to, { recursive: true });
-    for (const e of entries) {
-      if (copied >= budget) return;
-      const f = join(from, e.name);
-      const t = join(to, e.name);
-      if (e.isDirectory()) walk(f, t);
-      else if (e.isSymbolicLink()) symlinkSync(readlinkSync(f), t);
-      else if (e.isFile()) {
-        try {
-          copyFileSync(f, t);
-          copied += lstatSync(t).size;
-        } catch {
-          // unreadable or the image is full: skip it
-        }
-      }
-    }
-  };
-  for (const [from, to] of sources) walk(from, join(dest, to));
-  return copied;
-}
-
-function mountImage(image, dir, ro = false) {
-  mkdirSync(dir, { recursive: true });
-  sh('mount', ['-o', ro ? 'loop,ro' : 'loop', image, dir]);
-  mounted.add(dir);
-  return () => {
-    sh('umount', [dir]);
-    mounted.delete(dir);
-  };
-}
-
-function sqliteRows(db, rows, from) {
-  const sql = `CREATE TABLE IF NOT EXISTS orders(id INTEGER PRIMARY KEY, customer TEXT, item TEXT, qty INT, note TEXT);
-BEGIN;
-WITH RECURSIVE n(i) AS (SELECT ${from} UNION ALL SELECT i+1 FROM n WHERE i < ${from + rows - 1})
-INSERT INTO orders SELECT i, 'customer-' || (i % 977), 'item-' || (i % 131), i % 7, hex(randomblob(24)) FROM n;
-COMMIT;`;
-  sh('sqlite3', [db], { input: sql });
-}
-
-/** initial.img (real files, a small database) and changed.img (a day later). */
-function prepareImages() {
-  const initial = join(work, 'initial.img');
-  const changed = join(work, 'changed.img');
-  sh('truncate', ['-s', `${IMAGE_MIB}M`, initial]);
-  // Inode tables and journal written now: no ext4lazyinit writes while the agent runs on it.
-  sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', initial]);
-  const mnt = join(work, 'mnt');
-  let umount = mountImage(initial, mnt);
-  const copied = fill(
-    mnt,
-    [
-      ['/usr/share/locale', 'share/locale'],
-      ['/usr/bin', 'bin'],
-      ['/usr/lib/x86_64-linux-gnu', 'lib'],
-    ],
-    FILL,
-  );
-  mkdirSync(join(mnt, 'var'), { recursive: true });
-  sqliteRows(join(mnt, 'var/shop.db'), ROWS / 4, 1);
-  umount();
-  sh('cp', ['--sparse=always', initial, changed]);
-  umount = mountImage(changed, mnt);
-  const docs = dayOfChanges(mnt);
-  umount();
-  return { initial, changed, copied, docs };
-}
-
-/** A day's changes to the file system mounted at `mnt`: +ROWS rows, docs copied in, locales removed. */
-function dayOfChanges(mnt) {
-  sqliteRows(join(mnt, 'var/shop.db'), ROWS, ROWS / 4 + 1);
-  const docs = fill(mnt, [['/usr/share/doc', 'share/doc']], DOC_BYTES);
-  rmSync(join(mnt, 'share/locale'), { recursive: true, force: true });
-  return docs;
-}
+const { mountImage, prepareImages, dayOfChanges } = wanImages({
+  sh,
+  work,
+  mounted,
+  imageMiB: IMAGE_MIB,
+  fillBytes: FILL,
+  rows: ROWS,
+  docBytes: DOC_BYTES,
+});
 
 function randomImage() {
   const p = join(work, 'random.img');

@@ -2,6 +2,7 @@ import { isDrError } from '../../core/errors.js';
 import { sealBlockParts, sealReference } from '../crypto/block-cipher.js';
 import type { VolumeKeys } from '../crypto/volume-key.js';
 import { encodeBatch } from '../transport/batch-codec.js';
+import { DeferredRepeats } from './deferred-repeats.js';
 import type { Intent, MacState } from './mac-state.js';
 import type { WireLink } from './wire-link.js';
 
@@ -91,7 +92,14 @@ export class BatchShipper {
   private open: OpenBatch;
   private readonly inFlight = new Set<Promise<void>>();
   /** Dispatched batches in seq order, until they and every earlier one are acknowledged. */
-  private readonly unapplied: Array<{ intent: Intent; acked: boolean }> = [];
+  private readonly unapplied: Array<{
+    seq: number;
+    intent: Intent;
+    contents: Map<string, number>;
+    acked: boolean;
+  }> = [];
+  /** Repeats of blocks on the wire, held until those are acknowledged. */
+  private readonly held = new DeferredRepeats<ShipVolume>();
   private failure: unknown;
   blocks = 0;
   plainBytes = 0;
@@ -130,10 +138,38 @@ export class BatchShipper {
   /** Seals one block into the open batch; sends the batch once it is full. */
   async add(volume: ShipVolume, block: number, plain: Buffer, mac: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
+    // Newer content supersedes what was held for the block.
+    this.held.drop(volume.id, block);
+    await this.addHeld(false);
+    await this.seal(volume, block, plain, mac, true);
+  }
+
+  /** Adds the held blocks whose source is acknowledged now (all of them if `all`). */
+  private async addHeld(all: boolean): Promise<void> {
+    if (this.held.size === 0) return;
+    for (const h of this.held.take(all)) await this.seal(h.volume, h.block, h.plain, h.mac, false);
+  }
+
+  /** Seals one block into the open batch, or holds it (`mayHold`) when it repeats one on the wire. */
+  private async seal(
+    volume: ShipVolume,
+    block: number,
+    plain: Buffer,
+    mac: Buffer,
+    mayHold: boolean,
+  ): Promise<void> {
     const b = this.open;
     const ctx = { app: this.o.app, volume: volume.name, volumeId: volume.id, block, seq: b.seq };
     const hex = mac.toString('hex');
     const source = this.repeatSource(b, volume, hex, mac);
+    if (
+      source === undefined &&
+      mayHold &&
+      this.o.references?.() &&
+      !mac.equals(volume.keys.zeroMac) &&
+      this.held.hold(volume, block, plain, mac, `${volume.id}:${hex}`)
+    )
+      return;
     let parts: Buffer[];
     if (source === undefined) {
       parts = sealBlockParts(volume.keys, ctx, plain, mac, this.o.link?.compressor);
@@ -194,9 +230,19 @@ export class BatchShipper {
     return this.o.macState.repeatOf(volume.name, mac, volume.keys.zeroMac);
   }
 
-  /** Sends the open batch (if it holds anything) and waits for every acknowledgement. */
+  /**
+   * Sends the open batch (if it holds anything) and waits for every acknowledgement; blocks
+   * held for a batch on the wire go once it is acknowledged, as references.
+   */
   async finish(): Promise<void> {
     await this.flush();
+    while (this.held.size > 0) {
+      await Promise.all(this.inFlight);
+      if (this.failure) throw this.failure;
+      // Every batch is acknowledged and applied now: each held block's source is held too.
+      await this.addHeld(true);
+      await this.flush();
+    }
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
   }
@@ -214,8 +260,9 @@ export class BatchShipper {
   private async dispatch(b: OpenBatch): Promise<void> {
     while (this.inFlight.size >= this.o.inFlight) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
-    const slot = { intent: b.intent, acked: false };
+    const slot = { seq: b.seq, intent: b.intent, contents: b.byMac, acked: false };
     this.unapplied.push(slot);
+    this.held.sent(b.seq, b.byMac.keys());
     const p: Promise<void> = this.ship(b, slot)
       .catch((err: unknown) => {
         this.failure ??= err;
@@ -243,8 +290,11 @@ export class BatchShipper {
     }
     b.repeats = [];
     slot.acked = true;
-    while (this.unapplied[0]?.acked)
-      this.o.macState.apply((this.unapplied.shift() as { intent: Intent }).intent);
+    while (this.unapplied[0]?.acked) {
+      const done = this.unapplied.shift() as (typeof this.unapplied)[number];
+      this.o.macState.apply(done.intent);
+      this.held.applied(done.seq, done.contents.keys());
+    }
     this.lastAcked = Math.max(this.lastAcked, b.seq);
   }
 

@@ -18,18 +18,11 @@ export interface CompressionStats {
 }
 
 const SAMPLE_BYTES = 512;
+const SAMPLES = 4;
 const seen = new Uint8Array(256);
 
-/**
- * Whether a block is worth a compression pass. Random-looking bytes (encrypted or
- * already compressed data, media) use nearly every byte value: 512 bytes from
- * the middle of such a block hold about 220 distinct values, text and
- * structured data far fewer. Counting them costs a fraction of a microsecond,
- * against tens for a trial compression through the native binding.
- */
-function worthCompressing(plain: Buffer): boolean {
-  if (plain.length <= SAMPLE_BYTES * 4) return true;
-  const at = (plain.length >> 1) - (SAMPLE_BYTES >> 1);
+/** Distinct byte values among the SAMPLE_BYTES bytes of `plain` from `at`. */
+function distinctBytes(plain: Buffer, at: number): number {
   seen.fill(0);
   let distinct = 0;
   for (let i = at; i < at + SAMPLE_BYTES; i++) {
@@ -39,7 +32,28 @@ function worthCompressing(plain: Buffer): boolean {
       distinct++;
     }
   }
-  return distinct < 200;
+  return distinct;
+}
+
+/**
+ * Whether a block is worth a compression pass. Random-looking bytes (encrypted or
+ * already compressed data, media) use nearly every byte value: 512 random bytes
+ * hold about 220 distinct values, text and structured data far fewer. It looks
+ * at 512 bytes in the middle of each quarter of the block and says yes if any
+ * of them holds fewer than 200: a block of small compressed files (a docs tree
+ * of .gz files) is random in places and zero-padded file tails in others, and
+ * zstd takes 1/8 off it (measured on bench:wan's disk: one sample from the
+ * middle sent 5 MiB of 138 changed MiB plain that zstd would have shortened).
+ * Counting costs microseconds, against hundreds for a compression pass.
+ */
+export function worthCompressing(plain: Buffer): boolean {
+  if (plain.length <= SAMPLE_BYTES * SAMPLES) return true;
+  const quarter = plain.length / SAMPLES;
+  for (let k = 0; k < SAMPLES; k++) {
+    const at = Math.floor(quarter * k + quarter / 2) - SAMPLE_BYTES / 2;
+    if (distinctBytes(plain, at) < 200) return true;
+  }
+  return false;
 }
 
 /**

@@ -123,6 +123,21 @@ const figures: Record<string, RegExp[]> = {
       String.raw`(highest steady rate with lag p99 <= 5 s: N MB/s, Nx the link|no rate held the lag p99 at 5 s or below)`,
     ),
   ],
+  'zstd-dictionary.mjs': [
+    re(
+      String.raw`level N none: initial N MiB of N \(Nx, N MB/s\), incremental N MiB of N \(Nx, N MB/s\)`,
+    ),
+    re(
+      String.raw`level N raw N KiB, 1 KiB pieces: initial N MiB of N \(Nx, N MB/s\), incremental N MiB of N \(Nx, N MB/s\)`,
+    ),
+    re(
+      String.raw`level N, incremental in frames of up to 4 consecutive blocks: N MiB of N \(N MB/s\)`,
+    ),
+    re(String.raw`level N, incremental as one frame: N MiB of N \(N MB/s\)`),
+    re(
+      String.raw`level N, changed blocks holding the SQLite database: N blocks, N MiB plain, N MiB compressed`,
+    ),
+  ],
   'up.mjs': [
     re(
       String.raw`\| rootless: [^|]+ \| N s \| N s \| N s / N s \| N ms \| N ms \| N s \(N orders\) \| N s \| N s, exit 0 \|`,
@@ -136,7 +151,7 @@ const figures: Record<string, RegExp[]> = {
  * beside the rest of the suite on two cores they slowed every other test, and the network
  * namespaces' sshd held other tests' mounts.
  */
-const heavy = new Set(['scale.mjs', 'rpo.mjs', 'chat.mjs', 'wan.mjs']);
+const heavy = new Set(['scale.mjs', 'rpo.mjs', 'chat.mjs', 'wan.mjs', 'zstd-dictionary.mjs']);
 const all = process.env.LIFEBOAT_BENCH_SMOKE === 'all';
 const chosen = Object.entries(figures).filter(([file]) => all || !heavy.has(file));
 if (!all)

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DrError } from '../../../../core/errors.js';
 import { absentMacs } from '../../../../replicator/agent/absent-macs.js';
-import { BatchShipper, type ShipVolume } from '../../../../replicator/agent/batch-shipper.js';
+import {
+  BatchShipper,
+  type BatchShipperOptions,
+  type ShipVolume,
+} from '../../../../replicator/agent/batch-shipper.js';
 import { MacState } from '../../../../replicator/agent/mac-state.js';
 import { FLAG_REF, openBlock } from '../../../../replicator/crypto/block-cipher.js';
 import {
@@ -43,8 +47,15 @@ describe('BatchShipper and repeated blocks', () => {
     await cleanup();
   });
 
-  /** A shipper whose gateway keeps every body it took and may refuse some first. */
-  function shipper(references: boolean, refuse?: (body: Buffer) => boolean) {
+  /**
+   * A shipper whose gateway keeps every body it took and may refuse some first; `o` replaces
+   * options (a `send` of its own keeps nothing).
+   */
+  function shipper(
+    references: boolean,
+    refuse?: (body: Buffer) => boolean,
+    o: Partial<BatchShipperOptions> = {},
+  ) {
     const bodies: Buffer[] = [];
     let seq = 0;
     const s = new BatchShipper({
@@ -63,6 +74,7 @@ describe('BatchShipper and repeated blocks', () => {
       batchBytes: 1024 * 1024,
       inFlight: 2,
       references: () => references,
+      ...o,
     });
     const records = () => bodies.flatMap((b) => decodeBatch(b).entries);
     return { s, bodies, records };
@@ -102,6 +114,54 @@ describe('BatchShipper and repeated blocks', () => {
     expect((repeat?.source ?? 0) % 2).toBe(1);
     expect(fresh?.source).toBeUndefined();
     expect(zero?.source).toBeUndefined();
+  });
+
+  it('holds a repeat of a block still on the wire and sends it as a reference once that batch is acknowledged', async () => {
+    const same = randomBytes(BLOCK);
+    const bodies: Buffer[] = [];
+    const releases: Array<() => void> = [];
+    const { s } = shipper(true, undefined, {
+      // The gateway takes each batch but acknowledges it only when the test says so.
+      send: (_n, parts) =>
+        new Promise<void>((resolve) => {
+          bodies.push(Buffer.concat(parts));
+          releases.push(resolve);
+        }),
+      batchBytes: BLOCK, // one block a batch
+      inFlight: 4,
+    });
+    await add(s, 0, same);
+    await add(s, 1, randomBytes(BLOCK));
+    await add(s, 2, same); // block 0's batch is on the wire, unacknowledged
+    const newer = randomBytes(BLOCK);
+    await add(s, 3, same);
+    await add(s, 3, newer); // read again with other content: the held copy is stale
+    // Nothing was acknowledged yet: releases are only called below.
+    expect(releases.length).toBeLessThanOrEqual(2);
+    const done = s.finish();
+    // Acknowledge whatever arrives until finish returns.
+    let finished = false;
+    void done.then(() => {
+      finished = true;
+    });
+    while (!finished) {
+      releases.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    const entries = bodies.flatMap((b) => decodeBatch(b).entries);
+    const two = entries.filter((e) => e.block === 2);
+    expect(two).toHaveLength(1);
+    expect(two[0]?.flags & FLAG_REF).toBe(FLAG_REF);
+    expect(two[0]?.source).toBe(0);
+    // Block 3 went once, with its newer content, as data.
+    const three = entries.filter((e) => e.block === 3);
+    expect(three).toHaveLength(1);
+    expect(three[0]?.source).toBeUndefined();
+    expect((macState.macs.get('data') as Buffer).subarray(3 * 16, 4 * 16)).toEqual(
+      blockMac(volume.keys.mac, newer),
+    );
+    expect(s.repeatedBlocks).toBe(1);
   });
 
   it('sends a batch again with the data when the gateway refuses a reference in it', async () => {

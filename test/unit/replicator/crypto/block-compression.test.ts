@@ -79,6 +79,17 @@ describe('block compression', () => {
     expect(openBlock(keys, ctx, z).equals(Buffer.alloc(BLOCK))).toBe(true);
   });
 
+  it('compresses a block random in the middle but with zero-padded tails elsewhere (small .gz files)', () => {
+    // Small compressed files in 4 KiB file system blocks: random bytes, then each file's
+    // zero-padded tail; here one stretch of tails away from the middle of the block.
+    const plain = randomBytes(BLOCK);
+    plain.fill(0, 4096, 12288);
+    const r = seal(plain, new BlockCompressor({ codec: 'zstd', level: 3 }));
+    expect(readRecordHeader(r).flags).toBe(FLAG_ZSTD);
+    expect(r.length).toBeLessThan(BLOCK - BLOCK / 16);
+    expect(openBlock(keys, ctx, r).equals(plain)).toBe(true);
+  });
+
   it('counts what it compressed, for the adaptive level', () => {
     const c = new BlockCompressor({ codec: 'zstd', level: 3 });
     c.compress(textBlock());
