@@ -144,7 +144,8 @@ describe('BatchShipper and repeated blocks', () => {
     void done.then(() => {
       finished = true;
     });
-    while (!finished) {
+    const until = Date.now() + 60_000;
+    while (!finished && Date.now() < until) {
       releases.shift()?.();
       await new Promise((r) => setImmediate(r));
     }
@@ -152,7 +153,7 @@ describe('BatchShipper and repeated blocks', () => {
     const entries = bodies.flatMap((b) => decodeBatch(b).entries);
     const two = entries.filter((e) => e.block === 2);
     expect(two).toHaveLength(1);
-    expect(two[0]?.flags & FLAG_REF).toBe(FLAG_REF);
+    expect((two[0]?.flags ?? 0) & FLAG_REF).toBe(FLAG_REF);
     expect(two[0]?.source).toBe(0);
     // Block 3 went once, with its newer content, as data.
     const three = entries.filter((e) => e.block === 3);
