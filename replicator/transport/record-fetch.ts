@@ -44,7 +44,8 @@ const tlsOnly = new Set<string>();
 /**
  * GETs `/v1/apps/APP/points/P/volumes/V/records` for blocks [from, to) (and batches after `since`)
  * into `sink`. A refusal (non-2xx) rejects with the gateway's error; a connection that fails,
- * times out or ends before the announced length rejects with `gateway_unreachable`.
+ * times out, ends before the announced length or sends more than it rejects with
+ * `gateway_unreachable`.
  */
 export function fetchRecordsInto(
   client: GatewayClient,
@@ -108,6 +109,11 @@ export function fetchRecordsInto(
   };
   /** The head is read (status, length): `rest` is what came after it. */
   const afterHead = (rest: Buffer): boolean => {
+    // Bytes past the announced length are no part of this answer: never handed on as records.
+    if (rest.length > (remaining as number)) {
+      finish(cut('more bytes than the announced length'));
+      return false;
+    }
     if (status >= 300) {
       errorBody = Buffer.from(rest);
       (remaining as number) -= rest.length;

@@ -67,13 +67,21 @@ export async function writeImage(path: string, size: number, seed = 1): Promise<
   return data;
 }
 
-/** Overwrites `count` random 4 KiB pieces of an image; returns the new content. */
-export async function scribble(path: string, count: number): Promise<void> {
+/**
+ * Overwrites `count` random 4 KiB pieces of an image, none of them in its first `keep` bytes (a
+ * marker a recovered server checks for stays whole).
+ */
+export async function scribble(path: string, count: number, keep = 0): Promise<void> {
   const fh = await open(path, 'r+');
   try {
     const size = (await fh.stat()).size;
+    const first = Math.ceil(keep / 4096);
+    const pages = size / 4096 - first;
+    if (keep > 0 && pages < 1) {
+      throw new Error(`scribble: ${path} has no 4 KiB page past its first ${keep} bytes`);
+    }
     for (let i = 0; i < count; i++) {
-      const at = Math.floor(Math.random() * (size / 4096)) * 4096;
+      const at = (first + Math.floor(Math.random() * pages)) * 4096;
       await fh.write(randomBytes(4096), 0, 4096, at);
     }
   } finally {

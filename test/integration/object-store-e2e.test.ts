@@ -70,10 +70,11 @@ describe.skipIf(
       const gateway = startDr(['gateway'], env);
       await gateway.waitFor(/gateway listening on .*\(store s3:\/\//, 120_000);
 
-      // Replicate: two points, the second after writes past the marker.
+      // Replicate: two points, the second after writes past the marker (its page is kept:
+      // a scribble over it left the drill's server nothing to find, 1 run in 16).
       const images: Buffer[] = [];
       for (let i = 0; i < 2; i++) {
-        if (i > 0) await scribble(image, 8);
+        if (i > 0) await scribble(image, 8, 4096);
         const r = await dr(['--home', home, 'agent', '--app', 'web', '--once', '--json'], quiet);
         expect(r.code, r.err).toBe(0);
         expect(JSON.parse(r.out).point.id).toBe(i + 1);
@@ -102,13 +103,17 @@ describe.skipIf(
 
       const worker = startDr(['worker', '--concurrency', '2'], env);
       await worker.waitFor(/worker ready/, 60_000);
-      const drill = await dr(['drill', 'web', '--keep', '1s', '--wait', '--json'], env);
+      const drill = await dr(['drill', 'web', '--keep', '10m', '--wait', '--json'], env);
       expect(drill.code, drill.err).toBe(0);
       const drilled = JSON.parse(drill.out) as OperationResult & { ok: boolean };
       expect(drilled.ok).toBe(true);
       expect(drilled.point).toBe(2);
       expect(drilled.health.output).toContain(marker);
       expect(drilled.server.provider).toBe('local');
+      // The drill's server is gone before the failover's takes the app's port: a delayed cleanup
+      // (--keep 1s) could still hold it on a loaded machine, and the new server exited.
+      const cleaned = await dr(['cleanup', drilled.opId, '--wait'], env);
+      expect(cleaned.code, cleaned.err).toBe(0);
 
       const failover = await dr(['failover', 'web', '--wait', '--json'], env);
       expect(failover.code, failover.err).toBe(0);

@@ -1,6 +1,7 @@
 // The reader's side of sealed record streams against a stand-in gateway: a port that cannot be
 // reached falls back to TLS, an answer that does not prove the key is refused, a malformed offer
-// is an error, and the records land whole either way.
+// is an error, a proven stream shorter or longer than it announced is an error (never taken as
+// the range's records), and the records land whole either way.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import {
@@ -14,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { homePaths } from '../../../../core/home.js';
 import {
   ANSWER_BYTES,
+  answerOf,
   BULK_HEADER,
   HELLO_BYTES,
   parseKey,
@@ -128,6 +130,48 @@ describe('fetchRecordsInto with sealed streams', { timeout: 60_000 }, () => {
     await expect(fetchAll(client)).rejects.toMatchObject({
       code: 'gateway_unreachable',
       message: /did not prove it came from the gateway/,
+    });
+  });
+
+  /** A sealed-stream stand-in that proves the key and sends `send(answer head)` after the hello. */
+  async function sealedStandIn(send: (head: Buffer) => Buffer) {
+    const ticket = Buffer.alloc(16, 0xef);
+    let key: Buffer | undefined;
+    const server = createTcpServer((s) => {
+      s.on('error', () => undefined); // the reader cuts a stream it refuses
+      let got = 0;
+      s.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= HELLO_BYTES) s.end(send(answerOf(key as Buffer, ticket, 200, BODY.length)));
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    return gateway((k) => {
+      key = k;
+      return `${port} ${ticket.toString('hex')}`;
+    });
+  }
+
+  it('a proven stream that ends before its announced length is an error, not fewer records', async () => {
+    const { client } = await sealedStandIn((head) =>
+      Buffer.concat([head, BODY.subarray(0, BODY.length / 2)]),
+    );
+    await expect(fetchAll(client)).rejects.toMatchObject({
+      code: 'gateway_unreachable',
+      message: /ended early/,
+    });
+    // An answer head alone (no record at all) is no empty range either.
+    const bare = await sealedStandIn((head) => head);
+    await expect(fetchAll(bare.client)).rejects.toMatchObject({ code: 'gateway_unreachable' });
+  });
+
+  it('a proven stream that sends more than its announced length is an error', async () => {
+    const { client } = await sealedStandIn((head) => Buffer.concat([head, BODY, BODY]));
+    await expect(fetchAll(client)).rejects.toMatchObject({
+      code: 'gateway_unreachable',
+      message: /more bytes than the announced length/,
     });
   });
 
