@@ -2,6 +2,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.js';
 import { emitEvent } from './operation-events.js';
+import { planKeys } from './plan-contract.js';
 import { cleanupJobId, type JobName, RECOVERY_QUEUE } from './recovery-contract.js';
 import { defaultProvider, type RecoveryDeps } from './recovery-deps.js';
 import { runCleanup } from './run-cleanup.js';
@@ -36,7 +37,7 @@ export function createRecoveryWorker({
   const verify = runVerify(deps);
   const cleanup = runCleanup(deps);
   const plan = runPlan(deps);
-  return new Worker(
+  const worker = new Worker(
     RECOVERY_QUEUE,
     async (job: Job, token?: string, signal?: AbortSignal) => {
       switch (job.name as JobName) {
@@ -85,6 +86,25 @@ export function createRecoveryWorker({
       maxStalledCount: 2,
     },
   );
+  // A plan waits (delayed) between passes. When one of its apps' operations ends, the plan is
+  // woken at once rather than left to its delay: the pass that sees the end need not wait for
+  // the delayed job's timer, which a busy or idle worker may serve late.
+  const keys = planKeys(`${deps.keys.bullPrefix}:`);
+  const wakePlan = async (job: Job | undefined) => {
+    const opId = (job?.data as { opId?: string } | undefined)?.opId;
+    if (!opId || job?.name === 'plan') return;
+    const planOp = await deps.redis.get(keys.parent(opId));
+    if (!planOp) return;
+    const planJob = await deps.queue.getJob(planOp);
+    if (planJob && (await planJob.getState()) === 'delayed') await planJob.promote();
+  };
+  const wake = (job: Job | undefined) =>
+    void wakePlan(job).catch((err: unknown) =>
+      deps.log.debug({ err: errorMessage(err) }, 'plan not woken; it runs at its next pass'),
+    );
+  worker.on('completed', wake);
+  worker.on('failed', wake);
+  return worker;
 }
 
 /**
