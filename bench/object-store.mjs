@@ -42,7 +42,7 @@ async function run(store, env) {
   const home = join(work, `home-${store}`);
   const init = ['--home', home, 'init', '--gateway', `127.0.0.1:${await freePort()}`];
   if (store === 's3') init.push('--store', `s3://bench/${Date.now()}`);
-  dr(init);
+  drSync(init);
   drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
   const prof = args['cpu-prof']
     ? [
