@@ -9,6 +9,7 @@ import { homePaths } from '../../core/home.js';
 import { loadKeyEncryptionKey } from '../../replicator/crypto/key-encryption-key.js';
 import { BlockStore } from '../../replicator/gateway/block-store.js';
 import { createGateway, type Gateway } from '../../replicator/gateway/gateway-server.js';
+import { unmountStale } from '../../replicator/recovery/fuse-mount.js';
 import { GatewayClient } from '../../replicator/transport/gateway-client.js';
 import { tlsClientOptions, tlsServerOptions } from '../../replicator/transport/tls-options.js';
 
@@ -143,6 +144,8 @@ export async function testHome(): Promise<TestHome> {
     cleanup: async () => {
       for (const c of clients) c.close();
       for (const g of gateways) await g.close().catch(() => undefined); // may be closed by the test already
+      // A worker killed while it served an instant recovery leaves its FUSE mount: rm would meet EBUSY.
+      await unmountStale(dir).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -75,7 +75,21 @@ export function startDr(
   };
 }
 
+/** Kills every `dr` process still running and waits (up to 10 s each) until each has exited. */
 export async function stopAll(): Promise<void> {
-  for (const c of children) c.kill('SIGKILL');
-  await sleep(50);
+  const left = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+  await Promise.all(
+    left.map(
+      (c) =>
+        new Promise<void>((done) => {
+          const timer = setTimeout(done, 10_000);
+          c.once('exit', () => {
+            clearTimeout(timer);
+            done();
+          });
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
+  children.clear();
 }

@@ -151,12 +151,14 @@ describe('scheduled plan runs', () => {
   }, async (ctx) => {
     if (problem) return skipBecause(ctx, problem);
     const file = join(rig.h.home, 'plans', 'store.yaml');
-    await schedule('lint-drill', '      plans: [store]\n');
-    await waitFor('the plan scheduler', async () =>
-      (await schedulers()).join() === 'policy:lint-drill:store' ? true : undefined,
-    );
+    // The plan goes bad before the schedule exists: a firing in between would queue a run of the
+    // good plan, and every later firing would then be refused as "its last run is still going".
     await writeFile(file, 'groups:\n  - apps: [shop]\n  - apps: [ghost]\n');
     try {
+      await schedule('lint-drill', '      plans: [store]\n');
+      await waitFor('the plan scheduler', async () =>
+        (await schedulers()).join() === 'policy:lint-drill:store' ? true : undefined,
+      );
       const n = await notice(
         'the refusal',
         (x) => x.key === 'schedule:lint-drill:store' && /problem/.test(x.summary),
