@@ -1,6 +1,6 @@
 // Chat's `status`: one line per app, and for `status APP` each volume's write amplification and advice.
 import { describe, expect, it } from 'vitest';
-import { statusLines } from '../../../engine/status-lines.js';
+import { publishedStates, statusLines } from '../../../engine/status-lines.js';
 import type { AppStatus } from '../../../replicator/transport/wire-types.js';
 import { appStatusRow, volumeRow, writeCostOf } from '../../helpers/app-status-row.js';
 
@@ -25,7 +25,12 @@ const published = (over: Partial<AppStatus> = {}): string =>
 
 describe('statusLines', () => {
   it('adds each volume’s write amplification and advice for one app, named app/volume', () => {
-    const { lines, rows } = statusLines({ now: () => now }, ['web'], { web: published() }, true);
+    const { lines, rows } = statusLines(
+      { now: () => now },
+      ['web'],
+      publishedStates({ web: published() }),
+      true,
+    );
     expect(lines[0]).toMatch(/^web: continuous, RPO 2\.0 s/);
     expect(lines[1]).toMatch(/^web\/data: write amplification 2\.8x at 64 KiB blocks/);
     expect(lines[2]).toMatch(/^web\/data: advice: 16 KiB blocks would cut that to 1\.4x/);
@@ -38,12 +43,12 @@ describe('statusLines', () => {
   });
 
   it('keeps the list of every app to one line each, and an older gateway’s status unchanged', () => {
-    const all = statusLines({ now: () => now }, ['web'], { web: published() });
+    const all = statusLines({ now: () => now }, ['web'], publishedStates({ web: published() }));
     expect(all.lines).toHaveLength(1);
     const old = statusLines(
       { now: () => now },
       ['web'],
-      { web: published({ volumes: undefined, trackers: {} }) },
+      publishedStates({ web: published({ volumes: undefined, trackers: {} }) }),
       true,
     );
     expect(old.lines).toHaveLength(1);
