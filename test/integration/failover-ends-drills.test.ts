@@ -1,5 +1,5 @@
 // A failover ends the app's kept drill servers before it launches its own (local provider, real worker and Redis).
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
@@ -147,6 +147,21 @@ describe('a failover ends the app’s kept drill servers first', () => {
       120_000,
     );
     expect(line).toContain(`cleanup web ${drill.opId}: succeeded (ended for failover ${opId})`);
+  }, 240_000);
+
+  it('a failover inside a plan run ends the kept drill server too, and the plan’s message says so', async () => {
+    await setUp();
+    const drill = await keptDrill();
+    await mkdir(join(t.home, 'plans'));
+    await writeFile(join(t.home, 'plans', 'solo.yaml'), 'groups:\n  - apps: [web]\n');
+
+    const f = await dr(['failover', 'solo', '--wait'], env);
+    expect(f.err).toBe('');
+    expect(f.code).toBe(0);
+    expect(f.out).toContain(`web: ended drill server of ${drill.opId} first`);
+    expect(await client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
+    expect(await exists(join(t.home, 'recovery', drill.opId))).toBe(false);
+    expect(await volumeServerPids(t.dir)).toHaveLength(1);
   }, 240_000);
 
   it('goes on when a drill server cannot be ended, says how to remove it, and is not healthy through it', async () => {
