@@ -1,88 +1,49 @@
 // A failover ends the app's kept drill servers before it launches its own (local provider, real worker and Redis).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { auditLine } from '../../engine/audit-line.js';
 import { AuditLog } from '../../engine/audit-log.js';
 import { parseEvent } from '../../replicator/jobs/operation-events.js';
-import type { RecoveryClient } from '../../replicator/jobs/recovery-client.js';
 import type { OperationEvent, OperationResult } from '../../replicator/jobs/recovery-contract.js';
-import { dr, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
-import { startDr, stopAll } from '../helpers/processes.js';
+import { dr, updateConfig } from '../helpers/lifeboat-home.js';
+import { pidAlive, startDr } from '../helpers/processes.js';
 import {
   exists,
-  killVolumeServers,
   operationEvents,
   protectServedApp,
-  recoveryClient,
-  recoveryEnv,
   until,
   volumeServerPids,
 } from '../helpers/recovery-rig.js';
-import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
-import { skipBecause } from '../helpers/skip.js';
-
-const problem = redisUnavailable();
-
-/** Whether process `pid` still exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false; // ESRCH: it is gone
-  }
-}
+import { recoverySuite } from '../helpers/recovery-suite.js';
 
 describe('a failover ends the app’s kept drill servers first', () => {
-  let t: TestHome;
-  let redis: TestRedis;
-  let conn: Redis;
-  let client: RecoveryClient;
-  let env: NodeJS.ProcessEnv;
-  let prefix: string;
-
-  beforeEach(async (ctx: TestContext) => {
-    if (problem) skipBecause(ctx, problem);
-    redis = await startRedis();
-    t = await testHome();
-    await t.startGateway();
-    ({ env, prefix } = recoveryEnv(t.home, redis.url));
-    ({ conn, client } = recoveryClient(redis.url, prefix));
-  });
-
-  afterEach(async () => {
-    await stopAll();
-    await client?.close();
-    conn?.disconnect();
-    await killVolumeServers(t?.dir);
-    await redis?.stop();
-    await t?.cleanup();
-  });
+  const s = recoverySuite();
 
   /** `web` protected, served on one port by drill and failover alike; its worker running. */
   async function setUp(): Promise<number> {
-    const port = await protectServedApp(t, 'web');
+    const port = await protectServedApp(s.t, 'web');
     // Full images: the drill server keeps its disks whatever happens to the worker's mounts.
-    await updateConfig(t.home, (doc) => doc.setIn(['recovery', 'instant'], false));
-    const w = startDr(['worker', '--concurrency', '2'], env);
+    await updateConfig(s.t.home, (doc) => doc.setIn(['recovery', 'instant'], false));
+    const w = startDr(['worker', '--concurrency', '2'], s.env);
     await w.waitFor(/worker ready/);
     return port;
   }
 
   async function keptDrill(): Promise<OperationResult> {
-    const r = await dr(['drill', 'web', '--keep', '30m', '--wait', '--json'], env);
+    const r = await dr(['drill', 'web', '--keep', '30m', '--wait', '--json'], s.env);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     const drill = JSON.parse(r.out) as OperationResult;
-    expect(await (await client.queue.getJob(`${drill.opId}-cleanup`))?.getState()).toBe('delayed');
+    expect(await (await s.client.queue.getJob(`${drill.opId}-cleanup`))?.getState()).toBe(
+      'delayed',
+    );
     return drill;
   }
 
   /** Every event of the stream in order. */
   async function stream(): Promise<OperationEvent[]> {
-    const all = await conn.xrange(client.keys.events, '-', '+');
+    const all = await s.conn.xrange(s.client.keys.events, '-', '+');
     return all.map(([, f]) => parseEvent(f)).filter((e): e is OperationEvent => e !== undefined);
   }
 
@@ -90,20 +51,20 @@ describe('a failover ends the app’s kept drill servers first', () => {
     const port = await setUp();
     const drill = await keptDrill();
     const drillPid = Number(drill.server.details.pid);
-    expect(alive(drillPid)).toBe(true);
+    expect(pidAlive(drillPid)).toBe(true);
 
-    const f = await dr(['failover', 'web', '--wait'], env);
+    const f = await dr(['failover', 'web', '--wait'], s.env);
     expect(f.err).toBe('');
     expect(f.code).toBe(0);
     expect(f.out).toContain(`  ended drill server of ${drill.opId} first`);
     const opId = /^(op-[a-z0-9]+):/m.exec(f.out)?.[1] ?? '';
-    const end = await operationEvents(conn, client).finished(opId, 'failover');
+    const end = await operationEvents(s.conn, s.client).finished(opId, 'failover');
     const result = end.result as OperationResult;
     expect(result.drills).toEqual([
       {
         opId: drill.opId,
         ended: true,
-        removed: expect.arrayContaining([join(t.home, 'recovery', drill.opId)]),
+        removed: expect.arrayContaining([join(s.t.home, 'recovery', drill.opId)]),
         detail: `ended drill server of ${drill.opId} first`,
       },
     ]);
@@ -122,18 +83,18 @@ describe('a failover ends the app’s kept drill servers first', () => {
     expect(events[cleaned]?.result).toMatchObject({ opId: drill.opId, endedFor: opId });
     expect(events[said]?.detail).toBe(`ended drill server of ${drill.opId} first`);
     // The same cleanup ran once: no second one is still to come.
-    expect(await client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
+    expect(await s.client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
     expect(events.filter((e) => e.opId === drill.opId && e.job === 'cleanup')).toHaveLength(2);
 
     // The drill is gone; the failover is healthy on its own server.
-    expect(alive(drillPid)).toBe(false);
-    expect(await exists(join(t.home, 'recovery', drill.opId))).toBe(false);
-    expect(await volumeServerPids(t.dir)).toEqual([Number(result.server.details.pid)]);
+    expect(pidAlive(drillPid)).toBe(false);
+    expect(await exists(join(s.t.home, 'recovery', drill.opId))).toBe(false);
+    expect(await volumeServerPids(s.t.dir)).toEqual([Number(result.server.details.pid)]);
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(200);
 
     // The audit trail keeps why the drill's cleanup ran early (the worker audits as events come).
-    const audit = new AuditLog(conn, prefix);
+    const audit = new AuditLog(s.conn, s.prefix);
     const line = await until(
       "the audit entry of the drill's cleanup",
       async () => {
@@ -152,16 +113,16 @@ describe('a failover ends the app’s kept drill servers first', () => {
   it('a failover inside a plan run ends the kept drill server too, and the plan’s message says so', async () => {
     await setUp();
     const drill = await keptDrill();
-    await mkdir(join(t.home, 'plans'));
-    await writeFile(join(t.home, 'plans', 'solo.yaml'), 'groups:\n  - apps: [web]\n');
+    await mkdir(join(s.t.home, 'plans'));
+    await writeFile(join(s.t.home, 'plans', 'solo.yaml'), 'groups:\n  - apps: [web]\n');
 
-    const f = await dr(['failover', 'solo', '--wait'], env);
+    const f = await dr(['failover', 'solo', '--wait'], s.env);
     expect(f.err).toBe('');
     expect(f.code).toBe(0);
     expect(f.out).toContain(`web: ended drill server of ${drill.opId} first`);
-    expect(await client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
-    expect(await exists(join(t.home, 'recovery', drill.opId))).toBe(false);
-    expect(await volumeServerPids(t.dir)).toHaveLength(1);
+    expect(await s.client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
+    expect(await exists(join(s.t.home, 'recovery', drill.opId))).toBe(false);
+    expect(await volumeServerPids(s.t.dir)).toHaveLength(1);
   }, 240_000);
 
   it('goes on when a drill server cannot be ended, says how to remove it, and is not healthy through it', async () => {
@@ -169,9 +130,9 @@ describe('a failover ends the app’s kept drill servers first', () => {
     const drill = await keptDrill();
     const drillPid = Number(drill.server.details.pid);
     // Its record unreadable: the drill's cleanup cannot find its server, which keeps the port.
-    await writeFile(join(t.home, 'recovery', drill.opId, 'server.json'), 'not json\n');
+    await writeFile(join(s.t.home, 'recovery', drill.opId, 'server.json'), 'not json\n');
 
-    const f = await dr(['failover', 'web', '--wait', '--json'], env);
+    const f = await dr(['failover', 'web', '--wait', '--json'], s.env);
     expect(f.code).toBe(1);
     const body = JSON.parse(f.out) as { opId: string; error: { code: string; message: string } };
     const first = body.error.message.split('\n')[0] ?? '';
@@ -180,7 +141,7 @@ describe('a failover ends the app’s kept drill servers first', () => {
     expect(first).toContain(`remove it with \`dr cleanup ${drill.opId}\``);
     // Its own server could not bind the drill's port: the failover failed, never healthy.
     expect(body.error.code).toBe('health_failed');
-    const events = await operationEvents(conn, client).events(body.opId);
+    const events = await operationEvents(s.conn, s.client).events(body.opId);
     const steps = events.map((e) => e.step);
     expect(steps).toContain('drill-not-ended');
     expect(steps).toContain('launched');
@@ -190,8 +151,10 @@ describe('a failover ends the app’s kept drill servers first', () => {
     );
 
     // The drill server still runs, alone, and its delayed cleanup is left to try again.
-    expect(alive(drillPid)).toBe(true);
-    expect(await volumeServerPids(t.dir)).toEqual([drillPid]);
-    expect(await (await client.queue.getJob(`${drill.opId}-cleanup`))?.getState()).toBe('delayed');
+    expect(pidAlive(drillPid)).toBe(true);
+    expect(await volumeServerPids(s.t.dir)).toEqual([drillPid]);
+    expect(await (await s.client.queue.getJob(`${drill.opId}-cleanup`))?.getState()).toBe(
+      'delayed',
+    );
   }, 240_000);
 });
