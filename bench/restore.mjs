@@ -7,7 +7,8 @@
 // Then where the time goes: fetching alone, decrypting and checking alone, writing alone.
 // Prints figures; never part of `npm test`.
 //   node bench/restore.mjs [--size-mib 1024] [--trials 2] [--designs 1x0,4x0,2x1,4x2]
-//                          [--streams sealed,tls] [--smoke] [--json]
+//                          [--streams sealed,tls] [--block-size 64KiB] [--smoke] [--json]
+//   --block-size: the app's block size (dr's default, 64 KiB, without it).
 //   --streams: how the records travel, compared in the same run: `sealed` (plain TCP after a
 //   mutual-TLS request, the default) and `tls` (gateway.recordStreams: false); each design runs
 //   with each, the gateway restarted between them.
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     streams: { type: 'string', default: 'sealed,tls' },
     json: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    'block-size': { type: 'string' },
   },
 });
 const SIZE = (args.smoke ? 32 : Number(args['size-mib'])) * 1024 * 1024;
@@ -139,7 +141,10 @@ async function main() {
   const home = join(work, 'home');
   const port = await freePort();
   drSync(['--home', home, 'init', '--gateway', `127.0.0.1:${port}`]);
-  drSync(['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`]);
+  drSync([
+    ...['--home', home, 'app', 'add', 'bench', '--volume', `data=${src}`],
+    ...(args['block-size'] ? ['--block-size', args['block-size']] : []),
+  ]);
   const yaml = join(home, 'dr.yaml');
   const plainYaml = readFileSync(yaml, 'utf8');
   /** The gateway, restarted when the way records travel changes (dr.yaml's gateway.recordStreams). */

@@ -69,7 +69,16 @@ export async function lifeboatLive(ctx) {
   const app = 'live';
   const dr = (a) => sh(process.execPath, [bin, '--home', home, ...a]);
   dr(['init', '--gateway', `${IP_B}:${port}`]);
-  dr(['app', 'add', app, '--volume', `disk=${device}`, '--fsfreeze', mnt]);
+  dr([
+    'app',
+    'add',
+    app,
+    '--volume',
+    `disk=${device}`,
+    '--fsfreeze',
+    mnt,
+    ...(ctx.blockSize ?? []),
+  ]);
   const env = { ...process.env, DR_LOG_LEVEL: 'warn', DR_TRACEFS: ctx.tracefs };
   const started = [];
   try {

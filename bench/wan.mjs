@@ -15,7 +15,8 @@
 //   The steady-rate figure (bench/wan-steady.mjs) runs at 100mbit after the rest, fio for
 //   --steady-seconds (60; smoke 10, two steps) per rate step; --skip-steady leaves it out, --only-steady runs only it.
 //   --steady-log FILE keeps the steady agent's info log there (each point's cycle split);
-//   --steady-block-size (16KiB) is the fio volume's block size.
+//   --steady-block-size (16KiB) is the fio volume's block size; --block-size SIZE sets the
+//   realistic and random volumes' (dr's default, 64 KiB, without it).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -51,9 +52,12 @@ const { values: args } = parseArgs({
     'only-steady': { type: 'boolean', default: false },
     'steady-log': { type: 'string' },
     'steady-block-size': { type: 'string', default: '16KiB' },
+    'block-size': { type: 'string' },
   },
 });
 const SMOKE = args.smoke;
+/** `dr app add`'s block size for the realistic and random volumes, when --block-size is given. */
+const BLOCK_SIZE = args['block-size'] ? ['--block-size', args['block-size']] : [];
 const RATES = SMOKE ? ['100mbit'] : args.rates.split(',').map((r) => r.trim());
 const FILL = (SMOKE ? 96 : Number(args['fill-mib'])) * 1024 * 1024;
 const IMAGE_MIB = SMOKE ? 256 : 2048;
@@ -299,7 +303,7 @@ async function lifeboat(label, images, rate) {
   const dr = (a) => sh(process.execPath, [bin, '--home', home, ...a]);
   dr(['init', '--gateway', `${IP_B}:${port}`]);
   sh('cp', ['--sparse=always', images[0], volume]);
-  dr(['app', 'add', 'wan', '--volume', `disk=${volume}`]);
+  dr(['app', 'add', 'wan', '--volume', `disk=${volume}`, ...BLOCK_SIZE]);
   const gateway = await startChild(
     NS_B,
     [process.execPath, bin, '--home', home, 'gateway'],
@@ -435,6 +439,7 @@ async function main() {
         live = await lifeboatLive({
           ...{ NS_A, NS_B, IP_B, work, mounted, undo, children, startChild, linkBytes, say },
           tracefs,
+          blockSize: BLOCK_SIZE,
           image: images[0],
           changes: dayOfChanges,
         });
@@ -479,7 +484,7 @@ async function main() {
   if (ONLY_STEADY) console.log(`bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}`);
   else
     console.log(
-      `bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}; realistic: ${meta.realisticFilesMiB} MiB of files in a ${IMAGE_MIB} MiB ext4 image, then +${ROWS} rows, +${meta.docsMiB} MiB of docs, locale tree removed; random: ${meta.randomMiB} MiB`,
+      `bench:wan ${meta.date}, load ${meta.loadavg.join(' ')}; realistic: ${meta.realisticFilesMiB} MiB of files in a ${IMAGE_MIB} MiB ext4 image, then +${ROWS} rows, +${meta.docsMiB} MiB of docs, locale tree removed; random: ${meta.randomMiB} MiB; block size ${args['block-size'] ?? '64KiB (default)'}`,
     );
   printResults(results);
   if (steady) printSteady(steady, args['steady-block-size']);

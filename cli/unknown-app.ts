@@ -5,18 +5,24 @@ import { closest } from '../engine/closest.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
 
 /**
- * `app` is in neither dr.yaml nor the gateway's replicas (`known` holds both). Nothing is created
- * for it: a typo must not become an app that every later `dr status` lists.
+ * `app` is in neither dr.yaml nor the gateway's replicas (`known` holds both), nor, where a plan
+ * may go (`dr status`), among the home's `plans`. Nothing is created for it: a typo must not
+ * become an app that every later `dr status` lists.
  */
-export function unknownAppError(app: string, known: readonly string[]): DrError {
+export function unknownAppError(
+  app: string,
+  known: readonly string[],
+  plans: readonly string[] = [],
+): DrError {
   const names = [...new Set(known)].sort();
-  const near = closest(app, names);
+  const near = closest(app, [...names, ...plans]);
+  const planList = plans.length > 0 ? `; plans: ${plans.join(', ')} (\`dr plan lint\`)` : '';
   const remedy = near
-    ? `did you mean ${near}? Known apps: ${names.join(', ')} (\`dr app list\`)`
+    ? `did you mean ${near}? Known apps: ${names.join(', ')} (\`dr app list\`)${planList}`
     : names.length > 0
-      ? `use one of: ${names.join(', ')} (\`dr app list\`), or add it with \`dr app add ${app} --volume NAME=PATH\``
-      : `add it first with \`dr app add ${app} --volume NAME=PATH\``;
-  return new DrError(`no app named ${JSON.stringify(app)}`, {
+      ? `use one of: ${names.join(', ')} (\`dr app list\`)${planList}, or add it with \`dr app add ${app} --volume NAME=PATH\``
+      : `add it first with \`dr app add ${app} --volume NAME=PATH\`${planList.replace('; plans:', ', or name a plan:')}`;
+  return new DrError(`no app ${plans.length > 0 ? 'or plan ' : ''}named ${JSON.stringify(app)}`, {
     code: 'app_unknown',
     subject: app,
     remedy,

@@ -154,7 +154,7 @@ export type NoticeKind =
   | 'approval.granted'
   | 'approval.rejected'
   | 'approval.expired'
-  /** A drill report (picture) after a scheduled drill: `report` carries it. */
+  /** A drill report (picture) after a scheduled drill of an app or a plan: `report` carries it. */
   | 'report.ready'
   | 'rpo.breach'
   | 'rpo.recovered'

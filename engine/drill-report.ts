@@ -73,6 +73,8 @@ export interface GatherOptions {
   now: number;
   /** Drills known from elsewhere (a drill's end not audited yet): added when the log lacks them. */
   also?: ReportDrill[];
+  /** The same for a plan's own drills (a run that stopped after a failure is not audited yet). */
+  alsoPlan?: ReportPlanDrill[];
 }
 
 /** Reads RPO history and drill results from Redis for the apps over the last `days`. */
@@ -103,6 +105,9 @@ export async function gatherDrillReport(o: GatherOptions): Promise<DrillReport> 
   });
   for (const d of o.also ?? []) if (!drills.some((x) => x.opId === d.opId)) drills.push(d);
   drills.sort((a, b) => a.at - b.at);
+  for (const d of o.alsoPlan ?? [])
+    if (!planDrills.some((x) => x.opId === d.opId)) planDrills.push(d);
+  planDrills.sort((a, b) => a.at - b.at);
   const report: DrillReport = {
     subject: o.subject,
     apps: names,

@@ -3,17 +3,35 @@ import { replicationKey } from '../replicator/gateway/state-publisher.js';
 import type { Reply } from './contract.js';
 import type { EngineContext } from './engine-context.js';
 import { lastPlanRunKey } from './last-runs.js';
+import type { Plan } from './plan.js';
 import { planSummary } from './plan-card.js';
-import { type StatusRow, statusLines } from './status-lines.js';
+import { type AppState, publishedStates, statusLines } from './status-lines.js';
 import { lookupPlan } from './submit-plan.js';
 
 /** What `status PLAN` says of the plan's newest run. */
 export interface PlanLastRun {
   opId: string;
-  verb?: string;
+  /** drill, failover or failback; null when its record is gone. */
+  verb: string | null;
   /** The run's phase (`running`, `done`, `rolled-back`, …), `queued`, `failed`, or `expired`. */
-  state: string;
-  line: string;
+  phase: string;
+  /** The run as its message summarises it: `Drill of plan shop (op-…): done in 41 s`. */
+  summary: string;
+}
+
+/**
+ * The machine form of `status PLAN` (`dr status PLAN --json`, and a chat reply's data): the plan,
+ * its groups in order with each app's state, and its last run. An app without state is
+ * `{app, status: null}` (chat, when the gateway has published none).
+ */
+export interface PlanStatus {
+  plan: string;
+  description: string | null;
+  groups: { apps: (AppState | { app: string; status: null })[] }[];
+  /** null: the plan has never run (or, with `lastRunUnknown`, it could not be read). */
+  lastRun: PlanLastRun | null;
+  /** Why the last run could not be read (Redis away), with the remedy. */
+  lastRunUnknown?: string;
 }
 
 /**
@@ -23,33 +41,55 @@ export interface PlanLastRun {
 export async function readPlanStatus(ctx: EngineContext, name: string): Promise<Reply> {
   const found = await lookupPlan(ctx, name);
   if ('reply' in found) return found.reply;
-  const { plan } = found;
   const raw = await ctx.redis.hgetall(replicationKey(ctx.prefix));
+  const last = await lastPlanRun(ctx, found.plan.name);
+  return planStatusReply(ctx, found.plan, publishedStates(raw), { last });
+}
+
+/**
+ * The one rendering of a plan's status, for chat and `dr status PLAN`: the summary, a line per
+ * app group by group (as `status APP` words it), then the last run; and the same as data.
+ */
+export function planStatusReply(
+  ctx: Pick<EngineContext, 'now'>,
+  plan: Plan,
+  states: ReadonlyMap<string, AppState>,
+  run: { last: PlanLastRun | undefined } | { unknown: string },
+): Reply {
   const lines: string[] = [];
-  const rows: StatusRow[] = [];
+  let apps = 0;
+  let without = 0;
   for (const [i, g] of plan.groups.entries()) {
-    const s = statusLines(ctx, g.apps, raw);
-    rows.push(...s.rows);
-    lines.push(...s.lines.map((l) => `${i + 1}. ${l}`));
+    lines.push(...statusLines(ctx, g.apps, states).lines.map((l) => `${i + 1}. ${l}`));
+    apps += g.apps.length;
+    without += g.apps.filter((a) => !states.has(a)).length;
   }
-  const last = await lastPlanRun(ctx, plan.name);
-  lines.push(last ? `last run: ${last.line}` : 'last run: none yet');
+  const last = 'last' in run ? (run.last ?? null) : null;
+  lines.push(
+    'unknown' in run
+      ? `last run: unknown: ${run.unknown}`
+      : `last run: ${last ? last.summary : 'none yet'}`,
+  );
+  const data: PlanStatus = {
+    plan: plan.name,
+    description: plan.description ?? null,
+    groups: plan.groups.map((g) => ({
+      apps: g.apps.map((app) => states.get(app) ?? { app, status: null }),
+    })),
+    lastRun: last,
+    ...('unknown' in run ? { lastRunUnknown: run.unknown } : {}),
+  };
   return {
     ok: true,
-    summary: `Status of plan ${plan.name}${plan.description ? ` (${plan.description})` : ''}: ${plan.groups.length} group(s), ${rows.length === 0 ? 'no app has published state' : `${rows.length} app(s) with published state`}`,
+    summary: `Status of plan ${plan.name}${plan.description ? ` (${plan.description})` : ''}: ${plan.groups.length} group(s), ${apps} app(s)${without ? `, ${without} with no replication state` : ''}`,
     details: lines,
-    data: {
-      plan: plan.name,
-      groups: plan.groups.map((g) => g.apps),
-      apps: rows,
-      lastRun: last ?? null,
-    },
+    data,
   };
 }
 
 /** The plan's newest run queued, from its record in the recovery queue (kept 30 days). */
 export async function lastPlanRun(
-  ctx: EngineContext,
+  ctx: Pick<EngineContext, 'redis' | 'prefix' | 'recovery'>,
   plan: string,
 ): Promise<PlanLastRun | undefined> {
   const opId = await ctx.redis.get(lastPlanRunKey(ctx.prefix, plan));
@@ -58,18 +98,19 @@ export async function lastPlanRun(
   if (!r)
     return {
       opId,
-      state: 'expired',
-      line: `${opId} (its record is gone: plan runs are kept 30 days)`,
+      verb: null,
+      phase: 'expired',
+      summary: `${opId} (its record is gone: plan runs are kept 30 days)`,
     };
   const { job, failed } = r;
   if (failed)
     return {
       opId,
       verb: job.verb,
-      state: 'failed',
-      line: job.run
+      phase: 'failed',
+      summary: job.run
         ? `${planSummary(job)}; its job failed: ${failed}`
         : `${job.verb} of plan ${plan} (${opId}) could not run: ${failed}`,
     };
-  return { opId, verb: job.verb, state: job.run?.phase ?? 'queued', line: planSummary(job) };
+  return { opId, verb: job.verb, phase: job.run?.phase ?? 'queued', summary: planSummary(job) };
 }

@@ -7,6 +7,7 @@ import { gatherDrillReport, type ReportDrill } from './drill-report.js';
 import type { EngineContext } from './engine-context.js';
 import { loadPlanDir } from './load-plan-dir.js';
 import { type Plan, planApps } from './plan.js';
+import type { ReportPlanDrill } from './plan-drills.js';
 
 /**
  * Gathers the report of the command's app, or of a plan of the home's plans/ (each of its apps'
@@ -23,30 +24,34 @@ export async function readReport(ctx: EngineContext, command: Command): Promise<
   const plans = await readPlans(ctx);
   const plan = plans.plans.find((p) => p.name === name);
   if (!plan) return unknownSubject(ctx, name, plans);
-  const report = await reportOf(ctx, plan.name, planApps(plan), days, [], plan);
+  const groups = plan.groups.map((g) => g.apps);
+  const report = await reportOf(ctx, plan.name, planApps(plan), days, { groups });
   return { ok: true, summary: report.summary, report, data: report };
 }
 
-/** The report of some apps of dr.yaml, named `subject`, over the last `days`. */
+/**
+ * The report of some apps of dr.yaml, named `subject`, over the last `days`; a plan's with its
+ * `groups`. `also` and `alsoPlan` are drills that ended before the audit log has them.
+ */
 export function reportOf(
   ctx: EngineContext,
   subject: string,
   apps: string[],
   days: number,
-  also: ReportDrill[] = [],
-  plan?: Plan,
+  more: { also?: ReportDrill[]; alsoPlan?: ReportPlanDrill[]; groups?: string[][] } = {},
 ) {
   return gatherDrillReport({
     redis: ctx.redis,
     prefix: ctx.prefix,
     subject,
-    ...(plan ? { plan: { groups: plan.groups.map((g) => g.apps) } } : {}),
+    ...(more.groups ? { plan: { groups: more.groups } } : {}),
     apps: Object.fromEntries(
       apps.map((a) => [a, { rpoObjectiveMs: ctx.config.apps[a]?.rpoObjective ?? 60_000 }]),
     ),
     days,
     now: ctx.now(),
-    also,
+    also: more.also ?? [],
+    alsoPlan: more.alsoPlan ?? [],
   });
 }
 

@@ -13,7 +13,7 @@ import { engineGateway } from './engine-gateway.js';
 import { explainCommand, explanationLines, parseWords } from './explain-command.js';
 import type { Identity } from './identity.js';
 import { readPlanStatus } from './read-plan-status.js';
-import { statusLines } from './status-lines.js';
+import { publishedStates, statusLines } from './status-lines.js';
 
 /**
  * status [app|plan]: replication state as the gateway last published it to Redis; a plan's name
@@ -26,7 +26,7 @@ export async function readStatus(ctx: EngineContext, command: Command): Promise<
   const names = command.app
     ? [command.app]
     : [...new Set([...Object.keys(ctx.config.apps), ...Object.keys(raw)])].sort();
-  const { rows, lines } = statusLines(ctx, names, raw);
+  const { rows, lines } = statusLines(ctx, names, publishedStates(raw));
   return {
     ok: true,
     summary: command.app ? `Status of ${command.app}` : `Status of ${names.length} app(s)`,

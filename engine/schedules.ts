@@ -136,7 +136,7 @@ function submitScheduled(ctx: EngineContext, data: ScheduledCommand, jobId: stri
 /** The plan's last run when it has not ended: its summary; undefined when none goes on. */
 async function runGoingOn(ctx: EngineContext, plan: string): Promise<string | undefined> {
   const last = await lastPlanRun(ctx, plan);
-  return last && !ENDED.includes(last.state) ? last.line : undefined;
+  return last && !ENDED.includes(last.phase) ? last.summary : undefined;
 }
 
 const ENDED = ['done', 'rolled-back', 'failed', 'expired'];

@@ -3,26 +3,36 @@ import { formatBytes } from '../core/units.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
 import type { EngineContext } from './engine-context.js';
 
-/** An app's row of `status`: its published replication state, with the RPO now. */
-export type StatusRow = AppStatus & { publishedAt?: string; rpoSeconds?: number };
+/** An app's replication state: as the gateway published it to Redis, or as it answers `dr status`. */
+export type AppState = AppStatus & { publishedAt?: string };
 
-/** One line per app as `status` words it, and the rows of the apps that have published state. */
+/** An app's row of `status`: its replication state, with the RPO now. */
+export type StatusRow = AppState & { rpoSeconds?: number };
+
+/** The replication state the gateway published (the hash `replicationKey`), by app. */
+export function publishedStates(raw: Record<string, string>): Map<string, AppState> {
+  return new Map(Object.entries(raw).map(([app, text]) => [app, JSON.parse(text) as AppState]));
+}
+
+/**
+ * One line per app as `status` words it, and the rows of the apps that have state. Chat reads the
+ * state the gateway published to Redis; `dr status PLAN` passes what the gateway answers.
+ */
 export function statusLines(
   ctx: Pick<EngineContext, 'now'>,
   names: readonly string[],
-  raw: Record<string, string>,
+  states: ReadonlyMap<string, AppState>,
 ): { rows: StatusRow[]; lines: string[] } {
   const rows: StatusRow[] = [];
   const lines: string[] = [];
   for (const name of names) {
-    const text = raw[name];
-    if (!text) {
+    const s = states.get(name);
+    if (!s) {
       lines.push(
         `${name}: no replication state published (is \`dr gateway\` running with REDIS_URL?)`,
       );
       continue;
     }
-    const s = JSON.parse(text) as AppStatus & { publishedAt?: string };
     const rpo = s.lastConsistentPoint
       ? Math.max(
           0,

@@ -12,7 +12,7 @@ import type { Identity } from './identity.js';
 import { lastPlanRunKey } from './last-runs.js';
 import { type Plan, planApps, walkGroups } from './plan.js';
 import { planDecision } from './plan-decision.js';
-import { planNamed } from './plan-named.js';
+import { type PlanLookup, planNamed } from './plan-named.js';
 
 type PlanVerb = PlanJob['verb'];
 
@@ -24,7 +24,7 @@ const PLAN_RUN_KEPT_SECONDS = 30 * 86_400;
  * and no plan of that name (with the nearest), or plan files with problems (each with its line).
  */
 export async function lookupPlan(
-  ctx: EngineContext,
+  ctx: Pick<EngineContext, 'home' | 'config'>,
   name: string | undefined,
 ): Promise<{ plan: Plan } | { reply: Reply }> {
   const apps = Object.keys(ctx.config.apps);
@@ -37,14 +37,7 @@ export async function lookupPlan(
     };
   const found = await planNamed(ctx.home, apps, name);
   if (found.kind === 'found') return { plan: found.plan };
-  if (found.kind === 'invalid')
-    return {
-      reply: {
-        ok: false,
-        summary: `No app named "${name}", and the plans in ${found.dir} have ${found.problems.length} problem(s), so none is used until they are fixed (\`dr plan lint\`)`,
-        details: found.problems.map((p) => `${p.file}:${p.line}: ${p.reason}`),
-      },
-    };
+  if (found.kind === 'invalid') return { reply: invalidPlansReply(name, found) };
   const near = closest(name, [...apps, ...found.names]);
   return {
     reply: {
@@ -53,6 +46,18 @@ export async function lookupPlan(
         ? `Unknown app or plan "${name}". Did you mean ${near}?`
         : `Unknown app or plan "${name}". Apps: ${apps.join(', ') || '(none configured yet)'}; plans: ${found.names.join(', ') || '(none: write one as plans/NAME.yaml, see docs/plans.md)'}`,
     },
+  };
+}
+
+/** A name that is no app while the plan files do not load: each problem with its file and line. */
+export function invalidPlansReply(
+  name: string,
+  found: Extract<PlanLookup, { kind: 'invalid' }>,
+): Reply {
+  return {
+    ok: false,
+    summary: `No app named "${name}", and the plans in ${found.dir} have ${found.problems.length} problem(s), so none is used until they are fixed (\`dr plan lint\`)`,
+    details: found.problems.map((p) => `${p.file}:${p.line}: ${p.reason}`),
   };
 }
 

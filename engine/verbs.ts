@@ -76,8 +76,8 @@ export const VERB_TABLE = [
     access: 'anyone',
     cli: {
       description:
-        'replication state: phase, tracker, last point, lag (RPO now), backlog, throughput, freeze time',
-      operand: 'only this app',
+        "replication state: phase, tracker, last point, lag (RPO now), backlog, throughput, freeze time; a plan's name gives its apps group by group and its last run, as chat's `status PLAN`",
+      operand: 'only this app, or a plan of plans/',
       options: [JSON_OPTION],
     },
   },

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { homePaths } from '../../core/home.js';
 import { checkName, isName } from '../../core/names.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
+import { planApps } from '../../engine/plan.js';
 import { readLedger } from '../../replicator/agent/point-ledger.js';
 import { CAP_HOLDS_FRACTION } from '../../replicator/agent/wire-link.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
@@ -10,6 +11,7 @@ import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { unknownAppError } from '../unknown-app.js';
 import { verbCommand } from '../verb-command.js';
+import { invalidPlansError, lookupPlanOf, printPlanStatus } from './status-plan.js';
 
 function unprotected(app: string): AppStatus {
   return {
@@ -39,34 +41,36 @@ export function registerStatus(program: Command, exit: ExitState): void {
   verbCommand(program, 'status').action(
     async (app: string | undefined, opts: { json?: boolean }, cmd: Command) =>
       runAction(exit, opts.json, async () => {
-        if (app !== undefined) checkName('app', app, 'APP');
+        if (app !== undefined) checkName('app', app, 'APP or PLAN');
         const ctx = contextOf(cmd);
         const config = await ctx.config();
+        // A plan's name goes where an app's goes: a name that is no app of dr.yaml may be a plan.
+        const plan = app && !(app in config.apps) ? await lookupPlanOf(config, app) : undefined;
         const client = gatewayClient(config, 10_000);
         try {
+          if (plan?.kind === 'found') {
+            const names = planApps(plan.plan);
+            const byName = new Map((await client.status()).map((s) => [s.app, s]));
+            const rows = names.map((name) => byName.get(name) ?? unprotected(name));
+            await withAgentPoints(config.home, rows);
+            return await printPlanStatus(ctx, plan.plan, rows, opts.json === true);
+          }
           const names = app ? [app] : Object.keys(config.apps);
           const reported = await client.status(app);
           const byName = new Map(reported.map((s) => [s.app, s]));
           if (app && !(app in config.apps) && !hasReplica(byName.get(app))) {
+            if (plan?.kind === 'invalid') throw await invalidPlansError(app, plan);
             const all = await client.status();
-            throw unknownAppError(app, [
-              ...Object.keys(config.apps),
-              ...all.filter(hasReplica).map((s) => s.app),
-            ]);
+            throw unknownAppError(
+              app,
+              [...Object.keys(config.apps), ...all.filter(hasReplica).map((s) => s.app)],
+              plan?.kind === 'none' ? plan.names : [],
+            );
           }
           const rows = [...new Set([...names, ...byName.keys()])]
             .sort()
             .map((name) => byName.get(name) ?? unprotected(name));
-          // Where the agent runs in this home, its own record of its last point (which the
-          // gateway cannot touch) stands beside the gateway's latest: a gap shows.
-          for (const s of rows) {
-            const mine = isName('app', s.app)
-              ? await readLedger(join(homePaths(config.home).stateDir, 'agents', s.app)).catch(
-                  () => undefined, // a malformed ledger is the agent's to report; status goes on
-                )
-              : undefined;
-            if (mine) s.agentLastPoint = { id: mine.id, time: mine.time, label: mine.label };
-          }
+          await withAgentPoints(config.home, rows);
           if (opts.json) {
             printJson(app ? rows[0] : rows);
             return 0;
@@ -78,6 +82,21 @@ export function registerStatus(program: Command, exit: ExitState): void {
         }
       }),
   );
+}
+
+/**
+ * Where the agent runs in this home, its own record of its last point (which the gateway cannot
+ * touch) stands beside the gateway's latest: a gap shows.
+ */
+async function withAgentPoints(home: string, rows: AppStatus[]): Promise<void> {
+  for (const s of rows) {
+    const mine = isName('app', s.app)
+      ? await readLedger(join(homePaths(home).stateDir, 'agents', s.app)).catch(
+          () => undefined, // a malformed ledger is the agent's to report; status goes on
+        )
+      : undefined;
+    if (mine) s.agentLastPoint = { id: mine.id, time: mine.time, label: mine.label };
+  }
 }
 
 /** A note when the agent runs under a bandwidth cap, saying so plainly when the cap is what holds the RPO back. */

@@ -58,7 +58,7 @@ const workerArgs = ['worker', '--concurrency', '2', '--lock-duration', '5s'];
 
 /**
  * Starts the rig with `surface` added to the environment and `people` (name → ids and groups)
- * added to dr.yaml; `console` lets `dr chat --as` switch person, for the console's test. `dr
+ * (and `channels`) added to dr.yaml; `console` lets `dr chat --as` switch person, for the console's test. `dr
  * serve` is up once it prints `serveReady` (the surface's line).
  */
 export async function startPlanRig(o: {
@@ -67,6 +67,8 @@ export async function startPlanRig(o: {
   serveReady: RegExp;
   people: Record<string, { ids: string[]; groups: string[] }>;
   allowConsoleAs?: boolean;
+  /** dr.yaml's `channels` (alerts, each app's), where notices go besides the asking channel. */
+  channels?: { alerts?: string[]; apps?: Record<string, string[]> };
 }): Promise<PlanRig> {
   const redis = await startRedis();
   const t = await testHome();
@@ -158,6 +160,7 @@ export async function startPlanRig(o: {
       for (const [name, p] of Object.entries(o.people))
         doc.setIn(['people', name], doc.createNode(p));
       if (o.allowConsoleAs) doc.setIn(['console'], doc.createNode({ allowAs: true }));
+      if (o.channels) doc.setIn(['channels'], doc.createNode(o.channels));
     });
     await mkdir(join(t.home, 'plans'));
     await writeFile(

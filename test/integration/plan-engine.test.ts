@@ -64,7 +64,9 @@ describe('engine: a plan as one operation', () => {
     // No run yet of store: the answer says so.
     const before = await engine.submit(command('slack:USAM', 'status store'));
     expect(before.ok).toBe(true);
-    expect(before.summary).toMatch(/^Status of plan store: 2 group\(s\)/);
+    expect(before.summary).toBe(
+      'Status of plan store: 2 group(s), 2 app(s), 1 with no replication state',
+    );
     expect(before.details?.[0]).toMatch(/^1\. shop: continuous, RPO \d+\.\d s, last point #7/);
     expect(before.details?.[1]).toMatch(/^2\. web: no replication state published/);
     expect(before.details?.at(-1)).toBe('last run: none yet');
@@ -75,10 +77,20 @@ describe('engine: a plan as one operation', () => {
     expect(opId).not.toBe('');
     const after = await engine.submit(command('slack:USAM', 'status store'));
     expect(after.details?.at(-1)).toBe(`last run: Failback of plan store (${opId}): queued`);
-    expect(after.data).toMatchObject({
+    // The data is the object `dr status PLAN --json` prints (an app without state: status null).
+    expect(after.data).toEqual({
       plan: 'store',
-      groups: [['shop'], ['web']],
-      lastRun: { opId, verb: 'failback', state: 'queued' },
+      description: null,
+      groups: [
+        { apps: [expect.objectContaining({ app: 'shop', phase: 'continuous' })] },
+        { apps: [{ app: 'web', status: null }] },
+      ],
+      lastRun: {
+        opId,
+        verb: 'failback',
+        phase: 'queued',
+        summary: `Failback of plan store (${opId}): queued`,
+      },
     });
     for (const j of await queue.getJobs(['waiting', 'delayed', 'prioritized'])) await j.remove();
     const gone = await engine.submit(command('slack:USAM', 'status store'));

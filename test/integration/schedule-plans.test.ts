@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Notice } from '../../engine/contract.js';
-import { ENGINE_QUEUE } from '../../engine/engine-context.js';
+import { ENGINE_QUEUE, opMetaKey } from '../../engine/engine-context.js';
 import { readNotices } from '../../engine/notice-stream.js';
-import type { PlanJob } from '../../replicator/jobs/plan-contract.js';
+import { emitEvent } from '../../replicator/jobs/operation-events.js';
+import type { PlanJob, PlanRun } from '../../replicator/jobs/plan-contract.js';
 import { RECOVERY_QUEUE, recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
 import { command } from '../helpers/engine-home.js';
 import { type EngineRig, startEngineRig } from '../helpers/engine-rig.js';
@@ -97,6 +98,116 @@ describe('scheduled plan runs', () => {
     expect(jobs.map((j) => j.id)).toEqual([job.id]);
     const status = await rig.engine.submit(command('slack:USAM', 'status store'));
     expect(status.details?.at(-1)).toMatch(/^last run: Drill of plan store \(op-[a-z0-9]+\): /);
+    await clear();
+  });
+
+  it("a scheduled plan drill's report goes out once: when it stops after a failure, not again when rolled back", {
+    timeout: 120_000,
+  }, async (ctx) => {
+    if (problem) return skipBecause(ctx, problem);
+    const events = recoveryKeys(rig.prefix).events;
+    const meta = (opId: string, app: string, requestedBy: string, plan?: string[]) =>
+      rig.conn.set(
+        opMetaKey(rig.prefix, opId),
+        JSON.stringify({ opId, app, verb: 'drill', requestedBy, ...(plan ? { plan } : {}) }),
+      );
+    // The plan job as the worker leaves it when web's drill failed in group 2 (no worker here: the
+    // test plays its events). A run a person started gets no report.
+    const failure = 'the health check of web failed: connection refused';
+    const t0 = Date.now() - 90_000;
+    const run: PlanRun = {
+      phase: 'waiting-decision',
+      startedAt: t0,
+      at: { group: 1 },
+      groups: [
+        {
+          apps: [{ app: 'shop', state: 'healthy', opId: 'op-shopdrill1', ops: ['op-shopdrill1'] }],
+          steps: [],
+          upAt: t0 + 40_000,
+        },
+        {
+          apps: [
+            {
+              app: 'web',
+              state: 'failed',
+              opId: 'op-webdrill1',
+              ops: ['op-webdrill1'],
+              error: failure,
+            },
+          ],
+          steps: [],
+        },
+      ],
+      failure: { group: 1, app: 'web', error: failure },
+      resumes: 0,
+    };
+    for (const [opId, who] of [
+      ['op-schedplan1', 'scheduler'],
+      ['op-handplan1', 'slack:USAM'],
+    ] as const) {
+      await meta(opId, 'store', who, ['shop', 'web']);
+      const job: PlanJob = {
+        opId,
+        plan: 'store',
+        verb: 'drill',
+        requestedBy: who,
+        groups: [
+          { apps: ['shop'], wait: { kind: 'healthy' }, steps: [] },
+          { apps: ['web'], wait: { kind: 'healthy' }, steps: [] },
+        ],
+        run,
+      };
+      await recovery.add('plan', job, { jobId: opId });
+      const ev = { opId, app: 'store', job: 'plan' as const };
+      // It stops after the failure (twice: a retry that failed again), then is rolled back.
+      await emitEvent(rig.conn, events, { ...ev, type: 'step', step: 'plan-waiting-decision' });
+      await emitEvent(rig.conn, events, { ...ev, type: 'step', step: 'plan-waiting-decision' });
+      await emitEvent(rig.conn, events, {
+        ...ev,
+        type: 'finished',
+        result: {
+          opId,
+          plan: 'store',
+          mode: 'plan',
+          verb: 'drill',
+          outcome: 'rolled-back',
+          run: { ...run, phase: 'rolled-back', endedAt: Date.now() },
+          totalMs: 90_000,
+        } as never,
+      });
+    }
+    // Events are read in order: once the report of a later scheduled drill is out, every event
+    // above has been handled.
+    await meta('op-sentinel1', 'shop', 'scheduler');
+    await emitEvent(rig.conn, events, {
+      opId: 'op-sentinel1',
+      app: 'shop',
+      job: 'drill',
+      type: 'finished',
+      error: { code: 'provider_failed', message: 'no volume' },
+    });
+    await notice('the later report', (x) => x.key === 'report:op-sentinel1');
+    const reports = (await readNotices(rig.conn, rig.prefix))
+      .map((x) => x.notice)
+      .filter((x) => x.kind === 'report.ready' && x.app === 'store');
+    expect(reports.map((x) => x.key)).toEqual(['report:op-schedplan1']);
+    const [r] = reports;
+    expect(r?.summary).toMatch(
+      /^Drill report of plan store: store, last 30 d; 1 plan drill\(s\), 0 passed; the last plan drill FAILED/,
+    );
+    expect(r?.severity).toBe('warning');
+    expect(r?.targets).toEqual(['slack:CWEB', 'slack:CALERTS']);
+    expect(r?.report?.plan?.groups).toEqual([['shop'], ['web']]);
+    expect(r?.report?.planDrills).toEqual([
+      {
+        opId: 'op-schedplan1',
+        at: expect.any(Number),
+        ok: false,
+        parts: [{ label: 'group 1 (shop)', ms: 40_000 }],
+        skipped: [],
+        error: failure,
+      },
+    ]);
     await clear();
   });
 

@@ -6,6 +6,7 @@ import { controlKeys } from '../../../engine/contract.js';
 import { SlackEmulator, type SlackMessage } from '../../fakes/slack-web-api.js';
 import { dr, type TestHome } from '../../helpers/lifeboat-home.js';
 import { type PlanRig, startPlanRig } from '../../helpers/plan-rig.js';
+import { readPng } from '../../helpers/png-pixels.js';
 import { startDr } from '../../helpers/processes.js';
 import { volumeServerPids } from '../../helpers/recovery-rig.js';
 import { redisUnavailable } from '../../helpers/redis-server.js';
@@ -43,6 +44,7 @@ describe('plan runs from chat', () => {
         tom: { ids: ['slack:UTOM'], groups: ['sre-oncall'] },
       },
       serveReady: /Slack: on/,
+      channels: { alerts: ['slack:CALERTS'], apps: { db: ['slack:CDB'] } },
     });
     ({ t, env } = rig);
     events = `http://${rig.listen}/slack/events`;
@@ -283,7 +285,7 @@ describe('plan runs from chat', () => {
   const startedAt = (op: string) => rig.eventTime(op, 'started');
   const finishedAt = (op: string) => rig.eventTime(op, 'finished');
 
-  it('a plan drilled on its schedule runs once as the scheduler, and `report PLAN` counts it', {
+  it('a plan drilled on its schedule runs once as the scheduler, posts its report, and `report PLAN` counts it', {
     timeout: 300_000,
   }, async (ctx) => {
     if (problem) return skipBecause(ctx, problem);
@@ -325,10 +327,32 @@ describe('plan runs from chat', () => {
           }) || undefined,
         60_000,
       );
+      // Its drill report, once, to its apps' channels and the alerts channel; none for its apps'
+      // own drills inside the run.
+      const posted = await waitFor(
+        'the report of the scheduled plan drill',
+        () => {
+          const f = slack.files.shared.filter((x) => x.filename.startsWith('drill-report-duo-'));
+          return f.length >= 2 ? f : undefined;
+        },
+        120_000,
+      );
+      expect(posted.map((f) => f.channel).sort()).toEqual(['CALERTS', 'CDB']);
+      for (const f of posted)
+        expect(f.comment).toMatch(
+          /^Drill report of plan duo: duo, last 30 d; 1 plan drill\(s\), 1 passed/,
+        );
+      expect(readPng(posted[0]?.bytes ?? Buffer.alloc(0)).width).toBeGreaterThan(1200);
+      expect(slack.files.shared.filter((f) => /^drill-report-(db|web)-/.test(f.filename))).toEqual(
+        [],
+      );
       await say('report duo');
       const file = await waitFor(
         'the report of duo',
-        () => slack.files.shared.find((f) => f.filename.startsWith('drill-report-duo-')),
+        () =>
+          slack.files.shared.find(
+            (f) => f.channel === 'COPS' && f.filename.startsWith('drill-report-duo-'),
+          ),
         120_000,
       );
       expect(file.comment).toMatch(/^duo, last 30 d; 1 plan drill\(s\), 1 passed/);
