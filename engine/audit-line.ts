@@ -26,7 +26,9 @@ function what(type: AuditEntry['type'], d: Data): string {
     case 'result': {
       const err = d.error as { message?: unknown } | undefined;
       const outcome = d.ok === false ? `failed: ${str(err?.message) ?? 'error'}` : 'succeeded';
-      return `${subject || 'operation'} ${str(d.opId) ?? ''}: ${outcome}`;
+      // A drill's cleanup that a failover ran before it launched says so.
+      const endedFor = str((d.result as Data | undefined)?.endedFor);
+      return `${subject || 'operation'} ${str(d.opId) ?? ''}: ${outcome}${endedFor ? ` (ended for failover ${endedFor})` : ''}`;
     }
     case 'alert':
       return `${str(d.kind) ?? ''} alert ${str(d.id) ?? ''}${str(d.app) ? ` on ${str(d.app)}` : ''}: ${d.acked ? 'acknowledged' : (str(d.state) ?? str(d.status) ?? 'changed')}`;

@@ -145,12 +145,13 @@ export async function operationNotice(
       });
     case 'step': {
       if (e.progress !== undefined && e.progress < 1) return undefined; // only whole steps: chat messages are not progress bars
-      const label = stepLabel(e.step ?? 'step');
+      // A step that names what it did (which drill server it ended) reads as that line.
+      const label = e.detail ?? stepLabel(e.step ?? 'step');
       if (label === undefined) return undefined; // reported again, under its finished name
       return ctx.notices.publish({
         ...base,
         kind: 'operation.step',
-        severity: 'info',
+        severity: e.step === 'drill-not-ended' ? 'warning' : 'info',
         summary: `${what}: ${label} (${e.opId})`,
         ...running,
       });
@@ -182,13 +183,15 @@ export async function operationNotice(
         if (e.job === 'drill')
           await ctx.redis.set(lastDrillKey(ctx.prefix, e.app), String(e.time || ctx.now()));
         const unfenced = res.fence !== undefined && !res.fence.fenced;
+        const drillLeft = res.drills?.some((d) => !d.ended) === true;
         return ctx.notices.publish({
           ...base,
           kind: 'operation.finished',
-          severity: unfenced ? 'warning' : 'info',
+          severity: unfenced || drillLeft ? 'warning' : 'info',
           summary: `${what} is healthy (${e.opId}): point ${res.point}, data age ${res.dataAgeSeconds} s, RTO ${formatDuration(res.rto.totalMs)}${res.fence ? `; ${res.fence.fenced ? 'source fenced' : 'source NOT fenced'}` : ''}`,
           details: [
             ...(res.fence ? [res.fence.detail] : []),
+            ...(res.drills ?? []).map((d) => d.detail),
             `RTO ${formatDuration(res.rto.totalMs)}: materialise ${formatDuration(res.rto.materialiseMs)}, launch ${formatDuration(res.rto.launchMs)}, healthy ${formatDuration(res.rto.healthyMs)}`,
             `health: ${res.health.output.split('\n')[0] ?? ''}`,
             ...recoveryLines(res),
@@ -233,7 +236,7 @@ function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; deta
   const x = (r ?? {}) as { mode?: (FailbackResult | VerifyResult)['mode'] } & Partial<
     Pick<FailbackResult, 'bytesSent' | 'downtimeMs' | 'totalMs' | 'protection' | 'wayHome'> &
       Pick<VerifyResult, 'ok' | 'point' | 'problemCount'> &
-      Pick<CleanupResult, 'removed'>
+      Pick<CleanupResult, 'removed' | 'endedFor'>
   >;
   if (x.mode === 'failback') {
     const p = x.protection;
@@ -258,7 +261,7 @@ function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; deta
   if (Array.isArray(x.removed))
     return {
       ok: true,
-      text: `done: ${x.removed.length ? `removed ${x.removed.join(', ')}` : 'nothing was left'}`,
+      text: `done${x.endedFor ? ` before failover ${x.endedFor} launched` : ''}: ${x.removed.length ? `removed ${x.removed.join(', ')}` : 'nothing was left'}`,
     };
   return { ok: true, text: 'done' };
 }

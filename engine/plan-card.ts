@@ -79,6 +79,7 @@ export function planLines(d: PlanJob): string[] {
       .join('; ');
     const wait = g.wait.kind === 'delay' ? ` (then ${formatDuration(g.wait.ms)})` : '';
     lines.push(`${here}${i + 1}. ${appsText}${wait}`);
+    for (const a of gr?.apps ?? []) for (const l of a.drills ?? []) lines.push(`   ${a.app}: ${l}`);
     g.steps.forEach((s, j) => {
       lines.push(`   ${stepText(s, gr?.steps[j])}`);
     });

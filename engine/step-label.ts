@@ -14,6 +14,8 @@ const IN_PROGRESS = new Set(['materialise', 'launch', 'health', 'hydrate', 'veri
 const LABELS: Record<string, string> = {
   preflighted: 'system disk checked before anything changed',
   'replication-stopped': 'replication stopped',
+  'drill-ended': 'a kept drill server of the app ended first',
+  'drill-not-ended': 'a kept drill server of the app could NOT be ended: it still runs',
   resolved: 'recovery point chosen',
   materialised: 'volumes materialised',
   launched: 'server launched',

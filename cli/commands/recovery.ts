@@ -164,7 +164,7 @@ export async function waitAndReport(
       ev.step &&
       (ev.progress === 1 || ev.step === 'resumed')
     ) {
-      const label = stepLabel(ev.step);
+      const label = ev.detail ?? stepLabel(ev.step);
       if (label) out(`  ${label}`);
     } else if (!json && ev.type === 'started' && ev.step === 'resumed')
       out('  resumed by another worker');
@@ -228,6 +228,7 @@ function printResult(r: OperationResult, out: (line: string) => void): void {
   out(`  health: ${r.health.output.split('\n')[0] ?? ''}`);
   out(`  server: ${r.server.id}${r.server.endpoint ? ` at ${r.server.endpoint}` : ''}`);
   if (r.fence) out(`  ${r.fence.fenced ? 'fenced' : 'NOT FENCED'}: ${r.fence.detail}`);
+  for (const d of r.drills ?? []) out(`  ${d.ended ? '' : 'WARNING: '}${d.detail}`);
   if (r.resumes > 0) out(`  resumed ${r.resumes} time(s) after a worker stopped`);
   if (r.cleanupAt) out(`  cleanup at ${r.cleanupAt} (now: \`dr cleanup ${r.opId}\`)`);
   for (const w of r.server.warnings ?? []) out(`  warning: ${w}`);

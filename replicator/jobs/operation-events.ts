@@ -14,6 +14,7 @@ export async function emitEvent(
   const fields: string[] = ['opId', e.opId, 'app', e.app, 'job', e.job, 'type', e.type];
   if (e.step !== undefined) fields.push('step', e.step);
   if (e.progress !== undefined) fields.push('progress', String(e.progress));
+  if (e.detail !== undefined) fields.push('detail', e.detail);
   if (e.result !== undefined) fields.push('result', JSON.stringify(e.result));
   if (e.error !== undefined) fields.push('error', JSON.stringify(e.error));
   fields.push('time', String(e.time));
@@ -42,6 +43,8 @@ export function parseEvent(fields: string[]): OperationEvent | undefined {
   if (step !== undefined) e.step = step;
   const progress = m.get('progress');
   if (progress !== undefined) e.progress = Number(progress);
+  const detail = m.get('detail');
+  if (detail !== undefined) e.detail = detail;
   const result = m.get('result');
   if (result !== undefined) e.result = JSON.parse(result) as NonNullable<OperationEvent['result']>;
   const error = m.get('error');

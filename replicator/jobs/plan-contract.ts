@@ -53,6 +53,8 @@ export interface AppRun {
   by?: string;
   /** Failover: the fence the plan ran before any group started. */
   fence?: FenceOutcome;
+  /** Failover: the app's kept drill servers its failover ended first (or could not), one line each. */
+  drills?: string[];
   /** Rollback: what was removed or undone for the app. */
   undone?: string[];
 }

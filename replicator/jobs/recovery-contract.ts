@@ -79,10 +79,27 @@ export interface RecordedSteps {
     /** Why a recovery that would have been instant materialised in full. */
     fullBecause?: string;
   };
+  /** Failover only: the app's kept drill servers, ended before anything was launched. */
+  drills?: EndedDrill[];
   launched?: { server: Launched; ms: number };
   healthy?: { output: string; ms: number };
   /** How many times the job was picked up again after it started (a crash or a retry). */
   resumes?: number;
+}
+
+/**
+ * A kept drill server of the app that a failover ended first (its cleanup run at once, its
+ * delayed cleanup job removed), or could not end: then it still runs and `detail` says how to
+ * remove it.
+ */
+export interface EndedDrill {
+  /** The drill's op id. */
+  opId: string;
+  ended: boolean;
+  /** What its cleanup removed. */
+  removed: string[];
+  /** One line: `ended drill server of op-… first`, or why not and `dr cleanup op-…`. */
+  detail: string;
 }
 
 /** Job data as stored: the payload plus the steps done so far. */
@@ -116,6 +133,8 @@ export interface OperationResult {
   fence?: FenceOutcome;
   /** How the volumes were recovered: served on demand (instant) or materialised in full. */
   recovery?: RecoveryKind;
+  /** Failover only: the app's kept drill servers it ended before launching (or could not). */
+  drills?: EndedDrill[];
 }
 
 /** Instant (on-demand, hydrating behind) or full materialisation, and what came of it. */
@@ -132,6 +151,8 @@ export interface RecoveryKind {
 export interface CleanupResult {
   opId: string;
   removed: string[];
+  /** Run by this failover before it launched, rather than by the drill's delayed cleanup job. */
+  endedFor?: string;
 }
 
 /** The steps of a failback, in order; a retried job resumes after the last one recorded. */
@@ -267,6 +288,8 @@ export interface OperationEvent {
   step?: string;
   /** For `step`: 0..1 within the step. */
   progress?: number;
+  /** For `step`: one line a person reads instead of the step's label (it names what it did). */
+  detail?: string;
   /** For `finished` with success (a verify that found damage is a success with `ok: false`). */
   result?: JobResult;
   /** For `finished` with failure: one line, with the remedy where there is one. */

@@ -12,6 +12,7 @@ import { parallelismOf } from '../recovery/read-parallelism.js';
 import type { GatewayClient } from '../transport/gateway-client.js';
 import type { PointDetail } from '../transport/wire-types.js';
 import type { AppLock } from './app-lock.js';
+import { endKeptDrills, withDrillsNote } from './end-kept-drills.js';
 import { fenceAfterStop, stopReplication } from './fence-for-failover.js';
 import { errorInfo, FinalError, isJobLost, jobLost } from './job-errors.js';
 import { JobScaffold, recordedSteps } from './job-scaffold.js';
@@ -141,6 +142,11 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           step: steps.fenced.fenced ? 'fenced' : 'not-fenced',
           progress: 1,
         });
+      }
+      if (mode === 'failover' && !steps.drills) {
+        // The app's kept drill servers go before anything launches: two copies never run at once.
+        steps.drills = await endKeptDrills(deps, { app, opId, provider, log, emit });
+        await save();
       }
       if (!steps.resolved) {
         const id = job.data.point ?? (await latestConsistent(client, app));
@@ -318,6 +324,7 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
         resumes: steps.resumes ?? 0,
         ...(steps.fenced ? { fence: steps.fenced } : {}),
         recovery,
+        ...(steps.drills?.length ? { drills: steps.drills } : {}),
       };
       if (mode === 'drill') {
         const keepMs = job.data.keepMs ?? DEFAULT_KEEP_MS;
@@ -370,8 +377,10 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
       await removeOperation(deps, opId, app, log).catch((cleanupErr: unknown) =>
         log.error({ err: errorMessage(cleanupErr) }, 'cleanup after failure failed'),
       );
-      await finish({ error: errorInfo(why) });
-      throw new FinalError(errorMessage(why), errorInfo(why).code);
+      // A kept drill server the failover could not end still runs: its failure says how to remove it.
+      const info = withDrillsNote(errorInfo(why), steps.drills);
+      await finish({ error: info });
+      throw new FinalError(info.message, info.code);
     } finally {
       run.stop();
       client?.close();

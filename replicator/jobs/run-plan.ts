@@ -26,7 +26,7 @@ import {
   isWaiting,
 } from './plan-run-state.js';
 import { newOpId, RecoveryClient } from './recovery-client.js';
-import { OP_ID, type OperationPayload } from './recovery-contract.js';
+import { OP_ID, type OperationPayload, type OperationResult } from './recovery-contract.js';
 import { type RecoveryDeps, workerApp } from './recovery-deps.js';
 
 /** How often a waiting run looks again (children, controls, delays); a control promotes it at once. */
@@ -296,6 +296,8 @@ async function refreshGroup(ctx: PassContext): Promise<boolean> {
     const state = child ? await child.getState() : 'missing';
     if (state === 'completed') {
       a.state = 'healthy';
+      const drills = (child?.returnvalue as Partial<OperationResult> | undefined)?.drills;
+      if (drills?.length) a.drills = drills.map((d) => d.detail);
       changed = true;
     } else if (state === 'failed' || state === 'missing') {
       a.state = 'failed';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DrError, errorMessage, systemCode } from '../../core/errors.js';
 import { type Logger, silentLog } from '../../core/log.js';
+import { answeredByAnother } from './answered-by-another.js';
 import { type FreezeTarget, freezeServer, stopFrozenServer, thawServer } from './local-freeze.js';
 import { groupAlive, signalGroup } from './process-group.js';
 import type {
@@ -180,8 +181,13 @@ export function createLocalProvider({
       };
     }
     const deadline = Date.now() + timeoutMs;
+    let foreign: string | undefined; // another's server answered: told whatever comes after
     const exited = async () =>
-      groupAlive(pgid) ? undefined : fail(await exitReport(opId, pgid, join(opDir, 'server.log')));
+      groupAlive(pgid)
+        ? undefined
+        : fail(
+            `${foreign ? `${foreign}; ` : ''}${await exitReport(opId, pgid, join(opDir, 'server.log'))}`,
+          );
     let last: HealthResult | undefined;
     // The server may still be starting: try until the deadline, stop early if it dies.
     for (;;) {
@@ -196,14 +202,17 @@ export function createLocalProvider({
       const left = deadline - Date.now();
       if (left <= 0 || signal.aborted) break;
       last = await runHealthCheck(healthCheck, '127.0.0.1', { timeoutMs: left, signal, env });
-      if (last.ok) return { ...last, ms: ms() };
+      // Another operation's server on the same port (a kept drill) answered: not this one's health.
+      const other = last.ok ? await answeredByAnother(healthCheck, opId) : undefined;
+      foreign = other ?? foreign;
+      if (last.ok && !other) return { ...last, ms: ms() };
       if (Date.now() + RETRY_MS >= deadline || signal.aborted) break;
       await sleep(RETRY_MS, undefined, { signal }).catch(() => undefined); // aborted: the loop ends next
     }
     const dead = await exited();
     if (dead) return dead;
     const why = signal.aborted ? 'cancelled' : `not healthy within ${timeoutMs} ms`;
-    return fail(`${why}${last ? `; last check: ${last.output}` : ''}`);
+    return fail(`${why}${foreign ? `; ${foreign}` : last ? `; last check: ${last.output}` : ''}`);
   }
 
   async function exitReport(opId: string, pgid: number, logPath: string): Promise<string> {

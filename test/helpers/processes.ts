@@ -93,3 +93,13 @@ export async function stopAll(): Promise<void> {
   );
   children.clear();
 }
+
+/** Whether process `pid` still exists (signal 0 only checks). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // ESRCH: it has exited
+  }
+}

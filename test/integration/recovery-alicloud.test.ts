@@ -6,7 +6,7 @@ import type { OperationResult } from '../../replicator/jobs/recovery-contract.js
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
 import { dr, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
-import { recoveryEnv } from '../helpers/recovery-rig.js';
+import { recoveryClient, recoveryEnv } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { cpioNewc, gzip, makeSystemDisk, systemDiskToolsMissing } from '../helpers/system-disk.js';
@@ -198,6 +198,51 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     expect((await dr(['status', 'web', '--json'], env)).out).toContain('failed-over');
     expect(w.output()).not.toContain(secret);
   }, 120_000);
+
+  it('a failover releases the kept drill instance before it launches its own', async () => {
+    await protect();
+    const w = await worker({
+      ALIBABA_CLOUD_ACCESS_KEY_ID: keyId,
+      ALIBABA_CLOUD_ACCESS_KEY_SECRET: secret,
+    });
+    const d = await dr(['drill', 'web', '--keep', '30m', '--wait', '--json'], env);
+    expect(d.code).toBe(0);
+    const drill = JSON.parse(d.out) as OperationResult;
+    expect(emu.state.instances.get(drill.server.id)?.status).toBe('Running');
+    const sent = emu.state.requests.length;
+
+    const r = await dr(['failover', 'web', '--wait', '--json'], env);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.out) as OperationResult;
+    expect(result.drills).toEqual([
+      expect.objectContaining({
+        opId: drill.opId,
+        ended: true,
+        detail: `ended drill server of ${drill.opId} first`,
+      }),
+    ]);
+    expect(result.drills?.[0]?.removed).toContain(drill.server.id);
+    // The drill's instance and everything tagged with it are released, before the failover's
+    // instance is asked for; its delayed cleanup will not run on what is gone.
+    expect(emu.state.instances.has(drill.server.id)).toBe(false);
+    expect(tagged(drill.opId)).toEqual([]);
+    const actions = emu.state.requests.slice(sent).map((q) => q.action);
+    expect(actions).toContain('DeleteInstances');
+    expect(actions.lastIndexOf('DeleteInstances')).toBeLessThan(actions.indexOf('RunInstances'));
+    const { conn, client } = recoveryClient(redis.url, env.DR_REDIS_PREFIX ?? '');
+    try {
+      expect(await client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
+    } finally {
+      await client.close();
+      conn.disconnect();
+    }
+    // Production runs alone, on the production network.
+    const instance = emu.state.instances.get(result.server.id);
+    expect(instance?.status).toBe('Running');
+    expect(instance?.vSwitchId).toBe(emu.state.network.vSwitchId);
+    expect(w.output()).not.toContain(secret);
+  }, 180_000);
 
   it('refuses a failover whose system disk would not boot before it stops replication or fences', async (ctx) => {
     const missing = await systemDiskToolsMissing();

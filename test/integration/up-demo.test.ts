@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'v
 import type { UpState } from '../../core/up-state.js';
 import { dr, freePort } from '../helpers/lifeboat-home.js';
 import { loopProblem } from '../helpers/loop-device.js';
-import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import { type DrProcess, pidAlive, startDr, stopAll } from '../helpers/processes.js';
 import { redisUnavailable } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -20,15 +20,6 @@ const sqliteMissing =
   spawnSync('sqlite3', ['-version']).status === 0
     ? undefined
     : 'sqlite3 is not installed (apt-get install -y sqlite3)';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false; // gone
-  }
-}
 
 /** Polls `dr status --json` (DR_HOME only) until demo-shop has a consistent point. */
 async function consistentPoint(home: string, ms = 60_000): Promise<{ label: string }> {
@@ -64,7 +55,7 @@ describe('dr up --demo', () => {
     await up?.stop();
     up = undefined;
     await stopAll();
-    for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of pids.splice(0)) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     if (dir) {
       // Should a test fail half-way, leave no mount or loop device behind.
       spawnSync('umount', [join(home, 'demo', 'mnt')]);
@@ -128,7 +119,7 @@ describe('dr up --demo', () => {
     expect(await p.stop()).toBe(0);
     up = undefined;
     expect(p.output()).toContain('nothing left running');
-    expect(state.children.filter((c) => alive(c.pid))).toEqual([]);
+    expect(state.children.filter((c) => pidAlive(c.pid))).toEqual([]);
     const image = join(home, 'demo', 'demo-shop-disk.img');
     if (existsSync(image)) {
       expect(execFileSync('losetup', ['-j', image], { encoding: 'utf8' })).toBe('');

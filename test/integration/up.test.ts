@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { UpState } from '../../core/up-state.js';
 import { dr, freePort, type TestHome, testHome } from '../helpers/lifeboat-home.js';
-import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
+import { type DrProcess, pidAlive, startDr, stopAll } from '../helpers/processes.js';
 import { servedAppArgs } from '../helpers/recovery-rig.js';
 import { redisUnavailable, startRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -17,22 +17,13 @@ const problem = redisUnavailable();
 const READY = /Ctrl-C stops everything/;
 const bin = fileURLToPath(new URL('../../bin/dr.js', import.meta.url));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false; // ESRCH: gone
-  }
-}
-
 /** Waits until none of `pids` runs, failing after `ms`. */
 async function allGone(pids: number[], ms = 20_000): Promise<number[]> {
   const until = Date.now() + ms;
-  let left = pids.filter(alive);
+  let left = pids.filter(pidAlive);
   while (left.length > 0 && Date.now() < until) {
     await sleep(100);
-    left = pids.filter(alive);
+    left = pids.filter(pidAlive);
   }
   return left;
 }
@@ -51,7 +42,7 @@ describe('dr up', () => {
     for (const p of started.splice(0)) await p.stop();
     await stopAll();
     // Anything a failed test left: the children up.json named.
-    for (const pid of extraPids.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of extraPids.splice(0)) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     await t?.cleanup();
   });
 
@@ -168,7 +159,7 @@ describe('dr up', () => {
     expect(second.output()).toContain(`already running on ${t.home} (pid ${first.child.pid})`);
     expect(second.output()).toContain('To resolve');
     // The first one is untouched.
-    expect(alive(first.child.pid as number)).toBe(true);
+    expect(pidAlive(first.child.pid as number)).toBe(true);
     expect(upState().pid).toBe(first.child.pid);
   });
 
@@ -277,7 +268,7 @@ describe('dr up', () => {
     await first.waitFor(READY, 60_000);
     const old = upState();
     await first.kill9();
-    expect(old.children.every((c) => alive(c.pid))).toBe(true);
+    expect(old.children.every((c) => pidAlive(c.pid))).toBe(true);
     const second = await upOn();
     await second.waitFor(READY, 60_000);
     expect(second.output()).toContain(`a previous dr up (pid ${old.pid}) left gateway running`);
@@ -314,7 +305,7 @@ describe('dr up', () => {
       readFileSync(join(t.home, 'recovery', opId, 'server.json'), 'utf8'),
     ) as { pgid: number };
     extraPids.push(record.pgid);
-    expect(alive(record.pgid)).toBe(true);
+    expect(pidAlive(record.pgid)).toBe(true);
     expect(await p.stop()).toBe(0);
     expect(p.output()).toContain(`stopped the drill server of web (${opId}, pid ${record.pgid})`);
     expect(await allGone([record.pgid])).toEqual([]);

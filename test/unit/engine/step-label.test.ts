@@ -56,6 +56,20 @@ describe('operation steps and history lines', () => {
         data: { id: 'A-1', app: 'web', verb: 'failover', status: 'pending', required: 2 },
       }),
     ).toBe('2026-12-07 01:02:03  approval A-1 for failover web: pending (2 needed)');
+    // A drill's cleanup run by a failover before it launched says for which.
+    expect(
+      auditLine({
+        ...base,
+        type: 'result',
+        data: {
+          opId: 'op-d1',
+          app: 'web',
+          job: 'cleanup',
+          ok: true,
+          result: { opId: 'op-d1', removed: [], endedFor: 'op-f1' },
+        },
+      }),
+    ).toBe('2026-12-07 01:02:03  cleanup web op-d1: succeeded (ended for failover op-f1)');
     const long = auditLine({
       ...base,
       type: 'job',

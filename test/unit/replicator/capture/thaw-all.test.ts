@@ -4,17 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { armCommand } from '../../../../replicator/capture/thaw-all.js';
+import { pidAlive } from '../../../helpers/processes.js';
 import { waitFor } from '../../../helpers/wait-for.js';
-
-/** Whether a process is still there (signal 0 only checks). */
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false; // ESRCH: it has exited
-  }
-};
 
 describe('armCommand: a command forked now, run later', () => {
   let dir: string;
@@ -30,7 +21,7 @@ describe('armCommand: a command forked now, run later', () => {
     const armed = armCommand('/bin/sh', ['-c', `touch ${marker}; echo 'it failed' >&2; exit 3`]);
     // Held: the shell is there, blocked on its input, and nothing has run.
     expect(armed.pid).toBeGreaterThan(0);
-    expect(alive(armed.pid as number)).toBe(true);
+    expect(pidAlive(armed.pid as number)).toBe(true);
     expect(existsSync(marker)).toBe(false);
     const r = await armed.run(10_000);
     expect(r).toMatchObject({ code: 3, signal: null, timedOut: false, stderr: 'it failed' });
@@ -46,7 +37,7 @@ describe('armCommand: a command forked now, run later', () => {
     armed.disarm();
     // Once disarmed it cannot be run, and no held shell is left behind.
     expect(await armed.run(10_000)).toBeUndefined();
-    await waitFor(`held shell ${pid} to exit`, () => !alive(pid));
+    await waitFor(`held shell ${pid} to exit`, () => !pidAlive(pid));
     expect(existsSync(marker)).toBe(false);
   });
 
