@@ -55,3 +55,6 @@ export async function pointTime(
   const p = await client.point(app, point);
   return { time: Date.parse(p.time), label: p.label };
 }
+export { DirtyBitmap } from '../replicator/capture/dirty-bitmap.js';
+export { BIO_LINE } from '../replicator/capture/trace-tracker.js';
+export { WriteTally } from '../replicator/capture/write-tally.js';

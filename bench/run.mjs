@@ -17,6 +17,7 @@ const benches = [
   'restore.mjs',
   'wan.mjs',
   'zstd-dictionary.mjs',
+  'write-tally.mjs',
 ];
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 let failed = 0;

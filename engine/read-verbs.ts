@@ -26,7 +26,7 @@ export async function readStatus(ctx: EngineContext, command: Command): Promise<
   const names = command.app
     ? [command.app]
     : [...new Set([...Object.keys(ctx.config.apps), ...Object.keys(raw)])].sort();
-  const { rows, lines } = statusLines(ctx, names, publishedStates(raw));
+  const { rows, lines } = statusLines(ctx, names, publishedStates(raw), command.app !== undefined);
   return {
     ok: true,
     summary: command.app ? `Status of ${command.app}` : `Status of ${names.length} app(s)`,

@@ -1,6 +1,7 @@
 /** The lines of `status`: each app's published replication state, with the RPO now. */
 import { formatBytes } from '../core/units.js';
 import type { AppStatus } from '../replicator/transport/wire-types.js';
+import { withWriteCost, writeCostLines } from './block-size-advice.js';
 import type { EngineContext } from './engine-context.js';
 
 /** An app's replication state: as the gateway published it to Redis, or as it answers `dr status`. */
@@ -22,6 +23,8 @@ export function statusLines(
   ctx: Pick<EngineContext, 'now'>,
   names: readonly string[],
   states: ReadonlyMap<string, AppState>,
+  /** Add each volume's write amplification and block size advice (`status APP`). */
+  volumes = false,
 ): { rows: StatusRow[]; lines: string[] } {
   const rows: StatusRow[] = [];
   const lines: string[] = [];
@@ -41,10 +44,11 @@ export function statusLines(
             1000,
         )
       : undefined;
-    rows.push({ ...s, ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
+    rows.push({ ...withWriteCost(s), ...(rpo !== undefined ? { rpoSeconds: rpo } : {}) });
     lines.push(
       `${name}: ${s.phase}${s.reason ? ` (${s.reason})` : ''}, RPO ${rpo === undefined ? '-' : `${rpo.toFixed(1)} s`}, last point ${s.lastPoint ? `#${s.lastPoint.id} ${s.lastPoint.label}` : '-'}, backlog ${formatBytes(s.backlogBytes)}${agentPointNote(s)}`,
     );
+    if (volumes) lines.push(...writeCostLines(s, `${name}/`));
   }
   return { rows, lines };
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { homePaths } from '../../core/home.js';
 import { checkName, isName } from '../../core/names.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
+import { withWriteCost, writeCostLines } from '../../engine/block-size-advice.js';
 import { planApps } from '../../engine/plan.js';
 import { readLedger } from '../../replicator/agent/point-ledger.js';
 import { CAP_HOLDS_FRACTION } from '../../replicator/agent/wire-link.js';
@@ -72,7 +73,8 @@ export function registerStatus(program: Command, exit: ExitState): void {
             .map((name) => byName.get(name) ?? unprotected(name));
           await withAgentPoints(config.home, rows);
           if (opts.json) {
-            printJson(app ? rows[0] : rows);
+            const out = rows.map(withWriteCost);
+            printJson(app ? out[0] : out);
             return 0;
           }
           for (const line of statusTable(rows, Date.now())) ctx.out(line);
@@ -149,6 +151,7 @@ export function statusTable(rows: AppStatus[], now: number): string[] {
     else if (agent) mine.push(`agent's last point: #${agent.id} ${agent.time} ${agent.label}`);
     const cap = capNote(s);
     if (cap) mine.push(cap);
+    mine.push(...writeCostLines(s));
     if (s.lastResync)
       mine.push(
         `last resync of ${s.lastResync.volume} at ${s.lastResync.at}: ${formatBytes(s.lastResync.bytes)} sent of ${formatBytes(s.lastResync.size)} (${s.lastResync.reason})`,

@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
 import { formatBytes } from '../../core/units.js';
+import {
+  blockSizeAdvice,
+  volumeWriteLines,
+  writeAmplification,
+} from '../../engine/block-size-advice.js';
+import type { VolumeStatus } from '../../replicator/transport/wire-types.js';
 import type { OpenAlert } from '../observe/control-state.js';
 import { escapeHtml as h } from './escape-html.js';
 import type { PageContext } from './page-actions.js';
@@ -81,7 +87,18 @@ function appRow(a: AppView, now: number): string {
   return `<tr data-app="${h(a.app)}"><td>${h(a.app)}</td><td>${phase}${a.reason ? ` <span class="muted">${h(a.reason)}</span>` : ''}</td><td data-testid="runs-at">${runs}</td><td>${rpoCell(a)}</td><td>${a.lastPoint ? `#${a.lastPoint.id} ${h(time(a.lastPoint.time))} <span class="muted">${h(a.lastPoint.label)}</span>` : '-'}</td><td>${a.lastFreezeMs === null ? '-' : `${a.lastFreezeMs.toFixed(a.lastFreezeMs < 10 ? 1 : 0)} ms`}</td><td data-testid="agent">${agent}</td><td data-testid="data">${data}</td><td class="muted">${h(state)}</td></tr>`;
 }
 
-/** Each volume: size, tracker, backlog, throughput, and the first copy's progress while it runs. */
+/** A volume's write amplification, its sentences (and any advice) on hover; `-` where unknown. */
+function writesCell(v: VolumeStatus, trackerKind: string | undefined): string {
+  const lines = volumeWriteLines(v.name, v.writes, trackerKind);
+  if (lines.length === 0) return '-';
+  const amp = v.writes ? writeAmplification(v.writes) : undefined;
+  const advice = v.writes ? blockSizeAdvice(v.writes) : undefined;
+  const text = amp === undefined ? '-' : `${amp.toFixed(1)}x`;
+  const mark = advice ? ' <span class="breach">(advice)</span>' : '';
+  return `<span title="${h(lines.join('\n'))}">${text}</span>${mark}`;
+}
+
+/** Each volume: size, tracker, backlog, throughput, the first copy's progress while it runs, write amplification. */
 function volumeTable(a: AppView): string {
   if (a.volumes.length === 0) return '';
   const rows = a.volumes.map((v) => {
@@ -93,9 +110,9 @@ function volumeTable(a: AppView): string {
       : a.pointCount > 0
         ? '<span class="ok">done</span>'
         : '<span class="muted">not started</span>';
-    return `<tr data-volume="${h(v.name)}"><td>${h(v.name)}</td><td>${formatBytes(v.sizeBytes)}</td><td>${tracker}</td><td data-testid="backlog">${formatBytes(v.backlogBytes)}</td><td data-testid="throughput">${formatBytes(v.throughputBytesPerSec)}/s</td><td data-testid="initial-sync">${first}</td></tr>`;
+    return `<tr data-volume="${h(v.name)}"><td>${h(v.name)}</td><td>${formatBytes(v.sizeBytes)}</td><td>${tracker}</td><td data-testid="backlog">${formatBytes(v.backlogBytes)}</td><td data-testid="throughput">${formatBytes(v.throughputBytesPerSec)}/s</td><td data-testid="initial-sync">${first}</td><td data-testid="write-amplification">${writesCell(v, t?.kind)}</td></tr>`;
   });
-  return `<table class="vols" data-testid="volumes"><thead><tr><th>Volume</th><th>Size</th><th>Tracker</th><th>Backlog</th><th>Throughput</th><th>First copy</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="vols" data-testid="volumes"><thead><tr><th>Volume</th><th>Size</th><th>Tracker</th><th>Backlog</th><th>Throughput</th><th>First copy</th><th>Write amplification</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function appCard(a: AppView, s: StatusSnapshot, ctx: PageContext | undefined): string {

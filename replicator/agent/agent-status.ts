@@ -1,4 +1,4 @@
-/** What the agent tells the gateway about itself: phase, last error, backlog, freeze, resync, points. */
+/** What the agent tells the gateway about itself: phase, last error, backlog, freeze, resync, points, write cost. */
 import type { Phase, PointInfo } from '../transport/wire-types.js';
 import type { OpenVolume, ResyncReport } from './cut.js';
 import type { HeartbeatStatus } from './gateway-session.js';
@@ -27,6 +27,7 @@ export class AgentStatus {
     intervalMs: number,
     volumes: readonly OpenVolume[],
     ledger: LedgerEntry | undefined,
+    now: number = Date.now(),
   ): HeartbeatStatus {
     const r = this.lastResync;
     return {
@@ -38,11 +39,13 @@ export class AgentStatus {
       volumes: Object.fromEntries(
         volumes.map((v) => {
           const sync = this.phase === 'initial-sync' ? this.initialSync.get(v.name) : undefined;
+          const writes = v.tracking.writeCost(now);
           return [
             v.name,
             {
               backlogBytes: this.volumeBacklog.get(v.name) ?? 0,
               ...(sync ? { initialSync: sync } : {}),
+              ...(writes ? { writes } : {}),
             },
           ];
         }),

@@ -5,6 +5,7 @@
 // - agent-settings.ts        settings resolved once from dr.yaml and the command line (one default each)
 // - volume-set.ts            the app's volumes: read handles, machine-wide device locks, trackers, quiescer
 // - volume-tracking.ts       how one volume's changes are found (block tracing, else scanning)
+//                            and, traced, what its block size costs the writes (write-window.ts: the last 10 min)
 // - gateway-session.ts       the session: one request built once, reopen after a gateway restart, heartbeats, clock offset
 // - resume-reconciliation.ts MAC state from the agent's files or the gateway's, crash intents replayed
 // - point-chain.ts           the signed chain of points and the agent's own ledger (point-ledger.ts)

@@ -106,6 +106,7 @@ export class ReplicationAgent {
         trace: this.s.trace,
         fullCopy: this.s.fullCopy,
         log,
+        now: this.now,
       });
       let seq: BatchSequence | undefined;
       session = new GatewaySession({
@@ -334,7 +335,12 @@ export class ReplicationAgent {
 
   private heartbeatStatus() {
     return {
-      ...this.status.heartbeat(this.s.intervalMs, this.started?.volumes ?? [], this.chain.ledger),
+      ...this.status.heartbeat(
+        this.s.intervalMs,
+        this.started?.volumes ?? [],
+        this.chain.ledger,
+        this.now(),
+      ),
       link: this.link.state(),
     };
   }

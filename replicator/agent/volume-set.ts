@@ -29,6 +29,8 @@ export interface VolumeSetOptions {
   fullCopy?: boolean;
   /** Where device locks go (default: `deviceLockDir()`, machine-wide). */
   lockDir?: string;
+  /** The agent's clock (default Date.now), for the window of write figures. */
+  now?: () => number;
 }
 
 /**
@@ -67,6 +69,7 @@ export class VolumeSet {
           log,
           o.trace,
           o.fullCopy ?? false,
+          o.now,
         );
         held.push({ name: v.name, file, size, tracking: entry.tracking, lock: entry.lock });
       }

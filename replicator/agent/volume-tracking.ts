@@ -5,6 +5,8 @@ import { type ChangedBlock, scanChanges } from '../capture/scan-tracker.js';
 import { TraceTracker } from '../capture/trace-tracker.js';
 import type { VolumeFile } from '../capture/volume-file.js';
 import { findZeroRanges, type ZeroRanges } from '../capture/zero-ranges.js';
+import type { WriteCost } from '../transport/wire-types.js';
+import { WriteWindow } from './write-window.js';
 
 export type TrackerChoice = 'auto' | 'trace' | 'scan';
 
@@ -45,12 +47,20 @@ export class VolumeTracking {
   /** What the last whole-volume scan skipped as holes or free space, and how long finding them took. */
   lastZeroMap: ZeroRanges | undefined;
 
+  /** The traced writes of the last ten minutes (none for a scanned volume: no writes seen). */
+  private readonly writes: WriteWindow | undefined;
+
   private constructor(
     readonly info: TrackingInfo,
     private readonly tracer: TraceTracker | undefined,
     private readonly log: Logger,
     private readonly fullCopy: boolean,
-  ) {}
+    blockSize = 0,
+    now: () => number = Date.now,
+  ) {
+    const sizes = tracer?.writeBlockSizes;
+    this.writes = sizes ? new WriteWindow(blockSize, sizes, now()) : undefined;
+  }
 
   static async open(
     choice: TrackerChoice,
@@ -59,6 +69,7 @@ export class VolumeTracking {
     log: Logger,
     trace: TraceSettings = {},
     fullCopy = false,
+    now: () => number = Date.now,
   ): Promise<VolumeTracking> {
     if (choice === 'scan') return new VolumeTracking({ kind: 'scan' }, undefined, log, fullCopy);
     const why = await TraceTracker.unavailable(volume.path, trace.tracefs);
@@ -88,12 +99,22 @@ export class VolumeTracking {
       ...(trace.tracefs ? { tracefs: trace.tracefs } : {}),
       ...(trace.bufferKiB ? { bufferKiB: trace.bufferKiB } : {}),
     });
-    return new VolumeTracking({ kind: 'trace' }, tracer, log, fullCopy);
+    return new VolumeTracking({ kind: 'trace' }, tracer, log, fullCopy, blockSize, now);
   }
 
   /** Makes the next round scan the whole volume. */
   distrust(reason: string): void {
     this.doubt ??= reason;
+  }
+
+  /**
+   * The bytes written over the last ten minutes against the block bytes they dirtied (see
+   * WriteTally), or undefined for a scanned volume, whose writes are unknown.
+   */
+  writeCost(now: number): WriteCost | undefined {
+    if (!this.tracer || !this.writes) return undefined;
+    this.writes.add(this.tracer.takeWrites(), now);
+    return this.writes.total(now);
   }
 
   /** Blocks written but not yet shipped, as far as the tracker knows (for backlog figures). */

@@ -14,6 +14,7 @@ import {
   type Traceable,
   writeControl,
 } from './tracefs.js';
+import { type WriteSample, WriteTally } from './write-tally.js';
 
 export { removeStaleInstances } from './tracefs.js';
 
@@ -40,7 +41,7 @@ export interface DirtyDrain {
 }
 
 /** `dd-22620 [001] ..... 3952.228706: block_bio_queue: 7,1 WS 800 + 8 [dd]`: dev, rwbs, sector, sectors. */
-const BIO_LINE = /: block_bio_queue: (\d+),(\d+) ([A-Z]+) (\d+) \+ (\d+) \[/;
+export const BIO_LINE = /: block_bio_queue: (\d+),(\d+) ([A-Z]+) (\d+) \+ (\d+) \[/;
 const MARK_LINE = /: tracing_mark_write: (\S+)$/;
 /** Printed by trace_pipe where the ring buffer overwrote events it had not read yet. */
 const LOST_LINE = /^CPU:\d+ \[LOST (?:(\d+) )?EVENTS\]/;
@@ -50,6 +51,8 @@ const LOST_LINE = /^CPU:\d+ \[LOST (?:(\d+) )?EVENTS\]/;
  * for zone resets, so N counts as a change too. Reads (R) and flushes (F, `+ 0`) do not.
  */
 const CHANGES = /[WDZN]/;
+/** Writes that carry data; discards and write-zeroes dirty blocks but are not counted in the tally of writes. */
+const WRITES = /W/;
 
 /**
  * The trace tracker: a tracefs instance of its own records `block_bio_queue`
@@ -61,6 +64,8 @@ const CHANGES = /[WDZN]/;
  */
 export class TraceTracker {
   private readonly dirty = new DirtyBitmap();
+  /** Written bytes against dirtied block bytes since the last takeWrites(). */
+  private readonly writes: WriteTally;
   /** Why the next drain is unsure; emptied by drain(). */
   private readonly doubts = new Set<string>(['tracker started']);
   /** Events the LOST lines counted since the last drain. */
@@ -86,7 +91,9 @@ export class TraceTracker {
     private readonly dev: Traceable,
     private readonly blockSize: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.writes = new WriteTally(blockSize);
+  }
 
   static async start({
     device,
@@ -211,6 +218,20 @@ export class TraceTracker {
       : { blocks, unsure: false };
   }
 
+  /**
+   * The bytes written since the last call against the bytes of the blocks they dirtied, at this
+   * volume's block size and the compared ones; independent of drain(). Lost events make it an
+   * undercount on both sides alike.
+   */
+  takeWrites(): WriteSample {
+    return this.writes.take();
+  }
+
+  /** The block sizes takeWrites() counts at. */
+  get writeBlockSizes(): readonly number[] {
+    return this.writes.blockSizes;
+  }
+
   /** Blocks written since the previous drain, without resetting (for backlog figures). */
   pendingCount(): number {
     return this.dirty.size;
@@ -291,6 +312,7 @@ export class TraceTracker {
       // The filter already keeps other devices out; this guards against a filter that failed open.
       if (Number(bio[1]) !== this.dev.major || Number(bio[2]) !== this.dev.minor) return;
       const sector = Number(bio[4]);
+      if (WRITES.test(bio[3] ?? '')) this.writes.addSectors(sector, count);
       const first = Math.floor((sector * 512) / this.blockSize);
       const last = Math.floor(((sector + count) * 512 - 1) / this.blockSize);
       if (!this.dirty.addRange(first, last)) {

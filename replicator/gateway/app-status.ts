@@ -115,6 +115,7 @@ export function appStatus({
         backlogBytes: said?.backlogBytes ?? 0,
         throughputBytesPerSec: received / 60,
         ...(said?.initialSync ? { initialSync: said.initialSync } : {}),
+        ...(said?.writes ? { writes: said.writes } : {}),
       };
     }),
     ...(store ? { store } : {}),

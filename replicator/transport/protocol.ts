@@ -157,12 +157,28 @@ export type AgentPoint = z.infer<typeof agentPointSchema>;
 
 const bytes = z.number().min(0);
 
+/**
+ * A traced volume's writes over the agent's window (the last 10 minutes): the bytes written and
+ * the bytes of the blocks they dirtied at each block size counted (the volume's own among them).
+ * Absent for a scan-tracked volume (the scanner cannot see writes) and from older agents.
+ */
+export const writeCostSchema = z.object({
+  windowSeconds: z.number().positive(),
+  writtenBytes: bytes,
+  /** The volume's block size. */
+  blockSize: z.number().int().positive(),
+  dirtied: z.array(z.object({ blockSize: z.number().int().positive(), bytes })).max(8),
+});
+export type WriteCost = z.infer<typeof writeCostSchema>;
+
 /** One volume as the agent tells it in heartbeats. */
 export const agentVolumeStateSchema = z.object({
   /** Plain bytes of this volume in batches sent but not yet acknowledged. */
   backlogBytes: bytes,
   /** While the volume's first full copy runs: bytes read of its size. */
   initialSync: z.object({ doneBytes: bytes, sizeBytes: bytes }).optional(),
+  /** What the block size costs the writes (dropped, not refused, when malformed). */
+  writes: writeCostSchema.optional().catch(undefined),
 });
 export type AgentVolumeState = z.infer<typeof agentVolumeStateSchema>;
 
@@ -175,6 +191,8 @@ export const volumeStatusSchema = z.object({
   /** Record bytes the gateway received for this volume over the last minute, per second. */
   throughputBytesPerSec: z.number(),
   initialSync: z.object({ doneBytes: z.number(), sizeBytes: z.number() }).optional(),
+  /** From the agent's last heartbeat, for a traced volume (see writeCostSchema). */
+  writes: writeCostSchema.optional(),
 });
 export type VolumeStatus = z.infer<typeof volumeStatusSchema>;
 

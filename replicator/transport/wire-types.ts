@@ -26,4 +26,5 @@ export type {
   VolumeInfo,
   VolumeProposal,
   VolumeStatus,
+  WriteCost,
 } from './protocol.js';

@@ -81,6 +81,11 @@ const figures: Record<string, RegExp[]> = {
       String.raw`submit \(engine, Redis, audit; --dry-run\), N commands: p50 N ms, p99 N ms, max N ms`,
     ),
   ],
+  'write-tally.mjs': [
+    re(String.raw`baseline \(parse, dirty bitmap\): N ns per line`),
+    re('with the write tally: N ns per line'),
+    re('ratio to the baseline: N'),
+  ],
   'status.mjs': [
     re(String.raw`status page, 6 h charts:\s+p50 N ms, p99 N ms, N KiB`),
     re(String.raw`status page, 24 h charts:\s+p50 N ms, p99 N ms, N KiB`),

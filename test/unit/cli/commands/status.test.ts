@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { capNote, formatMs, statusTable } from '../../../../cli/commands/status.js';
 import type { AppStatus } from '../../../../replicator/transport/wire-types.js';
+import { volumeRow, writeCostOf } from '../../../helpers/app-status-row.js';
 
 const now = Date.parse('2026-12-07T01:00:10Z');
 const row = (over: Partial<AppStatus>): AppStatus => ({
@@ -60,7 +61,11 @@ describe('dr status table', () => {
     );
     expect(demo.length).toBeLessThan(140);
     expect(demo).not.toContain('losetup');
-    expect(notes).toEqual(['  stalled: agent not heard for 40 s', `  db: scan, ${long}`]);
+    expect(notes).toEqual([
+      '  stalled: agent not heard for 40 s',
+      `  db: scan, ${long}`,
+      '  db: write amplification unknown (the scan tracker does not see writes)',
+    ]);
   });
 
   it('rounds freeze times', () => {
@@ -102,5 +107,40 @@ describe('the bandwidth cap under an app', () => {
     ).toBe(
       'bandwidth cap 10.0 MiB/s (10MiB/s mon-fri 08:00-18:00, 50MiB/s) holds the RPO back: batches waited for it 80% of the time (raise it with `throttle web RATE` or --max-rate)',
     );
+  });
+});
+
+describe('write amplification under an app', () => {
+  const KiB = 1024;
+  const MiB = 1024 * KiB;
+  const volume = (name: string, writtenBytes: number, x64: number) =>
+    volumeRow(name, writeCostOf(writtenBytes, 1, 4, x64));
+
+  it('shows each traced volume’s figure and, when high over enough writes, one line of advice', () => {
+    const lines = statusTable(
+      [
+        row({
+          trackers: { data: { kind: 'trace' }, idle: { kind: 'trace' }, few: { kind: 'trace' } },
+          volumes: [volume('data', 200 * MiB, 16), volume('idle', 0, 0), volume('few', MiB, 16)],
+        }),
+      ],
+      now,
+    );
+    const notes = lines.slice(2);
+    expect(notes[0]).toBe(
+      '  data: write amplification 16.0x at 64 KiB blocks (200 MiB written in the last 10m dirtied 3.1 GiB of blocks; 4 KiB: 1.0x, 16 KiB: 4.0x)',
+    );
+    expect(notes[1]).toMatch(
+      /^ {2}data: advice: 4 KiB blocks would cut that to 1\.0x \(94% fewer block bytes to ship\)\. The block size is fixed once replicated/,
+    );
+    expect(notes[2]).toBe('  idle: write amplification -, no writes in the last 10m');
+    // Few writes: the figure, no advice.
+    expect(notes[3]).toMatch(/^ {2}few: write amplification 16\.0x/);
+    expect(notes).toHaveLength(4);
+  });
+
+  it('shows nothing for a volume whose agent is too old to report it', () => {
+    const lines = statusTable([row({ volumes: [volumeRow('data')] })], now);
+    expect(lines).toHaveLength(2);
   });
 });

@@ -181,6 +181,22 @@ describe('status page rendering', () => {
                 throughputBytesPerSec: 2048,
               },
               {
+                name: 'db',
+                sizeBytes: 64 * 1024 * 1024,
+                backlogBytes: 0,
+                throughputBytesPerSec: 0,
+                writes: {
+                  windowSeconds: 600,
+                  writtenBytes: 100 * 1024 * 1024,
+                  blockSize: 65536,
+                  dirtied: [
+                    { blockSize: 4096, bytes: 100 * 1024 * 1024 },
+                    { blockSize: 16384, bytes: 400 * 1024 * 1024 },
+                    { blockSize: 65536, bytes: 1600 * 1024 * 1024 },
+                  ],
+                },
+              },
+              {
                 name: 'logs',
                 sizeBytes: 32 * 1024 * 1024,
                 backlogBytes: 0,
@@ -198,8 +214,14 @@ describe('status page rendering', () => {
       '<td data-testid="agent">shop-1 <span class="muted">pid 42, heard 2.0 s ago</span></td>',
     );
     expect(html).toContain(
-      '<tr data-volume="data"><td>data</td><td>64.0 MiB</td><td><span title="">trace</span></td><td data-testid="backlog">8.0 KiB</td><td data-testid="throughput">2.0 KiB/s</td><td data-testid="initial-sync"><span class="ok">done</span></td></tr>',
+      '<tr data-volume="data"><td>data</td><td>64.0 MiB</td><td><span title="">trace</span></td><td data-testid="backlog">8.0 KiB</td><td data-testid="throughput">2.0 KiB/s</td><td data-testid="initial-sync"><span class="ok">done</span></td><td data-testid="write-amplification">-</td></tr>',
     );
+    // db's writes: 16x at its 64 KiB blocks, advice behind the mark, the sentences on hover.
+    expect(html).toContain(
+      '<td data-testid="write-amplification"><span title="db: write amplification 16.0x at 64 KiB blocks',
+    );
+    expect(html).toContain('\ndb: advice: 4 KiB blocks would cut that to 1.0x (94% fewer');
+    expect(html).toContain('>16.0x</span> <span class="breach">(advice)</span></td>');
     // The first copy of logs is a quarter done.
     expect(html).toContain(
       '<progress max="33554432" value="8388608"></progress> 25% <span class="muted">8.0 MiB of 32.0 MiB</span>',

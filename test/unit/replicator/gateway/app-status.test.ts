@@ -79,6 +79,28 @@ describe('appStatus', () => {
     expect(s.store).toEqual({ freeBytes: 10, totalBytes: 100 });
   });
 
+  it("passes on a volume's write figures from the agent, and none where the agent sent none", () => {
+    const writes = {
+      windowSeconds: 600,
+      writtenBytes: 4096,
+      blockSize: 65536,
+      dirtied: [{ blockSize: 65536, bytes: 65536 }],
+    };
+    const s = appStatus({
+      ...base,
+      points: [],
+      runtime: runtime(
+        lease({ volumes: { a: { backlogBytes: 0, writes }, b: { backlogBytes: 0 } } }),
+      ),
+      volumes: [
+        { id: 1, name: 'a', size: 8192 },
+        { id: 2, name: 'b', size: 4096 },
+      ],
+    });
+    expect(s.volumes?.[0]?.writes).toEqual(writes);
+    expect(s.volumes?.[1]).not.toHaveProperty('writes');
+  });
+
   it('is unprotected with nothing, stalled with points but no agent', () => {
     expect(appStatus({ ...base, points: [], runtime: runtime() })).toMatchObject({
       phase: 'unprotected',

@@ -9,6 +9,7 @@ import {
   protectionRequestSchema,
   sessionRequestSchema,
 } from '../../../../replicator/transport/protocol.js';
+import { appStatusRow } from '../../../helpers/app-status-row.js';
 
 const firstIssue = (r: { success: boolean; error?: { issues: Array<{ message: string }> } }) =>
   r.success ? 'ok' : r.error?.issues[0]?.message;
@@ -44,6 +45,35 @@ describe('gateway protocol', () => {
       false,
     );
     expect(heartbeatRequestSchema.safeParse({}).success).toBe(false);
+  });
+
+  it("takes a volume's write figures, and drops malformed ones without refusing the heartbeat", () => {
+    const writes = {
+      windowSeconds: 600,
+      writtenBytes: 4096,
+      blockSize: 65536,
+      dirtied: [
+        { blockSize: 4096, bytes: 4096 },
+        { blockSize: 65536, bytes: 65536 },
+      ],
+    };
+    const ok = heartbeatRequestSchema.parse({
+      sessionId: 's',
+      volumes: { a: { backlogBytes: 0, writes } },
+    });
+    expect(ok.volumes?.a?.writes).toEqual(writes);
+    for (const bad of [
+      { ...writes, writtenBytes: -1 },
+      { ...writes, windowSeconds: 0 },
+      { ...writes, dirtied: 'lots' },
+      'sixteen times',
+    ]) {
+      const hb = heartbeatRequestSchema.parse({
+        sessionId: 's',
+        volumes: { a: { backlogBytes: 7, writes: bad } },
+      });
+      expect(hb.volumes?.a).toEqual({ backlogBytes: 7 });
+    }
   });
 
   it('says what a protection change needs', () => {
@@ -107,23 +137,7 @@ describe('gateway protocol', () => {
         .remedy,
     ).toBe('r');
     expect(errorBodySchema.safeParse({ error: 'x' }).success).toBe(false);
-    const status = {
-      app: 'web',
-      phase: 'unprotected',
-      agent: null,
-      lastPoint: null,
-      lastConsistentPoint: null,
-      lagSeconds: null,
-      trackers: {},
-      lastFreezeMs: null,
-      lastResync: null,
-      points: 0,
-      bytesShipped: 0,
-      throughputBytesPerSec: 0,
-      storedBytes: 0,
-      backlogBytes: 0,
-      protection: { state: 'protected' },
-    };
+    const status = appStatusRow({ phase: 'unprotected', protection: { state: 'protected' } });
     expect(appStatusSchema.parse(status)).toEqual(status);
   });
 });

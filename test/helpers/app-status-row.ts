@@ -1,0 +1,56 @@
+import type { AppStatus, WriteCost } from '../../replicator/transport/wire-types.js';
+
+/** An app's published status with nothing in it yet, `over` on top. */
+export function appStatusRow(over: Partial<AppStatus> = {}): AppStatus {
+  return {
+    app: 'web',
+    phase: 'continuous',
+    agent: null,
+    lastPoint: null,
+    lastConsistentPoint: null,
+    lagSeconds: null,
+    trackers: {},
+    lastFreezeMs: null,
+    lastResync: null,
+    points: 0,
+    bytesShipped: 0,
+    throughputBytesPerSec: 0,
+    storedBytes: 0,
+    backlogBytes: 0,
+    ...over,
+  };
+}
+
+/**
+ * A volume's write figures over a 10-minute window: `written` bytes dirtying `x4`, `x16` and
+ * `x64` times as many block bytes at 4, 16 and 64 KiB.
+ */
+export function writeCostOf(
+  written: number,
+  x4: number,
+  x16: number,
+  x64: number,
+  blockSize = 65536,
+): WriteCost {
+  return {
+    windowSeconds: 600,
+    writtenBytes: written,
+    blockSize,
+    dirtied: [
+      { blockSize: 4096, bytes: written * x4 },
+      { blockSize: 16384, bytes: written * x16 },
+      { blockSize: 65536, bytes: written * x64 },
+    ],
+  };
+}
+
+/** A volume of an app's status, with these write figures when given. */
+export function volumeRow(name: string, writes?: WriteCost) {
+  return {
+    name,
+    sizeBytes: 1024 * 1024 * 1024,
+    backlogBytes: 0,
+    throughputBytesPerSec: 0,
+    ...(writes ? { writes } : {}),
+  };
+}
