@@ -71,7 +71,7 @@ export const VERB_TABLE = [
     verb: 'status',
     usage: 'status [app|plan]',
     summary: 'replication state and RPO now',
-    doc: "replication state and RPO now, with the agent's own last point beside the gateway's (a warning when the gateway's latest is older: it lost, rolled back or withholds points); a plan's name gives its apps group by group, each as `status APP` shows it, and the plan's last run (`last run: Drill of plan shop (op-…): done in 41 s`)",
+    doc: "replication state and RPO now, with the agent's own last point beside the gateway's (a warning when the gateway's latest is older: it lost, rolled back or withholds points); `status APP` adds a line per volume with its block size's write amplification, and advice when it is high (docs/replication.md, Choosing a block size); a plan's name gives its apps group by group, each as `status APP` shows it, and the plan's last run (`last run: Drill of plan shop (op-…): done in 41 s`)",
     operand: app(false),
     access: 'anyone',
     cli: {
