@@ -28,7 +28,7 @@ function what(type: AuditEntry['type'], d: Data): string {
       const outcome = d.ok === false ? `failed: ${str(err?.message) ?? 'error'}` : 'succeeded';
       // A drill's cleanup that a failover ran before it launched says so.
       const endedFor = str((d.result as Data | undefined)?.endedFor);
-      return `${subject || 'operation'} ${str(d.opId) ?? ''}: ${outcome}${endedFor ? ` (ended for failover ${endedFor})` : ''}`;
+      return `${subject || 'operation'} ${str(d.opId) ?? ''}: ${outcome}${endedFor ? ` (ended before ${endedFor} launched)` : ''}`;
     }
     case 'alert':
       return `${str(d.kind) ?? ''} alert ${str(d.id) ?? ''}${str(d.app) ? ` on ${str(d.app)}` : ''}: ${d.acked ? 'acknowledged' : (str(d.state) ?? str(d.status) ?? 'changed')}`;

@@ -261,7 +261,7 @@ function describe(r: unknown): { ok: boolean; text: string; tail?: boolean; deta
   if (Array.isArray(x.removed))
     return {
       ok: true,
-      text: `done${x.endedFor ? ` before failover ${x.endedFor} launched` : ''}: ${x.removed.length ? `removed ${x.removed.join(', ')}` : 'nothing was left'}`,
+      text: `done${x.endedFor ? ` before ${x.endedFor} launched` : ''}: ${x.removed.length ? `removed ${x.removed.join(', ')}` : 'nothing was left'}`,
     };
   return { ok: true, text: 'done' };
 }

@@ -1,4 +1,4 @@
-/** A failover ends the app's kept drill servers before it launches its own: two copies never run at once. */
+/** A failover or a new drill ends the app's kept drill servers before it launches its own: two copies never run at once. */
 import type { Job, JobType } from 'bullmq';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -20,18 +20,18 @@ interface KeptDrill {
 
 export interface EndKeptDrillsOptions {
   app: string;
-  /** The failover that ends them (never ends itself). */
+  /** The failover or drill that ends them (never ends itself). */
   opId: string;
   provider: Provider;
   log: Logger;
-  /** Records a step of the failover. */
+  /** Records a step of that operation. */
   emit: (e: Pick<OperationEvent, 'type' | 'step' | 'progress' | 'detail'>) => Promise<unknown>;
 }
 
 /**
  * The app's drills whose servers may still run: those with a cleanup job still to run (kept for
  * `--keep`), and ended drills that still own resources at the provider (their cleanup failed,
- * or its job is gone). A drill still running cannot be among them: the failover holds the app.
+ * or its job is gone). A drill still running cannot be among them: the operation holds the app.
  */
 export async function keptDrills(
   deps: RecoveryDeps,
@@ -63,9 +63,9 @@ export async function keptDrills(
 }
 
 /**
- * Ends every kept drill server of the app before a failover launches anything: runs its cleanup
- * now (the cleanup job's own code and events, marked as ended for this failover) and removes
- * its cleanup jobs still to come. One that cannot be ended is reported, not thrown: the failover
+ * Ends every kept drill server of the app before a failover or drill launches anything: runs its
+ * cleanup now (the cleanup job's own code and events, marked as ended for this operation) and
+ * removes its cleanup jobs still to come. One that cannot be ended is reported, not thrown: the operation
  * goes on, and its result says the drill server still runs and how to remove it.
  */
 export async function endKeptDrills(

@@ -143,8 +143,9 @@ export function runOperation(mode: Mode, deps: RecoveryDeps): Processor<Recovery
           progress: 1,
         });
       }
-      if (mode === 'failover' && !steps.drills) {
-        // The app's kept drill servers go before anything launches: two copies never run at once.
+      if ((mode === 'failover' || mode === 'drill') && !steps.drills) {
+        // The app's kept drill servers go before anything launches: two copies never run at once
+        // (a new drill replaces a kept one, as a failover does).
         steps.drills = await endKeptDrills(deps, { app, opId, provider, log, emit });
         await save();
       }

@@ -17,7 +17,7 @@ import {
 } from '../helpers/recovery-rig.js';
 import { recoverySuite } from '../helpers/recovery-suite.js';
 
-describe('a failover ends the app’s kept drill servers first', () => {
+describe('a failover or a new drill ends the app’s kept drill servers first', () => {
   const s = recoverySuite();
 
   /** `web` protected, served on one port by drill and failover alike; its worker running. */
@@ -107,7 +107,7 @@ describe('a failover ends the app’s kept drill servers first', () => {
       },
       120_000,
     );
-    expect(line).toContain(`cleanup web ${drill.opId}: succeeded (ended for failover ${opId})`);
+    expect(line).toContain(`cleanup web ${drill.opId}: succeeded (ended before ${opId} launched)`);
   }, 240_000);
 
   it('a failover inside a plan run ends the kept drill server too, and the plan’s message says so', async () => {
@@ -123,6 +123,23 @@ describe('a failover ends the app’s kept drill servers first', () => {
     expect(await s.client.queue.getJob(`${drill.opId}-cleanup`)).toBeUndefined();
     expect(await exists(join(s.t.home, 'recovery', drill.opId))).toBe(false);
     expect(await volumeServerPids(s.t.dir)).toHaveLength(1);
+  }, 240_000);
+
+  it('a new drill of the app ends the kept one first, and is checked on its own server', async () => {
+    const port = await setUp();
+    const first = await keptDrill();
+    const firstPid = Number(first.server.details.pid);
+    const second = await keptDrill();
+    expect(second.drills).toEqual([expect.objectContaining({ opId: first.opId, ended: true })]);
+    expect(pidAlive(firstPid)).toBe(false);
+    expect(await s.client.queue.getJob(`${first.opId}-cleanup`)).toBeUndefined();
+    expect(await exists(join(s.t.home, 'recovery', first.opId))).toBe(false);
+    expect(await volumeServerPids(s.t.dir)).toEqual([Number(second.server.details.pid)]);
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    const events = await operationEvents(s.conn, s.client).events(second.opId);
+    const steps = events.map((e) => e.step);
+    expect(steps.indexOf('drill-ended')).toBeGreaterThanOrEqual(0);
+    expect(steps.indexOf('launch')).toBeGreaterThan(steps.indexOf('drill-ended'));
   }, 240_000);
 
   it('goes on when a drill server cannot be ended, says how to remove it, and is not healthy through it', async () => {

@@ -69,7 +69,7 @@ describe('operation steps and history lines', () => {
           result: { opId: 'op-d1', removed: [], endedFor: 'op-f1' },
         },
       }),
-    ).toBe('2026-12-07 01:02:03  cleanup web op-d1: succeeded (ended for failover op-f1)');
+    ).toBe('2026-12-07 01:02:03  cleanup web op-d1: succeeded (ended before op-f1 launched)');
     const long = auditLine({
       ...base,
       type: 'job',
