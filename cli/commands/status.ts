@@ -7,31 +7,13 @@ import { withWriteCost, writeCostLines } from '../../engine/block-size-advice.js
 import { planApps } from '../../engine/plan.js';
 import { readLedger } from '../../replicator/agent/point-ledger.js';
 import { CAP_HOLDS_FRACTION } from '../../replicator/agent/wire-link.js';
+import { emptyAppStatus } from '../../replicator/gateway/app-status.js';
 import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { gatewayClient } from '../connect.js';
 import { contextOf, type ExitState, printJson, runAction } from '../context.js';
 import { unknownAppError } from '../unknown-app.js';
 import { verbCommand } from '../verb-command.js';
 import { invalidPlansError, lookupPlanOf, printPlanStatus } from './status-plan.js';
-
-function unprotected(app: string): AppStatus {
-  return {
-    app,
-    phase: 'unprotected',
-    agent: null,
-    lastPoint: null,
-    lastConsistentPoint: null,
-    lagSeconds: null,
-    trackers: {},
-    lastFreezeMs: null,
-    lastResync: null,
-    points: 0,
-    bytesShipped: 0,
-    throughputBytesPerSec: 0,
-    storedBytes: 0,
-    backlogBytes: 0,
-  };
-}
 
 /** The gateway knows this app for real: it holds points of it, or an agent of it is connected. */
 function hasReplica(s: AppStatus | undefined): boolean {
@@ -52,7 +34,7 @@ export function registerStatus(program: Command, exit: ExitState): void {
           if (plan?.kind === 'found') {
             const names = planApps(plan.plan);
             const byName = new Map((await client.status()).map((s) => [s.app, s]));
-            const rows = names.map((name) => byName.get(name) ?? unprotected(name));
+            const rows = names.map((name) => byName.get(name) ?? emptyAppStatus(name));
             await withAgentPoints(config.home, rows);
             return await printPlanStatus(ctx, plan.plan, rows, opts.json === true);
           }
@@ -70,7 +52,7 @@ export function registerStatus(program: Command, exit: ExitState): void {
           }
           const rows = [...new Set([...names, ...byName.keys()])]
             .sort()
-            .map((name) => byName.get(name) ?? unprotected(name));
+            .map((name) => byName.get(name) ?? emptyAppStatus(name));
           await withAgentPoints(config.home, rows);
           if (opts.json) {
             const out = rows.map(withWriteCost);

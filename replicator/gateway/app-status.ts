@@ -20,6 +20,26 @@ export interface AppStatusInput {
   t: number;
 }
 
+/** An app's status with nothing in it yet: no agent, no point, nothing stored or shipped. */
+export function emptyAppStatus(app: string, phase: AppStatus['phase'] = 'unprotected'): AppStatus {
+  return {
+    app,
+    phase,
+    agent: null,
+    lastPoint: null,
+    lastConsistentPoint: null,
+    lagSeconds: null,
+    trackers: {},
+    lastFreezeMs: null,
+    lastResync: null,
+    points: 0,
+    bytesShipped: 0,
+    throughputBytesPerSec: 0,
+    storedBytes: 0,
+    backlogBytes: 0,
+  };
+}
+
 export function appStatus({
   app,
   points,

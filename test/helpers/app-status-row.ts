@@ -1,24 +1,9 @@
+import { emptyAppStatus } from '../../replicator/gateway/app-status.js';
 import type { AppStatus, WriteCost } from '../../replicator/transport/wire-types.js';
 
 /** An app's published status with nothing in it yet, `over` on top. */
 export function appStatusRow(over: Partial<AppStatus> = {}): AppStatus {
-  return {
-    app: 'web',
-    phase: 'continuous',
-    agent: null,
-    lastPoint: null,
-    lastConsistentPoint: null,
-    lagSeconds: null,
-    trackers: {},
-    lastFreezeMs: null,
-    lastResync: null,
-    points: 0,
-    bytesShipped: 0,
-    throughputBytesPerSec: 0,
-    storedBytes: 0,
-    backlogBytes: 0,
-    ...over,
-  };
+  return { ...emptyAppStatus('web', 'continuous'), ...over };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { gatherDrillReport } from '../../../../engine/drill-report.js';
+import { emptyAppStatus } from '../../../../replicator/gateway/app-status.js';
 import {
   RPO_TIERS,
   readRpoRange,
@@ -21,20 +22,8 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 const status = (app: string, lagSeconds: number | null): AppStatus => ({
-  app,
-  phase: 'continuous',
-  agent: null,
-  lastPoint: null,
-  lastConsistentPoint: null,
+  ...emptyAppStatus(app, 'continuous'),
   lagSeconds,
-  trackers: {},
-  lastFreezeMs: null,
-  lastResync: null,
-  points: 0,
-  bytesShipped: 0,
-  throughputBytesPerSec: 0,
-  storedBytes: 0,
-  backlogBytes: 0,
 });
 
 describe('RPO history the gateway keeps in Redis', () => {
