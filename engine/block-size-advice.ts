@@ -96,10 +96,12 @@ export function volumeWriteLines(
 
 /** Every volume's lines of one app, `prefix` before each (chat names the app there). */
 export function writeCostLines(s: AppStatus, prefix = ''): string[] {
-  const names = new Set([...(s.volumes ?? []).map((v) => v.name), ...Object.keys(s.trackers)]);
+  // A state published by an older gateway may carry neither field: then there is nothing to say.
+  const trackers = s.trackers ?? {};
+  const names = new Set([...(s.volumes ?? []).map((v) => v.name), ...Object.keys(trackers)]);
   const byName = new Map((s.volumes ?? []).map((v) => [v.name, v]));
   return [...names].flatMap((n) =>
-    volumeWriteLines(n, byName.get(n)?.writes, s.trackers[n]?.kind, `${prefix}${n}`),
+    volumeWriteLines(n, byName.get(n)?.writes, trackers[n]?.kind, `${prefix}${n}`),
   );
 }
 

@@ -7,6 +7,7 @@ import {
   writeAmplification,
   writeCostLines,
 } from '../../../engine/block-size-advice.js';
+import type { AppStatus } from '../../../replicator/transport/wire-types.js';
 import { appStatusRow, volumeRow, writeCostOf } from '../../helpers/app-status-row.js';
 
 const KiB = 1024;
@@ -115,5 +116,12 @@ describe('an app’s lines and JSON', () => {
     expect(s.volumes?.[1]).not.toHaveProperty('writeAmplification');
     const bare = app({});
     expect(withWriteCost(bare)).toBe(bare);
+  });
+
+  it('says nothing for a state an older gateway published without trackers or volumes', () => {
+    // Published states are read from Redis as the gateway wrote them: fields may be missing.
+    const old = { app: 'web', phase: 'continuous', backlogBytes: 0 } as unknown as AppStatus;
+    expect(writeCostLines(old, 'web/')).toEqual([]);
+    expect(withWriteCost(old)).toBe(old);
   });
 });
