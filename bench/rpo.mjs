@@ -8,30 +8,18 @@
 //   --store s3: the trace run into the folder store, then into the object store (Ceph RGW here,
 //     scripts/ceph-s3.sh), in the same run; the object store's lag is that of the newest point in
 //     the bucket's catalog (the points a lost gateway machine keeps). Target: p99 <= 2 s.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import {
-  createWriteStream,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gatewayClientFor, lagSeconds } from '../dist/bench/bench-api.js';
-import {
-  bin,
-  cpuTicks,
-  freePort,
-  needCommand,
-  pct as percentile,
-  s3ClientFor,
-  say,
-  startCephBucket,
-} from './lib.mjs';
+import { bin, cpuTicks, freePort, needCommand, say, startCephBucket } from './lib.mjs';
+import { cpuSplit } from './rpo-cpu.mjs';
+import { loadRig } from './rpo-load.mjs';
+import { bucketLag, uploadSummary } from './rpo-object-store.mjs';
+import { pct, printObjectStore, printTrackers } from './rpo-report.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,7 +54,6 @@ const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'lifeboat-rpo-'
 const undo = [];
 const sh = (cmd, a) => execFileSync(cmd, a, { encoding: 'utf8' }).trim();
 
-const pct = (xs, p) => (xs.length === 0 ? Number.NaN : percentile(xs, p));
 const TICK = Number(sh('getconf', ['CLK_TCK']));
 
 let tracefsPath;
@@ -91,58 +78,7 @@ function findOrMountTracefs() {
   return mnt;
 }
 
-// Fresh data in every write and fresh offsets in every run, so no block repeats one the gateway
-// holds (it would travel as a reference): by default fio seeds alike each run (randrepeat=1) and
-// reuses one buffer, which only its default scramble_buffers changes a little per write.
-const FRESH = ['--refill_buffers', '--randrepeat=0'];
-
-/** A fresh 1 GiB (smoke: 128 MiB) ext4 on a loop device with a fio data file laid out. */
-function volume(name) {
-  const image = join(work, `${name}.img`);
-  sh('truncate', ['-s', IMAGE, image]);
-  const device = sh('losetup', ['--find', '--show', image]);
-  undo.push(() => sh('losetup', ['-d', device]));
-  sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', device]);
-  const mount = join(work, `${name}-mnt`);
-  mkdirSync(mount);
-  sh('mount', [device, mount]);
-  undo.push(() => {
-    spawnSync('fsfreeze', ['-u', mount]);
-    sh('umount', ['-l', mount]);
-  });
-  sh('fio', [
-    '--name=layout',
-    `--filename=${join(mount, 'fio.dat')}`,
-    `--size=${FIO_FILE}`,
-    '--rw=write',
-    '--bs=1m',
-    '--direct=1',
-    ...FRESH,
-    '--output=/dev/null',
-  ]);
-  return { image, device, mount };
-}
-
-function fio(mount, seconds) {
-  return spawn(
-    'fio',
-    [
-      '--name=load',
-      `--filename=${join(mount, 'fio.dat')}`,
-      `--size=${FIO_FILE}`,
-      '--rw=randwrite',
-      '--bssplit=4k/50:64k/50',
-      `--rate=${RATE}`,
-      '--direct=1',
-      '--ioengine=psync',
-      '--time_based',
-      `--runtime=${seconds}`,
-      ...FRESH,
-      '--output=/dev/null',
-    ],
-    { stdio: 'ignore' },
-  );
-}
+const { volume, fio } = loadRig({ work, undo, image: IMAGE, fioFile: FIO_FILE, rate: RATE });
 
 /**
  * One replicated volume under fio for `seconds`. With `profileDir`, the agent runs under V8's
@@ -339,104 +275,6 @@ async function rsyncLoop() {
   };
 }
 
-/** Where an agent's CPU went, from the first frame (leaf upwards) that a rule names. */
-const CPU_RULES = [
-  ['gc', (fr) => fr.functionName === '(garbage collector)'],
-  ['logging', (fr) => /\/node_modules\/(pino|sonic-boom|thread-stream)\//.test(fr.url)],
-  ['hashing', (fr) => fr.url.endsWith('/crypto/volume-key.js')],
-  ['sealing', (fr) => fr.url.endsWith('/crypto/block-cipher.js')],
-  ['tracing', (fr) => /\/capture\/(trace-tracker|tracefs|dirty-bitmap)\.js$/.test(fr.url)],
-  ['reading', (fr) => /\/capture\/(read-blocks|volume-file|scan-tracker)\.js$/.test(fr.url)],
-  [
-    'shipping',
-    (fr) =>
-      /\/(agent\/batch-shipper|transport\/(batch-codec|gateway-client))\.js$/.test(fr.url) ||
-      /^node:(_tls|_http|https|net|internal\/(tls|http|stream_base))/.test(fr.url),
-  ],
-];
-
-/** Shares of the agent's busy samples by kind of work, from the .cpuprofile in `dir`. */
-function cpuSplit(dir) {
-  const file = readdirSync(dir).find((n) => n.endsWith('.cpuprofile'));
-  if (!file) return undefined;
-  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-  const parent = new Map();
-  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const kindOf = new Map();
-  const kind = (id) => {
-    if (kindOf.has(id)) return kindOf.get(id);
-    const fr = byId.get(id).callFrame;
-    let k;
-    if (fr.functionName === '(idle)') k = 'idle';
-    else k = CPU_RULES.find(([, test]) => test(fr))?.[0];
-    k ??= parent.has(id) ? kind(parent.get(id)) : 'other';
-    kindOf.set(id, k);
-    return k;
-  };
-  const us = {};
-  const otherLeaves = new Map();
-  let busy = 0;
-  prof.samples.forEach((id, i) => {
-    const k = kind(id);
-    if (k === 'idle') return;
-    const dt = prof.timeDeltas[i] ?? 0;
-    us[k] = (us[k] ?? 0) + dt;
-    busy += dt;
-    if (k === 'other') {
-      const fr = byId.get(id).callFrame;
-      const at = `${fr.functionName || '(anonymous)'} ${fr.url.split('/').slice(-2).join('/')}`;
-      otherLeaves.set(at, (otherLeaves.get(at) ?? 0) + dt);
-    }
-  });
-  const kinds = [...CPU_RULES.map(([k]) => k), 'other'];
-  // (program) is V8 and native work no JavaScript frame owns: part of "other".
-  const shares = Object.fromEntries(kinds.map((k) => [k, busy > 0 ? (us[k] ?? 0) / busy : 0]));
-  /** The functions (leaf frames) that most of "other" was spent in, as shares of all busy time. */
-  const otherTop = [...otherLeaves]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 8)
-    .map(([at, t]) => ({ at, share: t / busy }));
-  return { ...shares, otherTop };
-}
-
-/**
- * The newest consistent point's age in the bucket's catalog: what a gateway on a new machine
- * would serve. The agent's changes never stop under fio, so no "unchanged since" applies.
- */
-async function bucketLag(env, bucket) {
-  const { GetObjectCommand } = await import('@aws-sdk/client-s3');
-  const client = await s3ClientFor(env);
-  undo.push(() => client.destroy());
-  return async (prefix) => {
-    try {
-      const out = await client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/apps/bench/catalog.json` }),
-      );
-      const catalog = JSON.parse(await out.Body.transformToString());
-      const last = catalog.points.findLast((p) => p.label !== 'fuzzy');
-      return last ? Math.max(0, (Date.now() - Date.parse(last.time)) / 1000) : undefined;
-    } catch (err) {
-      if (err.$metadata?.httpStatusCode === 404) return undefined; // no point uploaded yet
-      throw err;
-    }
-  };
-}
-
-/** p50/p99 of each step of the commits' uploads (gateway log lines 'point uploaded to the bucket'). */
-function uploadSummary(lines) {
-  const keys = ['uploadMs', 'segmentMs', 'segmentBytes', 'indexMs', 'indexBytes', 'catalogMs'];
-  return {
-    commits: lines.length,
-    ...Object.fromEntries(
-      keys.map((k) => {
-        const xs = lines.map((l) => l[k]).filter((x) => typeof x === 'number');
-        return [k, { p50: pct(xs, 50), p99: pct(xs, 99) }];
-      }),
-    ),
-  };
-}
-
 /** `--store s3`: the trace agent into the folder store, then into the object store. */
 async function objectStoreRun() {
   const cephDir = join(work, 'ceph');
@@ -445,7 +283,7 @@ async function objectStoreRun() {
   const s3 = {
     env: ceph.env,
     bucket: 'rpo',
-    lag: await bucketLag(ceph.env, 'rpo'),
+    lag: await bucketLag(ceph.env, 'rpo', undo),
     cephPids: () => ({
       radosgw: Number(readFileSync(join(cephDir, 'run', 'client.rgw.a.pid'), 'utf8')),
       osd: Number(readFileSync(join(cephDir, 'run', 'osd.0.pid'), 'utf8')),
@@ -463,34 +301,9 @@ async function objectStoreRun() {
     ratioP99: objects.lag.p99 / local.lag.p99,
   };
   if (args.json) console.log(JSON.stringify(result, null, 2));
-  else {
-    console.log(
-      `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks, trace tracker (lag sampled every second; load ${result.loadavg.join(' ')})`,
-    );
-    for (const [what, r] of [
-      ['folder store', local],
-      ['object store (age of the newest point in the bucket)', objects],
-    ]) {
-      console.log(
-        `${what}: lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % | ${Object.entries(
-          r.otherCpuPercent,
-        )
-          .map(([k, v]) => `${k} ${v} %`)
-          .join(', ')}`,
-      );
-    }
-    const u = objects.uploads;
-    const pp = (k, div = 1) => `${f(u[k].p50 / div)} / ${f(u[k].p99 / div)}`;
-    console.log(
-      `object store commits: ${u.commits} | upload ms p50/p99 ${pp('uploadMs')} | segments ms ${pp('segmentMs')} (MiB ${pp('segmentBytes', 2 ** 20)}) | indexes ms ${pp('indexMs')} (KiB ${pp('indexBytes', 1024)}) | catalog ms ${pp('catalogMs')}`,
-    );
-    console.log(
-      `ratio object / folder store (p99 lag): ${f(result.ratioP99)}x | target with the object store: p99 lag <= 2 s`,
-    );
-  }
+  else printObjectStore(result, { blockSize: args['block-size'] });
 }
 
-const f = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 try {
   tracefs();
 } catch (err) {
@@ -511,10 +324,8 @@ try {
     // The same again, shorter, under the CPU profiler (its own run: profiling costs CPU too).
     const profileDir = join(work, 'profile');
     mkdirSync(profileDir);
-    const profiled = await lifeboat('trace', {
-      seconds: Math.max(3, Math.round(SECONDS / 3)),
-      profileDir,
-    });
+    const profiledSeconds = Math.max(3, Math.round(SECONDS / 3));
+    const profiled = await lifeboat('trace', { seconds: profiledSeconds, profileDir });
     const split = cpuSplit(profileDir);
     const scan = await lifeboat('scan');
     const rsync = await rsyncLoop();
@@ -529,34 +340,7 @@ try {
       rsync,
     };
     if (args.json) console.log(JSON.stringify(result, null, 2));
-    else {
-      console.log(
-        `RPO under ${RATE}B/s random writes for ${SECONDS} s, ${args['block-size']} blocks (lag sampled every second)`,
-      );
-      for (const r of [trace, scan]) {
-        console.log(
-          `lifeboat ${r.tracker.padEnd(5)} (seen ${r.trackerSeen}): lag p50 ${f(r.lag.p50)} s, p99 ${f(r.lag.p99)} s, max ${f(r.lag.max)} s | freeze p50 ${f(r.freezeMs.p50)} ms, p99 ${f(r.freezeMs.p99)} ms over ${r.freezeMs.cuts} cuts | agent CPU ${f(r.agentCpuPercent)} % of a core (${f(r.agentCpuWithHelpersPercent)} % with its freeze helpers)`,
-        );
-        const x = r.freezeSplitMs;
-        const pp = (k) => `${f(x[k].p50)} / ${f(x[k].p99)} ms`;
-        console.log(
-          `  ${r.tracker} freeze split, p50 / p99: fsfreeze -f ${pp('enterMs')} (before the freeze), trace marker ${pp('markerMs')}, dirty blocks ${pp('readMs')}, fsfreeze -u ${pp('thawMs')}`,
-        );
-      }
-      const share = (k) => (split ? `${k} ${f(split[k] * profiled.agentCpuPercent)} %` : `${k} -`);
-      console.log(
-        `  trace agent CPU split (a profiled ${Math.max(3, Math.round(SECONDS / 3))} s run at ${f(profiled.agentCpuPercent)} % of a core): ${['hashing', 'sealing', 'tracing', 'reading', 'shipping', 'logging', 'gc', 'other'].map(share).join(', ')} (% of a core)`,
-      );
-      console.log(
-        `rsync loop: cycle p50 ${f(rsync.cycle.p50)} s, max ${f(rsync.cycle.max)} s | lag p50 ${f(rsync.lag.p50)} s, p99 ${f(rsync.lag.p99)} s, max ${f(rsync.lag.max)} s`,
-      );
-      console.log(
-        `ratios to rsync (p99 lag): trace ${f(trace.lag.p99 / rsync.lag.p99)}x, scan ${f(scan.lag.p99 / rsync.lag.p99)}x`,
-      );
-      console.log(
-        'targets with trace: p99 lag <= 2 s, max <= 5 s, p99 freeze <= 50 ms, agent CPU <= 25 %',
-      );
-    }
+    else printTrackers(result, { blockSize: args['block-size'], profiledSeconds });
   }
 } finally {
   for (const fn of undo.reverse()) {

@@ -1,8 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import type { PointInfo } from '../../replicator/transport/wire-types.js';
 import type { ChaosReport } from './chaos-report.js';
 import { APP, ChaosRig, RECORDS_FILE } from './chaos-rig.js';
 import {
@@ -25,7 +23,10 @@ import {
   leftoverTempFiles,
   newAttachments,
 } from './leaks.js';
-import { changedBytes, checkPointRecords, verifyPoint } from './point-checks.js';
+import { changedBytes, verifyPoint } from './point-checks.js';
+import { consistent, PointLedger } from './point-ledger.js';
+import { until } from './poll-until.js';
+import { replicationStatePublished } from './replication-state.js';
 
 export interface ChaosOptions {
   rounds: number;
@@ -55,23 +56,6 @@ export interface ChaosOptions {
  * the app's RPO history (trimmed by age, not expired). Anything else without one is a leak.
  */
 const KEPT_KEYS = [/^lifeboat:replication$/, new RegExp(`^lifeboat:rpo:${APP}(:1m|:1h)?$`)];
-
-const consistent = (p: PointInfo) => p.label !== 'fuzzy';
-
-/** Polls until `probe` gives a value; undefined after `ms`. */
-async function until<T>(
-  probe: () => Promise<T | undefined>,
-  ms: number,
-  every = 200,
-): Promise<T | undefined> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) return undefined;
-    await sleep(every);
-  }
-}
 
 /**
  * Runs the app under a seeded schedule of faults, one per round, and after
@@ -141,52 +125,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   await mkdir(scratch);
   // The rig's own loop devices and mounts; a round may add none.
   const attached = await attachmentsUnder(rig.t.dir);
-  const volumeNames = rig.volumes.map((v) => v.name);
-  const checked = new Map<number, number[]>(); // point → records per volume
-  let seen = new Map<number, PointInfo>(); // every point the gateway has listed
-  let newestConsistentAt = 0;
   const fail = (round: number, kind: string, what: string) => {
     const line = `round ${round} (${kind}): ${what}`;
     report.failures.push(line);
     say(`  FAIL ${line}`);
   };
 
-  const points = async (): Promise<PointInfo[] | undefined> => {
-    const pts = await rig.points();
-    if (pts) {
-      const c = pts.filter(consistent).at(-1);
-      if (c) newestConsistentAt = Math.max(newestConsistentAt, Date.parse(c.time));
-    }
-    return pts;
-  };
-
-  /** Restores a point, checks its records on both volumes and their order against points checked before. */
-  const checkPoint = async (id: number, keep = false) => {
-    const r = await checkPointRecords({
-      home: rig.t.home,
-      app: APP,
-      point: id,
-      volumes: volumeNames,
-      file: mode === 'loop' ? `/${RECORDS_FILE}` : 'raw',
-      scratch,
-      keep,
-    });
-    report.pointsChecked++;
-    checked.set(id, r.counts);
-    for (const [other, counts] of checked) {
-      const earlier = other < id;
-      for (let i = 0; i < counts.length; i++) {
-        const a = counts[i] as number;
-        const b = r.counts[i] as number;
-        if (other !== id && (earlier ? a > b : a < b)) {
-          throw new Error(
-            `point ${id} holds ${b} records on ${volumeNames[i]} but point ${other} holds ${a}: a later point lost records`,
-          );
-        }
-      }
-    }
-    return r;
-  };
+  const ledger = new PointLedger(
+    rig,
+    report,
+    mode === 'loop' ? `/${RECORDS_FILE}` : 'raw',
+    scratch,
+    fail,
+  );
+  const points = () => ledger.points();
+  const checkPoint = (id: number, keep = false) => ledger.checkPoint(id, keep);
 
   try {
     await rig.startRedis();
@@ -246,8 +199,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const v = await verifyPoint(rig.t.home, APP, last.id);
       if (v) fail(0, 'end', v);
     }
-    await checkAcknowledged(0, 'end');
-    report.pointsCommitted = (await points())?.length ?? seen.size;
+    await ledger.checkAcknowledged(0, 'end');
+    report.pointsCommitted = (await points())?.length ?? ledger.seen.size;
   } catch (err) {
     fail(0, 'run', (err as Error).message);
   } finally {
@@ -276,34 +229,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
   return report;
 
-  /** Every point an agent logged as committed is still listed, and listed points never change or vanish. */
-  async function checkAcknowledged(n: number, kind: string): Promise<void> {
-    const pts = await points();
-    if (!pts) throw new Error('the gateway did not list points');
-    const now = new Map(pts.map((p) => [p.id, p]));
-    const acknowledged = new Set<number>();
-    for (const line of rig.agentLines()) {
-      if (line.msg !== 'recovery point committed') continue;
-      const id = Number(line.point);
-      acknowledged.add(id);
-      if (!now.has(id)) fail(n, kind, `point ${id} was acknowledged to the agent but is gone`);
-    }
-    for (const [id, p] of seen) {
-      const q = now.get(id);
-      // With the object store a point is listed once committed in the gateway's local log, and
-      // acknowledged once in the bucket: one never acknowledged goes with a lost machine (its
-      // agent resends the data), and its id may name the next point.
-      if (kind === 'gateway-machine-loss' && !acknowledged.has(id) && q?.time !== p.time) {
-        report.unacknowledgedGone = (report.unacknowledgedGone ?? 0) + 1;
-        continue;
-      }
-      if (!q) fail(n, kind, `point ${id} was listed before but is gone`);
-      else if (q.time !== p.time || q.label !== p.label || q.seqTo !== p.seqTo)
-        fail(n, kind, `point ${id} changed: ${JSON.stringify(p)} became ${JSON.stringify(q)}`);
-    }
-    seen = now;
-  }
-
   async function round(f: Fault, wireRate: number): Promise<void> {
     const { round: n, kind } = f;
     const before = await points();
@@ -326,7 +251,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const sampler = (async () => {
       while (active) {
         await points();
-        report.lagWhileFaulted.push((Date.now() - newestConsistentAt) / 1000);
+        report.lagWhileFaulted.push((Date.now() - ledger.newestConsistentAt) / 1000);
         await sleep(250);
       }
     })();
@@ -355,7 +280,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const status = await rig.status();
     if (status?.phase !== 'continuous')
       fail(n, kind, `phase is ${status?.phase} (${status?.reason ?? ''}) after point ${back.id}`);
-    await checkAcknowledged(n, kind);
+    await ledger.checkAcknowledged(n, kind);
 
     // Resync: what was resent against what changed since the last point before the fault.
     const resent = new Map<string, number>();
@@ -383,7 +308,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (!shown) fail(n, kind, "dr status does not report the agent's last resync as lastResync");
     }
     const base =
-      resent.size > 0 || !checked.has(p0.id) ? await checkPoint(p0.id, resent.size > 0) : undefined;
+      resent.size > 0 || !ledger.checked.has(p0.id)
+        ? await checkPoint(p0.id, resent.size > 0)
+        : undefined;
     if (base && resent.size > 0) {
       const blockSize = (await rig.t.config()).apps[APP]?.blockSize ?? 65536;
       for (const [i, v] of rig.volumes.entries()) {
@@ -403,8 +330,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Points committed during the round: the first after the fault, and a seeded sample of the others.
     // Any consistent point not checked yet (those of this round, and those cut between rounds).
     const during =
-      (await points())?.filter((p) => consistent(p) && !checked.has(p.id) && p.id !== back.id) ??
-      [];
+      (await points())?.filter(
+        (p) => consistent(p) && !ledger.checked.has(p.id) && p.id !== back.id,
+      ) ?? [];
     const sample: number[] = [back.id];
     for (let i = 0; i < (o.samplePerRound ?? 1) && during.length > 0; i++) {
       const [pick] = during.splice(Math.floor(random() * during.length), 1);
@@ -413,7 +341,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     for (const id of sample) await checkPoint(id);
     const verified = await verifyPoint(rig.t.home, APP, back.id);
     if (verified) fail(n, kind, verified);
-    if (kind === 'redis-restart') await checkRedisState(n, kind);
+    // After Redis comes back the gateway publishes the app's state there again by itself.
+    if (kind === 'redis-restart' && !(await replicationStatePublished(rig.redisUrl, 15_000)))
+      fail(n, kind, 'the gateway did not publish the replication state to Redis again within 15 s');
     await o.roundEnd?.(n, rig);
     const live = [rig.agent?.child.pid, rig.gateway?.child.pid, rig.writer?.pid].filter(
       (x): x is number => x !== undefined,
@@ -446,26 +376,5 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     say(
       `  round ${n}: ${kind}${f.endWithReset ? ' (ends with a reset)' : ''} ${f.ms} ms; back in ${(returnMs / 1000).toFixed(1)} s at point ${back.id}; ${resent.size ? `resent ${[...resent.values()].join('+')} bytes; ` : ''}checked ${sample.length + 1} points (${Date.now() - faultStart} ms)${agentSaid ? `\n      ${agentSaid}` : ''}`,
     );
-  }
-
-  /** After Redis comes back the gateway publishes the app's state there again by itself. */
-  async function checkRedisState(n: number, kind: string): Promise<void> {
-    const r = new Redis(rig.redisUrl, { maxRetriesPerRequest: 1 });
-    r.on('error', () => undefined); // reported below as no state
-    try {
-      const state = await until(async () => {
-        const raw = await r.hget('lifeboat:replication', APP).catch(() => null);
-        const s = raw ? (JSON.parse(raw) as { phase?: string }) : undefined;
-        return s?.phase === 'continuous' ? s : undefined;
-      }, 15_000);
-      if (!state)
-        fail(
-          n,
-          kind,
-          'the gateway did not publish the replication state to Redis again within 15 s',
-        );
-    } finally {
-      r.disconnect();
-    }
   }
 }

@@ -1,30 +1,28 @@
 /** The round trip under fire: failover → writes at the DR site → failback → reprotect, one seeded fault a round. */
 import { execFile, spawnSync } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { FailbackResult, OperationResult } from '../../replicator/jobs/recovery-contract.js';
-import type { PointInfo } from '../../replicator/transport/wire-types.js';
 import { updateConfig } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { APP, ChaosRig, RECORDS_FILE } from './chaos-rig.js';
 import { seededRandom } from './fault-schedule.js';
-import { changedBytes, checkPointRecords, checkSqlite, verifyPoint } from './point-checks.js';
+import { checkPointRecords, checkSqlite, verifyPoint } from './point-checks.js';
 import type { RoundTripReport } from './round-trip-report.js';
+import { resentAgainstChanged } from './round-trip-resent.js';
+import {
+  DB_FILE,
+  killQuietly,
+  lastAck,
+  lastLine,
+  undoDrServers,
+  writeSiteScripts,
+} from './round-trip-site.js';
 
 const run = promisify(execFile);
-const writerScript = fileURLToPath(new URL('../fixtures/record-pair-writer.mjs', import.meta.url));
-const sqliteScript = fileURLToPath(new URL('../fixtures/sqlite-writer.mjs', import.meta.url));
-/** The SQLite database on the first volume, written at either site all along. */
-const DB_FILE = 'shop.db';
-/** The last line of a writer's output: what it had acknowledged when it stopped (or was killed). */
-const lastLine = async (file: string) =>
-  (await readFile(file, 'utf8').catch(() => '')).trim().split('\n').at(-1) ?? '';
-const lastAck = async (file: string) => Number(/^ack (\d+)$/.exec(await lastLine(file))?.[1] ?? 0);
-
 export const ROUND_TRIP_FAULTS = [
   'worker-kill',
   'gateway-kill',
@@ -91,52 +89,9 @@ export async function runRoundTrip(o: RoundTripOptions): Promise<RoundTripReport
   const scratch = join(dir, 'scratch');
   await mkdir(scratch);
   const [va, vb] = rig.volumes as [(typeof rig.volumes)[0], (typeof rig.volumes)[0]];
-  const srcPid = join(dir, 'src-writer.pid');
-  const srcOut = join(dir, 'src-writer.out');
-  const drPid = join(dir, 'dr-writer.pid');
-  const drOut = join(dir, 'dr-writer.out');
-  const srcSqlPid = join(dir, 'src-sqlite.pid');
-  const srcSqlOut = join(dir, 'src-sqlite.out');
-  const drSqlPid = join(dir, 'dr-sqlite.pid');
-  const drSqlOut = join(dir, 'dr-sqlite.out');
-  const sqlRate = Math.max(1, Math.round(rate / 4));
-  const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  const startWriter = (a: string, b: string, pidfile: string, out: string) =>
-    `${q(process.execPath)} ${q(writerScript)} ${q(a)} ${q(b)} ${rate} --acks --pidfile ${q(pidfile)} > ${q(out)} 2>/dev/null &`;
-  const startSqlite = (db: string, pidfile: string, out: string) =>
-    `${q(process.execPath)} ${q(sqliteScript)} ${q(db)} ${sqlRate} --pidfile ${q(pidfile)} >> ${q(out)} 2>/dev/null &`;
-  const stopWriter = (pidfile: string) =>
-    `pid=$(cat ${q(pidfile)} 2>/dev/null); if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then n=0; while kill -0 "$pid" 2>/dev/null; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.01; done; fi; rm -f ${q(pidfile)}`;
-  const fence = join(dir, 'fence.sh');
-  await writeFile(
-    fence,
-    // Thaw before unmounting (a file system unmounted frozen stays frozen, holding its device);
-    // one that is unmounted but alive is mounted again, thawed and unmounted.
-    `#!/bin/sh\n${stopWriter(srcPid)}\n${stopWriter(srcSqlPid)}\nfor pair in ${q(`${va.mount}=${va.device}`)} ${q(`${vb.mount}=${vb.device}`)}; do\n  m=\${pair%=*}; d=\${pair#*=}\n  n=0\n  while mountpoint -q "$m"; do\n    fsfreeze -u "$m" 2>/dev/null\n    umount "$m" 2>/dev/null && break\n    n=$((n+1)); [ $n -gt 100 ] && { umount "$m"; exit 1; }\n    sleep 0.1\n  done\n  if [ -e "/sys/fs/ext4/$(basename "$d")" ]; then mount "$d" "$m" && fsfreeze -u "$m" 2>/dev/null; umount "$m" || exit 1; fi\ndone\nexit 0\n`,
-  );
-  const unfence = join(dir, 'unfence.sh');
-  await writeFile(
-    unfence,
-    `#!/bin/sh\nmountpoint -q ${q(va.mount as string)} || mount ${q(va.device)} ${q(va.mount as string)} || exit 1\nmountpoint -q ${q(vb.mount as string)} || mount ${q(vb.device)} ${q(vb.mount as string)} || exit 1\n${startWriter(join(va.mount as string, RECORDS_FILE), join(vb.mount as string, RECORDS_FILE), srcPid, srcOut)}\n${startSqlite(join(va.mount as string, DB_FILE), srcSqlPid, srcSqlOut)}\nexit 0\n`,
-  );
-  // The DR server: both recovered images mounted, the writer going on from their records.
-  const server = join(dir, 'dr-server.sh');
-  await writeFile(
-    server,
-    `#!/bin/sh
-[ "$DR_MODE" = failover ] || exec sleep infinity
-here=$(dirname "$DR_VOLUME_ALPHA")
-da=$(losetup --find --show "$DR_VOLUME_ALPHA") || exit 1
-db=$(losetup --find --show "$DR_VOLUME_BETA") || { losetup -d "$da"; exit 1; }
-mkdir -p "$here/ma" "$here/mb"
-mount "$da" "$here/ma" && mount "$db" "$here/mb" || exit 1
-stop() { ${stopWriter(drPid)}; ${stopWriter(drSqlPid)}; umount "$here/ma" "$here/mb"; losetup -d "$da" "$db"; exit 0; }
-trap stop TERM INT
-${startWriter('$here/ma/records.log', '$here/mb/records.log', drPid, drOut).replaceAll("'$here/ma/records.log'", '"$here/ma/records.log"').replaceAll("'$here/mb/records.log'", '"$here/mb/records.log"')}
-${startSqlite('$here/ma/shop.db', drSqlPid, drSqlOut).replaceAll("'$here/ma/shop.db'", '"$here/ma/shop.db"')}
-while :; do sleep 1 & wait $!; done
-`,
-  );
+  const { fence, unfence, server, files, startWriter, startSqlite, stopWriter } =
+    await writeSiteScripts(dir, va, vb, rate);
+  const { srcPid, srcOut, drPid, drOut, srcSqlPid, srcSqlOut, drSqlPid, drSqlOut } = files;
   for (const f of [fence, unfence, server]) await chmod(f, 0o700);
   await updateConfig(rig.t.home, (doc) => {
     doc.setIn(['apps', APP, 'fence'], fence);
@@ -415,89 +370,7 @@ while :; do sleep 1 & wait $!; done
       );
     const verified = await verifyPoint(rig.t.home, APP, back.id);
     if (verified) throw new Error(verified);
-    await resentAgainstChanged(base, r.images, linesBefore, rowsAtSource);
+    await resentAgainstChanged(rig, report, scratch, base, r.images, linesBefore, rowsAtSource);
     for (const img of r.images) await rm(img, { force: true });
   }
-
-  /** The agent's resync after failback sends at most twice what changed since the failover's point. */
-  async function resentAgainstChanged(
-    base: PointInfo,
-    after: string[],
-    linesBefore: number,
-    rowsAtSource: number,
-  ): Promise<void> {
-    const lines = rig
-      .agentLines()
-      .slice(linesBefore)
-      .filter((l) => typeof l.msg === 'string' && l.msg.startsWith('resynced by scan'));
-    const resent = lines.reduce((s, l) => s + Number(l.bytesChanged ?? 0), 0);
-    const b = await checkPointRecords({
-      home: rig.t.home,
-      app: APP,
-      point: base.id,
-      volumes: rig.volumes.map((v) => v.name),
-      file: `/${RECORDS_FILE}`,
-      scratch,
-      keep: true,
-    });
-    // The database the failover started from: intact, every row the source acknowledged.
-    const db = await checkSqlite(b.images[0] as string, `/${DB_FILE}`, scratch);
-    report.sqliteChecks++;
-    if (db.maxId < rowsAtSource)
-      throw new Error(
-        `the failover's point ${base.id} ends at database row ${db.maxId}; the source acknowledged ${rowsAtSource}`,
-      );
-    const blockSize = (await rig.t.config()).apps[APP]?.blockSize ?? 65536;
-    let changed = 0;
-    for (const [i, img] of b.images.entries())
-      changed += await changedBytes(img, after[i] as string, blockSize);
-    for (const img of b.images) await rm(img, { force: true });
-    report.bytesResent += resent;
-    report.bytesChanged += changed;
-    if (resent > 2 * changed)
-      throw new Error(`the agent resent ${resent} bytes, more than twice the ${changed} changed`);
-  }
-}
-
-/** kill -9, of a process that may have ended meanwhile. */
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // ESRCH: it ended by itself meanwhile
-  }
-}
-
-/**
- * A run that failed half-way may leave a DR server (this run's script, found by its path), its
- * mounts and its loop devices: undo them.
- */
-async function undoDrServers(recovery: string, script: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const cmd = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => ''); // exited meanwhile
-    if (!cmd.includes(script)) continue;
-    found.push(`DR server process ${e}`);
-    try {
-      process.kill(-Number(e), 'SIGTERM'); // its trap stops the writer and unmounts
-    } catch {
-      // not a group leader, or gone: nothing of ours to stop there
-    }
-  }
-  if (found.length) await sleep(2000);
-  for (const line of (await readFile('/proc/mounts', 'utf8')).split('\n')) {
-    const target = line.split(' ')[1];
-    if (!target?.startsWith(`${recovery}/`)) continue;
-    found.push(`mount ${target}`);
-    spawnSync('umount', ['-l', target]);
-  }
-  const attached = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout ?? '';
-  for (const line of attached.split('\n')) {
-    const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
-    if (!dev || !line.includes(`${recovery}/`)) continue;
-    found.push(`loop device ${dev}`);
-    spawnSync('losetup', ['-d', dev]);
-  }
-  return found;
 }

@@ -5,6 +5,8 @@
  * `{id, title}`, optional channel_id, initial_comment, thread_ts) shares them. A file that was
  * never uploaded, uploaded with another length, or completed twice is refused.
  */
+import { type Answer, ok } from './slack-wire.js';
+
 export interface SharedFile {
   id: string;
   filename: string;
@@ -20,8 +22,6 @@ interface Pending {
   length: number;
   bytes?: Buffer;
 }
-
-type Answer = { status: number; body: unknown };
 
 export class SlackFiles {
   readonly shared: SharedFile[] = [];
@@ -91,8 +91,4 @@ export class SlackFiles {
       files: done.map((d) => ({ id: d.id, title: d.title, name: d.filename })),
     });
   }
-}
-
-function ok(body: unknown): Answer {
-  return { status: 200, body };
 }

@@ -2,7 +2,9 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { blockKitProblems } from './block-kit-check.js';
+import { SlackChat } from './slack-chat.js';
 import { SlackFiles } from './slack-files.js';
+import { blocksOf, ok, parseArgs, readBody, readBytes } from './slack-wire.js';
 
 /**
  * An emulator of Slack's side: the Web API the bot calls (`auth.test`, `chat.postMessage`,
@@ -59,6 +61,8 @@ export class SlackEmulator {
   readonly files = new SlackFiles(() => this.url);
   /** Channels the bot is not a member of: sharing a file there answers `not_in_channel`. */
   readonly notInChannel = new Set<string>();
+  /** The chat API (`chat.postMessage`, `chat.update`, `chat.postEphemeral`). */
+  private readonly chat = new SlackChat(this.messages, this.ephemerals, () => ++this.seq);
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
@@ -209,43 +213,12 @@ export class SlackEmulator {
           user_id: 'U0BOT',
           bot_id: 'B0BOT',
         });
-      case 'chat.postMessage': {
-        const channel = str(args.channel);
-        if (!channel) return ok({ ok: false, error: 'channel_not_found' });
-        if (!str(args.text) && !args.blocks) return ok({ ok: false, error: 'no_text' });
-        const ts = `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`;
-        const threadTs = str(args.thread_ts);
-        if (threadTs && !this.messages.has(`${channel}/${threadTs}`))
-          return ok({ ok: false, error: 'thread_not_found' });
-        this.messages.set(`${channel}/${ts}`, {
-          channel,
-          ts,
-          text: str(args.text) ?? '',
-          blocks: blocksOf(args.blocks),
-          updates: 0,
-          ...(threadTs ? { threadTs } : {}),
-        });
-        return ok({ ok: true, channel, ts, message: { text: args.text } });
-      }
-      case 'chat.update': {
-        const channel = str(args.channel);
-        const ts = str(args.ts);
-        const m = channel && ts ? this.messages.get(`${channel}/${ts}`) : undefined;
-        if (!m) return ok({ ok: false, error: 'message_not_found' });
-        m.text = str(args.text) ?? m.text;
-        if (args.blocks) m.blocks = blocksOf(args.blocks);
-        m.updates++;
-        return ok({ ok: true, channel, ts, text: m.text });
-      }
-      case 'chat.postEphemeral': {
-        if (!str(args.channel) || !str(args.user))
-          return ok({ ok: false, error: 'invalid_arguments' });
-        this.ephemerals.push({ method, args, at: Date.now() });
-        return ok({
-          ok: true,
-          message_ts: `${Math.floor(Date.now() / 1000)}.${String(++this.seq).padStart(6, '0')}`,
-        });
-      }
+      case 'chat.postMessage':
+        return this.chat.postMessage(args);
+      case 'chat.update':
+        return this.chat.update(args);
+      case 'chat.postEphemeral':
+        return this.chat.postEphemeral(method, args);
       case 'files.getUploadURLExternal':
         return this.files.getUploadUrl(args);
       case 'files.completeUploadExternal':
@@ -412,33 +385,4 @@ export class SlackEmulator {
     const res = await fetch(target, { method: 'POST', headers, body });
     return { status: res.status, body: await res.text(), headers: res.headers };
   }
-}
-
-function ok(body: unknown) {
-  return { status: 200, body };
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v !== '' ? v : undefined;
-}
-
-function blocksOf(v: unknown): Record<string, unknown>[] {
-  if (typeof v === 'string') return JSON.parse(v) as Record<string, unknown>[];
-  return Array.isArray(v) ? (v as Record<string, unknown>[]) : [];
-}
-
-function parseArgs(contentType: string, raw: string): Record<string, unknown> {
-  if (contentType.startsWith('application/json'))
-    return raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
-  return Object.fromEntries(new URLSearchParams(raw));
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  return (await readBytes(req)).toString('utf8');
-}
-
-async function readBytes(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }

@@ -7,6 +7,25 @@ export function appStatusRow(over: Partial<AppStatus> = {}): AppStatus {
 }
 
 /**
+ * App web replicating at `now` as a gateway publishes it (JSON): agent seen 2 s ago, point 12
+ * (crash-consistent) 30 s ago, `over` on top.
+ */
+export function continuousStatusJson(now: number, over: Partial<AppStatus> = {}): string {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const point = { id: 12, time: iso(now - 30_000), label: 'crash-consistent' as const };
+  const row = appStatusRow({
+    agent: { host: 'web-1', pid: 7, lastSeen: iso(now - 2_000), clockOffsetMs: 0 },
+    lastPoint: point,
+    lastConsistentPoint: point,
+    lagSeconds: 30,
+    lastFreezeMs: 9,
+    points: 12,
+    ...over,
+  });
+  return JSON.stringify({ ...row, publishedAt: iso(now - 500) });
+}
+
+/**
  * A volume's write figures over a 10-minute window: `written` bytes dirtying `x4`, `x16` and
  * `x64` times as many block bytes at 4, 16 and 64 KiB.
  */

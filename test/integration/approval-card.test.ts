@@ -25,8 +25,8 @@ import { readNotices } from '../../engine/notice-stream.js';
 import { replicationKey } from '../../replicator/gateway/state-publisher.js';
 import { emitEvent } from '../../replicator/jobs/operation-events.js';
 import { recoveryKeys } from '../../replicator/jobs/recovery-contract.js';
-import type { AppStatus } from '../../replicator/transport/wire-types.js';
 import { blockKitProblems } from '../fakes/block-kit-check.js';
+import { continuousStatusJson } from '../helpers/app-status-row.js';
 import { command, type EngineHome, engineHome, testPrefix } from '../helpers/engine-home.js';
 import { redisUnavailable, startRedis, type TestRedis } from '../helpers/redis-server.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -35,27 +35,6 @@ import { until } from '../helpers/wait-for.js';
 const problem = redisUnavailable();
 const T0 = Date.parse('2026-11-25T10:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
-
-function state(now: number, over: Partial<AppStatus> = {}) {
-  return JSON.stringify({
-    app: 'web',
-    phase: 'continuous',
-    agent: { host: 'web-1', pid: 7, lastSeen: iso(now - 2_000), clockOffsetMs: 0 },
-    lastPoint: { id: 12, time: iso(now - 30_000), label: 'crash-consistent' },
-    lastConsistentPoint: { id: 12, time: iso(now - 30_000), label: 'crash-consistent' },
-    lagSeconds: 30,
-    trackers: {},
-    lastFreezeMs: 9,
-    lastResync: null,
-    points: 12,
-    bytesShipped: 0,
-    throughputBytesPerSec: 0,
-    storedBytes: 0,
-    backlogBytes: 0,
-    publishedAt: iso(now - 500),
-    ...over,
-  });
-}
 
 /** Every Slack field as `Label: value` text, for asserting on. */
 const fieldsOf = (blocks: KnownBlock[]) =>
@@ -113,7 +92,7 @@ describe('approval cards', () => {
 
   /** sam asks for a prod failover with a reason, with a drill on record and an open RPO alert. */
   async function askFailover(e: Engine) {
-    await conn.hset(replicationKey(prefix), 'web', state(clock));
+    await conn.hset(replicationKey(prefix), 'web', continuousStatusJson(clock));
     await recordLastRun({ redis: conn, prefix }, 'web', 'drill', {
       opId: 'op-drill7',
       at: clock - 3 * 86_400_000,
@@ -242,7 +221,7 @@ describe('approval cards', () => {
 
     // Time passes, newer points arrive: nothing an approver decides on changed.
     clock = T0 + 20_000;
-    await conn.hset(replicationKey(prefix), 'web', state(clock));
+    await conn.hset(replicationKey(prefix), 'web', continuousStatusJson(clock));
     const first = await e.submit(command('slack:UTOM', `approve ${id}`));
     expect(first.ok).toBe(true);
     expect(first.summary).toMatch(/^Approved A-\d+: 1 of 2/);
@@ -252,7 +231,7 @@ describe('approval cards', () => {
     await conn.hset(
       replicationKey(prefix),
       'web',
-      state(clock, {
+      continuousStatusJson(clock, {
         phase: 'stalled',
         agent: { host: 'web-1', pid: 7, lastSeen: iso(T0 + 20_000), clockOffsetMs: 0 },
       }),
@@ -302,7 +281,7 @@ describe('approval cards', () => {
     await conn.hset(
       replicationKey(prefix),
       'web',
-      state(clock, { lastConsistentPoint: null, lastPoint: null }),
+      continuousStatusJson(clock, { lastConsistentPoint: null, lastPoint: null }),
     );
     const shown = await until('the card shown again', async () =>
       (await notices((n) => n.kind === 'approval.updated')).at(0),
@@ -329,7 +308,11 @@ describe('approval cards', () => {
     const id = cardOf(requested.data)?.approvalId ?? '';
     expect((await e.submit(command('slack:UTOM', `approve ${id}`))).ok).toBe(true);
     clock = T0 + 5 * 60_000;
-    await conn.hset(replicationKey(prefix), 'web', state(clock, { phase: 'paused' }));
+    await conn.hset(
+      replicationKey(prefix),
+      'web',
+      continuousStatusJson(clock, { phase: 'paused' }),
+    );
     const self = await e.submit(command('slack:USAM', `approve ${id}`));
     expect(self.summary).toMatch(/You asked for this failover/);
     const stranger = await e.submit(command('slack:UDAN', `approve ${id}`));

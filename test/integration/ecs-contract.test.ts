@@ -1,126 +1,22 @@
-/**
- * The ECS emulator checked by clients we did not write: @alicloud/pop-core (RPC, HMAC-SHA1, GET
- * and POST form) and @alicloud/ecs20140526 (ACS3-HMAC-SHA256, ACS3-HMAC-SM3 and its own RPC mode),
- * accepted when the call is right and refused with ECS's codes when it is wrong.
- */
-import { createHmac, randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readlink, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import Ecs from '@alicloud/ecs20140526';
-import { $OpenApiUtil } from '@alicloud/openapi-core';
-import RPCClient from '@alicloud/pop-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
+import { describe, expect, it } from 'vitest';
+import {
+  type Body,
+  emu,
+  popCore,
+  REQUEST_ID,
+  refusal,
+  type Style,
+  sdk,
+  secret,
+  useEcsContractEmulator,
+} from '../helpers/ecs-clients.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-type Body = Record<string, unknown>;
-type Params = Record<string, string | number | boolean>;
-interface Refusal {
-  status?: number;
-  code: string;
-  requestId: string;
-}
-interface Style {
-  name: string;
-  call(action: string, params: Params): Promise<Body>;
-}
+useEcsContractEmulator();
 
-type EcsClass = typeof Ecs.default;
-const EcsClient: EcsClass = (Ecs as { default?: EcsClass }).default ?? (Ecs as unknown as EcsClass);
-
-let dir: string;
-let emu: EcsEmulator;
-let keyId: string;
-let secret: string;
-
-function popCore(method: 'GET' | 'POST', key = secret): Style {
-  const client = new RPCClient({
-    accessKeyId: keyId,
-    accessKeySecret: key,
-    endpoint: `http://${emu.endpoint}`,
-    apiVersion: '2014-05-26',
-  });
-  return {
-    name: `pop-core RPC HMAC-SHA1 ${method}`,
-    call: async (action, params) => (await client.request(action, params, { method })) as Body,
-  };
-}
-
-/** The ECS SDK's own client, calling through the same path its typed methods use. */
-function sdk(signatureAlgorithm: string, key = secret): Style {
-  const client = new EcsClient(
-    new $OpenApiUtil.Config({
-      accessKeyId: keyId,
-      accessKeySecret: key,
-      regionId: emu.state.regionId,
-      endpoint: emu.endpoint,
-      protocol: 'http',
-      signatureAlgorithm,
-    }),
-  );
-  return {
-    name: `ecs20140526 ${signatureAlgorithm}`,
-    call: async (action, params) => {
-      const query = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]));
-      const r = (await client.callApi(
-        new $OpenApiUtil.Params({
-          action,
-          version: '2014-05-26',
-          protocol: 'HTTP',
-          pathname: '/',
-          method: 'POST',
-          authType: 'AK',
-          style: 'RPC',
-          reqBodyType: 'formData',
-          bodyType: 'json',
-        }),
-        new $OpenApiUtil.OpenApiRequest({ query }),
-        {} as never,
-      )) as { body: Body };
-      return r.body;
-    },
-  };
-}
-
-/** What a client threw, in ECS's terms: HTTP status (where the client keeps it), Code, RequestId. */
-async function refusal(p: Promise<unknown>): Promise<Refusal> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as {
-      statusCode?: number;
-      code?: string;
-      data?: { Code?: string; RequestId?: string; statusCode?: number };
-    };
-    const status = e.statusCode ?? e.data?.statusCode;
-    return {
-      ...(status !== undefined ? { status } : {}),
-      code: e.data?.Code ?? e.code ?? '',
-      requestId: e.data?.RequestId ?? '',
-    };
-  }
-  throw new Error('expected ECS to refuse the call');
-}
-
-const REQUEST_ID = /^[0-9A-F-]{36}$/;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lifeboat-ecs-contract-'));
-  keyId = `LTAI5t${randomBytes(9).toString('hex')}`;
-  secret = randomBytes(22).toString('base64url');
-  emu = await startEcsEmulator({
-    accessKeyId: keyId,
-    accessKeySecret: secret,
-    dataDir: dir,
-    timings: { createDiskMs: 150, attachMs: 100, pendingMs: 150, startingMs: 150 },
-  });
-});
-
-afterAll(async () => {
-  await emu?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+// RPC requests built by hand and Cloud Assistant are in ecs-contract-rpc.test.ts (the same rig).
 
 const styles: [string, () => Style][] = [
   ['pop-core RPC HMAC-SHA1, GET', () => popCore('GET')],
@@ -328,124 +224,6 @@ describe.each(styles)('ECS emulator with %s', (_name, make) => {
     expect(r.requestId).toMatch(REQUEST_ID);
     expect(await refusal(style.call('LaunchRocket', {}))).toMatchObject({
       code: 'InvalidAction.NotFound',
-    });
-  });
-});
-
-describe('ECS emulator, RPC requests built by hand', () => {
-  /** An RPC request signed the way the reference describes, with parts a test may spoil. */
-  function signed(params: Record<string, string>, o: { timestamp?: string; nonce?: string } = {}) {
-    const all: Record<string, string> = {
-      Format: 'JSON',
-      Version: '2014-05-26',
-      AccessKeyId: keyId,
-      SignatureMethod: 'HMAC-SHA1',
-      SignatureVersion: '1.0',
-      SignatureNonce: o.nonce ?? randomBytes(8).toString('hex'),
-      Timestamp: o.timestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      ...params,
-    };
-    const enc = (s: string) =>
-      encodeURIComponent(s).replace(
-        /[!'()*]/g,
-        (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`,
-      );
-    const canonical = Object.keys(all)
-      .sort()
-      .map((k) => `${enc(k)}=${enc(all[k] ?? '')}`)
-      .join('&');
-    const signature = createHmac('sha1', `${secret}&`)
-      .update(`GET&${enc('/')}&${enc(canonical)}`)
-      .digest('base64');
-    return `http://${emu.endpoint}/?${canonical}&Signature=${enc(signature)}`;
-  }
-
-  it('refuses a reused nonce, an old timestamp and an unsigned request', async () => {
-    const url = signed({ Action: 'DescribeRegions' }, { nonce: 'contract-nonce-1' });
-    expect((await fetch(url)).status).toBe(200);
-    const replay = await fetch(url);
-    expect(replay.status).toBe(400);
-    expect(await replay.json()).toMatchObject({ Code: 'SignatureNonceUsed' });
-    const old = await fetch(
-      signed({ Action: 'DescribeRegions' }, { timestamp: '2020-01-01T00:00:00Z' }),
-    );
-    expect(await old.json()).toMatchObject({ Code: 'InvalidTimeStamp.Expired' });
-    const bare = await fetch(`http://${emu.endpoint}/?Action=DescribeRegions&Version=2014-05-26`);
-    expect(bare.status).toBe(400);
-    expect(await bare.json()).toMatchObject({ Code: 'IncompleteSignature' });
-  });
-});
-
-describe('ECS emulator, Cloud Assistant with pop-core and the SDK', () => {
-  it.each([
-    ['pop-core RPC', () => popCore('POST')],
-    ['ecs20140526 ACS3', () => sdk('ACS3-HMAC-SHA256')],
-  ])('runs a command and reports it as the reference describes (%s)', async (_name, make) => {
-    const c = make();
-    const region = emu.state.regionId;
-    const worker = emu.state.workerInstanceId;
-    expect(
-      await refusal(
-        c.call('RunCommand', {
-          RegionId: region,
-          Type: 'Shell',
-          CommandContent: 'echo hi',
-          'InstanceId.1': worker,
-        }),
-      ),
-    ).toMatchObject({ code: 'InvalidCmdType.NotFound' });
-    expect(
-      await refusal(
-        c.call('RunCommand', { RegionId: region, Type: 'RunShellScript', 'InstanceId.1': worker }),
-      ),
-    ).toMatchObject({ code: 'MissingParameter' });
-    const { InvokeId } = (await c.call('RunCommand', {
-      RegionId: region,
-      Type: 'RunShellScript',
-      CommandContent: Buffer.from('echo contract-ok').toString('base64'),
-      ContentEncoding: 'Base64',
-      'InstanceId.1': worker,
-      Name: 'contract',
-    })) as { InvokeId: string };
-    const statuses = new Set<string>();
-    const done = await waitFor('the invocation to finish', async () => {
-      const r = (await c.call('DescribeInvocations', {
-        RegionId: region,
-        InvokeId,
-        IncludeOutput: true,
-      })) as {
-        Invocations: {
-          Invocation: {
-            InvocationStatus: string;
-            CommandContent: string;
-            InvokeInstances: {
-              InvokeInstance: { InvocationStatus: string; Output?: string; ExitCode?: number }[];
-            };
-          }[];
-        };
-      };
-      const inv = r.Invocations.Invocation[0];
-      statuses.add(inv?.InvocationStatus ?? '');
-      return inv?.InvocationStatus === 'Success' ? inv : undefined;
-    });
-    expect([...statuses].every((st) => ['Pending', 'Running', 'Success'].includes(st))).toBe(true);
-    // Output and content come Base64-encoded unless ContentEncoding says PlainText.
-    expect(Buffer.from(done.CommandContent, 'base64').toString()).toBe('echo contract-ok');
-    const target = done.InvokeInstances.InvokeInstance[0];
-    expect(Buffer.from(target?.Output ?? '', 'base64').toString()).toBe('contract-ok\n');
-    expect(target?.ExitCode).toBe(0);
-    const results = (await c.call('DescribeInvocationResults', {
-      RegionId: region,
-      InvokeId,
-      ContentEncoding: 'PlainText',
-    })) as {
-      Invocation: {
-        InvocationResults: { InvocationResult: { Output: string; InvocationStatus: string }[] };
-      };
-    };
-    expect(results.Invocation.InvocationResults.InvocationResult[0]).toMatchObject({
-      Output: 'contract-ok\n',
-      InvocationStatus: 'Success',
     });
   });
 });

@@ -1,188 +1,32 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import {
-  mkdir,
-  mkdtemp,
-  open,
-  readdir,
-  readlink,
-  rm,
-  rmdir,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isDrError, systemCode } from '../../../../core/errors.js';
-import {
-  removeStaleInstances,
-  TraceTracker,
-  type TraceTrackerOptions,
-} from '../../../../replicator/capture/trace-tracker.js';
+import { describe, expect, it } from 'vitest';
+import { isDrError } from '../../../../core/errors.js';
 import { skipBecause } from '../../../helpers/skip.js';
+import {
+  attachLoop,
+  BS,
+  ddRead,
+  ddWrite,
+  exists,
+  holders,
+  installed,
+  MiB,
+  missing,
+  mounts,
+  range,
+  start,
+  tool,
+  until,
+  useTraceRig,
+  work,
+} from '../../../helpers/trace-rig.js';
 
-const execFileAsync = promisify(execFile);
-const BS = 4096;
-const MiB = 1024 * 1024;
+useTraceRig();
 
-/** Runs a tool, bounded: a hung losetup or dd fails the test instead of stalling it. */
-async function tool(cmd: string, args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(cmd, args, { timeout: 30_000 });
-  return stdout;
-}
-
-async function installed(cmd: string, args = ['--version']): Promise<boolean> {
-  return tool(cmd, args).then(
-    () => true,
-    () => false, // missing or unusable: the tests that need it are skipped with a reason
-  );
-}
-
-let work: string;
-/** The tracefs these tests use, and one this file mounted itself (unmounted in afterAll). */
-let tracefs = '/sys/kernel/tracing';
-let mountedTracefs: string | undefined;
-/** Why the tests on real devices cannot run here. */
-let missing: string | undefined;
-
-/** What each test created, removed in afterEach whether the test passed or not. */
-const trackers: TraceTracker[] = [];
-const children: ChildProcess[] = [];
-const instances: string[] = [];
-const mounts: string[] = [];
-const loops: string[] = [];
-
-async function environmentProblem(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'loop devices and tracefs need root';
-  if (!(await installed('losetup'))) return 'losetup (util-linux) is missing';
-  if (!(await installed('dd'))) return 'dd (coreutils) is missing';
-  const places = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
-  const found = [];
-  for (const p of places) if (await exists(join(p, 'instances'))) found.push(p);
-  if (found[0] !== undefined) {
-    tracefs = found[0];
-  } else {
-    // Mounted privately, so unmounting it afterwards cannot disturb anyone else's tracing.
-    const mnt = join(work, 'tracefs');
-    await mkdir(mnt);
-    try {
-      await tool('mount', ['-t', 'tracefs', 'nodev', mnt]);
-    } catch (err) {
-      return `tracefs is not mounted and cannot be mounted here (${String(err).split('\n')[0]})`;
-    }
-    tracefs = mountedTracefs = mnt;
-  }
-  if (!(await exists(join(tracefs, 'events/block/block_bio_queue'))))
-    return 'this kernel has no block_bio_queue tracepoint';
-  return undefined;
-}
-
-function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false, // any failure means the feature is not there
-  );
-}
-
-/** A loop device over a fresh sparse image file. */
-async function attachLoop(size = 16 * MiB): Promise<string> {
-  const image = join(work, `image-${loops.length}-${Date.now()}`);
-  const fh = await open(image, 'w');
-  await fh.truncate(size);
-  await fh.close();
-  const dev = (await tool('losetup', ['--find', '--show', image])).trim();
-  loops.push(dev);
-  return dev;
-}
-
-async function start(device: string, o: Partial<TraceTrackerOptions> = {}): Promise<TraceTracker> {
-  const t = await TraceTracker.start({ device, blockSize: BS, tracefs, ...o });
-  trackers.push(t);
-  return t;
-}
-
-/** One direct (uncached) write of random bytes; offset and length in bytes, multiples of 512. */
-function ddWrite(dev: string, offset: number, length: number): Promise<string> {
-  return tool('dd', [
-    'if=/dev/urandom',
-    `of=${dev}`,
-    `bs=${length}`,
-    'count=1',
-    `seek=${offset}`,
-    'oflag=direct,seek_bytes',
-    'conv=notrunc',
-    'status=none',
-  ]);
-}
-
-function ddRead(dev: string, offset: number, length: number): Promise<string> {
-  return tool('dd', [
-    `if=${dev}`,
-    'of=/dev/null',
-    `bs=${length}`,
-    'count=1',
-    `skip=${offset}`,
-    'iflag=direct,skip_bytes',
-    'status=none',
-  ]);
-}
-
-function range(first: number, last: number): number[] {
-  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
-}
-
-/** Pids of processes that hold `path` open. */
-async function holders(path: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]); // the process ended meanwhile
-    for (const fd of fds) {
-      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''); // closed meanwhile
-      if (target === path) found.push(Number(pid));
-    }
-  }
-  return found;
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await sleep(20);
-  }
-}
-
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'lifeboat-trace-'));
-  missing = await environmentProblem();
-});
-
-afterEach(async () => {
-  const problems: unknown[] = [];
-  const attempt = async (step: () => Promise<unknown>) => {
-    await step().catch((err: unknown) => problems.push(err));
-  };
-  for (const t of trackers.splice(0)) await attempt(() => t.close());
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const dir of instances.splice(0)) {
-    await attempt(() =>
-      rmdir(dir).catch((e) => (systemCode(e) === 'ENOENT' ? 0 : Promise.reject(e))),
-    );
-  }
-  for (const mnt of mounts.splice(0)) await attempt(() => tool('umount', [mnt]));
-  for (const dev of loops.splice(0)) await attempt(() => tool('losetup', ['-d', dev]));
-  if (problems.length > 0) throw new AggregateError(problems, 'cleanup after the test failed');
-});
-
-afterAll(async () => {
-  if (mountedTracefs) await tool('umount', [mountedTracefs]);
-  await rm(work, { recursive: true, force: true });
-});
-
+// Stale instances and where tracing cannot be used are in trace-tracker-unavailable.test.ts.
 describe('TraceTracker on a loop device', () => {
   it('reports exactly the blocks written, in its own block size, and not those read', async (ctx) => {
     if (missing) return skipBecause(ctx, missing);
@@ -350,77 +194,5 @@ describe('TraceTracker on a loop device', () => {
     await ddWrite(dev, 3 * BS, BS);
     await t.sync();
     expect(t.drain()).toEqual({ blocks: [3], unsure: false });
-  });
-});
-
-describe('stale instances', () => {
-  it('removes those of dead processes, even one a leftover reader keeps open, and keeps live ones', async (ctx) => {
-    if (missing) return skipBecause(ctx, missing);
-    const gone = spawn('true');
-    const deadPid = await new Promise<number>((resolve) =>
-      gone.on('exit', () => resolve(gone.pid ?? 0)),
-    );
-    const dead = `lifeboat-${deadPid}-0badc0de`;
-    const live = `lifeboat-${process.pid}-0c0ffee0`;
-    for (const name of [dead, live]) {
-      await mkdir(join(tracefs, 'instances', name));
-      instances.push(join(tracefs, 'instances', name));
-    }
-    // What a SIGKILLed agent leaves: its cat still blocked on trace_pipe, its stdout pipe unread.
-    const pipe = join(tracefs, 'instances', dead, 'trace_pipe');
-    const orphan = spawn('cat', [pipe], { stdio: ['ignore', 'pipe', 'ignore'] });
-    children.push(orphan);
-    const orphanExit = new Promise<void>((resolve) => orphan.on('exit', () => resolve()));
-    orphan.stdout.destroy();
-    await until('the leftover reader opens trace_pipe', async () =>
-      (await holders(pipe)).includes(orphan.pid ?? -1),
-    );
-
-    const removed = await removeStaleInstances(tracefs);
-
-    expect(removed).toContain(dead);
-    expect(removed).not.toContain(live);
-    expect(await exists(join(tracefs, 'instances', dead))).toBe(false);
-    expect(await exists(join(tracefs, 'instances', live))).toBe(true);
-    await orphanExit;
-  });
-});
-
-describe('where tracing cannot be used', () => {
-  it('unavailable() and start() name a regular file as not a block device', async () => {
-    const file = join(work, 'plain.img');
-    await writeFile(file, Buffer.alloc(BS));
-
-    expect(await TraceTracker.unavailable(file)).toMatch(
-      /plain\.img is not a block device.*losetup/,
-    );
-    const err = await TraceTracker.start({ device: file, blockSize: BS }).catch((e: unknown) => e);
-    expect(isDrError(err, 'volume_unreadable')).toBe(true);
-    expect(err).toMatchObject({ subject: file });
-    expect(String(err)).toContain('To resolve, attach it as a loop device');
-  });
-
-  it('unavailable() says a missing device does not exist', async () => {
-    expect(await TraceTracker.unavailable(join(work, 'nothing'))).toMatch(/nothing does not exist/);
-  });
-
-  it('unavailable() gives the mount command where tracefs is not mounted', async (ctx) => {
-    if (missing) return skipBecause(ctx, missing);
-    const dev = await attachLoop();
-    const empty = join(work, `not-tracefs-${Date.now()}`);
-    await mkdir(empty);
-
-    expect(await TraceTracker.unavailable(dev, tracefs)).toBeUndefined();
-    expect(await TraceTracker.unavailable(dev, empty)).toBe(
-      `tracefs is not mounted at ${empty}; mount it with \`mount -t tracefs nodev ${empty}\``,
-    );
-  });
-
-  it('start() refuses a block size that is not a power of two', async () => {
-    const err = await TraceTracker.start({ device: '/dev/null', blockSize: 3000 }).catch(
-      (e: unknown) => e,
-    );
-    expect(isDrError(err, 'usage')).toBe(true);
-    expect(String(err)).toContain('3000');
   });
 });
