@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../../core/log.js';
 import type { AlicloudOptions } from '../../replicator/providers/alicloud-provider.js';
 import type { MaterialisedVolume } from '../../replicator/providers/provider.js';
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
+import { emulatedSite } from './ecs-site.js';
 
 export const MiB = 1024 * 1024;
 
@@ -35,22 +36,11 @@ export async function makeVolume(name: string, size: number): Promise<Materialis
 }
 
 export function options(over: Partial<AlicloudOptions> = {}): AlicloudOptions {
-  const n = emu.state.network;
   return {
-    regionId: emu.state.regionId,
-    zoneId: emu.state.zoneId,
-    vSwitchId: n.vSwitchId,
-    securityGroupId: n.securityGroupId,
-    drillVSwitchId: n.drillVSwitchId,
-    drillSecurityGroupId: n.drillSecurityGroupId,
-    instanceType: 'ecs.g7.large',
-    workerInstanceId: emu.state.workerInstanceId,
-    endpoint: emu.endpoint,
-    protocol: 'http',
+    ...emulatedSite(emu),
     accessKeyId: keyId,
     accessKeySecret: secret,
     attachPoll: 20,
-    diskByIdDir: emu.byIdDir,
     // These volumes are random bytes, not bootable disks: the check reports, it does not stop them.
     bootCheck: 'warn',
     retry: { baseDelayMs: 10, maxDelayMs: 50 },

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { DingTalkGateway } from '../fakes/dingtalk-gateway.js';
 import { DingTalkOpenApi } from '../fakes/dingtalk-openapi.js';
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
+import { emulatedSite } from '../helpers/ecs-site.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { type DrProcess, startDr, stopAll } from '../helpers/processes.js';
 import { recoveryEnv } from '../helpers/recovery-rig.js';
@@ -105,23 +106,12 @@ describe('alicloud from chat: drill and failover of an app whose disk would not 
       { DR_LOG_LEVEL: 'silent' },
     );
     expect(added.err).toBe('');
-    const n = emu.state.network;
     await updateConfig(t.home, (doc) => {
       doc.setIn(
         ['apps', 'web', 'provider'],
         doc.createNode({
           kind: 'alicloud',
-          regionId: emu.state.regionId,
-          zoneId: emu.state.zoneId,
-          vSwitchId: n.vSwitchId,
-          securityGroupId: n.securityGroupId,
-          drillVSwitchId: n.drillVSwitchId,
-          drillSecurityGroupId: n.drillSecurityGroupId,
-          instanceType: 'ecs.g7.large',
-          workerInstanceId: emu.state.workerInstanceId,
-          endpoint: emu.endpoint,
-          protocol: 'http',
-          diskByIdDir: emu.byIdDir,
+          ...emulatedSite(emu),
           checkTimeout: '20s',
         }),
       );

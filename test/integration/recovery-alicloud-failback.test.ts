@@ -10,6 +10,7 @@ import type {
   OperationResult,
 } from '../../replicator/jobs/recovery-contract.js';
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
+import { emulatedSite } from '../helpers/ecs-site.js';
 import { dr, freePort, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { recoveryClient, recoveryEnv, until } from '../helpers/recovery-rig.js';
@@ -109,23 +110,12 @@ describe('failback home from ECS through reverse replication (the way home)', ()
     // finds its keys and certificates in it (here: a copy, as the guest runs on this machine).
     guestHome = join(t.dir, 'guest-home');
     await cp(t.home, guestHome, { recursive: true });
-    const n = emu.state.network;
     await updateConfig(t.home, (doc) => {
       doc.setIn(
         ['apps', 'web', 'provider'],
         doc.createNode({
           kind: 'alicloud',
-          regionId: emu.state.regionId,
-          zoneId: emu.state.zoneId,
-          vSwitchId: n.vSwitchId,
-          securityGroupId: n.securityGroupId,
-          drillVSwitchId: n.drillVSwitchId,
-          drillSecurityGroupId: n.drillSecurityGroupId,
-          instanceType: 'ecs.g7.large',
-          workerInstanceId: emu.state.workerInstanceId,
-          endpoint: emu.endpoint,
-          protocol: 'http',
-          diskByIdDir: emu.byIdDir,
+          ...emulatedSite(emu),
           bootCheck: 'warn',
           checkTimeout: '20s',
           agentHome: guestHome,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
 import type { OperationResult } from '../../replicator/jobs/recovery-contract.js';
 import { type EcsEmulator, startEcsEmulator } from '../fakes/ecs-emulator.js';
+import { emulatedSite } from '../helpers/ecs-site.js';
 import { dr, type TestHome, testHome, updateConfig } from '../helpers/lifeboat-home.js';
 import { startDr, stopAll } from '../helpers/processes.js';
 import { recoveryClient, recoveryEnv } from '../helpers/recovery-rig.js';
@@ -73,24 +74,12 @@ describe('recovery jobs with the alicloud provider against the ECS emulator', ()
     );
     expect(added.err).toBe('');
     // Written by hand in real life (docs/recovery.md): no flags for the ECS settings.
-    const n = emu.state.network;
     await updateConfig(t.home, (doc) => {
       doc.setIn(
         ['apps', 'web', 'provider'],
         doc.createNode({
           kind: 'alicloud',
-          regionId: emu.state.regionId,
-          zoneId: emu.state.zoneId,
-          vSwitchId: n.vSwitchId,
-          securityGroupId: n.securityGroupId,
-          drillVSwitchId: n.drillVSwitchId,
-          drillSecurityGroupId: n.drillSecurityGroupId,
-          instanceType: 'ecs.g7.large',
-          workerInstanceId: emu.state.workerInstanceId,
-          endpoint: emu.endpoint,
-          protocol: 'http',
-          // The emulated worker guest's /dev/disk/by-id, where attached disks show by serial.
-          diskByIdDir: emu.byIdDir,
+          ...emulatedSite(emu),
           // The volume is random bytes, not a bootable disk: report problems, do not stop on them.
           bootCheck: o.bootCheck ?? 'warn',
           checkTimeout: '20s',

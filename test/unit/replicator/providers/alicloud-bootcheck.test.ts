@@ -11,6 +11,7 @@ import {
 } from '../../../../replicator/providers/alicloud-provider.js';
 import type { MaterialisedVolume } from '../../../../replicator/providers/provider.js';
 import { type EcsEmulator, startEcsEmulator } from '../../../fakes/ecs-emulator.js';
+import { emulatedSite } from '../../../helpers/ecs-site.js';
 import { missingFeature } from '../../../helpers/skip.js';
 import {
   cpioNewc,
@@ -42,22 +43,11 @@ describe.skipIf(missingFeature(missing, 'alicloud bootability'))(
     });
 
     function options(over: Partial<AlicloudOptions> = {}): AlicloudOptions {
-      const n = emu.state.network;
       return {
-        regionId: emu.state.regionId,
-        zoneId: emu.state.zoneId,
-        vSwitchId: n.vSwitchId,
-        securityGroupId: n.securityGroupId,
-        drillVSwitchId: n.drillVSwitchId,
-        drillSecurityGroupId: n.drillSecurityGroupId,
-        instanceType: 'ecs.g7.large',
-        workerInstanceId: emu.state.workerInstanceId,
-        endpoint: emu.endpoint,
-        protocol: 'http',
+        ...emulatedSite(emu),
         accessKeyId: keyId,
         accessKeySecret: secret,
         attachPoll: 20,
-        diskByIdDir: emu.byIdDir,
         ...over,
       };
     }

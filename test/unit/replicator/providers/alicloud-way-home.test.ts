@@ -11,6 +11,7 @@ import {
 } from '../../../../replicator/providers/alicloud-provider.js';
 import type { Launched, WayHomeRequest } from '../../../../replicator/providers/provider.js';
 import { type EcsEmulator, startEcsEmulator } from '../../../fakes/ecs-emulator.js';
+import { emulatedSite } from '../../../helpers/ecs-site.js';
 
 const SIZE = 256 * 1024;
 /**
@@ -49,22 +50,11 @@ describe('the way home from ECS: the agent on the recovered instance (Cloud Assi
   });
 
   function options(over: Partial<AlicloudOptions> = {}): AlicloudOptions {
-    const n = emu.state.network;
     return {
-      regionId: emu.state.regionId,
-      zoneId: emu.state.zoneId,
-      vSwitchId: n.vSwitchId,
-      securityGroupId: n.securityGroupId,
-      drillVSwitchId: n.drillVSwitchId,
-      drillSecurityGroupId: n.drillSecurityGroupId,
-      instanceType: 'ecs.g7.large',
-      workerInstanceId: emu.state.workerInstanceId,
-      endpoint: emu.endpoint,
-      protocol: 'http',
+      ...emulatedSite(emu),
       accessKeyId: keyId,
       accessKeySecret: secret,
       attachPoll: 20,
-      diskByIdDir: emu.byIdDir,
       bootCheck: 'off',
       agentHome: home,
       agentCommand: fakeAgent,
